@@ -1,0 +1,397 @@
+//! Session control messages: small JSON datagrams between a client, the gateway and a zone.
+//!
+//! A session datagram whose first byte is `{` is a control message (UTF-8 JSON object, at most
+//! [`MAX_CONTROL_LEN`] bytes, protocol version [`CONTROL_VERSION`]); any other first byte starts a
+//! binary frame (see [`crate::packet_frame`]). The layouts are documented in
+//! `docs/session-protocol.md`.
+//!
+//! Requests carry `"action"`, events carry `"event"`, and replies to a request carry the request's
+//! `"id"` with `"ok"`. The cycle-1 ping is compatible with the original gateway:
+//! `{"action":"ping","id":"c1-...","v":1}` is answered by `{"id":"c1-...","ok":true,"result":"pong"}`.
+
+use serde_json::{Map, Value, json};
+use thiserror::Error;
+
+/// Version of the control message format carried in `"v"`.
+pub const CONTROL_VERSION: u64 = 1;
+/// Largest control message accepted, in bytes (fits a single QUIC datagram on any path).
+pub const MAX_CONTROL_LEN: usize = 1024;
+/// Longest request id accepted, in bytes.
+pub const MAX_ID_LEN: usize = 64;
+/// First byte of every control message.
+pub const CONTROL_MARKER: u8 = b'{';
+
+/// Why a datagram is not a valid control message.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ControlError {
+    /// The datagram is longer than [`MAX_CONTROL_LEN`].
+    #[error("control message is {0} bytes, the limit is {MAX_CONTROL_LEN}")]
+    TooLong(usize),
+    /// The datagram does not start with `{`.
+    #[error("not a control message (first byte is not '{{')")]
+    NotControl,
+    /// The datagram is not a JSON object.
+    #[error("control message is not a JSON object: {0}")]
+    Json(String),
+    /// `"v"` is missing or not a version this side speaks.
+    #[error(
+        "control message version {found:?} is not supported (this side speaks v{CONTROL_VERSION})"
+    )]
+    Version {
+        /// The version found, if any.
+        found: Option<u64>,
+    },
+    /// A field is missing or has the wrong type or range.
+    #[error("control message field `{field}` is invalid: {reason}")]
+    Field {
+        /// The field name.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The message has neither a known `"action"`, a known `"event"`, nor is a reply.
+    #[error("unknown control message kind `{0}`")]
+    UnknownKind(String),
+}
+
+/// A decoded control message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlMessage {
+    /// Client -> gateway: answered by the gateway itself with a [`ControlMessage::Reply`].
+    Ping {
+        /// Request id, echoed in the reply.
+        id: String,
+    },
+    /// Client -> zone: asks the zone for its [`ControlMessage::Welcome`] (resent until one arrives).
+    Hello {
+        /// Request id.
+        id: String,
+    },
+    /// Client -> zone: the welcome arrived; the zone stops resending it.
+    WelcomeAck {
+        /// The session number the welcome carried.
+        session: u64,
+    },
+    /// Zone -> client: sent when a session opens and resent until acknowledged.
+    Welcome {
+        /// The zone's id.
+        zone_id: u32,
+        /// The zone's simulation tick when this was sent.
+        tick: u64,
+        /// The zone's number for this session.
+        session: u64,
+    },
+    /// Reply to a request.
+    Reply {
+        /// The request id.
+        id: String,
+        /// `Ok(result)` or `Err(error text)`.
+        result: Result<String, String>,
+    },
+    /// Something went wrong on the far side that ends the session (e.g. zone unavailable).
+    Error {
+        /// Stable machine-readable code, e.g. `zone_unavailable`.
+        code: String,
+        /// Human-readable explanation.
+        message: String,
+    },
+}
+
+fn str_field(obj: &Map<String, Value>, field: &'static str) -> Result<String, ControlError> {
+    match obj.get(field) {
+        Some(Value::String(s)) if s.len() <= MAX_ID_LEN => Ok(s.clone()),
+        Some(Value::String(_)) => Err(ControlError::Field {
+            field,
+            reason: "longer than 64 bytes",
+        }),
+        Some(_) => Err(ControlError::Field {
+            field,
+            reason: "not a string",
+        }),
+        None => Err(ControlError::Field {
+            field,
+            reason: "missing",
+        }),
+    }
+}
+
+fn text_field(obj: &Map<String, Value>, field: &'static str) -> Result<String, ControlError> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(ControlError::Field {
+            field,
+            reason: "not a string",
+        }),
+        None => Err(ControlError::Field {
+            field,
+            reason: "missing",
+        }),
+    }
+}
+
+fn u64_field(obj: &Map<String, Value>, field: &'static str) -> Result<u64, ControlError> {
+    obj.get(field)
+        .and_then(Value::as_u64)
+        .ok_or(ControlError::Field {
+            field,
+            reason: "missing or not an unsigned integer",
+        })
+}
+
+impl ControlMessage {
+    /// True when `datagram` should be decoded as a control message rather than a binary frame.
+    pub fn is_control(datagram: &[u8]) -> bool {
+        datagram.first() == Some(&CONTROL_MARKER)
+    }
+
+    /// Decodes and validates one control message.
+    pub fn decode(datagram: &[u8]) -> Result<Self, ControlError> {
+        if datagram.len() > MAX_CONTROL_LEN {
+            return Err(ControlError::TooLong(datagram.len()));
+        }
+        if !Self::is_control(datagram) {
+            return Err(ControlError::NotControl);
+        }
+        let value: Value =
+            serde_json::from_slice(datagram).map_err(|e| ControlError::Json(e.to_string()))?;
+        let Value::Object(obj) = value else {
+            return Err(ControlError::Json("top level is not an object".into()));
+        };
+        if let Some(action) = obj.get("action") {
+            let action = action.as_str().ok_or(ControlError::Field {
+                field: "action",
+                reason: "not a string",
+            })?;
+            check_version(&obj)?;
+            return match action {
+                "ping" => Ok(Self::Ping {
+                    id: str_field(&obj, "id")?,
+                }),
+                "hello" => Ok(Self::Hello {
+                    id: str_field(&obj, "id")?,
+                }),
+                "welcome_ack" => Ok(Self::WelcomeAck {
+                    session: u64_field(&obj, "session")?,
+                }),
+                other => Err(ControlError::UnknownKind(truncate(other))),
+            };
+        }
+        if let Some(event) = obj.get("event") {
+            let event = event.as_str().ok_or(ControlError::Field {
+                field: "event",
+                reason: "not a string",
+            })?;
+            check_version(&obj)?;
+            return match event {
+                "welcome" => {
+                    let zone_id = u64_field(&obj, "zone_id")?;
+                    let zone_id = u32::try_from(zone_id).map_err(|_| ControlError::Field {
+                        field: "zone_id",
+                        reason: "does not fit 32 bits",
+                    })?;
+                    Ok(Self::Welcome {
+                        zone_id,
+                        tick: u64_field(&obj, "tick")?,
+                        session: u64_field(&obj, "session")?,
+                    })
+                }
+                "error" => Ok(Self::Error {
+                    code: str_field(&obj, "code")?,
+                    message: text_field(&obj, "message")?,
+                }),
+                other => Err(ControlError::UnknownKind(truncate(other))),
+            };
+        }
+        // A reply: {"id":..,"ok":true,"result":..} or {"id":..,"ok":false,"error":..}. The original
+        // gateway's pong carries no "v", so replies do not require one.
+        let id = str_field(&obj, "id")?;
+        let ok = obj
+            .get("ok")
+            .and_then(Value::as_bool)
+            .ok_or(ControlError::Field {
+                field: "ok",
+                reason: "missing or not a boolean",
+            })?;
+        let result = if ok {
+            Ok(text_field(&obj, "result")?)
+        } else {
+            Err(text_field(&obj, "error")?)
+        };
+        Ok(Self::Reply { id, result })
+    }
+
+    /// Encodes the message as compact JSON bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let v = CONTROL_VERSION;
+        let value = match self {
+            Self::Ping { id } => json!({"action": "ping", "id": id, "v": v}),
+            Self::Hello { id } => json!({"action": "hello", "id": id, "v": v}),
+            Self::WelcomeAck { session } => {
+                json!({"action": "welcome_ack", "session": session, "v": v})
+            }
+            Self::Welcome {
+                zone_id,
+                tick,
+                session,
+            } => {
+                json!({"event": "welcome", "zone_id": zone_id, "tick": tick, "session": session, "v": v})
+            }
+            Self::Reply { id, result: Ok(r) } => json!({"id": id, "ok": true, "result": r}),
+            Self::Reply { id, result: Err(e) } => json!({"id": id, "ok": false, "error": e}),
+            Self::Error { code, message } => {
+                json!({"event": "error", "code": code, "message": message, "v": v})
+            }
+        };
+        serde_json::to_vec(&value).expect("a JSON value always serializes")
+    }
+
+    /// The reply the gateway gives to a ping with this id.
+    pub fn pong(id: &str) -> Self {
+        Self::Reply {
+            id: id.to_owned(),
+            result: Ok("pong".to_owned()),
+        }
+    }
+}
+
+fn check_version(obj: &Map<String, Value>) -> Result<(), ControlError> {
+    match obj.get("v").and_then(Value::as_u64) {
+        Some(CONTROL_VERSION) => Ok(()),
+        found => Err(ControlError::Version { found }),
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ping_is_the_original_cycle1_format() {
+        let raw = br#"{"action":"ping","id":"c1-1746600000","v":1}"#;
+        let msg = ControlMessage::decode(raw).expect("valid ping");
+        assert_eq!(
+            msg,
+            ControlMessage::Ping {
+                id: "c1-1746600000".into()
+            }
+        );
+        let pong = ControlMessage::pong("c1-1746600000").encode();
+        assert_eq!(
+            std::str::from_utf8(&pong).unwrap(),
+            r#"{"id":"c1-1746600000","ok":true,"result":"pong"}"#,
+            "pong must match the original gateway's reply byte for byte"
+        );
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let all = [
+            ControlMessage::Ping { id: "a".into() },
+            ControlMessage::Hello { id: "h-1".into() },
+            ControlMessage::WelcomeAck { session: 7 },
+            ControlMessage::Welcome {
+                zone_id: 3,
+                tick: 12345,
+                session: 9,
+            },
+            ControlMessage::pong("x"),
+            ControlMessage::Reply {
+                id: "y".into(),
+                result: Err("nope".into()),
+            },
+            ControlMessage::Error {
+                code: "zone_unavailable".into(),
+                message: "zone 127.0.0.1:7443 refused".into(),
+            },
+        ];
+        for m in all {
+            let bytes = m.encode();
+            assert!(ControlMessage::is_control(&bytes), "{m:?} starts with '{{'");
+            assert!(bytes.len() <= MAX_CONTROL_LEN);
+            assert_eq!(ControlMessage::decode(&bytes), Ok(m.clone()), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn bad_input_gets_a_precise_error() {
+        let cases: &[(&[u8], ControlError)] = &[
+            (b"\x01abc", ControlError::NotControl),
+            (
+                br#"{"action":"ping","id":"a"}"#,
+                ControlError::Version { found: None },
+            ),
+            (
+                br#"{"action":"ping","id":"a","v":2}"#,
+                ControlError::Version { found: Some(2) },
+            ),
+            (
+                br#"{"action":"ping","v":1}"#,
+                ControlError::Field {
+                    field: "id",
+                    reason: "missing",
+                },
+            ),
+            (
+                br#"{"action":"ping","id":5,"v":1}"#,
+                ControlError::Field {
+                    field: "id",
+                    reason: "not a string",
+                },
+            ),
+            (
+                br#"{"action":"fly","id":"a","v":1}"#,
+                ControlError::UnknownKind("fly".into()),
+            ),
+            (
+                br#"{"event":"welcome","zone_id":4294967296,"tick":1,"session":1,"v":1}"#,
+                ControlError::Field {
+                    field: "zone_id",
+                    reason: "does not fit 32 bits",
+                },
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                ControlMessage::decode(raw).as_ref(),
+                Err(want),
+                "input {:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let long = format!(r#"{{"action":"ping","id":"{}","v":1}}"#, "x".repeat(65));
+        assert!(matches!(
+            ControlMessage::decode(long.as_bytes()),
+            Err(ControlError::Field { field: "id", .. })
+        ));
+        let huge = vec![b'{'; MAX_CONTROL_LEN + 1];
+        assert_eq!(
+            ControlMessage::decode(&huge),
+            Err(ControlError::TooLong(MAX_CONTROL_LEN + 1))
+        );
+        assert!(matches!(
+            ControlMessage::decode(b"{not json"),
+            Err(ControlError::Json(_))
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..1100)) {
+            let _ = ControlMessage::decode(&data);
+        }
+
+        #[test]
+        fn arbitrary_json_objects_never_panic(
+            action in "[a-z_]{0,12}", id in ".{0,70}", v in 0u64..4, session in any::<u64>()
+        ) {
+            let raw = json!({"action": action, "id": id, "v": v, "session": session}).to_string();
+            let _ = ControlMessage::decode(raw.as_bytes());
+        }
+    }
+}
