@@ -1,0 +1,22 @@
+//! Authentication and authorisation logic shared by the zone backend, the zones and the gateway.
+//!
+//! Everything here is pure: no sockets, no files, no clock. Time comes in as an argument
+//! (`now_unix_s`), keys come in as values, relationship tuples come from a caller-supplied
+//! [`rebac::TupleSource`]. That lets a zone verify a join token offline with nothing but the
+//! backend's public key, and lets tests pin every decision without waiting.
+//!
+//! - [`keys`]: Ed25519 key encoding (base64url) and key ids.
+//! - [`token`]: the join-token format, issuance ([`token::JoinTokenIssuer`]) and verification
+//!   ([`token::JoinTokenVerifier`]).
+//! - [`rebac`]: relationship tuples, the schema of relations, and the permission check.
+//! - [`cache`]: a per-session decision cache a zone can drop on `relationship_changed`.
+#![warn(missing_docs)]
+
+pub mod cache;
+pub mod keys;
+pub mod rebac;
+pub mod token;
+
+pub use keys::KeyError;
+pub use rebac::{ObjectRef, RebacError, Schema, Subject, Tuple, TupleSource};
+pub use token::{JoinClaims, JoinTokenIssuer, JoinTokenVerifier, TokenError};
