@@ -11,7 +11,9 @@
 //! signal for zones: only `PUT /shards/{id}` is.
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
@@ -19,13 +21,28 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::error::ApiError;
 use crate::model::ShardView;
 use crate::state::Shared;
 
 /// Largest client frame accepted.
 const MAX_FRAME: usize = 4096;
 
-pub(super) async fn upgrade(State(st): State<Shared>, ws: WebSocketUpgrade) -> Response {
+pub(super) async fn upgrade(
+    State(st): State<Shared>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::new(
+                rejection.status(),
+                "websocket_upgrade_required",
+                rejection.body_text(),
+            )
+            .into_response();
+        }
+    };
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| session(st, socket))

@@ -436,8 +436,8 @@ mod tests {
         );
         assert_eq!(
             ids(s.list_shards(0, Some("bob")).unwrap()),
-            vec![1, 3],
-            "bob"
+            vec![3, 1],
+            "bob sees public shards, oldest registration first"
         );
         let hb = HeartbeatUpdate {
             current_users: 5,
