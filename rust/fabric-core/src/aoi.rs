@@ -128,7 +128,11 @@ mod tests {
         let w = 1u32 << 26;
         assert_eq!(b.start, 6 * w, "padded two cells below");
         assert_eq!(b.end, 11 * w, "padded two cells above");
-        assert_eq!(neighbours(&l, 8), ZoneMask(0b11 << 6 | 0b11 << 9), "zones 6,7,9,10");
+        assert_eq!(
+            neighbours(&l, 8),
+            ZoneMask(0b11 << 6 | 0b11 << 9),
+            "zones 6,7,9,10"
+        );
     }
 
     #[test]
@@ -145,7 +149,10 @@ mod tests {
             },
             "a single zone's band is the whole space"
         );
-        assert!(neighbours(&one, 0).is_empty(), "a single zone has no neighbours");
+        assert!(
+            neighbours(&one, 0).is_empty(),
+            "a single zone has no neighbours"
+        );
         assert_eq!(band(&l, 8), None, "no band for a zone outside the layout");
     }
 
@@ -156,20 +163,44 @@ mod tests {
         let q = 1u32 << 28;
         // With 4 zones every band covers 5 quarter-widths, so every other zone is a neighbour.
         assert_eq!(t.len(), 3, "zones 0, 2, 3 are neighbours of 1");
-        assert_eq!(t.interested(q), 0b1101, "code at the start of zone 1 is in every band");
+        assert_eq!(
+            t.interested(q),
+            0b1101,
+            "code at the start of zone 1 is in every band"
+        );
         let l16 = ZoneLayout::new(16).unwrap();
         let t16 = BandTable::for_zone(&l16, 8);
         let w = 1u32 << 26;
-        assert_eq!(t16.interested(8 * w), 0b11 << 6 | 0b11 << 9, "inside all four");
-        assert_eq!(t16.interested(9 * w), 0b10 << 6 | 0b11 << 9, "zone 6's band ends at 9w");
+        assert_eq!(
+            t16.interested(8 * w),
+            0b11 << 6 | 0b11 << 9,
+            "inside all four"
+        );
+        assert_eq!(
+            t16.interested(9 * w),
+            0b10 << 6 | 0b11 << 9,
+            "zone 6's band ends at 9w"
+        );
     }
 
     #[test]
     fn subscriber_radius() {
         let a = [metres(0); 3];
-        assert!(within_radius(&a, &[metres(3), metres(4), metres(0)], INTEREST_RADIUS_MICROS));
-        assert!(!within_radius(&a, &[metres(3), metres(4), metres(1)], INTEREST_RADIUS_MICROS));
-        assert!(!within_radius(&a, &[metres(6), metres(0), metres(0)], INTEREST_RADIUS_MICROS));
+        assert!(within_radius(
+            &a,
+            &[metres(3), metres(4), metres(0)],
+            INTEREST_RADIUS_MICROS
+        ));
+        assert!(!within_radius(
+            &a,
+            &[metres(3), metres(4), metres(1)],
+            INTEREST_RADIUS_MICROS
+        ));
+        assert!(!within_radius(
+            &a,
+            &[metres(6), metres(0), metres(0)],
+            INTEREST_RADIUS_MICROS
+        ));
     }
 
     proptest! {

@@ -116,8 +116,14 @@ mod tests {
         assert_eq!(c.v_max_um, 500_000, "10 m/s at 20 Hz in um/tick");
         assert_eq!(c.validate(), Ok(()), "defaults are valid");
         let bad = ZoneConfig { zone_id: 2, ..c };
-        assert_eq!(bad.validate(), Err(ConfigError::ZoneId { zone: 2, count: 2 }));
-        let bad = ZoneConfig { headroom: 1801, ..c };
+        assert_eq!(
+            bad.validate(),
+            Err(ConfigError::ZoneId { zone: 2, count: 2 })
+        );
+        let bad = ZoneConfig {
+            headroom: 1801,
+            ..c
+        };
         assert!(matches!(bad.validate(), Err(ConfigError::Capacity { .. })));
     }
 }

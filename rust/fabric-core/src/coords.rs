@@ -71,7 +71,9 @@ pub enum BoundsError {
         max: i64,
     },
     /// The extent or a bound is larger than [`MAX_EXTENT_MICROS`] / [`MAX_ABS_COORD_MICROS`].
-    #[error("world bounds on axis {axis} exceed the supported range ({MAX_EXTENT_MICROS} um extent)")]
+    #[error(
+        "world bounds on axis {axis} exceed the supported range ({MAX_EXTENT_MICROS} um extent)"
+    )]
     TooLarge {
         /// 0 = x, 1 = y, 2 = z.
         axis: usize,
@@ -156,7 +158,14 @@ impl WorldBounds {
     /// The cell index (0..1024) of coordinate `p` on `axis`; outside positions clamp to the edge.
     #[inline]
     pub fn cell_of_axis(&self, axis: usize, p: Micros) -> u32 {
-        let d = floor_micros(p).saturating_sub(self.min[axis]).max(0) as u64;
+        self.cell_of_axis_bits(axis, p.to_bits())
+    }
+
+    /// [`Self::cell_of_axis`] on the raw 64.64 bits of a coordinate.
+    #[inline]
+    pub fn cell_of_axis_bits(&self, axis: usize, bits: i128) -> u32 {
+        let um = (bits >> 64) as i64;
+        let d = um.saturating_sub(self.min[axis]).max(0) as u64;
         let c = d / self.cell[axis];
         c.min(CELLS_PER_AXIS as u64 - 1) as u32
     }
@@ -205,14 +214,22 @@ mod tests {
         let b = WorldBounds::demo();
         assert_eq!(b.cell_size(0), 29_297, "30 m / 1024 rounded up, in um");
         assert_eq!(b.cell_of(&[metres(-15); 3]), [0; 3], "min corner is cell 0");
-        assert_eq!(b.cell_of(&[metres(15); 3]), [1023; 3], "max corner is the last cell");
+        assert_eq!(
+            b.cell_of(&[metres(15); 3]),
+            [1023; 3],
+            "max corner is the last cell"
+        );
         assert_eq!(
             b.cell_of(&[metres(0); 3]),
             [511; 3],
             "origin: 15e6 / 29297 = 511.99, cells round up so the middle falls in 511"
         );
         assert_eq!(b.cell_of(&[metres(-100); 3]), [0; 3], "outside clamps low");
-        assert_eq!(b.cell_of(&[metres(100); 3]), [1023; 3], "outside clamps high");
+        assert_eq!(
+            b.cell_of(&[metres(100); 3]),
+            [1023; 3],
+            "outside clamps high"
+        );
     }
 
     #[test]

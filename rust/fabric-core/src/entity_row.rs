@@ -111,7 +111,9 @@ fn quantize(v: Micros, range_um: i64) -> i16 {
 
 fn dequantize(q: i16, range_um: i64) -> Micros {
     let q = (q as i128).clamp(-(I16_SCALE as i128), I16_SCALE as i128);
-    Micros::from_bits(q * ((range_um.clamp(1, MAX_QUANT_RANGE_UM) as i128) << 64) / I16_SCALE as i128)
+    Micros::from_bits(
+        q * ((range_um.clamp(1, MAX_QUANT_RANGE_UM) as i128) << 64) / I16_SCALE as i128,
+    )
 }
 
 fn coord_from_f64(v: f64, field: &'static str) -> Result<Micros, WireError> {
@@ -144,7 +146,11 @@ impl EntityRow {
     pub fn encode(&self, out: &mut [u8; ROW_LEN]) {
         put(out, 0, self.global_id.to_le_bytes());
         for k in 0..3 {
-            put(out, 4 + 8 * k, self.position[k].to_num::<f64>().to_le_bytes());
+            put(
+                out,
+                4 + 8 * k,
+                self.position[k].to_num::<f64>().to_le_bytes(),
+            );
             put(out, 28 + 2 * k, self.velocity[k].to_le_bytes());
             put(out, 34 + 2 * k, self.acceleration[k].to_le_bytes());
         }
@@ -208,7 +214,12 @@ pub struct RowBatchHeader {
 impl RowBatchHeader {
     /// Writes the header.
     pub fn encode(&self) -> [u8; ROW_BATCH_HEADER_LEN] {
-        [ROW_BATCH_KIND, ROW_BATCH_VERSION, self.from_zone, self.count]
+        [
+            ROW_BATCH_KIND,
+            ROW_BATCH_VERSION,
+            self.from_zone,
+            self.count,
+        ]
     }
 
     /// Decodes a batch: the header and the rows' bytes (`count * 100`), each to decode with
@@ -339,10 +350,26 @@ mod tests {
     #[test]
     fn quantisation_scales() {
         let vmax = 500_000; // 10 m/s at 20 Hz
-        assert_eq!(quantize_velocity(micros(vmax), vmax), 32767, "v_max -> 32767");
-        assert_eq!(quantize_velocity(micros(-2 * vmax), vmax), -32767, "clamped");
-        assert_eq!(quantize_velocity(micros(vmax / 2), vmax), 16384, "half, rounded");
-        assert_eq!(quantize_acceleration(micros(vmax), vmax), 16384, "a scale is 2 v_max");
+        assert_eq!(
+            quantize_velocity(micros(vmax), vmax),
+            32767,
+            "v_max -> 32767"
+        );
+        assert_eq!(
+            quantize_velocity(micros(-2 * vmax), vmax),
+            -32767,
+            "clamped"
+        );
+        assert_eq!(
+            quantize_velocity(micros(vmax / 2), vmax),
+            16384,
+            "half, rounded"
+        );
+        assert_eq!(
+            quantize_acceleration(micros(vmax), vmax),
+            16384,
+            "a scale is 2 v_max"
+        );
         let back = dequantize_velocity(16384, vmax);
         assert!(
             (back - micros(vmax / 2)).abs() < micros(16),

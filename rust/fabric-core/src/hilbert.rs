@@ -216,7 +216,11 @@ mod tests {
         for v in 0..1024u32 {
             assert_eq!(compact3(spread3(v)), v, "compact(spread({v}))");
         }
-        assert_eq!(spread3(0x3ff), 0x0924_9249, "all ten bits spread to every third bit");
+        assert_eq!(
+            spread3(0x3ff),
+            0x0924_9249,
+            "all ten bits spread to every third bit"
+        );
     }
 
     #[test]

@@ -125,10 +125,17 @@ mod tests {
 
     #[test]
     fn wire_forms() {
-        let h = Hlc { l: 0x1234_5678, c: 3 };
+        let h = Hlc {
+            l: 0x1234_5678,
+            c: 3,
+        };
         assert_eq!(h.to_u64(), 0x1234_5678_0003, "l << 16 | c");
         assert_eq!(Hlc::from_u64(h.to_u64()), h, "u64 round trip");
-        assert_eq!(h.to_row_u32(), 0x3456_7803, "row form keeps 24 bits of l and 8 of c");
+        assert_eq!(
+            h.to_row_u32(),
+            0x3456_7803,
+            "row form keeps 24 bits of l and 8 of c"
+        );
         assert_eq!(
             Hlc { l: 1, c: 300 }.to_row_u32(),
             0x1ff,
@@ -143,7 +150,11 @@ mod tests {
         let b = clk.send(10);
         assert_eq!(a, Hlc { l: 10, c: 0 }, "first event of tick 10");
         assert_eq!(b, Hlc { l: 10, c: 1 }, "second event counts up");
-        assert_eq!(clk.tick(11), Hlc { l: 11, c: 0 }, "new tick resets the counter");
+        assert_eq!(
+            clk.tick(11),
+            Hlc { l: 11, c: 0 },
+            "new tick resets the counter"
+        );
     }
 
     #[test]
@@ -151,8 +162,16 @@ mod tests {
         let mut clk = HybridClock::new();
         clk.tick(5);
         let r = clk.recv(5, Hlc { l: 9, c: 4 });
-        assert_eq!(r, Hlc { l: 9, c: 5 }, "remote l, counter above the remote's");
-        assert_eq!(clk.tick(7), r, "physical tick 7 does not move the clock back");
+        assert_eq!(
+            r,
+            Hlc { l: 9, c: 5 },
+            "remote l, counter above the remote's"
+        );
+        assert_eq!(
+            clk.tick(7),
+            r,
+            "physical tick 7 does not move the clock back"
+        );
     }
 
     #[test]
@@ -165,7 +184,11 @@ mod tests {
                 c: u16::MAX - 1,
             },
         );
-        assert_eq!(clk.send(1), Hlc { l: 2, c: 0 }, "overflow moves to the next l");
+        assert_eq!(
+            clk.send(1),
+            Hlc { l: 2, c: 0 },
+            "overflow moves to the next l"
+        );
     }
 
     proptest! {

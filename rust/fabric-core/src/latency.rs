@@ -53,8 +53,20 @@ mod tests {
         assert_eq!(latency_floor(20), 2, "20 Hz -> 2 ticks");
         assert_eq!(latency_floor(5), 1, "never below 1 tick");
         assert_eq!(latency_floor(60), 6, "60 Hz -> 6 ticks");
-        assert_eq!(FabricLatency::SameRegion.effective_ticks(20), 2, "floor wins over 1");
-        assert_eq!(FabricLatency::CrossRegion.effective_ticks(20), 4, "class wins over floor");
-        assert_eq!(FabricLatency::CrossRegion.effective_ticks(60), 6, "floor wins at 60 Hz");
+        assert_eq!(
+            FabricLatency::SameRegion.effective_ticks(20),
+            2,
+            "floor wins over 1"
+        );
+        assert_eq!(
+            FabricLatency::CrossRegion.effective_ticks(20),
+            4,
+            "class wins over floor"
+        );
+        assert_eq!(
+            FabricLatency::CrossRegion.effective_ticks(60),
+            6,
+            "floor wins at 60 Hz"
+        );
     }
 }

@@ -39,15 +39,24 @@ use crate::zones::{MAX_ZONES, ZoneId};
 pub const MAX_CATCH_UP_TICKS: u64 = 256;
 
 impl Zone {
-    fn send_control(&mut self, to: ZoneId, kind: ControlKind, field: u32, field2: u32, field3: u32) {
-        self.clock.send(self.tick);
+    fn send_control(
+        &mut self,
+        to: ZoneId,
+        kind: ControlKind,
+        field: u32,
+        field2: u32,
+        field3: u32,
+    ) {
+        self.clock.send(self.now);
         let c = ZoneControl::new(kind, self.cfg.zone_id, field, field2, field3);
         self.outbox.push(to, &c.to_bytes());
     }
 
-    /// Handles one packet from a neighbour (intent, control or row batch). Bad packets are
-    /// counted in [`crate::zone::ZoneStats::bad_packets`] and dropped; the error says why.
-    pub fn handle(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+    /// Handles one packet from a neighbour (intent, control or row batch) received before tick
+    /// `now` runs (slots hold the state after tick `now - 1`). Bad packets are counted in
+    /// [`crate::zone::ZoneStats::bad_packets`] and dropped; the error says why.
+    pub fn handle(&mut self, now: u64, bytes: &[u8]) -> Result<(), WireError> {
+        self.now = self.now.max(now);
         let r = if bytes.len() == INTENT_LEN && bytes.first() == Some(&INTENT_KIND) {
             MigrationIntent::decode(bytes).map(|i| self.on_intent(&i))
         } else if bytes.len() == CONTROL_LEN {
@@ -83,7 +92,7 @@ impl Zone {
             self.stats.intents_duplicate += 1;
             return;
         }
-        self.clock.recv(self.tick, it.sender_hlc);
+        self.clock.recv(self.now, it.sender_hlc);
         let reason = if self.drain_to.is_some() {
             Some(REFUSE_DRAINING)
         } else if !self.slots.can_accept() {
@@ -105,7 +114,12 @@ impl Zone {
         let mut e: Entity = it.entity;
         self.sanitize(&mut e);
         // The intent holds the state after the sender's tick `sent_tick`; bring it to ours.
-        let behind = self.tick.saturating_sub(it.sent_tick).min(MAX_CATCH_UP_TICKS);
+        // Our slots hold the state after tick `now - 1`.
+        let behind = self
+            .now
+            .saturating_sub(1)
+            .saturating_sub(it.sent_tick)
+            .min(MAX_CATCH_UP_TICKS);
         self.catch_up(&mut e, behind);
         let slot = self
             .slots
@@ -165,16 +179,17 @@ impl Zone {
         match c.kind {
             ControlKind::Ping => self.send_control(from, ControlKind::Pong, c.field, c.field2, 0),
             ControlKind::Pong => {
-                let rtt = (self.tick as u32).wrapping_sub(c.field2);
+                let rtt = (self.now as u32).wrapping_sub(c.field2);
                 if rtt < 1 << 20 {
                     self.rtt[from as usize].sample(rtt as u64);
                 }
             }
             ControlKind::Ack => {
                 if let Some(i) = self.staging_slot(c.field3, from, c.field) {
-                    let rtt = self.tick.saturating_sub(self.slots.mig_tick[i]);
+                    let rtt = self.now.saturating_sub(self.slots.mig_tick[i]);
                     self.rtt[from as usize].sample(rtt);
                     let gid = self.slots.gid[i];
+                    let sent = self.slots.mig_tick[i];
                     self.slots.release(i);
                     self.staging -= 1;
                     self.stats.commits += 1;
@@ -184,12 +199,22 @@ impl Zone {
                         migration_id: c.field,
                         peer_slot: c.field2,
                         global_id: gid,
-                        last_sent: self.tick,
+                        intent_tick: sent,
+                        last_sent: self.now,
                         sends: 1,
                     });
                     self.send_control(from, ControlKind::Commit, c.field, c.field2, 0);
+                } else if let Some(r) = self.resolutions.iter_mut().find(|r| {
+                    r.decision == Decision::Abort && r.peer == from && r.migration_id == c.field
+                }) {
+                    // A late ack for a migration already rolled back. The intent was sent once,
+                    // so its round trip is still a valid sample (without it only the fast
+                    // round trips would be measured and the RTO would shrink below the real one).
+                    // The receiver's slot is now known: the abort no longer needs a scan.
+                    r.peer_slot = c.field2;
+                    let rtt = self.now.saturating_sub(r.intent_tick);
+                    self.rtt[from as usize].sample(rtt);
                 }
-                // Otherwise a late ack for a migration already rolled back: its abort is queued.
             }
             ControlKind::Refuse => {
                 if let Some(i) = self.staging_slot(c.field3, from, c.field) {
@@ -225,14 +250,19 @@ impl Zone {
                 } else {
                     Decision::Abort
                 };
-                if let Some(pos) = self.resolutions.iter().position(|r| {
-                    r.peer == from && r.migration_id == c.field && r.decision == want
-                }) {
+                if let Some(pos) = self
+                    .resolutions
+                    .iter()
+                    .position(|r| r.peer == from && r.migration_id == c.field && r.decision == want)
+                {
                     self.resolutions.swap_remove(pos);
                 }
             }
             ControlKind::Drain => self.start_drain(c.field as ZoneId),
-            ControlKind::DrainDone => self.stats.drains_done += 1,
+            ControlKind::DrainDone => {
+                self.stats.drains_done += 1;
+                self.drain_done_from |= 1 << from;
+            }
         }
     }
 
@@ -241,6 +271,7 @@ impl Zone {
         for n in 0..self.timeouts.len() {
             let i = self.timeouts[n] as usize;
             let (peer, id, gid) = (self.slots.peer[i], self.slots.mig_id[i], self.slots.gid[i]);
+            let sent = self.slots.mig_tick[i];
             self.rollback(i);
             self.stats.rollbacks_timeout += 1;
             self.resolutions.push(Resolution {
@@ -249,6 +280,7 @@ impl Zone {
                 migration_id: id,
                 peer_slot: NO_SLOT,
                 global_id: gid,
+                intent_tick: sent,
                 last_sent: tick,
                 sends: 1,
             });
@@ -326,23 +358,31 @@ impl Zone {
     }
 
     /// Sends every owned entity toward `target` (50 per tick) and refuses arrivals; a drain-done
-    /// notice goes to `target` once the zone is empty. Draining toward itself does nothing.
+    /// notice goes to `target` once the zone is empty (repeated every second). Draining toward
+    /// itself does nothing.
     pub fn start_drain(&mut self, target: ZoneId) {
         if target != self.cfg.zone_id && (target as usize) < self.cfg.layout.count() {
             self.drain_to = Some(target);
         }
     }
 
+    /// Once drained, tells the target, and repeats every second (the notice is idempotent and
+    /// may be lost like any packet).
     pub(crate) fn check_drain_done(&mut self) {
         let Some(target) = self.drain_to else {
             return;
         };
-        if self.drain_done_sent || self.slots.used() != 0 || !self.resolutions.is_empty() {
+        if self.slots.used() != 0 || !self.resolutions.is_empty() {
+            return;
+        }
+        let again = self.now.saturating_sub(self.drain_done_last) >= self.cfg.tick_hz as u64;
+        if self.drain_done_sent && !again {
             return;
         }
         self.drain_done_sent = true;
-        let drained = self.stats.commits as u32;
-        self.drained = drained;
+        self.drain_done_last = self.now;
+        self.drained = self.stats.commits as u32;
+        let drained = self.drained;
         self.send_control(target, ControlKind::DrainDone, drained, 0, 0);
     }
 
@@ -350,7 +390,7 @@ impl Zone {
     pub fn ping(&mut self, peer: ZoneId) {
         if self.valid_peer(peer) {
             self.ping_seq = self.ping_seq.wrapping_add(1);
-            let (seq, tick) = (self.ping_seq, self.tick as u32);
+            let (seq, tick) = (self.ping_seq, self.now as u32);
             self.send_control(peer, ControlKind::Ping, seq, tick, 0);
         }
     }

@@ -72,7 +72,12 @@ fn check_abs(v: Micros, limit: i64, field: &'static str) -> Result<Micros, WireE
     }
 }
 
-fn vec_at(b: &[u8; INTENT_LEN], off: usize, limit: i64, field: &'static str) -> Result<Vec3, WireError> {
+fn vec_at(
+    b: &[u8; INTENT_LEN],
+    off: usize,
+    limit: i64,
+    field: &'static str,
+) -> Result<Vec3, WireError> {
     let mut v = [Micros::ZERO; 3];
     for (k, c) in v.iter_mut().enumerate() {
         *c = check_abs(Micros::from_bits(i128_at(b, off + 16 * k)), limit, field)?;
@@ -99,9 +104,21 @@ impl MigrationIntent {
             put(out, 44 + 4 * i, w.to_le_bytes());
         }
         for k in 0..3 {
-            put(out, 100 + 16 * k, self.entity.position[k].to_bits().to_le_bytes());
-            put(out, 148 + 16 * k, self.entity.velocity[k].to_bits().to_le_bytes());
-            put(out, 196 + 16 * k, self.entity.acceleration[k].to_bits().to_le_bytes());
+            put(
+                out,
+                100 + 16 * k,
+                self.entity.position[k].to_bits().to_le_bytes(),
+            );
+            put(
+                out,
+                148 + 16 * k,
+                self.entity.velocity[k].to_bits().to_le_bytes(),
+            );
+            put(
+                out,
+                196 + 16 * k,
+                self.entity.acceleration[k].to_bits().to_le_bytes(),
+            );
         }
     }
 
@@ -217,14 +234,30 @@ mod tests {
         let b = sample().to_bytes();
         assert_eq!(&b[0..4], &[0x4D, 1, 1, 2], "kind, version, from, to");
         assert_eq!(&b[4..8], &[0x0d, 0x0c, 0x0b, 0x0a], "migration id @4");
-        assert_eq!(&b[8..12], &[0x02, 0x01, 0, 0], "sender slot @8, reserved @10");
+        assert_eq!(
+            &b[8..12],
+            &[0x02, 0x01, 0, 0],
+            "sender slot @8, reserved @10"
+        );
         assert_eq!(&b[12..16], &[0x0d, 0xf0, 0xfe, 0xca], "gid @12");
-        assert_eq!(&b[16..24], &0x1122_3344_5566_7788u64.to_le_bytes(), "sent tick @16");
-        assert_eq!(&b[24..32], &((100u64 << 16) | 3).to_le_bytes(), "sender hlc @24");
+        assert_eq!(
+            &b[16..24],
+            &0x1122_3344_5566_7788u64.to_le_bytes(),
+            "sent tick @16"
+        );
+        assert_eq!(
+            &b[24..32],
+            &((100u64 << 16) | 3).to_le_bytes(),
+            "sender hlc @24"
+        );
         assert_eq!(&b[32..40], &(102u64 << 16).to_le_bytes(), "arrival hlc @32");
         assert_eq!(&b[40..44], &0x1234_5678u32.to_le_bytes(), "entity hlc @40");
         assert_eq!(&b[44..48], &[0x56, 0x34, 0x12, 5], "payload[0] @44");
-        assert_eq!(&b[96..100], &0xdead_beefu32.to_le_bytes(), "payload[13] @96");
+        assert_eq!(
+            &b[96..100],
+            &0xdead_beefu32.to_le_bytes(),
+            "payload[13] @96"
+        );
         let x = (1i128 << 64) + 1;
         assert_eq!(&b[100..116], &x.to_le_bytes(), "x @100, exact 64.64 bits");
         assert_eq!(&b[116..132], &(-2i128 << 64).to_le_bytes(), "y @116");
@@ -237,43 +270,67 @@ mod tests {
     #[test]
     fn invalid_intents_are_refused() {
         let good = sample().to_bytes();
-        assert!(matches!(
-            MigrationIntent::decode(&good[..88]),
-            Err(WireError::Length { got: 88, .. })
-        ), "the original 88-byte intent is refused");
+        assert!(
+            matches!(
+                MigrationIntent::decode(&good[..88]),
+                Err(WireError::Length { got: 88, .. })
+            ),
+            "the original 88-byte intent is refused"
+        );
         let mut k = good;
         k[0] = 0;
-        assert!(matches!(MigrationIntent::decode(&k), Err(WireError::Kind { .. })));
+        assert!(matches!(
+            MigrationIntent::decode(&k),
+            Err(WireError::Kind { .. })
+        ));
         let mut v = good;
         v[1] = 2;
-        assert!(matches!(MigrationIntent::decode(&v), Err(WireError::Version { got: 2, .. })));
+        assert!(matches!(
+            MigrationIntent::decode(&v),
+            Err(WireError::Version { got: 2, .. })
+        ));
         let mut same = good;
         same[3] = 1;
         assert!(matches!(
             MigrationIntent::decode(&same),
-            Err(WireError::Range { field: "to_zone", .. })
+            Err(WireError::Range {
+                field: "to_zone",
+                ..
+            })
         ));
         let mut z = good;
         z[2] = 32;
         assert!(matches!(
             MigrationIntent::decode(&z),
-            Err(WireError::Range { field: "from_zone", .. })
+            Err(WireError::Range {
+                field: "from_zone",
+                ..
+            })
         ));
         let mut early = sample();
         early.arrival_hlc = Hlc { l: 99, c: 0 };
         assert!(matches!(
             MigrationIntent::decode(&early.to_bytes()),
-            Err(WireError::Range { field: "arrival_hlc", .. })
+            Err(WireError::Range {
+                field: "arrival_hlc",
+                ..
+            })
         ));
         let mut far = good;
         far[100 + 15] = 0x40; // x = 2^126 bits = 2^62 um
         assert!(matches!(
             MigrationIntent::decode(&far),
-            Err(WireError::Range { field: "position", .. })
+            Err(WireError::Range {
+                field: "position",
+                ..
+            })
         ));
         let mut res = good;
         res[11] = 1;
-        assert_eq!(MigrationIntent::decode(&res), Err(WireError::Reserved { offset: 11 }));
+        assert_eq!(
+            MigrationIntent::decode(&res),
+            Err(WireError::Reserved { offset: 11 })
+        );
     }
 
     proptest! {

@@ -225,7 +225,11 @@ mod tests {
         assert_eq!(&b[4..12], &10.0f64.to_le_bytes(), "x @4 f64");
         assert_eq!(&b[12..20], &20.0f64.to_le_bytes(), "y @12 f64");
         assert_eq!(&b[20..28], &(-30.0f64).to_le_bytes(), "z @20 f64");
-        assert_eq!(&b[28..40], &[1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0], "v, a @28/@34");
+        assert_eq!(
+            &b[28..40],
+            &[1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0],
+            "v, a @28/@34"
+        );
         assert_eq!(&b[40..44], &[4, 3, 2, 1], "hlc @40");
         assert_eq!(b[44], 0x04, "opcode CMD_INSTANCE_ASSET @44");
         assert_eq!(b[45], 1, "version @45");
@@ -255,17 +259,24 @@ mod tests {
             assert_eq!(b[44], cmd.opcode(), "opcode of {cmd:?}");
             assert_eq!(&b[48..52], &a0.to_le_bytes(), "arg0 of {cmd:?}");
             assert_eq!(&b[52..56], &a1.to_le_bytes(), "arg1 of {cmd:?}");
-            assert_eq!(PlayerPacket::decode(&b), Ok(packet(cmd)), "round trip {cmd:?}");
+            assert_eq!(
+                PlayerPacket::decode(&b),
+                Ok(packet(cmd)),
+                "round trip {cmd:?}"
+            );
         }
     }
 
     #[test]
     fn invalid_packets_are_refused() {
         let good = packet(PlayerCommand::Nudge { target: 1 }).to_bytes();
-        assert!(matches!(
-            PlayerPacket::decode(&[0u8; 128]),
-            Err(WireError::Length { got: 128, .. })
-        ), "the 128-byte console layout is refused");
+        assert!(
+            matches!(
+                PlayerPacket::decode(&[0u8; 128]),
+                Err(WireError::Length { got: 128, .. })
+            ),
+            "the 128-byte console layout is refused"
+        );
         let mut v0 = good;
         v0[45] = 0;
         assert!(matches!(
@@ -277,10 +288,13 @@ mod tests {
         assert_eq!(PlayerPacket::decode(&op), Err(WireError::Opcode(5)));
         let mut f32_layout = packet(PlayerCommand::InstanceAsset { asset_id: 1 }).to_bytes();
         f32_layout[56..60].copy_from_slice(&1.5f32.to_le_bytes());
-        assert!(matches!(
-            PlayerPacket::decode(&f32_layout),
-            Err(WireError::Reserved { offset: 58 })
-        ), "the old f32 position at 56 is refused");
+        assert!(
+            matches!(
+                PlayerPacket::decode(&f32_layout),
+                Err(WireError::Reserved { offset: 58 })
+            ),
+            "the old f32 position at 56 is refused"
+        );
         let mut stray = good;
         stray[52] = 1;
         assert_eq!(
@@ -291,7 +305,10 @@ mod tests {
         let zero_asset = packet(PlayerCommand::InstanceAsset { asset_id: 0 }).to_bytes();
         assert!(matches!(
             PlayerPacket::decode(&zero_asset),
-            Err(WireError::Range { field: "asset_id", .. })
+            Err(WireError::Range {
+                field: "asset_id",
+                ..
+            })
         ));
         let mut nan = good;
         nan[12..20].copy_from_slice(&f64::INFINITY.to_le_bytes());

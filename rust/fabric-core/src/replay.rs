@@ -94,9 +94,21 @@ mod tests {
     fn too_old_is_dropped_and_the_ring_is_reused() {
         let mut w = ReplayWindow::new();
         assert_eq!(w.check_and_mark(2), Seen::New, "2");
-        assert_eq!(w.check_and_mark(2 + WINDOW), Seen::New, "a full window later");
-        assert_eq!(w.check_and_mark(2), Seen::Duplicate, "older than the window");
-        assert_eq!(w.check_and_mark(3 + WINDOW), Seen::New, "same ring bit as 3, cleared on advance");
+        assert_eq!(
+            w.check_and_mark(2 + WINDOW),
+            Seen::New,
+            "a full window later"
+        );
+        assert_eq!(
+            w.check_and_mark(2),
+            Seen::Duplicate,
+            "older than the window"
+        );
+        assert_eq!(
+            w.check_and_mark(3 + WINDOW),
+            Seen::New,
+            "same ring bit as 3, cleared on advance"
+        );
         assert_eq!(w.check_and_mark(10_000), Seen::New, "big jump clears all");
         assert_eq!(w.check_and_mark(9_999), Seen::New, "inside the new window");
     }

@@ -90,7 +90,11 @@ mod tests {
             e.sample(4);
         }
         assert_eq!(e.srtt_ticks(), Some(4), "SRTT stays 4");
-        assert_eq!(e.rto_ticks(20), 5, "RTTVAR -> 0, G = 1 tick keeps RTO above the RTT");
+        assert_eq!(
+            e.rto_ticks(20),
+            5,
+            "RTTVAR -> 0, G = 1 tick keeps RTO above the RTT"
+        );
     }
 
     #[test]
@@ -100,6 +104,9 @@ mod tests {
             e.sample(if i % 2 == 0 { 2 } else { 10 });
         }
         let rto = e.rto_ticks(20);
-        assert!(rto >= 14, "alternating 2/10 tick RTTs need a wide RTO, got {rto}");
+        assert!(
+            rto >= 14,
+            "alternating 2/10 tick RTTs need a wide RTO, got {rto}"
+        );
     }
 }

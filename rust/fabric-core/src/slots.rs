@@ -44,9 +44,13 @@ pub enum SlotState {
 pub struct Slots {
     pub(crate) state: Vec<SlotState>,
     pub(crate) gid: Vec<u32>,
-    pub(crate) pos: [Vec<Micros>; 3],
-    pub(crate) vel: [Vec<Micros>; 3],
-    pub(crate) acc: [Vec<Micros>; 3],
+    /// Positions, raw 64.64 bits of [`Micros`] (plain `i128` keeps the hot loop free of the
+    /// `fixed` crate's generic plumbing, which dominates unoptimised builds).
+    pub(crate) pos: [Vec<i128>; 3],
+    /// Velocities, raw 64.64 bits.
+    pub(crate) vel: [Vec<i128>; 3],
+    /// Accelerations, raw 64.64 bits.
+    pub(crate) acc: [Vec<i128>; 3],
     pub(crate) ehlc: Vec<u32>,
     pub(crate) payload: Vec<[u32; PAYLOAD_WORDS]>,
     /// Hilbert code of the position after the last tick.
@@ -73,7 +77,7 @@ impl Slots {
     /// `capacity` free slots (at most [`MAX_CAPACITY`]), `headroom` of them kept for arrivals.
     pub fn new(capacity: usize, headroom: usize) -> Self {
         let capacity = capacity.min(MAX_CAPACITY);
-        let v = || vec![Micros::ZERO; capacity];
+        let v = || vec![0i128; capacity];
         Self {
             state: vec![SlotState::Free; capacity],
             gid: vec![0; capacity],
@@ -136,6 +140,11 @@ impl Slots {
         self.code.get(i).copied().unwrap_or(0)
     }
 
+    /// Position of slot `i`.
+    pub fn position(&self, i: usize) -> crate::coords::Vec3 {
+        [0, 1, 2].map(|k| Micros::from_bits(self.pos[k].get(i).copied().unwrap_or(0)))
+    }
+
     /// Interest mask of slot `i` after the last tick.
     pub fn interest(&self, i: usize) -> u32 {
         self.interest.get(i).copied().unwrap_or(0)
@@ -168,9 +177,9 @@ impl Slots {
     pub(crate) fn write(&mut self, i: usize, e: &Entity) {
         self.gid[i] = e.global_id;
         for k in 0..3 {
-            self.pos[k][i] = e.position[k];
-            self.vel[k][i] = e.velocity[k];
-            self.acc[k][i] = e.acceleration[k];
+            self.pos[k][i] = e.position[k].to_bits();
+            self.vel[k][i] = e.velocity[k].to_bits();
+            self.acc[k][i] = e.acceleration[k].to_bits();
         }
         self.ehlc[i] = e.hlc;
         self.payload[i] = e.payload;
@@ -180,9 +189,9 @@ impl Slots {
     pub fn entity(&self, i: usize) -> Entity {
         Entity {
             global_id: self.gid[i],
-            position: [self.pos[0][i], self.pos[1][i], self.pos[2][i]],
-            velocity: [self.vel[0][i], self.vel[1][i], self.vel[2][i]],
-            acceleration: [self.acc[0][i], self.acc[1][i], self.acc[2][i]],
+            position: [0, 1, 2].map(|k| Micros::from_bits(self.pos[k][i])),
+            velocity: [0, 1, 2].map(|k| Micros::from_bits(self.vel[k][i])),
+            acceleration: [0, 1, 2].map(|k| Micros::from_bits(self.acc[k][i])),
             hlc: self.ehlc[i],
             payload: self.payload[i],
         }
@@ -200,7 +209,8 @@ mod tests {
         let e = Entity::at(1, [micros(1); 3]);
         let mut n = 0;
         while s.can_spawn() {
-            s.alloc(&e, SlotState::Owned).expect("a slot below the spawn limit");
+            s.alloc(&e, SlotState::Owned)
+                .expect("a slot below the spawn limit");
             n += 1;
         }
         assert_eq!(n, 6, "capacity 10 - headroom 4");

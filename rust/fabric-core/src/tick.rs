@@ -29,8 +29,32 @@ use crate::zone::Zone;
 use crate::zones::MAX_ZONES;
 
 /// One integration step of one axis: returns the new position and velocity.
+///
+/// `v = clamp(v + a, -v_max, v_max)`, `p = p + v`; a position past `lo` or `hi` is clamped
+/// there and the velocity reversed.
 #[inline(always)]
-pub fn step_axis(p: Micros, v: Micros, a: Micros, lo: Micros, hi: Micros, vmax: Micros) -> (Micros, Micros) {
+pub fn step_axis(
+    p: Micros,
+    v: Micros,
+    a: Micros,
+    lo: Micros,
+    hi: Micros,
+    vmax: Micros,
+) -> (Micros, Micros) {
+    let (np, nv) = step_bits(
+        p.to_bits(),
+        v.to_bits(),
+        a.to_bits(),
+        lo.to_bits(),
+        hi.to_bits(),
+        vmax.to_bits(),
+    );
+    (Micros::from_bits(np), Micros::from_bits(nv))
+}
+
+/// [`step_axis`] on raw 64.64 bits (what the slot arrays hold).
+#[inline(always)]
+fn step_bits(p: i128, v: i128, a: i128, lo: i128, hi: i128, vmax: i128) -> (i128, i128) {
     let mut nv = (v + a).clamp(-vmax, vmax);
     let mut np = p + nv;
     if np < lo {
@@ -47,6 +71,7 @@ impl Zone {
     /// Runs tick `tick` (ticks should increase by one; time comes only from this argument).
     pub fn tick(&mut self, tick: u64) {
         self.tick = tick;
+        self.now = tick;
         let now = self.clock.tick(tick);
         let mut rto = [0u64; MAX_ZONES];
         for (r, est) in rto.iter_mut().zip(self.rtt.iter()) {
@@ -62,14 +87,14 @@ impl Zone {
 
     /// Integrates every slot, one axis at a time.
     fn integrate(&mut self) {
-        let vmax = crate::coords::micros(self.cfg.v_max_um);
+        let vmax = crate::coords::micros(self.cfg.v_max_um).to_bits();
         let s = &mut self.slots;
         for k in 0..3 {
-            let lo = self.cfg.bounds.min_micros(k);
-            let hi = self.cfg.bounds.max_micros(k);
+            let lo = self.cfg.bounds.min_micros(k).to_bits();
+            let hi = self.cfg.bounds.max_micros(k).to_bits();
             let acc = &s.acc[k];
             for ((p, v), a) in s.pos[k].iter_mut().zip(s.vel[k].iter_mut()).zip(acc.iter()) {
-                let (np, nv) = step_axis(*p, *v, *a, lo, hi, vmax);
+                let (np, nv) = step_bits(*p, *v, *a, lo, hi, vmax);
                 *p = np;
                 *v = nv;
             }
@@ -96,9 +121,9 @@ impl Zone {
         let cap = s.state.len();
         for i in 0..cap {
             let cell = [
-                bounds.cell_of_axis(0, s.pos[0][i]),
-                bounds.cell_of_axis(1, s.pos[1][i]),
-                bounds.cell_of_axis(2, s.pos[2][i]),
+                bounds.cell_of_axis_bits(0, s.pos[0][i]),
+                bounds.cell_of_axis_bits(1, s.pos[1][i]),
+                bounds.cell_of_axis_bits(2, s.pos[2][i]),
             ];
             let code = hilbert::encode(cell);
             s.code[i] = code;
@@ -165,9 +190,10 @@ impl Zone {
         let vmax = self.cfg.v_max_um;
         EntityRow {
             global_id: s.gid[i],
-            position: [s.pos[0][i], s.pos[1][i], s.pos[2][i]],
-            velocity: [0, 1, 2].map(|k| quantize_velocity(s.vel[k][i], vmax)),
-            acceleration: [0, 1, 2].map(|k| quantize_acceleration(s.acc[k][i], vmax)),
+            position: s.position(i),
+            velocity: [0, 1, 2].map(|k| quantize_velocity(Micros::from_bits(s.vel[k][i]), vmax)),
+            acceleration: [0, 1, 2]
+                .map(|k| quantize_acceleration(Micros::from_bits(s.acc[k][i]), vmax)),
             hlc: s.ehlc[i],
             payload: s.payload[i],
         }
@@ -217,13 +243,18 @@ impl Zone {
 
     /// Calls `f` with the row of every owned entity within `radius_um` of `center`: what one
     /// subscriber receives (its zone's own entities are culled too). Returns the count.
-    pub fn for_each_row_near(&self, center: &Vec3, radius_um: i64, mut f: impl FnMut(&EntityRow)) -> usize {
+    pub fn for_each_row_near(
+        &self,
+        center: &Vec3,
+        radius_um: i64,
+        mut f: impl FnMut(&EntityRow),
+    ) -> usize {
         let mut n = 0;
         for i in 0..self.slots.capacity() {
             if self.slots.state[i] != SlotState::Owned {
                 continue;
             }
-            let p = [self.slots.pos[0][i], self.slots.pos[1][i], self.slots.pos[2][i]];
+            let p = self.slots.position(i);
             if crate::aoi::within_radius(center, &p, radius_um) {
                 f(&self.row(i));
                 n += 1;

@@ -24,7 +24,9 @@ use thiserror::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum SpawnError {
     /// The zone is at `capacity - headroom`: the rest is kept for arrivals.
-    #[error("zone is at its spawn limit ({used} of {capacity} slots, {headroom} kept for arrivals)")]
+    #[error(
+        "zone is at its spawn limit ({used} of {capacity} slots, {headroom} kept for arrivals)"
+    )]
     Full {
         /// Slots in use.
         used: usize,
@@ -57,6 +59,8 @@ pub struct Resolution {
     pub peer_slot: u32,
     /// The entity.
     pub global_id: u32,
+    /// Tick the intent was sent.
+    pub intent_tick: u64,
     pub(crate) last_sent: u64,
     pub(crate) sends: u32,
 }
@@ -88,7 +92,7 @@ pub struct ZoneStats {
     pub bad_packets: u64,
     /// Row batches received from neighbours.
     pub row_batches: u64,
-    /// Drain-done notices received.
+    /// Drain-done notices received (copies included; see [`Zone::drain_done_from`]).
     pub drains_done: u64,
 }
 
@@ -125,9 +129,13 @@ pub struct Zone {
     pub(crate) drain_to: Option<ZoneId>,
     pub(crate) drain_done_sent: bool,
     pub(crate) drained: u32,
+    pub(crate) drain_done_last: u64,
+    pub(crate) drain_done_from: u32,
     pub(crate) ping_seq: u32,
     pub(crate) stats: ZoneStats,
     pub(crate) tick: u64,
+    /// The tick input is being handled for (the last `tick` or a later `handle`).
+    pub(crate) now: u64,
 }
 
 impl Zone {
@@ -151,9 +159,12 @@ impl Zone {
             drain_to: None,
             drain_done_sent: false,
             drained: 0,
+            drain_done_last: 0,
+            drain_done_from: 0,
             ping_seq: 0,
             stats: ZoneStats::default(),
             tick: 0,
+            now: 0,
             cfg,
         })
     }
@@ -201,6 +212,11 @@ impl Zone {
     /// Entities handed to a neighbour and waiting for its answer.
     pub fn staging_count(&self) -> usize {
         self.staging
+    }
+
+    /// Zones that reported their drain finished.
+    pub fn drain_done_from(&self) -> crate::zones::ZoneMask {
+        crate::zones::ZoneMask(self.drain_done_from)
     }
 
     /// Whether the zone is draining, and toward which zone.
@@ -253,9 +269,8 @@ impl Zone {
 
     /// The slot holding `global_id` in state `Owned`, if any (a linear scan, for tests and tools).
     pub fn find_owned(&self, global_id: u32) -> Option<usize> {
-        (0..self.slots.capacity()).find(|&i| {
-            self.slots.state[i] == SlotState::Owned && self.slots.gid[i] == global_id
-        })
+        (0..self.slots.capacity())
+            .find(|&i| self.slots.state[i] == SlotState::Owned && self.slots.gid[i] == global_id)
     }
 
     /// Packets waiting to be sent.

@@ -120,7 +120,13 @@ pub struct ZoneControl {
 
 impl ZoneControl {
     /// A control packet.
-    pub const fn new(kind: ControlKind, from_zone: ZoneId, field: u32, field2: u32, field3: u32) -> Self {
+    pub const fn new(
+        kind: ControlKind,
+        from_zone: ZoneId,
+        field: u32,
+        field2: u32,
+        field3: u32,
+    ) -> Self {
         Self {
             kind,
             from_zone,
@@ -237,30 +243,61 @@ mod tests {
             ControlKind::Drain,
             ControlKind::DrainDone,
         ] {
-            assert_eq!(ControlKind::from_magic(k.magic()), Some(k), "{k:?} magic round trip");
+            assert_eq!(
+                ControlKind::from_magic(k.magic()),
+                Some(k),
+                "{k:?} magic round trip"
+            );
         }
     }
 
     #[test]
     fn invalid_control_packets_are_refused() {
         let good = ZoneControl::new(ControlKind::Ping, 0, 1, 2, 0).to_bytes();
-        assert!(matches!(
-            ZoneControl::decode(&good[..8]),
-            Err(WireError::Length { got: 8, .. })
-        ), "the original 8-byte form is refused");
+        assert!(
+            matches!(
+                ZoneControl::decode(&good[..8]),
+                Err(WireError::Length { got: 8, .. })
+            ),
+            "the original 8-byte form is refused"
+        );
         let mut m = good;
         m[4] = 0;
-        assert!(matches!(ZoneControl::decode(&m), Err(WireError::Kind { .. })));
+        assert!(matches!(
+            ZoneControl::decode(&m),
+            Err(WireError::Kind { .. })
+        ));
         let mut v = good;
         v[8] = 0;
-        assert!(matches!(ZoneControl::decode(&v), Err(WireError::Version { got: 0, .. })));
+        assert!(matches!(
+            ZoneControl::decode(&v),
+            Err(WireError::Version { got: 0, .. })
+        ));
         let mut z = good;
         z[9] = 40;
-        assert!(matches!(ZoneControl::decode(&z), Err(WireError::Range { field: "from_zone", .. })));
+        assert!(matches!(
+            ZoneControl::decode(&z),
+            Err(WireError::Range {
+                field: "from_zone",
+                ..
+            })
+        ));
         let drain = ZoneControl::new(ControlKind::Drain, 0, 32, 0, 0).to_bytes();
-        assert!(matches!(ZoneControl::decode(&drain), Err(WireError::Range { field: "drain target", .. })));
+        assert!(matches!(
+            ZoneControl::decode(&drain),
+            Err(WireError::Range {
+                field: "drain target",
+                ..
+            })
+        ));
         let refuse = ZoneControl::new(ControlKind::Refuse, 0, 1, 9, 0).to_bytes();
-        assert!(matches!(ZoneControl::decode(&refuse), Err(WireError::Range { field: "refuse reason", .. })));
+        assert!(matches!(
+            ZoneControl::decode(&refuse),
+            Err(WireError::Range {
+                field: "refuse reason",
+                ..
+            })
+        ));
         assert!(is_control(&good), "dispatch recognises a control packet");
         assert!(!is_control(&m), "unknown magic is not a control packet");
     }

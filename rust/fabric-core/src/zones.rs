@@ -201,7 +201,11 @@ mod tests {
             vec![eighth, eighth, 2 * eighth, 2 * eighth, 2 * eighth],
             "N=5: two 1/8 zones and three 1/4 zones"
         );
-        assert_eq!(l.zone_of(CODE_SPACE - 1), 4, "last code belongs to the last zone");
+        assert_eq!(
+            l.zone_of(CODE_SPACE - 1),
+            4,
+            "last code belongs to the last zone"
+        );
         assert_eq!(l.zone_of(2 * eighth), 2, "zone 2 starts at 2/8");
     }
 
