@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{Backend, account, register, shard_body};
+use common::{Backend, account, register, shard_body, subscribe, ws_connect};
+use futures_util::StreamExt as _;
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn file_database_survives_a_graceful_restart() {
@@ -16,12 +18,19 @@ async fn file_database_survives_a_graceful_restart() {
     let ann = account(&c, "ann").await;
     let reg = register(&c, &ann, &shard_body("persistent")).await;
     let kid = c.join_keys().await.unwrap().keys[0].kid.clone();
+    let mut ws = ws_connect(&be.addr).await;
+    subscribe(&mut ws, &format!("zone:{}", reg.id)).await;
     drop(c);
     let (status, rest) = be.terminate();
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     assert!(
         rest.contains("fabric-backend stopped"),
         "shutdown line: {rest:?}"
+    );
+    let last = ws.next().await;
+    assert!(
+        matches!(last, Some(Ok(Message::Close(_)))),
+        "subscriber gets a Close frame on shutdown: {last:?}"
     );
 
     let be = Backend::spawn_raw(&["--listen", "127.0.0.1:0", "--db", db]);
