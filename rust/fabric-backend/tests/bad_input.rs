@@ -126,7 +126,7 @@ async fn bad_requests_get_precise_errors_and_change_nothing() {
         ("tuple list without object", Method::GET, "/relationships".into(), Some(&ann), None, vec![], 400, "invalid_query"),
         ("account bad name", Method::POST, "/accounts".into(), None, JSON, br#"{"name":"no spaces"}"#.to_vec(), 422, "invalid_field"),
         ("account duplicate", Method::POST, "/accounts".into(), None, JSON, br#"{"name":"ann"}"#.to_vec(), 409, "account_exists"),
-        ("non-bearer authorization", Method::GET, "/shards".into(), Some("fak_x extra"), None, vec![], 401, "invalid_credentials"),
+        ("malformed API key on an optional-auth route", Method::GET, "/shards".into(), Some("fak_x extra"), None, vec![], 401, "invalid_credentials"),
         ("unknown route", Method::GET, "/zones".into(), None, None, vec![], 404, "not_found"),
         ("wrong method", Method::PATCH, "/shards".into(), None, None, vec![], 405, "method_not_allowed"),
     ];
