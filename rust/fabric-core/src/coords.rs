@@ -89,12 +89,15 @@ pub struct WorldBounds {
     min: [i64; 3],
     max: [i64; 3],
     cell: [u64; 3],
+    /// `floor((2^64 - 1) / cell)`: division by the cell size as a multiply (see `cell_of_axis_bits`).
+    recip: [u64; 3],
 }
 
 impl WorldBounds {
     /// Bounds from per-axis minimum and maximum, in micrometres.
     pub fn new(min: [i64; 3], max: [i64; 3]) -> Result<Self, BoundsError> {
         let mut cell = [0u64; 3];
+        let mut recip = [0u64; 3];
         for axis in 0..3 {
             if max[axis] <= min[axis] {
                 return Err(BoundsError::Empty {
@@ -113,8 +116,14 @@ impl WorldBounds {
                 return Err(BoundsError::TooLarge { axis });
             }
             cell[axis] = extent.div_ceil(CELLS_PER_AXIS as u64);
+            recip[axis] = u64::MAX / cell[axis];
         }
-        Ok(Self { min, max, cell })
+        Ok(Self {
+            min,
+            max,
+            cell,
+            recip,
+        })
     }
 
     /// A cube of `+-half_metres` on every axis around the origin.
@@ -166,7 +175,12 @@ impl WorldBounds {
     pub fn cell_of_axis_bits(&self, axis: usize, bits: i128) -> u32 {
         let um = (bits >> 64) as i64;
         let d = um.saturating_sub(self.min[axis]).max(0) as u64;
-        let c = d / self.cell[axis];
+        // d / cell without a division: with m = floor((2^64 - 1) / cell) the high half of d * m
+        // is the quotient or one less (the error d * e / 2^64 is below 1 for any d < 2^64),
+        // so one compare corrects it. A 64-bit division costs tens of cycles; this is a multiply.
+        let cell = self.cell[axis];
+        let mut c = ((d as u128 * self.recip[axis] as u128) >> 64) as u64;
+        c += (d - c * cell >= cell) as u64;
         c.min(CELLS_PER_AXIS as u64 - 1) as u32
     }
 
@@ -259,6 +273,26 @@ mod tests {
             WorldBounds::new([0; 3], [1, 1, MAX_EXTENT_MICROS + 1]),
             Err(BoundsError::TooLarge { axis: 2 })
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The multiply-by-reciprocal cell index equals plain division, for any world size.
+        #[test]
+        fn cell_index_equals_division(extent in 1i64..MAX_EXTENT_MICROS, min in -(1i64 << 50)..(1i64 << 50), frac in 0.0f64..1.0001) {
+            let b = WorldBounds::new([min; 3], [min + extent; 3]).unwrap();
+            let d = ((extent as f64) * frac) as i64;
+            let expected = ((d as u64) / b.cell_size(0)).min(1023) as u32;
+            proptest::prop_assert_eq!(b.cell_of_axis(0, micros(min + d)), expected, "extent {} d {}", extent, d);
+            // And the cell boundaries: the first micrometre of every cell.
+            let k = (d as u64 / b.cell_size(0)).min(1023);
+            let edge = min + (k * b.cell_size(0)) as i64;
+            proptest::prop_assert_eq!(b.cell_of_axis(0, micros(edge)), k as u32);
+            if k > 0 {
+                proptest::prop_assert_eq!(b.cell_of_axis(0, micros(edge - 1)), k as u32 - 1);
+            }
+        }
     }
 
     #[test]
