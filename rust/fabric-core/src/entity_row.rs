@@ -34,7 +34,7 @@ pub const MAX_ROWS_PER_BATCH: usize = 11;
 /// Quantisation range of the i16 velocity/acceleration fields.
 pub const I16_SCALE: i64 = 32767;
 /// Largest quantisation range (um per tick) the row helpers accept; larger ranges are clamped.
-const MAX_QUANT_RANGE_UM: i64 = 1 << 48;
+const MAX_QUANT_RANGE_UM: i64 = 1 << 30;
 
 /// Entity class in the top byte of `payload[0]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,12 +101,15 @@ pub fn dequantize_acceleration(q: i16, v_max_um: i64) -> Micros {
 }
 
 fn quantize(v: Micros, range_um: i64) -> i16 {
-    let range = (range_um.clamp(1, MAX_QUANT_RANGE_UM) as i128) << 64;
+    let range_um = range_um.clamp(1, MAX_QUANT_RANGE_UM);
+    let range = (range_um as i128) << 64;
     let clamped = v.to_bits().clamp(-range, range);
-    // |clamped| <= 2^112, so the product fits an i128; round half away from zero.
-    let num = clamped * I16_SCALE as i128;
-    let q = (num + num.signum() * range / 2) / range;
-    q.clamp(-(I16_SCALE as i128), I16_SCALE as i128) as i16
+    // |clamped| <= 2^94, so clamped >> 32 (micrometres in 32.32) fits an i64 and converts to
+    // f64 with 2^-53 relative error, far below one step of 1/32767; IEEE rounding is the same on
+    // every platform, so this stays deterministic without an i128 division.
+    let um_32 = (clamped >> 32) as i64 as f64;
+    let q = (um_32 * I16_SCALE as f64 / (range_um as f64 * 4_294_967_296.0)).round();
+    q.clamp(-(I16_SCALE as f64), I16_SCALE as f64) as i16
 }
 
 fn dequantize(q: i16, range_um: i64) -> Micros {
@@ -375,6 +378,27 @@ mod tests {
             (back - micros(vmax / 2)).abs() < micros(16),
             "dequantised within one step (15.26 um): {back}"
         );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// The float quantiser agrees with exact integer rounding (half away from zero).
+        #[test]
+        fn quantisation_matches_exact_rounding(v in -(1i64 << 40)..(1i64 << 40), frac in any::<u64>(), vmax in 1i64..(1 << 24)) {
+            let bits = ((v as i128) << 64) | frac as i128;
+            let range = (vmax as i128) << 64;
+            let c = bits.clamp(-range, range);
+            let num = c * 32767;
+            let exact = ((num + num.signum() * range / 2) / range) as i16;
+            let got = quantize_velocity(Micros::from_bits(bits), vmax);
+            prop_assert!((got as i32 - exact as i32).abs() <= 1, "got {} exact {}", got, exact);
+            // Away from a tie (fraction within float error of one half) they agree exactly.
+            let frac_part = (num.unsigned_abs() % range.unsigned_abs()) as f64 / range as f64;
+            if (frac_part - 0.5).abs() > 1e-6 {
+                prop_assert_eq!(got, exact, "fraction {}", frac_part);
+            }
+        }
     }
 
     #[test]

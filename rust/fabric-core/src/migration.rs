@@ -37,6 +37,10 @@ use crate::zones::{MAX_ZONES, ZoneId};
 
 /// Most ticks an arriving entity is integrated forward to catch up with the sender's clock.
 pub const MAX_CATCH_UP_TICKS: u64 = 256;
+/// Intents whose sender or arrival HLC is more than this many ticks ahead of the receiver are
+/// dropped as bad packets: a forged or broken clock must not drag this zone's HLC (and every
+/// later arrival) into the far future. The sender rolls back after its RTO.
+pub const MAX_HLC_AHEAD_TICKS: u64 = 256;
 
 impl Zone {
     fn send_control(
@@ -85,6 +89,11 @@ impl Zone {
     fn on_intent(&mut self, it: &MigrationIntent) {
         let from = it.from_zone;
         if it.to_zone != self.cfg.zone_id || !self.valid_peer(from) {
+            self.stats.bad_packets += 1;
+            return;
+        }
+        let horizon = self.now.saturating_add(MAX_HLC_AHEAD_TICKS);
+        if it.sender_hlc.l > horizon || it.arrival_hlc.l > horizon {
             self.stats.bad_packets += 1;
             return;
         }
