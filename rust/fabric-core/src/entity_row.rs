@@ -108,8 +108,10 @@ fn quantize(v: Micros, range_um: i64) -> i16 {
     // f64 with 2^-53 relative error, far below one step of 1/32767; IEEE rounding is the same on
     // every platform, so this stays deterministic without an i128 division.
     let um_32 = (clamped >> 32) as i64 as f64;
-    let q = (um_32 * I16_SCALE as f64 / (range_um as f64 * 4_294_967_296.0)).round();
-    q.clamp(-(I16_SCALE as f64), I16_SCALE as f64) as i16
+    let x = um_32 * I16_SCALE as f64 / (range_um as f64 * 4_294_967_296.0);
+    // Round half away from zero; `f64::round` is a libm call on baseline x86-64.
+    let q = (x + 0.5f64.copysign(x)) as i64;
+    q.clamp(-I16_SCALE, I16_SCALE) as i16
 }
 
 fn dequantize(q: i16, range_um: i64) -> Micros {

@@ -136,7 +136,7 @@ static TABLE: [u16; STATES * 64] = {
 };
 
 /// Encodes a cell (each axis `0..1024`; higher bits are ignored) to its Hilbert code.
-#[inline]
+#[inline(always)]
 pub fn encode(cell: [u32; 3]) -> HilbertCode {
     // The interleaved cell: each 6-bit group is two levels, top level first.
     let w = (spread3(cell[0]) << 2) | (spread3(cell[1]) << 1) | spread3(cell[2]);

@@ -1,0 +1,78 @@
+//! Interest culling: rows go only to neighbours whose AOI band holds the entity, and a
+//! subscriber gets only what is within its radius, the zone's own entities included.
+
+mod common;
+
+use common::*;
+use fabric_core::aoi::INTEREST_RADIUS_MICROS;
+use fabric_core::coords::{metres, micros};
+use fabric_core::entity::Entity;
+use fabric_core::entity_row::{EntityRow, ROW_LEN, RowBatchHeader};
+use fabric_core::hilbert;
+use fabric_core::zone::Zone;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[test]
+fn rows_go_only_to_neighbours_whose_band_holds_the_entity() {
+    let cfgs = configs(16, 64, 16, 80);
+    let layout = cfgs[8].layout;
+    let mut z = Zone::new(cfgs[8]).unwrap();
+    let r = layout.range(8).unwrap();
+    let w = r.width();
+    // One entity at the very start of zone 8's range, one in its middle, one at its end.
+    let codes = [r.start, r.start + w / 2, r.end - 1];
+    for (i, c) in codes.iter().enumerate() {
+        z.spawn(Entity::at(i as u32, position_of_code(*c))).unwrap();
+    }
+    z.tick(1);
+    z.clear_outbox();
+    let queued = z.emit_interest_rows();
+    let mut got: BTreeMap<u8, BTreeSet<u32>> = BTreeMap::new();
+    for (to, bytes) in z.outbox().iter() {
+        let (h, rows) = RowBatchHeader::decode(bytes).expect("a valid row batch");
+        assert_eq!(h.from_zone, 8, "batches name their zone");
+        for row in rows.chunks(ROW_LEN) {
+            let row = EntityRow::decode(row).expect("a valid row");
+            got.entry(to).or_default().insert(row.global_id);
+        }
+    }
+    // Bands of zones 6, 7, 9, 10 are 5 cells wide: 6 = [4w, 9w), 7 = [5w, 10w), 9 = [7w, 12w),
+    // 10 = [8w, 13w). Every code in zone 8 ([8w, 9w)) is in all four, and in no other band.
+    let expect: BTreeMap<u8, BTreeSet<u32>> = [6u8, 7, 9, 10]
+        .into_iter()
+        .map(|n| (n, BTreeSet::from([0, 1, 2])))
+        .collect();
+    assert_eq!(got, expect, "rows per neighbour");
+    assert_eq!(queued, 12, "3 entities x 4 neighbours");
+    // Sanity of the positions used: they are in zone 8.
+    for (i, c) in codes.iter().enumerate() {
+        let p = position_of_code(*c);
+        assert_eq!(
+            layout.zone_of(hilbert::encode_position(&cfgs[8].bounds, &p)),
+            8,
+            "entity {i} stands in zone 8"
+        );
+    }
+}
+
+#[test]
+fn a_subscriber_sees_only_entities_within_five_metres() {
+    let cfgs = configs(1, 64, 16, 80);
+    let mut z = Zone::new(cfgs[0]).unwrap();
+    let centre = [metres(0); 3];
+    let at = |x_um: i64| [micros(x_um), micros(0), micros(0)];
+    z.spawn(Entity::at(1, at(0))).unwrap(); // the subscriber's own entity
+    z.spawn(Entity::at(2, at(4_999_999))).unwrap(); // just inside
+    z.spawn(Entity::at(3, at(5_000_001))).unwrap(); // just outside
+    z.spawn(Entity::at(4, at(-12_000_000))).unwrap(); // far away, same zone
+    let mut seen = BTreeSet::new();
+    let n = z.for_each_row_near(&centre, INTEREST_RADIUS_MICROS, |r| {
+        seen.insert(r.global_id);
+    });
+    assert_eq!(
+        seen,
+        BTreeSet::from([1, 2]),
+        "own zone's far entities are culled"
+    );
+    assert_eq!(n, 2, "count returned");
+}
