@@ -27,6 +27,14 @@ unsafe impl ExtensionLibrary for MultiplayerFabric {
             init_logging();
         }
     }
+
+    fn on_stage_deinit(stage: InitStage) {
+        if stage == InitStage::Scene {
+            // Objects are freed by now; stop the network threads before Godot unloads this
+            // library, or they would run unmapped code (a crash at exit).
+            fabric_net::shutdown_runtime();
+        }
+    }
 }
 
 fn init_logging() {

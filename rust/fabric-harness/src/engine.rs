@@ -182,3 +182,29 @@ pub fn prepare(double: bool) -> anyhow::Result<Engine> {
     .clone()
     .map_err(anyhow::Error::msg)
 }
+
+/// Builds the workspace binaries (debug) once per process and returns the path of `name`.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .current_dir(paths::repo_root())
+                .args(["build", "--quiet", "-p", "fabric-gateway", "--bins"])
+                .status()
+                .map_err(|e| format!("running cargo build: {e}"))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("building the binaries failed ({status})"))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)?;
+    let p = paths::target_dir().join("debug").join(name);
+    if !p.exists() {
+        bail!("{} was not built", p.display());
+    }
+    Ok(p)
+}

@@ -103,7 +103,7 @@ impl ServerIdentity {
 
     /// Loads a certificate chain and private key from PEM files.
     pub fn load_pem(cert: &Path, key: &Path) -> Result<Self, NetError> {
-        let identity = crate::runtime()
+        let identity = crate::runtime_handle()
             .block_on(Identity::load_pemfiles(cert, key))
             .map_err(|e| {
                 NetError::Identity(format!("{} / {}: {e}", cert.display(), key.display()))

@@ -18,7 +18,7 @@ use wtransport::{Connection, Endpoint, VarInt};
 use crate::cert::CertHash;
 use crate::reliable::{self, MAX_MESSAGE_LEN};
 use crate::server::{STREAM_PREAMBLE, close_code, send_datagram};
-use crate::{NetError, describe_connect_error, runtime};
+use crate::{NetError, describe_connect_error};
 
 /// Where and how a client connects.
 #[derive(Debug, Clone)]
@@ -90,8 +90,7 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Starts connecting; never blocks. Works from plain threads and inside a tokio runtime.
     pub fn connect(cfg: ClientConfig) -> Self {
-        let handle =
-            tokio::runtime::Handle::try_current().unwrap_or_else(|_| runtime().handle().clone());
+        let handle = crate::current_or_shared();
         let (tx, events) = unbounded_channel();
         let link = Arc::new(Mutex::new(None));
         let url = cfg.url.clone();

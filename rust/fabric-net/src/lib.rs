@@ -1,7 +1,7 @@
 //! Multiplayer Fabric networking: WebTransport endpoints on `tokio` + `wtransport`.
 //!
 //! This is glue, not logic: it moves bytes between sockets and the sans-IO core. Everything async
-//! runs on one background runtime ([`runtime()`]); the owner of a [`Server`] or [`Client`] (a Godot
+//! runs on one background runtime ([`runtime_handle`]); the owner of a [`Server`] or [`Client`] (a Godot
 //! node on the main thread, say) only calls non-blocking methods and drains events in its poll.
 //!
 //! - [`cert`]: server identities (self-signed ECDSA P-256, at most 14 days) and pinned hashes.
@@ -20,5 +20,5 @@ pub mod server;
 pub use cert::{CertHash, ServerIdentity};
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use error::{NetError, describe_connect_error};
-pub use runtime::runtime;
+pub use runtime::{current_or_shared, handle as runtime_handle, shutdown as shutdown_runtime};
 pub use server::{Server, ServerConfig, ServerEvent, SessionId};

@@ -22,9 +22,9 @@ use tracing::{Instrument, debug, info_span, warn};
 use wtransport::endpoint::IncomingSession;
 use wtransport::{Connection, Endpoint, VarInt};
 
+use crate::NetError;
 use crate::cert::{CertHash, ServerIdentity};
 use crate::reliable::{self, MAX_MESSAGE_LEN, StreamError};
-use crate::{NetError, runtime};
 
 /// A server's number for one of its sessions (1, 2, 3, ... in accept order).
 pub type SessionId = u64;
@@ -222,11 +222,10 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds and starts accepting. Works from plain threads (it uses [`runtime()`]) and from
+    /// Binds and starts accepting. Works from plain threads (it uses [`crate::runtime_handle`]) and from
     /// inside a tokio runtime (it uses that one).
     pub fn start(cfg: ServerConfig) -> Result<Self, NetError> {
-        let handle =
-            tokio::runtime::Handle::try_current().unwrap_or_else(|_| runtime().handle().clone());
+        let handle = crate::current_or_shared();
         let _guard = handle.enter();
         let hash = cfg.identity.hash();
         let wt_cfg = wtransport::ServerConfig::builder()
