@@ -7,3 +7,25 @@
 
 pub mod packet_frame;
 pub mod session_control;
+
+pub mod aoi;
+pub mod config;
+pub mod coords;
+pub mod entity;
+pub mod entity_row;
+pub mod hilbert;
+pub mod hlc;
+pub mod latency;
+pub mod migration;
+pub mod migration_intent;
+pub mod outbox;
+pub mod player_command;
+pub mod replay;
+pub mod rto;
+pub mod sim;
+pub mod slots;
+pub mod tick;
+pub mod wire;
+pub mod zone;
+pub mod zone_control;
+pub mod zones;

@@ -1,0 +1,54 @@
+//! Command-line configuration of the backend binary (and of the bench, which embeds it).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Default SQLite path, relative to the working directory.
+pub const DEFAULT_DB: &str = "fabric-backend.sqlite3";
+
+/// `fabric-backend` options.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "fabric-backend",
+    version,
+    about = "Multiplayer Fabric zone registry backend"
+)]
+pub struct Config {
+    /// Address to listen on (HTTP and WebSocket). Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// SQLite database path; `:memory:` keeps everything in memory (tests).
+    #[arg(long, default_value = DEFAULT_DB)]
+    pub db: String,
+    /// A shard not heard from for this long is hidden from `GET /shards`.
+    #[arg(long, default_value_t = 30_000)]
+    pub stale_after_ms: u64,
+    /// The janitor deletes shards not heard from for this long.
+    #[arg(long, default_value_t = 90_000)]
+    pub evict_after_ms: u64,
+    /// How often the janitor runs; 0 disables it.
+    #[arg(long, default_value_t = 5_000)]
+    pub janitor_interval_ms: u64,
+    /// Lifetime of issued join tokens, seconds.
+    #[arg(long, default_value_t = 300)]
+    pub token_ttl_s: u64,
+    /// File holding the join-token signing key (base64url Ed25519 seed); created if missing.
+    /// Without it the key lives in the database.
+    #[arg(long)]
+    pub join_key_file: Option<PathBuf>,
+    /// Largest accepted request body, bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    /// Defaults with a given listen address and database (for embedding and tests).
+    pub fn new(listen: SocketAddr, db: impl Into<String>) -> Self {
+        let mut c = Config::parse_from(["fabric-backend"]);
+        c.listen = listen;
+        c.db = db.into();
+        c
+    }
+}

@@ -1,0 +1,308 @@
+//! The registry's data: stored records and the JSON shapes of requests and responses.
+//! Field names here are the wire names documented in docs/backend.md and openapi.json.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Default `max_users` when registration leaves it out (the original registry's value).
+pub const DEFAULT_MAX_USERS: u32 = 32;
+/// Largest `max_users` accepted.
+pub const MAX_MAX_USERS: u32 = 100_000;
+/// Longest `map`, `name`, `cert_hash` and `address`.
+pub const MAX_TEXT_LEN: usize = 256;
+/// Longest `asset_index_url`.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// One registered zone server, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRecord {
+    /// Shard id (UUID v4, chosen by the backend).
+    pub id: Uuid,
+    /// Account that registered the shard.
+    pub owner: String,
+    /// Address clients connect to.
+    pub address: String,
+    /// UDP/TCP port clients connect to.
+    pub port: u16,
+    /// Map the zone serves.
+    pub map: String,
+    /// Display name.
+    pub name: String,
+    /// Base64 SHA-256 of the zone's certificate, pinned by clients.
+    pub cert_hash: String,
+    /// Capacity.
+    pub max_users: u32,
+    /// Users connected at the last heartbeat.
+    pub current_users: u32,
+    /// Listed to everyone (true) or only to the owner (false).
+    pub public: bool,
+    /// Current asset (desync) index URL, pushed in `zone_updated`.
+    pub asset_index_url: Option<String>,
+    /// SHA-256 (hex) of the shard secret that authenticates heartbeats.
+    pub secret_hash: String,
+    /// Registration time, Unix ms.
+    pub created_at_ms: u64,
+    /// Last registration or heartbeat, Unix ms.
+    pub last_put_at_ms: u64,
+}
+
+/// `POST /shards` body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterShard {
+    /// Address clients connect to; defaults to the caller's IP.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Port clients connect to (1..=65535).
+    pub port: u32,
+    /// Map name.
+    pub map: String,
+    /// Display name.
+    pub name: String,
+    /// Certificate hash pinned by clients.
+    pub cert_hash: String,
+    /// Capacity, default [`DEFAULT_MAX_USERS`].
+    #[serde(default)]
+    pub max_users: Option<u32>,
+    /// Listed to everyone, default true. A public zone also gets `zone:<id>#joiner@user:*`.
+    #[serde(default)]
+    pub public: Option<bool>,
+    /// Initial asset index URL.
+    #[serde(default)]
+    pub asset_index_url: Option<String>,
+}
+
+/// `POST /shards` response.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Registered {
+    /// New shard id.
+    pub id: Uuid,
+    /// Secret for `PUT`/`DELETE /shards/{id}`; shown once, stored only as a hash.
+    pub shard_secret: String,
+    /// Heartbeats older than this hide the shard from `GET /shards`.
+    pub stale_after_ms: u64,
+}
+
+/// `PUT /shards/{id}` body.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// Users connected now.
+    pub current_users: u32,
+    /// New asset index URL; absent keeps the current one.
+    #[serde(default)]
+    pub asset_index_url: Option<String>,
+}
+
+/// A shard as the API shows it (no secret hash).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ShardView {
+    /// Shard id.
+    pub id: Uuid,
+    /// Owning account.
+    pub owner: String,
+    /// Address.
+    pub address: String,
+    /// Port.
+    pub port: u16,
+    /// Map.
+    pub map: String,
+    /// Display name.
+    pub name: String,
+    /// Certificate hash.
+    pub cert_hash: String,
+    /// Capacity.
+    pub max_users: u32,
+    /// Users at last heartbeat.
+    pub current_users: u32,
+    /// Public listing.
+    pub public: bool,
+    /// Asset index URL, or null.
+    pub asset_index_url: Option<String>,
+    /// Registration time, Unix ms.
+    pub created_at_ms: u64,
+    /// Last heartbeat, Unix ms.
+    pub last_put_at_ms: u64,
+}
+
+impl From<&ShardRecord> for ShardView {
+    fn from(r: &ShardRecord) -> Self {
+        Self {
+            id: r.id,
+            owner: r.owner.clone(),
+            address: r.address.clone(),
+            port: r.port,
+            map: r.map.clone(),
+            name: r.name.clone(),
+            cert_hash: r.cert_hash.clone(),
+            max_users: r.max_users,
+            current_users: r.current_users,
+            public: r.public,
+            asset_index_url: r.asset_index_url.clone(),
+            created_at_ms: r.created_at_ms,
+            last_put_at_ms: r.last_put_at_ms,
+        }
+    }
+}
+
+/// `GET /shards` response.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ShardList {
+    /// Fresh shards visible to the caller, oldest registration first.
+    pub shards: Vec<ShardView>,
+}
+
+/// `POST /accounts` body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    /// Account id: 1-64 of `[A-Za-z0-9_.-]`.
+    pub name: String,
+}
+
+/// `POST /accounts` response.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AccountCreated {
+    /// Account id (the `sub` of its join tokens, `user:<id>` in tuples).
+    pub account_id: String,
+    /// API key, shown once; send as `Authorization: Bearer <api_key>`.
+    pub api_key: String,
+}
+
+/// `POST /tokens/join` body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinTokenRequest {
+    /// Zone to join.
+    pub zone_id: Uuid,
+}
+
+/// `POST /tokens/join` response.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct JoinTokenIssued {
+    /// The signed token (`fj1.…`).
+    pub token: String,
+    /// Expiry, Unix seconds.
+    pub expires_at: u64,
+    /// Id of the signing key.
+    pub kid: String,
+    /// Zone the token admits to.
+    pub zone_id: Uuid,
+}
+
+/// `POST /tokens/join/verify` body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyTokenRequest {
+    /// Token to check.
+    pub token: String,
+    /// Zone it must admit to.
+    pub zone_id: Uuid,
+}
+
+/// `POST /tokens/join/verify` response (only on success).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct VerifiedToken {
+    /// Always true.
+    pub valid: bool,
+    /// The verified claims.
+    pub claims: fabric_auth::JoinClaims,
+}
+
+/// One public key in `GET /keys/join`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct PublicKeyView {
+    /// Key id, as in tokens' `kid`.
+    pub kid: String,
+    /// Always `Ed25519`.
+    pub alg: String,
+    /// 32-byte public key, base64url without padding.
+    pub public_key: String,
+}
+
+/// `GET /keys/join` response.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct JoinKeys {
+    /// Trusted keys (one today; a list so keys can rotate).
+    pub keys: Vec<PublicKeyView>,
+    /// Lifetime of issued tokens in seconds.
+    pub token_ttl_s: u64,
+}
+
+/// A relationship tuple on the wire (`POST`/`DELETE /relationships`, `GET` list items).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TupleBody {
+    /// `kind:id`, e.g. `zone:<uuid>`, `group:builders`, `map:plaza`.
+    pub object: String,
+    /// Stored relation, e.g. `joiner`, `member`, `uploader`, `owner`.
+    pub relation: String,
+    /// `user:<id>`, `user:*` or `kind:id#relation`.
+    pub subject: String,
+}
+
+/// Response of tuple writes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TupleChanged {
+    /// False when the write was a no-op (already present / already absent).
+    pub changed: bool,
+    /// Zone topics that were sent `relationship_changed`.
+    pub notified: Vec<String>,
+}
+
+/// `GET /relationships?object=…` response.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TupleList {
+    /// Tuples on the object.
+    pub tuples: Vec<TupleBody>,
+}
+
+/// `POST /check` body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// Permission, e.g. `join`, `upload`, `admin`, `member`.
+    pub permission: String,
+    /// Object, `kind:id`.
+    pub object: String,
+}
+
+/// `POST /check` response.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CheckResult {
+    /// Whether the caller holds the permission.
+    pub allowed: bool,
+}
+
+/// Validates a free-text field: non-empty, bounded, no control characters.
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid_field(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(ApiError::invalid_field(field, "too long"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(field, "control characters"));
+    }
+    Ok(())
+}
+
+/// Validates an account name.
+pub fn check_account_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            "name",
+            "1-64 characters of A-Z a-z 0-9 _ - .",
+        ))
+    }
+}

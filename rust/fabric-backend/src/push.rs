@@ -1,0 +1,81 @@
+//! Messages the backend pushes on `zone:<id>` topics, and the helpers that publish them.
+//!
+//! ```json
+//! {"type":"zone_updated","topic":"zone:<id>","zone":{…ShardView…}}
+//! {"type":"relationship_changed","topic":"zone:<id>","object":"group:builders"}
+//! {"type":"zone_removed","topic":"zone:<id>","reason":"deleted"|"stale"}
+//! ```
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::model::{ShardRecord, ShardView};
+use crate::state::AppState;
+
+/// The topic of a zone.
+pub fn zone_topic(id: Uuid) -> String {
+    format!("zone:{id}")
+}
+
+/// A pushed message.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Push<'a> {
+    /// After every heartbeat: the zone's current state, including `asset_index_url`.
+    ZoneUpdated {
+        /// Topic.
+        topic: &'a str,
+        /// The zone.
+        zone: ShardView,
+    },
+    /// A tuple that can affect permissions on this zone was added or removed.
+    RelationshipChanged {
+        /// Topic.
+        topic: &'a str,
+        /// The object whose tuples changed.
+        object: &'a str,
+    },
+    /// The zone was deleted or evicted by the janitor.
+    ZoneRemoved {
+        /// Topic.
+        topic: &'a str,
+        /// `deleted` or `stale`.
+        reason: &'a str,
+    },
+}
+
+fn publish(state: &AppState, topic: &str, push: &Push<'_>) -> usize {
+    let text = serde_json::to_string(push).expect("push messages serialise");
+    state.hub.publish(topic, text.into())
+}
+
+/// Publishes `zone_updated` for a shard.
+pub fn zone_updated(state: &AppState, shard: &ShardRecord) -> usize {
+    let topic = zone_topic(shard.id);
+    publish(
+        state,
+        &topic,
+        &Push::ZoneUpdated {
+            topic: &topic,
+            zone: ShardView::from(shard),
+        },
+    )
+}
+
+/// Publishes `zone_removed`.
+pub fn zone_removed(state: &AppState, id: Uuid, reason: &str) -> usize {
+    let topic = zone_topic(id);
+    publish(
+        state,
+        &topic,
+        &Push::ZoneRemoved {
+            topic: &topic,
+            reason,
+        },
+    )
+}
+
+/// Publishes `relationship_changed` on `topic`.
+pub fn relationship_changed(state: &AppState, topic: &str, object: &str) -> usize {
+    publish(state, topic, &Push::RelationshipChanged { topic, object })
+}

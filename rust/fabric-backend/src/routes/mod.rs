@@ -1,0 +1,123 @@
+//! The HTTP surface: [`router`] wires every route of the API (one file per resource) plus JSON
+//! fallbacks for unknown paths (404 `not_found`) and methods (405 `method_not_allowed`).
+//! [`OPENAPI`] is the hand-written description served at `GET /openapi.json`; the
+//! `openapi` integration test checks it against these routes over HTTP.
+
+mod accounts;
+mod relationships;
+mod shards;
+mod tokens;
+mod ws;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::error::ApiError;
+use crate::state::Shared;
+
+/// The OpenAPI 3.1 document of this API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// `(method, path)` of every route, in OpenAPI path syntax. Kept beside [`router`] and checked
+/// against [`OPENAPI`] by a unit test; the integration test checks each against the server.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/openapi.json"),
+    ("get", "/healthz"),
+    ("post", "/accounts"),
+    ("get", "/shards"),
+    ("post", "/shards"),
+    ("get", "/shards/{id}"),
+    ("put", "/shards/{id}"),
+    ("delete", "/shards/{id}"),
+    ("get", "/keys/join"),
+    ("post", "/tokens/join"),
+    ("post", "/tokens/join/verify"),
+    ("get", "/relationships"),
+    ("post", "/relationships"),
+    ("delete", "/relationships"),
+    ("post", "/check"),
+    ("get", "/ws"),
+];
+
+/// Builds the application router.
+pub fn router(state: Shared, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .route("/accounts", post(accounts::create))
+        .route("/shards", get(shards::list).post(shards::register))
+        .route(
+            "/shards/{id}",
+            get(shards::get_one)
+                .put(shards::heartbeat)
+                .delete(shards::delete),
+        )
+        .route("/keys/join", get(tokens::keys))
+        .route("/tokens/join", post(tokens::issue))
+        .route("/tokens/join/verify", post(tokens::verify))
+        .route(
+            "/relationships",
+            get(relationships::list)
+                .post(relationships::add)
+                .delete(relationships::remove),
+        )
+        .route("/check", post(relationships::check))
+        .route("/ws", get(ws::upgrade))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "ok": true }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn openapi_lists_exactly_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");
+        assert_eq!(
+            doc["openapi"].as_str().map(|v| &v[..2]),
+            Some("3."),
+            "version"
+        );
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths object") {
+            for method in item.as_object().expect("path item").keys() {
+                if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                    documented.insert((method.clone(), path.clone()));
+                }
+            }
+        }
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(documented, routed, "openapi.json and ROUTES differ");
+    }
+}

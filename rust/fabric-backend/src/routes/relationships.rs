@@ -1,0 +1,176 @@
+//! ReBAC administration: add, remove and list tuples, and `POST /check` for the caller's own
+//! permissions (the upload-time check). Writes on an object require `admin` on it; a `group`
+//! or `map` nobody owns yet can be claimed by writing `owner@user:<caller>`. Every change
+//! pushes `relationship_changed` on the topic of each zone whose permissions can depend on it.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use fabric_auth::rebac::{check as rebac_check, dependents};
+use fabric_auth::{ObjectRef, Subject, Tuple};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Bearer, require_account};
+use crate::model::{CheckRequest, CheckResult, TupleBody, TupleChanged, TupleList};
+use crate::push;
+use crate::state::{AppState, Shared};
+use crate::store::StoreTuples;
+
+fn parse_tuple(st: &AppState, body: &TupleBody) -> Result<Tuple, ApiError> {
+    let tuple = Tuple::parse(&body.object, &body.relation, &body.subject)?;
+    st.schema.validate(&tuple)?;
+    Ok(tuple)
+}
+
+/// 404 for a zone object whose shard does not exist (or whose id is not a UUID).
+fn require_object_exists(st: &AppState, object: &ObjectRef) -> Result<(), ApiError> {
+    if object.kind == "zone" {
+        let id = Uuid::parse_str(&object.id).map_err(|_| ApiError::unknown_shard(&object.id))?;
+        if st.store.shard(id)?.is_none() {
+            return Err(ApiError::unknown_shard(id));
+        }
+    }
+    Ok(())
+}
+
+fn is_admin(st: &AppState, account: &str, object: &ObjectRef) -> Result<bool, ApiError> {
+    Ok(rebac_check(
+        &st.schema,
+        &StoreTuples(&*st.store),
+        account,
+        "admin",
+        object,
+    )?)
+}
+
+/// Publishes `relationship_changed` to every zone that depends on `object`.
+fn notify(st: &AppState, object: &ObjectRef) -> Result<Vec<String>, ApiError> {
+    let text = object.to_string();
+    let mut topics = Vec::new();
+    for dep in dependents(&StoreTuples(&*st.store), object)? {
+        if dep.kind == "zone" {
+            let topic = dep.to_string();
+            push::relationship_changed(st, &topic, &text);
+            topics.push(topic);
+        }
+    }
+    Ok(topics)
+}
+
+pub(super) async fn add(
+    State(st): State<Shared>,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<TupleBody>,
+) -> Result<Json<TupleChanged>, ApiError> {
+    let account = require_account(&st, &bearer)?;
+    let tuple = parse_tuple(&st, &body)?;
+    require_object_exists(&st, &tuple.object)?;
+    let claim = tuple.object.kind != "zone"
+        && tuple.relation == "owner"
+        && tuple.subject == Subject::User(account.clone())
+        && st.store.subjects(&tuple.object, "owner")?.is_empty();
+    if !claim && !is_admin(&st, &account, &tuple.object)? {
+        return Err(ApiError::forbidden(format!(
+            "{account} is not an admin of {}",
+            tuple.object
+        )));
+    }
+    let changed = st.store.add_tuple(&tuple)?;
+    let notified = if changed {
+        tracing::info!(%account, %tuple, "tuple added");
+        notify(&st, &tuple.object)?
+    } else {
+        Vec::new()
+    };
+    Ok(Json(TupleChanged { changed, notified }))
+}
+
+pub(super) async fn remove(
+    State(st): State<Shared>,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<TupleBody>,
+) -> Result<Json<TupleChanged>, ApiError> {
+    let account = require_account(&st, &bearer)?;
+    let tuple = parse_tuple(&st, &body)?;
+    require_object_exists(&st, &tuple.object)?;
+    if !is_admin(&st, &account, &tuple.object)? {
+        return Err(ApiError::forbidden(format!(
+            "{account} is not an admin of {}",
+            tuple.object
+        )));
+    }
+    // The changed object is itself among its dependents, so a removed zone tuple always
+    // notifies that zone; a removed group tuple notifies every zone reaching the group.
+    let changed = st.store.remove_tuple(&tuple)?;
+    let notified = if changed {
+        tracing::info!(%account, %tuple, "tuple removed");
+        notify(&st, &tuple.object)?
+    } else {
+        Vec::new()
+    };
+    Ok(Json(TupleChanged { changed, notified }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ObjectQuery {
+    object: String,
+}
+
+pub(super) async fn list(
+    State(st): State<Shared>,
+    bearer: Bearer,
+    query: Result<Query<ObjectQuery>, QueryRejection>,
+) -> Result<Json<TupleList>, ApiError> {
+    let account = require_account(&st, &bearer)?;
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let object: ObjectRef = q.object.parse()?;
+    require_object_exists(&st, &object)?;
+    if !is_admin(&st, &account, &object)? {
+        return Err(ApiError::forbidden(format!(
+            "{account} is not an admin of {object}"
+        )));
+    }
+    let tuples = st
+        .store
+        .tuples_on(&object)?
+        .into_iter()
+        .map(|t| TupleBody {
+            object: t.object.to_string(),
+            relation: t.relation,
+            subject: t.subject.to_string(),
+        })
+        .collect();
+    Ok(Json(TupleList { tuples }))
+}
+
+pub(super) async fn check(
+    State(st): State<Shared>,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<CheckRequest>,
+) -> Result<Json<CheckResult>, ApiError> {
+    let account = require_account(&st, &bearer)?;
+    let object: ObjectRef = body.object.parse()?;
+    if st
+        .schema
+        .granting(&object.kind, &body.permission)
+        .is_empty()
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_relation",
+            format!("{} has no permission {:?}", object.kind, body.permission),
+        ));
+    }
+    let allowed = rebac_check(
+        &st.schema,
+        &StoreTuples(&*st.store),
+        &account,
+        &body.permission,
+        &object,
+    )?;
+    Ok(Json(CheckResult { allowed }))
+}

@@ -1,0 +1,202 @@
+//! `/shards`: zone registration, heartbeats, listing and removal.
+//!
+//! Registration needs an account API key (the zone's operator account) and returns a
+//! per-shard secret; heartbeats and deletes must present that secret (deletes may also use
+//! the owner's API key). A secret belonging to another shard is 403 `wrong_shard`.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use fabric_auth::{ObjectRef, Subject, Tuple};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Bearer, ShardId, account_for, optional_account, require_account};
+use crate::model::{
+    DEFAULT_MAX_USERS, Heartbeat, MAX_MAX_USERS, MAX_TEXT_LEN, MAX_URL_LEN, RegisterShard,
+    Registered, ShardList, ShardRecord, ShardView, check_text,
+};
+use crate::push;
+use crate::secrets::{SHARD_SECRET_PREFIX, hash_secret, new_shard_secret};
+use crate::state::{AppState, Shared};
+use crate::store::HeartbeatUpdate;
+
+fn check_url(url: &Option<String>) -> Result<(), ApiError> {
+    if let Some(u) = url {
+        check_text("asset_index_url", u, MAX_URL_LEN)?;
+    }
+    Ok(())
+}
+
+pub(super) async fn register(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<RegisterShard>,
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    let owner = require_account(&st, &bearer)?;
+    let port = u16::try_from(body.port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| ApiError::invalid_field("port", "must be 1-65535"))?;
+    let address = body
+        .address
+        .unwrap_or_else(|| peer.ip().to_canonical().to_string());
+    check_text("address", &address, MAX_TEXT_LEN)?;
+    check_text("map", &body.map, MAX_TEXT_LEN)?;
+    check_text("name", &body.name, MAX_TEXT_LEN)?;
+    check_text("cert_hash", &body.cert_hash, MAX_TEXT_LEN)?;
+    check_url(&body.asset_index_url)?;
+    let max_users = body.max_users.unwrap_or(DEFAULT_MAX_USERS);
+    if max_users == 0 || max_users > MAX_MAX_USERS {
+        return Err(ApiError::invalid_field("max_users", "must be 1-100000"));
+    }
+    let public = body.public.unwrap_or(true);
+    let now = st.clock.now_ms();
+    let secret = new_shard_secret();
+    let record = ShardRecord {
+        id: Uuid::new_v4(),
+        owner: owner.clone(),
+        address,
+        port,
+        map: body.map,
+        name: body.name,
+        cert_hash: body.cert_hash,
+        max_users,
+        current_users: 0,
+        public,
+        asset_index_url: body.asset_index_url,
+        secret_hash: hash_secret(&secret),
+        created_at_ms: now,
+        last_put_at_ms: now,
+    };
+    let zone = ObjectRef::new("zone", record.id.to_string());
+    let mut tuples = vec![Tuple {
+        object: zone.clone(),
+        relation: "owner".into(),
+        subject: Subject::User(owner),
+    }];
+    if public {
+        tuples.push(Tuple {
+            object: zone,
+            relation: "joiner".into(),
+            subject: Subject::AnyUser,
+        });
+    }
+    st.store.insert_shard(&record, &tuples)?;
+    tracing::info!(shard = %record.id, owner = %record.owner, addr = %record.address, port, "shard registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            id: record.id,
+            shard_secret: secret,
+            stale_after_ms: st.settings.stale_after_ms,
+        }),
+    ))
+}
+
+/// Resolves the shard and checks that `bearer` is its secret (or, with `allow_owner`, its
+/// owner's API key).
+fn authorize(
+    st: &AppState,
+    id: Uuid,
+    bearer: &Bearer,
+    allow_owner: bool,
+) -> Result<ShardRecord, ApiError> {
+    let cred = bearer
+        .0
+        .as_deref()
+        .ok_or_else(ApiError::missing_credentials)?;
+    let shard = st
+        .store
+        .shard(id)?
+        .ok_or_else(|| ApiError::unknown_shard(id))?;
+    if cred.starts_with(SHARD_SECRET_PREFIX) {
+        let hash = hash_secret(cred);
+        if hash == shard.secret_hash {
+            return Ok(shard);
+        }
+        return match st.store.shard_by_secret_hash(&hash)? {
+            Some(other) => {
+                tracing::warn!(shard = %id, presented_for = %other, "shard secret of another shard");
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong_shard",
+                    "this secret belongs to another shard",
+                ))
+            }
+            None => Err(ApiError::invalid_credentials()),
+        };
+    }
+    let account = account_for(st, cred)?;
+    if allow_owner && account == shard.owner {
+        Ok(shard)
+    } else {
+        Err(ApiError::forbidden(
+            "only the shard (with its secret) or its owner may do this",
+        ))
+    }
+}
+
+pub(super) async fn heartbeat(
+    State(st): State<Shared>,
+    ShardId(id): ShardId,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<Heartbeat>,
+) -> Result<Json<ShardView>, ApiError> {
+    authorize(&st, id, &bearer, false)?;
+    check_url(&body.asset_index_url)?;
+    let update = HeartbeatUpdate {
+        current_users: body.current_users,
+        asset_index_url: body.asset_index_url,
+    };
+    let record = st
+        .store
+        .heartbeat(id, &update, st.clock.now_ms())?
+        .ok_or_else(|| ApiError::unknown_shard(id))?;
+    let delivered = push::zone_updated(&st, &record);
+    tracing::debug!(shard = %id, users = record.current_users, delivered, "heartbeat");
+    Ok(Json(ShardView::from(&record)))
+}
+
+pub(super) async fn delete(
+    State(st): State<Shared>,
+    ShardId(id): ShardId,
+    bearer: Bearer,
+) -> Result<StatusCode, ApiError> {
+    authorize(&st, id, &bearer, true)?;
+    if !st.store.delete_shard(id)? {
+        return Err(ApiError::unknown_shard(id));
+    }
+    push::zone_removed(&st, id, "deleted");
+    tracing::info!(shard = %id, "shard deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn list(
+    State(st): State<Shared>,
+    bearer: Bearer,
+) -> Result<Json<ShardList>, ApiError> {
+    let viewer = optional_account(&st, &bearer)?;
+    let since = st.clock.now_ms().saturating_sub(st.settings.stale_after_ms);
+    let shards = st.store.list_shards(since, viewer.as_deref())?;
+    Ok(Json(ShardList {
+        shards: shards.iter().map(ShardView::from).collect(),
+    }))
+}
+
+pub(super) async fn get_one(
+    State(st): State<Shared>,
+    ShardId(id): ShardId,
+    bearer: Bearer,
+) -> Result<Json<ShardView>, ApiError> {
+    let viewer = optional_account(&st, &bearer)?;
+    match st.store.shard(id)? {
+        Some(s) if s.public || viewer.as_deref() == Some(s.owner.as_str()) => {
+            Ok(Json(ShardView::from(&s)))
+        }
+        _ => Err(ApiError::unknown_shard(id)),
+    }
+}

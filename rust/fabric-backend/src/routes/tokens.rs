@@ -1,0 +1,84 @@
+//! Join tokens: `GET /keys/join` publishes the verification key, `POST /tokens/join` issues a
+//! token after a ReBAC `join` check, `POST /tokens/join/verify` verifies one (for tools and
+//! gateways that prefer not to embed the verifier).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use fabric_auth::ObjectRef;
+use fabric_auth::keys::public_key_to_b64;
+use fabric_auth::rebac::check;
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Bearer, require_account};
+use crate::model::{
+    JoinKeys, JoinTokenIssued, JoinTokenRequest, PublicKeyView, VerifiedToken, VerifyTokenRequest,
+};
+use crate::state::Shared;
+use crate::store::StoreTuples;
+
+pub(super) async fn keys(State(st): State<Shared>) -> Json<JoinKeys> {
+    Json(JoinKeys {
+        keys: vec![PublicKeyView {
+            kid: st.issuer.kid().to_owned(),
+            alg: "Ed25519".into(),
+            public_key: public_key_to_b64(&st.issuer.verifying_key()),
+        }],
+        token_ttl_s: st.issuer.ttl_s(),
+    })
+}
+
+pub(super) async fn issue(
+    State(st): State<Shared>,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<JoinTokenRequest>,
+) -> Result<Json<JoinTokenIssued>, ApiError> {
+    let account = require_account(&st, &bearer)?;
+    if st.store.shard(body.zone_id)?.is_none() {
+        return Err(ApiError::unknown_shard(body.zone_id));
+    }
+    let zone = ObjectRef::new("zone", body.zone_id.to_string());
+    if !check(
+        &st.schema,
+        &StoreTuples(&*st.store),
+        &account,
+        "join",
+        &zone,
+    )? {
+        tracing::info!(%account, zone = %body.zone_id, "join denied");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "join_denied",
+            format!("{account} may not join {zone}"),
+        ));
+    }
+    let jti = uuid::Uuid::new_v4().to_string();
+    let (token, claims) = st.issuer.issue(
+        &account,
+        &body.zone_id.to_string(),
+        &jti,
+        st.clock.now_ms() / 1000,
+    )?;
+    tracing::info!(%account, zone = %body.zone_id, jti, "join token issued");
+    Ok(Json(JoinTokenIssued {
+        token,
+        expires_at: claims.exp,
+        kid: claims.kid,
+        zone_id: body.zone_id,
+    }))
+}
+
+pub(super) async fn verify(
+    State(st): State<Shared>,
+    ApiJson(body): ApiJson<VerifyTokenRequest>,
+) -> Result<Json<VerifiedToken>, ApiError> {
+    let claims = st.verifier.verify(
+        &body.token,
+        &body.zone_id.to_string(),
+        st.clock.now_ms() / 1000,
+    )?;
+    Ok(Json(VerifiedToken {
+        valid: true,
+        claims,
+    }))
+}

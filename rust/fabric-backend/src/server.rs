@@ -1,0 +1,182 @@
+//! Starting and stopping a backend: open the store, load or create the join signing key, bind
+//! the listener, run the router and the janitor until a shutdown future resolves, then close
+//! WebSocket sessions and drain in-flight requests (graceful shutdown).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use fabric_auth::keys::{signing_key_from_b64, signing_key_to_b64};
+use fabric_auth::{JoinTokenIssuer, JoinTokenVerifier, Schema};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::error::StoreError;
+use crate::hub::Hub;
+use crate::state::{AppState, Settings, Shared};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::{janitor, routes};
+
+/// Meta key of the signing key when it lives in the database.
+const KEY_META: &str = "join_signing_key";
+
+/// Failures starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Opening or migrating the store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Binding or serving failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The signing key file or stored key is unreadable.
+    #[error("join signing key: {0}")]
+    Key(String),
+}
+
+fn generate_key() -> SigningKey {
+    SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+fn load_key(config: &Config, store: &dyn Store) -> Result<SigningKey, ServeError> {
+    if let Some(path) = &config.join_key_file {
+        return load_key_file(path);
+    }
+    if let Some(text) = store.meta(KEY_META)? {
+        return signing_key_from_b64(&text).map_err(|e| ServeError::Key(e.to_string()));
+    }
+    let key = generate_key();
+    store.set_meta(KEY_META, &signing_key_to_b64(&key))?;
+    Ok(key)
+}
+
+fn load_key_file(path: &Path) -> Result<SigningKey, ServeError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            signing_key_from_b64(&text).map_err(|e| ServeError::Key(format!("{path:?}: {e}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = generate_key();
+            write_private(path, &signing_key_to_b64(&key))?;
+            Ok(key)
+        }
+        Err(e) => Err(ServeError::Key(format!("{path:?}: {e}"))),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> Result<(), ServeError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> Result<(), ServeError> {
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// A backend bound to its address, ready to serve.
+pub struct Bound {
+    listener: TcpListener,
+    state: Shared,
+    shutdown_tx: watch::Sender<bool>,
+    max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("addr", &self.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bound {
+    /// Opens the store named by `config.db` and binds `config.listen`.
+    pub async fn bind(config: &Config) -> Result<Self, ServeError> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.db)?);
+        Self::bind_with(config, store, Arc::new(SystemClock)).await
+    }
+
+    /// Binds with a caller-provided store and clock.
+    pub async fn bind_with(
+        config: &Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ServeError> {
+        let key = load_key(config, &*store)?;
+        let issuer = JoinTokenIssuer::new(key, config.token_ttl_s);
+        let verifier = JoinTokenVerifier::new([issuer.verifying_key()])
+            .with_max_lifetime_s(config.token_ttl_s.max(1));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(AppState {
+            store,
+            hub: Hub::default(),
+            clock,
+            issuer,
+            verifier,
+            schema: Schema::default(),
+            settings: Settings {
+                stale_after_ms: config.stale_after_ms,
+                evict_after_ms: config.evict_after_ms,
+                janitor_interval_ms: config.janitor_interval_ms,
+            },
+            shutdown: shutdown_rx,
+        });
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Self {
+            listener,
+            state,
+            shutdown_tx,
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// The shared state (for in-process embedding and tests).
+    pub fn state(&self) -> Shared {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops the janitor, closes WebSocket sessions and
+    /// waits for in-flight HTTP requests.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let app = routes::router(self.state.clone(), self.max_body_bytes);
+        let janitor = tokio::spawn(janitor::run(self.state.clone()));
+        let tx = self.shutdown_tx;
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = tx.send(true);
+        };
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await?;
+        let _ = janitor.await;
+        Ok(())
+    }
+}

@@ -1,0 +1,52 @@
+//! Shared state of a running backend, handed to every handler as `State<Arc<AppState>>`.
+
+use std::sync::Arc;
+
+use fabric_auth::{JoinTokenIssuer, JoinTokenVerifier, Schema};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::hub::Hub;
+use crate::store::Store;
+
+/// Time windows and limits the handlers and the janitor apply.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `GET /shards` hides shards older than this.
+    pub stale_after_ms: u64,
+    /// The janitor deletes shards older than this.
+    pub evict_after_ms: u64,
+    /// Janitor period; 0 disables it.
+    pub janitor_interval_ms: u64,
+}
+
+/// Everything a request may need.
+pub struct AppState {
+    /// Persistent registry.
+    pub store: Arc<dyn Store>,
+    /// WebSocket topic fan-out.
+    pub hub: Hub,
+    /// Wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// Join-token signer.
+    pub issuer: JoinTokenIssuer,
+    /// Verifier for the signer's own key (for `/tokens/join/verify`).
+    pub verifier: JoinTokenVerifier,
+    /// ReBAC schema.
+    pub schema: Schema,
+    /// Windows and limits.
+    pub settings: Settings,
+    /// Flips to true when the server shuts down (WebSocket sessions close).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The handle handlers receive.
+pub type Shared = Arc<AppState>;

@@ -1,0 +1,87 @@
+//! The storage boundary. Handlers talk to `dyn Store`; [`sqlite::SqliteStore`] is the embedded
+//! default, and a PostgreSQL-compatible implementation can be added behind the same trait.
+//!
+//! Every method is short and synchronous; time is always an argument (`now_ms`, `cutoff_ms`), so
+//! the store never reads a clock and staleness is decided by the caller's [`crate::clock::Clock`].
+
+pub mod sqlite;
+
+use fabric_auth::{ObjectRef, RebacError, Subject, Tuple, TupleSource};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::model::ShardRecord;
+
+/// What a heartbeat changes.
+#[derive(Debug, Clone)]
+pub struct HeartbeatUpdate {
+    /// New user count.
+    pub current_users: u32,
+    /// New asset index URL, or keep the old one.
+    pub asset_index_url: Option<String>,
+}
+
+/// Persistent state of the registry.
+pub trait Store: Send + Sync + 'static {
+    /// Creates an account; [`StoreError::Conflict`] if the id is taken.
+    fn create_account(&self, id: &str, key_hash: &str, now_ms: u64) -> Result<(), StoreError>;
+    /// The account id owning an API key hash.
+    fn account_by_key_hash(&self, key_hash: &str) -> Result<Option<String>, StoreError>;
+
+    /// Inserts a new shard and, atomically, its initial tuples.
+    fn insert_shard(&self, shard: &ShardRecord, tuples: &[Tuple]) -> Result<(), StoreError>;
+    /// One shard by id.
+    fn shard(&self, id: Uuid) -> Result<Option<ShardRecord>, StoreError>;
+    /// The id of the shard whose secret hashes to `secret_hash`.
+    fn shard_by_secret_hash(&self, secret_hash: &str) -> Result<Option<Uuid>, StoreError>;
+    /// Applies a heartbeat at `now_ms`; `None` when the shard does not exist.
+    fn heartbeat(
+        &self,
+        id: Uuid,
+        update: &HeartbeatUpdate,
+        now_ms: u64,
+    ) -> Result<Option<ShardRecord>, StoreError>;
+    /// Deletes a shard and the tuples on `zone:<id>`; false if it did not exist.
+    fn delete_shard(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Shards with `last_put_at_ms >= fresh_since_ms` that are public or owned by `viewer`.
+    fn list_shards(
+        &self,
+        fresh_since_ms: u64,
+        viewer: Option<&str>,
+    ) -> Result<Vec<ShardRecord>, StoreError>;
+    /// Deletes shards with `last_put_at_ms < cutoff_ms` (and their tuples); returns their ids.
+    fn evict_stale(&self, cutoff_ms: u64) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Adds a tuple; false if it was already present.
+    fn add_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError>;
+    /// Removes a tuple; false if it was absent.
+    fn remove_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError>;
+    /// All tuples on an object.
+    fn tuples_on(&self, object: &ObjectRef) -> Result<Vec<Tuple>, StoreError>;
+    /// Subjects of `object#relation`.
+    fn subjects(&self, object: &ObjectRef, relation: &str) -> Result<Vec<Subject>, StoreError>;
+    /// Objects with a tuple whose subject is a userset on `object`.
+    fn referencing(&self, object: &ObjectRef) -> Result<Vec<ObjectRef>, StoreError>;
+
+    /// A metadata value (e.g. the join signing key).
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Sets a metadata value.
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
+/// Adapts a [`Store`] to [`TupleSource`] for [`fabric_auth::rebac::check`].
+pub struct StoreTuples<'a>(pub &'a dyn Store);
+
+impl TupleSource for StoreTuples<'_> {
+    fn subjects(&self, object: &ObjectRef, relation: &str) -> Result<Vec<Subject>, RebacError> {
+        self.0
+            .subjects(object, relation)
+            .map_err(|e| RebacError::Source(e.to_string()))
+    }
+
+    fn referencing(&self, object: &ObjectRef) -> Result<Vec<ObjectRef>, RebacError> {
+        self.0
+            .referencing(object)
+            .map_err(|e| RebacError::Source(e.to_string()))
+    }
+}

@@ -1,0 +1,499 @@
+//! Embedded SQLite implementation of [`Store`]: one connection behind a mutex (SQLite
+//! serialises writers anyway; every statement here takes microseconds), WAL mode with
+//! `synchronous=NORMAL` for files, prepared-statement cache, schema version in `meta`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use fabric_auth::{ObjectRef, Subject, Tuple};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use uuid::Uuid;
+
+use super::{HeartbeatUpdate, Store};
+use crate::error::StoreError;
+use crate::model::ShardRecord;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shards (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    address TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    map TEXT NOT NULL,
+    name TEXT NOT NULL,
+    cert_hash TEXT NOT NULL,
+    max_users INTEGER NOT NULL,
+    current_users INTEGER NOT NULL,
+    public INTEGER NOT NULL,
+    asset_index_url TEXT,
+    secret_hash TEXT NOT NULL UNIQUE,
+    created_at_ms INTEGER NOT NULL,
+    last_put_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shards_last_put ON shards(last_put_at_ms);
+CREATE TABLE IF NOT EXISTS tuples (
+    object TEXT NOT NULL,
+    relation TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    subject_object TEXT,
+    PRIMARY KEY (object, relation, subject)
+);
+CREATE INDEX IF NOT EXISTS tuples_subject_object ON tuples(subject_object);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+";
+
+const SHARD_COLUMNS: &str = "id, owner, address, port, map, name, cert_hash, max_users, \
+    current_users, public, asset_index_url, secret_hash, created_at_ms, last_put_at_ms";
+
+/// SQLite-backed store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`; `:memory:` gives a private in-memory
+    /// database that vanishes with the process.
+    pub fn open(path: &str) -> Result<Self, StoreError> {
+        let conn = if path == ":memory:" {
+            Connection::open_in_memory()?
+        } else {
+            if let Some(parent) = Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::Corrupt(format!("cannot create {parent:?}: {e}")))?;
+            }
+            let conn = Connection::open(path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    }
+}
+
+fn shard_from_row(row: &Row<'_>) -> rusqlite::Result<Result<ShardRecord, StoreError>> {
+    let id: String = row.get(0)?;
+    let port: i64 = row.get(3)?;
+    let record = (|| {
+        Ok(ShardRecord {
+            id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            owner: row.get(1)?,
+            address: row.get(2)?,
+            port: u16::try_from(port).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            map: row.get(4)?,
+            name: row.get(5)?,
+            cert_hash: row.get(6)?,
+            max_users: row.get(7)?,
+            current_users: row.get(8)?,
+            public: row.get(9)?,
+            asset_index_url: row.get(10)?,
+            secret_hash: row.get(11)?,
+            created_at_ms: row.get::<_, i64>(12)? as u64,
+            last_put_at_ms: row.get::<_, i64>(13)? as u64,
+        })
+    })();
+    Ok(record)
+}
+
+fn collect_shards(
+    rows: impl Iterator<Item = rusqlite::Result<Result<ShardRecord, StoreError>>>,
+) -> Result<Vec<ShardRecord>, StoreError> {
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}
+
+fn zone_object(id: Uuid) -> String {
+    format!("zone:{id}")
+}
+
+fn subject_object(subject: &Subject) -> Option<String> {
+    match subject {
+        Subject::Userset { object, .. } => Some(object.to_string()),
+        _ => None,
+    }
+}
+
+fn insert_tuple(conn: &Connection, tuple: &Tuple) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO tuples (object, relation, subject, subject_object) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            tuple.object.to_string(),
+            tuple.relation,
+            tuple.subject.to_string(),
+            subject_object(&tuple.subject)
+        ])?;
+    Ok(n == 1)
+}
+
+fn delete_zone(conn: &Connection, id: Uuid) -> Result<bool, StoreError> {
+    let zone = zone_object(id);
+    conn.prepare_cached("DELETE FROM tuples WHERE object = ?1 OR subject_object = ?1")?
+        .execute(params![zone])?;
+    let n = conn
+        .prepare_cached("DELETE FROM shards WHERE id = ?1")?
+        .execute(params![id.to_string()])?;
+    Ok(n == 1)
+}
+
+fn parse_subject(text: String) -> Result<Subject, StoreError> {
+    text.parse()
+        .map_err(|e: fabric_auth::RebacError| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_object(text: String) -> Result<ObjectRef, StoreError> {
+    text.parse()
+        .map_err(|e: fabric_auth::RebacError| StoreError::Corrupt(e.to_string()))
+}
+
+impl Store for SqliteStore {
+    fn create_account(&self, id: &str, key_hash: &str, now_ms: u64) -> Result<(), StoreError> {
+        self.with(|c| {
+            let n = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO accounts (id, key_hash, created_at_ms) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, key_hash, now_ms as i64])?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict)
+            }
+        })
+    }
+
+    fn account_by_key_hash(&self, key_hash: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            Ok(
+                c.prepare_cached("SELECT id FROM accounts WHERE key_hash = ?1")?
+                    .query_row(params![key_hash], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+    }
+
+    fn insert_shard(&self, s: &ShardRecord, tuples: &[Tuple]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.prepare_cached(&format!(
+                "INSERT INTO shards ({SHARD_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))?
+            .execute(params![
+                s.id.to_string(),
+                s.owner,
+                s.address,
+                s.port,
+                s.map,
+                s.name,
+                s.cert_hash,
+                s.max_users,
+                s.current_users,
+                s.public,
+                s.asset_index_url,
+                s.secret_hash,
+                s.created_at_ms as i64,
+                s.last_put_at_ms as i64
+            ])?;
+            for t in tuples {
+                insert_tuple(&tx, t)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn shard(&self, id: Uuid) -> Result<Option<ShardRecord>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(&format!("SELECT {SHARD_COLUMNS} FROM shards WHERE id = ?1"))?
+                .query_row(params![id.to_string()], shard_from_row)
+                .optional()?
+                .transpose()
+        })
+    }
+
+    fn shard_by_secret_hash(&self, secret_hash: &str) -> Result<Option<Uuid>, StoreError> {
+        self.with(|c| {
+            let id: Option<String> = c
+                .prepare_cached("SELECT id FROM shards WHERE secret_hash = ?1")?
+                .query_row(params![secret_hash], |r| r.get(0))
+                .optional()?;
+            id.map(|s| Uuid::parse_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        id: Uuid,
+        u: &HeartbeatUpdate,
+        now_ms: u64,
+    ) -> Result<Option<ShardRecord>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(&format!(
+                "UPDATE shards SET last_put_at_ms = ?2, current_users = ?3, \
+                 asset_index_url = COALESCE(?4, asset_index_url) WHERE id = ?1 \
+                 RETURNING {SHARD_COLUMNS}"
+            ))?
+            .query_row(
+                params![
+                    id.to_string(),
+                    now_ms as i64,
+                    u.current_users,
+                    u.asset_index_url
+                ],
+                shard_from_row,
+            )
+            .optional()?
+            .transpose()
+        })
+    }
+
+    fn delete_shard(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let existed = delete_zone(&tx, id)?;
+            tx.commit()?;
+            Ok(existed)
+        })
+    }
+
+    fn list_shards(
+        &self,
+        fresh_since_ms: u64,
+        viewer: Option<&str>,
+    ) -> Result<Vec<ShardRecord>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {SHARD_COLUMNS} FROM shards WHERE last_put_at_ms >= ?1 \
+                 AND (public = 1 OR owner = ?2) ORDER BY created_at_ms, id"
+            ))?;
+            let rows = stmt.query_map(params![fresh_since_ms as i64, viewer], shard_from_row)?;
+            collect_shards(rows)
+        })
+    }
+
+    fn evict_stale(&self, cutoff_ms: u64) -> Result<Vec<Uuid>, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let ids: Vec<String> = tx
+                .prepare_cached("SELECT id FROM shards WHERE last_put_at_ms < ?1")?
+                .query_map(params![cutoff_ms as i64], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let id = Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                delete_zone(&tx, id)?;
+                out.push(id);
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn add_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError> {
+        self.with(|c| insert_tuple(c, tuple))
+    }
+
+    fn remove_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let n = c
+                .prepare_cached(
+                    "DELETE FROM tuples WHERE object = ?1 AND relation = ?2 AND subject = ?3",
+                )?
+                .execute(params![
+                    tuple.object.to_string(),
+                    tuple.relation,
+                    tuple.subject.to_string()
+                ])?;
+            Ok(n == 1)
+        })
+    }
+
+    fn tuples_on(&self, object: &ObjectRef) -> Result<Vec<Tuple>, StoreError> {
+        self.with(|c| {
+            let rows: Vec<(String, String)> = c
+                .prepare_cached(
+                    "SELECT relation, subject FROM tuples WHERE object = ?1 ORDER BY relation, subject",
+                )?
+                .query_map(params![object.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(relation, subject)| {
+                    Ok(Tuple {
+                        object: object.clone(),
+                        relation,
+                        subject: parse_subject(subject)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn subjects(&self, object: &ObjectRef, relation: &str) -> Result<Vec<Subject>, StoreError> {
+        self.with(|c| {
+            let rows: Vec<String> = c
+                .prepare_cached("SELECT subject FROM tuples WHERE object = ?1 AND relation = ?2")?
+                .query_map(params![object.to_string(), relation], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter().map(parse_subject).collect()
+        })
+    }
+
+    fn referencing(&self, object: &ObjectRef) -> Result<Vec<ObjectRef>, StoreError> {
+        self.with(|c| {
+            let rows: Vec<String> = c
+                .prepare_cached("SELECT DISTINCT object FROM tuples WHERE subject_object = ?1")?
+                .query_map(params![object.to_string()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter().map(parse_object).collect()
+        })
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row(params![key], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                .execute(params![key, value])?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(id: u128, owner: &str, public: bool, t: u64) -> ShardRecord {
+        ShardRecord {
+            id: Uuid::from_u128(id),
+            owner: owner.into(),
+            address: "127.0.0.1".into(),
+            port: 7443,
+            map: "plaza".into(),
+            name: format!("z{id}"),
+            cert_hash: "abc".into(),
+            max_users: 32,
+            current_users: 0,
+            public,
+            asset_index_url: None,
+            secret_hash: format!("h{id}"),
+            created_at_ms: t,
+            last_put_at_ms: t,
+        }
+    }
+
+    #[test]
+    fn listing_filters_by_freshness_and_visibility() {
+        let s = SqliteStore::open(":memory:").unwrap();
+        s.insert_shard(&shard(1, "ann", true, 1000), &[]).unwrap();
+        s.insert_shard(&shard(2, "ann", false, 1000), &[]).unwrap();
+        s.insert_shard(&shard(3, "bob", true, 500), &[]).unwrap();
+        let ids = |v: Vec<ShardRecord>| v.iter().map(|r| r.id.as_u128()).collect::<Vec<_>>();
+        assert_eq!(ids(s.list_shards(900, None).unwrap()), vec![1], "anonymous");
+        assert_eq!(
+            ids(s.list_shards(900, Some("ann")).unwrap()),
+            vec![1, 2],
+            "owner"
+        );
+        assert_eq!(
+            ids(s.list_shards(0, Some("bob")).unwrap()),
+            vec![3, 1],
+            "bob sees public shards, oldest registration first"
+        );
+        let hb = HeartbeatUpdate {
+            current_users: 5,
+            asset_index_url: Some("http://a/idx".into()),
+        };
+        let after = s.heartbeat(Uuid::from_u128(3), &hb, 2000).unwrap().unwrap();
+        assert_eq!(
+            (after.current_users, after.last_put_at_ms),
+            (5, 2000),
+            "heartbeat applied"
+        );
+        let keep = HeartbeatUpdate {
+            current_users: 6,
+            asset_index_url: None,
+        };
+        let after = s
+            .heartbeat(Uuid::from_u128(3), &keep, 2001)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            after.asset_index_url.as_deref(),
+            Some("http://a/idx"),
+            "url kept"
+        );
+        assert!(s.heartbeat(Uuid::from_u128(9), &keep, 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn eviction_removes_stale_rows_and_their_tuples() {
+        let s = SqliteStore::open(":memory:").unwrap();
+        let t = Tuple::parse(&format!("zone:{}", Uuid::from_u128(1)), "owner", "user:ann").unwrap();
+        s.insert_shard(&shard(1, "ann", true, 1000), std::slice::from_ref(&t))
+            .unwrap();
+        s.insert_shard(&shard(2, "ann", true, 3000), &[]).unwrap();
+        assert_eq!(s.evict_stale(2000).unwrap(), vec![Uuid::from_u128(1)]);
+        assert!(s.shard(Uuid::from_u128(1)).unwrap().is_none(), "row gone");
+        assert!(s.shard(Uuid::from_u128(2)).unwrap().is_some(), "fresh kept");
+        assert!(s.tuples_on(&t.object).unwrap().is_empty(), "tuples gone");
+    }
+
+    #[test]
+    fn file_database_survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("fabric-backend-{}", Uuid::new_v4()));
+        let path = dir.join("reg.sqlite3");
+        let path = path.to_str().unwrap();
+        {
+            let s = SqliteStore::open(path).unwrap();
+            s.create_account("ann", "k1", 1).unwrap();
+            assert!(matches!(
+                s.create_account("ann", "k2", 1),
+                Err(StoreError::Conflict)
+            ));
+        }
+        let s = SqliteStore::open(path).unwrap();
+        assert_eq!(s.account_by_key_hash("k1").unwrap().as_deref(), Some("ann"));
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,155 @@
+//! Shared harness: spawns the real `fabric-backend` binary on 127.0.0.1 with a free port,
+//! reads the startup line for the address, and gives HTTP and WebSocket helpers.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fabric_backend::client::Client;
+use fabric_backend::model::{RegisterShard, Registered};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Upper bound on waiting for an event that should happen (never a timing assertion: only a
+/// guard so a broken build fails instead of hanging).
+pub const EVENT_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A running backend process, killed on drop.
+pub struct Backend {
+    pub child: Child,
+    pub addr: String,
+    pub stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Backend {
+    /// Starts the binary with `--listen 127.0.0.1:0 --db :memory:` and `extra` arguments
+    /// (later arguments override earlier ones).
+    pub fn spawn(extra: &[&str]) -> Backend {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--db", ":memory:"];
+        args.extend_from_slice(extra);
+        Self::spawn_raw(&args)
+    }
+
+    /// Starts the binary with exactly `args`.
+    pub fn spawn_raw(args: &[&str]) -> Backend {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fabric-backend"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn fabric-backend");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read startup line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected startup line {line:?}"))
+            .to_owned();
+        assert!(addr.starts_with("127.0.0.1:"), "binds loopback: {line}");
+        Backend {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.addr.clone())
+    }
+
+    /// Sends SIGTERM to this child (by its pid) and waits for it to exit.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid}");
+        let exit = self.child.wait().expect("wait for backend");
+        let mut rest = String::new();
+        for line in (&mut self.stdout).lines() {
+            rest.push_str(&line.unwrap_or_default());
+            rest.push('\n');
+        }
+        (exit, rest)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A registration body with sensible values.
+pub fn shard_body(name: &str) -> RegisterShard {
+    RegisterShard {
+        address: None,
+        port: 7443,
+        map: "plaza".into(),
+        name: name.into(),
+        cert_hash: "q0ANGmCZtlwHx6kn3pd3T6g0iE3KeTTqYy9x0c0O2tY=".into(),
+        max_users: None,
+        public: None,
+        asset_index_url: None,
+    }
+}
+
+/// Creates an account and returns its API key.
+pub async fn account(c: &Client, name: &str) -> String {
+    c.create_account(name)
+        .await
+        .expect("create account")
+        .api_key
+}
+
+/// Registers a shard as `api_key`.
+pub async fn register(c: &Client, api_key: &str, body: &RegisterShard) -> Registered {
+    c.register(api_key, body).await.expect("register shard")
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn ws_connect(addr: &str) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("websocket connect");
+    ws
+}
+
+pub async fn ws_send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .expect("ws send");
+}
+
+/// Next JSON text frame (panics after [`EVENT_DEADLINE`]).
+pub async fn ws_next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(EVENT_DEADLINE, ws.next())
+            .await
+            .expect("no websocket message before the deadline")
+            .expect("websocket closed")
+            .expect("websocket error");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).expect("JSON frame"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Subscribes and returns the `subscribed` reply.
+pub async fn subscribe(ws: &mut Ws, topic: &str) -> Value {
+    ws_send(ws, serde_json::json!({"op": "subscribe", "topic": topic})).await;
+    let reply = ws_next(ws).await;
+    assert_eq!(reply["type"], "subscribed", "subscribe reply: {reply}");
+    reply
+}
