@@ -292,18 +292,16 @@ fn zone_welcomes_a_session_until_acknowledged() -> Result<(), String> {
     let ok = wait_until(5.0, || {
         zone.bind_mut().pump_for_test(20.0);
         while let Some(ev) = client.try_next_event() {
-            if let ClientEvent::Datagram(d) = ev {
-                if let Ok(ControlMessage::Welcome {
+            if let ClientEvent::Datagram(d) = ev
+                && let Ok(ControlMessage::Welcome {
                     zone_id,
                     session: s,
                     ..
                 }) = ControlMessage::decode(&d)
-                {
-                    if zone_id == 5 {
-                        welcomes += 1;
-                        session = Some(s);
-                    }
-                }
+                && zone_id == 5
+            {
+                welcomes += 1;
+                session = Some(s);
             }
         }
         welcomes >= 2

@@ -36,7 +36,9 @@ struct Packet {
     data: Vec<u8>,
 }
 
+#[derive(Default)]
 enum Role {
+    #[default]
     Idle,
     Client {
         client: Client,
@@ -83,12 +85,6 @@ pub struct FabricMMOGTransportPeer {
     out_seq: HashMap<u8, u32>,
     in_seq: HashMap<(i32, u8), u32>,
     scratch: Vec<u8>,
-}
-
-impl Default for Role {
-    fn default() -> Self {
-        Self::Idle
-    }
 }
 
 #[godot_api]
@@ -364,13 +360,13 @@ impl FabricMMOGTransportPeer {
     fn client_bytes(&mut self, data: &[u8]) {
         match self.accept_bytes(1, data) {
             Ok(Some(ControlMessage::Joined { peer_id })) if peer_id as i32 == self.unique_id => {
-                if let Role::Client { server_joined, .. } = &mut self.role {
-                    if !*server_joined {
-                        *server_joined = true;
-                        self.status = ConnectionStatus::CONNECTED;
-                        self.base_mut()
-                            .emit_signal("peer_connected", &[1i64.to_variant()]);
-                    }
+                if let Role::Client { server_joined, .. } = &mut self.role
+                    && !*server_joined
+                {
+                    *server_joined = true;
+                    self.status = ConnectionStatus::CONNECTED;
+                    self.base_mut()
+                        .emit_signal("peer_connected", &[1i64.to_variant()]);
                 }
             }
             Ok(_) => {}
@@ -653,7 +649,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
         p_buffer: RawPtr<*const u8>,
         p_buffer_size: i32,
     ) -> Error {
-        if p_buffer_size < 0 || p_buffer_size > MAX_PACKET_SIZE {
+        if !(0..=MAX_PACKET_SIZE).contains(&p_buffer_size) {
             godot_error!(
                 "FabricMMOGTransportPeer: packet of {p_buffer_size} bytes exceeds the maximum of {MAX_PACKET_SIZE}"
             );
@@ -738,12 +734,12 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     }
 
     fn disconnect_peer(&mut self, peer: i32, _force: bool) {
-        if let Role::Server { server, peers, .. } = &self.role {
-            if let Some(s) = peers.get(&peer) {
-                server
-                    .sender()
-                    .close_session(*s, close_code::NORMAL, "disconnected by the server");
-            }
+        if let Role::Server { server, peers, .. } = &self.role
+            && let Some(s) = peers.get(&peer)
+        {
+            server
+                .sender()
+                .close_session(*s, close_code::NORMAL, "disconnected by the server");
         }
     }
 

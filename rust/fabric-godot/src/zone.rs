@@ -147,11 +147,11 @@ impl FabricZone {
                 return Error::ERR_CANT_CREATE;
             }
         };
-        if let Some(path) = &self.hash_file {
-            if let Err(e) = identity.write_hash_file(path) {
-                godot_error!("FabricZone: cannot write {}: {e}", path.display());
-                return Error::ERR_CANT_CREATE;
-            }
+        if let Some(path) = &self.hash_file
+            && let Err(e) = identity.write_hash_file(path)
+        {
+            godot_error!("FabricZone: cannot write {}: {e}", path.display());
+            return Error::ERR_CANT_CREATE;
         }
         match Server::start(ServerConfig::new(addr, identity)) {
             Ok(server) => {
@@ -330,12 +330,12 @@ impl FabricZone {
         let reply = match ControlMessage::decode(data) {
             Ok(ControlMessage::Hello { .. }) => Some(self.welcome(session)),
             Ok(ControlMessage::WelcomeAck { session: acked }) if acked == session => {
-                if let Some(g) = self.greetings.get_mut(&session) {
-                    if !g.acked {
-                        g.acked = true;
-                        self.base_mut()
-                            .emit_signal("welcome_acknowledged", &[(session as i64).to_variant()]);
-                    }
+                if let Some(g) = self.greetings.get_mut(&session)
+                    && !g.acked
+                {
+                    g.acked = true;
+                    self.base_mut()
+                        .emit_signal("welcome_acknowledged", &[(session as i64).to_variant()]);
                 }
                 None
             }

@@ -256,15 +256,15 @@ fn spawn_reader(
             if !quiet {
                 eprintln!("[{role}] {line}");
             }
-            if let Some(pgid) = kill_pgid_on_fatal {
-                if GODOT_FATAL_PATTERNS.iter().any(|p| line.contains(p)) {
-                    let mut f = fatal.lock().expect("fatal lock");
-                    if f.is_none() {
-                        *f = Some(line.clone());
-                        // SAFETY: signals the child's own process group.
-                        unsafe {
-                            libc::kill(-pgid, libc::SIGKILL);
-                        }
+            if let Some(pgid) = kill_pgid_on_fatal
+                && GODOT_FATAL_PATTERNS.iter().any(|p| line.contains(p))
+            {
+                let mut f = fatal.lock().expect("fatal lock");
+                if f.is_none() {
+                    *f = Some(line.clone());
+                    // SAFETY: signals the child's own process group.
+                    unsafe {
+                        libc::kill(-pgid, libc::SIGKILL);
                     }
                 }
             }

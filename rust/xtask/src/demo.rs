@@ -13,12 +13,18 @@ fn step(t0: Instant, text: &str) {
 
 pub fn run(zone_port: u16, gateway_port: u16) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    step(t0, "preparing Godot, the extension and the project (first run installs Godot: about a minute)");
+    step(
+        t0,
+        "preparing Godot, the extension and the project (first run installs Godot: about a minute)",
+    );
     let eng = engine::prepare(false)?;
     step(t0, &format!("engine: {}", eng.bin.display()));
     let gateway_bin = engine::binary("fabric-gateway")?;
 
-    step(t0, &format!("starting zone 0 (headless Godot, FabricZone) on UDP 127.0.0.1:{zone_port}"));
+    step(
+        t0,
+        &format!("starting zone 0 (headless Godot, FabricZone) on UDP 127.0.0.1:{zone_port}"),
+    );
     let port = zone_port.to_string();
     let cmd = eng.scene_command(
         "res://scenes/zone.tscn",
@@ -26,25 +32,37 @@ pub fn run(zone_port: u16, gateway_port: u16) -> anyhow::Result<()> {
     );
     let mut zone = Proc::spawn("zone", cmd, true)?;
     let ready = zone
-        .wait_for_line(|l| l.starts_with("FABRIC_ZONE_READY"), fabric_e2e::READY_TIMEOUT)
+        .wait_for_line(
+            |l| l.starts_with("FABRIC_ZONE_READY"),
+            fabric_e2e::READY_TIMEOUT,
+        )
         .context("the zone did not start (is the port free? try --zone-port)")?;
     let zone_hash = field(&ready, "cert_hash")?;
     step(t0, &format!("zone ready: {ready}"));
 
-    step(t0, &format!("starting the gateway on UDP 127.0.0.1:{gateway_port}"));
+    step(
+        t0,
+        &format!("starting the gateway on UDP 127.0.0.1:{gateway_port}"),
+    );
     let mut cmd = std::process::Command::new(gateway_bin);
     cmd.args(["--listen", &format!("127.0.0.1:{gateway_port}")])
         .args(["--zone", &format!("127.0.0.1:{zone_port}")])
         .args(["--zone-cert-hash", &zone_hash]);
     let mut gateway = Proc::spawn("gateway", cmd, false)?;
     let ready = gateway
-        .wait_for_line(|l| l.starts_with("FABRIC_GATEWAY_READY"), fabric_e2e::READY_TIMEOUT)
+        .wait_for_line(
+            |l| l.starts_with("FABRIC_GATEWAY_READY"),
+            fabric_e2e::READY_TIMEOUT,
+        )
         .context("the gateway did not start (is the port free? try --gateway-port)")?;
     let gateway_hash = field(&ready, "cert_hash")?;
     step(t0, &format!("gateway ready: {ready}"));
 
     let url = format!("https://127.0.0.1:{gateway_port}/wt");
-    step(t0, &format!("starting the cycle-1 client (headless Godot) -> {url}"));
+    step(
+        t0,
+        &format!("starting the cycle-1 client (headless Godot) -> {url}"),
+    );
     let (outcome, out, _client) = run_cycle1(&eng, "client", &url, &gateway_hash)?;
     step(t0, "stopping the gateway and the zone");
     gateway.stop();
@@ -53,9 +71,12 @@ pub fn run(zone_port: u16, gateway_port: u16) -> anyhow::Result<()> {
         bail!("the cycle-1 client failed: {outcome:?}");
     }
     let ms = zone_datagram_msec(&out).context("no timing line in the client's log")?;
-    step(t0, &format!(
-        "cycle 1 passed: client start to zone datagram {ms:.1} ms (the original system: ~880 ms over the internet)"
-    ));
+    step(
+        t0,
+        &format!(
+            "cycle 1 passed: client start to zone datagram {ms:.1} ms (the original system: ~880 ms over the internet)"
+        ),
+    );
     Ok(())
 }
 

@@ -63,7 +63,11 @@ fn run_step(name: &str, mut cmd: Command, tally: &mut Tally) -> anyhow::Result<(
         tally.scan(&l);
     }
     let status = child.wait()?;
-    println!("<== {name}: {} in {:.0} s", if status.success() { "ok" } else { "FAILED" }, t.elapsed().as_secs_f64());
+    println!(
+        "<== {name}: {} in {:.0} s",
+        if status.success() { "ok" } else { "FAILED" },
+        t.elapsed().as_secs_f64()
+    );
     if !status.success() {
         tally.broken_steps.push(name.to_owned());
     }
@@ -104,7 +108,14 @@ pub fn run(lint: bool) -> anyhow::Result<()> {
         c.args(["fmt", "--all", "--", "--check"]);
         run_step("cargo fmt --check", c, &mut tally)?;
         let mut c = cargo();
-        c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+        c.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
         run_step("cargo clippy -D warnings", c, &mut tally)?;
     }
     println!("==> Godot, extension and project import");
@@ -113,7 +124,11 @@ pub fn run(lint: bool) -> anyhow::Result<()> {
 
     let mut c = cargo();
     c.args(["test", "--workspace"]).env("FABRIC_QUIET", "1");
-    run_step("cargo test --workspace (unit, integration, end-to-end)", c, &mut tally)?;
+    run_step(
+        "cargo test --workspace (unit, integration, end-to-end)",
+        c,
+        &mut tally,
+    )?;
 
     in_engine("in-engine tests (single precision)", &single, &mut tally)?;
     match paths::shared_godot() {
