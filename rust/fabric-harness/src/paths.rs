@@ -53,11 +53,14 @@ pub fn shared_godot() -> Option<PathBuf> {
     p.join("extension_api.double.json").is_file().then_some(p)
 }
 
-/// A fresh scratch folder under the target folder for one test or run.
+/// A fresh scratch folder under the target folder, unique to this call.
 pub fn scratch_dir(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let p = target_dir()
         .join("fabric-scratch")
-        .join(format!("{name}-{}", std::process::id()));
+        .join(format!("{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).expect("create scratch folder");
     p
