@@ -72,6 +72,16 @@ pub enum ControlMessage {
         /// The session number the welcome carried.
         session: u64,
     },
+    /// Client -> server: the client's multiplayer peer id (chosen by the client, like ENet).
+    Join {
+        /// Peer id, 2..=2^31-1.
+        peer_id: u32,
+    },
+    /// Server -> client: the join was accepted; the client is now connected as `peer_id`.
+    Joined {
+        /// The accepted peer id.
+        peer_id: u32,
+    },
     /// Zone -> client: sent when a session opens and resent until acknowledged.
     Welcome {
         /// The zone's id.
@@ -173,6 +183,9 @@ impl ControlMessage {
                 "welcome_ack" => Ok(Self::WelcomeAck {
                     session: u64_field(&obj, "session")?,
                 }),
+                "join" => Ok(Self::Join {
+                    peer_id: peer_id_field(&obj)?,
+                }),
                 other => Err(ControlError::UnknownKind(truncate(other))),
             };
         }
@@ -195,6 +208,9 @@ impl ControlMessage {
                         session: u64_field(&obj, "session")?,
                     })
                 }
+                "joined" => Ok(Self::Joined {
+                    peer_id: peer_id_field(&obj)?,
+                }),
                 "error" => Ok(Self::Error {
                     code: str_field(&obj, "code")?,
                     message: text_field(&obj, "message")?,
@@ -229,6 +245,8 @@ impl ControlMessage {
             Self::WelcomeAck { session } => {
                 json!({"action": "welcome_ack", "session": session, "v": v})
             }
+            Self::Join { peer_id } => json!({"action": "join", "peer_id": peer_id, "v": v}),
+            Self::Joined { peer_id } => json!({"event": "joined", "peer_id": peer_id, "v": v}),
             Self::Welcome {
                 zone_id,
                 tick,
@@ -251,6 +269,16 @@ impl ControlMessage {
             id: id.to_owned(),
             result: Ok("pong".to_owned()),
         }
+    }
+}
+
+fn peer_id_field(obj: &Map<String, Value>) -> Result<u32, ControlError> {
+    match u64_field(obj, "peer_id")? {
+        id @ 2..=0x7fff_ffff => Ok(id as u32),
+        _ => Err(ControlError::Field {
+            field: "peer_id",
+            reason: "not in 2..=2147483647",
+        }),
     }
 }
 
@@ -294,6 +322,8 @@ mod tests {
             ControlMessage::Ping { id: "a".into() },
             ControlMessage::Hello { id: "h-1".into() },
             ControlMessage::WelcomeAck { session: 7 },
+            ControlMessage::Join { peer_id: 12345 },
+            ControlMessage::Joined { peer_id: 2 },
             ControlMessage::Welcome {
                 zone_id: 3,
                 tick: 12345,
@@ -341,6 +371,13 @@ mod tests {
                 ControlError::Field {
                     field: "id",
                     reason: "not a string",
+                },
+            ),
+            (
+                br#"{"action":"join","peer_id":1,"v":1}"#,
+                ControlError::Field {
+                    field: "peer_id",
+                    reason: "not in 2..=2147483647",
                 },
             ),
             (

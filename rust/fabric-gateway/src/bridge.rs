@@ -1,0 +1,112 @@
+//! One client session's bridge to its own upstream zone session.
+
+use std::time::Duration;
+
+use fabric_core::session_control::ControlMessage;
+use fabric_net::server::{ServerSender, close_code};
+use fabric_net::{Client, ClientConfig, ClientEvent};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::GatewayConfig;
+
+/// Traffic from the client, on its way to the zone.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A datagram.
+    Datagram(bytes::Bytes),
+    /// A reliable message.
+    Message(Vec<u8>),
+}
+
+/// Most items held while the zone session opens; more are dropped (datagrams) or end the
+/// session (a flood before the zone answers is not a real client).
+const MAX_PENDING: usize = 1024;
+
+/// Bridges `session` until either side ends.
+pub async fn run(
+    session: u64,
+    client: ServerSender,
+    mut inbound: UnboundedReceiver<Inbound>,
+    cfg: GatewayConfig,
+) {
+    let span = info_span!("bridge", session, zone = %cfg.zone);
+    async move {
+        let fail = |why: String| {
+            warn!("{why}");
+            let err = ControlMessage::Error {
+                code: "zone_unavailable".into(),
+                message: why.clone(),
+            };
+            let _ = client.send_datagram(session, &err.encode());
+            let _ = client.send_message(session, err.encode());
+            // Give the error a moment to leave before the close frame overtakes it.
+            let client = client.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                client.close_session(session, close_code::UPSTREAM, &why);
+            });
+        };
+        let pin = match cfg.zone_pin.current() {
+            Ok(p) => p,
+            Err(e) => return fail(format!("zone at {} unavailable: {e}", cfg.zone)),
+        };
+        let mut ccfg = ClientConfig::new(format!("https://{}/wt", cfg.zone), pin);
+        ccfg.connect_timeout = cfg.zone_connect_timeout;
+        let mut up = Client::connect(ccfg);
+        let mut pending: Vec<Inbound> = Vec::new();
+        let mut connected = false;
+        loop {
+            tokio::select! {
+                item = inbound.recv() => {
+                    let Some(item) = item else {
+                        debug!("client left: closing the zone session");
+                        up.close("client left");
+                        return;
+                    };
+                    if connected {
+                        forward_up(&up, item);
+                    } else if pending.len() < MAX_PENDING {
+                        pending.push(item);
+                    }
+                }
+                ev = up.next_event() => match ev {
+                    Some(ClientEvent::Connected { .. }) => {
+                        info!("zone session open");
+                        connected = true;
+                        for item in pending.drain(..) {
+                            forward_up(&up, item);
+                        }
+                    }
+                    Some(ClientEvent::Datagram(d)) => {
+                        if let Err(e) = client.send_datagram(session, &d) {
+                            debug!("zone datagram not delivered to the client: {e}");
+                        }
+                    }
+                    Some(ClientEvent::Message(m)) => {
+                        let _ = client.send_message(session, m);
+                    }
+                    Some(ClientEvent::Failed(e)) => {
+                        return fail(format!("zone at {} unavailable: {e}", cfg.zone));
+                    }
+                    Some(ClientEvent::Closed { reason, .. }) => {
+                        return fail(format!("zone at {} ended the session: {reason}", cfg.zone));
+                    }
+                    None => return,
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn forward_up(up: &Client, item: Inbound) {
+    let r = match item {
+        Inbound::Datagram(d) => up.send_datagram(&d),
+        Inbound::Message(m) => up.send_message(m),
+    };
+    if let Err(e) = r {
+        debug!("not forwarded to the zone: {e}");
+    }
+}

@@ -1,0 +1,159 @@
+//! The gateway: a WebTransport server that clients reach first.
+//!
+//! It answers `{"action":"ping",...}` control datagrams itself and bridges everything else of
+//! each client session to its own upstream session with a zone, so several sessions at once each
+//! get their own replies. When the zone cannot be reached, the client gets an `error` control
+//! datagram and its session is closed with the reason (code
+//! [`fabric_net::server::close_code::UPSTREAM`]); other sessions are not affected.
+#![warn(missing_docs)]
+
+mod bridge;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fabric_core::session_control::ControlMessage;
+use fabric_net::{CertHash, NetError, Server, ServerConfig, ServerEvent, ServerIdentity};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tracing::{debug, info, warn};
+
+pub use bridge::Inbound;
+
+/// Where the gateway finds the zone's certificate hash.
+#[derive(Debug, Clone)]
+pub enum ZonePin {
+    /// A fixed hash.
+    Hash(CertHash),
+    /// A file holding the hash, read again for every new session (so a restarted zone with a
+    /// new certificate is picked up).
+    File(PathBuf),
+}
+
+impl ZonePin {
+    /// The hash to pin now.
+    pub fn current(&self) -> Result<CertHash, String> {
+        match self {
+            Self::Hash(h) => Ok(*h),
+            Self::File(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    format!("cannot read the zone's cert hash file {}: {e}", p.display())
+                })?;
+                CertHash::parse(&text).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// UDP address to listen on.
+    pub listen: SocketAddr,
+    /// The zone's WebTransport address.
+    pub zone: SocketAddr,
+    /// The zone's certificate hash.
+    pub zone_pin: ZonePin,
+    /// How long to wait for the zone when a session opens.
+    pub zone_connect_timeout: Duration,
+    /// Most client sessions at once.
+    pub max_sessions: usize,
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    server: Server,
+    cfg: GatewayConfig,
+}
+
+impl Gateway {
+    /// Binds the listening socket with `identity`.
+    pub fn bind(cfg: GatewayConfig, identity: ServerIdentity) -> Result<Self, NetError> {
+        let mut scfg = ServerConfig::new(cfg.listen, identity);
+        scfg.max_sessions = cfg.max_sessions;
+        let server = Server::start(scfg)?;
+        Ok(Self { server, cfg })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// The hash clients pin.
+    pub fn cert_hash(&self) -> CertHash {
+        self.server.cert_hash()
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        let sender = self.server.sender();
+        let mut bridges: HashMap<u64, UnboundedSender<Inbound>> = HashMap::new();
+        tokio::pin!(shutdown);
+        loop {
+            let ev = tokio::select! {
+                ev = self.server.next_event() => ev,
+                () = &mut shutdown => break,
+            };
+            let Some(ev) = ev else { break };
+            match ev {
+                ServerEvent::Opened {
+                    session, remote, ..
+                } => {
+                    info!(session, %remote, "client session opened");
+                    let (tx, rx) = unbounded_channel();
+                    bridges.insert(session, tx);
+                    tokio::spawn(bridge::run(session, sender.clone(), rx, self.cfg.clone()));
+                }
+                ServerEvent::Datagram { session, data } => {
+                    if let Some(reply) = answer_locally(&data) {
+                        if let Err(e) = sender.send_datagram(session, &reply) {
+                            debug!(session, "cannot send pong: {e}");
+                        }
+                    } else if let Some(tx) = bridges.get(&session) {
+                        let _ = tx.send(Inbound::Datagram(data));
+                    }
+                }
+                ServerEvent::Message { session, data } => {
+                    if let Some(reply) = answer_locally(&data) {
+                        let _ = sender.send_message(session, reply);
+                    } else if let Some(tx) = bridges.get(&session) {
+                        let _ = tx.send(Inbound::Message(data));
+                    }
+                }
+                ServerEvent::Closed { session, reason } => {
+                    info!(session, %reason, "client session closed");
+                    // Dropping the sender ends the bridge, which closes the upstream session.
+                    bridges.remove(&session);
+                }
+            }
+        }
+        info!("gateway shutting down");
+        self.server.shutdown("gateway shutting down");
+    }
+}
+
+/// The gateway's own answer to a control message, if it answers it itself (pings).
+pub fn answer_locally(data: &[u8]) -> Option<Vec<u8>> {
+    if !ControlMessage::is_control(data) {
+        return None;
+    }
+    match ControlMessage::decode(data) {
+        Ok(ControlMessage::Ping { id }) => Some(ControlMessage::pong(&id).encode()),
+        Ok(_) => None,
+        Err(e) if data.windows(6).any(|w| w == b"\"ping\"") => {
+            // A malformed ping gets a precise error instead of silence.
+            warn!("malformed ping: {e}");
+            Some(
+                ControlMessage::Reply {
+                    id: String::new(),
+                    result: Err(format!("bad ping: {e}")),
+                }
+                .encode(),
+            )
+        }
+        Err(_) => None,
+    }
+}

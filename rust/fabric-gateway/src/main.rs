@@ -1,0 +1,128 @@
+//! `fabric-gateway`: the WebTransport front door of a Multiplayer Fabric deployment.
+//!
+//! Prints one line `FABRIC_GATEWAY_READY addr=<ip:port> cert_hash=<base64>` on standard output
+//! once it listens (scripts and tests wait for it); logs go to standard error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use fabric_gateway::{Gateway, GatewayConfig, ZonePin};
+use fabric_net::{CertHash, NetError, ServerIdentity};
+use tracing::{info, warn};
+
+/// WebTransport gateway: answers pings and proxies each client session to a zone.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// UDP address to listen on. Without it: [::]:443, or [::]:4433 when this process may not
+    /// bind ports below 1024.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The zone's WebTransport address.
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    zone: SocketAddr,
+    /// The zone's certificate hash (base64 or hex).
+    #[arg(long, conflicts_with = "zone_cert_hash_file")]
+    zone_cert_hash: Option<String>,
+    /// A file holding the zone's certificate hash (read for every new session).
+    #[arg(long)]
+    zone_cert_hash_file: Option<PathBuf>,
+    /// PEM certificate chain to present (default: a fresh self-signed one).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key for --cert.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// Write this gateway's certificate hash to this file once listening.
+    #[arg(long)]
+    cert_hash_file: Option<PathBuf>,
+    /// Seconds to wait for the zone when a client session opens.
+    #[arg(long, default_value_t = 3.0)]
+    zone_timeout: f64,
+    /// Most client sessions at once.
+    #[arg(long, default_value_t = 4096)]
+    max_sessions: usize,
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fabric-gateway: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let zone_pin = match (&args.zone_cert_hash, &args.zone_cert_hash_file) {
+        (Some(h), _) => ZonePin::Hash(CertHash::parse(h)?),
+        (None, Some(p)) => ZonePin::File(p.clone()),
+        (None, None) => bail!(
+            "the zone's certificate hash is required: pass --zone-cert-hash HASH or --zone-cert-hash-file PATH"
+        ),
+    };
+    let identity = match (&args.cert, &args.key) {
+        (Some(c), Some(k)) => ServerIdentity::load_pem(c, k)?,
+        _ => ServerIdentity::self_signed(&["localhost", "127.0.0.1", "::1"], 14)?,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut cfg = GatewayConfig {
+            listen: args
+                .listen
+                .unwrap_or_else(|| "[::]:443".parse().expect("address")),
+            zone: args.zone,
+            zone_pin,
+            zone_connect_timeout: Duration::from_secs_f64(args.zone_timeout.max(0.1)),
+            max_sessions: args.max_sessions,
+        };
+        let gateway = match Gateway::bind(cfg.clone(), identity.clone()) {
+            Ok(g) => g,
+            Err(NetError::Bind { reason, .. })
+                if args.listen.is_none() && reason.contains("ermission") =>
+            {
+                warn!("may not bind UDP 443 ({reason}); listening on 4433 instead");
+                cfg.listen = "[::]:4433".parse().expect("address");
+                Gateway::bind(cfg, identity)?
+            }
+            Err(e) => return Err(e).context("starting the gateway"),
+        };
+        if let Some(p) = &args.cert_hash_file {
+            std::fs::write(p, format!("{}\n", gateway.cert_hash()))
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        info!(addr = %gateway.local_addr(), zone = %args.zone, "gateway listening");
+        println!(
+            "FABRIC_GATEWAY_READY addr={} cert_hash={}",
+            gateway.local_addr(),
+            gateway.cert_hash()
+        );
+        gateway.run(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,60 @@
+//! Multiplayer Fabric's GDExtension: the Godot classes and the main-thread bridge, nothing else.
+//!
+//! - [`transport_peer::FabricMMOGTransportPeer`]: a `MultiplayerPeer` over WebTransport.
+//! - [`zone::FabricZone`]: the zone server node.
+//! - [`test_runner::FabricTestRunner`]: runs the Rust tests that need a live engine (used by the
+//!   runner scene `res://scenes/tests/test_runner.tscn`).
+//!
+//! Networking runs on `fabric-net`'s background runtime; these classes only drain its events on
+//! the main thread. Logs of background threads go to standard error through `tracing`
+//! (`RUST_LOG` filters them), never through Godot's printing functions.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use godot::prelude::*;
+
+pub mod itests;
+pub mod test_runner;
+pub mod transport_peer;
+pub mod zone;
+
+struct MultiplayerFabric;
+
+#[gdextension]
+unsafe impl ExtensionLibrary for MultiplayerFabric {
+    fn on_stage_init(stage: InitStage) {
+        if stage == InitStage::Scene {
+            init_logging();
+        }
+    }
+
+    fn on_stage_deinit(stage: InitStage) {
+        if stage == InitStage::Scene {
+            // Objects are freed by now; stop the network threads before Godot unloads this
+            // library, or they would run unmapped code (a crash at exit).
+            fabric_net::shutdown_runtime();
+        }
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    // A second initialisation (hot reload) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// Parses a Godot-style bind address (`"*"` = all interfaces) and port.
+pub(crate) fn bind_addr(address: &str, port: i32) -> Option<SocketAddr> {
+    let port = u16::try_from(port).ok()?;
+    let ip: IpAddr = match address.trim() {
+        "*" | "" => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        a => a.parse().ok()?,
+    };
+    Some(SocketAddr::new(ip, port))
+}

@@ -1,0 +1,765 @@
+//! `FabricMMOGTransportPeer`: a `MultiplayerPeer` over WebTransport (first cut).
+//!
+//! Godot's high-level multiplayer (`SceneMultiplayer`, RPCs, spawner, synchronizer) talks to this
+//! class through the `MultiplayerPeerExtension` virtuals. All networking runs on the `fabric-net`
+//! runtime; [`poll`](IMultiplayerPeerExtension::poll) drains its events on the main thread, so
+//! no Godot object is touched off the main thread.
+//!
+//! Wire: unreliable and unreliable-ordered packets are QUIC datagrams, reliable packets ride the
+//! session's reliable stream; both carry the packet frame of `fabric_core::packet_frame`. JSON
+//! control messages (`join`/`joined`, `ping`, the zone's `welcome`) share the same paths and are
+//! surfaced to GDScript through [`send_control`](FabricMMOGTransportPeer::send_control) and the
+//! `control_received` signal.
+
+use std::collections::{HashMap, VecDeque};
+
+use fabric_core::packet_frame::{PacketHeader, TransferMode as WireMode};
+use fabric_core::session_control::ControlMessage;
+use fabric_net::server::close_code;
+use fabric_net::{
+    CertHash, Client, ClientConfig, ClientEvent, Server, ServerConfig, ServerEvent, ServerIdentity,
+    SessionId,
+};
+use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
+use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
+use godot::global::Error;
+use godot::prelude::*;
+use godot_core::meta::RawPtr;
+
+/// Largest packet accepted by `put_packet` (reliable path), in bytes.
+pub const MAX_PACKET_SIZE: i32 = fabric_net::reliable::MAX_MESSAGE_LEN as i32 - 64;
+
+struct Packet {
+    from: i32,
+    channel: u8,
+    mode: WireMode,
+    data: Vec<u8>,
+}
+
+#[derive(Default)]
+enum Role {
+    #[default]
+    Idle,
+    Client {
+        client: Client,
+        server_joined: bool,
+    },
+    Server {
+        server: Server,
+        sessions: HashMap<SessionId, Option<i32>>,
+        peers: HashMap<i32, SessionId>,
+    },
+}
+
+/// A `MultiplayerPeer` over WebTransport (QUIC datagrams and streams), with certificate pinning.
+///
+/// ```gdscript
+/// var peer := FabricMMOGTransportPeer.new()
+/// peer.create_client("https://127.0.0.1:4433/wt", cert_hash)   # server: peer.create_server(4433)
+/// multiplayer.multiplayer_peer = peer
+/// ```
+///
+/// Signals: `connection_state_changed(state)`, `connection_error(reason)` (why the session could
+/// not open or ended), `control_received(text, peer_id)` (JSON control messages such as the
+/// gateway's pong or the zone's welcome), plus `MultiplayerPeer`'s `peer_connected(id)` and
+/// `peer_disconnected(id)`, emitted from `poll()` on the main thread.
+#[derive(GodotClass)]
+#[class(base = MultiplayerPeerExtension, tool)]
+pub struct FabricMMOGTransportPeer {
+    base: Base<MultiplayerPeerExtension>,
+    role: Role,
+    unique_id: i32,
+    status: ConnectionStatus,
+    /// Connection state: one of the `STATE_*` constants.
+    #[var(no_set, pub)]
+    state: i32,
+    /// The reason of the last failure or close, empty when none.
+    #[var(no_set, pub)]
+    last_error: GString,
+    incoming: VecDeque<Packet>,
+    current: Vec<u8>,
+    target_peer: i32,
+    transfer_mode: WireMode,
+    transfer_channel: u8,
+    refuse_new: bool,
+    out_seq: HashMap<u8, u32>,
+    in_seq: HashMap<(i32, u8), u32>,
+    scratch: Vec<u8>,
+}
+
+#[godot_api]
+impl FabricMMOGTransportPeer {
+    /// Not connected and not trying.
+    #[constant]
+    pub const STATE_IDLE: i32 = 0;
+    /// Opening a WebTransport session.
+    #[constant]
+    pub const STATE_TRYING_PRIMARY: i32 = 1;
+    /// Opening the WebSocket fallback (not in this version).
+    #[constant]
+    pub const STATE_TRYING_FALLBACK: i32 = 2;
+    /// The session is open.
+    #[constant]
+    pub const STATE_CONNECTED: i32 = 3;
+    /// The session could not be opened, or it ended with an error; see `last_error`.
+    #[constant]
+    pub const STATE_FAILED: i32 = 4;
+
+    /// The connection state changed (one of the `STATE_*` constants).
+    #[signal]
+    fn connection_state_changed(state: i32);
+    /// The session could not be opened or ended: `reason` says why in words.
+    #[signal]
+    fn connection_error(reason: GString);
+    /// A JSON control message arrived from `peer_id` (1 = the server, for clients).
+    #[signal]
+    fn control_received(text: GString, peer_id: i64);
+
+    /// Connects to `url` (`https://host:port/path`), pinning the server certificate hash
+    /// `cert_hash` (base64 or hex SHA-256). Returns `ERR_ALREADY_IN_USE` when open (call `close()`
+    /// first) and `ERR_INVALID_PARAMETER` for a malformed hash; the outcome of the handshake comes
+    /// later, from `poll()`, as `connection_state_changed` / `connection_error`.
+    #[func]
+    pub fn create_client(&mut self, url: GString, cert_hash: GString) -> Error {
+        if !matches!(self.role, Role::Idle) {
+            godot_error!("FabricMMOGTransportPeer: already in use; call close() first");
+            return Error::ERR_ALREADY_IN_USE;
+        }
+        let pin = match CertHash::parse(&cert_hash.to_string()) {
+            Ok(p) => p,
+            Err(e) => {
+                godot_error!("FabricMMOGTransportPeer: {e}");
+                self.last_error = GString::from(&e.to_string());
+                return Error::ERR_INVALID_PARAMETER;
+            }
+        };
+        self.reset_state();
+        self.unique_id = generate_peer_id();
+        self.role = Role::Client {
+            client: Client::connect(ClientConfig::new(url.to_string(), pin)),
+            server_joined: false,
+        };
+        self.status = ConnectionStatus::CONNECTING;
+        self.set_state(Self::STATE_TRYING_PRIMARY);
+        Error::OK
+    }
+
+    /// Listens for WebTransport sessions on UDP `port` of `bind_address` (`"*"` = all
+    /// interfaces) with a fresh self-signed certificate; read its hash with `get_cert_hash()`.
+    /// Returns `ERR_ALREADY_IN_USE` when open and `ERR_CANT_CREATE` when the port cannot be bound.
+    #[func]
+    pub fn create_server(&mut self, port: i32, bind_address: GString) -> Error {
+        if !matches!(self.role, Role::Idle) {
+            godot_error!("FabricMMOGTransportPeer: already in use; call close() first");
+            return Error::ERR_ALREADY_IN_USE;
+        }
+        let Some(addr) = crate::bind_addr(&bind_address.to_string(), port) else {
+            godot_error!(
+                "FabricMMOGTransportPeer: bad bind address `{bind_address}` or port {port}"
+            );
+            return Error::ERR_INVALID_PARAMETER;
+        };
+        let identity = match ServerIdentity::self_signed_local() {
+            Ok(i) => i,
+            Err(e) => {
+                godot_error!("FabricMMOGTransportPeer: {e}");
+                return Error::ERR_CANT_CREATE;
+            }
+        };
+        match Server::start(ServerConfig::new(addr, identity)) {
+            Ok(server) => {
+                self.reset_state();
+                self.unique_id = 1;
+                self.role = Role::Server {
+                    server,
+                    sessions: HashMap::new(),
+                    peers: HashMap::new(),
+                };
+                self.status = ConnectionStatus::CONNECTED;
+                self.set_state(Self::STATE_CONNECTED);
+                Error::OK
+            }
+            Err(e) => {
+                godot_error!("FabricMMOGTransportPeer: {e}");
+                self.last_error = GString::from(&e.to_string());
+                Error::ERR_CANT_CREATE
+            }
+        }
+    }
+
+    /// The server's certificate hash (base64), for clients to pin; empty on clients.
+    #[func]
+    pub fn get_cert_hash(&self) -> GString {
+        match &self.role {
+            Role::Server { server, .. } => GString::from(&server.cert_hash().to_base64()),
+            _ => GString::new(),
+        }
+    }
+
+    /// The UDP port the server listens on (useful after `create_server(0)`); 0 otherwise.
+    #[func]
+    pub fn get_bound_port(&self) -> i32 {
+        match &self.role {
+            Role::Server { server, .. } => i32::from(server.local_addr().port()),
+            _ => 0,
+        }
+    }
+
+    /// Sends a JSON control message as a datagram to `peer_id` (clients: the server; servers:
+    /// a connected peer). Control messages are unreliable: resend until answered.
+    #[func]
+    pub fn send_control(&mut self, text: GString, peer_id: i32) -> Error {
+        let bytes = text.to_string().into_bytes();
+        if !ControlMessage::is_control(&bytes) {
+            godot_error!("FabricMMOGTransportPeer.send_control: the text must be a JSON object");
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let r = match &self.role {
+            Role::Client { client, .. } => client.send_datagram(&bytes),
+            Role::Server { server, peers, .. } => match peers.get(&peer_id) {
+                Some(s) => server.send_datagram(*s, &bytes),
+                None => return Error::ERR_INVALID_PARAMETER,
+            },
+            Role::Idle => return Error::ERR_UNCONFIGURED,
+        };
+        match r {
+            Ok(()) => Error::OK,
+            Err(e) => {
+                godot_error!("FabricMMOGTransportPeer.send_control: {e}");
+                Error::ERR_CANT_CONNECT
+            }
+        }
+    }
+
+    /// Smoothed round-trip time to the server in milliseconds (clients), or -1.
+    #[func]
+    pub fn get_rtt_msec(&self) -> f64 {
+        match &self.role {
+            Role::Client { client, .. } => client.rtt().map_or(-1.0, |d| d.as_secs_f64() * 1e3),
+            _ => -1.0,
+        }
+    }
+
+    pub(crate) fn is_server_peer(&self) -> bool {
+        matches!(self.role, Role::Server { .. })
+    }
+
+    /// Number of joined peers (servers) or 1/0 (clients joined or not).
+    pub(crate) fn peer_count(&self) -> usize {
+        match &self.role {
+            Role::Server { peers, .. } => peers.len(),
+            Role::Client { server_joined, .. } => usize::from(*server_joined),
+            Role::Idle => 0,
+        }
+    }
+
+    fn set_state(&mut self, state: i32) {
+        if self.state != state {
+            self.state = state;
+            self.base_mut()
+                .emit_signal("connection_state_changed", &[state.to_variant()]);
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        godot_error!("FabricMMOGTransportPeer: {reason}");
+        self.last_error = GString::from(&reason);
+        self.status = ConnectionStatus::DISCONNECTED;
+        self.set_state(Self::STATE_FAILED);
+        self.base_mut()
+            .emit_signal("connection_error", &[GString::from(&reason).to_variant()]);
+    }
+
+    fn reset_state(&mut self) {
+        self.incoming.clear();
+        self.in_seq.clear();
+        self.out_seq.clear();
+        self.last_error = GString::new();
+        self.target_peer = 0;
+    }
+
+    /// Decodes one datagram or message from `from` (peer id, or 0 while not joined).
+    fn accept_bytes(&mut self, from: i32, data: &[u8]) -> Result<Option<ControlMessage>, String> {
+        if ControlMessage::is_control(data) {
+            let msg = ControlMessage::decode(data).map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(data).into_owned();
+            self.base_mut().emit_signal(
+                "control_received",
+                &[
+                    GString::from(&text).to_variant(),
+                    i64::from(from).to_variant(),
+                ],
+            );
+            return Ok(Some(msg));
+        }
+        let (h, payload) = PacketHeader::decode(data).map_err(|e| e.to_string())?;
+        // Servers know the sender; clients get the source written by the server.
+        let source = if self.unique_id == 1 { from } else { h.peer };
+        if h.mode == WireMode::UnreliableOrdered {
+            let last = self.in_seq.entry((source, h.channel)).or_insert(0);
+            // Drop anything not newer than the newest seen (wrapping comparison).
+            if *last != 0 && (h.seq.wrapping_sub(*last) as i32) <= 0 {
+                return Ok(None);
+            }
+            *last = h.seq;
+        }
+        self.incoming.push_back(Packet {
+            from: source,
+            channel: h.channel,
+            mode: h.mode,
+            data: payload.to_vec(),
+        });
+        Ok(None)
+    }
+
+    fn poll_client(&mut self) {
+        loop {
+            let Role::Client { client, .. } = &mut self.role else {
+                return;
+            };
+            let Some(ev) = client.try_next_event() else {
+                return;
+            };
+            match ev {
+                ClientEvent::Connected { .. } => {
+                    let join = ControlMessage::Join {
+                        peer_id: self.unique_id as u32,
+                    };
+                    if let Role::Client { client, .. } = &self.role {
+                        let _ = client.send_message(join.encode());
+                    }
+                    self.set_state(Self::STATE_CONNECTED);
+                }
+                ClientEvent::Failed(e) => {
+                    self.role = Role::Idle;
+                    self.fail(e.to_string());
+                    return;
+                }
+                ClientEvent::Closed { reason, .. } => {
+                    let was_joined = matches!(
+                        self.role,
+                        Role::Client {
+                            server_joined: true,
+                            ..
+                        }
+                    );
+                    self.role = Role::Idle;
+                    self.fail(format!("session closed: {reason}"));
+                    if was_joined {
+                        self.base_mut()
+                            .emit_signal("peer_disconnected", &[1i64.to_variant()]);
+                    }
+                    return;
+                }
+                ClientEvent::Datagram(d) => self.client_bytes(&d),
+                ClientEvent::Message(m) => self.client_bytes(&m),
+            }
+        }
+    }
+
+    fn client_bytes(&mut self, data: &[u8]) {
+        match self.accept_bytes(1, data) {
+            Ok(Some(ControlMessage::Joined { peer_id })) if peer_id as i32 == self.unique_id => {
+                if let Role::Client { server_joined, .. } = &mut self.role
+                    && !*server_joined
+                {
+                    *server_joined = true;
+                    self.status = ConnectionStatus::CONNECTED;
+                    self.base_mut()
+                        .emit_signal("peer_connected", &[1i64.to_variant()]);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                godot_warn!("FabricMMOGTransportPeer: dropped a bad packet from the server: {e}")
+            }
+        }
+    }
+
+    fn poll_server(&mut self) {
+        loop {
+            let Role::Server { server, .. } = &mut self.role else {
+                return;
+            };
+            let Some(ev) = server.try_next_event() else {
+                return;
+            };
+            match ev {
+                ServerEvent::Opened { session, .. } => {
+                    if let Role::Server {
+                        server, sessions, ..
+                    } = &mut self.role
+                    {
+                        if self.refuse_new {
+                            server.sender().close_session(
+                                session,
+                                close_code::REFUSED,
+                                "server is refusing new connections",
+                            );
+                        } else {
+                            sessions.insert(session, None);
+                        }
+                    }
+                }
+                ServerEvent::Datagram { session, data } => self.server_bytes(session, &data),
+                ServerEvent::Message { session, data } => self.server_bytes(session, &data),
+                ServerEvent::Closed { session, .. } => {
+                    let gone = if let Role::Server {
+                        sessions, peers, ..
+                    } = &mut self.role
+                    {
+                        let id = sessions.remove(&session).flatten();
+                        if let Some(id) = id {
+                            peers.remove(&id);
+                        }
+                        id
+                    } else {
+                        None
+                    };
+                    if let Some(id) = gone {
+                        self.in_seq.retain(|(p, _), _| *p != id);
+                        self.base_mut()
+                            .emit_signal("peer_disconnected", &[i64::from(id).to_variant()]);
+                    }
+                }
+            }
+        }
+    }
+
+    fn server_bytes(&mut self, session: SessionId, data: &[u8]) {
+        let Role::Server { sessions, .. } = &self.role else {
+            return;
+        };
+        let Some(known) = sessions.get(&session).copied() else {
+            return;
+        };
+        let from = known.unwrap_or(0);
+        if known.is_none() && !ControlMessage::is_control(data) {
+            // Packets before the join are not attributable to a peer: drop them.
+            return;
+        }
+        match self.accept_bytes(from, data) {
+            Ok(Some(ControlMessage::Join { peer_id })) if known.is_none() => {
+                let id = peer_id as i32;
+                let Role::Server {
+                    server,
+                    sessions,
+                    peers,
+                } = &mut self.role
+                else {
+                    return;
+                };
+                if peers.contains_key(&id) {
+                    server.sender().close_session(
+                        session,
+                        close_code::PROTOCOL,
+                        "peer id already in use; reconnect to pick another",
+                    );
+                    return;
+                }
+                sessions.insert(session, Some(id));
+                peers.insert(id, session);
+                let _ = server
+                    .sender()
+                    .send_message(session, ControlMessage::Joined { peer_id }.encode());
+                self.base_mut()
+                    .emit_signal("peer_connected", &[i64::from(id).to_variant()]);
+            }
+            Ok(Some(ControlMessage::Ping { id })) => {
+                if let Role::Server { server, .. } = &self.role {
+                    let _ = server.send_datagram(session, &ControlMessage::pong(&id).encode());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // A peer that sends garbage ends its own session, nobody else's.
+                if let Role::Server { server, .. } = &self.role {
+                    server.sender().close_session(
+                        session,
+                        close_code::PROTOCOL,
+                        &format!("malformed packet: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn send_frame(&mut self, payload: &[u8]) -> Error {
+        let mode = self.transfer_mode;
+        let channel = self.transfer_channel;
+        let seq = if mode == WireMode::UnreliableOrdered {
+            let s = self.out_seq.entry(channel).or_insert(0);
+            *s = s.wrapping_add(1).max(1);
+            *s
+        } else {
+            0
+        };
+        let mut frame = std::mem::take(&mut self.scratch);
+        let result = match &self.role {
+            Role::Idle => Error::ERR_UNCONFIGURED,
+            Role::Client { client, .. } => {
+                PacketHeader {
+                    mode,
+                    channel,
+                    peer: self.target_peer,
+                    seq,
+                }
+                .encode_into(payload, &mut frame);
+                to_godot(send_one(
+                    mode,
+                    |d| client.send_datagram(d),
+                    |m| client.send_message(m),
+                    &frame,
+                ))
+            }
+            Role::Server { server, peers, .. } => {
+                PacketHeader {
+                    mode,
+                    channel,
+                    peer: 1,
+                    seq,
+                }
+                .encode_into(payload, &mut frame);
+                let target = self.target_peer;
+                let tx = server.sender();
+                let mut result = Error::OK;
+                for (&id, &session) in peers.iter() {
+                    let wanted = target == 0 || target == id || (target < 0 && id != -target);
+                    if wanted {
+                        let r = send_one(
+                            mode,
+                            |d| tx.send_datagram(session, d),
+                            |m| tx.send_message(session, m),
+                            &frame,
+                        );
+                        if let Err(e) = r {
+                            result = to_godot(Err(e));
+                        }
+                    }
+                }
+                if target > 0 && !peers.contains_key(&target) {
+                    godot_error!("FabricMMOGTransportPeer: no peer with id {target}");
+                    result = Error::ERR_INVALID_PARAMETER;
+                }
+                result
+            }
+        };
+        self.scratch = frame;
+        result
+    }
+}
+
+fn send_one(
+    mode: WireMode,
+    datagram: impl FnOnce(&[u8]) -> Result<(), fabric_net::NetError>,
+    message: impl FnOnce(Vec<u8>) -> Result<(), fabric_net::NetError>,
+    frame: &[u8],
+) -> Result<(), fabric_net::NetError> {
+    match mode {
+        WireMode::Reliable => message(frame.to_vec()),
+        _ => datagram(frame),
+    }
+}
+
+fn to_godot(r: Result<(), fabric_net::NetError>) -> Error {
+    match r {
+        Ok(()) => Error::OK,
+        Err(e @ fabric_net::NetError::DatagramTooLarge { .. }) => {
+            godot_error!(
+                "FabricMMOGTransportPeer: {e}; send it with TRANSFER_MODE_RELIABLE instead"
+            );
+            Error::ERR_INVALID_PARAMETER
+        }
+        Err(e) => {
+            godot_error!("FabricMMOGTransportPeer: {e}");
+            Error::ERR_CONNECTION_ERROR
+        }
+    }
+}
+
+fn generate_peer_id() -> i32 {
+    // 2..=2^31-1 from the OS's randomness, without a new dependency: hash a fresh RandomState.
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    let v = (h.finish() & 0x7fff_ffff) as i32;
+    v.max(2)
+}
+
+fn wire_mode(m: TransferMode) -> WireMode {
+    if m == TransferMode::UNRELIABLE {
+        WireMode::Unreliable
+    } else if m == TransferMode::UNRELIABLE_ORDERED {
+        WireMode::UnreliableOrdered
+    } else {
+        WireMode::Reliable
+    }
+}
+
+fn godot_mode(m: WireMode) -> TransferMode {
+    match m {
+        WireMode::Unreliable => TransferMode::UNRELIABLE,
+        WireMode::UnreliableOrdered => TransferMode::UNRELIABLE_ORDERED,
+        WireMode::Reliable => TransferMode::RELIABLE,
+    }
+}
+
+#[godot_api]
+impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
+    fn init(base: Base<MultiplayerPeerExtension>) -> Self {
+        Self {
+            base,
+            role: Role::Idle,
+            unique_id: 0,
+            status: ConnectionStatus::DISCONNECTED,
+            state: Self::STATE_IDLE,
+            last_error: GString::new(),
+            incoming: VecDeque::new(),
+            current: Vec::new(),
+            target_peer: 0,
+            transfer_mode: WireMode::Reliable,
+            transfer_channel: 0,
+            refuse_new: false,
+            out_seq: HashMap::new(),
+            in_seq: HashMap::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    unsafe fn get_packet_rawptr(
+        &mut self,
+        r_buffer: RawPtr<*mut RawPtr<*const u8>>,
+        r_buffer_size: RawPtr<*mut i32>,
+    ) -> Error {
+        let Some(p) = self.incoming.pop_front() else {
+            return Error::ERR_UNAVAILABLE;
+        };
+        // Godot reads the buffer before the next call; keep it alive in `current`.
+        self.current = p.data;
+        // SAFETY: Godot passes valid out-pointers for the duration of this call.
+        unsafe {
+            *r_buffer.ptr() = RawPtr::new(self.current.as_ptr());
+            *r_buffer_size.ptr() = self.current.len() as i32;
+        }
+        Error::OK
+    }
+
+    unsafe fn put_packet_rawptr(
+        &mut self,
+        p_buffer: RawPtr<*const u8>,
+        p_buffer_size: i32,
+    ) -> Error {
+        if !(0..=MAX_PACKET_SIZE).contains(&p_buffer_size) {
+            godot_error!(
+                "FabricMMOGTransportPeer: packet of {p_buffer_size} bytes exceeds the maximum of {MAX_PACKET_SIZE}"
+            );
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let payload = if p_buffer_size == 0 {
+            &[][..]
+        } else {
+            // SAFETY: Godot guarantees `p_buffer` points at `p_buffer_size` readable bytes.
+            unsafe { std::slice::from_raw_parts(p_buffer.ptr(), p_buffer_size as usize) }
+        };
+        self.send_frame(payload)
+    }
+
+    fn get_available_packet_count(&self) -> i32 {
+        self.incoming.len() as i32
+    }
+
+    fn get_max_packet_size(&self) -> i32 {
+        MAX_PACKET_SIZE
+    }
+
+    fn get_packet_channel(&self) -> i32 {
+        self.incoming.front().map_or(0, |p| i32::from(p.channel))
+    }
+
+    fn get_packet_mode(&self) -> TransferMode {
+        self.incoming
+            .front()
+            .map_or(TransferMode::RELIABLE, |p| godot_mode(p.mode))
+    }
+
+    fn set_transfer_channel(&mut self, channel: i32) {
+        match u8::try_from(channel) {
+            Ok(c) => self.transfer_channel = c,
+            Err(_) => godot_error!("FabricMMOGTransportPeer: channel {channel} is not in 0..=255"),
+        }
+    }
+
+    fn get_transfer_channel(&self) -> i32 {
+        i32::from(self.transfer_channel)
+    }
+
+    fn set_transfer_mode(&mut self, mode: TransferMode) {
+        self.transfer_mode = wire_mode(mode);
+    }
+
+    fn get_transfer_mode(&self) -> TransferMode {
+        godot_mode(self.transfer_mode)
+    }
+
+    fn set_target_peer(&mut self, peer: i32) {
+        self.target_peer = peer;
+    }
+
+    fn get_packet_peer(&self) -> i32 {
+        self.incoming.front().map_or(0, |p| p.from)
+    }
+
+    fn is_server(&self) -> bool {
+        matches!(self.role, Role::Server { .. })
+    }
+
+    fn poll(&mut self) {
+        match self.role {
+            Role::Idle => {}
+            Role::Client { .. } => self.poll_client(),
+            Role::Server { .. } => self.poll_server(),
+        }
+    }
+
+    fn close(&mut self) {
+        match std::mem::take(&mut self.role) {
+            Role::Client { client, .. } => client.close("closed by the application"),
+            Role::Server { server, .. } => server.shutdown("server closed by the application"),
+            Role::Idle => {}
+        }
+        self.reset_state();
+        self.unique_id = 0;
+        self.status = ConnectionStatus::DISCONNECTED;
+        self.set_state(Self::STATE_IDLE);
+    }
+
+    fn disconnect_peer(&mut self, peer: i32, _force: bool) {
+        if let Role::Server { server, peers, .. } = &self.role
+            && let Some(s) = peers.get(&peer)
+        {
+            server
+                .sender()
+                .close_session(*s, close_code::NORMAL, "disconnected by the server");
+        }
+    }
+
+    fn get_unique_id(&self) -> i32 {
+        self.unique_id
+    }
+
+    fn set_refuse_new_connections(&mut self, enable: bool) {
+        self.refuse_new = enable;
+    }
+
+    fn is_refusing_new_connections(&self) -> bool {
+        self.refuse_new
+    }
+
+    fn is_server_relay_supported(&self) -> bool {
+        true
+    }
+
+    fn get_connection_status(&self) -> ConnectionStatus {
+        self.status
+    }
+}

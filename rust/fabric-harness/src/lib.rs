@@ -1,0 +1,13 @@
+//! The harness behind `cargo xtask` and the end-to-end tests.
+//!
+//! - [`paths`]: where the repository, the Godot project, the addon and the cache are.
+//! - [`engine`]: find or install Godot (through `scripts/setup-godot.sh`), build and install the
+//!   extension into the addon, import the project.
+//! - [`process`]: run Godot and server processes with role-prefixed output, fatal-pattern
+//!   detection (`SCRIPT ERROR`, `Can't open dynamic library`, ...), timeouts, and process-group
+//!   teardown so nothing is left behind.
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod paths;
+pub mod process;

@@ -1,0 +1,103 @@
+//! Errors of the network crate, worded for the person reading a log.
+
+use thiserror::Error;
+
+/// What went wrong in an endpoint or session.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NetError {
+    /// A certificate hash string could not be parsed.
+    #[error("invalid certificate hash `{0}`: expected 32 bytes as base64 or hex (colons allowed)")]
+    BadCertHash(String),
+    /// The server identity could not be created or loaded.
+    #[error("cannot create the server identity: {0}")]
+    Identity(String),
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on UDP {addr}: {reason}")]
+    Bind {
+        /// Address that was tried.
+        addr: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The URL is not a valid `https://host:port/path` URL.
+    #[error("invalid URL `{0}`: expected https://host:port/path")]
+    BadUrl(String),
+    /// No answer within the connect timeout.
+    #[error("no answer from {url} within {} s (is the server running and reachable?)", *millis as f64 / 1000.0)]
+    ConnectTimeout {
+        /// The URL tried.
+        url: String,
+        /// The timeout in milliseconds.
+        millis: u64,
+    },
+    /// The server's certificate is not the pinned one.
+    #[error(
+        "TLS handshake with {url} failed: the server certificate does not match the pinned hash {pinned} \
+         (or is not a self-signed ECDSA P-256 certificate valid at most 14 days)"
+    )]
+    CertMismatch {
+        /// The URL tried.
+        url: String,
+        /// The pinned hash (base64).
+        pinned: String,
+    },
+    /// The server's certificate has expired or is not valid yet.
+    #[error("TLS handshake with {url} failed: the server certificate is expired or not yet valid")]
+    CertExpired {
+        /// The URL tried.
+        url: String,
+    },
+    /// Any other handshake failure.
+    #[error("cannot open a WebTransport session to {url}: {reason}")]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The session ended.
+    #[error("session closed: {0}")]
+    Closed(String),
+    /// A datagram is larger than the path allows; it was not sent.
+    #[error(
+        "datagram of {size} bytes exceeds the session's limit of {limit} bytes; it was not sent"
+    )]
+    DatagramTooLarge {
+        /// Size of the refused datagram.
+        size: usize,
+        /// Current limit.
+        limit: usize,
+    },
+    /// The session or endpoint is not connected (any more).
+    #[error("not connected")]
+    NotConnected,
+    /// A reliable message is larger than [`crate::reliable::MAX_MESSAGE_LEN`].
+    #[error("reliable message of {0} bytes exceeds the limit of {max} bytes", max = crate::reliable::MAX_MESSAGE_LEN)]
+    MessageTooLarge(usize),
+}
+
+/// Turns a `wtransport` connect error into a [`NetError`] that names the cause in plain words.
+pub fn describe_connect_error(
+    url: &str,
+    pinned: &str,
+    err: &wtransport::error::ConnectingError,
+) -> NetError {
+    let text = err.to_string();
+    if text.contains("UnknownIssuer") || text.contains("invalid peer certificate: Other") {
+        NetError::CertMismatch {
+            url: url.to_owned(),
+            pinned: pinned.to_owned(),
+        }
+    } else if text.contains("Expired") || text.contains("NotValidYet") {
+        NetError::CertExpired {
+            url: url.to_owned(),
+        }
+    } else if text.contains("invalid URL") {
+        NetError::BadUrl(url.to_owned())
+    } else {
+        NetError::Connect {
+            url: url.to_owned(),
+            reason: text,
+        }
+    }
+}

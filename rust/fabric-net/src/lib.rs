@@ -1,0 +1,24 @@
+//! Multiplayer Fabric networking: WebTransport endpoints on `tokio` + `wtransport`.
+//!
+//! This is glue, not logic: it moves bytes between sockets and the sans-IO core. Everything async
+//! runs on one background runtime ([`runtime_handle`]); the owner of a [`Server`] or [`Client`] (a Godot
+//! node on the main thread, say) only calls non-blocking methods and drains events in its poll.
+//!
+//! - [`cert`]: server identities (self-signed ECDSA P-256, at most 14 days) and pinned hashes.
+//! - [`server`]: a WebTransport server whose sessions are reported as [`ServerEvent`]s.
+//! - [`client`]: a WebTransport client session reported as [`ClientEvent`]s.
+//! - [`reliable`]: length-prefixed message framing on a stream.
+#![warn(missing_docs)]
+
+pub mod cert;
+pub mod client;
+pub mod error;
+pub mod reliable;
+pub mod runtime;
+pub mod server;
+
+pub use cert::{CertHash, ServerIdentity};
+pub use client::{Client, ClientConfig, ClientEvent};
+pub use error::{NetError, describe_connect_error};
+pub use runtime::{current_or_shared, handle as runtime_handle, shutdown as shutdown_runtime};
+pub use server::{Server, ServerConfig, ServerEvent, SessionId};

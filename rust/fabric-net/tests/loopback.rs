@@ -1,0 +1,213 @@
+//! Real WebTransport sessions over loopback UDP: datagrams, reliable messages, pinning errors,
+//! timeouts, and several sessions at once each getting their own replies.
+
+use std::time::Duration;
+
+use fabric_net::{
+    CertHash, Client, ClientConfig, ClientEvent, NetError, Server, ServerConfig, ServerEvent,
+    ServerIdentity,
+};
+
+fn start_server() -> Server {
+    let cfg = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerIdentity::self_signed_local().unwrap(),
+    );
+    Server::start(cfg).expect("server binds a free loopback port")
+}
+
+fn url(server: &Server) -> String {
+    format!("https://127.0.0.1:{}/wt", server.local_addr().port())
+}
+
+async fn next(client: &mut Client) -> ClientEvent {
+    tokio::time::timeout(Duration::from_secs(10), client.next_event())
+        .await
+        .expect("client event within 10 s")
+        .expect("client event stream open")
+}
+
+async fn next_server(server: &mut Server) -> ServerEvent {
+    tokio::time::timeout(Duration::from_secs(10), server.next_event())
+        .await
+        .expect("server event within 10 s")
+        .expect("server event stream open")
+}
+
+/// Echo server: datagrams and messages come back prefixed with the session id.
+fn spawn_echo(mut server: Server) -> tokio::task::JoinHandle<Server> {
+    tokio::spawn(async move {
+        let tx = server.sender();
+        while let Some(ev) = server.next_event().await {
+            match ev {
+                ServerEvent::Datagram { session, data } => {
+                    let mut out = format!("{session}:").into_bytes();
+                    out.extend_from_slice(&data);
+                    let _ = tx.send_datagram(session, &out);
+                }
+                ServerEvent::Message { session, data } => {
+                    let mut out = format!("{session}:").into_bytes();
+                    out.extend_from_slice(&data);
+                    let _ = tx.send_message(session, out);
+                }
+                ServerEvent::Closed { .. } if tx.session_count() == 0 => {}
+                _ => {}
+            }
+        }
+        server
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagrams_and_reliable_messages_round_trip() {
+    let server = start_server();
+    let cfg = ClientConfig::new(url(&server), server.cert_hash());
+    let _echo = spawn_echo(server);
+    let mut client = Client::connect(cfg);
+    let ClientEvent::Connected { max_datagram_size } = next(&mut client).await else {
+        panic!("expected Connected first");
+    };
+    assert!(
+        max_datagram_size >= 1000,
+        "loopback datagram limit {max_datagram_size}"
+    );
+    // Reliable: in order, exactly once, including a message much larger than a datagram.
+    let big = vec![7u8; 200_000];
+    client.send_message(b"one".to_vec()).unwrap();
+    client.send_message(big.clone()).unwrap();
+    client.send_message(b"three".to_vec()).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        if let ClientEvent::Message(m) = next(&mut client).await {
+            got.push(m);
+        }
+    }
+    assert_eq!(got[0], b"1:one");
+    assert_eq!(&got[1][..2], b"1:");
+    assert_eq!(&got[1][2..], &big[..], "200 kB message intact");
+    assert_eq!(got[2], b"1:three");
+    // Datagrams on loopback: resend until the echo arrives (datagrams may be dropped).
+    let mut echoed = false;
+    for _ in 0..50 {
+        client.send_datagram(b"ping").unwrap();
+        if let Ok(Some(ClientEvent::Datagram(d))) =
+            tokio::time::timeout(Duration::from_millis(100), client.next_event()).await
+        {
+            assert_eq!(&d[..], b"1:ping");
+            echoed = true;
+            break;
+        }
+    }
+    assert!(echoed, "a datagram echo arrived");
+    // Oversize datagram: a clear error, not a silent drop.
+    let err = client.send_datagram(&vec![0u8; 64 * 1024]).unwrap_err();
+    assert!(
+        matches!(err, NetError::DatagramTooLarge { size: 65536, limit } if limit < 65536),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_sessions_each_get_their_own_replies() {
+    let server = start_server();
+    let cfg = ClientConfig::new(url(&server), server.cert_hash());
+    let _echo = spawn_echo(server);
+    let mut clients: Vec<Client> = (0..4).map(|_| Client::connect(cfg.clone())).collect();
+    for c in &mut clients {
+        assert!(matches!(next(c).await, ClientEvent::Connected { .. }));
+    }
+    for (i, c) in clients.iter().enumerate() {
+        c.send_message(format!("hello from {i}").into_bytes())
+            .unwrap();
+    }
+    let mut sessions = Vec::new();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let ClientEvent::Message(m) = next(c).await else {
+            panic!("client {i} expected its reply");
+        };
+        let text = String::from_utf8(m).unwrap();
+        let (session, body) = text.split_once(':').unwrap();
+        assert_eq!(
+            body,
+            format!("hello from {i}"),
+            "client {i} got its own reply"
+        );
+        sessions.push(session.to_owned());
+    }
+    sessions.sort();
+    sessions.dedup();
+    assert_eq!(sessions.len(), 4, "four distinct sessions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_pin_is_refused_with_a_clear_error() {
+    let mut server = start_server();
+    let wrong = CertHash([0x42; 32]);
+    let mut client = Client::connect(ClientConfig::new(url(&server), wrong));
+    match next(&mut client).await {
+        ClientEvent::Failed(NetError::CertMismatch { pinned, .. }) => {
+            assert_eq!(pinned, wrong.to_base64())
+        }
+        other => panic!("expected a certificate mismatch, got {other:?}"),
+    }
+    // The server keeps serving others.
+    let mut good = Client::connect(ClientConfig::new(url(&server), server.cert_hash()));
+    assert!(matches!(
+        next(&mut good).await,
+        ClientEvent::Connected { .. }
+    ));
+    assert!(matches!(
+        next_server(&mut server).await,
+        ServerEvent::Opened { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_listening_times_out_with_a_clear_error() {
+    // Bind and drop a socket to get a port with nobody behind it.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = ClientConfig::new(format!("https://127.0.0.1:{port}/wt"), CertHash([1; 32]));
+    cfg.connect_timeout = Duration::from_millis(700);
+    let mut client = Client::connect(cfg);
+    match next(&mut client).await {
+        ClientEvent::Failed(e @ NetError::ConnectTimeout { millis: 700, .. }) => {
+            assert!(
+                e.to_string().contains("no answer from https://127.0.0.1"),
+                "{e}"
+            )
+        }
+        other => panic!("expected a connect timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_close_reason_reaches_the_client() {
+    let mut server = start_server();
+    let mut client = Client::connect(ClientConfig::new(url(&server), server.cert_hash()));
+    assert!(matches!(
+        next(&mut client).await,
+        ClientEvent::Connected { .. }
+    ));
+    let ServerEvent::Opened { session, path, .. } = next_server(&mut server).await else {
+        panic!("expected Opened");
+    };
+    assert_eq!(path, "/wt");
+    server
+        .sender()
+        .close_session(session, 3, "zone unavailable");
+    match next(&mut client).await {
+        ClientEvent::Closed { reason, code } => {
+            assert_eq!(code, Some(3));
+            assert!(reason.contains("zone unavailable"), "{reason}");
+        }
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    match next_server(&mut server).await {
+        ServerEvent::Closed { session: s, .. } => assert_eq!(s, session),
+        other => panic!("expected the server to report the close, got {other:?}"),
+    }
+}

@@ -1,0 +1,75 @@
+//! `cargo xtask`: the project's commands. Everything a fresh machine needs (Godot, the
+//! extension, the project import) is installed or built on the way.
+//!
+//! - `cargo xtask demo`: the main job: zone + gateway + cycle-1 client on loopback, each step
+//!   printed, with the time from client start to the zone's datagram.
+//! - `cargo xtask test`: formatting, lints, every Rust test (unit, integration, end-to-end) and
+//!   the in-engine tests (single, and double precision when ../shared/godot is present); the last
+//!   line is `total: N passed, N failed`.
+//! - `cargo xtask build [--release] [--double]`: build the extension into the addon.
+
+mod demo;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "Multiplayer Fabric project commands")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the main job: zone, gateway and the cycle-1 client on loopback.
+    Demo {
+        /// Zone UDP port.
+        #[arg(long, default_value_t = 7443)]
+        zone_port: u16,
+        /// Gateway UDP port.
+        #[arg(long, default_value_t = 4433)]
+        gateway_port: u16,
+    },
+    /// Run every test (what CI runs).
+    Test {
+        /// Skip `cargo fmt --check` and clippy.
+        #[arg(long)]
+        no_lint: bool,
+    },
+    /// Build the extension and install it into addons/multiplayer_fabric/bin/.
+    Build {
+        /// Optimised build.
+        #[arg(long)]
+        release: bool,
+        /// Double-precision build (needs ../shared/godot/extension_api.double.json).
+        #[arg(long)]
+        double: bool,
+    },
+    /// Find or install Godot, build the extension and import the project.
+    Setup,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Demo {
+            zone_port,
+            gateway_port,
+        } => demo::run(zone_port, gateway_port),
+        Cmd::Test { no_lint } => test::run(!no_lint),
+        Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)
+            .map(|p| println!("installed {}", p.display())),
+        Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
+            println!("Godot: {}", e.bin.display());
+            println!("extension built and project imported");
+        }),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `cargo xtask test`: every check, in order, with a total at the end.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use fabric_harness::process::Proc;
+use fabric_harness::{engine, paths};
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    broken_steps: Vec<String>,
+}
+
+impl Tally {
+    fn scan(&mut self, line: &str) {
+        // cargo test: "test result: ok. 12 passed; 0 failed; ..."
+        if let Some(rest) = line.trim().strip_prefix("test result: ") {
+            let nums: Vec<u64> = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            if nums.len() >= 2 {
+                self.passed += nums[0];
+                self.failed += nums[1];
+            }
+        }
+    }
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(paths::repo_root());
+    c
+}
+
+/// Runs a command, passing its output through and scanning it for test totals.
+fn run_step(name: &str, mut cmd: Command, tally: &mut Tally) -> anyhow::Result<()> {
+    let t = Instant::now();
+    println!("==> {name}");
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+    let err = child.stderr.take().expect("piped");
+    let errs = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            eprintln!("{l}");
+            lines.push(l);
+        }
+        lines
+    });
+    for l in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+    {
+        println!("{l}");
+        tally.scan(&l);
+    }
+    for l in errs.join().unwrap_or_default() {
+        tally.scan(&l);
+    }
+    let status = child.wait()?;
+    println!(
+        "<== {name}: {} in {:.0} s",
+        if status.success() { "ok" } else { "FAILED" },
+        t.elapsed().as_secs_f64()
+    );
+    if !status.success() {
+        tally.broken_steps.push(name.to_owned());
+    }
+    Ok(())
+}
+
+fn in_engine(name: &str, eng: &engine::Engine, tally: &mut Tally) -> anyhow::Result<()> {
+    println!("==> {name}");
+    let cmd = eng.scene_command("res://scenes/tests/test_runner.tscn", &[]);
+    let mut p = Proc::spawn(name, cmd, true)?;
+    let out = p.wait(Duration::from_secs(600));
+    let text = p.output();
+    let summary = text.lines().rev().find_map(|l| {
+        let (a, b) = l.trim().split_once(" passed, ")?;
+        let b = b.strip_suffix(" failed")?;
+        Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
+    });
+    match summary {
+        Some((p_, f)) => {
+            tally.passed += p_;
+            tally.failed += f;
+        }
+        None => tally.failed += 1,
+    }
+    let ok = out.success() && summary.is_some_and(|(p_, f)| p_ > 0 && f == 0);
+    println!("<== {name}: {} ({out:?})", if ok { "ok" } else { "FAILED" });
+    if !ok {
+        tally.broken_steps.push(name.to_owned());
+    }
+    Ok(())
+}
+
+pub fn run(lint: bool) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut tally = Tally::default();
+    if lint {
+        let mut c = cargo();
+        c.args(["fmt", "--all", "--", "--check"]);
+        run_step("cargo fmt --check", c, &mut tally)?;
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        run_step("cargo clippy -D warnings", c, &mut tally)?;
+    }
+    println!("==> Godot, extension and project import");
+    let single = engine::prepare(false)?;
+    println!("<== engine {}", single.bin.display());
+
+    let mut c = cargo();
+    c.args(["test", "--workspace"]).env("FABRIC_QUIET", "1");
+    run_step(
+        "cargo test --workspace (unit, integration, end-to-end)",
+        c,
+        &mut tally,
+    )?;
+
+    in_engine("in-engine tests (single precision)", &single, &mut tally)?;
+    match paths::shared_godot() {
+        Some(_) => {
+            let double = engine::prepare(true)?;
+            in_engine("in-engine tests (double precision)", &double, &mut tally)?;
+        }
+        None => println!(
+            "SKIPPED in-engine tests (double precision): ../shared/godot is not beside this repository"
+        ),
+    }
+    println!("xtask test finished in {:.0} s", t0.elapsed().as_secs_f64());
+    if !tally.broken_steps.is_empty() {
+        println!("failed steps: {}", tally.broken_steps.join(", "));
+        tally.failed = tally.failed.max(1);
+    }
+    println!("total: {} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed > 0 || tally.passed == 0 {
+        anyhow::bail!("tests failed");
+    }
+    Ok(())
+}

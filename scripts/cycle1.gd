@@ -1,0 +1,130 @@
+extends Node
+## Cycle 1: a headless Godot client opens WebTransport to the gateway through
+## FabricMMOGTransportPeer, sends the gateway ping, waits for the pong and for one datagram that
+## came from the zone (its welcome), logs both with timings and quits with 0.
+## Any TLS or handshake error, an error from the gateway, or 10 s without both ends it with 1.
+##
+## User arguments (after `--`): --url https://HOST:PORT/wt  --cert-hash HASH  [--timeout SECONDS]
+
+const RESEND_MSEC := 250
+
+var peer := FabricMMOGTransportPeer.new()
+var url := "https://127.0.0.1:4433/wt"
+var cert_hash := ""
+var timeout_sec := 10.0
+
+var _start_usec := 0
+var _ping_id := ""
+var _pong_msec := -1.0
+var _zone_msec := -1.0
+var _connected_msec := -1.0
+var _last_send_msec := -100000.0
+var _done := false
+
+
+func _ready() -> void:
+	_parse_args()
+	_start_usec = Time.get_ticks_usec()
+	_ping_id = "c1-%d" % int(Time.get_unix_time_from_system())
+	peer.connection_error.connect(_on_connection_error)
+	peer.control_received.connect(_on_control)
+	_log("connecting to %s (pinned cert hash %s)" % [url, cert_hash])
+	var err := peer.create_client(url, cert_hash)
+	if err != OK:
+		_fail("create_client failed: %s %s" % [error_string(err), peer.last_error])
+
+
+func _process(_delta: float) -> void:
+	if _done:
+		return
+	peer.poll()
+	if _done:
+		return
+	var now := _elapsed_msec()
+	if peer.state == FabricMMOGTransportPeer.STATE_CONNECTED:
+		if _connected_msec < 0.0:
+			_connected_msec = now
+			_log("WebTransport session open after %.1f ms" % now)
+		if now - _last_send_msec >= RESEND_MSEC:
+			_last_send_msec = now
+			# Datagrams may be lost: resend until answered.
+			if _pong_msec < 0.0:
+				peer.send_control(JSON.stringify({"action": "ping", "id": _ping_id, "v": 1}), 1)
+			if _zone_msec < 0.0:
+				peer.send_control(JSON.stringify({"action": "hello", "id": _ping_id, "v": 1}), 1)
+	if now > timeout_sec * 1000.0:
+		var missing := []
+		if _connected_msec < 0.0:
+			missing.append("session")
+		if _pong_msec < 0.0:
+			missing.append("pong")
+		if _zone_msec < 0.0:
+			missing.append("zone datagram")
+		_fail("timed out after %.0f s waiting for: %s" % [timeout_sec, ", ".join(missing)])
+
+
+func _on_control(text: String, _from: int) -> void:
+	var msg = JSON.parse_string(text)
+	if typeof(msg) != TYPE_DICTIONARY:
+		_log("ignored a control message that is not a JSON object: %s" % text)
+		return
+	var now := _elapsed_msec()
+	if msg.get("result") == "pong" and msg.get("id") == _ping_id and _pong_msec < 0.0:
+		_pong_msec = now
+		_log("PONG %s after %.1f ms" % [text, now])
+	elif msg.get("event") == "welcome" and _zone_msec < 0.0:
+		_zone_msec = now
+		_log("ZONE_DATAGRAM zone_id=%d tick=%d session=%d after %.1f ms: %s" % [
+			int(msg.get("zone_id", -1)), int(msg.get("tick", -1)), int(msg.get("session", -1)), now, text])
+		peer.send_control(JSON.stringify({"action": "welcome_ack", "session": int(msg.get("session", 0)), "v": 1}), 1)
+	elif msg.get("event") == "error":
+		_fail("the gateway reported %s: %s" % [msg.get("code", "?"), msg.get("message", "")])
+		return
+	if _pong_msec >= 0.0 and _zone_msec >= 0.0 and not _done:
+		_done = true
+		_log("OK handshake=%.1f ms pong=%.1f ms zone_datagram=%.1f ms" % [_connected_msec, _pong_msec, _zone_msec])
+		peer.close()
+		get_tree().quit(0)
+
+
+func _on_connection_error(reason: String) -> void:
+	_fail("connection error: %s" % reason)
+
+
+func _fail(reason: String) -> void:
+	if _done:
+		return
+	_done = true
+	printerr("CYCLE1 FAIL: %s" % reason)
+	peer.close()
+	get_tree().quit(1)
+
+
+func _elapsed_msec() -> float:
+	return (Time.get_ticks_usec() - _start_usec) / 1000.0
+
+
+func _log(text: String) -> void:
+	print("CYCLE1 %s" % text)
+
+
+func _parse_args() -> void:
+	var args := OS.get_cmdline_user_args()
+	var i := 0
+	while i < args.size():
+		var key: String = args[i]
+		var value := ""
+		if "=" in key:
+			value = key.get_slice("=", 1)
+			key = key.get_slice("=", 0)
+		elif i + 1 < args.size():
+			i += 1
+			value = args[i]
+		match key:
+			"--url":
+				url = value
+			"--cert-hash":
+				cert_hash = value
+			"--timeout":
+				timeout_sec = float(value)
+		i += 1
