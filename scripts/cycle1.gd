@@ -5,6 +5,11 @@ extends Node
 ## Any TLS or handshake error, an error from the gateway, or 10 s without both ends it with 1.
 ##
 ## User arguments (after `--`): --url https://HOST:PORT/wt  --cert-hash HASH  [--timeout SECONDS]
+##
+## Discovery mode: `--backend http://HOST:PORT --api-key KEY` lists the zones in the registry,
+## takes the first one (or `--zone-name NAME`), gets a join token for it and connects straight to
+## it with its registered certificate hash (or through `--url`/`--cert-hash` when given, e.g. a
+## gateway). `--no-token` and `--forge-token` exist to show that the zone refuses such clients.
 
 const RESEND_MSEC := 250
 
@@ -12,6 +17,12 @@ var peer := FabricMMOGTransportPeer.new()
 var url := "https://127.0.0.1:4433/wt"
 var cert_hash := ""
 var timeout_sec := 10.0
+var backend := ""
+var api_key := ""
+var zone_name := ""
+var token_mode := "issue"
+var _token := ""
+var _started := false
 
 var _start_usec := 0
 var _ping_id := ""
@@ -26,22 +37,63 @@ func _ready() -> void:
 	_parse_args()
 	_start_usec = Time.get_ticks_usec()
 	_ping_id = "c1-%d" % int(Time.get_unix_time_from_system())
+	if not backend.is_empty():
+		await _discover()
+		if _done:
+			return
 	peer.connection_error.connect(_on_connection_error)
 	peer.control_received.connect(_on_control)
 	_log("connecting to %s (pinned cert hash %s)" % [url, cert_hash])
 	var err := peer.create_client(url, cert_hash)
 	if err != OK:
 		_fail("create_client failed: %s %s" % [error_string(err), peer.last_error])
+	_started = true
+
+
+func _discover() -> void:
+	var registry := FabricRegistry.new()
+	registry.backend_url = backend
+	registry.api_key = api_key
+	registry.request_failed.connect(func(what, status, code, message):
+		_fail("the registry refused to %s: HTTP %d %s %s" % [what, status, code, message]))
+	add_child(registry)
+	var zones := await registry.list_zones()
+	if _done:
+		return
+	var zone := {}
+	for z in zones:
+		if zone_name.is_empty() or z.get("name") == zone_name:
+			zone = z
+			break
+	if zone.is_empty():
+		_fail("the registry at %s lists no zone%s" % [backend, "" if zone_name.is_empty() else " named " + zone_name])
+		return
+	_log("DISCOVERED zone %s (%s) at %s:%d cert_hash=%s after %.1f ms" % [
+		zone.id, zone.get("name", ""), zone.get("address", ""), int(zone.get("port", 0)), zone.cert_hash, _elapsed_msec()])
+	if token_mode != "none":
+		_token = await registry.issue_join_token(zone.id)
+		if _done:
+			return
+		if token_mode == "forge":
+			# Same claims, signature bytes changed: what a client forging a token would send.
+			var parts := _token.split(".")
+			parts[2] = ("B" if parts[2].begins_with("A") else "A") + parts[2].substr(1)
+			_token = ".".join(parts)
+		_log("join token (%s) for %s: %d bytes" % [token_mode, zone.id, _token.length()])
+	if cert_hash.is_empty():
+		url = registry.zone_url(zone)
+		cert_hash = zone.cert_hash
 
 
 func _process(_delta: float) -> void:
 	if _done:
 		return
-	peer.poll()
+	if _started:
+		peer.poll()
 	if _done:
 		return
 	var now := _elapsed_msec()
-	if peer.state == FabricMMOGTransportPeer.STATE_CONNECTED:
+	if _started and peer.state == FabricMMOGTransportPeer.STATE_CONNECTED:
 		if _connected_msec < 0.0:
 			_connected_msec = now
 			_log("WebTransport session open after %.1f ms" % now)
@@ -51,10 +103,15 @@ func _process(_delta: float) -> void:
 			if _pong_msec < 0.0:
 				peer.send_control(JSON.stringify({"action": "ping", "id": _ping_id, "v": 1}), 1)
 			if _zone_msec < 0.0:
-				peer.send_control(JSON.stringify({"action": "hello", "id": _ping_id, "v": 1}), 1)
+				var hello := {"action": "hello", "id": _ping_id, "v": 1}
+				if not _token.is_empty():
+					hello["token"] = _token
+				peer.send_control(JSON.stringify(hello), 1)
 	if now > timeout_sec * 1000.0:
 		var missing := []
-		if _connected_msec < 0.0:
+		if not _started:
+			missing.append("zone discovery")
+		elif _connected_msec < 0.0:
 			missing.append("session")
 		if _pong_msec < 0.0:
 			missing.append("pong")
@@ -113,13 +170,21 @@ func _parse_args() -> void:
 	var i := 0
 	while i < args.size():
 		var key: String = args[i]
+		i += 1
+		match key:
+			"--no-token":
+				token_mode = "none"
+				continue
+			"--forge-token":
+				token_mode = "forge"
+				continue
 		var value := ""
 		if "=" in key:
 			value = key.get_slice("=", 1)
 			key = key.get_slice("=", 0)
-		elif i + 1 < args.size():
-			i += 1
+		elif i < args.size():
 			value = args[i]
+			i += 1
 		match key:
 			"--url":
 				url = value
@@ -127,4 +192,11 @@ func _parse_args() -> void:
 				cert_hash = value
 			"--timeout":
 				timeout_sec = float(value)
-		i += 1
+			"--backend":
+				backend = value
+			"--api-key":
+				api_key = value
+			"--zone-name":
+				zone_name = value
+			_:
+				push_warning("cycle1: unknown argument %s" % key)

@@ -5,6 +5,7 @@
 //! (`fabric-net`), the Godot extension (`fabric-godot`) and the binaries drive it.
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod packet_frame;
 pub mod session_control;
 

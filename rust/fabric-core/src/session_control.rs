@@ -21,6 +21,20 @@ pub const MAX_ID_LEN: usize = 64;
 /// First byte of every control message.
 pub const CONTROL_MARKER: u8 = b'{';
 
+/// Application close codes of a session (QUIC application close), shared by every endpoint.
+pub mod close_code {
+    /// Normal close.
+    pub const NORMAL: u32 = 0;
+    /// The peer broke the session protocol (bad preamble, oversize message, malformed packet).
+    pub const PROTOCOL: u32 = 1;
+    /// The server is full or refusing new sessions.
+    pub const REFUSED: u32 = 2;
+    /// Something behind this server is unavailable (e.g. the gateway cannot reach the zone).
+    pub const UPSTREAM: u32 = 3;
+    /// The peer was not let in (missing or refused join token).
+    pub const FORBIDDEN: u32 = 4;
+}
+
 /// Why a datagram is not a valid control message.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ControlError {
@@ -66,6 +80,8 @@ pub enum ControlMessage {
     Hello {
         /// Request id.
         id: String,
+        /// A join token from the registry (`fj1....`), required by zones that registered.
+        token: Option<String>,
     },
     /// Client -> zone: the welcome arrived; the zone stops resending it.
     WelcomeAck {
@@ -179,6 +195,7 @@ impl ControlMessage {
                 }),
                 "hello" => Ok(Self::Hello {
                     id: str_field(&obj, "id")?,
+                    token: token_field(&obj)?,
                 }),
                 "welcome_ack" => Ok(Self::WelcomeAck {
                     session: u64_field(&obj, "session")?,
@@ -241,7 +258,10 @@ impl ControlMessage {
         let v = CONTROL_VERSION;
         let value = match self {
             Self::Ping { id } => json!({"action": "ping", "id": id, "v": v}),
-            Self::Hello { id } => json!({"action": "hello", "id": id, "v": v}),
+            Self::Hello { id, token: None } => json!({"action": "hello", "id": id, "v": v}),
+            Self::Hello { id, token: Some(t) } => {
+                json!({"action": "hello", "id": id, "token": t, "v": v})
+            }
             Self::WelcomeAck { session } => {
                 json!({"action": "welcome_ack", "session": session, "v": v})
             }
@@ -269,6 +289,24 @@ impl ControlMessage {
             id: id.to_owned(),
             result: Ok("pong".to_owned()),
         }
+    }
+}
+
+/// Longest join token accepted in a control message, in bytes.
+pub const MAX_TOKEN_LEN: usize = 900;
+
+fn token_field(obj: &Map<String, Value>) -> Result<Option<String>, ControlError> {
+    match obj.get("token") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(t)) if t.len() <= MAX_TOKEN_LEN => Ok(Some(t.clone())),
+        Some(Value::String(_)) => Err(ControlError::Field {
+            field: "token",
+            reason: "longer than 900 bytes",
+        }),
+        Some(_) => Err(ControlError::Field {
+            field: "token",
+            reason: "not a string",
+        }),
     }
 }
 
@@ -320,7 +358,14 @@ mod tests {
     fn every_message_round_trips() {
         let all = [
             ControlMessage::Ping { id: "a".into() },
-            ControlMessage::Hello { id: "h-1".into() },
+            ControlMessage::Hello {
+                id: "h-1".into(),
+                token: None,
+            },
+            ControlMessage::Hello {
+                id: "h-2".into(),
+                token: Some("fj1.abc.def".into()),
+            },
             ControlMessage::WelcomeAck { session: 7 },
             ControlMessage::Join { peer_id: 12345 },
             ControlMessage::Joined { peer_id: 2 },

@@ -290,7 +290,7 @@ fn zone_welcomes_a_session_until_acknowledged() -> Result<(), String> {
     let mut welcomes = 0;
     let mut session = None;
     let ok = wait_until(5.0, || {
-        zone.bind_mut().pump_for_test(20.0);
+        zone.bind_mut().pump_for_test();
         while let Some(ev) = client.try_next_event() {
             if let ClientEvent::Datagram(d) = ev
                 && let Ok(ControlMessage::Welcome {
@@ -315,7 +315,7 @@ fn zone_welcomes_a_session_until_acknowledged() -> Result<(), String> {
     // Acks are datagrams too: resend until the zone records one, like a real client.
     let acked = wait_until(5.0, || {
         let _ = client.send_datagram(&ack);
-        zone.bind_mut().pump_for_test(20.0);
+        zone.bind_mut().pump_for_test();
         zone.bind().is_acknowledged(s)
     });
     check!(acked, "zone recorded the acknowledgement");

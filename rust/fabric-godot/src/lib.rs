@@ -17,6 +17,7 @@ pub mod itests;
 pub mod test_runner;
 pub mod transport_peer;
 pub mod zone;
+pub mod zone_args;
 
 struct MultiplayerFabric;
 

@@ -1,65 +1,91 @@
-//! `FabricZone`: the zone server node (first cut for cycle 1).
+//! `FabricZone`: the zone server node.
 //!
 //! Listens for WebTransport sessions (from the gateway or directly from clients), counts
-//! simulation ticks at `tick_hz`, and greets every new session with a `welcome` control datagram
-//! carrying its zone id and tick. Datagrams can be lost, so the welcome is robust: it is sent when
-//! the session opens, answered again on every `hello` from the client, and resent every
-//! [`WELCOME_RESEND_MSEC`] until the client acknowledges it with `welcome_ack`.
+//! simulation ticks at `tick_hz`, and admits sessions through `fabric_core::admission`: a
+//! `welcome` control datagram (zone id and tick) pushed and resent until acknowledged, and, when
+//! the zone is registered with a registry backend, a valid join token required first.
 //!
-//! Settings come from exported properties, overridden by user arguments after `--`:
-//! `--zone-id N`, `--port P`, `--bind ADDR`, `--cert-hash-file PATH`, `--tick-hz HZ`.
+//! With `backend_url` set, the zone registers on start with its certificate hash, heartbeats
+//! every `heartbeat_sec` (re-registering when the backend forgot it), verifies join tokens
+//! offline with the backend's public key, and deregisters when it stops.
+//!
+//! Settings come from exported properties, overridden by user arguments after `--` (see
+//! [`crate::zone_args`]).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use fabric_auth::JoinTokenVerifier;
+use fabric_core::admission::{Action, Admission, AdmissionConfig, TokenVerdict};
 use fabric_core::session_control::ControlMessage;
+use fabric_net::registry::{Registration, RegistrationConfig, RegistryEvent};
 use fabric_net::{Server, ServerConfig, ServerEvent, ServerIdentity, SessionId};
-use godot::classes::{INode, Node, Os};
+use godot::classes::{INode, Node};
+use godot::global::Error;
 use godot::prelude::*;
-
-/// Milliseconds between resends of an unacknowledged welcome.
-pub const WELCOME_RESEND_MSEC: f64 = 200.0;
-/// Give up resending a welcome after this many tries (the session stays open).
-pub const WELCOME_MAX_SENDS: u32 = 50;
-
-struct Greeting {
-    sends: u32,
-    since_last_ms: f64,
-    acked: bool,
-}
 
 /// A zone server: listens for WebTransport sessions and runs the zone's tick.
 ///
-/// Prints `FABRIC_ZONE_READY zone_id=<id> addr=<ip:port> cert_hash=<base64>` once listening.
+/// Prints `FABRIC_ZONE_READY zone_id=<id> addr=<ip:port> cert_hash=<base64> precision=<p>` once
+/// listening, and `FABRIC_ZONE_REGISTERED shard_id=<uuid>` once the registry accepted it.
 #[derive(GodotClass)]
 #[class(base = Node)]
 pub struct FabricZone {
     base: Base<Node>,
     /// This zone's id.
     #[export]
-    zone_id: i32,
+    pub(crate) zone_id: i32,
     /// UDP port to listen on (0 = any free port).
     #[export]
-    port: i32,
+    pub(crate) port: i32,
     /// Address to bind (`"*"` = all interfaces).
     #[export]
-    bind_address: GString,
+    pub(crate) bind_address: GString,
     /// Simulation ticks per second.
     #[export]
-    tick_hz: i32,
+    pub(crate) tick_hz: i32,
     /// Start listening in `_ready` (otherwise call `start()`).
     #[export]
-    autostart: bool,
+    pub(crate) autostart: bool,
+    /// Registry backend (`http://host:port`); empty = do not register, admit without tokens.
+    #[export]
+    pub(crate) backend_url: GString,
+    /// Address clients should use to reach this zone, as registered (empty = the backend takes
+    /// the address the registration came from).
+    #[export]
+    pub(crate) public_address: GString,
+    /// Map name, as registered.
+    #[export]
+    pub(crate) map_name: GString,
+    /// Display name, as registered.
+    #[export]
+    pub(crate) zone_name: GString,
+    /// Seconds between registry heartbeats (the registry lists zones heard from in the last 30 s).
+    #[export]
+    pub(crate) heartbeat_sec: f64,
+    /// Require a join token even without a registry (tokens then never validate: for tests).
+    #[export]
+    pub(crate) require_token: bool,
     /// The current simulation tick.
     #[var(no_set, pub)]
     tick: i64,
     /// The certificate hash clients and gateways pin (base64), set once listening.
     #[var(no_set, pub)]
     cert_hash: GString,
+    /// The registry's id for this zone, set once registered (join tokens name it).
+    #[var(no_set, pub)]
+    shard_id: GString,
+    /// The operator API key used to register (from `--backend-api-key` or the environment
+    /// variable `FABRIC_BACKEND_API_KEY`); never shown.
+    pub(crate) api_key: String,
+    pub(crate) hash_file: Option<PathBuf>,
     server: Option<Server>,
-    greetings: HashMap<SessionId, Greeting>,
+    registration: Option<Registration>,
+    verifier: Option<JoinTokenVerifier>,
+    admission: Admission,
+    actions: Vec<Action>,
     accumulator: f64,
-    hash_file: Option<PathBuf>,
+    clock: Instant,
 }
 
 #[godot_api]
@@ -72,20 +98,32 @@ impl INode for FabricZone {
             bind_address: "*".into(),
             tick_hz: 20,
             autostart: true,
+            backend_url: GString::new(),
+            public_address: GString::new(),
+            map_name: "default".into(),
+            zone_name: GString::new(),
+            heartbeat_sec: 25.0,
+            require_token: false,
             tick: 0,
             cert_hash: GString::new(),
-            server: None,
-            greetings: HashMap::new(),
-            accumulator: 0.0,
+            shard_id: GString::new(),
+            api_key: std::env::var("FABRIC_BACKEND_API_KEY").unwrap_or_default(),
             hash_file: None,
+            server: None,
+            registration: None,
+            verifier: None,
+            admission: Admission::new(AdmissionConfig::new(0)),
+            actions: Vec::new(),
+            accumulator: 0.0,
+            clock: Instant::now(),
         }
     }
 
     fn ready(&mut self) {
-        self.apply_user_args();
+        crate::zone_args::apply(self);
         if self.autostart {
             let err = self.start();
-            if err != godot::global::Error::OK {
+            if err != Error::OK {
                 godot_error!(
                     "FabricZone {}: could not start; see the error above",
                     self.zone_id
@@ -104,7 +142,7 @@ impl INode for FabricZone {
             self.accumulator -= step;
             self.tick += 1;
         }
-        self.pump(delta * 1000.0);
+        self.pump();
     }
 
     fn exit_tree(&mut self) {
@@ -120,17 +158,33 @@ impl FabricZone {
     /// A session ended, with the reason in words.
     #[signal]
     fn session_closed(session: i64, reason: GString);
+    /// A session was admitted; `subject` is the account its join token named (empty without tokens).
+    #[signal]
+    fn session_admitted(session: i64, subject: GString);
     /// A client acknowledged its welcome.
     #[signal]
     fn welcome_acknowledged(session: i64);
+    /// The registry accepted this zone (again, after a backend restart) under `shard_id`.
+    #[signal]
+    fn registered(shard_id: GString);
+    /// Registering or heartbeating failed; the zone retries by itself.
+    #[signal]
+    fn registry_problem(reason: GString);
 
-    /// Starts listening. Returns `ERR_ALREADY_IN_USE` when running, `ERR_CANT_CREATE` when the
-    /// port cannot be bound (the error names the address and the reason).
+    /// Starts listening (and registering, with `backend_url`). Returns `ERR_ALREADY_IN_USE` when
+    /// running, `ERR_CANT_CREATE` when the port cannot be bound (the error names the address and
+    /// the reason), `ERR_UNCONFIGURED` when `backend_url` is set without an API key.
     #[func]
-    pub fn start(&mut self) -> godot::global::Error {
-        use godot::global::Error;
+    pub fn start(&mut self) -> Error {
         if self.server.is_some() {
             return Error::ERR_ALREADY_IN_USE;
+        }
+        let registering = !self.backend_url.is_empty();
+        if registering && self.api_key.is_empty() {
+            godot_error!(
+                "FabricZone: backend_url is set but no operator API key: pass --backend-api-key or set FABRIC_BACKEND_API_KEY"
+            );
+            return Error::ERR_UNCONFIGURED;
         }
         let Some(addr) = crate::bind_addr(&self.bind_address.to_string(), self.port) else {
             godot_error!(
@@ -153,37 +207,62 @@ impl FabricZone {
             godot_error!("FabricZone: cannot write {}: {e}", path.display());
             return Error::ERR_CANT_CREATE;
         }
-        match Server::start(ServerConfig::new(addr, identity)) {
-            Ok(server) => {
-                self.cert_hash = GString::from(&server.cert_hash().to_base64());
-                godot_print!(
-                    "FABRIC_ZONE_READY zone_id={} addr={} cert_hash={} precision={}",
-                    self.zone_id,
-                    server.local_addr(),
-                    self.cert_hash,
-                    if cfg!(feature = "double") {
-                        "double"
-                    } else {
-                        "single"
-                    }
-                );
-                self.server = Some(server);
-                Error::OK
-            }
+        let server = match Server::start(ServerConfig::new(addr, identity)) {
+            Ok(s) => s,
             Err(e) => {
                 godot_error!("FabricZone {}: {e}", self.zone_id);
-                Error::ERR_CANT_CREATE
+                return Error::ERR_CANT_CREATE;
             }
+        };
+        let mut cfg = AdmissionConfig::new(self.zone_id as u32);
+        cfg.require_token = registering || self.require_token;
+        self.admission = Admission::new(cfg);
+        self.clock = Instant::now();
+        self.cert_hash = GString::from(&server.cert_hash().to_base64());
+        godot_print!(
+            "FABRIC_ZONE_READY zone_id={} addr={} cert_hash={} precision={}",
+            self.zone_id,
+            server.local_addr(),
+            self.cert_hash,
+            if cfg!(feature = "double") {
+                "double"
+            } else {
+                "single"
+            }
+        );
+        if registering {
+            let name = if self.zone_name.is_empty() {
+                format!("zone {}", self.zone_id)
+            } else {
+                self.zone_name.to_string()
+            };
+            let public = self.public_address.to_string();
+            self.registration = Some(Registration::start(RegistrationConfig {
+                backend: self.backend_url.to_string(),
+                api_key: self.api_key.clone(),
+                address: (!public.is_empty()).then_some(public),
+                port: server.local_addr().port(),
+                map: self.map_name.to_string(),
+                name,
+                cert_hash: self.cert_hash.to_string(),
+                max_users: 32,
+                public: true,
+                heartbeat: Duration::from_secs_f64(self.heartbeat_sec.clamp(0.05, 3600.0)),
+            }));
         }
+        self.server = Some(server);
+        Error::OK
     }
 
-    /// Stops listening and closes every session.
+    /// Stops listening, closes every session and leaves the registry.
     #[func]
     pub fn stop(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown("zone shutting down");
         }
-        self.greetings.clear();
+        if let Some(r) = self.registration.take() {
+            r.stop();
+        }
     }
 
     /// The UDP port actually bound (useful with `port = 0`), or 0 when not listening.
@@ -202,59 +281,32 @@ impl FabricZone {
             .map_or(0, |s| s.sender().session_count() as i32)
     }
 
+    /// Number of admitted sessions (players).
+    #[func]
+    pub fn get_admitted_count(&self) -> i32 {
+        self.admission.admitted_count() as i32
+    }
+
     pub(crate) fn configure_for_test(&mut self, port: i32, zone_id: i32) {
         self.port = port;
         self.zone_id = zone_id;
         self.bind_address = "127.0.0.1".into();
     }
 
-    pub(crate) fn pump_for_test(&mut self, elapsed_ms: f64) {
-        self.pump(elapsed_ms);
+    pub(crate) fn pump_for_test(&mut self) {
+        self.pump();
     }
 
     pub(crate) fn is_acknowledged(&self, session: SessionId) -> bool {
-        self.greetings.get(&session).is_some_and(|g| g.acked)
+        self.admission.is_acknowledged(session)
     }
 
-    fn apply_user_args(&mut self) {
-        let args: Vec<String> = Os::singleton()
-            .get_cmdline_user_args()
-            .as_slice()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let (key, inline) = match a.split_once('=') {
-                Some((k, v)) => (k, Some(v.to_owned())),
-                None => (a.as_str(), None),
-            };
-            let mut value = || inline.clone().or_else(|| it.next().cloned());
-            match key {
-                "--zone-id" => parse_into(&mut self.zone_id, value(), key),
-                "--port" => parse_into(&mut self.port, value(), key),
-                "--tick-hz" => parse_into(&mut self.tick_hz, value(), key),
-                "--bind" => {
-                    if let Some(v) = value() {
-                        self.bind_address = GString::from(&v);
-                    }
-                }
-                "--cert-hash-file" => self.hash_file = value().map(PathBuf::from),
-                _ => {}
-            }
-        }
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
     }
 
-    fn welcome(&self, session: SessionId) -> Vec<u8> {
-        ControlMessage::Welcome {
-            zone_id: self.zone_id as u32,
-            tick: self.tick as u64,
-            session,
-        }
-        .encode()
-    }
-
-    fn pump(&mut self, elapsed_ms: f64) {
+    fn pump(&mut self) {
+        self.pump_registry();
         let Some(server) = self.server.as_mut() else {
             return;
         };
@@ -262,7 +314,9 @@ impl FabricZone {
         while let Some(ev) = server.try_next_event() {
             events.push(ev);
         }
-        let tx = server.sender();
+        let now = self.now_ms();
+        let tick = self.tick as u64;
+        let mut actions = std::mem::take(&mut self.actions);
         for ev in events {
             match ev {
                 ServerEvent::Opened {
@@ -272,22 +326,18 @@ impl FabricZone {
                         "FabricZone {}: session {session} opened from {remote}",
                         self.zone_id
                     );
-                    let _ = tx.send_datagram(session, &self.welcome(session));
-                    self.greetings.insert(
-                        session,
-                        Greeting {
-                            sends: 1,
-                            since_last_ms: 0.0,
-                            acked: false,
-                        },
-                    );
+                    self.admission.open(session, now, tick, &mut actions);
                     self.base_mut()
                         .emit_signal("session_opened", &[(session as i64).to_variant()]);
                 }
-                ServerEvent::Datagram { session, data } => self.control(&tx, session, &data, false),
-                ServerEvent::Message { session, data } => self.control(&tx, session, &data, true),
+                ServerEvent::Datagram { session, data } => {
+                    self.on_bytes(session, &data, false, now, &mut actions)
+                }
+                ServerEvent::Message { session, data } => {
+                    self.on_bytes(session, &data, true, now, &mut actions)
+                }
                 ServerEvent::Closed { session, reason } => {
-                    self.greetings.remove(&session);
+                    self.admission.close(session);
                     godot_print!(
                         "FabricZone {}: session {session} closed: {reason}",
                         self.zone_id
@@ -302,69 +352,152 @@ impl FabricZone {
                 }
             }
         }
-        // Resend unacknowledged welcomes.
-        let mut resend = Vec::new();
-        for (s, g) in self.greetings.iter_mut().filter(|(_, g)| !g.acked) {
-            g.since_last_ms += elapsed_ms;
-            if g.since_last_ms >= WELCOME_RESEND_MSEC && g.sends < WELCOME_MAX_SENDS {
-                g.since_last_ms = 0.0;
-                g.sends += 1;
-                resend.push(*s);
-            }
-        }
-        for s in resend {
-            let _ = tx.send_datagram(s, &self.welcome(s));
+        self.admission.poll(now, tick, &mut actions);
+        self.run_actions(&mut actions);
+        self.actions = actions;
+        if let Some(r) = &self.registration {
+            r.set_current_users(self.admission.admitted_count() as u32);
         }
     }
 
-    fn control(
+    fn on_bytes(
         &mut self,
-        tx: &fabric_net::server::ServerSender,
         session: SessionId,
         data: &[u8],
         reliable: bool,
+        now: u64,
+        actions: &mut Vec<Action>,
     ) {
         if !ControlMessage::is_control(data) {
             return; // Game packets come with later cycles.
         }
-        let reply = match ControlMessage::decode(data) {
-            Ok(ControlMessage::Hello { .. }) => Some(self.welcome(session)),
-            Ok(ControlMessage::WelcomeAck { session: acked }) if acked == session => {
-                if let Some(g) = self.greetings.get_mut(&session)
-                    && !g.acked
-                {
-                    g.acked = true;
+        let msg = match ControlMessage::decode(data) {
+            Ok(m) => m,
+            Err(e) => {
+                actions.push(Action::Send {
+                    session,
+                    bytes: ControlMessage::Reply {
+                        id: String::new(),
+                        result: Err(e.to_string()),
+                    }
+                    .encode(),
+                    reliable,
+                });
+                return;
+            }
+        };
+        let shard = self.shard_id.to_string();
+        let verifier = self.verifier.as_ref();
+        let mut check = |token: &str| match verifier {
+            None => TokenVerdict::NotReady,
+            Some(v) => {
+                let now_s = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                match v.verify(token, &shard, now_s) {
+                    Ok(claims) => TokenVerdict::Admit(claims.sub),
+                    Err(e) => TokenVerdict::Refuse(format!("{}: {e}", e.code())),
+                }
+            }
+        };
+        let tick = self.tick as u64;
+        self.admission
+            .control(session, &msg, reliable, now, tick, &mut check, actions);
+    }
+
+    fn run_actions(&mut self, actions: &mut Vec<Action>) {
+        let Some(server) = self.server.as_ref() else {
+            actions.clear();
+            return;
+        };
+        let tx = server.sender();
+        for a in actions.drain(..) {
+            match a {
+                Action::Send {
+                    session,
+                    bytes,
+                    reliable,
+                } => {
+                    let _ = if reliable {
+                        tx.send_message(session, bytes)
+                    } else {
+                        tx.send_datagram(session, &bytes)
+                    };
+                }
+                Action::Close {
+                    session,
+                    code,
+                    reason,
+                } => {
+                    godot_print!(
+                        "FabricZone {}: refusing session {session}: {reason}",
+                        self.zone_id
+                    );
+                    tx.close_session(session, code, &reason);
+                }
+                Action::Admitted { session, subject } => {
+                    let subject = subject.unwrap_or_default();
+                    godot_print!(
+                        "FabricZone {}: session {session} admitted{}",
+                        self.zone_id,
+                        if subject.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" as {subject}")
+                        }
+                    );
+                    self.base_mut().emit_signal(
+                        "session_admitted",
+                        &[
+                            (session as i64).to_variant(),
+                            GString::from(&subject).to_variant(),
+                        ],
+                    );
+                }
+                Action::Acknowledged { session } => {
                     self.base_mut()
                         .emit_signal("welcome_acknowledged", &[(session as i64).to_variant()]);
                 }
-                None
             }
-            Ok(ControlMessage::Ping { id }) => Some(ControlMessage::pong(&id).encode()),
-            Ok(ControlMessage::Join { peer_id }) => {
-                Some(ControlMessage::Joined { peer_id }.encode())
-            }
-            Ok(_) => None,
-            Err(e) => Some(
-                ControlMessage::Reply {
-                    id: String::new(),
-                    result: Err(e.to_string()),
-                }
-                .encode(),
-            ),
-        };
-        if let Some(r) = reply {
-            let _ = if reliable {
-                tx.send_message(session, r)
-            } else {
-                tx.send_datagram(session, &r)
-            };
         }
     }
-}
 
-fn parse_into<T: std::str::FromStr>(slot: &mut T, value: Option<String>, key: &str) {
-    match value.as_deref().map(str::parse) {
-        Some(Ok(v)) => *slot = v,
-        _ => godot_error!("FabricZone: {key} needs a number, got {value:?}"),
+    fn pump_registry(&mut self) {
+        let mut events = Vec::new();
+        if let Some(r) = self.registration.as_mut() {
+            while let Some(ev) = r.try_next_event() {
+                events.push(ev);
+            }
+        }
+        for ev in events {
+            match ev {
+                RegistryEvent::Registered {
+                    shard_id,
+                    join_keys,
+                } => {
+                    let keys: Vec<_> = join_keys
+                        .iter()
+                        .filter_map(|k| fabric_auth::keys::public_key_from_b64(k).ok())
+                        .collect();
+                    if keys.is_empty() {
+                        godot_error!(
+                            "FabricZone {}: the registry's join keys are unreadable",
+                            self.zone_id
+                        );
+                    }
+                    self.verifier = Some(JoinTokenVerifier::new(keys));
+                    self.shard_id = GString::from(&shard_id);
+                    godot_print!("FABRIC_ZONE_REGISTERED shard_id={shard_id}");
+                    self.base_mut()
+                        .emit_signal("registered", &[GString::from(&shard_id).to_variant()]);
+                }
+                RegistryEvent::HeartbeatOk => {}
+                RegistryEvent::Problem(p) => {
+                    godot_warn!("FabricZone {}: registry: {p}", self.zone_id);
+                    self.base_mut()
+                        .emit_signal("registry_problem", &[GString::from(&p).to_variant()]);
+                }
+            }
+        }
     }
 }

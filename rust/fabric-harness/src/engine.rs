@@ -191,7 +191,15 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
             let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
             let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
                 .current_dir(paths::repo_root())
-                .args(["build", "--quiet", "-p", "fabric-gateway", "--bins"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "fabric-gateway",
+                    "-p",
+                    "fabric-backend",
+                    "--bins",
+                ])
                 .status()
                 .map_err(|e| format!("running cargo build: {e}"))?;
             if status.success() {

@@ -13,6 +13,8 @@
 pub mod cert;
 pub mod client;
 pub mod error;
+pub mod http;
+pub mod registry;
 pub mod reliable;
 pub mod runtime;
 pub mod server;

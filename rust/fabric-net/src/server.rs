@@ -32,19 +32,8 @@ pub type SessionId = u64;
 /// First bytes a client writes on its reliable stream: magic and version 1.
 pub const STREAM_PREAMBLE: [u8; 4] = *b"FBR1";
 
-/// Application close codes sent to peers.
-pub mod close_code {
-    /// Normal close.
-    pub const NORMAL: u32 = 0;
-    /// The peer broke the session protocol (bad preamble, oversize message, ...).
-    pub const PROTOCOL: u32 = 1;
-    /// The server is full or refusing new sessions.
-    pub const REFUSED: u32 = 2;
-    /// Something behind this server is unavailable (e.g. the gateway cannot reach the zone).
-    pub const UPSTREAM: u32 = 3;
-    /// The peer was not allowed in (bad or missing token).
-    pub const FORBIDDEN: u32 = 4;
-}
+/// Application close codes sent to peers (defined by the session protocol in `fabric-core`).
+pub use fabric_core::session_control::close_code;
 
 /// How a server listens.
 #[derive(Debug, Clone)]

@@ -100,3 +100,135 @@ pub fn zone_datagram_msec(output: &str) -> Option<f64> {
         .and_then(|l| field(l, "zone_datagram"))
         .and_then(|v| v.parse().ok())
 }
+
+/// A running registry backend.
+#[derive(Debug)]
+pub struct Backend {
+    /// The process.
+    pub proc: Proc,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+/// Starts `fabric-backend` on `listen` (e.g. `127.0.0.1:0`) with the SQLite database `db`
+/// (`:memory:` for none) and short staleness windows fit for tests.
+pub fn start_backend(listen: &str, db: &str) -> anyhow::Result<Backend> {
+    let mut cmd = std::process::Command::new(engine::binary("fabric-backend")?);
+    cmd.args(["--listen", listen, "--db", db]).args([
+        "--stale-after-ms",
+        "5000",
+        "--janitor-interval-ms",
+        "0",
+    ]);
+    let mut proc = Proc::spawn("backend", cmd, false)?;
+    let line = proc.wait_for_line(|l| l.contains("listening on http://"), READY_TIMEOUT)?;
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .context("no URL in the backend's ready line")?
+        .to_owned();
+    Ok(Backend { proc, url })
+}
+
+/// One HTTP request to the backend (blocking), returning status and JSON body.
+pub fn backend_request(
+    url: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let r = fabric_net::runtime_handle().block_on(fabric_net::http::request(
+        url,
+        method,
+        path,
+        bearer,
+        body.as_ref(),
+        Duration::from_secs(5),
+    ))?;
+    Ok((r.status, r.body))
+}
+
+/// Creates an account and returns its API key.
+pub fn create_account(url: &str, name: &str) -> anyhow::Result<String> {
+    let (status, body) = backend_request(
+        url,
+        "POST",
+        "/accounts",
+        None,
+        Some(serde_json::json!({ "name": name })),
+    )?;
+    anyhow::ensure!(
+        status == 201,
+        "creating account {name}: HTTP {status} {body}"
+    );
+    Ok(body["api_key"].as_str().context("no api_key")?.to_owned())
+}
+
+/// Starts a zone that registers with the backend at `backend` using the operator `api_key`
+/// (passed through the environment, as in production), and waits until it is registered.
+/// Returns the zone and its shard id.
+pub fn start_registered_zone(
+    engine: &Engine,
+    zone_id: u32,
+    backend: &str,
+    api_key: &str,
+) -> anyhow::Result<(Running, String)> {
+    let id = zone_id.to_string();
+    let mut cmd = engine.scene_command(
+        "res://scenes/zone.tscn",
+        &[
+            "--zone-id",
+            &id,
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--public-address",
+            "127.0.0.1",
+            "--backend",
+            backend,
+            "--heartbeat-sec",
+            "0.5",
+            "--name",
+            &format!("zone-{zone_id}"),
+        ],
+    );
+    cmd.env("FABRIC_BACKEND_API_KEY", api_key);
+    let mut proc = Proc::spawn("zone", cmd, true)?;
+    let line = proc.wait_for_line(|l| l.starts_with("FABRIC_ZONE_READY"), READY_TIMEOUT)?;
+    let (port, cert_hash) = parse_ready(&line)?;
+    let reg = proc.wait_for_line(|l| l.starts_with("FABRIC_ZONE_REGISTERED"), READY_TIMEOUT)?;
+    let shard = field(&reg, "shard_id").context("no shard_id")?.to_owned();
+    Ok((
+        Running {
+            proc,
+            port,
+            cert_hash,
+        },
+        shard,
+    ))
+}
+
+/// Runs the cycle-1 client in discovery mode against the registry at `backend`.
+pub fn run_cycle1_discovery(
+    engine: &Engine,
+    backend: &str,
+    api_key: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Outcome, String, Proc)> {
+    let mut args = vec![
+        "--backend",
+        backend,
+        "--api-key",
+        api_key,
+        "--timeout",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    let cmd = engine.scene_command("res://scenes/cycle1.tscn", &args);
+    let mut proc = Proc::spawn("client", cmd, true)?;
+    let outcome = proc.wait(Duration::from_secs(30));
+    let output = proc.output();
+    Ok((outcome, output, proc))
+}

@@ -1,0 +1,90 @@
+class_name FabricRegistry
+extends Node
+## Client side of the Multiplayer Fabric zone registry (the `fabric-backend` service): list the
+## live zones, and get a join token for one. Add it to the scene tree (it uses HTTPRequest),
+## then `await` its methods:
+##
+## [codeblock]
+## var registry := FabricRegistry.new()
+## registry.backend_url = "http://127.0.0.1:8080"
+## registry.api_key = my_api_key            # the player's own account key, never a server secret
+## add_child(registry)
+## var zones := await registry.list_zones()
+## var token := await registry.issue_join_token(zones[0].id)
+## peer.create_client(registry.zone_url(zones[0]), zones[0].cert_hash)
+## [/codeblock]
+## Failures return an empty result and emit [signal request_failed] with the backend's error code.
+
+## A request failed: what was asked, the HTTP status (0 = no answer), the backend's stable error
+## code and its message.
+signal request_failed(what: String, status: int, code: String, message: String)
+
+## The backend, `http://host:port`.
+@export var backend_url := "http://127.0.0.1:8080"
+## The player's account API key (`fak_...`), sent as a bearer credential.
+@export var api_key := ""
+## Seconds before a request gives up.
+@export var timeout_sec := 5.0
+
+
+## Zones heard from in the last 30 s: an Array of Dictionaries with `id`, `name`, `map`,
+## `address`, `port`, `cert_hash`, `current_users`, `max_users`, ...
+func list_zones() -> Array:
+	var r := await _request("list zones", HTTPClient.METHOD_GET, "/shards", null)
+	if r.status != 200:
+		return []
+	return r.body.get("shards", [])
+
+
+## A short-lived join token for `zone_id`, or "" when refused (see [signal request_failed]).
+func issue_join_token(zone_id: String) -> String:
+	var r := await _request("issue a join token", HTTPClient.METHOD_POST, "/tokens/join", {"zone_id": zone_id})
+	if r.status != 200:
+		return ""
+	return String(r.body.get("token", ""))
+
+
+## Creates an account and returns its API key (shown once), or "" when refused.
+func create_account(account_name: String) -> String:
+	var r := await _request("create an account", HTTPClient.METHOD_POST, "/accounts", {"name": account_name})
+	if r.status != 201:
+		return ""
+	return String(r.body.get("api_key", ""))
+
+
+## The WebTransport URL of a zone from [method list_zones].
+func zone_url(zone: Dictionary) -> String:
+	var host := String(zone.get("address", "127.0.0.1"))
+	if ":" in host:
+		host = "[%s]" % host
+	return "https://%s:%d/wt" % [host, int(zone.get("port", 7443))]
+
+
+func _request(what: String, method: int, path: String, body) -> Dictionary:
+	var http := HTTPRequest.new()
+	http.timeout = timeout_sec
+	add_child(http)
+	var headers := PackedStringArray(["Accept: application/json"])
+	if not api_key.is_empty():
+		headers.append("Authorization: Bearer " + api_key)
+	var data := ""
+	if body != null:
+		headers.append("Content-Type: application/json")
+		data = JSON.stringify(body)
+	var err := http.request(backend_url + path, headers, method, data)
+	if err != OK:
+		http.queue_free()
+		request_failed.emit(what, 0, "request_error", error_string(err))
+		return {"status": 0, "body": {}}
+	var res: Array = await http.request_completed
+	http.queue_free()
+	var status: int = res[1]
+	var parsed = JSON.parse_string((res[3] as PackedByteArray).get_string_from_utf8())
+	var reply: Dictionary = parsed if typeof(parsed) == TYPE_DICTIONARY else {}
+	if res[0] != HTTPRequest.RESULT_SUCCESS:
+		request_failed.emit(what, 0, "unreachable", "no answer from %s (result %d)" % [backend_url, res[0]])
+		return {"status": 0, "body": {}}
+	if status >= 400:
+		var e: Dictionary = reply.get("error", {})
+		request_failed.emit(what, status, String(e.get("code", "")), String(e.get("message", "")))
+	return {"status": status, "body": reply}

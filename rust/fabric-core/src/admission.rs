@@ -1,0 +1,417 @@
+//! Admission of sessions into a zone: the welcome hand-shake and join-token checks (sans-IO).
+//!
+//! The zone node feeds session openings, control messages and the passing of time in; the
+//! [`Action`]s that come out say what to send and whom to close. Time is an argument
+//! (milliseconds on any monotonic clock), so the behaviour is deterministic and testable
+//! without sockets.
+//!
+//! - Without tokens, a session is admitted when it opens and is greeted at once.
+//! - With tokens (a zone that registered with the registry), a session is admitted by its first
+//!   `hello` carrying a valid join token for this zone; a `hello` without one, or with a refused
+//!   one, closes the session with [`close_code::FORBIDDEN`] and the reason; a session that shows
+//!   no valid token within [`AdmissionConfig::token_deadline_ms`] is closed the same way.
+//! - The welcome is robust against datagram loss: sent on admission, answered again on every
+//!   `hello`, and resent every [`AdmissionConfig::resend_ms`] until the client's `welcome_ack`.
+
+use std::collections::BTreeMap;
+
+use crate::session_control::{ControlMessage, close_code};
+
+/// Admission settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmissionConfig {
+    /// The zone's id, carried in the welcome.
+    pub zone_id: u32,
+    /// Sessions need a valid join token.
+    pub require_token: bool,
+    /// Milliseconds between welcome resends.
+    pub resend_ms: u64,
+    /// Most welcome sends per session.
+    pub max_welcome_sends: u32,
+    /// Milliseconds a session may stay without a valid token.
+    pub token_deadline_ms: u64,
+}
+
+impl AdmissionConfig {
+    /// Defaults: no tokens, resend every 200 ms up to 50 times, 10 s token deadline.
+    pub fn new(zone_id: u32) -> Self {
+        Self {
+            zone_id,
+            require_token: false,
+            resend_ms: 200,
+            max_welcome_sends: 50,
+            token_deadline_ms: 10_000,
+        }
+    }
+}
+
+/// What a token check says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenVerdict {
+    /// Valid for this zone; the subject (account) it was issued to.
+    Admit(String),
+    /// Not valid: why, in words (with the stable code first).
+    Refuse(String),
+    /// The zone cannot check yet (not registered): the client's resent `hello` will be checked later.
+    NotReady,
+}
+
+/// Something the zone must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send `bytes` to `session` (on the reliable stream when `reliable`, else as a datagram).
+    Send {
+        /// The session.
+        session: u64,
+        /// The encoded control message.
+        bytes: Vec<u8>,
+        /// Use the reliable path.
+        reliable: bool,
+    },
+    /// Close `session` with `code` and `reason`.
+    Close {
+        /// The session.
+        session: u64,
+        /// Application close code.
+        code: u32,
+        /// Reason the client will read.
+        reason: String,
+    },
+    /// `session` was admitted (with the token's subject when tokens are required).
+    Admitted {
+        /// The session.
+        session: u64,
+        /// The account the token named.
+        subject: Option<String>,
+    },
+    /// `session` acknowledged its welcome.
+    Acknowledged {
+        /// The session.
+        session: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    opened_ms: u64,
+    admitted: bool,
+    welcome_sends: u32,
+    last_send_ms: u64,
+    acked: bool,
+}
+
+/// The admission state of every open session.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    cfg: AdmissionConfig,
+    sessions: BTreeMap<u64, Session>,
+}
+
+impl Admission {
+    /// No sessions yet.
+    pub fn new(cfg: AdmissionConfig) -> Self {
+        Self {
+            cfg,
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AdmissionConfig {
+        &self.cfg
+    }
+
+    /// Changes whether tokens are required (for sessions that open afterwards).
+    pub fn set_require_token(&mut self, on: bool) {
+        self.cfg.require_token = on;
+    }
+
+    fn welcome(&self, session: u64, tick: u64) -> Vec<u8> {
+        ControlMessage::Welcome {
+            zone_id: self.cfg.zone_id,
+            tick,
+            session,
+        }
+        .encode()
+    }
+
+    fn admit(
+        &mut self,
+        session: u64,
+        subject: Option<String>,
+        now_ms: u64,
+        tick: u64,
+        out: &mut Vec<Action>,
+    ) {
+        let bytes = self.welcome(session, tick);
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.admitted = true;
+            s.welcome_sends = 1;
+            s.last_send_ms = now_ms;
+        }
+        out.push(Action::Admitted { session, subject });
+        out.push(Action::Send {
+            session,
+            bytes,
+            reliable: false,
+        });
+    }
+
+    /// A session opened.
+    pub fn open(&mut self, session: u64, now_ms: u64, tick: u64, out: &mut Vec<Action>) {
+        self.sessions.insert(
+            session,
+            Session {
+                opened_ms: now_ms,
+                admitted: false,
+                welcome_sends: 0,
+                last_send_ms: now_ms,
+                acked: false,
+            },
+        );
+        if !self.cfg.require_token {
+            self.admit(session, None, now_ms, tick, out);
+        }
+    }
+
+    /// A session closed.
+    pub fn close(&mut self, session: u64) {
+        self.sessions.remove(&session);
+    }
+
+    /// A control message arrived on `session`; `check` verifies join tokens.
+    #[allow(clippy::too_many_arguments)]
+    pub fn control(
+        &mut self,
+        session: u64,
+        msg: &ControlMessage,
+        reliable: bool,
+        now_ms: u64,
+        tick: u64,
+        check: &mut dyn FnMut(&str) -> TokenVerdict,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(state) = self.sessions.get(&session) else {
+            return;
+        };
+        let admitted = state.admitted;
+        match msg {
+            ControlMessage::Hello { token, .. } if admitted => {
+                let _ = token;
+                out.push(Action::Send {
+                    session,
+                    bytes: self.welcome(session, tick),
+                    reliable,
+                });
+            }
+            ControlMessage::Hello { token: None, .. } => out.push(Action::Close {
+                session,
+                code: close_code::FORBIDDEN,
+                reason: "join token required: get one from the registry (POST /tokens/join) and send it in hello".into(),
+            }),
+            ControlMessage::Hello { token: Some(t), .. } => match check(t) {
+                TokenVerdict::Admit(subject) => self.admit(session, Some(subject), now_ms, tick, out),
+                TokenVerdict::Refuse(why) => out.push(Action::Close {
+                    session,
+                    code: close_code::FORBIDDEN,
+                    reason: format!("join token refused: {why}"),
+                }),
+                TokenVerdict::NotReady => {}
+            },
+            ControlMessage::WelcomeAck { session: s } if *s == session => {
+                if let Some(st) = self.sessions.get_mut(&session)
+                    && st.admitted
+                    && !st.acked
+                {
+                    st.acked = true;
+                    out.push(Action::Acknowledged { session });
+                }
+            }
+            ControlMessage::Ping { id } => out.push(Action::Send {
+                session,
+                bytes: ControlMessage::pong(id).encode(),
+                reliable,
+            }),
+            ControlMessage::Join { peer_id } if admitted => out.push(Action::Send {
+                session,
+                bytes: ControlMessage::Joined { peer_id: *peer_id }.encode(),
+                reliable: true,
+            }),
+            _ => {}
+        }
+    }
+
+    /// Time passed: resend unacknowledged welcomes, close sessions past the token deadline.
+    pub fn poll(&mut self, now_ms: u64, tick: u64, out: &mut Vec<Action>) {
+        let cfg = &self.cfg;
+        let mut resend = Vec::new();
+        for (&id, s) in self.sessions.iter_mut() {
+            if s.admitted {
+                if !s.acked
+                    && s.welcome_sends < cfg.max_welcome_sends
+                    && now_ms.saturating_sub(s.last_send_ms) >= cfg.resend_ms
+                {
+                    s.welcome_sends += 1;
+                    s.last_send_ms = now_ms;
+                    resend.push(id);
+                }
+            } else if cfg.require_token
+                && now_ms.saturating_sub(s.opened_ms) >= cfg.token_deadline_ms
+            {
+                out.push(Action::Close {
+                    session: id,
+                    code: close_code::FORBIDDEN,
+                    reason: format!(
+                        "no valid join token within {} s",
+                        cfg.token_deadline_ms / 1000
+                    ),
+                });
+                // Report once: the session is closing.
+                s.opened_ms = u64::MAX / 2;
+            }
+        }
+        for id in resend {
+            out.push(Action::Send {
+                session: id,
+                bytes: self.welcome(id, tick),
+                reliable: false,
+            });
+        }
+    }
+
+    /// Admitted sessions (the zone's player count).
+    pub fn admitted_count(&self) -> usize {
+        self.sessions.values().filter(|s| s.admitted).count()
+    }
+
+    /// True once `session` acknowledged its welcome.
+    pub fn is_acknowledged(&self, session: u64) -> bool {
+        self.sessions.get(&session).is_some_and(|s| s.acked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn welcomes(out: &[Action], session: u64) -> usize {
+        out.iter()
+            .filter(|a| matches!(a, Action::Send { session: s, bytes, .. }
+                if *s == session && matches!(ControlMessage::decode(bytes), Ok(ControlMessage::Welcome { .. }))))
+            .count()
+    }
+
+    fn never(_: &str) -> TokenVerdict {
+        panic!("no token check expected")
+    }
+
+    #[test]
+    fn open_zone_greets_at_once_and_resends_until_acked() {
+        let mut a = Admission::new(AdmissionConfig::new(4));
+        let mut out = Vec::new();
+        a.open(1, 0, 10, &mut out);
+        assert_eq!(welcomes(&out, 1), 1, "welcome pushed on open");
+        assert!(out.contains(&Action::Admitted {
+            session: 1,
+            subject: None
+        }));
+        out.clear();
+        a.poll(199, 11, &mut out);
+        assert!(out.is_empty(), "no resend before 200 ms: {out:?}");
+        a.poll(200, 12, &mut out);
+        a.poll(400, 13, &mut out);
+        assert_eq!(welcomes(&out, 1), 2, "resent every 200 ms");
+        out.clear();
+        let ack = ControlMessage::WelcomeAck { session: 1 };
+        a.control(1, &ack, false, 410, 13, &mut never, &mut out);
+        assert_eq!(out, vec![Action::Acknowledged { session: 1 }]);
+        assert!(a.is_acknowledged(1));
+        out.clear();
+        a.poll(10_000, 99, &mut out);
+        assert!(out.is_empty(), "no resend after the ack");
+        // A hello is still answered (the client may have lost every welcome but not sent the ack).
+        let hello = ControlMessage::Hello {
+            id: "h".into(),
+            token: None,
+        };
+        a.control(1, &hello, false, 10_001, 99, &mut never, &mut out);
+        assert_eq!(welcomes(&out, 1), 1);
+    }
+
+    #[test]
+    fn resends_stop_after_the_limit() {
+        let mut a = Admission::new(AdmissionConfig::new(0));
+        let mut out = Vec::new();
+        a.open(1, 0, 0, &mut out);
+        for t in 1..=200 {
+            a.poll(t * 200, t, &mut out);
+        }
+        assert_eq!(welcomes(&out, 1), 50, "at most 50 sends");
+    }
+
+    #[test]
+    fn token_zone_admits_only_valid_tokens() {
+        let mut cfg = AdmissionConfig::new(1);
+        cfg.require_token = true;
+        let mut a = Admission::new(cfg);
+        let mut out = Vec::new();
+        let mut check = |t: &str| match t {
+            "good" => TokenVerdict::Admit("ann".into()),
+            "later" => TokenVerdict::NotReady,
+            _ => TokenVerdict::Refuse("token_bad_signature: forged".into()),
+        };
+        for s in 1..=4 {
+            a.open(s, 0, 0, &mut out);
+        }
+        assert!(out.is_empty(), "nothing is sent before a token: {out:?}");
+        let hello = |t: Option<&str>| ControlMessage::Hello {
+            id: "x".into(),
+            token: t.map(str::to_owned),
+        };
+        a.control(1, &hello(Some("good")), false, 5, 0, &mut check, &mut out);
+        assert!(out.contains(&Action::Admitted {
+            session: 1,
+            subject: Some("ann".into())
+        }));
+        assert_eq!(welcomes(&out, 1), 1);
+        out.clear();
+        a.control(2, &hello(None), false, 5, 0, &mut check, &mut out);
+        assert!(
+            matches!(&out[..], [Action::Close { session: 2, code: close_code::FORBIDDEN, reason }] if reason.contains("join token required")),
+            "{out:?}"
+        );
+        out.clear();
+        a.control(3, &hello(Some("forged")), false, 5, 0, &mut check, &mut out);
+        assert!(
+            matches!(&out[..], [Action::Close { session: 3, code: close_code::FORBIDDEN, reason }] if reason.contains("token_bad_signature")),
+            "{out:?}"
+        );
+        out.clear();
+        a.control(4, &hello(Some("later")), false, 5, 0, &mut check, &mut out);
+        assert!(out.is_empty(), "not ready: wait for the resent hello");
+        // Join and ping before admission: ping is answered, join is not.
+        a.control(
+            4,
+            &ControlMessage::Join { peer_id: 9 },
+            true,
+            6,
+            0,
+            &mut check,
+            &mut out,
+        );
+        assert!(out.is_empty(), "no join before admission");
+        assert_eq!(a.admitted_count(), 1);
+        // Session 4 never shows a valid token: closed at the deadline, once.
+        a.close(2);
+        a.close(3);
+        a.poll(9_999, 0, &mut out);
+        assert!(!out.iter().any(|x| matches!(x, Action::Close { .. })));
+        a.poll(10_000, 0, &mut out);
+        a.poll(10_500, 0, &mut out);
+        let closes: Vec<_> = out
+            .iter()
+            .filter(|x| matches!(x, Action::Close { session: 4, .. }))
+            .collect();
+        assert_eq!(closes.len(), 1, "{out:?}");
+    }
+}

@@ -1,0 +1,253 @@
+//! A zone's side of the zone registry: register on boot, heartbeat, re-register after the
+//! backend forgot the zone (restart with an empty database, or eviction), deregister on stop.
+//!
+//! Runs on the background runtime and reports [`RegistryEvent`]s; the zone drains them in its
+//! poll. Nothing here is on the tick path.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::http::{self, Response};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the zone tells the registry about itself.
+#[derive(Debug, Clone)]
+pub struct RegistrationConfig {
+    /// `http://host:port` of the backend.
+    pub backend: String,
+    /// The operator account's API key (registers the shard).
+    pub api_key: String,
+    /// Address clients should connect to; `None` lets the backend use the zone's own IP.
+    pub address: Option<String>,
+    /// WebTransport UDP port.
+    pub port: u16,
+    /// Map name.
+    pub map: String,
+    /// Display name.
+    pub name: String,
+    /// Certificate hash clients pin (base64).
+    pub cert_hash: String,
+    /// Most players.
+    pub max_users: u32,
+    /// Listed to everyone.
+    pub public: bool,
+    /// Time between heartbeats (the backend lists zones heard from in the last 30 s).
+    pub heartbeat: Duration,
+}
+
+/// Something that happened between the zone and the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryEvent {
+    /// Registered (again): the shard id and the backend's join-token public keys (base64url).
+    Registered {
+        /// The shard id (a UUID) that join tokens name.
+        shard_id: String,
+        /// Ed25519 public keys that sign join tokens.
+        join_keys: Vec<String>,
+    },
+    /// A heartbeat was accepted.
+    HeartbeatOk,
+    /// Something failed; the loop retries by itself.
+    Problem(String),
+}
+
+/// A running registration.
+pub struct Registration {
+    events: UnboundedReceiver<RegistryEvent>,
+    users: Arc<AtomicU32>,
+    task: JoinHandle<()>,
+    shard: Arc<std::sync::Mutex<Option<(String, String)>>>,
+    backend: String,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Registration({})", self.backend)
+    }
+}
+
+impl Registration {
+    /// Starts registering in the background.
+    pub fn start(cfg: RegistrationConfig) -> Self {
+        let (tx, events) = unbounded_channel();
+        let users = Arc::new(AtomicU32::new(0));
+        let shard = Arc::new(std::sync::Mutex::new(None));
+        let backend = cfg.backend.clone();
+        let span = info_span!("registry", backend = %cfg.backend);
+        let task = crate::current_or_shared()
+            .spawn(run(cfg, tx, users.clone(), shard.clone()).instrument(span));
+        Self {
+            events,
+            users,
+            task,
+            shard,
+            backend,
+        }
+    }
+
+    /// The next event, if one is waiting (never blocks).
+    pub fn try_next_event(&mut self) -> Option<RegistryEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Waits for the next event.
+    pub async fn next_event(&mut self) -> Option<RegistryEvent> {
+        self.events.recv().await
+    }
+
+    /// The player count sent with the next heartbeat.
+    pub fn set_current_users(&self, n: u32) {
+        self.users.store(n, Ordering::Relaxed);
+    }
+
+    /// Stops heartbeating and removes the shard from the registry (waits at most 2 s).
+    pub fn stop(self) {
+        self.task.abort();
+        let shard = self.shard.lock().expect("shard lock").take();
+        if let Some((id, secret)) = shard {
+            let backend = self.backend.clone();
+            let _ = crate::runtime_handle().block_on(async move {
+                tokio::time::timeout(
+                    Duration::from_secs(2),
+                    http::request(
+                        &backend,
+                        "DELETE",
+                        &format!("/shards/{id}"),
+                        Some(&secret),
+                        None,
+                        TIMEOUT,
+                    ),
+                )
+                .await
+            });
+        }
+    }
+}
+
+async fn run(
+    cfg: RegistrationConfig,
+    tx: UnboundedSender<RegistryEvent>,
+    users: Arc<AtomicU32>,
+    shard: Arc<std::sync::Mutex<Option<(String, String)>>>,
+) {
+    let mut backoff = Duration::from_millis(250);
+    let problem = |tx: &UnboundedSender<RegistryEvent>, text: String| {
+        warn!("{text}");
+        let _ = tx.send(RegistryEvent::Problem(text));
+    };
+    loop {
+        match register(&cfg).await {
+            Ok((id, secret, join_keys)) => {
+                backoff = Duration::from_millis(250);
+                info!(shard = %id, "registered");
+                *shard.lock().expect("shard lock") = Some((id.clone(), secret.clone()));
+                let _ = tx.send(RegistryEvent::Registered {
+                    shard_id: id.clone(),
+                    join_keys,
+                });
+                // Heartbeat until the backend forgets us.
+                loop {
+                    tokio::time::sleep(cfg.heartbeat).await;
+                    let body = json!({"current_users": users.load(Ordering::Relaxed)});
+                    match http::request(
+                        &cfg.backend,
+                        "PUT",
+                        &format!("/shards/{id}"),
+                        Some(&secret),
+                        Some(&body),
+                        TIMEOUT,
+                    )
+                    .await
+                    {
+                        Ok(r) if r.status == 200 => {
+                            let _ = tx.send(RegistryEvent::HeartbeatOk);
+                        }
+                        Ok(r) if r.status == 404 || r.status == 401 || r.status == 403 => {
+                            problem(
+                                &tx,
+                                format!(
+                                    "the registry no longer knows shard {id} ({}); registering again",
+                                    r.error_code().unwrap_or("?")
+                                ),
+                            );
+                            break;
+                        }
+                        Ok(r) => problem(&tx, describe("heartbeat", &r)),
+                        Err(e) => problem(&tx, format!("heartbeat failed: {e}")),
+                    }
+                }
+            }
+            Err(e) => {
+                problem(&tx, e);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+fn describe(what: &str, r: &Response) -> String {
+    format!(
+        "{what} refused: HTTP {} {}",
+        r.status,
+        r.body
+            .get("error")
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    )
+}
+
+async fn register(cfg: &RegistrationConfig) -> Result<(String, String, Vec<String>), String> {
+    let keys = http::request(&cfg.backend, "GET", "/keys/join", None, None, TIMEOUT)
+        .await
+        .map_err(|e| format!("cannot fetch the join keys: {e}"))?;
+    if keys.status != 200 {
+        return Err(describe("fetching the join keys", &keys));
+    }
+    let join_keys: Vec<String> = keys.body["keys"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k["public_key"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if join_keys.is_empty() {
+        return Err("the registry published no join keys".into());
+    }
+    let mut body = json!({
+        "port": cfg.port, "map": cfg.map, "name": cfg.name, "cert_hash": cfg.cert_hash,
+        "max_users": cfg.max_users, "public": cfg.public,
+    });
+    if let Some(a) = &cfg.address {
+        body["address"] = json!(a);
+    }
+    let r = http::request(
+        &cfg.backend,
+        "POST",
+        "/shards",
+        Some(&cfg.api_key),
+        Some(&body),
+        TIMEOUT,
+    )
+    .await
+    .map_err(|e| format!("cannot register: {e}"))?;
+    if r.status != 201 {
+        return Err(describe("registration", &r));
+    }
+    let id = r.body["id"]
+        .as_str()
+        .ok_or("registration reply without id")?;
+    let secret = r.body["shard_secret"]
+        .as_str()
+        .ok_or("registration reply without shard_secret")?;
+    Ok((id.to_owned(), secret.to_owned(), join_keys))
+}

@@ -1,0 +1,144 @@
+//! The registry end to end: real backend, zones (headless Godot) that register and heartbeat,
+//! and the cycle-1 client discovering a zone, pinning its registered hash and joining with a
+//! join token; clients without a token or with a forged one are refused by the zone.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use fabric_e2e::{
+    backend_request, create_account, run_cycle1_discovery, start_backend, start_registered_zone,
+};
+use fabric_harness::engine;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn client_discovers_a_zone_and_joins_with_a_token() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine ready");
+    let backend = start_backend("127.0.0.1:0", ":memory:").expect("backend starts");
+    let operator = create_account(&backend.url, "operator").unwrap();
+    let player = create_account(&backend.url, "player1").unwrap();
+    let (zone, shard) =
+        start_registered_zone(&engine, 3, &backend.url, &operator).expect("zone registers");
+    // The registry lists the zone with the hash and port it is really serving.
+    let (status, list) = backend_request(&backend.url, "GET", "/shards", None, None).unwrap();
+    assert_eq!(status, 200);
+    let z = &list["shards"][0];
+    assert_eq!(z["id"], shard.as_str());
+    assert_eq!(z["cert_hash"], zone.cert_hash.as_str(), "registered hash");
+    assert_eq!(z["port"], u64::from(zone.port), "registered port");
+
+    let (outcome, out, _p) = run_cycle1_discovery(&engine, &backend.url, &player, &[]).unwrap();
+    assert!(outcome.success(), "client failed: {outcome:?}\n{out}");
+    assert!(
+        out.contains(&format!("CYCLE1 DISCOVERED zone {shard}")),
+        "{out}"
+    );
+    assert!(out.contains("CYCLE1 ZONE_DATAGRAM zone_id=3 "), "{out}");
+    assert!(out.contains("CYCLE1 PONG"), "{out}");
+    assert!(
+        zone.proc.output().contains("admitted as player1"),
+        "the zone admitted the token's subject:\n{}",
+        zone.proc.output()
+    );
+    // Heartbeats report the player while connected; the zone is still listed afterwards.
+    let (_, one) =
+        backend_request(&backend.url, "GET", &format!("/shards/{shard}"), None, None).unwrap();
+    assert!(one["last_put_at_ms"].as_u64().unwrap() >= one["created_at_ms"].as_u64().unwrap());
+}
+
+#[test]
+fn clients_without_a_valid_token_are_refused() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine ready");
+    let backend = start_backend("127.0.0.1:0", ":memory:").expect("backend starts");
+    let operator = create_account(&backend.url, "operator").unwrap();
+    let player = create_account(&backend.url, "player1").unwrap();
+    let (zone, _shard) =
+        start_registered_zone(&engine, 0, &backend.url, &operator).expect("zone registers");
+
+    let (outcome, out, _p) =
+        run_cycle1_discovery(&engine, &backend.url, &player, &["--no-token"]).unwrap();
+    assert_eq!(outcome.code, Some(1), "{outcome:?}\n{out}");
+    assert!(out.contains("join token required"), "clear refusal:\n{out}");
+    assert!(
+        !out.contains("ZONE_DATAGRAM"),
+        "no welcome without a token:\n{out}"
+    );
+
+    let (outcome, out, _p) =
+        run_cycle1_discovery(&engine, &backend.url, &player, &["--forge-token"]).unwrap();
+    assert_eq!(outcome.code, Some(1), "{outcome:?}\n{out}");
+    assert!(
+        out.contains("join token refused: token_bad_signature"),
+        "clear refusal:\n{out}"
+    );
+    assert!(
+        outcome.elapsed < Duration::from_secs(12),
+        "within the timeout"
+    );
+    // A refused client changes nothing for the next one.
+    let (outcome, out, _p) = run_cycle1_discovery(&engine, &backend.url, &player, &[]).unwrap();
+    assert!(outcome.success(), "{outcome:?}\n{out}");
+    assert!(
+        zone.proc.output().contains("refusing session"),
+        "{}",
+        zone.proc.output()
+    );
+}
+
+#[test]
+fn zone_registers_again_when_the_registry_forgets_it() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine ready");
+    let dir = fabric_harness::paths::scratch_dir("registry");
+    let db = dir.join("backend.sqlite3");
+    let db = db.to_str().unwrap();
+    let mut backend = start_backend("127.0.0.1:0", db).expect("backend starts");
+    let listen = backend.url.trim_start_matches("http://").to_owned();
+    let operator = create_account(&backend.url, "operator").unwrap();
+    let (mut zone, shard) =
+        start_registered_zone(&engine, 1, &backend.url, &operator).expect("zone registers");
+
+    // A backend restart on the same database keeps the shard: heartbeats simply go on.
+    backend.proc.stop();
+    let backend = start_backend(&listen, db).expect("backend restarts");
+    let (status, _) =
+        backend_request(&backend.url, "GET", &format!("/shards/{shard}"), None, None).unwrap();
+    assert_eq!(status, 200, "the shard survived the restart");
+
+    // The registry forgets the zone (deleted): the zone's next heartbeat gets 404 and it
+    // registers again under a new id.
+    let (status, _) = backend_request(
+        &backend.url,
+        "DELETE",
+        &format!("/shards/{shard}"),
+        Some(&operator),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 204);
+    let again = zone
+        .proc
+        .wait_for_line(
+            |l| l.starts_with("FABRIC_ZONE_REGISTERED") && !l.contains(&shard),
+            Duration::from_secs(20),
+        )
+        .expect("registered again");
+    let new_id = again.rsplit('=').next().unwrap();
+    let (status, view) = backend_request(
+        &backend.url,
+        "GET",
+        &format!("/shards/{new_id}"),
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["cert_hash"], zone.cert_hash.as_str());
+}
