@@ -107,7 +107,7 @@ pub fn build_extension(double: bool, release: bool) -> anyhow::Result<PathBuf> {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(paths::repo_root())
-        .args(["build", "--quiet", "-p", "fabric-godot", "--lib"]);
+        .args(["build", "-p", "fabric-godot", "--lib"]);
     if release {
         cmd.arg("--release");
     }
@@ -193,7 +193,6 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
                 .current_dir(paths::repo_root())
                 .args([
                     "build",
-                    "--quiet",
                     "-p",
                     "fabric-gateway",
                     "-p",

@@ -1,8 +1,9 @@
 //! `cargo xtask`: the project's commands. Everything a fresh machine needs (Godot, the
 //! extension, the project import) is installed or built on the way.
 //!
-//! - `cargo xtask demo`: the main job: zone + gateway + cycle-1 client on loopback, each step
-//!   printed, with the time from client start to the zone's datagram.
+//! - `cargo xtask demo`: the main job: registry backend, a zone that registers with it, the
+//!   gateway, and cycle-1 clients (through the gateway, direct, and two that must be refused)
+//!   on loopback, each step printed, with the time from client start to the zone's datagram.
 //! - `cargo xtask test`: formatting, lints, every Rust test (unit, integration, end-to-end) and
 //!   the in-engine tests (single, and double precision when ../shared/godot is present); the last
 //!   line is `total: N passed, N failed`.
@@ -30,6 +31,9 @@ enum Cmd {
         /// Gateway UDP port.
         #[arg(long, default_value_t = 4433)]
         gateway_port: u16,
+        /// Registry backend TCP port.
+        #[arg(long, default_value_t = 8080)]
+        backend_port: u16,
     },
     /// Run every test (what CI runs).
     Test {
@@ -56,7 +60,12 @@ fn main() -> std::process::ExitCode {
         Cmd::Demo {
             zone_port,
             gateway_port,
-        } => demo::run(zone_port, gateway_port),
+            backend_port,
+        } => demo::run(demo::Ports {
+            zone: zone_port,
+            gateway: gateway_port,
+            backend: backend_port,
+        }),
         Cmd::Test { no_lint } => test::run(!no_lint),
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)
             .map(|p| println!("installed {}", p.display())),

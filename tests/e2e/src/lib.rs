@@ -174,14 +174,26 @@ pub fn start_registered_zone(
     backend: &str,
     api_key: &str,
 ) -> anyhow::Result<(Running, String)> {
+    start_registered_zone_on(engine, zone_id, 0, backend, api_key)
+}
+
+/// [`start_registered_zone`] on a given UDP port (0 = any free port).
+pub fn start_registered_zone_on(
+    engine: &Engine,
+    zone_id: u32,
+    port: u16,
+    backend: &str,
+    api_key: &str,
+) -> anyhow::Result<(Running, String)> {
     let id = zone_id.to_string();
+    let port_text = port.to_string();
     let mut cmd = engine.scene_command(
         "res://scenes/zone.tscn",
         &[
             "--zone-id",
             &id,
             "--port",
-            "0",
+            &port_text,
             "--bind",
             "127.0.0.1",
             "--public-address",
