@@ -57,7 +57,8 @@ pub struct Slots {
     pub(crate) code: Vec<u32>,
     /// Consecutive ticks an owned entity has spent outside the zone's range.
     pub(crate) outside: Vec<u32>,
-    /// Neighbours whose AOI band contains the entity (bit per zone), owned entities only.
+    /// Neighbours whose AOI band contains the entity (bit per zone); zero unless the entity is
+    /// visible (owned, staging or arriving).
     pub(crate) interest: Vec<u32>,
     /// Migration peer (target when staging, source when incoming/arriving).
     pub(crate) peer: Vec<u8>,

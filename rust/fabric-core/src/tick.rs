@@ -13,7 +13,7 @@
 //! 3. migration housekeeping and up to `max_migrations_per_tick` new migrations
 //!    ([`crate::migration`]).
 //!
-//! [`Zone::emit_interest_rows`] then encodes owned entities for the neighbours whose band holds
+//! [`Zone::emit_interest_rows`] then encodes visible entities for the neighbours whose band holds
 //! them, and [`Zone::for_each_row_near`] serves one subscriber only what is within its radius.
 
 use crate::coords::{Micros, Vec3};
@@ -65,6 +65,18 @@ fn step_bits(p: i128, v: i128, a: i128, lo: i128, hi: i128, vmax: i128) -> (i128
         nv = -nv;
     }
     (np, nv)
+}
+
+/// Whether a slot's entity is broadcast: owned, staging at this sender (it still simulates the
+/// last authoritative state until the ack) or arriving here (committed). Tentative reservations
+/// are not (they may be aborted), so an entity is never broadcast by two zones at once, and is
+/// invisible only while the commit is in flight (one one-way trip).
+#[inline(always)]
+fn visible(st: SlotState) -> bool {
+    matches!(
+        st,
+        SlotState::Owned | SlotState::Staging | SlotState::Arriving
+    )
 }
 
 impl Zone {
@@ -139,7 +151,7 @@ impl Zone {
             if out >= hyst {
                 self.candidates.push(i as u16);
             }
-            s.interest[i] = bands.interested(code) & (owned as u32).wrapping_neg();
+            s.interest[i] = bands.interested(code) & (visible(st) as u32).wrapping_neg();
             match st {
                 SlotState::Staging => {
                     let peer = s.peer[i] as usize % MAX_ZONES;
@@ -199,7 +211,8 @@ impl Zone {
         }
     }
 
-    /// Queues row batches of owned entities for every neighbour whose AOI band holds them.
+    /// Queues row batches of visible (owned, staging or arriving) entities for every neighbour
+    /// whose AOI band holds them.
     /// Returns the number of rows queued.
     pub fn emit_interest_rows(&mut self) -> usize {
         let mut total = 0;
@@ -241,8 +254,9 @@ impl Zone {
             .push(peer, &buf[..ROW_BATCH_HEADER_LEN + n * ROW_LEN]);
     }
 
-    /// Calls `f` with the row of every owned entity within `radius_um` of `center`: what one
-    /// subscriber receives (its zone's own entities are culled too). Returns the count.
+    /// Calls `f` with the row of every visible (owned, staging or arriving) entity within
+    /// `radius_um` of `center`: what one subscriber receives (its zone's own entities are culled
+    /// too). Returns the count.
     pub fn for_each_row_near(
         &self,
         center: &Vec3,
@@ -251,7 +265,7 @@ impl Zone {
     ) -> usize {
         let mut n = 0;
         for i in 0..self.slots.capacity() {
-            if self.slots.state[i] != SlotState::Owned {
+            if !visible(self.slots.state[i]) {
                 continue;
             }
             let p = self.slots.position(i);

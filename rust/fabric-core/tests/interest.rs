@@ -76,3 +76,26 @@ fn a_subscriber_sees_only_entities_within_five_metres() {
     );
     assert_eq!(n, 2, "count returned");
 }
+
+#[test]
+fn a_staging_entity_stays_visible_until_the_ack() {
+    let cfgs = configs(2, 16, 4, 1);
+    let layout = cfgs[0].layout;
+    let mut z = Zone::new(cfgs[0]).unwrap();
+    z.spawn(Entity::at(5, positions_in_zone(&layout, 1, 1)[0]))
+        .unwrap();
+    z.tick(1);
+    assert_eq!(z.staging_count(), 1, "handed to zone 1, no answer yet");
+    z.clear_outbox();
+    assert_eq!(z.emit_interest_rows(), 1, "its row still goes to zone 1");
+    let mut seen = 0;
+    z.for_each_row_near(
+        &position_of_code(layout.range(1).unwrap().start),
+        i64::MAX / 4,
+        |r| {
+            assert_eq!(r.global_id, 5, "the staging entity");
+            seen += 1;
+        },
+    );
+    assert_eq!(seen, 1, "and to subscribers");
+}
