@@ -9,7 +9,8 @@ extends Node
 ## Discovery mode: `--backend http://HOST:PORT --api-key KEY` lists the zones in the registry,
 ## takes the first one (or `--zone-name NAME`), gets a join token for it and connects straight to
 ## it with its registered certificate hash (or through `--url`/`--cert-hash` when given, e.g. a
-## gateway). `--no-token` and `--forge-token` exist to show that the zone refuses such clients.
+## gateway). `--no-token` and `--forge-token` exist to show that the zone refuses such clients;
+## `--hold` keeps the session open after the checks until the server ends it.
 
 const RESEND_MSEC := 250
 
@@ -23,6 +24,10 @@ var zone_name := ""
 var token_mode := "issue"
 var _token := ""
 var _started := false
+## With --hold: stay connected after the checks passed until the server ends the session
+## (printed as SESSION_ENDED, exit 0) or the timeout passes (exit 1).
+var hold := false
+var _holding := false
 
 var _start_usec := 0
 var _ping_id := ""
@@ -107,6 +112,9 @@ func _process(_delta: float) -> void:
 				if not _token.is_empty():
 					hello["token"] = _token
 				peer.send_control(JSON.stringify(hello), 1)
+	if now > timeout_sec * 1000.0 and _holding:
+		_fail("held the session for %.0f s and nobody ended it" % timeout_sec)
+		return
 	if now > timeout_sec * 1000.0:
 		var missing := []
 		if not _started:
@@ -137,14 +145,23 @@ func _on_control(text: String, _from: int) -> void:
 	elif msg.get("event") == "error":
 		_fail("the gateway reported %s: %s" % [msg.get("code", "?"), msg.get("message", "")])
 		return
-	if _pong_msec >= 0.0 and _zone_msec >= 0.0 and not _done:
-		_done = true
+	if _pong_msec >= 0.0 and _zone_msec >= 0.0 and not _done and not _holding:
 		_log("OK handshake=%.1f ms pong=%.1f ms zone_datagram=%.1f ms" % [_connected_msec, _pong_msec, _zone_msec])
+		if hold:
+			_holding = true
+			_log("holding the session until the server ends it")
+			return
+		_done = true
 		peer.close()
 		get_tree().quit(0)
 
 
 func _on_connection_error(reason: String) -> void:
+	if _holding and not _done:
+		_done = true
+		_log("SESSION_ENDED: %s" % reason)
+		get_tree().quit(0)
+		return
 	_fail("connection error: %s" % reason)
 
 
@@ -177,6 +194,9 @@ func _parse_args() -> void:
 				continue
 			"--forge-token":
 				token_mode = "forge"
+				continue
+			"--hold":
+				hold = true
 				continue
 		var value := ""
 		if "=" in key:

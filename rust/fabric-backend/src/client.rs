@@ -286,6 +286,7 @@ impl Client {
         let body = CheckRequest {
             permission: permission.into(),
             object: object.into(),
+            subject: None,
         };
         let r: CheckResult = self
             .call(Method::POST, "/check", Some(api_key), Some(&body))

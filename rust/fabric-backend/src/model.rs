@@ -267,6 +267,10 @@ pub struct CheckRequest {
     pub permission: String,
     /// Object, `kind:id`.
     pub object: String,
+    /// Account to check instead of the caller; the caller must hold `admin` on the object
+    /// (a zone's operator re-checking its players after `relationship_changed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// `POST /check` response.

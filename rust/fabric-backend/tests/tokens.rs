@@ -250,3 +250,58 @@ async fn forged_expired_and_wrong_zone_tokens_are_refused() {
     drop(be);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+async fn check_for(
+    c: &fabric_backend::client::Client,
+    key: &str,
+    subject: &str,
+    object: &str,
+) -> (u16, serde_json::Value) {
+    let body = json!({"permission": "join", "object": object, "subject": subject})
+        .to_string()
+        .into_bytes();
+    let r = c
+        .raw(
+            Method::POST,
+            "/check",
+            Some(key),
+            Some("application/json"),
+            body,
+        )
+        .await
+        .expect("check request");
+    (r.status.as_u16(), r.json())
+}
+
+#[tokio::test]
+async fn zone_admins_check_their_players_and_others_may_not() {
+    let be = Backend::spawn(&[]);
+    let c = be.client();
+    let ann = account(&c, "ann").await;
+    let bob = account(&c, "bob").await;
+    let mut private = shard_body("guild-hall");
+    private.public = Some(false);
+    let z = register(&c, &ann, &private).await;
+    let zone = format!("zone:{}", z.id);
+    // The owner (the zone's operator) checks bob: denied, then allowed once bob is a joiner.
+    assert_eq!(
+        check_for(&c, &ann, "bob", &zone).await,
+        (200, json!({"allowed": false}))
+    );
+    c.add_tuple(&ann, &t(&zone, "joiner", "user:bob"))
+        .await
+        .unwrap();
+    assert_eq!(
+        check_for(&c, &ann, "bob", &zone).await,
+        (200, json!({"allowed": true}))
+    );
+    // Bob is no admin: he may not ask about anyone else, and the refusal says so.
+    let (status, body) = check_for(&c, &bob, "ann", &zone).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    // Naming oneself is the plain check.
+    assert_eq!(
+        check_for(&c, &bob, "bob", &zone).await,
+        (200, json!({"allowed": true}))
+    );
+}

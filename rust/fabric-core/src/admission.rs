@@ -95,6 +95,7 @@ pub enum Action {
 struct Session {
     opened_ms: u64,
     admitted: bool,
+    subject: Option<String>,
     welcome_sends: u32,
     last_send_ms: u64,
     acked: bool,
@@ -146,6 +147,7 @@ impl Admission {
         let bytes = self.welcome(session, tick);
         if let Some(s) = self.sessions.get_mut(&session) {
             s.admitted = true;
+            s.subject.clone_from(&subject);
             s.welcome_sends = 1;
             s.last_send_ms = now_ms;
         }
@@ -164,6 +166,7 @@ impl Admission {
             Session {
                 opened_ms: now_ms,
                 admitted: false,
+                subject: None,
                 welcome_sends: 0,
                 last_send_ms: now_ms,
                 acked: false,
@@ -276,6 +279,35 @@ impl Admission {
                 bytes: self.welcome(id, tick),
                 reliable: false,
             });
+        }
+    }
+
+    /// The distinct accounts of admitted sessions (the per-session decisions to re-derive when
+    /// the registry reports a relationship change).
+    pub fn admitted_subjects(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.admitted)
+            .filter_map(|s| s.subject.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// `subject` may no longer join: its sessions lose admission and are closed.
+    pub fn revoke(&mut self, subject: &str, out: &mut Vec<Action>) {
+        for (&id, s) in self.sessions.iter_mut() {
+            if s.admitted && s.subject.as_deref() == Some(subject) {
+                s.admitted = false;
+                s.opened_ms = u64::MAX / 2;
+                out.push(Action::Close {
+                    session: id,
+                    code: close_code::FORBIDDEN,
+                    reason: format!("join permission revoked for {subject}"),
+                });
+            }
         }
     }
 
@@ -413,5 +445,47 @@ mod tests {
             .filter(|x| matches!(x, Action::Close { session: 4, .. }))
             .collect();
         assert_eq!(closes.len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn revoking_a_subject_closes_exactly_its_sessions() {
+        let mut cfg = AdmissionConfig::new(1);
+        cfg.require_token = true;
+        let mut a = Admission::new(cfg);
+        let mut out = Vec::new();
+        let mut check = |t: &str| TokenVerdict::Admit(t.to_owned());
+        for (s, who) in [(1, "ann"), (2, "bob"), (3, "ann")] {
+            a.open(s, 0, 0, &mut out);
+            let hello = ControlMessage::Hello {
+                id: "x".into(),
+                token: Some(who.into()),
+            };
+            a.control(s, &hello, false, 1, 0, &mut check, &mut out);
+        }
+        assert_eq!(
+            a.admitted_subjects(),
+            vec!["ann".to_owned(), "bob".to_owned()]
+        );
+        out.clear();
+        a.revoke("ann", &mut out);
+        let closed: Vec<u64> = out
+            .iter()
+            .filter_map(|x| match x {
+                Action::Close {
+                    session,
+                    code: close_code::FORBIDDEN,
+                    reason,
+                } if reason.contains("revoked") => Some(*session),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, vec![1, 3]);
+        assert_eq!(a.admitted_count(), 1, "bob stays");
+        out.clear();
+        a.poll(60_000, 0, &mut out);
+        assert!(
+            !out.iter().any(|x| matches!(x, Action::Close { .. })),
+            "revoked sessions are not closed twice: {out:?}"
+        );
     }
 }

@@ -492,6 +492,23 @@ impl FabricZone {
                         .emit_signal("registered", &[GString::from(&shard_id).to_variant()]);
                 }
                 RegistryEvent::HeartbeatOk => {}
+                RegistryEvent::RelationshipChanged { object } => {
+                    let subjects = self.admission.admitted_subjects();
+                    godot_print!(
+                        "FabricZone {}: relationships of {object} changed; re-checking {} player(s)",
+                        self.zone_id,
+                        subjects.len()
+                    );
+                    if let Some(r) = &self.registration {
+                        r.recheck(subjects);
+                    }
+                }
+                RegistryEvent::JoinRevoked { subject } => {
+                    let mut actions = std::mem::take(&mut self.actions);
+                    self.admission.revoke(&subject, &mut actions);
+                    self.run_actions(&mut actions);
+                    self.actions = actions;
+                }
                 RegistryEvent::Problem(p) => {
                     godot_warn!("FabricZone {}: registry: {p}", self.zone_id);
                     self.base_mut()

@@ -15,6 +15,7 @@ pub mod client;
 pub mod error;
 pub mod http;
 pub mod registry;
+pub mod registry_watch;
 pub mod reliable;
 pub mod runtime;
 pub mod server;

@@ -54,6 +54,17 @@ pub enum RegistryEvent {
     },
     /// A heartbeat was accepted.
     HeartbeatOk,
+    /// The registry pushed `relationship_changed` for this zone: permissions may have changed,
+    /// so cached join decisions must be re-derived ([`Registration::recheck`]).
+    RelationshipChanged {
+        /// The object whose tuples changed (e.g. `group:guild`).
+        object: String,
+    },
+    /// A re-check found that `subject` may no longer join this zone.
+    JoinRevoked {
+        /// The account.
+        subject: String,
+    },
     /// Something failed; the loop retries by itself.
     Problem(String),
 }
@@ -65,6 +76,8 @@ pub struct Registration {
     task: JoinHandle<()>,
     shard: Arc<std::sync::Mutex<Option<(String, String)>>>,
     backend: String,
+    api_key: String,
+    tx: UnboundedSender<RegistryEvent>,
 }
 
 impl std::fmt::Debug for Registration {
@@ -80,15 +93,18 @@ impl Registration {
         let users = Arc::new(AtomicU32::new(0));
         let shard = Arc::new(std::sync::Mutex::new(None));
         let backend = cfg.backend.clone();
+        let api_key = cfg.api_key.clone();
         let span = info_span!("registry", backend = %cfg.backend);
         let task = crate::current_or_shared()
-            .spawn(run(cfg, tx, users.clone(), shard.clone()).instrument(span));
+            .spawn(run(cfg, tx.clone(), users.clone(), shard.clone()).instrument(span));
         Self {
             events,
             users,
             task,
             shard,
             backend,
+            api_key,
+            tx,
         }
     }
 
@@ -105,6 +121,35 @@ impl Registration {
     /// The player count sent with the next heartbeat.
     pub fn set_current_users(&self, n: u32) {
         self.users.store(n, Ordering::Relaxed);
+    }
+
+    /// Re-checks in the background whether each of `subjects` may still join this zone (the
+    /// operator asks `POST /check` with `subject`); each one that may not is reported as
+    /// [`RegistryEvent::JoinRevoked`]. Off the tick loop: the zone only drains the outcome.
+    pub fn recheck(&self, subjects: Vec<String>) {
+        let Some((id, _)) = self.shard.lock().expect("shard lock").clone() else {
+            return;
+        };
+        let (backend, key, tx) = (self.backend.clone(), self.api_key.clone(), self.tx.clone());
+        crate::current_or_shared().spawn(async move {
+            for subject in subjects {
+                let body = json!({"permission": "join", "object": format!("zone:{id}"), "subject": subject});
+                match http::request(&backend, "POST", "/check", Some(&key), Some(&body), TIMEOUT)
+                    .await
+                {
+                    Ok(r) if r.status == 200 && r.body["allowed"] == json!(false) => {
+                        let _ = tx.send(RegistryEvent::JoinRevoked { subject });
+                    }
+                    Ok(r) if r.status == 200 => {}
+                    Ok(r) => {
+                        let _ = tx.send(RegistryEvent::Problem(describe("re-check", &r)));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(RegistryEvent::Problem(format!("re-check failed: {e}")));
+                    }
+                }
+            }
+        });
     }
 
     /// Stops heartbeating and removes the shard from the registry (waits at most 2 s).
@@ -152,6 +197,11 @@ async fn run(
                     shard_id: id.clone(),
                     join_keys,
                 });
+                // Aborted with this task (its guard drops) or when the registry forgets us.
+                let watcher = AbortOnDrop(tokio::spawn(
+                    crate::registry_watch::watch(cfg.backend.clone(), id.clone(), tx.clone())
+                        .in_current_span(),
+                ));
                 // Heartbeat until the backend forgets us.
                 loop {
                     tokio::time::sleep(cfg.heartbeat).await;
@@ -177,6 +227,7 @@ async fn run(
                                     r.error_code().unwrap_or("?")
                                 ),
                             );
+                            drop(watcher);
                             break;
                         }
                         Ok(r) => problem(&tx, describe("heartbeat", &r)),
@@ -190,6 +241,14 @@ async fn run(
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -142,3 +142,56 @@ fn zone_registers_again_when_the_registry_forgets_it() {
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["cert_hash"], zone.cert_hash.as_str());
 }
+
+#[test]
+fn revoking_join_permission_disconnects_the_player() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine ready");
+    let backend = start_backend("127.0.0.1:0", ":memory:").expect("backend starts");
+    let operator = create_account(&backend.url, "operator").unwrap();
+    let player = create_account(&backend.url, "player1").unwrap();
+    let (zone, shard) =
+        start_registered_zone(&engine, 5, &backend.url, &operator).expect("zone registers");
+    let cmd = engine.scene_command(
+        "res://scenes/cycle1.tscn",
+        &[
+            "--backend",
+            &backend.url,
+            "--api-key",
+            &player,
+            "--timeout",
+            "20",
+            "--hold",
+        ],
+    );
+    let mut client = fabric_harness::process::Proc::spawn("client", cmd, true).unwrap();
+    client
+        .wait_for_line(
+            |l| l.contains("holding the session"),
+            Duration::from_secs(20),
+        )
+        .expect("the player joined");
+    // The public zone admits `user:*`; the operator withdraws that: the registry pushes
+    // relationship_changed, the zone re-checks its players off the tick loop and ends the session.
+    let (status, body) = backend_request(
+        &backend.url,
+        "DELETE",
+        "/relationships",
+        Some(&operator),
+        Some(serde_json::json!({"object": format!("zone:{shard}"), "relation": "joiner", "subject": "user:*"})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let out = client.wait(Duration::from_secs(20));
+    let log = client.output();
+    assert!(out.success(), "{out:?}\n{log}");
+    assert!(
+        log.contains("SESSION_ENDED") && log.contains("join permission revoked for player1"),
+        "the player was told why:\n{log}"
+    );
+    assert!(
+        zone.proc.output().contains("re-checking 1 player(s)"),
+        "{}",
+        zone.proc.output()
+    );
+}

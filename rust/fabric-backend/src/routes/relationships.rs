@@ -1,5 +1,6 @@
 //! ReBAC administration: add, remove and list tuples, and `POST /check` for the caller's own
-//! permissions (the upload-time check). Writes on an object require `admin` on it; a `group`
+//! permissions (the upload-time check) or, for an object's admins, another account's (a zone
+//! re-checking its players). Writes on an object require `admin` on it; a `group`
 //! or `map` nobody owns yet can be claimed by writing `owner@user:<caller>`. Every change
 //! pushes `relationship_changed` on the topic of each zone whose permissions can depend on it.
 
@@ -165,10 +166,23 @@ pub(super) async fn check(
             format!("{} has no permission {:?}", object.kind, body.permission),
         ));
     }
+    let subject = match body.subject {
+        Some(other) if other != account => {
+            if !is_admin(&st, &account, &object)? {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("checking another account's permissions needs admin on {object}"),
+                ));
+            }
+            other
+        }
+        _ => account,
+    };
     let allowed = rebac_check(
         &st.schema,
         &StoreTuples(&*st.store),
-        &account,
+        &subject,
         &body.permission,
         &object,
     )?;
