@@ -26,6 +26,10 @@ const PLAYER_SCENE := "res://scenes/mp/mp_player.tscn"
 const Player := preload("res://scripts/mp/mp_player.gd")
 ## Resend an unanswered unreliable ping this often.
 const UPING_RESEND_MSEC := 100
+## Client: connection attempts that may fail (handshake timeout) before the session fails.
+const CONNECT_RETRIES := 3
+## Clients look at the replicated state this often (many sessions share one process).
+const CHECK_EVERY_MSEC := 20
 ## How many replicated changes of each player's counter a client must observe.
 const SYNC_CHANGES_WANTED := 3
 ## Mixed into the unreliable reply so that an echo of the request cannot pass.
@@ -55,15 +59,25 @@ var rounds := 1
 var verbose := true
 ## Client: seconds between its disconnect and its reconnect.
 var reconnect_delay := 1.0
+## Client: extra seconds before each connect, so that the sessions of a swarm do not all send
+## their handshakes in the same millisecond (as real players do not).
+var stagger := 0.0
 ## Client: reconnect with the same peer object (close() then create_client() again).
 var reuse_peer := true
-## Seconds before the session gives up.
+## Seconds a round may take before the session gives up.
 var timeout_sec := 30.0
+## Client: greet every other client (true), or only those whose id XOR ours is a multiple of
+## 8 (about one in eight, the same pairs on both sides), to keep a 64-peer swarm light.
+var greet_all := true
+## Server: seconds between two synchronizations of a player (its MultiplayerSynchronizer's
+## replication_interval).
+var sync_interval := 0.05
 
 var peer: FabricMMOGTransportPeer
 var round_no := 1
 var _done := false
 var _start_msec := 0
+var _round_start_msec := 0
 
 @onready var players: Node = $Players
 @onready var spawner: MultiplayerSpawner = $Spawner
@@ -91,10 +105,13 @@ var _greets := {}
 var _sync := {}  # player node name -> {"last": int, "changes": int, "first": int}
 var _reported := false
 var _finished_round := false
+var _last_check_msec := 0
+var _retries_left := CONNECT_RETRIES
 
 
 func _ready() -> void:
 	_start_msec = Time.get_ticks_msec()
+	_round_start_msec = _start_msec
 	var mp := multiplayer as SceneMultiplayer
 	mp.max_sync_packet_size = MAX_SYNC_PACKET
 	mp.peer_connected.connect(_on_peer_connected)
@@ -105,13 +122,15 @@ func _ready() -> void:
 		mp.connected_to_server.connect(_on_connected_to_server)
 		mp.connection_failed.connect(_on_connection_failed)
 		mp.server_disconnected.connect(_on_server_disconnected)
+		if stagger > 0.0:
+			await get_tree().create_timer(stagger).timeout
 		_connect()
 
 
 func _process(_delta: float) -> void:
 	if _done:
 		return
-	if Time.get_ticks_msec() - _start_msec > timeout_sec * 1000.0:
+	if Time.get_ticks_msec() - _round_start_msec > timeout_sec * 1000.0:
 		_fail("timed out after %.0f s in round %d waiting for: %s" % [timeout_sec, round_no, _missing()])
 		return
 	if role == "server":
@@ -140,6 +159,7 @@ func _server_peer_connected(id: int) -> void:
 	print("MP_SERVER_PEER_CONNECTED id=%d round=%d" % [id, round_no])
 	var p := (load(PLAYER_SCENE) as PackedScene).instantiate()
 	p.name = str(id)
+	(p.get_node("Sync") as MultiplayerSynchronizer).replication_interval = sync_interval
 	players.add_child(p, true)
 
 
@@ -164,7 +184,7 @@ func _maybe_send_roster() -> void:
 	if multiplayer.get_peers().size() != expected_clients:
 		return  # A peer of the last round is still closing; all must be connected at once.
 	_state = "roster_sent"
-	print("MP_ROSTER round=%d peers=%d" % [round_no, _names.size()])
+	print("MP_ROSTER round=%d peers=%d t=%.2f" % [round_no, _names.size(), _secs()])
 	roster.rpc(round_no, _names)
 
 
@@ -174,8 +194,8 @@ func _end_round() -> void:
 	await get_tree().create_timer(0.3).timeout
 	if _done:
 		return
-	print("MP_ROUND_DONE round=%d objects=%d nodes=%d static_mem=%d players_left=%d peers_left=%d" % [
-		round_no, Performance.get_monitor(Performance.OBJECT_COUNT),
+	print("MP_ROUND_DONE round=%d t=%.2f objects=%d nodes=%d static_mem=%d players_left=%d peers_left=%d" % [
+		round_no, _secs(), Performance.get_monitor(Performance.OBJECT_COUNT),
 		Performance.get_monitor(Performance.OBJECT_NODE_COUNT), OS.get_static_memory_usage(),
 		players.get_child_count(), multiplayer.get_peers().size()])
 	if round_no >= rounds:
@@ -188,6 +208,7 @@ func _end_round() -> void:
 		_finish(true, "")
 		return
 	round_no += 1
+	_round_start_msec = Time.get_ticks_msec()
 	_reports.clear()
 	_state = "collect"
 	_maybe_send_roster()
@@ -231,7 +252,8 @@ func report(client_round: int, summary: Dictionary) -> void:
 		_closing_ids = {}
 		for id in _reports:
 			_closing_ids[id] = true
-		print("MP_ROUND_OK round=%d reports=%d peers=%d" % [round_no, _reports.size(), multiplayer.get_peers().size()])
+		print("MP_ROUND_OK round=%d reports=%d peers=%d t=%.2f" % [
+			round_no, _reports.size(), multiplayer.get_peers().size(), _secs()])
 		finish.rpc(round_no)
 
 
@@ -275,7 +297,17 @@ func _on_connected_to_server() -> void:
 
 
 func _on_connection_failed() -> void:
-	_fail("connection failed: %s" % (peer.last_error if peer else "?"))
+	var reason: String = peer.last_error if peer else "?"
+	if _retries_left <= 0:
+		_fail("connection failed (no retries left): %s" % reason)
+		return
+	# A handshake can time out when UDP packets are dropped (a receive buffer overflowing on
+	# a loaded machine); a game retries, and so does this client, saying so.
+	_retries_left -= 1
+	print("MP_CLIENT_RETRY name=%s round=%d reason=%s" % [player_name, round_no, reason.replace(" ", "_")])
+	await get_tree().create_timer(0.2).timeout
+	if not _done:
+		_connect()
 
 
 func _on_server_disconnected() -> void:
@@ -290,8 +322,13 @@ func _client_peer_connected(id: int) -> void:
 		return
 	_peers_seen[id] = true
 	_log("MP_CLIENT_PEER_CONNECTED id=%d" % id)
-	# Client to client: SceneMultiplayer routes this through the server relay.
-	greet.rpc_id(id, player_name, id ^ multiplayer.get_unique_id())
+	if _greets_with(id):
+		# Client to client: SceneMultiplayer routes this through the server relay.
+		greet.rpc_id(id, player_name, id ^ multiplayer.get_unique_id())
+
+
+func _greets_with(id: int) -> bool:
+	return greet_all or ((id ^ multiplayer.get_unique_id()) & 7) == 0
 
 
 @rpc("authority", "call_remote", "reliable")
@@ -335,6 +372,9 @@ func roster(server_round: int, names: Dictionary) -> void:
 func greet(from_name: String, token: int) -> void:
 	var sender := multiplayer.get_remote_sender_id()
 	var expected := sender ^ multiplayer.get_unique_id()
+	if not _greets_with(sender):
+		_fail("greeting from %d, which should not greet this peer" % sender)
+		return
 	if token != expected:
 		_fail("greeting from %d (%s): token %d, expected %d" % [sender, from_name, token, expected])
 		return
@@ -357,20 +397,24 @@ func finish(server_round: int) -> void:
 	if round_no >= rounds:
 		_finish(true, "")
 		return
-	await get_tree().create_timer(reconnect_delay).timeout
+	await get_tree().create_timer(reconnect_delay + stagger).timeout
 	if _done:
 		return
 	if players.get_child_count() != 0:
 		_fail("%d spawned player nodes outlived the disconnect of round %d" % [players.get_child_count(), round_no])
 		return
 	round_no += 1
+	_round_start_msec = Time.get_ticks_msec()
 	_connect()
 
 
 func _client_process() -> void:
-	if not _connected_to_server or _finished_round:
+	if not _connected_to_server or _reported:
 		return
 	var now := Time.get_ticks_msec()
+	if now - _last_check_msec < CHECK_EVERY_MSEC:
+		return
+	_last_check_msec = now
 	if _unreliable_value < 0 and now - _uping_sent_msec >= UPING_RESEND_MSEC:
 		# Unreliable: it may be lost, so resend until answered.
 		_uping_sent_msec = now
@@ -402,10 +446,19 @@ func _client_process() -> void:
 			"unreliable": _unreliable_value,
 		}
 		if not verbose:
-			print("MP_SESSION_ROUND name=%s round=%d id=%d peers=%d greets=%d spawned=%d synced=%d reliable=%d unreliable=%d" % [
-				player_name, round_no, _my_id, summary["peers"], summary["greets"], summary["spawned"],
-				summary["synced"], _reliable_value, _unreliable_value])
+			print("MP_SESSION_ROUND name=%s round=%d id=%d peers=%d greets=%d greets_expected=%d spawned=%d synced=%d reliable=%d unreliable=%d retries=%d" % [
+				player_name, round_no, _my_id, summary["peers"], summary["greets"], _expected_greets(),
+				summary["spawned"], summary["synced"], _reliable_value, _unreliable_value,
+				CONNECT_RETRIES - _retries_left])
 		report.rpc_id(1, round_no, summary)
+
+
+func _expected_greets() -> int:
+	var n := 0
+	for id in _roster:
+		if id != _my_id and _greets_with(id):
+			n += 1
+	return n
 
 
 func _player_ids() -> Array:
@@ -448,22 +501,29 @@ func _missing() -> String:
 		m.append("roster")
 		return ", ".join(m)
 	var others := 0
-	var greeted := 0
+	var seen := 0
 	for id in _roster:
 		if id == _my_id:
 			continue
 		others += 1
-		if _peers_seen.has(id) and _greets.has(id):
-			greeted += 1
-	if greeted != others:
-		m.append("peer_connected and greetings from %d/%d other peers" % [others - greeted, others])
+		if _peers_seen.has(id):
+			seen += 1
+	if seen != others:
+		m.append("peer_connected of %d/%d other peers" % [others - seen, others])
+	if _greets.size() != _expected_greets():
+		m.append("greetings from %d/%d peers" % [_expected_greets() - _greets.size(), _expected_greets()])
 	var roster_ids := _roster.keys()
 	roster_ids.sort()
 	if _player_ids() != roster_ids:
 		m.append("spawned players %s (have %s)" % [_ids(roster_ids), _ids(_player_ids())])
 	elif _synced_count() != _roster.size():
-		m.append("synchronized counter changes and labels on %d/%d players" % [
-			_roster.size() - _synced_count(), _roster.size()])
+		var example := ""
+		for id in _roster:
+			var p := players.get_node_or_null(str(id)) as Player
+			example = "player %d: %s label=%s roster=%s" % [id, _sync.get(str(id), {}), p.label, _roster[id]]
+			break
+		m.append("synchronized counter changes and labels on %d/%d players (%s)" % [
+			_roster.size() - _synced_count(), _roster.size(), example])
 	return ", ".join(m)
 
 
@@ -498,6 +558,10 @@ func _finish(ok: bool, reason: String) -> void:
 	if peer:
 		peer.close()
 	finished.emit(ok, reason)
+
+
+func _secs() -> float:
+	return (Time.get_ticks_msec() - _start_msec) / 1000.0
 
 
 func _log(text: String) -> void:

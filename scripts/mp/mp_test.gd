@@ -3,6 +3,7 @@ extends Node
 ## swarm of clients in one process, chosen by user arguments (after `--`):
 ##
 ##   --role server --port P [--bind 127.0.0.1] --clients N [--rounds R] [--timeout S]
+##                 [--sync-interval SECONDS]
 ##   --role client --url https://127.0.0.1:P/wt --cert-hash H --name c1 [--timeout S]
 ##   --role swarm  --url ... --cert-hash H --name s0 --count K --rounds R [--reconnect-delay S]
 ##
@@ -11,7 +12,7 @@ extends Node
 ## own subtree `Peer<i>/MpTest/Session`, so the node paths relative to each multiplayer root are
 ## the same as on the server (`MpTest/Session`). See `mp_session.gd` for what each one checks.
 ##
-## Exits 0 only when every session's own checks passed; otherwise prints `MP_FAIL ...` and
+## `--timeout` is per round. Exits 0 only when every session's own checks passed; otherwise prints `MP_FAIL ...` and
 ## exits 1 (timeouts included).
 
 const SESSION := preload("res://scenes/mp/mp_session.tscn")
@@ -20,7 +21,7 @@ const Session := preload("res://scripts/mp/mp_session.gd")
 var _args := {
 	"role": "client", "port": "0", "bind": "127.0.0.1", "clients": "1", "rounds": "1",
 	"url": "", "cert-hash": "", "name": "c1", "count": "1", "timeout": "30",
-	"reconnect-delay": "1.0",
+	"reconnect-delay": "1.0", "sync-interval": "0.05",
 }
 var _sessions := []
 var _open := 0
@@ -31,6 +32,8 @@ var _quitting := false
 
 func _ready() -> void:
 	_parse_args()
+	# A 60 Hz tick, like a typical game server; the tests share two cores among many processes.
+	Engine.max_fps = 60
 	var role: String = _args["role"]
 	match role:
 		"server", "client":
@@ -49,6 +52,8 @@ func _ready() -> void:
 				holder.add_child(inner)
 				var s := _new_session("client", "%s-%d" % [_args["name"], i])
 				s.verbose = false
+				s.greet_all = false
+				s.stagger = i * 0.05
 				# Half the sessions reuse their peer object across rounds, half make a new one.
 				s.reuse_peer = i % 2 == 0
 				s.name = "Session"
@@ -72,6 +77,7 @@ func _new_session(role: String, session_name: String) -> Session:
 	s.rounds = int(_args["rounds"])
 	s.timeout_sec = float(_args["timeout"])
 	s.reconnect_delay = float(_args["reconnect-delay"])
+	s.sync_interval = float(_args["sync-interval"])
 	s.finished.connect(_on_session_finished.bind(session_name))
 	_sessions.append(s)
 	_open += 1
