@@ -28,8 +28,6 @@ const Player := preload("res://scripts/mp/mp_player.gd")
 const UPING_RESEND_MSEC := 100
 ## Client: connection attempts that may fail (handshake timeout) before the session fails.
 const CONNECT_RETRIES := 3
-## Clients look at the replicated state this often (many sessions share one process).
-const CHECK_EVERY_MSEC := 20
 ## How many replicated changes of each player's counter a client must observe.
 const SYNC_CHANGES_WANTED := 3
 ## Mixed into the unreliable reply so that an echo of the request cannot pass.
@@ -59,6 +57,9 @@ var rounds := 1
 var verbose := true
 ## Client: seconds between its disconnect and its reconnect.
 var reconnect_delay := 1.0
+## Client: look at the replicated state every this many milliseconds (a swarm of sessions in
+## one process checks less often).
+var check_every_msec := 20
 ## Client: extra seconds before each connect, so that the sessions of a swarm do not all send
 ## their handshakes in the same millisecond (as real players do not).
 var stagger := 0.0
@@ -156,7 +157,7 @@ func _start_server() -> void:
 
 func _server_peer_connected(id: int) -> void:
 	_connected_log[id] = true
-	print("MP_SERVER_PEER_CONNECTED id=%d round=%d" % [id, round_no])
+	print("MP_SERVER_PEER_CONNECTED id=%d round=%d t=%.2f" % [id, round_no, _secs()])
 	var p := (load(PLAYER_SCENE) as PackedScene).instantiate()
 	p.name = str(id)
 	(p.get_node("Sync") as MultiplayerSynchronizer).replication_interval = sync_interval
@@ -412,7 +413,7 @@ func _client_process() -> void:
 	if not _connected_to_server or _reported:
 		return
 	var now := Time.get_ticks_msec()
-	if now - _last_check_msec < CHECK_EVERY_MSEC:
+	if now - _last_check_msec < check_every_msec:
 		return
 	_last_check_msec = now
 	if _unreliable_value < 0 and now - _uping_sent_msec >= UPING_RESEND_MSEC:

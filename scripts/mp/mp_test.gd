@@ -54,6 +54,7 @@ func _ready() -> void:
 				s.verbose = false
 				s.greet_all = false
 				s.stagger = i * 0.05
+				s.check_every_msec = 100
 				# Half the sessions reuse their peer object across rounds, half make a new one.
 				s.reuse_peer = i % 2 == 0
 				s.name = "Session"
@@ -87,7 +88,9 @@ func _new_session(role: String, session_name: String) -> Session:
 func _on_round_closed(round_no: int) -> void:
 	var n: int = _closed_rounds.get(round_no, 0) + 1
 	_closed_rounds[round_no] = n
-	if n != _sessions.size():
+	if n != _sessions.size() or round_no >= int(_args["rounds"]):
+		# After the last round the process quits: no timer may still be pending then (a
+		# coroutine awaiting one at exit leaks its objects).
 		return
 	# Every session of this process has closed the round: let frees run, then count objects.
 	await get_tree().create_timer(0.3).timeout

@@ -58,17 +58,20 @@ pub fn error_lines(output: &str) -> Vec<&str> {
 }
 
 /// Starts the server on a free loopback port, expecting `clients` clients in each of `rounds`
-/// rounds, and waits for its `MP_READY` line.
+/// rounds (each within `timeout_s`), synchronizing players every `sync_interval_s`, and waits
+/// for its `MP_READY` line.
 pub fn start_server(
     engine: &Engine,
     clients: usize,
     rounds: usize,
     timeout_s: u32,
+    sync_interval_s: f64,
 ) -> anyhow::Result<Running> {
-    let (clients, rounds, timeout) = (
+    let (clients, rounds, timeout, sync) = (
         clients.to_string(),
         rounds.to_string(),
         timeout_s.to_string(),
+        sync_interval_s.to_string(),
     );
     let cmd = engine.scene_command(
         SCENE,
@@ -85,6 +88,8 @@ pub fn start_server(
             &rounds,
             "--timeout",
             &timeout,
+            "--sync-interval",
+            &sync,
         ],
     );
     let mut proc = Proc::spawn("mp-server", cmd, true)?;
@@ -108,23 +113,24 @@ pub fn url(server: &Running) -> String {
     format!("https://127.0.0.1:{}/wt", server.port)
 }
 
-/// Starts one client named `name` (one round).
+/// Starts one client named `name` (one round) against `url`, pinning `cert_hash`.
 pub fn spawn_client(
     engine: &Engine,
-    server: &Running,
+    url: &str,
+    cert_hash: &str,
     name: &str,
     timeout_s: u32,
 ) -> anyhow::Result<Proc> {
-    let (url, timeout) = (url(server), timeout_s.to_string());
+    let timeout = timeout_s.to_string();
     let cmd = engine.scene_command(
         SCENE,
         &[
             "--role",
             "client",
             "--url",
-            &url,
+            url,
             "--cert-hash",
-            &server.cert_hash,
+            cert_hash,
             "--name",
             name,
             "--timeout",
