@@ -175,8 +175,11 @@ func _server_peer_disconnected(id: int) -> void:
 		_closing_ids.erase(id)
 		if _closing_ids.is_empty():
 			_end_round()
-	elif _reports.has(id):
+	elif _state == "roster_sent":
+		# Every client must stay until `finish`: leaving earlier breaks "all at once".
 		_fail("peer %d disconnected in round %d before the round ended" % [id, round_no])
+	else:
+		_maybe_send_roster()
 
 
 func _maybe_send_roster() -> void:
@@ -447,10 +450,10 @@ func _client_process() -> void:
 			"unreliable": _unreliable_value,
 		}
 		if not verbose:
-			print("MP_SESSION_ROUND name=%s round=%d id=%d peers=%d greets=%d greets_expected=%d spawned=%d synced=%d reliable=%d unreliable=%d retries=%d" % [
+			print("MP_SESSION_ROUND name=%s round=%d id=%d peers=%d greets=%d greets_expected=%d spawned=%d synced=%d reliable=%d unreliable=%d retries=%d reuse=%s" % [
 				player_name, round_no, _my_id, summary["peers"], summary["greets"], _expected_greets(),
 				summary["spawned"], summary["synced"], _reliable_value, _unreliable_value,
-				CONNECT_RETRIES - _retries_left])
+				CONNECT_RETRIES - _retries_left, reuse_peer])
 		report.rpc_id(1, round_no, summary)
 
 
@@ -548,7 +551,8 @@ func _on_peer_disconnected(id: int) -> void:
 func _fail(reason: String) -> void:
 	if _done:
 		return
-	printerr("MP_FAIL %s %s: %s" % [role, player_name if role != "server" else "", reason])
+	var who := "server" if role == "server" else "client %s" % player_name
+	printerr("MP_FAIL %s: %s" % [who, reason])
 	_finish(false, reason)
 
 

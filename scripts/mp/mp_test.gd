@@ -31,13 +31,15 @@ var _quitting := false
 
 
 func _ready() -> void:
-	_parse_args()
+	if not _parse_args():
+		_quit(1)
+		return
 	# A 60 Hz tick, like a typical game server; the tests share two cores among many processes.
 	Engine.max_fps = 60
 	var role: String = _args["role"]
 	match role:
 		"server", "client":
-			var s := _new_session(role, _args["name"])
+			var s := _new_session(role, "server" if role == "server" else _args["name"])
 			s.name = "Session"
 			add_child(s)
 		"swarm":
@@ -122,7 +124,8 @@ func _quit(code: int) -> void:
 	get_tree().quit(code)
 
 
-func _parse_args() -> void:
+func _parse_args() -> bool:
+	var ok := true
 	var args := OS.get_cmdline_user_args()
 	var i := 0
 	while i < args.size():
@@ -136,6 +139,8 @@ func _parse_args() -> void:
 			value = args[i]
 		key = key.trim_prefix("--")
 		if not _args.has(key):
-			printerr("MP_FAIL unknown argument --%s" % key)
+			_failed.append("unknown argument --%s" % key)
+			ok = false
 		_args[key] = value
 		i += 1
+	return ok

@@ -277,6 +277,13 @@ fn sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks() 
             );
         }
     }
+    for reuse in ["true", "false"] {
+        assert!(
+            sessions.iter().any(|f| f.get("reuse") == Some(&reuse)),
+            "sessions with reuse={reuse}: reconnecting with the same peer object after close() \
+             and with a new one are both covered"
+        );
+    }
     let greets: usize = sessions.iter().map(|f| num::<usize>(f, "greets")).sum();
     assert!(greets > 0, "some client-to-client RPCs were relayed");
 
