@@ -418,6 +418,10 @@ impl FabricMMOGTransportPeer {
                     };
                     if let Some(id) = gone {
                         self.in_seq.retain(|(p, _), _| *p != id);
+                        // SceneMultiplayer drains the queue after poll(): a packet of this peer
+                        // still queued would reach it after `peer_disconnected` and fail its
+                        // `connected_peers.has(sender)` check (an engine error per packet).
+                        self.incoming.retain(|p| p.from != id);
                         self.base_mut()
                             .emit_signal("peer_disconnected", &[i64::from(id).to_variant()]);
                     }
@@ -532,8 +536,13 @@ impl FabricMMOGTransportPeer {
                             |m| tx.send_message(session, m),
                             &frame,
                         );
-                        if let Err(e) = r {
-                            result = to_godot(Err(e));
+                        match r {
+                            // The session already ended on the network thread; its
+                            // `peer_disconnected` comes with the next poll(). Until then
+                            // SceneMultiplayer still sends to it (relay notices, sync): drop
+                            // those quietly, as ENet does, instead of an error per packet.
+                            Ok(()) | Err(fabric_net::NetError::NotConnected) => {}
+                            Err(e) => result = to_godot(Err(e)),
                         }
                     }
                 }

@@ -3,6 +3,8 @@
 //! cycle-1 client (headless Godot running `res://scenes/cycle1.tscn`) as separate processes on
 //! loopback, each on a free port.
 
+pub mod mp;
+
 use std::time::Duration;
 
 use anyhow::Context;
