@@ -130,8 +130,9 @@ impl LinkSim {
         seed: u64,
     ) -> Result<Self, Error> {
         available()?;
-        let up = Link::new(to_server, seed)?;
-        let down = Link::new(to_client, seed ^ 0x5bd1_e995_0000_0001)?;
+        let (up_seed, down_seed) = Self::direction_seeds(seed);
+        let up = Link::new(to_server, up_seed)?;
+        let down = Link::new(to_client, down_seed)?;
         let client_ns = format!("{tag}-c");
         let server_ns = format!("{tag}-s");
         let mut sim = Self {
@@ -175,6 +176,12 @@ impl LinkSim {
             }));
         }
         Ok(sim)
+    }
+
+    /// The seeds of the client-to-server and server-to-client links for a run seed (so a test
+    /// can replay a run's decisions on a plain [`Link`]).
+    pub fn direction_seeds(seed: u64) -> (u64, u64) {
+        (seed, seed ^ 0x5bd1_e995_0000_0001)
     }
 
     /// The client namespace's name.
