@@ -38,6 +38,11 @@ struct Args {
     /// Send rate of the two RTT phases, messages per second.
     #[arg(long, default_value_t = 500)]
     rate: u32,
+    /// Messages of the throughput phase on clean links (its CPU time gives the CPU per message,
+    /// so it must run long enough for /proc's 10 ms ticks); on the lossy link it sends
+    /// --messages.
+    #[arg(long, default_value_t = 20_000)]
+    throughput_messages: u32,
     /// Reliable messages in flight during the throughput phase.
     #[arg(long, default_value_t = 64)]
     window: u32,
@@ -57,8 +62,14 @@ struct Args {
         default_value = "fabric-wt,enet,websocket"
     )]
     transports: Vec<String>,
-    /// Links, comma separated: `loopback`, `conditioned`.
-    #[arg(long, value_delimiter = ',', default_value = "loopback,conditioned")]
+    /// Links, comma separated: `loopback`; `conditioned` (--loss-percent and --delay-ms per
+    /// direction through the TUN conditioner); `tun` (through the conditioner, no loss or delay:
+    /// its own cost).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "loopback,tun,conditioned"
+    )]
     links: Vec<String>,
     /// Frame cap of both Godot processes (SceneMultiplayer polls once per frame).
     #[arg(long, default_value_t = 1000)]
@@ -77,6 +88,7 @@ struct Args {
 /// Where a run's processes live and how they reach each other.
 struct Site {
     name: String,
+    lossy: bool,
     bind: Ipv4Addr,
     server_ns: Option<String>,
     client_ns: Option<String>,
@@ -145,6 +157,15 @@ fn run_one(
         ("messages", a.messages.to_string()),
         ("rate", a.rate.to_string()),
         ("window", a.window.to_string()),
+        (
+            "burst",
+            if site.lossy {
+                a.messages
+            } else {
+                a.throughput_messages
+            }
+            .to_string(),
+        ),
     ]);
     let mut client = Proc::spawn(
         &format!("client {transport}"),
@@ -199,28 +220,37 @@ fn main() -> anyhow::Result<()> {
             "loopback" => (
                 Site {
                     name: "loopback".into(),
+                    lossy: false,
                     bind: Ipv4Addr::LOCALHOST,
                     server_ns: None,
                     client_ns: None,
                 },
                 None,
             ),
-            "conditioned" => {
+            "conditioned" | "tun" => {
                 if let Err(e) = fabric_linksim::available() {
-                    eprintln!("[bench] skipping the conditioned link: {e}");
-                    link_notes.push(format!("conditioned link skipped: {e}"));
+                    eprintln!("[bench] skipping the {link} link: {e}");
+                    link_notes.push(format!("{link} link skipped: {e}"));
                     continue;
                 }
-                let cfg = LinkConfig {
-                    delay: Duration::from_millis(a.delay_ms),
-                    loss: a.loss_percent / 100.0,
-                    ..Default::default()
+                let (cfg, name) = if link == "tun" {
+                    (LinkConfig::default(), "TUN, clean".to_owned())
+                } else {
+                    (
+                        LinkConfig {
+                            delay: Duration::from_millis(a.delay_ms),
+                            loss: a.loss_percent / 100.0,
+                            ..Default::default()
+                        },
+                        lossy_name.clone(),
+                    )
                 };
                 let tag = format!("fbb{}", std::process::id() % 100_000);
                 let sim = LinkSim::start(&tag, cfg.clone(), cfg, a.seed)?;
                 (
                     Site {
-                        name: lossy_name.clone(),
+                        lossy: link != "tun",
+                        name,
                         bind: fabric_linksim::netns::SERVER_ADDR,
                         server_ns: Some(sim.server_ns().to_owned()),
                         client_ns: Some(sim.client_ns().to_owned()),
@@ -228,7 +258,7 @@ fn main() -> anyhow::Result<()> {
                     Some(sim),
                 )
             }
-            other => bail!("unknown link `{other}` (loopback, conditioned)"),
+            other => bail!("unknown link `{other}` (loopback, tun, conditioned)"),
         };
         for (i, t) in a.transports.iter().enumerate() {
             eprintln!("[bench] {} over {} ...", t, site.name);
@@ -249,7 +279,8 @@ fn main() -> anyhow::Result<()> {
             let s = sim.stop();
             let pct = |d: u64, r: u64| 100.0 * d as f64 / r.max(1) as f64;
             link_notes.push(format!(
-                "conditioner (seed {}): client->server {} packets, {} dropped ({:.2} %); server->client {} packets, {} dropped ({:.2} %)",
+                "conditioner on {} (seed {}): client->server {} packets, {} dropped ({:.2} %); server->client {} packets, {} dropped ({:.2} %)",
+                site.name,
                 a.seed,
                 s.to_server.link.received,
                 s.to_server.link.dropped,
@@ -294,8 +325,17 @@ fn generated_text(a: &Args, table: &str, comparisons: &str, notes: &[String]) ->
     if a.rate != 500 {
         cmd.push_str(&format!(" --rate {}", a.rate));
     }
+    if a.throughput_messages != 20_000 {
+        cmd.push_str(&format!(" --throughput-messages {}", a.throughput_messages));
+    }
     if a.window != 64 {
         cmd.push_str(&format!(" --window {}", a.window));
+    }
+    if a.links != ["loopback", "tun", "conditioned"] {
+        cmd.push_str(&format!(" --links {}", a.links.join(",")));
+    }
+    if a.transports != ["fabric-wt", "enet", "websocket"] {
+        cmd.push_str(&format!(" --transports {}", a.transports.join(",")));
     }
     let uname = Command::new("uname")
         .arg("-srm")
@@ -309,8 +349,10 @@ fn generated_text(a: &Args, table: &str, comparisons: &str, notes: &[String]) ->
     s.push_str(&format!(
         "Machine: {uname}, {cpus} CPUs, load average at the end {} (shared with other work: \
          figures are noisy; compare rows of the same run, not runs). Release extension; both \
-         Godot processes capped at {} fps; {} messages of 64 bytes per phase; RTT phases send \
-         {} messages/s; throughput keeps {} reliable messages in flight.\n\n",
+         Godot processes capped at {} fps; {} messages of 64 bytes per RTT phase, sent at \
+         {} messages/s; the throughput phase sends {} messages ({} on the lossy link) with {} \
+         reliable messages in flight, and its CPU time (utime + stime from /proc/<pid>/stat of \
+         both processes, 10 ms ticks) divided by its messages is the CPU column.\n\n",
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
@@ -318,6 +360,8 @@ fn generated_text(a: &Args, table: &str, comparisons: &str, notes: &[String]) ->
         a.fps,
         a.messages,
         a.rate,
+        a.throughput_messages,
+        a.messages,
         a.window,
     ));
     s.push_str(table);
