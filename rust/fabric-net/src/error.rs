@@ -71,6 +71,12 @@ pub enum NetError {
     /// The session or endpoint is not connected (any more).
     #[error("not connected")]
     NotConnected,
+    /// An unencrypted WebSocket endpoint was asked for on a non-loopback address.
+    #[error(
+        "refusing unencrypted WebSocket (ws://) on the non-loopback address {0}: \
+         the fallback has no TLS yet; allow it explicitly (allow_insecure_websocket) if you accept that"
+    )]
+    InsecureWebSocket(String),
     /// A reliable message is larger than [`crate::reliable::MAX_MESSAGE_LEN`].
     #[error("reliable message of {0} bytes exceeds the limit of {max} bytes", max = crate::reliable::MAX_MESSAGE_LEN)]
     MessageTooLarge(usize),
