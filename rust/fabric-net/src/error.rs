@@ -48,7 +48,7 @@ pub enum NetError {
         url: String,
     },
     /// Any other handshake failure.
-    #[error("cannot open a WebTransport session to {url}: {reason}")]
+    #[error("cannot open a session to {url}: {reason}")]
     Connect {
         /// The URL tried.
         url: String,

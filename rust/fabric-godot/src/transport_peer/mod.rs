@@ -14,11 +14,14 @@
 //! surfaced to GDScript through [`send_control`](FabricMMOGTransportPeer::send_control) and the
 //! `control_received` signal.
 
+mod attempt;
 mod transport;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
+
+use attempt::{Attempt, Step};
 
 use fabric_core::packet_frame::{PacketHeader, TransferMode as WireMode};
 use fabric_core::session_control::ControlMessage;
@@ -50,13 +53,10 @@ struct Packet {
 enum Role {
     #[default]
     Idle,
-    Client {
-        client: Client,
-        server_joined: bool,
-        /// The WebSocket URL still to try if the current attempt cannot reach the server.
-        fallback: Option<String>,
-        pin: CertHash,
-    },
+    /// Opening the transport (WebTransport, the WebSocket fallback, or both raced).
+    Connecting { attempt: Attempt, pin: CertHash },
+    /// The transport is open; joined once the server confirmed the join.
+    Client { client: Client, server_joined: bool },
     Server {
         server: Server,
         sessions: HashMap<SessionId, Option<i32>>,
@@ -112,8 +112,10 @@ pub struct FabricMMOGTransportPeer {
     /// TLS-terminating proxy or on a trusted network.
     #[var(pub)]
     allow_insecure_websocket: bool,
-    /// How long a client in `"auto"` mode waits for WebTransport before trying WebSocket, in
-    /// milliseconds (default 3000). Forced transports wait 5000 ms.
+    /// How long a client in `"auto"` mode waits for WebTransport before also trying WebSocket,
+    /// in milliseconds (default 3000). WebTransport keeps trying (up to 5 s) beside it, and
+    /// the first transport to connect wins; a WebTransport failure that says the server cannot
+    /// be reached starts WebSocket at once.
     #[var(pub)]
     primary_timeout_msec: i32,
     incoming: VecDeque<Packet>,
@@ -185,16 +187,15 @@ impl FabricMMOGTransportPeer {
         };
         self.reset_state();
         self.unique_id = generate_peer_id();
-        let client = self.connect_to(&plan.primary, pin, plan.fallback.is_some());
+        let client = self.connect_to(&plan.primary, pin);
         let first_state = if client.is_websocket() {
             Self::STATE_TRYING_FALLBACK
         } else {
             Self::STATE_TRYING_PRIMARY
         };
-        self.role = Role::Client {
-            client,
-            server_joined: false,
-            fallback: plan.fallback,
+        let delay = Duration::from_millis(u64::try_from(self.primary_timeout_msec).unwrap_or(0));
+        self.role = Role::Connecting {
+            attempt: Attempt::new(client, plan.fallback, delay),
             pin,
         };
         self.status = ConnectionStatus::CONNECTING;
@@ -300,7 +301,7 @@ impl FabricMMOGTransportPeer {
                 Some(s) => server.send_datagram(*s, &bytes),
                 None => return Error::ERR_INVALID_PARAMETER,
             },
-            Role::Idle => return Error::ERR_UNCONFIGURED,
+            Role::Idle | Role::Connecting { .. } => return Error::ERR_UNCONFIGURED,
         };
         match r {
             Ok(()) => Error::OK,
@@ -318,6 +319,8 @@ impl FabricMMOGTransportPeer {
         match &self.role {
             Role::Client { client, .. } if client.is_websocket() => "websocket".into(),
             Role::Client { .. } => "webtransport".into(),
+            Role::Connecting { attempt, .. } if attempt.is_websocket() => "websocket".into(),
+            Role::Connecting { .. } => "webtransport".into(),
             _ => GString::new(),
         }
     }
@@ -340,7 +343,7 @@ impl FabricMMOGTransportPeer {
         match &self.role {
             Role::Server { peers, .. } => peers.len(),
             Role::Client { server_joined, .. } => usize::from(*server_joined),
-            Role::Idle => 0,
+            Role::Idle | Role::Connecting { .. } => 0,
         }
     }
 
@@ -354,14 +357,46 @@ impl FabricMMOGTransportPeer {
         Error::ERR_INVALID_PARAMETER
     }
 
-    fn connect_to(&self, url: &str, pin: CertHash, may_fall_back: bool) -> Client {
+    fn connect_to(&self, url: &str, pin: CertHash) -> Client {
         let mut cfg = ClientConfig::new(url, pin);
         cfg.allow_insecure_websocket = self.allow_insecure_websocket;
-        if may_fall_back {
-            cfg.connect_timeout =
-                Duration::from_millis(u64::try_from(self.primary_timeout_msec.max(1)).unwrap_or(1));
-        }
         Client::connect(cfg)
+    }
+
+    /// Advances a connection attempt; once a transport is open, the peer becomes a client.
+    fn poll_connecting(&mut self) {
+        let Role::Connecting { attempt, pin } = &mut self.role else {
+            return;
+        };
+        let (pin, allow) = (*pin, self.allow_insecure_websocket);
+        let connect = move |url: &str| {
+            godot_warn!(
+                "FabricMMOGTransportPeer: WebTransport not connected yet; also trying {url}"
+            );
+            let mut cfg = ClientConfig::new(url, pin);
+            cfg.allow_insecure_websocket = allow;
+            Client::connect(cfg)
+        };
+        match attempt.poll(&connect) {
+            Step::Pending => {}
+            Step::FallbackStarted => self.set_state(Self::STATE_TRYING_FALLBACK),
+            Step::FallbackFailed => self.set_state(Self::STATE_TRYING_PRIMARY),
+            Step::Connected(client) => {
+                let join = ControlMessage::Join {
+                    peer_id: self.unique_id as u32,
+                };
+                let _ = client.send_message(join.encode());
+                self.role = Role::Client {
+                    client,
+                    server_joined: false,
+                };
+                self.set_state(Self::STATE_CONNECTED);
+            }
+            Step::Failed(reason) => {
+                self.role = Role::Idle;
+                self.fail(reason);
+            }
+        }
     }
 
     fn set_state(&mut self, state: i32) {
@@ -432,38 +467,9 @@ impl FabricMMOGTransportPeer {
                 return;
             };
             match ev {
-                ClientEvent::Connected { .. } => {
-                    let join = ControlMessage::Join {
-                        peer_id: self.unique_id as u32,
-                    };
-                    if let Role::Client { client, .. } = &self.role {
-                        let _ = client.send_message(join.encode());
-                    }
-                    self.set_state(Self::STATE_CONNECTED);
-                }
+                // Only an attempt's first event; the attempt consumed it.
+                ClientEvent::Connected { .. } => {}
                 ClientEvent::Failed(e) => {
-                    // Fall back only when the server could not be reached: a certificate
-                    // mismatch or a bad URL would not get better over WebSocket.
-                    let reachability = matches!(
-                        e,
-                        fabric_net::NetError::ConnectTimeout { .. }
-                            | fabric_net::NetError::Connect { .. }
-                    );
-                    if let Role::Client { fallback, pin, .. } = &mut self.role
-                        && reachability
-                        && let Some(url) = fallback.take()
-                    {
-                        let pin = *pin;
-                        godot_warn!(
-                            "FabricMMOGTransportPeer: WebTransport failed ({e}); trying {url}"
-                        );
-                        let next = self.connect_to(&url, pin, false);
-                        if let Role::Client { client, .. } = &mut self.role {
-                            *client = next;
-                        }
-                        self.set_state(Self::STATE_TRYING_FALLBACK);
-                        continue;
-                    }
                     self.role = Role::Idle;
                     self.fail(e.to_string());
                     return;
@@ -629,7 +635,7 @@ impl FabricMMOGTransportPeer {
         };
         let mut frame = std::mem::take(&mut self.scratch);
         let result = match &self.role {
-            Role::Idle => Error::ERR_UNCONFIGURED,
+            Role::Idle | Role::Connecting { .. } => Error::ERR_UNCONFIGURED,
             Role::Client {
                 server_joined: false,
                 ..
@@ -814,6 +820,10 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     fn poll(&mut self) {
         match self.role {
             Role::Idle => {}
+            Role::Connecting { .. } => {
+                self.poll_connecting();
+                self.poll_client();
+            }
             Role::Client { .. } => self.poll_client(),
             Role::Server { .. } => self.poll_server(),
         }
@@ -822,6 +832,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     fn close(&mut self) {
         match std::mem::take(&mut self.role) {
             Role::Client { client, .. } => client.close("closed by the application"),
+            Role::Connecting { mut attempt, .. } => attempt.close("closed by the application"),
             Role::Server { server, .. } => server.shutdown("server closed by the application"),
             Role::Idle => {}
         }
