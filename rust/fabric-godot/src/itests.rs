@@ -42,6 +42,7 @@ registry! {
     ],
     once: [
         "peer::wrong_cert_hash_fails_without_falling_back" => peer::wrong_cert_hash_fails_without_falling_back,
+        "peer::wrong_cert_hash_is_refused_over_wss" => peer::wrong_cert_hash_is_refused_over_wss,
         "peer::falls_back_to_websocket_when_webtransport_is_unavailable" => peer::falls_back_to_websocket_when_webtransport_is_unavailable,
         "peer::transport_and_address_checks" => peer::transport_and_address_checks,
         "peer::in_use_and_close_resets_for_reuse" => peer::in_use_and_close_resets_for_reuse,

@@ -4,9 +4,10 @@
 //! [`ClientEvent::Connected`] or [`ClientEvent::Failed`] (with a [`NetError`] that says what went
 //! wrong: timeout, certificate mismatch, refused ...). The URL's scheme picks the transport:
 //! `https://host:port/wt` is WebTransport, whose server certificate is always pinned by hash
-//! (there is no "accept anything" mode); `ws://host:port/ws` is the unencrypted WebSocket
-//! fallback, refused for non-loopback hosts unless [`ClientConfig::allow_insecure_websocket`]
-//! is set. Both give the same events.
+//! (there is no "accept anything" mode); `wss://host:port/ws` is the WebSocket fallback over
+//! TLS, pinned by the same hash; `ws://host:port/ws` is the unencrypted fallback, refused for
+//! non-loopback hosts unless [`ClientConfig::allow_insecure_websocket`] is set. All give the
+//! same events.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +31,7 @@ use crate::{NetError, describe_connect_error};
 pub struct ClientConfig {
     /// `https://host:port/path` (WebTransport) or `ws://host:port/ws` (WebSocket fallback).
     pub url: String,
-    /// The server certificate hash to pin (WebTransport; the `ws://` fallback is not encrypted).
+    /// The server certificate hash to pin (WebTransport and `wss://`; `ws://` is not encrypted).
     pub pin: CertHash,
     /// Give up when the session is not open after this long.
     pub connect_timeout: Duration,
@@ -293,20 +294,42 @@ async fn run_ws_client(
     events: UnboundedSender<ClientEvent>,
     link: Arc<Mutex<Option<Link>>>,
 ) {
-    let stream = match tokio::time::timeout(cfg.connect_timeout, open_ws(&cfg)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    let timed_out = || {
+        ClientEvent::Failed(NetError::ConnectTimeout {
+            url: cfg.url.clone(),
+            millis: cfg.connect_timeout.as_millis() as u64,
+        })
+    };
+    let target = match ws_target(&cfg) {
+        Ok(t) => t,
+        Err(e) => {
             let _ = events.send(ClientEvent::Failed(e));
             return;
         }
-        Err(_) => {
-            let _ = events.send(ClientEvent::Failed(NetError::ConnectTimeout {
-                url: cfg.url.clone(),
-                millis: cfg.connect_timeout.as_millis() as u64,
-            }));
-            return;
-        }
     };
+    if target.tls {
+        match tokio::time::timeout(cfg.connect_timeout, open_wss(&cfg, &target)).await {
+            Ok(Ok(s)) => drive_ws(&cfg, s, events, link).await,
+            Ok(Err(e)) => drop(events.send(ClientEvent::Failed(e))),
+            Err(_) => drop(events.send(timed_out())),
+        }
+    } else {
+        match tokio::time::timeout(cfg.connect_timeout, open_ws(&cfg, &target)).await {
+            Ok(Ok(s)) => drive_ws(&cfg, s, events, link).await,
+            Ok(Err(e)) => drop(events.send(ClientEvent::Failed(e))),
+            Err(_) => drop(events.send(timed_out())),
+        }
+    }
+}
+
+async fn drive_ws<S>(
+    cfg: &ClientConfig,
+    stream: tokio_tungstenite::WebSocketStream<S>,
+    events: UnboundedSender<ClientEvent>,
+    link: Arc<Mutex<Option<Link>>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = unbounded_channel();
     *link.lock().expect("client link lock") = Some(Link::Ws { tx: tx.clone() });
     let _ = events.send(ClientEvent::Connected {
@@ -334,29 +357,32 @@ async fn run_ws_client(
     });
 }
 
-/// Host and port of a `ws://host:port/path` URL, checked against the loopback rule.
-fn ws_target(cfg: &ClientConfig) -> Result<(String, u16), NetError> {
+/// Where a WebSocket URL points.
+struct WsTarget {
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+/// Host and port of a `ws://` or `wss://` URL; `ws://` is checked against the loopback rule.
+fn ws_target(cfg: &ClientConfig) -> Result<WsTarget, NetError> {
     use tokio_tungstenite::tungstenite::http::Uri;
     let bad = || NetError::BadUrl(cfg.url.clone());
     let uri: Uri = cfg.url.trim().parse().map_err(|_| bad())?;
-    match uri.scheme_str() {
-        Some("ws") => {}
-        Some("wss") => {
-            return Err(NetError::Connect {
-                url: cfg.url.clone(),
-                reason: "wss:// is not supported yet: the WebSocket fallback is plain ws:// \
-                         (loopback only unless allow_insecure_websocket is set)"
-                    .into(),
-            });
-        }
+    let tls = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
         _ => return Err(bad()),
-    }
+    };
     let host = uri
         .host()
         .ok_or_else(bad)?
         .trim_matches(['[', ']'])
         .to_owned();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    if tls {
+        return Ok(WsTarget { host, port, tls });
+    }
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
@@ -364,21 +390,65 @@ fn ws_target(cfg: &ClientConfig) -> Result<(String, u16), NetError> {
     if !loopback && !cfg.allow_insecure_websocket {
         return Err(NetError::InsecureWebSocket(cfg.url.clone()));
     }
-    Ok((host, port))
+    Ok(WsTarget { host, port, tls })
+}
+
+async fn tcp_connect(cfg: &ClientConfig, t: &WsTarget) -> Result<tokio::net::TcpStream, NetError> {
+    let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
+        .await
+        .map_err(|e| NetError::Connect {
+            url: cfg.url.clone(),
+            reason: format!("TCP connect failed: {e}"),
+        })?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
+async fn open_wss(
+    cfg: &ClientConfig,
+    t: &WsTarget,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    NetError,
+> {
+    let tcp = tcp_connect(cfg, t).await?;
+    let name = rustls::pki_types::ServerName::try_from(t.host.clone())
+        .map_err(|_| NetError::BadUrl(cfg.url.clone()))?;
+    let tls = tokio_rustls::TlsConnector::from(crate::tls::client_config(cfg.pin)?)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            if e.to_string().contains(crate::tls::PIN_MISMATCH) {
+                NetError::CertMismatch {
+                    url: cfg.url.clone(),
+                    pinned: cfg.pin.to_base64(),
+                }
+            } else {
+                NetError::Connect {
+                    url: cfg.url.clone(),
+                    reason: format!("TLS handshake failed: {e}"),
+                }
+            }
+        })?;
+    let (stream, _) =
+        tokio_tungstenite::client_async_with_config(cfg.url.trim(), tls, Some(ws::config()))
+            .await
+            .map_err(|e| NetError::Connect {
+                url: cfg.url.clone(),
+                reason: format!("WebSocket handshake failed: {e}"),
+            })?;
+    Ok(stream)
 }
 
 async fn open_ws(
     cfg: &ClientConfig,
+    t: &WsTarget,
 ) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, NetError> {
-    let (host, port) = ws_target(cfg)?;
     let fail = |reason: String| NetError::Connect {
         url: cfg.url.clone(),
         reason,
     };
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| fail(format!("TCP connect failed: {e}")))?;
-    let _ = tcp.set_nodelay(true);
+    let tcp = tcp_connect(cfg, t).await?;
     let (stream, _) =
         tokio_tungstenite::client_async_with_config(cfg.url.trim(), tcp, Some(ws::config()))
             .await

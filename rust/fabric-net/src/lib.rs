@@ -10,7 +10,8 @@
 //! - [`client`]: a WebTransport client session reported as [`ClientEvent`]s.
 //! - [`reliable`]: length-prefixed message framing on a stream.
 //! - [`lanes`]: one QUIC stream per reliable channel, so channels never block each other.
-//! - [`ws`]: the WebSocket fallback link (`ws://host:port/ws`, same events, same semantics).
+//! - [`ws`]: the WebSocket fallback link (`wss://host:port/ws`, pinned by the same hash as
+//!   WebTransport, or plain `ws://` on loopback; same events, same semantics).
 #![warn(missing_docs)]
 
 pub mod cert;
@@ -20,6 +21,7 @@ pub mod lanes;
 pub mod reliable;
 pub mod runtime;
 pub mod server;
+mod tls;
 pub mod ws;
 
 pub use cert::{CertHash, ServerIdentity};

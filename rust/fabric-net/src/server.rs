@@ -67,10 +67,12 @@ pub struct ServerConfig {
     /// Listen for WebTransport on UDP (default `true`).
     pub webtransport: bool,
     /// Also listen for the WebSocket fallback on TCP, same port number, path [`WS_PATH`]
-    /// (default `false`). It is unencrypted: see [`Self::allow_insecure_websocket`].
+    /// (default `false`). One port serves `wss://` (TLS with this server's certificate, which
+    /// clients pin by the same hash) and plain `ws://` (loopback clients only, see
+    /// [`Self::allow_insecure_websocket`]).
     pub websocket: bool,
-    /// Allow the unencrypted WebSocket listener on a non-loopback address (default `false`:
-    /// [`Server::start`] refuses with [`NetError::InsecureWebSocket`]).
+    /// Accept unencrypted `ws://` from non-loopback clients (default `false`: they are answered
+    /// `403` and dropped; `wss://` is always accepted).
     pub allow_insecure_websocket: bool,
 }
 
@@ -135,6 +137,8 @@ struct Shared {
     events: UnboundedSender<ServerEvent>,
     next_id: AtomicU64,
     max_sessions: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    allow_insecure_websocket: bool,
     keep_alive: Duration,
     idle_timeout: Duration,
 }
@@ -304,9 +308,11 @@ impl Server {
                 reason: "neither WebTransport nor WebSocket is enabled".into(),
             });
         }
-        if cfg.websocket && !cfg.allow_insecure_websocket && !cfg.bind.ip().is_loopback() {
-            return Err(NetError::InsecureWebSocket(cfg.bind.to_string()));
-        }
+        let tls = if cfg.websocket {
+            Some(crate::tls::server_config(&cfg.identity)?)
+        } else {
+            None
+        };
         let hash = cfg.identity.hash();
         // With port 0 and both transports, the TCP port must match the UDP one: retry when
         // the number the UDP socket got is taken on TCP.
@@ -360,6 +366,8 @@ impl Server {
             events: tx,
             next_id: AtomicU64::new(1),
             max_sessions: cfg.max_sessions,
+            tls,
+            allow_insecure_websocket: cfg.allow_insecure_websocket,
             keep_alive: cfg.keep_alive,
             idle_timeout: cfg.idle_timeout,
         });
@@ -563,18 +571,55 @@ async fn ws_accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) 
         let _ = tcp.set_nodelay(true);
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("ws_session", id, %remote);
-        tokio::spawn(run_ws_session(shared.clone(), id, tcp, remote).instrument(span));
+        tokio::spawn(route_ws_connection(shared.clone(), id, tcp, remote).instrument(span));
+    }
+}
+
+/// Tells `wss://` (a TLS handshake) from plain `ws://` by the first byte, on one port.
+async fn route_ws_connection(
+    shared: Arc<Shared>,
+    id: SessionId,
+    mut tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
+) {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(10), tcp.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    if first[0] == crate::tls::TLS_HANDSHAKE_BYTE {
+        let Some(cfg) = shared.tls.clone() else {
+            return;
+        };
+        let accepted = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_rustls::TlsAcceptor::from(cfg).accept(tcp),
+        )
+        .await;
+        match accepted {
+            Ok(Ok(stream)) => run_ws_session(shared, id, stream, remote).await,
+            Ok(Err(e)) => debug!("wss TLS handshake failed: {e}"),
+            Err(_) => debug!("wss TLS handshake timed out"),
+        }
+    } else if remote.ip().is_loopback() || shared.allow_insecure_websocket {
+        run_ws_session(shared, id, tcp, remote).await;
+    } else {
+        warn!("refusing unencrypted ws:// from a non-loopback client; it must use wss://");
+        let _ = tokio::io::AsyncWriteExt::write_all(
+            &mut tcp,
+            b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 60\r\n\r\n\
+              unencrypted ws:// is accepted from loopback only; use wss://",
+        )
+        .await;
     }
 }
 
 // The handshake callback's error type is tungstenite's HTTP response, not ours to box.
 #[allow(clippy::result_large_err)]
-async fn run_ws_session(
-    shared: Arc<Shared>,
-    id: SessionId,
-    tcp: tokio::net::TcpStream,
-    remote: SocketAddr,
-) {
+async fn run_ws_session<S>(shared: Arc<Shared>, id: SessionId, tcp: S, remote: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use tokio_tungstenite::tungstenite::http::{Response, StatusCode};
     let full = shared.sessions.lock().expect("session map lock").len() >= shared.max_sessions;
     let check =

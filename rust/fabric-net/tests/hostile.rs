@@ -37,10 +37,10 @@ async fn raw_ws(server: &Server) -> tokio_tungstenite::WebSocketStream<tokio::ne
         .0
 }
 
-/// A good session on each transport, connected before the hostile one.
+/// A good session on each transport (WebTransport, wss, ws), connected before the hostile one.
 async fn bystanders(server: &Server) -> Vec<Client> {
     let mut out = Vec::new();
-    for path in [Path::WebTransport, Path::WebSocket] {
+    for path in common::BOTH {
         let mut c = Client::connect(ClientConfig::new(url(server, path), server.cert_hash()));
         assert!(matches!(next(&mut c).await, ClientEvent::Connected { .. }));
         out.push(c);
@@ -178,8 +178,25 @@ async fn websocket_garbage_ends_only_that_session() {
         .await
         .unwrap();
     drop(tcp);
+    // 5. A TLS record header followed by garbage: the wss handshake fails, nothing reported.
+    let mut tcp = tokio::net::TcpStream::connect(watched.local_addr())
+        .await
+        .unwrap();
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])
+        .await
+        .unwrap();
+    drop(tcp);
 
     bystanders_still_served(&mut good, "WebSocket garbage").await;
+    // Steps 2 and 3 opened (and closed) a session each; the handshake garbage opened none.
+    let mut opened = 0;
+    while let Ok(Some(ev)) =
+        tokio::time::timeout(Duration::from_millis(300), watched.next_event()).await
+    {
+        opened += usize::from(matches!(ev, ServerEvent::Opened { .. }));
+    }
+    assert_eq!(opened, 2, "handshake garbage opened no session");
+    assert_eq!(watched.sender().session_count(), 0, "no session left open");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

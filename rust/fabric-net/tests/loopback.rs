@@ -70,7 +70,7 @@ async fn four_sessions_each_get_their_own_replies() {
     let server = start_server();
     let cfgs = [
         ClientConfig::new(url(&server, Path::WebTransport), server.cert_hash()),
-        ClientConfig::new(url(&server, Path::WebSocket), server.cert_hash()),
+        ClientConfig::new(url(&server, Path::SecureWebSocket), server.cert_hash()),
     ];
     let _echo = spawn_echo(server);
     let mut clients: Vec<Client> = (0..4)
@@ -106,12 +106,14 @@ async fn four_sessions_each_get_their_own_replies() {
 async fn wrong_pin_is_refused_with_a_clear_error() {
     let mut server = start_server();
     let wrong = CertHash([0x42; 32]);
-    let mut client = Client::connect(ClientConfig::new(url(&server, Path::WebTransport), wrong));
-    match next(&mut client).await {
-        ClientEvent::Failed(NetError::CertMismatch { pinned, .. }) => {
-            assert_eq!(pinned, wrong.to_base64())
+    for path in [Path::WebTransport, Path::SecureWebSocket] {
+        let mut client = Client::connect(ClientConfig::new(url(&server, path), wrong));
+        match next(&mut client).await {
+            ClientEvent::Failed(e @ NetError::CertMismatch { .. }) => {
+                assert!(e.to_string().contains(&wrong.to_base64()), "{path:?}: {e}")
+            }
+            other => panic!("{path:?}: expected a certificate mismatch, got {other:?}"),
         }
-        other => panic!("expected a certificate mismatch, got {other:?}"),
     }
     // The server keeps serving others.
     let mut good = Client::connect(ClientConfig::new(
@@ -172,10 +174,10 @@ async fn server_close_reason_reaches_the_client_over(path: Path) {
     else {
         panic!("expected Opened");
     };
-    let wanted = if path == Path::WebSocket {
-        "/ws"
-    } else {
+    let wanted = if path == Path::WebTransport {
         "/wt"
+    } else {
+        "/ws"
     };
     assert_eq!(opened_path, wanted);
     server

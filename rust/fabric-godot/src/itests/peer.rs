@@ -38,7 +38,7 @@ impl Via {
         let port = server.bind().get_bound_port();
         match self {
             Via::WebTransport => format!("https://127.0.0.1:{port}/wt"),
-            Via::WebSocket => format!("ws://127.0.0.1:{port}/ws"),
+            Via::WebSocket => format!("wss://127.0.0.1:{port}/ws"),
         }
     }
 }
@@ -766,6 +766,33 @@ pub fn wrong_cert_hash_fails_without_falling_back() -> Result<(), String> {
     Ok(())
 }
 
+pub fn wrong_cert_hash_is_refused_over_wss() -> Result<(), String> {
+    let mut server = server_peer()?;
+    let mut client = FabricMMOGTransportPeer::new_gd();
+    client.bind_mut().set_transport("websocket".into());
+    let wrong = CertHash([7; 32]).to_base64();
+    check!(
+        client
+            .bind_mut()
+            .create_client(client_url(&server), GString::from(&wrong))
+            == Error::OK,
+        "create_client"
+    );
+    let failed = wait_until(5.0, || {
+        server.poll();
+        client.poll();
+        client.bind().get_state() == FabricMMOGTransportPeer::STATE_FAILED
+    });
+    check!(failed, "client state FAILED");
+    let err = client.bind().get_last_error().to_string();
+    check!(
+        err.contains("does not match the pinned hash") && err.contains("wss://"),
+        "clear error naming the wss URL, got: {err}"
+    );
+    server.close();
+    Ok(())
+}
+
 pub fn falls_back_to_websocket_when_webtransport_is_unavailable() -> Result<(), String> {
     // A server with no WebTransport listener: UDP gets no answer, as behind a UDP-blocking
     // firewall.
@@ -849,32 +876,32 @@ pub fn transport_and_address_checks() -> Result<(), String> {
             == Error::ERR_INVALID_PARAMETER,
         "a ws:// URL with transport webtransport is refused"
     );
-    // The unencrypted listener is refused on a non-loopback address unless allowed.
-    p.bind_mut().set_transport("websocket".into());
-    check!(
-        p.bind_mut().create_server(0, "0.0.0.0".into()) == Error::ERR_CANT_CREATE,
-        "ws:// on 0.0.0.0 refused by default"
-    );
-    check!(
-        p.bind()
-            .get_last_error()
-            .to_string()
-            .contains("unencrypted"),
-        "says why: {}",
-        p.bind().get_last_error()
-    );
-    p.bind_mut().set_allow_insecure_websocket(true);
-    check!(
-        p.bind_mut().create_server(0, "0.0.0.0".into()) == Error::OK,
-        "allowed explicitly"
-    );
-    p.close();
-    // Auto on a non-loopback address: WebTransport only, with a warning.
-    p.bind_mut().set_allow_insecure_websocket(false);
+    // Plain ws:// towards another host is refused unless allowed; wss:// is pinned instead.
     p.bind_mut().set_transport("auto".into());
     check!(
+        p.bind_mut()
+            .create_client("ws://192.0.2.1:9/ws".into(), GString::from(&hash))
+            == Error::OK,
+        "create_client returns at once"
+    );
+    let failed = wait_until(5.0, || {
+        p.poll();
+        p.bind().get_state() == FabricMMOGTransportPeer::STATE_FAILED
+    });
+    check!(
+        failed
+            && p.bind()
+                .get_last_error()
+                .to_string()
+                .contains("unencrypted"),
+        "ws:// to a non-loopback host refused: {}",
+        p.bind().get_last_error()
+    );
+    p.close();
+    // A server on all interfaces serves both transports (wss to everyone, ws to loopback).
+    check!(
         p.bind_mut().create_server(0, "0.0.0.0".into()) == Error::OK,
-        "auto on 0.0.0.0 serves WebTransport"
+        "auto on 0.0.0.0"
     );
     p.close();
     Ok(())

@@ -74,16 +74,17 @@ enum Role {
 /// ```
 ///
 /// Transports: a server listens for WebTransport on UDP `port` (path `/wt`) and for WebSocket on
-/// TCP, same port number (path `/ws`). A client tries WebTransport first and, when it cannot
-/// reach the server within `primary_timeout_msec`, falls back to `ws://host:port/ws`
+/// TCP, same port number (path `/ws`, TLS with the same certificate). A client tries
+/// WebTransport first and, when it has not reached the server within `primary_timeout_msec`,
+/// also tries `wss://host:port/ws`, pinned by the same hash
 /// (`STATE_TRYING_PRIMARY` -> `STATE_TRYING_FALLBACK` -> `STATE_CONNECTED`); it never falls back
 /// after a certificate mismatch. Set `transport` to force one. Reliable packets of different
 /// channels never block each other (one QUIC stream per channel); unreliable-ordered packets
 /// drop stale ones on both transports alike.
 ///
-/// **Security:** the WebSocket fallback is plain `ws://` (no TLS, no pinning). Servers only open
-/// it on loopback addresses and clients only use it towards loopback hosts, unless
-/// `allow_insecure_websocket` is set.
+/// **Security:** both transports are encrypted and pinned by the certificate hash. Plain,
+/// unencrypted `ws://` is only used when you pass a `ws://` URL yourself, and then only towards
+/// (and accepted from) loopback addresses unless `allow_insecure_websocket` is set.
 ///
 /// Signals: `connection_state_changed(state)`, `connection_error(reason)` (why the session could
 /// not open or ended), `control_received(text, peer_id)` (JSON control messages such as the
@@ -107,9 +108,10 @@ pub struct FabricMMOGTransportPeer {
     /// Read when `create_client` / `create_server` is called.
     #[var(pub)]
     transport: GString,
-    /// Allow the unencrypted WebSocket fallback on non-loopback addresses (default `false`).
+    /// Allow plain, unencrypted `ws://` beyond loopback (default `false`): clients may connect
+    /// to a `ws://` URL of another host, servers accept `ws://` from non-loopback clients.
     /// Anyone on the path can read and change `ws://` traffic: only enable it behind your own
-    /// TLS-terminating proxy or on a trusted network.
+    /// TLS-terminating proxy or on a trusted network. (`wss://` is always allowed.)
     #[var(pub)]
     allow_insecure_websocket: bool,
     /// How long a client in `"auto"` mode waits for WebTransport before also trying WebSocket,
@@ -158,10 +160,10 @@ impl FabricMMOGTransportPeer {
     #[signal]
     fn control_received(text: GString, peer_id: i64);
 
-    /// Connects to `url` (`https://host:port/wt`, or `ws://host:port/ws` for WebSocket only),
-    /// pinning the server certificate hash `cert_hash` (base64 or hex SHA-256) on WebTransport.
-    /// With `transport` `"auto"`, WebTransport is tried first and `ws://host:port/ws` after it
-    /// cannot be reached. Returns `ERR_ALREADY_IN_USE` when open (call `close()` first) and
+    /// Connects to `url` (`https://host:port/wt`; a `wss://` or `ws://` URL means WebSocket
+    /// only), pinning the server certificate hash `cert_hash` (base64 or hex SHA-256) on
+    /// WebTransport and `wss://`. With `transport` `"auto"`, WebTransport is tried first and
+    /// `wss://host:port/ws` beside it once it has not connected within `primary_timeout_msec`. Returns `ERR_ALREADY_IN_USE` when open (call `close()` first) and
     /// `ERR_INVALID_PARAMETER` for a malformed hash, an unknown `transport` or a URL that does not
     /// fit it; the outcome of the handshake comes later, from `poll()`, as
     /// `connection_state_changed` / `connection_error`.
@@ -206,8 +208,9 @@ impl FabricMMOGTransportPeer {
     /// Listens on `port` of `bind_address` (`"*"` = all interfaces) with a fresh self-signed
     /// certificate; read its hash with `get_cert_hash()`. With `transport` `"auto"` it listens
     /// for WebTransport on UDP and for WebSocket on TCP, same port number (port 0: a free number
-    /// for both, see `get_bound_port()`); the unencrypted WebSocket listener is skipped, with a
-    /// warning, on non-loopback addresses unless `allow_insecure_websocket` is set. Returns
+    /// for both, see `get_bound_port()`). The WebSocket port speaks `wss://` (same certificate)
+    /// to everyone and plain `ws://` to loopback clients only, unless
+    /// `allow_insecure_websocket` is set. Returns
     /// `ERR_ALREADY_IN_USE` when open, `ERR_INVALID_PARAMETER` for a bad address or `transport`,
     /// and `ERR_CANT_CREATE` when a port cannot be bound.
     #[func]
@@ -236,16 +239,6 @@ impl FabricMMOGTransportPeer {
         cfg.webtransport = choice.serves_webtransport();
         cfg.websocket = choice.serves_websocket();
         cfg.allow_insecure_websocket = self.allow_insecure_websocket;
-        if choice == TransportChoice::Auto
-            && !addr.ip().is_loopback()
-            && !self.allow_insecure_websocket
-        {
-            godot_warn!(
-                "FabricMMOGTransportPeer: not opening the unencrypted WebSocket fallback on {addr} \
-                 (set allow_insecure_websocket to allow it); WebTransport only"
-            );
-            cfg.websocket = false;
-        }
         match Server::start(cfg) {
             Ok(server) => {
                 self.reset_state();

@@ -38,20 +38,21 @@ impl TransportChoice {
 /// The URLs a client tries, in order: `primary` first, then `fallback` when it cannot be reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// First URL (`https://...` for WebTransport or `ws://...`).
+    /// First URL (`https://...` for WebTransport, or `wss://...` / `ws://...`).
     pub primary: String,
     /// WebSocket URL to try when the primary cannot be reached.
     pub fallback: Option<String>,
 }
 
-/// The WebSocket URL of the same server: `https://host:port/anything` -> `ws://host:port/ws`.
+/// The WebSocket URL of the same server: `https://host:port/anything` ->
+/// `wss://host:port/ws` (TLS, pinned by the same certificate hash).
 pub fn websocket_url(url: &str) -> Option<String> {
     let rest = url.trim().strip_prefix("https://")?;
     let authority = rest
         .split(['/', '?', '#'])
         .next()
         .filter(|a| !a.is_empty())?;
-    Some(format!("ws://{authority}/ws"))
+    Some(format!("wss://{authority}/ws"))
 }
 
 fn is_ws(url: &str) -> bool {
@@ -113,22 +114,22 @@ mod tests {
     fn urls_are_derived_for_each_choice() {
         assert_eq!(
             websocket_url("https://127.0.0.1:4433/wt").as_deref(),
-            Some("ws://127.0.0.1:4433/ws")
+            Some("wss://127.0.0.1:4433/ws")
         );
         assert_eq!(
             websocket_url("https://[::1]:9/x?y").as_deref(),
-            Some("ws://[::1]:9/ws")
+            Some("wss://[::1]:9/ws")
         );
         assert_eq!(websocket_url("https:///wt"), None, "no host");
         let auto = plan("https://h:1/wt", TransportChoice::Auto).unwrap();
         assert_eq!(auto.primary, "https://h:1/wt");
         assert_eq!(
             auto.fallback.as_deref(),
-            Some("ws://h:1/ws"),
+            Some("wss://h:1/ws"),
             "auto falls back"
         );
         let ws = plan("https://h:1/wt", TransportChoice::WebSocket).unwrap();
-        assert_eq!((ws.primary.as_str(), ws.fallback), ("ws://h:1/ws", None));
+        assert_eq!((ws.primary.as_str(), ws.fallback), ("wss://h:1/ws", None));
         let wt = plan("https://h:1/wt", TransportChoice::WebTransport).unwrap();
         assert_eq!(wt.fallback, None, "forced WebTransport has no fallback");
         assert!(plan("ws://h:1/ws", TransportChoice::WebTransport).is_err());

@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use fabric_net::{Client, ClientEvent, Server, ServerConfig, ServerEvent, ServerIdentity};
 
-/// The two transports every test runs over.
+/// The transports every test runs over: WebTransport, the pinned `wss://` fallback and the
+/// plain loopback `ws://` fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     WebTransport,
+    SecureWebSocket,
     WebSocket,
 }
 
-pub const BOTH: [Path; 2] = [Path::WebTransport, Path::WebSocket];
+pub const BOTH: [Path; 3] = [Path::WebTransport, Path::SecureWebSocket, Path::WebSocket];
 
 /// A loopback server listening on WebTransport (UDP) and WebSocket (TCP), same port number.
 pub fn start_server() -> Server {
@@ -28,6 +30,7 @@ pub fn start_server() -> Server {
 pub fn url(server: &Server, path: Path) -> String {
     match path {
         Path::WebTransport => format!("https://127.0.0.1:{}/wt", server.local_addr().port()),
+        Path::SecureWebSocket => format!("wss://127.0.0.1:{}/ws", server.local_addr().port()),
         Path::WebSocket => format!("ws://127.0.0.1:{}/ws", server.local_addr().port()),
     }
 }
