@@ -9,27 +9,27 @@
 //! stream of their channel (one per channel, so channels never block each other); on the
 //! WebSocket fallback both are binary messages. Everything carries the packet frame of
 //! `fabric_core::packet_frame`. Files: [`transport`] (which transport, which URLs: pure),
-//! [`wire`] (mode conversions, the send path). JSON
+//! [`attempt`] (the WebTransport/WebSocket race), [`client_side`] and [`server_side`] (event
+//! handling per role), [`wire`] (mode conversions, the send path). JSON
 //! control messages (`join`/`joined`, `ping`, the zone's `welcome`) share the same paths and are
 //! surfaced to GDScript through [`send_control`](FabricMMOGTransportPeer::send_control) and the
 //! `control_received` signal.
 
 mod attempt;
+mod client_side;
+mod server_side;
 mod transport;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use attempt::{Attempt, Step};
+use attempt::Attempt;
 
 use fabric_core::packet_frame::{PacketHeader, TransferMode as WireMode};
 use fabric_core::session_control::ControlMessage;
 use fabric_net::server::close_code;
-use fabric_net::{
-    CertHash, Client, ClientConfig, ClientEvent, Server, ServerConfig, ServerEvent, ServerIdentity,
-    SessionId,
-};
+use fabric_net::{CertHash, Client, ClientConfig, Server, ServerConfig, ServerIdentity, SessionId};
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error;
@@ -356,42 +356,6 @@ impl FabricMMOGTransportPeer {
         Client::connect(cfg)
     }
 
-    /// Advances a connection attempt; once a transport is open, the peer becomes a client.
-    fn poll_connecting(&mut self) {
-        let Role::Connecting { attempt, pin } = &mut self.role else {
-            return;
-        };
-        let (pin, allow) = (*pin, self.allow_insecure_websocket);
-        let connect = move |url: &str| {
-            godot_warn!(
-                "FabricMMOGTransportPeer: WebTransport not connected yet; also trying {url}"
-            );
-            let mut cfg = ClientConfig::new(url, pin);
-            cfg.allow_insecure_websocket = allow;
-            Client::connect(cfg)
-        };
-        match attempt.poll(&connect) {
-            Step::Pending => {}
-            Step::FallbackStarted => self.set_state(Self::STATE_TRYING_FALLBACK),
-            Step::FallbackFailed => self.set_state(Self::STATE_TRYING_PRIMARY),
-            Step::Connected(client) => {
-                let join = ControlMessage::Join {
-                    peer_id: self.unique_id as u32,
-                };
-                let _ = client.send_message(join.encode());
-                self.role = Role::Client {
-                    client,
-                    server_joined: false,
-                };
-                self.set_state(Self::STATE_CONNECTED);
-            }
-            Step::Failed(reason) => {
-                self.role = Role::Idle;
-                self.fail(reason);
-            }
-        }
-    }
-
     fn set_state(&mut self, state: i32) {
         if self.state != state {
             self.state = state;
@@ -449,171 +413,6 @@ impl FabricMMOGTransportPeer {
             data: payload.to_vec(),
         });
         Ok(None)
-    }
-
-    fn poll_client(&mut self) {
-        loop {
-            let Role::Client { client, .. } = &mut self.role else {
-                return;
-            };
-            let Some(ev) = client.try_next_event() else {
-                return;
-            };
-            match ev {
-                // Only an attempt's first event; the attempt consumed it.
-                ClientEvent::Connected { .. } => {}
-                ClientEvent::Failed(e) => {
-                    self.role = Role::Idle;
-                    self.fail(e.to_string());
-                    return;
-                }
-                ClientEvent::Closed { reason, .. } => {
-                    let was_joined = matches!(
-                        self.role,
-                        Role::Client {
-                            server_joined: true,
-                            ..
-                        }
-                    );
-                    self.role = Role::Idle;
-                    self.fail(format!("session closed: {reason}"));
-                    if was_joined {
-                        self.base_mut()
-                            .emit_signal("peer_disconnected", &[1i64.to_variant()]);
-                    }
-                    return;
-                }
-                ClientEvent::Datagram(d) => self.client_bytes(&d),
-                ClientEvent::Message(m) => self.client_bytes(&m),
-            }
-        }
-    }
-
-    fn client_bytes(&mut self, data: &[u8]) {
-        match self.accept_bytes(1, data) {
-            Ok(Some(ControlMessage::Joined { peer_id })) if peer_id as i32 == self.unique_id => {
-                if let Role::Client { server_joined, .. } = &mut self.role
-                    && !*server_joined
-                {
-                    *server_joined = true;
-                    self.status = ConnectionStatus::CONNECTED;
-                    self.base_mut()
-                        .emit_signal("peer_connected", &[1i64.to_variant()]);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                godot_warn!("FabricMMOGTransportPeer: dropped a bad packet from the server: {e}")
-            }
-        }
-    }
-
-    fn poll_server(&mut self) {
-        loop {
-            let Role::Server { server, .. } = &mut self.role else {
-                return;
-            };
-            let Some(ev) = server.try_next_event() else {
-                return;
-            };
-            match ev {
-                ServerEvent::Opened { session, .. } => {
-                    if let Role::Server {
-                        server, sessions, ..
-                    } = &mut self.role
-                    {
-                        if self.refuse_new {
-                            server.sender().close_session(
-                                session,
-                                close_code::REFUSED,
-                                "server is refusing new connections",
-                            );
-                        } else {
-                            sessions.insert(session, None);
-                        }
-                    }
-                }
-                ServerEvent::Datagram { session, data } => self.server_bytes(session, &data),
-                ServerEvent::Message { session, data } => self.server_bytes(session, &data),
-                ServerEvent::Closed { session, .. } => {
-                    let gone = if let Role::Server {
-                        sessions, peers, ..
-                    } = &mut self.role
-                    {
-                        let id = sessions.remove(&session).flatten();
-                        if let Some(id) = id {
-                            peers.remove(&id);
-                        }
-                        id
-                    } else {
-                        None
-                    };
-                    if let Some(id) = gone {
-                        self.in_seq.retain(|(p, _), _| *p != id);
-                        self.base_mut()
-                            .emit_signal("peer_disconnected", &[i64::from(id).to_variant()]);
-                    }
-                }
-            }
-        }
-    }
-
-    fn server_bytes(&mut self, session: SessionId, data: &[u8]) {
-        let Role::Server { sessions, .. } = &self.role else {
-            return;
-        };
-        let Some(known) = sessions.get(&session).copied() else {
-            return;
-        };
-        let from = known.unwrap_or(0);
-        if known.is_none() && !ControlMessage::is_control(data) {
-            // Packets before the join are not attributable to a peer: drop them.
-            return;
-        }
-        match self.accept_bytes(from, data) {
-            Ok(Some(ControlMessage::Join { peer_id })) if known.is_none() => {
-                let id = peer_id as i32;
-                let Role::Server {
-                    server,
-                    sessions,
-                    peers,
-                } = &mut self.role
-                else {
-                    return;
-                };
-                if peers.contains_key(&id) {
-                    server.sender().close_session(
-                        session,
-                        close_code::PROTOCOL,
-                        "peer id already in use; reconnect to pick another",
-                    );
-                    return;
-                }
-                sessions.insert(session, Some(id));
-                peers.insert(id, session);
-                let _ = server
-                    .sender()
-                    .send_message(session, ControlMessage::Joined { peer_id }.encode());
-                self.base_mut()
-                    .emit_signal("peer_connected", &[i64::from(id).to_variant()]);
-            }
-            Ok(Some(ControlMessage::Ping { id })) => {
-                if let Role::Server { server, .. } = &self.role {
-                    let _ = server.send_datagram(session, &ControlMessage::pong(&id).encode());
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                // A peer that sends garbage ends its own session, nobody else's.
-                if let Role::Server { server, .. } = &self.role {
-                    server.sender().close_session(
-                        session,
-                        close_code::PROTOCOL,
-                        &format!("malformed packet: {e}"),
-                    );
-                }
-            }
-        }
     }
 
     fn send_frame(&mut self, payload: &[u8]) -> Error {
