@@ -21,6 +21,7 @@ use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::cert::CertHash;
 use crate::lanes::{self, Lanes};
+use crate::nosigpipe::NoSigPipe;
 use crate::reliable::MAX_MESSAGE_LEN;
 use crate::server::{close_code, send_datagram, ws_send_datagram, ws_send_message};
 use crate::ws;
@@ -393,7 +394,10 @@ fn ws_target(cfg: &ClientConfig) -> Result<WsTarget, NetError> {
     Ok(WsTarget { host, port, tls })
 }
 
-async fn tcp_connect(cfg: &ClientConfig, t: &WsTarget) -> Result<tokio::net::TcpStream, NetError> {
+async fn tcp_connect(
+    cfg: &ClientConfig,
+    t: &WsTarget,
+) -> Result<NoSigPipe<tokio::net::TcpStream>, NetError> {
     let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
         .await
         .map_err(|e| NetError::Connect {
@@ -401,14 +405,16 @@ async fn tcp_connect(cfg: &ClientConfig, t: &WsTarget) -> Result<tokio::net::Tcp
             reason: format!("TCP connect failed: {e}"),
         })?;
     let _ = tcp.set_nodelay(true);
-    Ok(tcp)
+    Ok(NoSigPipe(tcp))
 }
 
 async fn open_wss(
     cfg: &ClientConfig,
     t: &WsTarget,
 ) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::WebSocketStream<
+        tokio_rustls::client::TlsStream<NoSigPipe<tokio::net::TcpStream>>,
+    >,
     NetError,
 > {
     let tcp = tcp_connect(cfg, t).await?;
@@ -443,7 +449,7 @@ async fn open_wss(
 async fn open_ws(
     cfg: &ClientConfig,
     t: &WsTarget,
-) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, NetError> {
+) -> Result<tokio_tungstenite::WebSocketStream<NoSigPipe<tokio::net::TcpStream>>, NetError> {
     let fail = |reason: String| NetError::Connect {
         url: cfg.url.clone(),
         reason,

@@ -71,10 +71,10 @@ pub enum NetError {
     /// The session or endpoint is not connected (any more).
     #[error("not connected")]
     NotConnected,
-    /// An unencrypted WebSocket endpoint was asked for on a non-loopback address.
+    /// An unencrypted `ws://` session to a non-loopback host was asked for.
     #[error(
-        "refusing unencrypted WebSocket (ws://) on the non-loopback address {0}: \
-         the fallback has no TLS yet; allow it explicitly (allow_insecure_websocket) if you accept that"
+        "refusing unencrypted WebSocket (ws://) to the non-loopback address {0}: \
+         use wss:// (pinned), or allow it explicitly (allow_insecure_websocket) if you accept that"
     )]
     InsecureWebSocket(String),
     /// A reliable message is larger than [`crate::reliable::MAX_MESSAGE_LEN`].

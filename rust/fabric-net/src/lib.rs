@@ -18,6 +18,7 @@ pub mod cert;
 pub mod client;
 pub mod error;
 pub mod lanes;
+mod nosigpipe;
 pub mod reliable;
 pub mod runtime;
 pub mod server;

@@ -28,6 +28,7 @@ use wtransport::{Connection, Endpoint, VarInt};
 use crate::NetError;
 use crate::cert::{CertHash, ServerIdentity};
 use crate::lanes::{self, Lanes};
+use crate::nosigpipe::NoSigPipe;
 use crate::reliable::MAX_MESSAGE_LEN;
 use crate::ws;
 
@@ -579,7 +580,7 @@ async fn ws_accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) 
 async fn route_ws_connection(
     shared: Arc<Shared>,
     id: SessionId,
-    mut tcp: tokio::net::TcpStream,
+    tcp: tokio::net::TcpStream,
     remote: SocketAddr,
 ) {
     let mut first = [0u8; 1];
@@ -593,7 +594,7 @@ async fn route_ws_connection(
         };
         let accepted = tokio::time::timeout(
             Duration::from_secs(10),
-            tokio_rustls::TlsAcceptor::from(cfg).accept(tcp),
+            tokio_rustls::TlsAcceptor::from(cfg).accept(NoSigPipe(tcp)),
         )
         .await;
         match accepted {
@@ -602,11 +603,11 @@ async fn route_ws_connection(
             Err(_) => debug!("wss TLS handshake timed out"),
         }
     } else if remote.ip().is_loopback() || shared.allow_insecure_websocket {
-        run_ws_session(shared, id, tcp, remote).await;
+        run_ws_session(shared, id, NoSigPipe(tcp), remote).await;
     } else {
         warn!("refusing unencrypted ws:// from a non-loopback client; it must use wss://");
         let _ = tokio::io::AsyncWriteExt::write_all(
-            &mut tcp,
+            &mut NoSigPipe(tcp),
             b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 60\r\n\r\n\
               unencrypted ws:// is accepted from loopback only; use wss://",
         )
