@@ -1,9 +1,13 @@
-//! A WebTransport client session reported as events.
+//! A client session (WebTransport, or the WebSocket fallback) reported as events.
 //!
 //! [`Client::connect`] returns at once; the handshake runs on the background runtime and ends in
 //! [`ClientEvent::Connected`] or [`ClientEvent::Failed`] (with a [`NetError`] that says what went
-//! wrong: timeout, certificate mismatch, refused ...). The server certificate is always pinned by
-//! hash; there is no "accept anything" mode.
+//! wrong: timeout, certificate mismatch, refused ...). The URL's scheme picks the transport:
+//! `https://host:port/wt` is WebTransport, whose server certificate is always pinned by hash
+//! (there is no "accept anything" mode); `wss://host:port/ws` is the WebSocket fallback over
+//! TLS, pinned by the same hash; `ws://host:port/ws` is the unencrypted fallback, refused for
+//! non-loopback hosts unless [`ClientConfig::allow_insecure_websocket`] is set. All give the
+//! same events.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,32 +20,44 @@ use wtransport::error::ConnectionError;
 use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::cert::CertHash;
-use crate::reliable::{self, MAX_MESSAGE_LEN};
-use crate::server::{STREAM_PREAMBLE, close_code, send_datagram};
+use crate::lanes::{self, Lanes};
+use crate::nosigpipe::NoSigPipe;
+use crate::reliable::MAX_MESSAGE_LEN;
+use crate::server::{close_code, send_datagram, ws_send_datagram, ws_send_message};
+use crate::ws;
 use crate::{NetError, describe_connect_error};
 
 /// Where and how a client connects.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// `https://host:port/path`.
+    /// `https://host:port/path` (WebTransport) or `ws://host:port/ws` (WebSocket fallback).
     pub url: String,
-    /// The server certificate hash to pin.
+    /// The server certificate hash to pin (WebTransport and `wss://`; `ws://` is not encrypted).
     pub pin: CertHash,
     /// Give up when the session is not open after this long.
     pub connect_timeout: Duration,
     /// Close the session after this long without traffic.
     pub idle_timeout: Duration,
+    /// Allow an unencrypted `ws://` session to a non-loopback host (default `false`).
+    pub allow_insecure_websocket: bool,
 }
 
 impl ClientConfig {
-    /// Defaults: 5 s connect timeout, 10 s idle timeout.
+    /// Defaults: 5 s connect timeout, 10 s idle timeout, `ws://` to loopback only.
     pub fn new(url: impl Into<String>, pin: CertHash) -> Self {
         Self {
             url: url.into(),
             pin,
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(10),
+            allow_insecure_websocket: false,
         }
+    }
+
+    /// Whether the URL names the WebSocket fallback (`ws://` or `wss://`).
+    pub fn is_websocket(&self) -> bool {
+        let u = self.url.trim_start().to_ascii_lowercase();
+        u.starts_with("ws://") || u.starts_with("wss://")
     }
 }
 
@@ -57,7 +73,7 @@ pub enum ClientEvent {
     Failed(NetError),
     /// A datagram arrived.
     Datagram(Bytes),
-    /// A reliable message arrived (in order).
+    /// A reliable message arrived (in order within its channel).
     Message(Vec<u8>),
     /// The open session ended; no more events follow.
     Closed {
@@ -68,9 +84,9 @@ pub enum ClientEvent {
     },
 }
 
-struct Link {
-    conn: Connection,
-    reliable: UnboundedSender<Vec<u8>>,
+enum Link {
+    Wt { conn: Connection, lanes: Lanes },
+    Ws { tx: UnboundedSender<ws::Cmd> },
 }
 
 /// A client session.
@@ -95,7 +111,11 @@ impl Client {
         let link = Arc::new(Mutex::new(None));
         let url = cfg.url.clone();
         let span = info_span!("client", url = %cfg.url);
-        let task = handle.spawn(run_client(cfg, tx, link.clone()).instrument(span));
+        let task = if cfg.is_websocket() {
+            handle.spawn(run_ws_client(cfg, tx, link.clone()).instrument(span))
+        } else {
+            handle.spawn(run_client(cfg, tx, link.clone()).instrument(span))
+        };
         Self {
             events,
             link,
@@ -122,46 +142,66 @@ impl Client {
     /// Sends one datagram. Too large for the path: an error, never a silent drop.
     pub fn send_datagram(&self, data: &[u8]) -> Result<(), NetError> {
         let link = self.link.lock().expect("client link lock");
-        let link = link.as_ref().ok_or(NetError::NotConnected)?;
-        send_datagram(&link.conn, Bytes::copy_from_slice(data))
+        match link.as_ref().ok_or(NetError::NotConnected)? {
+            Link::Wt { conn, .. } => send_datagram(conn, Bytes::copy_from_slice(data)),
+            Link::Ws { tx } => ws_send_datagram(tx, data),
+        }
     }
 
-    /// Queues one reliable message (delivered in order).
+    /// Queues one reliable message on channel 0 (see [`Self::send_message_on`]).
     pub fn send_message(&self, data: Vec<u8>) -> Result<(), NetError> {
+        self.send_message_on(0, data)
+    }
+
+    /// Queues one reliable message on `channel`: delivered once, in order with the other
+    /// messages of that channel, never held back by another channel.
+    pub fn send_message_on(&self, channel: u8, data: Vec<u8>) -> Result<(), NetError> {
         if data.len() > MAX_MESSAGE_LEN {
             return Err(NetError::MessageTooLarge(data.len()));
         }
         let link = self.link.lock().expect("client link lock");
-        let link = link.as_ref().ok_or(NetError::NotConnected)?;
-        link.reliable.send(data).map_err(|_| NetError::NotConnected)
+        match link.as_ref().ok_or(NetError::NotConnected)? {
+            Link::Wt { lanes, .. } => lanes.send(channel, data),
+            Link::Ws { tx } => ws_send_message(tx, &data),
+        }
     }
 
     /// Largest datagram the path takes now (0 when not connected).
     pub fn max_datagram_size(&self) -> usize {
-        self.link
-            .lock()
-            .expect("client link lock")
-            .as_ref()
-            .and_then(|l| l.conn.max_datagram_size())
-            .unwrap_or(0)
+        match self.link.lock().expect("client link lock").as_ref() {
+            Some(Link::Wt { conn, .. }) => conn.max_datagram_size().unwrap_or(0),
+            Some(Link::Ws { .. }) => ws::WS_MAX_DATAGRAM,
+            None => 0,
+        }
     }
 
-    /// Smoothed round-trip time, when connected.
+    /// Smoothed round-trip time, when connected over WebTransport.
     pub fn rtt(&self) -> Option<Duration> {
-        self.link
-            .lock()
-            .expect("client link lock")
-            .as_ref()
-            .map(|l| l.conn.rtt())
+        match self.link.lock().expect("client link lock").as_ref() {
+            Some(Link::Wt { conn, .. }) => Some(conn.rtt()),
+            _ => None,
+        }
+    }
+
+    /// Whether this client's session runs over the WebSocket fallback.
+    pub fn is_websocket(&self) -> bool {
+        let u = self.url.trim_start().to_ascii_lowercase();
+        u.starts_with("ws://") || u.starts_with("wss://")
     }
 
     /// Closes the session (or abandons the attempt).
     pub fn close(&self, reason: &str) {
-        if let Some(l) = self.link.lock().expect("client link lock").take() {
-            l.conn
-                .close(VarInt::from_u32(close_code::NORMAL), reason.as_bytes());
+        match self.link.lock().expect("client link lock").take() {
+            Some(Link::Wt { conn, .. }) => {
+                conn.close(VarInt::from_u32(close_code::NORMAL), reason.as_bytes());
+                self.task.abort();
+            }
+            // The link's writer sends the close frame; the link task then ends by itself.
+            Some(Link::Ws { tx }) => {
+                let _ = tx.send(ws::Cmd::Close(close_code::NORMAL, reason.to_owned()));
+            }
+            None => self.task.abort(),
         }
-        self.task.abort();
     }
 }
 
@@ -207,45 +247,20 @@ async fn run_client(
             return;
         }
     };
-    let (mut send, mut recv) = match open_stream(&conn).await {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = events.send(ClientEvent::Failed(NetError::Connect {
-                url: cfg.url.clone(),
-                reason: format!("cannot open the reliable stream: {e}"),
-            }));
-            return;
-        }
-    };
-    let (rel_tx, mut rel_rx) = unbounded_channel::<Vec<u8>>();
-    *link.lock().expect("client link lock") = Some(Link {
+    *link.lock().expect("client link lock") = Some(Link::Wt {
         conn: conn.clone(),
-        reliable: rel_tx,
+        lanes: Lanes::new(conn.clone()),
     });
     let _ = events.send(ClientEvent::Connected {
         max_datagram_size: conn.max_datagram_size().unwrap_or(0),
     });
     debug!("connected");
 
-    let writer = tokio::spawn(
-        async move {
-            while let Some(m) = rel_rx.recv().await {
-                if reliable::write_message(&mut send, &m).await.is_err() {
-                    break;
-                }
-            }
-        }
-        .in_current_span(),
-    );
     let reader = tokio::spawn({
         let events = events.clone();
-        async move {
-            while let Ok(Some(m)) = reliable::read_message(&mut recv).await {
-                if events.send(ClientEvent::Message(m)).is_err() {
-                    break;
-                }
-            }
-        }
+        lanes::accept_lanes(conn.clone(), move |m| {
+            let _ = events.send(ClientEvent::Message(m));
+        })
         .in_current_span()
     });
     let datagrams = tokio::spawn({
@@ -260,9 +275,9 @@ async fn run_client(
         .in_current_span()
     });
     let err = conn.closed().await;
-    // Let the reader hand over what already arrived before reporting the close.
-    let _ = tokio::time::timeout(Duration::from_millis(50), reader).await;
-    writer.abort();
+    // Let the readers hand over what already arrived before reporting the close.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    reader.abort();
     datagrams.abort();
     link.lock().expect("client link lock").take();
     let code = match &err {
@@ -275,17 +290,199 @@ async fn run_client(
     });
 }
 
-async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
-    let wt_cfg = wtransport::ClientConfig::builder()
-        .with_bind_default()
-        .with_server_certificate_hashes([cfg.pin.digest()])
-        .keep_alive_interval(Some(Duration::from_secs(2)))
-        .max_idle_timeout(Some(cfg.idle_timeout))
+async fn run_ws_client(
+    cfg: ClientConfig,
+    events: UnboundedSender<ClientEvent>,
+    link: Arc<Mutex<Option<Link>>>,
+) {
+    let timed_out = || {
+        ClientEvent::Failed(NetError::ConnectTimeout {
+            url: cfg.url.clone(),
+            millis: cfg.connect_timeout.as_millis() as u64,
+        })
+    };
+    let target = match ws_target(&cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = events.send(ClientEvent::Failed(e));
+            return;
+        }
+    };
+    if target.tls {
+        match tokio::time::timeout(cfg.connect_timeout, open_wss(&cfg, &target)).await {
+            Ok(Ok(s)) => drive_ws(&cfg, s, events, link).await,
+            Ok(Err(e)) => drop(events.send(ClientEvent::Failed(e))),
+            Err(_) => drop(events.send(timed_out())),
+        }
+    } else {
+        match tokio::time::timeout(cfg.connect_timeout, open_ws(&cfg, &target)).await {
+            Ok(Ok(s)) => drive_ws(&cfg, s, events, link).await,
+            Ok(Err(e)) => drop(events.send(ClientEvent::Failed(e))),
+            Err(_) => drop(events.send(timed_out())),
+        }
+    }
+}
+
+async fn drive_ws<S>(
+    cfg: &ClientConfig,
+    stream: tokio_tungstenite::WebSocketStream<S>,
+    events: UnboundedSender<ClientEvent>,
+    link: Arc<Mutex<Option<Link>>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = unbounded_channel();
+    *link.lock().expect("client link lock") = Some(Link::Ws { tx: tx.clone() });
+    let _ = events.send(ClientEvent::Connected {
+        max_datagram_size: ws::WS_MAX_DATAGRAM,
+    });
+    debug!("connected over WebSocket");
+    let ended = ws::run_link(
+        stream,
+        tx,
+        rx,
+        Duration::from_secs(2),
+        cfg.idle_timeout,
+        |m| {
+            let _ = events.send(match m {
+                ws::Incoming::Datagram(d) => ClientEvent::Datagram(d),
+                ws::Incoming::Message(m) => ClientEvent::Message(m),
+            });
+        },
+    )
+    .await;
+    link.lock().expect("client link lock").take();
+    let _ = events.send(ClientEvent::Closed {
+        reason: ended.reason,
+        code: ended.code,
+    });
+}
+
+/// Where a WebSocket URL points.
+struct WsTarget {
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+/// Host and port of a `ws://` or `wss://` URL; `ws://` is checked against the loopback rule.
+fn ws_target(cfg: &ClientConfig) -> Result<WsTarget, NetError> {
+    use tokio_tungstenite::tungstenite::http::Uri;
+    let bad = || NetError::BadUrl(cfg.url.clone());
+    let uri: Uri = cfg.url.trim().parse().map_err(|_| bad())?;
+    let tls = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => return Err(bad()),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(bad)?
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    if tls {
+        return Ok(WsTarget { host, port, tls });
+    }
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback && !cfg.allow_insecure_websocket {
+        return Err(NetError::InsecureWebSocket(cfg.url.clone()));
+    }
+    Ok(WsTarget { host, port, tls })
+}
+
+async fn tcp_connect(
+    cfg: &ClientConfig,
+    t: &WsTarget,
+) -> Result<NoSigPipe<tokio::net::TcpStream>, NetError> {
+    let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
+        .await
         .map_err(|e| NetError::Connect {
             url: cfg.url.clone(),
-            reason: format!("bad idle timeout: {e}"),
-        })?
+            reason: format!("TCP connect failed: {e}"),
+        })?;
+    let _ = tcp.set_nodelay(true);
+    Ok(NoSigPipe(tcp))
+}
+
+async fn open_wss(
+    cfg: &ClientConfig,
+    t: &WsTarget,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<
+        tokio_rustls::client::TlsStream<NoSigPipe<tokio::net::TcpStream>>,
+    >,
+    NetError,
+> {
+    let tcp = tcp_connect(cfg, t).await?;
+    let name = rustls::pki_types::ServerName::try_from(t.host.clone())
+        .map_err(|_| NetError::BadUrl(cfg.url.clone()))?;
+    let tls = tokio_rustls::TlsConnector::from(crate::tls::client_config(cfg.pin)?)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            if e.to_string().contains(crate::tls::PIN_MISMATCH) {
+                NetError::CertMismatch {
+                    url: cfg.url.clone(),
+                    pinned: cfg.pin.to_base64(),
+                }
+            } else {
+                NetError::Connect {
+                    url: cfg.url.clone(),
+                    reason: format!("TLS handshake failed: {e}"),
+                }
+            }
+        })?;
+    let (stream, _) =
+        tokio_tungstenite::client_async_with_config(cfg.url.trim(), tls, Some(ws::config()))
+            .await
+            .map_err(|e| NetError::Connect {
+                url: cfg.url.clone(),
+                reason: format!("WebSocket handshake failed: {e}"),
+            })?;
+    Ok(stream)
+}
+
+async fn open_ws(
+    cfg: &ClientConfig,
+    t: &WsTarget,
+) -> Result<tokio_tungstenite::WebSocketStream<NoSigPipe<tokio::net::TcpStream>>, NetError> {
+    let fail = |reason: String| NetError::Connect {
+        url: cfg.url.clone(),
+        reason,
+    };
+    let tcp = tcp_connect(cfg, t).await?;
+    let (stream, _) =
+        tokio_tungstenite::client_async_with_config(cfg.url.trim(), tcp, Some(ws::config()))
+            .await
+            .map_err(|e| fail(format!("WebSocket handshake failed: {e}")))?;
+    Ok(stream)
+}
+
+async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
+    let bad_idle = |e: String| NetError::Connect {
+        url: cfg.url.clone(),
+        reason: format!("bad idle timeout: {e}"),
+    };
+    let mut wt_cfg = wtransport::ClientConfig::builder()
+        .with_bind_default()
+        .with_server_certificate_hashes([cfg.pin.digest()])
         .build();
+    // One stream per reliable channel: room for all 256 of them.
+    let mut transport = wtransport::quinn::TransportConfig::default();
+    transport
+        .keep_alive_interval(Some(Duration::from_secs(2)))
+        .max_idle_timeout(Some(
+            wtransport::quinn::IdleTimeout::try_from(cfg.idle_timeout)
+                .map_err(|e| bad_idle(e.to_string()))?,
+        ))
+        .max_concurrent_uni_streams(wtransport::quinn::VarInt::from_u32(lanes::MAX_UNI_STREAMS));
+    wt_cfg
+        .quic_config_mut()
+        .transport_config(Arc::new(transport));
     let endpoint = Endpoint::client(wt_cfg).map_err(|e| NetError::Bind {
         addr: "0.0.0.0:0".into(),
         reason: e.to_string(),
@@ -294,19 +491,4 @@ async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
         .connect(cfg.url.as_str())
         .await
         .map_err(|e| describe_connect_error(&cfg.url, &cfg.pin.to_base64(), &e))
-}
-
-async fn open_stream(
-    conn: &Connection,
-) -> Result<(wtransport::SendStream, wtransport::RecvStream), String> {
-    let (mut send, recv) = conn
-        .open_bi()
-        .await
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::io::AsyncWriteExt::write_all(&mut send, &STREAM_PREAMBLE)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((send, recv))
 }

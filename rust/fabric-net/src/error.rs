@@ -48,7 +48,7 @@ pub enum NetError {
         url: String,
     },
     /// Any other handshake failure.
-    #[error("cannot open a WebTransport session to {url}: {reason}")]
+    #[error("cannot open a session to {url}: {reason}")]
     Connect {
         /// The URL tried.
         url: String,
@@ -71,6 +71,12 @@ pub enum NetError {
     /// The session or endpoint is not connected (any more).
     #[error("not connected")]
     NotConnected,
+    /// An unencrypted `ws://` session to a non-loopback host was asked for.
+    #[error(
+        "refusing unencrypted WebSocket (ws://) to the non-loopback address {0}: \
+         use wss:// (pinned), or allow it explicitly (allow_insecure_websocket) if you accept that"
+    )]
+    InsecureWebSocket(String),
     /// A reliable message is larger than [`crate::reliable::MAX_MESSAGE_LEN`].
     #[error("reliable message of {0} bytes exceeds the limit of {max} bytes", max = crate::reliable::MAX_MESSAGE_LEN)]
     MessageTooLarge(usize),

@@ -1,4 +1,5 @@
-//! Multiplayer Fabric networking: WebTransport endpoints on `tokio` + `wtransport`.
+//! Multiplayer Fabric networking: WebTransport endpoints on `tokio` + `wtransport`, with a
+//! WebSocket fallback (`tokio-tungstenite`) that gives the same events.
 //!
 //! This is glue, not logic: it moves bytes between sockets and the sans-IO core. Everything async
 //! runs on one background runtime ([`runtime_handle`]); the owner of a [`Server`] or [`Client`] (a Godot
@@ -8,17 +9,24 @@
 //! - [`server`]: a WebTransport server whose sessions are reported as [`ServerEvent`]s.
 //! - [`client`]: a WebTransport client session reported as [`ClientEvent`]s.
 //! - [`reliable`]: length-prefixed message framing on a stream.
+//! - [`lanes`]: one QUIC stream per reliable channel, so channels never block each other.
+//! - [`ws`]: the WebSocket fallback link (`wss://host:port/ws`, pinned by the same hash as
+//!   WebTransport, or plain `ws://` on loopback; same events, same semantics).
 #![warn(missing_docs)]
 
 pub mod cert;
 pub mod client;
 pub mod error;
 pub mod http;
+pub mod lanes;
+mod nosigpipe;
 pub mod registry;
 pub mod registry_watch;
 pub mod reliable;
 pub mod runtime;
 pub mod server;
+mod tls;
+pub mod ws;
 
 pub use cert::{CertHash, ServerIdentity};
 pub use client::{Client, ClientConfig, ClientEvent};

@@ -1,7 +1,10 @@
-//! A WebTransport server whose sessions are reported as events.
+//! A WebTransport server (and optionally its WebSocket fallback) whose sessions are reported as
+//! events.
 //!
-//! [`Server::start`] binds the UDP socket before returning (so a busy port is an immediate,
-//! clear error) and accepts sessions on the background runtime. Each session gets a
+//! [`Server::start`] binds the UDP socket (and, with [`ServerConfig::websocket`], a TCP socket on
+//! the same port number for `ws://host:port/ws`) before returning, so a busy port is an
+//! immediate, clear error, and accepts sessions on the background runtime. Sessions of both
+//! transports share one numbering and one event queue: the owner does not care which is which. Each session gets a
 //! [`SessionId`]; datagrams and reliable messages arrive as [`ServerEvent`]s that the owner drains
 //! without blocking ([`Server::try_next_event`]) or awaits ([`Server::next_event`]). Sending goes
 //! straight to the QUIC connection from any thread through a [`ServerSender`].
@@ -24,13 +27,16 @@ use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::NetError;
 use crate::cert::{CertHash, ServerIdentity};
-use crate::reliable::{self, MAX_MESSAGE_LEN, StreamError};
+use crate::lanes::{self, Lanes};
+use crate::nosigpipe::NoSigPipe;
+use crate::reliable::MAX_MESSAGE_LEN;
+use crate::ws;
 
 /// A server's number for one of its sessions (1, 2, 3, ... in accept order).
 pub type SessionId = u64;
 
-/// First bytes a client writes on its reliable stream: magic and version 1.
-pub const STREAM_PREAMBLE: [u8; 4] = *b"FBR1";
+/// Path of WebSocket fallback sessions.
+pub const WS_PATH: &str = "/ws";
 
 /// Application close codes sent to peers (defined by the session protocol in `fabric-core`).
 pub use fabric_core::session_control::close_code;
@@ -48,10 +54,20 @@ pub struct ServerConfig {
     pub keep_alive: Duration,
     /// Sessions above this count are refused.
     pub max_sessions: usize,
+    /// Listen for WebTransport on UDP (default `true`).
+    pub webtransport: bool,
+    /// Also listen for the WebSocket fallback on TCP, same port number, path [`WS_PATH`]
+    /// (default `false`). One port serves `wss://` (TLS with this server's certificate, which
+    /// clients pin by the same hash) and plain `ws://` (loopback clients only, see
+    /// [`Self::allow_insecure_websocket`]).
+    pub websocket: bool,
+    /// Accept unencrypted `ws://` from non-loopback clients (default `false`: they are answered
+    /// `403` and dropped; `wss://` is always accepted).
+    pub allow_insecure_websocket: bool,
 }
 
 impl ServerConfig {
-    /// Defaults: 10 s idle timeout, 2 s keep-alive, 4096 sessions.
+    /// Defaults: WebTransport only, 10 s idle timeout, 2 s keep-alive, 4096 sessions.
     pub fn new(bind: SocketAddr, identity: ServerIdentity) -> Self {
         Self {
             bind,
@@ -59,6 +75,9 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(2),
             max_sessions: 4096,
+            webtransport: true,
+            websocket: false,
+            allow_insecure_websocket: false,
         }
     }
 }
@@ -70,9 +89,9 @@ pub enum ServerEvent {
     Opened {
         /// The session.
         session: SessionId,
-        /// The client's UDP address.
+        /// The client's address (UDP for WebTransport, TCP for WebSocket).
         remote: SocketAddr,
-        /// The path of the WebTransport request (e.g. `/wt`).
+        /// The path of the request: e.g. `/wt` for WebTransport, always [`WS_PATH`] for WebSocket.
         path: String,
     },
     /// A datagram arrived.
@@ -82,7 +101,7 @@ pub enum ServerEvent {
         /// Its bytes.
         data: Bytes,
     },
-    /// A reliable message arrived (in order).
+    /// A reliable message arrived (in order within its channel).
     Message {
         /// The session.
         session: SessionId,
@@ -98,14 +117,20 @@ pub enum ServerEvent {
     },
 }
 
-struct Entry {
-    conn: Connection,
-    reliable: UnboundedSender<Vec<u8>>,
+enum Entry {
+    Wt { conn: Connection, lanes: Lanes },
+    Ws { tx: UnboundedSender<ws::Cmd> },
 }
 
 struct Shared {
     sessions: Mutex<HashMap<SessionId, Entry>>,
     events: UnboundedSender<ServerEvent>,
+    next_id: AtomicU64,
+    max_sessions: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    allow_insecure_websocket: bool,
+    keep_alive: Duration,
+    idle_timeout: Duration,
 }
 
 impl Shared {
@@ -134,18 +159,32 @@ impl ServerSender {
 
     /// Sends one datagram. Too large for the path: an error, never a silent drop.
     pub fn send_datagram(&self, session: SessionId, data: &[u8]) -> Result<(), NetError> {
-        self.with_conn(session, |e| {
-            send_datagram(&e.conn, Bytes::copy_from_slice(data))
+        self.with_conn(session, |e| match e {
+            Entry::Wt { conn, .. } => send_datagram(conn, Bytes::copy_from_slice(data)),
+            Entry::Ws { tx } => ws_send_datagram(tx, data),
         })
     }
 
-    /// Queues one reliable message (delivered in order).
+    /// Queues one reliable message on channel 0 (see [`Self::send_message_on`]).
     pub fn send_message(&self, session: SessionId, data: Vec<u8>) -> Result<(), NetError> {
+        self.send_message_on(session, 0, data)
+    }
+
+    /// Queues one reliable message on `channel`: delivered once, in order with the other
+    /// messages of that channel, never held back by another channel (WebTransport: one stream
+    /// per channel; WebSocket: one ordered connection).
+    pub fn send_message_on(
+        &self,
+        session: SessionId,
+        channel: u8,
+        data: Vec<u8>,
+    ) -> Result<(), NetError> {
         if data.len() > MAX_MESSAGE_LEN {
             return Err(NetError::MessageTooLarge(data.len()));
         }
-        self.with_conn(session, |e| {
-            e.reliable.send(data).map_err(|_| NetError::NotConnected)
+        self.with_conn(session, |e| match e {
+            Entry::Wt { lanes, .. } => lanes.send(channel, data),
+            Entry::Ws { tx } => ws_send_message(tx, &data),
         })
     }
 
@@ -158,20 +197,39 @@ impl ServerSender {
             .expect("session map lock")
             .get(&session)
         {
-            e.conn.close(VarInt::from_u32(code), reason.as_bytes());
+            match e {
+                Entry::Wt { conn, .. } => conn.close(VarInt::from_u32(code), reason.as_bytes()),
+                Entry::Ws { tx } => {
+                    let _ = tx.send(ws::Cmd::Close(code, reason.to_owned()));
+                }
+            }
         }
     }
 
     /// Largest datagram the session's path takes now.
     pub fn max_datagram_size(&self, session: SessionId) -> Option<usize> {
-        self.with_conn(session, |e| Ok(e.conn.max_datagram_size()))
-            .ok()
-            .flatten()
+        self.with_conn(session, |e| match e {
+            Entry::Wt { conn, .. } => Ok(conn.max_datagram_size()),
+            Entry::Ws { .. } => Ok(Some(ws::WS_MAX_DATAGRAM)),
+        })
+        .ok()
+        .flatten()
     }
 
-    /// Smoothed round-trip time of a session.
+    /// Smoothed round-trip time of a session (WebTransport sessions only).
     pub fn rtt(&self, session: SessionId) -> Option<Duration> {
-        self.with_conn(session, |e| Ok(e.conn.rtt())).ok()
+        self.with_conn(session, |e| match e {
+            Entry::Wt { conn, .. } => Ok(Some(conn.rtt())),
+            Entry::Ws { .. } => Ok(None),
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Whether `session` is a WebSocket fallback session (`None`: no such session).
+    pub fn is_websocket(&self, session: SessionId) -> Option<bool> {
+        self.with_conn(session, |e| Ok(matches!(e, Entry::Ws { .. })))
+            .ok()
     }
 
     /// Number of open sessions.
@@ -194,12 +252,30 @@ pub(crate) fn send_datagram(conn: &Connection, data: Bytes) -> Result<(), NetErr
     })
 }
 
-/// A listening WebTransport server.
+pub(crate) fn ws_send_datagram(tx: &UnboundedSender<ws::Cmd>, data: &[u8]) -> Result<(), NetError> {
+    if data.len() > ws::WS_MAX_DATAGRAM {
+        return Err(NetError::DatagramTooLarge {
+            size: data.len(),
+            limit: ws::WS_MAX_DATAGRAM,
+        });
+    }
+    tx.send(ws::Cmd::Frame(ws::envelope(ws::ENVELOPE_DATAGRAM, data)))
+        .map_err(|_| NetError::NotConnected)
+}
+
+pub(crate) fn ws_send_message(tx: &UnboundedSender<ws::Cmd>, data: &[u8]) -> Result<(), NetError> {
+    tx.send(ws::Cmd::Frame(ws::envelope(ws::ENVELOPE_MESSAGE, data)))
+        .map_err(|_| NetError::NotConnected)
+}
+
+type WtEndpoint = Endpoint<wtransport::endpoint::endpoint_side::Server>;
+
+/// A listening server: WebTransport, WebSocket fallback, or both on one port number.
 pub struct Server {
     sender: ServerSender,
     events: UnboundedReceiver<ServerEvent>,
-    endpoint: Arc<Endpoint<wtransport::endpoint::endpoint_side::Server>>,
-    accept_task: JoinHandle<()>,
+    endpoint: Option<Arc<WtEndpoint>>,
+    tasks: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
     hash: CertHash,
 }
@@ -216,38 +292,94 @@ impl Server {
     pub fn start(cfg: ServerConfig) -> Result<Self, NetError> {
         let handle = crate::current_or_shared();
         let _guard = handle.enter();
+        if !cfg.webtransport && !cfg.websocket {
+            return Err(NetError::Bind {
+                addr: cfg.bind.to_string(),
+                reason: "neither WebTransport nor WebSocket is enabled".into(),
+            });
+        }
+        let tls = if cfg.websocket {
+            Some(crate::tls::server_config(&cfg.identity)?)
+        } else {
+            None
+        };
         let hash = cfg.identity.hash();
-        let wt_cfg = wtransport::ServerConfig::builder()
-            .with_bind_address(cfg.bind)
-            .with_identity(cfg.identity.identity)
-            .keep_alive_interval(Some(cfg.keep_alive))
-            .max_idle_timeout(Some(cfg.idle_timeout))
-            .map_err(|e| NetError::Identity(format!("bad idle timeout: {e}")))?
-            .build();
-        let endpoint = Endpoint::server(wt_cfg).map_err(|e| NetError::Bind {
-            addr: cfg.bind.to_string(),
-            reason: e.to_string(),
-        })?;
-        let endpoint = Arc::new(endpoint);
-        let local_addr = endpoint.local_addr().map_err(|e| NetError::Bind {
-            addr: cfg.bind.to_string(),
-            reason: e.to_string(),
-        })?;
+        // With port 0 and both transports, the TCP port must match the UDP one: retry when
+        // the number the UDP socket got is taken on TCP.
+        let tries = if cfg.bind.port() == 0 && cfg.webtransport && cfg.websocket {
+            20
+        } else {
+            1
+        };
+        let mut bound = None;
+        for attempt in 1..=tries {
+            let endpoint = if cfg.webtransport {
+                Some(bind_webtransport(&cfg)?)
+            } else {
+                None
+            };
+            let port = match &endpoint {
+                Some(e) => e
+                    .local_addr()
+                    .map_err(|e| NetError::Bind {
+                        addr: cfg.bind.to_string(),
+                        reason: e.to_string(),
+                    })?
+                    .port(),
+                None => cfg.bind.port(),
+            };
+            if !cfg.websocket {
+                bound = Some((endpoint, None, port));
+                break;
+            }
+            let tcp_addr = SocketAddr::new(cfg.bind.ip(), port);
+            match std::net::TcpListener::bind(tcp_addr) {
+                Ok(l) => {
+                    let port = l.local_addr().map(|a| a.port()).unwrap_or(port);
+                    bound = Some((endpoint, Some(l), port));
+                    break;
+                }
+                Err(e) if attempt == tries => {
+                    return Err(NetError::Bind {
+                        addr: format!("TCP {tcp_addr}"),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(_) => continue,
+            }
+        }
+        let (endpoint, listener, port) = bound.expect("bound or returned an error");
+        let local_addr = SocketAddr::new(cfg.bind.ip(), port);
         let (tx, events) = unbounded_channel();
         let shared = Arc::new(Shared {
             sessions: Mutex::new(HashMap::new()),
             events: tx,
+            next_id: AtomicU64::new(1),
+            max_sessions: cfg.max_sessions,
+            tls,
+            allow_insecure_websocket: cfg.allow_insecure_websocket,
+            keep_alive: cfg.keep_alive,
+            idle_timeout: cfg.idle_timeout,
         });
-        let accept_task = handle.spawn(accept_loop(
-            endpoint.clone(),
-            shared.clone(),
-            cfg.max_sessions,
-        ));
+        let mut tasks = Vec::new();
+        let endpoint = endpoint.map(Arc::new);
+        if let Some(e) = &endpoint {
+            tasks.push(handle.spawn(accept_loop(e.clone(), shared.clone())));
+        }
+        if let Some(l) = listener {
+            let bind_err = |e: std::io::Error| NetError::Bind {
+                addr: format!("TCP {local_addr}"),
+                reason: e.to_string(),
+            };
+            l.set_nonblocking(true).map_err(bind_err)?;
+            let l = tokio::net::TcpListener::from_std(l).map_err(bind_err)?;
+            tasks.push(handle.spawn(ws_accept_loop(l, shared.clone())));
+        }
         Ok(Self {
             sender: ServerSender { shared },
             events,
             endpoint,
-            accept_task,
+            tasks,
             local_addr,
             hash,
         })
@@ -283,11 +415,26 @@ impl Server {
         self.sender.send_datagram(session, data)
     }
 
-    /// Closes every session and the socket.
+    /// Closes every session and the sockets.
     pub fn shutdown(&self, reason: &str) {
-        self.accept_task.abort();
-        self.endpoint
-            .close(VarInt::from_u32(close_code::NORMAL), reason.as_bytes());
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(e) = &self.endpoint {
+            e.close(VarInt::from_u32(close_code::NORMAL), reason.as_bytes());
+        }
+        for e in self
+            .sender
+            .shared
+            .sessions
+            .lock()
+            .expect("session map lock")
+            .values()
+        {
+            if let Entry::Ws { tx } = e {
+                let _ = tx.send(ws::Cmd::Close(close_code::NORMAL, reason.to_owned()));
+            }
+        }
     }
 }
 
@@ -297,20 +444,34 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(
-    endpoint: Arc<Endpoint<wtransport::endpoint::endpoint_side::Server>>,
-    shared: Arc<Shared>,
-    max_sessions: usize,
-) {
-    let next = AtomicU64::new(1);
+fn bind_webtransport(cfg: &ServerConfig) -> Result<WtEndpoint, NetError> {
+    let mut wt_cfg = wtransport::ServerConfig::builder()
+        .with_bind_address(cfg.bind)
+        .with_identity(cfg.identity.identity.clone_identity())
+        .keep_alive_interval(Some(cfg.keep_alive))
+        .max_idle_timeout(Some(cfg.idle_timeout))
+        .map_err(|e| NetError::Identity(format!("bad idle timeout: {e}")))?
+        .build();
+    // One stream per reliable channel: room for all 256 of them.
+    let transport = &mut wt_cfg.quic_config_mut().transport;
+    if let Some(t) = Arc::get_mut(transport) {
+        t.max_concurrent_uni_streams(wtransport::quinn::VarInt::from_u32(lanes::MAX_UNI_STREAMS));
+    }
+    Endpoint::server(wt_cfg).map_err(|e| NetError::Bind {
+        addr: cfg.bind.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+async fn accept_loop(endpoint: Arc<WtEndpoint>, shared: Arc<Shared>) {
     loop {
         let incoming = endpoint.accept().await;
-        if shared.sessions.lock().expect("session map lock").len() >= max_sessions {
+        if shared.sessions.lock().expect("session map lock").len() >= shared.max_sessions {
             warn!(remote = %incoming.remote_address(), "refusing a session: server full");
             incoming.refuse();
             continue;
         }
-        let id = next.fetch_add(1, Ordering::Relaxed);
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("session", id, remote = %incoming.remote_address());
         tokio::spawn(run_session(shared.clone(), id, incoming).instrument(span));
     }
@@ -337,12 +498,11 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
             return;
         }
     };
-    let (rel_tx, rel_rx) = unbounded_channel();
     shared.sessions.lock().expect("session map lock").insert(
         id,
-        Entry {
+        Entry::Wt {
             conn: conn.clone(),
-            reliable: rel_tx,
+            lanes: Lanes::new(conn.clone()),
         },
     );
     debug!(%path, "session opened");
@@ -364,13 +524,17 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
         }
         .in_current_span()
     });
-    let stream = tokio::spawn(
-        serve_reliable_stream(conn.clone(), shared.clone(), id, rel_rx).in_current_span(),
-    );
+    let streams = tokio::spawn({
+        let shared = shared.clone();
+        lanes::accept_lanes(conn.clone(), move |data| {
+            shared.emit(ServerEvent::Message { session: id, data })
+        })
+        .in_current_span()
+    });
 
     let err = conn.closed().await;
     datagrams.abort();
-    stream.abort();
+    streams.abort();
     shared
         .sessions
         .lock()
@@ -384,52 +548,138 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
     });
 }
 
-async fn serve_reliable_stream(
-    conn: Connection,
+async fn ws_accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (tcp, remote) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!("WebSocket accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let span = info_span!("ws_session", id, %remote);
+        tokio::spawn(route_ws_connection(shared.clone(), id, tcp, remote).instrument(span));
+    }
+}
+
+/// Tells `wss://` (a TLS handshake) from plain `ws://` by the first byte, on one port.
+async fn route_ws_connection(
     shared: Arc<Shared>,
     id: SessionId,
-    mut outgoing: UnboundedReceiver<Vec<u8>>,
+    tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
 ) {
-    let Ok((mut send, mut recv)) = conn.accept_bi().await else {
-        return;
-    };
-    let mut preamble = [0u8; 4];
-    let ok = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::io::AsyncReadExt::read_exact(&mut recv, &mut preamble),
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(10), tcp.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    if first[0] == crate::tls::TLS_HANDSHAKE_BYTE {
+        let Some(cfg) = shared.tls.clone() else {
+            return;
+        };
+        let accepted = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_rustls::TlsAcceptor::from(cfg).accept(NoSigPipe(tcp)),
+        )
+        .await;
+        match accepted {
+            Ok(Ok(stream)) => run_ws_session(shared, id, stream, remote).await,
+            Ok(Err(e)) => debug!("wss TLS handshake failed: {e}"),
+            Err(_) => debug!("wss TLS handshake timed out"),
+        }
+    } else if remote.ip().is_loopback() || shared.allow_insecure_websocket {
+        run_ws_session(shared, id, NoSigPipe(tcp), remote).await;
+    } else {
+        warn!("refusing unencrypted ws:// from a non-loopback client; it must use wss://");
+        let _ = tokio::io::AsyncWriteExt::write_all(
+            &mut NoSigPipe(tcp),
+            b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 60\r\n\r\n\
+              unencrypted ws:// is accepted from loopback only; use wss://",
+        )
+        .await;
+    }
+}
+
+// The handshake callback's error type is tungstenite's HTTP response, not ours to box.
+#[allow(clippy::result_large_err)]
+async fn run_ws_session<S>(shared: Arc<Shared>, id: SessionId, tcp: S, remote: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio_tungstenite::tungstenite::http::{Response, StatusCode};
+    let full = shared.sessions.lock().expect("session map lock").len() >= shared.max_sessions;
+    let check =
+        |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+         resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+            let refuse = |status: StatusCode, why: &str| {
+                let mut r = Response::new(Some(why.to_owned()));
+                *r.status_mut() = status;
+                r
+            };
+            if req.uri().path() != WS_PATH {
+                Err(refuse(
+                    StatusCode::NOT_FOUND,
+                    "the WebSocket fallback path is /ws",
+                ))
+            } else if full {
+                Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "server full"))
+            } else {
+                Ok(resp)
+            }
+        };
+    let accepted = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(ws::config())),
     )
     .await;
-    if !matches!(ok, Ok(Ok(_))) || preamble != STREAM_PREAMBLE {
-        warn!("bad reliable stream preamble {preamble:?}: closing the session");
-        conn.close(
-            VarInt::from_u32(close_code::PROTOCOL),
-            b"bad reliable stream preamble (expected FBR1)",
-        );
-        return;
-    }
-    tokio::spawn(
-        async move {
-            while let Some(m) = outgoing.recv().await {
-                if reliable::write_message(&mut send, &m).await.is_err() {
-                    break;
-                }
-            }
+    let stream = match accepted {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            debug!("WebSocket handshake failed: {e}");
+            return;
         }
-        .in_current_span(),
-    );
-    loop {
-        match reliable::read_message(&mut recv).await {
-            Ok(Some(data)) => shared.emit(ServerEvent::Message { session: id, data }),
-            Ok(None) => break,
-            Err(StreamError::TooLong(n)) => {
-                warn!(n, "oversize reliable message: closing the session");
-                conn.close(
-                    VarInt::from_u32(close_code::PROTOCOL),
-                    format!("reliable message of {n} bytes exceeds the limit").as_bytes(),
-                );
-                break;
-            }
-            Err(StreamError::Io(_)) => break,
+        Err(_) => {
+            debug!("WebSocket handshake timed out");
+            return;
         }
-    }
+    };
+    let (tx, rx) = unbounded_channel();
+    shared
+        .sessions
+        .lock()
+        .expect("session map lock")
+        .insert(id, Entry::Ws { tx: tx.clone() });
+    debug!("WebSocket session opened");
+    shared.emit(ServerEvent::Opened {
+        session: id,
+        remote,
+        path: WS_PATH.to_owned(),
+    });
+    let ended = ws::run_link(
+        stream,
+        tx,
+        rx,
+        shared.keep_alive,
+        shared.idle_timeout,
+        |m| match m {
+            ws::Incoming::Datagram(data) => {
+                shared.emit(ServerEvent::Datagram { session: id, data })
+            }
+            ws::Incoming::Message(data) => shared.emit(ServerEvent::Message { session: id, data }),
+        },
+    )
+    .await;
+    shared
+        .sessions
+        .lock()
+        .expect("session map lock")
+        .remove(&id);
+    shared.emit(ServerEvent::Closed {
+        session: id,
+        reason: ended.reason,
+    });
 }

@@ -1,67 +1,24 @@
-//! Real WebTransport sessions over loopback UDP: datagrams, reliable messages, pinning errors,
-//! timeouts, and several sessions at once each getting their own replies.
+//! Real sessions over loopback, WebTransport (UDP) and the WebSocket fallback (TCP): datagrams,
+//! reliable messages, pinning errors, timeouts, and several sessions at once each getting their
+//! own replies. Tests that apply to both transports run over both.
+
+mod common;
 
 use std::time::Duration;
 
-use fabric_net::{
-    CertHash, Client, ClientConfig, ClientEvent, NetError, Server, ServerConfig, ServerEvent,
-    ServerIdentity,
-};
-
-fn start_server() -> Server {
-    let cfg = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        ServerIdentity::self_signed_local().unwrap(),
-    );
-    Server::start(cfg).expect("server binds a free loopback port")
-}
-
-fn url(server: &Server) -> String {
-    format!("https://127.0.0.1:{}/wt", server.local_addr().port())
-}
-
-async fn next(client: &mut Client) -> ClientEvent {
-    tokio::time::timeout(Duration::from_secs(10), client.next_event())
-        .await
-        .expect("client event within 10 s")
-        .expect("client event stream open")
-}
-
-async fn next_server(server: &mut Server) -> ServerEvent {
-    tokio::time::timeout(Duration::from_secs(10), server.next_event())
-        .await
-        .expect("server event within 10 s")
-        .expect("server event stream open")
-}
-
-/// Echo server: datagrams and messages come back prefixed with the session id.
-fn spawn_echo(mut server: Server) -> tokio::task::JoinHandle<Server> {
-    tokio::spawn(async move {
-        let tx = server.sender();
-        while let Some(ev) = server.next_event().await {
-            match ev {
-                ServerEvent::Datagram { session, data } => {
-                    let mut out = format!("{session}:").into_bytes();
-                    out.extend_from_slice(&data);
-                    let _ = tx.send_datagram(session, &out);
-                }
-                ServerEvent::Message { session, data } => {
-                    let mut out = format!("{session}:").into_bytes();
-                    out.extend_from_slice(&data);
-                    let _ = tx.send_message(session, out);
-                }
-                ServerEvent::Closed { .. } if tx.session_count() == 0 => {}
-                _ => {}
-            }
-        }
-        server
-    })
-}
+use common::{BOTH, Path, next, next_server, spawn_echo, start_server, url};
+use fabric_net::{CertHash, Client, ClientConfig, ClientEvent, NetError, ServerEvent};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datagrams_and_reliable_messages_round_trip() {
+    for path in BOTH {
+        datagrams_and_reliable_messages_round_trip_over(path).await;
+    }
+}
+
+async fn datagrams_and_reliable_messages_round_trip_over(path: Path) {
     let server = start_server();
-    let cfg = ClientConfig::new(url(&server), server.cert_hash());
+    let cfg = ClientConfig::new(url(&server, path), server.cert_hash());
     let _echo = spawn_echo(server);
     let mut client = Client::connect(cfg);
     let ClientEvent::Connected { max_datagram_size } = next(&mut client).await else {
@@ -69,7 +26,7 @@ async fn datagrams_and_reliable_messages_round_trip() {
     };
     assert!(
         max_datagram_size >= 1000,
-        "loopback datagram limit {max_datagram_size}"
+        "{path:?}: loopback datagram limit {max_datagram_size}"
     );
     // Reliable: in order, exactly once, including a message much larger than a datagram.
     let big = vec![7u8; 200_000];
@@ -98,21 +55,27 @@ async fn datagrams_and_reliable_messages_round_trip() {
             break;
         }
     }
-    assert!(echoed, "a datagram echo arrived");
+    assert!(echoed, "{path:?}: a datagram echo arrived");
     // Oversize datagram: a clear error, not a silent drop.
     let err = client.send_datagram(&vec![0u8; 64 * 1024]).unwrap_err();
     assert!(
         matches!(err, NetError::DatagramTooLarge { size: 65536, limit } if limit < 65536),
-        "{err}"
+        "{path:?}: {err}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_sessions_each_get_their_own_replies() {
+    // Two sessions per transport on one server: ids are shared, replies never cross.
     let server = start_server();
-    let cfg = ClientConfig::new(url(&server), server.cert_hash());
+    let cfgs = [
+        ClientConfig::new(url(&server, Path::WebTransport), server.cert_hash()),
+        ClientConfig::new(url(&server, Path::SecureWebSocket), server.cert_hash()),
+    ];
     let _echo = spawn_echo(server);
-    let mut clients: Vec<Client> = (0..4).map(|_| Client::connect(cfg.clone())).collect();
+    let mut clients: Vec<Client> = (0..4)
+        .map(|i| Client::connect(cfgs[i % 2].clone()))
+        .collect();
     for c in &mut clients {
         assert!(matches!(next(c).await, ClientEvent::Connected { .. }));
     }
@@ -143,15 +106,20 @@ async fn four_sessions_each_get_their_own_replies() {
 async fn wrong_pin_is_refused_with_a_clear_error() {
     let mut server = start_server();
     let wrong = CertHash([0x42; 32]);
-    let mut client = Client::connect(ClientConfig::new(url(&server), wrong));
-    match next(&mut client).await {
-        ClientEvent::Failed(NetError::CertMismatch { pinned, .. }) => {
-            assert_eq!(pinned, wrong.to_base64())
+    for path in [Path::WebTransport, Path::SecureWebSocket] {
+        let mut client = Client::connect(ClientConfig::new(url(&server, path), wrong));
+        match next(&mut client).await {
+            ClientEvent::Failed(e @ NetError::CertMismatch { .. }) => {
+                assert!(e.to_string().contains(&wrong.to_base64()), "{path:?}: {e}")
+            }
+            other => panic!("{path:?}: expected a certificate mismatch, got {other:?}"),
         }
-        other => panic!("expected a certificate mismatch, got {other:?}"),
     }
     // The server keeps serving others.
-    let mut good = Client::connect(ClientConfig::new(url(&server), server.cert_hash()));
+    let mut good = Client::connect(ClientConfig::new(
+        url(&server, Path::WebTransport),
+        server.cert_hash(),
+    ));
     assert!(matches!(
         next(&mut good).await,
         ClientEvent::Connected { .. }
@@ -186,23 +154,39 @@ async fn nothing_listening_times_out_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_close_reason_reaches_the_client() {
+    for path in BOTH {
+        server_close_reason_reaches_the_client_over(path).await;
+    }
+}
+
+async fn server_close_reason_reaches_the_client_over(path: Path) {
     let mut server = start_server();
-    let mut client = Client::connect(ClientConfig::new(url(&server), server.cert_hash()));
+    let mut client = Client::connect(ClientConfig::new(url(&server, path), server.cert_hash()));
     assert!(matches!(
         next(&mut client).await,
         ClientEvent::Connected { .. }
     ));
-    let ServerEvent::Opened { session, path, .. } = next_server(&mut server).await else {
+    let ServerEvent::Opened {
+        session,
+        path: opened_path,
+        ..
+    } = next_server(&mut server).await
+    else {
         panic!("expected Opened");
     };
-    assert_eq!(path, "/wt");
+    let wanted = if path == Path::WebTransport {
+        "/wt"
+    } else {
+        "/ws"
+    };
+    assert_eq!(opened_path, wanted);
     server
         .sender()
         .close_session(session, 3, "zone unavailable");
     match next(&mut client).await {
         ClientEvent::Closed { reason, code } => {
-            assert_eq!(code, Some(3));
-            assert!(reason.contains("zone unavailable"), "{reason}");
+            assert_eq!(code, Some(3), "{path:?}: application close code");
+            assert!(reason.contains("zone unavailable"), "{path:?}: {reason}");
         }
         other => panic!("expected Closed, got {other:?}"),
     }

@@ -1,5 +1,6 @@
 extends FabricTestCase
-## FabricMMOGTransportPeer as GDScript sees it: API shape, errors, signals, a real loopback session.
+## FabricMMOGTransportPeer as GDScript sees it: API shape, errors, signals, a real loopback
+## session over each transport (WebTransport and the WebSocket fallback), and the fallback itself.
 
 
 func test_constants_and_defaults() -> void:
@@ -9,6 +10,10 @@ func test_constants_and_defaults() -> void:
 	check_eq(peer.get_connection_status(), MultiplayerPeer.CONNECTION_DISCONNECTED, "starts disconnected")
 	check_eq(FabricMMOGTransportPeer.STATE_FAILED, 4, "STATE_FAILED")
 	check_eq(peer.get_unique_id(), 0, "no id before connecting")
+	check_eq(peer.transport, "auto", "tries WebTransport, then WebSocket")
+	check_eq(peer.allow_insecure_websocket, false, "ws:// on loopback only by default")
+	check_eq(peer.primary_timeout_msec, 3000, "default fallback delay")
+	check_eq(peer.get_active_transport(), "", "no transport while idle")
 
 
 func test_malformed_hash_is_refused() -> void:
@@ -17,12 +22,23 @@ func test_malformed_hash_is_refused() -> void:
 	check(peer.last_error.contains("invalid certificate hash"), "last_error says why: " + peer.last_error)
 
 
-func test_loopback_session_with_signals_and_ping() -> void:
+func test_loopback_session_over_webtransport() -> void:
+	await _loopback_session("webtransport", FabricMMOGTransportPeer.STATE_TRYING_PRIMARY)
+
+
+func test_loopback_session_over_websocket() -> void:
+	await _loopback_session("websocket", FabricMMOGTransportPeer.STATE_TRYING_FALLBACK)
+
+
+func _loopback_session(transport: String, first_state: int) -> void:
 	var server := FabricMMOGTransportPeer.new()
 	check_eq(server.create_server(0, "127.0.0.1"), OK, "create_server")
 	check_eq(server.get_cert_hash().length(), 44, "base64 SHA-256 hash")
 	var client := FabricMMOGTransportPeer.new()
-	var seen := {"server_peer": 0, "client_peer": 0, "states": [], "pong": ""}
+	client.transport = transport
+	var seen := {"server_peer": 0, "client_peer": 0, "states": [], "pong": "", "server_gone": 0, "client_gone": 0}
+	server.peer_disconnected.connect(func(id): seen.server_gone = id)
+	client.peer_disconnected.connect(func(id): seen.client_gone = id)
 	server.peer_connected.connect(func(id): seen.server_peer = id)
 	client.peer_connected.connect(func(id): seen.client_peer = id)
 	client.connection_state_changed.connect(func(s): seen.states.append(s))
@@ -35,16 +51,45 @@ func test_loopback_session_with_signals_and_ping() -> void:
 		server.poll()
 		client.poll()
 		return seen.client_peer == 1 and seen.server_peer != 0, 5.0)
-	check(joined, "peer_connected fired on both sides")
+	check(joined, "%s: peer_connected fired on both sides" % transport)
+	check_eq(client.get_active_transport(), transport, "active transport")
 	check_eq(seen.server_peer, client.get_unique_id(), "server saw the client's id")
-	check_eq(seen.states, [FabricMMOGTransportPeer.STATE_TRYING_PRIMARY, FabricMMOGTransportPeer.STATE_CONNECTED], "state sequence")
+	check_eq(seen.states, [first_state, FabricMMOGTransportPeer.STATE_CONNECTED], "%s: state sequence" % transport)
 	var ponged := await wait_until(func():
 		client.send_control('{"action":"ping","id":"gd-1","v":1}', 1)
 		server.poll()
 		client.poll()
 		return seen.pong != "", 5.0)
-	check(ponged, "server answered the ping")
+	check(ponged, "%s: server answered the ping" % transport)
 	check_eq(JSON.parse_string(seen.pong), {"id": "gd-1", "ok": true, "result": "pong"}, "pong body")
+	var client_id := client.get_unique_id()
+	client.close()
+	check_eq(client.state, FabricMMOGTransportPeer.STATE_IDLE, "close() returns to idle")
+	var gone := await wait_until(func():
+		server.poll()
+		return seen.server_gone != 0, 5.0)
+	check(gone, "%s: server saw peer_disconnected" % transport)
+	check_eq(seen.server_gone, client_id, "the client's id left")
+	server.close()
+
+
+func test_falls_back_to_websocket_when_udp_gets_no_answer() -> void:
+	var server := FabricMMOGTransportPeer.new()
+	server.transport = "websocket"  # nothing answers on UDP, as behind a UDP-blocking firewall
+	check_eq(server.create_server(0, "127.0.0.1"), OK, "WebSocket-only server")
+	var client := FabricMMOGTransportPeer.new()
+	client.primary_timeout_msec = 300
+	var states := []
+	client.connection_state_changed.connect(func(s): states.append(s))
+	var url := "https://127.0.0.1:%d/wt" % server.get_bound_port()
+	check_eq(client.create_client(url, server.get_cert_hash()), OK, "create_client (auto)")
+	var joined := await wait_until(func():
+		server.poll()
+		client.poll()
+		return client.get_connection_status() == MultiplayerPeer.CONNECTION_CONNECTED, 10.0)
+	check(joined, "connected over the fallback: " + client.last_error)
+	check_eq(states, [FabricMMOGTransportPeer.STATE_TRYING_PRIMARY, FabricMMOGTransportPeer.STATE_TRYING_FALLBACK,
+		FabricMMOGTransportPeer.STATE_CONNECTED], "TRYING_PRIMARY -> TRYING_FALLBACK -> CONNECTED")
+	check_eq(client.get_active_transport(), "websocket", "active transport")
 	client.close()
 	server.close()
-	check_eq(client.state, FabricMMOGTransportPeer.STATE_IDLE, "close() returns to idle")

@@ -1,4 +1,4 @@
-//! `FabricMMOGTransportPeer`: a `MultiplayerPeer` over WebTransport (first cut).
+//! `FabricMMOGTransportPeer`: a `MultiplayerPeer` over WebTransport with a WebSocket fallback.
 //!
 //! Godot's high-level multiplayer (`SceneMultiplayer`, RPCs, spawner, synchronizer) talks to this
 //! class through the `MultiplayerPeerExtension` virtuals. All networking runs on the `fabric-net`
@@ -6,25 +6,38 @@
 //! no Godot object is touched off the main thread.
 //!
 //! Wire: unreliable and unreliable-ordered packets are QUIC datagrams, reliable packets ride the
-//! session's reliable stream; both carry the packet frame of `fabric_core::packet_frame`. JSON
+//! stream of their channel (one per channel, so channels never block each other); on the
+//! WebSocket fallback both are binary messages. Everything carries the packet frame of
+//! `fabric_core::packet_frame`. Files: [`transport`] (which transport, which URLs: pure),
+//! [`attempt`] (the WebTransport/WebSocket race), [`client_side`] and [`server_side`] (event
+//! handling per role), [`wire`] (mode conversions, the send path). JSON
 //! control messages (`join`/`joined`, `ping`, the zone's `welcome`) share the same paths and are
 //! surfaced to GDScript through [`send_control`](FabricMMOGTransportPeer::send_control) and the
 //! `control_received` signal.
 
+mod attempt;
+mod client_side;
+mod server_side;
+mod transport;
+mod wire;
+
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use attempt::Attempt;
 
 use fabric_core::packet_frame::{PacketHeader, TransferMode as WireMode};
 use fabric_core::session_control::ControlMessage;
 use fabric_net::server::close_code;
-use fabric_net::{
-    CertHash, Client, ClientConfig, ClientEvent, Server, ServerConfig, ServerEvent, ServerIdentity,
-    SessionId,
-};
+use fabric_net::{CertHash, Client, ClientConfig, Server, ServerConfig, ServerIdentity, SessionId};
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error;
 use godot::prelude::*;
 use godot_core::meta::RawPtr;
+
+pub use transport::TransportChoice;
+use wire::{generate_peer_id, godot_mode, send_one, to_godot, wire_mode};
 
 /// Largest packet accepted by `put_packet` (reliable path), in bytes.
 pub const MAX_PACKET_SIZE: i32 = fabric_net::reliable::MAX_MESSAGE_LEN as i32 - 64;
@@ -40,10 +53,10 @@ struct Packet {
 enum Role {
     #[default]
     Idle,
-    Client {
-        client: Client,
-        server_joined: bool,
-    },
+    /// Opening the transport (WebTransport, the WebSocket fallback, or both raced).
+    Connecting { attempt: Attempt, pin: CertHash },
+    /// The transport is open; joined once the server confirmed the join.
+    Client { client: Client, server_joined: bool },
     Server {
         server: Server,
         sessions: HashMap<SessionId, Option<i32>>,
@@ -51,13 +64,27 @@ enum Role {
     },
 }
 
-/// A `MultiplayerPeer` over WebTransport (QUIC datagrams and streams), with certificate pinning.
+/// A `MultiplayerPeer` over WebTransport (QUIC datagrams and streams), with certificate pinning,
+/// and a WebSocket fallback for networks that block UDP.
 ///
 /// ```gdscript
 /// var peer := FabricMMOGTransportPeer.new()
 /// peer.create_client("https://127.0.0.1:4433/wt", cert_hash)   # server: peer.create_server(4433)
 /// multiplayer.multiplayer_peer = peer
 /// ```
+///
+/// Transports: a server listens for WebTransport on UDP `port` (path `/wt`) and for WebSocket on
+/// TCP, same port number (path `/ws`, TLS with the same certificate). A client tries
+/// WebTransport first and, when it has not reached the server within `primary_timeout_msec`,
+/// also tries `wss://host:port/ws`, pinned by the same hash
+/// (`STATE_TRYING_PRIMARY` -> `STATE_TRYING_FALLBACK` -> `STATE_CONNECTED`); it never falls back
+/// after a certificate mismatch. Set `transport` to force one. Reliable packets of different
+/// channels never block each other (one QUIC stream per channel); unreliable-ordered packets
+/// drop stale ones on both transports alike.
+///
+/// **Security:** both transports are encrypted and pinned by the certificate hash. Plain,
+/// unencrypted `ws://` is only used when you pass a `ws://` URL yourself, and then only towards
+/// (and accepted from) loopback addresses unless `allow_insecure_websocket` is set.
 ///
 /// Signals: `connection_state_changed(state)`, `connection_error(reason)` (why the session could
 /// not open or ended), `control_received(text, peer_id)` (JSON control messages such as the
@@ -76,6 +103,23 @@ pub struct FabricMMOGTransportPeer {
     /// The reason of the last failure or close, empty when none.
     #[var(no_set, pub)]
     last_error: GString,
+    /// Which transport `create_client` / `create_server` use: `"auto"` (default: servers listen
+    /// on both, clients try WebTransport then WebSocket), `"webtransport"` or `"websocket"`.
+    /// Read when `create_client` / `create_server` is called.
+    #[var(pub)]
+    transport: GString,
+    /// Allow plain, unencrypted `ws://` beyond loopback (default `false`): clients may connect
+    /// to a `ws://` URL of another host, servers accept `ws://` from non-loopback clients.
+    /// Anyone on the path can read and change `ws://` traffic: only enable it behind your own
+    /// TLS-terminating proxy or on a trusted network. (`wss://` is always allowed.)
+    #[var(pub)]
+    allow_insecure_websocket: bool,
+    /// How long a client in `"auto"` mode waits for WebTransport before also trying WebSocket,
+    /// in milliseconds (default 3000). WebTransport keeps trying (up to 5 s) beside it, and
+    /// the first transport to connect wins; a WebTransport failure that says the server cannot
+    /// be reached starts WebSocket at once.
+    #[var(pub)]
+    primary_timeout_msec: i32,
     incoming: VecDeque<Packet>,
     current: Vec<u8>,
     target_peer: i32,
@@ -95,7 +139,8 @@ impl FabricMMOGTransportPeer {
     /// Opening a WebTransport session.
     #[constant]
     pub const STATE_TRYING_PRIMARY: i32 = 1;
-    /// Opening the WebSocket fallback (not in this version).
+    /// Opening the WebSocket session: after WebTransport could not be reached, or at once when
+    /// `transport` is `"websocket"`.
     #[constant]
     pub const STATE_TRYING_FALLBACK: i32 = 2;
     /// The session is open.
@@ -115,10 +160,13 @@ impl FabricMMOGTransportPeer {
     #[signal]
     fn control_received(text: GString, peer_id: i64);
 
-    /// Connects to `url` (`https://host:port/path`), pinning the server certificate hash
-    /// `cert_hash` (base64 or hex SHA-256). Returns `ERR_ALREADY_IN_USE` when open (call `close()`
-    /// first) and `ERR_INVALID_PARAMETER` for a malformed hash; the outcome of the handshake comes
-    /// later, from `poll()`, as `connection_state_changed` / `connection_error`.
+    /// Connects to `url` (`https://host:port/wt`; a `wss://` or `ws://` URL means WebSocket
+    /// only), pinning the server certificate hash `cert_hash` (base64 or hex SHA-256) on
+    /// WebTransport and `wss://`. With `transport` `"auto"`, WebTransport is tried first and
+    /// `wss://host:port/ws` beside it once it has not connected within `primary_timeout_msec`. Returns `ERR_ALREADY_IN_USE` when open (call `close()` first) and
+    /// `ERR_INVALID_PARAMETER` for a malformed hash, an unknown `transport` or a URL that does not
+    /// fit it; the outcome of the handshake comes later, from `poll()`, as
+    /// `connection_state_changed` / `connection_error`.
     #[func]
     pub fn create_client(&mut self, url: GString, cert_hash: GString) -> Error {
         if !matches!(self.role, Role::Idle) {
@@ -127,26 +175,44 @@ impl FabricMMOGTransportPeer {
         }
         let pin = match CertHash::parse(&cert_hash.to_string()) {
             Ok(p) => p,
-            Err(e) => {
-                godot_error!("FabricMMOGTransportPeer: {e}");
-                self.last_error = GString::from(&e.to_string());
-                return Error::ERR_INVALID_PARAMETER;
-            }
+            Err(e) => return self.refuse(e.to_string()),
+        };
+        let Some(choice) = self.transport_choice() else {
+            return self.refuse(format!(
+                "unknown transport \"{}\": use \"auto\", \"webtransport\" or \"websocket\"",
+                self.transport
+            ));
+        };
+        let plan = match transport::plan(&url.to_string(), choice) {
+            Ok(p) => p,
+            Err(e) => return self.refuse(e),
         };
         self.reset_state();
         self.unique_id = generate_peer_id();
-        self.role = Role::Client {
-            client: Client::connect(ClientConfig::new(url.to_string(), pin)),
-            server_joined: false,
+        let client = self.connect_to(&plan.primary, pin);
+        let first_state = if client.is_websocket() {
+            Self::STATE_TRYING_FALLBACK
+        } else {
+            Self::STATE_TRYING_PRIMARY
+        };
+        let delay = Duration::from_millis(u64::try_from(self.primary_timeout_msec).unwrap_or(0));
+        self.role = Role::Connecting {
+            attempt: Attempt::new(client, plan.fallback, delay),
+            pin,
         };
         self.status = ConnectionStatus::CONNECTING;
-        self.set_state(Self::STATE_TRYING_PRIMARY);
+        self.set_state(first_state);
         Error::OK
     }
 
-    /// Listens for WebTransport sessions on UDP `port` of `bind_address` (`"*"` = all
-    /// interfaces) with a fresh self-signed certificate; read its hash with `get_cert_hash()`.
-    /// Returns `ERR_ALREADY_IN_USE` when open and `ERR_CANT_CREATE` when the port cannot be bound.
+    /// Listens on `port` of `bind_address` (`"*"` = all interfaces) with a fresh self-signed
+    /// certificate; read its hash with `get_cert_hash()`. With `transport` `"auto"` it listens
+    /// for WebTransport on UDP and for WebSocket on TCP, same port number (port 0: a free number
+    /// for both, see `get_bound_port()`). The WebSocket port speaks `wss://` (same certificate)
+    /// to everyone and plain `ws://` to loopback clients only, unless
+    /// `allow_insecure_websocket` is set. Returns
+    /// `ERR_ALREADY_IN_USE` when open, `ERR_INVALID_PARAMETER` for a bad address or `transport`,
+    /// and `ERR_CANT_CREATE` when a port cannot be bound.
     #[func]
     pub fn create_server(&mut self, port: i32, bind_address: GString) -> Error {
         if !matches!(self.role, Role::Idle) {
@@ -166,7 +232,14 @@ impl FabricMMOGTransportPeer {
                 return Error::ERR_CANT_CREATE;
             }
         };
-        match Server::start(ServerConfig::new(addr, identity)) {
+        let Some(choice) = self.transport_choice() else {
+            return self.refuse(format!("unknown transport \"{}\"", self.transport));
+        };
+        let mut cfg = ServerConfig::new(addr, identity);
+        cfg.webtransport = choice.serves_webtransport();
+        cfg.websocket = choice.serves_websocket();
+        cfg.allow_insecure_websocket = self.allow_insecure_websocket;
+        match Server::start(cfg) {
             Ok(server) => {
                 self.reset_state();
                 self.unique_id = 1;
@@ -196,7 +269,8 @@ impl FabricMMOGTransportPeer {
         }
     }
 
-    /// The UDP port the server listens on (useful after `create_server(0)`); 0 otherwise.
+    /// The port number the server listens on, UDP and TCP alike (useful after
+    /// `create_server(0)`); 0 otherwise.
     #[func]
     pub fn get_bound_port(&self) -> i32 {
         match &self.role {
@@ -220,7 +294,7 @@ impl FabricMMOGTransportPeer {
                 Some(s) => server.send_datagram(*s, &bytes),
                 None => return Error::ERR_INVALID_PARAMETER,
             },
-            Role::Idle => return Error::ERR_UNCONFIGURED,
+            Role::Idle | Role::Connecting { .. } => return Error::ERR_UNCONFIGURED,
         };
         match r {
             Ok(()) => Error::OK,
@@ -231,7 +305,20 @@ impl FabricMMOGTransportPeer {
         }
     }
 
-    /// Smoothed round-trip time to the server in milliseconds (clients), or -1.
+    /// The transport of the client's current session or attempt: `"webtransport"`,
+    /// `"websocket"`, or `""` when idle or on a server (a server serves both at once).
+    #[func]
+    pub fn get_active_transport(&self) -> GString {
+        match &self.role {
+            Role::Client { client, .. } if client.is_websocket() => "websocket".into(),
+            Role::Client { .. } => "webtransport".into(),
+            Role::Connecting { attempt, .. } if attempt.is_websocket() => "websocket".into(),
+            Role::Connecting { .. } => "webtransport".into(),
+            _ => GString::new(),
+        }
+    }
+
+    /// Smoothed round-trip time to the server in milliseconds (WebTransport clients), or -1.
     #[func]
     pub fn get_rtt_msec(&self) -> f64 {
         match &self.role {
@@ -249,8 +336,24 @@ impl FabricMMOGTransportPeer {
         match &self.role {
             Role::Server { peers, .. } => peers.len(),
             Role::Client { server_joined, .. } => usize::from(*server_joined),
-            Role::Idle => 0,
+            Role::Idle | Role::Connecting { .. } => 0,
         }
+    }
+
+    fn transport_choice(&self) -> Option<TransportChoice> {
+        TransportChoice::parse(&self.transport.to_string())
+    }
+
+    fn refuse(&mut self, reason: String) -> Error {
+        godot_error!("FabricMMOGTransportPeer: {reason}");
+        self.last_error = GString::from(&reason);
+        Error::ERR_INVALID_PARAMETER
+    }
+
+    fn connect_to(&self, url: &str, pin: CertHash) -> Client {
+        let mut cfg = ClientConfig::new(url, pin);
+        cfg.allow_insecure_websocket = self.allow_insecure_websocket;
+        Client::connect(cfg)
     }
 
     fn set_state(&mut self, state: i32) {
@@ -312,182 +415,6 @@ impl FabricMMOGTransportPeer {
         Ok(None)
     }
 
-    fn poll_client(&mut self) {
-        loop {
-            let Role::Client { client, .. } = &mut self.role else {
-                return;
-            };
-            let Some(ev) = client.try_next_event() else {
-                return;
-            };
-            match ev {
-                ClientEvent::Connected { .. } => {
-                    let join = ControlMessage::Join {
-                        peer_id: self.unique_id as u32,
-                    };
-                    if let Role::Client { client, .. } = &self.role {
-                        let _ = client.send_message(join.encode());
-                    }
-                    self.set_state(Self::STATE_CONNECTED);
-                }
-                ClientEvent::Failed(e) => {
-                    self.role = Role::Idle;
-                    self.fail(e.to_string());
-                    return;
-                }
-                ClientEvent::Closed { reason, .. } => {
-                    let was_joined = matches!(
-                        self.role,
-                        Role::Client {
-                            server_joined: true,
-                            ..
-                        }
-                    );
-                    self.role = Role::Idle;
-                    self.fail(format!("session closed: {reason}"));
-                    if was_joined {
-                        self.base_mut()
-                            .emit_signal("peer_disconnected", &[1i64.to_variant()]);
-                    }
-                    return;
-                }
-                ClientEvent::Datagram(d) => self.client_bytes(&d),
-                ClientEvent::Message(m) => self.client_bytes(&m),
-            }
-        }
-    }
-
-    fn client_bytes(&mut self, data: &[u8]) {
-        match self.accept_bytes(1, data) {
-            Ok(Some(ControlMessage::Joined { peer_id })) if peer_id as i32 == self.unique_id => {
-                if let Role::Client { server_joined, .. } = &mut self.role
-                    && !*server_joined
-                {
-                    *server_joined = true;
-                    self.status = ConnectionStatus::CONNECTED;
-                    self.base_mut()
-                        .emit_signal("peer_connected", &[1i64.to_variant()]);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                godot_warn!("FabricMMOGTransportPeer: dropped a bad packet from the server: {e}")
-            }
-        }
-    }
-
-    fn poll_server(&mut self) {
-        loop {
-            let Role::Server { server, .. } = &mut self.role else {
-                return;
-            };
-            let Some(ev) = server.try_next_event() else {
-                return;
-            };
-            match ev {
-                ServerEvent::Opened { session, .. } => {
-                    if let Role::Server {
-                        server, sessions, ..
-                    } = &mut self.role
-                    {
-                        if self.refuse_new {
-                            server.sender().close_session(
-                                session,
-                                close_code::REFUSED,
-                                "server is refusing new connections",
-                            );
-                        } else {
-                            sessions.insert(session, None);
-                        }
-                    }
-                }
-                ServerEvent::Datagram { session, data } => self.server_bytes(session, &data),
-                ServerEvent::Message { session, data } => self.server_bytes(session, &data),
-                ServerEvent::Closed { session, .. } => {
-                    let gone = if let Role::Server {
-                        sessions, peers, ..
-                    } = &mut self.role
-                    {
-                        let id = sessions.remove(&session).flatten();
-                        if let Some(id) = id {
-                            peers.remove(&id);
-                        }
-                        id
-                    } else {
-                        None
-                    };
-                    if let Some(id) = gone {
-                        self.in_seq.retain(|(p, _), _| *p != id);
-                        // SceneMultiplayer drains the queue after poll(): a packet of this peer
-                        // still queued would reach it after `peer_disconnected` and fail its
-                        // `connected_peers.has(sender)` check (an engine error per packet).
-                        self.incoming.retain(|p| p.from != id);
-                        self.base_mut()
-                            .emit_signal("peer_disconnected", &[i64::from(id).to_variant()]);
-                    }
-                }
-            }
-        }
-    }
-
-    fn server_bytes(&mut self, session: SessionId, data: &[u8]) {
-        let Role::Server { sessions, .. } = &self.role else {
-            return;
-        };
-        let Some(known) = sessions.get(&session).copied() else {
-            return;
-        };
-        let from = known.unwrap_or(0);
-        if known.is_none() && !ControlMessage::is_control(data) {
-            // Packets before the join are not attributable to a peer: drop them.
-            return;
-        }
-        match self.accept_bytes(from, data) {
-            Ok(Some(ControlMessage::Join { peer_id })) if known.is_none() => {
-                let id = peer_id as i32;
-                let Role::Server {
-                    server,
-                    sessions,
-                    peers,
-                } = &mut self.role
-                else {
-                    return;
-                };
-                if peers.contains_key(&id) {
-                    server.sender().close_session(
-                        session,
-                        close_code::PROTOCOL,
-                        "peer id already in use; reconnect to pick another",
-                    );
-                    return;
-                }
-                sessions.insert(session, Some(id));
-                peers.insert(id, session);
-                let _ = server
-                    .sender()
-                    .send_message(session, ControlMessage::Joined { peer_id }.encode());
-                self.base_mut()
-                    .emit_signal("peer_connected", &[i64::from(id).to_variant()]);
-            }
-            Ok(Some(ControlMessage::Ping { id })) => {
-                if let Role::Server { server, .. } = &self.role {
-                    let _ = server.send_datagram(session, &ControlMessage::pong(&id).encode());
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                // A peer that sends garbage ends its own session, nobody else's.
-                if let Role::Server { server, .. } = &self.role {
-                    server.sender().close_session(
-                        session,
-                        close_code::PROTOCOL,
-                        &format!("malformed packet: {e}"),
-                    );
-                }
-            }
-        }
-    }
-
     fn send_frame(&mut self, payload: &[u8]) -> Error {
         let mode = self.transfer_mode;
         let channel = self.transfer_channel;
@@ -500,7 +427,16 @@ impl FabricMMOGTransportPeer {
         };
         let mut frame = std::mem::take(&mut self.scratch);
         let result = match &self.role {
-            Role::Idle => Error::ERR_UNCONFIGURED,
+            Role::Idle | Role::Connecting { .. } => Error::ERR_UNCONFIGURED,
+            Role::Client {
+                server_joined: false,
+                ..
+            } => {
+                godot_error!(
+                    "FabricMMOGTransportPeer: not connected yet; wait for connected_to_server"
+                );
+                Error::ERR_UNCONFIGURED
+            }
             Role::Client { client, .. } => {
                 PacketHeader {
                     mode,
@@ -512,7 +448,7 @@ impl FabricMMOGTransportPeer {
                 to_godot(send_one(
                     mode,
                     |d| client.send_datagram(d),
-                    |m| client.send_message(m),
+                    |m| client.send_message_on(channel, m),
                     &frame,
                 ))
             }
@@ -533,7 +469,7 @@ impl FabricMMOGTransportPeer {
                         let r = send_one(
                             mode,
                             |d| tx.send_datagram(session, d),
-                            |m| tx.send_message(session, m),
+                            |m| tx.send_message_on(session, channel, m),
                             &frame,
                         );
                         match r {
@@ -558,61 +494,6 @@ impl FabricMMOGTransportPeer {
     }
 }
 
-fn send_one(
-    mode: WireMode,
-    datagram: impl FnOnce(&[u8]) -> Result<(), fabric_net::NetError>,
-    message: impl FnOnce(Vec<u8>) -> Result<(), fabric_net::NetError>,
-    frame: &[u8],
-) -> Result<(), fabric_net::NetError> {
-    match mode {
-        WireMode::Reliable => message(frame.to_vec()),
-        _ => datagram(frame),
-    }
-}
-
-fn to_godot(r: Result<(), fabric_net::NetError>) -> Error {
-    match r {
-        Ok(()) => Error::OK,
-        Err(e @ fabric_net::NetError::DatagramTooLarge { .. }) => {
-            godot_error!(
-                "FabricMMOGTransportPeer: {e}; send it with TRANSFER_MODE_RELIABLE instead"
-            );
-            Error::ERR_INVALID_PARAMETER
-        }
-        Err(e) => {
-            godot_error!("FabricMMOGTransportPeer: {e}");
-            Error::ERR_CONNECTION_ERROR
-        }
-    }
-}
-
-fn generate_peer_id() -> i32 {
-    // 2..=2^31-1 from the OS's randomness, without a new dependency: hash a fresh RandomState.
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id() as u64);
-    let v = (h.finish() & 0x7fff_ffff) as i32;
-    v.max(2)
-}
-
-fn wire_mode(m: TransferMode) -> WireMode {
-    if m == TransferMode::UNRELIABLE {
-        WireMode::Unreliable
-    } else if m == TransferMode::UNRELIABLE_ORDERED {
-        WireMode::UnreliableOrdered
-    } else {
-        WireMode::Reliable
-    }
-}
-
-fn godot_mode(m: WireMode) -> TransferMode {
-    match m {
-        WireMode::Unreliable => TransferMode::UNRELIABLE,
-        WireMode::UnreliableOrdered => TransferMode::UNRELIABLE_ORDERED,
-        WireMode::Reliable => TransferMode::RELIABLE,
-    }
-}
-
 #[godot_api]
 impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     fn init(base: Base<MultiplayerPeerExtension>) -> Self {
@@ -623,6 +504,9 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
             status: ConnectionStatus::DISCONNECTED,
             state: Self::STATE_IDLE,
             last_error: GString::new(),
+            transport: "auto".into(),
+            allow_insecure_websocket: false,
+            primary_timeout_msec: 3000,
             incoming: VecDeque::new(),
             current: Vec::new(),
             target_peer: 0,
@@ -674,7 +558,15 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     }
 
     fn get_available_packet_count(&self) -> i32 {
-        self.incoming.len() as i32
+        // A client's packets wait until the server confirmed the join (reliable channels are
+        // independent streams, so a packet may overtake the `joined` message).
+        match &self.role {
+            Role::Client {
+                server_joined: false,
+                ..
+            } => 0,
+            _ => self.incoming.len() as i32,
+        }
     }
 
     fn get_max_packet_size(&self) -> i32 {
@@ -725,6 +617,10 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     fn poll(&mut self) {
         match self.role {
             Role::Idle => {}
+            Role::Connecting { .. } => {
+                self.poll_connecting();
+                self.poll_client();
+            }
             Role::Client { .. } => self.poll_client(),
             Role::Server { .. } => self.poll_server(),
         }
@@ -733,6 +629,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     fn close(&mut self) {
         match std::mem::take(&mut self.role) {
             Role::Client { client, .. } => client.close("closed by the application"),
+            Role::Connecting { mut attempt, .. } => attempt.close("closed by the application"),
             Role::Server { server, .. } => server.shutdown("server closed by the application"),
             Role::Idle => {}
         }
@@ -742,13 +639,32 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
         self.set_state(Self::STATE_IDLE);
     }
 
-    fn disconnect_peer(&mut self, peer: i32, _force: bool) {
-        if let Role::Server { server, peers, .. } = &self.role
-            && let Some(s) = peers.get(&peer)
-        {
-            server
-                .sender()
-                .close_session(*s, close_code::NORMAL, "disconnected by the server");
+    fn disconnect_peer(&mut self, peer: i32, force: bool) {
+        // Servers only (a client's only peer is the server: use close()). Without `force`,
+        // `peer_disconnected` follows from `poll()` once the session is closed; with `force`
+        // the peer is forgotten at once and no signal follows (ENet's behaviour, which
+        // SceneMultiplayer expects: it removes the peer itself).
+        let Role::Server {
+            server,
+            peers,
+            sessions,
+        } = &mut self.role
+        else {
+            godot_error!("FabricMMOGTransportPeer: disconnect_peer is for servers; use close()");
+            return;
+        };
+        let Some(&s) = peers.get(&peer) else {
+            godot_error!("FabricMMOGTransportPeer: disconnect_peer: no peer with id {peer}");
+            return;
+        };
+        server
+            .sender()
+            .close_session(s, close_code::NORMAL, "disconnected by the server");
+        if force {
+            peers.remove(&peer);
+            sessions.insert(s, None);
+            self.in_seq.retain(|(p, _), _| *p != peer);
+            self.incoming.retain(|p| p.from != peer);
         }
     }
 

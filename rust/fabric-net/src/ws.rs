@@ -1,0 +1,274 @@
+//! The WebSocket fallback link: the same datagrams and reliable messages as a WebTransport
+//! session, carried as WebSocket binary messages over one TCP connection.
+//!
+//! Every WebSocket message is one binary message whose first byte says what it carries:
+//! [`ENVELOPE_DATAGRAM`] (an unreliable datagram, at most [`WS_MAX_DATAGRAM`] bytes, so a
+//! game that fits WebTransport's datagram limit behaves the same here) or [`ENVELOPE_MESSAGE`]
+//! (a reliable message, at most [`MAX_MESSAGE_LEN`]). Anything else (a text message, an empty
+//! or unknown envelope, an oversize message) is a protocol violation: the link closes with
+//! WebSocket close code `4000 + `[`close_code::PROTOCOL`] and a reason, and nothing else is
+//! affected. Application close codes travel as `4000 + code`.
+//!
+//! The fallback is **unencrypted** (`ws://`): the endpoints refuse it on non-loopback addresses
+//! unless explicitly allowed (see `allow_insecure_websocket` on the configs).
+//!
+//! Both sides send a ping every keep-alive interval and close the link when nothing arrives for
+//! the idle timeout, like the QUIC side.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tracing::{Instrument, debug, warn};
+
+use crate::reliable::MAX_MESSAGE_LEN;
+use crate::server::close_code;
+
+/// Envelope byte of a datagram.
+pub const ENVELOPE_DATAGRAM: u8 = 0x00;
+/// Envelope byte of a reliable message.
+pub const ENVELOPE_MESSAGE: u8 = 0x01;
+/// Largest datagram on the WebSocket path, in bytes (a typical WebTransport path limit).
+pub const WS_MAX_DATAGRAM: usize = 1400;
+/// WebSocket close codes of the application are `WS_CLOSE_BASE + code`.
+pub const WS_CLOSE_BASE: u16 = 4000;
+
+/// A command for a link's writer task.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// Send this (already enveloped) message.
+    Frame(Bytes),
+    /// Send a close frame with this application code and reason, then stop.
+    Close(u32, String),
+}
+
+/// What arrived on a link.
+pub(crate) enum Incoming {
+    Datagram(Bytes),
+    Message(Vec<u8>),
+}
+
+/// How a link ended.
+pub(crate) struct Ended {
+    pub reason: String,
+    pub code: Option<u32>,
+}
+
+/// The WebSocket settings of both sides: messages up to the reliable limit plus the envelope.
+pub(crate) fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_LEN + 1))
+        .max_frame_size(Some(MAX_MESSAGE_LEN + 1))
+}
+
+/// `kind` followed by `data`, as one message.
+pub(crate) fn envelope(kind: u8, data: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(data.len() + 1);
+    v.push(kind);
+    v.extend_from_slice(data);
+    v.into()
+}
+
+/// Decodes one binary message; the error text says what was wrong.
+pub(crate) fn decode(b: Bytes) -> Result<Incoming, String> {
+    match b.first() {
+        Some(&ENVELOPE_DATAGRAM) if b.len() - 1 <= WS_MAX_DATAGRAM => {
+            Ok(Incoming::Datagram(b.slice(1..)))
+        }
+        Some(&ENVELOPE_DATAGRAM) => Err(format!(
+            "datagram of {} bytes exceeds the limit of {WS_MAX_DATAGRAM}",
+            b.len() - 1
+        )),
+        Some(&ENVELOPE_MESSAGE) => Ok(Incoming::Message(b[1..].to_vec())),
+        Some(k) => Err(format!("unknown WebSocket envelope byte 0x{k:02x}")),
+        None => Err("empty WebSocket message".to_owned()),
+    }
+}
+
+fn close_frame(code: u32, reason: &str) -> CloseFrame {
+    // A close reason is at most 123 bytes; cut on a character boundary.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let code = u16::try_from(code)
+        .unwrap_or(0)
+        .saturating_add(WS_CLOSE_BASE);
+    CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason[..end].to_owned().into(),
+    }
+}
+
+/// Runs a link until it ends: incoming messages go to `deliver`, commands come from `rx`
+/// (`tx` is a sender of the same queue, used to close on a protocol violation).
+pub(crate) async fn run_link<S>(
+    ws: WebSocketStream<S>,
+    tx: UnboundedSender<Cmd>,
+    rx: UnboundedReceiver<Cmd>,
+    keep_alive: Duration,
+    idle_timeout: Duration,
+    mut deliver: impl FnMut(Incoming),
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, mut stream) = ws.split();
+    let local_close: Arc<Mutex<Option<String>>> = Arc::default();
+    let writer =
+        tokio::spawn(write_loop(sink, rx, keep_alive, local_close.clone()).in_current_span());
+    let violation = |why: String| {
+        warn!("protocol violation on the WebSocket link: {why}");
+        let _ = tx.send(Cmd::Close(
+            close_code::PROTOCOL,
+            format!("protocol violation: {why}"),
+        ));
+        Ended {
+            reason: format!("protocol violation by the peer: {why}"),
+            code: Some(close_code::PROTOCOL),
+        }
+    };
+    let ended = loop {
+        let Ok(next) = tokio::time::timeout(idle_timeout, stream.next()).await else {
+            let _ = tx.send(Cmd::Close(close_code::NORMAL, "idle timeout".into()));
+            break Ended {
+                reason: "timed out: no traffic from the peer".to_owned(),
+                code: None,
+            };
+        };
+        match next {
+            Some(Ok(Message::Binary(b))) => match decode(b) {
+                Ok(m) => deliver(m),
+                Err(why) => break violation(why),
+            },
+            Some(Ok(Message::Text(_))) => {
+                break violation("text message (only binary messages are allowed)".into());
+            }
+            Some(Ok(Message::Close(frame))) => {
+                break match frame {
+                    Some(f) => {
+                        let raw = u16::from(f.code);
+                        let code = raw.checked_sub(WS_CLOSE_BASE).map(u32::from);
+                        let reason = if f.reason.is_empty() {
+                            format!("closed by peer (code {})", code.unwrap_or(raw.into()))
+                        } else {
+                            format!("closed by peer: {}", f.reason.as_str())
+                        };
+                        Ended { reason, code }
+                    }
+                    None => Ended {
+                        reason: "closed by peer".to_owned(),
+                        code: None,
+                    },
+                };
+            }
+            Some(Ok(_)) => {} // ping, pong
+            Some(Err(WsError::Capacity(e))) => break violation(e.to_string()),
+            Some(Err(WsError::Protocol(e))) => break violation(e.to_string()),
+            Some(Err(e)) => {
+                break Ended {
+                    reason: local_close
+                        .lock()
+                        .expect("close flag lock")
+                        .clone()
+                        .map_or_else(|| format!("connection lost: {e}"), closed_locally),
+                    code: None,
+                };
+            }
+            None => {
+                break Ended {
+                    reason: local_close
+                        .lock()
+                        .expect("close flag lock")
+                        .clone()
+                        .map_or_else(|| "connection closed".to_owned(), closed_locally),
+                    code: None,
+                };
+            }
+        }
+    };
+    // Let the writer send a close frame it was asked for, then stop it.
+    let _ = tokio::time::timeout(Duration::from_millis(200), writer).await;
+    debug!(reason = %ended.reason, "WebSocket link ended");
+    ended
+}
+
+fn closed_locally(reason: String) -> String {
+    format!("closed locally: {reason}")
+}
+
+async fn write_loop<S>(
+    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
+    mut rx: UnboundedReceiver<Cmd>,
+    keep_alive: Duration,
+    local_close: Arc<Mutex<Option<String>>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut tick = tokio::time::interval(keep_alive);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Cmd::Frame(b)) => {
+                    if sink.send(Message::Binary(b)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Cmd::Close(code, reason)) => {
+                    *local_close.lock().expect("close flag lock") = Some(reason.clone());
+                    let _ = sink.send(Message::Close(Some(close_frame(code, &reason)))).await;
+                    return;
+                }
+                None => {
+                    let _ = sink.close().await;
+                    return;
+                }
+            },
+            _ = tick.tick() => {
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_bad_ones_are_named() {
+        let d = envelope(ENVELOPE_DATAGRAM, b"abc");
+        assert_eq!(&d[..], b"\x00abc", "datagram envelope byte 0");
+        assert!(matches!(decode(d), Ok(Incoming::Datagram(b)) if &b[..] == b"abc"));
+        let m = envelope(ENVELOPE_MESSAGE, b"xyz");
+        assert_eq!(&m[..], b"\x01xyz", "message envelope byte 1");
+        assert!(matches!(decode(m), Ok(Incoming::Message(v)) if v == b"xyz"));
+        let err = decode(Bytes::from_static(b"\x07"))
+            .err()
+            .expect("unknown kind");
+        assert!(err.contains("0x07"), "{err}");
+        let err = decode(Bytes::new()).err().expect("empty");
+        assert!(err.contains("empty"), "{err}");
+        let big = envelope(ENVELOPE_DATAGRAM, &vec![0; WS_MAX_DATAGRAM + 1]);
+        let err = decode(big).err().expect("oversize datagram");
+        assert!(err.contains("exceeds the limit"), "{err}");
+    }
+
+    #[test]
+    fn close_reasons_are_cut_to_fit_a_close_frame() {
+        let f = close_frame(1, &"é".repeat(100));
+        assert!(f.reason.len() <= 123, "{}", f.reason.len());
+        assert_eq!(u16::from(f.code), 4001);
+    }
+}
