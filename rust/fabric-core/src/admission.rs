@@ -96,6 +96,7 @@ struct Session {
     opened_ms: u64,
     admitted: bool,
     subject: Option<String>,
+    pending_join: Option<u32>,
     welcome_sends: u32,
     last_send_ms: u64,
     acked: bool,
@@ -145,13 +146,23 @@ impl Admission {
         out: &mut Vec<Action>,
     ) {
         let bytes = self.welcome(session, tick);
+        let mut pending_join = None;
         if let Some(s) = self.sessions.get_mut(&session) {
             s.admitted = true;
             s.subject.clone_from(&subject);
             s.welcome_sends = 1;
             s.last_send_ms = now_ms;
+            pending_join = s.pending_join.take();
         }
         out.push(Action::Admitted { session, subject });
+        if let Some(peer_id) = pending_join {
+            // The peer asked to join before it showed its token: answer now.
+            out.push(Action::Send {
+                session,
+                bytes: ControlMessage::Joined { peer_id }.encode(),
+                reliable: true,
+            });
+        }
         out.push(Action::Send {
             session,
             bytes,
@@ -167,6 +178,7 @@ impl Admission {
                 opened_ms: now_ms,
                 admitted: false,
                 subject: None,
+                pending_join: None,
                 welcome_sends: 0,
                 last_send_ms: now_ms,
                 acked: false,
@@ -240,6 +252,11 @@ impl Admission {
                 bytes: ControlMessage::Joined { peer_id: *peer_id }.encode(),
                 reliable: true,
             }),
+            ControlMessage::Join { peer_id } => {
+                if let Some(st) = self.sessions.get_mut(&session) {
+                    st.pending_join = Some(*peer_id);
+                }
+            }
             _ => {}
         }
     }
@@ -445,6 +462,39 @@ mod tests {
             .filter(|x| matches!(x, Action::Close { session: 4, .. }))
             .collect();
         assert_eq!(closes.len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn a_join_sent_before_the_token_is_answered_on_admission() {
+        let mut cfg = AdmissionConfig::new(1);
+        cfg.require_token = true;
+        let mut a = Admission::new(cfg);
+        let mut out = Vec::new();
+        a.open(4, 0, 0, &mut out);
+        let mut ok = |_: &str| TokenVerdict::Admit("cy".into());
+        a.control(
+            4,
+            &ControlMessage::Join { peer_id: 9 },
+            true,
+            1,
+            0,
+            &mut ok,
+            &mut out,
+        );
+        assert!(out.is_empty(), "no joined before the token: {out:?}");
+        let hello = ControlMessage::Hello {
+            id: "x".into(),
+            token: Some("good".into()),
+        };
+        a.control(4, &hello, false, 2, 0, &mut ok, &mut out);
+        let joined: Vec<_> = out
+            .iter()
+            .filter(|x| {
+                matches!(x, Action::Send { session: 4, bytes, reliable: true }
+                if ControlMessage::decode(bytes) == Ok(ControlMessage::Joined { peer_id: 9 }))
+            })
+            .collect();
+        assert_eq!(joined.len(), 1, "{out:?}");
     }
 
     #[test]
