@@ -11,6 +11,7 @@ extends Node
 ## it with its registered certificate hash (or through `--url`/`--cert-hash` when given, e.g. a
 ## gateway). `--no-token` and `--forge-token` exist to show that the zone refuses such clients;
 ## `--hold` keeps the session open after the checks until the server ends it.
+## `--transport auto|webtransport|websocket` picks the peer's transport (default auto).
 
 const RESEND_MSEC := 250
 
@@ -48,7 +49,7 @@ func _ready() -> void:
 			return
 	peer.connection_error.connect(_on_connection_error)
 	peer.control_received.connect(_on_control)
-	_log("connecting to %s (pinned cert hash %s)" % [url, cert_hash])
+	_log("connecting to %s (pinned cert hash %s, transport %s)" % [url, cert_hash, peer.transport])
 	var err := peer.create_client(url, cert_hash)
 	if err != OK:
 		_fail("create_client failed: %s %s" % [error_string(err), peer.last_error])
@@ -218,5 +219,7 @@ func _parse_args() -> void:
 				api_key = value
 			"--zone-name":
 				zone_name = value
+			"--transport":
+				peer.transport = value
 			_:
 				push_warning("cycle1: unknown argument %s" % key)

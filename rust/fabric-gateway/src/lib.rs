@@ -59,6 +59,8 @@ pub struct GatewayConfig {
     pub zone_connect_timeout: Duration,
     /// Most client sessions at once.
     pub max_sessions: usize,
+    /// Also accept clients over the WebSocket fallback (`wss://host:port/ws`, TCP, same port).
+    pub websocket: bool,
 }
 
 /// A running gateway.
@@ -73,6 +75,7 @@ impl Gateway {
     pub fn bind(cfg: GatewayConfig, identity: ServerIdentity) -> Result<Self, NetError> {
         let mut scfg = ServerConfig::new(cfg.listen, identity);
         scfg.max_sessions = cfg.max_sessions;
+        scfg.websocket = cfg.websocket;
         let server = Server::start(scfg)?;
         Ok(Self { server, cfg })
     }

@@ -45,6 +45,9 @@ struct Args {
     /// Most client sessions at once.
     #[arg(long, default_value_t = 4096)]
     max_sessions: usize,
+    /// Do not accept the WebSocket fallback (wss://HOST:PORT/ws on TCP, same port number).
+    #[arg(long)]
+    no_websocket: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -91,6 +94,7 @@ fn run() -> anyhow::Result<()> {
             zone_pin,
             zone_connect_timeout: Duration::from_secs_f64(args.zone_timeout.max(0.1)),
             max_sessions: args.max_sessions,
+            websocket: !args.no_websocket,
         };
         let gateway = match Gateway::bind(cfg.clone(), identity.clone()) {
             Ok(g) => g,

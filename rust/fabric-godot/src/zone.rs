@@ -66,6 +66,10 @@ pub struct FabricZone {
     /// Require a join token even without a registry (tokens then never validate: for tests).
     #[export]
     pub(crate) require_token: bool,
+    /// Also accept the WebSocket fallback (`wss://host:port/ws`, TCP, same port number, pinned
+    /// by the same certificate hash) for clients that cannot use WebTransport.
+    #[export]
+    pub(crate) websocket_fallback: bool,
     /// The current simulation tick.
     #[var(no_set, pub)]
     tick: i64,
@@ -104,6 +108,7 @@ impl INode for FabricZone {
             zone_name: GString::new(),
             heartbeat_sec: 25.0,
             require_token: false,
+            websocket_fallback: true,
             tick: 0,
             cert_hash: GString::new(),
             shard_id: GString::new(),
@@ -207,7 +212,9 @@ impl FabricZone {
             godot_error!("FabricZone: cannot write {}: {e}", path.display());
             return Error::ERR_CANT_CREATE;
         }
-        let server = match Server::start(ServerConfig::new(addr, identity)) {
+        let mut scfg = ServerConfig::new(addr, identity);
+        scfg.websocket = self.websocket_fallback;
+        let server = match Server::start(scfg) {
             Ok(s) => s,
             Err(e) => {
                 godot_error!("FabricZone {}: {e}", self.zone_id);

@@ -4,7 +4,8 @@
 //! `--zone-id N`, `--port P`, `--bind ADDR`, `--tick-hz HZ`, `--cert-hash-file PATH`,
 //! `--backend http://HOST:PORT`, `--backend-api-key KEY` (better: the environment variable
 //! `FABRIC_BACKEND_API_KEY`, which other users cannot read from the process list),
-//! `--public-address HOST`, `--map NAME`, `--name NAME`, `--heartbeat-sec S`, `--require-token`.
+//! `--public-address HOST`, `--map NAME`, `--name NAME`, `--heartbeat-sec S`, `--require-token`,
+//! `--no-websocket` (WebTransport only).
 
 use std::path::PathBuf;
 
@@ -33,6 +34,10 @@ fn apply_args(zone: &mut FabricZone, args: &[String]) {
         };
         if key == "--require-token" {
             zone.require_token = true;
+            continue;
+        }
+        if key == "--no-websocket" {
+            zone.websocket_fallback = false;
             continue;
         }
         let mut value = || inline.clone().or_else(|| it.next().cloned());

@@ -83,10 +83,20 @@ pub fn run_cycle1(
     url: &str,
     cert_hash: &str,
 ) -> anyhow::Result<(Outcome, String, Proc)> {
-    let cmd = engine.scene_command(
-        "res://scenes/cycle1.tscn",
-        &["--url", url, "--cert-hash", cert_hash, "--timeout", "10"],
-    );
+    run_cycle1_with(engine, role, url, cert_hash, &[])
+}
+
+/// [`run_cycle1`] with extra user arguments (e.g. `--transport websocket`).
+pub fn run_cycle1_with(
+    engine: &Engine,
+    role: &str,
+    url: &str,
+    cert_hash: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Outcome, String, Proc)> {
+    let mut args = vec!["--url", url, "--cert-hash", cert_hash, "--timeout", "10"];
+    args.extend_from_slice(extra);
+    let cmd = engine.scene_command("res://scenes/cycle1.tscn", &args);
     let mut proc = Proc::spawn(role, cmd, true)?;
     // The scene gives up after 10 s by itself; 30 s covers a slow engine start.
     let outcome = proc.wait(Duration::from_secs(30));

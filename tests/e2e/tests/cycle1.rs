@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fabric_e2e::{run_cycle1, start_gateway, start_zone, zone_datagram_msec};
+use fabric_e2e::{run_cycle1, run_cycle1_with, start_gateway, start_zone, zone_datagram_msec};
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
 
@@ -53,6 +53,33 @@ fn client_gets_the_gateway_pong_and_a_zone_datagram() {
     zone.proc.stop();
     assert_gone(&gateway.proc, "the gateway");
     assert_gone(&zone.proc, "the zone");
+}
+
+#[test]
+fn websocket_client_reaches_the_zone_through_the_gateway() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine and extension ready");
+    let zone = start_zone(&engine, 4).expect("zone starts");
+    let gateway = start_gateway(zone.port, &zone.cert_hash).expect("gateway starts");
+    let url = format!("https://127.0.0.1:{}/wt", gateway.port);
+    let (outcome, out, _p) = run_cycle1_with(
+        &engine,
+        "client-ws",
+        &url,
+        &gateway.cert_hash,
+        &["--transport", "websocket"],
+    )
+    .expect("client runs");
+    assert!(outcome.success(), "client failed: {outcome:?}\n{out}");
+    assert!(out.contains("transport websocket"), "{out}");
+    assert!(
+        out.contains("CYCLE1 PONG"),
+        "the gateway answered over wss:\n{out}"
+    );
+    assert!(
+        out.contains("CYCLE1 ZONE_DATAGRAM zone_id=4 "),
+        "the zone's welcome crossed the gateway to a WebSocket client:\n{out}"
+    );
 }
 
 #[test]
