@@ -15,6 +15,23 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A UDP port with nobody behind it (bound, then released).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// The client gave up by itself, with exit code 1, within its 10 s timeout (plus start-up).
+fn assert_failed_in_time(outcome: &fabric_harness::process::Outcome, out: &str) {
+    assert_eq!(outcome.code, Some(1), "exit code 1: {outcome:?}\n{out}");
+    assert!(
+        outcome.elapsed < Duration::from_secs(12),
+        "within the timeout: {outcome:?}"
+    );
+}
+
 fn assert_gone(p: &Proc, what: &str) {
     assert!(
         !p.group_alive(),
@@ -130,11 +147,7 @@ fn wrong_cert_hash_ends_non_zero_with_a_clear_message() {
     let url = format!("https://127.0.0.1:{}/wt", gateway.port);
     // The zone's hash is a valid hash, but not the gateway's.
     let (outcome, out, _p) = run_cycle1(&engine, "client", &url, &zone.cert_hash).expect("runs");
-    assert_eq!(outcome.code, Some(1), "exit code 1: {outcome:?}\n{out}");
-    assert!(
-        outcome.elapsed < Duration::from_secs(12),
-        "within the timeout"
-    );
+    assert_failed_in_time(&outcome, &out);
     assert!(
         out.contains("CYCLE1 FAIL: connection error:")
             && out.contains("does not match the pinned hash"),
@@ -146,19 +159,11 @@ fn wrong_cert_hash_ends_non_zero_with_a_clear_message() {
 fn gateway_down_ends_non_zero_with_a_clear_message() {
     let _s = serial();
     let engine = engine::prepare(false).expect("engine and extension ready");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_udp_port();
     let url = format!("https://127.0.0.1:{port}/wt");
     let hash = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     let (outcome, out, _p) = run_cycle1(&engine, "client", &url, hash).expect("runs");
-    assert_eq!(outcome.code, Some(1), "exit code 1: {outcome:?}\n{out}");
-    assert!(
-        outcome.elapsed < Duration::from_secs(12),
-        "within the timeout"
-    );
+    assert_failed_in_time(&outcome, &out);
     assert!(
         out.contains(&format!("no answer from {url}")),
         "clear message naming the gateway:\n{out}"
@@ -169,20 +174,12 @@ fn gateway_down_ends_non_zero_with_a_clear_message() {
 fn zone_down_ends_non_zero_with_a_clear_message() {
     let _s = serial();
     let engine = engine::prepare(false).expect("engine and extension ready");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_udp_port();
     let gateway =
         start_gateway(port, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").expect("gateway");
     let url = format!("https://127.0.0.1:{}/wt", gateway.port);
     let (outcome, out, _p) = run_cycle1(&engine, "client", &url, &gateway.cert_hash).expect("runs");
-    assert_eq!(outcome.code, Some(1), "exit code 1: {outcome:?}\n{out}");
-    assert!(
-        outcome.elapsed < Duration::from_secs(12),
-        "within the timeout"
-    );
+    assert_failed_in_time(&outcome, &out);
     assert!(
         out.contains("zone_unavailable") || out.contains(&format!("zone at 127.0.0.1:{port}")),
         "clear message naming the zone:\n{out}"

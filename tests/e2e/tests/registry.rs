@@ -16,15 +16,45 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[test]
-fn client_discovers_a_zone_and_joins_with_a_token() {
-    let _s = serial();
+/// A backend with an `operator` and a `player1` account, and zone `zone_id` registered by the
+/// operator.
+struct World {
+    engine: fabric_harness::engine::Engine,
+    backend: fabric_e2e::Backend,
+    operator: String,
+    player: String,
+    zone: fabric_e2e::Running,
+    shard: String,
+}
+
+fn world(zone_id: u32) -> World {
     let engine = engine::prepare(false).expect("engine ready");
     let backend = start_backend("127.0.0.1:0", ":memory:").expect("backend starts");
     let operator = create_account(&backend.url, "operator").unwrap();
     let player = create_account(&backend.url, "player1").unwrap();
     let (zone, shard) =
-        start_registered_zone(&engine, 3, &backend.url, &operator).expect("zone registers");
+        start_registered_zone(&engine, zone_id, &backend.url, &operator).expect("zone registers");
+    World {
+        engine,
+        backend,
+        operator,
+        player,
+        zone,
+        shard,
+    }
+}
+
+#[test]
+fn client_discovers_a_zone_and_joins_with_a_token() {
+    let _s = serial();
+    let World {
+        engine,
+        backend,
+        operator: _,
+        player,
+        zone,
+        shard,
+    } = world(3);
     // The registry lists the zone with the hash and port it is really serving.
     let (status, list) = backend_request(&backend.url, "GET", "/shards", None, None).unwrap();
     assert_eq!(status, 200);
@@ -55,12 +85,14 @@ fn client_discovers_a_zone_and_joins_with_a_token() {
 #[test]
 fn clients_without_a_valid_token_are_refused() {
     let _s = serial();
-    let engine = engine::prepare(false).expect("engine ready");
-    let backend = start_backend("127.0.0.1:0", ":memory:").expect("backend starts");
-    let operator = create_account(&backend.url, "operator").unwrap();
-    let player = create_account(&backend.url, "player1").unwrap();
-    let (zone, _shard) =
-        start_registered_zone(&engine, 0, &backend.url, &operator).expect("zone registers");
+    let World {
+        engine,
+        backend,
+        operator: _,
+        player,
+        zone,
+        shard: _shard,
+    } = world(0);
 
     let (outcome, out, _p) =
         run_cycle1_discovery(&engine, &backend.url, &player, &["--no-token"]).unwrap();
@@ -146,12 +178,14 @@ fn zone_registers_again_when_the_registry_forgets_it() {
 #[test]
 fn revoking_join_permission_disconnects_the_player() {
     let _s = serial();
-    let engine = engine::prepare(false).expect("engine ready");
-    let backend = start_backend("127.0.0.1:0", ":memory:").expect("backend starts");
-    let operator = create_account(&backend.url, "operator").unwrap();
-    let player = create_account(&backend.url, "player1").unwrap();
-    let (zone, shard) =
-        start_registered_zone(&engine, 5, &backend.url, &operator).expect("zone registers");
+    let World {
+        engine,
+        backend,
+        operator,
+        player,
+        zone,
+        shard,
+    } = world(5);
     let cmd = engine.scene_command(
         "res://scenes/cycle1.tscn",
         &[
