@@ -1,5 +1,5 @@
 //! Rust tests that need a live engine: they create the Godot classes for real and drive them
-//! over real loopback sessions (WebTransport and WebSocket). Registered in [`ALL`], run by the
+//! over real loopback sessions (WebTransport and WebSocket). Registered in [`all`], run by the
 //! runner scene. The transport peer's tests live in [`peer`] and run over both transports.
 
 use std::time::{Duration, Instant};
@@ -12,42 +12,38 @@ use godot::prelude::*;
 use crate::test_runner::RustTest;
 use crate::zone::FabricZone;
 
-/// Registers tests that run once per transport (`peer::wt::NAME`, `peer::ws::NAME`) and tests
-/// that run once.
-macro_rules! registry {
-    (both: [$($f:ident),* $(,)?], once: [$($name:literal => $g:path),* $(,)?] $(,)?) => {
-        /// Every registered in-engine Rust test.
-        pub static ALL: &[RustTest] = &[
-            $(
-                RustTest { name: concat!("peer::wt::", stringify!($f)), run: peer::wt::$f },
-                RustTest { name: concat!("peer::ws::", stringify!($f)), run: peer::ws::$f },
-            )*
-            $(RustTest { name: $name, run: $g },)*
-        ];
-    };
-}
+/// The tests that run once; the transport peer's tests over both transports are in
+/// [`peer::BOTH`].
+static ONCE: &[RustTest] = &[
+    RustTest {
+        name: "peer::wrong_cert_hash_fails_without_falling_back",
+        run: peer::wrong_cert_hash_fails_without_falling_back,
+    },
+    RustTest {
+        name: "peer::wrong_cert_hash_is_refused_over_wss",
+        run: peer::wrong_cert_hash_is_refused_over_wss,
+    },
+    RustTest {
+        name: "peer::falls_back_to_websocket_when_webtransport_is_unavailable",
+        run: peer::falls_back_to_websocket_when_webtransport_is_unavailable,
+    },
+    RustTest {
+        name: "peer::transport_and_address_checks",
+        run: peer::transport_and_address_checks,
+    },
+    RustTest {
+        name: "peer::in_use_and_close_resets_for_reuse",
+        run: peer::in_use_and_close_resets_for_reuse,
+    },
+    RustTest {
+        name: "zone::welcomes_a_session_until_acknowledged",
+        run: zone_welcomes_a_session_until_acknowledged,
+    },
+];
 
-registry! {
-    both: [
-        client_and_server_exchange_packets_with_metadata,
-        oversize_unreliable_packet_is_refused,
-        target_peer_broadcasts_excludes_and_targets,
-        disconnect_peer_ends_that_session_only,
-        refuse_new_connections_turns_clients_away,
-        channels_are_independent_per_mode,
-        unreliable_ordered_drops_stale_packets,
-        close_then_reconnect_reuses_the_peer,
-        garbage_from_a_client_ends_only_its_session,
-        server_close_reaches_every_client,
-    ],
-    once: [
-        "peer::wrong_cert_hash_fails_without_falling_back" => peer::wrong_cert_hash_fails_without_falling_back,
-        "peer::wrong_cert_hash_is_refused_over_wss" => peer::wrong_cert_hash_is_refused_over_wss,
-        "peer::falls_back_to_websocket_when_webtransport_is_unavailable" => peer::falls_back_to_websocket_when_webtransport_is_unavailable,
-        "peer::transport_and_address_checks" => peer::transport_and_address_checks,
-        "peer::in_use_and_close_resets_for_reuse" => peer::in_use_and_close_resets_for_reuse,
-        "zone::welcomes_a_session_until_acknowledged" => zone_welcomes_a_session_until_acknowledged,
-    ],
+/// Every registered in-engine Rust test.
+pub fn all() -> impl Iterator<Item = &'static RustTest> {
+    peer::BOTH.iter().chain(ONCE.iter())
 }
 
 macro_rules! check {

@@ -26,8 +26,7 @@ impl FabricTestRunner {
     /// Names of all registered Rust tests.
     #[func]
     fn list_rust_tests(&self) -> PackedStringArray {
-        crate::itests::ALL
-            .iter()
+        crate::itests::all()
             .map(|t| GString::from(t.name))
             .collect()
     }
@@ -36,7 +35,7 @@ impl FabricTestRunner {
     #[func]
     fn run_rust_test(&self, name: GString) -> GString {
         let name = name.to_string();
-        let Some(test) = crate::itests::ALL.iter().find(|t| t.name == name) else {
+        let Some(test) = crate::itests::all().find(|t| t.name == name) else {
             return GString::from(&format!("no Rust test named `{name}`"));
         };
         match std::panic::catch_unwind(test.run) {

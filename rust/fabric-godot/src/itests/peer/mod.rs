@@ -55,6 +55,8 @@ impl Via {
 }
 
 /// Generates `wt::NAME` and `ws::NAME` wrappers that run `NAME(Via::...)`.
+/// Runs each listed test over both transports and registers both runs in [`BOTH`], so a test
+/// listed here can never be left out of the runner.
 macro_rules! over_both {
     ($($f:ident),* $(,)?) => {
         pub mod wt {
@@ -63,6 +65,13 @@ macro_rules! over_both {
         pub mod ws {
             $(pub fn $f() -> Result<(), String> { super::$f(super::Via::WebSocket) })*
         }
+        /// The peer tests, once per transport (`peer::wt::NAME`, `peer::ws::NAME`).
+        pub static BOTH: &[crate::test_runner::RustTest] = &[
+            $(
+                crate::test_runner::RustTest { name: concat!("peer::wt::", stringify!($f)), run: wt::$f },
+                crate::test_runner::RustTest { name: concat!("peer::ws::", stringify!($f)), run: ws::$f },
+            )*
+        ];
     };
 }
 
