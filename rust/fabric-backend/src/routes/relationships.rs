@@ -47,6 +47,34 @@ fn is_admin(st: &AppState, account: &str, object: &ObjectRef) -> Result<bool, Ap
     )?)
 }
 
+/// 403 unless `account` holds `admin` on `object`.
+fn require_admin(st: &AppState, account: &str, object: &ObjectRef) -> Result<(), ApiError> {
+    if is_admin(st, account, object)? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "{account} is not an admin of {object}"
+        )))
+    }
+}
+
+/// The reply to a tuple write: notifies the dependent zones when something changed.
+fn changed_reply(
+    st: &AppState,
+    changed: bool,
+    what: &str,
+    account: &str,
+    tuple: &Tuple,
+) -> Result<Json<TupleChanged>, ApiError> {
+    let notified = if changed {
+        tracing::info!(%account, %tuple, "tuple {what}");
+        notify(st, &tuple.object)?
+    } else {
+        Vec::new()
+    };
+    Ok(Json(TupleChanged { changed, notified }))
+}
+
 /// Publishes `relationship_changed` to every zone that depends on `object`.
 fn notify(st: &AppState, object: &ObjectRef) -> Result<Vec<String>, ApiError> {
     let text = object.to_string();
@@ -73,20 +101,11 @@ pub(super) async fn add(
         && tuple.relation == "owner"
         && tuple.subject == Subject::User(account.clone())
         && st.store.subjects(&tuple.object, "owner")?.is_empty();
-    if !claim && !is_admin(&st, &account, &tuple.object)? {
-        return Err(ApiError::forbidden(format!(
-            "{account} is not an admin of {}",
-            tuple.object
-        )));
+    if !claim {
+        require_admin(&st, &account, &tuple.object)?;
     }
     let changed = st.store.add_tuple(&tuple)?;
-    let notified = if changed {
-        tracing::info!(%account, %tuple, "tuple added");
-        notify(&st, &tuple.object)?
-    } else {
-        Vec::new()
-    };
-    Ok(Json(TupleChanged { changed, notified }))
+    changed_reply(&st, changed, "added", &account, &tuple)
 }
 
 pub(super) async fn remove(
@@ -97,22 +116,11 @@ pub(super) async fn remove(
     let account = require_account(&st, &bearer)?;
     let tuple = parse_tuple(&st, &body)?;
     require_object_exists(&st, &tuple.object)?;
-    if !is_admin(&st, &account, &tuple.object)? {
-        return Err(ApiError::forbidden(format!(
-            "{account} is not an admin of {}",
-            tuple.object
-        )));
-    }
+    require_admin(&st, &account, &tuple.object)?;
     // The changed object is itself among its dependents, so a removed zone tuple always
     // notifies that zone; a removed group tuple notifies every zone reaching the group.
     let changed = st.store.remove_tuple(&tuple)?;
-    let notified = if changed {
-        tracing::info!(%account, %tuple, "tuple removed");
-        notify(&st, &tuple.object)?
-    } else {
-        Vec::new()
-    };
-    Ok(Json(TupleChanged { changed, notified }))
+    changed_reply(&st, changed, "removed", &account, &tuple)
 }
 
 #[derive(Debug, Deserialize)]
