@@ -11,6 +11,8 @@ extends Node
 ## it with its registered certificate hash (or through `--url`/`--cert-hash` when given, e.g. a
 ## gateway). `--no-token` and `--forge-token` exist to show that the zone refuses such clients;
 ## `--hold` keeps the session open after the checks until the server ends it.
+## Zones replace their certificate on a schedule: when the hash found by discovery no longer
+## matches (the zone rotated it in between), the client discovers again, up to twice.
 ## `--transport auto|webtransport|websocket` picks the peer's transport (default auto).
 
 const RESEND_MSEC := 250
@@ -29,6 +31,10 @@ var _started := false
 ## (printed as SESSION_ENDED, exit 0) or the timeout passes (exit 1).
 var hold := false
 var _holding := false
+## The pinned hash came from the registry (not --cert-hash): a mismatch means "discover again".
+var _hash_from_registry := false
+var _rediscoveries := 0
+const MAX_REDISCOVERIES := 2
 
 var _start_usec := 0
 var _ping_id := ""
@@ -49,11 +55,27 @@ func _ready() -> void:
 			return
 	peer.connection_error.connect(_on_connection_error)
 	peer.control_received.connect(_on_control)
+	_connect()
+
+
+func _connect() -> void:
 	_log("connecting to %s (pinned cert hash %s, transport %s)" % [url, cert_hash, peer.transport])
 	var err := peer.create_client(url, cert_hash)
 	if err != OK:
 		_fail("create_client failed: %s %s" % [error_string(err), peer.last_error])
 	_started = true
+
+
+## The zone's certificate changed after discovery: look it up again and reconnect.
+func _rediscover(reason: String) -> void:
+	_rediscoveries += 1
+	_log("CERT_CHANGED since discovery (%s); discovering again (%d/%d)" % [reason, _rediscoveries, MAX_REDISCOVERIES])
+	_started = false
+	peer.close()
+	cert_hash = ""
+	await _discover()
+	if not _done:
+		_connect()
 
 
 func _discover() -> void:
@@ -89,6 +111,8 @@ func _discover() -> void:
 	if cert_hash.is_empty():
 		url = registry.zone_url(zone)
 		cert_hash = zone.cert_hash
+		_hash_from_registry = true
+	registry.queue_free()
 
 
 func _process(_delta: float) -> void:
@@ -158,6 +182,10 @@ func _on_control(text: String, _from: int) -> void:
 
 
 func _on_connection_error(reason: String) -> void:
+	if _hash_from_registry and _connected_msec < 0.0 and _rediscoveries < MAX_REDISCOVERIES \
+			and "does not match the pinned hash" in reason:
+		_rediscover.call_deferred(reason)
+		return
 	if _holding and not _done:
 		_done = true
 		_log("SESSION_ENDED: %s" % reason)

@@ -103,6 +103,7 @@ mod tests {
         let beat = HeartbeatUpdate {
             current_users: 1,
             asset_index_url: None,
+            cert_hash: None,
         };
         store
             .heartbeat(Uuid::from_u128(2), &beat, clock.now_ms())

@@ -94,6 +94,9 @@ pub struct Heartbeat {
     /// New asset index URL; absent keeps the current one.
     #[serde(default)]
     pub asset_index_url: Option<String>,
+    /// The zone's certificate hash after a rotation; absent keeps the current one.
+    #[serde(default)]
+    pub cert_hash: Option<String>,
 }
 
 /// A shard as the API shows it (no secret hash).

@@ -25,6 +25,7 @@ async fn heartbeat_pushes_zone_updated_to_subscribers_only() {
     let beat = Heartbeat {
         current_users: 3,
         asset_index_url: Some("http://cdn.local/a-v2.caibx".into()),
+        cert_hash: None,
     };
     c.heartbeat(a.id, &a.shard_secret, &beat)
         .await

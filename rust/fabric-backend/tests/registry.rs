@@ -30,6 +30,7 @@ async fn register_heartbeat_list_and_delete() {
     let beat = Heartbeat {
         current_users: 7,
         asset_index_url: Some("http://assets.local/plaza.caibx".into()),
+        cert_hash: None,
     };
     let after = c
         .heartbeat(reg.id, &reg.shard_secret, &beat)
@@ -45,6 +46,47 @@ async fn register_heartbeat_list_and_delete() {
         fetched.asset_index_url.as_deref(),
         Some("http://assets.local/plaza.caibx"),
         "url stored"
+    );
+    assert_eq!(
+        fetched.cert_hash, s.cert_hash,
+        "a heartbeat without a hash keeps it"
+    );
+
+    // A zone that rotated its certificate publishes the new hash with its next heartbeat.
+    let rotated = Heartbeat {
+        current_users: 7,
+        asset_index_url: None,
+        cert_hash: Some("bmV3LWNlcnRpZmljYXRlLWhhc2g=".into()),
+    };
+    c.heartbeat(reg.id, &reg.shard_secret, &rotated)
+        .await
+        .expect("heartbeat with a rotated hash");
+    let fetched = c.shard(reg.id, None).await.expect("get one");
+    assert_eq!(
+        (
+            fetched.cert_hash.as_str(),
+            fetched.asset_index_url.as_deref()
+        ),
+        (
+            "bmV3LWNlcnRpZmljYXRlLWhhc2g=",
+            Some("http://assets.local/plaza.caibx")
+        ),
+        "hash replaced, url kept"
+    );
+    let bad = Heartbeat {
+        current_users: 7,
+        asset_index_url: None,
+        cert_hash: Some(String::new()),
+    };
+    let err = c
+        .heartbeat(reg.id, &reg.shard_secret, &bad)
+        .await
+        .expect_err("an empty hash is refused");
+    assert_eq!(err.code(), Some("invalid_field"), "{err}");
+    assert_eq!(
+        c.shard(reg.id, None).await.unwrap().cert_hash,
+        "bmV3LWNlcnRpZmljYXRlLWhhc2g=",
+        "a refused heartbeat changes nothing"
     );
 
     c.delete(reg.id, &reg.shard_secret).await.expect("delete");

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fabric_core::session_control::ControlMessage;
-use fabric_net::{CertHash, NetError, Server, ServerConfig, ServerEvent, ServerIdentity};
+use fabric_net::{
+    CertHash, CertRotation, NetError, Server, ServerConfig, ServerEvent, ServerIdentity,
+};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tracing::{debug, info, warn};
 
@@ -61,6 +63,10 @@ pub struct GatewayConfig {
     pub max_sessions: usize,
     /// Also accept clients over the WebSocket fallback (`wss://host:port/ws`, TCP, same port).
     pub websocket: bool,
+    /// Replace the gateway's own self-signed certificate on this schedule (`None`: never).
+    pub rotation: Option<CertRotation>,
+    /// Keep the current certificate hash in this file (rewritten after every rotation).
+    pub cert_hash_file: Option<PathBuf>,
 }
 
 /// A running gateway.
@@ -76,7 +82,14 @@ impl Gateway {
         let mut scfg = ServerConfig::new(cfg.listen, identity);
         scfg.max_sessions = cfg.max_sessions;
         scfg.websocket = cfg.websocket;
+        scfg.rotation = cfg.rotation.clone();
         let server = Server::start(scfg)?;
+        if let Some(p) = &cfg.cert_hash_file {
+            server
+                .cert_hash()
+                .write_file(p)
+                .map_err(|e| NetError::Identity(format!("cannot write {}: {e}", p.display())))?;
+        }
         Ok(Self { server, cfg })
     }
 
@@ -130,6 +143,18 @@ impl Gateway {
                     info!(session, %reason, "client session closed");
                     // Dropping the sender ends the bridge, which closes the upstream session.
                     bridges.remove(&session);
+                }
+                ServerEvent::CertRotated { hash, .. } => {
+                    if let Some(p) = &self.cfg.cert_hash_file
+                        && let Err(e) = hash.write_file(p)
+                    {
+                        warn!(
+                            "cannot write the new certificate hash to {}: {e}",
+                            p.display()
+                        );
+                    }
+                    info!(%hash, "certificate rotated; new clients must pin the new hash");
+                    println!("FABRIC_GATEWAY_CERT_ROTATED cert_hash={hash}");
                 }
             }
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use fabric_gateway::{Gateway, GatewayConfig, ZonePin};
-use fabric_net::{CertHash, NetError, ServerIdentity};
+use fabric_net::{CertHash, CertRotation, NetError, ServerIdentity};
 use tracing::{info, warn};
 
 /// WebTransport gateway: answers pings and proxies each client session to a zone.
@@ -36,9 +36,14 @@ struct Args {
     /// PEM private key for --cert.
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
-    /// Write this gateway's certificate hash to this file once listening.
+    /// Keep this gateway's certificate hash in this file (written once listening and again
+    /// after every rotation).
     #[arg(long)]
     cert_hash_file: Option<PathBuf>,
+    /// Replace the self-signed certificate (14 days valid) every this many seconds; 0 = never.
+    /// Ignored with --cert/--key (rotate those files yourself).
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    cert_rotation_sec: u64,
     /// Seconds to wait for the zone when a client session opens.
     #[arg(long, default_value_t = 3.0)]
     zone_timeout: f64,
@@ -77,9 +82,16 @@ fn run() -> anyhow::Result<()> {
             "the zone's certificate hash is required: pass --zone-cert-hash HASH or --zone-cert-hash-file PATH"
         ),
     };
-    let identity = match (&args.cert, &args.key) {
-        (Some(c), Some(k)) => ServerIdentity::load_pem(c, k)?,
-        _ => ServerIdentity::self_signed(&["localhost", "127.0.0.1", "::1"], 14)?,
+    let names = ServerIdentity::LOCAL_NAMES;
+    let (identity, rotation) = match (&args.cert, &args.key) {
+        (Some(c), Some(k)) => (ServerIdentity::load_pem(c, k)?, None),
+        _ => (
+            ServerIdentity::self_signed(&names, 14)?,
+            (args.cert_rotation_sec > 0).then(|| CertRotation {
+                every: Duration::from_secs(args.cert_rotation_sec),
+                ..CertRotation::weekly(&names)
+            }),
+        ),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -95,6 +107,8 @@ fn run() -> anyhow::Result<()> {
             zone_connect_timeout: Duration::from_secs_f64(args.zone_timeout.max(0.1)),
             max_sessions: args.max_sessions,
             websocket: !args.no_websocket,
+            rotation,
+            cert_hash_file: args.cert_hash_file.clone(),
         };
         let gateway = match Gateway::bind(cfg.clone(), identity.clone()) {
             Ok(g) => g,
@@ -107,10 +121,6 @@ fn run() -> anyhow::Result<()> {
             }
             Err(e) => return Err(e).context("starting the gateway"),
         };
-        if let Some(p) = &args.cert_hash_file {
-            std::fs::write(p, format!("{}\n", gateway.cert_hash()))
-                .with_context(|| format!("writing {}", p.display()))?;
-        }
         info!(addr = %gateway.local_addr(), zone = %args.zone, "gateway listening");
         println!(
             "FABRIC_GATEWAY_READY addr={} cert_hash={}",

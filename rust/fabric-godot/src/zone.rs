@@ -19,7 +19,7 @@ use fabric_auth::JoinTokenVerifier;
 use fabric_core::admission::{Action, Admission, AdmissionConfig, TokenVerdict};
 use fabric_core::session_control::ControlMessage;
 use fabric_net::registry::{Registration, RegistrationConfig, RegistryEvent};
-use fabric_net::{Server, ServerConfig, ServerEvent, ServerIdentity, SessionId};
+use fabric_net::{CertRotation, Server, ServerConfig, ServerEvent, ServerIdentity, SessionId};
 use godot::classes::{INode, Node};
 use godot::global::Error;
 use godot::prelude::*;
@@ -28,6 +28,12 @@ use godot::prelude::*;
 ///
 /// Prints `FABRIC_ZONE_READY zone_id=<id> addr=<ip:port> cert_hash=<base64> precision=<p>` once
 /// listening, and `FABRIC_ZONE_REGISTERED shard_id=<uuid>` once the registry accepted it.
+///
+/// Its self-signed certificate (valid 14 days, what pinning clients accept) is replaced every
+/// `cert_rotation_sec` (7 days by default): it then prints `FABRIC_ZONE_CERT_ROTATED
+/// cert_hash=<base64>`, emits `cert_rotated`, rewrites `--cert-hash-file`, and publishes the new
+/// hash to the registry at once (`FABRIC_ZONE_CERT_PUBLISHED cert_hash=<base64>`). Open sessions
+/// keep going; new clients pin the new hash, which they get from the registry.
 #[derive(GodotClass)]
 #[class(base = Node)]
 pub struct FabricZone {
@@ -70,6 +76,10 @@ pub struct FabricZone {
     /// by the same certificate hash) for clients that cannot use WebTransport.
     #[export]
     pub(crate) websocket_fallback: bool,
+    /// Seconds between certificate rotations (each certificate is valid 14 days; must be
+    /// shorter than that); 0 = never rotate (the certificate then expires after 14 days).
+    #[export]
+    pub(crate) cert_rotation_sec: i64,
     /// The current simulation tick.
     #[var(no_set, pub)]
     tick: i64,
@@ -109,6 +119,7 @@ impl INode for FabricZone {
             heartbeat_sec: 25.0,
             require_token: false,
             websocket_fallback: true,
+            cert_rotation_sec: 7 * 24 * 3600,
             tick: 0,
             cert_hash: GString::new(),
             shard_id: GString::new(),
@@ -175,6 +186,9 @@ impl FabricZone {
     /// Registering or heartbeating failed; the zone retries by itself.
     #[signal]
     fn registry_problem(reason: GString);
+    /// The zone replaced its certificate: new clients must pin `cert_hash` (base64).
+    #[signal]
+    fn cert_rotated(cert_hash: GString);
 
     /// Starts listening (and registering, with `backend_url`). Returns `ERR_ALREADY_IN_USE` when
     /// running, `ERR_CANT_CREATE` when the port cannot be bound (the error names the address and
@@ -214,6 +228,10 @@ impl FabricZone {
         }
         let mut scfg = ServerConfig::new(addr, identity);
         scfg.websocket = self.websocket_fallback;
+        scfg.rotation = (self.cert_rotation_sec > 0).then(|| CertRotation {
+            every: Duration::from_secs(self.cert_rotation_sec.unsigned_abs()),
+            ..CertRotation::weekly(&ServerIdentity::LOCAL_NAMES)
+        });
         let server = match Server::start(scfg) {
             Ok(s) => s,
             Err(e) => {
@@ -343,6 +361,7 @@ impl FabricZone {
                 ServerEvent::Message { session, data } => {
                     self.on_bytes(session, &data, true, now, &mut actions)
                 }
+                ServerEvent::CertRotated { hash, .. } => self.on_cert_rotated(&hash.to_base64()),
                 ServerEvent::Closed { session, reason } => {
                     self.admission.close(session);
                     godot_print!(
@@ -469,6 +488,22 @@ impl FabricZone {
         }
     }
 
+    fn on_cert_rotated(&mut self, hash: &str) {
+        self.cert_hash = GString::from(hash);
+        if let Some(path) = &self.hash_file
+            && let Ok(h) = fabric_net::CertHash::parse(hash)
+            && let Err(e) = h.write_file(path)
+        {
+            godot_error!("FabricZone: cannot write {}: {e}", path.display());
+        }
+        if let Some(r) = &self.registration {
+            r.set_cert_hash(hash);
+        }
+        godot_print!("FABRIC_ZONE_CERT_ROTATED cert_hash={hash}");
+        self.base_mut()
+            .emit_signal("cert_rotated", &[GString::from(hash).to_variant()]);
+    }
+
     fn pump_registry(&mut self) {
         let mut events = Vec::new();
         if let Some(r) = self.registration.as_mut() {
@@ -499,6 +534,9 @@ impl FabricZone {
                         .emit_signal("registered", &[GString::from(&shard_id).to_variant()]);
                 }
                 RegistryEvent::HeartbeatOk => {}
+                RegistryEvent::CertHashPublished { cert_hash } => {
+                    godot_print!("FABRIC_ZONE_CERT_PUBLISHED cert_hash={cert_hash}");
+                }
                 RegistryEvent::RelationshipChanged { object } => {
                     let subjects = self.admission.admitted_subjects();
                     godot_print!(

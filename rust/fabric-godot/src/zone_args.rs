@@ -5,7 +5,7 @@
 //! `--backend http://HOST:PORT`, `--backend-api-key KEY` (better: the environment variable
 //! `FABRIC_BACKEND_API_KEY`, which other users cannot read from the process list),
 //! `--public-address HOST`, `--map NAME`, `--name NAME`, `--heartbeat-sec S`, `--require-token`,
-//! `--no-websocket` (WebTransport only).
+//! `--no-websocket` (WebTransport only), `--cert-rotation-sec S` (0 = never).
 
 use std::path::PathBuf;
 
@@ -46,6 +46,7 @@ fn apply_args(zone: &mut FabricZone, args: &[String]) {
             "--port" => parse_into(&mut zone.port, value(), key),
             "--tick-hz" => parse_into(&mut zone.tick_hz, value(), key),
             "--heartbeat-sec" => parse_into(&mut zone.heartbeat_sec, value(), key),
+            "--cert-rotation-sec" => parse_into(&mut zone.cert_rotation_sec, value(), key),
             "--bind" => set_text(&mut zone.bind_address, value()),
             "--backend" => set_text(&mut zone.backend_url, value()),
             "--public-address" => set_text(&mut zone.public_address, value()),

@@ -4,9 +4,14 @@
 //! (what WebTransport's `serverCertificateHashes` accepts); clients pin the SHA-256 hash of the
 //! certificate's DER. A hash is written as base64 (the zone registry's `cert_hash` format, 44
 //! characters) and parsed from base64 or hex (64 digits, colons allowed).
+//!
+//! A pinned certificate must be valid now and for at most 14 days ([`Validity::check`], the rule
+//! of WebTransport's `serverCertificateHashes`, applied to `wss://` too), so servers replace
+//! theirs before it runs out: see [`crate::rotation`].
 
 use std::fmt;
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -41,6 +46,14 @@ impl CertHash {
         STANDARD.encode(self.0)
     }
 
+    /// Writes the base64 hash and a newline to `path` atomically (write, then rename), so a
+    /// process that reads the file never sees half of it.
+    pub fn write_file(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{self}\n"))?;
+        std::fs::rename(tmp, path)
+    }
+
     /// The lowercase hex form with colons (what browsers' devtools show).
     pub fn to_hex(&self) -> String {
         Sha256Digest::new(self.0).to_string()
@@ -60,6 +73,69 @@ impl fmt::Display for CertHash {
 impl fmt::Debug for CertHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CertHash({})", self.to_base64())
+    }
+}
+
+/// Longest validity period a pinned certificate may state (14 days).
+pub const MAX_PINNED_VALIDITY: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Why a pinned certificate is refused although its hash matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ValidityProblem {
+    /// `now` is before its `notBefore`.
+    #[error("the server certificate is not valid yet")]
+    NotYetValid,
+    /// `now` is after its `notAfter`.
+    #[error("the server certificate has expired")]
+    Expired,
+    /// It states a validity period longer than [`MAX_PINNED_VALIDITY`].
+    #[error(
+        "the server certificate is valid for more than 14 days, which pinned certificates may not be"
+    )]
+    TooLong,
+    /// Its DER could not be parsed.
+    #[error("the server certificate cannot be parsed")]
+    Unreadable,
+}
+
+/// The validity period a certificate states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// Not valid before this instant.
+    pub not_before: SystemTime,
+    /// Not valid after this instant.
+    pub not_after: SystemTime,
+}
+
+impl Validity {
+    /// Reads the period from a certificate's DER.
+    pub fn of_der(der: &[u8]) -> Result<Self, ValidityProblem> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, cert) = X509Certificate::from_der(der).map_err(|_| ValidityProblem::Unreadable)?;
+        let at = |t: i64| {
+            u64::try_from(t)
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+                .map_err(|_| ValidityProblem::Unreadable)
+        };
+        Ok(Self {
+            not_before: at(cert.validity().not_before.timestamp())?,
+            not_after: at(cert.validity().not_after.timestamp())?,
+        })
+    }
+
+    /// Whether a client pinning this certificate accepts it at `now`: inside the period, and
+    /// the period at most [`MAX_PINNED_VALIDITY`] long.
+    pub fn check(&self, now: SystemTime) -> Result<(), ValidityProblem> {
+        if now < self.not_before {
+            return Err(ValidityProblem::NotYetValid);
+        }
+        if now > self.not_after {
+            return Err(ValidityProblem::Expired);
+        }
+        match self.not_after.duration_since(self.not_before) {
+            Ok(d) if d <= MAX_PINNED_VALIDITY => Ok(()),
+            _ => Err(ValidityProblem::TooLong),
+        }
     }
 }
 
@@ -96,9 +172,43 @@ impl ServerIdentity {
         Ok(Self { identity })
     }
 
-    /// The usual identity of a local server: `localhost`, `127.0.0.1` and `::1`, 14 days.
+    /// A self-signed ECDSA P-256 certificate for `names` valid exactly from `not_before` to
+    /// `not_after` (whole seconds). Any period is accepted here, so tests can make expired,
+    /// future or too-long certificates; clients refuse those ([`Validity::check`]).
+    pub fn self_signed_between(
+        names: &[&str],
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<Self, NetError> {
+        use wtransport::tls::self_signed::time::OffsetDateTime;
+        let at = |t: SystemTime| {
+            let secs = match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+            };
+            OffsetDateTime::from_unix_timestamp(secs)
+                .map_err(|e| NetError::Identity(format!("certificate time out of range: {e}")))
+        };
+        let identity = Identity::self_signed_builder()
+            .subject_alt_names(names)
+            .not_before(at(not_before)?)
+            .not_after(at(not_after)?)
+            .build()
+            .map_err(|e| NetError::Identity(e.to_string()))?;
+        Ok(Self { identity })
+    }
+
+    /// The usual names of a local server: `localhost`, `127.0.0.1` and `::1`.
+    pub const LOCAL_NAMES: [&'static str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+    /// The usual identity of a local server: [`Self::LOCAL_NAMES`], 14 days.
     pub fn self_signed_local() -> Result<Self, NetError> {
-        Self::self_signed(&["localhost", "127.0.0.1", "::1"], 14)
+        Self::self_signed(&Self::LOCAL_NAMES, 14)
+    }
+
+    /// The validity period of the end-entity certificate.
+    pub fn validity(&self) -> Result<Validity, ValidityProblem> {
+        Validity::of_der(self.identity.certificate_chain().as_slice()[0].der())
     }
 
     /// Loads a certificate chain and private key from PEM files.
@@ -120,9 +230,7 @@ impl ServerIdentity {
     /// Writes the base64 hash (and a newline) to `path`, atomically (write then rename), so a
     /// process that waits for the file never reads half of it.
     pub fn write_hash_file(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{}\n", self.hash()))?;
-        std::fs::rename(tmp, path)
+        self.hash().write_file(path)
     }
 }
 
@@ -145,6 +253,45 @@ mod tests {
             CertHash::parse(&STANDARD.encode([1u8; 31])),
             Err(NetError::BadCertHash(_))
         ));
+    }
+
+    #[test]
+    fn validity_is_read_back_and_checked_like_webtransport() {
+        let now = SystemTime::now();
+        let day = Duration::from_secs(24 * 3600);
+        let fresh = ServerIdentity::self_signed_local()
+            .unwrap()
+            .validity()
+            .unwrap();
+        let len = fresh.not_after.duration_since(fresh.not_before).unwrap();
+        assert_eq!(len, 14 * day, "self_signed_local is valid 14 days");
+        assert!(fresh.not_before <= now + Duration::from_secs(1));
+        assert_eq!(fresh.check(now), Ok(()));
+
+        let names = ServerIdentity::LOCAL_NAMES;
+        let make = |from: SystemTime, to: SystemTime| {
+            ServerIdentity::self_signed_between(&names, from, to)
+                .unwrap()
+                .validity()
+                .unwrap()
+        };
+        let expired = make(now - 10 * day, now - day);
+        assert_eq!(expired.check(now), Err(ValidityProblem::Expired));
+        assert_eq!(
+            expired.check(now - 2 * day),
+            Ok(()),
+            "valid inside its period"
+        );
+        let future = make(now + day, now + 2 * day);
+        assert_eq!(future.check(now), Err(ValidityProblem::NotYetValid));
+        let long = make(now - day, now + 14 * day);
+        assert_eq!(long.check(now), Err(ValidityProblem::TooLong), "15 days");
+        let exact = make(now - day, now + 13 * day);
+        assert_eq!(exact.check(now), Ok(()), "exactly 14 days is allowed");
+        assert_eq!(
+            Validity::of_der(b"not a certificate"),
+            Err(ValidityProblem::Unreadable)
+        );
     }
 
     #[test]

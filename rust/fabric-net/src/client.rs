@@ -424,10 +424,15 @@ async fn open_wss(
         .connect(name, tcp)
         .await
         .map_err(|e| {
-            if e.to_string().contains(crate::tls::PIN_MISMATCH) {
+            let text = e.to_string();
+            if text.contains(crate::tls::PIN_MISMATCH) {
                 NetError::CertMismatch {
                     url: cfg.url.clone(),
                     pinned: cfg.pin.to_base64(),
+                }
+            } else if text.contains(crate::tls::PIN_OUT_OF_DATE) {
+                NetError::CertExpired {
+                    url: cfg.url.clone(),
                 }
             } else {
                 NetError::Connect {

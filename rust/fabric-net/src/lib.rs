@@ -23,13 +23,15 @@ mod nosigpipe;
 pub mod registry;
 pub mod registry_watch;
 pub mod reliable;
+pub mod rotation;
 pub mod runtime;
 pub mod server;
 mod tls;
 pub mod ws;
 
-pub use cert::{CertHash, ServerIdentity};
+pub use cert::{CertHash, ServerIdentity, Validity, ValidityProblem};
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use error::{NetError, describe_connect_error};
+pub use rotation::CertRotation;
 pub use runtime::{current_or_shared, handle as runtime_handle, shutdown as shutdown_runtime};
 pub use server::{Server, ServerConfig, ServerEvent, SessionId};

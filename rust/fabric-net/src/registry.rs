@@ -2,13 +2,15 @@
 //! backend forgot the zone (restart with an empty database, or eviction), deregister on stop.
 //!
 //! Runs on the background runtime and reports [`RegistryEvent`]s; the zone drains them in its
-//! poll. Nothing here is on the tick path.
+//! poll. Nothing here is on the tick path. After a certificate rotation the zone hands the new
+//! hash over ([`Registration::set_cert_hash`]): it goes out with a heartbeat sent at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
@@ -54,6 +56,11 @@ pub enum RegistryEvent {
     },
     /// A heartbeat was accepted.
     HeartbeatOk,
+    /// The registry now lists this certificate hash for the zone (after a rotation).
+    CertHashPublished {
+        /// The hash (base64).
+        cert_hash: String,
+    },
     /// The registry pushed `relationship_changed` for this zone: permissions may have changed,
     /// so cached join decisions must be re-derived ([`Registration::recheck`]).
     RelationshipChanged {
@@ -73,6 +80,7 @@ pub enum RegistryEvent {
 pub struct Registration {
     events: UnboundedReceiver<RegistryEvent>,
     users: Arc<AtomicU32>,
+    hash: Arc<HashState>,
     task: JoinHandle<()>,
     shard: Arc<std::sync::Mutex<Option<(String, String)>>>,
     backend: String,
@@ -91,15 +99,22 @@ impl Registration {
     pub fn start(cfg: RegistrationConfig) -> Self {
         let (tx, events) = unbounded_channel();
         let users = Arc::new(AtomicU32::new(0));
+        let hash = Arc::new(HashState {
+            current: std::sync::Mutex::new(cfg.cert_hash.clone()),
+            unpublished: std::sync::atomic::AtomicBool::new(false),
+            wake: Notify::new(),
+        });
         let shard = Arc::new(std::sync::Mutex::new(None));
         let backend = cfg.backend.clone();
         let api_key = cfg.api_key.clone();
         let span = info_span!("registry", backend = %cfg.backend);
-        let task = crate::current_or_shared()
-            .spawn(run(cfg, tx.clone(), users.clone(), shard.clone()).instrument(span));
+        let task = crate::current_or_shared().spawn(
+            run(cfg, tx.clone(), users.clone(), hash.clone(), shard.clone()).instrument(span),
+        );
         Self {
             events,
             users,
+            hash,
             task,
             shard,
             backend,
@@ -121,6 +136,15 @@ impl Registration {
     /// The player count sent with the next heartbeat.
     pub fn set_current_users(&self, n: u32) {
         self.users.store(n, Ordering::Relaxed);
+    }
+
+    /// The zone's certificate changed: publish `cert_hash` (base64) with a heartbeat sent now
+    /// (and with every later registration). [`RegistryEvent::CertHashPublished`] follows once
+    /// the registry lists it; a failed heartbeat keeps it pending for the next one.
+    pub fn set_cert_hash(&self, cert_hash: &str) {
+        *self.hash.current.lock().expect("hash lock") = cert_hash.to_owned();
+        self.hash.unpublished.store(true, Ordering::SeqCst);
+        self.hash.wake.notify_one();
     }
 
     /// Re-checks in the background whether each of `subjects` may still join this zone (the
@@ -176,10 +200,24 @@ impl Registration {
     }
 }
 
+/// The certificate hash to register with, and whether the registry has not seen it yet.
+struct HashState {
+    current: std::sync::Mutex<String>,
+    unpublished: std::sync::atomic::AtomicBool,
+    wake: Notify,
+}
+
+impl HashState {
+    fn current(&self) -> String {
+        self.current.lock().expect("hash lock").clone()
+    }
+}
+
 async fn run(
-    cfg: RegistrationConfig,
+    mut cfg: RegistrationConfig,
     tx: UnboundedSender<RegistryEvent>,
     users: Arc<AtomicU32>,
+    hash: Arc<HashState>,
     shard: Arc<std::sync::Mutex<Option<(String, String)>>>,
 ) {
     let mut backoff = Duration::from_millis(250);
@@ -188,6 +226,9 @@ async fn run(
         let _ = tx.send(RegistryEvent::Problem(text));
     };
     loop {
+        // A registration always carries the current hash.
+        hash.unpublished.store(false, Ordering::SeqCst);
+        cfg.cert_hash = hash.current();
         match register(&cfg).await {
             Ok((id, secret, join_keys)) => {
                 backoff = Duration::from_millis(250);
@@ -204,8 +245,17 @@ async fn run(
                 ));
                 // Heartbeat until the backend forgets us.
                 loop {
-                    tokio::time::sleep(cfg.heartbeat).await;
-                    let body = json!({"current_users": users.load(Ordering::Relaxed)});
+                    // A rotated certificate cuts the wait short.
+                    tokio::select! {
+                        () = tokio::time::sleep(cfg.heartbeat) => {}
+                        () = hash.wake.notified() => {}
+                    }
+                    let mut body = json!({"current_users": users.load(Ordering::Relaxed)});
+                    let publishing = hash.unpublished.swap(false, Ordering::SeqCst);
+                    let cert_hash = hash.current();
+                    if publishing {
+                        body["cert_hash"] = json!(cert_hash);
+                    }
                     match http::request(
                         &cfg.backend,
                         "PUT",
@@ -218,6 +268,10 @@ async fn run(
                     {
                         Ok(r) if r.status == 200 => {
                             let _ = tx.send(RegistryEvent::HeartbeatOk);
+                            if publishing {
+                                info!(%cert_hash, "new certificate hash published");
+                                let _ = tx.send(RegistryEvent::CertHashPublished { cert_hash });
+                            }
                         }
                         Ok(r) if r.status == 404 || r.status == 401 || r.status == 403 => {
                             problem(
@@ -230,8 +284,14 @@ async fn run(
                             drop(watcher);
                             break;
                         }
-                        Ok(r) => problem(&tx, describe("heartbeat", &r)),
-                        Err(e) => problem(&tx, format!("heartbeat failed: {e}")),
+                        Ok(r) => {
+                            hash.unpublished.fetch_or(publishing, Ordering::SeqCst);
+                            problem(&tx, describe("heartbeat", &r));
+                        }
+                        Err(e) => {
+                            hash.unpublished.fetch_or(publishing, Ordering::SeqCst);
+                            problem(&tx, format!("heartbeat failed: {e}"));
+                        }
                     }
                 }
             }

@@ -11,17 +11,21 @@
 //!
 //! One broken or hostile session only ever ends itself: its errors close that connection and
 //! are reported as its `Closed` event.
+//!
+//! The certificate can be replaced while the server runs ([`Server::rotate_identity`], or on a
+//! schedule with [`ServerConfig::rotation`]): new handshakes of both transports get the new one,
+//! open sessions go on, and the owner is told the new hash ([`ServerEvent::CertRotated`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 use wtransport::endpoint::IncomingSession;
 use wtransport::{Connection, Endpoint, VarInt};
 
@@ -30,6 +34,7 @@ use crate::cert::{CertHash, ServerIdentity};
 use crate::lanes::{self, Lanes};
 use crate::nosigpipe::NoSigPipe;
 use crate::reliable::MAX_MESSAGE_LEN;
+use crate::rotation::CertRotation;
 use crate::ws;
 
 /// A server's number for one of its sessions (1, 2, 3, ... in accept order).
@@ -64,6 +69,9 @@ pub struct ServerConfig {
     /// Accept unencrypted `ws://` from non-loopback clients (default `false`: they are answered
     /// `403` and dropped; `wss://` is always accepted).
     pub allow_insecure_websocket: bool,
+    /// Replace the certificate with a fresh self-signed one on this schedule (default `None`:
+    /// keep `identity` until [`Server::rotate_identity`] is called).
+    pub rotation: Option<CertRotation>,
 }
 
 impl ServerConfig {
@@ -78,6 +86,7 @@ impl ServerConfig {
             webtransport: true,
             websocket: false,
             allow_insecure_websocket: false,
+            rotation: None,
         }
     }
 }
@@ -115,6 +124,13 @@ pub enum ServerEvent {
         /// Why, in words.
         reason: String,
     },
+    /// The server now presents another certificate (rotation): new clients must pin `hash`.
+    CertRotated {
+        /// Hash of the new certificate.
+        hash: CertHash,
+        /// When the new certificate expires.
+        not_after: SystemTime,
+    },
 }
 
 enum Entry {
@@ -127,10 +143,14 @@ struct Shared {
     events: UnboundedSender<ServerEvent>,
     next_id: AtomicU64,
     max_sessions: usize,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS of `wss://` (with the WebSocket fallback only); replaced on rotation.
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
+    /// Hash of the certificate presented to new handshakes.
+    hash: Mutex<CertHash>,
     allow_insecure_websocket: bool,
     keep_alive: Duration,
     idle_timeout: Duration,
+    bind: SocketAddr,
 }
 
 impl Shared {
@@ -277,12 +297,11 @@ pub struct Server {
     endpoint: Option<Arc<WtEndpoint>>,
     tasks: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
-    hash: CertHash,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Server({}, {})", self.local_addr, self.hash)
+        write!(f, "Server({}, {})", self.local_addr, self.cert_hash())
     }
 }
 
@@ -303,6 +322,9 @@ impl Server {
         } else {
             None
         };
+        if let Some(r) = &cfg.rotation {
+            r.validate()?;
+        }
         let hash = cfg.identity.hash();
         // With port 0 and both transports, the TCP port must match the UDP one: retry when
         // the number the UDP socket got is taken on TCP.
@@ -356,10 +378,12 @@ impl Server {
             events: tx,
             next_id: AtomicU64::new(1),
             max_sessions: cfg.max_sessions,
-            tls,
+            tls: RwLock::new(tls),
+            hash: Mutex::new(hash),
             allow_insecure_websocket: cfg.allow_insecure_websocket,
             keep_alive: cfg.keep_alive,
             idle_timeout: cfg.idle_timeout,
+            bind: cfg.bind,
         });
         let mut tasks = Vec::new();
         let endpoint = endpoint.map(Arc::new);
@@ -375,14 +399,35 @@ impl Server {
             let l = tokio::net::TcpListener::from_std(l).map_err(bind_err)?;
             tasks.push(handle.spawn(ws_accept_loop(l, shared.clone())));
         }
+        if let Some(rotation) = cfg.rotation.clone() {
+            // The caller's certificate may run out before the first scheduled rotation.
+            let not_after = cfg
+                .identity
+                .validity()
+                .map(|v| v.not_after)
+                .unwrap_or_else(|_| SystemTime::now());
+            let span = info_span!("cert_rotation", addr = %local_addr);
+            tasks.push(
+                handle.spawn(
+                    rotation_loop(endpoint.clone(), shared.clone(), rotation, not_after)
+                        .instrument(span),
+                ),
+            );
+        }
         Ok(Self {
             sender: ServerSender { shared },
             events,
             endpoint,
             tasks,
             local_addr,
-            hash,
         })
+    }
+
+    /// Presents `identity` to every new handshake from now on (WebTransport and `wss://`);
+    /// open sessions keep going. Emits [`ServerEvent::CertRotated`] and returns the new hash.
+    /// Nothing changes when the new identity cannot be applied.
+    pub fn rotate_identity(&self, identity: ServerIdentity) -> Result<CertHash, NetError> {
+        apply_identity(self.endpoint.as_deref(), &self.sender.shared, &identity)
     }
 
     /// The bound address (with the real port when port 0 was asked for).
@@ -390,9 +435,9 @@ impl Server {
         self.local_addr
     }
 
-    /// Hash of the certificate this server presents.
+    /// Hash of the certificate this server presents to new handshakes now.
     pub fn cert_hash(&self) -> CertHash {
-        self.hash
+        *self.sender.shared.hash.lock().expect("hash lock")
     }
 
     /// A cloneable handle for sending.
@@ -444,12 +489,18 @@ impl Drop for Server {
     }
 }
 
-fn bind_webtransport(cfg: &ServerConfig) -> Result<WtEndpoint, NetError> {
+/// The WebTransport server configuration: bind address, identity, timeouts, stream limits.
+fn wt_config(
+    bind: SocketAddr,
+    identity: &ServerIdentity,
+    keep_alive: Duration,
+    idle_timeout: Duration,
+) -> Result<wtransport::ServerConfig, NetError> {
     let mut wt_cfg = wtransport::ServerConfig::builder()
-        .with_bind_address(cfg.bind)
-        .with_identity(cfg.identity.identity.clone_identity())
-        .keep_alive_interval(Some(cfg.keep_alive))
-        .max_idle_timeout(Some(cfg.idle_timeout))
+        .with_bind_address(bind)
+        .with_identity(identity.identity.clone_identity())
+        .keep_alive_interval(Some(keep_alive))
+        .max_idle_timeout(Some(idle_timeout))
         .map_err(|e| NetError::Identity(format!("bad idle timeout: {e}")))?
         .build();
     // One stream per reliable channel: room for all 256 of them.
@@ -457,10 +508,82 @@ fn bind_webtransport(cfg: &ServerConfig) -> Result<WtEndpoint, NetError> {
     if let Some(t) = Arc::get_mut(transport) {
         t.max_concurrent_uni_streams(wtransport::quinn::VarInt::from_u32(lanes::MAX_UNI_STREAMS));
     }
+    Ok(wt_cfg)
+}
+
+fn bind_webtransport(cfg: &ServerConfig) -> Result<WtEndpoint, NetError> {
+    let wt_cfg = wt_config(cfg.bind, &cfg.identity, cfg.keep_alive, cfg.idle_timeout)?;
     Endpoint::server(wt_cfg).map_err(|e| NetError::Bind {
         addr: cfg.bind.to_string(),
         reason: e.to_string(),
     })
+}
+
+/// Installs `identity` for new handshakes of both transports. Builds everything first, so a
+/// failure leaves the old certificate in place.
+fn apply_identity(
+    endpoint: Option<&WtEndpoint>,
+    shared: &Shared,
+    identity: &ServerIdentity,
+) -> Result<CertHash, NetError> {
+    let not_after = identity
+        .validity()
+        .map_err(|e| NetError::Identity(e.to_string()))?
+        .not_after;
+    let wt = match endpoint {
+        Some(_) => Some(wt_config(
+            shared.bind,
+            identity,
+            shared.keep_alive,
+            shared.idle_timeout,
+        )?),
+        None => None,
+    };
+    let has_tls = shared.tls.read().expect("tls lock").is_some();
+    let tls = if has_tls {
+        Some(crate::tls::server_config(identity)?)
+    } else {
+        None
+    };
+    if let (Some(e), Some(cfg)) = (endpoint, wt) {
+        e.reload_config(cfg, false)
+            .map_err(|e| NetError::Identity(format!("cannot install the new certificate: {e}")))?;
+    }
+    if tls.is_some() {
+        *shared.tls.write().expect("tls lock") = tls;
+    }
+    let hash = identity.hash();
+    *shared.hash.lock().expect("hash lock") = hash;
+    info!(%hash, "certificate replaced");
+    shared.emit(ServerEvent::CertRotated { hash, not_after });
+    Ok(hash)
+}
+
+/// Replaces the certificate on `rotation`'s schedule until the server stops.
+async fn rotation_loop(
+    endpoint: Option<Arc<WtEndpoint>>,
+    shared: Arc<Shared>,
+    rotation: CertRotation,
+    mut not_after: SystemTime,
+) {
+    let mut installed = SystemTime::now();
+    let names: Vec<&str> = rotation.names.iter().map(String::as_str).collect();
+    loop {
+        let wait = rotation.next_in(SystemTime::now(), installed, not_after);
+        tokio::time::sleep(wait).await;
+        let fresh = ServerIdentity::self_signed(&names, rotation.validity_days).and_then(|id| {
+            apply_identity(endpoint.as_deref(), &shared, &id)?;
+            id.validity().map_err(|e| NetError::Identity(e.to_string()))
+        });
+        match fresh {
+            Ok(v) => {
+                installed = SystemTime::now();
+                not_after = v.not_after;
+            }
+            // Try again after the minimum interval; the old certificate stays in use.
+            Err(e) => warn!("certificate rotation failed: {e}"),
+        }
+    }
 }
 
 async fn accept_loop(endpoint: Arc<WtEndpoint>, shared: Arc<Shared>) {
@@ -578,7 +701,7 @@ async fn route_ws_connection(
         _ => return,
     }
     if first[0] == crate::tls::TLS_HANDSHAKE_BYTE {
-        let Some(cfg) = shared.tls.clone() else {
+        let Some(cfg) = shared.tls.read().expect("tls lock").clone() else {
             return;
         };
         let accepted = tokio::time::timeout(

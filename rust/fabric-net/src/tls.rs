@@ -5,7 +5,8 @@
 //! the fallback's TCP port. A client accepts exactly the certificate whose SHA-256 (of the DER)
 //! is the pinned [`CertHash`]: no certificate authorities, no host-name check (the pin is the
 //! trust, as with WebTransport's `serverCertificateHashes`), but the handshake signature is
-//! still verified, so only the holder of the key can answer.
+//! still verified, so only the holder of the key can answer, and the certificate must be valid
+//! now and for at most 14 days, as WebTransport requires ([`crate::cert::Validity::check`]).
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::NetError;
-use crate::cert::{CertHash, ServerIdentity};
+use crate::cert::{CertHash, ServerIdentity, Validity, ValidityProblem};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -63,6 +64,9 @@ pub(crate) fn client_config(pin: CertHash) -> Result<Arc<rustls::ClientConfig>, 
 /// Text of the error a pin mismatch raises (recognised when mapping errors).
 pub(crate) const PIN_MISMATCH: &str = "server certificate does not match the pinned hash";
 
+/// Text of the error a pinned certificate outside its validity period raises.
+pub(crate) const PIN_OUT_OF_DATE: &str = "pinned server certificate is expired or not yet valid";
+
 #[derive(Debug)]
 struct PinnedCert {
     pin: CertHash,
@@ -76,13 +80,20 @@ impl ServerCertVerifier for PinnedCert {
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let digest = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
-        if digest.as_ref() == self.pin.0 {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(PIN_MISMATCH.to_owned()))
+        if digest.as_ref() != self.pin.0 {
+            return Err(rustls::Error::General(PIN_MISMATCH.to_owned()));
+        }
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now.as_secs());
+        match Validity::of_der(end_entity.as_ref()).and_then(|v| v.check(now)) {
+            Ok(()) => Ok(ServerCertVerified::assertion()),
+            Err(ValidityProblem::Expired | ValidityProblem::NotYetValid) => {
+                Err(rustls::Error::General(PIN_OUT_OF_DATE.to_owned()))
+            }
+            // Too long a period or unreadable: not a certificate WebTransport would pin either.
+            Err(_) => Err(rustls::Error::General(PIN_MISMATCH.to_owned())),
         }
     }
 

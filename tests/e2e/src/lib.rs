@@ -61,10 +61,16 @@ pub fn start_zone(engine: &Engine, zone_id: u32) -> anyhow::Result<Running> {
 
 /// Starts a gateway on a free loopback port in front of the zone at `zone_port`.
 pub fn start_gateway(zone_port: u16, zone_cert_hash: &str) -> anyhow::Result<Running> {
+    start_gateway_with(zone_port, &["--zone-cert-hash", zone_cert_hash])
+}
+
+/// [`start_gateway`] with other arguments for the zone's hash (e.g. `--zone-cert-hash-file`).
+pub fn start_gateway_with(zone_port: u16, args: &[&str]) -> anyhow::Result<Running> {
     let mut cmd = std::process::Command::new(engine::binary("fabric-gateway")?);
     cmd.args(["--listen", "127.0.0.1:0", "--zone"])
         .arg(format!("127.0.0.1:{zone_port}"))
-        .args(["--zone-cert-hash", zone_cert_hash, "--zone-timeout", "2"]);
+        .args(["--zone-timeout", "2"])
+        .args(args);
     let mut proc = Proc::spawn("gateway", cmd, false)?;
     let line = proc.wait_for_line(|l| l.starts_with("FABRIC_GATEWAY_READY"), READY_TIMEOUT)?;
     let (port, cert_hash) = parse_ready(&line)?;
@@ -197,27 +203,39 @@ pub fn start_registered_zone_on(
     backend: &str,
     api_key: &str,
 ) -> anyhow::Result<(Running, String)> {
+    start_registered_zone_with(engine, zone_id, port, backend, api_key, &[])
+}
+
+/// [`start_registered_zone_on`] with extra zone arguments (e.g. `--cert-rotation-sec 3`).
+pub fn start_registered_zone_with(
+    engine: &Engine,
+    zone_id: u32,
+    port: u16,
+    backend: &str,
+    api_key: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Running, String)> {
     let id = zone_id.to_string();
     let port_text = port.to_string();
-    let mut cmd = engine.scene_command(
-        "res://scenes/zone.tscn",
-        &[
-            "--zone-id",
-            &id,
-            "--port",
-            &port_text,
-            "--bind",
-            "127.0.0.1",
-            "--public-address",
-            "127.0.0.1",
-            "--backend",
-            backend,
-            "--heartbeat-sec",
-            "0.5",
-            "--name",
-            &format!("zone-{zone_id}"),
-        ],
-    );
+    let name = format!("zone-{zone_id}");
+    let mut args = vec![
+        "--zone-id",
+        &id,
+        "--port",
+        &port_text,
+        "--bind",
+        "127.0.0.1",
+        "--public-address",
+        "127.0.0.1",
+        "--backend",
+        backend,
+        "--heartbeat-sec",
+        "0.5",
+        "--name",
+        &name,
+    ];
+    args.extend_from_slice(extra);
+    let mut cmd = engine.scene_command("res://scenes/zone.tscn", &args);
     cmd.env("FABRIC_BACKEND_API_KEY", api_key);
     let mut proc = Proc::spawn("zone", cmd, true)?;
     let line = proc.wait_for_line(|l| l.starts_with("FABRIC_ZONE_READY"), READY_TIMEOUT)?;

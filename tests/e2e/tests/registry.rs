@@ -1,12 +1,15 @@
 //! The registry end to end: real backend, zones (headless Godot) that register and heartbeat,
 //! and the cycle-1 client discovering a zone, pinning its registered hash and joining with a
-//! join token; clients without a token or with a forged one are refused by the zone.
+//! join token; clients without a token or with a forged one are refused by the zone; a zone
+//! that rotates its certificate publishes the new hash to the registry, its hash file and so
+//! to the gateway, while its players stay connected.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use fabric_e2e::{
-    backend_request, create_account, run_cycle1_discovery, start_backend, start_registered_zone,
+    backend_request, create_account, run_cycle1, run_cycle1_discovery, start_backend,
+    start_gateway_with, start_registered_zone, start_registered_zone_with,
 };
 use fabric_harness::engine;
 
@@ -175,6 +178,28 @@ fn zone_registers_again_when_the_registry_forgets_it() {
     assert_eq!(view["cert_hash"], zone.cert_hash.as_str());
 }
 
+/// A discovery client that stays connected after its checks (`--hold`) until the zone ends its
+/// session, or fails after `timeout` seconds.
+fn spawn_held_client(
+    engine: &fabric_harness::engine::Engine,
+    backend: &str,
+    player: &str,
+    timeout: u32,
+) -> fabric_harness::process::Proc {
+    let timeout = timeout.to_string();
+    let args = [
+        "--backend",
+        backend,
+        "--api-key",
+        player,
+        "--timeout",
+        &timeout,
+        "--hold",
+    ];
+    let cmd = engine.scene_command("res://scenes/cycle1.tscn", &args);
+    fabric_harness::process::Proc::spawn("held client", cmd, true).unwrap()
+}
+
 #[test]
 fn revoking_join_permission_disconnects_the_player() {
     let _s = serial();
@@ -186,19 +211,7 @@ fn revoking_join_permission_disconnects_the_player() {
         zone,
         shard,
     } = world(5);
-    let cmd = engine.scene_command(
-        "res://scenes/cycle1.tscn",
-        &[
-            "--backend",
-            &backend.url,
-            "--api-key",
-            &player,
-            "--timeout",
-            "20",
-            "--hold",
-        ],
-    );
-    let mut client = fabric_harness::process::Proc::spawn("client", cmd, true).unwrap();
+    let mut client = spawn_held_client(&engine, &backend.url, &player, 20);
     client
         .wait_for_line(
             |l| l.contains("holding the session"),
@@ -228,4 +241,128 @@ fn revoking_join_permission_disconnects_the_player() {
         "{}",
         zone.proc.output()
     );
+}
+
+/// The `cert_hash=` value of a zone or gateway line.
+fn hash_of(line: &str) -> String {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("cert_hash="))
+        .unwrap_or_else(|| panic!("no cert_hash in `{line}`"))
+        .to_owned()
+}
+
+#[test]
+fn zone_rotates_its_certificate_and_publishes_the_new_hash() {
+    // Rotation every 8 s: the first one comes after the held client joined (a few seconds),
+    // and the next one long after the clients of the second half connected.
+    const ROTATION: &str = "8";
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine ready");
+    let backend = start_backend("127.0.0.1:0", ":memory:").expect("backend starts");
+    let operator = create_account(&backend.url, "operator").unwrap();
+    let player = create_account(&backend.url, "player1").unwrap();
+    let dir = fabric_harness::paths::scratch_dir("rotation");
+    let hash_file = dir.join("zone.hash");
+    let hash_file_arg = hash_file.to_str().unwrap();
+    let (mut zone, shard) = start_registered_zone_with(
+        &engine,
+        6,
+        0,
+        &backend.url,
+        &operator,
+        &[
+            "--cert-rotation-sec",
+            ROTATION,
+            "--cert-hash-file",
+            hash_file_arg,
+        ],
+    )
+    .expect("zone registers");
+    let first = zone.cert_hash.clone();
+    let read_file = || {
+        std::fs::read_to_string(&hash_file)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(read_file(), first, "the hash file holds the first hash");
+    let gateway = start_gateway_with(zone.port, &["--zone-cert-hash-file", hash_file_arg])
+        .expect("gateway starts");
+
+    // A player joins before the rotation and stays.
+    let mut held = spawn_held_client(&engine, &backend.url, &player, 60);
+    held.wait_for_line(
+        |l| l.contains("holding the session"),
+        Duration::from_secs(30),
+    )
+    .expect("the first player joined");
+    assert!(
+        !zone.proc.output().contains("FABRIC_ZONE_CERT_ROTATED"),
+        "the machine was too slow: the zone rotated before the first player joined\n{}",
+        zone.proc.output()
+    );
+
+    let rotated = zone
+        .proc
+        .wait_for_line(
+            |l| l.starts_with("FABRIC_ZONE_CERT_ROTATED"),
+            Duration::from_secs(20),
+        )
+        .expect("the zone rotates its certificate");
+    let second = hash_of(&rotated);
+    assert_ne!(second, first, "a new certificate");
+    zone.proc
+        .wait_for_line(
+            |l| l.starts_with("FABRIC_ZONE_CERT_PUBLISHED") && hash_of(l) == second,
+            Duration::from_secs(10),
+        )
+        .expect("the zone publishes the new hash");
+    let (status, view) =
+        backend_request(&backend.url, "GET", &format!("/shards/{shard}"), None, None).unwrap();
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        view["cert_hash"],
+        second.as_str(),
+        "the registry lists the new hash"
+    );
+    assert_eq!(read_file(), second, "the hash file was rewritten");
+
+    // New clients: discovery pins the new hash; the gateway re-reads the file.
+    let (outcome, out, _p) = run_cycle1_discovery(&engine, &backend.url, &player, &[]).unwrap();
+    assert!(outcome.success(), "discovery client: {outcome:?}\n{out}");
+    assert!(
+        out.contains(&format!("cert_hash={second}")),
+        "pinned the new hash:\n{out}"
+    );
+    let url = format!("https://127.0.0.1:{}/wt", gateway.port);
+    let (outcome, out, _p) = run_cycle1_discovery(
+        &engine,
+        &backend.url,
+        &player,
+        &["--url", &url, "--cert-hash", &gateway.cert_hash],
+    )
+    .unwrap();
+    assert!(
+        outcome.success(),
+        "client through the gateway: {outcome:?}\n{out}"
+    );
+    assert!(out.contains("CYCLE1 ZONE_DATAGRAM zone_id=6 "), "{out}");
+    // A client that still pins the old hash is refused with a clear error.
+    let direct = format!("https://127.0.0.1:{}/wt", zone.port);
+    let (outcome, out, _p) = run_cycle1(&engine, "stale client", &direct, &first).unwrap();
+    assert_eq!(outcome.code, Some(1), "{outcome:?}\n{out}");
+    assert!(out.contains("does not match the pinned hash"), "{out}");
+
+    // The player who joined before the rotation is still connected, until the zone stops.
+    assert!(held.group_alive(), "held client ended:\n{}", held.output());
+    assert!(
+        !held.output().contains("SESSION_ENDED"),
+        "{}",
+        held.output()
+    );
+    zone.proc.stop();
+    let outcome = held.wait(Duration::from_secs(20));
+    let log = held.output();
+    assert!(outcome.success(), "{outcome:?}\n{log}");
+    assert!(log.contains("SESSION_ENDED"), "{log}");
 }

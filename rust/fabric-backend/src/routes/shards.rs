@@ -148,9 +148,13 @@ pub(super) async fn heartbeat(
 ) -> Result<Json<ShardView>, ApiError> {
     authorize(&st, id, &bearer, false)?;
     check_url(&body.asset_index_url)?;
+    if let Some(h) = &body.cert_hash {
+        check_text("cert_hash", h, MAX_TEXT_LEN)?;
+    }
     let update = HeartbeatUpdate {
         current_users: body.current_users,
         asset_index_url: body.asset_index_url,
+        cert_hash: body.cert_hash,
     };
     let record = st
         .store

@@ -19,6 +19,8 @@ pub struct HeartbeatUpdate {
     pub current_users: u32,
     /// New asset index URL, or keep the old one.
     pub asset_index_url: Option<String>,
+    /// New certificate hash (the zone rotated its certificate), or keep the old one.
+    pub cert_hash: Option<String>,
 }
 
 /// Persistent state of the registry.

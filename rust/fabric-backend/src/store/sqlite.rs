@@ -263,7 +263,8 @@ impl Store for SqliteStore {
         self.with(|c| {
             c.prepare_cached(&format!(
                 "UPDATE shards SET last_put_at_ms = ?2, current_users = ?3, \
-                 asset_index_url = COALESCE(?4, asset_index_url) WHERE id = ?1 \
+                 asset_index_url = COALESCE(?4, asset_index_url), \
+                 cert_hash = COALESCE(?5, cert_hash) WHERE id = ?1 \
                  RETURNING {SHARD_COLUMNS}"
             ))?
             .query_row(
@@ -271,7 +272,8 @@ impl Store for SqliteStore {
                     id.to_string(),
                     now_ms as i64,
                     u.current_users,
-                    u.asset_index_url
+                    u.asset_index_url,
+                    u.cert_hash
                 ],
                 shard_from_row,
             )
@@ -442,6 +444,7 @@ mod tests {
         let hb = HeartbeatUpdate {
             current_users: 5,
             asset_index_url: Some("http://a/idx".into()),
+            cert_hash: Some("rotated-hash".into()),
         };
         let after = s.heartbeat(Uuid::from_u128(3), &hb, 2000).unwrap().unwrap();
         assert_eq!(
@@ -452,15 +455,16 @@ mod tests {
         let keep = HeartbeatUpdate {
             current_users: 6,
             asset_index_url: None,
+            cert_hash: None,
         };
         let after = s
             .heartbeat(Uuid::from_u128(3), &keep, 2001)
             .unwrap()
             .unwrap();
         assert_eq!(
-            after.asset_index_url.as_deref(),
-            Some("http://a/idx"),
-            "url kept"
+            (after.asset_index_url.as_deref(), after.cert_hash.as_str()),
+            (Some("http://a/idx"), "rotated-hash"),
+            "url and rotated certificate hash kept"
         );
         assert!(s.heartbeat(Uuid::from_u128(9), &keep, 1).unwrap().is_none());
     }

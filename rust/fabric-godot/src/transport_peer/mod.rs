@@ -29,7 +29,9 @@ use attempt::Attempt;
 use fabric_core::packet_frame::{PacketHeader, TransferMode as WireMode};
 use fabric_core::session_control::ControlMessage;
 use fabric_net::server::close_code;
-use fabric_net::{CertHash, Client, ClientConfig, Server, ServerConfig, ServerIdentity, SessionId};
+use fabric_net::{
+    CertHash, CertRotation, Client, ClientConfig, Server, ServerConfig, ServerIdentity, SessionId,
+};
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error;
@@ -82,13 +84,19 @@ enum Role {
 /// channels never block each other (one QUIC stream per channel); unreliable-ordered packets
 /// drop stale ones on both transports alike.
 ///
+/// **Certificates:** a server presents a fresh self-signed certificate valid 14 days (the most a
+/// pinned certificate may be) and replaces it every `cert_rotation_sec` (7 days by default), or
+/// when `rotate_certificate()` is called: open sessions go on, new clients must pin the new hash
+/// (`get_cert_hash()`, signal `cert_rotated`). Clients refuse an expired certificate.
+///
 /// **Security:** both transports are encrypted and pinned by the certificate hash. Plain,
 /// unencrypted `ws://` is only used when you pass a `ws://` URL yourself, and then only towards
 /// (and accepted from) loopback addresses unless `allow_insecure_websocket` is set.
 ///
 /// Signals: `connection_state_changed(state)`, `connection_error(reason)` (why the session could
 /// not open or ended), `control_received(text, peer_id)` (JSON control messages such as the
-/// gateway's pong or the zone's welcome), plus `MultiplayerPeer`'s `peer_connected(id)` and
+/// gateway's pong or the zone's welcome), `cert_rotated(cert_hash)` (servers), plus
+/// `MultiplayerPeer`'s `peer_connected(id)` and
 /// `peer_disconnected(id)`, emitted from `poll()` on the main thread.
 #[derive(GodotClass)]
 #[class(base = MultiplayerPeerExtension, tool)]
@@ -120,6 +128,11 @@ pub struct FabricMMOGTransportPeer {
     /// be reached starts WebSocket at once.
     #[var(pub)]
     primary_timeout_msec: i32,
+    /// Servers: seconds between certificate rotations (default 604800, 7 days; each certificate
+    /// is valid 14 days, so this must be shorter); 0 = never (the certificate then expires
+    /// after 14 days). Read when `create_server` is called.
+    #[var(pub)]
+    cert_rotation_sec: i64,
     incoming: VecDeque<Packet>,
     current: Vec<u8>,
     target_peer: i32,
@@ -156,6 +169,9 @@ impl FabricMMOGTransportPeer {
     /// The session could not be opened or ended: `reason` says why in words.
     #[signal]
     fn connection_error(reason: GString);
+    /// Servers: the certificate was replaced; new clients must pin `cert_hash` (base64).
+    #[signal]
+    fn cert_rotated(cert_hash: GString);
     /// A JSON control message arrived from `peer_id` (1 = the server, for clients).
     #[signal]
     fn control_received(text: GString, peer_id: i64);
@@ -239,6 +255,10 @@ impl FabricMMOGTransportPeer {
         cfg.webtransport = choice.serves_webtransport();
         cfg.websocket = choice.serves_websocket();
         cfg.allow_insecure_websocket = self.allow_insecure_websocket;
+        cfg.rotation = (self.cert_rotation_sec > 0).then(|| CertRotation {
+            every: Duration::from_secs(self.cert_rotation_sec.unsigned_abs()),
+            ..CertRotation::weekly(&ServerIdentity::LOCAL_NAMES)
+        });
         match Server::start(cfg) {
             Ok(server) => {
                 self.reset_state();
@@ -266,6 +286,24 @@ impl FabricMMOGTransportPeer {
         match &self.role {
             Role::Server { server, .. } => GString::from(&server.cert_hash().to_base64()),
             _ => GString::new(),
+        }
+    }
+
+    /// Servers: replaces the certificate now with a fresh self-signed one (14 days). Open
+    /// sessions go on; new clients must pin the new hash (`get_cert_hash()`); `cert_rotated`
+    /// is emitted from `poll()`. Returns `ERR_UNCONFIGURED` when not a server.
+    #[func]
+    pub fn rotate_certificate(&mut self) -> Error {
+        let Role::Server { server, .. } = &self.role else {
+            godot_error!("FabricMMOGTransportPeer.rotate_certificate: not a server");
+            return Error::ERR_UNCONFIGURED;
+        };
+        match ServerIdentity::self_signed_local().and_then(|id| server.rotate_identity(id)) {
+            Ok(_) => Error::OK,
+            Err(e) => {
+                godot_error!("FabricMMOGTransportPeer.rotate_certificate: {e}");
+                Error::ERR_CANT_CREATE
+            }
         }
     }
 
@@ -507,6 +545,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
             transport: "auto".into(),
             allow_insecure_websocket: false,
             primary_timeout_msec: 3000,
+            cert_rotation_sec: 7 * 24 * 3600,
             incoming: VecDeque::new(),
             current: Vec::new(),
             target_peer: 0,

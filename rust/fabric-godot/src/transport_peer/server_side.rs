@@ -35,6 +35,12 @@ impl FabricMMOGTransportPeer {
                     }
                 }
                 ServerEvent::Datagram { session, data } => self.server_bytes(session, &data),
+                ServerEvent::CertRotated { hash, .. } => {
+                    self.base_mut().emit_signal(
+                        "cert_rotated",
+                        &[GString::from(&hash.to_base64()).to_variant()],
+                    );
+                }
                 ServerEvent::Message { session, data } => self.server_bytes(session, &data),
                 ServerEvent::Closed { session, .. } => {
                     let gone = if let Role::Server {

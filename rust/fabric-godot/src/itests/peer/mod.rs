@@ -3,8 +3,8 @@
 //! certificate mismatch). Everything runs in one process: one server peer, several client peers
 //! and, for hostile input, raw `fabric_net` clients. This file holds the shared helpers;
 //! [`delivery`] (packets, metadata, targets, channels, drop-stale), [`lifecycle`] (disconnect,
-//! refuse, reconnect, hostile input, server close) and [`transports`] (fallback, pinning,
-//! address rules) hold the tests.
+//! refuse, reconnect, hostile input, server close), [`certificates`] (rotation) and
+//! [`transports`] (fallback, pinning, address rules) hold the tests.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -19,10 +19,12 @@ use godot::prelude::*;
 use super::wait_until;
 use crate::transport_peer::FabricMMOGTransportPeer;
 
+mod certificates;
 mod delivery;
 mod lifecycle;
 mod transports;
 
+use certificates::*;
 use delivery::*;
 use lifecycle::*;
 pub use transports::*;
@@ -86,6 +88,7 @@ over_both!(
     close_then_reconnect_reuses_the_peer,
     garbage_from_a_client_ends_only_its_session,
     server_close_reaches_every_client,
+    rotation_keeps_sessions_and_pins_the_new_hash,
 );
 
 /// A server peer on a free loopback port, listening on both transports.

@@ -1,0 +1,173 @@
+//! Certificate rotation: a server replaces its self-signed certificate well before it expires.
+//!
+//! Pinned certificates are valid for at most 14 days ([`crate::cert::MAX_PINNED_VALIDITY`]), so
+//! a server that runs longer than that must change certificate, and so its hash, while it runs.
+//! [`CertRotation`] says how often; [`CertRotation::next_in`] decides when (sans-IO: the caller
+//! passes the time). The server applies a new certificate to new handshakes only: sessions
+//! already open keep theirs (QUIC and TLS do not re-authenticate an open connection), and the
+//! owner learns the new hash from [`crate::ServerEvent::CertRotated`] to publish it (a zone
+//! sends it to the registry, which clients ask before connecting).
+
+use std::time::{Duration, SystemTime};
+
+use crate::NetError;
+
+/// The least time between two rotations, whatever the certificate says (a certificate that is
+/// about to expire is replaced at once, but never in a tight loop).
+pub const MIN_ROTATION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long before `notAfter` a certificate is replaced at the latest: clients that fetched
+/// the hash shortly before the rotation still have this long to connect with it.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(3600);
+
+/// How a server rotates its self-signed certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRotation {
+    /// Host names or IP addresses of each new certificate.
+    pub names: Vec<String>,
+    /// Time between rotations: shorter than the validity, so a certificate in use always has
+    /// `validity - every` left.
+    pub every: Duration,
+    /// Validity of each new certificate in days, 1..=14.
+    pub validity_days: u32,
+}
+
+impl CertRotation {
+    /// New 14-day certificates every 7 days (each in use for its first half only).
+    pub fn weekly(names: &[&str]) -> Self {
+        Self {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            every: Duration::from_secs(7 * 24 * 3600),
+            validity_days: 14,
+        }
+    }
+
+    /// Checks the settings: at least [`MIN_ROTATION_INTERVAL`], shorter than the validity,
+    /// validity 1..=14 days, at least one name.
+    pub fn validate(&self) -> Result<(), NetError> {
+        let bad = |why: String| Err(NetError::Identity(format!("certificate rotation: {why}")));
+        if !(1..=14).contains(&self.validity_days) {
+            return bad(format!(
+                "validity of {} days is not in 1..=14",
+                self.validity_days
+            ));
+        }
+        let validity = Duration::from_secs(u64::from(self.validity_days) * 24 * 3600);
+        if self.every < MIN_ROTATION_INTERVAL || self.every >= validity {
+            return bad(format!(
+                "interval of {} s must be at least {} s and shorter than the validity of {} days",
+                self.every.as_secs(),
+                MIN_ROTATION_INTERVAL.as_secs(),
+                self.validity_days
+            ));
+        }
+        if self.names.is_empty() {
+            return bad("no host names for the new certificates".into());
+        }
+        Ok(())
+    }
+
+    /// How long from `now` until the certificate installed at `installed` (valid until
+    /// `not_after`) is replaced: `every` after it was installed, but at the latest
+    /// [`EXPIRY_MARGIN`] before it expires, and never sooner than [`MIN_ROTATION_INTERVAL`].
+    pub fn next_in(
+        &self,
+        now: SystemTime,
+        installed: SystemTime,
+        not_after: SystemTime,
+    ) -> Duration {
+        let due = (installed + self.every).min(
+            not_after
+                .checked_sub(EXPIRY_MARGIN)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        );
+        due.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .max(MIN_ROTATION_INTERVAL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[test]
+    fn weekly_rotation_is_valid_and_replaces_after_a_week() {
+        let r = CertRotation::weekly(&["localhost"]);
+        assert_eq!(r.validate().map_err(|e| e.to_string()), Ok(()));
+        let t0 = SystemTime::UNIX_EPOCH + 1000 * DAY;
+        assert_eq!(r.next_in(t0, t0, t0 + 14 * DAY), 7 * DAY);
+        assert_eq!(
+            r.next_in(t0 + DAY, t0, t0 + 14 * DAY),
+            6 * DAY,
+            "counted from install"
+        );
+    }
+
+    #[test]
+    fn a_certificate_close_to_expiry_is_replaced_before_it_expires() {
+        let r = CertRotation::weekly(&["localhost"]);
+        let t0 = SystemTime::UNIX_EPOCH + 1000 * DAY;
+        // Installed with only one day left (e.g. the caller's own certificate).
+        assert_eq!(r.next_in(t0, t0, t0 + DAY), DAY - EXPIRY_MARGIN);
+        // Already inside the margin, or expired: replace now (after the minimum interval).
+        assert_eq!(
+            r.next_in(t0, t0, t0 + EXPIRY_MARGIN / 2),
+            MIN_ROTATION_INTERVAL
+        );
+        assert_eq!(r.next_in(t0, t0, t0 - DAY), MIN_ROTATION_INTERVAL);
+        // Overdue rotation (the process was suspended): at once, not in a tight loop.
+        assert_eq!(
+            r.next_in(t0 + 8 * DAY, t0, t0 + 14 * DAY),
+            MIN_ROTATION_INTERVAL
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_reason() {
+        let ok = CertRotation::weekly(&["localhost"]);
+        let cases = [
+            (
+                CertRotation {
+                    validity_days: 15,
+                    ..ok.clone()
+                },
+                "validity of 15 days",
+            ),
+            (
+                CertRotation {
+                    validity_days: 0,
+                    ..ok.clone()
+                },
+                "validity of 0 days",
+            ),
+            (
+                CertRotation {
+                    every: 14 * DAY,
+                    ..ok.clone()
+                },
+                "shorter than the validity",
+            ),
+            (
+                CertRotation {
+                    every: Duration::from_millis(10),
+                    ..ok.clone()
+                },
+                "at least 1 s",
+            ),
+            (
+                CertRotation {
+                    names: vec![],
+                    ..ok.clone()
+                },
+                "no host names",
+            ),
+        ];
+        for (r, why) in cases {
+            let err = r.validate().expect_err(why).to_string();
+            assert!(err.contains(why), "{err} should say {why}");
+        }
+    }
+}
