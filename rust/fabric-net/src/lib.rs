@@ -27,6 +27,7 @@ pub mod rotation;
 pub mod runtime;
 pub mod server;
 mod tls;
+pub mod udp;
 pub mod ws;
 
 pub use cert::{CertHash, ServerIdentity, Validity, ValidityProblem};

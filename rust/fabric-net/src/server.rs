@@ -489,15 +489,20 @@ impl Drop for Server {
     }
 }
 
-/// The WebTransport server configuration: bind address, identity, timeouts, stream limits.
+/// The WebTransport server configuration: socket (a bound one, or an address when only the
+/// certificate is being replaced), identity, timeouts, stream limits.
 fn wt_config(
-    bind: SocketAddr,
+    bind: Result<std::net::UdpSocket, SocketAddr>,
     identity: &ServerIdentity,
     keep_alive: Duration,
     idle_timeout: Duration,
 ) -> Result<wtransport::ServerConfig, NetError> {
-    let mut wt_cfg = wtransport::ServerConfig::builder()
-        .with_bind_address(bind)
+    let builder = wtransport::ServerConfig::builder();
+    let builder = match bind {
+        Ok(socket) => builder.with_bind_socket(socket),
+        Err(addr) => builder.with_bind_address(addr),
+    };
+    let mut wt_cfg = builder
         .with_identity(identity.identity.clone_identity())
         .keep_alive_interval(Some(keep_alive))
         .max_idle_timeout(Some(idle_timeout))
@@ -512,11 +517,13 @@ fn wt_config(
 }
 
 fn bind_webtransport(cfg: &ServerConfig) -> Result<WtEndpoint, NetError> {
-    let wt_cfg = wt_config(cfg.bind, &cfg.identity, cfg.keep_alive, cfg.idle_timeout)?;
-    Endpoint::server(wt_cfg).map_err(|e| NetError::Bind {
+    let bind_err = |e: std::io::Error| NetError::Bind {
         addr: cfg.bind.to_string(),
         reason: e.to_string(),
-    })
+    };
+    let socket = crate::udp::bind(cfg.bind, crate::udp::SERVER_RECV_BUFFER).map_err(bind_err)?;
+    let wt_cfg = wt_config(Ok(socket), &cfg.identity, cfg.keep_alive, cfg.idle_timeout)?;
+    Endpoint::server(wt_cfg).map_err(bind_err)
 }
 
 /// Installs `identity` for new handshakes of both transports. Builds everything first, so a
@@ -531,8 +538,9 @@ fn apply_identity(
         .map_err(|e| NetError::Identity(e.to_string()))?
         .not_after;
     let wt = match endpoint {
+        // Not rebinding: the address is ignored.
         Some(_) => Some(wt_config(
-            shared.bind,
+            Err(shared.bind),
             identity,
             shared.keep_alive,
             shared.idle_timeout,
