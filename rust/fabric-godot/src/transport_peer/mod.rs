@@ -18,6 +18,7 @@
 mod attempt;
 mod client_side;
 mod server_side;
+mod stats;
 mod transport;
 mod wire;
 
@@ -25,6 +26,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use attempt::Attempt;
+use stats::Stats;
 
 use fabric_core::packet_frame::{PacketHeader, TransferMode as WireMode};
 use fabric_core::session_control::ControlMessage;
@@ -142,6 +144,7 @@ pub struct FabricMMOGTransportPeer {
     out_seq: HashMap<u8, u32>,
     in_seq: HashMap<(i32, u8), u32>,
     scratch: Vec<u8>,
+    stats: Stats,
 }
 
 #[godot_api]
@@ -365,6 +368,45 @@ impl FabricMMOGTransportPeer {
         }
     }
 
+    /// Servers: smoothed round-trip time to `peer_id` in milliseconds (WebTransport sessions),
+    /// or -1 (unknown peer, WebSocket session, or not a server).
+    #[func]
+    pub fn get_peer_rtt_msec(&self, peer_id: i32) -> f64 {
+        match &self.role {
+            Role::Server { server, peers, .. } => peers
+                .get(&peer_id)
+                .and_then(|s| server.sender().rtt(*s))
+                .map_or(-1.0, |d| d.as_secs_f64() * 1e3),
+            _ => -1.0,
+        }
+    }
+
+    /// Traffic since creation or `reset_stats()`, as a Dictionary: `packets_sent`,
+    /// `bytes_sent`, `packets_received`, `bytes_received` (payload bytes, one count per
+    /// `put_packet` / `get_packet` packet), `stale_dropped` (unreliable-ordered packets older
+    /// than one already received), `send_errors` (refused `put_packet` calls), `peers`
+    /// (joined peers; clients: 1 once joined), `transport` (`"webtransport"`, `"websocket"` or
+    /// `""`) and `rtt_msec` (clients over WebTransport, else -1). For `Performance` monitors,
+    /// see the addon's `FabricMonitors` node.
+    #[func]
+    pub fn get_stats(&self) -> VarDictionary {
+        let transport = match &self.role {
+            Role::Server { .. } => GString::from("server"),
+            _ => self.get_active_transport(),
+        };
+        self.stats.to_dictionary(&[
+            ("peers", (self.peer_count() as i64).to_variant()),
+            ("transport", transport.to_variant()),
+            ("rtt_msec", self.get_rtt_msec().to_variant()),
+        ])
+    }
+
+    /// Sets every counter of `get_stats()` back to zero.
+    #[func]
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+    }
+
     pub(crate) fn is_server_peer(&self) -> bool {
         matches!(self.role, Role::Server { .. })
     }
@@ -440,10 +482,12 @@ impl FabricMMOGTransportPeer {
             let last = self.in_seq.entry((source, h.channel)).or_insert(0);
             // Drop anything not newer than the newest seen (wrapping comparison).
             if *last != 0 && (h.seq.wrapping_sub(*last) as i32) <= 0 {
+                self.stats.stale_dropped += 1;
                 return Ok(None);
             }
             *last = h.seq;
         }
+        self.stats.received(payload.len());
         self.incoming.push_back(Packet {
             from: source,
             channel: h.channel,
@@ -528,6 +572,7 @@ impl FabricMMOGTransportPeer {
             }
         };
         self.scratch = frame;
+        self.stats.sent(payload.len(), result == Error::OK);
         result
     }
 }
@@ -555,6 +600,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
             out_seq: HashMap::new(),
             in_seq: HashMap::new(),
             scratch: Vec::new(),
+            stats: Stats::default(),
         }
     }
 

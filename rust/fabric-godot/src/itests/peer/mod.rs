@@ -3,7 +3,7 @@
 //! certificate mismatch). Everything runs in one process: one server peer, several client peers
 //! and, for hostile input, raw `fabric_net` clients. This file holds the shared helpers;
 //! [`delivery`] (packets, metadata, targets, channels, drop-stale), [`lifecycle`] (disconnect,
-//! refuse, reconnect, hostile input, server close), [`certificates`] (rotation) and
+//! refuse, reconnect, hostile input, server close), [`certificates`] (rotation), [`observability`] (stats) and
 //! [`transports`] (fallback, pinning, address rules) hold the tests.
 
 use std::cell::RefCell;
@@ -22,11 +22,13 @@ use crate::transport_peer::FabricMMOGTransportPeer;
 mod certificates;
 mod delivery;
 mod lifecycle;
+mod observability;
 mod transports;
 
 use certificates::*;
 use delivery::*;
 use lifecycle::*;
+use observability::*;
 pub use transports::*;
 
 type Peer = Gd<FabricMMOGTransportPeer>;
@@ -89,6 +91,7 @@ over_both!(
     garbage_from_a_client_ends_only_its_session,
     server_close_reaches_every_client,
     rotation_keeps_sessions_and_pins_the_new_hash,
+    stats_count_traffic_and_rtt,
 );
 
 /// A server peer on a free loopback port, listening on both transports.
