@@ -41,6 +41,20 @@ impl CertHash {
         Ok(Self(bytes.try_into().map_err(|_| bad())?))
     }
 
+    /// Parses one or more hashes separated by commas or white space (e.g. a zone's current and
+    /// next hash, or a hash file with one per line). At least one is required.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, NetError> {
+        let hashes = text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .map(Self::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if hashes.is_empty() {
+            return Err(NetError::BadCertHash(String::new()));
+        }
+        Ok(hashes)
+    }
+
     /// The canonical text form: standard base64.
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.0)
@@ -249,6 +263,21 @@ mod tests {
             CertHash::parse("abc"),
             Err(NetError::BadCertHash(_))
         ));
+        let g = CertHash([0xcd; 32]);
+        let two = format!("{h}, {g}");
+        assert_eq!(CertHash::parse_list(&two), Ok(vec![h, g]), "comma list");
+        let lines = format!("{h}\n{g}\n");
+        assert_eq!(CertHash::parse_list(&lines), Ok(vec![h, g]), "one per line");
+        assert_eq!(
+            CertHash::parse_list(&h.to_hex()),
+            Ok(vec![h]),
+            "hex with colons"
+        );
+        assert!(CertHash::parse_list(" , ").is_err(), "none");
+        assert!(
+            CertHash::parse_list(&format!("{h},abc")).is_err(),
+            "one bad"
+        );
         assert!(matches!(
             CertHash::parse(&STANDARD.encode([1u8; 31])),
             Err(NetError::BadCertHash(_))

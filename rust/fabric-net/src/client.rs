@@ -34,6 +34,9 @@ pub struct ClientConfig {
     pub url: String,
     /// The server certificate hash to pin (WebTransport and `wss://`; `ws://` is not encrypted).
     pub pin: CertHash,
+    /// More hashes to accept besides `pin`: typically the server's announced next certificate,
+    /// so a client keeps connecting across a rotation (see [`crate::rotation`]).
+    pub also_pin: Vec<CertHash>,
     /// Give up when the session is not open after this long.
     pub connect_timeout: Duration,
     /// Close the session after this long without traffic.
@@ -48,10 +51,33 @@ impl ClientConfig {
         Self {
             url: url.into(),
             pin,
+            also_pin: Vec::new(),
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(10),
             allow_insecure_websocket: false,
         }
+    }
+
+    /// [`Self::new`] pinning every hash of `pins` (the first is `pin`, the rest `also_pin`);
+    /// `None` when `pins` is empty.
+    pub fn pinning(url: impl Into<String>, pins: &[CertHash]) -> Option<Self> {
+        let (first, rest) = pins.split_first()?;
+        let mut cfg = Self::new(url, *first);
+        cfg.also_pin = rest.to_vec();
+        Some(cfg)
+    }
+
+    /// Every accepted hash: `pin`, then `also_pin`.
+    pub fn pins(&self) -> impl Iterator<Item = CertHash> + '_ {
+        std::iter::once(self.pin).chain(self.also_pin.iter().copied())
+    }
+
+    /// The accepted hashes as text for error messages (base64, comma-separated).
+    pub(crate) fn pins_text(&self) -> String {
+        self.pins()
+            .map(|p| p.to_base64())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Whether the URL names the WebSocket fallback (`ws://` or `wss://`).
@@ -420,7 +446,7 @@ async fn open_wss(
     let tcp = tcp_connect(cfg, t).await?;
     let name = rustls::pki_types::ServerName::try_from(t.host.clone())
         .map_err(|_| NetError::BadUrl(cfg.url.clone()))?;
-    let tls = tokio_rustls::TlsConnector::from(crate::tls::client_config(cfg.pin)?)
+    let tls = tokio_rustls::TlsConnector::from(crate::tls::client_config(cfg.pins().collect())?)
         .connect(name, tcp)
         .await
         .map_err(|e| {
@@ -428,7 +454,7 @@ async fn open_wss(
             if text.contains(crate::tls::PIN_MISMATCH) {
                 NetError::CertMismatch {
                     url: cfg.url.clone(),
-                    pinned: cfg.pin.to_base64(),
+                    pinned: cfg.pins_text(),
                 }
             } else if text.contains(crate::tls::PIN_OUT_OF_DATE) {
                 NetError::CertExpired {
@@ -474,7 +500,7 @@ async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
     };
     let mut wt_cfg = wtransport::ClientConfig::builder()
         .with_bind_default()
-        .with_server_certificate_hashes([cfg.pin.digest()])
+        .with_server_certificate_hashes(cfg.pins().map(|p| p.digest()))
         .build();
     // One stream per reliable channel: room for all 256 of them.
     let mut transport = wtransport::quinn::TransportConfig::default();
@@ -495,5 +521,5 @@ async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
     endpoint
         .connect(cfg.url.as_str())
         .await
-        .map_err(|e| describe_connect_error(&cfg.url, &cfg.pin.to_base64(), &e))
+        .map_err(|e| describe_connect_error(&cfg.url, &cfg.pins_text(), &e))
 }

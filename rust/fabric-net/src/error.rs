@@ -38,7 +38,7 @@ pub enum NetError {
     CertMismatch {
         /// The URL tried.
         url: String,
-        /// The pinned hash (base64).
+        /// The pinned hash or hashes (base64, comma-separated).
         pinned: String,
     },
     /// The server's certificate has expired or is not valid yet.

@@ -4,9 +4,15 @@
 //! a server that runs longer than that must change certificate, and so its hash, while it runs.
 //! [`CertRotation`] says how often; [`CertRotation::next_in`] decides when (sans-IO: the caller
 //! passes the time). The server applies a new certificate to new handshakes only: sessions
-//! already open keep theirs (QUIC and TLS do not re-authenticate an open connection), and the
-//! owner learns the new hash from [`crate::ServerEvent::CertRotated`] to publish it (a zone
-//! sends it to the registry, which clients ask before connecting).
+//! already open keep theirs (QUIC and TLS do not re-authenticate an open connection).
+//!
+//! No client is caught out by a rotation: the server makes its *next* certificate one period
+//! ahead and announces its hash ([`crate::Server::next_cert_hash`]); clients pin both the
+//! current and the next hash ([`crate::ClientConfig::also_pin`]), so a hash pair fetched at any
+//! time keeps working across the following rotation. After each rotation the owner learns the
+//! new pair from [`crate::ServerEvent::CertRotated`] and publishes it (a zone sends it to the
+//! registry, which clients ask before connecting). Each certificate is announced for one
+//! period and in use for the next, so a period is at most half the validity.
 
 use std::time::{Duration, SystemTime};
 
@@ -25,15 +31,15 @@ pub const EXPIRY_MARGIN: Duration = Duration::from_secs(3600);
 pub struct CertRotation {
     /// Host names or IP addresses of each new certificate.
     pub names: Vec<String>,
-    /// Time between rotations: shorter than the validity, so a certificate in use always has
-    /// `validity - every` left.
+    /// Time between rotations, at most half the validity: a certificate is announced for one
+    /// period and in use for the next.
     pub every: Duration,
     /// Validity of each new certificate in days, 1..=14.
     pub validity_days: u32,
 }
 
 impl CertRotation {
-    /// New 14-day certificates every 7 days (each in use for its first half only).
+    /// New 14-day certificates every 7 days (each announced for 7 days, then in use for 7).
     pub fn weekly(names: &[&str]) -> Self {
         Self {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
@@ -42,7 +48,7 @@ impl CertRotation {
         }
     }
 
-    /// Checks the settings: at least [`MIN_ROTATION_INTERVAL`], shorter than the validity,
+    /// Checks the settings: at least [`MIN_ROTATION_INTERVAL`], at most half the validity,
     /// validity 1..=14 days, at least one name.
     pub fn validate(&self) -> Result<(), NetError> {
         let bad = |why: String| Err(NetError::Identity(format!("certificate rotation: {why}")));
@@ -53,9 +59,9 @@ impl CertRotation {
             ));
         }
         let validity = Duration::from_secs(u64::from(self.validity_days) * 24 * 3600);
-        if self.every < MIN_ROTATION_INTERVAL || self.every >= validity {
+        if self.every < MIN_ROTATION_INTERVAL || self.every > validity / 2 {
             return bad(format!(
-                "interval of {} s must be at least {} s and shorter than the validity of {} days",
+                "interval of {} s must be at least {} s and at most half the validity of {} days",
                 self.every.as_secs(),
                 MIN_ROTATION_INTERVAL.as_secs(),
                 self.validity_days
@@ -145,10 +151,10 @@ mod tests {
             ),
             (
                 CertRotation {
-                    every: 14 * DAY,
+                    every: 7 * DAY + Duration::from_secs(1),
                     ..ok.clone()
                 },
-                "shorter than the validity",
+                "at most half the validity",
             ),
             (
                 CertRotation {

@@ -13,8 +13,9 @@
 //! are reported as its `Closed` event.
 //!
 //! The certificate can be replaced while the server runs ([`Server::rotate_identity`], or on a
-//! schedule with [`ServerConfig::rotation`]): new handshakes of both transports get the new one,
-//! open sessions go on, and the owner is told the new hash ([`ServerEvent::CertRotated`]).
+//! schedule with [`ServerConfig::rotation`], which also announces the next certificate's hash a
+//! period ahead): new handshakes of both transports get the new one, open sessions go on, and
+//! the owner is told the new hashes ([`ServerEvent::CertRotated`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -69,8 +70,9 @@ pub struct ServerConfig {
     /// Accept unencrypted `ws://` from non-loopback clients (default `false`: they are answered
     /// `403` and dropped; `wss://` is always accepted).
     pub allow_insecure_websocket: bool,
-    /// Replace the certificate with a fresh self-signed one on this schedule (default `None`:
-    /// keep `identity` until [`Server::rotate_identity`] is called).
+    /// Replace the certificate on this schedule with the next one, announced a period ahead
+    /// ([`Server::next_cert_hash`]) (default `None`: keep `identity` until
+    /// [`Server::rotate_identity`] is called).
     pub rotation: Option<CertRotation>,
 }
 
@@ -124,10 +126,13 @@ pub enum ServerEvent {
         /// Why, in words.
         reason: String,
     },
-    /// The server now presents another certificate (rotation): new clients must pin `hash`.
+    /// The server now presents another certificate (rotation): new clients must pin `hash`
+    /// (and `next`, to keep connecting across the following rotation).
     CertRotated {
         /// Hash of the new certificate.
         hash: CertHash,
+        /// Hash of the certificate that will follow it (scheduled rotation only).
+        next: Option<CertHash>,
         /// When the new certificate expires.
         not_after: SystemTime,
     },
@@ -147,6 +152,9 @@ struct Shared {
     tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     /// Hash of the certificate presented to new handshakes.
     hash: Mutex<CertHash>,
+    /// The certificate the next scheduled rotation installs (announced by its hash).
+    next: Mutex<Option<ServerIdentity>>,
+    rotation: Option<CertRotation>,
     allow_insecure_websocket: bool,
     keep_alive: Duration,
     idle_timeout: Duration,
@@ -322,9 +330,13 @@ impl Server {
         } else {
             None
         };
-        if let Some(r) = &cfg.rotation {
-            r.validate()?;
-        }
+        let next = match &cfg.rotation {
+            Some(r) => {
+                r.validate()?;
+                Some(fresh_identity(r)?)
+            }
+            None => None,
+        };
         let hash = cfg.identity.hash();
         // With port 0 and both transports, the TCP port must match the UDP one: retry when
         // the number the UDP socket got is taken on TCP.
@@ -380,6 +392,8 @@ impl Server {
             max_sessions: cfg.max_sessions,
             tls: RwLock::new(tls),
             hash: Mutex::new(hash),
+            next: Mutex::new(next),
+            rotation: cfg.rotation.clone(),
             allow_insecure_websocket: cfg.allow_insecure_websocket,
             keep_alive: cfg.keep_alive,
             idle_timeout: cfg.idle_timeout,
@@ -425,9 +439,29 @@ impl Server {
 
     /// Presents `identity` to every new handshake from now on (WebTransport and `wss://`);
     /// open sessions keep going. Emits [`ServerEvent::CertRotated`] and returns the new hash.
-    /// Nothing changes when the new identity cannot be applied.
+    /// Nothing changes when the new identity cannot be applied. (The announced next
+    /// certificate stays announced: clients that pinned it are caught out by this call; see
+    /// [`Self::rotate_now`].)
     pub fn rotate_identity(&self, identity: ServerIdentity) -> Result<CertHash, NetError> {
         apply_identity(self.endpoint.as_deref(), &self.sender.shared, &identity)
+    }
+
+    /// Rotates now as the schedule would: installs the announced next certificate and
+    /// announces a fresh one (without a schedule: installs a fresh local 14-day certificate).
+    pub fn rotate_now(&self) -> Result<CertHash, NetError> {
+        rotate_to_next(self.endpoint.as_deref(), &self.sender.shared).map(|v| v.0)
+    }
+
+    /// Hash of the certificate the next scheduled rotation installs (`None` without a
+    /// schedule). Clients pinning it beside [`Self::cert_hash`] keep connecting across it.
+    pub fn next_cert_hash(&self) -> Option<CertHash> {
+        self.sender
+            .shared
+            .next
+            .lock()
+            .expect("next lock")
+            .as_ref()
+            .map(ServerIdentity::hash)
     }
 
     /// The bound address (with the real port when port 0 was asked for).
@@ -562,9 +596,60 @@ fn apply_identity(
     }
     let hash = identity.hash();
     *shared.hash.lock().expect("hash lock") = hash;
-    info!(%hash, "certificate replaced");
-    shared.emit(ServerEvent::CertRotated { hash, not_after });
+    let next = shared
+        .next
+        .lock()
+        .expect("next lock")
+        .as_ref()
+        .map(ServerIdentity::hash);
+    info!(%hash, ?next, "certificate replaced");
+    shared.emit(ServerEvent::CertRotated {
+        hash,
+        next,
+        not_after,
+    });
     Ok(hash)
+}
+
+/// A fresh self-signed identity with `rotation`'s names and validity.
+fn fresh_identity(rotation: &CertRotation) -> Result<ServerIdentity, NetError> {
+    let names: Vec<&str> = rotation.names.iter().map(String::as_str).collect();
+    ServerIdentity::self_signed(&names, rotation.validity_days)
+}
+
+/// One rotation step: the announced next identity goes into use and a fresh one is announced
+/// (with no schedule: a fresh local identity, nothing announced). Returns the installed hash
+/// and its expiry. On failure the old certificate and announcement stay.
+fn rotate_to_next(
+    endpoint: Option<&WtEndpoint>,
+    shared: &Shared,
+) -> Result<(CertHash, SystemTime), NetError> {
+    let Some(rotation) = &shared.rotation else {
+        let id = ServerIdentity::self_signed_local()?;
+        let not_after = id
+            .validity()
+            .map_err(|e| NetError::Identity(e.to_string()))?
+            .not_after;
+        return Ok((apply_identity(endpoint, shared, &id)?, not_after));
+    };
+    let following = fresh_identity(rotation)?;
+    let previous = shared.next.lock().expect("next lock").replace(following);
+    let install = match previous {
+        Some(id) => id,
+        None => fresh_identity(rotation)?,
+    };
+    let not_after = install
+        .validity()
+        .map_err(|e| NetError::Identity(e.to_string()))?
+        .not_after;
+    match apply_identity(endpoint, shared, &install) {
+        Ok(hash) => Ok((hash, not_after)),
+        Err(e) => {
+            // Keep announcing the certificate that was not installed.
+            *shared.next.lock().expect("next lock") = Some(install);
+            Err(e)
+        }
+    }
 }
 
 /// Replaces the certificate on `rotation`'s schedule until the server stops.
@@ -575,18 +660,13 @@ async fn rotation_loop(
     mut not_after: SystemTime,
 ) {
     let mut installed = SystemTime::now();
-    let names: Vec<&str> = rotation.names.iter().map(String::as_str).collect();
     loop {
         let wait = rotation.next_in(SystemTime::now(), installed, not_after);
         tokio::time::sleep(wait).await;
-        let fresh = ServerIdentity::self_signed(&names, rotation.validity_days).and_then(|id| {
-            apply_identity(endpoint.as_deref(), &shared, &id)?;
-            id.validity().map_err(|e| NetError::Identity(e.to_string()))
-        });
-        match fresh {
-            Ok(v) => {
+        match rotate_to_next(endpoint.as_deref(), &shared) {
+            Ok((_, expires)) => {
                 installed = SystemTime::now();
-                not_after = v.not_after;
+                not_after = expires;
             }
             // Try again after the minimum interval; the old certificate stays in use.
             Err(e) => warn!("certificate rotation failed: {e}"),

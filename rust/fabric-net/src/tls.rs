@@ -48,14 +48,14 @@ pub(crate) fn server_config(
     Ok(Arc::new(cfg))
 }
 
-/// The client side: accepts only the pinned certificate.
-pub(crate) fn client_config(pin: CertHash) -> Result<Arc<rustls::ClientConfig>, NetError> {
+/// The client side: accepts only a pinned certificate (one of `pins`).
+pub(crate) fn client_config(pins: Vec<CertHash>) -> Result<Arc<rustls::ClientConfig>, NetError> {
     let provider = provider();
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| NetError::Identity(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert { pin, provider }))
+        .with_custom_certificate_verifier(Arc::new(PinnedCert { pins, provider }))
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
@@ -69,7 +69,7 @@ pub(crate) const PIN_OUT_OF_DATE: &str = "pinned server certificate is expired o
 
 #[derive(Debug)]
 struct PinnedCert {
-    pin: CertHash,
+    pins: Vec<CertHash>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -83,7 +83,7 @@ impl ServerCertVerifier for PinnedCert {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let digest = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
-        if digest.as_ref() != self.pin.0 {
+        if !self.pins.iter().any(|p| digest.as_ref() == p.0) {
             return Err(rustls::Error::General(PIN_MISMATCH.to_owned()));
         }
         let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now.as_secs());

@@ -85,7 +85,9 @@ async fn rotation_serves_the_new_certificate_and_keeps_open_sessions() {
     assert_ne!(new, old, "a new certificate has a new hash");
     assert_eq!(server.cert_hash(), new, "the server reports the new hash");
     match next_non_open(&mut server).await {
-        ServerEvent::CertRotated { hash, not_after } => {
+        ServerEvent::CertRotated {
+            hash, not_after, ..
+        } => {
             assert_eq!(hash, new);
             let left = not_after.duration_since(SystemTime::now()).unwrap();
             assert!(left > 13 * DAY && left <= 14 * DAY, "{left:?} left");
@@ -121,6 +123,90 @@ async fn rotation_serves_the_new_certificate_and_keeps_open_sessions() {
     }
 }
 
+/// Connects pinning every hash of `pins`.
+async fn connect_pinning(
+    server: &Server,
+    path: Path,
+    pins: &[CertHash],
+) -> Result<Client, NetError> {
+    let cfg = ClientConfig::pinning(url(server, path), pins).expect("at least one pin");
+    let mut client = Client::connect(cfg);
+    match next(&mut client).await {
+        ClientEvent::Connected { .. } => Ok(client),
+        ClientEvent::Failed(e) => Err(e),
+        other => panic!("{path:?}: unexpected first event {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_announced_next_certificate_is_the_one_installed() {
+    // A long period: only rotate_now() rotates here, so every step is deterministic.
+    let rotation = CertRotation {
+        every: Duration::from_secs(3600),
+        ..CertRotation::weekly(&ServerIdentity::LOCAL_NAMES)
+    };
+    let mut server = start(ServerIdentity::self_signed_local().unwrap(), Some(rotation));
+    let first = server.cert_hash();
+    let announced = server
+        .next_cert_hash()
+        .expect("the next certificate is announced at start");
+    assert_ne!(announced, first);
+    // What a client fetched before the rotation: the current and the announced hash.
+    let fetched = [first, announced];
+
+    let installed = server.rotate_now().expect("rotation");
+    assert_eq!(
+        installed, announced,
+        "the rotation installs the announced certificate"
+    );
+    let following = server.next_cert_hash().expect("a new one is announced");
+    assert!(!fetched.contains(&following));
+    match next_non_open(&mut server).await {
+        ServerEvent::CertRotated { hash, next, .. } => {
+            assert_eq!(
+                (hash, next),
+                (announced, Some(following)),
+                "the event names both"
+            );
+        }
+        other => panic!("expected CertRotated, got {other:?}"),
+    }
+    for path in PINNED {
+        let mut client = connect_pinning(&server, path, &fetched)
+            .await
+            .unwrap_or_else(|e| panic!("{path:?}: the pair fetched before the rotation: {e}"));
+        round_trip(
+            &mut server,
+            &mut client,
+            &format!("{path:?} across one rotation"),
+        )
+        .await;
+    }
+
+    // Two rotations later the old pair is out of date, and the error lists what was pinned.
+    server.rotate_now().expect("second rotation");
+    assert_eq!(server.cert_hash(), following);
+    for path in PINNED {
+        let err = connect_pinning(&server, path, &fetched)
+            .await
+            .expect_err("two rotations later");
+        let text = err.to_string();
+        assert!(
+            matches!(err, NetError::CertMismatch { .. })
+                && text.contains(&first.to_base64())
+                && text.contains(&announced.to_base64()),
+            "{path:?}: {text}"
+        );
+    }
+
+    // Without a schedule, rotate_now installs a fresh certificate and announces none.
+    let plain = start(ServerIdentity::self_signed_local().unwrap(), None);
+    let before = plain.cert_hash();
+    assert_eq!(plain.next_cert_hash(), None);
+    assert_ne!(plain.rotate_now().unwrap(), before);
+    assert_eq!(plain.next_cert_hash(), None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_rotation_replaces_the_certificate_before_it_expires() {
     let rotation = CertRotation {
@@ -131,16 +217,18 @@ async fn scheduled_rotation_replaces_the_certificate_before_it_expires() {
     let first = ServerIdentity::self_signed_local().unwrap();
     let mut server = start(first.clone(), Some(rotation));
     let mut hashes = vec![first.hash()];
+    let mut announced = server.next_cert_hash();
     let started = std::time::Instant::now();
     while hashes.len() < 3 {
         match next_non_open(&mut server).await {
-            ServerEvent::CertRotated { hash, .. } => {
+            ServerEvent::CertRotated { hash, next, .. } => {
                 assert!(
                     !hashes.contains(&hash),
                     "every rotation brings a new certificate"
                 );
-                assert_eq!(server.cert_hash(), hash);
+                assert_eq!(Some(hash), announced, "the announced one");
                 hashes.push(hash);
+                announced = next;
             }
             other => panic!("expected CertRotated, got {other:?}"),
         }
@@ -150,11 +238,12 @@ async fn scheduled_rotation_replaces_the_certificate_before_it_expires() {
         took >= Duration::from_millis(1900),
         "two rotations 1 s apart took {took:?}"
     );
-    let current = server.cert_hash();
+    // Pinning the current and the next hash survives a rotation during the handshake.
+    let pair = [server.cert_hash(), server.next_cert_hash().unwrap()];
     for path in PINNED {
-        let mut client = connect(&server, path, current)
+        let mut client = connect_pinning(&server, path, &pair)
             .await
-            .unwrap_or_else(|e| panic!("{path:?} with the current hash: {e}"));
+            .unwrap_or_else(|e| panic!("{path:?} with the current pair: {e}"));
         round_trip(
             &mut server,
             &mut client,
@@ -173,7 +262,9 @@ async fn scheduled_rotation_replaces_the_certificate_before_it_expires() {
     .unwrap();
     let mut server = start(short.clone(), Some(CertRotation::weekly(&["localhost"])));
     match next_non_open(&mut server).await {
-        ServerEvent::CertRotated { hash, not_after } => {
+        ServerEvent::CertRotated {
+            hash, not_after, ..
+        } => {
             assert_ne!(hash, short.hash());
             assert!(
                 not_after > now + 13 * DAY,
@@ -196,7 +287,7 @@ async fn bad_rotation_settings_are_refused_at_start() {
     });
     let err = Server::start(cfg).expect_err("interval longer than the validity");
     assert!(
-        err.to_string().contains("shorter than the validity"),
+        err.to_string().contains("at most half the validity"),
         "{err}"
     );
 }
