@@ -74,6 +74,7 @@ mod tests {
             secret_hash: format!("h{id}"),
             created_at_ms: t,
             last_put_at_ms: t,
+            next_cert_hash: None,
         }
     }
 
@@ -104,6 +105,7 @@ mod tests {
             current_users: 1,
             asset_index_url: None,
             cert_hash: None,
+            next_cert_hash: None,
         };
         store
             .heartbeat(Uuid::from_u128(2), &beat, clock.now_ms())

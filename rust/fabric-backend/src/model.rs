@@ -32,6 +32,8 @@ pub struct ShardRecord {
     pub name: String,
     /// Base64 SHA-256 of the zone's certificate, pinned by clients.
     pub cert_hash: String,
+    /// Hash of the certificate the zone installs at its next rotation (clients pin both).
+    pub next_cert_hash: Option<String>,
     /// Capacity.
     pub max_users: u32,
     /// Users connected at the last heartbeat.
@@ -63,6 +65,9 @@ pub struct RegisterShard {
     pub name: String,
     /// Certificate hash pinned by clients.
     pub cert_hash: String,
+    /// Hash of the certificate the zone installs at its next rotation.
+    #[serde(default)]
+    pub next_cert_hash: Option<String>,
     /// Capacity, default [`DEFAULT_MAX_USERS`].
     #[serde(default)]
     pub max_users: Option<u32>,
@@ -97,6 +102,9 @@ pub struct Heartbeat {
     /// The zone's certificate hash after a rotation; absent keeps the current one.
     #[serde(default)]
     pub cert_hash: Option<String>,
+    /// The hash of the certificate announced for the next rotation; absent keeps it.
+    #[serde(default)]
+    pub next_cert_hash: Option<String>,
 }
 
 /// A shard as the API shows it (no secret hash).
@@ -116,6 +124,8 @@ pub struct ShardView {
     pub name: String,
     /// Certificate hash.
     pub cert_hash: String,
+    /// Hash of the certificate the zone installs next, or null: clients pin both.
+    pub next_cert_hash: Option<String>,
     /// Capacity.
     pub max_users: u32,
     /// Users at last heartbeat.
@@ -140,6 +150,7 @@ impl From<&ShardRecord> for ShardView {
             map: r.map.clone(),
             name: r.name.clone(),
             cert_hash: r.cert_hash.clone(),
+            next_cert_hash: r.next_cert_hash.clone(),
             max_users: r.max_users,
             current_users: r.current_users,
             public: r.public,

@@ -26,6 +26,7 @@ async fn heartbeat_pushes_zone_updated_to_subscribers_only() {
         current_users: 3,
         asset_index_url: Some("http://cdn.local/a-v2.caibx".into()),
         cert_hash: None,
+        next_cert_hash: None,
     };
     c.heartbeat(a.id, &a.shard_secret, &beat)
         .await

@@ -11,7 +11,9 @@ async fn register_heartbeat_list_and_delete() {
     let c = be.client();
     let ann = account(&c, "ann").await;
 
-    let reg = register(&c, &ann, &shard_body("plaza-1")).await;
+    let mut body = shard_body("plaza-1");
+    body.next_cert_hash = Some("bmV4dC1hdC1yZWdpc3RyYXRpb24=".into());
+    let reg = register(&c, &ann, &body).await;
     assert!(reg.shard_secret.starts_with("fss_"), "secret shape");
     assert_eq!(reg.stale_after_ms, 30_000, "default window reported");
 
@@ -26,11 +28,17 @@ async fn register_heartbeat_list_and_delete() {
         "registered fields"
     );
     assert_eq!((s.max_users, s.current_users), (32, 0), "default capacity");
+    assert_eq!(
+        s.next_cert_hash.as_deref(),
+        Some("bmV4dC1hdC1yZWdpc3RyYXRpb24="),
+        "the announced next hash is listed"
+    );
 
     let beat = Heartbeat {
         current_users: 7,
         asset_index_url: Some("http://assets.local/plaza.caibx".into()),
         cert_hash: None,
+        next_cert_hash: None,
     };
     let after = c
         .heartbeat(reg.id, &reg.shard_secret, &beat)
@@ -57,6 +65,7 @@ async fn register_heartbeat_list_and_delete() {
         current_users: 7,
         asset_index_url: None,
         cert_hash: Some("bmV3LWNlcnRpZmljYXRlLWhhc2g=".into()),
+        next_cert_hash: Some("Zm9sbG93aW5nLWhhc2g=".into()),
     };
     c.heartbeat(reg.id, &reg.shard_secret, &rotated)
         .await
@@ -73,10 +82,16 @@ async fn register_heartbeat_list_and_delete() {
         ),
         "hash replaced, url kept"
     );
+    assert_eq!(
+        fetched.next_cert_hash.as_deref(),
+        Some("Zm9sbG93aW5nLWhhc2g="),
+        "the announced next hash is listed"
+    );
     let bad = Heartbeat {
         current_users: 7,
         asset_index_url: None,
         cert_hash: Some(String::new()),
+        next_cert_hash: None,
     };
     let err = c
         .heartbeat(reg.id, &reg.shard_secret, &bad)

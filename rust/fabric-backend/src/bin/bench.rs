@@ -78,6 +78,7 @@ async fn run(
                 current_users: 1,
                 asset_index_url: None,
                 cert_hash: None,
+                next_cert_hash: None,
             })
             .expect("serialise heartbeat");
             while Instant::now() < deadline {
@@ -159,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
                     map: "plaza".into(),
                     name: format!("zone-{i}"),
                     cert_hash: "q0ANGmCZtlwHx6kn3pd3T6g0iE3KeTTqYy9x0c0O2tY=".into(),
+                    next_cert_hash: None,
                     max_users: None,
                     public: None,
                     asset_index_url: Some(format!("http://assets.local/zone-{i}.caibx")),

@@ -23,6 +23,13 @@ use crate::secrets::{SHARD_SECRET_PREFIX, hash_secret, new_shard_secret};
 use crate::state::{AppState, Shared};
 use crate::store::HeartbeatUpdate;
 
+fn check_optional_hash(field: &str, hash: &Option<String>) -> Result<(), ApiError> {
+    if let Some(h) = hash {
+        check_text(field, h, MAX_TEXT_LEN)?;
+    }
+    Ok(())
+}
+
 fn check_url(url: &Option<String>) -> Result<(), ApiError> {
     if let Some(u) = url {
         check_text("asset_index_url", u, MAX_URL_LEN)?;
@@ -48,6 +55,7 @@ pub(super) async fn register(
     check_text("map", &body.map, MAX_TEXT_LEN)?;
     check_text("name", &body.name, MAX_TEXT_LEN)?;
     check_text("cert_hash", &body.cert_hash, MAX_TEXT_LEN)?;
+    check_optional_hash("next_cert_hash", &body.next_cert_hash)?;
     check_url(&body.asset_index_url)?;
     let max_users = body.max_users.unwrap_or(DEFAULT_MAX_USERS);
     if max_users == 0 || max_users > MAX_MAX_USERS {
@@ -64,6 +72,7 @@ pub(super) async fn register(
         map: body.map,
         name: body.name,
         cert_hash: body.cert_hash,
+        next_cert_hash: body.next_cert_hash,
         max_users,
         current_users: 0,
         public,
@@ -148,13 +157,13 @@ pub(super) async fn heartbeat(
 ) -> Result<Json<ShardView>, ApiError> {
     authorize(&st, id, &bearer, false)?;
     check_url(&body.asset_index_url)?;
-    if let Some(h) = &body.cert_hash {
-        check_text("cert_hash", h, MAX_TEXT_LEN)?;
-    }
+    check_optional_hash("cert_hash", &body.cert_hash)?;
+    check_optional_hash("next_cert_hash", &body.next_cert_hash)?;
     let update = HeartbeatUpdate {
         current_users: body.current_users,
         asset_index_url: body.asset_index_url,
         cert_hash: body.cert_hash,
+        next_cert_hash: body.next_cert_hash,
     };
     let record = st
         .store

@@ -21,6 +21,8 @@ pub struct HeartbeatUpdate {
     pub asset_index_url: Option<String>,
     /// New certificate hash (the zone rotated its certificate), or keep the old one.
     pub cert_hash: Option<String>,
+    /// New announced next certificate hash, or keep the old one.
+    pub next_cert_hash: Option<String>,
 }
 
 /// Persistent state of the registry.

@@ -1,6 +1,7 @@
 //! Embedded SQLite implementation of [`Store`]: one connection behind a mutex (SQLite
 //! serialises writers anyway; every statement here takes microseconds), WAL mode with
-//! `synchronous=NORMAL` for files, prepared-statement cache, schema version in `meta`.
+//! `synchronous=NORMAL` for files, prepared-statement cache, schema version in `meta`
+//! (version 2 added `shards.next_cert_hash`; a version-1 database is upgraded on open).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -34,7 +35,8 @@ CREATE TABLE IF NOT EXISTS shards (
     asset_index_url TEXT,
     secret_hash TEXT NOT NULL UNIQUE,
     created_at_ms INTEGER NOT NULL,
-    last_put_at_ms INTEGER NOT NULL
+    last_put_at_ms INTEGER NOT NULL,
+    next_cert_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS shards_last_put ON shards(last_put_at_ms);
 CREATE TABLE IF NOT EXISTS tuples (
@@ -49,7 +51,23 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ";
 
 const SHARD_COLUMNS: &str = "id, owner, address, port, map, name, cert_hash, max_users, \
-    current_users, public, asset_index_url, secret_hash, created_at_ms, last_put_at_ms";
+    current_users, public, asset_index_url, secret_hash, created_at_ms, last_put_at_ms, \
+    next_cert_hash";
+
+/// Brings a database made by an older version up to the current schema.
+fn upgrade(conn: &Connection) -> Result<(), StoreError> {
+    let has_next: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('shards') WHERE name = 'next_cert_hash'")?
+        .exists([])?;
+    if !has_next {
+        conn.execute_batch("ALTER TABLE shards ADD COLUMN next_cert_hash TEXT")?;
+    }
+    conn.execute(
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        [],
+    )?;
+    Ok(())
+}
 
 /// SQLite-backed store.
 pub struct SqliteStore {
@@ -82,6 +100,7 @@ impl SqliteStore {
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        upgrade(&conn)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
             conn: Mutex::new(conn),
@@ -116,6 +135,7 @@ fn shard_from_row(row: &Row<'_>) -> rusqlite::Result<Result<ShardRecord, StoreEr
             secret_hash: row.get(11)?,
             created_at_ms: row.get::<_, i64>(12)? as u64,
             last_put_at_ms: row.get::<_, i64>(13)? as u64,
+            next_cert_hash: row.get(14)?,
         })
     })();
     Ok(record)
@@ -208,7 +228,7 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             tx.prepare_cached(&format!(
                 "INSERT INTO shards ({SHARD_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ))?
             .execute(params![
                 s.id.to_string(),
@@ -224,7 +244,8 @@ impl Store for SqliteStore {
                 s.asset_index_url,
                 s.secret_hash,
                 s.created_at_ms as i64,
-                s.last_put_at_ms as i64
+                s.last_put_at_ms as i64,
+                s.next_cert_hash
             ])?;
             for t in tuples {
                 insert_tuple(&tx, t)?;
@@ -264,7 +285,8 @@ impl Store for SqliteStore {
             c.prepare_cached(&format!(
                 "UPDATE shards SET last_put_at_ms = ?2, current_users = ?3, \
                  asset_index_url = COALESCE(?4, asset_index_url), \
-                 cert_hash = COALESCE(?5, cert_hash) WHERE id = ?1 \
+                 cert_hash = COALESCE(?5, cert_hash), \
+                 next_cert_hash = COALESCE(?6, next_cert_hash) WHERE id = ?1 \
                  RETURNING {SHARD_COLUMNS}"
             ))?
             .query_row(
@@ -273,7 +295,8 @@ impl Store for SqliteStore {
                     now_ms as i64,
                     u.current_users,
                     u.asset_index_url,
-                    u.cert_hash
+                    u.cert_hash,
+                    u.next_cert_hash
                 ],
                 shard_from_row,
             )
@@ -420,6 +443,7 @@ mod tests {
             secret_hash: format!("h{id}"),
             created_at_ms: t,
             last_put_at_ms: t,
+            next_cert_hash: None,
         }
     }
 
@@ -445,6 +469,7 @@ mod tests {
             current_users: 5,
             asset_index_url: Some("http://a/idx".into()),
             cert_hash: Some("rotated-hash".into()),
+            next_cert_hash: Some("following-hash".into()),
         };
         let after = s.heartbeat(Uuid::from_u128(3), &hb, 2000).unwrap().unwrap();
         assert_eq!(
@@ -456,17 +481,90 @@ mod tests {
             current_users: 6,
             asset_index_url: None,
             cert_hash: None,
+            next_cert_hash: None,
         };
         let after = s
             .heartbeat(Uuid::from_u128(3), &keep, 2001)
             .unwrap()
             .unwrap();
         assert_eq!(
-            (after.asset_index_url.as_deref(), after.cert_hash.as_str()),
-            (Some("http://a/idx"), "rotated-hash"),
-            "url and rotated certificate hash kept"
+            (
+                after.asset_index_url.as_deref(),
+                after.cert_hash.as_str(),
+                after.next_cert_hash.as_deref()
+            ),
+            (Some("http://a/idx"), "rotated-hash", Some("following-hash")),
+            "url and rotated certificate hashes kept"
         );
         assert!(s.heartbeat(Uuid::from_u128(9), &keep, 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_and_keeps_its_shards() {
+        let dir = std::env::temp_dir().join(format!("fabric-store-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v1.sqlite3");
+        let path = path.to_str().unwrap();
+        {
+            // The version-1 shards table: no next_cert_hash column.
+            let c = Connection::open(path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', '1');
+                 CREATE TABLE shards (id TEXT PRIMARY KEY, owner TEXT NOT NULL,
+                   address TEXT NOT NULL, port INTEGER NOT NULL, map TEXT NOT NULL,
+                   name TEXT NOT NULL, cert_hash TEXT NOT NULL, max_users INTEGER NOT NULL,
+                   current_users INTEGER NOT NULL, public INTEGER NOT NULL,
+                   asset_index_url TEXT, secret_hash TEXT NOT NULL UNIQUE,
+                   created_at_ms INTEGER NOT NULL, last_put_at_ms INTEGER NOT NULL);",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO shards VALUES (?1, 'ann', '127.0.0.1', 7443, 'plaza', 'old', 'h1', \
+                 32, 0, 1, NULL, 'secret', 1000, 1000)",
+                [Uuid::from_u128(7).to_string()],
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(path).unwrap();
+        let old = s.list_shards(0, None).unwrap();
+        assert_eq!(old.len(), 1, "the shard survived the upgrade");
+        assert_eq!(
+            (old[0].name.as_str(), old[0].next_cert_hash.as_deref()),
+            ("old", None)
+        );
+        let hb = HeartbeatUpdate {
+            current_users: 1,
+            asset_index_url: None,
+            cert_hash: Some("h2".into()),
+            next_cert_hash: Some("h3".into()),
+        };
+        let after = s.heartbeat(Uuid::from_u128(7), &hb, 2000).unwrap().unwrap();
+        assert_eq!(
+            (after.cert_hash.as_str(), after.next_cert_hash.as_deref()),
+            ("h2", Some("h3"))
+        );
+        let version: String = s
+            .with(|c| {
+                Ok(c.query_row(
+                    "SELECT value FROM meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(version, "2");
+        drop(s);
+        // Opening an upgraded database again changes nothing.
+        assert_eq!(
+            SqliteStore::open(path)
+                .unwrap()
+                .list_shards(0, None)
+                .unwrap()
+                .len(),
+            1
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

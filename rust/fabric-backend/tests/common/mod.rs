@@ -95,6 +95,7 @@ pub fn shard_body(name: &str) -> RegisterShard {
         map: "plaza".into(),
         name: name.into(),
         cert_hash: "q0ANGmCZtlwHx6kn3pd3T6g0iE3KeTTqYy9x0c0O2tY=".into(),
+        next_cert_hash: None,
         max_users: None,
         public: None,
         asset_index_url: None,
