@@ -11,8 +11,9 @@ extends Node
 ## it with its registered certificate hash (or through `--url`/`--cert-hash` when given, e.g. a
 ## gateway). `--no-token` and `--forge-token` exist to show that the zone refuses such clients;
 ## `--hold` keeps the session open after the checks until the server ends it.
-## Zones replace their certificate on a schedule: when the hash found by discovery no longer
-## matches (the zone rotated it in between), the client discovers again, up to twice.
+## Zones replace their certificate on a schedule with one announced a period before: discovery
+## pins both (FabricRegistry.zone_pins). Should neither match any more (two rotations since the
+## listing), the client discovers again, up to twice.
 ## `--transport auto|webtransport|websocket` picks the peer's transport (default auto).
 
 const RESEND_MSEC := 250
@@ -110,7 +111,7 @@ func _discover() -> void:
 		_log("join token (%s) for %s: %d bytes" % [token_mode, zone.id, _token.length()])
 	if cert_hash.is_empty():
 		url = registry.zone_url(zone)
-		cert_hash = zone.cert_hash
+		cert_hash = registry.zone_pins(zone)
 		_hash_from_registry = true
 	registry.queue_free()
 

@@ -11,8 +11,10 @@ extends Node
 ## add_child(registry)
 ## var zones := await registry.list_zones()
 ## var token := await registry.issue_join_token(zones[0].id)
-## peer.create_client(registry.zone_url(zones[0]), zones[0].cert_hash)
+## peer.create_client(registry.zone_url(zones[0]), registry.zone_pins(zones[0]))
 ## [/codeblock]
+## Zones replace their certificate every few days with one they announced a period before;
+## [method zone_pins] pins both, so a zone listed now stays reachable across its next rotation.
 ## Failures return an empty result and emit [signal request_failed] with the backend's error code.
 
 ## A request failed: what was asked, the HTTP status (0 = no answer), the backend's stable error
@@ -50,6 +52,17 @@ func create_account(account_name: String) -> String:
 	if r.status != 201:
 		return ""
 	return String(r.body.get("api_key", ""))
+
+
+## The certificate hashes to pin for a zone from [method list_zones]: its current hash and, when
+## it announced one, the hash of the certificate it installs next, comma-separated (what
+## [method FabricMMOGTransportPeer.create_client] takes).
+func zone_pins(zone: Dictionary) -> String:
+	var pins := String(zone.get("cert_hash", ""))
+	var next = zone.get("next_cert_hash")
+	if next is String and not next.is_empty():
+		pins += "," + next
+	return pins
 
 
 ## The WebTransport URL of a zone from [method list_zones].

@@ -47,11 +47,17 @@ pub async fn run(
                 client.close_session(session, close_code::UPSTREAM, &why);
             });
         };
-        let pin = match cfg.zone_pin.current() {
+        let pins = match cfg.zone_pin.current() {
             Ok(p) => p,
             Err(e) => return fail(format!("zone at {} unavailable: {e}", cfg.zone)),
         };
-        let mut ccfg = ClientConfig::new(format!("https://{}/wt", cfg.zone), pin);
+        let Some(mut ccfg) = ClientConfig::pinning(format!("https://{}/wt", cfg.zone), &pins)
+        else {
+            return fail(format!(
+                "zone at {} unavailable: no certificate hash",
+                cfg.zone
+            ));
+        };
         ccfg.connect_timeout = cfg.zone_connect_timeout;
         let mut up = Client::connect(ccfg);
         let mut pending: Vec<Inbound> = Vec::new();

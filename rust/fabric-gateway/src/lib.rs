@@ -23,26 +23,29 @@ use tracing::{debug, info, warn};
 
 pub use bridge::Inbound;
 
-/// Where the gateway finds the zone's certificate hash.
+/// Where the gateway finds the zone's certificate hashes.
 #[derive(Debug, Clone)]
 pub enum ZonePin {
-    /// A fixed hash.
-    Hash(CertHash),
-    /// A file holding the hash, read again for every new session (so a restarted zone with a
-    /// new certificate is picked up).
+    /// Fixed hashes (one or more).
+    Hash(Vec<CertHash>),
+    /// A file holding the hashes, one per line (the zone writes its current and its announced
+    /// next hash there), read again for every new session, so rotations and restarts of the
+    /// zone are picked up.
     File(PathBuf),
 }
 
 impl ZonePin {
-    /// The hash to pin now.
-    pub fn current(&self) -> Result<CertHash, String> {
+    /// The hashes to pin now (at least one).
+    pub fn current(&self) -> Result<Vec<CertHash>, String> {
         match self {
-            Self::Hash(h) => Ok(*h),
+            Self::Hash(h) if h.is_empty() => Err("no zone certificate hash given".into()),
+            Self::Hash(h) => Ok(h.clone()),
             Self::File(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| {
                     format!("cannot read the zone's cert hash file {}: {e}", p.display())
                 })?;
-                CertHash::parse(&text).map_err(|e| e.to_string())
+                CertHash::parse_list(&text)
+                    .map_err(|e| format!("the zone's cert hash file {}: {e}", p.display()))
             }
         }
     }
@@ -65,7 +68,8 @@ pub struct GatewayConfig {
     pub websocket: bool,
     /// Replace the gateway's own self-signed certificate on this schedule (`None`: never).
     pub rotation: Option<CertRotation>,
-    /// Keep the current certificate hash in this file (rewritten after every rotation).
+    /// Keep the current certificate hash (and the announced next one, on a second line) in
+    /// this file, rewritten after every rotation.
     pub cert_hash_file: Option<PathBuf>,
 }
 
@@ -85,9 +89,10 @@ impl Gateway {
         scfg.rotation = cfg.rotation.clone();
         let server = Server::start(scfg)?;
         if let Some(p) = &cfg.cert_hash_file {
-            server
-                .cert_hash()
-                .write_file(p)
+            let pins: Vec<CertHash> = std::iter::once(server.cert_hash())
+                .chain(server.next_cert_hash())
+                .collect();
+            fabric_net::cert::write_pins(p, &pins)
                 .map_err(|e| NetError::Identity(format!("cannot write {}: {e}", p.display())))?;
         }
         Ok(Self { server, cfg })
@@ -101,6 +106,11 @@ impl Gateway {
     /// The hash clients pin.
     pub fn cert_hash(&self) -> CertHash {
         self.server.cert_hash()
+    }
+
+    /// The hash of the certificate the next rotation installs (clients may pin it as well).
+    pub fn next_cert_hash(&self) -> Option<CertHash> {
+        self.server.next_cert_hash()
     }
 
     /// Serves until `shutdown` resolves.
@@ -144,9 +154,10 @@ impl Gateway {
                     // Dropping the sender ends the bridge, which closes the upstream session.
                     bridges.remove(&session);
                 }
-                ServerEvent::CertRotated { hash, .. } => {
+                ServerEvent::CertRotated { hash, next, .. } => {
+                    let pins: Vec<CertHash> = std::iter::once(hash).chain(next).collect();
                     if let Some(p) = &self.cfg.cert_hash_file
-                        && let Err(e) = hash.write_file(p)
+                        && let Err(e) = fabric_net::cert::write_pins(p, &pins)
                     {
                         warn!(
                             "cannot write the new certificate hash to {}: {e}",
@@ -154,7 +165,8 @@ impl Gateway {
                         );
                     }
                     info!(%hash, "certificate rotated; new clients must pin the new hash");
-                    println!("FABRIC_GATEWAY_CERT_ROTATED cert_hash={hash}");
+                    let next = next.map(|n| n.to_base64()).unwrap_or_default();
+                    println!("FABRIC_GATEWAY_CERT_ROTATED cert_hash={hash} next_cert_hash={next}");
                 }
             }
         }

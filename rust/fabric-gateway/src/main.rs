@@ -24,10 +24,12 @@ struct Args {
     /// The zone's WebTransport address.
     #[arg(long, default_value = "127.0.0.1:7443")]
     zone: SocketAddr,
-    /// The zone's certificate hash (base64 or hex).
+    /// The zone's certificate hash (base64 or hex); several separated by commas (e.g. the
+    /// current and the announced next one).
     #[arg(long, conflicts_with = "zone_cert_hash_file")]
     zone_cert_hash: Option<String>,
-    /// A file holding the zone's certificate hash (read for every new session).
+    /// A file holding the zone's certificate hashes, one per line (read for every new session;
+    /// the zone's --cert-hash-file).
     #[arg(long)]
     zone_cert_hash_file: Option<PathBuf>,
     /// PEM certificate chain to present (default: a fresh self-signed one).
@@ -76,7 +78,7 @@ fn run() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let zone_pin = match (&args.zone_cert_hash, &args.zone_cert_hash_file) {
-        (Some(h), _) => ZonePin::Hash(CertHash::parse(h)?),
+        (Some(h), _) => ZonePin::Hash(CertHash::parse_list(h)?),
         (None, Some(p)) => ZonePin::File(p.clone()),
         (None, None) => bail!(
             "the zone's certificate hash is required: pass --zone-cert-hash HASH or --zone-cert-hash-file PATH"
@@ -123,9 +125,13 @@ fn run() -> anyhow::Result<()> {
         };
         info!(addr = %gateway.local_addr(), zone = %args.zone, "gateway listening");
         println!(
-            "FABRIC_GATEWAY_READY addr={} cert_hash={}",
+            "FABRIC_GATEWAY_READY addr={} cert_hash={} next_cert_hash={}",
             gateway.local_addr(),
-            gateway.cert_hash()
+            gateway.cert_hash(),
+            gateway
+                .next_cert_hash()
+                .map(|h| h.to_base64())
+                .unwrap_or_default()
         );
         gateway.run(shutdown_signal()).await;
         Ok(())

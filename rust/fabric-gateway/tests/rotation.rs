@@ -25,7 +25,7 @@ async fn gateway_rotates_its_certificate_and_rewrites_its_hash_file() {
         listen: "127.0.0.1:0".parse().unwrap(),
         // No zone behind it: pings are answered by the gateway itself.
         zone: "127.0.0.1:9".parse().unwrap(),
-        zone_pin: ZonePin::Hash(CertHash([0; 32])),
+        zone_pin: ZonePin::Hash(vec![CertHash([0; 32])]),
         zone_connect_timeout: Duration::from_secs(1),
         max_sessions: 16,
         websocket: false,
@@ -37,8 +37,11 @@ async fn gateway_rotates_its_certificate_and_rewrites_its_hash_file() {
     };
     let gateway = Gateway::bind(cfg, ServerIdentity::self_signed_local().unwrap()).unwrap();
     let first = gateway.cert_hash();
-    let read = || CertHash::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert_eq!(read(), first, "hash file written at start");
+    let announced = gateway
+        .next_cert_hash()
+        .expect("the next certificate is announced");
+    let read = || CertHash::parse_list(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(read(), [first, announced], "hash file: current, then next");
     let url = format!("https://127.0.0.1:{}/wt", gateway.local_addr().port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(gateway.run(async {
@@ -49,24 +52,23 @@ async fn gateway_rotates_its_certificate_and_rewrites_its_hash_file() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let rotated = loop {
         let h = read();
-        if h != first {
+        if h[0] != first {
             break h;
         }
         assert!(Instant::now() < deadline, "no rotation within 10 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 
-    // Pin whatever the file says now (another rotation may have happened meanwhile: the
-    // file is rewritten at once, so re-read it when the pin is refused).
-    let mut pin = rotated;
-    let mut client = loop {
-        let mut c = Client::connect(ClientConfig::new(url.clone(), pin));
-        match next(&mut c).await {
-            ClientEvent::Connected { .. } => break c,
-            ClientEvent::Failed(NetError::CertMismatch { .. }) if read() != pin => pin = read(),
-            other => panic!("connecting with the rotated hash: {other:?}"),
-        }
-    };
+    assert_eq!(
+        rotated[0], announced,
+        "the announced certificate went into use"
+    );
+    // Pinning the pair the file holds survives a further rotation during the handshake.
+    let mut client = Client::connect(ClientConfig::pinning(url.clone(), &rotated).unwrap());
+    match next(&mut client).await {
+        ClientEvent::Connected { .. } => {}
+        other => panic!("connecting with the rotated pair: {other:?}"),
+    }
     let ping = ControlMessage::Ping { id: "r1".into() }.encode();
     let mut pong = None;
     for _ in 0..50 {

@@ -26,14 +26,17 @@ use godot::prelude::*;
 
 /// A zone server: listens for WebTransport sessions and runs the zone's tick.
 ///
-/// Prints `FABRIC_ZONE_READY zone_id=<id> addr=<ip:port> cert_hash=<base64> precision=<p>` once
-/// listening, and `FABRIC_ZONE_REGISTERED shard_id=<uuid>` once the registry accepted it.
+/// Prints `FABRIC_ZONE_READY zone_id=<id> addr=<ip:port> cert_hash=<base64>
+/// next_cert_hash=<base64> precision=<p>` once listening, and `FABRIC_ZONE_REGISTERED
+/// shard_id=<uuid>` once the registry accepted it.
 ///
 /// Its self-signed certificate (valid 14 days, what pinning clients accept) is replaced every
-/// `cert_rotation_sec` (7 days by default): it then prints `FABRIC_ZONE_CERT_ROTATED
-/// cert_hash=<base64>`, emits `cert_rotated`, rewrites `--cert-hash-file`, and publishes the new
-/// hash to the registry at once (`FABRIC_ZONE_CERT_PUBLISHED cert_hash=<base64>`). Open sessions
-/// keep going; new clients pin the new hash, which they get from the registry.
+/// `cert_rotation_sec` (7 days by default) by the certificate announced a period before as
+/// `next_cert_hash`, so clients pinning both hashes keep connecting across a rotation. It then
+/// prints `FABRIC_ZONE_CERT_ROTATED cert_hash=<base64> next_cert_hash=<base64>`, emits
+/// `cert_rotated`, rewrites `--cert-hash-file` (current hash, then the next one, one per line)
+/// and publishes both to the registry at once (`FABRIC_ZONE_CERT_PUBLISHED ...`). Open sessions
+/// keep going.
 #[derive(GodotClass)]
 #[class(base = Node)]
 pub struct FabricZone {
@@ -86,6 +89,10 @@ pub struct FabricZone {
     /// The certificate hash clients and gateways pin (base64), set once listening.
     #[var(no_set, pub)]
     cert_hash: GString,
+    /// The hash of the certificate the next rotation installs (base64; empty without
+    /// rotation): clients pin it beside `cert_hash`.
+    #[var(no_set, pub)]
+    next_cert_hash: GString,
     /// The registry's id for this zone, set once registered (join tokens name it).
     #[var(no_set, pub)]
     shard_id: GString,
@@ -122,6 +129,7 @@ impl INode for FabricZone {
             cert_rotation_sec: 7 * 24 * 3600,
             tick: 0,
             cert_hash: GString::new(),
+            next_cert_hash: GString::new(),
             shard_id: GString::new(),
             api_key: std::env::var("FABRIC_BACKEND_API_KEY").unwrap_or_default(),
             hash_file: None,
@@ -186,9 +194,10 @@ impl FabricZone {
     /// Registering or heartbeating failed; the zone retries by itself.
     #[signal]
     fn registry_problem(reason: GString);
-    /// The zone replaced its certificate: new clients must pin `cert_hash` (base64).
+    /// The zone replaced its certificate with the one announced as `next_cert_hash` before:
+    /// `cert_hash` is now in use, `next_cert_hash` the one that will follow (base64).
     #[signal]
-    fn cert_rotated(cert_hash: GString);
+    fn cert_rotated(cert_hash: GString, next_cert_hash: GString);
 
     /// Starts listening (and registering, with `backend_url`). Returns `ERR_ALREADY_IN_USE` when
     /// running, `ERR_CANT_CREATE` when the port cannot be bound (the error names the address and
@@ -220,12 +229,6 @@ impl FabricZone {
                 return Error::ERR_CANT_CREATE;
             }
         };
-        if let Some(path) = &self.hash_file
-            && let Err(e) = identity.write_hash_file(path)
-        {
-            godot_error!("FabricZone: cannot write {}: {e}", path.display());
-            return Error::ERR_CANT_CREATE;
-        }
         let mut scfg = ServerConfig::new(addr, identity);
         scfg.websocket = self.websocket_fallback;
         scfg.rotation = (self.cert_rotation_sec > 0).then(|| CertRotation {
@@ -243,12 +246,17 @@ impl FabricZone {
         cfg.require_token = registering || self.require_token;
         self.admission = Admission::new(cfg);
         self.clock = Instant::now();
-        self.cert_hash = GString::from(&server.cert_hash().to_base64());
+        let next = server.next_cert_hash();
+        if let Err(e) = self.publish_hashes(server.cert_hash(), next) {
+            godot_error!("FabricZone: {e}");
+            return Error::ERR_CANT_CREATE;
+        }
         godot_print!(
-            "FABRIC_ZONE_READY zone_id={} addr={} cert_hash={} precision={}",
+            "FABRIC_ZONE_READY zone_id={} addr={} cert_hash={} next_cert_hash={} precision={}",
             self.zone_id,
             server.local_addr(),
             self.cert_hash,
+            self.next_cert_hash,
             if cfg!(feature = "double") {
                 "double"
             } else {
@@ -270,6 +278,7 @@ impl FabricZone {
                 map: self.map_name.to_string(),
                 name,
                 cert_hash: self.cert_hash.to_string(),
+                next_cert_hash: next.map(|n| n.to_base64()),
                 max_users: 32,
                 public: true,
                 heartbeat: Duration::from_secs_f64(self.heartbeat_sec.clamp(0.05, 3600.0)),
@@ -361,7 +370,7 @@ impl FabricZone {
                 ServerEvent::Message { session, data } => {
                     self.on_bytes(session, &data, true, now, &mut actions)
                 }
-                ServerEvent::CertRotated { hash, .. } => self.on_cert_rotated(&hash.to_base64()),
+                ServerEvent::CertRotated { hash, next, .. } => self.on_cert_rotated(hash, next),
                 ServerEvent::Closed { session, reason } => {
                     self.admission.close(session);
                     godot_print!(
@@ -488,20 +497,37 @@ impl FabricZone {
         }
     }
 
-    fn on_cert_rotated(&mut self, hash: &str) {
-        self.cert_hash = GString::from(hash);
-        if let Some(path) = &self.hash_file
-            && let Ok(h) = fabric_net::CertHash::parse(hash)
-            && let Err(e) = h.write_file(path)
-        {
-            godot_error!("FabricZone: cannot write {}: {e}", path.display());
+    /// Records the hashes in use and announced, and writes them to `--cert-hash-file`.
+    fn publish_hashes(
+        &mut self,
+        hash: fabric_net::CertHash,
+        next: Option<fabric_net::CertHash>,
+    ) -> Result<(), String> {
+        self.cert_hash = GString::from(&hash.to_base64());
+        self.next_cert_hash = next.map_or_else(GString::new, |n| GString::from(&n.to_base64()));
+        if let Some(path) = &self.hash_file {
+            let pins: Vec<_> = std::iter::once(hash).chain(next).collect();
+            fabric_net::cert::write_pins(path, &pins)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         }
+        Ok(())
+    }
+
+    fn on_cert_rotated(&mut self, hash: fabric_net::CertHash, next: Option<fabric_net::CertHash>) {
+        if let Err(e) = self.publish_hashes(hash, next) {
+            godot_error!("FabricZone: {e}");
+        }
+        let (now, following) = (self.cert_hash.clone(), self.next_cert_hash.clone());
         if let Some(r) = &self.registration {
-            r.set_cert_hash(hash);
+            let following = following.to_string();
+            r.set_cert_hash(
+                &now.to_string(),
+                (!following.is_empty()).then_some(&following[..]),
+            );
         }
-        godot_print!("FABRIC_ZONE_CERT_ROTATED cert_hash={hash}");
+        godot_print!("FABRIC_ZONE_CERT_ROTATED cert_hash={now} next_cert_hash={following}");
         self.base_mut()
-            .emit_signal("cert_rotated", &[GString::from(hash).to_variant()]);
+            .emit_signal("cert_rotated", &[now.to_variant(), following.to_variant()]);
     }
 
     fn pump_registry(&mut self) {
@@ -534,8 +560,14 @@ impl FabricZone {
                         .emit_signal("registered", &[GString::from(&shard_id).to_variant()]);
                 }
                 RegistryEvent::HeartbeatOk => {}
-                RegistryEvent::CertHashPublished { cert_hash } => {
-                    godot_print!("FABRIC_ZONE_CERT_PUBLISHED cert_hash={cert_hash}");
+                RegistryEvent::CertHashPublished {
+                    cert_hash,
+                    next_cert_hash,
+                } => {
+                    godot_print!(
+                        "FABRIC_ZONE_CERT_PUBLISHED cert_hash={cert_hash} next_cert_hash={}",
+                        next_cert_hash.unwrap_or_default()
+                    );
                 }
                 RegistryEvent::RelationshipChanged { object } => {
                     let subjects = self.admission.admitted_subjects();

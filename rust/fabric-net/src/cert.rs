@@ -60,12 +60,9 @@ impl CertHash {
         STANDARD.encode(self.0)
     }
 
-    /// Writes the base64 hash and a newline to `path` atomically (write, then rename), so a
-    /// process that reads the file never sees half of it.
+    /// Writes the base64 hash and a newline to `path` atomically (see [`write_pins`]).
     pub fn write_file(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("{self}\n"))?;
-        std::fs::rename(tmp, path)
+        write_pins(path, &[*self])
     }
 
     /// The lowercase hex form with colons (what browsers' devtools show).
@@ -88,6 +85,16 @@ impl fmt::Debug for CertHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CertHash({})", self.to_base64())
     }
+}
+
+/// Writes `pins` to `path`, one base64 hash per line (the current certificate first, then the
+/// announced next one), atomically (write, then rename), so a process that reads the file never
+/// sees half of it. [`CertHash::parse_list`] reads it back.
+pub fn write_pins(path: &Path, pins: &[CertHash]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let text: String = pins.iter().map(|p| format!("{p}\n")).collect();
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, path)
 }
 
 /// Longest validity period a pinned certificate may state (14 days).

@@ -3,7 +3,7 @@
 //!
 //! Runs on the background runtime and reports [`RegistryEvent`]s; the zone drains them in its
 //! poll. Nothing here is on the tick path. After a certificate rotation the zone hands the new
-//! hash over ([`Registration::set_cert_hash`]): it goes out with a heartbeat sent at once.
+//! hashes over ([`Registration::set_cert_hash`]): they go out with a heartbeat sent at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -36,6 +36,8 @@ pub struct RegistrationConfig {
     pub name: String,
     /// Certificate hash clients pin (base64).
     pub cert_hash: String,
+    /// Hash of the certificate the zone installs at its next rotation (clients pin both).
+    pub next_cert_hash: Option<String>,
     /// Most players.
     pub max_users: u32,
     /// Listed to everyone.
@@ -56,10 +58,12 @@ pub enum RegistryEvent {
     },
     /// A heartbeat was accepted.
     HeartbeatOk,
-    /// The registry now lists this certificate hash for the zone (after a rotation).
+    /// The registry now lists these certificate hashes for the zone (after a rotation).
     CertHashPublished {
         /// The hash (base64).
         cert_hash: String,
+        /// The announced next hash (base64), if any.
+        next_cert_hash: Option<String>,
     },
     /// The registry pushed `relationship_changed` for this zone: permissions may have changed,
     /// so cached join decisions must be re-derived ([`Registration::recheck`]).
@@ -100,7 +104,7 @@ impl Registration {
         let (tx, events) = unbounded_channel();
         let users = Arc::new(AtomicU32::new(0));
         let hash = Arc::new(HashState {
-            current: std::sync::Mutex::new(cfg.cert_hash.clone()),
+            current: std::sync::Mutex::new((cfg.cert_hash.clone(), cfg.next_cert_hash.clone())),
             unpublished: std::sync::atomic::AtomicBool::new(false),
             wake: Notify::new(),
         });
@@ -138,11 +142,13 @@ impl Registration {
         self.users.store(n, Ordering::Relaxed);
     }
 
-    /// The zone's certificate changed: publish `cert_hash` (base64) with a heartbeat sent now
-    /// (and with every later registration). [`RegistryEvent::CertHashPublished`] follows once
-    /// the registry lists it; a failed heartbeat keeps it pending for the next one.
-    pub fn set_cert_hash(&self, cert_hash: &str) {
-        *self.hash.current.lock().expect("hash lock") = cert_hash.to_owned();
+    /// The zone's certificate changed: publish `cert_hash` and `next_cert_hash` (base64) with
+    /// a heartbeat sent now (and with every later registration).
+    /// [`RegistryEvent::CertHashPublished`] follows once the registry lists them; a failed
+    /// heartbeat keeps them pending for the next one.
+    pub fn set_cert_hash(&self, cert_hash: &str, next_cert_hash: Option<&str>) {
+        *self.hash.current.lock().expect("hash lock") =
+            (cert_hash.to_owned(), next_cert_hash.map(str::to_owned));
         self.hash.unpublished.store(true, Ordering::SeqCst);
         self.hash.wake.notify_one();
     }
@@ -200,15 +206,16 @@ impl Registration {
     }
 }
 
-/// The certificate hash to register with, and whether the registry has not seen it yet.
+/// The certificate hashes (current, next) to register with, and whether the registry has not
+/// seen them yet.
 struct HashState {
-    current: std::sync::Mutex<String>,
+    current: std::sync::Mutex<(String, Option<String>)>,
     unpublished: std::sync::atomic::AtomicBool,
     wake: Notify,
 }
 
 impl HashState {
-    fn current(&self) -> String {
+    fn current(&self) -> (String, Option<String>) {
         self.current.lock().expect("hash lock").clone()
     }
 }
@@ -228,7 +235,7 @@ async fn run(
     loop {
         // A registration always carries the current hash.
         hash.unpublished.store(false, Ordering::SeqCst);
-        cfg.cert_hash = hash.current();
+        (cfg.cert_hash, cfg.next_cert_hash) = hash.current();
         match register(&cfg).await {
             Ok((id, secret, join_keys)) => {
                 backoff = Duration::from_millis(250);
@@ -252,9 +259,10 @@ async fn run(
                     }
                     let mut body = json!({"current_users": users.load(Ordering::Relaxed)});
                     let publishing = hash.unpublished.swap(false, Ordering::SeqCst);
-                    let cert_hash = hash.current();
+                    let (cert_hash, next_cert_hash) = hash.current();
                     if publishing {
                         body["cert_hash"] = json!(cert_hash);
+                        body["next_cert_hash"] = json!(next_cert_hash);
                     }
                     match http::request(
                         &cfg.backend,
@@ -270,7 +278,10 @@ async fn run(
                             let _ = tx.send(RegistryEvent::HeartbeatOk);
                             if publishing {
                                 info!(%cert_hash, "new certificate hash published");
-                                let _ = tx.send(RegistryEvent::CertHashPublished { cert_hash });
+                                let _ = tx.send(RegistryEvent::CertHashPublished {
+                                    cert_hash,
+                                    next_cert_hash,
+                                });
                             }
                         }
                         Ok(r) if r.status == 404 || r.status == 401 || r.status == 403 => {
@@ -344,6 +355,7 @@ async fn register(cfg: &RegistrationConfig) -> Result<(String, String, Vec<Strin
     }
     let mut body = json!({
         "port": cfg.port, "map": cfg.map, "name": cfg.name, "cert_hash": cfg.cert_hash,
+        "next_cert_hash": cfg.next_cert_hash,
         "max_users": cfg.max_users, "public": cfg.public,
     });
     if let Some(a) = &cfg.address {

@@ -245,9 +245,14 @@ fn revoking_join_permission_disconnects_the_player() {
 
 /// The `cert_hash=` value of a zone or gateway line.
 fn hash_of(line: &str) -> String {
+    field_of(line, "cert_hash")
+}
+
+/// The `KEY=` value of a zone or gateway line.
+fn field_of(line: &str, key: &str) -> String {
     line.split_whitespace()
-        .find_map(|w| w.strip_prefix("cert_hash="))
-        .unwrap_or_else(|| panic!("no cert_hash in `{line}`"))
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key} in `{line}`"))
         .to_owned()
 }
 
@@ -279,13 +284,29 @@ fn zone_rotates_its_certificate_and_publishes_the_new_hash() {
     )
     .expect("zone registers");
     let first = zone.cert_hash.clone();
-    let read_file = || {
+    let read_file = || -> Vec<String> {
         std::fs::read_to_string(&hash_file)
             .unwrap()
-            .trim()
-            .to_owned()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     };
-    assert_eq!(read_file(), first, "the hash file holds the first hash");
+    let shard_view = || {
+        let (status, view) =
+            backend_request(&backend.url, "GET", &format!("/shards/{shard}"), None, None).unwrap();
+        assert_eq!(status, 200, "{view}");
+        view
+    };
+    let announced = shard_view()["next_cert_hash"]
+        .as_str()
+        .expect("the registry lists the announced next hash")
+        .to_owned();
+    assert_ne!(announced, first);
+    assert_eq!(
+        read_file(),
+        [first.clone(), announced.clone()],
+        "the hash file holds the current and the next hash"
+    );
     let gateway = start_gateway_with(zone.port, &["--zone-cert-hash-file", hash_file_arg])
         .expect("gateway starts");
 
@@ -310,22 +331,26 @@ fn zone_rotates_its_certificate_and_publishes_the_new_hash() {
         )
         .expect("the zone rotates its certificate");
     let second = hash_of(&rotated);
-    assert_ne!(second, first, "a new certificate");
+    let following = field_of(&rotated, "next_cert_hash");
+    assert_eq!(second, announced, "the announced certificate went into use");
+    assert!(following.len() == 44 && following != second && following != first);
     zone.proc
         .wait_for_line(
             |l| l.starts_with("FABRIC_ZONE_CERT_PUBLISHED") && hash_of(l) == second,
             Duration::from_secs(10),
         )
         .expect("the zone publishes the new hash");
-    let (status, view) =
-        backend_request(&backend.url, "GET", &format!("/shards/{shard}"), None, None).unwrap();
-    assert_eq!(status, 200, "{view}");
+    let view = shard_view();
     assert_eq!(
-        view["cert_hash"],
-        second.as_str(),
-        "the registry lists the new hash"
+        (view["cert_hash"].as_str(), view["next_cert_hash"].as_str()),
+        (Some(second.as_str()), Some(following.as_str())),
+        "the registry lists the new pair"
     );
-    assert_eq!(read_file(), second, "the hash file was rewritten");
+    assert_eq!(
+        read_file(),
+        [second.clone(), following.clone()],
+        "the hash file was rewritten"
+    );
 
     // New clients: discovery pins the new hash; the gateway re-reads the file.
     let (outcome, out, _p) = run_cycle1_discovery(&engine, &backend.url, &player, &[]).unwrap();
@@ -347,8 +372,22 @@ fn zone_rotates_its_certificate_and_publishes_the_new_hash() {
         "client through the gateway: {outcome:?}\n{out}"
     );
     assert!(out.contains("CYCLE1 ZONE_DATAGRAM zone_id=6 "), "{out}");
-    // A client that still pins the old hash is refused with a clear error.
+    // A client holding the pair listed before the rotation still connects...
     let direct = format!("https://127.0.0.1:{}/wt", zone.port);
+    let before = format!("{first},{announced}");
+    let (outcome, out, _p) = run_cycle1_discovery(
+        &engine,
+        &backend.url,
+        &player,
+        &["--url", &direct, "--cert-hash", &before],
+    )
+    .unwrap();
+    assert!(outcome.success(), "pair from before: {outcome:?}\n{out}");
+    assert!(
+        !out.contains("CERT_CHANGED"),
+        "no re-discovery needed:\n{out}"
+    );
+    // ...and one that pins only the old hash is refused with a clear error.
     let (outcome, out, _p) = run_cycle1(&engine, "stale client", &direct, &first).unwrap();
     assert_eq!(outcome.code, Some(1), "{outcome:?}\n{out}");
     assert!(out.contains("does not match the pinned hash"), "{out}");

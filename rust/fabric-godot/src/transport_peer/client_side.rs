@@ -13,15 +13,15 @@ use super::{FabricMMOGTransportPeer, Role};
 impl FabricMMOGTransportPeer {
     /// Advances a connection attempt; once a transport is open, the peer becomes a client.
     pub(super) fn poll_connecting(&mut self) {
-        let Role::Connecting { attempt, pin } = &mut self.role else {
+        let Role::Connecting { attempt, pins } = &mut self.role else {
             return;
         };
-        let (pin, allow) = (*pin, self.allow_insecure_websocket);
+        let (pins, allow) = (pins.clone(), self.allow_insecure_websocket);
         let connect = move |url: &str| {
             godot_warn!(
                 "FabricMMOGTransportPeer: WebTransport not connected yet; also trying {url}"
             );
-            let mut cfg = ClientConfig::new(url, pin);
+            let mut cfg = ClientConfig::pinning(url, &pins).expect("at least one pin");
             cfg.allow_insecure_websocket = allow;
             Client::connect(cfg)
         };

@@ -58,7 +58,10 @@ enum Role {
     #[default]
     Idle,
     /// Opening the transport (WebTransport, the WebSocket fallback, or both raced).
-    Connecting { attempt: Attempt, pin: CertHash },
+    Connecting {
+        attempt: Attempt,
+        pins: Vec<CertHash>,
+    },
     /// The transport is open; joined once the server confirmed the join.
     Client { client: Client, server_joined: bool },
     Server {
@@ -88,8 +91,10 @@ enum Role {
 ///
 /// **Certificates:** a server presents a fresh self-signed certificate valid 14 days (the most a
 /// pinned certificate may be) and replaces it every `cert_rotation_sec` (7 days by default), or
-/// when `rotate_certificate()` is called: open sessions go on, new clients must pin the new hash
-/// (`get_cert_hash()`, signal `cert_rotated`). Clients refuse an expired certificate.
+/// when `rotate_certificate()` is called, by the certificate it announced a period before
+/// (`get_next_cert_hash()`). Open sessions go on; clients that pin both hashes
+/// (`create_client(url, "current,next")`) keep connecting across the rotation; signal
+/// `cert_rotated` gives the new pair to publish. Clients refuse an expired certificate.
 ///
 /// **Security:** both transports are encrypted and pinned by the certificate hash. Plain,
 /// unencrypted `ws://` is only used when you pass a `ws://` URL yourself, and then only towards
@@ -172,16 +177,19 @@ impl FabricMMOGTransportPeer {
     /// The session could not be opened or ended: `reason` says why in words.
     #[signal]
     fn connection_error(reason: GString);
-    /// Servers: the certificate was replaced; new clients must pin `cert_hash` (base64).
+    /// Servers: the certificate announced before is now in use (`cert_hash`) and
+    /// `next_cert_hash` is announced (base64; empty when `cert_rotation_sec` is 0).
     #[signal]
-    fn cert_rotated(cert_hash: GString);
+    fn cert_rotated(cert_hash: GString, next_cert_hash: GString);
     /// A JSON control message arrived from `peer_id` (1 = the server, for clients).
     #[signal]
     fn control_received(text: GString, peer_id: i64);
 
     /// Connects to `url` (`https://host:port/wt`; a `wss://` or `ws://` URL means WebSocket
     /// only), pinning the server certificate hash `cert_hash` (base64 or hex SHA-256) on
-    /// WebTransport and `wss://`. With `transport` `"auto"`, WebTransport is tried first and
+    /// WebTransport and `wss://`. Several hashes separated by commas are all accepted: pass a
+    /// server's `get_cert_hash()` and `get_next_cert_hash()` (a zone's `cert_hash` and
+    /// `next_cert_hash` from the registry) to keep connecting across its next rotation. With `transport` `"auto"`, WebTransport is tried first and
     /// `wss://host:port/ws` beside it once it has not connected within `primary_timeout_msec`. Returns `ERR_ALREADY_IN_USE` when open (call `close()` first) and
     /// `ERR_INVALID_PARAMETER` for a malformed hash, an unknown `transport` or a URL that does not
     /// fit it; the outcome of the handshake comes later, from `poll()`, as
@@ -192,7 +200,7 @@ impl FabricMMOGTransportPeer {
             godot_error!("FabricMMOGTransportPeer: already in use; call close() first");
             return Error::ERR_ALREADY_IN_USE;
         }
-        let pin = match CertHash::parse(&cert_hash.to_string()) {
+        let pins = match CertHash::parse_list(&cert_hash.to_string()) {
             Ok(p) => p,
             Err(e) => return self.refuse(e.to_string()),
         };
@@ -208,7 +216,7 @@ impl FabricMMOGTransportPeer {
         };
         self.reset_state();
         self.unique_id = generate_peer_id();
-        let client = self.connect_to(&plan.primary, pin);
+        let client = self.connect_to(&plan.primary, &pins);
         let first_state = if client.is_websocket() {
             Self::STATE_TRYING_FALLBACK
         } else {
@@ -217,7 +225,7 @@ impl FabricMMOGTransportPeer {
         let delay = Duration::from_millis(u64::try_from(self.primary_timeout_msec).unwrap_or(0));
         self.role = Role::Connecting {
             attempt: Attempt::new(client, plan.fallback, delay),
-            pin,
+            pins,
         };
         self.status = ConnectionStatus::CONNECTING;
         self.set_state(first_state);
@@ -292,16 +300,29 @@ impl FabricMMOGTransportPeer {
         }
     }
 
-    /// Servers: replaces the certificate now with a fresh self-signed one (14 days). Open
-    /// sessions go on; new clients must pin the new hash (`get_cert_hash()`); `cert_rotated`
-    /// is emitted from `poll()`. Returns `ERR_UNCONFIGURED` when not a server.
+    /// Servers: the hash of the certificate the next rotation installs (base64), for clients
+    /// to pin beside `get_cert_hash()`; empty on clients and when `cert_rotation_sec` is 0.
+    #[func]
+    pub fn get_next_cert_hash(&self) -> GString {
+        match &self.role {
+            Role::Server { server, .. } => server
+                .next_cert_hash()
+                .map_or_else(GString::new, |h| GString::from(&h.to_base64())),
+            _ => GString::new(),
+        }
+    }
+
+    /// Servers: rotates now, as the schedule would: the announced next certificate goes into
+    /// use and a fresh one is announced (without a schedule, a fresh certificate). Open sessions
+    /// go on; `cert_rotated` is emitted from `poll()`. Returns `ERR_UNCONFIGURED` when not a
+    /// server.
     #[func]
     pub fn rotate_certificate(&mut self) -> Error {
         let Role::Server { server, .. } = &self.role else {
             godot_error!("FabricMMOGTransportPeer.rotate_certificate: not a server");
             return Error::ERR_UNCONFIGURED;
         };
-        match ServerIdentity::self_signed_local().and_then(|id| server.rotate_identity(id)) {
+        match server.rotate_now() {
             Ok(_) => Error::OK,
             Err(e) => {
                 godot_error!("FabricMMOGTransportPeer.rotate_certificate: {e}");
@@ -430,8 +451,8 @@ impl FabricMMOGTransportPeer {
         Error::ERR_INVALID_PARAMETER
     }
 
-    fn connect_to(&self, url: &str, pin: CertHash) -> Client {
-        let mut cfg = ClientConfig::new(url, pin);
+    fn connect_to(&self, url: &str, pins: &[CertHash]) -> Client {
+        let mut cfg = ClientConfig::pinning(url, pins).expect("parse_list gives at least one");
         cfg.allow_insecure_websocket = self.allow_insecure_websocket;
         Client::connect(cfg)
     }

@@ -35,10 +35,14 @@ impl FabricMMOGTransportPeer {
                     }
                 }
                 ServerEvent::Datagram { session, data } => self.server_bytes(session, &data),
-                ServerEvent::CertRotated { hash, .. } => {
+                ServerEvent::CertRotated { hash, next, .. } => {
+                    let next = next.map(|n| n.to_base64()).unwrap_or_default();
                     self.base_mut().emit_signal(
                         "cert_rotated",
-                        &[GString::from(&hash.to_base64()).to_variant()],
+                        &[
+                            GString::from(&hash.to_base64()).to_variant(),
+                            GString::from(&next).to_variant(),
+                        ],
                     );
                 }
                 ServerEvent::Message { session, data } => self.server_bytes(session, &data),

@@ -1,5 +1,6 @@
 //! Certificate rotation on a running server peer, over each transport: open sessions go on,
-//! new clients pin the new hash, clients pinning the old one are refused with the reason.
+//! the announced next certificate is the one installed, clients pinning the pair fetched before
+//! the rotation still connect, clients pinning only the old hash are refused with the reason.
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -13,8 +14,8 @@ use crate::transport_peer::FabricMMOGTransportPeer;
 
 pub(super) fn rotation_keeps_sessions_and_pins_the_new_hash(via: Via) -> Result<(), String> {
     let mut server = server_peer()?;
-    let announced = Rc::new(RefCell::new(Vec::<String>::new()));
-    let sink = announced.clone();
+    let rotated = Rc::new(RefCell::new(Vec::<String>::new()));
+    let sink = rotated.clone();
     server.connect(
         "cert_rotated",
         &Callable::from_fn("record_hash", move |args: &[&Variant]| {
@@ -24,19 +25,29 @@ pub(super) fn rotation_keeps_sessions_and_pins_the_new_hash(via: Via) -> Result<
     );
     let mut clients = connect_clients(&mut server, via, 1)?;
     let old = server.bind().get_cert_hash().to_string();
+    let announced = server.bind().get_next_cert_hash().to_string();
+    check!(
+        announced.len() == 44 && announced != old,
+        "the next certificate is announced: {announced:?}"
+    );
 
     let err = server.bind_mut().rotate_certificate();
     check!(err == Error::OK, "rotate_certificate: {err:?}");
     let new = server.bind().get_cert_hash().to_string();
-    check!(new != old, "a new hash after rotation");
+    check!(new == announced, "the announced certificate went into use");
+    let following = server.bind().get_next_cert_hash().to_string();
+    check!(
+        following.len() == 44 && following != new && following != old,
+        "a new one is announced: {following:?}"
+    );
     let told = wait_until(5.0, || {
         pump(&mut server, &mut clients);
-        !announced.borrow().is_empty()
+        !rotated.borrow().is_empty()
     });
     check!(
-        told && *announced.borrow() == [new.clone()],
+        told && *rotated.borrow() == [new.clone()],
         "cert_rotated announced the new hash: {:?}",
-        announced.borrow()
+        rotated.borrow()
     );
 
     // The session opened before the rotation goes on.
@@ -56,6 +67,26 @@ pub(super) fn rotation_keeps_sessions_and_pins_the_new_hash(via: Via) -> Result<
     // A new client pins the new hash (start_client reads get_cert_hash()) and joins.
     let more = connect_clients(&mut server, via, 1)?;
     clients.extend(more);
+
+    // A client holding the pair fetched before the rotation ("old,announced") joins too.
+    let mut paired = FabricMMOGTransportPeer::new_gd();
+    paired.bind_mut().set_transport(via.name().into());
+    let pair = GString::from(&format!("{old},{announced}"));
+    check!(
+        paired.bind_mut().create_client(client_url(&server), pair) == Error::OK,
+        "create_client with two hashes"
+    );
+    let joined = wait_until(10.0, || {
+        pump(&mut server, &mut clients);
+        paired.poll();
+        paired.get_connection_status() == ConnectionStatus::CONNECTED
+    });
+    check!(
+        joined,
+        "the pair fetched before the rotation connects: {}",
+        paired.bind().get_last_error()
+    );
+    clients.push(paired);
 
     // A client that still pins the old hash is refused, and says why.
     let mut stale = FabricMMOGTransportPeer::new_gd();
