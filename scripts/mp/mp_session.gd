@@ -44,6 +44,9 @@ const MAX_SYNC_PACKET := 1100
 var role := "client"
 ## Client: `https://host:port/wt`.
 var url := ""
+## The peer's `transport`: "auto", "webtransport" or "websocket". A client forced onto one
+## checks that it connected over it.
+var transport := "auto"
 ## Client: the server certificate hash to pin.
 var cert_hash := ""
 ## Client: the name it registers with.
@@ -95,6 +98,8 @@ var _disconnected_log := {}  # every id ever disconnected
 
 # Client state (reset each round by _client_reset).
 var _my_id := 0
+var _states := []  # connection_state_changed of this connect, in order
+var _used_transport := ""  # the peer's active transport once connected
 var _saw_server := false
 var _connected_to_server := false
 var _peers_seen := {}
@@ -148,13 +153,14 @@ func _process(_delta: float) -> void:
 
 func _start_server() -> void:
 	peer = FabricMMOGTransportPeer.new()
+	peer.transport = transport
 	var err := peer.create_server(port, bind_address)
 	if err != OK:
 		_fail("create_server(%d, %s) failed: %s %s" % [port, bind_address, error_string(err), peer.last_error])
 		return
 	multiplayer.multiplayer_peer = peer
-	print("MP_READY port=%d cert_hash=%s clients=%d rounds=%d" % [
-		peer.get_bound_port(), peer.get_cert_hash(), expected_clients, rounds])
+	print("MP_READY port=%d cert_hash=%s clients=%d rounds=%d transport=%s" % [
+		peer.get_bound_port(), peer.get_cert_hash(), expected_clients, rounds, transport])
 
 
 func _server_peer_connected(id: int) -> void:
@@ -270,6 +276,8 @@ func _connect() -> void:
 	_client_reset()
 	if peer == null or not reuse_peer:
 		peer = FabricMMOGTransportPeer.new()
+		peer.connection_state_changed.connect(_on_connection_state_changed)
+	peer.transport = transport
 	var err := peer.create_client(url, cert_hash)
 	if err != OK:
 		_fail("create_client failed: %s %s" % [error_string(err), peer.last_error])
@@ -280,6 +288,8 @@ func _connect() -> void:
 
 func _client_reset() -> void:
 	_my_id = 0
+	_states = []
+	_used_transport = ""
 	_saw_server = false
 	_connected_to_server = false
 	_peers_seen = {}
@@ -298,8 +308,17 @@ func _client_reset() -> void:
 func _on_connected_to_server() -> void:
 	_connected_to_server = true
 	_my_id = multiplayer.get_unique_id()
-	_log("MP_CLIENT_CONNECTED name=%s id=%d round=%d" % [player_name, _my_id, round_no])
+	_used_transport = peer.get_active_transport()
+	_log("MP_CLIENT_CONNECTED name=%s id=%d round=%d transport=%s states=%s" % [
+		player_name, _my_id, round_no, _used_transport, _ids(_states)])
+	if transport != "auto" and _used_transport != transport:
+		_fail("asked for transport %s, connected over %s" % [transport, _used_transport])
+		return
 	register.rpc_id(1, player_name, _nonce)
+
+
+func _on_connection_state_changed(state: int) -> void:
+	_states.append(state)
 
 
 func _on_connection_failed() -> void:
@@ -452,10 +471,10 @@ func _client_process() -> void:
 			"unreliable": _unreliable_value,
 		}
 		if not verbose:
-			print("MP_SESSION_ROUND name=%s round=%d id=%d peers=%d greets=%d greets_expected=%d spawned=%d synced=%d reliable=%d unreliable=%d retries=%d reuse=%s" % [
+			print("MP_SESSION_ROUND name=%s round=%d id=%d peers=%d greets=%d greets_expected=%d spawned=%d synced=%d reliable=%d unreliable=%d retries=%d reuse=%s transport=%s states=%s" % [
 				player_name, round_no, _my_id, summary["peers"], summary["greets"], _expected_greets(),
 				summary["spawned"], summary["synced"], _reliable_value, _unreliable_value,
-				CONNECT_RETRIES - _retries_left, reuse_peer])
+				CONNECT_RETRIES - _retries_left, reuse_peer, _used_transport, _ids(_states)])
 		report.rpc_id(1, round_no, summary)
 
 

@@ -7,6 +7,12 @@ extends Node
 ##   --role client --url https://127.0.0.1:P/wt --cert-hash H --name c1 [--timeout S]
 ##   --role swarm  --url ... --cert-hash H --name s0 --count K --rounds R [--reconnect-delay S]
 ##
+## Every role also takes `--transport auto|webtransport|websocket` (default `auto`), the peer's
+## `transport` property: a server listens on both transports with `auto`; a client with
+## `websocket` connects to `wss://host:port/ws`, derived from the `https://` URL and pinned by
+## the same hash. A client forced onto one transport fails its session when it connected over
+## another, and logs the transport it used (`transport=`) and its states (`states=`).
+##
 ## The server and a client use the tree's default SceneMultiplayer (`multiplayer`). A swarm runs
 ## K clients, each in its own SceneMultiplayer (`get_tree().set_multiplayer(mp, path)`) on its
 ## own subtree `Peer<i>/MpTest/Session`, so the node paths relative to each multiplayer root are
@@ -21,7 +27,7 @@ const Session := preload("res://scripts/mp/mp_session.gd")
 var _args := {
 	"role": "client", "port": "0", "bind": "127.0.0.1", "clients": "1", "rounds": "1",
 	"url": "", "cert-hash": "", "name": "c1", "count": "1", "timeout": "30",
-	"reconnect-delay": "1.0", "sync-interval": "0.05",
+	"reconnect-delay": "1.0", "sync-interval": "0.05", "transport": "auto",
 }
 var _sessions := []
 var _open := 0
@@ -73,6 +79,7 @@ func _new_session(role: String, session_name: String) -> Session:
 	s.role = role
 	s.player_name = session_name
 	s.url = _args["url"]
+	s.transport = _args["transport"]
 	s.cert_hash = _args["cert-hash"]
 	s.port = int(_args["port"])
 	s.bind_address = _args["bind"]

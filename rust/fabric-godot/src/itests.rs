@@ -36,6 +36,14 @@ static ONCE: &[RustTest] = &[
         run: peer::in_use_and_close_resets_for_reuse,
     },
     RustTest {
+        name: "peer::auto_mode_gives_each_transport_its_connect_timeout",
+        run: peer::auto_mode_gives_each_transport_its_connect_timeout,
+    },
+    RustTest {
+        name: "peer::connect_timeout_must_be_positive",
+        run: peer::connect_timeout_must_be_positive,
+    },
+    RustTest {
         name: "zone::welcomes_a_session_until_acknowledged",
         run: zone_welcomes_a_session_until_acknowledged,
     },

@@ -101,13 +101,43 @@ pub fn double_template() -> anyhow::Result<Engine> {
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
+/// Whether `name` is one of the variables cargo sets for the one package whose program it runs
+/// (`cargo run`, `cargo test`), as opposed to settings of cargo itself (`CARGO`,
+/// `CARGO_TARGET_DIR`, `CARGO_HOME`, ...).
+fn is_package_env(name: &str) -> bool {
+    const PREFIXES: [&str; 4] = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+        || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&name)
+}
+
+/// A `cargo` command (the cargo running this program, if any) in the repository root, without
+/// the package variables of the program that starts it (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`,
+/// ...). Build scripts such as ring's rebuild when those change, so a build started from inside
+/// `cargo test` or `cargo xtask` would otherwise rebuild ring and everything above it (rustls,
+/// quinn, wtransport, fabric-net, the extension) once with the caller's values and again at
+/// the next plain build.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(paths::repo_root());
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_package_env) {
+            c.env_remove(name);
+        }
+    }
+    c
+}
+
 /// Builds the extension (debug, or release with `release`) for a precision and installs it into
 /// `addons/multiplayer_fabric/bin/` under the name the `.gdextension` file gives.
 pub fn build_extension(double: bool, release: bool) -> anyhow::Result<PathBuf> {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(paths::repo_root())
-        .args(["build", "-p", "fabric-godot", "--lib"]);
+    let mut cmd = cargo();
+    cmd.args(["build", "-p", "fabric-godot", "--lib"]);
     if release {
         cmd.arg("--release");
     }
@@ -189,8 +219,7 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     BUILT
         .get_or_init(|| {
             let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-                .current_dir(paths::repo_root())
+            let status = cargo()
                 .args([
                     "build",
                     "-p",

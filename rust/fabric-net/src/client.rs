@@ -27,6 +27,9 @@ use crate::server::{close_code, send_datagram, ws_send_datagram, ws_send_message
 use crate::ws;
 use crate::{NetError, describe_connect_error};
 
+/// How long [`ClientConfig::new`] lets a session take to open before it gives up.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where and how a client connects.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -37,7 +40,9 @@ pub struct ClientConfig {
     /// More hashes to accept besides `pin`: typically the server's announced next certificate,
     /// so a client keeps connecting across a rotation (see [`crate::rotation`]).
     pub also_pin: Vec<CertHash>,
-    /// Give up when the session is not open after this long.
+    /// Give up when the session is not open after this long (WebTransport: the QUIC and HTTP/3
+    /// handshakes; WebSocket: TCP connect, TLS and the upgrade), with
+    /// [`NetError::ConnectTimeout`].
     pub connect_timeout: Duration,
     /// Close the session after this long without traffic.
     pub idle_timeout: Duration,
@@ -46,13 +51,13 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults: 5 s connect timeout, 10 s idle timeout, `ws://` to loopback only.
+    /// Defaults: [`DEFAULT_CONNECT_TIMEOUT`] (5 s), 10 s idle timeout, `ws://` to loopback only.
     pub fn new(url: impl Into<String>, pin: CertHash) -> Self {
         Self {
             url: url.into(),
             pin,
             also_pin: Vec::new(),
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: Duration::from_secs(10),
             allow_insecure_websocket: false,
         }

@@ -32,9 +32,7 @@ impl Tally {
 }
 
 fn cargo() -> Command {
-    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    c.current_dir(paths::repo_root());
-    c
+    engine::cargo()
 }
 
 /// Runs a command, passing its output through and scanning it for test totals.

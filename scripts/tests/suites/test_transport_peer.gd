@@ -13,7 +13,36 @@ func test_constants_and_defaults() -> void:
 	check_eq(peer.transport, "auto", "tries WebTransport, then WebSocket")
 	check_eq(peer.allow_insecure_websocket, false, "ws:// on loopback only by default")
 	check_eq(peer.primary_timeout_msec, 3000, "default fallback delay")
+	check_eq(peer.connect_timeout_msec, 5000, "default connect timeout")
 	check_eq(peer.get_active_transport(), "", "no transport while idle")
+
+
+## Collects the errors Godot reports while it is added with OS.add_logger().
+class ErrorSink extends Logger:
+	var lock := Mutex.new()
+	var errors: Array[String] = []
+
+	func _log_error(_function: String, _file: String, _line: int, code: String, rationale: String,
+			_editor_notify: bool, _error_type: int, _script_backtraces: Array[ScriptBacktrace]) -> void:
+		lock.lock()
+		errors.append("%s %s" % [code, rationale])
+		lock.unlock()
+
+
+func test_connect_timeout_must_be_positive() -> void:
+	var peer := FabricMMOGTransportPeer.new()
+	peer.connect_timeout_msec = 250
+	check_eq(peer.connect_timeout_msec, 250, "a positive timeout is taken")
+	var sink := ErrorSink.new()
+	OS.add_logger(sink)
+	for bad in [0, -1]:
+		peer.connect_timeout_msec = bad
+		check_eq(peer.connect_timeout_msec, 250, "%d is refused, the old value kept" % bad)
+	OS.remove_logger(sink)
+	check_eq(sink.errors.size(), 2, "one error per refused value: %s" % [sink.errors])
+	for i in mini(sink.errors.size(), 2):
+		var expected := "connect_timeout_msec must be a positive number of milliseconds, got %d; keeping 250 ms" % [0, -1][i]
+		check(expected in sink.errors[i], "the error says why: %s" % sink.errors[i])
 
 
 func test_malformed_hash_is_refused() -> void:

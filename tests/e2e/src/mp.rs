@@ -14,6 +14,37 @@ use crate::{READY_TIMEOUT, Running};
 /// The scene every role runs.
 pub const SCENE: &str = "res://scenes/mp/mp_test.tscn";
 
+/// The transport a client is told to use (`--transport`, the peer's `transport` property).
+/// The server serves both (`auto`), as a real one does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// WebTransport only (QUIC datagrams and streams).
+    WebTransport,
+    /// The WebSocket fallback only: `wss://`, derived from the `https://` URL by the peer and
+    /// pinned by the same hash.
+    WebSocket,
+}
+
+impl Transport {
+    /// The `transport` property's value, as the client also logs it once connected.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::WebTransport => "webtransport",
+            Transport::WebSocket => "websocket",
+        }
+    }
+
+    /// The `connection_state_changed` states a client forced onto this transport goes through
+    /// to connect, as logged (`states=`): `STATE_TRYING_PRIMARY` (1) or
+    /// `STATE_TRYING_FALLBACK` (2), then `STATE_CONNECTED` (3); never the other transport.
+    pub fn connect_states(self) -> &'static str {
+        match self {
+            Transport::WebTransport => "1,3",
+            Transport::WebSocket => "2,3",
+        }
+    }
+}
+
 /// The `key=value` fields of a line (words without `=` are skipped).
 pub fn fields(line: &str) -> BTreeMap<&str, &str> {
     line.split_whitespace()
@@ -113,9 +144,11 @@ pub fn url(server: &Running) -> String {
     format!("https://127.0.0.1:{}/wt", server.port)
 }
 
-/// Starts one client named `name` (one round) against `url`, pinning `cert_hash`.
+/// Starts one client named `name` (one round) against `url` over `transport`, pinning
+/// `cert_hash`.
 pub fn spawn_client(
     engine: &Engine,
+    transport: Transport,
     url: &str,
     cert_hash: &str,
     name: &str,
@@ -135,15 +168,18 @@ pub fn spawn_client(
             name,
             "--timeout",
             &timeout,
+            "--transport",
+            transport.name(),
         ],
     );
     Proc::spawn(name, cmd, true)
 }
 
-/// Starts one process with `count` client sessions named `<prefix>-<i>`, each in its own
-/// SceneMultiplayer, for `rounds` rounds of connect -> exchange -> disconnect.
+/// Starts one process with `count` client sessions named `<prefix>-<i>` over `transport`, each
+/// in its own SceneMultiplayer, for `rounds` rounds of connect -> exchange -> disconnect.
 pub fn spawn_swarm(
     engine: &Engine,
+    transport: Transport,
     server: &Running,
     prefix: &str,
     count: usize,
@@ -175,6 +211,8 @@ pub fn spawn_swarm(
             &timeout,
             "--reconnect-delay",
             "1.0",
+            "--transport",
+            transport.name(),
         ],
     );
     Proc::spawn(prefix, cmd, true)

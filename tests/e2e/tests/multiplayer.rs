@@ -5,13 +5,18 @@
 //! Each process checks what it saw and exits 0 only when its checks passed; these tests read
 //! what they printed and check the values again across processes (ids, RPC values, spawns,
 //! synchronized values, disconnects), so a scene that merely "ran" cannot pass.
+//!
+//! Every test runs twice, once per transport (`..._over_webtransport`, `..._over_websocket`):
+//! the server serves both, each client is forced onto one (`--transport`) and logs the
+//! transport it connected over and the states it went through, and the tests check those, so
+//! a broken transport fails its own tests and cannot hide behind the other.
 //! The tests run one at a time: the machine has two cores shared with other work.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fabric_e2e::mp::{self, id_list, num, tagged};
+use fabric_e2e::mp::{self, Transport, id_list, num, tagged};
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
 
@@ -29,6 +34,24 @@ fn assert_gone(p: &Proc, what: &str) {
     );
 }
 
+/// Checks that a client's connect line (`MP_CLIENT_CONNECTED` or `MP_SESSION_ROUND`) shows
+/// `transport`: the transport the peer reports, and states that never tried the other one.
+fn assert_transport(f: &BTreeMap<&str, &str>, transport: Transport, who: &str) {
+    assert_eq!(
+        f.get("transport").copied(),
+        Some(transport.name()),
+        "{who} connected over {}: {f:?}",
+        transport.name()
+    );
+    assert_eq!(
+        f.get("states").copied(),
+        Some(transport.connect_states()),
+        "{who}: connection states over {} (1 = trying WebTransport, 2 = trying WebSocket, \
+         3 = connected): {f:?}",
+        transport.name()
+    );
+}
+
 /// `(sent, got)` of the client's RPC line for `mode`, checked against the expected reply.
 fn rpc_values(out: &str, mode: &str) -> (i64, i64) {
     let lines = tagged(out, "MP_CLIENT_RPC");
@@ -40,7 +63,16 @@ fn rpc_values(out: &str, mode: &str) -> (i64, i64) {
 }
 
 #[test]
-fn server_and_three_clients_use_rpcs_spawner_and_synchronizer() {
+fn server_and_three_clients_use_rpcs_spawner_and_synchronizer_over_webtransport() {
+    server_and_three_clients_use_rpcs_spawner_and_synchronizer(Transport::WebTransport);
+}
+
+#[test]
+fn server_and_three_clients_use_rpcs_spawner_and_synchronizer_over_websocket() {
+    server_and_three_clients_use_rpcs_spawner_and_synchronizer(Transport::WebSocket);
+}
+
+fn server_and_three_clients_use_rpcs_spawner_and_synchronizer(transport: Transport) {
     const CLIENTS: usize = 3;
     let _s = serial();
     let engine = engine::prepare(false).expect("engine and extension ready");
@@ -50,7 +82,10 @@ fn server_and_three_clients_use_rpcs_spawner_and_synchronizer() {
     let url = mp::url(&server);
     let mut clients: Vec<Proc> = names
         .iter()
-        .map(|n| mp::spawn_client(&engine, &url, &server.cert_hash, n, 40).expect("client starts"))
+        .map(|n| {
+            mp::spawn_client(&engine, transport, &url, &server.cert_hash, n, 40)
+                .expect("client starts")
+        })
         .collect();
     let outs: Vec<String> = clients
         .iter_mut()
@@ -60,7 +95,8 @@ fn server_and_three_clients_use_rpcs_spawner_and_synchronizer() {
     let server_out = mp::expect_success(&mut server.proc, "the server", Duration::from_secs(20))
         .expect("server");
     eprintln!(
-        "1 server + {CLIENTS} clients finished in {:.1} s",
+        "1 server + {CLIENTS} clients over {} finished in {:.1} s",
+        transport.name(),
         started.elapsed().as_secs_f64()
     );
 
@@ -70,6 +106,7 @@ fn server_and_three_clients_use_rpcs_spawner_and_synchronizer() {
         let f = tagged(out, "MP_CLIENT_CONNECTED");
         assert_eq!(f.len(), 1, "{name} connected once:\n{out}");
         assert_eq!(f[0].get("name"), Some(&name.as_str()), "{name}'s name");
+        assert_transport(&f[0], transport, name);
         id_of.insert(name.clone(), num::<i64>(&f[0], "id"));
     }
     let all_ids: BTreeSet<i64> = id_of.values().copied().collect();
@@ -161,14 +198,31 @@ fn server_and_three_clients_use_rpcs_spawner_and_synchronizer() {
     }
 }
 
-/// A failed connection attempt that the client retried (see `MP_CLIENT_RETRY`).
+/// A failed connection attempt that the client retried (see `MP_CLIENT_RETRY`): a handshake
+/// timeout, or a session that could not be opened (`NetError::Connect`, either transport).
 fn is_retried_connect_error(line: &str) -> bool {
     line.starts_with("ERROR: FabricMMOGTransportPeer: no answer from")
-        || line.starts_with("ERROR: FabricMMOGTransportPeer: cannot open a WebTransport session")
+        || line.starts_with("ERROR: FabricMMOGTransportPeer: cannot open a session to")
 }
 
 #[test]
-fn sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks() {
+fn sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks_over_webtransport() {
+    sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks(
+        Transport::WebTransport,
+    );
+}
+
+#[test]
+fn sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks_over_websocket() {
+    sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks(
+        Transport::WebSocket,
+    );
+}
+
+/// 64 clients in 4 processes over `transport`, 3 rounds.
+fn sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks(
+    transport: Transport,
+) {
     const SWARMS: usize = 4;
     const PER_SWARM: usize = 16;
     const CLIENTS: usize = SWARMS * PER_SWARM;
@@ -177,7 +231,8 @@ fn sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks() 
     // Round 1 pays the one-time costs (allocator arenas of the network threads, Godot's
     // caches); after it, 2 x 64 = 128 more sessions come and go. 8 MiB over 128 sessions is
     // 64 KiB per session, about what one QUIC connection's state and buffers take, so leaking
-    // the sessions fails it, while allocator noise does not; measured: under 1 MiB.
+    // the sessions fails it, while allocator noise does not; measured: about 1 MiB or less
+    // over either transport.
     const RSS_GROWTH_LIMIT_KIB: u64 = 8 * 1024;
     let _s = serial();
     let engine = engine::prepare(false).expect("engine and extension ready");
@@ -185,8 +240,16 @@ fn sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks() 
     let mut server = mp::start_server(&engine, CLIENTS, ROUNDS, 60, 0.25).expect("server starts");
     let mut swarms: Vec<Proc> = (0..SWARMS)
         .map(|i| {
-            mp::spawn_swarm(&engine, &server, &format!("s{i}"), PER_SWARM, ROUNDS, 60)
-                .expect("swarm starts")
+            mp::spawn_swarm(
+                &engine,
+                transport,
+                &server,
+                &format!("s{i}"),
+                PER_SWARM,
+                ROUNDS,
+                60,
+            )
+            .expect("swarm starts")
         })
         .collect();
 
@@ -215,7 +278,8 @@ fn sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks() 
         })
         .collect();
     eprintln!(
-        "{CLIENTS} clients x {ROUNDS} rounds finished in {:.1} s",
+        "{CLIENTS} clients x {ROUNDS} rounds over {} finished in {:.1} s",
+        transport.name(),
         started.elapsed().as_secs_f64()
     );
 
@@ -261,6 +325,7 @@ fn sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks() 
         );
         assert_eq!(this.len(), CLIENTS, "round {r}: no session reported twice");
         for f in &this {
+            assert_transport(f, transport, &format!("round {r}: {}", f["name"]));
             assert_eq!(num::<usize>(f, "peers"), CLIENTS - 1, "round {r}: {f:?}");
             assert_eq!(
                 num::<usize>(f, "greets"),
@@ -376,14 +441,26 @@ fn sixty_four_clients_connect_exchange_disconnect_and_reconnect_without_leaks() 
 }
 
 #[test]
-fn client_with_a_wrong_certificate_hash_exits_non_zero_with_a_clear_message() {
+fn client_with_a_wrong_certificate_hash_exits_non_zero_with_a_clear_message_over_webtransport() {
+    client_with_a_wrong_certificate_hash_exits_non_zero_with_a_clear_message(
+        Transport::WebTransport,
+    );
+}
+
+#[test]
+fn client_with_a_wrong_certificate_hash_exits_non_zero_with_a_clear_message_over_websocket() {
+    client_with_a_wrong_certificate_hash_exits_non_zero_with_a_clear_message(Transport::WebSocket);
+}
+
+fn client_with_a_wrong_certificate_hash_exits_non_zero_with_a_clear_message(transport: Transport) {
     let _s = serial();
     let engine = engine::prepare(false).expect("engine and extension ready");
+    let started = Instant::now();
     let mut server = mp::start_server(&engine, 1, 1, 20, 0.05).expect("server starts");
     // A well-formed hash, but not the server's.
     let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-    let mut client =
-        mp::spawn_client(&engine, &mp::url(&server), wrong, "c1", 20).expect("client starts");
+    let mut client = mp::spawn_client(&engine, transport, &mp::url(&server), wrong, "c1", 20)
+        .expect("client starts");
     let outcome = client.wait(Duration::from_secs(40));
     let out = client.output();
     assert_eq!(outcome.code, Some(1), "exit code 1: {outcome:?}\n{out}");
@@ -394,6 +471,16 @@ fn client_with_a_wrong_certificate_hash_exits_non_zero_with_a_clear_message() {
     assert!(
         fail.contains("does not match the pinned hash"),
         "the reason names the certificate: {fail}"
+    );
+    // The URL of the transport asked for: the WebSocket client derived wss:// from https://.
+    let tried = match transport {
+        Transport::WebTransport => format!("https://127.0.0.1:{}/wt", server.port),
+        Transport::WebSocket => format!("wss://127.0.0.1:{}/ws", server.port),
+    };
+    assert!(
+        fail.contains(&format!("TLS handshake with {tried} failed")),
+        "the reason names the {} URL {tried}: {fail}",
+        transport.name()
     );
     assert_eq!(
         tagged(&out, "MP_CLIENT_RETRY").len(),
@@ -408,4 +495,9 @@ fn client_with_a_wrong_certificate_hash_exits_non_zero_with_a_clear_message() {
     server.proc.stop();
     assert_gone(&client, "the client");
     assert_gone(&server.proc, "the server");
+    eprintln!(
+        "wrong certificate hash over {}: refused in {:.1} s",
+        transport.name(),
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -8,7 +8,29 @@
 
 use std::time::{Duration, Instant};
 
-use fabric_net::{Client, ClientEvent, NetError};
+use fabric_net::{CertHash, Client, ClientConfig, ClientEvent, NetError};
+
+/// What every transport of one attempt connects with: read from the peer's properties once,
+/// when `create_client` is called, so the fallback uses the same values as the first try.
+#[derive(Debug, Clone)]
+pub(super) struct ConnectSettings {
+    /// The accepted server certificate hashes (WebTransport and `wss://`), at least one.
+    pub pins: Vec<CertHash>,
+    /// Allow `ws://` beyond loopback.
+    pub allow_insecure_websocket: bool,
+    /// How long each transport may take to open its session.
+    pub timeout: Duration,
+}
+
+impl ConnectSettings {
+    /// Starts connecting to `url` with these settings.
+    pub fn connect(&self, url: &str) -> Client {
+        let mut cfg = ClientConfig::pinning(url, &self.pins).expect("at least one pin");
+        cfg.allow_insecure_websocket = self.allow_insecure_websocket;
+        cfg.connect_timeout = self.timeout;
+        Client::connect(cfg)
+    }
+}
 
 /// What a poll of the attempt produced.
 pub(super) enum Step {
@@ -160,7 +182,7 @@ impl Attempt {
 
 #[cfg(test)]
 mod tests {
-    use fabric_net::{CertHash, ClientConfig, Server, ServerConfig, ServerIdentity};
+    use fabric_net::{Server, ServerConfig, ServerIdentity};
 
     use super::*;
 

@@ -3,7 +3,7 @@
 //! states and signals on the main thread.
 
 use fabric_core::session_control::ControlMessage;
-use fabric_net::{Client, ClientConfig, ClientEvent};
+use fabric_net::ClientEvent;
 use godot::classes::multiplayer_peer::ConnectionStatus;
 use godot::prelude::*;
 
@@ -13,17 +13,15 @@ use super::{FabricMMOGTransportPeer, Role};
 impl FabricMMOGTransportPeer {
     /// Advances a connection attempt; once a transport is open, the peer becomes a client.
     pub(super) fn poll_connecting(&mut self) {
-        let Role::Connecting { attempt, pins } = &mut self.role else {
+        let Role::Connecting { attempt, settings } = &mut self.role else {
             return;
         };
-        let (pins, allow) = (pins.clone(), self.allow_insecure_websocket);
+        let settings = settings.clone();
         let connect = move |url: &str| {
             godot_warn!(
                 "FabricMMOGTransportPeer: WebTransport not connected yet; also trying {url}"
             );
-            let mut cfg = ClientConfig::pinning(url, &pins).expect("at least one pin");
-            cfg.allow_insecure_websocket = allow;
-            Client::connect(cfg)
+            settings.connect(url)
         };
         match attempt.poll(&connect) {
             Step::Pending => {}

@@ -25,15 +25,13 @@ mod wire;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use attempt::Attempt;
+use attempt::{Attempt, ConnectSettings};
 use stats::Stats;
 
 use fabric_core::packet_frame::{PacketHeader, TransferMode as WireMode};
 use fabric_core::session_control::ControlMessage;
 use fabric_net::server::close_code;
-use fabric_net::{
-    CertHash, CertRotation, Client, ClientConfig, Server, ServerConfig, ServerIdentity, SessionId,
-};
+use fabric_net::{CertHash, CertRotation, Client, Server, ServerConfig, ServerIdentity, SessionId};
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error;
@@ -60,7 +58,7 @@ enum Role {
     /// Opening the transport (WebTransport, the WebSocket fallback, or both raced).
     Connecting {
         attempt: Attempt,
-        pins: Vec<CertHash>,
+        settings: ConnectSettings,
     },
     /// The transport is open; joined once the server confirmed the join.
     Client { client: Client, server_joined: bool },
@@ -85,7 +83,9 @@ enum Role {
 /// WebTransport first and, when it has not reached the server within `primary_timeout_msec`,
 /// also tries `wss://host:port/ws`, pinned by the same hash
 /// (`STATE_TRYING_PRIMARY` -> `STATE_TRYING_FALLBACK` -> `STATE_CONNECTED`); it never falls back
-/// after a certificate mismatch. Set `transport` to force one. Reliable packets of different
+/// after a certificate mismatch. Set `transport` to force one. Each transport gives up when its
+/// session has not opened within `connect_timeout_msec` (default 5000; `connection_error` then
+/// says "no answer from URL within N s"). Reliable packets of different
 /// channels never block each other (one QUIC stream per channel); unreliable-ordered packets
 /// drop stale ones on both transports alike.
 ///
@@ -130,9 +130,9 @@ pub struct FabricMMOGTransportPeer {
     #[var(pub)]
     allow_insecure_websocket: bool,
     /// How long a client in `"auto"` mode waits for WebTransport before also trying WebSocket,
-    /// in milliseconds (default 3000). WebTransport keeps trying (up to 5 s) beside it, and
-    /// the first transport to connect wins; a WebTransport failure that says the server cannot
-    /// be reached starts WebSocket at once.
+    /// in milliseconds (default 3000). WebTransport keeps trying (up to `connect_timeout_msec`)
+    /// beside it, and the first transport to connect wins; a WebTransport failure that says the
+    /// server cannot be reached starts WebSocket at once.
     #[var(pub)]
     primary_timeout_msec: i32,
     /// Servers: seconds between certificate rotations (default 604800, 7 days; each certificate
@@ -140,6 +140,14 @@ pub struct FabricMMOGTransportPeer {
     /// after 14 days). Read when `create_server` is called.
     #[var(pub)]
     cert_rotation_sec: i64,
+    /// How long a client waits for a transport's session to open (WebTransport: the QUIC and
+    /// HTTP/3 handshakes; WebSocket: TCP, TLS and the upgrade) before that transport gives up,
+    /// in milliseconds (default 5000). In `"auto"` mode each transport has its own: a server
+    /// that answers neither fails after at most `primary_timeout_msec` plus this. Must be
+    /// positive: zero or a negative value is refused with an error, and the old value kept.
+    /// Read when `create_client` is called.
+    #[var(pub, set)]
+    connect_timeout_msec: i32,
     incoming: VecDeque<Packet>,
     current: Vec<u8>,
     target_peer: i32,
@@ -214,9 +222,18 @@ impl FabricMMOGTransportPeer {
             Ok(p) => p,
             Err(e) => return self.refuse(e),
         };
+        let timeout = match transport::connect_timeout(self.connect_timeout_msec) {
+            Ok(t) => t,
+            Err(e) => return self.refuse(e),
+        };
+        let settings = ConnectSettings {
+            pins,
+            allow_insecure_websocket: self.allow_insecure_websocket,
+            timeout,
+        };
         self.reset_state();
         self.unique_id = generate_peer_id();
-        let client = self.connect_to(&plan.primary, &pins);
+        let client = settings.connect(&plan.primary);
         let first_state = if client.is_websocket() {
             Self::STATE_TRYING_FALLBACK
         } else {
@@ -225,7 +242,7 @@ impl FabricMMOGTransportPeer {
         let delay = Duration::from_millis(u64::try_from(self.primary_timeout_msec).unwrap_or(0));
         self.role = Role::Connecting {
             attempt: Attempt::new(client, plan.fallback, delay),
-            pins,
+            settings,
         };
         self.status = ConnectionStatus::CONNECTING;
         self.set_state(first_state);
@@ -288,6 +305,19 @@ impl FabricMMOGTransportPeer {
                 self.last_error = GString::from(&e.to_string());
                 Error::ERR_CANT_CREATE
             }
+        }
+    }
+
+    /// Sets `connect_timeout_msec`; a value that is not positive is refused with an error and
+    /// the old value kept.
+    #[func]
+    pub fn set_connect_timeout_msec(&mut self, msec: i32) {
+        match transport::connect_timeout(msec) {
+            Ok(_) => self.connect_timeout_msec = msec,
+            Err(e) => godot_error!(
+                "FabricMMOGTransportPeer: {e}; keeping {} ms",
+                self.connect_timeout_msec
+            ),
         }
     }
 
@@ -451,12 +481,6 @@ impl FabricMMOGTransportPeer {
         Error::ERR_INVALID_PARAMETER
     }
 
-    fn connect_to(&self, url: &str, pins: &[CertHash]) -> Client {
-        let mut cfg = ClientConfig::pinning(url, pins).expect("parse_list gives at least one");
-        cfg.allow_insecure_websocket = self.allow_insecure_websocket;
-        Client::connect(cfg)
-    }
-
     fn set_state(&mut self, state: i32) {
         if self.state != state {
             self.state = state;
@@ -612,6 +636,10 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
             allow_insecure_websocket: false,
             primary_timeout_msec: 3000,
             cert_rotation_sec: 7 * 24 * 3600,
+            connect_timeout_msec: i32::try_from(
+                fabric_net::client::DEFAULT_CONNECT_TIMEOUT.as_millis(),
+            )
+            .unwrap_or(i32::MAX),
             incoming: VecDeque::new(),
             current: Vec::new(),
             target_peer: 0,

@@ -1,6 +1,8 @@
-//! Which transport a `FabricMMOGTransportPeer` uses, and the URLs it tries: the pure part of
-//! "WebTransport first, WebSocket fallback", kept apart from the Godot class so it is tested
-//! without an engine.
+//! Which transport a `FabricMMOGTransportPeer` uses, the URLs it tries and how long each may
+//! take: the pure part of "WebTransport first, WebSocket fallback", kept apart from the Godot
+//! class so it is tested without an engine.
+
+use std::time::Duration;
 
 /// The `transport` property's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +94,17 @@ pub fn plan(url: &str, choice: TransportChoice) -> Result<Plan, String> {
     }
 }
 
+/// The connect timeout that `connect_timeout_msec` stands for; `Err` says why a value is
+/// refused (zero or negative: a session can never open in no time).
+pub fn connect_timeout(msec: i32) -> Result<Duration, String> {
+    match u64::try_from(msec) {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "connect_timeout_msec must be a positive number of milliseconds, got {msec}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +148,24 @@ mod tests {
         assert!(plan("ws://h:1/ws", TransportChoice::WebTransport).is_err());
         let direct = plan("ws://h:1/ws", TransportChoice::Auto).unwrap();
         assert_eq!(direct.fallback, None, "a ws:// URL is used as is");
+    }
+
+    #[test]
+    fn connect_timeouts_must_be_positive() {
+        assert_eq!(connect_timeout(250), Ok(Duration::from_millis(250)));
+        assert_eq!(
+            connect_timeout(i32::MAX),
+            Ok(Duration::from_millis(i32::MAX as u64))
+        );
+        for bad in [0, -1, i32::MIN] {
+            let why = connect_timeout(bad).expect_err("refused");
+            assert_eq!(
+                why,
+                format!(
+                    "connect_timeout_msec must be a positive number of milliseconds, got {bad}"
+                ),
+                "the message names the property and the value"
+            );
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! certificate mismatch). Everything runs in one process: one server peer, several client peers
 //! and, for hostile input, raw `fabric_net` clients. This file holds the shared helpers;
 //! [`delivery`] (packets, metadata, targets, channels, drop-stale), [`lifecycle`] (disconnect,
-//! refuse, reconnect, hostile input, server close), [`certificates`] (rotation), [`observability`] (stats) and
-//! [`transports`] (fallback, pinning, address rules) hold the tests.
+//! refuse, reconnect, hostile input, server close), [`certificates`] (rotation),
+//! [`observability`] (stats), [`transports`] (fallback, pinning, address rules) and [`timeout`]
+//! (the connect timeout) hold the tests.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -23,12 +24,17 @@ mod certificates;
 mod delivery;
 mod lifecycle;
 mod observability;
+mod timeout;
 mod transports;
 
 use certificates::*;
 use delivery::*;
 use lifecycle::*;
 use observability::*;
+use timeout::connect_timeout_ends_an_attempt_to_a_silent_server;
+pub use timeout::{
+    auto_mode_gives_each_transport_its_connect_timeout, connect_timeout_must_be_positive,
+};
 pub use transports::*;
 
 type Peer = Gd<FabricMMOGTransportPeer>;
@@ -92,6 +98,7 @@ over_both!(
     server_close_reaches_every_client,
     rotation_keeps_sessions_and_pins_the_new_hash,
     stats_count_traffic_and_rtt,
+    connect_timeout_ends_an_attempt_to_a_silent_server,
 );
 
 /// A server peer on a free loopback port, listening on both transports.
@@ -162,6 +169,20 @@ pub(super) fn record(peer: &mut Peer, signal: &str) -> Rc<RefCell<Vec<i64>>> {
         &Callable::from_fn("record", move |args: &[&Variant]| {
             sink.borrow_mut()
                 .push(args.first().map_or(-1, |v| v.try_to::<i64>().unwrap_or(-1)));
+        }),
+    );
+    seen
+}
+
+/// Records the text argument of every emission of `signal`.
+pub(super) fn record_text(peer: &mut Peer, signal: &str) -> Rc<RefCell<Vec<String>>> {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    peer.connect(
+        signal,
+        &Callable::from_fn("record_text", move |args: &[&Variant]| {
+            sink.borrow_mut()
+                .push(args.first().map_or_else(String::new, |v| v.to_string()));
         }),
     );
     seen
