@@ -155,6 +155,12 @@ impl Attempt {
         {
             step = Step::FallbackStarted;
         }
+        if matches!(step, Step::FallbackStarted) {
+            // Report the start on its own: a fallback refused at once (a closed TCP port on
+            // loopback fails within microseconds) is reported by the next poll, so the caller
+            // sees TRYING_FALLBACK before it goes back to TRYING_PRIMARY.
+            return step;
+        }
         if let Some(b) = &mut self.backup {
             match b.try_next_event() {
                 Some(ClientEvent::Connected { .. }) => {
