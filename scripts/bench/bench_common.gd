@@ -5,8 +5,14 @@ extends RefCounted
 ## A message is MESSAGE_SIZE bytes: kind (u8), phase (u8), pad (u16), sequence (u32),
 ## client send time in microseconds (u64), then zero padding.
 
-## The transports, by the names the driver passes with --transport.
-const TRANSPORTS := ["fabric-wt", "enet", "websocket"]
+## The transports, by the names the driver passes with --transport: FabricMMOGTransportPeer over
+## WebTransport (`fabric-wt`) and over its WebSocket fallback (`fabric-websocket`: wss://, pinned
+## by the server's certificate hash, the path a client takes when UDP is blocked), then Godot's
+## own ENetMultiplayerPeer and WebSocketMultiplayerPeer (plain ws://).
+const TRANSPORTS := ["fabric-wt", "fabric-websocket", "enet", "websocket"]
+
+## The `transport` property of FabricMMOGTransportPeer for each of our transports.
+const FABRIC_TRANSPORTS := {"fabric-wt": "webtransport", "fabric-websocket": "websocket"}
 
 const MESSAGE_SIZE := 64
 const KIND_ECHO := 1
@@ -43,13 +49,13 @@ static func cpu_ticks() -> int:
 
 ## A server peer for `transport` listening on `bind`:`port`; null with an error printed.
 static func make_server(transport: String, bind: String, port: int) -> MultiplayerPeer:
+	if FABRIC_TRANSPORTS.has(transport):
+		var p := _fabric_peer(transport)
+		if p.create_server(port, bind) != OK:
+			printerr("BENCH_ERROR %s create_server: %s" % [transport, p.last_error])
+			return null
+		return p
 	match transport:
-		"fabric-wt":
-			var p := FabricMMOGTransportPeer.new()
-			if p.create_server(port, bind) != OK:
-				printerr("BENCH_ERROR fabric-wt create_server: ", p.last_error)
-				return null
-			return p
 		"enet":
 			var p := ENetMultiplayerPeer.new()
 			p.set_bind_ip(bind)
@@ -70,15 +76,17 @@ static func make_server(transport: String, bind: String, port: int) -> Multiplay
 
 
 ## A client peer for `transport` connecting to `host`:`port`; null with an error printed.
+## Our peers take the WebTransport URL either way: with `transport = "websocket"` the peer derives
+## wss://host:port/ws from it and pins the same hash, as a game's client does.
 static func make_client(transport: String, host: String, port: int, cert_hash: String) -> MultiplayerPeer:
+	if FABRIC_TRANSPORTS.has(transport):
+		var p := _fabric_peer(transport)
+		p.connection_error.connect(func(reason): printerr("BENCH_ERROR %s: %s" % [transport, reason]))
+		if p.create_client("https://%s:%d/wt" % [host, port], cert_hash) != OK:
+			printerr("BENCH_ERROR %s create_client: %s" % [transport, p.last_error])
+			return null
+		return p
 	match transport:
-		"fabric-wt":
-			var p := FabricMMOGTransportPeer.new()
-			p.connection_error.connect(func(reason): printerr("BENCH_ERROR fabric-wt: ", reason))
-			if p.create_client("https://%s:%d/wt" % [host, port], cert_hash) != OK:
-				printerr("BENCH_ERROR fabric-wt create_client: ", p.last_error)
-				return null
-			return p
 		"enet":
 			var p := ENetMultiplayerPeer.new()
 			var err := p.create_client(host, port)
@@ -95,3 +103,11 @@ static func make_client(transport: String, host: String, port: int, cert_hash: S
 			return p
 	printerr("BENCH_ERROR unknown transport ", transport)
 	return null
+
+
+## A FabricMMOGTransportPeer forced to the transport that `name` (a FABRIC_TRANSPORTS key) stands
+## for, so neither side races or falls back during the run.
+static func _fabric_peer(name: String) -> FabricMMOGTransportPeer:
+	var p := FabricMMOGTransportPeer.new()
+	p.transport = FABRIC_TRANSPORTS[name]
+	return p

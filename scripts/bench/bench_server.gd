@@ -4,7 +4,7 @@ extends Node
 ## Prints `BENCH_SERVER_READY port=P cert_hash=H` when listening; quits when the client that said
 ## bye disconnects (at most 3 s after the bye), or fails after --timeout seconds.
 ##
-## User arguments: --transport fabric-wt|enet|websocket --bind ADDR --port P [--fps N] [--timeout S]
+## User arguments: --transport fabric-wt|fabric-websocket|enet|websocket --bind ADDR --port P [--fps N] [--timeout S]
 
 const Common := preload("res://scripts/bench/bench_common.gd")
 

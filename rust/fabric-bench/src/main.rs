@@ -6,7 +6,8 @@
 //!
 //! For each link (clean loopback, then 2 % loss + 50 ms delay per direction through the
 //! `fabric-linksim` TUN conditioner) and each transport (`fabric-wt` = FabricMMOGTransportPeer
-//! over WebTransport, `enet`, `websocket`), it starts a headless Godot server
+//! over WebTransport, `fabric-websocket` = the same peer over its `wss://` fallback, `enet`,
+//! `websocket`), it starts a headless Godot server
 //! (`scenes/bench/bench_server.tscn`) and client (`scenes/bench/bench_client.tscn`) of the same
 //! engine, collects the client's `BENCH_RESULT` lines, prints one table and writes it into the
 //! "Transport (issue 4)" section of `docs/benchmarks.md`. A new transport is one more name in
@@ -55,12 +56,8 @@ struct Args {
     /// Seed of the conditioner's decisions.
     #[arg(long, default_value_t = 4)]
     seed: u64,
-    /// Transports, comma separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "fabric-wt,enet,websocket"
-    )]
+    /// Transports, comma separated (names of `scripts/bench/bench_common.gd`).
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_TRANSPORTS)]
     transports: Vec<String>,
     /// Links, comma separated: `loopback`; `conditioned` (--loss-percent and --delay-ms per
     /// direction through the TUN conditioner); `tun` (through the conditioner, no loss or delay:
@@ -84,6 +81,10 @@ struct Args {
     #[arg(long)]
     verbose: bool,
 }
+
+/// The transports measured by default: ours over WebTransport and over the WebSocket fallback,
+/// then Godot's ENet and WebSocket peers.
+const DEFAULT_TRANSPORTS: &str = "fabric-wt,fabric-websocket,enet,websocket";
 
 /// Where a run's processes live and how they reach each other.
 struct Site {
@@ -316,8 +317,9 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-const INTRO: &str = "How FabricMMOGTransportPeer (WebTransport) compares with Godot's own \
-ENetMultiplayerPeer and WebSocketMultiplayerPeer, same engine, same run, same machine.";
+const INTRO: &str = "How FabricMMOGTransportPeer (WebTransport, and its WebSocket fallback) \
+compares with Godot's own ENetMultiplayerPeer and WebSocketMultiplayerPeer, same engine, same \
+run, same machine.";
 
 fn generated_text(a: &Args, table: &str, comparisons: &str, notes: &[String]) -> String {
     let mut cmd = "cargo run --release -p fabric-bench --".to_owned();
@@ -334,7 +336,7 @@ fn generated_text(a: &Args, table: &str, comparisons: &str, notes: &[String]) ->
     if a.links != ["loopback", "tun", "conditioned"] {
         cmd.push_str(&format!(" --links {}", a.links.join(",")));
     }
-    if a.transports != ["fabric-wt", "enet", "websocket"] {
+    if a.transports.join(",") != DEFAULT_TRANSPORTS {
         cmd.push_str(&format!(" --transports {}", a.transports.join(",")));
     }
     let uname = Command::new("uname")
