@@ -13,7 +13,7 @@ extends Node
 ## Connection errors or --timeout seconds without finishing quit 1.
 ##
 ## User arguments: --transport T --host ADDR --port P [--cert-hash H] [--messages N] [--rate R]
-##                 [--burst N] [--window W] [--drain S] [--fps N] [--timeout S]
+##                 [--burst N] [--window W] [--drain S] [--fps N] [--phase-us P] [--timeout S]
 
 const Common := preload("res://scripts/bench/bench_common.gd")
 const PHASES := [
@@ -29,6 +29,7 @@ var _rate := 500.0
 var _window := 64
 var _drain_usec := 2000000
 var _deadline_msec := 0
+var _grid := Vector2i.ZERO  # main-loop pacing, see Common.setup_pacing
 var _transport := ""
 
 var _connected := false
@@ -50,12 +51,7 @@ var _msg := PackedByteArray()
 
 func _ready() -> void:
 	var args := Common.parse_args()
-	# Headless Godot (no window can draw) sleeps low_processor_usage_mode_sleep_usec (6.9 ms by
-	# default) after every frame, which floors every RTT at about one such sleep; pace the main
-	# loop at --fps frames per second instead (same for every transport).
-	var fps := maxi(int(args.get("fps", "1000")), 1)
-	OS.low_processor_usage_mode_sleep_usec = 1000000 / fps
-	Engine.max_fps = fps
+	_grid = Common.setup_pacing(args)
 	_messages = int(args.get("messages", "2000"))
 	_burst = int(args.get("burst", str(_messages)))
 	_rate = float(args.get("rate", "500"))
@@ -77,6 +73,11 @@ func _ready() -> void:
 
 
 func _process(_delta: float) -> void:
+	_frame()
+	Common.end_frame(_grid)
+
+
+func _frame() -> void:
 	if Time.get_ticks_msec() > _deadline_msec:
 		_fail("timed out in phase %d step %s (sent %d, received %d)" % [_phase, _step, _sent, _recv])
 		return

@@ -35,6 +35,41 @@ static func parse_args() -> Dictionary:
 	return out
 
 
+## Microseconds of the wall clock, which the client and server processes share (also across the
+## benchmark's network namespaces), unlike Time.get_ticks_usec.
+static func wall_usec() -> int:
+	return int(Time.get_unix_time_from_system() * 1e6)
+
+
+## Sets up the main loop's pacing, the same for every transport. Headless Godot (no window can
+## draw) sleeps low_processor_usage_mode_sleep_usec (6.9 ms by default) after every frame, which
+## floors every RTT at about one such sleep, so the loop runs at --fps frames per second instead
+## (Engine.max_fps: Godot's own pacing, whose phase drifts and is shared by nothing). With
+## --phase-us P the loop wakes on a grid of the shared wall clock instead, every 1/fps s at
+## offset P µs (the driver gives the client 0 and the server P), which holds the phase between the
+## two processes' loops where it is put. Returns the grid (period, offset) in µs, or (0, 0) for
+## Godot's pacing; pass it to end_frame.
+static func setup_pacing(args: Dictionary) -> Vector2i:
+	var fps := maxi(int(args.get("fps", "1000")), 1)
+	if not args.has("phase-us"):
+		OS.low_processor_usage_mode_sleep_usec = 1000000 / fps
+		Engine.max_fps = fps
+		return Vector2i.ZERO
+	OS.low_processor_usage_mode_sleep_usec = 0
+	Engine.max_fps = 0
+	return Vector2i(1000000 / fps, int(args["phase-us"]))
+
+
+## Call last in every _process: with a grid from setup_pacing, sleeps until its next point
+## (SceneMultiplayer polls at the start of the next frame, right after).
+static func end_frame(grid: Vector2i) -> void:
+	if grid.x <= 0:
+		return
+	var now := wall_usec()
+	var next := ((now - grid.y) / grid.x + 1) * grid.x + grid.y
+	OS.delay_usec(next - now)
+
+
 ## Utime + stime of this process in clock ticks (fields 14 and 15 of /proc/self/stat).
 static func cpu_ticks() -> int:
 	var f := FileAccess.open("/proc/self/stat", FileAccess.READ)
