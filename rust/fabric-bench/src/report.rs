@@ -202,8 +202,10 @@ pub fn goal_line(rows: &[Row], g: &Goal) -> String {
             .find(|r| r.transport == t && r.link == g.link)
             .and_then(|r| g.metric.of(r))
     };
+    // Judged as shown, to two decimals: a verdict never contradicts the printed ratio (p50s of
+    // 1.004 and 1.000 ms are "1.00x", equal within the 1 ms frame, not a miss).
     let ratio = match (get(g.num), get(g.den)) {
-        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        (Some(a), Some(b)) if b > 0.0 => Some((a / b * 100.0).round() / 100.0),
         _ => None,
     };
     let shown = ratio.map_or_else(|| "n/a".into(), |x| format!("{x:.2}x"));
@@ -485,6 +487,24 @@ mod tests {
         assert_eq!(
             goal_line(&rows, &rtt_goal("lossy", Bound::AtLeast(3.0))),
             "- lossy, fabric-websocket / fabric-wt unreliable RTT p95: 2.50x (goal: >= 3x: not met)"
+        );
+        let close = vec![
+            row("fabric-wt", "loopback", 1.0),
+            row("fabric-websocket", "loopback", 2.009),
+        ];
+        assert_eq!(
+            goal_line(&close, &rtt_goal("loopback", Bound::AtMost(2.0))),
+            "- loopback, fabric-websocket / fabric-wt unreliable RTT p95: 2.01x (goal: <= 2x: not met)",
+            "rounded up above the bound"
+        );
+        let close = vec![
+            row("fabric-wt", "loopback", 1.0),
+            row("fabric-websocket", "loopback", 2.004),
+        ];
+        assert_eq!(
+            goal_line(&close, &rtt_goal("loopback", Bound::AtMost(2.0))),
+            "- loopback, fabric-websocket / fabric-wt unreliable RTT p95: 2.00x (goal: <= 2x: met)",
+            "judged as printed: 2.004 shows as 2.00x, which meets <= 2x"
         );
         let mut plain = rtt_goal("lossy", Bound::None);
         plain.note = "a note";
