@@ -8,11 +8,12 @@ extends Node
 ## - `throughput`: --burst reliable echoes (default --messages) as fast as a window of --window
 ##   in flight allows; its CPU ticks give the CPU per message.
 ##
-## Each phase prints one `BENCH_RESULT {json}` line; `BENCH_DONE` at the end, then quits 0.
+## Each phase prints one `BENCH_RESULT {json}` line with every round trip in microseconds
+## (`rtt_us`; the driver computes the percentiles); `BENCH_DONE` at the end, then quits 0.
 ## Connection errors or --timeout seconds without finishing quit 1.
 ##
 ## User arguments: --transport T --host ADDR --port P [--cert-hash H] [--messages N] [--rate R]
-##                 [--burst N] [--window W] [--drain S] [--fps N] [--timeout S]
+##                 [--burst N] [--window W] [--drain S] [--fps N] [--phase-us P] [--timeout S]
 
 const Common := preload("res://scripts/bench/bench_common.gd")
 const PHASES := [
@@ -28,6 +29,7 @@ var _rate := 500.0
 var _window := 64
 var _drain_usec := 2000000
 var _deadline_msec := 0
+var _grid := Vector2i.ZERO  # main-loop pacing, see Common.setup_pacing
 var _transport := ""
 
 var _connected := false
@@ -43,18 +45,13 @@ var _sent := 0
 var _recv := 0
 var _dups := 0
 var _seen := PackedByteArray()
-var _rtts := PackedFloat64Array()
+var _rtts := PackedInt64Array()  # round trip of each echo, microseconds
 var _msg := PackedByteArray()
 
 
 func _ready() -> void:
 	var args := Common.parse_args()
-	# Headless Godot (no window can draw) sleeps low_processor_usage_mode_sleep_usec (6.9 ms by
-	# default) after every frame, which floors every RTT at about one such sleep; pace the main
-	# loop at --fps frames per second instead (same for every transport).
-	var fps := maxi(int(args.get("fps", "1000")), 1)
-	OS.low_processor_usage_mode_sleep_usec = 1000000 / fps
-	Engine.max_fps = fps
+	_grid = Common.setup_pacing(args)
 	_messages = int(args.get("messages", "2000"))
 	_burst = int(args.get("burst", str(_messages)))
 	_rate = float(args.get("rate", "500"))
@@ -76,6 +73,11 @@ func _ready() -> void:
 
 
 func _process(_delta: float) -> void:
+	_frame()
+	Common.end_frame(_grid)
+
+
+func _frame() -> void:
 	if Time.get_ticks_msec() > _deadline_msec:
 		_fail("timed out in phase %d step %s (sent %d, received %d)" % [_phase, _step, _sent, _recv])
 		return
@@ -95,7 +97,7 @@ func _start_phase(i: int) -> void:
 	_dups = 0
 	_seen = PackedByteArray()
 	_seen.resize(_count)
-	_rtts = PackedFloat64Array()
+	_rtts = PackedInt64Array()
 	_step = "stat_before"
 	_send_stat()
 
@@ -168,21 +170,12 @@ func _on_packet(_from: int, data: PackedByteArray) -> void:
 	_seen[seq] = 1
 	_recv += 1
 	_t_last_recv = now
-	_rtts.append((now - data.decode_u64(8)) / 1000.0)
-
-
-func _percentile(sorted: PackedFloat64Array, p: float) -> float:
-	if sorted.is_empty():
-		return -1.0
-	var idx := clampi(int(ceil(p * sorted.size())) - 1, 0, sorted.size() - 1)
-	return sorted[idx]
+	_rtts.append(now - data.decode_u64(8))
 
 
 func _report(srv_ticks1: int) -> void:
 	var ph: Dictionary = PHASES[_phase]
 	var cli_ticks1 := Common.cpu_ticks()
-	var sorted := _rtts.duplicate()
-	sorted.sort()
 	var busy_sec := maxf((_t_last_recv - _t0) / 1e6, 1e-6)
 	var result := {
 		"transport": _transport,
@@ -191,9 +184,8 @@ func _report(srv_ticks1: int) -> void:
 		"messages": _count,
 		"received": _recv,
 		"duplicates": _dups,
-		"rtt_p50_ms": _percentile(sorted, 0.50),
-		"rtt_p99_ms": _percentile(sorted, 0.99),
-		"rtt_max_ms": _percentile(sorted, 1.0),
+		# Every round trip in arrival order (µs); fabric-bench computes the percentiles.
+		"rtt_us": Array(_rtts),
 		"seconds": busy_sec,
 		"msgs_per_sec": _recv / busy_sec,
 		"client_cpu_ticks": cli_ticks1 - _cli_ticks0,

@@ -5,8 +5,14 @@ extends RefCounted
 ## A message is MESSAGE_SIZE bytes: kind (u8), phase (u8), pad (u16), sequence (u32),
 ## client send time in microseconds (u64), then zero padding.
 
-## The transports, by the names the driver passes with --transport.
-const TRANSPORTS := ["fabric-wt", "enet", "websocket"]
+## The transports, by the names the driver passes with --transport: FabricMMOGTransportPeer over
+## WebTransport (`fabric-wt`) and over its WebSocket fallback (`fabric-websocket`: wss://, pinned
+## by the server's certificate hash, the path a client takes when UDP is blocked), then Godot's
+## own ENetMultiplayerPeer and WebSocketMultiplayerPeer (plain ws://).
+const TRANSPORTS := ["fabric-wt", "fabric-websocket", "enet", "websocket"]
+
+## The `transport` property of FabricMMOGTransportPeer for each of our transports.
+const FABRIC_TRANSPORTS := {"fabric-wt": "webtransport", "fabric-websocket": "websocket"}
 
 const MESSAGE_SIZE := 64
 const KIND_ECHO := 1
@@ -29,6 +35,41 @@ static func parse_args() -> Dictionary:
 	return out
 
 
+## Microseconds of the wall clock, which the client and server processes share (also across the
+## benchmark's network namespaces), unlike Time.get_ticks_usec.
+static func wall_usec() -> int:
+	return int(Time.get_unix_time_from_system() * 1e6)
+
+
+## Sets up the main loop's pacing, the same for every transport. Headless Godot (no window can
+## draw) sleeps low_processor_usage_mode_sleep_usec (6.9 ms by default) after every frame, which
+## floors every RTT at about one such sleep, so the loop runs at --fps frames per second instead
+## (Engine.max_fps: Godot's own pacing, whose phase drifts and is shared by nothing). With
+## --phase-us P the loop wakes on a grid of the shared wall clock instead, every 1/fps s at
+## offset P µs (the driver gives the client 0 and the server P), which holds the phase between the
+## two processes' loops where it is put. Returns the grid (period, offset) in µs, or (0, 0) for
+## Godot's pacing; pass it to end_frame.
+static func setup_pacing(args: Dictionary) -> Vector2i:
+	var fps := maxi(int(args.get("fps", "1000")), 1)
+	if not args.has("phase-us"):
+		OS.low_processor_usage_mode_sleep_usec = 1000000 / fps
+		Engine.max_fps = fps
+		return Vector2i.ZERO
+	OS.low_processor_usage_mode_sleep_usec = 0
+	Engine.max_fps = 0
+	return Vector2i(1000000 / fps, int(args["phase-us"]))
+
+
+## Call last in every _process: with a grid from setup_pacing, sleeps until its next point
+## (SceneMultiplayer polls at the start of the next frame, right after).
+static func end_frame(grid: Vector2i) -> void:
+	if grid.x <= 0:
+		return
+	var now := wall_usec()
+	var next := ((now - grid.y) / grid.x + 1) * grid.x + grid.y
+	OS.delay_usec(next - now)
+
+
 ## Utime + stime of this process in clock ticks (fields 14 and 15 of /proc/self/stat).
 static func cpu_ticks() -> int:
 	var f := FileAccess.open("/proc/self/stat", FileAccess.READ)
@@ -43,13 +84,13 @@ static func cpu_ticks() -> int:
 
 ## A server peer for `transport` listening on `bind`:`port`; null with an error printed.
 static func make_server(transport: String, bind: String, port: int) -> MultiplayerPeer:
+	if FABRIC_TRANSPORTS.has(transport):
+		var p := _fabric_peer(transport)
+		if p.create_server(port, bind) != OK:
+			printerr("BENCH_ERROR %s create_server: %s" % [transport, p.last_error])
+			return null
+		return p
 	match transport:
-		"fabric-wt":
-			var p := FabricMMOGTransportPeer.new()
-			if p.create_server(port, bind) != OK:
-				printerr("BENCH_ERROR fabric-wt create_server: ", p.last_error)
-				return null
-			return p
 		"enet":
 			var p := ENetMultiplayerPeer.new()
 			p.set_bind_ip(bind)
@@ -70,15 +111,17 @@ static func make_server(transport: String, bind: String, port: int) -> Multiplay
 
 
 ## A client peer for `transport` connecting to `host`:`port`; null with an error printed.
+## Our peers take the WebTransport URL either way: with `transport = "websocket"` the peer derives
+## wss://host:port/ws from it and pins the same hash, as a game's client does.
 static func make_client(transport: String, host: String, port: int, cert_hash: String) -> MultiplayerPeer:
+	if FABRIC_TRANSPORTS.has(transport):
+		var p := _fabric_peer(transport)
+		p.connection_error.connect(func(reason): printerr("BENCH_ERROR %s: %s" % [transport, reason]))
+		if p.create_client("https://%s:%d/wt" % [host, port], cert_hash) != OK:
+			printerr("BENCH_ERROR %s create_client: %s" % [transport, p.last_error])
+			return null
+		return p
 	match transport:
-		"fabric-wt":
-			var p := FabricMMOGTransportPeer.new()
-			p.connection_error.connect(func(reason): printerr("BENCH_ERROR fabric-wt: ", reason))
-			if p.create_client("https://%s:%d/wt" % [host, port], cert_hash) != OK:
-				printerr("BENCH_ERROR fabric-wt create_client: ", p.last_error)
-				return null
-			return p
 		"enet":
 			var p := ENetMultiplayerPeer.new()
 			var err := p.create_client(host, port)
@@ -95,3 +138,11 @@ static func make_client(transport: String, host: String, port: int, cert_hash: S
 			return p
 	printerr("BENCH_ERROR unknown transport ", transport)
 	return null
+
+
+## A FabricMMOGTransportPeer forced to the transport that `name` (a FABRIC_TRANSPORTS key) stands
+## for, so neither side races or falls back during the run.
+static func _fabric_peer(name: String) -> FabricMMOGTransportPeer:
+	var p := FabricMMOGTransportPeer.new()
+	p.transport = FABRIC_TRANSPORTS[name]
+	return p

@@ -4,23 +4,19 @@ extends Node
 ## Prints `BENCH_SERVER_READY port=P cert_hash=H` when listening; quits when the client that said
 ## bye disconnects (at most 3 s after the bye), or fails after --timeout seconds.
 ##
-## User arguments: --transport fabric-wt|enet|websocket --bind ADDR --port P [--fps N] [--timeout S]
+## User arguments: --transport fabric-wt|fabric-websocket|enet|websocket --bind ADDR --port P [--fps N] [--phase-us P] [--timeout S]
 
 const Common := preload("res://scripts/bench/bench_common.gd")
 
 var _deadline_msec := 0
+var _grid := Vector2i.ZERO  # main-loop pacing, see Common.setup_pacing
 var _echoed := 0
 var _bye := false
 
 
 func _ready() -> void:
 	var args := Common.parse_args()
-	# Headless Godot (no window can draw) sleeps low_processor_usage_mode_sleep_usec (6.9 ms by
-	# default) after every frame, which floors every RTT at about one such sleep; pace the main
-	# loop at --fps frames per second instead (same for every transport).
-	var fps := maxi(int(args.get("fps", "1000")), 1)
-	OS.low_processor_usage_mode_sleep_usec = 1000000 / fps
-	Engine.max_fps = fps
+	_grid = Common.setup_pacing(args)
 	_deadline_msec = Time.get_ticks_msec() + int(args.get("timeout", "120")) * 1000
 	var transport: String = args.get("transport", "")
 	var peer := Common.make_server(transport, args.get("bind", "127.0.0.1"), int(args.get("port", "0")))
@@ -38,6 +34,11 @@ func _ready() -> void:
 
 
 func _process(_delta: float) -> void:
+	_frame()
+	Common.end_frame(_grid)
+
+
+func _frame() -> void:
 	if Time.get_ticks_msec() > _deadline_msec:
 		if _bye:
 			_quit(0)

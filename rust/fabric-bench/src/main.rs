@@ -6,7 +6,8 @@
 //!
 //! For each link (clean loopback, then 2 % loss + 50 ms delay per direction through the
 //! `fabric-linksim` TUN conditioner) and each transport (`fabric-wt` = FabricMMOGTransportPeer
-//! over WebTransport, `enet`, `websocket`), it starts a headless Godot server
+//! over WebTransport, `fabric-websocket` = the same peer over its `wss://` fallback, `enet`,
+//! `websocket`), it starts a headless Godot server
 //! (`scenes/bench/bench_server.tscn`) and client (`scenes/bench/bench_client.tscn`) of the same
 //! engine, collects the client's `BENCH_RESULT` lines, prints one table and writes it into the
 //! "Transport (issue 4)" section of `docs/benchmarks.md`. A new transport is one more name in
@@ -55,12 +56,8 @@ struct Args {
     /// Seed of the conditioner's decisions.
     #[arg(long, default_value_t = 4)]
     seed: u64,
-    /// Transports, comma separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "fabric-wt,enet,websocket"
-    )]
+    /// Transports, comma separated (names of `scripts/bench/bench_common.gd`).
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_TRANSPORTS)]
     transports: Vec<String>,
     /// Links, comma separated: `loopback`; `conditioned` (--loss-percent and --delay-ms per
     /// direction through the TUN conditioner); `tun` (through the conditioner, no loss or delay:
@@ -74,6 +71,12 @@ struct Args {
     /// Frame cap of both Godot processes (SceneMultiplayer polls once per frame).
     #[arg(long, default_value_t = 1000)]
     fps: u32,
+    /// Instead of Godot's own frame pacing (whose phase drifts, and on a busy machine tends to
+    /// line the two processes' frames up), wake both main loops on a 1/fps grid of the shared
+    /// clock, the server this many microseconds after the client: shows how the loopback RTT
+    /// depends on the phase between the two loops.
+    #[arg(long)]
+    phase_us: Option<u64>,
     /// Use the extension as installed (skip the release build).
     #[arg(long)]
     no_build: bool,
@@ -84,6 +87,10 @@ struct Args {
     #[arg(long)]
     verbose: bool,
 }
+
+/// The transports measured by default: ours over WebTransport and over the WebSocket fallback,
+/// then Godot's ENet and WebSocket peers.
+const DEFAULT_TRANSPORTS: &str = "fabric-wt,fabric-websocket,enet,websocket";
 
 /// Where a run's processes live and how they reach each other.
 struct Site {
@@ -131,7 +138,11 @@ fn run_one(
         }
         v
     };
-    let server_args = common(&[("bind", site.bind.to_string())]);
+    let mut server_extra = vec![("bind", site.bind.to_string())];
+    if let Some(p) = a.phase_us {
+        server_extra.push(("phase-us", p.to_string()));
+    }
+    let server_args = common(&server_extra);
     let mut server = Proc::spawn(
         &format!("server {transport}"),
         godot_command(
@@ -151,7 +162,7 @@ fn run_one(
         .find_map(|w| w.strip_prefix("cert_hash="))
         .unwrap_or("")
         .to_owned();
-    let client_args = common(&[
+    let mut client_extra = vec![
         ("host", site.bind.to_string()),
         ("cert-hash", cert_hash),
         ("messages", a.messages.to_string()),
@@ -166,7 +177,11 @@ fn run_one(
             }
             .to_string(),
         ),
-    ]);
+    ];
+    if a.phase_us.is_some() {
+        client_extra.push(("phase-us", "0".to_owned()));
+    }
+    let client_args = common(&client_extra);
     let mut client = Proc::spawn(
         &format!("client {transport}"),
         godot_command(
@@ -316,8 +331,9 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-const INTRO: &str = "How FabricMMOGTransportPeer (WebTransport) compares with Godot's own \
-ENetMultiplayerPeer and WebSocketMultiplayerPeer, same engine, same run, same machine.";
+const INTRO: &str = "How FabricMMOGTransportPeer (WebTransport, and its WebSocket fallback) \
+compares with Godot's own ENetMultiplayerPeer and WebSocketMultiplayerPeer, same engine, same \
+run, same machine.";
 
 fn generated_text(a: &Args, table: &str, comparisons: &str, notes: &[String]) -> String {
     let mut cmd = "cargo run --release -p fabric-bench --".to_owned();
@@ -334,9 +350,23 @@ fn generated_text(a: &Args, table: &str, comparisons: &str, notes: &[String]) ->
     if a.links != ["loopback", "tun", "conditioned"] {
         cmd.push_str(&format!(" --links {}", a.links.join(",")));
     }
-    if a.transports != ["fabric-wt", "enet", "websocket"] {
+    if a.transports.join(",") != DEFAULT_TRANSPORTS {
         cmd.push_str(&format!(" --transports {}", a.transports.join(",")));
     }
+    if a.fps != 1000 {
+        cmd.push_str(&format!(" --fps {}", a.fps));
+    }
+    let pacing = match a.phase_us {
+        Some(p) => {
+            cmd.push_str(&format!(" --phase-us {p}"));
+            format!(
+                "both Godot main loops woken on a {} µs grid of the shared clock, the server {p} µs \
+                 after the client",
+                1_000_000 / a.fps.max(1)
+            )
+        }
+        None => format!("both Godot processes capped at {} fps", a.fps),
+    };
     let uname = Command::new("uname")
         .arg("-srm")
         .output()
@@ -348,8 +378,7 @@ fn generated_text(a: &Args, table: &str, comparisons: &str, notes: &[String]) ->
     let mut s = format!("Command (generated by the last run):\n\n```sh\n{cmd}\n```\n\n");
     s.push_str(&format!(
         "Machine: {uname}, {cpus} CPUs, load average at the end {} (shared with other work: \
-         figures are noisy; compare rows of the same run, not runs). Release extension; both \
-         Godot processes capped at {} fps; {} messages of 64 bytes per RTT phase, sent at \
+         figures are noisy; compare rows of the same run, not runs). Release extension; {}; {} messages of 64 bytes per RTT phase, sent at \
          {} messages/s; the throughput phase sends {} messages ({} on the lossy link) with {} \
          reliable messages in flight, and its CPU time (utime + stime from /proc/<pid>/stat of \
          both processes, 10 ms ticks) divided by its messages is the CPU column.\n\n",
@@ -357,7 +386,7 @@ fn generated_text(a: &Args, table: &str, comparisons: &str, notes: &[String]) ->
             .take(3)
             .collect::<Vec<_>>()
             .join(" "),
-        a.fps,
+        pacing,
         a.messages,
         a.rate,
         a.throughput_messages,
