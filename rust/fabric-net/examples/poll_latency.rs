@@ -199,6 +199,7 @@ impl Link {
                         ServerEvent::Datagram { data, .. } => out.push((data.to_vec(), false)),
                         ServerEvent::Message { data, .. } => out.push((data, true)),
                         ServerEvent::Closed { .. } => std::process::exit(0),
+                        ServerEvent::CertRotated { .. } => {}
                     }
                 }
             }
