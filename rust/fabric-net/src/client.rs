@@ -48,6 +48,9 @@ pub struct ClientConfig {
     pub idle_timeout: Duration,
     /// Allow an unencrypted `ws://` session to a non-loopback host (default `false`).
     pub allow_insecure_websocket: bool,
+    /// Congestion controller of a WebTransport session (default BBR, see
+    /// [`crate::congestion`]).
+    pub congestion: crate::CongestionControl,
 }
 
 impl ClientConfig {
@@ -60,6 +63,7 @@ impl ClientConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: Duration::from_secs(10),
             allow_insecure_websocket: false,
+            congestion: crate::CongestionControl::default(),
         }
     }
 
@@ -516,6 +520,7 @@ async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
                 .map_err(|e| bad_idle(e.to_string()))?,
         ))
         .max_concurrent_uni_streams(wtransport::quinn::VarInt::from_u32(lanes::MAX_UNI_STREAMS));
+    cfg.congestion.apply(&mut transport);
     wt_cfg
         .quic_config_mut()
         .transport_config(Arc::new(transport));

@@ -16,6 +16,7 @@
 
 pub mod cert;
 pub mod client;
+pub mod congestion;
 pub mod error;
 pub mod http;
 pub mod lanes;
@@ -32,6 +33,7 @@ pub mod ws;
 
 pub use cert::{CertHash, ServerIdentity, Validity, ValidityProblem};
 pub use client::{Client, ClientConfig, ClientEvent};
+pub use congestion::CongestionControl;
 pub use error::{NetError, describe_connect_error};
 pub use rotation::CertRotation;
 pub use runtime::{current_or_shared, handle as runtime_handle, shutdown as shutdown_runtime};

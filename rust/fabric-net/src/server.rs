@@ -32,6 +32,7 @@ use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::NetError;
 use crate::cert::{CertHash, ServerIdentity};
+use crate::congestion::CongestionControl;
 use crate::lanes::{self, Lanes};
 use crate::nosigpipe::NoSigPipe;
 use crate::reliable::MAX_MESSAGE_LEN;
@@ -74,6 +75,8 @@ pub struct ServerConfig {
     /// ([`Server::next_cert_hash`]) (default `None`: keep `identity` until
     /// [`Server::rotate_identity`] is called).
     pub rotation: Option<CertRotation>,
+    /// Congestion controller of WebTransport sessions (default BBR, see [`crate::congestion`]).
+    pub congestion: CongestionControl,
 }
 
 impl ServerConfig {
@@ -89,6 +92,7 @@ impl ServerConfig {
             websocket: false,
             allow_insecure_websocket: false,
             rotation: None,
+            congestion: CongestionControl::default(),
         }
     }
 }
@@ -159,6 +163,7 @@ struct Shared {
     keep_alive: Duration,
     idle_timeout: Duration,
     bind: SocketAddr,
+    congestion: CongestionControl,
 }
 
 impl Shared {
@@ -398,6 +403,7 @@ impl Server {
             keep_alive: cfg.keep_alive,
             idle_timeout: cfg.idle_timeout,
             bind: cfg.bind,
+            congestion: cfg.congestion,
         });
         let mut tasks = Vec::new();
         let endpoint = endpoint.map(Arc::new);
@@ -530,6 +536,7 @@ fn wt_config(
     identity: &ServerIdentity,
     keep_alive: Duration,
     idle_timeout: Duration,
+    congestion: CongestionControl,
 ) -> Result<wtransport::ServerConfig, NetError> {
     let builder = wtransport::ServerConfig::builder();
     let builder = match bind {
@@ -546,6 +553,7 @@ fn wt_config(
     let transport = &mut wt_cfg.quic_config_mut().transport;
     if let Some(t) = Arc::get_mut(transport) {
         t.max_concurrent_uni_streams(wtransport::quinn::VarInt::from_u32(lanes::MAX_UNI_STREAMS));
+        congestion.apply(t);
     }
     Ok(wt_cfg)
 }
@@ -556,7 +564,13 @@ fn bind_webtransport(cfg: &ServerConfig) -> Result<WtEndpoint, NetError> {
         reason: e.to_string(),
     };
     let socket = crate::udp::bind(cfg.bind, crate::udp::SERVER_RECV_BUFFER).map_err(bind_err)?;
-    let wt_cfg = wt_config(Ok(socket), &cfg.identity, cfg.keep_alive, cfg.idle_timeout)?;
+    let wt_cfg = wt_config(
+        Ok(socket),
+        &cfg.identity,
+        cfg.keep_alive,
+        cfg.idle_timeout,
+        cfg.congestion,
+    )?;
     Endpoint::server(wt_cfg).map_err(bind_err)
 }
 
@@ -578,6 +592,7 @@ fn apply_identity(
             identity,
             shared.keep_alive,
             shared.idle_timeout,
+            shared.congestion,
         )?),
         None => None,
     };

@@ -195,3 +195,48 @@ async fn server_close_reason_reaches_the_client_over(path: Path) {
         other => panic!("expected the server to report the close, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_work_with_each_congestion_controller() {
+    use fabric_net::{CongestionControl, Server, ServerConfig, ServerIdentity};
+    for cc in CongestionControl::ALL {
+        let mut cfg = ServerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            ServerIdentity::self_signed_local().unwrap(),
+        );
+        cfg.congestion = cc;
+        let server = Server::start(cfg).unwrap();
+        let mut ccfg = ClientConfig::new(url(&server, Path::WebTransport), server.cert_hash());
+        ccfg.congestion = cc;
+        let _echo = spawn_echo(server);
+        let mut client = Client::connect(ccfg);
+        assert!(
+            matches!(next(&mut client).await, ClientEvent::Connected { .. }),
+            "{cc:?}: connected"
+        );
+        // 1 MB of reliable messages goes through whatever the controller's window does.
+        for i in 0..100u32 {
+            let mut m = i.to_le_bytes().to_vec();
+            m.resize(10_000, 7);
+            client.send_message(m).unwrap();
+        }
+        for i in 0..100u32 {
+            let m = common::next_message(&mut client).await;
+            assert_eq!(&m[..2], b"1:", "{cc:?}");
+            assert_eq!(m[2..6], i.to_le_bytes(), "{cc:?}: in order");
+            assert_eq!(m.len(), 10_002, "{cc:?}");
+        }
+        let mut echoed = false;
+        for _ in 0..50 {
+            client.send_datagram(b"dg").unwrap();
+            if let Ok(Some(ClientEvent::Datagram(d))) =
+                tokio::time::timeout(Duration::from_millis(100), client.next_event()).await
+            {
+                assert_eq!(&d[..], b"1:dg", "{cc:?}");
+                echoed = true;
+                break;
+            }
+        }
+        assert!(echoed, "{cc:?}: a datagram echo arrived");
+    }
+}

@@ -45,6 +45,31 @@ func test_connect_timeout_must_be_positive() -> void:
 		check(expected in sink.errors[i], "the error says why: %s" % sink.errors[i])
 
 
+func test_congestion_control_is_chosen_by_name() -> void:
+	var peer := FabricMMOGTransportPeer.new()
+	check_eq(peer.congestion_control, "bbr", "BBR by default")
+	peer.congestion_control = "reno"
+	check_eq(peer.create_client("https://127.0.0.1:9/wt", "q0ANGmCZtlwHx6kn3pd3T6g0iE3KeTTqYy9x0c0O2tY="), ERR_INVALID_PARAMETER, "unknown controller")
+	check(peer.last_error.contains("congestion_control"), "last_error says why: " + peer.last_error)
+	check_eq(peer.create_server(0, "127.0.0.1"), ERR_INVALID_PARAMETER, "servers refuse it too")
+	# CUBIC on both sides still makes a session.
+	var server := FabricMMOGTransportPeer.new()
+	server.congestion_control = "cubic"
+	check_eq(server.create_server(0, "127.0.0.1"), OK, "cubic server")
+	var client := FabricMMOGTransportPeer.new()
+	client.congestion_control = "cubic"
+	client.transport = "webtransport"
+	var url := "https://127.0.0.1:%d/wt" % server.get_bound_port()
+	check_eq(client.create_client(url, server.get_cert_hash()), OK, "cubic client")
+	var joined := await wait_until(func():
+		server.poll()
+		client.poll()
+		return client.get_connection_status() == MultiplayerPeer.CONNECTION_CONNECTED, 5.0)
+	check(joined, "a CUBIC session joins")
+	client.close()
+	server.close()
+
+
 func test_malformed_hash_is_refused() -> void:
 	var peer := FabricMMOGTransportPeer.new()
 	check_eq(peer.create_client("https://127.0.0.1:9/wt", "nope"), ERR_INVALID_PARAMETER, "bad hash")

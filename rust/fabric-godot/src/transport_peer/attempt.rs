@@ -20,6 +20,8 @@ pub(super) struct ConnectSettings {
     pub allow_insecure_websocket: bool,
     /// How long each transport may take to open its session.
     pub timeout: Duration,
+    /// Congestion controller of a WebTransport session.
+    pub congestion: fabric_net::CongestionControl,
 }
 
 impl ConnectSettings {
@@ -28,6 +30,7 @@ impl ConnectSettings {
         let mut cfg = ClientConfig::pinning(url, &self.pins).expect("at least one pin");
         cfg.allow_insecure_websocket = self.allow_insecure_websocket;
         cfg.connect_timeout = self.timeout;
+        cfg.congestion = self.congestion;
         Client::connect(cfg)
     }
 }

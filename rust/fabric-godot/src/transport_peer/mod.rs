@@ -31,7 +31,10 @@ use stats::Stats;
 use fabric_core::packet_frame::{PacketHeader, TransferMode as WireMode};
 use fabric_core::session_control::ControlMessage;
 use fabric_net::server::close_code;
-use fabric_net::{CertHash, CertRotation, Client, Server, ServerConfig, ServerIdentity, SessionId};
+use fabric_net::{
+    CertHash, CertRotation, Client, CongestionControl, Server, ServerConfig, ServerIdentity,
+    SessionId,
+};
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
 use godot::global::Error;
@@ -148,6 +151,12 @@ pub struct FabricMMOGTransportPeer {
     /// Read when `create_client` is called.
     #[var(pub, set)]
     connect_timeout_msec: i32,
+    /// Congestion controller of WebTransport sessions: `"bbr"` (default) or `"cubic"`. BBR keeps
+    /// datagrams flowing on links with random loss, where CUBIC's window collapses (measured in
+    /// docs/benchmarks.md); quinn calls its BBR experimental, so CUBIC is one setting away. Read
+    /// when `create_client` / `create_server` is called; an unknown name is refused there.
+    #[var(pub)]
+    congestion_control: GString,
     incoming: VecDeque<Packet>,
     current: Vec<u8>,
     target_peer: i32,
@@ -226,8 +235,13 @@ impl FabricMMOGTransportPeer {
             Ok(t) => t,
             Err(e) => return self.refuse(e),
         };
+        let congestion = match self.congestion_choice() {
+            Ok(c) => c,
+            Err(e) => return self.refuse(e),
+        };
         let settings = ConnectSettings {
             pins,
+            congestion,
             allow_insecure_websocket: self.allow_insecure_websocket,
             timeout,
         };
@@ -279,7 +293,12 @@ impl FabricMMOGTransportPeer {
         let Some(choice) = self.transport_choice() else {
             return self.refuse(format!("unknown transport \"{}\"", self.transport));
         };
+        let congestion = match self.congestion_choice() {
+            Ok(c) => c,
+            Err(e) => return self.refuse(e),
+        };
         let mut cfg = ServerConfig::new(addr, identity);
+        cfg.congestion = congestion;
         cfg.webtransport = choice.serves_webtransport();
         cfg.websocket = choice.serves_websocket();
         cfg.allow_insecure_websocket = self.allow_insecure_websocket;
@@ -471,6 +490,15 @@ impl FabricMMOGTransportPeer {
         }
     }
 
+    fn congestion_choice(&self) -> Result<CongestionControl, String> {
+        CongestionControl::parse(&self.congestion_control.to_string()).ok_or_else(|| {
+            format!(
+                "unknown congestion_control \"{}\": use \"bbr\" or \"cubic\"",
+                self.congestion_control
+            )
+        })
+    }
+
     fn transport_choice(&self) -> Option<TransportChoice> {
         TransportChoice::parse(&self.transport.to_string())
     }
@@ -636,6 +664,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
             allow_insecure_websocket: false,
             primary_timeout_msec: 3000,
             cert_rotation_sec: 7 * 24 * 3600,
+            congestion_control: CongestionControl::default().name().into(),
             connect_timeout_msec: i32::try_from(
                 fabric_net::client::DEFAULT_CONNECT_TIMEOUT.as_millis(),
             )
