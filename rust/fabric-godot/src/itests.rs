@@ -44,6 +44,10 @@ static ONCE: &[RustTest] = &[
         run: peer::connect_timeout_must_be_positive,
     },
     RustTest {
+        name: "peer::network_warnings_reach_godot_on_poll",
+        run: peer::network_warnings_reach_godot_on_poll,
+    },
+    RustTest {
         name: "zone::welcomes_a_session_until_acknowledged",
         run: zone_welcomes_a_session_until_acknowledged,
     },

@@ -7,13 +7,15 @@
 //!
 //! Networking runs on `fabric-net`'s background runtime; these classes only drain its events on
 //! the main thread. Logs of background threads go to standard error through `tracing`
-//! (`RUST_LOG` filters them), never through Godot's printing functions.
+//! (`RUST_LOG` filters them); their warnings and errors are also queued and printed by the main
+//! thread with Godot's own functions ([`log_bridge`]), so they show in the editor's Output.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use godot::prelude::*;
 
 pub mod itests;
+pub mod log_bridge;
 pub mod test_runner;
 pub mod transport_peer;
 pub mod zone;
@@ -42,11 +44,15 @@ fn init_logging() {
     use std::io::IsTerminal as _;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    // A second initialisation (hot reload) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
+    use tracing_subscriber::prelude::*;
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal());
+    // A second initialisation (hot reload) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(log_bridge::GodotBridge)
         .try_init();
 }
 

@@ -340,6 +340,7 @@ impl FabricZone {
     }
 
     fn pump(&mut self) {
+        crate::log_bridge::drain_to_godot();
         self.pump_registry();
         let Some(server) = self.server.as_mut() else {
             return;

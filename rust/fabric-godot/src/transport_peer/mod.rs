@@ -778,6 +778,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     }
 
     fn poll(&mut self) {
+        crate::log_bridge::drain_to_godot();
         match self.role {
             Role::Idle => {}
             Role::Connecting { .. } => {

@@ -30,7 +30,7 @@ mod transports;
 use certificates::*;
 use delivery::*;
 use lifecycle::*;
-use observability::*;
+pub use observability::*;
 use timeout::connect_timeout_ends_an_attempt_to_a_silent_server;
 pub use timeout::{
     auto_mode_gives_each_transport_its_connect_timeout, connect_timeout_must_be_positive,

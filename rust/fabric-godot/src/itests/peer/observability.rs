@@ -1,5 +1,6 @@
 //! What a game can read about its traffic, over each transport: `get_stats()` counts what was
-//! really sent and received, round-trip times where the transport measures them.
+//! really sent and received, round-trip times where the transport measures them; and warnings
+//! of the network threads reach Godot's output when the peer polls.
 use godot::classes::multiplayer_peer::TransferMode;
 use godot::global::Error;
 use godot::prelude::*;
@@ -107,5 +108,30 @@ pub(super) fn stats_count_traffic_and_rtt(via: Via) -> Result<(), String> {
         c.close();
     }
     server.close();
+    Ok(())
+}
+
+/// A warning logged on a network thread waits in the bridge's queue until a peer polls on the
+/// main thread, which prints it with Godot's warning function (it shows in this run's output as
+/// `WARNING: fabric_net::itest: ...`).
+pub fn network_warnings_reach_godot_on_poll() -> Result<(), String> {
+    crate::log_bridge::drain_to_godot();
+    std::thread::spawn(|| {
+        tracing::warn!(target: "fabric_net::itest", "a warning from a network thread (expected)");
+    })
+    .join()
+    .map_err(|_| "logging thread panicked".to_string())?;
+    check!(
+        crate::log_bridge::queued() == 1,
+        "the warning waits for the main thread: {} queued",
+        crate::log_bridge::queued()
+    );
+    let mut peer = crate::transport_peer::FabricMMOGTransportPeer::new_gd();
+    peer.poll();
+    check!(
+        crate::log_bridge::queued() == 0,
+        "poll() printed it: {} still queued",
+        crate::log_bridge::queued()
+    );
     Ok(())
 }
