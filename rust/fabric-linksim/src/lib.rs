@@ -15,7 +15,6 @@
 
 pub mod link;
 pub mod netns;
-pub mod rng;
 pub mod tun;
 
 mod pump;

@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use crate::rng::SplitMix64;
+use fabric_core::sim::rng::SimRng;
 
 /// How a link misbehaves. The default is a perfect link (no delay, no loss).
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +113,7 @@ struct Slot {
 #[derive(Debug)]
 pub struct Link<P> {
     cfg: LinkConfig,
-    rng: SplitMix64,
+    rng: SimRng,
     heap: BinaryHeap<Reverse<(Slot, usize)>>,
     packets: Vec<Option<P>>,
     free: Vec<usize>,
@@ -127,7 +127,7 @@ impl<P: Clone> Link<P> {
         cfg.validate()?;
         Ok(Self {
             cfg,
-            rng: SplitMix64::new(seed),
+            rng: SimRng::new(seed),
             heap: BinaryHeap::new(),
             packets: Vec::new(),
             free: Vec::new(),
