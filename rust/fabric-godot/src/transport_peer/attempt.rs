@@ -222,21 +222,23 @@ mod tests {
         panic!("attempt still pending after 10 s: {steps:?}");
     }
 
+    /// An attempt on `s`: WebTransport pinned to `pin` first, `ws://` on the same port after
+    /// `delay`.
+    fn attempt_to(s: &Server, pin: CertHash, delay: Duration) -> Attempt {
+        let port = s.local_addr().port();
+        let primary = Client::connect(ClientConfig::new(
+            format!("https://127.0.0.1:{port}/wt"),
+            pin,
+        ));
+        Attempt::new(primary, Some(format!("ws://127.0.0.1:{port}/ws")), delay)
+    }
+
     #[test]
     fn a_slow_webtransport_still_wins_when_the_fallback_is_refused() {
         // The gateway case: WebTransport only. The fallback starts at once (delay 0), is refused
         // (no TCP listener), and WebTransport, which kept trying, connects.
         let s = server(true, false);
-        let port = s.local_addr().port();
-        let primary = Client::connect(ClientConfig::new(
-            format!("https://127.0.0.1:{port}/wt"),
-            s.cert_hash(),
-        ));
-        let mut a = Attempt::new(
-            primary,
-            Some(format!("ws://127.0.0.1:{port}/ws")),
-            Duration::ZERO,
-        );
+        let mut a = attempt_to(&s, s.cert_hash(), Duration::ZERO);
         let (steps, client, why) = run(&mut a, s.cert_hash());
         let client = client.unwrap_or_else(|| panic!("connected, not failed: {why}"));
         assert!(!client.is_websocket(), "WebTransport won");
@@ -246,16 +248,7 @@ mod tests {
     #[test]
     fn webtransport_without_an_answer_falls_back_to_websocket() {
         let s = server(false, true);
-        let port = s.local_addr().port();
-        let primary = Client::connect(ClientConfig::new(
-            format!("https://127.0.0.1:{port}/wt"),
-            s.cert_hash(),
-        ));
-        let mut a = Attempt::new(
-            primary,
-            Some(format!("ws://127.0.0.1:{port}/ws")),
-            Duration::from_millis(200),
-        );
+        let mut a = attempt_to(&s, s.cert_hash(), Duration::from_millis(200));
         let (steps, client, why) = run(&mut a, s.cert_hash());
         let client = client.unwrap_or_else(|| panic!("connected, not failed: {why}"));
         assert!(client.is_websocket(), "the fallback won");
@@ -265,17 +258,8 @@ mod tests {
     #[test]
     fn a_certificate_mismatch_never_falls_back() {
         let s = server(true, true);
-        let port = s.local_addr().port();
         let wrong = CertHash([9; 32]);
-        let primary = Client::connect(ClientConfig::new(
-            format!("https://127.0.0.1:{port}/wt"),
-            wrong,
-        ));
-        let mut a = Attempt::new(
-            primary,
-            Some(format!("ws://127.0.0.1:{port}/ws")),
-            Duration::from_secs(60),
-        );
+        let mut a = attempt_to(&s, wrong, Duration::from_secs(60));
         let (steps, client, why) = run(&mut a, wrong);
         assert!(client.is_none(), "no connection");
         assert!(steps.is_empty(), "no fallback: {steps:?}");
