@@ -60,11 +60,6 @@ impl CertHash {
         STANDARD.encode(self.0)
     }
 
-    /// Writes the base64 hash and a newline to `path` atomically (see [`write_pins`]).
-    pub fn write_file(&self, path: &Path) -> std::io::Result<()> {
-        write_pins(path, &[*self])
-    }
-
     /// The lowercase hex form with colons (what browsers' devtools show).
     pub fn to_hex(&self) -> String {
         Sha256Digest::new(self.0).to_string()
@@ -246,12 +241,6 @@ impl ServerIdentity {
     pub fn hash(&self) -> CertHash {
         let digest = self.identity.certificate_chain().as_slice()[0].hash();
         CertHash(*digest.as_ref())
-    }
-
-    /// Writes the base64 hash (and a newline) to `path`, atomically (write then rename), so a
-    /// process that waits for the file never reads half of it.
-    pub fn write_hash_file(&self, path: &Path) -> std::io::Result<()> {
-        self.hash().write_file(path)
     }
 }
 
