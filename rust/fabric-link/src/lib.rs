@@ -4,6 +4,7 @@
 //! - [`membership`]: who is in the fabric ([`Member`]: zone, link URL, certificate hashes), from
 //!   a static list or the registry backend, and which pairs link ([`membership::linked`]: the
 //!   zones whose ranges overlap a zone's AOI band, in either direction).
+//! - [`registry`]: the member list from the registry backend, followed by [`ZoneLinks`].
 //! - [`delivery`]: which channel a core packet takes ([`Delivery`]: interest rows as datagrams,
 //!   migration and control reliable) and the `from_zone` a packet claims.
 //! - [`links`]: [`ZoneLinks`], one authenticated WebTransport session per neighbouring pair on
@@ -21,6 +22,7 @@ pub mod drive;
 pub mod handoff;
 pub mod links;
 pub mod membership;
+pub mod registry;
 pub mod session;
 pub mod stats;
 

@@ -107,6 +107,31 @@ impl LinkConfig {
         }
     }
 
+    /// Registry mode: the credential comes from the registration, which needs the link
+    /// listener's port and certificate first. Start with this, register with
+    /// [`ZoneLinks::fabric_membership`], then hand the grant to [`ZoneLinks::set_credential`];
+    /// until then no session is accepted or dialed.
+    pub fn awaiting_credential(
+        fabric: &str,
+        zone: ZoneId,
+        layout: ZoneLayout,
+        bind: SocketAddr,
+        identity: ServerIdentity,
+        link_key: SigningKey,
+    ) -> Self {
+        let verifier = LinkCredentialVerifier::new(fabric, layout.count() as u8, []);
+        Self::new(
+            fabric,
+            zone,
+            layout,
+            bind,
+            identity,
+            Vec::new(),
+            link_key,
+            verifier,
+        )
+    }
+
     /// Static mode (no registry): every zone of the fabric holds the fabric key (from a file,
     /// [`load_fabric_key`]) and signs its own credential with it for a fresh link key; it
     /// trusts credentials signed by that key. Valid for a week.
@@ -253,6 +278,8 @@ struct Shared {
     endpoint: EndpointCells,
     blackhole: Mutex<[Option<Instant>; MAX_ZONES]>,
     next_generation: AtomicU64,
+    /// This zone's credential (empty until granted) and the verifier of neighbours'.
+    auth: std::sync::RwLock<(Vec<u8>, LinkCredentialVerifier)>,
 }
 
 impl Shared {
@@ -390,7 +417,9 @@ impl LinkWaiter {
 /// A zone's links to its neighbours.
 pub struct ZoneLinks {
     shared: Arc<Shared>,
-    members: watch::Sender<Vec<Member>>,
+    members: Arc<watch::Sender<Vec<Member>>>,
+    fabric: String,
+    link_public_key: ed25519_dalek::VerifyingKey,
     tasks: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
     cert_hash: CertHash,
@@ -439,20 +468,19 @@ impl ZoneLinks {
             endpoint: EndpointCells::default(),
             blackhole: Mutex::new([None; MAX_ZONES]),
             next_generation: AtomicU64::new(1),
+            auth: std::sync::RwLock::new((cfg.credential, cfg.verifier)),
         });
         let zones = count as u8;
         let (members, members_rx) = watch::channel(only_fabric(cfg.members, zones));
         let handle = fabric_net::current_or_shared();
         let span = info_span!("zone_links", zone = me);
         let mut tasks = vec![
-            handle.spawn(
-                listen(server, shared.clone(), cfg.verifier, cfg.proof_timeout)
-                    .instrument(span.clone()),
-            ),
+            handle
+                .spawn(listen(server, shared.clone(), cfg.proof_timeout).instrument(span.clone())),
         ];
+        let link_public_key = cfg.link_key.verifying_key();
         let dialer = Arc::new(DialerCfg {
             link_key: cfg.link_key,
-            credential: cfg.credential,
             backoff: cfg.backoff,
             proof_timeout: cfg.proof_timeout,
             idle_timeout: cfg.idle_timeout,
@@ -467,7 +495,9 @@ impl ZoneLinks {
         }
         Ok(ZoneLinks {
             shared,
-            members,
+            members: Arc::new(members),
+            fabric: cfg.fabric,
+            link_public_key,
             tasks,
             local_addr,
             cert_hash,
@@ -581,6 +611,45 @@ impl ZoneLinks {
         self.members.send_replace(only_fabric(members, self.zones));
     }
 
+    /// Installs the credential granted by the registry and the registry's key that signs
+    /// neighbours' credentials ([`LinkConfig::awaiting_credential`]); dialers try at once.
+    pub fn set_credential(&self, credential: Vec<u8>, verifier: LinkCredentialVerifier) {
+        *self.shared.auth.write().expect("auth lock") = (credential, verifier);
+        self.members.send_modify(|_| {});
+    }
+
+    /// What this zone registers about its links ([`fabric_net::registry::Registration::start_in_fabric`]).
+    pub fn fabric_membership(&self) -> fabric_net::registry::FabricMembership {
+        fabric_net::registry::FabricMembership {
+            name: self.fabric.clone(),
+            zone: self.shared.me,
+            zones: self.zones,
+            link_address: Some(self.local_addr.ip().to_string()),
+            link_port: self.local_addr.port(),
+            link_cert_hash: self.cert_hash.to_base64(),
+            link_next_cert_hash: None,
+            link_public_key: fabric_auth::keys::public_key_to_b64(&self.link_public_key),
+        }
+    }
+
+    /// Follows the registry's member list of this fabric (`GET /fabrics/{fabric}/members`
+    /// with `api_key`) every `every`, relinking when it changes. Problems are logged and
+    /// retried; the last good list stays in force.
+    pub fn follow_registry(&mut self, backend: &str, api_key: &str, every: Duration) {
+        let task = crate::registry::follow(
+            backend.to_owned(),
+            api_key.to_owned(),
+            self.fabric.clone(),
+            self.zones,
+            self.members.clone(),
+            every,
+        );
+        self.tasks.push(
+            fabric_net::current_or_shared()
+                .spawn(task.instrument(info_span!("members", zone = self.shared.me))),
+        );
+    }
+
     /// The zones this one links with.
     pub fn neighbours(&self) -> ZoneMask {
         self.shared.linked
@@ -647,7 +716,7 @@ impl Drop for ZoneLinks {
     }
 }
 
-fn only_fabric(members: Vec<Member>, zones: u8) -> Vec<Member> {
+pub(crate) fn only_fabric(members: Vec<Member>, zones: u8) -> Vec<Member> {
     members.into_iter().filter(|m| m.zones == zones).collect()
 }
 
@@ -709,12 +778,7 @@ async fn serve_accepted(sender: ServerSender, session: SessionId, mut inst: Inst
     }
 }
 
-async fn listen(
-    mut server: Server,
-    shared: Arc<Shared>,
-    verifier: LinkCredentialVerifier,
-    proof_timeout: Duration,
-) {
+async fn listen(mut server: Server, shared: Arc<Shared>, proof_timeout: Duration) {
     let sender = server.sender();
     let mut previous_hash: Option<CertHash> = None;
     let mut pending: HashMap<SessionId, Instant> = HashMap::new();
@@ -757,7 +821,12 @@ async fn listen(
                     let mut hashes = vec![server.cert_hash().0];
                     hashes.extend(server.next_cert_hash().map(|h| h.0));
                     hashes.extend(previous_hash.map(|h| h.0));
-                    match verifier.verify_proof(&data, &hashes, unix_now()) {
+                    let verdict = shared.auth.read().expect("auth lock").1.verify_proof(
+                        &data,
+                        &hashes,
+                        unix_now(),
+                    );
+                    match verdict {
                         Err(e @ LinkCredentialError::Malformed(_)) => {
                             refuse(session, &shared.endpoint.no_credential, &e.to_string())
                         }
@@ -802,7 +871,6 @@ async fn listen(
 
 struct DialerCfg {
     link_key: SigningKey,
-    credential: Vec<u8>,
     backoff: Backoff,
     proof_timeout: Duration,
     idle_timeout: Duration,
@@ -875,9 +943,13 @@ async fn dial_once(
             Some(ClientEvent::Connected { .. }) => {}
             other => return Err(format!("no session: {other:?}")),
         }
+        let credential = shared.auth.read().expect("auth lock").0.clone();
+        if credential.is_empty() {
+            return Err("no link credential yet".to_owned());
+        }
         let proof = LinkProof::make(
             &cfg.link_key,
-            &cfg.credential,
+            &credential,
             &member.cert_hashes[0].0,
             unix_now(),
         );
