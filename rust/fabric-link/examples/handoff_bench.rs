@@ -110,8 +110,7 @@ fn main() {
                     waiter.wait(driver.until_next_tick());
                 }
                 let h = driver.handoff();
-                let secs = start.elapsed().as_secs_f64();
-                let _ = secs;
+                let _ = start;
                 Outcome {
                     zone: zone.id(),
                     decided: [50.0, 99.0].map(|p| h.decided_percentile(p)).to_vec(),
@@ -119,7 +118,7 @@ fn main() {
                     samples: h.samples(),
                     links: links.stats(),
                     commits: zone.stats().commits,
-                    ticks: driver.tick(),
+                    ticks: driver.stats().ticks,
                 }
             })
         })

@@ -50,11 +50,20 @@ pub struct Driver {
 impl Driver {
     /// Ticks at `tick_hz`, starting now; with `emit_rows`, interest rows go to the neighbours
     /// after every tick.
+    ///
+    /// Tick numbers count periods since the Unix epoch, so the zones of a fabric (each on its
+    /// own host clock, kept in step by NTP) agree on them, and a restarted zone does not start
+    /// behind its neighbours (the core drops intents whose clock is more than 256 ticks ahead
+    /// of its own).
     pub fn new(tick_hz: u32, emit_rows: bool) -> Self {
+        let hz = tick_hz.max(1) as u128;
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Self {
             period: Duration::from_secs(1) / tick_hz.max(1),
             next_tick_at: Instant::now(),
-            tick: 0,
+            tick: (since_epoch.as_millis() * hz / 1000) as u64,
             emit_rows,
             stats: DriveStats::default(),
             handoff: HandoffLatency::default(),
@@ -121,7 +130,7 @@ impl Driver {
         self.next_tick_at.saturating_duration_since(Instant::now())
     }
 
-    /// The last tick run.
+    /// The last tick run (periods since the Unix epoch).
     pub fn tick(&self) -> u64 {
         self.tick
     }

@@ -935,7 +935,7 @@ async fn dial_once(
     let Some(mut ccfg) = ClientConfig::pinning(&member.url, &member.cert_hashes) else {
         return Ended::Failed;
     };
-    ccfg.connect_timeout = cfg.proof_timeout;
+    ccfg.connect_timeout = fabric_net::client::DEFAULT_CONNECT_TIMEOUT;
     ccfg.idle_timeout = cfg.idle_timeout;
     let mut client = Client::connect(ccfg);
     let handshake = async {
@@ -956,12 +956,18 @@ async fn dial_once(
         client
             .send_message_on(LINK_CHANNEL, proof)
             .map_err(|e| e.to_string())?;
-        match client.next_event().await {
-            Some(ClientEvent::Message(m)) if parse_accept(&m) == Some(peer) => Ok(()),
-            other => Err(format!("not accepted: {other:?}")),
+        loop {
+            match client.next_event().await {
+                // The listener's rows may overtake its answer (datagrams are not ordered with
+                // the stream): they are dropped, the next ones will do.
+                Some(ClientEvent::Datagram(_)) => continue,
+                Some(ClientEvent::Message(m)) if parse_accept(&m) == Some(peer) => return Ok(()),
+                other => return Err(format!("not accepted: {other:?}")),
+            }
         }
     };
-    match tokio::time::timeout(cfg.proof_timeout * 2, handshake).await {
+    let limit = fabric_net::client::DEFAULT_CONNECT_TIMEOUT + cfg.proof_timeout;
+    match tokio::time::timeout(limit, handshake).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             debug!(peer, "link to {} failed: {e}", member.url);

@@ -77,9 +77,25 @@ fn three_zones_survive_a_link_cut_and_a_closed_session() {
     };
     assert_eq!(sessions(&hosts[1], 2), 1, "one session so far");
     hosts[2].lock().links.disconnect(1);
-    wait_until("1-2 relinked", Duration::from_secs(15), || {
-        sessions(&hosts[1], 2) >= 2 && hosts[1].lock().links.is_linked(2)
-    });
+    let state = || {
+        let (a, b) = (hosts[1].lock(), hosts[2].lock());
+        format!(
+            "zone 1: {:?} {:?}; zone 2: {:?} {:?}",
+            a.links.stats(),
+            a.links.counters(),
+            b.links.stats(),
+            b.links.counters()
+        )
+    };
+    let start = std::time::Instant::now();
+    while !(sessions(&hosts[1], 2) >= 2 && hosts[1].lock().links.is_linked(2)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "1-2 relinked: {}",
+            state()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let last = watch(&refs, &ids, Duration::from_secs(60), |c| {
         c.commits >= after.commits + 100
     });

@@ -52,7 +52,7 @@ fn join(reg: &Registry, zone: ZoneId, layout: ZoneLayout) -> (ZoneLinks, Registr
         ServerIdentity::self_signed_local().unwrap(),
         SigningKey::generate(&mut rand::rngs::OsRng),
     );
-    cfg.proof_timeout = Duration::from_secs(1);
+    cfg.proof_timeout = Duration::from_secs(2);
     cfg.idle_timeout = Duration::from_secs(3);
     let mut links = ZoneLinks::start(cfg).expect("links start");
     let me = links.member();

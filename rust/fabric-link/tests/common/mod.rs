@@ -46,7 +46,7 @@ pub fn link_config(zone: ZoneId, layout: ZoneLayout) -> LinkConfig {
         &fabric_key(),
     )
     .expect("static link config");
-    cfg.proof_timeout = Duration::from_secs(1);
+    cfg.proof_timeout = Duration::from_secs(2);
     cfg.idle_timeout = Duration::from_secs(3);
     cfg
 }
@@ -277,7 +277,7 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 
 /// Waits until every pair of hosts is linked.
 pub fn wait_linked(hosts: &[&Host]) {
-    wait_until("all links up", Duration::from_secs(15), || {
+    wait_until("all links up", Duration::from_secs(30), || {
         hosts.iter().all(|h| {
             let g = h.lock();
             g.links.neighbours().iter().all(|z| g.links.is_linked(z))
