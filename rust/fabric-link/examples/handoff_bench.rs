@@ -87,12 +87,15 @@ fn main() {
             .expect("room for the wanderers");
     }
     let stop = Arc::new(AtomicBool::new(false));
+    // Every zone reads its link figures before any zone closes its links.
+    let read = Arc::new(std::sync::Barrier::new(zones));
     let threads: Vec<_> = zs
         .into_iter()
         .zip(links)
         .map(|(mut zone, mut links)| {
             links.set_members(members.clone());
             let stop = stop.clone();
+            let read = read.clone();
             std::thread::spawn(move || {
                 let waiter = links.waiter();
                 let mut driver = Driver::new(tick_hz, true);
@@ -111,12 +114,14 @@ fn main() {
                 }
                 let h = driver.handoff();
                 let _ = start;
+                let link_stats = links.stats();
+                read.wait();
                 Outcome {
                     zone: zone.id(),
                     decided: [50.0, 99.0].map(|p| h.decided_percentile(p)).to_vec(),
                     acked: [50.0, 99.0].map(|p| h.acknowledged_percentile(p)).to_vec(),
                     samples: h.samples(),
-                    links: links.stats(),
+                    links: link_stats,
                     commits: zone.stats().commits,
                     ticks: driver.stats().ticks,
                 }
