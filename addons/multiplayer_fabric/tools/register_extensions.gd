@@ -8,7 +8,8 @@ extends SceneTree
 ##
 ## Run it once in a fresh checkout, before the first import (any OS, only Godot needed):
 ##
-##     godot --headless --path . --script res://addons/multiplayer_fabric/tools/register_extensions.gd
+##     godot --headless --path . \
+##         --script res://addons/multiplayer_fabric/tools/register_extensions.gd
 ##     godot --headless --path . --import
 ##
 ## It adds every `*.gdextension` file of the project (folders starting with `.` and folders holding
@@ -35,13 +36,21 @@ func _register() -> int:
 			known.append(path)
 	var dir_error := DirAccess.make_dir_recursive_absolute(LIST_PATH.get_base_dir())
 	if dir_error != OK:
-		printerr("register_extensions: cannot create %s (%s)" % [
-			LIST_PATH.get_base_dir(), error_string(dir_error)])
+		printerr(
+			(
+				"register_extensions: cannot create %s (%s)"
+				% [LIST_PATH.get_base_dir(), error_string(dir_error)]
+			)
+		)
 		return 1
 	var file := FileAccess.open(LIST_PATH, FileAccess.WRITE)
 	if file == null:
-		printerr("register_extensions: cannot write %s (%s)" % [
-			LIST_PATH, error_string(FileAccess.get_open_error())])
+		printerr(
+			(
+				"register_extensions: cannot write %s (%s)"
+				% [LIST_PATH, error_string(FileAccess.get_open_error())]
+			)
+		)
 		return 1
 	for path in known:
 		file.store_line(path)

@@ -134,6 +134,17 @@ pub fn run(lint: bool) -> anyhow::Result<()> {
             c,
             &mut tally,
         )?;
+        match crate::gdlint::tools() {
+            Ok(bin) => {
+                for (name, c) in crate::gdlint::commands(&bin) {
+                    run_step(&name, c, &mut tally)?;
+                }
+            }
+            Err(e) => {
+                println!("gdtoolkit could not be installed: {e:#}");
+                tally.broken_steps.push("gdtoolkit install".to_owned());
+            }
+        }
     }
     println!("==> Godot, extension and project import");
     let single = engine::prepare(false)?;
