@@ -42,7 +42,11 @@ func _record(name: String, failure: String) -> void:
 func _run_rust_tests() -> void:
 	if not ClassDB.class_exists(&"FabricTestRunner"):
 		_record(
-			"rust::extension_loaded", "FabricTestRunner is missing: the native library did not load"
+			"rust::extension_loaded",
+			(
+				"FabricTestRunner is missing: the native library did not load, or was built"
+				+ " without fabric-godot's feature `itest` (`cargo xtask setup` builds it with)"
+			)
 		)
 		return
 	var runner: Object = ClassDB.instantiate(&"FabricTestRunner")
