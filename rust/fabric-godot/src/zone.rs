@@ -321,16 +321,19 @@ impl FabricZone {
         self.admission.admitted_count() as i32
     }
 
+    #[cfg(feature = "itest")]
     pub(crate) fn configure_for_test(&mut self, port: i32, zone_id: i32) {
         self.port = port;
         self.zone_id = zone_id;
         self.bind_address = "127.0.0.1".into();
     }
 
+    #[cfg(feature = "itest")]
     pub(crate) fn pump_for_test(&mut self) {
         self.pump();
     }
 
+    #[cfg(feature = "itest")]
     pub(crate) fn is_acknowledged(&self, session: SessionId) -> bool {
         self.admission.is_acknowledged(session)
     }

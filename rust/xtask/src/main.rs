@@ -4,12 +4,15 @@
 //! - `cargo xtask demo`: the main job: registry backend, a zone that registers with it, the
 //!   gateway, and cycle-1 clients (through the gateway, direct, and two that must be refused)
 //!   on loopback, each step printed, with the time from client start to the zone's datagram.
-//! - `cargo xtask test`: formatting, lints, every Rust test (unit, integration, end-to-end) and
+//! - `cargo xtask test`: formatting, lints (GDScript too: gdlint, gdformat), every Rust test (unit, integration, end-to-end) and
 //!   the in-engine tests (single, and double precision when ../shared/godot is present); the last
 //!   line is `total: N passed, N failed`.
 //! - `cargo xtask build [--release] [--double]`: build the extension into the addon.
+//! - `cargo xtask gdlint`: only the GDScript checks (`gdformat FILES` in the cache's
+//!   `gdtoolkit-venv/bin/` fixes the formatting).
 
 mod demo;
+mod gdlint;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +55,8 @@ enum Cmd {
     },
     /// Find or install Godot, build the extension and import the project.
     Setup,
+    /// Check the GDScript (gdlint, gdformat --check) as `test` does; installs gdtoolkit.
+    Gdlint,
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +74,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Test { no_lint } => test::run(!no_lint),
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)
             .map(|p| println!("installed {}", p.display())),
+        Cmd::Gdlint => gdlint::check(),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());
             println!("extension built and project imported");

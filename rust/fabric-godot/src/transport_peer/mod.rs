@@ -477,6 +477,7 @@ impl FabricMMOGTransportPeer {
         self.stats = Stats::default();
     }
 
+    #[cfg(feature = "itest")]
     pub(crate) fn is_server_peer(&self) -> bool {
         matches!(self.role, Role::Server { .. })
     }
