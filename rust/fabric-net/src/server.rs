@@ -16,6 +16,13 @@
 //! schedule with [`ServerConfig::rotation`], which also announces the next certificate's hash a
 //! period ahead): new handshakes of both transports get the new one, open sessions go on, and
 //! the owner is told the new hashes ([`ServerEvent::CertRotated`]).
+//!
+//! Limits (all [`ServerConfig`] settings): a session slot is reserved before the handshake
+//! ([`crate::admission`]); every queue is bounded in bytes ([`crate::budget`]): the send queue
+//! of each reliable channel and of a WebSocket link ([`ServerConfig::send_budget`], beyond it the
+//! session is closed with [`SLOW_READER`]), the events a session waits to hand over
+//! ([`ServerConfig::event_budget`]: datagrams beyond it are dropped, reliable streams stop being
+//! read) and the bytes of reliable messages still arriving ([`ServerConfig::partial_budget`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,12 +35,16 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 use wtransport::endpoint::IncomingSession;
+use wtransport::error::SendDatagramError;
 use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::NetError;
+use crate::admission::{Admission, Slot};
+use crate::budget::Charge;
+pub use crate::budget::SLOW_READER;
 use crate::cert::{CertHash, ServerIdentity};
 use crate::congestion::CongestionControl;
-use crate::lanes::{self, Lanes};
+use crate::lanes::{self, Lanes, ReadLimits};
 use crate::nosigpipe::NoSigPipe;
 use crate::reliable::MAX_MESSAGE_LEN;
 use crate::rotation::CertRotation;
@@ -77,10 +88,38 @@ pub struct ServerConfig {
     pub rotation: Option<CertRotation>,
     /// Congestion controller of WebTransport sessions (default BBR, see [`crate::congestion`]).
     pub congestion: CongestionControl,
+    /// Bytes that may wait to be sent, per reliable channel of a WebTransport session and per
+    /// WebSocket session (default [`DEFAULT_SEND_BUDGET`], 4 MiB). A send beyond it returns
+    /// [`NetError::SlowReader`] and closes the session with [`SLOW_READER`].
+    pub send_budget: usize,
+    /// Bytes of datagrams and messages a session may have waiting for the owner
+    /// ([`Server::try_next_event`]) (default [`DEFAULT_EVENT_BUDGET`], 4 MiB): its fair share
+    /// of the event queue. Datagrams beyond it are dropped; reliable streams wait.
+    pub event_budget: usize,
+    /// Bytes of reliable messages a session may have partly received, all channels together
+    /// (default [`DEFAULT_PARTIAL_BUDGET`], 32 MiB); beyond it the session is closed with
+    /// `close_code::PROTOCOL`.
+    pub partial_budget: usize,
+    /// Sessions one IP address may hold, handshakes in progress included (default 128).
+    pub max_sessions_per_ip: usize,
+    /// TCP connections one IP address may have in TLS or the WebSocket upgrade at once
+    /// (default 16); more are dropped at accept.
+    pub max_pending_per_ip: usize,
+    /// Longest a handshake may take: QUIC and HTTP/3, or TLS and the WebSocket upgrade
+    /// (default 10 s).
+    pub handshake_timeout: Duration,
 }
 
+/// Default [`ServerConfig::send_budget`] (and the client's): 4 MiB.
+pub const DEFAULT_SEND_BUDGET: usize = 4 << 20;
+/// Default [`ServerConfig::event_budget`] (and the client's): 4 MiB.
+pub const DEFAULT_EVENT_BUDGET: usize = 4 << 20;
+/// Default [`ServerConfig::partial_budget`] (and the client's): 32 MiB, two largest messages.
+pub const DEFAULT_PARTIAL_BUDGET: usize = 32 << 20;
+
 impl ServerConfig {
-    /// Defaults: WebTransport only, 10 s idle timeout, 2 s keep-alive, 4096 sessions.
+    /// Defaults: WebTransport only, 10 s idle timeout, 2 s keep-alive, 4096 sessions (128 per
+    /// address), the budgets above.
     pub fn new(bind: SocketAddr, identity: ServerIdentity) -> Self {
         Self {
             bind,
@@ -93,6 +132,12 @@ impl ServerConfig {
             allow_insecure_websocket: false,
             rotation: None,
             congestion: CongestionControl::default(),
+            send_budget: DEFAULT_SEND_BUDGET,
+            event_budget: DEFAULT_EVENT_BUDGET,
+            partial_budget: DEFAULT_PARTIAL_BUDGET,
+            max_sessions_per_ip: 128,
+            max_pending_per_ip: 16,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -142,16 +187,33 @@ pub enum ServerEvent {
     },
 }
 
-enum Entry {
+enum Link {
     Wt { conn: Connection, lanes: Lanes },
-    Ws { tx: UnboundedSender<ws::Cmd> },
+    Ws { tx: ws::WsSender },
 }
+
+struct Entry {
+    link: Link,
+    limits: ReadLimits,
+    /// The session's admission slot, given back when the entry goes.
+    _slot: Slot,
+}
+
+/// An event and the bytes it holds in its session's event budget (given back when the owner
+/// takes it).
+type Metered = (ServerEvent, Option<Charge>);
 
 struct Shared {
     sessions: Mutex<HashMap<SessionId, Entry>>,
-    events: UnboundedSender<ServerEvent>,
+    events: UnboundedSender<Metered>,
     next_id: AtomicU64,
-    max_sessions: usize,
+    admission: Arc<Admission>,
+    send_budget: usize,
+    event_budget: usize,
+    partial_budget: usize,
+    handshake_timeout: Duration,
+    /// Datagrams dropped because their session's event budget was full.
+    dropped_datagrams: AtomicU64,
     /// TLS of `wss://` (with the WebSocket fallback only); replaced on rotation.
     tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     /// Hash of the certificate presented to new handshakes.
@@ -169,7 +231,11 @@ struct Shared {
 impl Shared {
     fn emit(&self, ev: ServerEvent) {
         // The receiver is gone only while the server shuts down.
-        let _ = self.events.send(ev);
+        let _ = self.events.send((ev, None));
+    }
+
+    fn emit_charged(&self, ev: ServerEvent, charge: Charge) {
+        let _ = self.events.send((ev, Some(charge)));
     }
 }
 
@@ -183,18 +249,18 @@ impl ServerSender {
     fn with_conn<T>(
         &self,
         session: SessionId,
-        f: impl FnOnce(&Entry) -> Result<T, NetError>,
+        f: impl FnOnce(&Link) -> Result<T, NetError>,
     ) -> Result<T, NetError> {
         let sessions = self.shared.sessions.lock().expect("session map lock");
         let entry = sessions.get(&session).ok_or(NetError::NotConnected)?;
-        f(entry)
+        f(&entry.link)
     }
 
     /// Sends one datagram. Too large for the path: an error, never a silent drop.
     pub fn send_datagram(&self, session: SessionId, data: &[u8]) -> Result<(), NetError> {
         self.with_conn(session, |e| match e {
-            Entry::Wt { conn, .. } => send_datagram(conn, Bytes::copy_from_slice(data)),
-            Entry::Ws { tx } => ws_send_datagram(tx, data),
+            Link::Wt { conn, .. } => send_datagram(conn, Bytes::copy_from_slice(data)),
+            Link::Ws { tx } => tx.send_datagram(data),
         })
     }
 
@@ -216,8 +282,8 @@ impl ServerSender {
             return Err(NetError::MessageTooLarge(data.len()));
         }
         self.with_conn(session, |e| match e {
-            Entry::Wt { lanes, .. } => lanes.send(channel, data),
-            Entry::Ws { tx } => ws_send_message(tx, &data),
+            Link::Wt { lanes, .. } => lanes.send(channel, data),
+            Link::Ws { tx } => tx.send_message(&data),
         })
     }
 
@@ -230,11 +296,9 @@ impl ServerSender {
             .expect("session map lock")
             .get(&session)
         {
-            match e {
-                Entry::Wt { conn, .. } => conn.close(VarInt::from_u32(code), reason.as_bytes()),
-                Entry::Ws { tx } => {
-                    let _ = tx.send(ws::Cmd::Close(code, reason.to_owned()));
-                }
+            match &e.link {
+                Link::Wt { conn, .. } => conn.close(VarInt::from_u32(code), reason.as_bytes()),
+                Link::Ws { tx } => tx.close(code, reason),
             }
         }
     }
@@ -242,8 +306,8 @@ impl ServerSender {
     /// Largest datagram the session's path takes now.
     pub fn max_datagram_size(&self, session: SessionId) -> Option<usize> {
         self.with_conn(session, |e| match e {
-            Entry::Wt { conn, .. } => Ok(conn.max_datagram_size()),
-            Entry::Ws { .. } => Ok(Some(ws::WS_MAX_DATAGRAM)),
+            Link::Wt { conn, .. } => Ok(conn.max_datagram_size()),
+            Link::Ws { .. } => Ok(Some(ws::WS_MAX_DATAGRAM)),
         })
         .ok()
         .flatten()
@@ -252,8 +316,8 @@ impl ServerSender {
     /// Smoothed round-trip time of a session (WebTransport sessions only).
     pub fn rtt(&self, session: SessionId) -> Option<Duration> {
         self.with_conn(session, |e| match e {
-            Entry::Wt { conn, .. } => Ok(Some(conn.rtt())),
-            Entry::Ws { .. } => Ok(None),
+            Link::Wt { conn, .. } => Ok(Some(conn.rtt())),
+            Link::Ws { .. } => Ok(None),
         })
         .ok()
         .flatten()
@@ -261,7 +325,7 @@ impl ServerSender {
 
     /// Whether `session` is a WebSocket fallback session (`None`: no such session).
     pub fn is_websocket(&self, session: SessionId) -> Option<bool> {
-        self.with_conn(session, |e| Ok(matches!(e, Entry::Ws { .. })))
+        self.with_conn(session, |e| Ok(matches!(e, Link::Ws { .. })))
             .ok()
     }
 
@@ -269,36 +333,58 @@ impl ServerSender {
     pub fn session_count(&self) -> usize {
         self.shared.sessions.lock().expect("session map lock").len()
     }
+
+    /// Sessions admitted now, handshakes in progress included (what [`ServerConfig::max_sessions`]
+    /// and [`ServerConfig::max_sessions_per_ip`] limit).
+    pub fn admitted_count(&self) -> usize {
+        self.shared.admission.sessions()
+    }
+
+    /// The bytes one session holds in the server's queues now (`None`: no such session).
+    pub fn buffered(&self, session: SessionId) -> Option<Buffered> {
+        let sessions = self.shared.sessions.lock().expect("session map lock");
+        let e = sessions.get(&session)?;
+        Some(Buffered {
+            send: match &e.link {
+                Link::Wt { lanes, .. } => lanes.queued_bytes(),
+                Link::Ws { tx } => tx.queued_bytes(),
+            },
+            events: e.limits.events.used(),
+            partial: e.limits.partial.used(),
+        })
+    }
+
+    /// Datagrams dropped so far because their session's event budget was full (WebTransport
+    /// and WebSocket sessions together).
+    pub fn dropped_datagrams(&self) -> u64 {
+        self.shared.dropped_datagrams.load(Ordering::Relaxed)
+            + ws::DROPPED_DATAGRAMS.load(Ordering::Relaxed)
+    }
+}
+
+/// Bytes one session holds in a server's queues, from the server's own counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buffered {
+    /// Waiting to be sent (all reliable channels, or the WebSocket link).
+    pub send: usize,
+    /// Received and waiting for the owner.
+    pub events: usize,
+    /// Of reliable messages still arriving.
+    pub partial: usize,
 }
 
 pub(crate) fn send_datagram(conn: &Connection, data: Bytes) -> Result<(), NetError> {
     let size = data.len();
     conn.send_datagram(data).map_err(|e| match e {
-        wtransport::error::SendDatagramError::TooLarge => NetError::DatagramTooLarge {
+        SendDatagramError::TooLarge => NetError::DatagramTooLarge {
             size,
             limit: conn.max_datagram_size().unwrap_or(0),
         },
-        wtransport::error::SendDatagramError::NotConnected => NetError::NotConnected,
-        wtransport::error::SendDatagramError::UnsupportedByPeer => {
+        SendDatagramError::NotConnected => NetError::NotConnected,
+        SendDatagramError::UnsupportedByPeer => {
             NetError::Closed("peer does not accept datagrams".into())
         }
     })
-}
-
-pub(crate) fn ws_send_datagram(tx: &UnboundedSender<ws::Cmd>, data: &[u8]) -> Result<(), NetError> {
-    if data.len() > ws::WS_MAX_DATAGRAM {
-        return Err(NetError::DatagramTooLarge {
-            size: data.len(),
-            limit: ws::WS_MAX_DATAGRAM,
-        });
-    }
-    tx.send(ws::Cmd::Frame(ws::envelope(ws::ENVELOPE_DATAGRAM, data)))
-        .map_err(|_| NetError::NotConnected)
-}
-
-pub(crate) fn ws_send_message(tx: &UnboundedSender<ws::Cmd>, data: &[u8]) -> Result<(), NetError> {
-    tx.send(ws::Cmd::Frame(ws::envelope(ws::ENVELOPE_MESSAGE, data)))
-        .map_err(|_| NetError::NotConnected)
 }
 
 type WtEndpoint = Endpoint<wtransport::endpoint::endpoint_side::Server>;
@@ -306,7 +392,7 @@ type WtEndpoint = Endpoint<wtransport::endpoint::endpoint_side::Server>;
 /// A listening server: WebTransport, WebSocket fallback, or both on one port number.
 pub struct Server {
     sender: ServerSender,
-    events: UnboundedReceiver<ServerEvent>,
+    events: UnboundedReceiver<Metered>,
     endpoint: Option<Arc<WtEndpoint>>,
     tasks: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
@@ -394,7 +480,16 @@ impl Server {
             sessions: Mutex::new(HashMap::new()),
             events: tx,
             next_id: AtomicU64::new(1),
-            max_sessions: cfg.max_sessions,
+            admission: Admission::new(
+                cfg.max_sessions,
+                cfg.max_sessions_per_ip,
+                cfg.max_pending_per_ip,
+            ),
+            send_budget: cfg.send_budget,
+            event_budget: cfg.event_budget,
+            partial_budget: cfg.partial_budget,
+            handshake_timeout: cfg.handshake_timeout,
+            dropped_datagrams: AtomicU64::new(0),
             tls: RwLock::new(tls),
             hash: Mutex::new(hash),
             next: Mutex::new(next),
@@ -485,14 +580,15 @@ impl Server {
         self.sender.clone()
     }
 
-    /// The next event, if one is waiting (never blocks).
+    /// The next event, if one is waiting (never blocks). Taking it gives its bytes back to
+    /// its session's event budget.
     pub fn try_next_event(&mut self) -> Option<ServerEvent> {
-        self.events.try_recv().ok()
+        self.events.try_recv().ok().map(|(ev, _charge)| ev)
     }
 
     /// Waits for the next event.
     pub async fn next_event(&mut self) -> Option<ServerEvent> {
-        self.events.recv().await
+        self.events.recv().await.map(|(ev, _charge)| ev)
     }
 
     /// Sends one datagram (see [`ServerSender::send_datagram`]).
@@ -516,8 +612,8 @@ impl Server {
             .expect("session map lock")
             .values()
         {
-            if let Entry::Ws { tx } = e {
-                let _ = tx.send(ws::Cmd::Close(close_code::NORMAL, reason.to_owned()));
+            if let Link::Ws { tx } = &e.link {
+                tx.close(close_code::NORMAL, reason);
             }
         }
     }
@@ -692,20 +788,32 @@ async fn rotation_loop(
 async fn accept_loop(endpoint: Arc<WtEndpoint>, shared: Arc<Shared>) {
     loop {
         let incoming = endpoint.accept().await;
-        if shared.sessions.lock().expect("session map lock").len() >= shared.max_sessions {
-            warn!(remote = %incoming.remote_address(), "refusing a session: server full");
-            incoming.refuse();
-            continue;
-        }
+        let remote = incoming.remote_address();
+        let slot = match shared.admission.reserve(remote.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                warn!(%remote, "refusing a session: {why}");
+                incoming.refuse();
+                continue;
+            }
+        };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let span = info_span!("session", id, remote = %incoming.remote_address());
-        tokio::spawn(run_session(shared.clone(), id, incoming).instrument(span));
+        let span = info_span!("session", id, %remote);
+        tokio::spawn(run_session(shared.clone(), id, incoming, slot).instrument(span));
     }
 }
 
-async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSession) {
-    let request = match tokio::time::timeout(Duration::from_secs(10), incoming).await {
-        Ok(Ok(r)) => r,
+async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSession, slot: Slot) {
+    let handshake = async {
+        let request = incoming.await.map_err(|e| e.to_string())?;
+        let path = request.path().to_owned();
+        let remote = request.remote_address();
+        let conn = request.accept().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((path, remote, conn))
+    };
+    let (path, remote, conn) = match tokio::time::timeout(shared.handshake_timeout, handshake).await
+    {
+        Ok(Ok(done)) => done,
         Ok(Err(e)) => {
             debug!("handshake failed: {e}");
             return;
@@ -715,20 +823,16 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
             return;
         }
     };
-    let path = request.path().to_owned();
-    let remote = request.remote_address();
-    let conn = match request.accept().await {
-        Ok(c) => c,
-        Err(e) => {
-            debug!("session request failed: {e}");
-            return;
-        }
-    };
+    let limits = ReadLimits::new(shared.partial_budget, shared.event_budget);
     shared.sessions.lock().expect("session map lock").insert(
         id,
-        Entry::Wt {
-            conn: conn.clone(),
-            lanes: Lanes::new(conn.clone()),
+        Entry {
+            link: Link::Wt {
+                conn: conn.clone(),
+                lanes: Lanes::new(conn.clone(), shared.send_budget),
+            },
+            limits: limits.clone(),
+            _slot: slot,
         },
     );
     debug!(%path, "session opened");
@@ -739,21 +843,24 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
     });
 
     let datagrams = tokio::spawn({
-        let (conn, shared) = (conn.clone(), shared.clone());
+        let (conn, shared, events) = (conn.clone(), shared.clone(), limits.events.clone());
         async move {
             while let Ok(d) = conn.receive_datagram().await {
-                shared.emit(ServerEvent::Datagram {
-                    session: id,
-                    data: d.payload(),
-                });
+                let data = d.payload();
+                match events.try_charge(data.len()) {
+                    Some(c) => shared.emit_charged(ServerEvent::Datagram { session: id, data }, c),
+                    None => {
+                        shared.dropped_datagrams.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
         .in_current_span()
     });
     let streams = tokio::spawn({
         let shared = shared.clone();
-        lanes::accept_lanes(conn.clone(), move |data| {
-            shared.emit(ServerEvent::Message { session: id, data })
+        lanes::accept_lanes(conn.clone(), limits, move |data, charge| {
+            shared.emit_charged(ServerEvent::Message { session: id, data }, charge)
         })
         .in_current_span()
     });
@@ -784,11 +891,30 @@ async fn ws_accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) 
                 continue;
             }
         };
+        let pending = match shared.admission.pending(remote.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                debug!(%remote, "dropping a TCP connection: {why}");
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("ws_session", id, %remote);
-        tokio::spawn(route_ws_connection(shared.clone(), id, tcp, remote).instrument(span));
+        // The TLS handshake and the upgrade together get one deadline.
+        let deadline = tokio::time::Instant::now() + shared.handshake_timeout;
+        let pending = Handshake { pending, deadline };
+        tokio::spawn(
+            route_ws_connection(shared.clone(), id, tcp, remote, pending).instrument(span),
+        );
     }
+}
+
+/// A TCP connection before its upgrade: its place among its address's pending connections and
+/// the deadline of its handshakes.
+struct Handshake {
+    pending: crate::admission::Pending,
+    deadline: tokio::time::Instant,
 }
 
 /// Tells `wss://` (a TLS handshake) from plain `ws://` by the first byte, on one port.
@@ -797,9 +923,10 @@ async fn route_ws_connection(
     id: SessionId,
     tcp: tokio::net::TcpStream,
     remote: SocketAddr,
+    hs: Handshake,
 ) {
     let mut first = [0u8; 1];
-    match tokio::time::timeout(Duration::from_secs(10), tcp.peek(&mut first)).await {
+    match tokio::time::timeout_at(hs.deadline, tcp.peek(&mut first)).await {
         Ok(Ok(1)) => {}
         _ => return,
     }
@@ -807,24 +934,27 @@ async fn route_ws_connection(
         let Some(cfg) = shared.tls.read().expect("tls lock").clone() else {
             return;
         };
-        let accepted = tokio::time::timeout(
-            Duration::from_secs(10),
+        let accepted = tokio::time::timeout_at(
+            hs.deadline,
             tokio_rustls::TlsAcceptor::from(cfg).accept(NoSigPipe(tcp)),
         )
         .await;
         match accepted {
-            Ok(Ok(stream)) => run_ws_session(shared, id, stream, remote).await,
+            Ok(Ok(stream)) => run_ws_session(shared, id, stream, remote, hs).await,
             Ok(Err(e)) => debug!("wss TLS handshake failed: {e}"),
             Err(_) => debug!("wss TLS handshake timed out"),
         }
     } else if remote.ip().is_loopback() || shared.allow_insecure_websocket {
-        run_ws_session(shared, id, NoSigPipe(tcp), remote).await;
+        run_ws_session(shared, id, NoSigPipe(tcp), remote, hs).await;
     } else {
         warn!("refusing unencrypted ws:// from a non-loopback client; it must use wss://");
-        let _ = tokio::io::AsyncWriteExt::write_all(
-            &mut NoSigPipe(tcp),
-            b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 60\r\n\r\n\
-              unencrypted ws:// is accepted from loopback only; use wss://",
+        let _ = tokio::time::timeout_at(
+            hs.deadline,
+            tokio::io::AsyncWriteExt::write_all(
+                &mut NoSigPipe(tcp),
+                b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 60\r\n\r\n\
+                  unencrypted ws:// is accepted from loopback only; use wss://",
+            ),
         )
         .await;
     }
@@ -832,12 +962,18 @@ async fn route_ws_connection(
 
 // The handshake callback's error type is tungstenite's HTTP response, not ours to box.
 #[allow(clippy::result_large_err)]
-async fn run_ws_session<S>(shared: Arc<Shared>, id: SessionId, tcp: S, remote: SocketAddr)
-where
+async fn run_ws_session<S>(
+    shared: Arc<Shared>,
+    id: SessionId,
+    tcp: S,
+    remote: SocketAddr,
+    hs: Handshake,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     use tokio_tungstenite::tungstenite::http::{Response, StatusCode};
-    let full = shared.sessions.lock().expect("session map lock").len() >= shared.max_sessions;
+    let slot = shared.admission.reserve(remote.ip());
+    let refusal = slot.as_ref().err().copied();
     let check =
         |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
          resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
@@ -851,17 +987,18 @@ where
                     StatusCode::NOT_FOUND,
                     "the WebSocket fallback path is /ws",
                 ))
-            } else if full {
-                Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "server full"))
+            } else if let Some(why) = refusal {
+                Err(refuse(StatusCode::SERVICE_UNAVAILABLE, &why.to_string()))
             } else {
                 Ok(resp)
             }
         };
-    let accepted = tokio::time::timeout(
-        Duration::from_secs(10),
+    let accepted = tokio::time::timeout_at(
+        hs.deadline,
         tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(ws::config())),
     )
     .await;
+    drop(hs.pending);
     let stream = match accepted {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -873,12 +1010,19 @@ where
             return;
         }
     };
-    let (tx, rx) = unbounded_channel();
-    shared
-        .sessions
-        .lock()
-        .expect("session map lock")
-        .insert(id, Entry::Ws { tx: tx.clone() });
+    let Ok(slot) = slot else {
+        return;
+    };
+    let (tx, rx) = ws::WsSender::new(shared.send_budget);
+    let limits = ReadLimits::new(shared.partial_budget, shared.event_budget);
+    shared.sessions.lock().expect("session map lock").insert(
+        id,
+        Entry {
+            link: Link::Ws { tx: tx.clone() },
+            limits: limits.clone(),
+            _slot: slot,
+        },
+    );
     debug!("WebSocket session opened");
     shared.emit(ServerEvent::Opened {
         session: id,
@@ -891,11 +1035,13 @@ where
         rx,
         shared.keep_alive,
         shared.idle_timeout,
-        |m| match m {
-            ws::Incoming::Datagram(data) => {
-                shared.emit(ServerEvent::Datagram { session: id, data })
-            }
-            ws::Incoming::Message(data) => shared.emit(ServerEvent::Message { session: id, data }),
+        &limits,
+        |m, charge| {
+            let ev = match m {
+                ws::Incoming::Datagram(data) => ServerEvent::Datagram { session: id, data },
+                ws::Incoming::Message(data) => ServerEvent::Message { session: id, data },
+            };
+            shared.emit_charged(ev, charge);
         },
     )
     .await;
