@@ -567,11 +567,20 @@ async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
                     attempt,
                     "HTTP/3 handshake race ({e}): opening the session again"
                 );
+                HANDSHAKE_RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 attempt += 1;
             }
             Err(e) => return Err(describe_connect_error(&cfg.url, &cfg.pins_text(), &e)),
         }
     }
+}
+
+static HANDSHAKE_RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// WebTransport handshakes of this process retried after an HTTP/3 handshake race (see
+/// [`is_h3_handshake_race`]), for tests and statistics.
+pub fn handshake_retries() -> u64 {
+    HANDSHAKE_RETRIES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// How many times [`open`] tries a WebTransport handshake that ends in an HTTP/3 protocol

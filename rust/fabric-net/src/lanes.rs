@@ -51,6 +51,8 @@ pub(crate) struct Lanes {
     handle: Handle,
     send_budget: usize,
     lanes: Mutex<HashMap<u8, Lane>>,
+    /// Told once when the session is closed as a slow reader: the writers reset their streams.
+    abort: Arc<tokio::sync::Notify>,
 }
 
 impl Lanes {
@@ -60,6 +62,7 @@ impl Lanes {
             handle: crate::current_or_shared(),
             send_budget,
             lanes: Mutex::new(HashMap::new()),
+            abort: Arc::default(),
         }
     }
 
@@ -73,7 +76,7 @@ impl Lanes {
         let lane = lanes.entry(channel).or_insert_with(|| {
             let (tx, rx) = unbounded_channel();
             self.handle.spawn(
-                write_lane(self.conn.clone(), channel, rx)
+                write_lane(self.conn.clone(), channel, rx, self.abort.clone())
                     .instrument(tracing::debug_span!("lane", channel)),
             );
             Lane {
@@ -87,14 +90,15 @@ impl Lanes {
                 queued,
                 channel, "slow reader: send budget exceeded, closing the session"
             );
-            self.conn.close(
-                VarInt::from_u32(SLOW_READER),
-                format!(
-                    "slow reader: {queued} bytes waiting on channel {channel}, budget {}",
-                    self.send_budget
-                )
-                .as_bytes(),
+            let reason = format!(
+                "slow reader: {queued} bytes waiting on channel {channel}, budget {}",
+                self.send_budget
             );
+            self.handle.spawn(close_slow_reader(
+                self.conn.clone(),
+                self.abort.clone(),
+                reason,
+            ));
             return Err(NetError::SlowReader {
                 queued,
                 budget: self.send_budget,
@@ -112,7 +116,28 @@ impl Lanes {
     }
 }
 
-async fn write_lane(conn: Connection, channel: u8, mut rx: UnboundedReceiver<(Vec<u8>, Charge)>) {
+/// Closes a slow reader's session so that it hears why. quinn 0.11 sends a close subject to
+/// congestion control while stream data is pending, and ignores acknowledgements once closing:
+/// a close made while the window is full of unread data is never sent, and the peer sees a
+/// stateless reset instead of the code. So the writers first reset their streams (dropping
+/// the pending data) and the close follows once the data in flight had time to be
+/// acknowledged (two round trips, at least 50 ms).
+async fn close_slow_reader(conn: Connection, abort: Arc<tokio::sync::Notify>, reason: String) {
+    abort.notify_waiters();
+    let wait = (conn.rtt() * 2).max(Duration::from_millis(50));
+    tokio::time::sleep(wait).await;
+    conn.close(VarInt::from_u32(SLOW_READER), reason.as_bytes());
+}
+
+async fn write_lane(
+    conn: Connection,
+    channel: u8,
+    mut rx: UnboundedReceiver<(Vec<u8>, Charge)>,
+    abort: Arc<tokio::sync::Notify>,
+) {
+    let aborted = abort.notified();
+    tokio::pin!(aborted);
+    aborted.as_mut().enable();
     let opened = async {
         let mut s = conn
             .open_uni()
@@ -138,11 +163,19 @@ async fn write_lane(conn: Connection, channel: u8, mut rx: UnboundedReceiver<(Ve
     };
     // The charge is given back once the message is in QUIC's send buffer (itself bounded by
     // the peer's flow control window).
-    while let Some((m, _charge)) = rx.recv().await {
-        if reliable::write_message(&mut stream, &m).await.is_err() {
-            return;
+    loop {
+        tokio::select! {
+            next = rx.recv() => {
+                let Some((m, _charge)) = next else { return };
+                tokio::select! {
+                    r = reliable::write_message(&mut stream, &m) => if r.is_err() { return },
+                    () = aborted.as_mut() => break,
+                }
+            }
+            () = aborted.as_mut() => break,
         }
     }
+    let _ = stream.reset(VarInt::from_u32(SLOW_READER));
 }
 
 /// The receiving side's budgets of one session.

@@ -111,8 +111,9 @@ async fn many_parallel_session_opens_all_succeed() {
     let secs = started.elapsed().as_secs_f64();
     println!(
         "open stress: {total} opens, {parallel} at once, {load} busy threads: {failed} failures \
-         in {secs:.1} s ({:.0} opens/s)",
-        total as f64 / secs
+         in {secs:.1} s ({:.0} opens/s), {} handshakes retried after an HTTP/3 race",
+        total as f64 / secs,
+        fabric_net::client::handshake_retries()
     );
     for (why, n) in &failures {
         println!("  {n} x {why}");
