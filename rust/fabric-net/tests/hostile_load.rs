@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Path, next, next_message, spawn_echo, url};
+use common::{Path, next, next_message, raw_ws, spawn_echo, url, wt_close_reason};
 use fabric_net::budget::SLOW_READER;
 use fabric_net::lanes::LANE_MAGIC;
 use fabric_net::reliable::MAX_MESSAGE_LEN;
@@ -122,19 +122,6 @@ async fn served_during<F: std::future::Future>(
     out
 }
 
-async fn app_close(conn: &wtransport::Connection) -> (u64, String) {
-    match tokio::time::timeout(Duration::from_secs(20), conn.closed())
-        .await
-        .expect("closed within 20 s")
-    {
-        wtransport::error::ConnectionError::ApplicationClosed(c) => (
-            c.code().into_inner(),
-            String::from_utf8_lossy(c.reason()).into_owned(),
-        ),
-        other => panic!("expected an application close, got {other}"),
-    }
-}
-
 /// The session id of the most recent session other than `not`.
 async fn newest_session(tx: &ServerSender, not: &[u64]) -> u64 {
     for _ in 0..200 {
@@ -208,6 +195,53 @@ async fn a_client_that_stops_reading_is_closed_as_a_slow_reader() {
     assert_eq!(code, Some(SLOW_READER), "slow-reader close code: {reason}");
     assert!(reason.contains("slow reader"), "{reason}");
     assert!(tx.buffered(victim).is_none(), "the session is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_stops_reading_is_closed_as_a_slow_reader() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    const BUDGET: usize = 256 * 1024;
+    let server = server_with(|c| c.send_budget = BUDGET);
+    let tx = server.sender();
+    let mut by = bystander(&server).await;
+    let mut reader = raw_ws(&server).await;
+    let _echo = spawn_echo(server);
+    let victim = newest_session(&tx, &[1]).await;
+    let (err, peak) = served_during("WebSocket slow reader", &mut by, async {
+        let chunk = vec![7u8; 16 * 1024];
+        let mut peak = 0usize;
+        loop {
+            if let Err(e) = tx.send_message(victim, chunk.clone()) {
+                break (e, peak);
+            }
+            let b = tx
+                .buffered(victim)
+                .expect("session open while sends succeed");
+            peak = peak.max(b.send);
+            assert!(b.send <= BUDGET, "send queue {} within budget", b.send);
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    println!("WebSocket slow reader: send queue peak {peak} bytes, then: {err}");
+    assert!(
+        matches!(err, NetError::SlowReader { budget: BUDGET, .. }),
+        "{err}"
+    );
+    // The reader wakes up: what was sent, then the close frame with 4000 + SLOW_READER.
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), reader.next()).await {
+            Ok(Some(Ok(Message::Close(Some(f))))) => break u16::from(f.code),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected the close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        u32::from(code),
+        4000 + SLOW_READER,
+        "slow-reader close code"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +332,7 @@ async fn three_hundred_streams_announcing_16_mib_each_end_only_that_session() {
         sampler.await.unwrap()
     })
     .await;
-    let (code, reason) = app_close(&attacker).await;
+    let (code, reason) = wt_close_reason(&attacker).await;
     println!("300 streams: partial bytes peak {peak} (budget {PARTIAL}); closed: {reason}");
     assert_eq!(code, u64::from(close_code::PROTOCOL), "{reason}");
     assert!(reason.contains("partially received"), "{reason}");
