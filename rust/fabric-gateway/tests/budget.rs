@@ -2,19 +2,15 @@
 //! message beyond it is never dropped silently, the client session is closed with
 //! `UPSTREAM` (3) and a reason that says why; pings are still answered meanwhile.
 
+mod common;
+
 use std::time::Duration;
 
-use fabric_core::session_control::ControlMessage;
+use common::{next, ping};
+
 use fabric_gateway::{Gateway, GatewayConfig, ZonePin};
 use fabric_net::server::close_code;
 use fabric_net::{CertHash, Client, ClientConfig, ClientEvent, ServerIdentity};
-
-async fn next(client: &mut Client) -> ClientEvent {
-    tokio::time::timeout(Duration::from_secs(10), client.next_event())
-        .await
-        .expect("client event within 10 s")
-        .expect("client event stream open")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reliable_message_over_the_pending_budget_closes_the_session_with_a_reason() {
@@ -43,17 +39,7 @@ async fn a_reliable_message_over_the_pending_budget_closes_the_session_with_a_re
 
     // Within the budget: held for the zone. The ping is answered by the gateway meanwhile.
     client.send_message(vec![1; BUDGET / 2]).unwrap();
-    let ping = ControlMessage::Ping { id: "b1".into() }.encode();
-    let mut ponged = false;
-    for _ in 0..50 {
-        client.send_datagram(&ping).unwrap();
-        if let Ok(Some(ClientEvent::Datagram(_))) =
-            tokio::time::timeout(Duration::from_millis(100), client.next_event()).await
-        {
-            ponged = true;
-            break;
-        }
-    }
+    let ponged = ping(&mut client, "b1").await.is_some();
     assert!(ponged, "pings are answered while the zone session opens");
 
     // Beyond it: the session is closed with the reason, not the message dropped.
