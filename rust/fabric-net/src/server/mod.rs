@@ -23,6 +23,10 @@
 //! session is closed with [`SLOW_READER`]), the events a session waits to hand over
 //! ([`ServerConfig::event_budget`]: datagrams beyond it are dropped, reliable streams stop being
 //! read) and the bytes of reliable messages still arriving ([`ServerConfig::partial_budget`]).
+//!
+//! By job: this file holds the configuration, the events, the session table and sending;
+//! `bind` binds the sockets, `accept_wt` and `accept_ws` accept sessions of each transport,
+//! `rotate` replaces the certificate.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,8 +37,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
-use tracing::{Instrument, debug, info, info_span, warn};
-use wtransport::endpoint::IncomingSession;
+use tracing::{Instrument, info_span};
 use wtransport::error::SendDatagramError;
 use wtransport::{Connection, Endpoint, VarInt};
 
@@ -44,11 +47,15 @@ use crate::budget::Charge;
 pub use crate::budget::SLOW_READER;
 use crate::cert::{CertHash, ServerIdentity};
 use crate::congestion::CongestionControl;
-use crate::lanes::{self, Lanes, ReadLimits};
-use crate::nosigpipe::NoSigPipe;
+use crate::lanes::{Lanes, ReadLimits};
 use crate::reliable::MAX_MESSAGE_LEN;
 use crate::rotation::CertRotation;
 use crate::ws;
+
+mod accept_ws;
+mod accept_wt;
+mod bind;
+mod rotate;
 
 /// A server's number for one of its sessions (1, 2, 3, ... in accept order).
 pub type SessionId = u64;
@@ -424,56 +431,12 @@ impl Server {
         let next = match &cfg.rotation {
             Some(r) => {
                 r.validate()?;
-                Some(fresh_identity(r)?)
+                Some(rotate::fresh_identity(r)?)
             }
             None => None,
         };
         let hash = cfg.identity.hash();
-        // With port 0 and both transports, the TCP port must match the UDP one: retry when
-        // the number the UDP socket got is taken on TCP.
-        let tries = if cfg.bind.port() == 0 && cfg.webtransport && cfg.websocket {
-            20
-        } else {
-            1
-        };
-        let mut bound = None;
-        for attempt in 1..=tries {
-            let endpoint = if cfg.webtransport {
-                Some(bind_webtransport(&cfg)?)
-            } else {
-                None
-            };
-            let port = match &endpoint {
-                Some(e) => e
-                    .local_addr()
-                    .map_err(|e| NetError::Bind {
-                        addr: cfg.bind.to_string(),
-                        reason: e.to_string(),
-                    })?
-                    .port(),
-                None => cfg.bind.port(),
-            };
-            if !cfg.websocket {
-                bound = Some((endpoint, None, port));
-                break;
-            }
-            let tcp_addr = SocketAddr::new(cfg.bind.ip(), port);
-            match std::net::TcpListener::bind(tcp_addr) {
-                Ok(l) => {
-                    let port = l.local_addr().map(|a| a.port()).unwrap_or(port);
-                    bound = Some((endpoint, Some(l), port));
-                    break;
-                }
-                Err(e) if attempt == tries => {
-                    return Err(NetError::Bind {
-                        addr: format!("TCP {tcp_addr}"),
-                        reason: e.to_string(),
-                    });
-                }
-                Err(_) => continue,
-            }
-        }
-        let (endpoint, listener, port) = bound.expect("bound or returned an error");
+        let (endpoint, listener, port) = bind::bind_sockets(&cfg)?;
         let local_addr = SocketAddr::new(cfg.bind.ip(), port);
         let (tx, events) = unbounded_channel();
         let shared = Arc::new(Shared {
@@ -503,7 +466,7 @@ impl Server {
         let mut tasks = Vec::new();
         let endpoint = endpoint.map(Arc::new);
         if let Some(e) = &endpoint {
-            tasks.push(handle.spawn(accept_loop(e.clone(), shared.clone())));
+            tasks.push(handle.spawn(accept_wt::accept_loop(e.clone(), shared.clone())));
         }
         if let Some(l) = listener {
             let bind_err = |e: std::io::Error| NetError::Bind {
@@ -512,7 +475,7 @@ impl Server {
             };
             l.set_nonblocking(true).map_err(bind_err)?;
             let l = tokio::net::TcpListener::from_std(l).map_err(bind_err)?;
-            tasks.push(handle.spawn(ws_accept_loop(l, shared.clone())));
+            tasks.push(handle.spawn(accept_ws::ws_accept_loop(l, shared.clone())));
         }
         if let Some(rotation) = cfg.rotation.clone() {
             // The caller's certificate may run out before the first scheduled rotation.
@@ -524,7 +487,7 @@ impl Server {
             let span = info_span!("cert_rotation", addr = %local_addr);
             tasks.push(
                 handle.spawn(
-                    rotation_loop(endpoint.clone(), shared.clone(), rotation, not_after)
+                    rotate::rotation_loop(endpoint.clone(), shared.clone(), rotation, not_after)
                         .instrument(span),
                 ),
             );
@@ -544,13 +507,13 @@ impl Server {
     /// certificate stays announced: clients that pinned it are caught out by this call; see
     /// [`Self::rotate_now`].)
     pub fn rotate_identity(&self, identity: ServerIdentity) -> Result<CertHash, NetError> {
-        apply_identity(self.endpoint.as_deref(), &self.sender.shared, &identity)
+        rotate::apply_identity(self.endpoint.as_deref(), &self.sender.shared, &identity)
     }
 
     /// Rotates now as the schedule would: installs the announced next certificate and
     /// announces a fresh one (without a schedule: installs a fresh local 14-day certificate).
     pub fn rotate_now(&self) -> Result<CertHash, NetError> {
-        rotate_to_next(self.endpoint.as_deref(), &self.sender.shared).map(|v| v.0)
+        rotate::rotate_to_next(self.endpoint.as_deref(), &self.sender.shared).map(|v| v.0)
     }
 
     /// Hash of the certificate the next scheduled rotation installs (`None` without a
@@ -623,435 +586,4 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown("server shutting down");
     }
-}
-
-/// The WebTransport server configuration: socket (a bound one, or an address when only the
-/// certificate is being replaced), identity, timeouts, stream limits.
-fn wt_config(
-    bind: Result<std::net::UdpSocket, SocketAddr>,
-    identity: &ServerIdentity,
-    keep_alive: Duration,
-    idle_timeout: Duration,
-    congestion: CongestionControl,
-) -> Result<wtransport::ServerConfig, NetError> {
-    let builder = wtransport::ServerConfig::builder();
-    let builder = match bind {
-        Ok(socket) => builder.with_bind_socket(socket),
-        Err(addr) => builder.with_bind_address(addr),
-    };
-    let mut wt_cfg = builder
-        .with_identity(identity.identity.clone_identity())
-        .keep_alive_interval(Some(keep_alive))
-        .max_idle_timeout(Some(idle_timeout))
-        .map_err(|e| NetError::Identity(format!("bad idle timeout: {e}")))?
-        .build();
-    // One stream per reliable channel: room for all 256 of them.
-    let transport = &mut wt_cfg.quic_config_mut().transport;
-    if let Some(t) = Arc::get_mut(transport) {
-        t.max_concurrent_uni_streams(wtransport::quinn::VarInt::from_u32(lanes::MAX_UNI_STREAMS));
-        congestion.apply(t);
-    }
-    Ok(wt_cfg)
-}
-
-fn bind_webtransport(cfg: &ServerConfig) -> Result<WtEndpoint, NetError> {
-    let bind_err = |e: std::io::Error| NetError::Bind {
-        addr: cfg.bind.to_string(),
-        reason: e.to_string(),
-    };
-    let socket = crate::udp::bind(cfg.bind, crate::udp::SERVER_RECV_BUFFER).map_err(bind_err)?;
-    let wt_cfg = wt_config(
-        Ok(socket),
-        &cfg.identity,
-        cfg.keep_alive,
-        cfg.idle_timeout,
-        cfg.congestion,
-    )?;
-    Endpoint::server(wt_cfg).map_err(bind_err)
-}
-
-/// Installs `identity` for new handshakes of both transports. Builds everything first, so a
-/// failure leaves the old certificate in place.
-fn apply_identity(
-    endpoint: Option<&WtEndpoint>,
-    shared: &Shared,
-    identity: &ServerIdentity,
-) -> Result<CertHash, NetError> {
-    let not_after = identity
-        .validity()
-        .map_err(|e| NetError::Identity(e.to_string()))?
-        .not_after;
-    let wt = match endpoint {
-        // Not rebinding: the address is ignored.
-        Some(_) => Some(wt_config(
-            Err(shared.bind),
-            identity,
-            shared.keep_alive,
-            shared.idle_timeout,
-            shared.congestion,
-        )?),
-        None => None,
-    };
-    let has_tls = shared.tls.read().expect("tls lock").is_some();
-    let tls = if has_tls {
-        Some(crate::tls::server_config(identity)?)
-    } else {
-        None
-    };
-    if let (Some(e), Some(cfg)) = (endpoint, wt) {
-        e.reload_config(cfg, false)
-            .map_err(|e| NetError::Identity(format!("cannot install the new certificate: {e}")))?;
-    }
-    if tls.is_some() {
-        *shared.tls.write().expect("tls lock") = tls;
-    }
-    let hash = identity.hash();
-    *shared.hash.lock().expect("hash lock") = hash;
-    let next = shared
-        .next
-        .lock()
-        .expect("next lock")
-        .as_ref()
-        .map(ServerIdentity::hash);
-    info!(%hash, ?next, "certificate replaced");
-    shared.emit(ServerEvent::CertRotated {
-        hash,
-        next,
-        not_after,
-    });
-    Ok(hash)
-}
-
-/// A fresh self-signed identity with `rotation`'s names and validity.
-fn fresh_identity(rotation: &CertRotation) -> Result<ServerIdentity, NetError> {
-    let names: Vec<&str> = rotation.names.iter().map(String::as_str).collect();
-    ServerIdentity::self_signed(&names, rotation.validity_days)
-}
-
-/// One rotation step: the announced next identity goes into use and a fresh one is announced
-/// (with no schedule: a fresh local identity, nothing announced). Returns the installed hash
-/// and its expiry. On failure the old certificate and announcement stay.
-fn rotate_to_next(
-    endpoint: Option<&WtEndpoint>,
-    shared: &Shared,
-) -> Result<(CertHash, SystemTime), NetError> {
-    let Some(rotation) = &shared.rotation else {
-        let id = ServerIdentity::self_signed_local()?;
-        let not_after = id
-            .validity()
-            .map_err(|e| NetError::Identity(e.to_string()))?
-            .not_after;
-        return Ok((apply_identity(endpoint, shared, &id)?, not_after));
-    };
-    let following = fresh_identity(rotation)?;
-    let previous = shared.next.lock().expect("next lock").replace(following);
-    let install = match previous {
-        Some(id) => id,
-        None => fresh_identity(rotation)?,
-    };
-    let not_after = install
-        .validity()
-        .map_err(|e| NetError::Identity(e.to_string()))?
-        .not_after;
-    match apply_identity(endpoint, shared, &install) {
-        Ok(hash) => Ok((hash, not_after)),
-        Err(e) => {
-            // Keep announcing the certificate that was not installed.
-            *shared.next.lock().expect("next lock") = Some(install);
-            Err(e)
-        }
-    }
-}
-
-/// Replaces the certificate on `rotation`'s schedule until the server stops.
-async fn rotation_loop(
-    endpoint: Option<Arc<WtEndpoint>>,
-    shared: Arc<Shared>,
-    rotation: CertRotation,
-    mut not_after: SystemTime,
-) {
-    let mut installed = SystemTime::now();
-    loop {
-        let wait = rotation.next_in(SystemTime::now(), installed, not_after);
-        tokio::time::sleep(wait).await;
-        match rotate_to_next(endpoint.as_deref(), &shared) {
-            Ok((_, expires)) => {
-                installed = SystemTime::now();
-                not_after = expires;
-            }
-            // Try again after the minimum interval; the old certificate stays in use.
-            Err(e) => warn!("certificate rotation failed: {e}"),
-        }
-    }
-}
-
-async fn accept_loop(endpoint: Arc<WtEndpoint>, shared: Arc<Shared>) {
-    loop {
-        let incoming = endpoint.accept().await;
-        let remote = incoming.remote_address();
-        let slot = match shared.admission.reserve(remote.ip()) {
-            Ok(slot) => slot,
-            Err(why) => {
-                warn!(%remote, "refusing a session: {why}");
-                incoming.refuse();
-                continue;
-            }
-        };
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let span = info_span!("session", id, %remote);
-        tokio::spawn(run_session(shared.clone(), id, incoming, slot).instrument(span));
-    }
-}
-
-async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSession, slot: Slot) {
-    let handshake = async {
-        let request = incoming.await.map_err(|e| e.to_string())?;
-        let path = request.path().to_owned();
-        let remote = request.remote_address();
-        let conn = request.accept().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((path, remote, conn))
-    };
-    let (path, remote, conn) = match tokio::time::timeout(shared.handshake_timeout, handshake).await
-    {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => {
-            debug!("handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            debug!("handshake timed out");
-            return;
-        }
-    };
-    let limits = ReadLimits::new(shared.partial_budget, shared.event_budget);
-    shared.sessions.lock().expect("session map lock").insert(
-        id,
-        Entry {
-            link: Link::Wt {
-                conn: conn.clone(),
-                lanes: Lanes::new(conn.clone(), shared.send_budget),
-            },
-            limits: limits.clone(),
-            _slot: slot,
-        },
-    );
-    debug!(%path, "session opened");
-    shared.emit(ServerEvent::Opened {
-        session: id,
-        remote,
-        path,
-    });
-
-    let datagrams = tokio::spawn({
-        let (conn, shared, events) = (conn.clone(), shared.clone(), limits.events.clone());
-        async move {
-            while let Ok(d) = conn.receive_datagram().await {
-                let data = d.payload();
-                match events.try_charge(data.len()) {
-                    Some(c) => shared.emit_charged(ServerEvent::Datagram { session: id, data }, c),
-                    None => {
-                        shared.dropped_datagrams.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-        .in_current_span()
-    });
-    let streams = tokio::spawn({
-        let shared = shared.clone();
-        lanes::accept_lanes(conn.clone(), limits, move |data, charge| {
-            shared.emit_charged(ServerEvent::Message { session: id, data }, charge)
-        })
-        .in_current_span()
-    });
-
-    let err = conn.closed().await;
-    datagrams.abort();
-    streams.abort();
-    shared
-        .sessions
-        .lock()
-        .expect("session map lock")
-        .remove(&id);
-    let reason = crate::client::describe_close(&err);
-    debug!(%reason, "session closed");
-    shared.emit(ServerEvent::Closed {
-        session: id,
-        reason,
-    });
-}
-
-async fn ws_accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    loop {
-        let (tcp, remote) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                warn!("WebSocket accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let pending = match shared.admission.pending(remote.ip()) {
-            Ok(p) => p,
-            Err(why) => {
-                debug!(%remote, "dropping a TCP connection: {why}");
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let span = info_span!("ws_session", id, %remote);
-        // The TLS handshake and the upgrade together get one deadline.
-        let deadline = tokio::time::Instant::now() + shared.handshake_timeout;
-        let pending = Handshake { pending, deadline };
-        tokio::spawn(
-            route_ws_connection(shared.clone(), id, tcp, remote, pending).instrument(span),
-        );
-    }
-}
-
-/// A TCP connection before its upgrade: its place among its address's pending connections and
-/// the deadline of its handshakes.
-struct Handshake {
-    pending: crate::admission::Pending,
-    deadline: tokio::time::Instant,
-}
-
-/// Tells `wss://` (a TLS handshake) from plain `ws://` by the first byte, on one port.
-async fn route_ws_connection(
-    shared: Arc<Shared>,
-    id: SessionId,
-    tcp: tokio::net::TcpStream,
-    remote: SocketAddr,
-    hs: Handshake,
-) {
-    let mut first = [0u8; 1];
-    match tokio::time::timeout_at(hs.deadline, tcp.peek(&mut first)).await {
-        Ok(Ok(1)) => {}
-        _ => return,
-    }
-    if first[0] == crate::tls::TLS_HANDSHAKE_BYTE {
-        let Some(cfg) = shared.tls.read().expect("tls lock").clone() else {
-            return;
-        };
-        let accepted = tokio::time::timeout_at(
-            hs.deadline,
-            tokio_rustls::TlsAcceptor::from(cfg).accept(NoSigPipe(tcp)),
-        )
-        .await;
-        match accepted {
-            Ok(Ok(stream)) => run_ws_session(shared, id, stream, remote, hs).await,
-            Ok(Err(e)) => debug!("wss TLS handshake failed: {e}"),
-            Err(_) => debug!("wss TLS handshake timed out"),
-        }
-    } else if remote.ip().is_loopback() || shared.allow_insecure_websocket {
-        run_ws_session(shared, id, NoSigPipe(tcp), remote, hs).await;
-    } else {
-        warn!("refusing unencrypted ws:// from a non-loopback client; it must use wss://");
-        let _ = tokio::time::timeout_at(
-            hs.deadline,
-            tokio::io::AsyncWriteExt::write_all(
-                &mut NoSigPipe(tcp),
-                b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 60\r\n\r\n\
-                  unencrypted ws:// is accepted from loopback only; use wss://",
-            ),
-        )
-        .await;
-    }
-}
-
-// The handshake callback's error type is tungstenite's HTTP response, not ours to box.
-#[allow(clippy::result_large_err)]
-async fn run_ws_session<S>(
-    shared: Arc<Shared>,
-    id: SessionId,
-    tcp: S,
-    remote: SocketAddr,
-    hs: Handshake,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use tokio_tungstenite::tungstenite::http::{Response, StatusCode};
-    let slot = shared.admission.reserve(remote.ip());
-    let refusal = slot.as_ref().err().copied();
-    let check =
-        |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-         resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
-            let refuse = |status: StatusCode, why: &str| {
-                let mut r = Response::new(Some(why.to_owned()));
-                *r.status_mut() = status;
-                r
-            };
-            if req.uri().path() != WS_PATH {
-                Err(refuse(
-                    StatusCode::NOT_FOUND,
-                    "the WebSocket fallback path is /ws",
-                ))
-            } else if let Some(why) = refusal {
-                Err(refuse(StatusCode::SERVICE_UNAVAILABLE, &why.to_string()))
-            } else {
-                Ok(resp)
-            }
-        };
-    let accepted = tokio::time::timeout_at(
-        hs.deadline,
-        tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(ws::config())),
-    )
-    .await;
-    drop(hs.pending);
-    let stream = match accepted {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            debug!("WebSocket handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            debug!("WebSocket handshake timed out");
-            return;
-        }
-    };
-    let Ok(slot) = slot else {
-        return;
-    };
-    let (tx, rx) = ws::WsSender::new(shared.send_budget);
-    let limits = ReadLimits::new(shared.partial_budget, shared.event_budget);
-    shared.sessions.lock().expect("session map lock").insert(
-        id,
-        Entry {
-            link: Link::Ws { tx: tx.clone() },
-            limits: limits.clone(),
-            _slot: slot,
-        },
-    );
-    debug!("WebSocket session opened");
-    shared.emit(ServerEvent::Opened {
-        session: id,
-        remote,
-        path: WS_PATH.to_owned(),
-    });
-    let ended = ws::run_link(
-        stream,
-        tx,
-        rx,
-        shared.keep_alive,
-        shared.idle_timeout,
-        &limits,
-        |m, charge| {
-            let ev = match m {
-                ws::Incoming::Datagram(data) => ServerEvent::Datagram { session: id, data },
-                ws::Incoming::Message(data) => ServerEvent::Message { session: id, data },
-            };
-            shared.emit_charged(ev, charge);
-        },
-    )
-    .await;
-    shared
-        .sessions
-        .lock()
-        .expect("session map lock")
-        .remove(&id);
-    shared.emit(ServerEvent::Closed {
-        session: id,
-        reason: ended.reason,
-    });
 }
