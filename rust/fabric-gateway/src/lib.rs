@@ -87,10 +87,6 @@ pub struct GatewayConfig {
 /// Default [`GatewayConfig::session_budget`]: 1 MiB.
 pub const DEFAULT_SESSION_BUDGET: usize = 1 << 20;
 
-/// Bytes counted for each queued item beside its data (its bookkeeping), so a flood of empty
-/// messages is bounded too.
-const ITEM_OVERHEAD: usize = 64;
-
 /// One bridge's queue: its sender and the budget of its bytes.
 struct BridgeQueue {
     tx: UnboundedSender<(Inbound, Charge)>,
@@ -165,7 +161,7 @@ impl Gateway {
                         }
                     } else if let Some(q) = bridges.get(&session) {
                         // A datagram that does not fit is dropped, as the network may do.
-                        if let Some(c) = q.budget.try_charge(data.len() + ITEM_OVERHEAD) {
+                        if let Some(c) = q.budget.try_charge(data.len()) {
                             let _ = q.tx.send((Inbound::Datagram(data), c));
                         }
                     }
@@ -174,7 +170,7 @@ impl Gateway {
                     if let Some(reply) = answer_locally(&data) {
                         let _ = sender.send_message(session, reply);
                     } else if let Some(q) = bridges.get(&session) {
-                        match q.budget.try_charge(data.len() + ITEM_OVERHEAD) {
+                        match q.budget.try_charge(data.len()) {
                             Some(c) => {
                                 let _ = q.tx.send((Inbound::Message(data), c));
                             }

@@ -15,6 +15,11 @@ use tokio::sync::Notify;
 /// [`crate::ClientConfig::send_budget`]). Documented in `docs/session-protocol.md`.
 pub const SLOW_READER: u32 = 5;
 
+/// Bytes counted for every item taken with [`Budget::try_charge`] or [`Budget::charge`] beside
+/// its data (its bookkeeping in a queue), so a flood of empty datagrams or messages is bounded
+/// too.
+pub const ITEM_OVERHEAD: usize = 64;
+
 /// A number of bytes that may wait somewhere, and how many do now.
 #[derive(Debug)]
 pub struct Budget {
@@ -43,9 +48,11 @@ impl Budget {
         self.limit
     }
 
-    /// Takes `n` bytes when they fit; an empty budget always takes one item, however large (a
-    /// message may be larger than a budget, but nothing else may wait beside it).
+    /// Takes an item of `n` bytes (plus [`ITEM_OVERHEAD`]) when it fits; an empty budget always
+    /// takes one item, however large (a message may be larger than a budget, but nothing else
+    /// may wait beside it).
     pub fn try_charge(self: &Arc<Self>, n: usize) -> Option<Charge> {
+        let n = n.saturating_add(ITEM_OVERHEAD);
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 (used == 0 || used.saturating_add(n) <= self.limit).then_some(used + n)
@@ -131,13 +138,13 @@ mod tests {
 
     #[test]
     fn charges_are_bounded_and_returned_on_drop() {
-        let b = Budget::new(100);
+        let b = Budget::new(100 + 2 * ITEM_OVERHEAD);
         let big = b
             .try_charge(500)
             .expect("an empty budget takes one large item");
-        assert_eq!(b.used(), 500);
+        assert_eq!(b.used(), 500 + ITEM_OVERHEAD);
         assert!(
-            b.try_charge(1).is_none(),
+            b.try_charge(0).is_none(),
             "nothing beside an over-limit item"
         );
         drop(big);
@@ -145,19 +152,28 @@ mod tests {
         let a = b.try_charge(60).unwrap();
         assert!(b.try_charge(41).is_none(), "60 + 41 > 100");
         let c = b.try_charge(40).unwrap();
-        assert_eq!(b.used(), 100);
-        drop((a, c));
+        assert_eq!(b.used(), 100 + 2 * ITEM_OVERHEAD);
+        drop(a);
+        assert!(
+            b.try_charge(0).is_some(),
+            "an empty item fits in 60 + overhead"
+        );
+        assert!(
+            Budget::new(ITEM_OVERHEAD - 1).try_charge(0).is_some(),
+            "alone, anything goes"
+        );
+        drop(c);
         let mut g = Charge::empty(&b);
-        assert!(g.try_grow(100));
+        assert!(g.try_grow(b.limit()));
         assert!(!g.try_grow(1), "growth never passes the limit");
-        assert_eq!(g.bytes(), 100);
+        assert_eq!(g.bytes(), b.limit());
         drop(g);
         assert_eq!(b.used(), 0);
     }
 
     #[tokio::test]
     async fn a_waiting_charge_goes_through_once_bytes_are_freed() {
-        let b = Budget::new(10);
+        let b = Budget::new(10 + ITEM_OVERHEAD);
         let held = b.try_charge(10).unwrap();
         let waiter = tokio::spawn({
             let b = b.clone();
@@ -166,6 +182,6 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished(), "waits while the budget is full");
         drop(held);
-        assert_eq!(waiter.await.unwrap(), 5);
+        assert_eq!(waiter.await.unwrap(), 5 + ITEM_OVERHEAD);
     }
 }
