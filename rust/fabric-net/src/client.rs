@@ -313,7 +313,7 @@ async fn run_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Li
     emit(&events, connected);
     debug!("connected");
 
-    let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget);
+    let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget, Arc::default());
     let reader = tokio::spawn({
         let events = events.clone();
         lanes::accept_lanes(conn.clone(), limits.clone(), move |m, c| {
@@ -397,7 +397,7 @@ async fn drive_ws<S>(
         max_datagram_size: ws::WS_MAX_DATAGRAM,
     };
     emit(&events, connected);
-    let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget);
+    let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget, Arc::default());
     debug!("connected over WebSocket");
     let ended = ws::run_link(
         stream,

@@ -185,13 +185,20 @@ pub(crate) struct ReadLimits {
     pub partial: Arc<Budget>,
     /// Bytes of events handed to the owner and not taken yet (datagrams and messages).
     pub events: Arc<Budget>,
+    /// Datagrams dropped because `events` was full (shared by the sessions of one endpoint).
+    pub dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ReadLimits {
-    pub(crate) fn new(partial: usize, events: usize) -> Self {
+    pub(crate) fn new(
+        partial: usize,
+        events: usize,
+        dropped: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
         Self {
             partial: Budget::new(partial),
             events: Budget::new(events),
+            dropped,
         }
     }
 }

@@ -21,7 +21,7 @@
 //! datagrams over the session's event budget are dropped; an incoming message waits for room,
 //! which stops reading the socket (TCP flow control then slows the sender).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -198,10 +198,6 @@ fn close_frame(code: u32, reason: &str) -> CloseFrame {
     }
 }
 
-/// Incoming datagrams the event budget had no room for, all links together (a counter for
-/// tests and statistics).
-pub static DROPPED_DATAGRAMS: AtomicU64 = AtomicU64::new(0);
-
 /// How long a link waits for the peer's answer to its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -274,7 +270,7 @@ where
                 Ok(m @ Incoming::Datagram(_)) => match limits.events.try_charge(m.len()) {
                     Some(c) => deliver(m, c),
                     None => {
-                        DROPPED_DATAGRAMS.fetch_add(1, Ordering::Relaxed);
+                        limits.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 },
                 Ok(m) => {

@@ -147,7 +147,11 @@ async fn run_ws_session<S>(
         return;
     };
     let (tx, rx) = ws::WsSender::new(shared.send_budget);
-    let limits = ReadLimits::new(shared.partial_budget, shared.event_budget);
+    let limits = ReadLimits::new(
+        shared.partial_budget,
+        shared.event_budget,
+        shared.dropped_datagrams.clone(),
+    );
     shared.sessions.lock().expect("session map lock").insert(
         id,
         Entry {

@@ -49,7 +49,11 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
             return;
         }
     };
-    let limits = ReadLimits::new(shared.partial_budget, shared.event_budget);
+    let limits = ReadLimits::new(
+        shared.partial_budget,
+        shared.event_budget,
+        shared.dropped_datagrams.clone(),
+    );
     shared.sessions.lock().expect("session map lock").insert(
         id,
         Entry {
@@ -69,14 +73,15 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
     });
 
     let datagrams = tokio::spawn({
-        let (conn, shared, events) = (conn.clone(), shared.clone(), limits.events.clone());
+        let (conn, shared) = (conn.clone(), shared.clone());
+        let (events, dropped) = (limits.events.clone(), limits.dropped.clone());
         async move {
             while let Ok(d) = conn.receive_datagram().await {
                 let data = d.payload();
                 match events.try_charge(data.len()) {
                     Some(c) => shared.emit_charged(ServerEvent::Datagram { session: id, data }, c),
                     None => {
-                        shared.dropped_datagrams.fetch_add(1, Ordering::Relaxed);
+                        dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }

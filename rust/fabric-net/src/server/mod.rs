@@ -220,7 +220,7 @@ struct Shared {
     partial_budget: usize,
     handshake_timeout: Duration,
     /// Datagrams dropped because their session's event budget was full.
-    dropped_datagrams: AtomicU64,
+    dropped_datagrams: Arc<AtomicU64>,
     /// TLS of `wss://` (with the WebSocket fallback only); replaced on rotation.
     tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     /// Hash of the certificate presented to new handshakes.
@@ -365,7 +365,6 @@ impl ServerSender {
     /// and WebSocket sessions together).
     pub fn dropped_datagrams(&self) -> u64 {
         self.shared.dropped_datagrams.load(Ordering::Relaxed)
-            + ws::DROPPED_DATAGRAMS.load(Ordering::Relaxed)
     }
 }
 
@@ -452,7 +451,7 @@ impl Server {
             event_budget: cfg.event_budget,
             partial_budget: cfg.partial_budget,
             handshake_timeout: cfg.handshake_timeout,
-            dropped_datagrams: AtomicU64::new(0),
+            dropped_datagrams: Arc::default(),
             tls: RwLock::new(tls),
             hash: Mutex::new(hash),
             next: Mutex::new(next),
