@@ -17,6 +17,8 @@ func test_constants_and_defaults() -> void:
 	check_eq(peer.primary_timeout_msec, 3000, "default fallback delay")
 	check_eq(peer.connect_timeout_msec, 5000, "default connect timeout")
 	check_eq(peer.get_active_transport(), "", "no transport while idle")
+	check_eq(peer.events_per_poll, 4096, "events handled per poll")
+	check_eq(peer.join_timeout_msec, 10000, "join deadline")
 
 
 ## Collects the errors Godot reports while it is added with OS.add_logger().
@@ -176,6 +178,23 @@ func _loopback_session(transport: String, first_state: int) -> void:
 	)
 	check(gone, "%s: server saw peer_disconnected" % transport)
 	check_eq(seen.server_gone, client_id, "the client's id left")
+	server.close()
+
+
+func test_a_session_that_never_joins_is_closed_with_the_reason() -> void:
+	var server := FabricMMOGTransportPeer.new()
+	server.join_timeout_msec = 300
+	check_eq(server.create_server(0, "127.0.0.1"), OK, "create_server")
+	# Godot's own WebSocketPeer opens a session on the fallback path and never sends a join.
+	var ws := WebSocketPeer.new()
+	check_eq(ws.connect_to_url("ws://127.0.0.1:%d/ws" % server.get_bound_port()), OK, "raw ws:// connects")
+	var closed := await wait_until(func():
+		server.poll()
+		ws.poll()
+		return ws.get_ready_state() == WebSocketPeer.STATE_CLOSED, 5.0)
+	check(closed, "the server closed the session that never joined")
+	check_eq(ws.get_close_code(), 4001, "protocol close code 4000 + 1: " + ws.get_close_reason())
+	check("no join within 300 ms" in ws.get_close_reason(), "the reason says why: " + ws.get_close_reason())
 	server.close()
 
 
