@@ -7,8 +7,17 @@
 use crate::coords::Vec3;
 use crate::entity::Entity;
 use crate::entity_row::PAYLOAD_WORDS;
-use crate::slots::SlotState;
+use crate::slots::{SlotState, Slots};
 use crate::zone::Zone;
+use crate::zones::ZoneId;
+
+impl Slots {
+    /// Migration peer of `slot`: target when staging, source when incoming or arriving (and
+    /// the last one for an owned entity that arrived).
+    pub fn peer_of(&self, slot: usize) -> ZoneId {
+        self.peer[slot]
+    }
+}
 
 impl Zone {
     fn owned(&self, slot: usize) -> bool {
