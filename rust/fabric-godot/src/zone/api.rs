@@ -222,31 +222,13 @@ impl FabricZone {
     /// `get_incoming_ids()`).
     #[func]
     pub fn get_held_ids(&self) -> PackedInt64Array {
-        self.runtime
-            .as_ref()
-            .map(|rt| {
-                rt.held_and_incoming()
-                    .0
-                    .into_iter()
-                    .map(i64::from)
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.ids(|held, _| held)
     }
 
     /// Global ids reserved here for a neighbour's hand-off (not ours until it commits).
     #[func]
     pub fn get_incoming_ids(&self) -> PackedInt64Array {
-        self.runtime
-            .as_ref()
-            .map(|rt| {
-                rt.held_and_incoming()
-                    .1
-                    .into_iter()
-                    .map(i64::from)
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.ids(|_, incoming| incoming)
     }
 
     /// Neighbours' entity rows kept (their latest row each, expiring after a second without
