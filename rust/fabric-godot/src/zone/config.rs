@@ -88,7 +88,8 @@ pub enum Population {
 pub struct ZoneSettings {
     /// This zone's index in the fabric (0-based).
     pub zone_index: u32,
-    /// Zones in the fabric.
+    /// Zones in the fabric (0 = `zone_index + 1`: a zone started alone with only an index, as
+    /// before fabrics existed).
     pub zone_count: u32,
     /// The fabric's name (zones of one fabric link to each other).
     pub fabric: String,
@@ -155,7 +156,7 @@ impl Default for ZoneSettings {
     fn default() -> Self {
         Self {
             zone_index: 0,
-            zone_count: 1,
+            zone_count: 0,
             fabric: "default".into(),
             world_min_m: [-15.0; 3],
             world_max_m: [15.0; 3],
@@ -192,8 +193,12 @@ impl Default for ZoneSettings {
 impl ZoneSettings {
     /// The core's configuration for these settings.
     pub fn core_config(&self) -> Result<ZoneConfig, ConfigError> {
-        let layout = ZoneLayout::new(self.zone_count as usize)
-            .map_err(|e| ConfigError::Zone(e.to_string()))?;
+        let count = if self.zone_count == 0 {
+            self.zone_index as usize + 1
+        } else {
+            self.zone_count as usize
+        };
+        let layout = ZoneLayout::new(count).map_err(|e| ConfigError::Zone(e.to_string()))?;
         let um = |m: f64| (m * MICROS_PER_METRE as f64).round() as i64;
         let bounds = WorldBounds::new(self.world_min_m.map(um), self.world_max_m.map(um))
             .map_err(|e| ConfigError::Zone(format!("world bounds: {e}")))?;
@@ -404,6 +409,16 @@ mod tests {
         assert_eq!((c.capacity, c.headroom, c.tick_hz), (1800, 400, 20));
         assert_eq!(c.hysteresis_ticks, 80, "4 s at 20 Hz by default");
         assert_eq!(c.bounds, WorldBounds::demo(), "+-15 m by default");
+        assert_eq!(c.layout.count(), 1, "a lone zone by default");
+        let lone = ZoneSettings {
+            zone_index: 5,
+            ..ZoneSettings::default()
+        };
+        assert_eq!(
+            lone.core_config().unwrap().layout.count(),
+            6,
+            "zone 5 alone: 6 ranges"
+        );
     }
 
     #[test]

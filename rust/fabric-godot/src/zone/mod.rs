@@ -66,7 +66,7 @@ pub struct FabricZone {
     /// This zone's index in its fabric (0-based).
     #[export]
     pub(crate) zone_id: i32,
-    /// Zones in the fabric (the Hilbert curve is split among them).
+    /// Zones in the fabric (the Hilbert curve is split among them); 0 = `zone_id + 1`.
     #[export]
     pub(crate) zone_count: i32,
     /// The fabric's name: zones of one fabric link to each other.
