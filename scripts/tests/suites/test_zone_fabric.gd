@@ -44,6 +44,8 @@ func test_entity_api_round_trips_in_metres() -> void:
 	check_eq(ids, PackedInt64Array([id]), "bulk ids")
 	check_eq(zone.get_owned_positions().size(), 1, "bulk positions, same order")
 	check_eq(zone.get_owned_velocities()[0], Vector3.ZERO, "bulk velocities")
+	check(Performance.has_custom_monitor(&"FabricZone0/owned"), "a Performance monitor per figure")
+	check_eq(Performance.get_custom_monitor(&"FabricZone0/owned"), 1.0, "the monitor reads the zone")
 	check(not zone.despawn(id + 1), "unknown id")
 	check(zone.despawn(id), "despawned")
 	check_eq(seen.despawned, [id], "despawned signal")
