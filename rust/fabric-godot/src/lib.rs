@@ -22,7 +22,6 @@ pub mod log_bridge;
 pub mod test_runner;
 pub mod transport_peer;
 pub mod zone;
-pub mod zone_args;
 
 struct MultiplayerFabric;
 
