@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use fabric_auth::JoinTokenVerifier;
 use fabric_core::admission::{Action, Admission, AdmissionConfig};
 use fabric_net::registry::{Registration, RegistrationConfig};
-use fabric_net::{CertRotation, Server, ServerConfig, ServerIdentity, SessionId};
+use fabric_net::{CertRotation, Server, ServerConfig, ServerIdentity};
 use godot::classes::{INode, Node, Os, ProjectSettings};
 use godot::global::Error;
 use godot::prelude::*;
@@ -786,7 +786,7 @@ impl FabricZone {
     }
 
     #[cfg(feature = "itest")]
-    pub(crate) fn is_acknowledged(&self, session: SessionId) -> bool {
+    pub(crate) fn is_acknowledged(&self, session: fabric_net::SessionId) -> bool {
         self.admission.is_acknowledged(session)
     }
 }
