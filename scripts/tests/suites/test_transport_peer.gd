@@ -187,14 +187,24 @@ func test_a_session_that_never_joins_is_closed_with_the_reason() -> void:
 	check_eq(server.create_server(0, "127.0.0.1"), OK, "create_server")
 	# Godot's own WebSocketPeer opens a session on the fallback path and never sends a join.
 	var ws := WebSocketPeer.new()
-	check_eq(ws.connect_to_url("ws://127.0.0.1:%d/ws" % server.get_bound_port()), OK, "raw ws:// connects")
-	var closed := await wait_until(func():
-		server.poll()
-		ws.poll()
-		return ws.get_ready_state() == WebSocketPeer.STATE_CLOSED, 5.0)
+	check_eq(
+		ws.connect_to_url("ws://127.0.0.1:%d/ws" % server.get_bound_port()),
+		OK,
+		"raw ws:// connects"
+	)
+	var closed := await wait_until(
+		func():
+			server.poll()
+			ws.poll()
+			return ws.get_ready_state() == WebSocketPeer.STATE_CLOSED,
+		5.0
+	)
 	check(closed, "the server closed the session that never joined")
 	check_eq(ws.get_close_code(), 4001, "protocol close code 4000 + 1: " + ws.get_close_reason())
-	check("no join within 300 ms" in ws.get_close_reason(), "the reason says why: " + ws.get_close_reason())
+	check(
+		"no join within 300 ms" in ws.get_close_reason(),
+		"the reason says why: " + ws.get_close_reason()
+	)
 	server.close()
 
 
@@ -228,3 +238,46 @@ func test_falls_back_to_websocket_when_udp_gets_no_answer() -> void:
 	check_eq(client.get_active_transport(), "websocket", "active transport")
 	client.close()
 	server.close()
+
+
+func test_a_handler_may_drop_the_last_reference_to_the_peer() -> void:
+	# SceneMultiplayer holds the only reference to the server peer; its peer_disconnected
+	# handler drops it while the peer's own poll() is emitting the signal. The peer must
+	# outlive that call (before the fix, gdext aborted the whole process here).
+	var mp := SceneMultiplayer.new()
+	var server := FabricMMOGTransportPeer.new()
+	check_eq(server.create_server(0, "127.0.0.1"), OK, "create_server")
+	var url := "https://127.0.0.1:%d/wt" % server.get_bound_port()
+	var hash := server.get_cert_hash()
+	var server_ref: WeakRef = weakref(server)
+	mp.multiplayer_peer = server
+	server = null
+	var seen := {"connected": 0, "dropped": 0}
+	mp.peer_connected.connect(func(id): seen.connected = id)
+	mp.peer_disconnected.connect(
+		func(id):
+			seen.dropped = id
+			mp.multiplayer_peer = null
+	)
+	var client := FabricMMOGTransportPeer.new()
+	check_eq(client.create_client(url, hash), OK, "create_client")
+	var joined := await wait_until(
+		func():
+			mp.poll()
+			client.poll()
+			return seen.connected != 0,
+		5.0
+	)
+	check(joined, "the server's SceneMultiplayer saw the client")
+	client.close()
+	var dropped := await wait_until(
+		func():
+			if mp.multiplayer_peer is FabricMMOGTransportPeer:
+				mp.poll()
+			return seen.dropped != 0,
+		5.0
+	)
+	check(dropped, "peer_disconnected reached the handler")
+	check(not mp.multiplayer_peer is FabricMMOGTransportPeer, "the handler replaced the peer")
+	var freed := await wait_until(func(): return server_ref.get_ref() == null, 2.0)
+	check(freed, "the dropped peer is freed once the frame is idle, not leaked")

@@ -6,7 +6,7 @@ extends FabricTestCase
 
 func _zone(fabric: String, index: int, count: int) -> FabricZone:
 	var zone := FabricZone.new()
-	zone.use_command_line = false   # the runner's own arguments are not zone settings
+	zone.use_command_line = false  # the runner's own arguments are not zone settings
 	zone.serve_clients = false
 	zone.fabric_name = fabric
 	zone.zone_id = index
@@ -22,18 +22,25 @@ func test_entity_api_round_trips_in_metres() -> void:
 	zone.despawned.connect(func(id: int): seen.despawned.append(id))
 	runner.add_child(zone)
 	check(zone.is_running(), "started by entering the tree")
-	var id := zone.spawn(Vector3(1.5, -2.25, 3.0), Vector3(2.0, 0.0, 0.0), PackedInt64Array([7, 4294967295]))
+	var id := zone.spawn(
+		Vector3(1.5, -2.25, 3.0), Vector3(2.0, 0.0, 0.0), PackedInt64Array([7, 4294967295])
+	)
 	check(id > 0, "a global id")
 	check_eq(seen.spawned, [id], "spawned signal with the id")
 	check(zone.owns(id), "owned here")
-	check(zone.get_entity_position(id).is_equal_approx(Vector3(1.5, -2.25, 3.0)), "position in metres: %s" % zone.get_entity_position(id))
+	check(
+		zone.get_entity_position(id).is_equal_approx(Vector3(1.5, -2.25, 3.0)),
+		"position in metres: %s" % zone.get_entity_position(id)
+	)
 	var payload := zone.get_payload(id)
 	check_eq(payload.size(), 14, "14 payload words")
-	check_eq([payload[0], payload[1], payload[2]], [7, 4294967295, 0], "payload kept, missing words 0")
+	check_eq(
+		[payload[0], payload[1], payload[2]], [7, 4294967295, 0], "payload kept, missing words 0"
+	)
 	check(zone.set_payload(id, PackedInt64Array([1, 2, 3])), "payload replaced")
 	check_eq(zone.get_payload(id)[2], 3, "new payload read back")
 	check(not zone.set_payload(id, PackedInt64Array([-1])), "negative words refused")
-	zone.run_ticks(20)   # one second at 20 Hz and 2 m/s along x
+	zone.run_ticks(20)  # one second at 20 Hz and 2 m/s along x
 	var p := zone.get_entity_position(id)
 	check(absf(p.x - 3.5) < 1e-4, "moved 2 m in one second: x = %f" % p.x)
 	check(zone.set_velocity(id, Vector3.ZERO), "velocity set")
@@ -45,20 +52,40 @@ func test_entity_api_round_trips_in_metres() -> void:
 	check_eq(zone.get_owned_positions().size(), 1, "bulk positions, same order")
 	check_eq(zone.get_owned_velocities()[0], Vector3.ZERO, "bulk velocities")
 	check(Performance.has_custom_monitor(&"FabricZone0/owned"), "a Performance monitor per figure")
-	check_eq(Performance.get_custom_monitor(&"FabricZone0/owned"), 1.0, "the monitor reads the zone")
+	check_eq(
+		Performance.get_custom_monitor(&"FabricZone0/owned"), 1.0, "the monitor reads the zone"
+	)
 	check(not zone.despawn(id + 1), "unknown id")
 	check(zone.despawn(id), "despawned")
 	check_eq(seen.despawned, [id], "despawned signal")
 	check_eq(zone.get_owned_ids().size(), 0, "nothing left")
-	check_eq(zone.spawn(Vector3(INF, 0, 0), Vector3.ZERO, PackedInt64Array()), -1, "non-finite refused")
+	check_eq(
+		zone.spawn(Vector3(INF, 0, 0), Vector3.ZERO, PackedInt64Array()), -1, "non-finite refused"
+	)
 	var stats := zone.get_stats()
-	for key in ["tick", "owned", "staging", "incoming", "tick_p50_msec", "tick_p99_msec", "tick_max_msec",
-			"overruns", "dropped_ticks", "migrations_in_per_sec", "migrations_out_per_sec",
-			"handoff_p50_msec", "handoff_p99_msec", "links"]:
+	for key in [
+		"tick",
+		"owned",
+		"staging",
+		"incoming",
+		"tick_p50_msec",
+		"tick_p99_msec",
+		"tick_max_msec",
+		"overruns",
+		"dropped_ticks",
+		"migrations_in_per_sec",
+		"migrations_out_per_sec",
+		"handoff_p50_msec",
+		"handoff_p99_msec",
+		"links"
+	]:
 		check(stats.has(key), "get_stats() has %s" % key)
 	check(stats.tick >= 25, "25 ticks run: %d" % stats.tick)
 	check_eq(stats.ticks_measured >= 25, true, "every tick timed")
-	check(stats.tick_max_msec > 0.0 and stats.tick_p50_msec <= stats.tick_max_msec, "tick times ordered")
+	check(
+		stats.tick_max_msec > 0.0 and stats.tick_p50_msec <= stats.tick_max_msec,
+		"tick times ordered"
+	)
 	zone.queue_free()
 
 

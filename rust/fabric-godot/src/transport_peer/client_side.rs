@@ -72,8 +72,7 @@ impl FabricMMOGTransportPeer {
                     self.role = Role::Idle;
                     self.fail(format!("session closed: {reason}"));
                     if was_joined {
-                        self.base_mut()
-                            .emit_signal("peer_disconnected", &[1i64.to_variant()]);
+                        self.emit_kept_alive("peer_disconnected", &[1i64.to_variant()]);
                     }
                     return;
                 }
@@ -91,8 +90,7 @@ impl FabricMMOGTransportPeer {
                 {
                     *server_joined = true;
                     self.status = ConnectionStatus::CONNECTED;
-                    self.base_mut()
-                        .emit_signal("peer_connected", &[1i64.to_variant()]);
+                    self.emit_kept_alive("peer_connected", &[1i64.to_variant()]);
                 }
             }
             Ok(_) => {}

@@ -523,11 +523,28 @@ impl FabricMMOGTransportPeer {
         Error::ERR_INVALID_PARAMETER
     }
 
+    /// Emits `signal` with `args`, keeping this peer alive until Godot's next idle time.
+    ///
+    /// Signals are emitted from inside `poll()` (and other calls) while Rust borrows the peer. A
+    /// handler may drop the application's last reference to it, for example
+    /// `multiplayer.multiplayer_peer = null` in `peer_disconnected`; Godot would then free the
+    /// peer in the middle of the borrow, which gdext answers by aborting the process. A deferred
+    /// call holding a reference moves that last release to after the call returns. Signals are
+    /// rare (connections, state changes), so the small callable per emission costs nothing per
+    /// frame.
+    pub(super) fn emit_kept_alive(&mut self, signal: &str, args: &[Variant]) {
+        let keep = self.to_gd();
+        Callable::from_fn("fabric_peer_keep_alive", move |_| {
+            let _ = &keep;
+        })
+        .call_deferred(&[]);
+        self.base_mut().emit_signal(signal, args);
+    }
+
     fn set_state(&mut self, state: i32) {
         if self.state != state {
             self.state = state;
-            self.base_mut()
-                .emit_signal("connection_state_changed", &[state.to_variant()]);
+            self.emit_kept_alive("connection_state_changed", &[state.to_variant()]);
         }
     }
 
@@ -536,8 +553,7 @@ impl FabricMMOGTransportPeer {
         self.last_error = GString::from(&reason);
         self.status = ConnectionStatus::DISCONNECTED;
         self.set_state(Self::STATE_FAILED);
-        self.base_mut()
-            .emit_signal("connection_error", &[GString::from(&reason).to_variant()]);
+        self.emit_kept_alive("connection_error", &[GString::from(&reason).to_variant()]);
     }
 
     fn reset_state(&mut self) {
@@ -553,7 +569,7 @@ impl FabricMMOGTransportPeer {
         if ControlMessage::is_control(data) {
             let msg = ControlMessage::decode(data).map_err(|e| e.to_string())?;
             let text = String::from_utf8_lossy(data).into_owned();
-            self.base_mut().emit_signal(
+            self.emit_kept_alive(
                 "control_received",
                 &[
                     GString::from(&text).to_variant(),

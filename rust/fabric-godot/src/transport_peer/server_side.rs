@@ -42,7 +42,7 @@ impl FabricMMOGTransportPeer {
                 ServerEvent::Datagram { session, data } => self.server_bytes(session, &data),
                 ServerEvent::CertRotated { hash, next, .. } => {
                     let next = next.map(|n| n.to_base64()).unwrap_or_default();
-                    self.base_mut().emit_signal(
+                    self.emit_kept_alive(
                         "cert_rotated",
                         &[
                             GString::from(&hash.to_base64()).to_variant(),
@@ -74,8 +74,7 @@ impl FabricMMOGTransportPeer {
                         // still queued would reach it after `peer_disconnected` and fail its
                         // `connected_peers.has(sender)` check (an engine error per packet).
                         self.incoming.retain(|p| p.from != id);
-                        self.base_mut()
-                            .emit_signal("peer_disconnected", &[i64::from(id).to_variant()]);
+                        self.emit_kept_alive("peer_disconnected", &[i64::from(id).to_variant()]);
                     }
                 }
             }
@@ -149,8 +148,7 @@ impl FabricMMOGTransportPeer {
                 let _ = server
                     .sender()
                     .send_message(session, ControlMessage::Joined { peer_id }.encode());
-                self.base_mut()
-                    .emit_signal("peer_connected", &[i64::from(id).to_variant()]);
+                self.emit_kept_alive("peer_connected", &[i64::from(id).to_variant()]);
             }
             Ok(Some(ControlMessage::Ping { id })) => {
                 if let Role::Server { server, .. } = &self.role {
