@@ -8,8 +8,10 @@
 //!   the in-engine tests (single, and double precision when ../shared/godot is present); the last
 //!   line is `total: N passed, N failed`.
 //! - `cargo xtask build [--release] [--double]`: build the extension into the addon.
+//! - `cargo xtask fuzz [--seconds N] [TARGET]`: build the fuzz targets and run each N seconds.
 
 mod demo;
+mod fuzz;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +54,14 @@ enum Cmd {
     },
     /// Find or install Godot, build the extension and import the project.
     Setup,
+    /// Build the fuzz targets of fuzz/ (installing cargo-fuzz when missing) and run each.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (default: all).
+        target: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Test { no_lint } => test::run(!no_lint),
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)
             .map(|p| println!("installed {}", p.display())),
+        Cmd::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()).map(drop),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());
             println!("extension built and project imported");
