@@ -1,12 +1,14 @@
 //! `cargo xtask fuzz [--seconds N] [TARGET]`: builds the cargo-fuzz targets of `fuzz/` and runs
 //! each for N seconds, then prints a table (target, runs, exec/s, result).
 //!
-//! cargo-fuzz is installed on first use (`cargo install cargo-fuzz --locked`) into the cache
-//! root `$FABRIC_CACHE` or `~/.cache/multiplayer-fabric/cargo-tools`, so nothing is assumed on
-//! the machine. The stable toolchain is used with `RUSTC_BOOTSTRAP=1` (cargo-fuzz passes
-//! nightly `-Z` flags) and no sanitizer: the targets are safe Rust, and the capped allocator
+//! cargo-fuzz is installed on first use (`cargo install cargo-fuzz --locked`) into
+//! `<cache>/cargo-tools` (`$FABRIC_CACHE`, else `~/.cache/multiplayer-fabric`), so nothing is
+//! assumed on the machine; the instrumented build goes to `<cache>/fuzz-target`. The stable
+//! toolchain is used with `RUSTC_BOOTSTRAP=1` (cargo-fuzz passes nightly `-Z` flags) and no
+//! sanitizer: the targets are safe Rust, and the capped allocator
 //! of `fuzz/src/lib.rs` catches allocations sized from untrusted lengths. Each target reads
-//! its committed seeds (`fuzz/seeds/<target>/`) and keeps what it finds in `fuzz/corpus/<target>/`;
+//! its committed seeds (`fuzz/seeds/<target>/`) and dictionary (`fuzz/dicts/<target>.dict`, when
+//! there is one) and keeps what it finds in `fuzz/corpus/<target>/`;
 //! a crash leaves its input in `fuzz/artifacts/<target>/` (see docs/fuzzing.md).
 
 use std::path::{Path, PathBuf};
@@ -54,8 +56,9 @@ pub fn targets() -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-fn tools_root() -> PathBuf {
-    let cache = std::env::var_os("FABRIC_CACHE")
+/// `$FABRIC_CACHE`, else `~/.cache/multiplayer-fabric` (as `scripts/setup-godot.sh`).
+fn cache_root() -> PathBuf {
+    std::env::var_os("FABRIC_CACHE")
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("multiplayer-fabric"))
@@ -63,11 +66,20 @@ fn tools_root() -> PathBuf {
         .or_else(|| {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/multiplayer-fabric"))
         })
-        .unwrap_or_else(|| paths::target_dir().join("cache"));
-    cache.join("cargo-tools")
+        .unwrap_or_else(|| paths::target_dir().join("cache"))
 }
 
-/// The cargo-fuzz binary: on `PATH`, else in the cache root, else installed there now.
+fn tools_root() -> PathBuf {
+    cache_root().join("cargo-tools")
+}
+
+/// Where the instrumented build goes: in the cache, so that a fresh clone on the same machine
+/// (CI) rebuilds only the project's crates, not their dependencies.
+fn fuzz_target_dir() -> PathBuf {
+    cache_root().join("fuzz-target")
+}
+
+/// The cargo-fuzz binary: in the cache root, else on `PATH`, else installed in the cache now.
 fn cargo_fuzz() -> anyhow::Result<PathBuf> {
     let cached = tools_root().join("bin/cargo-fuzz");
     if cached.is_file() {
@@ -113,7 +125,8 @@ fn fuzz_command(cargo_fuzz: &Path) -> Command {
 /// Builds every target (release, debug assertions on, no sanitizer).
 fn build(cargo_fuzz: &Path) -> anyhow::Result<()> {
     let status = fuzz_command(cargo_fuzz)
-        .args(["build", "--sanitizer", "none"])
+        .args(["build", "--sanitizer", "none", "--target-dir"])
+        .arg(fuzz_target_dir())
         .status()
         .context("running cargo fuzz build")?;
     if !status.success() {
@@ -124,8 +137,7 @@ fn build(cargo_fuzz: &Path) -> anyhow::Result<()> {
 
 /// The built binary of a target.
 fn binary(target: &str) -> PathBuf {
-    fuzz_dir()
-        .join("target")
+    fuzz_target_dir()
         .join(format!("{}-unknown-linux-gnu", std::env::consts::ARCH))
         .join("release")
         .join(target)
@@ -150,6 +162,10 @@ fn run_target(target: &str, seconds: u64) -> anyhow::Result<Outcome> {
     let seeds = dir.join("seeds").join(target);
     if seeds.is_dir() {
         cmd.arg(&seeds);
+    }
+    let dict = dir.join("dicts").join(format!("{target}.dict"));
+    if dict.is_file() {
+        cmd.arg(format!("-dict={}", dict.display()));
     }
     cmd.arg(format!("-max_total_time={seconds}"))
         .arg("-print_final_stats=1")
