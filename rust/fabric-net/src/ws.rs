@@ -51,7 +51,6 @@ pub(crate) enum Cmd {
 }
 
 /// What arrived on a link (see [`decode`]).
-#[derive(Debug)]
 pub enum Incoming {
     /// An unreliable datagram (the envelope byte removed).
     Datagram(Bytes),
