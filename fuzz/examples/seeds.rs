@@ -290,6 +290,10 @@ fn main() {
         format!("{h},{}\n", CertHash([0xab; 32])).as_bytes(),
     );
 
+    let identity = wtransport::Identity::self_signed(["localhost", "127.0.0.1"]).expect("identity");
+    let der = identity.certificate_chain().as_slice()[0].der().to_vec();
+    write(root, "cert_der", "self-signed-14d", &der);
+
     let issuer = JoinTokenIssuer::new(SigningKey::from_bytes(&[7; 32]), 300);
     let (token, _) = issuer
         .issue("alice", "zone-1", "j-1", 1_800_000_000)
