@@ -70,16 +70,51 @@ mod tests {
         ));
     }
 
+    /// Serves `data` and records the largest read buffer it was offered.
+    struct Recording<'a> {
+        data: &'a [u8],
+        largest: usize,
+    }
+
+    impl AsyncRead for Recording<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.largest = self.largest.max(buf.remaining());
+            let n = self.data.len().min(buf.remaining());
+            buf.put_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
     #[tokio::test]
     async fn an_announced_length_allocates_only_what_arrives() {
-        // The buffer was `vec![0; len]` from the 4-byte length before any byte arrived. The
-        // allocation itself is checked by `cargo fuzz run reliable_stream` (its allocator aborts
-        // on anything over 1 MiB; fuzz/seeds/reliable_stream/announce-16mib is this input).
-        let mut stream: &[u8] = &[0xff, 0xff, 0xff, 0x00, b'a', b'b'];
-        let r = read_message(&mut stream).await;
+        // Found by `cargo fuzz run reliable_stream` (its allocator refuses anything over 1 MiB;
+        // fuzz/seeds/reliable_stream/crash-alloc-announced-length): the buffer was
+        // `vec![0; len]` from the 4-byte length, 16 MiB before a single byte arrived.
+        let mut r = Recording {
+            data: &[0x00, 0x00, 0x00, 0x01, b'a', b'b'],
+            largest: 0,
+        };
+        let got = read_message(&mut r).await;
         assert!(
-            matches!(&r, Err(StreamError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof),
-            "{r:?}"
+            matches!(&got, Err(StreamError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            "a message cut short is an error: {got:?}"
         );
+        assert!(
+            r.largest <= 64 * 1024,
+            "a 16 MiB announcement made a {}-byte buffer with 2 bytes received",
+            r.largest
+        );
+        let mut msg = 3u32.to_le_bytes().to_vec();
+        msg.extend_from_slice(b"xyz");
+        let mut r = Recording {
+            data: &msg,
+            largest: 0,
+        };
+        assert_eq!(read_message(&mut r).await.unwrap(), Some(b"xyz".to_vec()));
     }
 }
