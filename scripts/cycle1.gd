@@ -17,6 +17,7 @@ extends Node
 ## `--transport auto|webtransport|websocket` picks the peer's transport (default auto).
 
 const RESEND_MSEC := 250
+const MAX_REDISCOVERIES := 2
 
 var peer := FabricMMOGTransportPeer.new()
 var url := "https://127.0.0.1:4433/wt"
@@ -26,16 +27,15 @@ var backend := ""
 var api_key := ""
 var zone_name := ""
 var token_mode := "issue"
-var _token := ""
-var _started := false
 ## With --hold: stay connected after the checks passed until the server ends the session
 ## (printed as SESSION_ENDED, exit 0) or the timeout passes (exit 1).
 var hold := false
+var _token := ""
+var _started := false
 var _holding := false
 ## The pinned hash came from the registry (not --cert-hash): a mismatch means "discover again".
 var _hash_from_registry := false
 var _rediscoveries := 0
-const MAX_REDISCOVERIES := 2
 
 var _start_usec := 0
 var _ping_id := ""
@@ -70,7 +70,12 @@ func _connect() -> void:
 ## The zone's certificate changed after discovery: look it up again and reconnect.
 func _rediscover(reason: String) -> void:
 	_rediscoveries += 1
-	_log("CERT_CHANGED since discovery (%s); discovering again (%d/%d)" % [reason, _rediscoveries, MAX_REDISCOVERIES])
+	_log(
+		(
+			"CERT_CHANGED since discovery (%s); discovering again (%d/%d)"
+			% [reason, _rediscoveries, MAX_REDISCOVERIES]
+		)
+	)
 	_started = false
 	peer.close()
 	cert_hash = ""
@@ -83,8 +88,10 @@ func _discover() -> void:
 	var registry := FabricRegistry.new()
 	registry.backend_url = backend
 	registry.api_key = api_key
-	registry.request_failed.connect(func(what, status, code, message):
-		_fail("the registry refused to %s: HTTP %d %s %s" % [what, status, code, message]))
+	registry.request_failed.connect(
+		func(what, status, code, message):
+			_fail("the registry refused to %s: HTTP %d %s %s" % [what, status, code, message])
+	)
 	add_child(registry)
 	var zones := await registry.list_zones()
 	if _done:
@@ -95,10 +102,26 @@ func _discover() -> void:
 			zone = z
 			break
 	if zone.is_empty():
-		_fail("the registry at %s lists no zone%s" % [backend, "" if zone_name.is_empty() else " named " + zone_name])
+		_fail(
+			(
+				"the registry at %s lists no zone%s"
+				% [backend, "" if zone_name.is_empty() else " named " + zone_name]
+			)
+		)
 		return
-	_log("DISCOVERED zone %s (%s) at %s:%d cert_hash=%s after %.1f ms" % [
-		zone.id, zone.get("name", ""), zone.get("address", ""), int(zone.get("port", 0)), zone.cert_hash, _elapsed_msec()])
+	_log(
+		(
+			"DISCOVERED zone %s (%s) at %s:%d cert_hash=%s after %.1f ms"
+			% [
+				zone.id,
+				zone.get("name", ""),
+				zone.get("address", ""),
+				int(zone.get("port", 0)),
+				zone.cert_hash,
+				_elapsed_msec()
+			]
+		)
+	)
 	if token_mode != "none":
 		_token = await registry.issue_join_token(zone.id)
 		if _done:
@@ -165,14 +188,34 @@ func _on_control(text: String, _from: int) -> void:
 		_log("PONG %s after %.1f ms" % [text, now])
 	elif msg.get("event") == "welcome" and _zone_msec < 0.0:
 		_zone_msec = now
-		_log("ZONE_DATAGRAM zone_id=%d tick=%d session=%d after %.1f ms: %s" % [
-			int(msg.get("zone_id", -1)), int(msg.get("tick", -1)), int(msg.get("session", -1)), now, text])
-		peer.send_control(JSON.stringify({"action": "welcome_ack", "session": int(msg.get("session", 0)), "v": 1}), 1)
+		_log(
+			(
+				"ZONE_DATAGRAM zone_id=%d tick=%d session=%d after %.1f ms: %s"
+				% [
+					int(msg.get("zone_id", -1)),
+					int(msg.get("tick", -1)),
+					int(msg.get("session", -1)),
+					now,
+					text
+				]
+			)
+		)
+		peer.send_control(
+			JSON.stringify(
+				{"action": "welcome_ack", "session": int(msg.get("session", 0)), "v": 1}
+			),
+			1
+		)
 	elif msg.get("event") == "error":
 		_fail("the gateway reported %s: %s" % [msg.get("code", "?"), msg.get("message", "")])
 		return
 	if _pong_msec >= 0.0 and _zone_msec >= 0.0 and not _done and not _holding:
-		_log("OK handshake=%.1f ms pong=%.1f ms zone_datagram=%.1f ms" % [_connected_msec, _pong_msec, _zone_msec])
+		_log(
+			(
+				"OK handshake=%.1f ms pong=%.1f ms zone_datagram=%.1f ms"
+				% [_connected_msec, _pong_msec, _zone_msec]
+			)
+		)
 		if hold:
 			_holding = true
 			_log("holding the session until the server ends it")
@@ -183,8 +226,12 @@ func _on_control(text: String, _from: int) -> void:
 
 
 func _on_connection_error(reason: String) -> void:
-	if _hash_from_registry and _connected_msec < 0.0 and _rediscoveries < MAX_REDISCOVERIES \
-			and "does not match the pinned hash" in reason:
+	if (
+		_hash_from_registry
+		and _connected_msec < 0.0
+		and _rediscoveries < MAX_REDISCOVERIES
+		and "does not match the pinned hash" in reason
+	):
 		_rediscover.call_deferred(reason)
 		return
 	if _holding and not _done:

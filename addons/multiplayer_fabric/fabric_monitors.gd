@@ -14,16 +14,22 @@ extends Node
 ## [method FabricMMOGTransportPeer.get_stats] that is a number; a monitor whose peer is gone
 ## reads 0.
 
-## The peer to watch.
-var peer: FabricMMOGTransportPeer
-## Prefix of the monitor names (the part before the slash becomes the group in the editor).
-@export var prefix := "Fabric/"
-
 ## The numeric statistics shown, in this order.
 const STATS: Array[String] = [
-	"rtt_msec", "peers", "packets_sent", "packets_received", "bytes_sent", "bytes_received",
-	"stale_dropped", "send_errors",
+	"rtt_msec",
+	"peers",
+	"packets_sent",
+	"packets_received",
+	"bytes_sent",
+	"bytes_received",
+	"stale_dropped",
+	"send_errors",
 ]
+
+## Prefix of the monitor names (the part before the slash becomes the group in the editor).
+@export var prefix := "Fabric/"
+## The peer to watch.
+var peer: FabricMMOGTransportPeer
 
 var _registered: Array[StringName] = []
 
@@ -32,7 +38,9 @@ func _enter_tree() -> void:
 	for stat in STATS:
 		var id := StringName(prefix + stat)
 		if Performance.has_custom_monitor(id):
-			push_warning("FabricMonitors: a monitor named %s exists already; set another prefix" % id)
+			push_warning(
+				"FabricMonitors: a monitor named %s exists already; set another prefix" % id
+			)
 			continue
 		Performance.add_custom_monitor(id, _read.bind(stat))
 		_registered.append(id)

@@ -40,7 +40,9 @@ func list_zones() -> Array:
 
 ## A short-lived join token for `zone_id`, or "" when refused (see [signal request_failed]).
 func issue_join_token(zone_id: String) -> String:
-	var r := await _request("issue a join token", HTTPClient.METHOD_POST, "/tokens/join", {"zone_id": zone_id})
+	var r := await _request(
+		"issue a join token", HTTPClient.METHOD_POST, "/tokens/join", {"zone_id": zone_id}
+	)
 	if r.status != 200:
 		return ""
 	return String(r.body.get("token", ""))
@@ -48,7 +50,9 @@ func issue_join_token(zone_id: String) -> String:
 
 ## Creates an account and returns its API key (shown once), or "" when refused.
 func create_account(account_name: String) -> String:
-	var r := await _request("create an account", HTTPClient.METHOD_POST, "/accounts", {"name": account_name})
+	var r := await _request(
+		"create an account", HTTPClient.METHOD_POST, "/accounts", {"name": account_name}
+	)
 	if r.status != 201:
 		return ""
 	return String(r.body.get("api_key", ""))
@@ -95,7 +99,9 @@ func _request(what: String, method: int, path: String, body) -> Dictionary:
 	var parsed = JSON.parse_string((res[3] as PackedByteArray).get_string_from_utf8())
 	var reply: Dictionary = parsed if typeof(parsed) == TYPE_DICTIONARY else {}
 	if res[0] != HTTPRequest.RESULT_SUCCESS:
-		request_failed.emit(what, 0, "unreachable", "no answer from %s (result %d)" % [backend_url, res[0]])
+		request_failed.emit(
+			what, 0, "unreachable", "no answer from %s (result %d)" % [backend_url, res[0]]
+		)
 		return {"status": 0, "body": {}}
 	if status >= 400:
 		var e: Dictionary = reply.get("error", {})

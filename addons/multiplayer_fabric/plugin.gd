@@ -7,7 +7,12 @@ extends EditorPlugin
 
 func _enter_tree() -> void:
 	if not ClassDB.class_exists(&"FabricMMOGTransportPeer"):
-		push_error("Multiplayer Fabric: the native library did not load. Build it with `cargo xtask build` (see the addon README).")
+		push_error(
+			(
+				"Multiplayer Fabric: the native library did not load. Build it with"
+				+ " `cargo xtask build` (see the addon README)."
+			)
+		)
 	else:
 		print("Multiplayer Fabric: FabricMMOGTransportPeer and FabricZone are available.")
 

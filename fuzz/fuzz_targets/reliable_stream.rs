@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
                 );
                 return;
             }
-            Err(StreamError::Io(_)) => return,
+            Err(_) => return,
         }
     }
 });

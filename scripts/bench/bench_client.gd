@@ -60,7 +60,12 @@ func _ready() -> void:
 	_deadline_msec = Time.get_ticks_msec() + int(args.get("timeout", "120")) * 1000
 	_transport = args.get("transport", "")
 	_msg.resize(Common.MESSAGE_SIZE)
-	var peer := Common.make_client(_transport, args.get("host", "127.0.0.1"), int(args.get("port", "0")), args.get("cert-hash", ""))
+	var peer := Common.make_client(
+		_transport,
+		args.get("host", "127.0.0.1"),
+		int(args.get("port", "0")),
+		args.get("cert-hash", "")
+	)
 	if peer == null:
 		get_tree().quit(1)
 		return
@@ -79,7 +84,9 @@ func _process(_delta: float) -> void:
 
 func _frame() -> void:
 	if Time.get_ticks_msec() > _deadline_msec:
-		_fail("timed out in phase %d step %s (sent %d, received %d)" % [_phase, _step, _sent, _recv])
+		_fail(
+			"timed out in phase %d step %s (sent %d, received %d)" % [_phase, _step, _sent, _recv]
+		)
 		return
 	if not _connected:
 		return
@@ -119,7 +126,11 @@ func _send_echo(reliable: bool) -> void:
 	_msg.encode_u64(8, now)
 	_t_last_send = now
 	_sent += 1
-	var mode := MultiplayerPeer.TRANSFER_MODE_RELIABLE if reliable else MultiplayerPeer.TRANSFER_MODE_UNRELIABLE
+	var mode := (
+		MultiplayerPeer.TRANSFER_MODE_RELIABLE
+		if reliable
+		else MultiplayerPeer.TRANSFER_MODE_UNRELIABLE
+	)
 	(multiplayer as SceneMultiplayer).send_bytes(_msg, 1, mode, 0)
 
 

@@ -113,10 +113,14 @@ static func make_server(transport: String, bind: String, port: int) -> Multiplay
 ## A client peer for `transport` connecting to `host`:`port`; null with an error printed.
 ## Our peers take the WebTransport URL either way: with `transport = "websocket"` the peer derives
 ## wss://host:port/ws from it and pins the same hash, as a game's client does.
-static func make_client(transport: String, host: String, port: int, cert_hash: String) -> MultiplayerPeer:
+static func make_client(
+	transport: String, host: String, port: int, cert_hash: String
+) -> MultiplayerPeer:
 	if FABRIC_TRANSPORTS.has(transport):
 		var p := _fabric_peer(transport)
-		p.connection_error.connect(func(reason): printerr("BENCH_ERROR %s: %s" % [transport, reason]))
+		p.connection_error.connect(
+			func(reason): printerr("BENCH_ERROR %s: %s" % [transport, reason])
+		)
 		if p.create_client("https://%s:%d/wt" % [host, port], cert_hash) != OK:
 			printerr("BENCH_ERROR %s create_client: %s" % [transport, p.last_error])
 			return null

@@ -4,7 +4,8 @@ extends Node
 ## Prints `BENCH_SERVER_READY port=P cert_hash=H` when listening; quits when the client that said
 ## bye disconnects (at most 3 s after the bye), or fails after --timeout seconds.
 ##
-## User arguments: --transport fabric-wt|fabric-websocket|enet|websocket --bind ADDR --port P [--fps N] [--phase-us P] [--timeout S]
+## User arguments: --transport fabric-wt|fabric-websocket|enet|websocket --bind ADDR --port P
+## [--fps N] [--phase-us P] [--timeout S]
 
 const Common := preload("res://scripts/bench/bench_common.gd")
 
@@ -19,7 +20,9 @@ func _ready() -> void:
 	_grid = Common.setup_pacing(args)
 	_deadline_msec = Time.get_ticks_msec() + int(args.get("timeout", "120")) * 1000
 	var transport: String = args.get("transport", "")
-	var peer := Common.make_server(transport, args.get("bind", "127.0.0.1"), int(args.get("port", "0")))
+	var peer := Common.make_server(
+		transport, args.get("bind", "127.0.0.1"), int(args.get("port", "0"))
+	)
 	if peer == null:
 		get_tree().quit(1)
 		return
@@ -53,7 +56,11 @@ func _on_packet(from: int, data: PackedByteArray) -> void:
 	var mp := multiplayer as SceneMultiplayer
 	match data[0]:
 		Common.KIND_ECHO:
-			var mode := MultiplayerPeer.TRANSFER_MODE_RELIABLE if data[1] & 0x80 else MultiplayerPeer.TRANSFER_MODE_UNRELIABLE
+			var mode := (
+				MultiplayerPeer.TRANSFER_MODE_RELIABLE
+				if data[1] & 0x80
+				else MultiplayerPeer.TRANSFER_MODE_UNRELIABLE
+			)
 			mp.send_bytes(data, from, mode, 0)
 			_echoed += 1
 		Common.KIND_STAT:

@@ -85,9 +85,6 @@ var _done := false
 var _start_msec := 0
 var _round_start_msec := 0
 
-@onready var players: Node = $Players
-@onready var spawner: MultiplayerSpawner = $Spawner
-
 # Server state (reset each round where noted).
 var _state := "collect"  # collect -> roster_sent -> closing
 var _names := {}  # peer id -> registered name (current connections)
@@ -116,6 +113,9 @@ var _finished_round := false
 var _last_check_msec := 0
 var _retries_left := CONNECT_RETRIES
 
+@onready var players: Node = $Players
+@onready var spawner: MultiplayerSpawner = $Spawner
+
 
 func _ready() -> void:
 	_start_msec = Time.get_ticks_msec()
@@ -139,7 +139,12 @@ func _process(_delta: float) -> void:
 	if _done:
 		return
 	if Time.get_ticks_msec() - _round_start_msec > timeout_sec * 1000.0:
-		_fail("timed out after %.0f s in round %d waiting for: %s" % [timeout_sec, round_no, _missing()])
+		_fail(
+			(
+				"timed out after %.0f s in round %d waiting for: %s"
+				% [timeout_sec, round_no, _missing()]
+			)
+		)
 		return
 	if role == "server":
 		for p in players.get_children():
@@ -156,11 +161,20 @@ func _start_server() -> void:
 	peer.transport = transport
 	var err := peer.create_server(port, bind_address)
 	if err != OK:
-		_fail("create_server(%d, %s) failed: %s %s" % [port, bind_address, error_string(err), peer.last_error])
+		_fail(
+			(
+				"create_server(%d, %s) failed: %s %s"
+				% [port, bind_address, error_string(err), peer.last_error]
+			)
+		)
 		return
 	multiplayer.multiplayer_peer = peer
-	print("MP_READY port=%d cert_hash=%s clients=%d rounds=%d transport=%s" % [
-		peer.get_bound_port(), peer.get_cert_hash(), expected_clients, rounds, transport])
+	print(
+		(
+			"MP_READY port=%d cert_hash=%s clients=%d rounds=%d transport=%s"
+			% [peer.get_bound_port(), peer.get_cert_hash(), expected_clients, rounds, transport]
+		)
+	)
 
 
 func _server_peer_connected(id: int) -> void:
@@ -206,17 +220,31 @@ func _end_round() -> void:
 	await get_tree().create_timer(0.3).timeout
 	if _done:
 		return
-	print("MP_ROUND_DONE round=%d t=%.2f objects=%d nodes=%d static_mem=%d players_left=%d peers_left=%d" % [
-		round_no, _secs(), Performance.get_monitor(Performance.OBJECT_COUNT),
-		Performance.get_monitor(Performance.OBJECT_NODE_COUNT), OS.get_static_memory_usage(),
-		players.get_child_count(), multiplayer.get_peers().size()])
+	print(
+		(
+			"MP_ROUND_DONE round=%d t=%.2f objects=%d nodes=%d static_mem=%d players_left=%d peers_left=%d"
+			% [
+				round_no,
+				_secs(),
+				Performance.get_monitor(Performance.OBJECT_COUNT),
+				Performance.get_monitor(Performance.OBJECT_NODE_COUNT),
+				OS.get_static_memory_usage(),
+				players.get_child_count(),
+				multiplayer.get_peers().size()
+			]
+		)
+	)
 	if round_no >= rounds:
 		var connected := _connected_log.keys()
 		var disconnected := _disconnected_log.keys()
 		connected.sort()
 		disconnected.sort()
-		print("MP_SERVER_OK rounds=%d connected=%s disconnected=%s" % [
-			rounds, _ids(connected), _ids(disconnected)])
+		print(
+			(
+				"MP_SERVER_OK rounds=%d connected=%s disconnected=%s"
+				% [rounds, _ids(connected), _ids(disconnected)]
+			)
+		)
 		_finish(true, "")
 		return
 	round_no += 1
@@ -227,15 +255,20 @@ func _end_round() -> void:
 
 
 @rpc("any_peer", "call_remote", "reliable")
-func register(name_: String, nonce: int) -> void:
+func register(player_label: String, nonce: int) -> void:
 	if role != "server":
 		return
 	var sender := multiplayer.get_remote_sender_id()
-	_names[sender] = name_
+	_names[sender] = player_label
 	var p := players.get_node_or_null(str(sender)) as Player
 	if p:
-		p.label = name_
-	print("MP_SERVER_REGISTER id=%d name=%s nonce=%d round=%d" % [sender, name_, nonce, round_no])
+		p.label = player_label
+	print(
+		(
+			"MP_SERVER_REGISTER id=%d name=%s nonce=%d round=%d"
+			% [sender, player_label, nonce, round_no]
+		)
+	)
 	registered.rpc_id(sender, sender, nonce * 3 + 7, expected_clients)
 	_maybe_send_roster()
 
@@ -264,8 +297,12 @@ func report(client_round: int, summary: Dictionary) -> void:
 		_closing_ids = {}
 		for id in _reports:
 			_closing_ids[id] = true
-		print("MP_ROUND_OK round=%d reports=%d peers=%d t=%.2f" % [
-			round_no, _reports.size(), multiplayer.get_peers().size(), _secs()])
+		print(
+			(
+				"MP_ROUND_OK round=%d reports=%d peers=%d t=%.2f"
+				% [round_no, _reports.size(), multiplayer.get_peers().size(), _secs()]
+			)
+		)
 		finish.rpc(round_no)
 
 
@@ -283,7 +320,12 @@ func _connect() -> void:
 		_fail("create_client failed: %s %s" % [error_string(err), peer.last_error])
 		return
 	multiplayer.multiplayer_peer = peer
-	_log("MP_CLIENT_CONNECTING name=%s round=%d id=%d reuse=%s" % [player_name, round_no, peer.get_unique_id(), reuse_peer])
+	_log(
+		(
+			"MP_CLIENT_CONNECTING name=%s round=%d id=%d reuse=%s"
+			% [player_name, round_no, peer.get_unique_id(), reuse_peer]
+		)
+	)
 
 
 func _client_reset() -> void:
@@ -309,8 +351,12 @@ func _on_connected_to_server() -> void:
 	_connected_to_server = true
 	_my_id = multiplayer.get_unique_id()
 	_used_transport = peer.get_active_transport()
-	_log("MP_CLIENT_CONNECTED name=%s id=%d round=%d transport=%s states=%s" % [
-		player_name, _my_id, round_no, _used_transport, _ids(_states)])
+	_log(
+		(
+			"MP_CLIENT_CONNECTED name=%s id=%d round=%d transport=%s states=%s"
+			% [player_name, _my_id, round_no, _used_transport, _ids(_states)]
+		)
+	)
 	if transport != "auto" and _used_transport != transport:
 		_fail("asked for transport %s, connected over %s" % [transport, _used_transport])
 		return
@@ -329,7 +375,12 @@ func _on_connection_failed() -> void:
 	# A handshake can time out when UDP packets are dropped (a receive buffer overflowing on
 	# a loaded machine); a game retries, and so does this client, saying so.
 	_retries_left -= 1
-	print("MP_CLIENT_RETRY name=%s round=%d reason=%s" % [player_name, round_no, reason.replace(" ", "_")])
+	print(
+		(
+			"MP_CLIENT_RETRY name=%s round=%d reason=%s"
+			% [player_name, round_no, reason.replace(" ", "_")]
+		)
+	)
 	await get_tree().create_timer(0.2).timeout
 	if not _done:
 		_connect()
@@ -359,13 +410,28 @@ func _greets_with(id: int) -> bool:
 @rpc("authority", "call_remote", "reliable")
 func registered(your_id: int, value: int, clients: int) -> void:
 	if your_id != multiplayer.get_unique_id():
-		_fail("the server answered register for id %d, but this peer is %d" % [your_id, multiplayer.get_unique_id()])
+		_fail(
+			(
+				"the server answered register for id %d, but this peer is %d"
+				% [your_id, multiplayer.get_unique_id()]
+			)
+		)
 		return
 	if value != _nonce * 3 + 7:
-		_fail("reliable round trip: sent nonce %d, expected %d back, got %d" % [_nonce, _nonce * 3 + 7, value])
+		_fail(
+			(
+				"reliable round trip: sent nonce %d, expected %d back, got %d"
+				% [_nonce, _nonce * 3 + 7, value]
+			)
+		)
 		return
 	_reliable_value = value
-	_log("MP_CLIENT_RPC mode=reliable sent=%d got=%d expected=%d clients=%d" % [_nonce, value, _nonce * 3 + 7, clients])
+	_log(
+		(
+			"MP_CLIENT_RPC mode=reliable sent=%d got=%d expected=%d clients=%d"
+			% [_nonce, value, _nonce * 3 + 7, clients]
+		)
+	)
 
 
 @rpc("authority", "call_remote", "unreliable")
@@ -374,10 +440,20 @@ func upong(seq: int, value: int) -> void:
 		return  # Answers to resent pings.
 	var sent := _nonce + seq
 	if value != (sent ^ UNRELIABLE_SALT):
-		_fail("unreliable round trip: sent %d, expected %d back, got %d" % [sent, sent ^ UNRELIABLE_SALT, value])
+		_fail(
+			(
+				"unreliable round trip: sent %d, expected %d back, got %d"
+				% [sent, sent ^ UNRELIABLE_SALT, value]
+			)
+		)
 		return
 	_unreliable_value = value
-	_log("MP_CLIENT_RPC mode=unreliable sent=%d got=%d expected=%d attempts=%d" % [sent, value, sent ^ UNRELIABLE_SALT, _uping_seq])
+	_log(
+		(
+			"MP_CLIENT_RPC mode=unreliable sent=%d got=%d expected=%d attempts=%d"
+			% [sent, value, sent ^ UNRELIABLE_SALT, _uping_seq]
+		)
+	)
 
 
 @rpc("authority", "call_remote", "reliable")
@@ -410,7 +486,9 @@ func greet(from_name: String, token: int) -> void:
 @rpc("authority", "call_remote", "reliable")
 func finish(server_round: int) -> void:
 	if server_round != round_no or not _reported:
-		_fail("finish for round %d in round %d (reported: %s)" % [server_round, round_no, _reported])
+		_fail(
+			"finish for round %d in round %d (reported: %s)" % [server_round, round_no, _reported]
+		)
 		return
 	_finished_round = true
 	_log("MP_CLIENT_OK name=%s id=%d round=%d" % [player_name, _my_id, round_no])
@@ -426,7 +504,12 @@ func finish(server_round: int) -> void:
 	if _done:
 		return
 	if players.get_child_count() != 0:
-		_fail("%d spawned player nodes outlived the disconnect of round %d" % [players.get_child_count(), round_no])
+		_fail(
+			(
+				"%d spawned player nodes outlived the disconnect of round %d"
+				% [players.get_child_count(), round_no]
+			)
+		)
 		return
 	round_no += 1
 	_round_start_msec = Time.get_ticks_msec()
@@ -462,19 +545,55 @@ func _client_process() -> void:
 		var spawned := _player_ids()
 		for id in spawned:
 			var s: Dictionary = _sync[str(id)]
-			_log("MP_CLIENT_SYNC id=%d label=%s first=%d last=%d changes=%d" % [
-				id, (players.get_node(str(id)) as Player).label, s["first"], s["last"], s["changes"]])
+			_log(
+				(
+					"MP_CLIENT_SYNC id=%d label=%s first=%d last=%d changes=%d"
+					% [
+						id,
+						(players.get_node(str(id)) as Player).label,
+						s["first"],
+						s["last"],
+						s["changes"]
+					]
+				)
+			)
 		_log("MP_CLIENT_SPAWNED ids=%s" % _ids(spawned))
 		var summary := {
-			"name": player_name, "id": _my_id, "peers": _peers_seen.size(), "greets": _greets.size(),
-			"spawned": spawned.size(), "synced": _synced_count(), "reliable": _reliable_value,
+			"name": player_name,
+			"id": _my_id,
+			"peers": _peers_seen.size(),
+			"greets": _greets.size(),
+			"spawned": spawned.size(),
+			"synced": _synced_count(),
+			"reliable": _reliable_value,
 			"unreliable": _unreliable_value,
 		}
 		if not verbose:
-			print("MP_SESSION_ROUND name=%s round=%d id=%d peers=%d greets=%d greets_expected=%d spawned=%d synced=%d reliable=%d unreliable=%d retries=%d reuse=%s transport=%s states=%s" % [
-				player_name, round_no, _my_id, summary["peers"], summary["greets"], _expected_greets(),
-				summary["spawned"], summary["synced"], _reliable_value, _unreliable_value,
-				CONNECT_RETRIES - _retries_left, reuse_peer, _used_transport, _ids(_states)])
+			print(
+				(
+					(
+						"MP_SESSION_ROUND name=%s round=%d id=%d peers=%d greets=%d greets_expected=%d"
+						+ " spawned=%d synced=%d reliable=%d unreliable=%d retries=%d reuse=%s"
+						+ " transport=%s states=%s"
+					)
+					% [
+						player_name,
+						round_no,
+						_my_id,
+						summary["peers"],
+						summary["greets"],
+						_expected_greets(),
+						summary["spawned"],
+						summary["synced"],
+						_reliable_value,
+						_unreliable_value,
+						CONNECT_RETRIES - _retries_left,
+						reuse_peer,
+						_used_transport,
+						_ids(_states)
+					]
+				)
+			)
 		report.rpc_id(1, round_no, summary)
 
 
@@ -499,8 +618,13 @@ func _synced_count() -> int:
 	for id in _roster:
 		var s: Dictionary = _sync.get(str(id), {})
 		var p := players.get_node_or_null(str(id)) as Player
-		if not s.is_empty() and s["changes"] >= SYNC_CHANGES_WANTED and s["backwards"] == 0 \
-				and p != null and p.label == _roster[id]:
+		if (
+			not s.is_empty()
+			and s["changes"] >= SYNC_CHANGES_WANTED
+			and s["backwards"] == 0
+			and p != null
+			and p.label == _roster[id]
+		):
 			n += 1
 	return n
 
@@ -509,8 +633,19 @@ func _synced_count() -> int:
 func _missing() -> String:
 	var m := []
 	if role == "server":
-		m.append("state %s, %d/%d registered, %d/%d reported, %d closing" % [
-			_state, _names.size(), expected_clients, _reports.size(), expected_clients, _closing_ids.size()])
+		m.append(
+			(
+				"state %s, %d/%d registered, %d/%d reported, %d closing"
+				% [
+					_state,
+					_names.size(),
+					expected_clients,
+					_reports.size(),
+					expected_clients,
+					_closing_ids.size()
+				]
+			)
+		)
 		return ", ".join(m)
 	if _finished_round:
 		return ""
@@ -536,7 +671,9 @@ func _missing() -> String:
 	if seen != others:
 		m.append("peer_connected of %d/%d other peers" % [others - seen, others])
 	if _greets.size() != _expected_greets():
-		m.append("greetings from %d/%d peers" % [_expected_greets() - _greets.size(), _expected_greets()])
+		m.append(
+			"greetings from %d/%d peers" % [_expected_greets() - _greets.size(), _expected_greets()]
+		)
 	var roster_ids := _roster.keys()
 	roster_ids.sort()
 	if _player_ids() != roster_ids:
@@ -545,10 +682,17 @@ func _missing() -> String:
 		var example := ""
 		for id in _roster:
 			var p := players.get_node_or_null(str(id)) as Player
-			example = "player %d: %s label=%s roster=%s" % [id, _sync.get(str(id), {}), p.label, _roster[id]]
+			example = (
+				"player %d: %s label=%s roster=%s"
+				% [id, _sync.get(str(id), {}), p.label, _roster[id]]
+			)
 			break
-		m.append("synchronized counter changes and labels on %d/%d players (%s)" % [
-			_roster.size() - _synced_count(), _roster.size(), example])
+		m.append(
+			(
+				"synchronized counter changes and labels on %d/%d players (%s)"
+				% [_roster.size() - _synced_count(), _roster.size(), example]
+			)
+		)
 	return ", ".join(m)
 
 

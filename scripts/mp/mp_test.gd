@@ -18,16 +18,26 @@ extends Node
 ## own subtree `Peer<i>/MpTest/Session`, so the node paths relative to each multiplayer root are
 ## the same as on the server (`MpTest/Session`). See `mp_session.gd` for what each one checks.
 ##
-## `--timeout` is per round. Exits 0 only when every session's own checks passed; otherwise prints `MP_FAIL ...` and
-## exits 1 (timeouts included).
+## `--timeout` is per round. Exits 0 only when every session's own checks passed; otherwise
+## prints `MP_FAIL ...` and exits 1 (timeouts included).
 
 const SESSION := preload("res://scenes/mp/mp_session.tscn")
 const Session := preload("res://scripts/mp/mp_session.gd")
 
 var _args := {
-	"role": "client", "port": "0", "bind": "127.0.0.1", "clients": "1", "rounds": "1",
-	"url": "", "cert-hash": "", "name": "c1", "count": "1", "timeout": "30",
-	"reconnect-delay": "1.0", "sync-interval": "0.05", "transport": "auto",
+	"role": "client",
+	"port": "0",
+	"bind": "127.0.0.1",
+	"clients": "1",
+	"rounds": "1",
+	"url": "",
+	"cert-hash": "",
+	"name": "c1",
+	"count": "1",
+	"timeout": "30",
+	"reconnect-delay": "1.0",
+	"sync-interval": "0.05",
+	"transport": "auto",
 }
 var _sessions := []
 var _open := 0
@@ -103,9 +113,17 @@ func _on_round_closed(round_no: int) -> void:
 		return
 	# Every session of this process has closed the round: let frees run, then count objects.
 	await get_tree().create_timer(0.3).timeout
-	print("MP_SWARM_IDLE round=%d objects=%d nodes=%d static_mem=%d" % [
-		round_no, Performance.get_monitor(Performance.OBJECT_COUNT),
-		Performance.get_monitor(Performance.OBJECT_NODE_COUNT), OS.get_static_memory_usage()])
+	print(
+		(
+			"MP_SWARM_IDLE round=%d objects=%d nodes=%d static_mem=%d"
+			% [
+				round_no,
+				Performance.get_monitor(Performance.OBJECT_COUNT),
+				Performance.get_monitor(Performance.OBJECT_NODE_COUNT),
+				OS.get_static_memory_usage()
+			]
+		)
+	)
 
 
 func _on_session_finished(ok: bool, reason: String, session_name: String) -> void:

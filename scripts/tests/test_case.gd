@@ -17,7 +17,9 @@ func check(condition: bool, message: String) -> void:
 
 func check_eq(actual: Variant, expected: Variant, message: String) -> void:
 	if actual != expected:
-		failures.append("%s: expected %s, got %s" % [message, var_to_str(expected), var_to_str(actual)])
+		failures.append(
+			"%s: expected %s, got %s" % [message, var_to_str(expected), var_to_str(actual)]
+		)
 
 
 ## Polls `step` (a Callable returning bool) every frame until it returns true or `seconds` pass.

@@ -16,8 +16,12 @@ func _ready() -> void:
 	var at := args.find("--filter")
 	if at >= 0 and at + 1 < args.size():
 		_filter = args[at + 1]
-	print("Multiplayer Fabric in-engine tests (Godot %s, %s precision)" % [
-		Engine.get_version_info().string, "double" if OS.has_feature("double") else "single"])
+	print(
+		(
+			"Multiplayer Fabric in-engine tests (Godot %s, %s precision)"
+			% [Engine.get_version_info().string, "double" if OS.has_feature("double") else "single"]
+		)
+	)
 	_run_rust_tests()
 	await _run_gdscript_suites()
 	print("%d passed, %d failed" % [_passed, _failed])
@@ -37,7 +41,13 @@ func _record(name: String, failure: String) -> void:
 
 func _run_rust_tests() -> void:
 	if not ClassDB.class_exists(&"FabricTestRunner"):
-		_record("rust::extension_loaded", "FabricTestRunner is missing: the native library did not load")
+		_record(
+			"rust::extension_loaded",
+			(
+				"FabricTestRunner is missing: the native library did not load, or was built"
+				+ " without fabric-godot's feature `itest` (`cargo xtask setup` builds it with)"
+			)
+		)
 		return
 	var runner: Object = ClassDB.instantiate(&"FabricTestRunner")
 	for test_name in runner.list_rust_tests():

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use fabric_core::session_control::ControlMessage;
+use fabric_net::budget::Charge;
 use fabric_net::server::{ServerSender, close_code};
 use fabric_net::{Client, ClientConfig, ClientEvent};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -19,15 +20,11 @@ pub enum Inbound {
     Message(Vec<u8>),
 }
 
-/// Most items held while the zone session opens; more are dropped (datagrams) or end the
-/// session (a flood before the zone answers is not a real client).
-const MAX_PENDING: usize = 1024;
-
 /// Bridges `session` until either side ends.
 pub async fn run(
     session: u64,
     client: ServerSender,
-    mut inbound: UnboundedReceiver<Inbound>,
+    mut inbound: UnboundedReceiver<(Inbound, Charge)>,
     cfg: GatewayConfig,
 ) {
     let span = info_span!("bridge", session, zone = %cfg.zone);
@@ -60,7 +57,8 @@ pub async fn run(
         };
         ccfg.connect_timeout = cfg.zone_connect_timeout;
         let mut up = Client::connect(ccfg);
-        let mut pending: Vec<Inbound> = Vec::new();
+        // Held until the zone session opens, each item still counted in the session's budget.
+        let mut pending: Vec<(Inbound, Charge)> = Vec::new();
         let mut connected = false;
         loop {
             tokio::select! {
@@ -71,8 +69,8 @@ pub async fn run(
                         return;
                     };
                     if connected {
-                        forward_up(&up, item);
-                    } else if pending.len() < MAX_PENDING {
+                        forward_up(&up, item.0, &client, session);
+                    } else {
                         pending.push(item);
                     }
                 }
@@ -80,8 +78,8 @@ pub async fn run(
                     Some(ClientEvent::Connected { .. }) => {
                         info!("zone session open");
                         connected = true;
-                        for item in pending.drain(..) {
-                            forward_up(&up, item);
+                        for (item, _charge) in pending.drain(..) {
+                            forward_up(&up, item, &client, session);
                         }
                     }
                     Some(ClientEvent::Datagram(d)) => {
@@ -107,12 +105,22 @@ pub async fn run(
     .await
 }
 
-fn forward_up(up: &Client, item: Inbound) {
-    let r = match item {
-        Inbound::Datagram(d) => up.send_datagram(&d),
-        Inbound::Message(m) => up.send_message(m),
-    };
-    if let Err(e) = r {
-        debug!("not forwarded to the zone: {e}");
+/// Forwards one item to the zone. A datagram that cannot go is dropped (datagrams may be
+/// lost); a reliable message that cannot go ends the client session with the reason, so it is
+/// never lost silently.
+fn forward_up(up: &Client, item: Inbound, client: &ServerSender, session: u64) {
+    match item {
+        Inbound::Datagram(d) => {
+            if let Err(e) = up.send_datagram(&d) {
+                debug!("datagram not forwarded to the zone: {e}");
+            }
+        }
+        Inbound::Message(m) => {
+            if let Err(e) = up.send_message(m) {
+                let why = format!("a reliable message could not be forwarded to the zone: {e}");
+                warn!("{why}");
+                client.close_session(session, close_code::UPSTREAM, &why);
+            }
+        }
     }
 }

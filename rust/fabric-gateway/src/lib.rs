@@ -5,6 +5,12 @@
 //! get their own replies. When the zone cannot be reached, the client gets an `error` control
 //! datagram and its session is closed with the reason (code
 //! [`fabric_net::server::close_code::UPSTREAM`]); other sessions are not affected.
+//!
+//! What a client sends waits for its zone session in a queue bounded in bytes
+//! ([`GatewayConfig::session_budget`]), before the zone session opens and after: a datagram
+//! that does not fit is dropped (datagrams may be lost), a reliable message that does not fit
+//! closes the client session with [`fabric_net::server::close_code::UPSTREAM`] and a reason
+//! saying so; a reliable message is never dropped silently.
 #![warn(missing_docs)]
 
 mod bridge;
@@ -15,6 +21,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fabric_core::session_control::ControlMessage;
+use fabric_net::budget::{Budget, Charge};
+use fabric_net::server::close_code;
 use fabric_net::{
     CertHash, CertRotation, NetError, Server, ServerConfig, ServerEvent, ServerIdentity,
 };
@@ -71,6 +79,18 @@ pub struct GatewayConfig {
     /// Keep the current certificate hash (and the announced next one, on a second line) in
     /// this file, rewritten after every rotation.
     pub cert_hash_file: Option<PathBuf>,
+    /// Bytes one client session may have waiting for its zone session (before it opens and
+    /// while it is slower than the client); default [`DEFAULT_SESSION_BUDGET`].
+    pub session_budget: usize,
+}
+
+/// Default [`GatewayConfig::session_budget`]: 1 MiB.
+pub const DEFAULT_SESSION_BUDGET: usize = 1 << 20;
+
+/// One bridge's queue: its sender and the budget of its bytes.
+struct BridgeQueue {
+    tx: UnboundedSender<(Inbound, Charge)>,
+    budget: std::sync::Arc<Budget>,
 }
 
 /// A running gateway.
@@ -116,7 +136,7 @@ impl Gateway {
     /// Serves until `shutdown` resolves.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         let sender = self.server.sender();
-        let mut bridges: HashMap<u64, UnboundedSender<Inbound>> = HashMap::new();
+        let mut bridges: HashMap<u64, BridgeQueue> = HashMap::new();
         tokio::pin!(shutdown);
         loop {
             let ev = tokio::select! {
@@ -130,7 +150,8 @@ impl Gateway {
                 } => {
                     info!(session, %remote, "client session opened");
                     let (tx, rx) = unbounded_channel();
-                    bridges.insert(session, tx);
+                    let budget = Budget::new(self.cfg.session_budget);
+                    bridges.insert(session, BridgeQueue { tx, budget });
                     tokio::spawn(bridge::run(session, sender.clone(), rx, self.cfg.clone()));
                 }
                 ServerEvent::Datagram { session, data } => {
@@ -138,15 +159,32 @@ impl Gateway {
                         if let Err(e) = sender.send_datagram(session, &reply) {
                             debug!(session, "cannot send pong: {e}");
                         }
-                    } else if let Some(tx) = bridges.get(&session) {
-                        let _ = tx.send(Inbound::Datagram(data));
+                    } else if let Some(q) = bridges.get(&session) {
+                        // A datagram that does not fit is dropped, as the network may do.
+                        if let Some(c) = q.budget.try_charge(data.len()) {
+                            let _ = q.tx.send((Inbound::Datagram(data), c));
+                        }
                     }
                 }
                 ServerEvent::Message { session, data } => {
                     if let Some(reply) = answer_locally(&data) {
                         let _ = sender.send_message(session, reply);
-                    } else if let Some(tx) = bridges.get(&session) {
-                        let _ = tx.send(Inbound::Message(data));
+                    } else if let Some(q) = bridges.get(&session) {
+                        match q.budget.try_charge(data.len()) {
+                            Some(c) => {
+                                let _ = q.tx.send((Inbound::Message(data), c));
+                            }
+                            None => {
+                                let why = format!(
+                                    "the zone does not take this session's messages fast enough: \
+                                     {} bytes wait (budget {})",
+                                    q.budget.used(),
+                                    q.budget.limit()
+                                );
+                                warn!(session, "{why}");
+                                sender.close_session(session, close_code::UPSTREAM, &why);
+                            }
+                        }
                     }
                 }
                 ServerEvent::Closed { session, reason } => {

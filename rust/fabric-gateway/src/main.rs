@@ -111,6 +111,7 @@ fn run() -> anyhow::Result<()> {
             websocket: !args.no_websocket,
             rotation,
             cert_hash_file: args.cert_hash_file.clone(),
+            session_budget: fabric_gateway::DEFAULT_SESSION_BUDGET,
         };
         let gateway = match Gateway::bind(cfg.clone(), identity.clone()) {
             Ok(g) => g,

@@ -1,20 +1,17 @@
 //! The gateway replaces its own certificate on schedule: the hash file follows, clients pinning
 //! the new hash get their pong, clients pinning the old one get a clear mismatch.
 
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::{next, ping};
 
 use fabric_core::session_control::ControlMessage;
 use fabric_gateway::{Gateway, GatewayConfig, ZonePin};
 use fabric_net::{
     CertHash, CertRotation, Client, ClientConfig, ClientEvent, NetError, ServerIdentity,
 };
-
-async fn next(client: &mut Client) -> ClientEvent {
-    tokio::time::timeout(Duration::from_secs(10), client.next_event())
-        .await
-        .expect("client event within 10 s")
-        .expect("client event stream open")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_rotates_its_certificate_and_rewrites_its_hash_file() {
@@ -34,6 +31,7 @@ async fn gateway_rotates_its_certificate_and_rewrites_its_hash_file() {
             ..CertRotation::weekly(&ServerIdentity::LOCAL_NAMES)
         }),
         cert_hash_file: Some(file.clone()),
+        session_budget: fabric_gateway::DEFAULT_SESSION_BUDGET,
     };
     let gateway = Gateway::bind(cfg, ServerIdentity::self_signed_local().unwrap()).unwrap();
     let first = gateway.cert_hash();
@@ -69,17 +67,7 @@ async fn gateway_rotates_its_certificate_and_rewrites_its_hash_file() {
         ClientEvent::Connected { .. } => {}
         other => panic!("connecting with the rotated pair: {other:?}"),
     }
-    let ping = ControlMessage::Ping { id: "r1".into() }.encode();
-    let mut pong = None;
-    for _ in 0..50 {
-        client.send_datagram(&ping).unwrap();
-        if let Ok(Some(ClientEvent::Datagram(d))) =
-            tokio::time::timeout(Duration::from_millis(100), client.next_event()).await
-        {
-            pong = Some(d);
-            break;
-        }
-    }
+    let pong = ping(&mut client, "r1").await;
     let pong = pong.expect("a pong within 5 s");
     assert_eq!(
         ControlMessage::decode(&pong).unwrap(),

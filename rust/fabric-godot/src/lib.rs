@@ -2,8 +2,9 @@
 //!
 //! - [`transport_peer::FabricMMOGTransportPeer`]: a `MultiplayerPeer` over WebTransport.
 //! - [`zone::FabricZone`]: the zone server node.
-//! - [`test_runner::FabricTestRunner`]: runs the Rust tests that need a live engine (used by the
-//!   runner scene `res://scenes/tests/test_runner.tscn`).
+//! - `test_runner::FabricTestRunner` (only with the cargo feature `itest`, which the project's
+//!   test harness turns on and the addon users ship leaves off): runs the Rust tests that need a
+//!   live engine (used by the runner scene `res://scenes/tests/test_runner.tscn`).
 //!
 //! Networking runs on `fabric-net`'s background runtime; these classes only drain its events on
 //! the main thread. Logs of background threads go to standard error through `tracing`
@@ -14,12 +15,13 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use godot::prelude::*;
 
+#[cfg(feature = "itest")]
 pub mod itests;
 pub mod log_bridge;
+#[cfg(feature = "itest")]
 pub mod test_runner;
 pub mod transport_peer;
 pub mod zone;
-pub mod zone_args;
 
 struct MultiplayerFabric;
 

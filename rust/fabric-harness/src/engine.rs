@@ -132,35 +132,88 @@ pub fn cargo() -> Command {
     c
 }
 
-/// Builds the extension (debug, or release with `release`) for a precision and installs it into
-/// `addons/multiplayer_fabric/bin/` under the name the `.gdextension` file gives.
+/// Builds the extension users ship (debug, or release with `release`) for a precision and
+/// installs it into `addons/multiplayer_fabric/bin/` under the name the `.gdextension` file
+/// gives. It holds no test code: the in-engine test runner is left out (feature `itest` off).
 pub fn build_extension(double: bool, release: bool) -> anyhow::Result<PathBuf> {
+    install(double, release, false)
+}
+
+/// Builds the extension for the project's own tests (debug, with fabric-godot's feature
+/// `itest`: the in-engine test runner `FabricTestRunner` and the Rust tests it runs) and installs
+/// it like [`build_extension`].
+pub fn build_test_extension(double: bool) -> anyhow::Result<PathBuf> {
+    install(double, false, true)
+}
+
+/// The library users ship (debug build, no test code), built once per process and kept in a
+/// scratch file, for tests that copy the addon into a fresh project: the addon's own `bin/` holds
+/// the test build the in-engine tests need, so it is left as it is.
+pub fn shipped_library(double: bool) -> anyhow::Result<PathBuf> {
+    static SINGLE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static DOUBLE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let cell = if double { &DOUBLE } else { &SINGLE };
+    cell.get_or_init(|| {
+        let run = || -> anyhow::Result<PathBuf> {
+            let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            let built = build(double, false, false)?;
+            let dest = paths::target_dir()
+                .join("fabric-scratch")
+                .join(format!("shipped-{}", std::process::id()))
+                .join(
+                    paths::addon_library(double)
+                        .file_name()
+                        .expect("a file name"),
+                );
+            install_file(&built, &dest)?;
+            Ok(dest)
+        };
+        run().map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
+/// Builds and installs into the addon's `bin/`.
+fn install(double: bool, release: bool, itest: bool) -> anyhow::Result<PathBuf> {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let built = build(double, release, itest)?;
+    let dest = paths::addon_library(double);
+    install_file(&built, &dest)?;
+    Ok(dest)
+}
+
+/// Runs `cargo build` for the extension and returns the library it wrote (hold `BUILD_LOCK`).
+fn build(double: bool, release: bool, itest: bool) -> anyhow::Result<PathBuf> {
     let mut cmd = cargo();
     cmd.args(["build", "-p", "fabric-godot", "--lib"]);
     if release {
         cmd.arg("--release");
     }
+    let mut features = Vec::new();
     if double {
         let shared = paths::shared_godot().context(
             "no double-precision API: ../shared/godot/extension_api.double.json is missing",
         )?;
-        cmd.args(["--no-default-features", "--features", "double"])
-            .env(
-                "GODOT4_GDEXTENSION_JSON",
-                shared.join("extension_api.double.json"),
-            );
+        cmd.arg("--no-default-features").env(
+            "GODOT4_GDEXTENSION_JSON",
+            shared.join("extension_api.double.json"),
+        );
+        features.push("double");
+    }
+    if itest {
+        features.push("itest");
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
     }
     let status = cmd.status().context("running cargo build")?;
     if !status.success() {
         bail!("building the extension failed ({status})");
     }
-    let built = paths::target_dir()
+    Ok(paths::target_dir()
         .join(if release { "release" } else { "debug" })
-        .join("libfabric_godot.so");
-    let dest = paths::addon_library(double);
-    install_file(&built, &dest)?;
-    Ok(dest)
+        .join("libfabric_godot.so"))
 }
 
 /// Copies via a temporary file and a rename, so a running Godot keeps its mapped copy intact.
@@ -198,7 +251,7 @@ pub fn prepare(double: bool) -> anyhow::Result<Engine> {
     cell.get_or_init(|| {
         let run = || -> anyhow::Result<Engine> {
             let engine = if double { double_editor()? } else { single()? };
-            build_extension(double, false)?;
+            build_test_extension(double)?;
             if !double {
                 import_project(&engine)?;
             } else {

@@ -6,8 +6,11 @@
 //! - [`process`]: run Godot and server processes with role-prefixed output, fatal-pattern
 //!   detection (`SCRIPT ERROR`, `Can't open dynamic library`, ...), timeouts, and process-group
 //!   teardown so nothing is left behind.
+//! - [`user_project`]: a fresh project folder with the addon copied in, as a game developer has
+//!   it, and the documented first-import steps.
 #![warn(missing_docs)]
 
 pub mod engine;
 pub mod paths;
 pub mod process;
+pub mod user_project;

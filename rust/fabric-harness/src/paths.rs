@@ -45,6 +45,23 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target"))
 }
 
+/// The cache folder shared by this project's tools: `$FABRIC_CACHE`, else
+/// `$XDG_CACHE_HOME/multiplayer-fabric`, else `~/.cache/multiplayer-fabric` (the same rule as
+/// `scripts/setup-godot.sh`).
+pub fn cache_dir() -> PathBuf {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("FABRIC_CACHE").unwrap_or_else(|| {
+        var("XDG_CACHE_HOME")
+            .or_else(|| var("HOME").map(|h| h.join(".cache")))
+            .unwrap_or_else(|| target_dir().join("cache"))
+            .join("multiplayer-fabric")
+    })
+}
+
 /// `../shared/godot` beside the repository, where the double-precision engine is kept.
 pub fn shared_godot() -> Option<PathBuf> {
     let p = std::env::var_os("FABRIC_SHARED_GODOT")

@@ -6,6 +6,7 @@
 //! is always Godot's own (never a pipe's).
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,8 @@ pub const GODOT_FATAL_PATTERNS: &[&str] = &[
 pub struct Outcome {
     /// Exit code, when it exited by itself.
     pub code: Option<i32>,
+    /// The signal that ended it (e.g. 6 for an abort), when it did not exit by itself.
+    pub signal: Option<i32>,
     /// It ran past its time and was killed.
     pub timed_out: bool,
     /// The first output line matching a fatal pattern, if any.
@@ -187,6 +190,11 @@ impl Proc {
                 None
             } else {
                 self.status.and_then(|s| s.code())
+            },
+            signal: if timed_out {
+                None
+            } else {
+                self.status.and_then(|s| s.signal())
             },
             timed_out,
             fatal: self.fatal.lock().expect("fatal lock").clone(),

@@ -19,11 +19,15 @@ use tracing::{Instrument, debug, info_span};
 use wtransport::error::ConnectionError;
 use wtransport::{Connection, Endpoint, VarInt};
 
+use crate::budget::Charge;
 use crate::cert::CertHash;
+use crate::lanes::ReadLimits;
 use crate::lanes::{self, Lanes};
 use crate::nosigpipe::NoSigPipe;
 use crate::reliable::MAX_MESSAGE_LEN;
-use crate::server::{close_code, send_datagram, ws_send_datagram, ws_send_message};
+use crate::server::{
+    DEFAULT_EVENT_BUDGET, DEFAULT_PARTIAL_BUDGET, DEFAULT_SEND_BUDGET, close_code, send_datagram,
+};
 use crate::ws;
 use crate::{NetError, describe_connect_error};
 
@@ -51,6 +55,16 @@ pub struct ClientConfig {
     /// Congestion controller of a WebTransport session (default BBR, see
     /// [`crate::congestion`]).
     pub congestion: crate::CongestionControl,
+    /// Bytes that may wait to be sent per reliable channel (WebTransport) or in all (WebSocket)
+    /// (default 4 MiB); a send beyond it returns [`NetError::SlowReader`] and closes the
+    /// session with [`crate::budget::SLOW_READER`].
+    pub send_budget: usize,
+    /// Bytes of datagrams and messages that may wait for [`Client::try_next_event`] (default
+    /// 4 MiB): datagrams beyond it are dropped, reliable streams wait.
+    pub event_budget: usize,
+    /// Bytes of reliable messages that may be partly received (default 32 MiB); beyond it the
+    /// session is closed as a protocol violation.
+    pub partial_budget: usize,
 }
 
 impl ClientConfig {
@@ -64,6 +78,9 @@ impl ClientConfig {
             idle_timeout: Duration::from_secs(10),
             allow_insecure_websocket: false,
             congestion: crate::CongestionControl::default(),
+            send_budget: DEFAULT_SEND_BUDGET,
+            event_budget: DEFAULT_EVENT_BUDGET,
+            partial_budget: DEFAULT_PARTIAL_BUDGET,
         }
     }
 
@@ -121,12 +138,21 @@ pub enum ClientEvent {
 
 enum Link {
     Wt { conn: Connection, lanes: Lanes },
-    Ws { tx: UnboundedSender<ws::Cmd> },
+    Ws { tx: ws::WsSender },
+}
+
+/// An event and the bytes it holds in the event budget (given back when it is taken).
+type Metered = (ClientEvent, Option<Charge>);
+type Events = UnboundedSender<Metered>;
+
+/// Sends an event that holds no budget; the receiver is gone only when the client was dropped.
+fn emit(events: &Events, ev: ClientEvent) {
+    let _ = events.send((ev, None));
 }
 
 /// A client session.
 pub struct Client {
-    events: UnboundedReceiver<ClientEvent>,
+    events: UnboundedReceiver<Metered>,
     link: Arc<Mutex<Option<Link>>>,
     task: JoinHandle<()>,
     url: String,
@@ -166,12 +192,12 @@ impl Client {
 
     /// The next event, if one is waiting (never blocks).
     pub fn try_next_event(&mut self) -> Option<ClientEvent> {
-        self.events.try_recv().ok()
+        self.events.try_recv().ok().map(|(ev, _charge)| ev)
     }
 
     /// Waits for the next event; `None` once the session is over and every event was read.
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
-        self.events.recv().await
+        self.events.recv().await.map(|(ev, _charge)| ev)
     }
 
     /// Sends one datagram. Too large for the path: an error, never a silent drop.
@@ -179,7 +205,7 @@ impl Client {
         let link = self.link.lock().expect("client link lock");
         match link.as_ref().ok_or(NetError::NotConnected)? {
             Link::Wt { conn, .. } => send_datagram(conn, Bytes::copy_from_slice(data)),
-            Link::Ws { tx } => ws_send_datagram(tx, data),
+            Link::Ws { tx } => tx.send_datagram(data),
         }
     }
 
@@ -197,7 +223,7 @@ impl Client {
         let link = self.link.lock().expect("client link lock");
         match link.as_ref().ok_or(NetError::NotConnected)? {
             Link::Wt { lanes, .. } => lanes.send(channel, data),
-            Link::Ws { tx } => ws_send_message(tx, &data),
+            Link::Ws { tx } => tx.send_message(&data),
         }
     }
 
@@ -232,9 +258,7 @@ impl Client {
                 self.task.abort();
             }
             // The link's writer sends the close frame; the link task then ends by itself.
-            Some(Link::Ws { tx }) => {
-                let _ = tx.send(ws::Cmd::Close(close_code::NORMAL, reason.to_owned()));
-            }
+            Some(Link::Ws { tx }) => tx.close(close_code::NORMAL, reason),
             None => self.task.abort(),
         }
     }
@@ -263,38 +287,37 @@ pub fn describe_close(err: &ConnectionError) -> String {
     }
 }
 
-async fn run_client(
-    cfg: ClientConfig,
-    events: UnboundedSender<ClientEvent>,
-    link: Arc<Mutex<Option<Link>>>,
-) {
+async fn run_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Link>>>) {
     let conn = match tokio::time::timeout(cfg.connect_timeout, open(&cfg)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            let _ = events.send(ClientEvent::Failed(e));
+            emit(&events, ClientEvent::Failed(e));
             return;
         }
         Err(_) => {
-            let _ = events.send(ClientEvent::Failed(NetError::ConnectTimeout {
+            let e = NetError::ConnectTimeout {
                 url: cfg.url.clone(),
                 millis: cfg.connect_timeout.as_millis() as u64,
-            }));
+            };
+            emit(&events, ClientEvent::Failed(e));
             return;
         }
     };
     *link.lock().expect("client link lock") = Some(Link::Wt {
         conn: conn.clone(),
-        lanes: Lanes::new(conn.clone()),
+        lanes: Lanes::new(conn.clone(), cfg.send_budget),
     });
-    let _ = events.send(ClientEvent::Connected {
+    let connected = ClientEvent::Connected {
         max_datagram_size: conn.max_datagram_size().unwrap_or(0),
-    });
+    };
+    emit(&events, connected);
     debug!("connected");
 
+    let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget, Arc::default());
     let reader = tokio::spawn({
         let events = events.clone();
-        lanes::accept_lanes(conn.clone(), move |m| {
-            let _ = events.send(ClientEvent::Message(m));
+        lanes::accept_lanes(conn.clone(), limits.clone(), move |m, c| {
+            let _ = events.send((ClientEvent::Message(m), Some(c)));
         })
         .in_current_span()
     });
@@ -302,7 +325,12 @@ async fn run_client(
         let (events, conn) = (events.clone(), conn.clone());
         async move {
             while let Ok(d) = conn.receive_datagram().await {
-                if events.send(ClientEvent::Datagram(d.payload())).is_err() {
+                let data = d.payload();
+                // Over the event budget: dropped, like a datagram lost on the way.
+                let Some(c) = limits.events.try_charge(data.len()) else {
+                    continue;
+                };
+                if events.send((ClientEvent::Datagram(data), Some(c))).is_err() {
                     break;
                 }
             }
@@ -319,17 +347,14 @@ async fn run_client(
         ConnectionError::ApplicationClosed(c) => u32::try_from(c.code().into_inner()).ok(),
         _ => None,
     };
-    let _ = events.send(ClientEvent::Closed {
+    let closed = ClientEvent::Closed {
         reason: describe_close(&err),
         code,
-    });
+    };
+    emit(&events, closed);
 }
 
-async fn run_ws_client(
-    cfg: ClientConfig,
-    events: UnboundedSender<ClientEvent>,
-    link: Arc<Mutex<Option<Link>>>,
-) {
+async fn run_ws_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Link>>>) {
     let timed_out = || {
         ClientEvent::Failed(NetError::ConnectTimeout {
             url: cfg.url.clone(),
@@ -339,21 +364,21 @@ async fn run_ws_client(
     let target = match ws_target(&cfg) {
         Ok(t) => t,
         Err(e) => {
-            let _ = events.send(ClientEvent::Failed(e));
+            emit(&events, ClientEvent::Failed(e));
             return;
         }
     };
     if target.tls {
         match tokio::time::timeout(cfg.connect_timeout, open_wss(&cfg, &target)).await {
             Ok(Ok(s)) => drive_ws(&cfg, s, events, link).await,
-            Ok(Err(e)) => drop(events.send(ClientEvent::Failed(e))),
-            Err(_) => drop(events.send(timed_out())),
+            Ok(Err(e)) => emit(&events, ClientEvent::Failed(e)),
+            Err(_) => emit(&events, timed_out()),
         }
     } else {
         match tokio::time::timeout(cfg.connect_timeout, open_ws(&cfg, &target)).await {
             Ok(Ok(s)) => drive_ws(&cfg, s, events, link).await,
-            Ok(Err(e)) => drop(events.send(ClientEvent::Failed(e))),
-            Err(_) => drop(events.send(timed_out())),
+            Ok(Err(e)) => emit(&events, ClientEvent::Failed(e)),
+            Err(_) => emit(&events, timed_out()),
         }
     }
 }
@@ -361,16 +386,18 @@ async fn run_ws_client(
 async fn drive_ws<S>(
     cfg: &ClientConfig,
     stream: tokio_tungstenite::WebSocketStream<S>,
-    events: UnboundedSender<ClientEvent>,
+    events: Events,
     link: Arc<Mutex<Option<Link>>>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, rx) = unbounded_channel();
+    let (tx, rx) = ws::WsSender::new(cfg.send_budget);
     *link.lock().expect("client link lock") = Some(Link::Ws { tx: tx.clone() });
-    let _ = events.send(ClientEvent::Connected {
+    let connected = ClientEvent::Connected {
         max_datagram_size: ws::WS_MAX_DATAGRAM,
-    });
+    };
+    emit(&events, connected);
+    let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget, Arc::default());
     debug!("connected over WebSocket");
     let ended = ws::run_link(
         stream,
@@ -378,19 +405,22 @@ async fn drive_ws<S>(
         rx,
         Duration::from_secs(2),
         cfg.idle_timeout,
-        |m| {
-            let _ = events.send(match m {
+        &limits,
+        |m, c| {
+            let ev = match m {
                 ws::Incoming::Datagram(d) => ClientEvent::Datagram(d),
                 ws::Incoming::Message(m) => ClientEvent::Message(m),
-            });
+            };
+            let _ = events.send((ev, Some(c)));
         },
     )
     .await;
     link.lock().expect("client link lock").take();
-    let _ = events.send(ClientEvent::Closed {
+    let closed = ClientEvent::Closed {
         reason: ended.reason,
         code: ended.code,
-    });
+    };
+    emit(&events, closed);
 }
 
 /// Where a WebSocket URL points.
@@ -528,8 +558,53 @@ async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
         addr: "0.0.0.0:0".into(),
         reason: e.to_string(),
     })?;
-    endpoint
-        .connect(cfg.url.as_str())
-        .await
-        .map_err(|e| describe_connect_error(&cfg.url, &cfg.pins_text(), &e))
+    let mut attempt = 1;
+    loop {
+        match endpoint.connect(cfg.url.as_str()).await {
+            Ok(c) => return Ok(c),
+            Err(e) if attempt < HANDSHAKE_ATTEMPTS && is_h3_handshake_race(&e) => {
+                debug!(
+                    attempt,
+                    "HTTP/3 handshake race ({e}): opening the session again"
+                );
+                HANDSHAKE_RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                attempt += 1;
+            }
+            Err(e) => return Err(describe_connect_error(&cfg.url, &cfg.pins_text(), &e)),
+        }
+    }
+}
+
+static HANDSHAKE_RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// WebTransport handshakes of this process retried after an HTTP/3 handshake race (see
+/// [`is_h3_handshake_race`]), for tests and statistics.
+pub fn handshake_retries() -> u64 {
+    HANDSHAKE_RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// How many times [`open`] tries a WebTransport handshake that ends in an HTTP/3 protocol
+/// error (see [`is_h3_handshake_race`]); all attempts share the connect timeout.
+const HANDSHAKE_ATTEMPTS: u32 = 3;
+
+/// Whether a failed WebTransport handshake ended in an HTTP/3 protocol error on either side
+/// (codes `0x100..=0x110`, e.g. `261`, `H3_FRAME_UNEXPECTED`) rather than in a refusal.
+///
+/// wtransport 0.7.2 reads the peer's control stream (SETTINGS) and the CONNECT stream inside
+/// a `tokio::select!` whose futures are dropped whenever another branch (an accepted stream,
+/// a datagram) finishes first; the frame reads are not cancel-safe, and frames are written in
+/// three pieces (type, length, payload), so when a SETTINGS frame arrives split across packets
+/// at the wrong moment its first bytes are lost and the rest is parsed as frames (a HEADERS
+/// or DATA frame on the control stream: `H3_FRAME_UNEXPECTED`). It is a race in the library's
+/// driver, not a protocol disagreement, so a fresh handshake succeeds.
+pub(crate) fn is_h3_handshake_race(err: &wtransport::error::ConnectingError) -> bool {
+    use wtransport::error::ConnectingError;
+    const H3_CODES: std::ops::RangeInclusive<u64> = 0x100..=0x110;
+    match err {
+        ConnectingError::ConnectionError(ConnectionError::ApplicationClosed(c)) => {
+            H3_CODES.contains(&c.code().into_inner())
+        }
+        ConnectingError::ConnectionError(ConnectionError::LocalH3Error(_)) => true,
+        _ => false,
+    }
 }

@@ -77,6 +77,19 @@ pub enum NetError {
          use wss:// (pinned), or allow it explicitly (allow_insecure_websocket) if you accept that"
     )]
     InsecureWebSocket(String),
+    /// The peer does not read what it is sent: the send queue holds `queued` bytes and this
+    /// message does not fit its budget. The session was closed with
+    /// [`crate::budget::SLOW_READER`]; nothing was sent.
+    #[error(
+        "the peer reads too slowly: {queued} bytes already wait to be sent (budget {budget}); \
+         the session was closed"
+    )]
+    SlowReader {
+        /// Bytes waiting in the queue.
+        queued: usize,
+        /// The queue's budget in bytes.
+        budget: usize,
+    },
     /// A reliable message is larger than [`crate::reliable::MAX_MESSAGE_LEN`].
     #[error("reliable message of {0} bytes exceeds the limit of {max} bytes", max = crate::reliable::MAX_MESSAGE_LEN)]
     MessageTooLarge(usize),

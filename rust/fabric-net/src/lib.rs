@@ -14,6 +14,8 @@
 //!   WebTransport, or plain `ws://` on loopback; same events, same semantics).
 #![warn(missing_docs)]
 
+mod admission;
+pub mod budget;
 pub mod cert;
 pub mod client;
 pub mod congestion;

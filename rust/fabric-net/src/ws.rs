@@ -14,14 +14,22 @@
 //!
 //! Both sides send a ping every keep-alive interval and close the link when nothing arrives for
 //! the idle timeout, like the QUIC side.
+//!
+//! Budgets ([`crate::budget`]): the frames waiting for the writer hold at most a send budget of
+//! bytes ([`WsSender`]); a send beyond it closes the link with `4000 + `[`SLOW_READER`] (sent
+//! as soon as the socket takes it; the link ends a second later either way). Incoming
+//! datagrams over the session's event budget are dropped; an incoming message waits for room,
+//! which stops reading the socket (TCP flow control then slows the sender).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::Notify;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -29,6 +37,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, warn};
 
+use crate::NetError;
+use crate::budget::{Budget, Charge, SLOW_READER};
+use crate::lanes::ReadLimits;
 use crate::reliable::MAX_MESSAGE_LEN;
 use crate::server::close_code;
 
@@ -44,10 +55,80 @@ pub const WS_CLOSE_BASE: u16 = 4000;
 /// A command for a link's writer task.
 #[derive(Debug)]
 pub(crate) enum Cmd {
-    /// Send this (already enveloped) message.
-    Frame(Bytes),
+    /// Send this (already enveloped) message; the charge is its bytes in the send budget.
+    Frame(Bytes, Charge),
     /// Send a close frame with this application code and reason, then stop.
     Close(u32, String),
+}
+
+/// The sending half of a link, shared by its owner's threads: a command queue bounded in bytes.
+#[derive(Clone)]
+pub(crate) struct WsSender {
+    tx: UnboundedSender<Cmd>,
+    queued: Arc<Budget>,
+    /// Set when the link must close at once (slow reader): the writer stops waiting for the
+    /// socket and sends the close frame it holds in `urgent_reason`.
+    urgent: Arc<Notify>,
+    urgent_reason: Arc<Mutex<Option<(u32, String)>>>,
+}
+
+impl WsSender {
+    /// A sender and the receiver its link's writer reads, holding at most `send_budget` bytes.
+    pub(crate) fn new(send_budget: usize) -> (Self, UnboundedReceiver<Cmd>) {
+        let (tx, rx) = unbounded_channel();
+        let s = Self {
+            tx,
+            queued: Budget::new(send_budget),
+            urgent: Arc::default(),
+            urgent_reason: Arc::default(),
+        };
+        (s, rx)
+    }
+
+    /// Queues one datagram.
+    pub(crate) fn send_datagram(&self, data: &[u8]) -> Result<(), NetError> {
+        if data.len() > WS_MAX_DATAGRAM {
+            return Err(NetError::DatagramTooLarge {
+                size: data.len(),
+                limit: WS_MAX_DATAGRAM,
+            });
+        }
+        self.send_frame(envelope(ENVELOPE_DATAGRAM, data))
+    }
+
+    /// Queues one reliable message.
+    pub(crate) fn send_message(&self, data: &[u8]) -> Result<(), NetError> {
+        self.send_frame(envelope(ENVELOPE_MESSAGE, data))
+    }
+
+    fn send_frame(&self, frame: Bytes) -> Result<(), NetError> {
+        let Some(charge) = self.queued.try_charge(frame.len()) else {
+            let (queued, budget) = (self.queued.used(), self.queued.limit());
+            warn!(
+                queued,
+                "slow reader: WebSocket send budget exceeded, closing the link"
+            );
+            *self.urgent_reason.lock().expect("urgent close lock") = Some((
+                SLOW_READER,
+                format!("slow reader: {queued} bytes waiting, budget {budget}"),
+            ));
+            self.urgent.notify_one();
+            return Err(NetError::SlowReader { queued, budget });
+        };
+        self.tx
+            .send(Cmd::Frame(frame, charge))
+            .map_err(|_| NetError::NotConnected)
+    }
+
+    /// Asks the writer to send a close frame after what is queued, then stop.
+    pub(crate) fn close(&self, code: u32, reason: &str) {
+        let _ = self.tx.send(Cmd::Close(code, reason.to_owned()));
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued.used()
+    }
 }
 
 /// What arrived on a link (see [`decode`]).
@@ -56,6 +137,15 @@ pub enum Incoming {
     Datagram(Bytes),
     /// A reliable message (the envelope byte removed).
     Message(Vec<u8>),
+}
+
+impl Incoming {
+    fn len(&self) -> usize {
+        match self {
+            Incoming::Datagram(d) => d.len(),
+            Incoming::Message(m) => m.len(),
+        }
+    }
 }
 
 /// How a link ended.
@@ -111,37 +201,68 @@ fn close_frame(code: u32, reason: &str) -> CloseFrame {
     }
 }
 
-/// Runs a link until it ends: incoming messages go to `deliver`, commands come from `rx`
-/// (`tx` is a sender of the same queue, used to close on a protocol violation).
+/// How long a link waits for the peer's answer to its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs a link until it ends: incoming messages go to `deliver` with their charge on the event
+/// budget of `limits`, commands come from `rx` (`tx` is the sender of the same queue, used to
+/// close on a protocol violation).
 pub(crate) async fn run_link<S>(
     ws: WebSocketStream<S>,
-    tx: UnboundedSender<Cmd>,
+    tx: WsSender,
     rx: UnboundedReceiver<Cmd>,
     keep_alive: Duration,
     idle_timeout: Duration,
-    mut deliver: impl FnMut(Incoming),
+    limits: &ReadLimits,
+    mut deliver: impl FnMut(Incoming, Charge),
 ) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sink, mut stream) = ws.split();
     let local_close: Arc<Mutex<Option<String>>> = Arc::default();
-    let writer =
-        tokio::spawn(write_loop(sink, rx, keep_alive, local_close.clone()).in_current_span());
+    let mut writer = tokio::spawn(
+        write_loop(sink, rx, keep_alive, local_close.clone(), tx.clone()).in_current_span(),
+    );
+    let mut writer_done = false;
     let violation = |why: String| {
         warn!("protocol violation on the WebSocket link: {why}");
-        let _ = tx.send(Cmd::Close(
-            close_code::PROTOCOL,
-            format!("protocol violation: {why}"),
-        ));
+        tx.close(close_code::PROTOCOL, &format!("protocol violation: {why}"));
         Ended {
             reason: format!("protocol violation by the peer: {why}"),
             code: Some(close_code::PROTOCOL),
         }
     };
+    let closed_here = |fallback: String| {
+        local_close
+            .lock()
+            .expect("close flag lock")
+            .clone()
+            .map_or(fallback, closed_locally)
+    };
     let ended = loop {
-        let Ok(next) = tokio::time::timeout(idle_timeout, stream.next()).await else {
-            let _ = tx.send(Cmd::Close(close_code::NORMAL, "idle timeout".into()));
+        let wait = if writer_done {
+            CLOSE_GRACE
+        } else {
+            idle_timeout
+        };
+        let next = tokio::select! {
+            next = tokio::time::timeout(wait, stream.next()) => next,
+            _ = &mut writer, if !writer_done => {
+                // The writer stopped (a close was sent, or the socket failed): give the peer a
+                // moment to answer, then end.
+                writer_done = true;
+                continue;
+            }
+        };
+        let Ok(next) = next else {
+            if writer_done {
+                break Ended {
+                    reason: closed_here("connection closed".to_owned()),
+                    code: None,
+                };
+            }
+            tx.close(close_code::NORMAL, "idle timeout");
             break Ended {
                 reason: "timed out: no traffic from the peer".to_owned(),
                 code: None,
@@ -149,7 +270,16 @@ where
         };
         match next {
             Some(Ok(Message::Binary(b))) => match decode(b) {
-                Ok(m) => deliver(m),
+                Ok(m @ Incoming::Datagram(_)) => match limits.events.try_charge(m.len()) {
+                    Some(c) => deliver(m, c),
+                    None => {
+                        limits.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                Ok(m) => {
+                    let c = limits.events.charge(m.len()).await;
+                    deliver(m, c);
+                }
                 Err(why) => break violation(why),
             },
             Some(Ok(Message::Text(_))) => {
@@ -178,28 +308,23 @@ where
             Some(Err(WsError::Protocol(e))) => break violation(e.to_string()),
             Some(Err(e)) => {
                 break Ended {
-                    reason: local_close
-                        .lock()
-                        .expect("close flag lock")
-                        .clone()
-                        .map_or_else(|| format!("connection lost: {e}"), closed_locally),
+                    reason: closed_here(format!("connection lost: {e}")),
                     code: None,
                 };
             }
             None => {
                 break Ended {
-                    reason: local_close
-                        .lock()
-                        .expect("close flag lock")
-                        .clone()
-                        .map_or_else(|| "connection closed".to_owned(), closed_locally),
+                    reason: closed_here("connection closed".to_owned()),
                     code: None,
                 };
             }
         }
     };
     // Let the writer send a close frame it was asked for, then stop it.
-    let _ = tokio::time::timeout(Duration::from_millis(200), writer).await;
+    if !writer_done {
+        let _ = tokio::time::timeout(Duration::from_millis(200), &mut writer).await;
+    }
+    writer.abort();
     debug!(reason = %ended.reason, "WebSocket link ended");
     ended
 }
@@ -213,19 +338,17 @@ async fn write_loop<S>(
     mut rx: UnboundedReceiver<Cmd>,
     keep_alive: Duration,
     local_close: Arc<Mutex<Option<String>>>,
+    sender: WsSender,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut tick = tokio::time::interval(keep_alive);
     tick.tick().await;
+    let urgent = sender.urgent.clone();
     loop {
-        tokio::select! {
+        let out = tokio::select! {
             cmd = rx.recv() => match cmd {
-                Some(Cmd::Frame(b)) => {
-                    if sink.send(Message::Binary(b)).await.is_err() {
-                        return;
-                    }
-                }
+                Some(Cmd::Frame(b, _charge)) => Message::Binary(b),
                 Some(Cmd::Close(code, reason)) => {
                     *local_close.lock().expect("close flag lock") = Some(reason.clone());
                     let _ = sink.send(Message::Close(Some(close_frame(code, &reason)))).await;
@@ -236,13 +359,27 @@ async fn write_loop<S>(
                     return;
                 }
             },
-            _ = tick.tick() => {
-                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                    return;
-                }
-            }
+            _ = tick.tick() => Message::Ping(Bytes::new()),
+            () = urgent.notified() => break,
+        };
+        // A send waits for the socket; an urgent close does not wait behind it. (The sink
+        // buffers a whole frame before flushing, so a send dropped here tears nothing.)
+        tokio::select! {
+            r = sink.send(out) => if r.is_err() { return },
+            () = urgent.notified() => break,
         }
     }
+    let Some((code, reason)) = sender
+        .urgent_reason
+        .lock()
+        .expect("urgent close lock")
+        .take()
+    else {
+        return;
+    };
+    *local_close.lock().expect("close flag lock") = Some(reason.clone());
+    let close = Message::Close(Some(close_frame(code, &reason)));
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await;
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Path, next, next_message, next_server, spawn_echo, start_server, url};
+use common::{
+    Path, next, next_message, next_server, raw_ws, spawn_echo, start_server, url, wt_close_reason,
+};
 use fabric_net::lanes::LANE_MAGIC;
 use fabric_net::reliable::MAX_MESSAGE_LEN;
 use fabric_net::{Client, ClientConfig, ClientEvent, Server, ServerEvent};
@@ -25,16 +27,6 @@ async fn raw_wt(server: &Server) -> wtransport::Connection {
         .connect(url(server, Path::WebTransport))
         .await
         .expect("raw WebTransport session opens")
-}
-
-async fn raw_ws(server: &Server) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    let tcp = tokio::net::TcpStream::connect(server.local_addr())
-        .await
-        .unwrap();
-    tokio_tungstenite::client_async(url(server, Path::WebSocket), tcp)
-        .await
-        .expect("raw WebSocket opens")
-        .0
 }
 
 /// A good session on each transport (WebTransport, wss, ws), connected before the hostile one.
@@ -56,19 +48,6 @@ async fn bystanders_still_served(clients: &mut [Client], what: &str) {
             m.ends_with(b"ch:5:still here"),
             "after {what}: bystander still echoed"
         );
-    }
-}
-
-async fn wt_close_reason(conn: &wtransport::Connection) -> (u64, String) {
-    match tokio::time::timeout(Duration::from_secs(10), conn.closed())
-        .await
-        .expect("closed within 10 s")
-    {
-        wtransport::error::ConnectionError::ApplicationClosed(c) => (
-            c.code().into_inner(),
-            String::from_utf8_lossy(c.reason()).into_owned(),
-        ),
-        other => panic!("expected an application close, got {other}"),
     }
 }
 

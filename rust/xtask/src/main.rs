@@ -4,14 +4,17 @@
 //! - `cargo xtask demo`: the main job: registry backend, a zone that registers with it, the
 //!   gateway, and cycle-1 clients (through the gateway, direct, and two that must be refused)
 //!   on loopback, each step printed, with the time from client start to the zone's datagram.
-//! - `cargo xtask test`: formatting, lints, every Rust test (unit, integration, end-to-end) and
+//! - `cargo xtask test`: formatting, lints (GDScript too: gdlint, gdformat), every Rust test (unit, integration, end-to-end) and
 //!   the in-engine tests (single, and double precision when ../shared/godot is present); the last
 //!   line is `total: N passed, N failed`.
 //! - `cargo xtask build [--release] [--double]`: build the extension into the addon.
+//! - `cargo xtask gdlint`: only the GDScript checks (`gdformat FILES` in the cache's
+//!   `gdtoolkit-venv/bin/` fixes the formatting).
 //! - `cargo xtask fuzz [--seconds N] [TARGET]`: build the fuzz targets and run each N seconds.
 
 mod demo;
 mod fuzz;
+mod gdlint;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +57,8 @@ enum Cmd {
     },
     /// Find or install Godot, build the extension and import the project.
     Setup,
+    /// Check the GDScript (gdlint, gdformat --check) as `test` does; installs gdtoolkit.
+    Gdlint,
     /// Build the fuzz targets of fuzz/ (installing cargo-fuzz when missing) and run each.
     Fuzz {
         /// Seconds per target.
@@ -79,6 +84,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Test { no_lint } => test::run(!no_lint),
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)
             .map(|p| println!("installed {}", p.display())),
+        Cmd::Gdlint => gdlint::check(),
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()).map(drop),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());

@@ -134,6 +134,36 @@ pub fn run(lint: bool) -> anyhow::Result<()> {
             "warnings",
         ]);
         run_step("cargo clippy -D warnings", c, &mut tally)?;
+        // The in-engine tests are behind fabric-godot's feature `itest` (off in the workspace
+        // build, so the addon users ship has no test code): lint them too.
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "-p",
+            "fabric-godot",
+            "--features",
+            "itest",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        run_step(
+            "cargo clippy -p fabric-godot --features itest",
+            c,
+            &mut tally,
+        )?;
+        match crate::gdlint::tools() {
+            Ok(bin) => {
+                for (name, c) in crate::gdlint::commands(&bin) {
+                    run_step(&name, c, &mut tally)?;
+                }
+            }
+            Err(e) => {
+                println!("gdtoolkit could not be installed: {e:#}");
+                tally.broken_steps.push("gdtoolkit install".to_owned());
+            }
+        }
     }
     println!("==> Godot, extension and project import");
     let single = engine::prepare(false)?;

@@ -9,10 +9,13 @@ func test_monitors_show_the_peers_traffic_and_go_away_with_the_node() -> void:
 	client.transport = "webtransport"
 	var url := "https://127.0.0.1:%d/wt" % server.get_bound_port()
 	check_eq(client.create_client(url, server.get_cert_hash()), OK, "create_client")
-	var joined := await wait_until(func():
-		server.poll()
-		client.poll()
-		return client.get_connection_status() == MultiplayerPeer.CONNECTION_CONNECTED, 5.0)
+	var joined := await wait_until(
+		func():
+			server.poll()
+			client.poll()
+			return client.get_connection_status() == MultiplayerPeer.CONNECTION_CONNECTED,
+		5.0
+	)
 	check(joined, "client joined")
 
 	var monitors := FabricMonitors.new()
@@ -29,10 +32,13 @@ func test_monitors_show_the_peers_traffic_and_go_away_with_the_node() -> void:
 	check_eq(Performance.get_custom_monitor(&"FabricTest/packets_sent"), 4.0, "4 packets sent")
 	check_eq(Performance.get_custom_monitor(&"FabricTest/bytes_sent"), 20.0, "20 bytes sent")
 	check_eq(Performance.get_custom_monitor(&"FabricTest/peers"), 1.0, "joined to the server")
-	var measured := await wait_until(func():
-		server.poll()
-		client.poll()
-		return Performance.get_custom_monitor(&"FabricTest/rtt_msec") > 0.0, 5.0)
+	var measured := await wait_until(
+		func():
+			server.poll()
+			client.poll()
+			return Performance.get_custom_monitor(&"FabricTest/rtt_msec") > 0.0,
+		5.0
+	)
 	check(measured, "rtt_msec monitor shows the QUIC round-trip time")
 
 	# A second node with the same prefix does not steal the names.

@@ -46,7 +46,7 @@ impl FabricMMOGTransportPeer {
     }
 
     pub(super) fn poll_client(&mut self) {
-        loop {
+        for _ in 0..self.events_per_poll.max(1) {
             let Role::Client { client, .. } = &mut self.role else {
                 return;
             };

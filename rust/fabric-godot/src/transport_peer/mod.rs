@@ -69,6 +69,8 @@ enum Role {
         server: Server,
         sessions: HashMap<SessionId, Option<i32>>,
         peers: HashMap<i32, SessionId>,
+        /// Sessions that have not joined yet, and when they opened (`join_timeout_msec`).
+        unjoined: HashMap<SessionId, std::time::Instant>,
     },
 }
 
@@ -157,6 +159,16 @@ pub struct FabricMMOGTransportPeer {
     /// when `create_client` / `create_server` is called; an unknown name is refused there.
     #[var(pub)]
     congestion_control: GString,
+    /// Most network events (packets, opened and closed sessions) one `poll()` handles (default
+    /// 4096); the rest wait for the next frame, so a flood of packets cannot stall a frame or
+    /// fill memory between two frames. Values below 1 count as 1.
+    #[var(pub)]
+    events_per_poll: i32,
+    /// Servers: a session that has not joined (sent its peer id) this many milliseconds after
+    /// it opened is closed with close code 1 and the reason (default 10000); 0 = no deadline.
+    /// This is the transport's own join; a zone's token admission has its own deadline.
+    #[var(pub)]
+    join_timeout_msec: i32,
     incoming: VecDeque<Packet>,
     current: Vec<u8>,
     target_peer: i32,
@@ -314,6 +326,7 @@ impl FabricMMOGTransportPeer {
                     server,
                     sessions: HashMap::new(),
                     peers: HashMap::new(),
+                    unjoined: HashMap::new(),
                 };
                 self.status = ConnectionStatus::CONNECTED;
                 self.set_state(Self::STATE_CONNECTED);
@@ -477,6 +490,7 @@ impl FabricMMOGTransportPeer {
         self.stats = Stats::default();
     }
 
+    #[cfg(feature = "itest")]
     pub(crate) fn is_server_peer(&self) -> bool {
         matches!(self.role, Role::Server { .. })
     }
@@ -669,6 +683,8 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
                 fabric_net::client::DEFAULT_CONNECT_TIMEOUT.as_millis(),
             )
             .unwrap_or(i32::MAX),
+            events_per_poll: 4096,
+            join_timeout_msec: 10_000,
             incoming: VecDeque::new(),
             current: Vec::new(),
             target_peer: 0,
@@ -812,6 +828,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
             server,
             peers,
             sessions,
+            ..
         } = &mut self.role
         else {
             godot_error!("FabricMMOGTransportPeer: disconnect_peer is for servers; use close()");

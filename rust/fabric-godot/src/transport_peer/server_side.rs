@@ -10,7 +10,8 @@ use super::{FabricMMOGTransportPeer, Role};
 
 impl FabricMMOGTransportPeer {
     pub(super) fn poll_server(&mut self) {
-        loop {
+        self.close_late_joiners();
+        for _ in 0..self.events_per_poll.max(1) {
             let Role::Server { server, .. } = &mut self.role else {
                 return;
             };
@@ -20,7 +21,10 @@ impl FabricMMOGTransportPeer {
             match ev {
                 ServerEvent::Opened { session, .. } => {
                     if let Role::Server {
-                        server, sessions, ..
+                        server,
+                        sessions,
+                        unjoined,
+                        ..
                     } = &mut self.role
                     {
                         if self.refuse_new {
@@ -31,6 +35,7 @@ impl FabricMMOGTransportPeer {
                             );
                         } else {
                             sessions.insert(session, None);
+                            unjoined.insert(session, std::time::Instant::now());
                         }
                     }
                 }
@@ -48,9 +53,13 @@ impl FabricMMOGTransportPeer {
                 ServerEvent::Message { session, data } => self.server_bytes(session, &data),
                 ServerEvent::Closed { session, .. } => {
                     let gone = if let Role::Server {
-                        sessions, peers, ..
+                        sessions,
+                        peers,
+                        unjoined,
+                        ..
                     } = &mut self.role
                     {
+                        unjoined.remove(&session);
                         let id = sessions.remove(&session).flatten();
                         if let Some(id) = id {
                             peers.remove(&id);
@@ -73,6 +82,35 @@ impl FabricMMOGTransportPeer {
         }
     }
 
+    /// Closes the sessions that opened more than `join_timeout_msec` ago and have not joined.
+    fn close_late_joiners(&mut self) {
+        let Ok(ms) = u64::try_from(self.join_timeout_msec) else {
+            return;
+        };
+        let Role::Server {
+            server, unjoined, ..
+        } = &mut self.role
+        else {
+            return;
+        };
+        if ms == 0 || unjoined.is_empty() {
+            return;
+        }
+        let deadline = std::time::Duration::from_millis(ms);
+        let now = std::time::Instant::now();
+        unjoined.retain(|&session, opened| {
+            let late = now.duration_since(*opened) >= deadline;
+            if late {
+                server.sender().close_session(
+                    session,
+                    close_code::PROTOCOL,
+                    &format!("no join within {ms} ms of opening the session"),
+                );
+            }
+            !late
+        });
+    }
+
     pub(super) fn server_bytes(&mut self, session: SessionId, data: &[u8]) {
         let Role::Server { sessions, .. } = &self.role else {
             return;
@@ -92,10 +130,12 @@ impl FabricMMOGTransportPeer {
                     server,
                     sessions,
                     peers,
+                    unjoined,
                 } = &mut self.role
                 else {
                     return;
                 };
+                unjoined.remove(&session);
                 if peers.contains_key(&id) {
                     server.sender().close_session(
                         session,

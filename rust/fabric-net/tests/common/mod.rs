@@ -96,3 +96,29 @@ pub fn channel_of(data: &[u8]) -> u8 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+/// How a raw WebTransport session was closed by the server: its application code and reason
+/// (anything else fails the test, saying what it was).
+pub async fn wt_close_reason(conn: &wtransport::Connection) -> (u64, String) {
+    match tokio::time::timeout(Duration::from_secs(20), conn.closed())
+        .await
+        .expect("closed within 20 s")
+    {
+        wtransport::error::ConnectionError::ApplicationClosed(c) => (
+            c.code().into_inner(),
+            String::from_utf8_lossy(c.reason()).into_owned(),
+        ),
+        other => panic!("expected an application close, got {other}"),
+    }
+}
+
+/// A raw `ws://` session (tungstenite, no fabric-net client) to `server`.
+pub async fn raw_ws(server: &Server) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    tokio_tungstenite::client_async(url(server, Path::WebSocket), tcp)
+        .await
+        .expect("raw WebSocket opens")
+        .0
+}

@@ -1,0 +1,551 @@
+//! A zone's settings as one typed struct, and the plain function that reads them from the
+//! command line.
+//!
+//! Precedence, lowest first: built-in defaults ([`ZoneSettings::default`]), project settings
+//! `multiplayer_fabric/zone/<name>` (read by the node when it is created), the node's exported
+//! properties (the scene), then the user arguments after `--` on Godot's command line
+//! ([`parse_args`]). Nothing here touches Godot, so it is unit-tested like any Rust code.
+//!
+//! Command line (`--key value` or `--key=value`):
+//!
+//! | argument | field |
+//! |---|---|
+//! | `--zone-id N` (alias `--zone-index`) | [`ZoneSettings::zone_index`] |
+//! | `--zone-count N` | [`ZoneSettings::zone_count`] |
+//! | `--fabric NAME` | [`ZoneSettings::fabric`] |
+//! | `--world-bounds H` or `--world-bounds X0,Y0,Z0,X1,Y1,Z1` (metres) | [`ZoneSettings::world_min_m`], [`ZoneSettings::world_max_m`] |
+//! | `--capacity N`, `--headroom N` | slots, slots kept for arrivals |
+//! | `--hysteresis-ticks N` | ticks outside the range before a migration starts |
+//! | `--interest-radius M` | [`ZoneSettings::interest_radius_m`] |
+//! | `--port P`, `--bind ADDR`, `--link-port P` | client port, bind address, zone link port |
+//! | `--link memory` / `--link none` | [`ZoneSettings::link`] |
+//! | `--data-dir PATH` | [`ZoneSettings::data_dir`] |
+//! | `--tick-hz HZ`, `--max-catch-up N`, `--event-budget N` | pacing |
+//! | `--population wanderers --entities N --seed S` | [`ZoneSettings::population`] |
+//! | `--metrics-addr IP:PORT` | Prometheus endpoint (`/metrics`, `/state`) |
+//! | `--stats-every S`, `--quit-after S` | status lines on stdout, exit after S seconds |
+//! | `--cert-hash-file PATH`, `--backend URL`, `--backend-api-key KEY`, `--public-address HOST`, `--map NAME`, `--name NAME`, `--heartbeat-sec S`, `--require-token`, `--no-websocket`, `--cert-rotation-sec S` | client admission and registry (see `docs/session-protocol.md`) |
+//!
+//! The API key is better given in the environment variable `FABRIC_BACKEND_API_KEY`, which
+//! other users cannot read from the process list.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use fabric_core::config::{V_MAX_METRES_PER_SECOND, ZoneConfig};
+use fabric_core::coords::{MICROS_PER_METRE, WorldBounds};
+use fabric_core::zones::ZoneLayout;
+use thiserror::Error;
+
+/// Why the arguments or settings are not usable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// An argument needs a value and none followed.
+    #[error("{0} needs a value")]
+    Missing(String),
+    /// A value does not parse.
+    #[error("{key}: `{value}` is not {expected}")]
+    Invalid {
+        /// The argument.
+        key: String,
+        /// What was given.
+        value: String,
+        /// What was expected, in words.
+        expected: &'static str,
+    },
+    /// The settings do not make a valid zone (bounds, layout, capacity, tick rate).
+    #[error("{0}")]
+    Zone(String),
+}
+
+/// How this zone reaches its neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkMode {
+    /// No neighbours: migrations out time out and roll back.
+    #[default]
+    None,
+    /// Zones of the same fabric in this process, through an in-memory hub (tests, tools).
+    Memory,
+}
+
+/// A population spawned at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Population {
+    /// Nothing.
+    #[default]
+    None,
+    /// `entities` wanderers seeded with `seed`; this zone spawns its Hilbert share.
+    Wanderers {
+        /// Entities in the whole fabric.
+        entities: u32,
+        /// Seed.
+        seed: u64,
+    },
+}
+
+/// Everything a zone process is configured with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneSettings {
+    /// This zone's index in the fabric (0-based).
+    pub zone_index: u32,
+    /// Zones in the fabric (0 = `zone_index + 1`: a zone started alone with only an index, as
+    /// before fabrics existed).
+    pub zone_count: u32,
+    /// The fabric's name (zones of one fabric link to each other).
+    pub fabric: String,
+    /// World lower corner, metres.
+    pub world_min_m: [f64; 3],
+    /// World upper corner, metres.
+    pub world_max_m: [f64; 3],
+    /// Entity slots.
+    pub capacity: u32,
+    /// Slots kept for arrivals.
+    pub headroom: u32,
+    /// Ticks an entity spends outside the zone before it migrates (0 = the core's default,
+    /// 4 s of ticks).
+    pub hysteresis_ticks: u32,
+    /// Radius of a client's interest, metres.
+    pub interest_radius_m: f64,
+    /// Client port (0 = any free port).
+    pub port: u16,
+    /// Address to bind (`*` = all interfaces).
+    pub bind: String,
+    /// Zone link port (0 = any free port; used by network links).
+    pub link_port: u16,
+    /// How neighbours are reached.
+    pub link: LinkMode,
+    /// Where the zone keeps its files (empty = none yet).
+    pub data_dir: Option<PathBuf>,
+    /// Ticks per second.
+    pub tick_hz: u32,
+    /// Most ticks run in one frame to catch up; the rest of a backlog is dropped and counted.
+    pub max_catch_up: u32,
+    /// Most network events handled per tick.
+    pub event_budget: u32,
+    /// Spawned at start.
+    pub population: Population,
+    /// Prometheus endpoint address.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Seconds between `FABRIC_ZONE_STATS` lines (0 = none).
+    pub stats_every_s: f64,
+    /// Quit after this many seconds (0 = run until stopped), printing a last stats line.
+    pub quit_after_s: f64,
+    /// Registry backend URL (empty = none).
+    pub backend_url: String,
+    /// Operator API key for the registry.
+    pub api_key: String,
+    /// Address registered for clients.
+    pub public_address: String,
+    /// Map name registered.
+    pub map_name: String,
+    /// Display name registered.
+    pub zone_name: String,
+    /// Seconds between registry heartbeats.
+    pub heartbeat_sec: f64,
+    /// Require join tokens even without a registry.
+    pub require_token: bool,
+    /// Accept the WebSocket fallback.
+    pub websocket_fallback: bool,
+    /// Seconds between certificate rotations (0 = never).
+    pub cert_rotation_sec: i64,
+    /// Where to write the certificate hashes.
+    pub cert_hash_file: Option<PathBuf>,
+}
+
+impl Default for ZoneSettings {
+    fn default() -> Self {
+        Self {
+            zone_index: 0,
+            zone_count: 0,
+            fabric: "default".into(),
+            world_min_m: [-15.0; 3],
+            world_max_m: [15.0; 3],
+            capacity: 1800,
+            headroom: 400,
+            hysteresis_ticks: 0,
+            interest_radius_m: 5.0,
+            port: 7443,
+            bind: "*".into(),
+            link_port: 0,
+            link: LinkMode::None,
+            data_dir: None,
+            tick_hz: 20,
+            max_catch_up: 5,
+            event_budget: 4096,
+            population: Population::None,
+            metrics_addr: None,
+            stats_every_s: 0.0,
+            quit_after_s: 0.0,
+            backend_url: String::new(),
+            api_key: String::new(),
+            public_address: String::new(),
+            map_name: "default".into(),
+            zone_name: String::new(),
+            heartbeat_sec: 25.0,
+            require_token: false,
+            websocket_fallback: true,
+            cert_rotation_sec: 7 * 24 * 3600,
+            cert_hash_file: None,
+        }
+    }
+}
+
+impl ZoneSettings {
+    /// The core's configuration for these settings.
+    pub fn core_config(&self) -> Result<ZoneConfig, ConfigError> {
+        let count = if self.zone_count == 0 {
+            self.zone_index as usize + 1
+        } else {
+            self.zone_count as usize
+        };
+        let layout = ZoneLayout::new(count).map_err(|e| ConfigError::Zone(e.to_string()))?;
+        let um = |m: f64| (m * MICROS_PER_METRE as f64).round() as i64;
+        let bounds = WorldBounds::new(self.world_min_m.map(um), self.world_max_m.map(um))
+            .map_err(|e| ConfigError::Zone(format!("world bounds: {e}")))?;
+        let index = u8::try_from(self.zone_index).map_err(|_| {
+            ConfigError::Zone(format!("zone index {} is too large", self.zone_index))
+        })?;
+        let tick_hz = self.tick_hz.max(1);
+        let mut cfg = ZoneConfig::new(index, layout, bounds);
+        cfg.tick_hz = tick_hz;
+        cfg.capacity = self.capacity as usize;
+        cfg.headroom = self.headroom as usize;
+        cfg.v_max_um = V_MAX_METRES_PER_SECOND * MICROS_PER_METRE / i64::from(tick_hz);
+        cfg.hysteresis_ticks = if self.hysteresis_ticks == 0 {
+            fabric_core::config::HYSTERESIS_SECONDS * tick_hz
+        } else {
+            self.hysteresis_ticks
+        };
+        cfg.validate()
+            .map_err(|e| ConfigError::Zone(e.to_string()))?;
+        Ok(cfg)
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    key: &str,
+    value: &str,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        expected,
+    })
+}
+
+fn bounds(key: &str, value: &str) -> Result<([f64; 3], [f64; 3]), ConfigError> {
+    let bad = || ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        expected: "a half extent or six numbers X0,Y0,Z0,X1,Y1,Z1 (metres)",
+    };
+    let nums: Vec<f64> = value
+        .split(',')
+        .map(|s| s.trim().parse::<f64>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    match nums[..] {
+        [h] if h > 0.0 => Ok(([-h; 3], [h; 3])),
+        [x0, y0, z0, x1, y1, z1] => Ok(([x0, y0, z0], [x1, y1, z1])),
+        _ => Err(bad()),
+    }
+}
+
+/// `base` with the user arguments `args` applied. Unknown arguments are ignored (other parts
+/// of a scene may read them); a malformed value is an error naming it.
+pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, ConfigError> {
+    let mut s = base;
+    let mut entities = None;
+    let mut seed = None;
+    let mut wanderers = matches!(s.population, Population::Wanderers { .. });
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (key, inline) = match a.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_owned())),
+            None => (a.as_str(), None),
+        };
+        match key {
+            "--require-token" => {
+                s.require_token = true;
+                continue;
+            }
+            "--no-websocket" => {
+                s.websocket_fallback = false;
+                continue;
+            }
+            _ if !key.starts_with("--") => continue,
+            _ => {}
+        }
+        let known = [
+            "--zone-id",
+            "--zone-index",
+            "--zone-count",
+            "--fabric",
+            "--world-bounds",
+            "--capacity",
+            "--headroom",
+            "--hysteresis-ticks",
+            "--interest-radius",
+            "--port",
+            "--bind",
+            "--link-port",
+            "--link",
+            "--data-dir",
+            "--tick-hz",
+            "--max-catch-up",
+            "--event-budget",
+            "--population",
+            "--entities",
+            "--seed",
+            "--metrics-addr",
+            "--stats-every",
+            "--quit-after",
+            "--cert-hash-file",
+            "--backend",
+            "--backend-api-key",
+            "--public-address",
+            "--map",
+            "--name",
+            "--heartbeat-sec",
+            "--cert-rotation-sec",
+        ];
+        if !known.contains(&key) {
+            continue;
+        }
+        let v = match inline.or_else(|| it.next().cloned()) {
+            Some(v) => v,
+            None => return Err(ConfigError::Missing(key.into())),
+        };
+        let v = v.as_str();
+        match key {
+            "--zone-id" | "--zone-index" => s.zone_index = parse(key, v, "a zone index")?,
+            "--zone-count" => s.zone_count = parse(key, v, "a zone count")?,
+            "--fabric" => s.fabric = v.into(),
+            "--world-bounds" => (s.world_min_m, s.world_max_m) = bounds(key, v)?,
+            "--capacity" => s.capacity = parse(key, v, "a slot count")?,
+            "--headroom" => s.headroom = parse(key, v, "a slot count")?,
+            "--hysteresis-ticks" => s.hysteresis_ticks = parse(key, v, "a tick count")?,
+            "--interest-radius" => s.interest_radius_m = parse(key, v, "metres")?,
+            "--port" => s.port = parse(key, v, "a port number")?,
+            "--bind" => s.bind = v.into(),
+            "--link-port" => s.link_port = parse(key, v, "a port number")?,
+            "--link" => {
+                s.link = match v {
+                    "memory" => LinkMode::Memory,
+                    "none" => LinkMode::None,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            key: key.into(),
+                            value: v.into(),
+                            expected: "`memory` or `none`",
+                        });
+                    }
+                }
+            }
+            "--data-dir" => s.data_dir = Some(PathBuf::from(v)),
+            "--tick-hz" => s.tick_hz = parse(key, v, "ticks per second")?,
+            "--max-catch-up" => s.max_catch_up = parse(key, v, "a tick count")?,
+            "--event-budget" => s.event_budget = parse(key, v, "an event count")?,
+            "--population" => match v {
+                "wanderers" => wanderers = true,
+                "none" => wanderers = false,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: key.into(),
+                        value: v.into(),
+                        expected: "`wanderers` or `none`",
+                    });
+                }
+            },
+            "--entities" => entities = Some(parse(key, v, "an entity count")?),
+            "--seed" => seed = Some(parse(key, v, "a 64-bit seed")?),
+            "--metrics-addr" => s.metrics_addr = Some(parse(key, v, "an IP:PORT address")?),
+            "--stats-every" => s.stats_every_s = parse(key, v, "seconds")?,
+            "--quit-after" => s.quit_after_s = parse(key, v, "seconds")?,
+            "--cert-hash-file" => s.cert_hash_file = Some(PathBuf::from(v)),
+            "--backend" => s.backend_url = v.into(),
+            "--backend-api-key" => s.api_key = v.into(),
+            "--public-address" => s.public_address = v.into(),
+            "--map" => s.map_name = v.into(),
+            "--name" => s.zone_name = v.into(),
+            "--heartbeat-sec" => s.heartbeat_sec = parse(key, v, "seconds")?,
+            "--cert-rotation-sec" => s.cert_rotation_sec = parse(key, v, "seconds")?,
+            _ => unreachable!("every known key is matched above"),
+        }
+    }
+    s.population = match (wanderers, s.population) {
+        (false, _) => Population::None,
+        (
+            true,
+            Population::Wanderers {
+                entities: e,
+                seed: sd,
+            },
+        ) => Population::Wanderers {
+            entities: entities.unwrap_or(e),
+            seed: seed.unwrap_or(sd),
+        },
+        (true, Population::None) => Population::Wanderers {
+            entities: entities.unwrap_or(1000),
+            seed: seed.unwrap_or(1),
+        },
+    };
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn defaults_and_an_empty_line() {
+        let s = parse_args(ZoneSettings::default(), &[]).unwrap();
+        assert_eq!(s, ZoneSettings::default(), "no arguments, no change");
+        let c = s.core_config().unwrap();
+        assert_eq!((c.capacity, c.headroom, c.tick_hz), (1800, 400, 20));
+        assert_eq!(c.hysteresis_ticks, 80, "4 s at 20 Hz by default");
+        assert_eq!(c.bounds, WorldBounds::demo(), "+-15 m by default");
+        assert_eq!(c.layout.count(), 1, "a lone zone by default");
+        let lone = ZoneSettings {
+            zone_index: 5,
+            ..ZoneSettings::default()
+        };
+        assert_eq!(
+            lone.core_config().unwrap().layout.count(),
+            6,
+            "zone 5 alone: 6 ranges"
+        );
+    }
+
+    #[test]
+    fn every_zone_field_is_read() {
+        let s = parse_args(
+            ZoneSettings::default(),
+            &args(
+                "--zone-index 2 --zone-count=3 --fabric f1 --world-bounds 100 --capacity 900 \
+                 --headroom 100 --hysteresis-ticks 7 --interest-radius 12.5 --port 0 \
+                 --bind 127.0.0.1 --link-port 9000 --link memory --data-dir /tmp/z --tick-hz 30 \
+                 --max-catch-up 3 --event-budget 64 --population wanderers --entities 3000 \
+                 --seed 42 --metrics-addr 127.0.0.1:9100 --stats-every 1 --quit-after 5 \
+                 --require-token --no-websocket --cert-hash-file /tmp/h",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.zone_index, s.zone_count, s.fabric.as_str()),
+            (2, 3, "f1")
+        );
+        assert_eq!((s.world_min_m, s.world_max_m), ([-100.0; 3], [100.0; 3]));
+        assert_eq!((s.capacity, s.headroom, s.hysteresis_ticks), (900, 100, 7));
+        assert_eq!(s.interest_radius_m, 12.5);
+        assert_eq!(
+            (s.port, s.bind.as_str(), s.link_port),
+            (0, "127.0.0.1", 9000)
+        );
+        assert_eq!(s.link, LinkMode::Memory);
+        assert_eq!(s.data_dir, Some(PathBuf::from("/tmp/z")));
+        assert_eq!((s.tick_hz, s.max_catch_up, s.event_budget), (30, 3, 64));
+        assert_eq!(
+            s.population,
+            Population::Wanderers {
+                entities: 3000,
+                seed: 42
+            }
+        );
+        assert_eq!(s.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!((s.stats_every_s, s.quit_after_s), (1.0, 5.0));
+        assert!(s.require_token && !s.websocket_fallback);
+        assert_eq!(s.cert_hash_file, Some(PathBuf::from("/tmp/h")));
+        let c = s.core_config().unwrap();
+        assert_eq!((c.zone_id, c.layout.count(), c.tick_hz), (2, 3, 30));
+        assert_eq!(c.v_max_um, 10_000_000 / 30, "10 m/s at 30 Hz");
+        assert_eq!(c.bounds.max(), [100_000_000; 3], "metres to micrometres");
+    }
+
+    #[test]
+    fn registry_arguments_and_six_number_bounds() {
+        let s = parse_args(
+            ZoneSettings::default(),
+            &args(
+                "--zone-id 1 --backend http://127.0.0.1:8080 --backend-api-key k --public-address \
+                 h --map m --name n --heartbeat-sec 2.5 --cert-rotation-sec 0 \
+                 --world-bounds -1,-2,-3,1,2,3 unrelated --other x",
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.zone_index, 1);
+        assert_eq!(s.backend_url, "http://127.0.0.1:8080");
+        assert_eq!((s.api_key.as_str(), s.public_address.as_str()), ("k", "h"));
+        assert_eq!((s.map_name.as_str(), s.zone_name.as_str()), ("m", "n"));
+        assert_eq!((s.heartbeat_sec, s.cert_rotation_sec), (2.5, 0));
+        assert_eq!(
+            (s.world_min_m, s.world_max_m),
+            ([-1.0, -2.0, -3.0], [1.0, 2.0, 3.0])
+        );
+        assert_eq!(s.population, Population::None, "no population unless asked");
+    }
+
+    #[test]
+    fn bad_values_are_typed_errors() {
+        let err = |line: &str| parse_args(ZoneSettings::default(), &args(line)).unwrap_err();
+        assert!(matches!(err("--port 70000"), ConfigError::Invalid { key, .. } if key == "--port"));
+        assert_eq!(err("--tick-hz"), ConfigError::Missing("--tick-hz".into()));
+        assert!(matches!(
+            err("--link carrier-pigeon"),
+            ConfigError::Invalid { .. }
+        ));
+        assert!(matches!(
+            err("--population zombies"),
+            ConfigError::Invalid { .. }
+        ));
+        assert!(matches!(
+            err("--world-bounds 1,2"),
+            ConfigError::Invalid { .. }
+        ));
+        assert!(matches!(
+            err("--metrics-addr localhost"),
+            ConfigError::Invalid { .. }
+        ));
+        let bad_zone = ZoneSettings {
+            zone_index: 3,
+            zone_count: 3,
+            ..ZoneSettings::default()
+        };
+        assert!(
+            matches!(bad_zone.core_config(), Err(ConfigError::Zone(_))),
+            "index past count"
+        );
+        let bad_cap = ZoneSettings {
+            headroom: 2000,
+            ..ZoneSettings::default()
+        };
+        assert!(matches!(bad_cap.core_config(), Err(ConfigError::Zone(_))));
+    }
+
+    #[test]
+    fn wanderers_defaults_and_overrides() {
+        let s = parse_args(ZoneSettings::default(), &args("--population wanderers")).unwrap();
+        assert_eq!(
+            s.population,
+            Population::Wanderers {
+                entities: 1000,
+                seed: 1
+            }
+        );
+        let s = parse_args(s, &args("--seed 9")).unwrap();
+        assert_eq!(
+            s.population,
+            Population::Wanderers {
+                entities: 1000,
+                seed: 9
+            },
+            "a later --seed keeps the population"
+        );
+        let s = parse_args(s, &args("--population none")).unwrap();
+        assert_eq!(s.population, Population::None);
+    }
+}

@@ -1,0 +1,387 @@
+//! What a zone publishes: Prometheus metrics (text exposition on `--metrics-addr`), the state
+//! dump of held ids, and the figures Godot's Performance monitors read.
+//!
+//! Metrics are `prometheus-client` handles (atomics behind `Arc`s), set by the main thread once
+//! per tick without locking or allocating; a small server thread answers
+//! `GET /metrics` (the registry encoded by the crate) and `GET /state` (one
+//! `FABRIC_ZONE_STATE` line: the global ids this zone holds and those it has reserved, updated
+//! once a second), so tests read the zone's own state, not their own bookkeeping.
+//! `prometheus-client` is the Prometheus project's Rust client: typed metrics, a maintained
+//! OpenMetrics encoder, no runtime of its own.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Totals and levels the tick publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Figures {
+    /// Ticks run.
+    pub ticks: u64,
+    /// Ticks that took longer than a step.
+    pub overruns: u64,
+    /// Ticks dropped by bounded catch-up.
+    pub dropped_ticks: u64,
+    /// Entities owned.
+    pub owned: u64,
+    /// Entities staging (handed out, waiting for an answer).
+    pub staging: u64,
+    /// Reservations for neighbours' entities (not ours yet).
+    pub incoming: u64,
+    /// Committed arrivals not yet owned.
+    pub arriving: u64,
+    /// Sum of the global ids held (owned, staging, arriving): a list-free checksum.
+    pub held_id_sum: u64,
+    /// Neighbours' rows kept.
+    pub ghosts: u64,
+    /// Migrations in.
+    pub migrations_in: u64,
+    /// Migrations out.
+    pub migrations_out: u64,
+    /// Hand-offs rolled back.
+    pub rollbacks: u64,
+    /// Bad packets dropped.
+    pub bad_packets: u64,
+    /// Sends refused by the links.
+    pub refused_sends: u64,
+    /// Links up.
+    pub links: u64,
+    /// Tick time p50 / p99 / max, seconds.
+    pub tick_s: [f64; 3],
+    /// Hand-off latency p50 / p99, seconds.
+    pub handoff_s: [f64; 2],
+}
+
+#[derive(Debug, Default, Clone)]
+struct Handles {
+    ticks: Counter,
+    overruns: Counter,
+    dropped: Counter,
+    mig_in: Counter,
+    mig_out: Counter,
+    rollbacks: Counter,
+    bad: Counter,
+    refused: Counter,
+    owned: Gauge,
+    staging: Gauge,
+    incoming: Gauge,
+    arriving: Gauge,
+    held_sum: Gauge,
+    ghosts: Gauge,
+    links: Gauge,
+    tick_p50: Gauge<f64, AtomicU64>,
+    tick_p99: Gauge<f64, AtomicU64>,
+    tick_max: Gauge<f64, AtomicU64>,
+    handoff_p50: Gauge<f64, AtomicU64>,
+    handoff_p99: Gauge<f64, AtomicU64>,
+}
+
+/// The state dump: held and reserved ids, refreshed once a second.
+#[derive(Debug, Default)]
+struct Dump {
+    tick: u64,
+    held: Vec<u32>,
+    incoming: Vec<u32>,
+}
+
+/// Everything a zone publishes, shared with the server thread and Performance monitors.
+#[derive(Debug)]
+pub struct Published {
+    zone: u32,
+    registry: Registry,
+    h: Handles,
+    last: Mutex<Figures>,
+    dump: Mutex<Dump>,
+    stop: AtomicBool,
+}
+
+impl Published {
+    /// Metrics of zone `zone` of fabric `fabric` (both are labels on every metric).
+    pub fn new(fabric: &str, zone: u32) -> Arc<Self> {
+        let mut registry = Registry::with_prefix_and_labels(
+            "fabric_zone",
+            [
+                ("fabric".into(), fabric.to_owned().into()),
+                ("zone".into(), zone.to_string().into()),
+            ]
+            .into_iter(),
+        );
+        let h = Handles::default();
+        registry.register("ticks", "Ticks run", h.ticks.clone());
+        registry.register("overruns", "Ticks longer than one step", h.overruns.clone());
+        registry.register(
+            "dropped_ticks",
+            "Ticks dropped by bounded catch-up after a stall",
+            h.dropped.clone(),
+        );
+        registry.register("migrations_in", "Entities migrated in", h.mig_in.clone());
+        registry.register("migrations_out", "Entities migrated out", h.mig_out.clone());
+        registry.register("rollbacks", "Hand-offs rolled back", h.rollbacks.clone());
+        registry.register(
+            "bad_packets",
+            "Zone packets dropped as invalid",
+            h.bad.clone(),
+        );
+        registry.register(
+            "refused_sends",
+            "Packets the links refused",
+            h.refused.clone(),
+        );
+        registry.register("owned", "Entities owned", h.owned.clone());
+        registry.register(
+            "staging",
+            "Entities handed out, waiting for an answer",
+            h.staging.clone(),
+        );
+        registry.register(
+            "incoming",
+            "Reservations for neighbours' entities",
+            h.incoming.clone(),
+        );
+        registry.register(
+            "arriving",
+            "Committed arrivals not yet owned",
+            h.arriving.clone(),
+        );
+        registry.register(
+            "held_id_sum",
+            "Sum of the global ids held (owned, staging, arriving)",
+            h.held_sum.clone(),
+        );
+        registry.register("ghosts", "Neighbours' rows kept", h.ghosts.clone());
+        registry.register("links", "Links to neighbours up", h.links.clone());
+        registry.register(
+            "tick_p50_seconds",
+            "Tick time, median of the last minute",
+            h.tick_p50.clone(),
+        );
+        registry.register(
+            "tick_p99_seconds",
+            "Tick time, p99 of the last minute",
+            h.tick_p99.clone(),
+        );
+        registry.register(
+            "tick_max_seconds",
+            "Tick time, max of the last minute",
+            h.tick_max.clone(),
+        );
+        registry.register(
+            "handoff_p50_seconds",
+            "Hand-off latency, intent sent to acceptance seen, median",
+            h.handoff_p50.clone(),
+        );
+        registry.register(
+            "handoff_p99_seconds",
+            "Hand-off latency, intent sent to acceptance seen, p99",
+            h.handoff_p99.clone(),
+        );
+        Arc::new(Self {
+            zone,
+            registry,
+            h,
+            last: Mutex::new(Figures::default()),
+            dump: Mutex::new(Dump::default()),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    /// Publishes `f` (counters advance by the difference with the last call).
+    pub fn publish(&self, f: &Figures) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let h = &self.h;
+        let add = |c: &Counter, now: u64, before: u64| {
+            c.inc_by(now.saturating_sub(before));
+        };
+        add(&h.ticks, f.ticks, last.ticks);
+        add(&h.overruns, f.overruns, last.overruns);
+        add(&h.dropped, f.dropped_ticks, last.dropped_ticks);
+        add(&h.mig_in, f.migrations_in, last.migrations_in);
+        add(&h.mig_out, f.migrations_out, last.migrations_out);
+        add(&h.rollbacks, f.rollbacks, last.rollbacks);
+        add(&h.bad, f.bad_packets, last.bad_packets);
+        add(&h.refused, f.refused_sends, last.refused_sends);
+        let set = |g: &Gauge, v: u64| {
+            g.set(v as i64);
+        };
+        set(&h.owned, f.owned);
+        set(&h.staging, f.staging);
+        set(&h.incoming, f.incoming);
+        set(&h.arriving, f.arriving);
+        set(&h.held_sum, f.held_id_sum);
+        set(&h.ghosts, f.ghosts);
+        set(&h.links, f.links);
+        h.tick_p50.set(f.tick_s[0]);
+        h.tick_p99.set(f.tick_s[1]);
+        h.tick_max.set(f.tick_s[2]);
+        h.handoff_p50.set(f.handoff_s[0]);
+        h.handoff_p99.set(f.handoff_s[1]);
+        *last = *f;
+    }
+
+    /// The last published figures.
+    pub fn figures(&self) -> Figures {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the state dump (buffers are reused: no allocation once warmed up).
+    pub fn set_dump(
+        &self,
+        tick: u64,
+        held: impl Iterator<Item = u32>,
+        incoming: impl Iterator<Item = u32>,
+    ) {
+        let mut d = self.dump.lock().unwrap_or_else(|p| p.into_inner());
+        d.tick = tick;
+        d.held.clear();
+        d.held.extend(held);
+        d.incoming.clear();
+        d.incoming.extend(incoming);
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The state dump line: `FABRIC_ZONE_STATE zone=Z tick=T held=1,2,3 incoming=4`.
+    pub fn state_line(&self) -> String {
+        let d = self.dump.lock().unwrap_or_else(|p| p.into_inner());
+        let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        format!(
+            "FABRIC_ZONE_STATE zone={} tick={} held={} incoming={}\n",
+            self.zone,
+            d.tick,
+            list(&d.held),
+            list(&d.incoming)
+        )
+    }
+
+    /// Stops the server thread (it notices within 100 ms).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Serves `/metrics` and `/state` on `addr` from a thread of its own until
+/// [`Published::stop`]. Returns the bound address.
+pub fn serve(addr: SocketAddr, published: Arc<Published>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name(format!("fabric-metrics-{}", published.zone))
+        .spawn(move || {
+            while !published.stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if let Err(e) = answer(stream, &published) {
+                            tracing::debug!("metrics request failed: {e}");
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(e) => {
+                        tracing::warn!("metrics endpoint: {e}");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        })?;
+    Ok(bound)
+}
+
+fn answer(stream: TcpStream, p: &Published) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    // Skip the headers.
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 2 {
+        line.clear();
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let (status, kind, body) = match path {
+        "/metrics" => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            p.encode(),
+        ),
+        "/state" => ("200 OK", "text/plain; charset=utf-8", p.state_line()),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics or /state\n".into(),
+        ),
+    };
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn serves_metrics_and_state_over_real_http() {
+        let p = Published::new("f", 2);
+        let f = Figures {
+            ticks: 10,
+            owned: 7,
+            held_id_sum: 28,
+            tick_s: [0.001, 0.002, 0.003],
+            ..Figures::default()
+        };
+        p.publish(&f);
+        p.publish(&Figures { ticks: 12, ..f });
+        p.set_dump(12, [1, 2, 3].into_iter(), [9].into_iter());
+        let addr = serve("127.0.0.1:0".parse().unwrap(), p.clone()).unwrap();
+        let m = get(addr, "/metrics");
+        assert!(m.starts_with("HTTP/1.1 200 OK"), "{m}");
+        assert!(
+            m.contains("fabric_zone_ticks_total{fabric=\"f\",zone=\"2\"} 12"),
+            "counter advanced to 12: {m}"
+        );
+        assert!(
+            m.contains("fabric_zone_owned{fabric=\"f\",zone=\"2\"} 7"),
+            "{m}"
+        );
+        assert!(
+            m.contains("fabric_zone_tick_p99_seconds{fabric=\"f\",zone=\"2\"} 0.002"),
+            "{m}"
+        );
+        let s = get(addr, "/state");
+        assert!(
+            s.contains("FABRIC_ZONE_STATE zone=2 tick=12 held=1,2,3 incoming=9"),
+            "{s}"
+        );
+        assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
+        p.stop();
+    }
+}

@@ -1,0 +1,694 @@
+//! The tick driver: runs `fabric_core`'s zone at a fixed rate against a [`ZoneNetwork`].
+//!
+//! One tick, in order (each phase a `tracing` span):
+//! 1. **drain**: at most `event_budget` network events; packets go to the zone
+//!    ([`Zone::handle`]) and row batches also into the [`GhostTable`];
+//! 2. **core**: [`Zone::tick`];
+//! 3. **rows**: [`Zone::emit_interest_rows`];
+//! 4. **send**: the outbox handed to the network, then cleared;
+//! 5. **observe**: slot states compared with the last tick's (migrations in and out, hand-off
+//!    latency, counts), ghosts expired, figures published.
+//!
+//! Buffers (slot snapshots, events, timing windows, the core's outbox) are allocated once, so a
+//! steady-state tick allocates nothing. Nothing here touches Godot: the node
+//! ([`super::FabricZone`]) calls [`ZoneRuntime::frame`] from `_process` and turns
+//! [`ZoneEvent`]s into signals.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use fabric_core::config::ZoneConfig;
+use fabric_core::coords::Vec3;
+use fabric_core::entity::Entity;
+use fabric_core::entity_row::{PAYLOAD_WORDS, ROW_BATCH_KIND};
+use fabric_core::ghost::GhostTable;
+use fabric_core::pacer::{Pacer, Steps};
+use fabric_core::slots::SlotState;
+use fabric_core::timing::{Summary, Timings};
+use fabric_core::zone::{SpawnError, Zone};
+use fabric_core::zones::ZoneId;
+
+use super::config::Population;
+use super::metrics::{Figures, Published};
+use super::network::{LinkInfo, NetEvent, ZoneNetwork};
+
+/// Something the game may want to hear about (the node emits them as signals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZoneEvent {
+    /// An entity was spawned here.
+    Spawned(u32),
+    /// An entity was despawned here.
+    Despawned(u32),
+    /// An entity became owned here, handed over by `from`.
+    MigratedIn {
+        /// Global id.
+        id: u32,
+        /// Sender.
+        from: ZoneId,
+    },
+    /// An entity was handed to `to` (its acceptance was seen; the slot is freed).
+    MigratedOut {
+        /// Global id.
+        id: u32,
+        /// Receiver.
+        to: ZoneId,
+    },
+    /// A neighbour link is up.
+    Linked(ZoneId),
+    /// A neighbour link is down.
+    Unlinked(ZoneId),
+}
+
+/// Limits of the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most ticks run in one frame.
+    pub max_catch_up: u32,
+    /// Most network events per tick.
+    pub event_budget: usize,
+    /// Neighbours' rows kept.
+    pub ghost_rows: usize,
+}
+
+/// Where the ids of entities spawned through the API start (wanderers use `1..=N`): the top
+/// bit, then 5 bits of zone index, then a 26-bit counter.
+pub const API_ID_BASE: u32 = 0x8000_0000;
+
+/// Running totals of the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Ticks run.
+    pub ticks: u64,
+    /// Ticks longer than one step.
+    pub overruns: u64,
+    /// Migrations in.
+    pub migrations_in: u64,
+    /// Migrations out.
+    pub migrations_out: u64,
+    /// Staging entities that became owned here again.
+    pub rollbacks: u64,
+    /// Sends the network refused.
+    pub refused_sends: u64,
+    /// Network events handled.
+    pub net_events: u64,
+}
+
+/// Slot counts after the last tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Owned.
+    pub owned: u64,
+    /// Staging.
+    pub staging: u64,
+    /// Incoming (tentative).
+    pub incoming: u64,
+    /// Arriving (committed, not yet owned).
+    pub arriving: u64,
+    /// Sum of held ids (owned, staging, arriving).
+    pub held_id_sum: u64,
+}
+
+/// A zone, its links and its clock.
+pub struct ZoneRuntime {
+    zone: Zone,
+    net: Box<dyn ZoneNetwork>,
+    ghosts: GhostTable,
+    pacer: Pacer,
+    limits: Limits,
+    tick_times: Timings,
+    handoffs: Timings,
+    prev_state: Vec<SlotState>,
+    prev_gid: Vec<u32>,
+    prev_peer: Vec<ZoneId>,
+    staging_since: Vec<Option<Instant>>,
+    events: Vec<ZoneEvent>,
+    links: Vec<LinkInfo>,
+    linked: u32,
+    counts: Counts,
+    totals: Totals,
+    next_api_id: u32,
+    second: (u64, u64, u64),
+    rates: (f64, f64),
+    published: Arc<Published>,
+}
+
+impl std::fmt::Debug for ZoneRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZoneRuntime")
+            .field("zone", &self.zone.id())
+            .field("tick", &self.zone.current_tick())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZoneRuntime {
+    /// A runtime for `cfg` over `net`, publishing into `published`.
+    pub fn new(
+        cfg: ZoneConfig,
+        net: Box<dyn ZoneNetwork>,
+        limits: Limits,
+        published: Arc<Published>,
+    ) -> Result<Self, fabric_core::config::ConfigError> {
+        let zone = Zone::new(cfg)?;
+        let cap = cfg.capacity;
+        Ok(Self {
+            zone,
+            net,
+            // Rows not refreshed for a second are stale: neighbours send every tick.
+            ghosts: GhostTable::new(limits.ghost_rows, u64::from(cfg.tick_hz)),
+            pacer: Pacer::new(cfg.tick_hz, limits.max_catch_up),
+            limits,
+            // A minute of ticks.
+            tick_times: Timings::new(60 * cfg.tick_hz as usize),
+            handoffs: Timings::new(4096),
+            prev_state: vec![SlotState::Free; cap],
+            prev_gid: vec![0; cap],
+            prev_peer: vec![0; cap],
+            staging_since: vec![None; cap],
+            events: Vec::with_capacity(cap * 2 + 64),
+            links: Vec::with_capacity(fabric_core::zones::MAX_ZONES),
+            linked: 0,
+            counts: Counts::default(),
+            totals: Totals::default(),
+            next_api_id: 0,
+            second: (0, 0, 0),
+            rates: (0.0, 0.0),
+            published,
+        })
+    }
+
+    /// The core zone (read-only).
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
+    /// The ghost table.
+    pub fn ghosts(&self) -> &GhostTable {
+        &self.ghosts
+    }
+
+    /// The pacer (dropped ticks, catch-ups).
+    pub fn pacer(&self) -> &Pacer {
+        &self.pacer
+    }
+
+    /// Running totals.
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    /// Slot counts after the last tick.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Migrations in and out per second, over the last full second.
+    pub fn rates(&self) -> (f64, f64) {
+        self.rates
+    }
+
+    /// Tick time over the last minute.
+    pub fn tick_summary(&mut self) -> Summary {
+        self.tick_times.summary()
+    }
+
+    /// Hand-off latency over the last 4096 hand-offs.
+    pub fn handoff_summary(&mut self) -> Summary {
+        self.handoffs.summary()
+    }
+
+    /// Per-link figures.
+    pub fn links(&mut self) -> &[LinkInfo] {
+        self.net.links(&mut self.links);
+        &self.links
+    }
+
+    /// The events since the last call.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, ZoneEvent> {
+        self.events.drain(..)
+    }
+
+    /// Spawns this zone's share of `population`. Returns how many.
+    pub fn spawn_population(&mut self, population: Population) -> usize {
+        let Population::Wanderers { entities, seed } = population else {
+            return 0;
+        };
+        let cfg = *self.zone.config();
+        let mut n = 0;
+        for e in fabric_core::wanderers::share(
+            &cfg.layout,
+            &cfg.bounds,
+            cfg.zone_id,
+            entities,
+            seed,
+            cfg.v_max_um,
+        ) {
+            match self.spawn_entity(e) {
+                Ok(_) => n += 1,
+                Err(err) => {
+                    tracing::warn!(zone = cfg.zone_id, "wanderers: {err}; {n} spawned");
+                    break;
+                }
+            }
+        }
+        n
+    }
+
+    fn spawn_entity(&mut self, e: Entity) -> Result<u32, SpawnError> {
+        let slot = self.zone.spawn(e)?;
+        // Known to the observer at once, so the spawn is not taken for a migration.
+        self.prev_state[slot] = SlotState::Owned;
+        self.prev_gid[slot] = e.global_id;
+        self.events.push(ZoneEvent::Spawned(e.global_id));
+        Ok(e.global_id)
+    }
+
+    /// Spawns an entity with a fresh global id (see [`API_ID_BASE`]).
+    pub fn spawn(
+        &mut self,
+        position: Vec3,
+        velocity: Vec3,
+        payload: [u32; PAYLOAD_WORDS],
+    ) -> Result<u32, SpawnError> {
+        let id = API_ID_BASE
+            | (u32::from(self.zone.id()) & 0x1f) << 26
+            | (self.next_api_id & 0x03ff_ffff);
+        let mut e = Entity::at(id, position).with_velocity(velocity);
+        e.payload = payload;
+        let r = self.spawn_entity(e);
+        if r.is_ok() {
+            self.next_api_id = self.next_api_id.wrapping_add(1);
+        }
+        r
+    }
+
+    /// The slot of owned entity `id` (a scan of the slots).
+    pub fn owned_slot(&self, id: u32) -> Option<usize> {
+        self.zone.find_owned(id)
+    }
+
+    /// Despawns owned entity `id`. Returns whether it was owned here.
+    pub fn despawn(&mut self, id: u32) -> bool {
+        let Some(slot) = self.owned_slot(id) else {
+            return false;
+        };
+        self.zone.despawn(slot);
+        self.prev_state[slot] = SlotState::Free;
+        self.events.push(ZoneEvent::Despawned(id));
+        true
+    }
+
+    /// The zone, mutably, for setters on owned entities.
+    pub fn zone_mut(&mut self) -> &mut Zone {
+        &mut self.zone
+    }
+
+    /// `elapsed_ns` passed since the last frame: runs the ticks due (bounded catch-up).
+    pub fn frame(&mut self, elapsed_ns: u64) -> Steps {
+        let steps = self.pacer.advance(elapsed_ns);
+        for _ in 0..steps.run {
+            self.run_tick();
+        }
+        steps
+    }
+
+    /// Runs one tick now, whatever the pacer says (tests, tools, benchmarks).
+    pub fn run_tick(&mut self) {
+        let started = Instant::now();
+        let tick = self.zone.current_tick() + 1;
+        let _span = tracing::trace_span!("tick", zone = self.zone.id(), tick).entered();
+        {
+            let _s = tracing::trace_span!("drain").entered();
+            self.drain(tick);
+            self.observe(started, false);
+        }
+        {
+            let _s = tracing::trace_span!("core").entered();
+            self.zone.tick(tick);
+        }
+        {
+            let _s = tracing::trace_span!("rows").entered();
+            self.zone.emit_interest_rows();
+        }
+        {
+            let _s = tracing::trace_span!("send").entered();
+            let mut refused = 0;
+            for (to, bytes) in self.zone.outbox().iter() {
+                refused += u64::from(self.net.send(to, bytes).is_err());
+            }
+            self.totals.refused_sends += refused;
+            self.zone.clear_outbox();
+        }
+        {
+            let _s = tracing::trace_span!("observe").entered();
+            self.observe(started, true);
+            self.ghosts.expire(tick);
+        }
+        let took = started.elapsed().as_nanos() as u64;
+        self.tick_times.record(took);
+        self.totals.ticks += 1;
+        if took > self.pacer.step_ns() {
+            self.totals.overruns += 1;
+        }
+        if tick.is_multiple_of(u64::from(self.zone.config().tick_hz)) {
+            self.each_second(tick);
+        }
+    }
+
+    fn drain(&mut self, tick: u64) {
+        let zone = &mut self.zone;
+        let ghosts = &mut self.ghosts;
+        let events = &mut self.events;
+        let linked = &mut self.linked;
+        let n = self
+            .net
+            .drain(self.limits.event_budget, &mut |ev| match ev {
+                NetEvent::Packet { bytes, .. } => {
+                    if bytes.first() == Some(&ROW_BATCH_KIND) {
+                        // Counted by the zone when bad; the zone sees the batch too.
+                        let _ = ghosts.absorb(bytes, tick);
+                    }
+                    // Bad packets are counted by the zone and dropped.
+                    let _ = zone.handle(tick, bytes);
+                }
+                NetEvent::Linked { zone: z } => {
+                    *linked |= 1 << z;
+                    events.push(ZoneEvent::Linked(z));
+                }
+                NetEvent::Unlinked { zone: z } => {
+                    *linked &= !(1 << z);
+                    events.push(ZoneEvent::Unlinked(z));
+                }
+            });
+        self.totals.net_events += n as u64;
+    }
+
+    /// Compares slot states with the last look: migrations, hand-off latency, counts.
+    fn observe(&mut self, started: Instant, count: bool) {
+        let slots = self.zone.slots();
+        let mut c = Counts::default();
+        for i in 0..slots.capacity() {
+            let (st, gid) = (slots.state(i), slots.global_id(i));
+            let (pst, pgid) = (self.prev_state[i], self.prev_gid[i]);
+            let same = pst != SlotState::Free && st != SlotState::Free && gid == pgid;
+            if pst != SlotState::Free && !same {
+                // The previous occupant left this slot.
+                if pst == SlotState::Staging {
+                    self.totals.migrations_out += 1;
+                    self.events.push(ZoneEvent::MigratedOut {
+                        id: pgid,
+                        to: self.prev_peer[i],
+                    });
+                    if let Some(t) = self.staging_since[i].take() {
+                        self.handoffs
+                            .record(started.saturating_duration_since(t).as_nanos() as u64);
+                    }
+                }
+            }
+            let was = if same { pst } else { SlotState::Free };
+            match (was, st) {
+                (SlotState::Owned, SlotState::Staging) => self.staging_since[i] = Some(started),
+                (SlotState::Staging, SlotState::Owned) => {
+                    self.totals.rollbacks += 1;
+                    self.staging_since[i] = None;
+                }
+                (SlotState::Free | SlotState::Incoming | SlotState::Arriving, SlotState::Owned) => {
+                    self.totals.migrations_in += 1;
+                    // Ours now: its neighbour row is no ghost any more.
+                    self.ghosts.remove(gid);
+                    self.events.push(ZoneEvent::MigratedIn {
+                        id: gid,
+                        from: slots.peer_of(i),
+                    });
+                }
+                _ => {}
+            }
+            match st {
+                SlotState::Owned => c.owned += 1,
+                SlotState::Staging => c.staging += 1,
+                SlotState::Incoming => c.incoming += 1,
+                SlotState::Arriving => c.arriving += 1,
+                SlotState::Free => {}
+            }
+            if matches!(
+                st,
+                SlotState::Owned | SlotState::Staging | SlotState::Arriving
+            ) {
+                c.held_id_sum += u64::from(gid);
+            }
+            self.prev_state[i] = st;
+            self.prev_gid[i] = gid;
+            self.prev_peer[i] = slots.peer_of(i);
+        }
+        if count {
+            self.counts = c;
+        }
+    }
+
+    fn each_second(&mut self, tick: u64) {
+        let t = self.totals;
+        let (t0, in0, out0) = self.second;
+        let secs = (tick - t0) as f64 / f64::from(self.zone.config().tick_hz);
+        if secs > 0.0 {
+            self.rates = (
+                (t.migrations_in - in0) as f64 / secs,
+                (t.migrations_out - out0) as f64 / secs,
+            );
+        }
+        self.second = (tick, t.migrations_in, t.migrations_out);
+        self.publish();
+    }
+
+    /// Publishes figures and the state dump now (done once a second by the tick).
+    pub fn publish(&mut self) {
+        let ts = self.tick_times.summary();
+        let hs = self.handoffs.summary();
+        let s = |ns: u64| ns as f64 / 1e9;
+        let f = Figures {
+            ticks: self.totals.ticks,
+            overruns: self.totals.overruns,
+            dropped_ticks: self.pacer.dropped_total(),
+            owned: self.counts.owned,
+            staging: self.counts.staging,
+            incoming: self.counts.incoming,
+            arriving: self.counts.arriving,
+            held_id_sum: self.counts.held_id_sum,
+            ghosts: self.ghosts.len() as u64,
+            migrations_in: self.totals.migrations_in,
+            migrations_out: self.totals.migrations_out,
+            rollbacks: self.totals.rollbacks,
+            bad_packets: self.zone.stats().bad_packets,
+            refused_sends: self.totals.refused_sends,
+            links: u64::from(self.linked.count_ones()),
+            tick_s: [s(ts.p50_ns), s(ts.p99_ns), s(ts.max_ns)],
+            handoff_s: [s(hs.p50_ns), s(hs.p99_ns)],
+        };
+        self.published.publish(&f);
+        let held = |h: &fabric_core::zone::Holding| {
+            matches!(
+                h.state,
+                SlotState::Owned | SlotState::Staging | SlotState::Arriving
+            )
+        };
+        self.published.set_dump(
+            self.zone.current_tick(),
+            self.zone.holdings().filter(held).map(|h| h.global_id),
+            self.zone
+                .holdings()
+                .filter(|h| h.state == SlotState::Incoming)
+                .map(|h| h.global_id),
+        );
+    }
+
+    /// The ids this zone holds (owned, staging, arriving) and those it has reserved.
+    pub fn held_and_incoming(&self) -> (Vec<u32>, Vec<u32>) {
+        let (mut held, mut incoming) = (Vec::new(), Vec::new());
+        for h in self.zone.holdings() {
+            match h.state {
+                SlotState::Incoming => incoming.push(h.global_id),
+                SlotState::Free => {}
+                _ => held.push(h.global_id),
+            }
+        }
+        (held, incoming)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::config::ZoneSettings;
+    use crate::zone::network::MemoryNetwork;
+    use std::collections::BTreeMap;
+
+    fn fabric(name: &str, entities: u32) -> Vec<ZoneRuntime> {
+        (0..3)
+            .map(|z| {
+                let s = ZoneSettings {
+                    zone_index: z,
+                    zone_count: 3,
+                    hysteresis_ticks: 5,
+                    ..ZoneSettings::default()
+                };
+                let cfg = s.core_config().unwrap();
+                let net = MemoryNetwork::join(
+                    name,
+                    cfg.zone_id,
+                    fabric_core::aoi::neighbours(&cfg.layout, cfg.zone_id),
+                )
+                .unwrap();
+                let limits = Limits {
+                    max_catch_up: 5,
+                    event_budget: 4096,
+                    ghost_rows: 3600,
+                };
+                let mut rt =
+                    ZoneRuntime::new(cfg, Box::new(net), limits, Published::new(name, z)).unwrap();
+                rt.spawn_population(Population::Wanderers { entities, seed: 4 });
+                rt
+            })
+            .collect()
+    }
+
+    /// Every id held exactly once, or only reserved while its commit is in flight.
+    fn check(zones: &[ZoneRuntime], entities: u32, tick: u64) {
+        let mut held: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut reserved = Vec::new();
+        for z in zones {
+            let (h, inc) = z.held_and_incoming();
+            for id in h {
+                *held.entry(id).or_default() += 1;
+            }
+            reserved.extend(inc);
+        }
+        if let Some((id, n)) = held.iter().find(|(_, n)| **n > 1) {
+            panic!("tick {tick}: entity {id} held {n} times");
+        }
+        for id in 1..=entities {
+            assert!(
+                held.contains_key(&id) || reserved.contains(&id),
+                "tick {tick}: entity {id} lost"
+            );
+        }
+        assert_eq!(
+            held.len() + reserved.iter().filter(|id| !held.contains_key(id)).count(),
+            entities as usize
+        );
+    }
+
+    #[test]
+    fn three_zones_in_memory_hand_wanderers_over_without_loss_or_duplicate() {
+        let entities = 900;
+        let mut zones = fabric("runtime-test-3", entities);
+        let spawned: u64 = zones.iter().map(|z| z.counts().owned).sum::<u64>();
+        assert_eq!(spawned, 0, "counts are taken by the tick");
+        for tick in 1..=600u64 {
+            for z in zones.iter_mut() {
+                z.run_tick();
+            }
+            check(&zones, entities, tick);
+        }
+        let ins: u64 = zones.iter().map(|z| z.totals().migrations_in).sum();
+        let outs: u64 = zones.iter().map(|z| z.totals().migrations_out).sum();
+        assert!(ins > 100, "wanderers migrate: {ins} in");
+        assert!(
+            outs >= ins,
+            "every arrival was handed out first: {outs} out, {ins} in"
+        );
+        let ghosts: usize = zones.iter().map(|z| z.ghosts().len()).sum();
+        assert!(ghosts > 0, "neighbours' rows are kept");
+        for z in &zones {
+            let owned: std::collections::BTreeSet<u32> = z
+                .zone()
+                .holdings()
+                .filter(|h| h.state == SlotState::Owned)
+                .map(|h| h.global_id)
+                .collect();
+            let stale: Vec<u32> = z
+                .ghosts()
+                .iter()
+                .map(|g| g.row.global_id)
+                .filter(|id| owned.contains(id))
+                .collect();
+            assert!(
+                stale.is_empty(),
+                "zone {}: own entities as ghosts: {stale:?}",
+                z.zone().id()
+            );
+        }
+        for z in zones.iter_mut() {
+            assert_eq!(
+                z.links().len(),
+                2,
+                "zone {} linked to both others",
+                z.zone().id()
+            );
+            let links = z.links().to_vec();
+            assert!(
+                links.iter().all(|l| l.bytes_out > 0 && l.bytes_in > 0),
+                "{links:?}"
+            );
+            let evs: Vec<ZoneEvent> = z.drain_events().collect();
+            assert!(
+                evs.iter()
+                    .any(|e| matches!(e, ZoneEvent::MigratedIn { .. }))
+            );
+            assert!(evs.iter().any(|e| matches!(e, ZoneEvent::Linked(_))));
+            assert!(z.handoff_summary().count > 0, "hand-off latency measured");
+        }
+    }
+
+    /// Counts this thread's heap allocations (tests run on threads of their own).
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    // SAFETY: forwards every call to the system allocator unchanged.
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            ALLOCATIONS.with(|c| c.set(c.get() + 1));
+            // SAFETY: same contract as ours.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            // SAFETY: same contract as ours.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+            ALLOCATIONS.with(|c| c.set(c.get() + 1));
+            // SAFETY: same contract as ours.
+            unsafe { std::alloc::System.realloc(ptr, layout, size) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    #[test]
+    fn a_steady_state_tick_does_not_allocate() {
+        let mut zones = fabric("runtime-test-alloc", 900);
+        let run = |zones: &mut Vec<ZoneRuntime>, ticks: u64| {
+            for _ in 0..ticks {
+                for z in zones.iter_mut() {
+                    z.run_tick();
+                    z.drain_events().for_each(drop);
+                }
+            }
+        };
+        // Warm up: buffers reach their working size, migrations are under way.
+        run(&mut zones, 300);
+        let before = ALLOCATIONS.with(|c| c.get());
+        run(&mut zones, 200);
+        let allocations = ALLOCATIONS.with(|c| c.get()) - before;
+        let migrations: u64 = zones.iter().map(|z| z.totals().migrations_in).sum();
+        assert!(migrations > 0, "the measured ticks do real work");
+        assert_eq!(
+            allocations, 0,
+            "600 zone ticks (drain, core, rows, send, observe, publish)"
+        );
+    }
+}
