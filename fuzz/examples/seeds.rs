@@ -199,19 +199,7 @@ fn main() {
         &intent(0, 1, 1).to_bytes(),
     );
 
-    let kinds = [
-        ControlKind::Ping,
-        ControlKind::Pong,
-        ControlKind::Ack,
-        ControlKind::Refuse,
-        ControlKind::Commit,
-        ControlKind::CommitAck,
-        ControlKind::Abort,
-        ControlKind::AbortAck,
-        ControlKind::Drain,
-        ControlKind::DrainDone,
-    ];
-    for k in kinds {
+    for k in ControlKind::ALL {
         let field2 = if k == ControlKind::Refuse {
             REFUSE_FULL
         } else {
