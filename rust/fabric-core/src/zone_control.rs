@@ -79,21 +79,22 @@ impl ControlKind {
 
     /// The kind of a magic number.
     pub fn from_magic(m: u32) -> Option<Self> {
-        [
-            Self::Ping,
-            Self::Pong,
-            Self::Ack,
-            Self::Refuse,
-            Self::Commit,
-            Self::CommitAck,
-            Self::Abort,
-            Self::AbortAck,
-            Self::Drain,
-            Self::DrainDone,
-        ]
-        .into_iter()
-        .find(|k| k.magic() == m)
+        Self::ALL.into_iter().find(|k| k.magic() == m)
     }
+
+    /// Every kind, in wire-documentation order.
+    pub const ALL: [Self; 10] = [
+        Self::Ping,
+        Self::Pong,
+        Self::Ack,
+        Self::Refuse,
+        Self::Commit,
+        Self::CommitAck,
+        Self::Abort,
+        Self::AbortAck,
+        Self::Drain,
+        Self::DrainDone,
+    ];
 }
 
 /// Refusal reason: the receiver has no free slot.
@@ -231,18 +232,7 @@ mod tests {
         assert_eq!(ControlKind::Ack.magic(), 0x41434B4B, "ACKK");
         assert_eq!(ControlKind::Drain.magic(), 0x4452414E, "DRAN");
         assert_eq!(ControlKind::DrainDone.magic(), 0x44524E44, "DRND");
-        for k in [
-            ControlKind::Ping,
-            ControlKind::Pong,
-            ControlKind::Ack,
-            ControlKind::Refuse,
-            ControlKind::Commit,
-            ControlKind::CommitAck,
-            ControlKind::Abort,
-            ControlKind::AbortAck,
-            ControlKind::Drain,
-            ControlKind::DrainDone,
-        ] {
+        for k in ControlKind::ALL {
             assert_eq!(
                 ControlKind::from_magic(k.magic()),
                 Some(k),

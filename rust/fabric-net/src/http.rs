@@ -112,9 +112,9 @@ pub async fn request(
                 });
             }
         }
-        parse_response(&raw).map_err(|reason| HttpError::BadResponse {
+        parse_response(&raw).map_err(|e| HttpError::BadResponse {
             url: url.clone(),
-            reason,
+            reason: e.to_string(),
         })
     };
     match tokio::time::timeout(timeout, fut).await {
@@ -126,19 +126,50 @@ pub async fn request(
     }
 }
 
-fn parse_response(raw: &[u8]) -> Result<Response, String> {
+/// Why bytes are not an HTTP/1.1 response this client understands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// No blank line ends the headers.
+    #[error("no end of headers")]
+    NoEndOfHeaders,
+    /// The headers are not UTF-8.
+    #[error("headers are not UTF-8")]
+    HeadersNotUtf8,
+    /// The status line has no numeric status code.
+    #[error("bad status line")]
+    StatusLine,
+    /// A chunk-size line is missing, not hexadecimal, or does not fit 64 bits.
+    #[error("bad chunk size")]
+    ChunkSize,
+    /// A chunk announces more bytes than the response holds.
+    #[error("truncated chunk: {size} bytes announced, {available} left")]
+    TruncatedChunk {
+        /// The announced size.
+        size: u64,
+        /// Bytes left in the response after the size line.
+        available: usize,
+    },
+    /// A chunk's data is not followed by CRLF.
+    #[error("chunk data is not followed by CRLF")]
+    ChunkEnd,
+}
+
+/// Parses a complete response (everything read until the server closed the connection):
+/// status line, headers, and a body that is plain or `Transfer-Encoding: chunked`. A body that
+/// is not JSON becomes `Value::Null`. Public for the fuzz targets (`fuzz/fuzz_targets/http_response.rs`).
+pub fn parse_response(raw: &[u8]) -> Result<Response, ParseError> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
+        .ok_or(ParseError::NoEndOfHeaders)?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| ParseError::HeadersNotUtf8)?;
     let mut lines = head.split("\r\n");
-    let status_line = lines.next().ok_or("empty response")?;
+    let status_line = lines.next().ok_or(ParseError::StatusLine)?;
     let status: u16 = status_line
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or("bad status line")?;
+        .ok_or(ParseError::StatusLine)?;
     let mut chunked = false;
     for l in lines {
         if let Some((k, v)) = l.split_once(':')
@@ -148,10 +179,12 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
             chunked = true;
         }
     }
-    let mut body = raw[end + 4..].to_vec();
-    if chunked {
-        body = dechunk(&body)?;
-    }
+    let rest = &raw[end + 4..];
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_vec()
+    };
     let body = if body.is_empty() {
         Value::Null
     } else {
@@ -160,25 +193,35 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
     Ok(Response { status, body })
 }
 
-fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
+/// Joins the chunks of a chunked body. Sizes are checked against the bytes present before any
+/// arithmetic or copy, so a hostile size (up to `u64::MAX`) is an error, not an overflow.
+fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, ParseError> {
     let mut out = Vec::new();
     loop {
         let nl = data
             .windows(2)
             .position(|w| w == b"\r\n")
-            .ok_or("bad chunk")?;
-        let size_text = std::str::from_utf8(&data[..nl]).map_err(|_| "bad chunk size")?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| "bad chunk size")?;
+            .ok_or(ParseError::ChunkSize)?;
+        let line = std::str::from_utf8(&data[..nl]).map_err(|_| ParseError::ChunkSize)?;
+        let digits = line.split(';').next().unwrap_or("").trim();
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ParseError::ChunkSize);
+        }
+        let size = u64::from_str_radix(digits, 16).map_err(|_| ParseError::ChunkSize)?;
         data = &data[nl + 2..];
         if size == 0 {
             return Ok(out);
         }
-        if data.len() < size + 2 {
-            return Err("truncated chunk".into());
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
+        let chunk = usize::try_from(size)
+            .ok()
+            .filter(|&n| n <= data.len())
+            .ok_or(ParseError::TruncatedChunk {
+                size,
+                available: data.len(),
+            })?;
+        let (bytes, tail) = data.split_at(chunk);
+        out.extend_from_slice(bytes);
+        data = tail.strip_prefix(b"\r\n").ok_or(ParseError::ChunkEnd)?;
     }
 }
 
@@ -199,6 +242,57 @@ mod tests {
         assert_eq!(r.status, 404);
         assert_eq!(r.error_code(), Some("x"));
         assert!(parse_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn hostile_chunk_sizes_are_errors_not_overflows() {
+        // Found by `cargo fuzz run http_response`: `size + 2` overflowed (a panic in debug
+        // builds, an out-of-bounds slice in release) for a size near usize::MAX.
+        let r = dechunk(b"ffffffffffffffff\r\nab\r\n0\r\n\r\n");
+        assert_eq!(
+            r,
+            Err(ParseError::TruncatedChunk {
+                size: u64::MAX,
+                available: 9
+            })
+        );
+        assert_eq!(
+            dechunk(b"fffffffffffffffff\r\n"),
+            Err(ParseError::ChunkSize),
+            "more than 64 bits"
+        );
+        assert_eq!(
+            dechunk(b"fffffffffffffffe\r\n"),
+            Err(ParseError::TruncatedChunk {
+                size: u64::MAX - 1,
+                available: 0
+            })
+        );
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n{}\r\n0\r\n\r\n";
+        assert!(matches!(
+            parse_response(raw),
+            Err(ParseError::TruncatedChunk { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_chunks_are_refused() {
+        assert_eq!(
+            dechunk(b"+2\r\nab\r\n0\r\n\r\n"),
+            Err(ParseError::ChunkSize)
+        );
+        assert_eq!(dechunk(b"\r\n"), Err(ParseError::ChunkSize), "empty size");
+        assert_eq!(dechunk(b"2\r\nabXY0\r\n\r\n"), Err(ParseError::ChunkEnd));
+        assert_eq!(
+            dechunk(b"2\r\nab\r\n"),
+            Err(ParseError::ChunkSize),
+            "no last chunk"
+        );
+        assert_eq!(
+            dechunk(b"2;ext=1\r\nab\r\n0\r\n\r\n"),
+            Ok(b"ab".to_vec()),
+            "chunk extensions are ignored"
+        );
     }
 
     #[test]

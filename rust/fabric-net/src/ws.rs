@@ -131,9 +131,11 @@ impl WsSender {
     }
 }
 
-/// What arrived on a link.
-pub(crate) enum Incoming {
+/// What arrived on a link (see [`decode`]).
+pub enum Incoming {
+    /// An unreliable datagram (the envelope byte removed).
     Datagram(Bytes),
+    /// A reliable message (the envelope byte removed).
     Message(Vec<u8>),
 }
 
@@ -167,8 +169,9 @@ pub(crate) fn envelope(kind: u8, data: &[u8]) -> Bytes {
     v.into()
 }
 
-/// Decodes one binary message; the error text says what was wrong.
-pub(crate) fn decode(b: Bytes) -> Result<Incoming, String> {
+/// Decodes one binary WebSocket message; the error text says what was wrong (public for the
+/// fuzz targets, `fuzz/fuzz_targets/ws_envelope.rs`).
+pub fn decode(b: Bytes) -> Result<Incoming, String> {
     match b.first() {
         Some(&ENVELOPE_DATAGRAM) if b.len() - 1 <= WS_MAX_DATAGRAM => {
             Ok(Incoming::Datagram(b.slice(1..)))

@@ -10,8 +10,10 @@
 //! - `cargo xtask build [--release] [--double]`: build the extension into the addon.
 //! - `cargo xtask gdlint`: only the GDScript checks (`gdformat FILES` in the cache's
 //!   `gdtoolkit-venv/bin/` fixes the formatting).
+//! - `cargo xtask fuzz [--seconds N] [TARGET]`: build the fuzz targets and run each N seconds.
 
 mod demo;
+mod fuzz;
 mod gdlint;
 mod test;
 
@@ -57,6 +59,14 @@ enum Cmd {
     Setup,
     /// Check the GDScript (gdlint, gdformat --check) as `test` does; installs gdtoolkit.
     Gdlint,
+    /// Build the fuzz targets of fuzz/ (installing cargo-fuzz when missing) and run each.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (default: all).
+        target: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -75,6 +85,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)
             .map(|p| println!("installed {}", p.display())),
         Cmd::Gdlint => gdlint::check(),
+        Cmd::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()).map(drop),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());
             println!("extension built and project imported");

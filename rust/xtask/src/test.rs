@@ -98,6 +98,25 @@ fn in_engine(name: &str, eng: &engine::Engine, tally: &mut Tally) -> anyhow::Res
     Ok(())
 }
 
+/// Seconds each fuzz target runs in `cargo xtask test` (13 targets: about 2 minutes).
+const FUZZ_SECONDS: u64 = 10;
+
+/// A short run of every fuzz target (longer runs: docs/fuzzing.md).
+fn fuzz_step(tally: &mut Tally) {
+    let name = "fuzz targets (short run of each)";
+    println!("==> {name}");
+    let t = Instant::now();
+    match crate::fuzz::run(FUZZ_SECONDS, None) {
+        Ok(outcomes) => tally.passed += outcomes.len() as u64,
+        Err(e) => {
+            println!("fuzz: {e:#}");
+            tally.failed += 1;
+            tally.broken_steps.push(name.to_owned());
+        }
+    }
+    println!("<== {name} in {:.0} s", t.elapsed().as_secs_f64());
+}
+
 pub fn run(lint: bool) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut tally = Tally::default();
@@ -157,6 +176,8 @@ pub fn run(lint: bool) -> anyhow::Result<()> {
         c,
         &mut tally,
     )?;
+
+    fuzz_step(&mut tally);
 
     in_engine("in-engine tests (single precision)", &single, &mut tally)?;
     match paths::shared_godot() {

@@ -1,0 +1,82 @@
+//! Session control messages (`fabric_core::session_control`): any datagram either decodes or
+//! gets a typed error, and a decoded message re-encodes to bytes that decode to the same message.
+//! The second half of the input drives an `arbitrary` message through encode, then decode.
+#![no_main]
+
+use arbitrary::{Arbitrary, Unstructured};
+use fabric_core::session_control::{ControlMessage, MAX_CONTROL_LEN, MAX_ID_LEN, MAX_TOKEN_LEN};
+use libfuzzer_sys::fuzz_target;
+
+/// A control message as `arbitrary` builds it (mirrors [`ControlMessage`]).
+#[derive(Debug, Arbitrary)]
+enum Msg {
+    Ping(String),
+    Hello(String, Option<String>),
+    WelcomeAck(u64),
+    Join(u32),
+    Joined(u32),
+    Welcome(u32, u64, u64),
+    Reply(String, Result<String, String>),
+    Error(String, String),
+}
+
+impl Msg {
+    fn into_message(self) -> ControlMessage {
+        match self {
+            Msg::Ping(id) => ControlMessage::Ping { id },
+            Msg::Hello(id, token) => ControlMessage::Hello { id, token },
+            Msg::WelcomeAck(session) => ControlMessage::WelcomeAck { session },
+            Msg::Join(peer_id) => ControlMessage::Join { peer_id },
+            Msg::Joined(peer_id) => ControlMessage::Joined { peer_id },
+            Msg::Welcome(zone_id, tick, session) => ControlMessage::Welcome {
+                zone_id,
+                tick,
+                session,
+            },
+            Msg::Reply(id, result) => ControlMessage::Reply { id, result },
+            Msg::Error(code, message) => ControlMessage::Error { code, message },
+        }
+    }
+}
+
+/// True when the message's fields are inside the ranges the decoder accepts.
+fn in_range(m: &ControlMessage) -> bool {
+    let peer = |p: u32| (2..=0x7fff_ffff).contains(&p);
+    match m {
+        ControlMessage::Ping { id } | ControlMessage::Reply { id, .. } => id.len() <= MAX_ID_LEN,
+        ControlMessage::Hello { id, token } => {
+            id.len() <= MAX_ID_LEN && token.as_ref().is_none_or(|t| t.len() <= MAX_TOKEN_LEN)
+        }
+        ControlMessage::Join { peer_id } | ControlMessage::Joined { peer_id } => peer(*peer_id),
+        ControlMessage::Error { code, .. } => code.len() <= MAX_ID_LEN,
+        ControlMessage::WelcomeAck { .. } | ControlMessage::Welcome { .. } => true,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = ControlMessage::decode(data) {
+        let again = m.encode();
+        assert_eq!(
+            ControlMessage::decode(&again),
+            Ok(m),
+            "decode(encode(decode(x)))"
+        );
+    }
+    let Ok(msg) = Msg::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    let m = msg.into_message();
+    let bytes = m.encode();
+    assert!(
+        ControlMessage::is_control(&bytes),
+        "encoded messages start with '{{'"
+    );
+    if in_range(&m) && bytes.len() <= MAX_CONTROL_LEN {
+        assert_eq!(ControlMessage::decode(&bytes), Ok(m), "decode(encode(m))");
+    } else {
+        assert!(
+            ControlMessage::decode(&bytes).is_err(),
+            "out of range: {m:?}"
+        );
+    }
+});
