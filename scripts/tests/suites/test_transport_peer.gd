@@ -253,12 +253,12 @@ func test_a_handler_may_drop_the_last_reference_to_the_peer() -> void:
 	mp.multiplayer_peer = server
 	server = null
 	var seen := {"connected": 0, "dropped": 0}
-	mp.peer_connected.connect(func(id): seen.connected = id)
-	mp.peer_disconnected.connect(
-		func(id):
-			seen.dropped = id
-			mp.multiplayer_peer = null
-	)
+	var on_connected := func(id): seen.connected = id
+	var on_disconnected := func(id):
+		seen.dropped = id
+		mp.multiplayer_peer = null
+	mp.peer_connected.connect(on_connected)
+	mp.peer_disconnected.connect(on_disconnected)
 	var client := FabricMMOGTransportPeer.new()
 	check_eq(client.create_client(url, hash), OK, "create_client")
 	var joined := await wait_until(
@@ -281,3 +281,6 @@ func test_a_handler_may_drop_the_last_reference_to_the_peer() -> void:
 	check(not mp.multiplayer_peer is FabricMMOGTransportPeer, "the handler replaced the peer")
 	var freed := await wait_until(func(): return server_ref.get_ref() == null, 2.0)
 	check(freed, "the dropped peer is freed once the frame is idle, not leaked")
+	# The handlers hold mp, mp holds them: break the cycle so nothing leaks at exit.
+	mp.peer_connected.disconnect(on_connected)
+	mp.peer_disconnected.disconnect(on_disconnected)
