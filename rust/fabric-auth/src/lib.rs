@@ -8,15 +8,21 @@
 //! - [`keys`]: Ed25519 key encoding (base64url) and key ids.
 //! - [`token`]: the join-token format, issuance ([`token::JoinTokenIssuer`]) and verification
 //!   ([`token::JoinTokenVerifier`]).
+//! - [`link_credential`]: link credentials and proofs: a zone proves it is zone k of fabric F
+//!   to a neighbour (zone links).
 //! - [`rebac`]: relationship tuples, the schema of relations, and the permission check.
 //! - [`cache`]: a per-session decision cache a zone can drop on `relationship_changed`.
 #![warn(missing_docs)]
 
 pub mod cache;
 pub mod keys;
+pub mod link_credential;
 pub mod rebac;
 pub mod token;
 
 pub use keys::KeyError;
+pub use link_credential::{
+    LinkClaims, LinkCredentialError, LinkCredentialIssuer, LinkCredentialVerifier, LinkProof,
+};
 pub use rebac::{ObjectRef, RebacError, Schema, Subject, Tuple, TupleSource};
 pub use token::{JoinClaims, JoinTokenIssuer, JoinTokenVerifier, TokenError};

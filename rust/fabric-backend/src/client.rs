@@ -181,6 +181,21 @@ impl Client {
         Ok(serde_json::from_slice(&bytes)?)
     }
 
+    /// `GET /fabrics/{fabric}/members` with the operator's API key.
+    pub async fn fabric_members(
+        &self,
+        api_key: &str,
+        fabric: &str,
+    ) -> Result<crate::model::MemberList, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/fabrics/{fabric}/members"),
+            Some(api_key),
+            None::<&()>,
+        )
+        .await
+    }
+
     /// `POST /accounts`.
     pub async fn create_account(&self, name: &str) -> Result<AccountCreated, ClientError> {
         let body = CreateAccount { name: name.into() };

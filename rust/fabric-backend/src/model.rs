@@ -77,6 +77,76 @@ pub struct RegisterShard {
     /// Initial asset index URL.
     #[serde(default)]
     pub asset_index_url: Option<String>,
+    /// Membership in a fabric of zones that link to each other (zone links); absent for a
+    /// stand-alone zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fabric: Option<FabricJoin>,
+}
+
+/// The `fabric` part of `POST /shards`: which zone of which fabric this shard is, and where
+/// its link listener is.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FabricJoin {
+    /// Fabric name (1..=64 bytes). The first account to register a member owns the name while
+    /// any member of it is live.
+    pub name: String,
+    /// This zone's index, `0..zones`.
+    pub zone: u8,
+    /// Zones in the fabric (1..=32).
+    pub zones: u8,
+    /// Link listener address (`host`, default: the shard's `address`).
+    #[serde(default)]
+    pub link_address: Option<String>,
+    /// Link listener UDP port (1..=65535).
+    pub link_port: u32,
+    /// Certificate hash of the link listener (neighbours pin it).
+    pub link_cert_hash: String,
+    /// Hash of the link listener's next certificate.
+    #[serde(default)]
+    pub link_next_cert_hash: Option<String>,
+    /// The zone's link public key (Ed25519, base64url): the credential binds it.
+    pub link_public_key: String,
+}
+
+/// The link credential granted at registration (with `fabric`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct LinkGrant {
+    /// The credential (base64url): "zone k of fabric F holds this link key".
+    pub credential: String,
+    /// The registry's public key (base64url) that signed it; zones verify neighbours' credentials
+    /// with it, offline.
+    pub issuer_key: String,
+    /// Unix seconds the credential expires (register again before).
+    pub expires_at: u64,
+}
+
+/// One live member of a fabric, as `GET /fabrics/{fabric}/members` lists it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MemberView {
+    /// The shard.
+    pub shard_id: Uuid,
+    /// Zone index.
+    pub zone: u8,
+    /// Zones in the fabric.
+    pub zones: u8,
+    /// `host:port` of its link listener.
+    pub link_address: String,
+    /// Certificate hash of the link listener.
+    pub link_cert_hash: String,
+    /// Next certificate hash of the link listener.
+    pub link_next_cert_hash: Option<String>,
+    /// Last heartbeat.
+    pub last_put_at_ms: u64,
+}
+
+/// `GET /fabrics/{fabric}/members` response.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MemberList {
+    /// The fabric.
+    pub fabric: String,
+    /// Live members, by zone.
+    pub members: Vec<MemberView>,
 }
 
 /// `POST /shards` response.
@@ -88,6 +158,9 @@ pub struct Registered {
     pub shard_secret: String,
     /// Heartbeats older than this hide the shard from `GET /shards`.
     pub stale_after_ms: u64,
+    /// The link credential (registrations with `fabric` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkGrant>,
 }
 
 /// `PUT /shards/{id}` body.

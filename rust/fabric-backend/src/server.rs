@@ -117,6 +117,10 @@ impl Bound {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServeError> {
         let key = load_key(config, &*store)?;
+        let link_issuer = fabric_auth::LinkCredentialIssuer::new(
+            key.clone(),
+            crate::routes::LINK_CREDENTIAL_TTL_S,
+        );
         let issuer = JoinTokenIssuer::new(key, config.token_ttl_s);
         let verifier = JoinTokenVerifier::new([issuer.verifying_key()])
             .with_max_lifetime_s(config.token_ttl_s.max(1));
@@ -126,6 +130,7 @@ impl Bound {
             hub: Hub::default(),
             clock,
             issuer,
+            link_issuer,
             verifier,
             schema: Schema::default(),
             settings: Settings {

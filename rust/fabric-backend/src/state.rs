@@ -30,6 +30,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Join-token signer.
     pub issuer: JoinTokenIssuer,
+    /// Link-credential signer (same key as join tokens, another signed format).
+    pub link_issuer: fabric_auth::LinkCredentialIssuer,
     /// Verifier for the signer's own key (for `/tokens/join/verify`).
     pub verifier: JoinTokenVerifier,
     /// ReBAC schema.

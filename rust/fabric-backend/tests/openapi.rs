@@ -265,6 +265,21 @@ async fn served_document_matches_the_real_routes() {
     )
     .await;
     ck.call("websocket", "/ws", None, None, 400).await;
+    let member = json!({"port": 7443, "map": "m", "name": "z0", "cert_hash": "c",
+        "fabric": {"name": "f", "zone": 0, "zones": 2, "link_port": 7500, "link_cert_hash": "l",
+                   "link_public_key": fabric_auth::keys::public_key_to_b64(
+                       &ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key())}});
+    let reg0 = ck
+        .call("registerShard", "/shards", Some(&key), Some(member), 201)
+        .await;
+    assert!(
+        reg0["link"]["credential"].is_string(),
+        "a link credential: {reg0}"
+    );
+    let members = ck
+        .call("fabricMembers", "/fabrics/f/members", Some(&key), None, 200)
+        .await;
+    assert_eq!(members["members"][0]["link_address"], "127.0.0.1:7500");
     ck.call("deleteShard", &shard_path, Some(&secret), None, 204)
         .await;
     assert_eq!(

@@ -4,6 +4,11 @@
 //! Runs on the background runtime and reports [`RegistryEvent`]s; the zone drains them in its
 //! poll. Nothing here is on the tick path. After a certificate rotation the zone hands the new
 //! hashes over ([`Registration::set_cert_hash`]): they go out with a heartbeat sent at once.
+//!
+//! A zone of a fabric registers with [`Registration::start_in_fabric`]: its registration also
+//! names its fabric, zone index, zone count, link listener and link key, and the registry
+//! answers with a link credential ([`Registration::link_grant`], updated at every
+//! registration, available when [`RegistryEvent::Registered`] is reported).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -44,6 +49,38 @@ pub struct RegistrationConfig {
     pub public: bool,
     /// Time between heartbeats (the backend lists zones heard from in the last 30 s).
     pub heartbeat: Duration,
+}
+
+/// A zone's membership in a fabric, sent with its registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FabricMembership {
+    /// Fabric name.
+    pub name: String,
+    /// This zone's index.
+    pub zone: u8,
+    /// Zones in the fabric.
+    pub zones: u8,
+    /// Host of the link listener (`None`: the registration's address).
+    pub link_address: Option<String>,
+    /// Link listener UDP port.
+    pub link_port: u16,
+    /// Link listener certificate hash (base64).
+    pub link_cert_hash: String,
+    /// Its next certificate hash.
+    pub link_next_cert_hash: Option<String>,
+    /// The zone's link public key (Ed25519, base64url).
+    pub link_public_key: String,
+}
+
+/// The link credential the registry granted at the last registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkGrant {
+    /// The credential, base64url.
+    pub credential: String,
+    /// The registry's key that signed it, base64url.
+    pub issuer_key: String,
+    /// When it expires, Unix seconds.
+    pub expires_at: u64,
 }
 
 /// Something that happened between the zone and the registry.
@@ -90,6 +127,7 @@ pub struct Registration {
     backend: String,
     api_key: String,
     tx: UnboundedSender<RegistryEvent>,
+    grant: Arc<std::sync::Mutex<Option<LinkGrant>>>,
 }
 
 impl std::fmt::Debug for Registration {
@@ -101,6 +139,20 @@ impl std::fmt::Debug for Registration {
 impl Registration {
     /// Starts registering in the background.
     pub fn start(cfg: RegistrationConfig) -> Self {
+        Self::start_with(cfg, None)
+    }
+
+    /// Starts registering in the background as a member of a fabric.
+    pub fn start_in_fabric(cfg: RegistrationConfig, fabric: FabricMembership) -> Self {
+        Self::start_with(cfg, Some(fabric))
+    }
+
+    /// The link credential of the last registration (with [`Self::start_in_fabric`]).
+    pub fn link_grant(&self) -> Option<LinkGrant> {
+        self.grant.lock().expect("grant lock").clone()
+    }
+
+    fn start_with(cfg: RegistrationConfig, fabric: Option<FabricMembership>) -> Self {
         let (tx, events) = unbounded_channel();
         let users = Arc::new(AtomicU32::new(0));
         let hash = Arc::new(HashState {
@@ -112,8 +164,21 @@ impl Registration {
         let backend = cfg.backend.clone();
         let api_key = cfg.api_key.clone();
         let span = info_span!("registry", backend = %cfg.backend);
+        let grant = Arc::new(std::sync::Mutex::new(None));
+        let member = Member {
+            fabric,
+            grant: grant.clone(),
+        };
         let task = crate::current_or_shared().spawn(
-            run(cfg, tx.clone(), users.clone(), hash.clone(), shard.clone()).instrument(span),
+            run(
+                cfg,
+                member,
+                tx.clone(),
+                users.clone(),
+                hash.clone(),
+                shard.clone(),
+            )
+            .instrument(span),
         );
         Self {
             events,
@@ -124,6 +189,7 @@ impl Registration {
             backend,
             api_key,
             tx,
+            grant,
         }
     }
 
@@ -220,8 +286,15 @@ impl HashState {
     }
 }
 
+/// The fabric part of a registration and where its grant goes.
+struct Member {
+    fabric: Option<FabricMembership>,
+    grant: Arc<std::sync::Mutex<Option<LinkGrant>>>,
+}
+
 async fn run(
     mut cfg: RegistrationConfig,
+    member: Member,
     tx: UnboundedSender<RegistryEvent>,
     users: Arc<AtomicU32>,
     hash: Arc<HashState>,
@@ -236,7 +309,7 @@ async fn run(
         // A registration always carries the current hash.
         hash.unpublished.store(false, Ordering::SeqCst);
         (cfg.cert_hash, cfg.next_cert_hash) = hash.current();
-        match register(&cfg).await {
+        match register(&cfg, &member).await {
             Ok((id, secret, join_keys)) => {
                 backoff = Duration::from_millis(250);
                 info!(shard = %id, "registered");
@@ -335,7 +408,10 @@ fn describe(what: &str, r: &Response) -> String {
     )
 }
 
-async fn register(cfg: &RegistrationConfig) -> Result<(String, String, Vec<String>), String> {
+async fn register(
+    cfg: &RegistrationConfig,
+    member: &Member,
+) -> Result<(String, String, Vec<String>), String> {
     let keys = http::request(&cfg.backend, "GET", "/keys/join", None, None, TIMEOUT)
         .await
         .map_err(|e| format!("cannot fetch the join keys: {e}"))?;
@@ -361,6 +437,13 @@ async fn register(cfg: &RegistrationConfig) -> Result<(String, String, Vec<Strin
     if let Some(a) = &cfg.address {
         body["address"] = json!(a);
     }
+    if let Some(f) = &member.fabric {
+        body["fabric"] = json!({
+            "name": f.name, "zone": f.zone, "zones": f.zones, "link_address": f.link_address,
+            "link_port": f.link_port, "link_cert_hash": f.link_cert_hash,
+            "link_next_cert_hash": f.link_next_cert_hash, "link_public_key": f.link_public_key,
+        });
+    }
     let r = http::request(
         &cfg.backend,
         "POST",
@@ -380,5 +463,20 @@ async fn register(cfg: &RegistrationConfig) -> Result<(String, String, Vec<Strin
     let secret = r.body["shard_secret"]
         .as_str()
         .ok_or("registration reply without shard_secret")?;
+    if member.fabric.is_some() {
+        let link = &r.body["link"];
+        let (Some(credential), Some(issuer_key), Some(expires_at)) = (
+            link["credential"].as_str(),
+            link["issuer_key"].as_str(),
+            link["expires_at"].as_u64(),
+        ) else {
+            return Err("registration reply without a link credential".into());
+        };
+        *member.grant.lock().expect("grant lock") = Some(LinkGrant {
+            credential: credential.to_owned(),
+            issuer_key: issuer_key.to_owned(),
+            expires_at,
+        });
+    }
     Ok((id.to_owned(), secret.to_owned(), join_keys))
 }

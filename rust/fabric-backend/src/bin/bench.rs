@@ -164,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
                     max_users: None,
                     public: None,
                     asset_index_url: Some(format!("http://assets.local/zone-{i}.caibx")),
+                    fabric: None,
                 },
             )
             .await?;

@@ -4,6 +4,7 @@
 //! `openapi` integration test checks it against these routes over HTTP.
 
 mod accounts;
+mod fabrics;
 mod relationships;
 mod shards;
 mod tokens;
@@ -15,6 +16,8 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+
+pub use fabrics::LINK_CREDENTIAL_TTL_S;
 
 use crate::error::ApiError;
 use crate::state::Shared;
@@ -33,6 +36,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/shards/{id}"),
     ("put", "/shards/{id}"),
     ("delete", "/shards/{id}"),
+    ("get", "/fabrics/{fabric}/members"),
     ("get", "/keys/join"),
     ("post", "/tokens/join"),
     ("post", "/tokens/join/verify"),
@@ -56,6 +60,7 @@ pub fn router(state: Shared, max_body_bytes: usize) -> Router {
                 .put(shards::heartbeat)
                 .delete(shards::delete),
         )
+        .route("/fabrics/{fabric}/members", get(fabrics::members))
         .route("/keys/join", get(tokens::keys))
         .route("/tokens/join", post(tokens::issue))
         .route("/tokens/join/verify", post(tokens::verify))

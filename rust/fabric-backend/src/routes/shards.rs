@@ -62,6 +62,9 @@ pub(super) async fn register(
         return Err(ApiError::invalid_field("max_users", "must be 1-100000"));
     }
     let public = body.public.unwrap_or(true);
+    if let Some(f) = &body.fabric {
+        super::fabrics::check_join(&st, &owner, f)?;
+    }
     let now = st.clock.now_ms();
     let secret = new_shard_secret();
     let record = ShardRecord {
@@ -95,6 +98,16 @@ pub(super) async fn register(
         });
     }
     st.store.insert_shard(&record, &tuples)?;
+    let link = match &body.fabric {
+        Some(f) => match super::fabrics::join(&st, record.id, &record.address, f) {
+            Ok(grant) => Some(grant),
+            Err(e) => {
+                st.store.delete_shard(record.id)?;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     tracing::info!(shard = %record.id, owner = %record.owner, addr = %record.address, port, "shard registered");
     Ok((
         StatusCode::CREATED,
@@ -102,6 +115,7 @@ pub(super) async fn register(
             id: record.id,
             shard_secret: secret,
             stale_after_ms: st.settings.stale_after_ms,
+            link,
         }),
     ))
 }

@@ -25,6 +25,25 @@ pub struct HeartbeatUpdate {
     pub next_cert_hash: Option<String>,
 }
 
+/// A shard's membership in a fabric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// The shard.
+    pub shard_id: Uuid,
+    /// Fabric name.
+    pub fabric: String,
+    /// Zone index.
+    pub zone: u8,
+    /// Zones in the fabric.
+    pub zones: u8,
+    /// `host:port` of the link listener.
+    pub link_address: String,
+    /// Link certificate hash.
+    pub link_cert_hash: String,
+    /// Next link certificate hash.
+    pub link_next_cert_hash: Option<String>,
+}
+
 /// Persistent state of the registry.
 pub trait Store: Send + Sync + 'static {
     /// Creates an account; [`StoreError::Conflict`] if the id is taken.
@@ -53,7 +72,17 @@ pub trait Store: Send + Sync + 'static {
         fresh_since_ms: u64,
         viewer: Option<&str>,
     ) -> Result<Vec<ShardRecord>, StoreError>;
-    /// Deletes shards with `last_put_at_ms < cutoff_ms` (and their tuples); returns their ids.
+    /// Records `m` as zone `m.zone` of `m.fabric`, replacing an earlier entry for that zone.
+    fn put_member(&self, m: &MemberRecord) -> Result<(), StoreError>;
+    /// Members of `fabric` whose shard was heard from at or after `fresh_since_ms`, by zone,
+    /// each with its shard's owner and last heartbeat.
+    fn fabric_members(
+        &self,
+        fabric: &str,
+        fresh_since_ms: u64,
+    ) -> Result<Vec<(MemberRecord, String, u64)>, StoreError>;
+    /// Deletes shards with `last_put_at_ms < cutoff_ms` (and their tuples and memberships);
+    /// returns their ids.
     fn evict_stale(&self, cutoff_ms: u64) -> Result<Vec<Uuid>, StoreError>;
 
     /// Adds a tuple; false if it was already present.

@@ -1,7 +1,8 @@
 //! Embedded SQLite implementation of [`Store`]: one connection behind a mutex (SQLite
 //! serialises writers anyway; every statement here takes microseconds), WAL mode with
 //! `synchronous=NORMAL` for files, prepared-statement cache, schema version in `meta`
-//! (version 2 added `shards.next_cert_hash`; a version-1 database is upgraded on open).
+//! (version 2 added `shards.next_cert_hash`, version 3 the `fabric_members` table; older
+//! databases are upgraded on open).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -10,7 +11,7 @@ use fabric_auth::{ObjectRef, Subject, Tuple};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use super::{HeartbeatUpdate, Store};
+use super::{HeartbeatUpdate, MemberRecord, Store};
 use crate::error::StoreError;
 use crate::model::ShardRecord;
 
@@ -47,6 +48,16 @@ CREATE TABLE IF NOT EXISTS tuples (
     PRIMARY KEY (object, relation, subject)
 );
 CREATE INDEX IF NOT EXISTS tuples_subject_object ON tuples(subject_object);
+CREATE TABLE IF NOT EXISTS fabric_members (
+    shard_id TEXT PRIMARY KEY,
+    fabric TEXT NOT NULL,
+    zone INTEGER NOT NULL,
+    zones INTEGER NOT NULL,
+    link_address TEXT NOT NULL,
+    link_cert_hash TEXT NOT NULL,
+    link_next_cert_hash TEXT,
+    UNIQUE (fabric, zone)
+);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ";
 
@@ -63,7 +74,7 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch("ALTER TABLE shards ADD COLUMN next_cert_hash TEXT")?;
     }
     conn.execute(
-        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
         [],
     )?;
     Ok(())
@@ -179,6 +190,8 @@ fn insert_tuple(conn: &Connection, tuple: &Tuple) -> Result<bool, StoreError> {
 
 fn delete_zone(conn: &Connection, id: Uuid) -> Result<bool, StoreError> {
     let zone = zone_object(id);
+    conn.prepare_cached("DELETE FROM fabric_members WHERE shard_id = ?1")?
+        .execute(params![id.to_string()])?;
     conn.prepare_cached("DELETE FROM tuples WHERE object = ?1 OR subject_object = ?1")?
         .execute(params![zone])?;
     let n = conn
@@ -326,6 +339,67 @@ impl Store for SqliteStore {
             ))?;
             let rows = stmt.query_map(params![fresh_since_ms as i64, viewer], shard_from_row)?;
             collect_shards(rows)
+        })
+    }
+
+    fn put_member(&self, m: &MemberRecord) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO fabric_members (shard_id, fabric, zone, zones, \
+                 link_address, link_cert_hash, link_next_cert_hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                m.shard_id.to_string(),
+                m.fabric,
+                m.zone,
+                m.zones,
+                m.link_address,
+                m.link_cert_hash,
+                m.link_next_cert_hash
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn fabric_members(
+        &self,
+        fabric: &str,
+        fresh_since_ms: u64,
+    ) -> Result<Vec<(MemberRecord, String, u64)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT m.shard_id, m.fabric, m.zone, m.zones, m.link_address, m.link_cert_hash, \
+                 m.link_next_cert_hash, s.owner, s.last_put_at_ms \
+                 FROM fabric_members m JOIN shards s ON s.id = m.shard_id \
+                 WHERE m.fabric = ?1 AND s.last_put_at_ms >= ?2 ORDER BY m.zone",
+            )?;
+            let rows = st.query_map(params![fabric, fresh_since_ms as i64], |r| {
+                let id: String = r.get(0)?;
+                let last: i64 = r.get(8)?;
+                Ok((
+                    id,
+                    MemberRecord {
+                        shard_id: Uuid::nil(),
+                        fabric: r.get(1)?,
+                        zone: r.get(2)?,
+                        zones: r.get(3)?,
+                        link_address: r.get(4)?,
+                        link_cert_hash: r.get(5)?,
+                        link_next_cert_hash: r.get(6)?,
+                    },
+                    r.get::<_, String>(7)?,
+                    last.max(0) as u64,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, mut m, owner, last) = row?;
+                m.shard_id =
+                    Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.push((m, owner, last));
+            }
+            Ok(out)
         })
     }
 
@@ -553,7 +627,23 @@ mod tests {
                 )?)
             })
             .unwrap();
-        assert_eq!(version, "2");
+        assert_eq!(version, "3");
+        let m = MemberRecord {
+            shard_id: Uuid::from_u128(7),
+            fabric: "f".into(),
+            zone: 0,
+            zones: 2,
+            link_address: "127.0.0.1:7500".into(),
+            link_cert_hash: "l".into(),
+            link_next_cert_hash: None,
+        };
+        s.put_member(&m).unwrap();
+        let listed = s.fabric_members("f", 0).unwrap();
+        assert_eq!(
+            listed,
+            vec![(m, "ann".to_owned(), 2000)],
+            "the new table works"
+        );
         drop(s);
         // Opening an upgraded database again changes nothing.
         assert_eq!(

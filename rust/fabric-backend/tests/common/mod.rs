@@ -99,6 +99,7 @@ pub fn shard_body(name: &str) -> RegisterShard {
         max_users: None,
         public: None,
         asset_index_url: None,
+        fabric: None,
     }
 }
 

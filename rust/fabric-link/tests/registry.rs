@@ -1,0 +1,140 @@
+//! Registry mode: zones register with a real `fabric-backend` (in this process, on a real
+//! socket and SQLite), get their link credentials from it, find each other through
+//! `GET /fabrics/{fabric}/members`, link, hand entities over, and relink when a zone comes
+//! back on another port.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ed25519_dalek::SigningKey;
+use fabric_auth::LinkCredentialVerifier;
+use fabric_auth::keys::public_key_from_b64;
+use fabric_auth::link_credential::credential_from_text;
+use fabric_backend::config::Config;
+use fabric_backend::server::Bound;
+use fabric_core::zone::Zone;
+use fabric_core::zones::{ZoneId, ZoneLayout};
+use fabric_link::{LinkConfig, ZoneLinks};
+use fabric_net::ServerIdentity;
+use fabric_net::registry::{Registration, RegistrationConfig, RegistryEvent};
+
+struct Registry {
+    url: String,
+    api_key: String,
+}
+
+fn start_registry() -> Registry {
+    let rt = fabric_net::runtime_handle();
+    let cfg = Config::new("127.0.0.1:0".parse().unwrap(), ":memory:");
+    let bound = rt.block_on(Bound::bind(&cfg)).expect("backend binds");
+    let addr = bound.local_addr();
+    rt.spawn(bound.serve(std::future::pending()));
+    let client = fabric_backend::client::Client::new(addr.to_string());
+    let api_key = rt
+        .block_on(client.create_account("operator"))
+        .expect("account")
+        .api_key;
+    Registry {
+        url: format!("http://{addr}"),
+        api_key,
+    }
+}
+
+/// Starts zone `zone`'s links, registers it as a member and installs its granted credential.
+fn join(reg: &Registry, zone: ZoneId, layout: ZoneLayout) -> (ZoneLinks, Registration) {
+    let mut cfg = LinkConfig::awaiting_credential(
+        FABRIC,
+        zone,
+        layout,
+        "127.0.0.1:0".parse().unwrap(),
+        ServerIdentity::self_signed_local().unwrap(),
+        SigningKey::generate(&mut rand::rngs::OsRng),
+    );
+    cfg.proof_timeout = Duration::from_secs(2);
+    cfg.idle_timeout = Duration::from_secs(3);
+    let mut links = ZoneLinks::start(cfg).expect("links start");
+    let me = links.member();
+    let mut registration = Registration::start_in_fabric(
+        RegistrationConfig {
+            backend: reg.url.clone(),
+            api_key: reg.api_key.clone(),
+            address: Some("127.0.0.1".into()),
+            port: links.local_addr().port(),
+            map: "fabric".into(),
+            name: format!("zone-{zone}"),
+            cert_hash: me.cert_hashes[0].to_base64(),
+            next_cert_hash: None,
+            max_users: 32,
+            public: false,
+            heartbeat: Duration::from_millis(500),
+        },
+        links.fabric_membership(),
+    );
+    let rt = fabric_net::runtime_handle();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match registration.next_event().await {
+                    Some(RegistryEvent::Registered { .. }) => return,
+                    Some(_) => {}
+                    None => panic!("registration ended"),
+                }
+            }
+        })
+        .await
+        .expect("registered")
+    });
+    let grant = registration.link_grant().expect("a link credential");
+    let issuer = public_key_from_b64(&grant.issuer_key).unwrap();
+    links.set_credential(
+        credential_from_text(&grant.credential).unwrap(),
+        LinkCredentialVerifier::new(FABRIC, layout.count() as u8, [issuer]),
+    );
+    links.follow_registry(&reg.url, &reg.api_key, Duration::from_millis(200));
+    (links, registration)
+}
+
+#[test]
+fn zones_find_each_other_through_the_registry_and_relink_when_one_moves() {
+    let reg = start_registry();
+    let layout = ZoneLayout::new(3).unwrap();
+    let mut registrations = Vec::new();
+    let mut hosts: Vec<Host> = (0..3)
+        .map(|z| {
+            let (links, r) = join(&reg, z, layout);
+            registrations.push(r);
+            Host::start(Zone::new(zone_config(z, layout)).unwrap(), links)
+        })
+        .collect();
+    let refs: Vec<&Host> = hosts.iter().collect();
+    wait_linked(&refs);
+    let ids = spawn_wanderers(&hosts, 0, 400, 5);
+    let c = watch(&refs, &ids, Duration::from_secs(60), |c| c.commits >= 100);
+    assert_eq!(c.held, 400);
+
+    // Zone 2 stops (deregisters) and comes back on another port with a new certificate and
+    // link key: the others learn it from the registry and relink.
+    let old_port = hosts[2].lock().links.local_addr().port();
+    hosts.pop().unwrap().kill();
+    registrations.pop().unwrap().stop();
+    let (links, r) = join(&reg, 2, layout);
+    registrations.push(r);
+    assert_ne!(links.local_addr().port(), old_port, "moved");
+    hosts.push(Host::start(
+        Zone::new(zone_config(2, layout)).unwrap(),
+        links,
+    ));
+    let refs: Vec<&Host> = hosts.iter().collect();
+    wait_linked(&refs);
+    let sessions: u64 = hosts[0]
+        .lock()
+        .links
+        .stats()
+        .iter()
+        .find(|s| s.zone == 2)
+        .unwrap()
+        .sessions;
+    assert_eq!(sessions, 2, "zone 0 dialed the new zone 2");
+}
