@@ -1,0 +1,478 @@
+//! The zone fabric across processes: three real headless Godot `FabricZone` processes, linked
+//! over loopback by authenticated WebTransport (`--link network`, static members with a fabric
+//! key), wanderers crossing the boundaries between them. Everything asserted is read from the
+//! zones themselves over real HTTP (`/state`: the global ids each holds; `/metrics`).
+//!
+//! Consistent snapshots: networked zones number their ticks from the Unix epoch and publish
+//! their state dump at the same tick numbers (every `tick_hz`-th tick), so the three dumps of
+//! one tick number form one snapshot of the fabric. In it, every id is held (owned, staging or
+//! arriving) by exactly one zone: an entity handed over is counted once.
+//!
+//! Sizes: the tests run 3 zones with 900 wanderers for 25 s (CI on 2 cores). The full-size run
+//! (3,000 wanderers, 60 s, >= 1,000 migrations) is ignored by default:
+//! `cargo test -p fabric-e2e --test fabric_processes -- --ignored --nocapture`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fabric_harness::engine::{self, Engine};
+use fabric_harness::process::Proc;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A fabric key for tests only (base64url Ed25519 seed): every zone signs its link credential
+/// with it and trusts credentials it signed.
+const TEST_FABRIC_KEY: &str = "dGVzdC1vbmx5IGZhYnJpYyBrZXkgZm9yIGUyZSEhISE";
+
+const ZONES: usize = 3;
+
+/// A zone process: its metrics address and its member entry.
+struct Zone {
+    proc: Proc,
+    metrics: SocketAddr,
+    member: String,
+}
+
+/// A fabric of zone processes sharing a members file.
+struct Fabric {
+    name: String,
+    dir: PathBuf,
+    entities: u32,
+    extra: Vec<String>,
+    zones: Vec<Option<Zone>>,
+}
+
+impl Fabric {
+    fn start(engine: &Engine, name: &str, entities: u32, extra: &[&str]) -> Fabric {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("fabric.key"), format!("{TEST_FABRIC_KEY}\n")).unwrap();
+        let mut f = Fabric {
+            name: name.into(),
+            dir,
+            entities,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            zones: Vec::new(),
+        };
+        for k in 0..ZONES {
+            let z = f.start_zone(engine, k, true);
+            f.zones.push(Some(z));
+        }
+        f.write_members();
+        f
+    }
+
+    /// Starts zone `k` (with its share of the wanderers when `population`).
+    fn start_zone(&self, engine: &Engine, k: usize, population: bool) -> Zone {
+        let (zone_id, count, entities) = (k.to_string(), ZONES.to_string(), self.entities);
+        let entities = entities.to_string();
+        let key = self.dir.join("fabric.key").display().to_string();
+        let members = self.dir.join("members").display().to_string();
+        let mut args = vec![
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--fabric",
+            &self.name,
+            "--zone-id",
+            &zone_id,
+            "--zone-count",
+            &count,
+            "--link",
+            "network",
+            "--fabric-key-file",
+            &key,
+            "--members-file",
+            &members,
+            "--population",
+            if population { "wanderers" } else { "none" },
+            "--entities",
+            &entities,
+            "--seed",
+            "7",
+        ];
+        args.extend(self.extra.iter().map(String::as_str));
+        let cmd = engine.scene_command("res://scenes/zone.tscn", &args);
+        let mut proc = Proc::spawn(&format!("zone{k}"), cmd, true).expect("zone process starts");
+        let wait = |proc: &mut Proc, prefix: &str| {
+            proc.wait_for_line(|l| l.starts_with(prefix), Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("zone {k}: {prefix}: {e:#}"))
+        };
+        let member = field(&wait(&mut proc, "FABRIC_ZONE_LINK_READY"), "member")
+            .expect("member entry")
+            .to_owned();
+        let metrics = field(&wait(&mut proc, "FABRIC_ZONE_METRICS"), "addr")
+            .and_then(|a| a.parse().ok())
+            .expect("metrics address");
+        wait(&mut proc, "FABRIC_ZONE_READY");
+        Zone {
+            proc,
+            metrics,
+            member,
+        }
+    }
+
+    /// Writes the members of the running zones (a whole new file, renamed into place).
+    fn write_members(&self) {
+        let text: Vec<&str> = self
+            .zones
+            .iter()
+            .flatten()
+            .map(|z| z.member.as_str())
+            .collect();
+        let tmp = self.dir.join("members.tmp");
+        std::fs::write(&tmp, text.join("\n")).unwrap();
+        std::fs::rename(&tmp, self.dir.join("members")).unwrap();
+    }
+
+    fn running(&self) -> impl Iterator<Item = (usize, &Zone)> {
+        self.zones
+            .iter()
+            .enumerate()
+            .filter_map(|(k, z)| z.as_ref().map(|z| (k, z)))
+    }
+
+    /// Metric `name` (labels dropped) of every running zone.
+    fn metric(&self, name: &str) -> Vec<(usize, f64)> {
+        self.running()
+            .map(|(k, z)| {
+                let m = parse_metrics(&http_get(z.metrics, "/metrics"));
+                let v = *m
+                    .get(name)
+                    .unwrap_or_else(|| panic!("zone {k}: metric {name} missing"));
+                (k, v)
+            })
+            .collect()
+    }
+
+    fn metric_sum(&self, name: &str) -> f64 {
+        self.metric(name).iter().map(|(_, v)| v).sum()
+    }
+
+    /// Waits until every running zone has `links` links up.
+    fn wait_linked(&self, links: f64, within: Duration) {
+        let until = Instant::now() + within;
+        loop {
+            let now = self.metric("fabric_zone_links");
+            if now.iter().all(|&(_, l)| l == links) {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "links not up in {within:?}: {now:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One snapshot: the state dumps of every running zone at the same tick.
+    fn snapshot(&self) -> Snapshot {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let dumps: Vec<(usize, Dump)> = self
+                .running()
+                .map(|(k, z)| (k, Dump::parse(&http_get(z.metrics, "/state"))))
+                .collect();
+            let ticks: BTreeSet<u64> = dumps.iter().map(|(_, d)| d.tick).collect();
+            if ticks.len() == 1 {
+                return Snapshot {
+                    tick: dumps[0].1.tick,
+                    dumps,
+                };
+            }
+            assert!(
+                Instant::now() < until,
+                "no common tick in 5 s: {ticks:?} (zones not in step)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self, k: usize) {
+        let mut z = self.zones[k].take().expect("running");
+        // SIGKILL to the whole process group: no goodbye on any link.
+        let status = Command::new("kill")
+            .args(["-KILL", &format!("-{}", z.proc.pid())])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -KILL");
+        z.proc.wait(Duration::from_secs(10));
+        assert!(!z.proc.group_alive(), "zone {k} is gone");
+    }
+
+    fn stop(&mut self) {
+        for z in self.zones.iter_mut().flatten() {
+            z.proc.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One zone's `/state`: the tick it was taken at, the ids it holds and those it reserved.
+#[derive(Debug)]
+struct Dump {
+    tick: u64,
+    held: Vec<u32>,
+    incoming: Vec<u32>,
+}
+
+impl Dump {
+    fn parse(text: &str) -> Dump {
+        let line = text.lines().next().unwrap_or_default();
+        assert!(line.starts_with("FABRIC_ZONE_STATE "), "{text}");
+        let list = |k: &str| -> Vec<u32> {
+            field(line, k)
+                .unwrap_or_else(|| panic!("{k} in {line}"))
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().expect("numeric id"))
+                .collect()
+        };
+        Dump {
+            tick: field(line, "tick").and_then(|t| t.parse().ok()).unwrap(),
+            held: list("held"),
+            incoming: list("incoming"),
+        }
+    }
+}
+
+struct Snapshot {
+    tick: u64,
+    dumps: Vec<(usize, Dump)>,
+}
+
+impl Snapshot {
+    /// Checks that no id is held by two zones, and that an id reserved by a zone is not held
+    /// by it (while in flight it is staging at the sender; once the sender saw the acceptance
+    /// and freed it, only the receiver's reservation stands, until the commit lands). Returns
+    /// the ids held or reserved, each counted once.
+    fn check(&self) -> BTreeSet<u32> {
+        let mut holder: BTreeMap<u32, usize> = BTreeMap::new();
+        for (k, d) in &self.dumps {
+            for &id in &d.held {
+                if let Some(other) = holder.insert(id, *k) {
+                    panic!(
+                        "tick {}: id {id} held by zones {other} and {k} at once",
+                        self.tick
+                    );
+                }
+            }
+        }
+        let mut reserved: BTreeMap<u32, usize> = BTreeMap::new();
+        for (k, d) in &self.dumps {
+            for &id in &d.incoming {
+                assert_ne!(
+                    holder.get(&id),
+                    Some(k),
+                    "tick {}: zone {k} holds and reserves id {id}",
+                    self.tick
+                );
+                if let Some(other) = reserved.insert(id, *k) {
+                    panic!(
+                        "tick {}: id {id} reserved by zones {other} and {k}",
+                        self.tick
+                    );
+                }
+            }
+        }
+        holder.into_keys().chain(reserved.into_keys()).collect()
+    }
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// `GET path` over a fresh TCP connection; returns the body.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("metrics endpoint accepts");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: zone\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("a whole response");
+    assert!(out.starts_with("HTTP/1.1 200"), "GET {path}: {out}");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// Samples of the text format: metric name (labels dropped) to value.
+fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            let name = name.split('{').next()?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Settings that make wanderers cross often: a short hysteresis.
+const CROSSING: &[&str] = &["--hysteresis-ticks", "4"];
+
+/// Runs the fabric for `secs`, checking a snapshot every second; returns the migrations.
+fn run_and_check(f: &Fabric, secs: u64, all: &BTreeSet<u32>) -> f64 {
+    let started = Instant::now();
+    let mut last_tick = 0;
+    let mut checked = 0;
+    while started.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_millis(500));
+        let snap = f.snapshot();
+        if snap.tick == last_tick {
+            continue;
+        }
+        last_tick = snap.tick;
+        let held = snap.check();
+        assert_eq!(
+            held.len(),
+            all.len(),
+            "tick {}: the total changed ({} of {})",
+            snap.tick,
+            held.len(),
+            all.len()
+        );
+        assert_eq!(&held, all, "tick {}: exactly the same ids", snap.tick);
+        checked += 1;
+    }
+    assert!(
+        checked as u64 >= secs / 2,
+        "{checked} snapshots in {secs} s: the dumps did not advance"
+    );
+    f.metric_sum("fabric_zone_migrations_in_total")
+}
+
+#[test]
+fn three_zone_processes_hand_wanderers_over_and_keep_every_entity() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine and extension ready");
+    let entities = 900;
+    let mut f = Fabric::start(&engine, "e2e-fabric", entities, CROSSING);
+    f.wait_linked(2.0, Duration::from_secs(20));
+    let all: BTreeSet<u32> = (1..=entities).collect();
+    let migrations = run_and_check(&f, 25, &all);
+    println!("3 zone processes, {entities} wanderers, 25 s: {migrations} migrations");
+    // Measured: 4,336 in 25 s (debug build, 2 shared cores); the floor leaves a wide margin.
+    assert!(
+        migrations >= 300.0,
+        "wanderers cross between processes: {migrations} migrations"
+    );
+    assert_eq!(
+        f.metric_sum("fabric_zone_bad_packets_total"),
+        0.0,
+        "no packet rejected"
+    );
+    f.stop();
+}
+
+#[test]
+fn a_sigkilled_zone_process_is_survived_and_relinked_when_restarted() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine and extension ready");
+    let entities = 600;
+    let mut f = Fabric::start(&engine, "e2e-fabric-kill", entities, CROSSING);
+    f.wait_linked(2.0, Duration::from_secs(20));
+    let all: BTreeSet<u32> = (1..=entities).collect();
+    run_and_check(&f, 4, &all);
+
+    f.kill(1);
+    let ticks_at_kill = f.metric("fabric_zone_ticks_total");
+    // The survivors notice by the link idle timeout (6 s) and keep ticking meanwhile.
+    f.wait_linked(1.0, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks = f.metric("fabric_zone_ticks_total");
+    for ((k, before), (_, after)) in ticks_at_kill.iter().zip(&ticks) {
+        assert!(
+            after - before >= 20.0 * 4.0,
+            "zone {k} kept ticking at 20 Hz: {before} -> {after}"
+        );
+    }
+    // What zone 1 held is lost (there is no persistence yet); the survivors still hold every
+    // other id exactly once, and keep handing over to each other.
+    let survivors = f.snapshot().check();
+    assert!(
+        survivors.len() < all.len() && survivors.len() > all.len() / 3,
+        "zone 1's entities are gone, the others' stay: {} of {}",
+        survivors.len(),
+        all.len()
+    );
+    run_and_check(&f, 3, &survivors);
+
+    // Restarted (new port, new certificate, no population: its entities are not restored
+    // until persistence lands), it joins the members file and both survivors relink.
+    let z = f.start_zone(&engine, 1, false);
+    f.zones[1] = Some(z);
+    f.write_members();
+    f.wait_linked(2.0, Duration::from_secs(20));
+    let migrations_before = f.metric("fabric_zone_migrations_in_total")[1].1;
+    run_and_check(&f, 6, &survivors);
+    let into_1 = f.metric("fabric_zone_migrations_in_total")[1].1 - migrations_before;
+    assert!(
+        into_1 > 0.0,
+        "wanderers cross into the restarted zone again: {into_1}"
+    );
+    f.stop();
+}
+
+/// Double precision: the same small fabric with world bounds of +-1e7 m (the core works in
+/// integer micrometres, so a hand-off carries positions exactly; this run checks that the
+/// double build links, hands over and keeps every entity at that scale). Reading positions
+/// back to the micrometre needs a position dump, which the zone does not serve yet.
+#[test]
+fn a_fabric_with_ten_thousand_kilometre_bounds_in_double_precision() {
+    let _s = serial();
+    let engine = match engine::prepare(true) {
+        Ok(e) => e,
+        Err(e) => {
+            println!("skipped: the double-precision engine is not available: {e:#}");
+            return;
+        }
+    };
+    let entities = 300;
+    let mut f = Fabric::start(
+        &engine,
+        "e2e-fabric-double",
+        entities,
+        &[
+            "--hysteresis-ticks",
+            "4",
+            "--world-bounds",
+            "10000000",
+            "--interest-radius",
+            "1000",
+        ],
+    );
+    f.wait_linked(2.0, Duration::from_secs(20));
+    let all: BTreeSet<u32> = (1..=entities).collect();
+    run_and_check(&f, 10, &all);
+    f.stop();
+}
+
+/// Full size: 3,000 wanderers for 60 s, at least 1,000 migrations.
+#[test]
+#[ignore = "full-size run (60 s): run with --ignored --nocapture"]
+fn full_size_three_zones_3000_wanderers_60_s() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine and extension ready");
+    let entities = 3000;
+    let mut f = Fabric::start(&engine, "e2e-fabric-full", entities, CROSSING);
+    f.wait_linked(2.0, Duration::from_secs(30));
+    let all: BTreeSet<u32> = (1..=entities).collect();
+    let migrations = run_and_check(&f, 60, &all);
+    println!("3 zone processes, {entities} wanderers, 60 s: {migrations} migrations");
+    assert!(migrations >= 1000.0, "{migrations} migrations");
+    f.stop();
+}
