@@ -8,8 +8,11 @@
 //!   the in-engine tests (single, and double precision when ../shared/godot is present); the last
 //!   line is `total: N passed, N failed`.
 //! - `cargo xtask build [--release] [--double]`: build the extension into the addon.
+//! - `cargo xtask fabric --zones 3 --entities 3000`: the registry backend and a fabric of zone
+//!   processes linked through it, one status line per zone each second, until Ctrl-C.
 
 mod demo;
+mod fabric;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +55,25 @@ enum Cmd {
     },
     /// Find or install Godot, build the extension and import the project.
     Setup,
+    /// Run a zone fabric: the registry backend and one zone process per zone, linked through
+    /// it, with wanderers; one status line per zone each second until Ctrl-C.
+    Fabric {
+        /// Zone processes.
+        #[arg(long, default_value_t = 3)]
+        zones: u32,
+        /// Wanderers in the whole fabric.
+        #[arg(long, default_value_t = 3000)]
+        entities: u32,
+        /// Stop after this many seconds (0 = until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+        /// Registry backend TCP port (0 = any free port).
+        #[arg(long, default_value_t = 0)]
+        backend_port: u16,
+        /// Ticks outside a zone before a wanderer migrates.
+        #[arg(long, default_value_t = 4)]
+        hysteresis_ticks: u32,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +91,19 @@ fn main() -> std::process::ExitCode {
         Cmd::Test { no_lint } => test::run(!no_lint),
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)
             .map(|p| println!("installed {}", p.display())),
+        Cmd::Fabric {
+            zones,
+            entities,
+            seconds,
+            backend_port,
+            hysteresis_ticks,
+        } => fabric::run(fabric::Options {
+            zones,
+            entities,
+            seconds,
+            backend_port,
+            hysteresis_ticks,
+        }),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());
             println!("extension built and project imported");
