@@ -33,8 +33,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// with it and trusts credentials it signed.
 const TEST_FABRIC_KEY: &str = "dGVzdC1vbmx5IGZhYnJpYyBrZXkgZm9yIGUyZSEhISE";
 
-const ZONES: usize = 3;
-
 /// A zone process: its metrics address and its member entry.
 struct Zone {
     proc: Proc,
@@ -46,24 +44,44 @@ struct Zone {
 struct Fabric {
     name: String,
     dir: PathBuf,
+    count: usize,
     entities: u32,
+    /// Registry membership (backend URL, operator API key) instead of the members file.
+    registry: Option<(String, String)>,
     extra: Vec<String>,
     zones: Vec<Option<Zone>>,
 }
 
 impl Fabric {
     fn start(engine: &Engine, name: &str, entities: u32, extra: &[&str]) -> Fabric {
+        Self::start_n(engine, name, 3, entities, extra)
+    }
+
+    fn start_n(engine: &Engine, name: &str, count: usize, entities: u32, extra: &[&str]) -> Fabric {
+        Self::start_with(engine, name, count, entities, None, extra)
+    }
+
+    fn start_with(
+        engine: &Engine,
+        name: &str,
+        count: usize,
+        entities: u32,
+        registry: Option<(String, String)>,
+        extra: &[&str],
+    ) -> Fabric {
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("fabric.key"), format!("{TEST_FABRIC_KEY}\n")).unwrap();
         let mut f = Fabric {
             name: name.into(),
             dir,
+            count,
             entities,
+            registry,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             zones: Vec::new(),
         };
-        for k in 0..ZONES {
+        for k in 0..count {
             let z = f.start_zone(engine, k, true);
             f.zones.push(Some(z));
         }
@@ -73,7 +91,7 @@ impl Fabric {
 
     /// Starts zone `k` (with its share of the wanderers when `population`).
     fn start_zone(&self, engine: &Engine, k: usize, population: bool) -> Zone {
-        let (zone_id, count, entities) = (k.to_string(), ZONES.to_string(), self.entities);
+        let (zone_id, count, entities) = (k.to_string(), self.count.to_string(), self.entities);
         let entities = entities.to_string();
         let key = self.dir.join("fabric.key").display().to_string();
         let members = self.dir.join("members").display().to_string();
@@ -92,10 +110,6 @@ impl Fabric {
             &count,
             "--link",
             "network",
-            "--fabric-key-file",
-            &key,
-            "--members-file",
-            &members,
             "--population",
             if population { "wanderers" } else { "none" },
             "--entities",
@@ -103,8 +117,20 @@ impl Fabric {
             "--seed",
             "7",
         ];
+        match &self.registry {
+            Some((url, _)) => args.extend(["--backend", url.as_str(), "--heartbeat-sec", "1"]),
+            None => args.extend([
+                "--fabric-key-file",
+                key.as_str(),
+                "--members-file",
+                members.as_str(),
+            ]),
+        }
         args.extend(self.extra.iter().map(String::as_str));
-        let cmd = engine.scene_command("res://scenes/zone.tscn", &args);
+        let mut cmd = engine.scene_command("res://scenes/zone.tscn", &args);
+        if let Some((_, api_key)) = &self.registry {
+            cmd.env("FABRIC_BACKEND_API_KEY", api_key);
+        }
         let mut proc = Proc::spawn(&format!("zone{k}"), cmd, true).expect("zone process starts");
         let wait = |proc: &mut Proc, prefix: &str| {
             proc.wait_for_line(|l| l.starts_with(prefix), Duration::from_secs(60))
@@ -434,6 +460,32 @@ fn a_sigkilled_zone_process_is_survived_and_relinked_when_restarted() {
     f.stop();
 }
 
+#[test]
+fn zone_processes_find_each_other_through_the_registry() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine and extension ready");
+    let mut backend =
+        fabric_e2e::start_backend("127.0.0.1:0", ":memory:").expect("registry backend starts");
+    let api_key = fabric_e2e::create_account(&backend.url, "operator").expect("operator account");
+    let entities = 300;
+    let mut f = Fabric::start_with(
+        &engine,
+        "e2e-fabric-registry",
+        3,
+        entities,
+        Some((backend.url.clone(), api_key)),
+        CROSSING,
+    );
+    // Each zone registers its link listener, gets its link credential from the registry and
+    // follows the member list: no members file, no shared key.
+    f.wait_linked(2.0, Duration::from_secs(30));
+    let all: BTreeSet<u32> = (1..=entities).collect();
+    let migrations = run_and_check(&f, 6, &all);
+    assert!(migrations > 0.0, "hand-offs through registry-made links");
+    f.stop();
+    backend.proc.stop();
+}
+
 /// Double precision: the same small fabric with world bounds of +-1e7 m (the core works in
 /// integer micrometres, so a hand-off carries positions exactly; this run checks that the
 /// double build links, hands over and keeps every entity at that scale). Reading positions
@@ -482,4 +534,52 @@ fn full_size_three_zones_3000_wanderers_60_s() {
     println!("3 zone processes, {entities} wanderers, 60 s: {migrations} migrations");
     assert!(migrations >= 1000.0, "{migrations} migrations");
     f.stop();
+}
+
+/// Benchmark: zone 0 of a 4-zone fabric (3 neighbours) in real processes, about 1,800 active
+/// slots in each zone, release build, 30 s; prints zone 0's whole-tick p50/p99/max and
+/// hand-off p50/p99 from its metrics.
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn bench_zone_tick_and_handoff_with_1800_slots_and_3_neighbours() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine and extension ready");
+    engine::build_extension(false, true).expect("release extension");
+    let mut f = Fabric::start_n(
+        &engine,
+        "e2e-fabric-bench",
+        4,
+        7200,
+        &[
+            "--hysteresis-ticks",
+            "4",
+            "--capacity",
+            "2400",
+            "--headroom",
+            "400",
+        ],
+    );
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Links settle within seconds; how many zone 0 has depends on the layout's AOI bands.
+        std::thread::sleep(Duration::from_secs(30));
+        let links = f.metric("fabric_zone_links");
+        let m = parse_metrics(&http_get(f.zones[0].as_ref().unwrap().metrics, "/metrics"));
+        let ms = |k: &str| m.get(k).copied().unwrap_or(f64::NAN) * 1e3;
+        let owned = m.get("fabric_zone_owned").copied().unwrap_or(0.0);
+        let migrations = f.metric_sum("fabric_zone_migrations_in_total");
+        println!(
+            "zone 0 of 4 (links up: {links:?}), {owned} owned, release, 30 s: tick p50 {:.3} ms p99 {:.3} ms max {:.3} ms; hand-off p50 {:.3} ms p99 {:.3} ms; {migrations} migrations in the fabric",
+            ms("fabric_zone_tick_p50_seconds"),
+            ms("fabric_zone_tick_p99_seconds"),
+            ms("fabric_zone_tick_max_seconds"),
+            ms("fabric_zone_handoff_p50_seconds"),
+            ms("fabric_zone_handoff_p99_seconds"),
+        );
+        owned
+    }));
+    f.stop();
+    // Back to the debug extension the other tests use.
+    engine::build_extension(false, false).expect("debug extension");
+    let owned = result.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    assert!(owned > 1500.0, "about 1,800 active slots: {owned}");
 }

@@ -174,7 +174,7 @@ impl LinkNetwork {
                         name: format!("fabric {} zone {} links", s.fabric, cfg.zone_id),
                         cert_hash: fabric.link_cert_hash.clone(),
                         next_cert_hash: None,
-                        max_users: 0,
+                        max_users: 1,
                         public: false,
                         heartbeat: Duration::from_secs_f64(s.heartbeat_sec.clamp(0.05, 3600.0)),
                     },
