@@ -35,6 +35,7 @@ pub mod monitors;
 pub mod network;
 pub mod runtime;
 mod sessions;
+mod stats;
 
 use config::{LinkMode, Population, ZoneSettings};
 use runtime::{ZoneEvent, ZoneRuntime};
@@ -795,42 +796,6 @@ impl FabricZone {
             }
         }
         self.event_buf = buf;
-    }
-
-    /// The `FABRIC_ZONE_STATS` line.
-    fn stats_line(&mut self) -> String {
-        let zone = self.zone_id;
-        let Some(rt) = self.runtime.as_mut() else {
-            return format!("FABRIC_ZONE_STATS zone={zone} running=false");
-        };
-        let ts = rt.tick_summary();
-        let hs = rt.handoff_summary();
-        let (c, t, (r_in, r_out)) = (rt.counts(), rt.totals(), rt.rates());
-        let ms = |ns: u64| ns as f64 / 1e6;
-        let links = rt.links().len();
-        format!(
-            "FABRIC_ZONE_STATS zone={zone} tick={} owned={} staging={} incoming={} arriving={} \
-             tick_p50_ms={:.3} tick_p99_ms={:.3} tick_max_ms={:.3} ticks_measured={} overruns={} \
-             dropped_ticks={} migrations_in={} migrations_out={} migrations_in_per_s={r_in:.1} \
-             migrations_out_per_s={r_out:.1} handoff_p50_ms={:.1} handoff_p99_ms={:.1} links={links} \
-             ghosts={}",
-            rt.zone().current_tick(),
-            c.owned,
-            c.staging,
-            c.incoming,
-            c.arriving,
-            ms(ts.p50_ns),
-            ms(ts.p99_ns),
-            ms(ts.max_ns),
-            ts.count,
-            t.overruns,
-            rt.pacer().dropped_total(),
-            t.migrations_in,
-            t.migrations_out,
-            ms(hs.p50_ns),
-            ms(hs.p99_ns),
-            rt.ghosts().len(),
-        )
     }
 
     pub(crate) fn configure_for_test(&mut self, port: i32, zone_id: i32) {

@@ -426,6 +426,8 @@ impl ZoneRuntime {
                 }
                 (SlotState::Free | SlotState::Incoming | SlotState::Arriving, SlotState::Owned) => {
                     self.totals.migrations_in += 1;
+                    // Ours now: its neighbour row is no ghost any more.
+                    self.ghosts.remove(gid);
                     self.events.push(ZoneEvent::MigratedIn {
                         id: gid,
                         from: slots.peer_of(i),
@@ -607,6 +609,25 @@ mod tests {
         );
         let ghosts: usize = zones.iter().map(|z| z.ghosts().len()).sum();
         assert!(ghosts > 0, "neighbours' rows are kept");
+        for z in &zones {
+            let owned: std::collections::BTreeSet<u32> = z
+                .zone()
+                .holdings()
+                .filter(|h| h.state == SlotState::Owned)
+                .map(|h| h.global_id)
+                .collect();
+            let stale: Vec<u32> = z
+                .ghosts()
+                .iter()
+                .map(|g| g.row.global_id)
+                .filter(|id| owned.contains(id))
+                .collect();
+            assert!(
+                stale.is_empty(),
+                "zone {}: own entities as ghosts: {stale:?}",
+                z.zone().id()
+            );
+        }
         for z in zones.iter_mut() {
             assert_eq!(
                 z.links().len(),
