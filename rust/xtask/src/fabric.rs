@@ -97,6 +97,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                 opts.entities.to_string(),
                 "--hysteresis-ticks".into(),
                 opts.hysteresis_ticks.to_string(),
+                // Room for twice a zone's share (wanderers gather unevenly), 400 for arrivals.
+                "--capacity".into(),
+                (opts.entities / opts.zones * 2 + 400).max(1800).to_string(),
             ];
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut cmd = eng.scene_command("res://scenes/zone.tscn", &args);
