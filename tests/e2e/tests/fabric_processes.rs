@@ -279,37 +279,38 @@ struct Snapshot {
     dumps: Vec<(usize, Dump)>,
 }
 
+/// What one snapshot shows.
+struct Checked {
+    /// Ids held or reserved, each counted once.
+    ids: BTreeSet<u32>,
+    /// Ids only reserved (held nowhere).
+    only_reserved: BTreeSet<u32>,
+    /// Ids held by two zones, reserved by two, or held and reserved by one, with the reason.
+    doubles: BTreeMap<u32, String>,
+}
+
 impl Snapshot {
     /// Checks that no id is held by two zones, and that an id reserved by a zone is not held
     /// by it (while in flight it is staging at the sender; once the sender saw the acceptance
-    /// and freed it, only the receiver's reservation stands, until the commit lands). Returns
-    /// the ids held or reserved, each counted once, and those only reserved (held nowhere).
-    fn check(&self) -> (BTreeSet<u32>, BTreeSet<u32>) {
+    /// and freed it, only the receiver's reservation stands, until the commit lands).
+    fn check(&self) -> Checked {
+        let mut doubles = BTreeMap::new();
         let mut holder: BTreeMap<u32, usize> = BTreeMap::new();
         for (k, d) in &self.dumps {
             for &id in &d.held {
                 if let Some(other) = holder.insert(id, *k) {
-                    panic!(
-                        "tick {}: id {id} held by zones {other} and {k} at once",
-                        self.tick
-                    );
+                    doubles.insert(id, format!("held by zones {other} and {k}"));
                 }
             }
         }
         let mut reserved: BTreeMap<u32, usize> = BTreeMap::new();
         for (k, d) in &self.dumps {
             for &id in &d.incoming {
-                assert_ne!(
-                    holder.get(&id),
-                    Some(k),
-                    "tick {}: zone {k} holds and reserves id {id}",
-                    self.tick
-                );
+                if holder.get(&id) == Some(k) {
+                    doubles.insert(id, format!("held and reserved by zone {k}"));
+                }
                 if let Some(other) = reserved.insert(id, *k) {
-                    panic!(
-                        "tick {}: id {id} reserved by zones {other} and {k}",
-                        self.tick
-                    );
+                    doubles.insert(id, format!("reserved by zones {other} and {k}"));
                 }
             }
         }
@@ -318,8 +319,12 @@ impl Snapshot {
             .filter(|id| !holder.contains_key(id))
             .copied()
             .collect();
-        let all = holder.into_keys().chain(reserved.into_keys()).collect();
-        (all, only_reserved)
+        let ids = holder.into_keys().chain(reserved.into_keys()).collect();
+        Checked {
+            ids,
+            only_reserved,
+            doubles,
+        }
     }
 }
 
@@ -338,8 +343,14 @@ fn run_and_check(f: &Fabric, secs: u64, all: &BTreeSet<u32>) -> f64 {
 }
 
 /// Runs the fabric for `secs`, checking a snapshot every second: the ids held or reserved
-/// include every id of `must` and nothing outside `may`. Returns the ids that were only
-/// reserved (held nowhere) in every snapshot.
+/// include every id of `must` and nothing outside `may`, none held twice. Returns the ids that
+/// were only reserved (held nowhere) in every snapshot.
+///
+/// The zones of a snapshot ran the same tick number, but not at the same instant: a zone
+/// starved of CPU for more than a tick runs its tick late, after its neighbours' next one,
+/// and may already show a hand-off its neighbour's dump does not (an id seen twice or not at
+/// all). Such a view lasts one snapshot; a real loss or duplicate stays. So an id fails the
+/// test when it is wrong in two snapshots in a row.
 fn run_and_check_between(
     f: &Fabric,
     secs: u64,
@@ -350,27 +361,46 @@ fn run_and_check_between(
     let mut last_tick = 0;
     let mut checked = 0;
     let mut always_reserved: Option<BTreeSet<u32>> = None;
-    while started.elapsed() < Duration::from_secs(secs) {
+    let mut suspects: BTreeMap<u32, String> = BTreeMap::new();
+    let mut transient = 0;
+    loop {
+        let done = started.elapsed() >= Duration::from_secs(secs);
+        if done && suspects.is_empty() {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(500));
         let snap = f.snapshot();
         if snap.tick == last_tick {
             continue;
         }
         last_tick = snap.tick;
-        let (ids, only_reserved) = snap.check();
-        let lost: Vec<&u32> = must.difference(&ids).collect();
-        let extra: Vec<&u32> = ids.difference(may).collect();
-        assert!(
-            lost.is_empty() && extra.is_empty(),
-            "tick {}: {} ids, lost {lost:?}, invented or duplicated {extra:?}",
-            snap.tick,
-            ids.len()
-        );
+        let c = snap.check();
+        let mut wrong = c.doubles;
+        for id in must.difference(&c.ids) {
+            wrong.insert(*id, "held by no zone".into());
+        }
+        for id in c.ids.difference(may) {
+            wrong.insert(*id, "not expected".into());
+        }
+        for (id, why) in &wrong {
+            if let Some(before) = suspects.get(id) {
+                panic!(
+                    "tick {}: id {id} {why}, a second before {before} ({} ids)",
+                    snap.tick,
+                    c.ids.len()
+                );
+            }
+        }
+        transient += wrong.len();
+        suspects = wrong;
         always_reserved = Some(match always_reserved {
-            None => only_reserved,
-            Some(a) => a.intersection(&only_reserved).copied().collect(),
+            None => c.only_reserved,
+            Some(a) => a.intersection(&c.only_reserved).copied().collect(),
         });
         checked += 1;
+    }
+    if transient > 0 {
+        println!("{transient} ids looked wrong in one snapshot only (zones out of step)");
     }
     assert!(
         checked as u64 >= secs / 2,
@@ -428,7 +458,10 @@ fn a_sigkilled_zone_process_is_survived_and_relinked_when_restarted() {
     // other id exactly once, and keep handing over to each other. Reservations for zone 1's
     // hand-offs that it never committed stay reserved (held nowhere): they are zone 1's
     // entities too, lost with it, and may be freed once it is back.
-    let (survivors, _) = f.snapshot().check();
+    // Two snapshots, a second apart: an id missed by one skewed view is in the other.
+    let mut survivors = f.snapshot().check().ids;
+    std::thread::sleep(Duration::from_secs(1));
+    survivors.extend(f.snapshot().check().ids);
     assert!(
         survivors.len() < all.len() && survivors.len() > all.len() / 3,
         "zone 1's entities are gone, the others' stay: {} of {}",

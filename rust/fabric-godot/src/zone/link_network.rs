@@ -104,10 +104,18 @@ impl std::fmt::Debug for LinkNetwork {
 /// fabric in different processes start their tick there, so they agree on tick numbers (the
 /// core drops intents whose clock is far ahead of its own) and a restarted zone is not behind.
 pub fn epoch_tick(tick_hz: u32) -> u64 {
+    epoch_position(tick_hz).0
+}
+
+/// The current tick since the Unix epoch (as [`epoch_tick`]) and how far into its period now
+/// is, nanoseconds.
+pub fn epoch_position(tick_hz: u32) -> (u64, u64) {
     let since = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    (since.as_millis() * u128::from(tick_hz.max(1)) / 1000) as u64
+        .unwrap_or_default()
+        .as_nanos();
+    let period = 1_000_000_000 / u128::from(tick_hz.max(1));
+    ((since / period) as u64, (since % period) as u64)
 }
 
 fn parse_members<'a>(entries: impl Iterator<Item = &'a str>) -> Result<Vec<Member>, MemberError> {
@@ -352,5 +360,7 @@ mod tests {
         let b = epoch_tick(20);
         assert!(b >= a && b - a <= 1);
         assert!(a > 20 * 1_700_000_000, "counted from 1970");
+        let (_, phase) = epoch_position(20);
+        assert!(phase < 50_000_000, "within one 50 ms period: {phase}");
     }
 }

@@ -651,7 +651,8 @@ impl FabricZone {
         };
         if s.link == LinkMode::Network {
             // Processes of a fabric agree on tick numbers (see `link_network::epoch_tick`).
-            rt.start_at_tick(link_network::epoch_tick(cfg.tick_hz));
+            let (tick, phase_ns) = link_network::epoch_position(cfg.tick_hz);
+            rt.start_at_tick(tick, phase_ns);
         }
         rt.spawn_population(s.population);
         rt.publish();

@@ -309,18 +309,25 @@ impl ZoneRuntime {
     /// `elapsed_ns` passed since the last frame: runs the ticks due (bounded catch-up).
     pub fn frame(&mut self, elapsed_ns: u64) -> Steps {
         let steps = self.pacer.advance(elapsed_ns);
+        if self.origin != 0 && steps.dropped > 0 {
+            // On a shared clock, dropped ticks are skipped numbers: the zone stays in step.
+            self.origin = self.zone.current_tick().max(self.origin) + steps.dropped;
+        }
         for _ in 0..steps.run {
             self.run_tick();
         }
         steps
     }
 
-    /// Numbers the first tick `tick + 1` (before any tick ran): zones in different processes
-    /// start from a shared clock so their tick numbers agree.
-    pub fn start_at_tick(&mut self, tick: u64) {
+    /// Numbers the first tick `tick + 1` (before any tick ran), `phase_ns` into tick `tick`'s
+    /// period: zones in different processes run on a shared clock, so their tick numbers agree
+    /// and their ticks start together (dropped ticks then skip their numbers).
+    pub fn start_at_tick(&mut self, tick: u64, phase_ns: u64) {
         if self.zone.current_tick() == 0 {
             self.origin = tick;
             self.second.0 = tick;
+            self.pacer
+                .advance(phase_ns.min(self.pacer.step_ns().saturating_sub(1)));
         }
     }
 
