@@ -4,15 +4,18 @@
 //! - `cargo xtask demo`: the main job: registry backend, a zone that registers with it, the
 //!   gateway, and cycle-1 clients (through the gateway, direct, and two that must be refused)
 //!   on loopback, each step printed, with the time from client start to the zone's datagram.
-//! - `cargo xtask test`: formatting, lints (GDScript too: gdlint, gdformat), every Rust test (unit, integration, end-to-end) and
-//!   the in-engine tests (single, and double precision when ../shared/godot is present); the last
-//!   line is `total: N passed, N failed`.
+//! - `cargo xtask test`: formatting, lints (GDScript too: gdlint, gdformat), every Rust test
+//!   (unit, integration, end-to-end), short fuzz runs and the in-engine tests (single, and double precision
+//!   when ../shared/godot is present); the last line is `total: N passed, N failed`.
 //! - `cargo xtask build [--release] [--double]`: build the extension into the addon.
 //! - `cargo xtask gdlint`: only the GDScript checks (`gdformat FILES` in the cache's
 //!   `gdtoolkit-venv/bin/` fixes the formatting).
 //! - `cargo xtask fuzz [--seconds N] [TARGET]`: build the fuzz targets and run each N seconds.
+//! - `cargo xtask fabric --zones 3 --entities 3000`: the registry backend and a fabric of zone
+//!   processes linked through it, one status line per zone each second, until Ctrl-C.
 
 mod demo;
+mod fabric;
 mod fuzz;
 mod gdlint;
 mod test;
@@ -67,6 +70,25 @@ enum Cmd {
         /// Only this target (default: all).
         target: Option<String>,
     },
+    /// Run a zone fabric: the registry backend and one zone process per zone, linked through
+    /// it, with wanderers; one status line per zone each second until Ctrl-C.
+    Fabric {
+        /// Zone processes.
+        #[arg(long, default_value_t = 3)]
+        zones: u32,
+        /// Wanderers in the whole fabric.
+        #[arg(long, default_value_t = 3000)]
+        entities: u32,
+        /// Stop after this many seconds (0 = until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+        /// Registry backend TCP port (0 = any free port).
+        #[arg(long, default_value_t = 0)]
+        backend_port: u16,
+        /// Ticks outside a zone before a wanderer migrates.
+        #[arg(long, default_value_t = 4)]
+        hysteresis_ticks: u32,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -86,6 +108,19 @@ fn main() -> std::process::ExitCode {
             .map(|p| println!("installed {}", p.display())),
         Cmd::Gdlint => gdlint::check(),
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()).map(drop),
+        Cmd::Fabric {
+            zones,
+            entities,
+            seconds,
+            backend_port,
+            hysteresis_ticks,
+        } => fabric::run(fabric::Options {
+            zones,
+            entities,
+            seconds,
+            backend_port,
+            hysteresis_ticks,
+        }),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());
             println!("extension built and project imported");

@@ -18,7 +18,8 @@
 //! | `--hysteresis-ticks N` | ticks outside the range before a migration starts |
 //! | `--interest-radius M` | [`ZoneSettings::interest_radius_m`] |
 //! | `--port P`, `--bind ADDR`, `--link-port P` | client port, bind address, zone link port |
-//! | `--link memory` / `--link none` | [`ZoneSettings::link`] |
+//! | `--link memory` / `--link network` / `--link none` | [`ZoneSettings::link`] |
+//! | `--fabric-key-file PATH`, `--members "k/n@host:port#hash ..."`, `--members-file PATH` | static link membership ([`ZoneSettings::link_net`]) |
 //! | `--data-dir PATH` | [`ZoneSettings::data_dir`] |
 //! | `--tick-hz HZ`, `--max-catch-up N`, `--event-budget N` | pacing |
 //! | `--population wanderers --entities N --seed S` | [`ZoneSettings::population`] |
@@ -66,6 +67,9 @@ pub enum LinkMode {
     None,
     /// Zones of the same fabric in this process, through an in-memory hub (tests, tools).
     Memory,
+    /// Zones in other processes, over authenticated WebTransport links
+    /// ([`super::link_network`]): static members with a fabric key, or registry members.
+    Network,
 }
 
 /// A population spawned at start.
@@ -150,6 +154,8 @@ pub struct ZoneSettings {
     pub cert_rotation_sec: i64,
     /// Where to write the certificate hashes.
     pub cert_hash_file: Option<PathBuf>,
+    /// Fabric key and static members for `--link network`.
+    pub link_net: super::link_network::LinkSettings,
 }
 
 impl Default for ZoneSettings {
@@ -186,6 +192,7 @@ impl Default for ZoneSettings {
             websocket_fallback: true,
             cert_rotation_sec: 7 * 24 * 3600,
             cert_hash_file: None,
+            link_net: Default::default(),
         }
     }
 }
@@ -308,6 +315,9 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--name",
             "--heartbeat-sec",
             "--cert-rotation-sec",
+            "--fabric-key-file",
+            "--members",
+            "--members-file",
         ];
         if !known.contains(&key) {
             continue;
@@ -332,12 +342,13 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--link" => {
                 s.link = match v {
                     "memory" => LinkMode::Memory,
+                    "network" => LinkMode::Network,
                     "none" => LinkMode::None,
                     _ => {
                         return Err(ConfigError::Invalid {
                             key: key.into(),
                             value: v.into(),
-                            expected: "`memory` or `none`",
+                            expected: "`memory`, `network` or `none`",
                         });
                     }
                 }
@@ -370,6 +381,13 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--name" => s.zone_name = v.into(),
             "--heartbeat-sec" => s.heartbeat_sec = parse(key, v, "seconds")?,
             "--cert-rotation-sec" => s.cert_rotation_sec = parse(key, v, "seconds")?,
+            "--fabric-key-file" => s.link_net.fabric_key_file = Some(PathBuf::from(v)),
+            "--members" => s.link_net.members.extend(
+                v.split([' ', ';'])
+                    .filter(|m| !m.is_empty())
+                    .map(String::from),
+            ),
+            "--members-file" => s.link_net.members_file = Some(PathBuf::from(v)),
             _ => unreachable!("every known key is matched above"),
         }
     }

@@ -29,6 +29,7 @@ use godot::prelude::*;
 
 pub mod api;
 pub mod config;
+pub mod link_network;
 pub mod metrics;
 pub mod monitors;
 pub mod network;
@@ -183,6 +184,8 @@ pub struct FabricZone {
     /// variable `FABRIC_BACKEND_API_KEY`); never shown.
     pub(crate) api_key: String,
     pub(crate) hash_file: Option<PathBuf>,
+    /// Fabric key and static members for `--link network` (command line only).
+    link_net: link_network::LinkSettings,
     /// World bounds given as six numbers on the command line (not a cube).
     bounds_override: Option<([f64; 3], [f64; 3])>,
     server: Option<Server>,
@@ -257,6 +260,7 @@ impl INode for FabricZone {
             shard_id: GString::new(),
             api_key: std::env::var("FABRIC_BACKEND_API_KEY").unwrap_or_default(),
             hash_file: None,
+            link_net: Default::default(),
             bounds_override: None,
             server: None,
             registration: None,
@@ -509,6 +513,7 @@ impl FabricZone {
             websocket_fallback: self.websocket_fallback,
             cert_rotation_sec: self.cert_rotation_sec,
             cert_hash_file: self.hash_file.clone(),
+            link_net: self.link_net.clone(),
         };
         // The string-typed properties are checked by the same parser as the command line.
         let mut strings = vec![
@@ -549,6 +554,7 @@ impl FabricZone {
         self.link_mode = match s.link {
             LinkMode::None => "none",
             LinkMode::Memory => "memory",
+            LinkMode::Network => "network",
         }
         .into();
         self.data_dir = s
@@ -581,6 +587,7 @@ impl FabricZone {
         self.websocket_fallback = s.websocket_fallback;
         self.cert_rotation_sec = s.cert_rotation_sec;
         self.hash_file = s.cert_hash_file.clone();
+        self.link_net = s.link_net.clone();
     }
 
     fn start_runtime(&mut self, s: &ZoneSettings) -> Error {
@@ -603,6 +610,20 @@ impl FabricZone {
                     }
                 }
             }
+            LinkMode::Network => match link_network::LinkNetwork::start(s, &cfg) {
+                Ok(n) => {
+                    godot_print!(
+                        "FABRIC_ZONE_LINK_READY zone_id={} member={}",
+                        s.zone_index,
+                        n.member_arg()
+                    );
+                    Box::new(n)
+                }
+                Err(e) => {
+                    godot_error!("FabricZone {}: links: {e}", s.zone_index);
+                    return Error::ERR_CANT_CREATE;
+                }
+            },
         };
         let published = metrics::Published::new(&s.fabric, s.zone_index);
         if let Some(addr) = s.metrics_addr {
@@ -628,6 +649,11 @@ impl FabricZone {
                 return Error::ERR_INVALID_PARAMETER;
             }
         };
+        if s.link == LinkMode::Network {
+            // Processes of a fabric agree on tick numbers (see `link_network::epoch_tick`).
+            let (tick, phase_ns) = link_network::epoch_position(cfg.tick_hz);
+            rt.start_at_tick(tick, phase_ns);
+        }
         rt.spawn_population(s.population);
         rt.publish();
         self.runtime = Some(rt);

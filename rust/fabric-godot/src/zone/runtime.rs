@@ -127,6 +127,8 @@ pub struct ZoneRuntime {
     counts: Counts,
     totals: Totals,
     next_api_id: u32,
+    /// The tick before the first one (0, or a shared epoch tick for networked zones).
+    origin: u64,
     second: (u64, u64, u64),
     rates: (f64, f64),
     published: Arc<Published>,
@@ -171,6 +173,7 @@ impl ZoneRuntime {
             counts: Counts::default(),
             totals: Totals::default(),
             next_api_id: 0,
+            origin: 0,
             second: (0, 0, 0),
             rates: (0.0, 0.0),
             published,
@@ -306,16 +309,32 @@ impl ZoneRuntime {
     /// `elapsed_ns` passed since the last frame: runs the ticks due (bounded catch-up).
     pub fn frame(&mut self, elapsed_ns: u64) -> Steps {
         let steps = self.pacer.advance(elapsed_ns);
+        if self.origin != 0 && steps.dropped > 0 {
+            // On a shared clock, dropped ticks are skipped numbers: the zone stays in step.
+            self.origin = self.zone.current_tick().max(self.origin) + steps.dropped;
+        }
         for _ in 0..steps.run {
             self.run_tick();
         }
         steps
     }
 
+    /// Numbers the first tick `tick + 1` (before any tick ran), `phase_ns` into tick `tick`'s
+    /// period: zones in different processes run on a shared clock, so their tick numbers agree
+    /// and their ticks start together (dropped ticks then skip their numbers).
+    pub fn start_at_tick(&mut self, tick: u64, phase_ns: u64) {
+        if self.zone.current_tick() == 0 {
+            self.origin = tick;
+            self.second.0 = tick;
+            self.pacer
+                .advance(phase_ns.min(self.pacer.step_ns().saturating_sub(1)));
+        }
+    }
+
     /// Runs one tick now, whatever the pacer says (tests, tools, benchmarks).
     pub fn run_tick(&mut self) {
         let started = Instant::now();
-        let tick = self.zone.current_tick() + 1;
+        let tick = self.zone.current_tick().max(self.origin) + 1;
         let _span = tracing::trace_span!("tick", zone = self.zone.id(), tick).entered();
         {
             let _s = tracing::trace_span!("drain").entered();
