@@ -7,16 +7,16 @@
 //! extension, runs one zone with 1,800 active slots for 30 s and prints its whole-tick
 //! p50/p99/max.
 //!
-//! Hand-off between zone processes needs the zone links (`fabric-link`); the in-process
+//! Hand-off between zone processes is tested in `fabric_processes.rs`; the in-process
 //! three-zone test is `scripts/tests/suites/test_zone_fabric.gd` and the Rust one
 //! `zone::runtime::tests` in `fabric-godot`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use fabric_e2e::zone_probe::{self, field, parse_metrics};
 use fabric_harness::engine::{self, Engine};
 use fabric_harness::process::Proc;
 
@@ -61,34 +61,9 @@ fn start_zone(engine: &Engine, args: &[&str]) -> Zone {
     Zone { proc, metrics }
 }
 
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-}
-
-/// `GET path` over a fresh TCP connection; returns the body.
+/// `GET path` on the zone's metrics address; returns the body of a 200 answer.
 fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("metrics endpoint accepts");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: zone\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("a whole response");
-    assert!(out.starts_with("HTTP/1.1 200"), "GET {path}: {out}");
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
-}
-
-/// Samples of the text format: metric name (labels dropped) to value.
-fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            let name = name.split('{').next()?;
-            Some((name.to_owned(), value.parse().ok()?))
-        })
-        .collect()
+    zone_probe::http_get(addr, path).expect("the zone's metrics endpoint answers")
 }
 
 fn ids(list: &str) -> Vec<u32> {
