@@ -1,3 +1,4 @@
+@icon("res://addons/multiplayer_fabric/icons/FabricMonitors.svg")
 class_name FabricMonitors
 extends Node
 ## Shows a FabricMMOGTransportPeer's traffic in Godot's Debugger > Monitors tab (custom

@@ -1,3 +1,4 @@
+@icon("res://addons/multiplayer_fabric/icons/FabricRegistry.svg")
 class_name FabricRegistry
 extends Node
 ## Client side of the Multiplayer Fabric zone registry (the `fabric-backend` service): list the
@@ -21,8 +22,11 @@ extends Node
 ## code and its message.
 signal request_failed(what: String, status: int, code: String, message: String)
 
-## The backend, `http://host:port`.
-@export var backend_url := "http://127.0.0.1:8080"
+const _SETTINGS := preload("fabric_settings.gd")
+
+## The backend, `http://host:port`. Empty: the project setting
+## `multiplayer_fabric/registry/url` (default `http://127.0.0.1:8080`), see [method effective_url].
+@export var backend_url := ""
 ## The player's account API key (`fak_...`), sent as a bearer credential.
 @export var api_key := ""
 ## Seconds before a request gives up.
@@ -77,7 +81,16 @@ func zone_url(zone: Dictionary) -> String:
 	return "https://%s:%d/wt" % [host, int(zone.get("port", 7443))]
 
 
+## The backend this node talks to: [member backend_url], or when that is empty the project
+## setting `multiplayer_fabric/registry/url`, or `http://127.0.0.1:8080` when neither is set.
+func effective_url() -> String:
+	if not backend_url.is_empty():
+		return backend_url
+	return String(_SETTINGS.value(_SETTINGS.REGISTRY_URL))
+
+
 func _request(what: String, method: int, path: String, body) -> Dictionary:
+	var url := effective_url()
 	var http := HTTPRequest.new()
 	http.timeout = timeout_sec
 	add_child(http)
@@ -88,7 +101,7 @@ func _request(what: String, method: int, path: String, body) -> Dictionary:
 	if body != null:
 		headers.append("Content-Type: application/json")
 		data = JSON.stringify(body)
-	var err := http.request(backend_url + path, headers, method, data)
+	var err := http.request(url + path, headers, method, data)
 	if err != OK:
 		http.queue_free()
 		request_failed.emit(what, 0, "request_error", error_string(err))
@@ -99,9 +112,7 @@ func _request(what: String, method: int, path: String, body) -> Dictionary:
 	var parsed = JSON.parse_string((res[3] as PackedByteArray).get_string_from_utf8())
 	var reply: Dictionary = parsed if typeof(parsed) == TYPE_DICTIONARY else {}
 	if res[0] != HTTPRequest.RESULT_SUCCESS:
-		request_failed.emit(
-			what, 0, "unreachable", "no answer from %s (result %d)" % [backend_url, res[0]]
-		)
+		request_failed.emit(what, 0, "unreachable", "no answer from %s (result %d)" % [url, res[0]])
 		return {"status": 0, "body": {}}
 	if status >= 400:
 		var e: Dictionary = reply.get("error", {})
