@@ -1,0 +1,171 @@
+extends FabricTestCase
+## Editor integration of the addon: its project settings (registered with type, hint and default,
+## removed on disable when still at their default, read at run time), its class icons, and the
+## missing-library message. Runs the same functions the editor plugin calls (fabric_settings.gd);
+## the plugin itself needs the editor, which the test runner is not.
+
+const SETTINGS := preload("res://addons/multiplayer_fabric/fabric_settings.gd")
+const PLUGIN := preload("res://addons/multiplayer_fabric/plugin.gd")
+const GDEXTENSION := "res://addons/multiplayer_fabric/multiplayer_fabric.gdextension"
+const ADDON_DIR := "res://addons/multiplayer_fabric/"
+
+
+func test_settings_are_registered_with_their_hints_and_removed_at_default() -> void:
+	for s in SETTINGS.SETTINGS:
+		check(not ProjectSettings.has_setting(s.name), "%s not set before the plugin" % s.name)
+	SETTINGS.register()
+	var listed := {}
+	for p in ProjectSettings.get_property_list():
+		listed[p.name] = p
+	for s in SETTINGS.SETTINGS:
+		check_eq(ProjectSettings.get_setting(s.name), s.default, "%s defaults" % s.name)
+		check_eq(ProjectSettings.property_get_revert(s.name), s.default, "%s reverts" % s.name)
+		check(listed.has(s.name), "%s in the property list" % s.name)
+		if listed.has(s.name):
+			var p: Dictionary = listed[s.name]
+			check_eq(p.type, s.type, "%s type" % s.name)
+			check_eq(p.hint, s.hint, "%s hint" % s.name)
+			check_eq(p.hint_string, s.hint_string, "%s hint string" % s.name)
+			var basic: bool = p.usage & PROPERTY_USAGE_EDITOR_BASIC_SETTING != 0
+			check_eq(basic, s.basic, "%s shown without Advanced Settings" % s.name)
+	var url_hint: Dictionary = listed.get(SETTINGS.REGISTRY_URL, {})
+	check_eq(url_hint.get("hint_string"), "http://host:port", "the URL's placeholder")
+	var link: Dictionary = listed.get("multiplayer_fabric/zone/link_mode", {})
+	check_eq(link.get("hint"), PROPERTY_HINT_ENUM, "link_mode is a choice")
+	check_eq(link.get("hint_string"), "none,memory,network", "link_mode's choices")
+
+	# A value the user changed survives a second enable and the disable.
+	ProjectSettings.set_setting(SETTINGS.REGISTRY_URL, "http://fabric.example:9000")
+	SETTINGS.register()
+	check_eq(
+		ProjectSettings.get_setting(SETTINGS.REGISTRY_URL),
+		"http://fabric.example:9000",
+		"enabling again keeps the user's value"
+	)
+	check_eq(SETTINGS.unregister(), 1, "one setting kept on disable")
+	check(ProjectSettings.has_setting(SETTINGS.REGISTRY_URL), "the changed URL is kept")
+	for s in SETTINGS.SETTINGS:
+		if s.name != SETTINGS.REGISTRY_URL:
+			check(not ProjectSettings.has_setting(s.name), "%s removed on disable" % s.name)
+	ProjectSettings.set_setting(SETTINGS.REGISTRY_URL, null)
+	check_eq(SETTINGS.unregister(), 0, "nothing left")
+
+
+func test_zone_setting_defaults_are_the_zones_own() -> void:
+	# With no setting in the project, a new FabricZone holds its built-in defaults: the table
+	# must give the same values, or registering the settings would change every zone.
+	var zone := FabricZone.new()
+	var checked := 0
+	for s in SETTINGS.SETTINGS:
+		if not s.name.begins_with("multiplayer_fabric/zone/"):
+			continue
+		var setting: String = s.name.get_file()
+		var property := "zone_id" if setting == "zone_index" else setting
+		check(property in zone, "FabricZone has `%s`" % property)
+		check_eq(zone.get(property), s.default, "FabricZone's default %s" % property)
+		checked += 1
+	check_eq(checked, 20, "every zone setting FabricZone reads is listed")
+	zone.free()
+
+
+func test_a_zone_reads_a_registered_setting() -> void:
+	SETTINGS.register()
+	ProjectSettings.set_setting("multiplayer_fabric/zone/tick_hz", 30)
+	var zone := FabricZone.new()
+	check_eq(zone.tick_hz, 30, "FabricZone takes tick_hz from the project setting")
+	zone.free()
+	ProjectSettings.set_setting("multiplayer_fabric/zone/tick_hz", 20)
+	check_eq(SETTINGS.unregister(), 0, "all back at their defaults and removed")
+
+
+func test_every_class_has_a_16px_svg_icon() -> void:
+	var ext := ConfigFile.new()
+	check_eq(ext.load(GDEXTENSION), OK, "the .gdextension parses")
+	check(ext.has_section("icons"), "the .gdextension has [icons]")
+	var icons := {}
+	for cls in ext.get_section_keys("icons") if ext.has_section("icons") else []:
+		check(ClassDB.class_exists(cls), "[icons] %s is a class of the extension" % cls)
+		icons[cls] = String(ext.get_value("icons", cls))
+	for cls in ["FabricMMOGTransportPeer", "FabricZone"]:
+		check(icons.has(cls), "%s has an icon" % cls)
+	var scripted := 0
+	for g in ProjectSettings.get_global_class_list():
+		if String(g.path).begins_with(ADDON_DIR):
+			check(not String(g.icon).is_empty(), "%s has an @icon" % g.class)
+			icons[g.class] = String(g.icon)
+			scripted += 1
+	check(scripted >= 2, "the addon's GDScript classes are listed (%d)" % scripted)
+	for cls in icons:
+		var path: String = icons[cls]
+		check(path.begins_with(ADDON_DIR + "icons/"), "%s's icon is in the addon" % cls)
+		check(FileAccess.file_exists(path), "%s: %s exists" % [cls, path])
+		var text := FileAccess.get_file_as_string(path)
+		check(text.begins_with("<svg") and text.strip_edges().ends_with("</svg>"), "%s: SVG" % path)
+		var xml := XMLParser.new()
+		check_eq(xml.open_buffer(text.to_utf8_buffer()), OK, "%s: XML" % path)
+		while xml.read() == OK:
+			pass
+		var image := Image.new()
+		check_eq(image.load_svg_from_string(text), OK, "%s renders" % path)
+		check_eq(image.get_size(), Vector2i(16, 16), "%s is 16x16" % path)
+		check(not image.is_invisible(), "%s draws something" % path)
+
+
+func test_the_registry_takes_its_url_from_the_setting() -> void:
+	var registry := FabricRegistry.new()
+	check_eq(registry.backend_url, "", "no URL of its own by default")
+	check_eq(registry.effective_url(), "http://127.0.0.1:8080", "the default without the setting")
+	var server := TCPServer.new()
+	check_eq(server.listen(0, "127.0.0.1"), OK, "a local HTTP server")
+	var url := "http://127.0.0.1:%d" % server.get_local_port()
+	ProjectSettings.set_setting(SETTINGS.REGISTRY_URL, url)
+	check_eq(registry.effective_url(), url, "the setting when backend_url is empty")
+	runner.add_child(registry)
+	var seen := {"request": ""}
+	_answer_once(server, seen)
+	var zones := await registry.list_zones()
+	check_eq(String(seen.request).get_slice("\r\n", 0), "GET /shards HTTP/1.1", "asked the server")
+	check_eq(zones.size(), 1, "one zone from the server at the setting's URL")
+	if zones.size() == 1:
+		check_eq(zones[0].get("name"), "zone-from-setting", "the zone it listed")
+	registry.backend_url = "http://127.0.0.1:1"
+	check_eq(registry.effective_url(), "http://127.0.0.1:1", "its own URL wins over the setting")
+	ProjectSettings.set_setting(SETTINGS.REGISTRY_URL, null)
+	server.stop()
+	registry.queue_free()
+
+
+func test_the_missing_library_message_says_what_to_do() -> void:
+	check_eq(PLUGIN.library_problem(), "", "no problem while the library is loaded")
+
+
+# Accepts one HTTP request on `server`, stores it in seen.request and answers with one zone.
+func _answer_once(server: TCPServer, seen: Dictionary) -> void:
+	var tree := runner.get_tree()
+	var deadline := Time.get_ticks_msec() + 5000
+	while not server.is_connection_available() and Time.get_ticks_msec() < deadline:
+		await tree.process_frame
+	if not server.is_connection_available():
+		return
+	var conn := server.take_connection()
+	var request := PackedByteArray()
+	while Time.get_ticks_msec() < deadline:
+		conn.poll()
+		var available := conn.get_available_bytes()
+		if available > 0:
+			request.append_array(conn.get_data(available)[1])
+			if request.get_string_from_utf8().contains("\r\n\r\n"):
+				break
+		await tree.process_frame
+	seen.request = request.get_string_from_utf8()
+	var body := JSON.stringify({"shards": [{"id": "z1", "name": "zone-from-setting"}]})
+	var reply := (
+		(
+			"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+			% body.to_utf8_buffer().size()
+		)
+		+ "Connection: close\r\n\r\n"
+		+ body
+	)
+	conn.put_data(reply.to_utf8_buffer())
+	conn.disconnect_from_host()
