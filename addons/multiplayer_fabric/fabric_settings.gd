@@ -13,8 +13,9 @@ extends RefCounted
 const REGISTRY_URL := "multiplayer_fabric/registry/url"
 
 ## Every setting: name, Variant type, hint, hint string, default, and whether it shows without
-## "Advanced Settings". The `zone/` ones are read by FabricZone when it is created (see
-## rust/fabric-godot/src/zone/config.rs); their defaults are the zone's built-in ones.
+## "Advanced Settings". The `transport/` ones are the defaults of a new FabricMMOGTransportPeer's
+## `transport` and `connect_timeout_msec`. The `zone/` ones are read by FabricZone when it is
+## created (see rust/fabric-godot/src/zone/config.rs); their defaults are the zone's own.
 const SETTINGS: Array[Dictionary] = [
 	{
 		"name": REGISTRY_URL,
@@ -22,6 +23,22 @@ const SETTINGS: Array[Dictionary] = [
 		"hint": PROPERTY_HINT_PLACEHOLDER_TEXT,
 		"hint_string": "http://host:port",
 		"default": "http://127.0.0.1:8080",
+		"basic": true,
+	},
+	{
+		"name": "multiplayer_fabric/transport/mode",
+		"type": TYPE_STRING,
+		"hint": PROPERTY_HINT_ENUM,
+		"hint_string": "auto,webtransport,websocket",
+		"default": "auto",
+		"basic": true,
+	},
+	{
+		"name": "multiplayer_fabric/transport/connect_timeout_msec",
+		"type": TYPE_INT,
+		"hint": PROPERTY_HINT_RANGE,
+		"hint_string": "1,60000,1,or_greater,suffix:ms",
+		"default": 5000,
 		"basic": true,
 	},
 	{

@@ -78,6 +78,24 @@ func test_a_zone_reads_a_registered_setting() -> void:
 	check_eq(SETTINGS.unregister(), 0, "all back at their defaults and removed")
 
 
+func test_a_peer_takes_its_defaults_from_the_transport_settings() -> void:
+	var plain := FabricMMOGTransportPeer.new()
+	check_eq(plain.transport, SETTINGS.value("multiplayer_fabric/transport/mode"), "mode default")
+	check_eq(
+		plain.connect_timeout_msec,
+		SETTINGS.value("multiplayer_fabric/transport/connect_timeout_msec"),
+		"timeout default"
+	)
+	ProjectSettings.set_setting("multiplayer_fabric/transport/mode", "websocket")
+	ProjectSettings.set_setting("multiplayer_fabric/transport/connect_timeout_msec", 2000)
+	var configured := FabricMMOGTransportPeer.new()
+	check_eq(configured.transport, "websocket", "a new peer takes the mode setting")
+	check_eq(configured.connect_timeout_msec, 2000, "and the timeout setting")
+	check_eq(plain.transport, "auto", "a peer made before keeps its own")
+	ProjectSettings.set_setting("multiplayer_fabric/transport/mode", null)
+	ProjectSettings.set_setting("multiplayer_fabric/transport/connect_timeout_msec", null)
+
+
 func test_every_class_has_a_16px_svg_icon() -> void:
 	var ext := ConfigFile.new()
 	check_eq(ext.load(GDEXTENSION), OK, "the .gdextension parses")
@@ -121,11 +139,21 @@ func test_the_registry_takes_its_url_from_the_setting() -> void:
 	ProjectSettings.set_setting(SETTINGS.REGISTRY_URL, url)
 	check_eq(registry.effective_url(), url, "the setting when backend_url is empty")
 	runner.add_child(registry)
-	var seen := {"request": ""}
+	var seen := {"request": "", "failed": ""}
+	registry.request_failed.connect(
+		func(what, status, code, message):
+			seen.failed = "%s %d %s %s" % [what, status, code, message]
+	)
 	_answer_once(server, seen)
+	# HTTPRequest's timeout is a Timer: the first frame after the runner's synchronous tests has a
+	# delta of seconds and would fire it at once. Let that frame pass first.
+	await runner.get_tree().process_frame
+	await runner.get_tree().process_frame
 	var zones := await registry.list_zones()
+	check(await wait_until(func(): return seen.has("done"), 5.0), "the server answered")
 	check_eq(String(seen.request).get_slice("\r\n", 0), "GET /shards HTTP/1.1", "asked the server")
 	check_eq(zones.size(), 1, "one zone from the server at the setting's URL")
+	check_eq(seen.failed, "", "no request failed")
 	if zones.size() == 1:
 		check_eq(zones[0].get("name"), "zone-from-setting", "the zone it listed")
 	registry.backend_url = "http://127.0.0.1:1"
@@ -146,6 +174,7 @@ func _answer_once(server: TCPServer, seen: Dictionary) -> void:
 	while not server.is_connection_available() and Time.get_ticks_msec() < deadline:
 		await tree.process_frame
 	if not server.is_connection_available():
+		seen.done = true
 		return
 	var conn := server.take_connection()
 	var request := PackedByteArray()
@@ -169,3 +198,4 @@ func _answer_once(server: TCPServer, seen: Dictionary) -> void:
 	)
 	conn.put_data(reply.to_utf8_buffer())
 	conn.disconnect_from_host()
+	seen.done = true

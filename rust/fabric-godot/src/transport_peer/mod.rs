@@ -125,7 +125,8 @@ pub struct FabricMMOGTransportPeer {
     last_error: GString,
     /// Which transport `create_client` / `create_server` use: `"auto"` (default: servers listen
     /// on both, clients try WebTransport then WebSocket), `"webtransport"` or `"websocket"`.
-    /// Read when `create_client` / `create_server` is called.
+    /// Read when `create_client` / `create_server` is called. A new peer takes it from the
+    /// project setting `multiplayer_fabric/transport/mode` when the project sets one.
     #[var(pub)]
     transport: GString,
     /// Allow plain, unencrypted `ws://` beyond loopback (default `false`): clients may connect
@@ -150,7 +151,8 @@ pub struct FabricMMOGTransportPeer {
     /// in milliseconds (default 5000). In `"auto"` mode each transport has its own: a server
     /// that answers neither fails after at most `primary_timeout_msec` plus this. Must be
     /// positive: zero or a negative value is refused with an error, and the old value kept.
-    /// Read when `create_client` is called.
+    /// Read when `create_client` is called. A new peer takes it from the project setting
+    /// `multiplayer_fabric/transport/connect_timeout_msec` when the project sets one.
     #[var(pub, set)]
     connect_timeout_msec: i32,
     /// Congestion controller of WebTransport sessions: `"bbr"` (default) or `"cubic"`. BBR keeps
@@ -683,7 +685,7 @@ impl FabricMMOGTransportPeer {
 #[godot_api]
 impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     fn init(base: Base<MultiplayerPeerExtension>) -> Self {
-        Self {
+        let mut peer = Self {
             base,
             role: Role::Idle,
             unique_id: 0,
@@ -711,7 +713,9 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
             in_seq: HashMap::new(),
             scratch: Vec::new(),
             stats: Stats::default(),
-        }
+        };
+        apply_project_settings(&mut peer);
+        peer
     }
 
     unsafe fn get_packet_rawptr(
@@ -883,5 +887,33 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
 
     fn get_connection_status(&self) -> ConnectionStatus {
         self.status
+    }
+}
+
+/// The project's defaults for a new peer: `multiplayer_fabric/transport/mode` (`transport`) and
+/// `multiplayer_fabric/transport/connect_timeout_msec`, when the project sets them (the editor
+/// plugin registers both). A value the peer would refuse is reported and left out.
+fn apply_project_settings(peer: &mut FabricMMOGTransportPeer) {
+    let ps = godot::classes::ProjectSettings::singleton();
+    let mode_key = "multiplayer_fabric/transport/mode";
+    if ps.has_setting(mode_key) {
+        let mode = ps.get_setting(mode_key).to_string();
+        match TransportChoice::parse(&mode) {
+            Some(_) => peer.transport = GString::from(&mode),
+            None => godot_error!(
+                "FabricMMOGTransportPeer: project setting {mode_key} \"{mode}\" is not \"auto\", \"webtransport\" or \"websocket\""
+            ),
+        }
+    }
+    let timeout_key = "multiplayer_fabric/transport/connect_timeout_msec";
+    if ps.has_setting(timeout_key) {
+        match ps.get_setting(timeout_key).try_to::<i32>() {
+            Ok(msec) if transport::connect_timeout(msec).is_ok() => {
+                peer.connect_timeout_msec = msec
+            }
+            _ => godot_error!(
+                "FabricMMOGTransportPeer: project setting {timeout_key} must be a positive number of milliseconds"
+            ),
+        }
     }
 }
