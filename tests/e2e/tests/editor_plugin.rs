@@ -5,7 +5,8 @@
 //!
 //! A second, test-only plugin (`addons/fabric_probe/`) is enabled after ours: once the editor is
 //! up it prints what ProjectSettings holds, disables our plugin through `EditorInterface` as the
-//! Project Settings > Plugins tab does, prints again and quits the editor.
+//! Project Settings > Plugins tab does, prints again and quits the editor. It also saves the
+//! project while the plugin is enabled: settings at their default must not clutter `project.godot`.
 
 use std::time::Duration;
 
@@ -36,6 +37,9 @@ func _probe() -> void:
 		ProjectSettings.get_setting(URL, "<none>"),
 		ProjectSettings.get_setting("multiplayer_fabric/zone/port", "<none>"),
 		hint, ProjectSettings.property_get_revert(URL)])
+	ProjectSettings.save()
+	var saved := FileAccess.get_file_as_string("res://project.godot")
+	print("PROBE saved defaults_in_file=%d" % int(saved.contains("[multiplayer_fabric]")))
 	ProjectSettings.set_setting("multiplayer_fabric/zone/port", 9443)
 	EditorInterface.set_plugin_enabled("multiplayer_fabric", false)
 	print("PROBE disabled url=%s port=%s tick_hz=%s" % [
@@ -114,6 +118,11 @@ fn enabling_registers_the_settings_and_disabling_removes_those_at_default() {
         "url=http://127.0.0.1:8080 port=7443 link_hint=2:none,memory,network \
          revert=http://127.0.0.1:8080",
         "settings registered with their defaults, hints and revert values\n{log}"
+    );
+    assert_eq!(
+        probe_line(&log, "saved"),
+        "defaults_in_file=0",
+        "saving the project while enabled writes no setting at its default to project.godot\n{log}"
     );
     assert_eq!(
         probe_line(&log, "disabled"),
