@@ -139,6 +139,13 @@ pub fn build_extension(double: bool, release: bool) -> anyhow::Result<PathBuf> {
     install(double, release, false)
 }
 
+/// Builds the library users ship (no test code) for a precision and returns the file cargo
+/// wrote, without installing it (the next build of the same profile overwrites it: copy it).
+pub fn build_library(double: bool, release: bool) -> anyhow::Result<PathBuf> {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    build(double, release, false)
+}
+
 /// Builds the extension for the project's own tests (debug, with fabric-godot's feature
 /// `itest`: the in-engine test runner `FabricTestRunner` and the Rust tests it runs) and installs
 /// it like [`build_extension`].

@@ -6,11 +6,14 @@
 //! - [`process`]: run Godot and server processes with role-prefixed output, fatal-pattern
 //!   detection (`SCRIPT ERROR`, `Can't open dynamic library`, ...), timeouts, and process-group
 //!   teardown so nothing is left behind.
-//! - [`user_project`]: a fresh project folder with the addon copied in, as a game developer has
-//!   it, and the documented first-import steps.
+//! - [`package`]: the release zip of the addon (`cargo xtask package`), and one with the debug
+//!   library for the install tests.
+//! - [`user_project`]: a fresh project folder with the packaged addon unzipped in, as a game
+//!   developer has it, and the documented first-import steps.
 #![warn(missing_docs)]
 
 pub mod engine;
+pub mod package;
 pub mod paths;
 pub mod process;
 pub mod user_project;

@@ -1,5 +1,5 @@
 //! A Godot project as a game developer has it: a fresh folder with its own `project.godot`, the
-//! addon copied in (with its built `bin/`), and no `.godot/` until the first import.
+//! packaged addon unzipped in (with its built `bin/`), and no `.godot/` until the first import.
 //!
 //! The install tests run what the addon's documentation tells a user to run on such a folder:
 //! register the extensions, import, then run a scene (see `docs/dedicated-server.md`).
@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::engine::{self, Engine};
+use crate::engine::Engine;
+use crate::package;
 use crate::paths;
 use crate::process::{Outcome, Proc};
 
@@ -26,11 +27,10 @@ pub struct UserProject {
 
 impl UserProject {
     /// Creates `project.godot` (named `name`, Godot 4.6 features) in a fresh scratch folder and
-    /// copies `addons/multiplayer_fabric/` into it, resolving links, as a user's copy would, with
-    /// the single-precision library users ship in its `bin/` ([`engine::shipped_library`]: no
-    /// test code).
+    /// unzips the package into it, as a user does: [`package::shipped_zip`], the addon with the
+    /// single-precision library users ship in its `bin/` (no test code).
     pub fn new(name: &str) -> anyhow::Result<Self> {
-        let library = engine::shipped_library(false)?;
+        let zip = package::shipped_zip()?;
         let dir = paths::scratch_dir(name);
         std::fs::write(
             dir.join("project.godot"),
@@ -39,16 +39,7 @@ impl UserProject {
                  config/features=PackedStringArray(\"4.6\")\nrun/flush_stdout_on_print=true\n"
             ),
         )?;
-        let addon = paths::repo_root().join("addons/multiplayer_fabric");
-        let dest = dir.join("addons/multiplayer_fabric");
-        copy_tree(&addon, &dest, &|p| p == addon.join("bin"))?;
-        let bin = dest.join("bin");
-        std::fs::create_dir_all(&bin)?;
-        std::fs::copy(
-            &library,
-            bin.join(library.file_name().expect("a file name")),
-        )
-        .with_context(|| format!("copying {}", library.display()))?;
+        package::extract(&zip, &dir)?;
         Ok(Self { dir })
     }
 

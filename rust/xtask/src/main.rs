@@ -8,6 +8,8 @@
 //!   (unit, integration, end-to-end), short fuzz runs and the in-engine tests (single, and double precision
 //!   when ../shared/godot is present); the last line is `total: N passed, N failed`.
 //! - `cargo xtask build [--release] [--double]`: build the extension into the addon.
+//! - `cargo xtask package [--out DIR]`: the release zip of the addon,
+//!   `multiplayer_fabric-<version>.zip` (Linux x86_64; double precision too with ../shared/godot).
 //! - `cargo xtask gdlint`: only the GDScript checks (`gdformat FILES` in the cache's
 //!   `gdtoolkit-venv/bin/` fixes the formatting).
 //! - `cargo xtask fuzz [--seconds N] [TARGET]`: build the fuzz targets and run each N seconds.
@@ -18,6 +20,7 @@ mod demo;
 mod fabric;
 mod fuzz;
 mod gdlint;
+mod package;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +63,12 @@ enum Cmd {
     },
     /// Find or install Godot, build the extension and import the project.
     Setup,
+    /// Build the release libraries (no test code, stripped) and write the addon's zip.
+    Package {
+        /// Folder for the zip (default: target/package).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Check the GDScript (gdlint, gdformat --check) as `test` does; installs gdtoolkit.
     Gdlint,
     /// Build the fuzz targets of fuzz/ (installing cargo-fuzz when missing) and run each.
@@ -107,6 +116,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)
             .map(|p| println!("installed {}", p.display())),
         Cmd::Gdlint => gdlint::check(),
+        Cmd::Package { out } => package::run(out),
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()).map(drop),
         Cmd::Fabric {
             zones,

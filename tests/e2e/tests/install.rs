@@ -1,5 +1,6 @@
-//! The install test: only what a game developer has. The addon copied into a fresh project with
-//! the library users ship, the documented first import, then the lobby example
+//! The install test: only what a game developer has. The packaged addon (the zip `cargo xtask
+//! package` writes, here with the debug library users ship) unzipped into a fresh project, the
+//! documented first import, a check that the package holds no test code, then the lobby example
 //! (`examples/lobby/`) as three processes: a server and two players over
 //! `FabricMMOGTransportPeer`, each player's line going to the server by `@rpc` and coming back
 //! relayed by it. Every process must exit 0.
@@ -7,10 +8,80 @@
 use std::time::Duration;
 
 use fabric_harness::engine;
+use fabric_harness::package;
 use fabric_harness::process::Proc;
 use fabric_harness::user_project::UserProject;
 
 const SCENE: &str = "res://examples/lobby/lobby.tscn";
+
+/// Prints whether the extension's classes are registered, then quits.
+const CLASS_CHECK: &str = "extends SceneTree\n\n\nfunc _initialize() -> void:\n\
+    \tfor c in [\"FabricMMOGTransportPeer\", \"FabricZone\", \"FabricTestRunner\"]:\n\
+    \t\tprint(\"CLASS \", c, \" \", ClassDB.class_exists(c))\n\tquit(0)\n";
+
+#[test]
+fn package_holds_the_addon_and_no_test_code() {
+    let zip = package::shipped_zip().expect("package written");
+    let names: Vec<String> = package::contents(&zip)
+        .expect("zip readable")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    for expected in [
+        "plugin.cfg",
+        "multiplayer_fabric.gdextension",
+        "tools/register_extensions.gd",
+        "LICENSE",
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
+        "README.md",
+        "bin/libfabric_godot.linux.x86_64.so",
+    ] {
+        let path = format!("{}/{expected}", package::ADDON_DIR);
+        assert!(names.contains(&path), "{path} in the zip: {names:?}");
+    }
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("addons/multiplayer_fabric/")),
+        "everything lies under the addon folder: {names:?}"
+    );
+    let gdext = String::from_utf8(
+        package::read_entry(
+            &zip,
+            "addons/multiplayer_fabric/multiplayer_fabric.gdextension",
+        )
+        .expect("gdextension in the zip"),
+    )
+    .expect("utf-8");
+    assert!(
+        gdext.contains("compatibility_minimum = \"4.6\""),
+        "minimum 4.6:\n{gdext}"
+    );
+    assert!(
+        gdext.contains(
+            "linux.x86_64 = \"res://addons/multiplayer_fabric/bin/libfabric_godot.linux.x86_64.so\""
+        ),
+        "the built library is listed:\n{gdext}"
+    );
+    assert!(
+        !gdext.contains("linux.double.x86_64 ="),
+        "a library the package does not hold is not listed:\n{gdext}"
+    );
+    let lib = package::read_entry(
+        &zip,
+        "addons/multiplayer_fabric/bin/libfabric_godot.linux.x86_64.so",
+    )
+    .expect("library in the zip");
+    assert!(
+        package::contains(&lib, b"FabricMMOGTransportPeer"),
+        "the library registers FabricMMOGTransportPeer (the search can find a class name)"
+    );
+    assert!(
+        !package::contains(&lib, b"FabricTestRunner"),
+        "the packaged library holds no test code (FabricTestRunner)"
+    );
+}
 
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_whitespace()
@@ -30,6 +101,29 @@ fn lobby_example_runs_server_and_two_players_in_a_fresh_project() {
         out.success(),
         "the documented first import exits 0: {out:?}\n{log}"
     );
+    project
+        .write("class_check.gd", CLASS_CHECK)
+        .expect("write class check");
+    let (out, log) = project
+        .run(
+            "classes",
+            &eng,
+            &["--script", "res://class_check.gd"],
+            Duration::from_secs(60),
+        )
+        .expect("class check");
+    assert!(out.success(), "the class check exits 0: {out:?}\n{log}");
+    for (class, exists) in [
+        ("FabricMMOGTransportPeer", true),
+        ("FabricZone", true),
+        ("FabricTestRunner", false),
+    ] {
+        let line = format!("CLASS {class} {exists}");
+        assert!(
+            log.lines().any(|l| l.trim() == line),
+            "{line}: the packaged library's classes, without the test runner\n{log}"
+        );
+    }
 
     let server_cmd = project.command(
         &eng,
