@@ -35,7 +35,7 @@ use fabric_core::zone::{SpawnError, Zone};
 use fabric_core::zones::ZoneId;
 
 use super::config::Population;
-use super::metrics::{Figures, Published};
+use super::metrics::{Figures, Motion, Published};
 use super::network::{LinkInfo, NetEvent, ZoneNetwork};
 
 /// Something the game may want to hear about (the node emits them as signals).
@@ -360,13 +360,15 @@ impl ZoneRuntime {
             let _s = tracing::trace_span!("rows").entered();
             self.zone.emit_interest_rows();
         }
-        {
+        let sent = {
             let _s = tracing::trace_span!("send").entered();
             self.send_outbox();
-        }
+            Instant::now()
+        };
         {
             let _s = tracing::trace_span!("observe").entered();
-            self.observe(started, true);
+            // Hand-offs begun by this tick count from when their intents left.
+            self.observe(sent, true);
             self.ghosts.expire(tick);
         }
         let took = started.elapsed().as_nanos() as u64;
@@ -434,7 +436,8 @@ impl ZoneRuntime {
         n
     }
 
-    /// Compares slot states with the last look: migrations, hand-off latency, counts.
+    /// Compares slot states with the last look at `started`: migrations, hand-off latency
+    /// (from the look that saw a slot start staging to the one that saw it freed), counts.
     fn observe(&mut self, started: Instant, count: bool) {
         let slots = self.zone.slots();
         let mut c = Counts::default();
@@ -541,9 +544,18 @@ impl ZoneRuntime {
                 SlotState::Owned | SlotState::Staging | SlotState::Arriving
             )
         };
+        let slots = self.zone.slots();
         self.published.set_dump(
             self.zone.current_tick(),
-            self.zone.holdings().filter(held).map(|h| h.global_id),
+            self.pacer.dropped_total(),
+            self.zone.holdings().filter(held).map(|h| {
+                let e = slots.entity(h.slot);
+                Motion {
+                    id: h.global_id,
+                    position: e.position.map(|c| c.to_bits()),
+                    velocity: e.velocity.map(|c| c.to_bits()),
+                }
+            }),
             self.zone
                 .holdings()
                 .filter(|h| h.state == SlotState::Incoming)
@@ -728,16 +740,9 @@ mod tests {
         let outs: u64 = zones.iter().map(|z| z.totals().migrations_out).sum();
         assert!(outs as usize >= begun / 2, "{outs} out, {begun} begun");
         for z in zones.iter_mut() {
-            let h = z.handoff_summary();
-            assert!(h.count > 0, "hand-off latency measured");
-            // Measured from the tick's start to the pump that saw the acceptance: well under
-            // the 50 ms tick (the memory network has no delay).
-            assert!(
-                h.p99_ns < 50_000_000,
-                "zone {}: hand-off p99 {} ns is under one tick",
-                z.zone().id(),
-                h.p99_ns
-            );
+            // Wall-clock figures are the benchmark's (no timed asserts here): the resolution
+            // before the next tick is asserted above.
+            assert!(z.handoff_summary().count > 0, "hand-off latency measured");
         }
     }
 
