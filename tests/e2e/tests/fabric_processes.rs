@@ -724,10 +724,10 @@ fn full_size_three_zones_3000_wanderers_60_s() {
     f.stop();
 }
 
-/// Benchmark: a zone with 3 linked neighbours in a 4-zone fabric of real processes, 12,600
-/// wanderers (the zones with 3 neighbours hold about 1,800 of them; the wanderers gather in
-/// zone 0, hence its capacity of 4,800), release build, 30 s; prints that zone's
-/// whole-tick p50/p99/max and hand-off p50/p99 from its metrics.
+/// Benchmark: a zone with 3 linked neighbours in a 4-zone fabric of real processes, 17,400
+/// wanderers (the wanderers gather in zone 0, hence capacities of 6,400; the zones with 3
+/// neighbours hold about 1,800), release build, 30 s; prints every zone's slot counts and that
+/// zone's whole-tick p50/p99/max and hand-off p50/p99 from its metrics.
 #[test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn bench_zone_tick_and_handoff_with_1800_slots_and_3_neighbours() {
@@ -738,12 +738,12 @@ fn bench_zone_tick_and_handoff_with_1800_slots_and_3_neighbours() {
         &engine,
         "e2e-fabric-bench",
         4,
-        12600,
+        17400,
         &[
             "--hysteresis-ticks",
             "4",
             "--capacity",
-            "4800",
+            "6400",
             "--headroom",
             "400",
         ],

@@ -15,6 +15,11 @@
 //! trips instead of a tick per step. The tick itself is unchanged: packets still only change
 //! slots the way they would at the start of the next tick.
 //!
+//! An intent sent by a neighbour's tick that this zone has not run yet (the neighbour's frame
+//! came first) holds a state ahead of this zone's slots: it is kept (a fixed buffer of
+//! [`DEFERRED_INTENTS`]) and handed to the zone right after the core phase of that tick, so its
+//! entity is neither integrated twice nor caught up wrongly (exact positions across hand-offs).
+//!
 //! Buffers (slot snapshots, events, timing windows, the core's outbox) are allocated once, so a
 //! steady-state tick allocates nothing. Nothing here touches Godot: the node
 //! ([`super::FabricZone`]) calls [`ZoneRuntime::frame`] from `_process` and turns
@@ -28,6 +33,7 @@ use fabric_core::coords::Vec3;
 use fabric_core::entity::Entity;
 use fabric_core::entity_row::{PAYLOAD_WORDS, ROW_BATCH_KIND};
 use fabric_core::ghost::GhostTable;
+use fabric_core::migration_intent::{INTENT_KIND, INTENT_LEN, MigrationIntent};
 use fabric_core::pacer::{Pacer, Steps};
 use fabric_core::slots::SlotState;
 use fabric_core::timing::{Summary, Timings};
@@ -74,6 +80,18 @@ pub struct Limits {
     pub event_budget: usize,
     /// Neighbours' rows kept.
     pub ghost_rows: usize,
+}
+
+/// Most intents from a neighbour's future tick kept for after this zone's tick (beyond that
+/// they are handed to the zone at once, as if from the tick before).
+pub const DEFERRED_INTENTS: usize = 256;
+
+/// The tick whose state intent `bytes` carries, when it is a well-formed intent.
+fn intent_tick(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() != INTENT_LEN || bytes.first() != Some(&INTENT_KIND) {
+        return None;
+    }
+    MigrationIntent::decode(bytes).ok().map(|i| i.sent_tick)
 }
 
 /// Where the ids of entities spawned through the API start (wanderers use `1..=N`): the top
@@ -132,6 +150,8 @@ pub struct ZoneRuntime {
     linked: u32,
     /// Network events handled since the last tick's drain (by pumps and that drain).
     budget_used: usize,
+    /// Intents from a tick this zone has not run yet, back to back ([`DEFERRED_INTENTS`]).
+    deferred: Vec<u8>,
     counts: Counts,
     totals: Totals,
     next_api_id: u32,
@@ -179,6 +199,7 @@ impl ZoneRuntime {
             links: Vec::with_capacity(fabric_core::zones::MAX_ZONES),
             linked: 0,
             budget_used: 0,
+            deferred: Vec::with_capacity(DEFERRED_INTENTS * INTENT_LEN),
             counts: Counts::default(),
             totals: Totals::default(),
             next_api_id: 0,
@@ -355,6 +376,8 @@ impl ZoneRuntime {
         {
             let _s = tracing::trace_span!("core").entered();
             self.zone.tick(tick);
+            // The slots now hold the state after `tick`: intents of that tick fit.
+            self.handle_deferred(tick + 1);
         }
         {
             let _s = tracing::trace_span!("rows").entered();
@@ -396,6 +419,25 @@ impl ZoneRuntime {
         n
     }
 
+    /// Hands the zone the deferred intents whose tick is before `now` (the zone's slots hold
+    /// the state after `now - 1`); keeps the others, in order, without allocating.
+    fn handle_deferred(&mut self, now: u64) {
+        let mut kept = 0;
+        let mut at = 0;
+        while at + INTENT_LEN <= self.deferred.len() {
+            let chunk = &self.deferred[at..at + INTENT_LEN];
+            if intent_tick(chunk).is_some_and(|t| t >= now) {
+                self.deferred.copy_within(at..at + INTENT_LEN, kept);
+                kept += INTENT_LEN;
+            } else {
+                // Bad packets are counted by the zone and dropped.
+                let _ = self.zone.handle(now, chunk);
+            }
+            at += INTENT_LEN;
+        }
+        self.deferred.truncate(kept);
+    }
+
     /// Hands the core's outbox to the network, then clears it.
     fn send_outbox(&mut self) {
         let mut refused = 0;
@@ -413,11 +455,19 @@ impl ZoneRuntime {
         let ghosts = &mut self.ghosts;
         let events = &mut self.events;
         let linked = &mut self.linked;
+        let deferred = &mut self.deferred;
         let n = self.net.drain(budget, &mut |ev| match ev {
             NetEvent::Packet { bytes, .. } => {
                 if bytes.first() == Some(&ROW_BATCH_KIND) {
                     // Counted by the zone when bad; the zone sees the batch too.
                     let _ = ghosts.absorb(bytes, tick);
+                }
+                // From a tick this zone has not run yet: after that tick (when room).
+                if intent_tick(bytes).is_some_and(|t| t >= tick)
+                    && deferred.len() + INTENT_LEN <= deferred.capacity()
+                {
+                    deferred.extend_from_slice(bytes);
+                    return;
                 }
                 // Bad packets are counted by the zone and dropped.
                 let _ = zone.handle(tick, bytes);
@@ -744,6 +794,63 @@ mod tests {
             // before the next tick is asserted above.
             assert!(z.handoff_summary().count > 0, "hand-off latency measured");
         }
+    }
+
+    /// Zones out of phase: each zone pumps, then ticks, in turn, so its neighbours' intents of
+    /// tick T often arrive before it ran T itself. Every entity, wherever it is held, must
+    /// still be exactly where its own motion puts it (move by the velocity each tick, clamp
+    /// and reverse at the bounds): a hand-off neither skips nor repeats a step.
+    #[test]
+    fn hand_offs_between_zones_out_of_phase_keep_positions_exact() {
+        let entities = 900;
+        let mut zones = fabric("runtime-test-phase", entities);
+        let cfg = *zones[0].zone().config();
+        let lo = [0, 1, 2].map(|k| cfg.bounds.min_micros(k).to_bits());
+        let hi = [0, 1, 2].map(|k| cfg.bounds.max_micros(k).to_bits());
+        let mut law: Vec<([i128; 3], [i128; 3])> = (0..entities)
+            .map(|i| {
+                let e = fabric_core::wanderers::wanderer(&cfg.bounds, 4, i, cfg.v_max_um);
+                (
+                    e.position.map(|c| c.to_bits()),
+                    e.velocity.map(|c| c.to_bits()),
+                )
+            })
+            .collect();
+        let mut handed = 0;
+        for tick in 1..=300u64 {
+            for z in zones.iter_mut() {
+                z.pump();
+                z.run_tick();
+            }
+            for (p, v) in law.iter_mut() {
+                for k in 0..3 {
+                    let q = p[k] + v[k];
+                    (p[k], v[k]) = if q < lo[k] {
+                        (lo[k], -v[k])
+                    } else if q > hi[k] {
+                        (hi[k], -v[k])
+                    } else {
+                        (q, v[k])
+                    };
+                }
+            }
+            for z in &zones {
+                for h in z.zone().holdings() {
+                    let e = z.zone().slots().entity(h.slot);
+                    let (p, _) = law[(h.global_id - 1) as usize];
+                    assert_eq!(
+                        e.position.map(|c| c.to_bits()),
+                        p,
+                        "tick {tick}: entity {} ({:?}) on zone {}",
+                        h.global_id,
+                        h.state,
+                        z.zone().id()
+                    );
+                }
+            }
+            handed = zones.iter().map(|z| z.totals().migrations_in).sum::<u64>();
+        }
+        assert!(handed > 50, "hand-offs happened: {handed}");
     }
 
     #[test]
