@@ -87,8 +87,22 @@ struct Handles {
 #[derive(Debug, Default)]
 struct Dump {
     tick: u64,
+    dropped: u64,
     held: Vec<u32>,
     incoming: Vec<u32>,
+    motion: Vec<Motion>,
+}
+
+/// A held entity's exact state in a state dump: position and velocity per axis as the core
+/// holds them, 64.64 fixed-point micrometres (velocity per tick), i.e. the raw `i128` bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Motion {
+    /// Global id.
+    pub id: u32,
+    /// Position bits (x, y, z).
+    pub position: [i128; 3],
+    /// Velocity bits per tick (x, y, z).
+    pub velocity: [i128; 3],
 }
 
 /// Everything a zone publishes, shared with the server thread and Performance monitors.
@@ -230,17 +244,23 @@ impl Published {
         *self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces the state dump (buffers are reused: no allocation once warmed up).
+    /// Replaces the state dump (buffers are reused: no allocation once warmed up): the tick,
+    /// the ticks dropped so far, held and reserved ids, and the exact motion of held entities.
     pub fn set_dump(
         &self,
         tick: u64,
-        held: impl Iterator<Item = u32>,
+        dropped: u64,
+        held: impl Iterator<Item = Motion>,
         incoming: impl Iterator<Item = u32>,
     ) {
         let mut d = self.dump.lock().unwrap_or_else(|p| p.into_inner());
         d.tick = tick;
-        d.held.clear();
-        d.held.extend(held);
+        d.dropped = dropped;
+        d.motion.clear();
+        d.motion.extend(held);
+        let Dump { held, motion, .. } = &mut *d;
+        held.clear();
+        held.extend(motion.iter().map(|m| m.id));
         d.incoming.clear();
         d.incoming.extend(incoming);
     }
@@ -253,17 +273,29 @@ impl Published {
         out
     }
 
-    /// The state dump line: `FABRIC_ZONE_STATE zone=Z tick=T held=1,2,3 incoming=4`.
+    /// The state dump: `FABRIC_ZONE_STATE zone=Z tick=T dropped=D held=1,2,3 incoming=4`,
+    /// then one line per held entity, `E id px py pz vx vy vz`: the core's exact 64.64
+    /// fixed-point micrometres as `i128` integers (divide by 2^64 for micrometres; velocity per
+    /// tick). `dropped` counts the ticks this zone skipped so far (its entities did not move then).
     pub fn state_line(&self) -> String {
+        use std::fmt::Write as _;
         let d = self.dump.lock().unwrap_or_else(|p| p.into_inner());
         let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        format!(
-            "FABRIC_ZONE_STATE zone={} tick={} held={} incoming={}\n",
+        let mut out = format!(
+            "FABRIC_ZONE_STATE zone={} tick={} dropped={} held={} incoming={}\n",
             self.zone,
             d.tick,
+            d.dropped,
             list(&d.held),
             list(&d.incoming)
-        )
+        );
+        for m in &d.motion {
+            let [px, py, pz] = m.position;
+            let [vx, vy, vz] = m.velocity;
+            // Writing into a String cannot fail.
+            let _ = writeln!(out, "E {} {px} {py} {pz} {vx} {vy} {vz}", m.id);
+        }
+        out
     }
 
     /// Stops the server thread (it notices within 100 ms).
@@ -360,7 +392,12 @@ mod tests {
         };
         p.publish(&f);
         p.publish(&Figures { ticks: 12, ..f });
-        p.set_dump(12, [1, 2, 3].into_iter(), [9].into_iter());
+        let m = |id: u32| Motion {
+            id,
+            position: [i128::from(id) << 64, -1, (10_000_000_000_000i128 << 64) + 1],
+            velocity: [5 << 64, 0, -(1 << 63)],
+        };
+        p.set_dump(12, 3, [1, 2, 3].map(m).into_iter(), [9].into_iter());
         let addr = serve("127.0.0.1:0".parse().unwrap(), p.clone()).unwrap();
         let m = get(addr, "/metrics");
         assert!(m.starts_with("HTTP/1.1 200 OK"), "{m}");
@@ -378,9 +415,20 @@ mod tests {
         );
         let s = get(addr, "/state");
         assert!(
-            s.contains("FABRIC_ZONE_STATE zone=2 tick=12 held=1,2,3 incoming=9"),
+            s.contains("FABRIC_ZONE_STATE zone=2 tick=12 dropped=3 held=1,2,3 incoming=9\n"),
             "{s}"
         );
+        assert!(
+            s.contains(&format!(
+                "\nE 2 {} -1 {} {} 0 {}\n",
+                2i128 << 64,
+                (10_000_000_000_000i128 << 64) + 1,
+                5i128 << 64,
+                -(1i128 << 63)
+            )),
+            "exact 64.64 bits per held entity: {s}"
+        );
+        assert_eq!(s.matches("\nE ").count(), 3, "{s}");
         assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
         p.stop();
     }

@@ -743,6 +743,8 @@ impl FabricZone {
             return;
         };
         let steps = rt.frame(elapsed.as_nanos() as u64);
+        // Link packets are handled every frame, not only by the tick (hand-off latency).
+        rt.pump();
         self.tick = rt.zone().current_tick() as i64;
         if steps.dropped > 0 {
             let now = Instant::now();
