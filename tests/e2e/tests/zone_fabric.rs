@@ -93,6 +93,21 @@ fn a_zone_with_wanderers_serves_metrics_and_keeps_every_entity() {
             "3",
         ],
     );
+    // Metrics are published from the zone's first tick on; on a fresh machine Godot's first
+    // frames can take more than a second after the ready line, so wait for that tick first.
+    let first_tick = Instant::now() + Duration::from_secs(20);
+    while zone_probe::metrics(zone.metrics)
+        .ok()
+        .and_then(|m| m.get("fabric_zone_ticks_total").copied())
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(
+            Instant::now() < first_tick,
+            "the zone never published a tick"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut last_ticks = 0.0;
     for second in 0..6 {
         std::thread::sleep(Duration::from_secs(1));
