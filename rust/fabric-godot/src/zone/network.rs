@@ -16,27 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use fabric_core::zones::{MAX_ZONES, ZoneId, ZoneMask};
 use thiserror::Error;
 
-/// Something from the links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetEvent<'a> {
-    /// A packet from zone `from`.
-    Packet {
-        /// Sender.
-        from: ZoneId,
-        /// Its bytes.
-        bytes: &'a [u8],
-    },
-    /// A link to `zone` is up.
-    Linked {
-        /// The neighbour.
-        zone: ZoneId,
-    },
-    /// The link to `zone` is down.
-    Unlinked {
-        /// The neighbour.
-        zone: ZoneId,
-    },
-}
+/// Something from the links: the same event `fabric-link`'s `ZoneLinks::drain` hands over, so
+/// the WebTransport links and the in-memory hub give the tick one type.
+pub use fabric_link::LinkEvent as NetEvent;
 
 /// Why a packet was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
