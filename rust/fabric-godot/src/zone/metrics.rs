@@ -9,7 +9,7 @@
 //! `prometheus-client` is the Prometheus project's Rust client: typed metrics, a maintained
 //! OpenMetrics encoder, no runtime of its own.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -298,25 +298,46 @@ impl Published {
         out
     }
 
-    /// Stops the server thread (it notices within 100 ms).
-    pub fn stop(&self) {
+    /// Tells the server thread to stop (it notices within 20 ms of its current request).
+    fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
 
-/// Serves `/metrics` and `/state` on `addr` from a thread of its own until
-/// [`Published::stop`]. Returns the bound address.
-pub fn serve(addr: SocketAddr, published: Arc<Published>) -> std::io::Result<SocketAddr> {
+/// The metrics server thread. Dropping it stops the thread and waits for it: the thread runs
+/// code of this library, so it must be gone before Godot unloads the library at exit.
+pub struct MetricsServer {
+    published: Arc<Published>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.published.stop();
+        if let Some(t) = self.thread.take() {
+            // The thread checks the flag every 20 ms, or after a request (2 s read timeout).
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves `/metrics` and `/state` on `addr` from a thread of its own until the returned
+/// [`MetricsServer`] is dropped. Returns it with the bound address.
+pub fn serve(
+    addr: SocketAddr,
+    published: Arc<Published>,
+) -> std::io::Result<(MetricsServer, SocketAddr)> {
     let listener = TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    std::thread::Builder::new()
+    let shared = published.clone();
+    let thread = std::thread::Builder::new()
         .name(format!("fabric-metrics-{}", published.zone))
         .spawn(move || {
-            while !published.stop.load(Ordering::Relaxed) {
+            while !shared.stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        if let Err(e) = answer(stream, &published) {
+                        if let Err(e) = answer(stream, &shared) {
                             tracing::debug!("metrics request failed: {e}");
                         }
                     }
@@ -330,13 +351,20 @@ pub fn serve(addr: SocketAddr, published: Arc<Published>) -> std::io::Result<Soc
                 }
             }
         })?;
-    Ok(bound)
+    Ok((
+        MetricsServer {
+            published,
+            thread: Some(thread),
+        },
+        bound,
+    ))
 }
 
 fn answer(stream: TcpStream, p: &Published) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    // A request line and headers of at most 8 KiB: a client cannot grow this thread's memory.
+    let mut reader = BufReader::new(stream.try_clone()?.take(8 * 1024));
     let mut request = String::new();
     reader.read_line(&mut request)?;
     // Skip the headers.
@@ -398,7 +426,7 @@ mod tests {
             velocity: [5 << 64, 0, -(1 << 63)],
         };
         p.set_dump(12, 3, [1, 2, 3].map(m).into_iter(), [9].into_iter());
-        let addr = serve("127.0.0.1:0".parse().unwrap(), p.clone()).unwrap();
+        let (server, addr) = serve("127.0.0.1:0".parse().unwrap(), p.clone()).unwrap();
         let m = get(addr, "/metrics");
         assert!(m.starts_with("HTTP/1.1 200 OK"), "{m}");
         assert!(
@@ -430,6 +458,11 @@ mod tests {
         );
         assert_eq!(s.matches("\nE ").count(), 3, "{s}");
         assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
-        p.stop();
+        // Dropping the server joins its thread; the port is then closed.
+        drop(server);
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "the listener is gone once the server is dropped"
+        );
     }
 }

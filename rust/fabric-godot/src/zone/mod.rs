@@ -196,6 +196,8 @@ pub struct FabricZone {
     clock: Instant,
     runtime: Option<ZoneRuntime>,
     published: Option<Arc<metrics::Published>>,
+    /// The `/metrics` and `/state` server thread (stopped and joined when dropped).
+    metrics_server: Option<metrics::MetricsServer>,
     event_buf: Vec<ZoneEvent>,
     last_frame: Instant,
     started_at: Instant,
@@ -270,6 +272,7 @@ impl INode for FabricZone {
             clock: Instant::now(),
             runtime: None,
             published: None,
+            metrics_server: None,
             event_buf: Vec::new(),
             last_frame: Instant::now(),
             started_at: Instant::now(),
@@ -446,9 +449,9 @@ impl FabricZone {
             r.stop();
         }
         self.runtime = None;
-        if let Some(p) = self.published.take() {
-            p.stop();
-        }
+        self.published = None;
+        // Joins the server thread: it must not outlive the library (unloaded at exit).
+        self.metrics_server = None;
         monitors::remove(&mut self.monitors);
     }
 
@@ -626,9 +629,11 @@ impl FabricZone {
             },
         };
         let published = metrics::Published::new(&s.fabric, s.zone_index);
+        let mut metrics_server = None;
         if let Some(addr) = s.metrics_addr {
             match metrics::serve(addr, published.clone()) {
-                Ok(bound) => {
+                Ok((server, bound)) => {
+                    metrics_server = Some(server);
                     godot_print!("FABRIC_ZONE_METRICS zone_id={} addr={bound}", s.zone_index)
                 }
                 Err(e) => {
@@ -659,6 +664,7 @@ impl FabricZone {
         self.runtime = Some(rt);
         self.monitors = monitors::add(&published, s.zone_index);
         self.published = Some(published);
+        self.metrics_server = metrics_server;
         self.tick = 0;
         self.last_frame = Instant::now();
         self.started_at = self.last_frame;
