@@ -255,8 +255,21 @@ impl Snapshot {
         self.checksum = self.content_checksum();
     }
 
-    /// Checks the version, the metadata, the array lengths, the id and payload ranges, that ids
-    /// are unique and the checksum; returns the number of entities.
+    /// [`Snapshot::validate`], then the checksum: what a snapshot read back from a file must pass.
+    pub fn verify(&self) -> Result<usize, SnapshotError> {
+        let n = self.validate()?;
+        let computed = self.content_checksum();
+        if computed != self.checksum {
+            return Err(SnapshotError::ChecksumMismatch {
+                stored: self.checksum,
+                computed,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Checks the version, the metadata, the array lengths, the id and payload ranges and that
+    /// ids are unique (not the checksum: see [`Snapshot::verify`]); returns the number of entities.
     pub fn validate(&self) -> Result<usize, SnapshotError> {
         if self.format_version != SNAPSHOT_FORMAT_VERSION {
             return Err(SnapshotError::UnsupportedVersion {
@@ -308,13 +321,6 @@ impl Snapshot {
                     value,
                 });
             }
-        }
-        let computed = self.content_checksum();
-        if computed != self.checksum {
-            return Err(SnapshotError::ChecksumMismatch {
-                stored: self.checksum,
-                computed,
-            });
         }
         Ok(n)
     }
@@ -507,16 +513,18 @@ mod tests {
     #[test]
     fn any_changed_value_breaks_the_checksum() {
         let good = Snapshot::from_entities("w", 2, 1, 0, &sample(4));
+        assert_eq!(good.verify(), Ok(4));
         let mut s = good.clone();
         s.positions[7] ^= 1 << 40;
+        assert_eq!(s.validate(), Ok(4), "the structure is still fine");
         assert!(matches!(
-            s.validate(),
+            s.verify(),
             Err(SnapshotError::ChecksumMismatch { .. })
         ));
         let mut s = good.clone();
         s.fabric_name.push('x');
         assert!(matches!(
-            s.validate(),
+            s.verify(),
             Err(SnapshotError::ChecksumMismatch { .. })
         ));
         // Moving a value from one array to the next keeps the word stream but not the lengths.
