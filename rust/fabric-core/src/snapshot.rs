@@ -243,8 +243,13 @@ impl Snapshot {
             &self.payloads,
         ] {
             h.update(&(array.len() as u64).to_le_bytes());
-            for v in array.iter() {
-                h.update(&v.to_le_bytes());
+            // Little-endian bytes through a buffer: one hasher call per 4 KiB, not per value.
+            let mut buf = [0u8; 8 * 512];
+            for chunk in array.chunks(512) {
+                for (out, v) in buf.chunks_exact_mut(8).zip(chunk) {
+                    out.copy_from_slice(&v.to_le_bytes());
+                }
+                h.update(&buf[..chunk.len() * 8]);
             }
         }
         i64::from(h.finalize())

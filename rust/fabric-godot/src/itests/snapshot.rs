@@ -58,10 +58,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(test: &str) -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(format!(
-            "fabric-snapshot-{}-{test}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("fabric-snapshot-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         Ok(Self(dir))
@@ -160,8 +158,9 @@ fn round_trip_is_exact_far_from_the_origin() -> Result<(), String> {
         for (axis, (g, w)) in [got.x, got.y, got.z].into_iter().zip(want).enumerate() {
             let tolerance = if double { 1e-6 } else { w.abs() * 1e-7 + 1e-6 };
             let err = (f64::from(g) - w).abs();
+            let within = err <= tolerance;
             check!(
-                err <= tolerance,
+                within,
                 "get_position({i}) axis {axis}: {g} vs {w} m (error {err} m, double = {double})"
             );
         }
@@ -259,7 +258,10 @@ fn wrong_version_is_refused() -> Result<(), String> {
         .path(&path)
         .flags(SaverFlags::COMPRESS)
         .done();
-    check!(error == Error::OK, "saving a version-99 file directly: {error:?}");
+    check!(
+        error == Error::OK,
+        "saving a version-99 file directly: {error:?}"
+    );
     let e = load_fails(&path)?;
     check!(
         e.problem
