@@ -81,3 +81,90 @@ func test_validate_explains_the_problem() -> void:
 	positions.resize(17)
 	snap.positions = positions
 	check(snap.validate().contains("positions"), "short positions: " + snap.validate())
+
+
+func _zone(fabric: String, index: int, count: int) -> FabricZone:
+	var zone := FabricZone.new()
+	zone.use_command_line = false
+	zone.serve_clients = false
+	zone.fabric_name = fabric
+	zone.zone_id = index
+	zone.zone_count = count
+	zone.link_mode = "none"
+	return zone
+
+
+func test_each_zone_reloads_exactly_its_range() -> void:
+	var path := _path("zones")
+	var whole := _zone("snap-a-%d" % Time.get_ticks_usec(), 0, 1)
+	runner.add_child(whole)
+	var rng := RandomNumberGenerator.new()
+	rng.seed = 7
+	for i in 90:
+		var p := Vector3(
+			rng.randf_range(-14, 14), rng.randf_range(-14, 14), rng.randf_range(-14, 14)
+		)
+		whole.spawn(p, Vector3(1, 0, -1), PackedInt64Array([i]))
+	whole.run_ticks(3)
+	check_eq(whole.save_snapshot(path), OK, "the single zone saved its 90 entities")
+	var snap := FabricSnapshot.load_from(path)
+	check(snap != null and snap.get_entity_count() == 90, "90 entities in the file")
+	if snap == null:
+		return
+	var where := {}
+	for i in snap.get_entity_count():
+		where[snap.ids[i]] = snap.get_position(i)
+	check_eq(whole.get_owned_ids().size(), 90, "the saving zone still holds its entities")
+	whole.queue_free()
+
+	# Restart as three zones: each takes its own Hilbert range, no entity twice, none lost.
+	var fabric := "snap-b-%d" % Time.get_ticks_usec()
+	var seen := {}
+	var zones: Array[FabricZone] = []
+	for z in 3:
+		var zone := _zone(fabric, z, 3)
+		runner.add_child(zone)
+		zones.append(zone)
+		var n := zone.load_snapshot(path)
+		check(n > 0, "zone %d reloads some entities (%d)" % [z, n])
+		check_eq(zone.get_owned_ids().size(), n, "zone %d owns what it reloaded" % z)
+		var positions := zone.get_owned_positions()
+		var ids := zone.get_owned_ids()
+		for k in ids.size():
+			check(not seen.has(ids[k]), "entity %d reloaded once" % ids[k])
+			seen[ids[k]] = z
+			check(
+				positions[k].distance_to(where[ids[k]]) < 1e-5,
+				"entity %d at its saved position" % ids[k]
+			)
+	check_eq(seen.size(), 90, "all 90 entities reloaded across the three zones")
+
+	# A second reload would duplicate: refused, and nothing changes.
+	var before := zones[0].get_owned_ids().size()
+	check_eq(zones[0].load_snapshot(path), -1, "reloading twice is refused")
+	check_eq(zones[0].get_owned_ids().size(), before, "nothing spawned by the refused reload")
+	# New spawns do not reuse a reloaded id.
+	var fresh := zones[0].spawn(Vector3.ZERO, Vector3.ZERO, PackedInt64Array())
+	check(fresh > 0 and not where.has(fresh), "a new spawn gets a new id (%d)" % fresh)
+	for zone in zones:
+		zone.queue_free()
+	DirAccess.remove_absolute(path)
+
+
+func test_a_zone_without_room_loads_nothing() -> void:
+	var path := _path("room")
+	var whole := _zone("snap-c-%d" % Time.get_ticks_usec(), 0, 1)
+	runner.add_child(whole)
+	for i in 20:
+		whole.spawn(Vector3(i * 0.5, 0, 0), Vector3.ZERO, PackedInt64Array())
+	check_eq(whole.save_snapshot(path), OK, "saved")
+	whole.queue_free()
+	var small := _zone("snap-d-%d" % Time.get_ticks_usec(), 0, 1)
+	small.capacity = 12
+	small.headroom = 2
+	runner.add_child(small)
+	check_eq(small.load_snapshot(path), -1, "20 entities do not fit 10 free slots")
+	check_eq(small.get_owned_ids().size(), 0, "and none was spawned")
+	check_eq(small.load_snapshot(_path("absent")), -1, "a missing file is refused")
+	small.queue_free()
+	DirAccess.remove_absolute(path)

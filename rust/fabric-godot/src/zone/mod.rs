@@ -35,6 +35,7 @@ pub mod monitors;
 pub mod network;
 pub mod runtime;
 mod sessions;
+pub mod snapshot;
 mod stats;
 
 use config::{LinkMode, Population, ZoneSettings};
