@@ -168,3 +168,54 @@ func test_a_zone_without_room_loads_nothing() -> void:
 	check_eq(small.load_snapshot(_path("absent")), -1, "a missing file is refused")
 	small.queue_free()
 	DirAccess.remove_absolute(path)
+
+
+func test_three_zones_drain_into_zone_0_which_saves_them_all() -> void:
+	var path := _path("drain")
+	var fabric := "snap-drain-%d" % Time.get_ticks_usec()
+	var zones: Array[FabricZone] = []
+	for i in 3:
+		var zone := _zone(fabric, i, 3)
+		zone.link_mode = "memory"
+		zone.population = "wanderers"
+		zone.entities = 300
+		zone.seed = 5
+		runner.add_child(zone)
+		zones.append(zone)
+	var linked := await wait_until(
+		func(): return zones.all(func(z: FabricZone): return z.get_stats().links.size() == 2), 10.0
+	)
+	check(linked, "the three zones linked")
+	for zone in zones:
+		check(zone.begin_shutdown(path, 30.0, false), "zone %d begins its shutdown" % zone.zone_id)
+	var done := await wait_until(
+		func(): return zones.all(func(z: FabricZone): return z.get_shutdown_state() == "done"), 25.0
+	)
+	check(
+		done,
+		"every zone finished: %s" % [zones.map(func(z: FabricZone): return z.get_shutdown_state())]
+	)
+	check_eq(zones[1].get_held_ids().size(), 0, "zone 1 drained")
+	check_eq(zones[2].get_held_ids().size(), 0, "zone 2 drained")
+	check_eq(zones[0].get_held_ids().size(), 300, "zone 0 holds the whole population")
+	check_eq(zones[0].get_shutdown_report(), "saved 300 entities to %s" % path, "zone 0's report")
+	check_eq(zones[2].get_shutdown_report(), "drained every entity", "zone 2's report")
+	var snap := FabricSnapshot.load_from(path)
+	check(snap != null, "the snapshot loads")
+	if snap != null:
+		var ids := {}
+		for id in snap.ids:
+			ids[id] = true
+		check_eq(ids.size(), 300, "300 distinct entities in the snapshot")
+		check_eq(snap.zone_count, 3, "zone count recorded")
+	for zone in zones:
+		zone.queue_free()
+	# Restart: each zone reloads its own range, together the whole population.
+	var again := 0
+	for i in 3:
+		var zone := _zone(fabric + "-restart", i, 3)
+		runner.add_child(zone)
+		again += maxi(zone.load_snapshot(path), 0)
+		zone.queue_free()
+	check_eq(again, 300, "the restarted zones reload all 300 entities between them")
+	DirAccess.remove_absolute(path)
