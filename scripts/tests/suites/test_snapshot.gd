@@ -219,3 +219,48 @@ func test_three_zones_drain_into_zone_0_which_saves_them_all() -> void:
 		zone.queue_free()
 	check_eq(again, 300, "the restarted zones reload all 300 entities between them")
 	DirAccess.remove_absolute(path)
+
+
+func test_a_drain_that_cannot_finish_still_saves_every_zone() -> void:
+	var dir := OS.get_temp_dir().path_join("fabric-snapshot-gd-%d-stuck" % OS.get_process_id())
+	DirAccess.make_dir_recursive_absolute(dir)
+	var path := dir.path_join("fabric-snapshot.res")
+	var fabric := "snap-stuck-%d" % Time.get_ticks_usec()
+	var zones: Array[FabricZone] = []
+	for i in 3:
+		# No links: zone 2's hand-offs to zone 1 never get an answer.
+		var zone := _zone(fabric, i, 3)
+		zone.population = "wanderers"
+		zone.entities = 300
+		zone.seed = 5
+		runner.add_child(zone)
+		zones.append(zone)
+		check(zone.begin_shutdown(path, 1.0, false), "zone %d begins its shutdown" % i)
+	var ended := await wait_until(
+		func(): return zones.all(func(z: FabricZone): return z.get_shutdown_state() == "timed_out"),
+		10.0
+	)
+	check(ended, "every zone timed out: %s" % [zones.map(func(z): return z.get_shutdown_state())])
+	for zone in zones:
+		check(
+			zone.get_shutdown_report().contains("in time: saved the"),
+			"zone %d says what it could not move: %s" % [zone.zone_id, zone.get_shutdown_report()]
+		)
+		zone.queue_free()
+	for name in [
+		"fabric-snapshot.res", "fabric-snapshot.res.zone-1.res", "fabric-snapshot.res.zone-2.res"
+	]:
+		check(FileAccess.file_exists(dir.path_join(name)), "%s written" % name)
+	# A restart with the same data_dir reloads every file, each zone its own range.
+	var total := 0
+	for i in 3:
+		var zone := _zone(fabric + "-restart", i, 3)
+		zone.data_dir = dir
+		runner.add_child(zone)
+		check(zone.is_running(), "zone %d started from the saved files" % i)
+		total += zone.get_owned_ids().size()
+		zone.queue_free()
+	check_eq(total, 300, "all 300 entities back")
+	for name in DirAccess.get_files_at(dir):
+		DirAccess.remove_absolute(dir.path_join(name))
+	DirAccess.remove_absolute(dir)

@@ -185,6 +185,10 @@ impl FabricZone {
         };
         let mut report = match (&target, phase) {
             (Some(path), Phase::Done) => format!("saved {} entities to {path}", snap.len()),
+            (Some(path), _) if zone == 0 => format!(
+                "zone 1 did not report its drain in time: saved the {} entities held here to {path}",
+                snap.len()
+            ),
             (Some(path), _) => format!(
                 "the drain did not finish in time: saved the {} entities it could not move to {path}",
                 snap.len()
