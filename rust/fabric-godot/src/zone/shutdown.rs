@@ -195,11 +195,13 @@ impl FabricZone {
             ),
             (None, _) => "drained every entity".to_owned(),
         };
+        let mut exit_code = 0;
         if let Some(path) = &target
             && let Err(e) = file::save(&snap, path)
         {
             report = format!("could not save: {e}");
             godot_error!("FabricZone {zone}: {report}");
+            exit_code = 1;
         }
         if phase == Phase::TimedOut {
             godot_warn!("FabricZone {zone}: shutdown: {report}");
@@ -210,7 +212,7 @@ impl FabricZone {
         }
         if quit {
             self.stop();
-            self.base().get_tree().quit();
+            self.base().get_tree().quit_ex().exit_code(exit_code).done();
         }
     }
 }
@@ -255,7 +257,8 @@ impl FabricZone {
     /// drain toward zone 0 one after the other, highest first, then zone 0 saves every entity
     /// to `path` as a `FabricSnapshot` (empty `path`: `fabric-snapshot.res` in `data_dir`).
     /// After `timeout_sec` a zone that has not finished saves what it still holds to
-    /// `PATH.zone-N.res`. With `quit`, the engine quits (exit code 0) when this zone is done.
+    /// `PATH.zone-N.res`. With `quit`, the engine quits when this zone is done (exit code 0, or 1
+    /// when its file could not be written).
     /// SIGINT and SIGTERM call it in a zone process (`data_dir`, 60 s, quit). Returns false when
     /// the zone is not running or no path is known. Follow it with `get_shutdown_state()`.
     #[func]
