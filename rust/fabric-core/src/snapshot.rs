@@ -164,8 +164,15 @@ fn push_vec3(out: &mut Vec<i64>, v: &Vec3) {
     }
 }
 
+/// Row `i` of a flat array with `per` words per entity (`None` past the end, even for an `i`
+/// whose offset would overflow).
+fn row(words: &[i64], i: usize, per: usize) -> Option<&[i64]> {
+    let start = i.checked_mul(per)?;
+    words.get(start..start.checked_add(per)?)
+}
+
 fn vec3_at(words: &[i64], i: usize) -> Option<Vec3> {
-    let w = words.get(i * VEC_WORDS..(i + 1) * VEC_WORDS)?;
+    let w = row(words, i, VEC_WORDS)?;
     Some([
         micros_from_words(w[0], w[1]),
         micros_from_words(w[2], w[3]),
@@ -339,9 +346,7 @@ impl Snapshot {
     /// [`Snapshot::validate`] first to learn why). The HLC is not stored: it is 0.
     pub fn entity(&self, i: usize) -> Option<Entity> {
         let global_id = u32::try_from(*self.ids.get(i)?).ok()?;
-        let words = self
-            .payloads
-            .get(i * PAYLOAD_WORDS..(i + 1) * PAYLOAD_WORDS)?;
+        let words = row(&self.payloads, i, PAYLOAD_WORDS)?;
         let mut payload = [0u32; PAYLOAD_WORDS];
         for (p, &w) in payload.iter_mut().zip(words) {
             *p = u32::try_from(w).ok()?;
@@ -545,6 +550,44 @@ mod tests {
             s.checksum,
             "lengths are part of the checksum"
         );
+    }
+
+    #[test]
+    fn rows_past_the_end_are_none_even_for_huge_indices() {
+        let s = Snapshot::from_entities("w", 1, 0, 0, &sample(2));
+        for i in [2, usize::MAX / 6, usize::MAX / 6 + 1, usize::MAX] {
+            assert_eq!(s.position(i), None, "position({i})");
+            assert_eq!(s.entity(i), None, "entity({i})");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever a file holds, checking and reading it gives values or typed errors.
+        #[test]
+        fn any_arrays_validate_without_panicking(
+            version in 0i64..3,
+            zones in -1i64..40,
+            ids in proptest::collection::vec(-3i64..(1i64 << 33), 0..6),
+            words in proptest::collection::vec(proptest::num::i64::ANY, 0..120),
+            cut in 0usize..120,
+        ) {
+            let mut s = Snapshot::new("p", 1, 0, 0);
+            s.format_version = version;
+            s.zone_count = zones;
+            s.positions = words.iter().copied().take(cut.min(ids.len() * VEC_WORDS)).collect();
+            s.velocities = words.iter().copied().take(ids.len() * VEC_WORDS).collect();
+            s.accelerations = s.velocities.clone();
+            s.payloads = words.iter().map(|w| w & 0xffff_ffff).take(ids.len() * PAYLOAD_WORDS).collect();
+            s.ids = ids;
+            let checked = s.validate();
+            let read = s.entities();
+            proptest::prop_assert_eq!(checked.is_ok(), read.is_ok());
+            if let Ok(es) = read {
+                proptest::prop_assert_eq!(es.len(), s.len());
+            }
+            let bounds = WorldBounds::cube_metres(10).unwrap();
+            let _ = s.entities_in_zone(&bounds, &ZoneLayout::new(2).unwrap(), 1);
+        }
     }
 
     #[test]

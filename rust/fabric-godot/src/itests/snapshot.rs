@@ -166,7 +166,9 @@ fn round_trip_is_exact_far_from_the_origin() -> Result<(), String> {
         }
     }
     check!(
-        snap.get_position(500) == Vector3::ZERO && snap.get_position(-1) == Vector3::ZERO,
+        snap.get_position(500) == Vector3::ZERO
+            && snap.get_position(-1) == Vector3::ZERO
+            && snap.get_position(i64::MAX) == Vector3::ZERO,
         "no such entity gives ZERO"
     );
     Ok(())

@@ -5,7 +5,7 @@
 //! [`fabric_core::snapshot::Snapshot`], where the layout, validation and per-zone filtering live;
 //! [`file`] writes and reads the files (temporary file and rename, every failure named).
 
-use fabric_core::snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot};
+use fabric_core::snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot, VEC_WORDS};
 use godot::global::Error;
 use godot::prelude::*;
 
@@ -93,7 +93,8 @@ impl FabricSnapshot {
         let words = self.positions.as_slice();
         let Some(w) = usize::try_from(index)
             .ok()
-            .and_then(|i| words.get(i * 6..i * 6 + 6))
+            .and_then(|i| i.checked_mul(VEC_WORDS))
+            .and_then(|start| words.get(start..start.checked_add(VEC_WORDS)?))
         else {
             return Vector3::ZERO;
         };
