@@ -97,7 +97,8 @@ pub struct FabricZone {
     /// Port for zone links (0 = any free port).
     #[export]
     pub(crate) link_port: i32,
-    /// Directory for the zone's files (empty = none).
+    /// Directory for the zone's files (empty = none): a graceful shutdown writes the
+    /// `FabricSnapshot` there, and the zone reloads its range from it at start.
     #[export]
     pub(crate) data_dir: GString,
     /// Population spawned at start: `"none"` or `"wanderers"` (this zone's share of `entities`).
