@@ -25,7 +25,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -181,10 +181,7 @@ impl JournalWriter {
 
     /// Waits up to `timeout` for the next commit report (for tools and tests, not the tick).
     pub fn recv_commit_timeout(&self, timeout: Duration) -> Option<Commit> {
-        match self.commits.recv_timeout(timeout) {
-            Ok(c) => Some(c),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.commits.recv_timeout(timeout).ok()
     }
 
     /// How many submits were refused with [`SubmitError::Full`].
@@ -206,11 +203,8 @@ impl JournalWriter {
 impl Drop for JournalWriter {
     fn drop(&mut self) {
         self.queue = None;
-        if let Some(thread) = self.thread.take() {
-            match thread.join() {
-                Ok(Err(e)) => tracing::error!(error = %e, "journal writer stopped with an error"),
-                Ok(Ok(())) | Err(_) => {}
-            }
+        if let Some(Ok(Err(e))) = self.thread.take().map(JoinHandle::join) {
+            tracing::error!(error = %e, "journal writer stopped with an error");
         }
     }
 }
