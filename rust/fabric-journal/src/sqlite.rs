@@ -168,7 +168,7 @@ impl SqliteJournal {
         {
             let conn = Connection::open(&tmp).map_err(|e| sql_error(&tmp, e))?;
             conn.execute_batch(&format!(
-                "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};
+                "PRAGMA page_size = 16384; PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};
                  BEGIN; {SCHEMA} COMMIT;"
             ))
             .map_err(|e| sql_error(&tmp, e))?;
