@@ -12,6 +12,11 @@ fn far(metres: i128, fraction: u64) -> Micros {
     Micros::from_bits((metres * 1_000_000) << 64 | i128::from(fraction))
 }
 
+fn reload(path: &std::path::Path) -> fabric_journal::Loaded {
+    let mut j = SqliteJournal::open(path, SqliteConfig::default()).unwrap();
+    j.load().unwrap()
+}
+
 #[test]
 fn positions_ten_million_metres_out_come_back_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
@@ -38,10 +43,7 @@ fn positions_ten_million_metres_out_come_back_bit_for_bit() {
         let commit = j.append(&batch).unwrap();
         assert_eq!((commit.tick, commit.last_seq, commit.mutations), (12, 1, 1));
     }
-    let loaded = SqliteJournal::open(&path, SqliteConfig::default())
-        .unwrap()
-        .load()
-        .unwrap();
+    let loaded = reload(&path);
     assert_eq!(
         loaded.state.get(e.global_id),
         Some(&e),
@@ -52,10 +54,7 @@ fn positions_ten_million_metres_out_come_back_bit_for_bit() {
     let mut j = SqliteJournal::open(&path, SqliteConfig::default()).unwrap();
     j.compact().unwrap().expect("one mutation to fold");
     drop(j);
-    let loaded = SqliteJournal::open(&path, SqliteConfig::default())
-        .unwrap()
-        .load()
-        .unwrap();
+    let loaded = reload(&path);
     assert_eq!(
         loaded.state.get(e.global_id),
         Some(&e),
