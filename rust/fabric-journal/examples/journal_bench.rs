@@ -192,19 +192,23 @@ fn main() {
     println!("| one snapshot of {n} entities, vacuumed | {compact_size} |");
 
     println!(
-        "\n## tick side: 5,000 ticks every 1 ms, each filling 20 mutations, with and without submit (ns)"
+        "\n## tick side: 2,000 ticks every 5 ms, each filling 20 mutations, with and without submit (ns)"
     );
     println!("| journal | p50 | p99 | max | refused (Full) |");
     println!("|---|---|---|---|---|");
     for on in [false, true] {
         let path = dir.path().join(format!("tick-{on}.journal"));
         let j = SqliteJournal::create(&path, config(Synchronous::Normal)).unwrap();
-        let mut w = JournalWriter::start(j, WriterConfig::default());
-        let mut batch = TickBatch::with_capacity(256);
-        let mut times = Vec::with_capacity(5_000);
-        let period = Duration::from_millis(1);
+        let wc = WriterConfig {
+            batch_capacity: 1024,
+            ..WriterConfig::default()
+        };
+        let mut w = JournalWriter::start(j, wc);
+        let mut batch = TickBatch::with_capacity(1024);
+        let mut times = Vec::with_capacity(2_000);
+        let period = Duration::from_millis(5);
         let mut next = Instant::now();
-        for t in 1..=5_000u64 {
+        for t in 1..=2_000u64 {
             next += period;
             if let Some(wait) = next.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
