@@ -115,7 +115,11 @@ fn the_file_says_what_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zone-0.journal");
     // What a crash during an earlier create left behind is discarded, never used.
-    std::fs::write(dir.path().join("zone-0.journal.creating"), b"half a journal").unwrap();
+    std::fs::write(
+        dir.path().join("zone-0.journal.creating"),
+        b"half a journal",
+    )
+    .unwrap();
     let j = SqliteJournal::create(&path, SqliteConfig::default()).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
     let get = |pragma: &str| -> String {
