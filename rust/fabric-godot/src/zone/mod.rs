@@ -33,6 +33,7 @@ pub mod link_network;
 pub mod metrics;
 pub mod monitors;
 pub mod network;
+mod players;
 pub mod runtime;
 mod sessions;
 mod stats;
@@ -204,6 +205,8 @@ pub struct FabricZone {
     next_stats_at: f64,
     last_catch_up_warning: Option<Instant>,
     monitors: Vec<StringName>,
+    /// Avatars and the command gate ([`players`]).
+    players: players::Players,
 }
 
 /// Reads `multiplayer_fabric/zone/<name>` into `slot` when the project sets it.
@@ -279,6 +282,7 @@ impl INode for FabricZone {
             next_stats_at: 0.0,
             last_catch_up_warning: None,
             monitors: Vec::new(),
+            players: Default::default(),
         };
         let ps = ProjectSettings::singleton();
         project_setting(&ps, "zone_index", &mut z.zone_id);
@@ -391,6 +395,17 @@ impl FabricZone {
     /// The link to neighbour `zone` is down (its hand-offs roll back until it returns).
     #[signal]
     fn neighbour_unlinked(zone: i64);
+    /// Admitted `session` asked to `spawn` and now plays entity `avatar_id`, made here.
+    #[signal]
+    fn player_joined(session: i64, avatar_id: i64);
+    /// `session` closed; its avatar `avatar_id` was despawned (when still owned here).
+    #[signal]
+    fn player_left(session: i64, avatar_id: i64);
+    /// Commands of `session` were refused for `reason` (`rate`, `malformed`, `not_joined`,
+    /// `authority`, `bounds`, `speed`, `not_here`); emitted with each error report the client
+    /// gets, so at most once a second per session and reason.
+    #[signal]
+    fn command_refused(session: i64, reason: GString);
 
     /// Starts the zone: the simulation (and its population), links, metrics and, with
     /// `serve_clients`, the client listener (and registration, with `backend_url`). Returns
@@ -661,6 +676,7 @@ impl FabricZone {
         }
         rt.spawn_population(s.population);
         rt.publish();
+        self.reset_players(&cfg);
         self.runtime = Some(rt);
         self.monitors = monitors::add(&published, s.zone_index);
         self.published = Some(published);
