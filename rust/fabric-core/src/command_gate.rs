@@ -15,8 +15,9 @@
 //!    the session's avatar nor an entity granted to it ([`Authority`], provided by the zone).
 //! 5. **bounds** ([`Refusal::Bounds`]): the position is outside the world bounds.
 //! 6. **speed** ([`Refusal::Speed`]): the velocity's magnitude is above `v_max`, or a position
-//!    upsert lies further from the session's last accepted position than `v_max` per tick since
-//!    then, plus one tick.
+//!    upsert lies further from the session's last accepted position than `v_max` times the
+//!    ticks since then plus one, at most `max_gap_ticks` (a quarter second): an idle player
+//!    cannot save up distance for a teleport.
 //!
 //! [`Refusal::NotHere`] is counted by the zone when a valid command names an avatar that has
 //! migrated to another zone.
@@ -123,10 +124,13 @@ pub struct GateConfig {
     pub burst: u32,
     /// Least time between two error reports to one session, milliseconds.
     pub report_every_ms: u64,
+    /// Most ticks of motion a position upsert may cover since the last accepted one.
+    pub max_gap_ticks: u64,
 }
 
 impl GateConfig {
-    /// 60 commands/s, burst 120, a report a second at most; `v_max` and bounds of the zone.
+    /// 60 commands/s, burst 120, a report a second at most, gaps of a quarter second; `v_max`
+    /// and bounds of the zone.
     pub fn new(zone: &ZoneConfig) -> Self {
         Self {
             v_max_um: zone.v_max_um,
@@ -134,6 +138,7 @@ impl GateConfig {
             rate_per_s: 60,
             burst: 120,
             report_every_ms: 1000,
+            max_gap_ticks: u64::from(zone.tick_hz / 4).max(1),
         }
     }
 }
@@ -323,7 +328,10 @@ impl CommandGate {
         }
         if p.command == PlayerCommand::PositionUpsert {
             if let Some((from, at)) = s.last {
-                let ticks = tick.saturating_sub(at).saturating_add(1) as f64;
+                let ticks = tick
+                    .saturating_sub(at)
+                    .saturating_add(1)
+                    .min(cfg.max_gap_ticks) as f64;
                 let reach = cfg.v_max_um as f64 * ticks;
                 let d2: f64 = (0..3)
                     .map(|k| (p.position[k] - from[k]).to_num::<f64>().powi(2))
@@ -477,6 +485,11 @@ mod tests {
         }
         let jump = upsert(10, 13, [0; 3]);
         assert_eq!(g.check(1, &jump, 1100, 22, &Table), Err(Refusal::Speed));
+        // Idle for 200 ticks: still at most 5 ticks (2.5 m) of motion in one upsert.
+        let far = upsert(10, 13, [0; 3]);
+        assert_eq!(g.check(1, &far, 11_000, 220, &Table), Err(Refusal::Speed));
+        let near = upsert(10, 12, [0; 3]);
+        assert!(g.check(1, &near, 11_001, 220, &Table).is_ok());
         assert_eq!(
             micros(g.config().v_max_um),
             micros(500_000),
