@@ -397,15 +397,15 @@ impl FabricZone {
     fn neighbour_unlinked(zone: i64);
     /// Admitted `session` asked to `spawn` and now plays entity `avatar_id`, made here.
     #[signal]
-    fn player_joined(session: i64, avatar_id: i64);
+    pub(crate) fn player_joined(session: i64, avatar_id: i64);
     /// `session` closed; its avatar `avatar_id` was despawned (when still owned here).
     #[signal]
-    fn player_left(session: i64, avatar_id: i64);
+    pub(crate) fn player_left(session: i64, avatar_id: i64);
     /// Commands of `session` were refused for `reason` (`rate`, `malformed`, `not_joined`,
     /// `authority`, `bounds`, `speed`, `not_here`); emitted with each error report the client
     /// gets, so at most once a second per session and reason.
     #[signal]
-    fn command_refused(session: i64, reason: GString);
+    pub(crate) fn command_refused(session: i64, reason: GString);
 
     /// Starts the zone: the simulation (and its population), links, metrics and, with
     /// `serve_clients`, the client listener (and registration, with `backend_url`). Returns
