@@ -10,10 +10,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use fabric_core::avatars::default_spawn;
 use fabric_core::command_gate::{FRAME_COMMAND, command_frame};
-use fabric_core::coords::Micros;
+use fabric_core::config::ZoneConfig;
+use fabric_core::coords::{Micros, WorldBounds};
 use fabric_core::player_command::{PlayerCommand, PlayerPacket};
 use fabric_core::session_control::ControlMessage;
+use fabric_core::zones::ZoneLayout;
 use fabric_e2e::zone_probe::{self, field};
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
@@ -27,7 +30,7 @@ struct Zone {
     metrics: SocketAddr,
 }
 
-fn start_zone() -> Zone {
+fn start_zone(zone_count: &str) -> Zone {
     let engine = engine::prepare(false).expect("engine and extension ready");
     let cmd = engine.scene_command(
         "res://scenes/zone.tscn",
@@ -35,7 +38,9 @@ fn start_zone() -> Zone {
             "--zone-id",
             "0",
             "--zone-count",
-            "1",
+            zone_count,
+            "--world-bounds",
+            "15",
             "--port",
             "0",
             "--bind",
@@ -71,6 +76,57 @@ fn start_zone() -> Zone {
     }
 }
 
+/// Connects to `zone`, acknowledges the welcome, asks to spawn at `at` (metres; `None` = the
+/// zone's own spawn point) until answered; returns the session and the answer.
+fn spawn(zone: &Zone, at: Option<[f64; 3]>) -> (Client, u64, ControlMessage) {
+    let url = format!("https://127.0.0.1:{}/wt", zone.port);
+    let pin = CertHash::parse(&zone.hash).expect("the ready line's hash");
+    let mut client = Client::connect(ClientConfig::new(url, pin));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut session = None;
+    let mut spawn_sent = Instant::now() - Duration::from_secs(1);
+    let at_um = at.map(|at| at.map(|m| (m * 1e6).round() as i64));
+    loop {
+        assert!(Instant::now() < deadline, "no answer to spawn within 20 s");
+        let Some(ev) = client.try_next_event() else {
+            if session.is_some() && spawn_sent.elapsed() > Duration::from_millis(500) {
+                // Resent until answered (the reliable channel makes a repeat rare).
+                let spawn = ControlMessage::Spawn { at: at_um }.encode();
+                client.send_message(spawn).expect("spawn sent");
+                spawn_sent = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        };
+        let bytes = match ev {
+            ClientEvent::Datagram(b) => b.to_vec(),
+            ClientEvent::Message(b) => b,
+            ClientEvent::Connected { .. } => {
+                let hello = ControlMessage::Hello {
+                    id: "h1".into(),
+                    token: None,
+                };
+                client.send_datagram(&hello.encode()).expect("hello sent");
+                continue;
+            }
+            other => panic!("session ended before the answer to spawn: {other:?}"),
+        };
+        match ControlMessage::decode(&bytes) {
+            Ok(ControlMessage::Welcome { session: s, .. }) if session.is_none() => {
+                let ack = ControlMessage::WelcomeAck { session: s }.encode();
+                client.send_datagram(&ack).expect("ack sent");
+                session = Some(s);
+            }
+            Ok(
+                m @ (ControlMessage::Avatar { .. }
+                | ControlMessage::AvatarElsewhere { .. }
+                | ControlMessage::Reply { result: Err(_), .. }),
+            ) => return (client, session.expect("welcomed first"), m),
+            _ => {}
+        }
+    }
+}
+
 /// A player: a session on the zone and what it heard.
 struct Player {
     client: Client,
@@ -83,58 +139,16 @@ struct Player {
 impl Player {
     /// Connects, acknowledges the welcome and spawns at `at` (metres).
     fn join(zone: &Zone, at: [f64; 3]) -> Player {
-        let url = format!("https://127.0.0.1:{}/wt", zone.port);
-        let pin = CertHash::parse(&zone.hash).expect("the ready line's hash");
-        let mut client = Client::connect(ClientConfig::new(url, pin));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut session = None;
-        let mut spawn_sent = Instant::now() - Duration::from_secs(1);
-        let at_um = at.map(|m| (m * 1e6).round() as i64);
-        loop {
-            assert!(Instant::now() < deadline, "no avatar within 20 s");
-            let Some(ev) = client.try_next_event() else {
-                if session.is_some() && spawn_sent.elapsed() > Duration::from_millis(500) {
-                    // Resent until answered (the reliable channel makes a repeat rare).
-                    let spawn = ControlMessage::Spawn { at: Some(at_um) }.encode();
-                    client.send_message(spawn).expect("spawn sent");
-                    spawn_sent = Instant::now();
-                }
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
-            };
-            let bytes = match ev {
-                ClientEvent::Datagram(b) => b.to_vec(),
-                ClientEvent::Message(b) => b,
-                ClientEvent::Connected { .. } => {
-                    let hello = ControlMessage::Hello {
-                        id: "h1".into(),
-                        token: None,
-                    };
-                    client.send_datagram(&hello.encode()).expect("hello sent");
-                    continue;
-                }
-                other => panic!("session ended before the avatar: {other:?}"),
-            };
-            match ControlMessage::decode(&bytes) {
-                Ok(ControlMessage::Welcome { session: s, .. }) if session.is_none() => {
-                    let ack = ControlMessage::WelcomeAck { session: s }.encode();
-                    client.send_datagram(&ack).expect("ack sent");
-                    session = Some(s);
-                }
-                Ok(ControlMessage::Avatar { id, zone }) => {
-                    assert_eq!(zone, 0, "made by the only zone");
-                    return Player {
-                        client,
-                        session: session.expect("welcomed first"),
-                        avatar: id,
-                        reports: Vec::new(),
-                    };
-                }
-                Ok(ControlMessage::Reply { result: Err(e), .. }) => {
-                    panic!("the zone refused the spawn: {e}")
-                }
-                _ => {}
-            }
+        let (client, session, answer) = spawn(zone, Some(at));
+        let ControlMessage::Avatar { id, zone } = answer else {
+            panic!("no avatar: {answer:?}");
+        };
+        assert_eq!(zone, 0, "made by the zone asked");
+        Player {
+            client,
+            session,
+            avatar: id,
+            reports: Vec::new(),
         }
     }
 
@@ -207,7 +221,7 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn players_join_move_and_hostile_commands_are_refused_counted_and_reported() {
-    let mut zone = start_zone();
+    let mut zone = start_zone("1");
     let mut walker = Player::join(&zone, [0.0, 0.0, 0.0]);
     let mut hostile = Player::join(&zone, [3.0, 0.0, 0.0]);
     assert_ne!(walker.avatar, hostile.avatar, "one avatar per player");
@@ -313,6 +327,39 @@ fn players_join_move_and_hostile_commands_are_refused_counted_and_reported() {
     assert!(
         positions(&zone).contains_key(&walker.avatar),
         "the walker stays"
+    );
+    zone.proc.stop();
+}
+
+#[test]
+fn a_spawn_point_in_another_zones_range_is_answered_with_that_zone() {
+    let mut zone = start_zone("2");
+    let layout = ZoneLayout::new(2).unwrap();
+    let bounds = WorldBounds::cube_metres(15).unwrap();
+    let theirs =
+        default_spawn(&ZoneConfig::new(1, layout, bounds)).map(|c| c.to_num::<f64>() / 1e6);
+    let (_other, _, answer) = spawn(&zone, Some(theirs));
+    assert_eq!(
+        answer,
+        ControlMessage::AvatarElsewhere {
+            zone: 1,
+            address: None
+        },
+        "a point in zone 1's range, asked of zone 0"
+    );
+    let (_mine, session, answer) = spawn(&zone, None);
+    let ControlMessage::Avatar { id, zone: made_by } = answer else {
+        panic!("the zone's own spawn point gives an avatar: {answer:?}");
+    };
+    assert_eq!(made_by, 0);
+    let ours = default_spawn(&ZoneConfig::new(0, layout, bounds)).map(|c| c.to_num::<f64>() / 1e6);
+    wait_until("the avatar in /state at zone 0's spawn point", || {
+        positions(&zone).get(&id) == Some(&ours)
+    });
+    assert_eq!(
+        positions(&zone).len(),
+        1,
+        "only session {session}'s avatar was made"
     );
     zone.proc.stop();
 }
