@@ -328,6 +328,23 @@ fn players_join_move_and_hostile_commands_are_refused_counted_and_reported() {
         positions(&zone).contains_key(&walker.avatar),
         "the walker stays"
     );
+    // The stats line printed after the close covers the whole run (its counts are totals).
+    let stats = zone
+        .proc
+        .wait_for_line(
+            |l| {
+                l.starts_with("FABRIC_ZONE_STATS")
+                    && l.contains(" players=1 ")
+                    && l.contains(" refused_authority=1 ")
+            },
+            Duration::from_secs(5),
+        )
+        .expect("a stats line after the close");
+    let num = |k: &str| -> u64 { field(&stats, k).and_then(|v| v.parse().ok()).unwrap() };
+    assert_eq!(num("overruns"), 0, "every tick on time: {stats}");
+    assert_eq!(num("dropped_ticks"), 0, "no tick dropped: {stats}");
+    assert!(num("refused_rate") >= 5_000, "{stats}");
+    assert!(num("commands_accepted") >= 20, "{stats}");
     zone.proc.stop();
 }
 
