@@ -15,7 +15,7 @@
 //! Besides its avatar a session may be granted other entities ([`Avatars::grant`], at most
 //! [`MAX_GRANTS`]); [`crate::command_gate::Authority`] is answered from this table.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::command_gate::Authority;
 use crate::config::ZoneConfig;
@@ -55,8 +55,10 @@ struct Player {
 /// Sessions and their avatars in one zone.
 #[derive(Debug, Clone, Default)]
 pub struct Avatars {
-    by_session: HashMap<u64, Player>,
-    by_avatar: HashMap<u32, u64>,
+    /// Keyed by the zone's own session numbers and global ids (not chosen by clients): the
+    /// fast non-keyed Fx hash is safe.
+    by_session: FxHashMap<u64, Player>,
+    by_avatar: FxHashMap<u32, u64>,
 }
 
 /// The centre of the first cell of `cfg`'s Hilbert range: a point this zone owns.

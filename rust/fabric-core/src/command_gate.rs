@@ -30,8 +30,7 @@
 //! Sessions are registered when they open ([`CommandGate::open`], the only allocation); a
 //! check is a hash lookup and arithmetic: O(1) per packet, no allocation.
 
-use std::collections::HashMap;
-
+use rustc_hash::FxHashMap;
 use thiserror::Error;
 
 use crate::config::ZoneConfig;
@@ -188,7 +187,9 @@ struct SessionGate {
 #[derive(Debug, Clone)]
 pub struct CommandGate {
     cfg: GateConfig,
-    sessions: HashMap<u64, SessionGate>,
+    /// Keyed by the zone's own session numbers (not chosen by clients), so the fast
+    /// non-keyed Fx hash is safe here: about one multiplication per lookup.
+    sessions: FxHashMap<u64, SessionGate>,
     refused: [u64; REFUSAL_COUNT],
     accepted: u64,
 }
@@ -198,7 +199,7 @@ impl CommandGate {
     pub fn new(cfg: GateConfig) -> Self {
         Self {
             cfg,
-            sessions: HashMap::new(),
+            sessions: FxHashMap::default(),
             refused: [0; REFUSAL_COUNT],
             accepted: 0,
         }
