@@ -79,8 +79,13 @@ fn start_zone(zone_count: &str) -> Zone {
 /// Connects to `zone`, acknowledges the welcome, asks to spawn at `at` (metres; `None` = the
 /// zone's own spawn point) until answered; returns the session and the answer.
 fn spawn(zone: &Zone, at: Option<[f64; 3]>) -> (Client, u64, ControlMessage) {
-    let url = format!("https://127.0.0.1:{}/wt", zone.port);
-    let pin = CertHash::parse(&zone.hash).expect("the ready line's hash");
+    spawn_via(zone.port, &zone.hash, at)
+}
+
+/// [`spawn`] through the server on loopback `port` pinned by `hash` (a zone or a gateway).
+fn spawn_via(port: u16, hash: &str, at: Option<[f64; 3]>) -> (Client, u64, ControlMessage) {
+    let url = format!("https://127.0.0.1:{port}/wt");
+    let pin = CertHash::parse(hash).expect("the ready line's hash");
     let mut client = Client::connect(ClientConfig::new(url, pin));
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut session = None;
@@ -378,5 +383,37 @@ fn a_spawn_point_in_another_zones_range_is_answered_with_that_zone() {
         1,
         "only session {session}'s avatar was made"
     );
+    zone.proc.stop();
+}
+
+#[test]
+fn a_client_through_the_gateway_gets_its_avatar_and_moves_it() {
+    let mut zone = start_zone("1");
+    let mut gateway =
+        fabric_e2e::start_gateway(zone.port, &zone.hash).expect("gateway in front of the zone");
+    let (client, _, answer) = spawn_via(gateway.port, &gateway.cert_hash, Some([-4.0, 1.0, 2.0]));
+    let ControlMessage::Avatar { id, zone: made_by } = answer else {
+        panic!("an avatar through the gateway: {answer:?}");
+    };
+    assert_eq!(made_by, 0);
+    wait_until("the avatar in /state at its spawn point", || {
+        positions(&zone).get(&id) == Some(&[-4.0, 1.0, 2.0])
+    });
+    for step in 1..=10 {
+        let to = [-4.0 + 0.25 * f64::from(step), 1.0, 2.0];
+        client
+            .send_datagram(&command_frame(&upsert(id, to, [0; 3])))
+            .expect("command sent");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_until(
+        "the avatar moved by the commands sent through the gateway",
+        || positions(&zone).get(&id) == Some(&[-1.5, 1.0, 2.0]),
+    );
+    client.close("done");
+    wait_until("the avatar despawned when the session closed", || {
+        !positions(&zone).contains_key(&id)
+    });
+    gateway.proc.stop();
     zone.proc.stop();
 }
