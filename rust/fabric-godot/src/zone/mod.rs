@@ -49,8 +49,12 @@ use runtime::{ZoneEvent, ZoneRuntime};
 /// it. With `stats_every_sec`, prints `FABRIC_ZONE_STATS zone=.. tick=.. owned=.. staging=..
 /// incoming=.. tick_p50_ms=.. tick_p99_ms=.. tick_max_ms=.. overruns=.. dropped_ticks=..
 /// migrations_in_per_s=.. migrations_out_per_s=.. handoff_p50_ms=.. handoff_p99_ms=.. links=..
-/// ghosts=..` lines; with `metrics_address`, serves Prometheus metrics on `/metrics` and the held
-/// global ids on `/state`.
+/// ghosts=.. players=.. commands_accepted=.. refused_<reason>=..` lines; with
+/// `metrics_address`, serves Prometheus metrics on `/metrics` and the held global ids on `/state`.
+///
+/// Admitted clients become players by sending `spawn`: the zone makes their avatar and checks
+/// every command they send (rate, validity, authority, bounds, speed) before applying it
+/// (`player_joined`, `player_left`, `command_refused`, `get_avatar()`; `docs/zone.md`, "Players").
 ///
 /// Settings come from project settings `multiplayer_fabric/zone/<property>`, then the node's
 /// properties, then the user arguments after `--` (see `docs/zone.md`).
