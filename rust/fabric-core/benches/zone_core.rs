@@ -243,9 +243,67 @@ fn main() {
         String::new(),
     ));
 
+    command_gate_rows(scale, &mut rows);
+
     println!("| benchmark | median ns per op | fastest batch | note (from medians) |");
     println!("|---|---:|---:|---|");
     for (name, st, note) in rows {
         println!("| {name} | {:.1} | {:.1} | {note} |", st.med, st.min);
     }
+}
+
+/// The command gate (issue 11): one command frame checked per op. The flood row is what a
+/// client sending far above its rate costs the zone (refused by the token bucket before any
+/// decoding); the accepted row is a full check of a valid position upsert (decode, authority,
+/// bounds, speed); the baseline is the packet decoder alone.
+fn command_gate_rows(scale: u64, rows: &mut Vec<(String, Stat, String)>) {
+    use fabric_core::avatars::Avatars;
+    use fabric_core::command_gate::{CommandGate, GateConfig, command_frame};
+    use fabric_core::player_command::{PlayerCommand, PlayerPacket};
+
+    let cfg = ZoneConfig::new(0, ZoneLayout::new(1).unwrap(), WorldBounds::demo());
+    let mut avatars = Avatars::new();
+    avatars.insert(1, 10);
+    let packet = PlayerPacket {
+        global_id: 10,
+        position: [micros(1_000_000), micros(0), micros(0)],
+        velocity: [100, 0, 0],
+        acceleration: [0; 3],
+        hlc: 0,
+        command: PlayerCommand::PositionUpsert,
+    };
+    let frame = command_frame(&packet);
+    let t_dec = measure(20_000 * scale, |_| {
+        black_box(PlayerPacket::decode(black_box(&frame[1..])).unwrap());
+    });
+    rows.push((
+        "player packet decode (100 B), baseline".into(),
+        t_dec,
+        String::new(),
+    ));
+    let mut flood = CommandGate::new(GateConfig::new(&cfg));
+    flood.open(1, 0);
+    // Time stands still: after the burst every command is over the rate.
+    let t_flood = measure(100_000 * scale, |_| {
+        black_box(flood.check(1, black_box(&frame), 0, 1, &avatars).ok());
+    });
+    rows.push((
+        "command gate, flood (rate-limited)".into(),
+        t_flood,
+        format!("flood/decode = {:.2}", t_flood.med / t_dec.med),
+    ));
+    let mut gate = CommandGate::new(GateConfig {
+        rate_per_s: u32::MAX,
+        burst: u32::MAX,
+        ..GateConfig::new(&cfg)
+    });
+    gate.open(1, 0);
+    let t_ok = measure(20_000 * scale, |i| {
+        black_box(gate.check(1, black_box(&frame), i, 1, &avatars).ok());
+    });
+    rows.push((
+        "command gate, accepted upsert (full check)".into(),
+        t_ok,
+        format!("accepted/decode = {:.2}", t_ok.med / t_dec.med),
+    ));
 }

@@ -333,6 +333,11 @@ impl Admission {
         self.sessions.values().filter(|s| s.admitted).count()
     }
 
+    /// True while `session` is admitted (it may ask for an avatar and send commands).
+    pub fn is_admitted(&self, session: u64) -> bool {
+        self.sessions.get(&session).is_some_and(|s| s.admitted)
+    }
+
     /// True once `session` acknowledged its welcome.
     pub fn is_acknowledged(&self, session: u64) -> bool {
         self.sessions.get(&session).is_some_and(|s| s.acked)

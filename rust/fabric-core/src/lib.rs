@@ -10,6 +10,8 @@ pub mod packet_frame;
 pub mod session_control;
 
 pub mod aoi;
+pub mod avatars;
+pub mod command_gate;
 pub mod config;
 pub mod coords;
 pub mod entity;

@@ -9,6 +9,8 @@
 //! `"id"` with `"ok"`. The cycle-1 ping is compatible with the original gateway:
 //! `{"action":"ping","id":"c1-...","v":1}` is answered by `{"id":"c1-...","ok":true,"result":"pong"}`.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
@@ -114,6 +116,33 @@ pub enum ControlMessage {
         /// `Ok(result)` or `Err(error text)`.
         result: Result<String, String>,
     },
+    /// Client -> zone: the admitted client asks for its avatar (resent until `avatar` or
+    /// `avatar_elsewhere` arrives; answered again with the same avatar when it has one).
+    Spawn {
+        /// Where, in whole micrometres (`"at":[x,y,z]` in metres on the wire); `None` = the
+        /// zone's own spawn point.
+        at: Option<[i64; 3]>,
+    },
+    /// Zone -> client: the avatar entity of this session.
+    Avatar {
+        /// Its global id.
+        id: u32,
+        /// The zone that created it.
+        zone: u32,
+    },
+    /// Zone -> client: the spawn point belongs to another zone; ask that one.
+    AvatarElsewhere {
+        /// The zone that owns the spawn point.
+        zone: u32,
+        /// Its client address, when this zone knows it.
+        address: Option<String>,
+    },
+    /// Zone -> client: commands of this session were refused since the last report (at most
+    /// one report a second): reason name -> count.
+    CommandsRefused {
+        /// Refused commands per reason (only reasons with a count).
+        counts: BTreeMap<String, u64>,
+    },
     /// Something went wrong on the far side that ends the session (e.g. zone unavailable).
     Error {
         /// Stable machine-readable code, e.g. `zone_unavailable`.
@@ -203,6 +232,9 @@ impl ControlMessage {
                 "join" => Ok(Self::Join {
                     peer_id: peer_id_field(&obj)?,
                 }),
+                "spawn" => Ok(Self::Spawn {
+                    at: at_field(&obj)?,
+                }),
                 other => Err(ControlError::UnknownKind(truncate(other))),
             };
         }
@@ -227,6 +259,20 @@ impl ControlMessage {
                 }
                 "joined" => Ok(Self::Joined {
                     peer_id: peer_id_field(&obj)?,
+                }),
+                "avatar" => Ok(Self::Avatar {
+                    id: u32_field(&obj, "id")?,
+                    zone: u32_field(&obj, "zone")?,
+                }),
+                "avatar_elsewhere" => Ok(Self::AvatarElsewhere {
+                    zone: u32_field(&obj, "zone")?,
+                    address: match obj.get("address") {
+                        None | Some(Value::Null) => None,
+                        Some(_) => Some(str_field(&obj, "address")?),
+                    },
+                }),
+                "commands_refused" => Ok(Self::CommandsRefused {
+                    counts: counts_field(&obj)?,
                 }),
                 "error" => Ok(Self::Error {
                     code: str_field(&obj, "code")?,
@@ -279,6 +325,18 @@ impl ControlMessage {
             Self::Error { code, message } => {
                 json!({"event": "error", "code": code, "message": message, "v": v})
             }
+            Self::Spawn { at: None } => json!({"action": "spawn", "v": v}),
+            Self::Spawn { at: Some(at) } => {
+                let m = at.map(|um| um as f64 / 1e6);
+                json!({"action": "spawn", "at": m, "v": v})
+            }
+            Self::Avatar { id, zone } => json!({"event": "avatar", "id": id, "zone": zone, "v": v}),
+            Self::AvatarElsewhere { zone, address } => {
+                json!({"event": "avatar_elsewhere", "zone": zone, "address": address, "v": v})
+            }
+            Self::CommandsRefused { counts } => {
+                json!({"event": "commands_refused", "counts": counts, "v": v})
+            }
         };
         serde_json::to_vec(&value).expect("a JSON value always serializes")
     }
@@ -318,6 +376,61 @@ fn peer_id_field(obj: &Map<String, Value>) -> Result<u32, ControlError> {
             reason: "not in 2..=2147483647",
         }),
     }
+}
+
+fn u32_field(obj: &Map<String, Value>, field: &'static str) -> Result<u32, ControlError> {
+    u32::try_from(u64_field(obj, field)?).map_err(|_| ControlError::Field {
+        field,
+        reason: "does not fit 32 bits",
+    })
+}
+
+/// Largest spawn coordinate accepted, metres (`2^53` micrometres, the wire's own limit).
+const MAX_AT_METRES: f64 = (crate::coords::MAX_ABS_COORD_MICROS / 1_000_000) as f64;
+
+fn at_field(obj: &Map<String, Value>) -> Result<Option<[i64; 3]>, ControlError> {
+    let bad = |reason| ControlError::Field {
+        field: "at",
+        reason,
+    };
+    let list = match obj.get("at") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(list)) if list.len() == 3 => list,
+        Some(_) => return Err(bad("not an array of 3 numbers")),
+    };
+    let mut at = [0i64; 3];
+    for (o, v) in at.iter_mut().zip(list) {
+        let m = v.as_f64().ok_or(bad("not an array of 3 numbers"))?;
+        if !m.is_finite() || m.abs() > MAX_AT_METRES {
+            return Err(bad("coordinate out of range"));
+        }
+        *o = (m * 1e6).round() as i64;
+    }
+    Ok(Some(at))
+}
+
+/// Most reasons a `commands_refused` report may carry.
+const MAX_REASONS: usize = 16;
+
+fn counts_field(obj: &Map<String, Value>) -> Result<BTreeMap<String, u64>, ControlError> {
+    let bad = |reason| ControlError::Field {
+        field: "counts",
+        reason,
+    };
+    let Some(Value::Object(m)) = obj.get("counts") else {
+        return Err(bad("missing or not an object"));
+    };
+    if m.len() > MAX_REASONS {
+        return Err(bad("too many reasons"));
+    }
+    m.iter()
+        .map(|(k, v)| {
+            let n = v
+                .as_u64()
+                .ok_or(bad("a count is not an unsigned integer"))?;
+            Ok((truncate(k), n))
+        })
+        .collect()
 }
 
 fn check_version(obj: &Map<String, Value>) -> Result<(), ControlError> {
@@ -383,6 +496,25 @@ mod tests {
                 code: "zone_unavailable".into(),
                 message: "zone 127.0.0.1:7443 refused".into(),
             },
+            ControlMessage::Spawn { at: None },
+            ControlMessage::Spawn {
+                at: Some([1_500_000, 0, -2_000_001]),
+            },
+            ControlMessage::Avatar {
+                id: 0x8000_0001,
+                zone: 2,
+            },
+            ControlMessage::AvatarElsewhere {
+                zone: 1,
+                address: None,
+            },
+            ControlMessage::AvatarElsewhere {
+                zone: 1,
+                address: Some("127.0.0.1:7443".into()),
+            },
+            ControlMessage::CommandsRefused {
+                counts: [("speed".to_owned(), 3), ("rate".to_owned(), 9000)].into(),
+            },
         ];
         for m in all {
             let bytes = m.encode();
@@ -445,6 +577,30 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+        for (raw, field) in [
+            (&br#"{"action":"spawn","at":[1,2],"v":1}"#[..], "at"),
+            (br#"{"action":"spawn","at":[1,2,"x"],"v":1}"#, "at"),
+            (br#"{"action":"spawn","at":[1,2,1e300],"v":1}"#, "at"),
+            (br#"{"event":"avatar","id":-1,"zone":0,"v":1}"#, "id"),
+            (
+                br#"{"event":"commands_refused","counts":{"a":-1},"v":1}"#,
+                "counts",
+            ),
+            (br#"{"event":"commands_refused","v":1}"#, "counts"),
+        ] {
+            assert!(
+                matches!(ControlMessage::decode(raw), Err(ControlError::Field { field: f, .. }) if f == field),
+                "{} is refused on `{field}`",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert_eq!(
+            ControlMessage::decode(br#"{"action":"spawn","at":[1.5,0,-2],"v":1}"#),
+            Ok(ControlMessage::Spawn {
+                at: Some([1_500_000, 0, -2_000_000])
+            }),
+            "spawn points are metres on the wire, micrometres decoded"
+        );
         let long = format!(r#"{{"action":"ping","id":"{}","v":1}}"#, "x".repeat(65));
         assert!(matches!(
             ControlMessage::decode(long.as_bytes()),

@@ -41,6 +41,29 @@ impl Zone {
         self.update(slot, |e| e.acceleration = a)
     }
 
+    /// Sets the position, velocity and acceleration of an owned entity at once (a player's
+    /// position upsert), clamped like a spawn; the Hilbert code follows the new position.
+    /// Returns whether `slot` holds one.
+    pub fn set_motion(
+        &mut self,
+        slot: usize,
+        position: Vec3,
+        velocity: Vec3,
+        acceleration: Vec3,
+    ) -> bool {
+        if !self.owned(slot) {
+            return false;
+        }
+        let mut e = self.slots.entity(slot);
+        e.position = position;
+        e.velocity = velocity;
+        e.acceleration = acceleration;
+        self.sanitize(&mut e);
+        self.slots.write(slot, &e);
+        self.slots.code[slot] = crate::hilbert::encode_position(&self.cfg.bounds, &e.position);
+        true
+    }
+
     /// Replaces the payload of an owned entity.
     pub fn set_payload(&mut self, slot: usize, payload: [u32; PAYLOAD_WORDS]) -> bool {
         if !self.owned(slot) {
@@ -99,5 +122,25 @@ mod tests {
         );
         assert!(!z.set_payload(99_999, [0; 14]), "out of range is refused");
         assert!(z.entity(slot + 1).is_none());
+    }
+
+    #[test]
+    fn set_motion_moves_an_owned_entity_and_its_hilbert_code() {
+        let cfg = ZoneConfig::new(0, ZoneLayout::new(1).unwrap(), WorldBounds::demo());
+        let mut z = Zone::new(cfg).unwrap();
+        let slot = z.spawn(Entity::at(7, [metres(0); 3])).unwrap();
+        let to = [metres(5), metres(-3), metres(100)];
+        assert!(z.set_motion(slot, to, [micros(10); 3], [micros(0); 3]));
+        let e = z.entity(slot).unwrap();
+        assert_eq!(e.position[0], metres(5));
+        assert_eq!(e.position[2], metres(15), "clamped into the world");
+        assert_eq!(
+            z.slots().code(slot),
+            crate::hilbert::encode_position(&cfg.bounds, &e.position),
+            "the code follows"
+        );
+        z.tick(1);
+        assert_eq!(z.entity(slot).unwrap().position[0], metres(5) + micros(10));
+        assert!(!z.set_motion(slot + 1, to, [micros(0); 3], [micros(0); 3]));
     }
 }

@@ -51,6 +51,10 @@ static ONCE: &[RustTest] = &[
         name: "zone::welcomes_a_session_until_acknowledged",
         run: zone_welcomes_a_session_until_acknowledged,
     },
+    RustTest {
+        name: "zone::players_join_are_refused_and_leave_with_signals",
+        run: players::join_are_refused_and_leave_with_signals,
+    },
 ];
 
 /// Every registered in-engine Rust test.
@@ -71,6 +75,7 @@ macro_rules! check {
 
 // After `check!`, so the modules see the macro.
 mod peer;
+mod players;
 mod snapshot;
 
 /// Polls `step` until it returns true or `secs` pass.
@@ -85,6 +90,19 @@ pub(crate) fn wait_until(secs: f64, mut step: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// A WebTransport client of the running `zone`, pinning its certificate.
+pub(crate) fn client_of(zone: &Gd<FabricZone>) -> Result<Client, String> {
+    let (port, hash) = {
+        let z = zone.bind();
+        (z.get_bound_port(), z.get_cert_hash().to_string())
+    };
+    let pin = CertHash::parse(&hash).map_err(|e| e.to_string())?;
+    Ok(Client::connect(ClientConfig::new(
+        format!("https://127.0.0.1:{port}/wt"),
+        pin,
+    )))
+}
+
 fn zone_welcomes_a_session_until_acknowledged() -> Result<(), String> {
     let mut zone = FabricZone::new_alloc();
     {
@@ -92,15 +110,7 @@ fn zone_welcomes_a_session_until_acknowledged() -> Result<(), String> {
         z.configure_for_test(0, 5);
         check!(z.start() == Error::OK, "zone starts");
     }
-    let (port, hash) = {
-        let z = zone.bind();
-        (z.get_bound_port(), z.get_cert_hash().to_string())
-    };
-    let pin = CertHash::parse(&hash).map_err(|e| e.to_string())?;
-    let mut client = Client::connect(ClientConfig::new(
-        format!("https://127.0.0.1:{port}/wt"),
-        pin,
-    ));
+    let mut client = client_of(&zone)?;
     // Do not ask: the zone must push the welcome (and keep resending it) by itself.
     let mut welcomes = 0;
     let mut session = None;

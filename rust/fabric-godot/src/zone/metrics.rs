@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fabric_core::command_gate::{REFUSAL_COUNT, Refusal};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -81,6 +83,20 @@ struct Handles {
     tick_max: Gauge<f64, AtomicU64>,
     handoff_p50: Gauge<f64, AtomicU64>,
     handoff_p99: Gauge<f64, AtomicU64>,
+    commands_accepted: Counter,
+    /// One handle per [`Refusal`], taken from the family once (no lookup per update).
+    commands_refused: [Counter; REFUSAL_COUNT],
+    players: Gauge,
+}
+
+/// The label set of `commands_refused`: the reason's name.
+type ReasonLabel = [(&'static str, &'static str); 1];
+
+/// Player command figures as last published (counters advance by the difference).
+#[derive(Debug, Clone, Copy, Default)]
+struct CommandFigures {
+    accepted: u64,
+    refused: [u64; REFUSAL_COUNT],
 }
 
 /// The state dump: held and reserved ids, refreshed once a second.
@@ -113,6 +129,7 @@ pub struct Published {
     h: Handles,
     last: Mutex<Figures>,
     dump: Mutex<Dump>,
+    commands: Mutex<CommandFigures>,
     stop: AtomicBool,
 }
 
@@ -127,7 +144,22 @@ impl Published {
             ]
             .into_iter(),
         );
-        let h = Handles::default();
+        let mut h = Handles::default();
+        let refused = Family::<ReasonLabel, Counter>::default();
+        for r in Refusal::ALL {
+            h.commands_refused[r.index()] = refused.get_or_create(&[("reason", r.name())]).clone();
+        }
+        registry.register(
+            "commands_refused",
+            "Player commands refused, per reason (docs/zone.md, \"Players\")",
+            refused,
+        );
+        registry.register(
+            "commands_accepted",
+            "Player commands accepted",
+            h.commands_accepted.clone(),
+        );
+        registry.register("players", "Sessions with an avatar here", h.players.clone());
         registry.register("ticks", "Ticks run", h.ticks.clone());
         registry.register("overruns", "Ticks longer than one step", h.overruns.clone());
         registry.register(
@@ -202,6 +234,7 @@ impl Published {
             h,
             last: Mutex::new(Figures::default()),
             dump: Mutex::new(Dump::default()),
+            commands: Mutex::new(CommandFigures::default()),
             stop: AtomicBool::new(false),
         })
     }
@@ -237,6 +270,22 @@ impl Published {
         h.handoff_p50.set(f.handoff_s[0]);
         h.handoff_p99.set(f.handoff_s[1]);
         *last = *f;
+    }
+
+    /// Publishes the player command totals and the number of players (no allocation).
+    pub fn publish_commands(&self, accepted: u64, refused: &[u64; REFUSAL_COUNT], players: u64) {
+        let mut last = self.commands.lock().unwrap_or_else(|p| p.into_inner());
+        let h = &self.h;
+        h.commands_accepted
+            .inc_by(accepted.saturating_sub(last.accepted));
+        for (i, c) in h.commands_refused.iter().enumerate() {
+            c.inc_by(refused[i].saturating_sub(last.refused[i]));
+        }
+        h.players.set(players as i64);
+        *last = CommandFigures {
+            accepted,
+            refused: *refused,
+        };
     }
 
     /// The last published figures.

@@ -33,6 +33,7 @@ pub mod link_network;
 pub mod metrics;
 pub mod monitors;
 pub mod network;
+mod players;
 pub mod runtime;
 mod sessions;
 pub mod shutdown;
@@ -50,8 +51,12 @@ use runtime::{ZoneEvent, ZoneRuntime};
 /// it. With `stats_every_sec`, prints `FABRIC_ZONE_STATS zone=.. tick=.. owned=.. staging=..
 /// incoming=.. tick_p50_ms=.. tick_p99_ms=.. tick_max_ms=.. overruns=.. dropped_ticks=..
 /// migrations_in_per_s=.. migrations_out_per_s=.. handoff_p50_ms=.. handoff_p99_ms=.. links=..
-/// ghosts=..` lines; with `metrics_address`, serves Prometheus metrics on `/metrics` and the held
-/// global ids on `/state`.
+/// ghosts=.. players=.. commands_accepted=.. refused_<reason>=..` lines; with
+/// `metrics_address`, serves Prometheus metrics on `/metrics` and the held global ids on `/state`.
+///
+/// Admitted clients become players by sending `spawn`: the zone makes their avatar and checks
+/// every command they send (rate, validity, authority, bounds, speed) before applying it
+/// (`player_joined`, `player_left`, `command_refused`, `get_avatar()`; `docs/zone.md`, "Players").
 ///
 /// Settings come from project settings `multiplayer_fabric/zone/<property>`, then the node's
 /// properties, then the user arguments after `--` (see `docs/zone.md`).
@@ -207,6 +212,8 @@ pub struct FabricZone {
     next_stats_at: f64,
     last_catch_up_warning: Option<Instant>,
     monitors: Vec<StringName>,
+    /// Avatars and the command gate ([`players`]).
+    players: players::Players,
     /// The graceful shutdown in progress, if any ([`shutdown`]).
     shutdown: Option<shutdown::Shutdown>,
 }
@@ -284,6 +291,7 @@ impl INode for FabricZone {
             next_stats_at: 0.0,
             last_catch_up_warning: None,
             monitors: Vec::new(),
+            players: Default::default(),
             shutdown: None,
         };
         let ps = ProjectSettings::singleton();
@@ -400,6 +408,17 @@ impl FabricZone {
     /// The link to neighbour `zone` is down (its hand-offs roll back until it returns).
     #[signal]
     fn neighbour_unlinked(zone: i64);
+    /// Admitted `session` asked to `spawn` and now plays entity `avatar_id`, made here.
+    #[signal]
+    pub(crate) fn player_joined(session: i64, avatar_id: i64);
+    /// `session` closed; its avatar `avatar_id` was despawned (when still owned here).
+    #[signal]
+    pub(crate) fn player_left(session: i64, avatar_id: i64);
+    /// Commands of `session` were refused for `reason` (`rate`, `malformed`, `not_joined`,
+    /// `authority`, `bounds`, `speed`, `not_here`); emitted with each error report the client
+    /// gets, so at most once a second per session and reason.
+    #[signal]
+    pub(crate) fn command_refused(session: i64, reason: GString);
 
     /// Starts the zone: the simulation (and its population), links, metrics and, with
     /// `serve_clients`, the client listener (and registration, with `backend_url`). Returns
@@ -676,6 +695,7 @@ impl FabricZone {
         }
         rt.spawn_population(s.population);
         rt.publish();
+        self.reset_players(&cfg);
         self.runtime = Some(rt);
         self.monitors = monitors::add(&published, s.zone_index);
         self.published = Some(published);

@@ -40,6 +40,7 @@ impl FabricZone {
                         self.zone_id
                     );
                     self.admission.open(session, now, tick, &mut actions);
+                    self.player_session_opened(session, now);
                     self.base_mut()
                         .emit_signal("session_opened", &[(session as i64).to_variant()]);
                 }
@@ -52,6 +53,7 @@ impl FabricZone {
                 ServerEvent::CertRotated { hash, next, .. } => self.on_cert_rotated(hash, next),
                 ServerEvent::Closed { session, reason } => {
                     self.admission.close(session);
+                    self.player_session_closed(session);
                     godot_print!(
                         "FabricZone {}: session {session} closed: {reason}",
                         self.zone_id
@@ -67,6 +69,7 @@ impl FabricZone {
             }
         }
         self.admission.poll(now, tick, &mut actions);
+        self.poll_players(now, &mut actions);
         self.run_actions(&mut actions);
         self.actions = actions;
         if let Some(r) = &self.registration {
@@ -83,7 +86,8 @@ impl FabricZone {
         actions: &mut Vec<Action>,
     ) {
         if !ControlMessage::is_control(data) {
-            return; // Game packets come with later cycles.
+            self.on_command(session, data, now);
+            return;
         }
         let msg = match ControlMessage::decode(data) {
             Ok(m) => m,
@@ -100,6 +104,10 @@ impl FabricZone {
                 return;
             }
         };
+        if let ControlMessage::Spawn { at } = msg {
+            self.on_spawn(session, at, reliable, actions);
+            return;
+        }
         let shard = self.shard_id.to_string();
         let verifier = self.verifier.as_ref();
         let mut check = |token: &str| match verifier {

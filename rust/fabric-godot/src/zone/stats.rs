@@ -66,6 +66,7 @@ impl FabricZone {
     /// The `FABRIC_ZONE_STATS` line.
     pub(super) fn stats_line(&mut self) -> String {
         let zone = self.zone_id;
+        let players = self.players.stats_fields();
         let Some(rt) = self.runtime.as_mut() else {
             return format!("FABRIC_ZONE_STATS zone={zone} running=false");
         };
@@ -79,7 +80,7 @@ impl FabricZone {
              tick_p50_ms={:.3} tick_p99_ms={:.3} tick_max_ms={:.3} ticks_measured={} overruns={} \
              dropped_ticks={} migrations_in={} migrations_out={} migrations_in_per_s={r_in:.1} \
              migrations_out_per_s={r_out:.1} handoff_p50_ms={:.1} handoff_p99_ms={:.1} links={links} \
-             ghosts={}",
+             ghosts={}{players}",
             rt.zone().current_tick(),
             c.owned,
             c.staging,
