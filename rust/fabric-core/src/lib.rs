@@ -10,6 +10,7 @@ pub mod packet_frame;
 pub mod session_control;
 
 pub mod aoi;
+pub mod client_view;
 pub mod config;
 pub mod coords;
 pub mod entity;
