@@ -1,12 +1,13 @@
 //! The priority accumulator: how often each visible entity is updated.
 //!
 //! Every tick each visible entity's priority grows by a weight in `(0, 1]`: 1 for a moving entity
-//! within the full-rate radius, falling as `full_rate_radius / distance` beyond it, times
+//! within the full-rate radius, falling as `(full_rate_radius / distance)^2` beyond it, times
 //! `idle_factor` for an entity at rest, never below `min_weight`. An entity is a candidate for
 //! the packet once its priority reaches 1; candidates go in highest priority first until the
 //! packet or the byte budget is full, and a sent entity's priority resets to 0. With the
-//! defaults a moving entity near the viewer is sent every tick (20 Hz), one at the edge of the
-//! radius every second tick or so, an idle one at the edge about twice a second; when the
+//! defaults (full rate within half the radius) a moving entity near the viewer is sent every
+//! tick (20 Hz), one at the edge of the radius every fourth tick (5 Hz), an idle one at the edge
+//! about once a second; when the
 //! budget is short, far and idle entities wait longer while near ones keep their rate.
 
 /// Weights of the accumulator.
@@ -21,10 +22,10 @@ pub struct PriorityConfig {
 }
 
 impl PriorityConfig {
-    /// Defaults for an interest radius: full rate within 60 % of it, idle factor 1/4, floor 1/20.
+    /// Defaults for an interest radius: full rate within half of it, idle factor 1/4, floor 1/20.
     pub fn for_radius(radius_mm: i64) -> Self {
         Self {
-            full_rate_radius_mm: radius_mm * 3 / 5,
+            full_rate_radius_mm: radius_mm / 2,
             idle_factor: 0.25,
             min_weight: 0.05,
         }
@@ -37,7 +38,7 @@ impl PriorityConfig {
         let by_distance = if distance_mm <= full {
             1.0
         } else {
-            (full / distance_mm) as f32
+            ((full / distance_mm) * (full / distance_mm)) as f32
         };
         let by_motion = if moving { 1.0 } else { self.idle_factor };
         (by_distance * by_motion).clamp(self.min_weight, 1.0)
@@ -62,10 +63,10 @@ mod tests {
     fn near_moving_is_full_rate_far_and_idle_downshift() {
         let p = PriorityConfig::for_radius(50_000);
         assert_eq!(p.weight(1_000.0, true), 1.0, "near and moving: every tick");
-        assert_eq!(p.weight(30_000.0, true), 1.0, "inside 60 % of the radius");
+        assert_eq!(p.weight(25_000.0, true), 1.0, "inside half the radius");
         let edge = p.weight(50_000.0, true);
-        assert!((edge - 0.6).abs() < 1e-6, "edge of the radius: {edge}");
-        assert!((p.weight(50_000.0, false) - 0.15).abs() < 1e-6, "idle at the edge");
+        assert!((edge - 0.25).abs() < 1e-6, "edge of the radius: 5 Hz, got {edge}");
+        assert!((p.weight(50_000.0, false) - 0.0625).abs() < 1e-6, "idle at the edge");
         assert_eq!(p.weight(1e12, false), 0.05, "floor");
     }
 

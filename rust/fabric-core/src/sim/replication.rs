@@ -1,0 +1,110 @@
+//! One client's replication over a simulated lossy link: a [`ClientView`] on the server, a
+//! [`ClientMirror`] on the client, packets lost with a given probability, acks delayed by a
+//! number of ticks (and lost with the same probability). Used by the replication tests and the
+//! `replication_bench` example.
+
+use std::collections::VecDeque;
+
+use crate::client_view::{
+    Ack, Applied, Candidate, ClientMirror, ClientView, ConfigError, MirrorError,
+    ReplicationConfig,
+};
+use crate::coords::Vec3;
+use crate::sim::rng::SimRng;
+
+/// What one tick of the link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkTick {
+    /// Bytes of the packet the view wrote, if it wrote one.
+    pub sent: Option<usize>,
+    /// Whether the packet reached the mirror (and was applied).
+    pub delivered: bool,
+}
+
+/// A view, a mirror and the lossy link between them.
+#[derive(Debug)]
+pub struct ReplicationLink {
+    /// Server side.
+    pub view: ClientView,
+    /// Client side.
+    pub mirror: ClientMirror,
+    loss_ppm: u32,
+    ack_delay: u64,
+    rng: SimRng,
+    acks: VecDeque<(u64, Ack)>,
+    buf: Vec<u8>,
+    /// Packets lost on the way to the client.
+    pub lost_packets: u64,
+    /// Acks lost on the way back.
+    pub lost_acks: u64,
+}
+
+impl ReplicationLink {
+    /// A link losing `loss_ppm` per million packets and acks, delivering acks `ack_delay` ticks
+    /// after the packet they answer.
+    pub fn new(
+        cfg: ReplicationConfig,
+        loss_ppm: u32,
+        ack_delay: u64,
+        seed: u64,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            view: ClientView::new(cfg)?,
+            mirror: ClientMirror::new(cfg.max_entities, cfg.mtu),
+            loss_ppm,
+            ack_delay,
+            rng: SimRng::new(seed),
+            acks: VecDeque::with_capacity(ack_delay as usize + 2),
+            buf: vec![0; cfg.mtu],
+            lost_packets: 0,
+            lost_acks: 0,
+        })
+    }
+
+    /// The packet buffer (the last packet written is at its start).
+    pub fn last_packet(&self, len: usize) -> &[u8] {
+        &self.buf[..len]
+    }
+
+    /// One tick: due acks reach the view, the view writes, the packet may be lost, the mirror
+    /// applies it and queues its ack.
+    pub fn tick(
+        &mut self,
+        tick: u64,
+        viewer: &Vec3,
+        candidates: &[Candidate],
+    ) -> Result<LinkTick, MirrorError> {
+        while let Some(&(due, ack)) = self.acks.front() {
+            if due > tick {
+                break;
+            }
+            self.acks.pop_front();
+            self.view.on_ack(&ack);
+        }
+        let sent = self.view.write_tick(tick, viewer, candidates, &mut self.buf);
+        let Some(len) = sent else {
+            return Ok(LinkTick::default());
+        };
+        if self.rng.chance_ppm(self.loss_ppm) {
+            self.lost_packets += 1;
+            return Ok(LinkTick {
+                sent,
+                delivered: false,
+            });
+        }
+        let applied = self.mirror.apply(&self.buf[..len])?;
+        if applied != Applied::Stale
+            && let Some(ack) = self.mirror.ack()
+        {
+            if self.rng.chance_ppm(self.loss_ppm) {
+                self.lost_acks += 1;
+            } else {
+                self.acks.push_back((tick + self.ack_delay, ack));
+            }
+        }
+        Ok(LinkTick {
+            sent,
+            delivered: true,
+        })
+    }
+}
