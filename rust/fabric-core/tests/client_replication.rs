@@ -105,12 +105,20 @@ fn run_checked(seed: u64, ticks: u64, loss_ppm: u32, ack_delay: u64) -> Replicat
                 truth.position.map(floor_micros)
             );
             assert_eq!(m.zone, truth.zone, "entity {} zone", m.global_id);
-            assert_eq!(m.class_word, truth.class_word, "entity {} class", m.global_id);
+            assert_eq!(
+                m.class_word, truth.class_word,
+                "entity {} class",
+                m.global_id
+            );
             let dv = (0..3)
                 .map(|k| (truth.velocity[k] - m.velocity[k]).abs().to_num::<f64>())
                 .fold(0.0, f64::max);
             // Velocity quantum 1000/256 um per tick: half of it, plus the micrometre flooring.
-            assert!(dv <= 3.0, "entity {} velocity off by {dv} um/tick", m.global_id);
+            assert!(
+                dv <= 3.0,
+                "entity {} velocity off by {dv} um/tick",
+                m.global_id
+            );
         }
     }
     link
@@ -121,7 +129,10 @@ fn mirror_tracks_the_server_within_a_millimetre_with_loss_and_late_acks() {
     let link = run_checked(7, 400, 20_000, 3);
     let s = link.view.stats();
     assert!(link.lost_packets > 0, "the link lost packets");
-    assert!(s.entered > 20 && s.left > 5, "entities came and went: {s:?}");
+    assert!(
+        s.entered > 20 && s.left > 5,
+        "entities came and went: {s:?}"
+    );
     assert!(s.updates > 2_000, "updates flowed: {s:?}");
     assert!(!link.mirror.is_empty(), "the mirror holds the view");
 }
@@ -143,14 +154,16 @@ fn enters_and_leaves_survive_heavy_loss() {
     let mut world = World::new(5, 200, 40, 300_000);
     for tick in 1..=300 {
         world.step();
-        link.tick(tick, &ZERO3, &world.entities).expect("valid packets");
+        link.tick(tick, &ZERO3, &world.entities)
+            .expect("valid packets");
     }
     // Freeze the world and let the reliable records settle.
     for e in &mut world.entities {
         e.velocity = ZERO3;
     }
     for tick in 301..=400 {
-        link.tick(tick, &ZERO3, &world.entities).expect("valid packets");
+        link.tick(tick, &ZERO3, &world.entities)
+            .expect("valid packets");
     }
     let r2 = 20_000i128 * 20_000;
     let outer2 = 22_000i128 * 22_000;
@@ -168,7 +181,11 @@ fn enters_and_leaves_survive_heavy_loss() {
             assert!(held, "entity {} inside the radius is held", e.global_id);
         }
         if d2 > outer2 + 100_000 {
-            assert!(!held, "entity {} beyond radius + hysteresis is gone", e.global_id);
+            assert!(
+                !held,
+                "entity {} beyond radius + hysteresis is gone",
+                e.global_id
+            );
         }
         assert_eq!(
             held,
@@ -177,7 +194,11 @@ fn enters_and_leaves_survive_heavy_loss() {
             e.global_id
         );
     }
-    assert!(link.lost_packets > 50, "heavy loss happened: {}", link.lost_packets);
+    assert!(
+        link.lost_packets > 50,
+        "heavy loss happened: {}",
+        link.lost_packets
+    );
 }
 
 #[test]
@@ -191,7 +212,11 @@ fn hysteresis_stops_a_border_entity_from_flapping() {
         link.tick(tick, &ZERO3, &[e]).expect("valid");
     }
     let s = link.view.stats();
-    assert_eq!((s.entered, s.left), (1, 0), "entered once, never left: {s:?}");
+    assert_eq!(
+        (s.entered, s.left),
+        (1, 0),
+        "entered once, never left: {s:?}"
+    );
     let e = cand(1, [metres(12), ZERO3[1], ZERO3[2]], ZERO3);
     link.tick(201, &ZERO3, &[e]).expect("valid");
     link.tick(202, &ZERO3, &[e]).expect("valid");
@@ -205,7 +230,11 @@ fn precision_is_one_millimetre_at_the_edge_of_a_32_km_radius() {
     cfg.hysteresis_mm = 3_000_000;
     let mut link = ReplicationLink::new(cfg, 0, 1, 1).expect("32 km is allowed");
     // Far corner of the world, 28.9 km from the viewer on a diagonal, with odd micrometres.
-    let viewer = [micros(4_000_000_000_123), micros(-7_777), micros(1_000_000_000_999)];
+    let viewer = [
+        micros(4_000_000_000_123),
+        micros(-7_777),
+        micros(1_000_000_000_999),
+    ];
     let p = [
         viewer[0] + micros(16_700_000_499),
         viewer[1] - micros(16_700_000_501),
@@ -214,7 +243,11 @@ fn precision_is_one_millimetre_at_the_edge_of_a_32_km_radius() {
     let v = [micros(123_457), micros(-98_765), micros(55_555)];
     let mut sent = HashMap::new();
     for tick in 1..=40u64 {
-        let e = cand(9, [0, 1, 2].map(|k| p[k] + v[k] * Micros::from_num(tick)), v);
+        let e = cand(
+            9,
+            [0, 1, 2].map(|k| p[k] + v[k] * Micros::from_num(tick)),
+            v,
+        );
         sent.insert(tick as u32, e.position);
         link.tick(tick, &viewer, &[e]).expect("valid");
         let got = link.mirror.get(9).expect("held");
@@ -226,7 +259,10 @@ fn precision_is_one_millimetre_at_the_edge_of_a_32_km_radius() {
             truth.map(floor_micros)
         );
     }
-    assert!(link.view.stats().updates > 5, "updates, not only the enter, were checked");
+    assert!(
+        link.view.stats().updates > 5,
+        "updates, not only the enter, were checked"
+    );
     let too_far = ReplicationConfig::with_radius(MAX_RADIUS_MM);
     assert!(
         matches!(ClientView::new(too_far), Err(ConfigError::Radius { .. })),
@@ -244,7 +280,11 @@ fn budget_is_respected_and_near_entities_update_more_often_than_far_ones() {
         .map(|id| {
             let r = 5_000_000 + i64::from(id) * 100_000;
             let a = f64::from(id) * 2.399;
-            let p = [micros((r as f64 * a.cos()) as i64), ZERO3[1], micros((r as f64 * a.sin()) as i64)];
+            let p = [
+                micros((r as f64 * a.cos()) as i64),
+                ZERO3[1],
+                micros((r as f64 * a.sin()) as i64),
+            ];
             cand(id, p, [micros(1_000), ZERO3[1], ZERO3[2]])
         })
         .collect();
@@ -264,11 +304,20 @@ fn budget_is_respected_and_near_entities_update_more_often_than_far_ones() {
     }
     let bytes = link.view.stats().bytes;
     let allowed = 4_000 * ticks / 20 + 1_200;
-    assert!(bytes <= allowed, "{bytes} bytes in {ticks} ticks, budget {allowed}");
-    assert!(bytes > allowed * 8 / 10, "the budget is used: {bytes} of {allowed}");
+    assert!(
+        bytes <= allowed,
+        "{bytes} bytes in {ticks} ticks, budget {allowed}"
+    );
+    assert!(
+        bytes > allowed * 8 / 10,
+        "the budget is used: {bytes} of {allowed}"
+    );
     let rate = |ids: std::ops::RangeInclusive<u32>| {
         let n = ids.clone().count() as f64;
-        ids.map(|i| f64::from(*updates.get(&i).unwrap_or(&0))).sum::<f64>() / n / (ticks as f64 / 20.0)
+        ids.map(|i| f64::from(*updates.get(&i).unwrap_or(&0)))
+            .sum::<f64>()
+            / n
+            / (ticks as f64 / 20.0)
     };
     let (near, far) = (rate(1..=30), rate(350..=400));
     assert!(near > 2.0 * far, "near {near:.2} Hz vs far {far:.2} Hz");
@@ -280,7 +329,11 @@ fn nearest_reach_20_hz_when_the_budget_allows_and_idle_far_ones_downshift() {
     let cfg = ReplicationConfig::with_radius(50_000);
     let mut link = ReplicationLink::new(cfg, 0, 3, 3).expect("config");
     let mut world = vec![
-        cand(1, [metres(2), ZERO3[1], ZERO3[2]], [micros(100_000), ZERO3[1], ZERO3[2]]),
+        cand(
+            1,
+            [metres(2), ZERO3[1], ZERO3[2]],
+            [micros(100_000), ZERO3[1], ZERO3[2]],
+        ),
         cand(2, [metres(48), ZERO3[1], ZERO3[2]], ZERO3),
     ];
     let mut count = [0u32; 2];
@@ -297,7 +350,10 @@ fn nearest_reach_20_hz_when_the_budget_allows_and_idle_far_ones_downshift() {
     let seconds = 10.0;
     let (near, far) = (f64::from(count[0]) / seconds, f64::from(count[1]) / seconds);
     assert!(near >= 19.5, "nearest moving entity at {near} Hz");
-    assert!((1.0..=4.0).contains(&far), "idle entity at the edge at {far} Hz");
+    assert!(
+        (1.0..=4.0).contains(&far),
+        "idle entity at the edge at {far} Hz"
+    );
 }
 
 #[test]
@@ -310,7 +366,12 @@ fn never_more_than_20_packets_a_second_on_a_60_hz_zone() {
     let mut last = None;
     for tick in 1..=600u64 {
         world.step();
-        if link.tick(tick, &ZERO3, &world.entities).expect("valid").sent.is_some() {
+        if link
+            .tick(tick, &ZERO3, &world.entities)
+            .expect("valid")
+            .sent
+            .is_some()
+        {
             packets += 1;
             if let Some(l) = last {
                 assert!(tick - l >= 3, "packets at ticks {l} and {tick}");
@@ -330,7 +391,11 @@ fn same_inputs_same_bytes() {
         let mut out = Vec::new();
         for tick in 1..=100 {
             world.step();
-            if let Some(len) = link.tick(tick, &ZERO3, &world.entities).expect("valid").sent {
+            if let Some(len) = link
+                .tick(tick, &ZERO3, &world.entities)
+                .expect("valid")
+                .sent
+            {
                 out.extend_from_slice(link.last_packet(len));
             }
         }
@@ -349,7 +414,11 @@ fn a_mirror_refuses_bad_packets_and_stays_unchanged() {
     let mut last = Vec::new();
     for tick in 1..=20 {
         world.step();
-        if let Some(len) = link.tick(tick, &ZERO3, &world.entities).expect("valid").sent {
+        if let Some(len) = link
+            .tick(tick, &ZERO3, &world.entities)
+            .expect("valid")
+            .sent
+        {
             last = link.last_packet(len).to_vec();
         }
     }
@@ -360,7 +429,11 @@ fn a_mirror_refuses_bad_packets_and_stays_unchanged() {
     // never a panic; a refused one leaves the mirror as it was.
     for cut in 0..last.len() {
         if mirror.apply(&last[..cut]).is_err() {
-            assert_eq!(mirror.iter().collect::<Vec<_>>(), before, "unchanged after cut {cut}");
+            assert_eq!(
+                mirror.iter().collect::<Vec<_>>(),
+                before,
+                "unchanged after cut {cut}"
+            );
         }
     }
     for i in 0..last.len() {
@@ -370,9 +443,16 @@ fn a_mirror_refuses_bad_packets_and_stays_unchanged() {
         bad[6] = bad[6].wrapping_add(1); // and a newer sequence number
         let mut m = link.mirror.clone();
         if m.apply(&bad).is_err() {
-            assert_eq!(m.iter().collect::<Vec<_>>(), before, "unchanged after corrupting {i}");
+            assert_eq!(
+                m.iter().collect::<Vec<_>>(),
+                before,
+                "unchanged after corrupting {i}"
+            );
             assert_eq!(m.ack(), ack, "no ack for a refused packet");
         }
     }
-    assert!(mirror.apply(&[0x43, 1, 0, 0]).is_err(), "short header refused");
+    assert!(
+        mirror.apply(&[0x43, 1, 0, 0]).is_err(),
+        "short header refused"
+    );
 }

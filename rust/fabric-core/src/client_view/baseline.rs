@@ -43,7 +43,10 @@ pub fn quantize_position(p: &Vec3) -> [i64; 3] {
 pub fn quantize_velocity(v: &Vec3) -> [i32; 3] {
     // Half the wire range, so a velocity delta between two of them also fits.
     let max = super::wire::MAX_VELOCITY_Q / 2 - 1;
-    v.map(|c| round_div(floor_micros(c).saturating_mul(VELOCITY_SCALE), QUANTUM_UM).clamp(-max, max) as i32)
+    v.map(|c| {
+        round_div(floor_micros(c).saturating_mul(VELOCITY_SCALE), QUANTUM_UM).clamp(-max, max)
+            as i32
+    })
 }
 
 /// The position of a quantised state, micrometres.

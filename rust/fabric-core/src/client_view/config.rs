@@ -15,7 +15,9 @@ pub const MIN_MTU: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum ConfigError {
     /// Radius not positive, or radius plus hysteresis above [`MAX_RADIUS_MM`].
-    #[error("interest radius {radius_mm} mm + hysteresis {hysteresis_mm} mm must be in 1..={MAX_RADIUS_MM}")]
+    #[error(
+        "interest radius {radius_mm} mm + hysteresis {hysteresis_mm} mm must be in 1..={MAX_RADIUS_MM}"
+    )]
     Radius {
         /// Radius.
         radius_mm: i64,

@@ -9,8 +9,7 @@ use std::collections::HashMap;
 
 use super::baseline::{QState, position_micros, predict, velocity_micros};
 use super::wire::{
-    Ack, MAX_AGE, MAX_ANCHOR_MM, MAX_VELOCITY_Q, Packet, PositionCode, ReplWireError,
-    UpdateRecord,
+    Ack, MAX_AGE, MAX_ANCHOR_MM, MAX_VELOCITY_Q, Packet, PositionCode, ReplWireError, UpdateRecord,
 };
 use crate::coords::Vec3;
 use thiserror::Error;
@@ -328,7 +327,9 @@ impl ClientMirror {
         for u in &p.updates {
             in_cap(u.handle)?;
             let fresh = p.leaves.binary_search(&u.handle).is_ok()
-                || p.enters.binary_search_by_key(&u.handle, |e| e.handle).is_ok();
+                || p.enters
+                    .binary_search_by_key(&u.handle, |e| e.handle)
+                    .is_ok();
             if !self.held[usize::from(u.handle)].occupied || fresh {
                 return Err(MirrorError::UnknownHandle(u.handle));
             }

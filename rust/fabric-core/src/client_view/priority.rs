@@ -65,8 +65,14 @@ mod tests {
         assert_eq!(p.weight(1_000.0, true), 1.0, "near and moving: every tick");
         assert_eq!(p.weight(25_000.0, true), 1.0, "inside half the radius");
         let edge = p.weight(50_000.0, true);
-        assert!((edge - 0.25).abs() < 1e-6, "edge of the radius: 5 Hz, got {edge}");
-        assert!((p.weight(50_000.0, false) - 0.0625).abs() < 1e-6, "idle at the edge");
+        assert!(
+            (edge - 0.25).abs() < 1e-6,
+            "edge of the radius: 5 Hz, got {edge}"
+        );
+        assert!(
+            (p.weight(50_000.0, false) - 0.0625).abs() < 1e-6,
+            "idle at the edge"
+        );
         assert_eq!(p.weight(1e12, false), 0.05, "floor");
     }
 

@@ -340,7 +340,12 @@ impl ClientView {
         };
         let mut w = PacketWriter::new(buf, limit, &header)?;
         self.inflight.begin(seq, tick);
-        let record = |inflight: &mut InFlight, s: &Slot, h: usize, kind: SentKind, state: QState, zone: u8| {
+        let record = |inflight: &mut InFlight,
+                      s: &Slot,
+                      h: usize,
+                      kind: SentKind,
+                      state: QState,
+                      zone: u8| {
             inflight.push(
                 seq,
                 SentRecord {
@@ -357,7 +362,14 @@ impl ClientView {
                 if !w.push_leave(h as u16) {
                     break;
                 }
-                record(&mut self.inflight, s, h, SentKind::Leave, QState::default(), 0);
+                record(
+                    &mut self.inflight,
+                    s,
+                    h,
+                    SentKind::Leave,
+                    QState::default(),
+                    0,
+                );
                 self.stats.leave_records += 1;
             }
         }
@@ -389,7 +401,14 @@ impl ClientView {
             }
             let s = &mut self.slots[usize::from(h)];
             s.priority = 0.0;
-            record(&mut self.inflight, s, usize::from(h), SentKind::Update, state, zone);
+            record(
+                &mut self.inflight,
+                s,
+                usize::from(h),
+                SentKind::Update,
+                state,
+                zone,
+            );
             self.stats.updates += 1;
         }
         if w.is_empty() {

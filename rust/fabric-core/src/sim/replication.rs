@@ -6,8 +6,7 @@
 use std::collections::VecDeque;
 
 use crate::client_view::{
-    Ack, Applied, Candidate, ClientMirror, ClientView, ConfigError, MirrorError,
-    ReplicationConfig,
+    Ack, Applied, Candidate, ClientMirror, ClientView, ConfigError, MirrorError, ReplicationConfig,
 };
 use crate::coords::Vec3;
 use crate::sim::rng::SimRng;
@@ -81,7 +80,9 @@ impl ReplicationLink {
             self.acks.pop_front();
             self.view.on_ack(&ack);
         }
-        let sent = self.view.write_tick(tick, viewer, candidates, &mut self.buf);
+        let sent = self
+            .view
+            .write_tick(tick, viewer, candidates, &mut self.buf);
         let Some(len) = sent else {
             return Ok(LinkTick::default());
         };
