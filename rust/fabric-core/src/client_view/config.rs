@@ -2,6 +2,11 @@
 
 use super::priority::PriorityConfig;
 use super::wire::{MAX_HANDLES, MAX_OFFSET_MM};
+
+const _: () = assert!(
+    MAX_RADIUS_MM < MAX_OFFSET_MM,
+    "every offset in view fits the wire"
+);
 use thiserror::Error;
 
 /// Largest interest radius plus hysteresis, millimetres (32 km): every offset from the viewer
@@ -83,7 +88,7 @@ impl ReplicationConfig {
         let outer = self.radius_mm.checked_add(self.hysteresis_mm);
         if self.radius_mm < 1
             || self.hysteresis_mm < 0
-            || !matches!(outer, Some(o) if o <= MAX_RADIUS_MM && o < MAX_OFFSET_MM)
+            || !matches!(outer, Some(o) if o <= MAX_RADIUS_MM)
         {
             return Err(ConfigError::Radius {
                 radius_mm: self.radius_mm,

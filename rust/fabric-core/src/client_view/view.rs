@@ -195,10 +195,10 @@ impl ClientView {
                         slot.baseline = Some((tick, rec.state, rec.zone));
                         slot.priority = 0.0;
                     }
-                    (SentKind::Enter | SentKind::Update, SlotState::Active) => {
-                        if slot.baseline.is_none_or(|b| b.0 < tick) {
-                            slot.baseline = Some((tick, rec.state, rec.zone));
-                        }
+                    (SentKind::Enter | SentKind::Update, SlotState::Active)
+                        if slot.baseline.is_none_or(|b| b.0 < tick) =>
+                    {
+                        slot.baseline = Some((tick, rec.state, rec.zone));
                     }
                     (SentKind::Leave, SlotState::Leaving) => {
                         *slot = Slot {

@@ -73,6 +73,17 @@ impl ReplicationLink {
         viewer: &Vec3,
         candidates: &[Candidate],
     ) -> Result<LinkTick, MirrorError> {
+        self.deliver_acks(tick);
+        let sent = self.write(tick, viewer, candidates);
+        let delivered = match sent {
+            Some(len) => self.transmit(tick, len)?,
+            None => false,
+        };
+        Ok(LinkTick { sent, delivered })
+    }
+
+    /// The server's half, step 1: the acks due by `tick` reach the view.
+    pub fn deliver_acks(&mut self, tick: u64) {
         while let Some(&(due, ack)) = self.acks.front() {
             if due > tick {
                 break;
@@ -80,18 +91,20 @@ impl ReplicationLink {
             self.acks.pop_front();
             self.view.on_ack(&ack);
         }
-        let sent = self
-            .view
-            .write_tick(tick, viewer, candidates, &mut self.buf);
-        let Some(len) = sent else {
-            return Ok(LinkTick::default());
-        };
+    }
+
+    /// The server's half, step 2: the view writes this tick's packet, if any.
+    pub fn write(&mut self, tick: u64, viewer: &Vec3, candidates: &[Candidate]) -> Option<usize> {
+        self.view
+            .write_tick(tick, viewer, candidates, &mut self.buf)
+    }
+
+    /// The link and the client: the packet of `len` bytes is lost or applied (then its ack is
+    /// queued, or lost). Returns whether it reached the mirror.
+    pub fn transmit(&mut self, tick: u64, len: usize) -> Result<bool, MirrorError> {
         if self.rng.chance_ppm(self.loss_ppm) {
             self.lost_packets += 1;
-            return Ok(LinkTick {
-                sent,
-                delivered: false,
-            });
+            return Ok(false);
         }
         let applied = self.mirror.apply(&self.buf[..len])?;
         if applied != Applied::Stale
@@ -103,9 +116,6 @@ impl ReplicationLink {
                 self.acks.push_back((tick + self.ack_delay, ack));
             }
         }
-        Ok(LinkTick {
-            sent,
-            delivered: true,
-        })
+        Ok(true)
     }
 }
