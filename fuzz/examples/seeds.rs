@@ -73,33 +73,13 @@ fn record(out: &mut Vec<u8>, op: u8, packet: &[u8]) {
 /// `client_replication` seeds: a pick byte (0: fresh mirror, 1: primed) then the packets of a
 /// real view's first ticks, and an ack.
 fn client_replication(root: &Path) {
-    use fabric_core::client_view::{Candidate, ReplicationConfig};
-    use fabric_core::coords::ZERO3;
-    use fabric_core::sim::replication::ReplicationLink;
-
-    let mut cfg = ReplicationConfig::with_radius(20_000);
-    cfg.max_entities = 64;
-    let mut link = ReplicationLink::new(cfg, 0, 1, 1).expect("config");
-    let mut world: Vec<Candidate> = (0..50u32)
-        .map(|i| Candidate {
-            global_id: i + 1,
-            position: [micros(i64::from(i) * 300_000), ZERO3[1], ZERO3[2]],
-            velocity: [ZERO3[0], micros(i64::from(i) * 1_000), ZERO3[2]],
-            zone: (i % 3) as u8,
-            class_word: 5 << 24,
-        })
-        .collect();
-    for tick in 1..=41u64 {
-        for e in &mut world {
-            e.position[1] += e.velocity[1];
-        }
-        let sent = link.tick(tick, &ZERO3, &world).expect("valid").sent;
-        if let (Some(len), 1 | 2 | 41) = (sent, tick) {
+    let link = fabric_core::sim::replication::line_scenario(64, 41, |tick, link, t| {
+        if let (Some(len), 1 | 2 | 41) = (t.sent, tick) {
             let mut seed = vec![u8::from(tick == 41)];
             seed.extend_from_slice(link.last_packet(len));
             write(root, "client_replication", &format!("tick-{tick}"), &seed);
         }
-    }
+    });
     let mut ack = vec![0];
     ack.extend_from_slice(&link.mirror.ack().expect("acked").encode());
     write(root, "client_replication", "ack", &ack);

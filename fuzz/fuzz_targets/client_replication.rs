@@ -7,9 +7,8 @@
 use std::sync::OnceLock;
 
 use fabric_core::client_view::wire::{Ack, Packet};
-use fabric_core::client_view::{Candidate, ClientMirror, ReplicationConfig};
-use fabric_core::coords::{ZERO3, micros};
-use fabric_core::sim::replication::ReplicationLink;
+use fabric_core::client_view::ClientMirror;
+use fabric_core::sim::replication::line_scenario;
 use libfuzzer_sys::fuzz_target;
 
 const CAPACITY: usize = 64;
@@ -18,27 +17,7 @@ const CAPACITY: usize = 64;
 /// and baselines it holds).
 fn primed() -> &'static ClientMirror {
     static MIRROR: OnceLock<ClientMirror> = OnceLock::new();
-    MIRROR.get_or_init(|| {
-        let mut cfg = ReplicationConfig::with_radius(20_000);
-        cfg.max_entities = CAPACITY;
-        let mut link = ReplicationLink::new(cfg, 0, 1, 1).expect("config");
-        let mut world: Vec<Candidate> = (0..50u32)
-            .map(|i| Candidate {
-                global_id: i + 1,
-                position: [micros(i64::from(i) * 300_000), ZERO3[1], ZERO3[2]],
-                velocity: [ZERO3[0], micros(i64::from(i) * 1_000), ZERO3[2]],
-                zone: (i % 3) as u8,
-                class_word: 5 << 24,
-            })
-            .collect();
-        for tick in 1..=40 {
-            for e in &mut world {
-                e.position[1] += e.velocity[1];
-            }
-            link.tick(tick, &ZERO3, &world).expect("valid");
-        }
-        link.mirror
-    })
+    MIRROR.get_or_init(|| line_scenario(CAPACITY, 40, |_, _, _| {}).mirror)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -119,3 +119,37 @@ impl ReplicationLink {
         Ok(true)
     }
 }
+
+/// A small fixed scenario the fuzz target and its seeds start from: 50 entities on a line
+/// through the viewer (at the origin), each moving sideways at its own speed, views of at most
+/// `capacity` entities, no loss, acks one tick late. Runs ticks `1..=ticks`, calling `each`
+/// after every tick, and returns the link.
+pub fn line_scenario(
+    capacity: usize,
+    ticks: u64,
+    mut each: impl FnMut(u64, &ReplicationLink, LinkTick),
+) -> ReplicationLink {
+    use crate::coords::{ZERO3, micros};
+    let mut cfg = ReplicationConfig::with_radius(20_000);
+    cfg.max_entities = capacity;
+    let mut link = ReplicationLink::new(cfg, 0, 1, 1).expect("a valid configuration");
+    let mut world: Vec<Candidate> = (0..50u32)
+        .map(|i| Candidate {
+            global_id: i + 1,
+            position: [micros(i64::from(i) * 300_000), ZERO3[1], ZERO3[2]],
+            velocity: [ZERO3[0], micros(i64::from(i) * 1_000), ZERO3[2]],
+            zone: (i % 3) as u8,
+            class_word: 5 << 24,
+        })
+        .collect();
+    for tick in 1..=ticks {
+        for e in &mut world {
+            e.position[1] += e.velocity[1];
+        }
+        let t = link
+            .tick(tick, &ZERO3, &world)
+            .expect("the view's packets apply");
+        each(tick, &link, t);
+    }
+    link
+}
