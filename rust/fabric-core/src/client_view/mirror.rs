@@ -5,9 +5,8 @@
 //! tick), because the server codes each update against the state the client *acknowledged*,
 //! which may be a few packets older than the newest one received.
 
-use std::collections::HashMap;
-
 use super::baseline::{QState, position_micros, predict, velocity_micros};
+use super::id_hash::{IdMap, id_map};
 use super::wire::{
     Ack, MAX_AGE, MAX_ANCHOR_MM, MAX_VELOCITY_Q, Packet, PositionCode, ReplWireError, UpdateRecord,
 };
@@ -116,7 +115,7 @@ struct RingEntry {
 pub struct ClientMirror {
     held: Vec<Held>,
     ring: Vec<RingEntry>,
-    ids: HashMap<u32, u16>,
+    ids: IdMap<u16>,
     packet: Packet,
     newest: Option<(u16, u32)>,
     bits: u32,
@@ -134,7 +133,7 @@ impl ClientMirror {
         Self {
             held: vec![Held::default(); capacity],
             ring: vec![RingEntry::default(); capacity * RING],
-            ids: HashMap::with_capacity(capacity * 2),
+            ids: id_map(capacity * 2),
             packet: Packet::with_capacity(mtu),
             newest: None,
             bits: 0,

@@ -54,6 +54,7 @@
 
 pub mod baseline;
 pub mod config;
+pub mod id_hash;
 pub mod mirror;
 pub mod priority;
 pub mod view;

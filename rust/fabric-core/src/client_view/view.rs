@@ -1,19 +1,18 @@
 //! [`ClientView`]: the server side of one client's replication (interest with hysteresis,
 //! reliable enter/leave, acked baselines, the priority accumulator and the byte budget).
 
-use std::collections::HashMap;
-
 use super::baseline::{
     InFlight, QState, SentKind, SentRecord, predict, quantize_position, quantize_velocity,
     within_tolerance,
 };
 use super::config::{ConfigError, ReplicationConfig};
+use super::id_hash::{IdMap, id_map};
 use super::priority::{SEND_THRESHOLD, by_priority};
 use super::wire::{
     Ack, EnterRecord, MAX_AGE, MAX_OFFSET_MM, MAX_RECORD_LEN, MAX_SECTION_RECORDS, PacketHeader,
     PacketWriter, PositionCode, UpdateRecord, encode_update,
 };
-use crate::coords::Vec3;
+use crate::coords::{Vec3, floor_micros};
 use crate::zones::ZoneId;
 
 /// Smallest packet worth writing: below this much budget the tick sends nothing.
@@ -110,7 +109,10 @@ type Chosen = (u16, UpdateRecord, QState, u8);
 pub struct ClientView {
     cfg: ReplicationConfig,
     slots: Vec<Slot>,
-    ids: HashMap<u32, u16>,
+    /// One past the highest handle ever used: the per-tick passes stop there (free handles are
+    /// reused lowest-first, so this stays near the most entities ever in view at once).
+    used_end: usize,
+    ids: IdMap<u16>,
     free: Vec<u16>,
     inflight: InFlight,
     seq: u16,
@@ -122,10 +124,11 @@ pub struct ClientView {
     stats: ViewStats,
 }
 
-fn distance2_mm(a: &[i64; 3], b: &[i64; 3]) -> i128 {
+/// Squared distance in square micrometres (whole micrometres: exact, no rounding to the mm).
+fn distance2_um(a: &Vec3, b: &Vec3) -> i128 {
     (0..3)
         .map(|k| {
-            let d = i128::from(a[k]) - i128::from(b[k]);
+            let d = i128::from(floor_micros(a[k])) - i128::from(floor_micros(b[k]));
             d * d
         })
         .sum()
@@ -139,7 +142,8 @@ impl ClientView {
         Ok(Self {
             cfg,
             slots: vec![FREE_SLOT; n],
-            ids: HashMap::with_capacity(n * 2),
+            used_end: 0,
+            ids: id_map(n * 2),
             free: (0..n as u16).rev().collect(),
             inflight: InFlight::new(2 * MAX_SECTION_RECORDS + cfg.mtu / 2 + 1),
             seq: 0,
@@ -237,8 +241,8 @@ impl ClientView {
         }
         self.last_tick = Some(tick);
         let anchor = quantize_position(viewer);
-        self.update_interest(&anchor, candidates);
-        self.accumulate(&anchor);
+        self.update_interest(viewer, candidates);
+        self.accumulate(viewer);
         if self.last_packet.is_some_and(|t| tick < t + interval) {
             self.stats.rate_skips += 1;
             return None;
@@ -254,14 +258,18 @@ impl ClientView {
         Some(len)
     }
 
-    fn update_interest(&mut self, anchor: &[i64; 3], candidates: &[Candidate]) {
-        let r = i128::from(self.cfg.radius_mm);
-        let outer = r + i128::from(self.cfg.hysteresis_mm);
-        for s in &mut self.slots {
+    fn update_interest(&mut self, viewer: &Vec3, candidates: &[Candidate]) {
+        let r = i128::from(self.cfg.radius_mm) * 1000;
+        let outer = r + i128::from(self.cfg.hysteresis_mm) * 1000;
+        for s in &mut self.slots[..self.used_end] {
             s.seen = false;
         }
         for c in candidates {
-            let d2 = distance2_mm(&quantize_position(&c.position), anchor);
+            let d2 = distance2_um(&c.position, viewer);
+            if d2 > outer * outer {
+                // Beyond the outer radius: not seen, so a held one leaves below (no lookup).
+                continue;
+            }
             match self.ids.get(&c.global_id) {
                 Some(&h) => {
                     let s = &mut self.slots[usize::from(h)];
@@ -270,15 +278,13 @@ impl ClientView {
                     s.velocity = c.velocity;
                     s.zone = c.zone;
                     s.class_word = c.class_word;
-                    if d2 > outer * outer {
-                        self.begin_leave(h);
-                    }
                 }
                 None if d2 <= r * r => {
                     let Some(h) = self.free.pop() else {
                         self.stats.refused_full += 1;
                         continue;
                     };
+                    self.used_end = self.used_end.max(usize::from(h) + 1);
                     let s = &mut self.slots[usize::from(h)];
                     *s = Slot {
                         state: SlotState::Entering,
@@ -298,7 +304,7 @@ impl ClientView {
                 None => {}
             }
         }
-        for h in 0..self.slots.len() {
+        for h in 0..self.used_end {
             let s = &self.slots[h];
             if matches!(s.state, SlotState::Entering | SlotState::Active) && !s.seen {
                 self.begin_leave(h as u16);
@@ -314,11 +320,11 @@ impl ClientView {
         self.stats.left += 1;
     }
 
-    fn accumulate(&mut self, anchor: &[i64; 3]) {
+    fn accumulate(&mut self, viewer: &Vec3) {
         let p = self.cfg.priority;
-        for s in &mut self.slots {
+        for s in &mut self.slots[..self.used_end] {
             if s.state == SlotState::Active {
-                let d = (distance2_mm(&quantize_position(&s.position), anchor) as f64).sqrt();
+                let d = (distance2_um(&s.position, viewer) as f64).sqrt() / 1000.0;
                 let moving = quantize_velocity(&s.velocity) != [0; 3];
                 s.priority += p.weight(d, moving);
             }
@@ -357,7 +363,7 @@ impl ClientView {
                 },
             )
         };
-        for (h, s) in self.slots.iter().enumerate() {
+        for (h, s) in self.slots[..self.used_end].iter().enumerate() {
             if s.state == SlotState::Leaving {
                 if !w.push_leave(h as u16) {
                     break;
@@ -373,7 +379,7 @@ impl ClientView {
                 self.stats.leave_records += 1;
             }
         }
-        for (h, s) in self.slots.iter().enumerate() {
+        for (h, s) in self.slots[..self.used_end].iter().enumerate() {
             if s.state == SlotState::Entering {
                 let state = QState {
                     q: quantize_position(&s.position),
@@ -426,7 +432,7 @@ impl ClientView {
     fn choose_updates(&mut self, tick: u64, anchor: &[i64; 3], mut room: usize) {
         self.picks.clear();
         self.chosen.clear();
-        for (h, s) in self.slots.iter().enumerate() {
+        for (h, s) in self.slots[..self.used_end].iter().enumerate() {
             if s.state == SlotState::Active && s.priority >= SEND_THRESHOLD {
                 self.picks.push((s.priority, h as u16));
             }
