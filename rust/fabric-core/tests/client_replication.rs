@@ -456,3 +456,81 @@ fn a_mirror_refuses_bad_packets_and_stays_unchanged() {
         "short header refused"
     );
 }
+
+#[test]
+fn updates_for_unknown_handles_and_missing_baselines_are_refused() {
+    use fabric_core::client_view::MirrorError;
+    use fabric_core::client_view::wire::{Ack, Packet, PacketHeader, PositionCode, UpdateRecord};
+    let mut mirror = ClientMirror::new(16, 1200);
+    let update = |handle, age| UpdateRecord {
+        handle,
+        age,
+        position: PositionCode::Predicted,
+        velocity_delta: None,
+        zone: None,
+    };
+    let packet = |seq, tick, updates| {
+        let p = Packet {
+            header: PacketHeader {
+                tick,
+                seq,
+                anchor_mm: [0; 3],
+            },
+            leaves: vec![],
+            enters: vec![],
+            updates,
+        };
+        let mut buf = [0u8; 256];
+        let n = p.encode(&mut buf).expect("fits");
+        buf[..n].to_vec()
+    };
+    assert_eq!(
+        mirror.apply(&packet(1, 1, vec![update(3, 1)])),
+        Err(MirrorError::UnknownHandle(3)),
+        "an update for a handle that holds nothing"
+    );
+    assert_eq!(
+        mirror.apply(&packet(1, 1, vec![update(40, 1)])),
+        Err(MirrorError::Handle(40)),
+        "a handle beyond the mirror's capacity"
+    );
+    assert_eq!(mirror.ack(), None, "nothing applied, nothing acked");
+
+    // A hostile client acks packets it never applied: the view believes it holds baselines it
+    // lacks, so the next updates are refused by its own mirror; nothing panics.
+    let cfg = ReplicationConfig::with_radius(20_000);
+    let mut view = ClientView::new(cfg).expect("config");
+    let mut mirror = ClientMirror::new(cfg.max_entities, cfg.mtu);
+    let mut buf = vec![0u8; cfg.mtu];
+    let e = cand(
+        1,
+        [metres(1), ZERO3[1], ZERO3[2]],
+        [micros(1_000), ZERO3[1], ZERO3[2]],
+    );
+    let first = view.write_tick(1, &ZERO3, &[e], &mut buf).expect("enter");
+    mirror.apply(&buf[..first]).expect("enter applies");
+    view.on_ack(&mirror.ack().expect("ack"));
+    let mut refused = 0;
+    for tick in 2..=10u64 {
+        // Forged: claims every packet so far, none of which (after the first) it applies.
+        view.on_ack(&Ack {
+            newest: (tick - 2) as u16,
+            bits: u32::MAX,
+        });
+        let mut e = e;
+        e.position[0] += micros(tick as i64 * 1_000);
+        if let Some(len) = view.write_tick(tick, &ZERO3, &[e], &mut buf)
+            && tick > 3
+            && matches!(
+                mirror.apply(&buf[..len]),
+                Err(MirrorError::BaselineMissing { .. })
+            )
+        {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused > 0,
+        "the forger's own mirror refuses what it cannot decode"
+    );
+}
