@@ -11,8 +11,8 @@ pub mod session_control;
 
 pub mod aoi;
 pub mod avatars;
-pub mod command_gate;
 pub mod client_view;
+pub mod command_gate;
 pub mod config;
 pub mod coords;
 pub mod entity;
