@@ -70,6 +70,21 @@ fn record(out: &mut Vec<u8>, op: u8, packet: &[u8]) {
     out.extend_from_slice(packet);
 }
 
+/// `client_replication` seeds: a pick byte (0: fresh mirror, 1: primed) then the packets of a
+/// real view's first ticks, and an ack.
+fn client_replication(root: &Path) {
+    let link = fabric_core::sim::replication::line_scenario(64, 41, |tick, link, t| {
+        if let (Some(len), 1 | 2 | 41) = (t.sent, tick) {
+            let mut seed = vec![u8::from(tick == 41)];
+            seed.extend_from_slice(link.last_packet(len));
+            write(root, "client_replication", &format!("tick-{tick}"), &seed);
+        }
+    });
+    let mut ack = vec![0];
+    ack.extend_from_slice(&link.mirror.ack().expect("acked").encode());
+    write(root, "client_replication", "ack", &ack);
+}
+
 fn main() {
     let root = std::env::args()
         .nth(1)
@@ -143,6 +158,8 @@ fn main() {
         .encode_into(payload, &mut frame);
         write(root, "packet_frame", name, &frame);
     }
+
+    client_replication(root);
 
     write(root, "entity_row", "row", &row(1).to_bytes());
     for count in [1u8, 3] {

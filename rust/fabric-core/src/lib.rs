@@ -11,6 +11,7 @@ pub mod session_control;
 
 pub mod aoi;
 pub mod avatars;
+pub mod client_view;
 pub mod command_gate;
 pub mod config;
 pub mod coords;

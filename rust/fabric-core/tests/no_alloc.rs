@@ -1,6 +1,8 @@
 //! The tick allocates nothing: a counting global allocator (per test binary, hence its own file)
 //! watches 100 ticks of two full-size zones migrating entities to each other, handling each
-//! other's packets and emitting interest rows.
+//! other's packets and emitting interest rows; and 100 ticks of a client's replication (view,
+//! lossy link, mirror). The counter is per thread, so the tests (and the harness printing
+//! results) do not count each other's allocations.
 
 use fabric_core::config::ZoneConfig;
 use fabric_core::coords::WorldBounds;
@@ -8,21 +10,27 @@ use fabric_core::entity::Entity;
 use fabric_core::zone::Zone;
 use fabric_core::zones::ZoneLayout;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::cell::Cell;
 
 mod common;
 
 struct Counting;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+    }
+}
 
 // SAFETY: forwards to the system allocator; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        count_one();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -31,9 +39,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        count_one();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -77,7 +83,7 @@ fn ticks_do_not_allocate() {
         b.tick(t);
         packets += deliver(t + 1, &mut a, &mut b) + deliver(t + 1, &mut b, &mut a);
     }
-    COUNTING.store(true, Ordering::SeqCst);
+    COUNTING.with(|c| c.set(true));
     for t in 4..=103 {
         a.tick(t);
         b.tick(t);
@@ -86,8 +92,8 @@ fn ticks_do_not_allocate() {
         packets += deliver(t + 1, &mut a, &mut b);
         packets += deliver(t + 1, &mut b, &mut a);
     }
-    COUNTING.store(false, Ordering::SeqCst);
-    let allocs = ALLOCS.load(Ordering::SeqCst);
+    COUNTING.with(|c| c.set(false));
+    let allocs = ALLOCS.with(Cell::get);
     assert!(
         packets > 1000,
         "the zones exchanged traffic: {packets} packets"
@@ -101,4 +107,54 @@ fn ticks_do_not_allocate() {
         allocs, 0,
         "allocations during 100 ticks with migrations and rows"
     );
+}
+
+#[test]
+fn client_replication_ticks_do_not_allocate() {
+    use fabric_core::client_view::{Candidate, ReplicationConfig};
+    use fabric_core::coords::{ZERO3, micros};
+    use fabric_core::sim::replication::ReplicationLink;
+
+    let mut link =
+        ReplicationLink::new(ReplicationConfig::with_radius(20_000), 20_000, 3, 1).expect("config");
+    // 600 entities on lines through the viewer's radius: they keep entering and leaving.
+    let mut world: Vec<Candidate> = (0..600u32)
+        .map(|i| Candidate {
+            global_id: i + 1,
+            position: [
+                micros(i64::from(i % 60) * 1_000_000 - 30_000_000),
+                ZERO3[1],
+                micros(i64::from(i / 60) * 4_000_000 - 20_000_000),
+            ],
+            velocity: [
+                micros(150_000 + i64::from(i % 7) * 10_000),
+                ZERO3[1],
+                ZERO3[2],
+            ],
+            zone: (i % 3) as u8,
+            class_word: 0,
+        })
+        .collect();
+    let mut run = |from: u64, to: u64, world: &mut Vec<Candidate>| {
+        for tick in from..to {
+            for e in world.iter_mut() {
+                e.position[0] += e.velocity[0];
+                if e.position[0].abs() > micros(30_000_000) {
+                    e.velocity[0] = -e.velocity[0];
+                }
+            }
+            link.tick(tick, &ZERO3, world).expect("valid packets");
+        }
+    };
+    run(1, 200, &mut world);
+    COUNTING.with(|c| c.set(true));
+    run(200, 300, &mut world);
+    COUNTING.with(|c| c.set(false));
+    let allocs = ALLOCS.with(Cell::get);
+    let s = link.view.stats();
+    assert!(
+        s.entered > 250 && s.left > 100,
+        "entities came and went: {s:?}"
+    );
+    assert_eq!(allocs, 0, "100 replication ticks allocated {allocs} times");
 }

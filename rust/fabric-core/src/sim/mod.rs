@@ -5,4 +5,5 @@
 
 pub mod harness;
 pub mod link;
+pub mod replication;
 pub mod rng;
