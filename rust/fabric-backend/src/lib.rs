@@ -12,6 +12,7 @@
 //! (wire shapes), [`client`] (a small HTTP client for zones, tools and the bench).
 #![warn(missing_docs)]
 
+pub mod blocking;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -18,6 +18,7 @@ use crate::error::StoreError;
 use crate::hub::Hub;
 use crate::state::{AppState, Settings, Shared};
 use crate::store::Store;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::{janitor, routes};
 
@@ -106,7 +107,16 @@ impl std::fmt::Debug for Bound {
 impl Bound {
     /// Opens the store named by `config.db` and binds `config.listen`.
     pub async fn bind(config: &Config) -> Result<Self, ServeError> {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.db)?);
+        let db = config.db.clone();
+        let store = tokio::task::spawn_blocking(move || -> Result<Arc<dyn Store>, StoreError> {
+            if PgStore::is_url(&db) {
+                Ok(Arc::new(PgStore::connect(&db)?))
+            } else {
+                Ok(Arc::new(SqliteStore::open(&db)?))
+            }
+        })
+        .await
+        .map_err(|e| ServeError::Key(format!("opening the store failed: {e}")))??;
         Self::bind_with(config, store, Arc::new(SystemClock)).await
     }
 
@@ -116,7 +126,12 @@ impl Bound {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServeError> {
-        let key = load_key(config, &*store)?;
+        let key = {
+            let (config, store) = (config.clone(), store.clone());
+            tokio::task::spawn_blocking(move || load_key(&config, &*store))
+                .await
+                .map_err(|e| ServeError::Key(format!("loading the key failed: {e}")))??
+        };
         let link_issuer = fabric_auth::LinkCredentialIssuer::new(
             key.clone(),
             crate::routes::LINK_CREDENTIAL_TTL_S,

@@ -1,9 +1,12 @@
 //! The storage boundary. Handlers talk to `dyn Store`; [`sqlite::SqliteStore`] is the embedded
-//! default, and a PostgreSQL-compatible implementation can be added behind the same trait.
+//! default, [`postgres::PgStore`] the networked one (PostgreSQL or CockroachDB, `--db
+//! postgres://…`). Handlers call the store from tokio's blocking pool
+//! ([`crate::blocking::off_worker`]), never from an async worker.
 //!
 //! Every method is short and synchronous; time is always an argument (`now_ms`, `cutoff_ms`), so
 //! the store never reads a clock and staleness is decided by the caller's [`crate::clock::Clock`].
 
+pub mod postgres;
 pub mod sqlite;
 
 use fabric_auth::{ObjectRef, RebacError, Subject, Tuple, TupleSource};
