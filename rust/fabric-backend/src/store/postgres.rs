@@ -234,19 +234,22 @@ impl PgStore {
         for (version, sql) in MIGRATIONS {
             // Several replicas may start at once: the version row is the claim, and a loser's
             // transaction rolls back (its DDL is IF NOT EXISTS either way).
-            retrying!(self, tx |t| {
-                let claimed = t
-                    .execute(
-                        "INSERT INTO schema_version (version, applied_at_ms) VALUES ($1, $2) \
+            retrying!(
+                self,
+                tx | t | {
+                    let claimed = t
+                        .execute(
+                            "INSERT INTO schema_version (version, applied_at_ms) VALUES ($1, $2) \
                          ON CONFLICT (version) DO NOTHING",
-                        &[version, &now_ms()],
-                    )
-                    .await?;
-                if claimed == 1 {
-                    t.batch_execute(sql).await?;
-                    tracing::info!(version, "applied PostgreSQL migration");
+                            &[version, &now_ms()],
+                        )
+                        .await?;
+                    if claimed == 1 {
+                        t.batch_execute(sql).await?;
+                        tracing::info!(version, "applied PostgreSQL migration");
+                    }
                 }
-            })?;
+            )?;
         }
         Ok(())
     }
@@ -294,7 +297,10 @@ fn subject_object(subject: &Subject) -> Option<String> {
     }
 }
 
-async fn insert_tuple(c: &impl deadpool_postgres::GenericClient, t: &Tuple) -> Result<bool, StoreError> {
+async fn insert_tuple(
+    c: &impl deadpool_postgres::GenericClient,
+    t: &Tuple,
+) -> Result<bool, StoreError> {
     let n = c
         .execute(
             "INSERT INTO tuples (object, relation, subject, subject_object) \
@@ -310,11 +316,17 @@ async fn insert_tuple(c: &impl deadpool_postgres::GenericClient, t: &Tuple) -> R
     Ok(n == 1)
 }
 
-async fn delete_zone(c: &impl deadpool_postgres::GenericClient, id: Uuid) -> Result<bool, StoreError> {
+async fn delete_zone(
+    c: &impl deadpool_postgres::GenericClient,
+    id: Uuid,
+) -> Result<bool, StoreError> {
     let id_text = id.to_string();
     let zone = format!("zone:{id}");
-    c.execute("DELETE FROM fabric_members WHERE shard_id = $1", &[&id_text])
-        .await?;
+    c.execute(
+        "DELETE FROM fabric_members WHERE shard_id = $1",
+        &[&id_text],
+    )
+    .await?;
     c.execute(
         "DELETE FROM tuples WHERE object = $1 OR subject_object = $1",
         &[&zone],
@@ -327,7 +339,8 @@ async fn delete_zone(c: &impl deadpool_postgres::GenericClient, id: Uuid) -> Res
 }
 
 fn parse_subject(text: String) -> Result<Subject, StoreError> {
-    text.parse().map_err(|e: fabric_auth::RebacError| corrupt(e))
+    text.parse()
+        .map_err(|e: fabric_auth::RebacError| corrupt(e))
 }
 
 impl Store for PgStore {
@@ -359,35 +372,38 @@ impl Store for PgStore {
     }
 
     fn insert_shard(&self, s: &ShardRecord, tuples: &[Tuple]) -> Result<(), StoreError> {
-        retrying!(self, tx |t| {
-            t.execute(
-                &format!(
-                    "INSERT INTO shards ({SHARD_COLUMNS}) VALUES \
+        retrying!(
+            self,
+            tx | t | {
+                t.execute(
+                    &format!(
+                        "INSERT INTO shards ({SHARD_COLUMNS}) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-                ),
-                &[
-                    &s.id.to_string(),
-                    &s.owner,
-                    &s.address,
-                    &i64::from(s.port),
-                    &s.map,
-                    &s.name,
-                    &s.cert_hash,
-                    &i64::from(s.max_users),
-                    &i64::from(s.current_users),
-                    &s.public,
-                    &s.asset_index_url,
-                    &s.secret_hash,
-                    &ms(s.created_at_ms),
-                    &ms(s.last_put_at_ms),
-                    &s.next_cert_hash,
-                ],
-            )
-            .await?;
-            for tuple in tuples {
-                insert_tuple(&t, tuple).await?;
+                    ),
+                    &[
+                        &s.id.to_string(),
+                        &s.owner,
+                        &s.address,
+                        &i64::from(s.port),
+                        &s.map,
+                        &s.name,
+                        &s.cert_hash,
+                        &i64::from(s.max_users),
+                        &i64::from(s.current_users),
+                        &s.public,
+                        &s.asset_index_url,
+                        &s.secret_hash,
+                        &ms(s.created_at_ms),
+                        &ms(s.last_put_at_ms),
+                        &s.next_cert_hash,
+                    ],
+                )
+                .await?;
+                for tuple in tuples {
+                    insert_tuple(&t, tuple).await?;
+                }
             }
-        })
+        )
     }
 
     fn shard(&self, id: Uuid) -> Result<Option<ShardRecord>, StoreError> {
@@ -445,7 +461,7 @@ impl Store for PgStore {
     }
 
     fn delete_shard(&self, id: Uuid) -> Result<bool, StoreError> {
-        retrying!(self, tx |t| delete_zone(&t, id).await?)
+        retrying!(self, tx | t | delete_zone(&t, id).await?)
     }
 
     fn list_shards(
@@ -466,28 +482,31 @@ impl Store for PgStore {
     }
 
     fn put_member(&self, m: &MemberRecord) -> Result<(), StoreError> {
-        retrying!(self, tx |t| {
-            // Replaces an earlier entry for this shard or for this zone of the fabric.
-            t.execute(
-                "DELETE FROM fabric_members WHERE shard_id = $1 OR (fabric = $2 AND zone = $3)",
-                &[&m.shard_id.to_string(), &m.fabric, &i64::from(m.zone)],
-            )
-            .await?;
-            t.execute(
-                "INSERT INTO fabric_members (shard_id, fabric, zone, zones, link_address, \
+        retrying!(
+            self,
+            tx | t | {
+                // Replaces an earlier entry for this shard or for this zone of the fabric.
+                t.execute(
+                    "DELETE FROM fabric_members WHERE shard_id = $1 OR (fabric = $2 AND zone = $3)",
+                    &[&m.shard_id.to_string(), &m.fabric, &i64::from(m.zone)],
+                )
+                .await?;
+                t.execute(
+                    "INSERT INTO fabric_members (shard_id, fabric, zone, zones, link_address, \
                  link_cert_hash, link_next_cert_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &m.shard_id.to_string(),
-                    &m.fabric,
-                    &i64::from(m.zone),
-                    &i64::from(m.zones),
-                    &m.link_address,
-                    &m.link_cert_hash,
-                    &m.link_next_cert_hash,
-                ],
-            )
-            .await?;
-        })
+                    &[
+                        &m.shard_id.to_string(),
+                        &m.fabric,
+                        &i64::from(m.zone),
+                        &i64::from(m.zones),
+                        &m.link_address,
+                        &m.link_cert_hash,
+                        &m.link_next_cert_hash,
+                    ],
+                )
+                .await?;
+            }
+        )
     }
 
     fn fabric_members(
@@ -526,21 +545,24 @@ impl Store for PgStore {
     }
 
     fn evict_stale(&self, cutoff_ms: u64) -> Result<Vec<Uuid>, StoreError> {
-        retrying!(self, tx |t| {
-            let rows = t
-                .query(
-                    "SELECT id FROM shards WHERE last_put_at_ms < $1",
-                    &[&ms(cutoff_ms)],
-                )
-                .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                let id = Uuid::parse_str(&row.try_get::<_, String>(0)?).map_err(corrupt)?;
-                delete_zone(&t, id).await?;
-                out.push(id);
+        retrying!(
+            self,
+            tx | t | {
+                let rows = t
+                    .query(
+                        "SELECT id FROM shards WHERE last_put_at_ms < $1",
+                        &[&ms(cutoff_ms)],
+                    )
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let id = Uuid::parse_str(&row.try_get::<_, String>(0)?).map_err(corrupt)?;
+                    delete_zone(&t, id).await?;
+                    out.push(id);
+                }
+                out
             }
-            out
-        })
+        )
     }
 
     fn add_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError> {
@@ -589,9 +611,7 @@ impl Store for PgStore {
                 .await?;
             c.query(&st, &[&object.to_string(), &relation]).await?
         })?;
-        rows.iter()
-            .map(|r| parse_subject(r.try_get(0)?))
-            .collect()
+        rows.iter().map(|r| parse_subject(r.try_get(0)?)).collect()
     }
 
     fn referencing(&self, object: &ObjectRef) -> Result<Vec<ObjectRef>, StoreError> {

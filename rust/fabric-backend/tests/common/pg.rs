@@ -41,8 +41,7 @@ fn is_root() -> bool {
 pub fn pg_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-postgres.sh");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup-postgres.sh");
         let out = Command::new("bash")
             .arg(&script)
             .stderr(Stdio::inherit())
@@ -99,7 +98,16 @@ impl PgServer {
         }
         let data = dir.join("data");
         let out = as_server_user(&bin.join("initdb"), root)
-            .args(["-U", "postgres", "-A", "trust", "--locale=C", "-E", "UTF8", "--no-sync"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--locale=C",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
             .arg("-D")
             .arg(&data)
             .output()
@@ -172,7 +180,14 @@ impl PgServer {
     /// Creates a database and returns its `postgres://` URL.
     pub fn create_database(&self, name: &str) -> String {
         let out = Command::new(self.bin.join("createdb"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .arg(name)
             .output()
             .expect("run createdb");
@@ -198,8 +213,25 @@ impl PgServer {
     /// Runs SQL through `psql` (for tests that inspect or damage the database).
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .output()
             .expect("run psql");
         assert!(
