@@ -89,6 +89,14 @@ impl Hub {
         topics.get(topic).map_or(0, HashMap::len)
     }
 
+    /// Topics that have at least one subscriber, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<String> = topics.keys().cloned().collect();
+        out.sort();
+        out
+    }
+
     /// Messages dropped so far because a queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

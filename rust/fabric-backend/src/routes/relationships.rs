@@ -69,7 +69,7 @@ fn changed_reply(
 ) -> Result<Json<TupleChanged>, ApiError> {
     let notified = if changed {
         tracing::info!(%account, %tuple, "tuple {what}");
-        notify(st, &tuple.object)?
+        notify(st, &tuple.object)
     } else {
         Vec::new()
     };
@@ -77,17 +77,33 @@ fn changed_reply(
 }
 
 /// Publishes `relationship_changed` to every zone that depends on `object`.
-fn notify(st: &AppState, object: &ObjectRef) -> Result<Vec<String>, ApiError> {
+///
+/// The write is already committed when this runs. If its reach cannot be computed (the
+/// dependents walk hits its node limit, or the store fails), every zone with subscribers is
+/// told instead: a spurious re-check costs a round of `POST /check`, a missed one leaves a
+/// removed member in the zone.
+fn notify(st: &AppState, object: &ObjectRef) -> Vec<String> {
     let text = object.to_string();
-    let mut topics = Vec::new();
-    for dep in dependents(&StoreTuples(&*st.store), object)? {
-        if dep.kind == "zone" {
-            let topic = dep.to_string();
-            push::relationship_changed(st, &topic, &text);
-            topics.push(topic);
+    let topics: Vec<String> = match dependents(&StoreTuples(&*st.store), object) {
+        Ok(deps) => deps
+            .iter()
+            .filter(|d| d.kind == "zone")
+            .map(ToString::to_string)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(object = %text, error = %e,
+                "dependents of a changed object unknown; notifying every subscribed zone");
+            st.hub
+                .topics()
+                .into_iter()
+                .filter(|t| t.starts_with("zone:"))
+                .collect()
         }
+    };
+    for topic in &topics {
+        push::relationship_changed(st, topic, &text);
     }
-    Ok(topics)
+    topics
 }
 
 pub(super) async fn add(

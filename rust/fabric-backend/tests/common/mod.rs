@@ -2,6 +2,7 @@
 //! reads the startup line for the address, and gives HTTP and WebSocket helpers.
 #![allow(dead_code)]
 
+pub mod inproc;
 pub mod pg;
 
 use std::io::{BufRead as _, BufReader};
