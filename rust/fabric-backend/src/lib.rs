@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod hub;
 pub mod janitor;
+pub mod listen;
 pub mod model;
 pub mod push;
 pub mod routes;

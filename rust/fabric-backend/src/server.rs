@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use fabric_auth::keys::{signing_key_from_b64, signing_key_to_b64};
@@ -16,6 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::StoreError;
 use crate::hub::Hub;
+use crate::listen::{self, Limits};
 use crate::state::{AppState, Settings, Shared};
 use crate::store::Store;
 use crate::store::postgres::PgStore;
@@ -58,6 +60,7 @@ fn load_key(config: &Config, store: &dyn Store) -> Result<SigningKey, ServeError
 fn load_key_file(path: &Path) -> Result<SigningKey, ServeError> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
+            refuse_shared_key_file(path)?;
             signing_key_from_b64(&text).map_err(|e| ServeError::Key(format!("{path:?}: {e}")))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -67,6 +70,25 @@ fn load_key_file(path: &Path) -> Result<SigningKey, ServeError> {
         }
         Err(e) => Err(ServeError::Key(format!("{path:?}: {e}"))),
     }
+}
+
+/// A signing seed others can read is a leaked seed: refuse to start (as ssh does with keys).
+#[cfg(unix)]
+fn refuse_shared_key_file(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(ServeError::Key(format!(
+            "{path:?} is readable by others (mode {:o}): chmod 600 it",
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_shared_key_file(_path: &Path) -> Result<(), ServeError> {
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -94,6 +116,7 @@ pub struct Bound {
     state: Shared,
     shutdown_tx: watch::Sender<bool>,
     max_body_bytes: usize,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Bound {
@@ -161,6 +184,11 @@ impl Bound {
             state,
             shutdown_tx,
             max_body_bytes: config.max_body_bytes,
+            limits: Limits {
+                max_connections: config.max_connections,
+                header_timeout: Duration::from_millis(config.header_timeout_ms.max(1)),
+                request_timeout: Duration::from_millis(config.request_timeout_ms.max(1)),
+            },
         })
     }
 
@@ -190,12 +218,7 @@ impl Bound {
             tracing::info!("shutting down");
             let _ = tx.send(true);
         };
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .await?;
+        listen::serve(self.listener, app, self.limits, signal).await?;
         let _ = janitor.await;
         Ok(())
     }

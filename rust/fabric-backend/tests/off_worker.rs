@@ -82,6 +82,9 @@ impl Store for GatedStore {
     fn add_tuple(&self, t: &Tuple) -> Result<bool, StoreError> {
         self.inner.add_tuple(t)
     }
+    fn claim_owner(&self, t: &Tuple) -> Result<bool, StoreError> {
+        self.inner.claim_owner(t)
+    }
     fn remove_tuple(&self, t: &Tuple) -> Result<bool, StoreError> {
         self.inner.remove_tuple(t)
     }

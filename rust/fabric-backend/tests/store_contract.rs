@@ -148,6 +148,19 @@ fn contract(s: &dyn Store) {
         vec![z.clone(), owner.clone()],
         "by relation"
     );
+    let claim = |who: &str| Tuple::parse("group:c", "owner", &format!("user:{who}")).unwrap();
+    assert!(
+        s.claim_owner(&claim("ann")).unwrap(),
+        "an unowned group is claimed"
+    );
+    assert!(
+        !s.claim_owner(&claim("bob")).unwrap(),
+        "an owned group is not"
+    );
+    assert_eq!(
+        s.subjects(&claim("ann").object, "owner").unwrap(),
+        vec![claim("ann").subject]
+    );
     assert!(s.remove_tuple(&g).unwrap());
     assert!(!s.remove_tuple(&g).unwrap(), "already gone");
 

@@ -115,14 +115,18 @@ pub(super) async fn add(
         let account = require_account(&st, &bearer)?;
         let tuple = parse_tuple(&st, &body)?;
         require_object_exists(&st, &tuple.object)?;
-        let claim = tuple.object.kind != "zone"
+        // Claiming an unowned group or map: the store checks and writes atomically, so of
+        // concurrent claims exactly one wins and the others fall back to the admin check.
+        let claimed = tuple.object.kind != "zone"
             && tuple.relation == "owner"
             && tuple.subject == Subject::User(account.clone())
-            && st.store.subjects(&tuple.object, "owner")?.is_empty();
-        if !claim {
+            && st.store.claim_owner(&tuple)?;
+        let changed = if claimed {
+            true
+        } else {
             require_admin(&st, &account, &tuple.object)?;
-        }
-        let changed = st.store.add_tuple(&tuple)?;
+            st.store.add_tuple(&tuple)?
+        };
         changed_reply(&st, changed, "added", &account, &tuple)
     })
     .await

@@ -90,6 +90,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a tuple; false if it was already present.
     fn add_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError>;
+    /// Adds `tuple` (an `owner` tuple) only if its object has no `owner` yet, atomically:
+    /// of concurrent claims on one object exactly one wins. False if the object was owned.
+    fn claim_owner(&self, tuple: &Tuple) -> Result<bool, StoreError>;
     /// Removes a tuple; false if it was absent.
     fn remove_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError>;
     /// All tuples on an object.

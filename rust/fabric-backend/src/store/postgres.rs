@@ -67,7 +67,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
 )];
 
 /// Attempts per unit of work when the server reports a serialization failure.
-const MAX_ATTEMPTS: u32 = 8;
+const MAX_ATTEMPTS: u32 = 50;
 /// Connections in the pool.
 const POOL_SIZE: usize = 16;
 /// How long a call waits for a free connection.
@@ -135,8 +135,8 @@ macro_rules! retrying {
 }
 
 async fn backoff(attempt: u32) {
-    // 2, 4, 8 … ms, with jitter so competing writers do not collide again in lockstep.
-    let base = 1u64 << attempt.min(8);
+    // 2, 4, 8 … 64 ms, with jitter so competing writers do not collide again in lockstep.
+    let base = 1u64 << attempt.min(6);
     let jitter = rand::random::<u64>() % base.max(1);
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }
@@ -224,6 +224,26 @@ impl PgStore {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
+        // Replicas racing to create the same catalog entries: PostgreSQL may answer a
+        // concurrent `CREATE TABLE IF NOT EXISTS` with a unique violation; the next try sees
+        // the table.
+        let mut attempt = 1;
+        loop {
+            match self.migrate_once() {
+                Err(StoreError::Postgres(e))
+                    if attempt < 5
+                        && matches!(e.code(), Some(c) if *c == SqlState::UNIQUE_VIOLATION
+                            || *c == SqlState::DUPLICATE_TABLE
+                            || *c == SqlState::DUPLICATE_OBJECT) =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn migrate_once(&self) -> Result<(), StoreError> {
         retrying!(self, |c| {
             c.batch_execute(
                 "CREATE TABLE IF NOT EXISTS schema_version \
@@ -567,6 +587,26 @@ impl Store for PgStore {
 
     fn add_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError> {
         retrying!(self, |c| insert_tuple(&c, tuple).await?)
+    }
+
+    fn claim_owner(&self, tuple: &Tuple) -> Result<bool, StoreError> {
+        // SERIALIZABLE (CockroachDB's only level): of two racing claims one commits and the
+        // other fails with 40001, is retried, and then finds the owner.
+        retrying!(
+            self,
+            tx | t | {
+                t.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                    .await?;
+                let owned = t
+                    .query_opt(
+                        "SELECT 1 FROM tuples WHERE object = $1 AND relation = 'owner' LIMIT 1",
+                        &[&tuple.object.to_string()],
+                    )
+                    .await?
+                    .is_some();
+                !owned && insert_tuple(&t, tuple).await?
+            }
+        )
     }
 
     fn remove_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError> {
