@@ -49,12 +49,10 @@ fn load_key(config: &Config, store: &dyn Store) -> Result<SigningKey, ServeError
     if let Some(path) = &config.join_key_file {
         return load_key_file(path);
     }
-    if let Some(text) = store.meta(KEY_META)? {
-        return signing_key_from_b64(&text).map_err(|e| ServeError::Key(e.to_string()));
-    }
-    let key = generate_key();
-    store.set_meta(KEY_META, &signing_key_to_b64(&key))?;
-    Ok(key)
+    // Replicas sharing a database may start together: whichever key is stored first is the
+    // one every replica signs with.
+    let text = store.meta_or_insert(KEY_META, &signing_key_to_b64(&generate_key()))?;
+    signing_key_from_b64(&text).map_err(|e| ServeError::Key(e.to_string()))
 }
 
 fn load_key_file(path: &Path) -> Result<SigningKey, ServeError> {

@@ -100,6 +100,9 @@ impl Store for GatedStore {
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.inner.meta(key)
     }
+    fn meta_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        self.inner.meta_or_insert(key, value)
+    }
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.inner.set_meta(key, value)
     }

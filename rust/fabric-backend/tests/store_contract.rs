@@ -183,6 +183,16 @@ fn contract(s: &dyn Store) {
     s.set_meta("k", "v1").unwrap();
     s.set_meta("k", "v2").unwrap();
     assert_eq!(s.meta("k").unwrap().as_deref(), Some("v2"));
+    assert_eq!(
+        s.meta_or_insert("k", "v3").unwrap(),
+        "v2",
+        "an existing value wins"
+    );
+    assert_eq!(
+        s.meta_or_insert("k2", "w").unwrap(),
+        "w",
+        "a missing one is stored"
+    );
 
     // Eviction removes stale shards, their tuples (on and through the zone) and memberships.
     assert_eq!(

@@ -104,6 +104,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// A metadata value (e.g. the join signing key).
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// The metadata value of `key`, storing `value` first if there is none (atomically: of
+    /// replicas racing to initialise a key, all get the same stored value).
+    fn meta_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
     /// Sets a metadata value.
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }

@@ -678,6 +678,19 @@ impl Store for PgStore {
         })
     }
 
+    fn meta_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        retrying!(self, |c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value],
+            )
+            .await?;
+            c.query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+                .await?
+                .get::<_, String>(0)
+        })
+    }
+
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         retrying!(self, |c| {
             c.execute(

@@ -520,6 +520,15 @@ impl Store for SqliteStore {
         })
     }
 
+    fn meta_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        self.with(|c| {
+            c.prepare_cached("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)")?
+                .execute(params![key, value])?;
+            Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row(params![key], |r| r.get(0))?)
+        })
+    }
+
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.with(|c| {
             c.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
