@@ -216,7 +216,11 @@ impl Bound {
             tracing::info!("shutting down");
             let _ = tx.send(true);
         };
+        let state = self.state.clone();
         listen::serve(self.listener, app, self.limits, signal).await?;
+        // Upgraded WebSocket sessions outlive their HTTP connection: give them a moment to
+        // send their Close frames.
+        let _ = tokio::time::timeout(Duration::from_secs(5), state.hub.all_disconnected()).await;
         let _ = janitor.await;
         Ok(())
     }
