@@ -29,6 +29,7 @@ use godot::prelude::*;
 
 pub mod api;
 pub mod config;
+pub mod journal;
 pub mod link_network;
 pub mod metrics;
 pub mod monitors;
@@ -327,6 +328,11 @@ impl INode for FabricZone {
                     "FabricZone {}: could not start; see the error above",
                     self.zone_id
                 );
+                if self.use_command_line && err == Error::ERR_CANT_OPEN {
+                    // A zone server whose journal is unusable must not run (nor look alive).
+                    godot_print!("FABRIC_ZONE_FAILED zone_id={} reason=journal", self.zone_id);
+                    self.base().get_tree().quit_ex().exit_code(1).done();
+                }
             }
         }
     }
@@ -447,6 +453,9 @@ impl FabricZone {
         }
         if let Some(r) = self.registration.take() {
             r.stop();
+        }
+        if let Some(Err(e)) = self.runtime.as_mut().and_then(ZoneRuntime::close_journal) {
+            godot_error!("FabricZone {}: {e}", self.zone_id);
         }
         self.runtime = None;
         self.published = None;
@@ -659,7 +668,39 @@ impl FabricZone {
             let (tick, phase_ns) = link_network::epoch_position(cfg.tick_hz);
             rt.start_at_tick(tick, phase_ns);
         }
-        rt.spawn_population(s.population);
+        let mut population = s.population;
+        if let Some(dir) = &s.data_dir {
+            match journal::ZoneJournal::open(dir, s.zone_index) {
+                Ok((j, holds)) => {
+                    let path = j.path().display().to_string();
+                    if holds.last_seq > 0 {
+                        // The journal's entity set wins over the start population.
+                        population = Population::None;
+                    }
+                    if let Err(e) = rt.attach_journal(j, &holds) {
+                        godot_error!(
+                            "FabricZone {}: journal {path}: {} entities do not fit: {e}",
+                            s.zone_index,
+                            holds.state.len()
+                        );
+                        return Error::ERR_CANT_CREATE;
+                    }
+                    godot_print!(
+                        "FABRIC_ZONE_JOURNAL zone_id={} file={path} entities={} last_tick={} last_seq={} replayed={}",
+                        s.zone_index,
+                        holds.state.len(),
+                        holds.last_tick,
+                        holds.last_seq,
+                        holds.replayed
+                    );
+                }
+                Err(e) => {
+                    godot_error!("FabricZone {}: {e}", s.zone_index);
+                    return Error::ERR_CANT_OPEN;
+                }
+            }
+        }
+        rt.spawn_population(population);
         rt.publish();
         self.runtime = Some(rt);
         self.monitors = monitors::add(&published, s.zone_index);
