@@ -19,10 +19,10 @@
 //! [`ZoneEvent`](super::runtime::ZoneEvent)s into mutations ([`ZoneJournal::record_event`]), so
 //! every path that spawns, migrates or despawns is covered by the events it already emits.
 //!
-//! A spawn row holds the state *after* the tick its batch is tagged with: the tick's own
-//! arrivals are recorded after the core ran, and mutations made between ticks (API calls,
-//! hand-offs completed by a pump) are submitted at the start of the next tick, tagged with the
-//! tick before it.
+//! Mutations made between ticks (API calls such as `spawn`, hand-offs completed by a pump)
+//! belong to the next tick: they are submitted with it, so a command applied while the zone's
+//! tick is `t` is durable once the durable tick reaches `t + 1`. A spawn row holds the entity's
+//! state when it was recorded (at the spawn, or after the core ran for an arrival).
 //!
 //! **Queue full**: as the journal crate defines it: the batch is kept, the next tick's
 //! mutations join it, and it is submitted again (counted in `fabric_zone_journal_full_total`).
@@ -368,6 +368,79 @@ mod tests {
             .spawn(vec3_micros([0, 0, 0]), vec3_micros([0, 0, 0]), payload)
             .unwrap();
         assert!(next > api_id, "{next:#x} after {api_id:#x}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Benchmark: the tick's p50/p99/max with the journal on and off, in the same run: two
+    /// fabrics of three zones in memory (900 wanderers handed over between them, and 20
+    /// payload updates per zone per tick), one journaling into real SQLite files (default
+    /// `synchronous = Full`), their ticks interleaved so both see the same machine load.
+    /// `cargo test --release -p fabric-godot --lib bench_tick_with_journal_on_and_off -- --ignored --nocapture`
+    #[test]
+    #[ignore = "benchmark: run with --ignored --nocapture"]
+    fn bench_tick_with_journal_on_and_off() {
+        let dir = std::env::temp_dir().join(format!("zone-journal-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut on = zones("journal-bench-on", &dir, true);
+        let mut off: Vec<ZoneRuntime> = (0..3)
+            .map(|z| {
+                let mut rt = zone_of_three("journal-bench-off", z);
+                rt.spawn_population(Population::Wanderers {
+                    entities: 900,
+                    seed: 4,
+                });
+                rt
+            })
+            .collect();
+        let ticks = 2400usize;
+        let mut times = [Vec::with_capacity(ticks * 3), Vec::with_capacity(ticks * 3)];
+        let mut payload = [0u32; PAYLOAD_WORDS];
+        for tick in 0..ticks {
+            for (k, fabric) in [&mut off, &mut on].into_iter().enumerate() {
+                for z in fabric.iter_mut() {
+                    payload[0] = tick as u32;
+                    let ids: Vec<u32> = z
+                        .zone()
+                        .holdings()
+                        .filter(|h| h.state == SlotState::Owned)
+                        .take(20)
+                        .map(|h| h.global_id)
+                        .collect();
+                    for id in ids {
+                        let slot = z.owned_slot(id).unwrap();
+                        z.zone_mut().set_payload(slot, payload);
+                        z.journal_payload(id, payload);
+                    }
+                    let t = Instant::now();
+                    z.run_tick();
+                    times[k].push(t.elapsed().as_nanos() as u64);
+                    z.pump();
+                    z.drain_events().for_each(drop);
+                }
+            }
+        }
+        let pct = |v: &mut Vec<u64>, p: f64| {
+            v.sort_unstable();
+            v[((v.len() - 1) as f64 * p) as usize] as f64 / 1e3
+        };
+        let full: u64 = on.iter().map(|z| z.journal().unwrap().full_count()).sum();
+        let mutations: u64 = on.iter().map(|z| z.journal().unwrap().mutations()).sum();
+        let migrations: u64 = on.iter().map(|z| z.totals().migrations_in).sum();
+        for (name, v) in ["off", "on"].iter().zip(times.iter_mut()) {
+            println!(
+                "journal {name}: tick p50 {:.1} us, p99 {:.1} us, max {:.1} us over {} zone ticks",
+                pct(v, 0.5),
+                pct(v, 0.99),
+                pct(v, 1.0),
+                v.len()
+            );
+        }
+        println!(
+            "journal on: {mutations} mutations ({migrations} migrations in), {full} full-queue submits"
+        );
+        for z in on.iter_mut() {
+            z.close_journal().unwrap().unwrap();
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

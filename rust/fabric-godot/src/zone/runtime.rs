@@ -375,8 +375,6 @@ impl ZoneRuntime {
         let started = Instant::now();
         let tick = self.zone.current_tick().max(self.origin) + 1;
         let _span = tracing::trace_span!("tick", zone = self.zone.id(), tick).entered();
-        // Mutations made since the last tick hold the state after it.
-        self.journal_submit(tick - 1, false);
         {
             let _s = tracing::trace_span!("drain").entered();
             self.drain(tick);
@@ -404,7 +402,7 @@ impl ZoneRuntime {
             // Hand-offs begun by this tick count from when their intents left.
             self.observe(sent, true);
             self.ghosts.expire(tick);
-            self.journal_submit(tick, true);
+            self.journal_submit(tick);
         }
         let took = started.elapsed().as_nanos() as u64;
         self.tick_times.record(took);
@@ -478,10 +476,16 @@ impl ZoneRuntime {
     }
 
     /// The latest tick whose mutations (and every earlier tick's) are committed to the
-    /// journal: a state-changing command applied in tick `t` is durable once this is `>= t`.
-    /// `None` without a journal or while nothing committed.
+    /// journal. A state-changing command applied while the zone's current tick is `t` goes
+    /// with tick `t + 1`: it is durable once this is `>= t + 1`. `None` without a journal or
+    /// while nothing committed.
     pub fn durable_tick(&self) -> Option<u64> {
         self.journal.as_ref().and_then(ZoneJournal::durable_tick)
+    }
+
+    /// The journal, when the zone has one.
+    pub fn journal(&self) -> Option<&ZoneJournal> {
+        self.journal.as_ref()
     }
 
     /// Journals a payload update of `id` (made through [`Self::zone_mut`]).
@@ -500,16 +504,15 @@ impl ZoneRuntime {
         self.journaled = self.events.len();
     }
 
-    /// Submits the journal's batch as tick `tick`'s (always at the end of a tick, so the
-    /// durable tick advances; before one only when mutations wait) and publishes its figures.
-    fn journal_submit(&mut self, tick: u64, always: bool) {
+    /// Submits the journal's batch as tick `tick`'s (at the end of every tick, so the durable
+    /// tick advances; mutations made between ticks go with the next one) and publishes its
+    /// figures.
+    fn journal_submit(&mut self, tick: u64) {
         self.journal_events();
         let Some(j) = self.journal.as_mut() else {
             return;
         };
-        if always || j.has_pending() {
-            j.submit(tick);
-        }
+        j.submit(tick);
         self.published
             .publish_journal(j.durable_tick(), j.full_count(), j.mutations());
     }
