@@ -189,7 +189,7 @@ mod tests {
     use super::*;
     use crate::zone::config::Population;
     use crate::zone::runtime::ZoneRuntime;
-    use crate::zone::runtime::tests::zone_of_three;
+    use crate::zone::runtime::tests::{allocations, zone_of_three};
     use fabric_core::coords::vec3_micros;
     use fabric_core::slots::SlotState;
     use std::collections::BTreeSet;
@@ -368,6 +368,42 @@ mod tests {
             .spawn(vec3_micros([0, 0, 0]), vec3_micros([0, 0, 0]), payload)
             .unwrap();
         assert!(next > api_id, "{next:#x} after {api_id:#x}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A steady-state tick and pump with the journal on (migrations, payload updates) allocates
+    /// nothing on the tick thread: the batch is reused and swapped with the writer's pool.
+    #[test]
+    fn a_journaled_tick_does_not_allocate() {
+        let dir = std::env::temp_dir().join(format!("zone-journal-alloc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut zs = zones("journal-alloc", &dir, true);
+        let mut payload = [0u32; PAYLOAD_WORDS];
+        let mut run = |zs: &mut Vec<ZoneRuntime>, ticks: u32| {
+            for t in 0..ticks {
+                for z in zs.iter_mut() {
+                    let first = z.zone().holdings().find(|h| h.state == SlotState::Owned);
+                    if let Some(h) = first {
+                        payload[0] = t;
+                        z.zone_mut().set_payload(h.slot, payload);
+                        z.journal_payload(h.global_id, payload);
+                    }
+                    z.run_tick();
+                    z.pump();
+                    z.drain_events().for_each(drop);
+                }
+            }
+        };
+        run(&mut zs, 300);
+        let before = allocations();
+        run(&mut zs, 200);
+        let allocated = allocations() - before;
+        let mutations: u64 = zs.iter().map(|z| z.journal().unwrap().mutations()).sum();
+        assert!(mutations > 900 + 600, "the ticks journaled: {mutations}");
+        assert_eq!(allocated, 0, "600 journaled zone ticks and pumps");
+        for z in zs.iter_mut() {
+            z.close_journal().unwrap().unwrap();
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -402,7 +402,8 @@ impl FabricZone {
     /// `serve_clients`, the client listener (and registration, with `backend_url`). Returns
     /// `ERR_ALREADY_IN_USE` when running, `ERR_INVALID_PARAMETER` for unusable settings,
     /// `ERR_CANT_CREATE` when a port cannot be bound or the zone index is taken in this fabric,
-    /// `ERR_UNCONFIGURED` when `backend_url` is set without an API key.
+    /// `ERR_UNCONFIGURED` when `backend_url` is set without an API key, `ERR_CANT_OPEN` when the
+    /// journal in `data_dir` is unusable (the error names the file) or its entities do not fit.
     #[func]
     pub fn start(&mut self) -> Error {
         if self.runtime.is_some() || self.server.is_some() {
@@ -683,7 +684,7 @@ impl FabricZone {
                             s.zone_index,
                             holds.state.len()
                         );
-                        return Error::ERR_CANT_CREATE;
+                        return Error::ERR_CANT_OPEN;
                     }
                     godot_print!(
                         "FABRIC_ZONE_JOURNAL zone_id={} file={path} entities={} last_tick={} last_seq={} replayed={}",

@@ -996,6 +996,11 @@ pub(crate) mod tests {
     #[global_allocator]
     static COUNTING: Counting = Counting;
 
+    /// Heap allocations made by this thread so far.
+    pub(crate) fn allocations() -> u64 {
+        ALLOCATIONS.with(|c| c.get())
+    }
+
     #[test]
     fn a_steady_state_tick_does_not_allocate() {
         let mut zones = fabric("runtime-test-alloc", 900);
