@@ -67,6 +67,12 @@ pub struct FetchReport {
 
 type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
+/// A distinct chunk still to get: id, uncompressed size, bytes of the file it makes ready.
+type Pending = (ChunkId, u32, u64);
+
+/// What the cache check found: chunks to download, bytes already ready, chunks reused.
+type CacheCheck = (Vec<Pending>, u64, usize);
+
 fn chunk_base(index_url: &Url) -> String {
     let dir = match index_url.path.rfind('/') {
         Some(i) => &index_url.path[..=i],
@@ -110,9 +116,8 @@ pub async fn fetch(
     let done = Arc::new(AtomicU64::new(0));
     let check_cache = {
         let cache = cache.clone();
-        let distinct: Vec<(ChunkId, u32, u64)> =
-            distinct.iter().map(|(id, (s, b))| (*id, *s, *b)).collect();
-        move || -> Result<(Vec<(ChunkId, u32, u64)>, u64, usize), StoreError> {
+        let distinct: Vec<Pending> = distinct.iter().map(|(id, (s, b))| (*id, *s, *b)).collect();
+        move || -> Result<CacheCheck, StoreError> {
             let (mut missing, mut ready, mut reused) = (Vec::new(), 0, 0);
             for (id, size, bytes) in distinct {
                 match cache.get_chunk(&id)? {
@@ -234,7 +239,7 @@ async fn get_with_retries(
 struct Worker {
     client: HttpClient,
     base: String,
-    queue: Arc<Mutex<Vec<(ChunkId, u32, u64)>>>,
+    queue: Arc<Mutex<Vec<Pending>>>,
     abort: Arc<AtomicBool>,
     cache: Arc<dyn ChunkStore>,
     options: FetchOptions,
