@@ -13,6 +13,7 @@ mod error;
 mod fetch;
 mod http;
 mod index;
+pub mod sample;
 mod serve;
 mod store;
 
