@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path as UrlPath, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use fabric_assets::sample::{export_like, small_change};
 use fabric_assets::{
-    ChunkId, ChunkParams, DiskStore, FetchOptions, HttpClient, bake, fetch, router,
+    ChunkId, ChunkParams, ChunkStore, DiskStore, FetchOptions, HttpClient, Index, MAX_INDEX_BYTES,
+    bake, fetch, immutable_response, router,
 };
 
 const RUNS: usize = 5;
@@ -44,6 +46,67 @@ fn write_checked(out: &Path, data: &[u8], expected: ChunkId) -> anyhow::Result<(
     Ok(())
 }
 
+/// zchunk-style delivery: one archive (every chunk's zstd frame back to back, in file order) and
+/// the index; the client gets the index, then byte ranges of the archive for the chunks its cache
+/// lacks (adjacent ones merged into one range), over plain HTTP with no chunk server.
+/// Returns the bytes transferred.
+async fn zchunk_fetch(
+    base: &str,
+    index: &str,
+    archive: &str,
+    cache: &DiskStore,
+    out: &Path,
+    v2: ChunkId,
+) -> anyhow::Result<u64> {
+    let mut client = HttpClient::new(base)?;
+    let raw = client
+        .get(&format!("/index/{index}"), MAX_INDEX_BYTES)
+        .await?
+        .body;
+    let idx = Index::decode(&raw)?;
+    let mut transferred = raw.len() as u64;
+    let mut offset = 0u64;
+    let mut runs: Vec<(u64, u64, Vec<usize>)> = Vec::new();
+    let mut wanted = std::collections::HashSet::new();
+    for (i, c) in idx.chunks.iter().enumerate() {
+        let start = offset;
+        offset += u64::from(c.compressed_size);
+        if cache.has_chunk(&c.id) || !wanted.insert(c.id) {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((_, end, members)) if *end + 1 == start => {
+                *end = offset - 1;
+                members.push(i);
+            }
+            _ => runs.push((start, offset - 1, vec![i])),
+        }
+    }
+    for (start, end, members) in runs {
+        let body = client
+            .get_range(&format!("/files/{archive}"), start, end, end - start + 1)
+            .await?
+            .body;
+        transferred += body.len() as u64;
+        let mut at = 0usize;
+        for i in members {
+            let c = &idx.chunks[i];
+            let frame = &body[at..at + c.compressed_size as usize];
+            cache.put_chunk(&c.id, frame, c.size)?;
+            at += c.compressed_size as usize;
+        }
+    }
+    let mut data = Vec::with_capacity(idx.file_size as usize);
+    for c in &idx.chunks {
+        let z = cache
+            .get_chunk(&c.id)?
+            .ok_or_else(|| anyhow::anyhow!("chunk missing"))?;
+        data.extend_from_slice(&zstd::bulk::decompress(&z, c.size as usize)?);
+    }
+    write_checked(out, &data, v2)?;
+    Ok(transferred)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let v1 = match std::env::args().nth(1) {
@@ -65,50 +128,55 @@ async fn main() -> anyhow::Result<()> {
     let whole = zstd::bulk::compress(&v2, 9)?;
     let whole_time = t.elapsed();
     std::fs::write(files.join("v2.pck.zst"), &whole)?;
+    let mut archive = Vec::new();
+    for c in &b2.index.chunks {
+        archive.extend_from_slice(&store.get_chunk(&c.id)?.expect("baked chunk"));
+    }
+    std::fs::write(files.join("v2.zck"), &archive)?;
 
-    let app =
-        router(store).merge(
-            axum::Router::new()
-                .route(
-                    "/files/{name}",
-                    get(
-                        |State(dir): State<Arc<std::path::PathBuf>>,
-                         UrlPath(name): UrlPath<String>| async move {
-                            std::fs::read(dir.join(name))
-                                .map_err(|_| axum::http::StatusCode::NOT_FOUND)
-                        },
-                    ),
-                )
-                .with_state(Arc::new(files)),
-        );
+    let app = router(store).merge(
+        axum::Router::new()
+            .route(
+                "/files/{name}",
+                get(
+                    |State(dir): State<Arc<std::path::PathBuf>>,
+                     UrlPath(name): UrlPath<String>,
+                     headers: HeaderMap| async move {
+                        let bytes = std::fs::read(dir.join(&name))
+                            .map_err(|_| axum::http::StatusCode::NOT_FOUND)?;
+                        Ok::<_, axum::http::StatusCode>(immutable_response(
+                            bytes,
+                            &name,
+                            "application/octet-stream",
+                            &headers,
+                        ))
+                    },
+                ),
+            )
+            .with_state(Arc::new(files)),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     let base = format!("http://{addr}");
     let out = dir.path().join("out.pck");
 
-    let mut rows = vec![
-        Row {
-            name: "plain download",
-            bytes: 0,
-            times: vec![],
-        },
-        Row {
-            name: "whole-file zstd (level 9)",
-            bytes: 0,
-            times: vec![],
-        },
-        Row {
-            name: "chunked, cold cache",
-            bytes: 0,
-            times: vec![],
-        },
-        Row {
-            name: "chunked, warm cache (v1 chunks)",
-            bytes: 0,
-            times: vec![],
-        },
+    let names = [
+        "plain download",
+        "whole-file zstd (level 9)",
+        "chunked, cold cache",
+        "chunked, warm cache (v1 chunks)",
+        "zchunk-style ranges, cold cache",
+        "zchunk-style ranges, warm cache (v1 chunks)",
     ];
+    let mut rows: Vec<Row> = names
+        .iter()
+        .map(|&name| Row {
+            name,
+            bytes: 0,
+            times: vec![],
+        })
+        .collect();
     let opts = FetchOptions::default();
     for run in 0..RUNS {
         let mut client = HttpClient::new(&base)?;
@@ -161,6 +229,24 @@ async fn main() -> anyhow::Result<()> {
         rows[3].times.push(t.elapsed());
         rows[3].bytes = r.bytes_downloaded;
         anyhow::ensure!(std::fs::read(&out)? == v2, "warm fetch rebuilt v2");
+
+        let cold = DiskStore::open(dir.path().join(format!("zcold{run}")))?;
+        let t = Instant::now();
+        rows[4].bytes = zchunk_fetch(&base, &b2.name, "v2.zck", &cold, &out, v2_hash).await?;
+        rows[4].times.push(t.elapsed());
+
+        let warm = Arc::new(DiskStore::open(dir.path().join(format!("zwarm{run}")))?);
+        fetch(
+            &format!("{base}/index/{}", b1.name),
+            warm.clone(),
+            &v1_out,
+            &opts,
+            |_| {},
+        )
+        .await?;
+        let t = Instant::now();
+        rows[5].bytes = zchunk_fetch(&base, &b2.name, "v2.zck", &warm, &out, v2_hash).await?;
+        rows[5].times.push(t.elapsed());
     }
 
     println!(

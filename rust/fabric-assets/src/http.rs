@@ -149,23 +149,51 @@ impl HttpClient {
         })
     }
 
+    /// `GET path` with `Range: bytes=start-end` (inclusive); the body over `limit` is refused.
+    pub async fn get_range(
+        &mut self,
+        path: &str,
+        start: u64,
+        end: u64,
+        limit: u64,
+    ) -> Result<Response, FetchError> {
+        let url = format!("http://{}{path}", self.authority);
+        self.try_get(path, Some((start, end)), limit)
+            .await
+            .map_err(|e| {
+                self.sender = None;
+                FetchError::Http {
+                    url,
+                    reason: e.reason,
+                    attempts: 1,
+                }
+            })
+    }
+
     pub(crate) async fn get_inner(&mut self, path: &str, limit: u64) -> Result<Response, GetError> {
-        let result = self.try_get(path, limit).await;
+        let result = self.try_get(path, None, limit).await;
         if result.is_err() {
             self.sender = None;
         }
         result
     }
 
-    async fn try_get(&mut self, path: &str, limit: u64) -> Result<Response, GetError> {
-        let req = hyper::Request::get(path)
-            .header(hyper::header::HOST, self.authority.as_str())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| GetError {
-                reason: format!("request: {e}"),
-                retry: false,
-                too_large: false,
-            })?;
+    async fn try_get(
+        &mut self,
+        path: &str,
+        range: Option<(u64, u64)>,
+        limit: u64,
+    ) -> Result<Response, GetError> {
+        let mut req =
+            hyper::Request::get(path).header(hyper::header::HOST, self.authority.as_str());
+        if let Some((start, end)) = range {
+            req = req.header(hyper::header::RANGE, format!("bytes={start}-{end}"));
+        }
+        let req = req.body(Empty::<Bytes>::new()).map_err(|e| GetError {
+            reason: format!("request: {e}"),
+            retry: false,
+            too_large: false,
+        })?;
         let sender = self.sender().await?;
         sender
             .ready()

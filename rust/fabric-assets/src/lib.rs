@@ -25,7 +25,7 @@ pub use index::{
     ChunkEntry, ChunkParams, ENTRY_LEN, HEADER_LEN, Index, MAX_CHUNKS, MAX_FILE_SIZE,
     MAX_INDEX_BYTES, TRAILER_LEN, VERSION, compressed_bound,
 };
-pub use serve::router;
+pub use serve::{immutable_response, router};
 pub use store::{ChunkStore, DiskStore};
 
 use std::fmt;

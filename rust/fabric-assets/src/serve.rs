@@ -35,7 +35,7 @@ async fn get_index(
     match found {
         Ok(Ok(Some(bytes))) => {
             let etag = ChunkId::of(&bytes).to_hex();
-            respond(bytes, &etag, "application/octet-stream", &headers)
+            immutable_response(bytes, &etag, "application/octet-stream", &headers)
         }
         Ok(Ok(None)) | Ok(Err(StoreError::BadName(_))) => status(StatusCode::NOT_FOUND),
         _ => status(StatusCode::INTERNAL_SERVER_ERROR),
@@ -51,7 +51,9 @@ async fn get_chunk(
         return status(StatusCode::NOT_FOUND);
     };
     match tokio::task::spawn_blocking(move || store.get_chunk(&id)).await {
-        Ok(Ok(Some(bytes))) => respond(bytes, &id.to_hex(), "application/zstd", &headers),
+        Ok(Ok(Some(bytes))) => {
+            immutable_response(bytes, &id.to_hex(), "application/zstd", &headers)
+        }
         Ok(Ok(None)) => status(StatusCode::NOT_FOUND),
         _ => status(StatusCode::INTERNAL_SERVER_ERROR),
     }
@@ -63,8 +65,9 @@ fn status(code: StatusCode) -> Response {
     r
 }
 
-/// A response for an immutable blob with `etag`, honouring `If-None-Match` and one byte range.
-pub(crate) fn respond(
+/// A response for an immutable blob with `etag` (unquoted), honouring `If-None-Match` and one
+/// byte range; for other content-addressed blobs a server wants to send the same way.
+pub fn immutable_response(
     bytes: Vec<u8>,
     etag: &str,
     content_type: &'static str,
