@@ -17,6 +17,8 @@ use fabric_assets::{
     ChunkId, ChunkParams, ChunkStore, DiskStore, FetchOptions, HttpClient, Index, MAX_INDEX_BYTES,
     bake, fetch, immutable_response, router,
 };
+use fabric_linksim::netns::SERVER_ADDR;
+use fabric_linksim::{LinkConfig, LinkSim};
 
 const RUNS: usize = 5;
 
@@ -109,9 +111,25 @@ async fn zchunk_fetch(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let v1 = match std::env::args().nth(1) {
+    let mut conditioned = false;
+    let mut mib = 48usize;
+    let mut file = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--conditioned" => conditioned = true,
+            "--mib" => {
+                mib = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| anyhow::anyhow!("--mib N"))?
+            }
+            _ => file = Some(a),
+        }
+    }
+    let v1 = match file {
         Some(path) => std::fs::read(&path)?,
-        None => export_like(48 << 20, 2026),
+        None => export_like(mib << 20, 2026),
     };
     let v2 = small_change(&v1);
     let v2_hash = ChunkId::of(&v2);
@@ -155,102 +173,65 @@ async fn main() -> anyhow::Result<()> {
             )
             .with_state(Arc::new(files)),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // Conditioned: the server listens in one network namespace, the client runs in the other,
+    // every IP packet between them goes through fabric-linksim (50 ms each way, 2 % loss).
+    let mut sim = None;
+    let listener = if conditioned {
+        fabric_linksim::available()?;
+        let cfg = LinkConfig {
+            delay: Duration::from_millis(50),
+            loss: 0.02,
+            ..Default::default()
+        };
+        let s = LinkSim::start(
+            &format!("fad{}", std::process::id() % 100_000),
+            cfg.clone(),
+            cfg,
+            13,
+        )?;
+        let l = fabric_linksim::in_netns(s.server_ns(), || {
+            std::net::TcpListener::bind((SERVER_ADDR, 0))
+        })??;
+        sim = Some(s);
+        l
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")?
+    };
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     let base = format!("http://{addr}");
-    let out = dir.path().join("out.pck");
-
-    let names = [
-        "plain download",
-        "whole-file zstd (level 9)",
-        "chunked, cold cache",
-        "chunked, warm cache (v1 chunks)",
-        "zchunk-style ranges, cold cache",
-        "zchunk-style ranges, warm cache (v1 chunks)",
-    ];
-    let mut rows: Vec<Row> = names
-        .iter()
-        .map(|&name| Row {
-            name,
-            bytes: 0,
-            times: vec![],
-        })
-        .collect();
-    let opts = FetchOptions::default();
-    for run in 0..RUNS {
-        let mut client = HttpClient::new(&base)?;
-        let t = Instant::now();
-        let body = download(&mut client, "/files/v2.pck").await?;
-        write_checked(&out, &body, v2_hash)?;
-        rows[0].times.push(t.elapsed());
-        rows[0].bytes = body.len() as u64;
-
-        let mut client = HttpClient::new(&base)?;
-        let t = Instant::now();
-        let body = download(&mut client, "/files/v2.pck.zst").await?;
-        let data = zstd::bulk::decompress(&body, v2.len())?;
-        write_checked(&out, &data, v2_hash)?;
-        rows[1].times.push(t.elapsed());
-        rows[1].bytes = body.len() as u64;
-
-        let cold = Arc::new(DiskStore::open(dir.path().join(format!("cold{run}")))?);
-        let t = Instant::now();
-        let r = fetch(
-            &format!("{base}/index/{}", b2.name),
-            cold,
-            &out,
-            &opts,
-            |_| {},
-        )
-        .await?;
-        rows[2].times.push(t.elapsed());
-        rows[2].bytes = r.bytes_downloaded;
-
-        let warm = Arc::new(DiskStore::open(dir.path().join(format!("warm{run}")))?);
-        let v1_out = dir.path().join("v1.pck");
-        fetch(
-            &format!("{base}/index/{}", b1.name),
-            warm.clone(),
-            &v1_out,
-            &opts,
-            |_| {},
-        )
-        .await?;
-        let t = Instant::now();
-        let r = fetch(
-            &format!("{base}/index/{}", b2.name),
-            warm,
-            &out,
-            &opts,
-            |_| {},
-        )
-        .await?;
-        rows[3].times.push(t.elapsed());
-        rows[3].bytes = r.bytes_downloaded;
-        anyhow::ensure!(std::fs::read(&out)? == v2, "warm fetch rebuilt v2");
-
-        let cold = DiskStore::open(dir.path().join(format!("zcold{run}")))?;
-        let t = Instant::now();
-        rows[4].bytes = zchunk_fetch(&base, &b2.name, "v2.zck", &cold, &out, v2_hash).await?;
-        rows[4].times.push(t.elapsed());
-
-        let warm = Arc::new(DiskStore::open(dir.path().join(format!("zwarm{run}")))?);
-        fetch(
-            &format!("{base}/index/{}", b1.name),
-            warm.clone(),
-            &v1_out,
-            &opts,
-            |_| {},
-        )
-        .await?;
-        let t = Instant::now();
-        rows[5].bytes = zchunk_fetch(&base, &b2.name, "v2.zck", &warm, &out, v2_hash).await?;
-        rows[5].times.push(t.elapsed());
-    }
+    let runs = if conditioned { 1 } else { RUNS };
+    let setup = Arc::new(Setup {
+        v2: v2.clone(),
+        v2_hash,
+        b1: b1.name.clone(),
+        b2: b2.name.clone(),
+        dir: dir.path().to_owned(),
+        base,
+        runs,
+    });
+    let mut rows = match sim.as_ref() {
+        Some(s) => {
+            let setup = setup.clone();
+            fabric_linksim::in_netns(s.client_ns(), move || -> anyhow::Result<Vec<Row>> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(measure(&setup))
+            })??
+        }
+        None => measure(&setup).await?,
+    };
+    let link = if conditioned {
+        "through fabric-linksim, 50 ms each way, 2 % loss, 1 run"
+    } else {
+        "loopback, median of 5 runs"
+    };
 
     println!(
-        "v1 {} bytes, v2 {} bytes; {} chunks (avg {} KiB), {} chunks new in v2; bake {:.0} ms, whole-file zstd -9 {:.0} ms; median of {RUNS} runs, loopback",
+        "v1 {} bytes, v2 {} bytes; {} chunks (avg {} KiB), {} chunks new in v2; bake {:.0} ms, whole-file zstd -9 {:.0} ms; {link}",
         v1.len(),
         v2.len(),
         b2.index.chunks.len(),
@@ -272,5 +253,117 @@ async fn main() -> anyhow::Result<()> {
             t.as_secs_f64() * 1e3
         );
     }
+    if let Some(mut s) = sim {
+        let st = s.stop();
+        println!();
+        println!(
+            "conditioner: client->server {} packets, {} dropped; server->client {} packets, {} dropped",
+            st.to_server.link.received,
+            st.to_server.link.dropped,
+            st.to_client.link.received,
+            st.to_client.link.dropped
+        );
+    }
     Ok(())
+}
+
+/// What every measured case needs.
+struct Setup {
+    v2: Vec<u8>,
+    v2_hash: ChunkId,
+    b1: String,
+    b2: String,
+    dir: std::path::PathBuf,
+    base: String,
+    runs: usize,
+}
+
+/// Runs every case `setup.runs` times against the server at `setup.base`.
+async fn measure(setup: &Setup) -> anyhow::Result<Vec<Row>> {
+    let Setup {
+        v2,
+        v2_hash,
+        b1,
+        b2,
+        dir,
+        base,
+        runs,
+    } = setup;
+    let (v2_hash, dir, base) = (*v2_hash, dir.as_path(), base.as_str());
+    let out = dir.join("out.pck");
+    let names = [
+        "plain download",
+        "whole-file zstd (level 9)",
+        "chunked, cold cache",
+        "chunked, warm cache (v1 chunks)",
+        "zchunk-style ranges, cold cache",
+        "zchunk-style ranges, warm cache (v1 chunks)",
+    ];
+    let mut rows: Vec<Row> = names
+        .iter()
+        .map(|&name| Row {
+            name,
+            bytes: 0,
+            times: vec![],
+        })
+        .collect();
+    let opts = FetchOptions::default();
+    for run in 0..*runs {
+        let mut client = HttpClient::new(&base)?;
+        let t = Instant::now();
+        let body = download(&mut client, "/files/v2.pck").await?;
+        write_checked(&out, &body, v2_hash)?;
+        rows[0].times.push(t.elapsed());
+        rows[0].bytes = body.len() as u64;
+
+        let mut client = HttpClient::new(&base)?;
+        let t = Instant::now();
+        let body = download(&mut client, "/files/v2.pck.zst").await?;
+        let data = zstd::bulk::decompress(&body, v2.len())?;
+        write_checked(&out, &data, v2_hash)?;
+        rows[1].times.push(t.elapsed());
+        rows[1].bytes = body.len() as u64;
+
+        let cold = Arc::new(DiskStore::open(dir.join(format!("cold{run}")))?);
+        let t = Instant::now();
+        let r = fetch(&format!("{base}/index/{}", b2), cold, &out, &opts, |_| {}).await?;
+        rows[2].times.push(t.elapsed());
+        rows[2].bytes = r.bytes_downloaded;
+
+        let warm = Arc::new(DiskStore::open(dir.join(format!("warm{run}")))?);
+        let v1_out = dir.join("v1.pck");
+        fetch(
+            &format!("{base}/index/{}", b1),
+            warm.clone(),
+            &v1_out,
+            &opts,
+            |_| {},
+        )
+        .await?;
+        let t = Instant::now();
+        let r = fetch(&format!("{base}/index/{}", b2), warm, &out, &opts, |_| {}).await?;
+        rows[3].times.push(t.elapsed());
+        rows[3].bytes = r.bytes_downloaded;
+        anyhow::ensure!(std::fs::read(&out)? == *v2, "warm fetch rebuilt v2");
+
+        let cold = DiskStore::open(dir.join(format!("zcold{run}")))?;
+        let t = Instant::now();
+        rows[4].bytes = zchunk_fetch(&base, &b2, "v2.zck", &cold, &out, v2_hash).await?;
+        rows[4].times.push(t.elapsed());
+
+        let warm = Arc::new(DiskStore::open(dir.join(format!("zwarm{run}")))?);
+        fetch(
+            &format!("{base}/index/{}", b1),
+            warm.clone(),
+            &v1_out,
+            &opts,
+            |_| {},
+        )
+        .await?;
+        let t = Instant::now();
+        rows[5].bytes = zchunk_fetch(&base, &b2, "v2.zck", &warm, &out, v2_hash).await?;
+        rows[5].times.push(t.elapsed());
+    }
+
+    Ok(rows)
 }
