@@ -309,14 +309,14 @@ async fn measure(setup: &Setup) -> anyhow::Result<Vec<Row>> {
         .collect();
     let opts = FetchOptions::default();
     for run in 0..*runs {
-        let mut client = HttpClient::new(&base)?;
+        let mut client = HttpClient::new(base)?;
         let t = Instant::now();
         let body = download(&mut client, "/files/v2.pck").await?;
         write_checked(&out, &body, v2_hash)?;
         rows[0].times.push(t.elapsed());
         rows[0].bytes = body.len() as u64;
 
-        let mut client = HttpClient::new(&base)?;
+        let mut client = HttpClient::new(base)?;
         let t = Instant::now();
         let body = download(&mut client, "/files/v2.pck.zst").await?;
         let data = zstd::bulk::decompress(&body, v2.len())?;
@@ -348,7 +348,7 @@ async fn measure(setup: &Setup) -> anyhow::Result<Vec<Row>> {
 
         let cold = DiskStore::open(dir.join(format!("zcold{run}")))?;
         let t = Instant::now();
-        rows[4].bytes = zchunk_fetch(&base, &b2, "v2.zck", &cold, &out, v2_hash).await?;
+        rows[4].bytes = zchunk_fetch(base, b2, "v2.zck", &cold, &out, v2_hash).await?;
         rows[4].times.push(t.elapsed());
 
         let warm = Arc::new(DiskStore::open(dir.join(format!("zwarm{run}")))?);
@@ -361,7 +361,7 @@ async fn measure(setup: &Setup) -> anyhow::Result<Vec<Row>> {
         )
         .await?;
         let t = Instant::now();
-        rows[5].bytes = zchunk_fetch(&base, &b2, "v2.zck", &warm, &out, v2_hash).await?;
+        rows[5].bytes = zchunk_fetch(base, b2, "v2.zck", &warm, &out, v2_hash).await?;
         rows[5].times.push(t.elapsed());
     }
 
