@@ -202,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     let base = format!("http://{addr}");
-    let runs = if conditioned { 1 } else { RUNS };
+    let runs = if conditioned { 3 } else { RUNS };
     let setup = Arc::new(Setup {
         v2: v2.clone(),
         v2_hash,
@@ -225,7 +225,7 @@ async fn main() -> anyhow::Result<()> {
         None => measure(&setup).await?,
     };
     let link = if conditioned {
-        "through fabric-linksim, 50 ms each way, 2 % loss, 1 run"
+        "through fabric-linksim, 50 ms each way, 2 % loss, median of 3 runs"
     } else {
         "loopback, median of 5 runs"
     };
