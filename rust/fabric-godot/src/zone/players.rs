@@ -331,7 +331,7 @@ impl FabricZone {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::zone::config::ZoneSettings;
     use crate::zone::metrics::Published;
@@ -345,7 +345,8 @@ mod tests {
         Micros::from_num(v * 1e6)
     }
 
-    fn runtime() -> ZoneRuntime {
+    /// A zone runtime with the default settings and no neighbours.
+    pub(crate) fn runtime() -> ZoneRuntime {
         let cfg = ZoneSettings::default().core_config().unwrap();
         let limits = Limits {
             max_catch_up: 5,

@@ -286,25 +286,13 @@ impl Replication {
 mod tests {
     use super::*;
     use crate::zone::config::ZoneSettings;
-    use crate::zone::metrics::Published;
-    use crate::zone::network::NoNetwork;
-    use crate::zone::runtime::Limits;
+    use crate::zone::players::tests::runtime;
     use fabric_core::client_view::ClientMirror;
     use fabric_core::coords::{Micros, ZERO3};
     use fabric_core::entity_row::PAYLOAD_WORDS;
 
     fn m(v: f64) -> Micros {
         Micros::from_num(v * 1e6)
-    }
-
-    fn runtime() -> ZoneRuntime {
-        let cfg = ZoneSettings::default().core_config().unwrap();
-        let limits = Limits {
-            max_catch_up: 5,
-            event_budget: 64,
-            ghost_rows: 16,
-        };
-        ZoneRuntime::new(cfg, Box::new(NoNetwork), limits, Published::new("repl", 0)).unwrap()
     }
 
     /// A zone with a player and two crates (one within 5 m, one beyond): the player's mirror,
