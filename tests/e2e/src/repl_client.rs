@@ -43,6 +43,8 @@ pub struct ReplClient {
     pub bytes: u64,
     /// Replication packets applied.
     pub packets: u64,
+    /// Entity records (enters and updates) in them.
+    pub records: u64,
     /// Packets refused by the mirror, with the reason.
     pub refused: Vec<String>,
     /// `commands_refused` reports received.
@@ -80,6 +82,7 @@ impl ReplClient {
             history: VecDeque::with_capacity(HISTORY),
             bytes: 0,
             packets: 0,
+            records: 0,
             refused: Vec::new(),
             reports: 0,
             other: Vec::new(),
@@ -175,7 +178,9 @@ impl ReplClient {
     /// Applies one packet and acks it; false when stale or refused.
     fn apply(&mut self, bytes: &[u8]) -> anyhow::Result<bool> {
         match self.mirror.apply(bytes) {
-            Ok(Applied::Applied { .. }) => {}
+            Ok(Applied::Applied {
+                entered, updated, ..
+            }) => self.records += (entered + updated) as u64,
             Ok(Applied::Stale) => return Ok(false),
             Err(e) => {
                 self.refused.push(e.to_string());

@@ -45,19 +45,12 @@ struct ZoneProc {
 
 /// Starts zone `k` of a 2-zone fabric linked through the members file in `dir`.
 fn start_zone(dir: &std::path::Path, k: usize) -> ZoneProc {
-    let engine = engine::prepare(false).expect("engine and extension ready");
     let key = dir.join("fabric.key").display().to_string();
     let members = dir.join("members").display().to_string();
     let zone = k.to_string();
     let radius = RADIUS_M.to_string();
     let half = HALF_M.to_string();
     let args = [
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--metrics-addr",
-        "127.0.0.1:0",
         "--fabric",
         "crepl",
         "--zone-id",
@@ -71,7 +64,7 @@ fn start_zone(dir: &std::path::Path, k: usize) -> ZoneProc {
         "--population",
         "wanderers",
         "--entities",
-        "300",
+        "600",
         "--seed",
         "7",
         "--interest-radius",
@@ -81,15 +74,34 @@ fn start_zone(dir: &std::path::Path, k: usize) -> ZoneProc {
         "--members-file",
         &members,
     ];
-    let cmd = engine.scene_command("res://scenes/zone.tscn", &args);
-    let mut proc = Proc::spawn(&format!("zone{k}"), cmd, true).expect("zone process starts");
+    spawn_zone(&format!("zone{k}"), &args, true)
+}
+
+/// Starts a zone process with `args` (client and metrics ports on loopback, any free one);
+/// `linked`: it announces its link member entry.
+fn spawn_zone(name: &str, args: &[&str], linked: bool) -> ZoneProc {
+    let engine = engine::prepare(false).expect("engine and extension ready");
+    let mut all = vec![
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ];
+    all.extend_from_slice(args);
+    let cmd = engine.scene_command("res://scenes/zone.tscn", &all);
+    let mut proc = Proc::spawn(name, cmd, true).expect("zone process starts");
     let mut wait = |prefix: &str| {
         proc.wait_for_line(|l| l.starts_with(prefix), Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("zone {k}: {prefix}: {e:#}"))
+            .unwrap_or_else(|e| panic!("{name}: {prefix}: {e:#}"))
     };
-    let member = field(&wait("FABRIC_ZONE_LINK_READY"), "member")
-        .expect("member")
-        .to_owned();
+    let member = if linked {
+        let line = wait("FABRIC_ZONE_LINK_READY");
+        field(&line, "member").expect("member").to_owned()
+    } else {
+        String::new()
+    };
     let metrics = field(&wait("FABRIC_ZONE_METRICS"), "addr")
         .and_then(|a| a.parse().ok())
         .expect("metrics address");
@@ -340,4 +352,102 @@ fn a_player_near_a_border_sees_both_zones_within_its_radius_at_the_zones_positio
         z.proc.stop();
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Benchmark through real sockets: one zone process (debug build) with 1,800 wanderers on a
+/// 300 m x 300 m x 2 m ground, `CLIENTS` Rust players standing on a grid, interest radius 50 m,
+/// the default budget of 64 KiB/s; measured over 20 s after a 5 s warm-up. Prints bytes/s per
+/// client (mean and max, as received), bytes per entity record on the wire (headers included)
+/// and packets per second per client.
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn bench_replication_1800_wanderers_through_sockets() {
+    const CLIENTS: usize = 16;
+    let mut zone = spawn_zone(
+        "zone",
+        &[
+            "--world-bounds",
+            "-150,-1,-150,150,1,150",
+            "--population",
+            "wanderers",
+            "--entities",
+            "1800",
+            "--capacity",
+            "2400",
+            "--headroom",
+            "400",
+            "--interest-radius",
+            "50",
+        ],
+        false,
+    );
+    let mut clients: Vec<ReplClient> = (0..CLIENTS)
+        .map(|c| {
+            let at = [
+                -120.0 + 80.0 * (c % 4) as f64,
+                0.0,
+                -120.0 + 80.0 * (c / 4) as f64,
+            ];
+            match ReplClient::join(zone.port, &zone.hash, None, at).unwrap() {
+                Joined::Player(p) => *p,
+                Joined::Elsewhere(z) => panic!("one zone, yet {z}"),
+            }
+        })
+        .collect();
+    let poll_for = |clients: &mut Vec<ReplClient>, d: Duration| {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            for c in clients.iter_mut() {
+                c.poll().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    poll_for(&mut clients, Duration::from_secs(5));
+    let before: Vec<(u64, u64, u64)> = clients
+        .iter()
+        .map(|c| (c.bytes, c.packets, c.records))
+        .collect();
+    let t0 = Instant::now();
+    poll_for(&mut clients, Duration::from_secs(20));
+    let secs = t0.elapsed().as_secs_f64();
+    let per: Vec<(f64, f64, u64, u64)> = clients
+        .iter()
+        .zip(&before)
+        .map(|(c, b)| {
+            (
+                (c.bytes - b.0) as f64 / secs,
+                (c.packets - b.1) as f64 / secs,
+                c.bytes - b.0,
+                c.records - b.2,
+            )
+        })
+        .collect();
+    let mean = per.iter().map(|p| p.0).sum::<f64>() / CLIENTS as f64;
+    let max = per.iter().map(|p| p.0).fold(0.0, f64::max);
+    let pps = per.iter().map(|p| p.1).sum::<f64>() / CLIENTS as f64;
+    let bytes: u64 = per.iter().map(|p| p.2).sum();
+    let records: u64 = per.iter().map(|p| p.3).sum();
+    let held = clients.iter().map(|c| c.mirror.len()).sum::<usize>() as f64 / CLIENTS as f64;
+    let m = metrics(zone.metrics).unwrap();
+    println!(
+        "REPL_BENCH clients={CLIENTS} entities=1800 radius_m=50 seconds={secs:.1}: \
+         bytes/s per client mean {mean:.0} max {max:.0}; packets/s per client {pps:.1}; \
+         {:.2} bytes per entity record on the wire ({records} records); {held:.0} entities held \
+         per client; zone tick p99 {:.2} ms (debug build)",
+        bytes as f64 / records.max(1) as f64,
+        m.get("fabric_zone_tick_p99_seconds")
+            .copied()
+            .unwrap_or(f64::NAN)
+            * 1e3,
+    );
+    assert!(
+        clients.iter().all(|c| c.refused.is_empty()),
+        "mirrors refused nothing"
+    );
+    assert!(
+        max < 65_536.0,
+        "every client within its budget: {max:.0} B/s"
+    );
+    zone.proc.stop();
 }
