@@ -14,6 +14,9 @@
 //!   every axis (the wire's precision);
 //! - the nearest other entity is updated at 15 Hz or more; the bytes received stay under
 //!   64 KB/s, and the zone's `client_max_bytes_per_second` agrees.
+//!
+//! A second test joins with a join token issued by a real registry backend; an ignored one is
+//! the benchmark through sockets (`docs/benchmarks.md`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -352,6 +355,64 @@ fn a_player_near_a_border_sees_both_zones_within_its_radius_at_the_zones_positio
         z.proc.stop();
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The player joins with a join token from the registry: a zone registered with a real
+/// backend admits only sessions with a valid token; the Rust client gets one for its account,
+/// joins, and is sent the wanderers near it.
+#[test]
+fn a_player_joining_with_a_registry_token_is_sent_the_entities_near_it() {
+    let engine = engine::prepare(false).expect("engine and extension ready");
+    let backend = fabric_e2e::start_backend("127.0.0.1:0", ":memory:").expect("backend starts");
+    let operator = fabric_e2e::create_account(&backend.url, "operator").unwrap();
+    let player = fabric_e2e::create_account(&backend.url, "player1").unwrap();
+    let (mut zone, shard) = fabric_e2e::start_registered_zone_with(
+        &engine,
+        0,
+        0,
+        &backend.url,
+        &operator,
+        &["--population", "wanderers", "--entities", "200"],
+    )
+    .expect("zone registers");
+    let (status, body) = fabric_e2e::backend_request(
+        &backend.url,
+        "POST",
+        "/tokens/join",
+        Some(&player),
+        Some(serde_json::json!({ "zone_id": shard })),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "join token issued: {body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    let port = zone.port;
+    let hash = zone.cert_hash.clone();
+    let mut client = match ReplClient::join(port, &hash, Some(token), [0.0; 3]).unwrap() {
+        Joined::Player(c) => c,
+        Joined::Elsewhere(z) => panic!("one zone, yet {z}"),
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while client.packets < 20 || client.mirror.len() < 2 {
+        assert!(
+            Instant::now() < until,
+            "20 packets with entities within 10 s: {} packets, {} held",
+            client.packets,
+            client.mirror.len()
+        );
+        client.poll().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        client.refused.is_empty(),
+        "mirror refused: {:?}",
+        client.refused
+    );
+    assert!(
+        client.mirror.position(client.avatar).is_some(),
+        "the player sees its avatar"
+    );
+    zone.proc.stop();
+    drop(backend);
 }
 
 /// Benchmark through real sockets: one zone process (debug build) with 1,800 wanderers on a
