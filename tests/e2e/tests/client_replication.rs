@@ -15,6 +15,9 @@
 //! - the nearest other entity is updated at 15 Hz or more; the bytes received stay under
 //!   64 KB/s, and the zone's `client_max_bytes_per_second` agrees.
 //!
+//! Then the avatar walks into zone 1: once it has migrated, zone 0 drops the view
+//! (`client_views` 0), sends no more packets, and refuses the commands still sent to it.
+//!
 //! A second test joins with a join token issued by a real registry backend; an ignored one is
 //! the benchmark through sockets (`docs/benchmarks.md`).
 
@@ -258,6 +261,7 @@ fn a_player_near_a_border_sees_both_zones_within_its_radius_at_the_zones_positio
     let mut zones_seen = [0u64; 2];
     let mut last_checked = [0u64; 2];
     let mut next_state = started;
+    let mut last = at;
     let (packets0, bytes0) = (client.packets, client.bytes);
     let measure_from = started + Duration::from_secs(2);
     let mut measured: Option<(Instant, u64, u64)> = None;
@@ -271,6 +275,7 @@ fn a_player_near_a_border_sees_both_zones_within_its_radius_at_the_zones_positio
                 3.0 - phase
             };
             client.walk_to(p).unwrap();
+            last = p;
             step += 1;
             next_step += Duration::from_millis(50);
         }
@@ -350,6 +355,58 @@ fn a_player_near_a_border_sees_both_zones_within_its_radius_at_the_zones_positio
     assert!(
         zone_max > 0.0 && zone_max < 65_536.0,
         "zone's busiest client {zone_max:.0} B/s"
+    );
+
+    // The avatar walks into zone 1 (1 m/s): once it migrated, zone 0 drops its view and sends
+    // no more packets, and the commands still sent there are refused (`commands_refused`).
+    let target = [at[0] + 2.0, at[1], at[2]];
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut next_step = Instant::now();
+    loop {
+        assert!(
+            Instant::now() < until,
+            "the view was not dropped within 20 s of walking into zone 1"
+        );
+        if Instant::now() >= next_step {
+            let d = (0..3)
+                .map(|k| (target[k] - last[k]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let f = if d <= 0.05 { 1.0 } else { 0.05 / d };
+            last = [0, 1, 2].map(|k| last[k] + (target[k] - last[k]) * f);
+            client.walk_to(last).unwrap();
+            next_step += Duration::from_millis(50);
+        }
+        client.poll().unwrap();
+        let views = metrics(zones[0].metrics).unwrap()["fabric_zone_client_views"];
+        if views == 0.0 && client.reports > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Packets already in flight land within this; after it, none may come.
+    let poll_for = |client: &mut ReplClient, d: Duration| {
+        let t = Instant::now();
+        while t.elapsed() < d {
+            client.poll().unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    println!(
+        "REPL_E2E_LEAVE view dropped {:.1} s after turning to zone 1; {} commands_refused reports",
+        (until - Duration::from_secs(20)).elapsed().as_secs_f64(),
+        client.reports
+    );
+    poll_for(&mut client, Duration::from_millis(300));
+    let quiet_from = client.packets;
+    poll_for(&mut client, Duration::from_secs(1));
+    assert_eq!(
+        client.packets, quiet_from,
+        "no packet from zone 0 once the avatar is zone 1's"
+    );
+    assert!(
+        state(&zones[1]).1.contains_key(&client.avatar),
+        "the avatar is held by zone 1"
     );
     for z in &mut zones {
         z.proc.stop();
