@@ -348,6 +348,37 @@ mod tests {
         assert_eq!(repl.views(), 0, "its view is dropped");
     }
 
+    /// After a second of ticks the rates and the stats fields show what was sent.
+    #[test]
+    fn rates_cover_the_last_second() {
+        let mut rt = runtime();
+        let mut avatars = Avatars::new();
+        let me = rt.spawn([m(0.0); 3], ZERO3, [0; PAYLOAD_WORDS]).unwrap();
+        // Moving at 1 m/s: an update every tick.
+        let v = [m(0.05), m(0.0), m(0.0)];
+        rt.spawn([m(1.0), m(0.0), m(0.0)], v, [0; PAYLOAD_WORDS])
+            .unwrap();
+        avatars.insert(1, me);
+        let cfg = ZoneSettings::default().replication_config().unwrap();
+        let mut repl = Replication::new(cfg).unwrap();
+        let mut bytes = 0;
+        for _ in 0..41 {
+            rt.run_tick();
+            repl.run(&rt, &avatars, |_| 1200, |_, b| bytes += b.len());
+        }
+        let r = repl.rates();
+        assert_eq!(r.packets_per_s, 20.0, "a packet every tick: {r:?}");
+        assert!(
+            r.bytes_per_s > 0.0 && r.bytes_per_s <= bytes as f64,
+            "{r:?}"
+        );
+        assert_eq!(r.max_client_bytes_per_s, r.bytes_per_s, "one client");
+        assert!(r.entities_per_packet >= 1.0, "{r:?}");
+        let line = repl.stats_fields();
+        assert!(line.contains(" client_views=1 "), "{line}");
+        assert!(line.contains(" client_packets_per_s=20.0 "), "{line}");
+    }
+
     /// The datagram limit of a session caps its packets.
     #[test]
     fn packets_fit_the_sessions_datagram_size() {
