@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// Default SQLite path, relative to the working directory.
+/// Default database: a SQLite path relative to the working directory (`postgres://…` URLs
+/// select PostgreSQL).
 pub const DEFAULT_DB: &str = "fabric-backend.sqlite3";
 
 /// `fabric-backend` options.
@@ -19,7 +20,8 @@ pub struct Config {
     /// Address to listen on (HTTP and WebSocket). Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// SQLite database path; `:memory:` keeps everything in memory (tests).
+    /// SQLite database path (`:memory:` keeps everything in memory, for tests), or a
+    /// `postgres://user@host:port/db` URL for PostgreSQL or CockroachDB.
     #[arg(long, default_value = DEFAULT_DB)]
     pub db: String,
     /// A shard not heard from for this long is hidden from `GET /shards`.
@@ -41,6 +43,17 @@ pub struct Config {
     /// Largest accepted request body, bytes.
     #[arg(long, default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
+    /// Open HTTP connections at most; further ones wait in the listen backlog.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// A client must send a request's headers within this long (also closes idle keep-alive
+    /// connections), milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Handling one request (body included) must finish within this long, milliseconds;
+    /// otherwise 408 `request_timeout`.
+    #[arg(long, default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
 }
 
 impl Config {

@@ -16,6 +16,12 @@ pub enum StoreError {
     /// The SQLite backend failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL backend failed (after retrying serialization failures).
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had from the pool, or the URL is unusable.
+    #[error("postgres connection: {0}")]
+    Connection(String),
     /// A stored value could not be decoded (corrupt or foreign row).
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Messages queued per connection before new ones are dropped.
 pub const QUEUE_DEPTH: usize = 64;
@@ -17,17 +17,31 @@ pub const QUEUE_DEPTH: usize = 64;
 pub type Message = Arc<str>;
 
 /// Topic registry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     topics: Mutex<HashMap<String, HashMap<u64, mpsc::Sender<Message>>>>,
     next_conn: AtomicU64,
     dropped: AtomicU64,
+    /// Open sessions (between [`Hub::connect`] and [`Hub::disconnect`]).
+    sessions: watch::Sender<usize>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            topics: Mutex::default(),
+            next_conn: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            sessions: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Hub {
     /// A fresh connection id and the receiving end of its queue.
     pub fn connect(&self) -> (u64, mpsc::Sender<Message>, mpsc::Receiver<Message>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        self.sessions.send_modify(|n| *n += 1);
         (self.next_conn.fetch_add(1, Ordering::Relaxed), tx, rx)
     }
 
@@ -61,6 +75,14 @@ impl Hub {
             subs.remove(&conn);
             !subs.is_empty()
         });
+        drop(topics);
+        self.sessions.send_modify(|n| *n = n.saturating_sub(1));
+    }
+
+    /// Resolves once every connected session has disconnected (used at shutdown, so sessions
+    /// get to send their Close frame before the process exits).
+    pub async fn all_disconnected(&self) {
+        let _ = self.sessions.subscribe().wait_for(|n| *n == 0).await;
     }
 
     /// Queues `message` for every subscriber of `topic`; returns how many got it.
@@ -87,6 +109,14 @@ impl Hub {
     pub fn subscribers(&self, topic: &str) -> usize {
         let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         topics.get(topic).map_or(0, HashMap::len)
+    }
+
+    /// Topics that have at least one subscriber, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<String> = topics.keys().cloned().collect();
+        out.sort();
+        out
     }
 
     /// Messages dropped so far because a queue was full.

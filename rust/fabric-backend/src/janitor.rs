@@ -37,8 +37,11 @@ pub async fn run(state: Shared) {
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if let Err(e) = sweep(&state) {
-                    tracing::error!(error = %e, "janitor sweep failed");
+                let st = state.clone();
+                match tokio::task::spawn_blocking(move || sweep(&st)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "janitor sweep failed"),
+                    Err(e) => tracing::error!(error = %e, "janitor sweep task failed"),
                 }
             }
             () = async { let _ = shutdown.wait_for(|v| *v).await; } => break,

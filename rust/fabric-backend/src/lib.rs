@@ -12,6 +12,7 @@
 //! (wire shapes), [`client`] (a small HTTP client for zones, tools and the bench).
 #![warn(missing_docs)]
 
+pub mod blocking;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod hub;
 pub mod janitor;
+pub mod listen;
 pub mod model;
 pub mod push;
 pub mod routes;

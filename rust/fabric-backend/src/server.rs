@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use fabric_auth::keys::{signing_key_from_b64, signing_key_to_b64};
@@ -16,8 +17,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::StoreError;
 use crate::hub::Hub;
+use crate::listen::{self, Limits};
 use crate::state::{AppState, Settings, Shared};
 use crate::store::Store;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::{janitor, routes};
 
@@ -46,17 +49,16 @@ fn load_key(config: &Config, store: &dyn Store) -> Result<SigningKey, ServeError
     if let Some(path) = &config.join_key_file {
         return load_key_file(path);
     }
-    if let Some(text) = store.meta(KEY_META)? {
-        return signing_key_from_b64(&text).map_err(|e| ServeError::Key(e.to_string()));
-    }
-    let key = generate_key();
-    store.set_meta(KEY_META, &signing_key_to_b64(&key))?;
-    Ok(key)
+    // Replicas sharing a database may start together: whichever key is stored first is the
+    // one every replica signs with.
+    let text = store.meta_or_insert(KEY_META, &signing_key_to_b64(&generate_key()))?;
+    signing_key_from_b64(&text).map_err(|e| ServeError::Key(e.to_string()))
 }
 
 fn load_key_file(path: &Path) -> Result<SigningKey, ServeError> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
+            refuse_shared_key_file(path)?;
             signing_key_from_b64(&text).map_err(|e| ServeError::Key(format!("{path:?}: {e}")))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -66,6 +68,25 @@ fn load_key_file(path: &Path) -> Result<SigningKey, ServeError> {
         }
         Err(e) => Err(ServeError::Key(format!("{path:?}: {e}"))),
     }
+}
+
+/// A signing seed others can read is a leaked seed: refuse to start (as ssh does with keys).
+#[cfg(unix)]
+fn refuse_shared_key_file(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(ServeError::Key(format!(
+            "{path:?} is readable by others (mode {:o}): chmod 600 it",
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_shared_key_file(_path: &Path) -> Result<(), ServeError> {
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -93,6 +114,7 @@ pub struct Bound {
     state: Shared,
     shutdown_tx: watch::Sender<bool>,
     max_body_bytes: usize,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Bound {
@@ -106,7 +128,16 @@ impl std::fmt::Debug for Bound {
 impl Bound {
     /// Opens the store named by `config.db` and binds `config.listen`.
     pub async fn bind(config: &Config) -> Result<Self, ServeError> {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.db)?);
+        let db = config.db.clone();
+        let store = tokio::task::spawn_blocking(move || -> Result<Arc<dyn Store>, StoreError> {
+            if PgStore::is_url(&db) {
+                Ok(Arc::new(PgStore::connect(&db)?))
+            } else {
+                Ok(Arc::new(SqliteStore::open(&db)?))
+            }
+        })
+        .await
+        .map_err(|e| ServeError::Key(format!("opening the store failed: {e}")))??;
         Self::bind_with(config, store, Arc::new(SystemClock)).await
     }
 
@@ -116,7 +147,12 @@ impl Bound {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServeError> {
-        let key = load_key(config, &*store)?;
+        let key = {
+            let (config, store) = (config.clone(), store.clone());
+            tokio::task::spawn_blocking(move || load_key(&config, &*store))
+                .await
+                .map_err(|e| ServeError::Key(format!("loading the key failed: {e}")))??
+        };
         let link_issuer = fabric_auth::LinkCredentialIssuer::new(
             key.clone(),
             crate::routes::LINK_CREDENTIAL_TTL_S,
@@ -146,6 +182,11 @@ impl Bound {
             state,
             shutdown_tx,
             max_body_bytes: config.max_body_bytes,
+            limits: Limits {
+                max_connections: config.max_connections,
+                header_timeout: Duration::from_millis(config.header_timeout_ms.max(1)),
+                request_timeout: Duration::from_millis(config.request_timeout_ms.max(1)),
+            },
         })
     }
 
@@ -175,12 +216,11 @@ impl Bound {
             tracing::info!("shutting down");
             let _ = tx.send(true);
         };
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .await?;
+        let state = self.state.clone();
+        listen::serve(self.listener, app, self.limits, signal).await?;
+        // Upgraded WebSocket sessions outlive their HTTP connection: give them a moment to
+        // send their Close frames.
+        let _ = tokio::time::timeout(Duration::from_secs(5), state.hub.all_disconnected()).await;
         let _ = janitor.await;
         Ok(())
     }

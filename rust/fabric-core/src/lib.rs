@@ -30,6 +30,7 @@ pub mod replay;
 pub mod rto;
 pub mod sim;
 pub mod slots;
+pub mod snapshot;
 pub mod tick;
 pub mod timing;
 pub mod wanderers;

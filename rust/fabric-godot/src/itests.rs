@@ -59,7 +59,10 @@ static ONCE: &[RustTest] = &[
 
 /// Every registered in-engine Rust test.
 pub fn all() -> impl Iterator<Item = &'static RustTest> {
-    peer::BOTH.iter().chain(ONCE.iter())
+    peer::BOTH
+        .iter()
+        .chain(ONCE.iter())
+        .chain(snapshot::TESTS.iter())
 }
 
 macro_rules! check {
@@ -73,6 +76,7 @@ macro_rules! check {
 // After `check!`, so the modules see the macro.
 mod peer;
 mod players;
+mod snapshot;
 
 /// Polls `step` until it returns true or `secs` pass.
 pub(crate) fn wait_until(secs: f64, mut step: impl FnMut() -> bool) -> bool {

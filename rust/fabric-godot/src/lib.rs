@@ -2,6 +2,7 @@
 //!
 //! - [`transport_peer::FabricMMOGTransportPeer`]: a `MultiplayerPeer` over WebTransport.
 //! - [`zone::FabricZone`]: the zone server node.
+//! - [`snapshot::FabricSnapshot`]: the saved world, a `Resource` (compressed binary `.res`).
 //! - `test_runner::FabricTestRunner` (only with the cargo feature `itest`, which the project's
 //!   test harness turns on and the addon users ship leaves off): runs the Rust tests that need a
 //!   live engine (used by the runner scene `res://scenes/tests/test_runner.tscn`).
@@ -18,6 +19,7 @@ use godot::prelude::*;
 #[cfg(feature = "itest")]
 pub mod itests;
 pub mod log_bridge;
+pub mod snapshot;
 #[cfg(feature = "itest")]
 pub mod test_runner;
 pub mod transport_peer;

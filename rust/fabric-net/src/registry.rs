@@ -24,6 +24,32 @@ use crate::http::{self, Response};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Tries of one re-check before it fails closed (transport errors and 5xx are retried).
+pub const RECHECK_ATTEMPTS: u32 = 3;
+
+/// The registry's answer to "may this subject still join?", retrying transient failures.
+async fn may_join(backend: &str, key: &str, body: &Value) -> Result<bool, String> {
+    let mut attempt = 1;
+    loop {
+        let problem =
+            match http::request(backend, "POST", "/check", Some(key), Some(body), TIMEOUT).await {
+                Ok(r) if r.status == 200 => match r.body["allowed"].as_bool() {
+                    Some(allowed) => return Ok(allowed),
+                    None => return Err(describe("re-check", &r)),
+                },
+                // A refusal (the operator lost admin, the zone is gone) will not change on retry.
+                Ok(r) if r.status < 500 => return Err(describe("re-check", &r)),
+                Ok(r) => describe("re-check", &r),
+                Err(e) => format!("re-check failed: {e}"),
+            };
+        if attempt >= RECHECK_ATTEMPTS {
+            return Err(problem);
+        }
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        attempt += 1;
+    }
+}
+
 /// What the zone tells the registry about itself.
 #[derive(Debug, Clone)]
 pub struct RegistrationConfig {
@@ -222,6 +248,11 @@ impl Registration {
     /// Re-checks in the background whether each of `subjects` may still join this zone (the
     /// operator asks `POST /check` with `subject`); each one that may not is reported as
     /// [`RegistryEvent::JoinRevoked`]. Off the tick loop: the zone only drains the outcome.
+    ///
+    /// Fails closed: a check that cannot be answered (the registry unreachable or failing
+    /// after [`RECHECK_ATTEMPTS`] tries, or refusing the operator) revokes the subject too,
+    /// with a [`RegistryEvent::Problem`] saying why. A player who may still join reconnects
+    /// with a new token once the registry answers again.
     pub fn recheck(&self, subjects: Vec<String>) {
         let Some((id, _)) = self.shard.lock().expect("shard lock").clone() else {
             return;
@@ -230,18 +261,16 @@ impl Registration {
         crate::current_or_shared().spawn(async move {
             for subject in subjects {
                 let body = json!({"permission": "join", "object": format!("zone:{id}"), "subject": subject});
-                match http::request(&backend, "POST", "/check", Some(&key), Some(&body), TIMEOUT)
-                    .await
-                {
-                    Ok(r) if r.status == 200 && r.body["allowed"] == json!(false) => {
+                match may_join(&backend, &key, &body).await {
+                    Ok(true) => {}
+                    Ok(false) => {
                         let _ = tx.send(RegistryEvent::JoinRevoked { subject });
                     }
-                    Ok(r) if r.status == 200 => {}
-                    Ok(r) => {
-                        let _ = tx.send(RegistryEvent::Problem(describe("re-check", &r)));
-                    }
-                    Err(e) => {
-                        let _ = tx.send(RegistryEvent::Problem(format!("re-check failed: {e}")));
+                    Err(problem) => {
+                        let _ = tx.send(RegistryEvent::Problem(format!(
+                            "re-check of {subject} failed, revoking (fail closed): {problem}"
+                        )));
+                        let _ = tx.send(RegistryEvent::JoinRevoked { subject });
                     }
                 }
             }

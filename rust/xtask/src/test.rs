@@ -177,6 +177,18 @@ pub fn run(lint: bool) -> anyhow::Result<()> {
         &mut tally,
     )?;
 
+    // The backend suite again, every backend on its own database of a real PostgreSQL server
+    // that the tests install (scripts/setup-postgres.sh) and start themselves.
+    let mut c = cargo();
+    c.args(["test", "-p", "fabric-backend"])
+        .env("FABRIC_QUIET", "1")
+        .env("FABRIC_BACKEND_TEST_STORE", "postgres");
+    run_step(
+        "cargo test -p fabric-backend against PostgreSQL",
+        c,
+        &mut tally,
+    )?;
+
     fuzz_step(&mut tally);
 
     in_engine("in-engine tests (single precision)", &single, &mut tally)?;

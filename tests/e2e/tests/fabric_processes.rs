@@ -637,6 +637,103 @@ fn a_sigkilled_zone_process_is_survived_and_relinked_when_restarted() {
     f.stop();
 }
 
+/// Graceful shutdown (issue 12): SIGTERM to every zone process drains the fabric into zone 0
+/// through ordinary hand-offs, zone 0 writes the `FabricSnapshot` into the shared `--data-dir`,
+/// every process exits 0; restarted without a population, each zone reloads the entities of
+/// its own Hilbert range from that file: all 3,000, each once.
+#[test]
+fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entity_once() {
+    let _s = serial();
+    let engine = engine::prepare(false).expect("engine and extension ready");
+    let name = "e2e-fabric-shutdown";
+    let data = std::env::temp_dir()
+        .join(format!("{name}-{}", std::process::id()))
+        .join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let data_arg = data.display().to_string();
+    let entities = 3000;
+    // Zone 0 ends up holding all 3,000 (arrivals may use the headroom too).
+    let args = ["--data-dir", &data_arg, "--capacity", "3200"];
+    let mut f = Fabric::start(&engine, name, entities, &args);
+    f.wait_linked(2.0, Duration::from_secs(30));
+    let all: BTreeSet<u32> = (1..=entities).collect();
+    let before = f.snapshot().check().ids;
+    assert!(
+        before == all,
+        "3,000 wanderers before the stop: {}",
+        before.len()
+    );
+
+    for (_, z) in f.running() {
+        let status = Command::new("kill")
+            .args(["-s", "TERM", &z.proc.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM");
+    }
+    let mut outputs = Vec::new();
+    for k in 0..3 {
+        let mut z = f.zones[k].take().expect("running");
+        let out = z.proc.wait(Duration::from_secs(90));
+        let text = z.proc.output();
+        assert!(
+            out.success(),
+            "zone {k} exits 0 after SIGTERM: {out:?}\n{text}"
+        );
+        outputs.push(text);
+    }
+    let file = data.join("fabric-snapshot.res").display().to_string();
+    assert!(
+        outputs[0].contains(&format!(
+            "FABRIC_ZONE_SHUTDOWN zone_id=0 saved 3000 entities to {file}"
+        )),
+        "zone 0 saved everything:\n{}",
+        outputs[0]
+    );
+    for (k, text) in outputs.iter().enumerate().skip(1) {
+        assert!(
+            text.contains(&format!(
+                "FABRIC_ZONE_SHUTDOWN zone_id={k} drained every entity"
+            )),
+            "zone {k} drained:\n{text}"
+        );
+    }
+
+    for k in 0..3 {
+        f.zones[k] = Some(f.start_zone(&engine, k, false));
+    }
+    f.write_members();
+    let mut reloaded = 0;
+    for (k, z) in f.running() {
+        let text = z.proc.output();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("FABRIC_ZONE_RESTORED zone_id={k} ")))
+            .unwrap_or_else(|| panic!("zone {k} reloaded its range:\n{text}"));
+        let n: u32 = field(line, "entities")
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(n > 0, "zone {k} has a share: {line}");
+        reloaded += n;
+    }
+    assert_eq!(
+        reloaded, entities,
+        "the three ranges make the whole snapshot"
+    );
+    let after = f.snapshot().check();
+    assert!(
+        after.doubles.is_empty(),
+        "no entity twice: {:?}",
+        after.doubles
+    );
+    assert!(
+        after.ids == all,
+        "every entity back, each once: {}",
+        after.ids.len()
+    );
+    f.stop();
+}
+
 #[test]
 fn zone_processes_find_each_other_through_the_registry() {
     let _s = serial();

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use crate::blocking::off_worker;
 use crate::error::{ApiError, StoreError};
 use crate::extract::ApiJson;
 use crate::model::{AccountCreated, CreateAccount, check_account_name};
@@ -14,28 +15,31 @@ pub(super) async fn create(
     State(st): State<Shared>,
     ApiJson(body): ApiJson<CreateAccount>,
 ) -> Result<(StatusCode, Json<AccountCreated>), ApiError> {
-    check_account_name(&body.name)?;
-    let api_key = new_api_key();
-    match st
-        .store
-        .create_account(&body.name, &hash_secret(&api_key), st.clock.now_ms())
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "account_exists",
-                format!("account {} already exists", body.name),
-            ));
+    off_worker(move || {
+        check_account_name(&body.name)?;
+        let api_key = new_api_key();
+        match st
+            .store
+            .create_account(&body.name, &hash_secret(&api_key), st.clock.now_ms())
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "account_exists",
+                    format!("account {} already exists", body.name),
+                ));
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
-    }
-    tracing::info!(account = %body.name, "account created");
-    Ok((
-        StatusCode::CREATED,
-        Json(AccountCreated {
-            account_id: body.name,
-            api_key,
-        }),
-    ))
+        tracing::info!(account = %body.name, "account created");
+        Ok((
+            StatusCode::CREATED,
+            Json(AccountCreated {
+                account_id: body.name,
+                api_key,
+            }),
+        ))
+    })
+    .await
 }

@@ -14,6 +14,7 @@ use fabric_auth::keys::{public_key_from_b64, public_key_to_b64};
 use fabric_auth::link_credential::{MAX_FABRIC_LEN, MAX_FABRIC_ZONES};
 use uuid::Uuid;
 
+use crate::blocking::off_worker;
 use crate::error::ApiError;
 use crate::extract::{Bearer, require_account};
 use crate::model::{FabricJoin, LinkGrant, MAX_TEXT_LEN, MemberList, MemberView, check_text};
@@ -124,23 +125,26 @@ pub(super) async fn members(
     Path(fabric): Path<String>,
     bearer: Bearer,
 ) -> Result<Json<MemberList>, ApiError> {
-    let account = require_account(&st, &bearer)?;
-    check_name(&fabric)?;
-    let since = st.clock.now_ms().saturating_sub(st.settings.stale_after_ms);
-    let members = st
-        .store
-        .fabric_members(&fabric, since)?
-        .into_iter()
-        .filter(|(_, owner, _)| *owner == account)
-        .map(|(m, _, last)| MemberView {
-            shard_id: m.shard_id,
-            zone: m.zone,
-            zones: m.zones,
-            link_address: m.link_address,
-            link_cert_hash: m.link_cert_hash,
-            link_next_cert_hash: m.link_next_cert_hash,
-            last_put_at_ms: last,
-        })
-        .collect();
-    Ok(Json(MemberList { fabric, members }))
+    off_worker(move || {
+        let account = require_account(&st, &bearer)?;
+        check_name(&fabric)?;
+        let since = st.clock.now_ms().saturating_sub(st.settings.stale_after_ms);
+        let members = st
+            .store
+            .fabric_members(&fabric, since)?
+            .into_iter()
+            .filter(|(_, owner, _)| *owner == account)
+            .map(|(m, _, last)| MemberView {
+                shard_id: m.shard_id,
+                zone: m.zone,
+                zones: m.zones,
+                link_address: m.link_address,
+                link_cert_hash: m.link_cert_hash,
+                link_next_cert_hash: m.link_next_cert_hash,
+                last_put_at_ms: last,
+            })
+            .collect();
+        Ok(Json(MemberList { fabric, members }))
+    })
+    .await
 }

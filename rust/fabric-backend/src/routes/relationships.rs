@@ -13,6 +13,7 @@ use fabric_auth::{ObjectRef, Subject, Tuple};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::blocking::off_worker;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Bearer, require_account};
 use crate::model::{CheckRequest, CheckResult, TupleBody, TupleChanged, TupleList};
@@ -68,7 +69,7 @@ fn changed_reply(
 ) -> Result<Json<TupleChanged>, ApiError> {
     let notified = if changed {
         tracing::info!(%account, %tuple, "tuple {what}");
-        notify(st, &tuple.object)?
+        notify(st, &tuple.object)
     } else {
         Vec::new()
     };
@@ -76,17 +77,33 @@ fn changed_reply(
 }
 
 /// Publishes `relationship_changed` to every zone that depends on `object`.
-fn notify(st: &AppState, object: &ObjectRef) -> Result<Vec<String>, ApiError> {
+///
+/// The write is already committed when this runs. If its reach cannot be computed (the
+/// dependents walk hits its node limit, or the store fails), every zone with subscribers is
+/// told instead: a spurious re-check costs a round of `POST /check`, a missed one leaves a
+/// removed member in the zone.
+fn notify(st: &AppState, object: &ObjectRef) -> Vec<String> {
     let text = object.to_string();
-    let mut topics = Vec::new();
-    for dep in dependents(&StoreTuples(&*st.store), object)? {
-        if dep.kind == "zone" {
-            let topic = dep.to_string();
-            push::relationship_changed(st, &topic, &text);
-            topics.push(topic);
+    let topics: Vec<String> = match dependents(&StoreTuples(&*st.store), object) {
+        Ok(deps) => deps
+            .iter()
+            .filter(|d| d.kind == "zone")
+            .map(ToString::to_string)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(object = %text, error = %e,
+                "dependents of a changed object unknown; notifying every subscribed zone");
+            st.hub
+                .topics()
+                .into_iter()
+                .filter(|t| t.starts_with("zone:"))
+                .collect()
         }
+    };
+    for topic in &topics {
+        push::relationship_changed(st, topic, &text);
     }
-    Ok(topics)
+    topics
 }
 
 pub(super) async fn add(
@@ -94,18 +111,25 @@ pub(super) async fn add(
     bearer: Bearer,
     ApiJson(body): ApiJson<TupleBody>,
 ) -> Result<Json<TupleChanged>, ApiError> {
-    let account = require_account(&st, &bearer)?;
-    let tuple = parse_tuple(&st, &body)?;
-    require_object_exists(&st, &tuple.object)?;
-    let claim = tuple.object.kind != "zone"
-        && tuple.relation == "owner"
-        && tuple.subject == Subject::User(account.clone())
-        && st.store.subjects(&tuple.object, "owner")?.is_empty();
-    if !claim {
-        require_admin(&st, &account, &tuple.object)?;
-    }
-    let changed = st.store.add_tuple(&tuple)?;
-    changed_reply(&st, changed, "added", &account, &tuple)
+    off_worker(move || {
+        let account = require_account(&st, &bearer)?;
+        let tuple = parse_tuple(&st, &body)?;
+        require_object_exists(&st, &tuple.object)?;
+        // Claiming an unowned group or map: the store checks and writes atomically, so of
+        // concurrent claims exactly one wins and the others fall back to the admin check.
+        let claimed = tuple.object.kind != "zone"
+            && tuple.relation == "owner"
+            && tuple.subject == Subject::User(account.clone())
+            && st.store.claim_owner(&tuple)?;
+        let changed = if claimed {
+            true
+        } else {
+            require_admin(&st, &account, &tuple.object)?;
+            st.store.add_tuple(&tuple)?
+        };
+        changed_reply(&st, changed, "added", &account, &tuple)
+    })
+    .await
 }
 
 pub(super) async fn remove(
@@ -113,14 +137,17 @@ pub(super) async fn remove(
     bearer: Bearer,
     ApiJson(body): ApiJson<TupleBody>,
 ) -> Result<Json<TupleChanged>, ApiError> {
-    let account = require_account(&st, &bearer)?;
-    let tuple = parse_tuple(&st, &body)?;
-    require_object_exists(&st, &tuple.object)?;
-    require_admin(&st, &account, &tuple.object)?;
-    // The changed object is itself among its dependents, so a removed zone tuple always
-    // notifies that zone; a removed group tuple notifies every zone reaching the group.
-    let changed = st.store.remove_tuple(&tuple)?;
-    changed_reply(&st, changed, "removed", &account, &tuple)
+    off_worker(move || {
+        let account = require_account(&st, &bearer)?;
+        let tuple = parse_tuple(&st, &body)?;
+        require_object_exists(&st, &tuple.object)?;
+        require_admin(&st, &account, &tuple.object)?;
+        // The changed object is itself among its dependents, so a removed zone tuple always
+        // notifies that zone; a removed group tuple notifies every zone reaching the group.
+        let changed = st.store.remove_tuple(&tuple)?;
+        changed_reply(&st, changed, "removed", &account, &tuple)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,27 +160,30 @@ pub(super) async fn list(
     bearer: Bearer,
     query: Result<Query<ObjectQuery>, QueryRejection>,
 ) -> Result<Json<TupleList>, ApiError> {
-    let account = require_account(&st, &bearer)?;
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    let object: ObjectRef = q.object.parse()?;
-    require_object_exists(&st, &object)?;
-    if !is_admin(&st, &account, &object)? {
-        return Err(ApiError::forbidden(format!(
-            "{account} is not an admin of {object}"
-        )));
-    }
-    let tuples = st
-        .store
-        .tuples_on(&object)?
-        .into_iter()
-        .map(|t| TupleBody {
-            object: t.object.to_string(),
-            relation: t.relation,
-            subject: t.subject.to_string(),
-        })
-        .collect();
-    Ok(Json(TupleList { tuples }))
+    off_worker(move || {
+        let account = require_account(&st, &bearer)?;
+        let Query(q) = query
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+        let object: ObjectRef = q.object.parse()?;
+        require_object_exists(&st, &object)?;
+        if !is_admin(&st, &account, &object)? {
+            return Err(ApiError::forbidden(format!(
+                "{account} is not an admin of {object}"
+            )));
+        }
+        let tuples = st
+            .store
+            .tuples_on(&object)?
+            .into_iter()
+            .map(|t| TupleBody {
+                object: t.object.to_string(),
+                relation: t.relation,
+                subject: t.subject.to_string(),
+            })
+            .collect();
+        Ok(Json(TupleList { tuples }))
+    })
+    .await
 }
 
 pub(super) async fn check(
@@ -161,38 +191,41 @@ pub(super) async fn check(
     bearer: Bearer,
     ApiJson(body): ApiJson<CheckRequest>,
 ) -> Result<Json<CheckResult>, ApiError> {
-    let account = require_account(&st, &bearer)?;
-    let object: ObjectRef = body.object.parse()?;
-    if st
-        .schema
-        .granting(&object.kind, &body.permission)
-        .is_empty()
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_relation",
-            format!("{} has no permission {:?}", object.kind, body.permission),
-        ));
-    }
-    let subject = match body.subject {
-        Some(other) if other != account => {
-            if !is_admin(&st, &account, &object)? {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    format!("checking another account's permissions needs admin on {object}"),
-                ));
-            }
-            other
+    off_worker(move || {
+        let account = require_account(&st, &bearer)?;
+        let object: ObjectRef = body.object.parse()?;
+        if st
+            .schema
+            .granting(&object.kind, &body.permission)
+            .is_empty()
+        {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_relation",
+                format!("{} has no permission {:?}", object.kind, body.permission),
+            ));
         }
-        _ => account,
-    };
-    let allowed = rebac_check(
-        &st.schema,
-        &StoreTuples(&*st.store),
-        &subject,
-        &body.permission,
-        &object,
-    )?;
-    Ok(Json(CheckResult { allowed }))
+        let subject = match body.subject {
+            Some(other) if other != account => {
+                if !is_admin(&st, &account, &object)? {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        format!("checking another account's permissions needs admin on {object}"),
+                    ));
+                }
+                other
+            }
+            _ => account,
+        };
+        let allowed = rebac_check(
+            &st.schema,
+            &StoreTuples(&*st.store),
+            &subject,
+            &body.permission,
+            &object,
+        )?;
+        Ok(Json(CheckResult { allowed }))
+    })
+    .await
 }

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use fabric_auth::{ObjectRef, Subject, Tuple};
 use uuid::Uuid;
 
+use crate::blocking::off_worker;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Bearer, ShardId, account_for, optional_account, require_account};
 use crate::model::{
@@ -43,81 +44,84 @@ pub(super) async fn register(
     bearer: Bearer,
     ApiJson(body): ApiJson<RegisterShard>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
-    let owner = require_account(&st, &bearer)?;
-    let port = u16::try_from(body.port)
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| ApiError::invalid_field("port", "must be 1-65535"))?;
-    let address = body
-        .address
-        .unwrap_or_else(|| peer.ip().to_canonical().to_string());
-    check_text("address", &address, MAX_TEXT_LEN)?;
-    check_text("map", &body.map, MAX_TEXT_LEN)?;
-    check_text("name", &body.name, MAX_TEXT_LEN)?;
-    check_text("cert_hash", &body.cert_hash, MAX_TEXT_LEN)?;
-    check_optional_hash("next_cert_hash", &body.next_cert_hash)?;
-    check_url(&body.asset_index_url)?;
-    let max_users = body.max_users.unwrap_or(DEFAULT_MAX_USERS);
-    if max_users == 0 || max_users > MAX_MAX_USERS {
-        return Err(ApiError::invalid_field("max_users", "must be 1-100000"));
-    }
-    let public = body.public.unwrap_or(true);
-    if let Some(f) = &body.fabric {
-        super::fabrics::check_join(&st, &owner, f)?;
-    }
-    let now = st.clock.now_ms();
-    let secret = new_shard_secret();
-    let record = ShardRecord {
-        id: Uuid::new_v4(),
-        owner: owner.clone(),
-        address,
-        port,
-        map: body.map,
-        name: body.name,
-        cert_hash: body.cert_hash,
-        next_cert_hash: body.next_cert_hash,
-        max_users,
-        current_users: 0,
-        public,
-        asset_index_url: body.asset_index_url,
-        secret_hash: hash_secret(&secret),
-        created_at_ms: now,
-        last_put_at_ms: now,
-    };
-    let zone = ObjectRef::new("zone", record.id.to_string());
-    let mut tuples = vec![Tuple {
-        object: zone.clone(),
-        relation: "owner".into(),
-        subject: Subject::User(owner),
-    }];
-    if public {
-        tuples.push(Tuple {
-            object: zone,
-            relation: "joiner".into(),
-            subject: Subject::AnyUser,
-        });
-    }
-    st.store.insert_shard(&record, &tuples)?;
-    let link = match &body.fabric {
-        Some(f) => match super::fabrics::join(&st, record.id, &record.address, f) {
-            Ok(grant) => Some(grant),
-            Err(e) => {
-                st.store.delete_shard(record.id)?;
-                return Err(e);
-            }
-        },
-        None => None,
-    };
-    tracing::info!(shard = %record.id, owner = %record.owner, addr = %record.address, port, "shard registered");
-    Ok((
-        StatusCode::CREATED,
-        Json(Registered {
-            id: record.id,
-            shard_secret: secret,
-            stale_after_ms: st.settings.stale_after_ms,
-            link,
-        }),
-    ))
+    off_worker(move || {
+        let owner = require_account(&st, &bearer)?;
+        let port = u16::try_from(body.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| ApiError::invalid_field("port", "must be 1-65535"))?;
+        let address = body
+            .address
+            .unwrap_or_else(|| peer.ip().to_canonical().to_string());
+        check_text("address", &address, MAX_TEXT_LEN)?;
+        check_text("map", &body.map, MAX_TEXT_LEN)?;
+        check_text("name", &body.name, MAX_TEXT_LEN)?;
+        check_text("cert_hash", &body.cert_hash, MAX_TEXT_LEN)?;
+        check_optional_hash("next_cert_hash", &body.next_cert_hash)?;
+        check_url(&body.asset_index_url)?;
+        let max_users = body.max_users.unwrap_or(DEFAULT_MAX_USERS);
+        if max_users == 0 || max_users > MAX_MAX_USERS {
+            return Err(ApiError::invalid_field("max_users", "must be 1-100000"));
+        }
+        let public = body.public.unwrap_or(true);
+        if let Some(f) = &body.fabric {
+            super::fabrics::check_join(&st, &owner, f)?;
+        }
+        let now = st.clock.now_ms();
+        let secret = new_shard_secret();
+        let record = ShardRecord {
+            id: Uuid::new_v4(),
+            owner: owner.clone(),
+            address,
+            port,
+            map: body.map,
+            name: body.name,
+            cert_hash: body.cert_hash,
+            next_cert_hash: body.next_cert_hash,
+            max_users,
+            current_users: 0,
+            public,
+            asset_index_url: body.asset_index_url,
+            secret_hash: hash_secret(&secret),
+            created_at_ms: now,
+            last_put_at_ms: now,
+        };
+        let zone = ObjectRef::new("zone", record.id.to_string());
+        let mut tuples = vec![Tuple {
+            object: zone.clone(),
+            relation: "owner".into(),
+            subject: Subject::User(owner),
+        }];
+        if public {
+            tuples.push(Tuple {
+                object: zone,
+                relation: "joiner".into(),
+                subject: Subject::AnyUser,
+            });
+        }
+        st.store.insert_shard(&record, &tuples)?;
+        let link = match &body.fabric {
+            Some(f) => match super::fabrics::join(&st, record.id, &record.address, f) {
+                Ok(grant) => Some(grant),
+                Err(e) => {
+                    st.store.delete_shard(record.id)?;
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        tracing::info!(shard = %record.id, owner = %record.owner, addr = %record.address, port, "shard registered");
+        Ok((
+            StatusCode::CREATED,
+            Json(Registered {
+                id: record.id,
+                shard_secret: secret,
+                stale_after_ms: st.settings.stale_after_ms,
+                link,
+            }),
+        ))
+    })
+    .await
 }
 
 /// Resolves the shard and checks that `bearer` is its secret (or, with `allow_owner`, its
@@ -169,23 +173,26 @@ pub(super) async fn heartbeat(
     bearer: Bearer,
     ApiJson(body): ApiJson<Heartbeat>,
 ) -> Result<Json<ShardView>, ApiError> {
-    authorize(&st, id, &bearer, false)?;
-    check_url(&body.asset_index_url)?;
-    check_optional_hash("cert_hash", &body.cert_hash)?;
-    check_optional_hash("next_cert_hash", &body.next_cert_hash)?;
-    let update = HeartbeatUpdate {
-        current_users: body.current_users,
-        asset_index_url: body.asset_index_url,
-        cert_hash: body.cert_hash,
-        next_cert_hash: body.next_cert_hash,
-    };
-    let record = st
-        .store
-        .heartbeat(id, &update, st.clock.now_ms())?
-        .ok_or_else(|| ApiError::unknown_shard(id))?;
-    let delivered = push::zone_updated(&st, &record);
-    tracing::debug!(shard = %id, users = record.current_users, delivered, "heartbeat");
-    Ok(Json(ShardView::from(&record)))
+    off_worker(move || {
+        authorize(&st, id, &bearer, false)?;
+        check_url(&body.asset_index_url)?;
+        check_optional_hash("cert_hash", &body.cert_hash)?;
+        check_optional_hash("next_cert_hash", &body.next_cert_hash)?;
+        let update = HeartbeatUpdate {
+            current_users: body.current_users,
+            asset_index_url: body.asset_index_url,
+            cert_hash: body.cert_hash,
+            next_cert_hash: body.next_cert_hash,
+        };
+        let record = st
+            .store
+            .heartbeat(id, &update, st.clock.now_ms())?
+            .ok_or_else(|| ApiError::unknown_shard(id))?;
+        let delivered = push::zone_updated(&st, &record);
+        tracing::debug!(shard = %id, users = record.current_users, delivered, "heartbeat");
+        Ok(Json(ShardView::from(&record)))
+    })
+    .await
 }
 
 pub(super) async fn delete(
@@ -193,25 +200,31 @@ pub(super) async fn delete(
     ShardId(id): ShardId,
     bearer: Bearer,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&st, id, &bearer, true)?;
-    if !st.store.delete_shard(id)? {
-        return Err(ApiError::unknown_shard(id));
-    }
-    push::zone_removed(&st, id, "deleted");
-    tracing::info!(shard = %id, "shard deleted");
-    Ok(StatusCode::NO_CONTENT)
+    off_worker(move || {
+        authorize(&st, id, &bearer, true)?;
+        if !st.store.delete_shard(id)? {
+            return Err(ApiError::unknown_shard(id));
+        }
+        push::zone_removed(&st, id, "deleted");
+        tracing::info!(shard = %id, "shard deleted");
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
 }
 
 pub(super) async fn list(
     State(st): State<Shared>,
     bearer: Bearer,
 ) -> Result<Json<ShardList>, ApiError> {
-    let viewer = optional_account(&st, &bearer)?;
-    let since = st.clock.now_ms().saturating_sub(st.settings.stale_after_ms);
-    let shards = st.store.list_shards(since, viewer.as_deref())?;
-    Ok(Json(ShardList {
-        shards: shards.iter().map(ShardView::from).collect(),
-    }))
+    off_worker(move || {
+        let viewer = optional_account(&st, &bearer)?;
+        let since = st.clock.now_ms().saturating_sub(st.settings.stale_after_ms);
+        let shards = st.store.list_shards(since, viewer.as_deref())?;
+        Ok(Json(ShardList {
+            shards: shards.iter().map(ShardView::from).collect(),
+        }))
+    })
+    .await
 }
 
 pub(super) async fn get_one(
@@ -219,11 +232,14 @@ pub(super) async fn get_one(
     ShardId(id): ShardId,
     bearer: Bearer,
 ) -> Result<Json<ShardView>, ApiError> {
-    let viewer = optional_account(&st, &bearer)?;
-    match st.store.shard(id)? {
-        Some(s) if s.public || viewer.as_deref() == Some(s.owner.as_str()) => {
-            Ok(Json(ShardView::from(&s)))
+    off_worker(move || {
+        let viewer = optional_account(&st, &bearer)?;
+        match st.store.shard(id)? {
+            Some(s) if s.public || viewer.as_deref() == Some(s.owner.as_str()) => {
+                Ok(Json(ShardView::from(&s)))
+            }
+            _ => Err(ApiError::unknown_shard(id)),
         }
-        _ => Err(ApiError::unknown_shard(id)),
-    }
+    })
+    .await
 }

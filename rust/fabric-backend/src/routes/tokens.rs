@@ -9,6 +9,7 @@ use fabric_auth::ObjectRef;
 use fabric_auth::keys::public_key_to_b64;
 use fabric_auth::rebac::check;
 
+use crate::blocking::off_worker;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Bearer, require_account};
 use crate::model::{
@@ -33,39 +34,42 @@ pub(super) async fn issue(
     bearer: Bearer,
     ApiJson(body): ApiJson<JoinTokenRequest>,
 ) -> Result<Json<JoinTokenIssued>, ApiError> {
-    let account = require_account(&st, &bearer)?;
-    if st.store.shard(body.zone_id)?.is_none() {
-        return Err(ApiError::unknown_shard(body.zone_id));
-    }
-    let zone = ObjectRef::new("zone", body.zone_id.to_string());
-    if !check(
-        &st.schema,
-        &StoreTuples(&*st.store),
-        &account,
-        "join",
-        &zone,
-    )? {
-        tracing::info!(%account, zone = %body.zone_id, "join denied");
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "join_denied",
-            format!("{account} may not join {zone}"),
-        ));
-    }
-    let jti = uuid::Uuid::new_v4().to_string();
-    let (token, claims) = st.issuer.issue(
-        &account,
-        &body.zone_id.to_string(),
-        &jti,
-        st.clock.now_ms() / 1000,
-    )?;
-    tracing::info!(%account, zone = %body.zone_id, jti, "join token issued");
-    Ok(Json(JoinTokenIssued {
-        token,
-        expires_at: claims.exp,
-        kid: claims.kid,
-        zone_id: body.zone_id,
-    }))
+    off_worker(move || {
+        let account = require_account(&st, &bearer)?;
+        if st.store.shard(body.zone_id)?.is_none() {
+            return Err(ApiError::unknown_shard(body.zone_id));
+        }
+        let zone = ObjectRef::new("zone", body.zone_id.to_string());
+        if !check(
+            &st.schema,
+            &StoreTuples(&*st.store),
+            &account,
+            "join",
+            &zone,
+        )? {
+            tracing::info!(%account, zone = %body.zone_id, "join denied");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "join_denied",
+                format!("{account} may not join {zone}"),
+            ));
+        }
+        let jti = uuid::Uuid::new_v4().to_string();
+        let (token, claims) = st.issuer.issue(
+            &account,
+            &body.zone_id.to_string(),
+            &jti,
+            st.clock.now_ms() / 1000,
+        )?;
+        tracing::info!(%account, zone = %body.zone_id, jti, "join token issued");
+        Ok(Json(JoinTokenIssued {
+            token,
+            expires_at: claims.exp,
+            kid: claims.kid,
+            zone_id: body.zone_id,
+        }))
+    })
+    .await
 }
 
 pub(super) async fn verify(

@@ -21,6 +21,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::blocking::off_worker;
 use crate::error::ApiError;
 use crate::model::ShardView;
 use crate::state::Shared;
@@ -109,7 +110,13 @@ async fn session(st: Shared, socket: WebSocket) {
     loop {
         let out: String = tokio::select! {
             frame = stream.next() => match frame {
-                Some(Ok(WsMessage::Text(text))) => handle(&st, conn, &tx, text.as_str()),
+                Some(Ok(WsMessage::Text(text))) => {
+                    // Subscribing reads the store: off the async workers.
+                    let (st, tx) = (st.clone(), tx.clone());
+                    off_worker(move || Ok(handle(&st, conn, &tx, text.as_str())))
+                        .await
+                        .unwrap_or_else(|e| error(e.code, &e.message))
+                }
                 Some(Ok(WsMessage::Binary(_))) => error("binary_unsupported", "send JSON text frames"),
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
                 Some(Ok(WsMessage::Close(_))) | None => break,

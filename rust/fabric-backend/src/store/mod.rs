@@ -1,9 +1,12 @@
 //! The storage boundary. Handlers talk to `dyn Store`; [`sqlite::SqliteStore`] is the embedded
-//! default, and a PostgreSQL-compatible implementation can be added behind the same trait.
+//! default, [`postgres::PgStore`] the networked one (PostgreSQL or CockroachDB, `--db
+//! postgres://…`). Handlers call the store from tokio's blocking pool
+//! ([`crate::blocking::off_worker`]), never from an async worker.
 //!
 //! Every method is short and synchronous; time is always an argument (`now_ms`, `cutoff_ms`), so
 //! the store never reads a clock and staleness is decided by the caller's [`crate::clock::Clock`].
 
+pub mod postgres;
 pub mod sqlite;
 
 use fabric_auth::{ObjectRef, RebacError, Subject, Tuple, TupleSource};
@@ -87,6 +90,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a tuple; false if it was already present.
     fn add_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError>;
+    /// Adds `tuple` (an `owner` tuple) only if its object has no `owner` yet, atomically:
+    /// of concurrent claims on one object exactly one wins. False if the object was owned.
+    fn claim_owner(&self, tuple: &Tuple) -> Result<bool, StoreError>;
     /// Removes a tuple; false if it was absent.
     fn remove_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError>;
     /// All tuples on an object.
@@ -98,6 +104,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// A metadata value (e.g. the join signing key).
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// The metadata value of `key`, storing `value` first if there is none (atomically: of
+    /// replicas racing to initialise a key, all get the same stored value).
+    fn meta_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
     /// Sets a metadata value.
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }

@@ -80,6 +80,18 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+#[cfg(unix)]
+fn restrict_to_owner(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| StoreError::Corrupt(format!("cannot restrict {path:?} to its owner: {e}")))
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
 /// SQLite-backed store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -104,7 +116,14 @@ impl SqliteStore {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| StoreError::Corrupt(format!("cannot create {parent:?}: {e}")))?;
             }
+            let existed = Path::new(path).exists();
             let conn = Connection::open(path)?;
+            if !existed {
+                // The database holds API-key and shard-secret hashes (and, without
+                // --join-key-file, the signing seed): readable by its owner only. SQLite gives
+                // the -wal and -shm files the same mode.
+                restrict_to_owner(Path::new(path))?;
+            }
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn
@@ -425,6 +444,19 @@ impl Store for SqliteStore {
         self.with(|c| insert_tuple(c, tuple))
     }
 
+    fn claim_owner(&self, tuple: &Tuple) -> Result<bool, StoreError> {
+        // One connection behind a mutex: the check and the insert cannot interleave.
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let owned = tx
+                .prepare_cached("SELECT 1 FROM tuples WHERE object = ?1 AND relation = 'owner'")?
+                .exists(params![tuple.object.to_string()])?;
+            let won = !owned && insert_tuple(&tx, tuple)?;
+            tx.commit()?;
+            Ok(won)
+        })
+    }
+
     fn remove_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError> {
         self.with(|c| {
             let n = c
@@ -485,6 +517,15 @@ impl Store for SqliteStore {
             Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
                 .query_row(params![key], |r| r.get(0))
                 .optional()?)
+        })
+    }
+
+    fn meta_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        self.with(|c| {
+            c.prepare_cached("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)")?
+                .execute(params![key, value])?;
+            Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row(params![key], |r| r.get(0))?)
         })
     }
 

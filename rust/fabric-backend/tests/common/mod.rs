@@ -2,6 +2,9 @@
 //! reads the startup line for the address, and gives HTTP and WebSocket helpers.
 #![allow(dead_code)]
 
+pub mod inproc;
+pub mod pg;
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -16,6 +19,19 @@ use tokio_tungstenite::tungstenite::Message;
 /// guard so a broken build fails instead of hanging).
 pub const EVENT_DEADLINE: Duration = Duration::from_secs(20);
 
+/// Environment variable choosing the store the suite runs against.
+pub const STORE_ENV: &str = "FABRIC_BACKEND_TEST_STORE";
+
+/// The `--db` of a fresh backend: with `FABRIC_BACKEND_TEST_STORE=postgres`, a new database
+/// on this test binary's PostgreSQL server (one suite, two stores); otherwise `:memory:` SQLite.
+pub fn test_db() -> String {
+    match std::env::var(STORE_ENV).as_deref() {
+        Ok("postgres") => pg::shared().fresh_database(),
+        Ok("sqlite") | Err(_) => ":memory:".to_owned(),
+        Ok(other) => panic!("{STORE_ENV}={other}: expected postgres or sqlite"),
+    }
+}
+
 /// A running backend process, killed on drop.
 pub struct Backend {
     pub child: Child,
@@ -24,10 +40,11 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Starts the binary with `--listen 127.0.0.1:0 --db :memory:` and `extra` arguments
-    /// (later arguments override earlier ones).
+    /// Starts the binary with `--listen 127.0.0.1:0 --db <the suite's store>` and `extra`
+    /// arguments (later arguments override earlier ones).
     pub fn spawn(extra: &[&str]) -> Backend {
-        let mut args = vec!["--listen", "127.0.0.1:0", "--db", ":memory:"];
+        let db = test_db();
+        let mut args = vec!["--listen", "127.0.0.1:0", "--db", &db];
         args.extend_from_slice(extra);
         Self::spawn_raw(&args)
     }

@@ -37,6 +37,8 @@ mod players;
 mod replication;
 pub mod runtime;
 mod sessions;
+pub mod shutdown;
+pub mod snapshot;
 mod stats;
 
 use config::{LinkMode, Population, ZoneSettings};
@@ -107,7 +109,8 @@ pub struct FabricZone {
     /// Port for zone links (0 = any free port).
     #[export]
     pub(crate) link_port: i32,
-    /// Directory for the zone's files (empty = none).
+    /// Directory for the zone's files (empty = none): a graceful shutdown writes the
+    /// `FabricSnapshot` there, and the zone reloads its range from it at start.
     #[export]
     pub(crate) data_dir: GString,
     /// Population spawned at start: `"none"` or `"wanderers"` (this zone's share of `entities`).
@@ -218,6 +221,8 @@ pub struct FabricZone {
     monitors: Vec<StringName>,
     /// Avatars and the command gate ([`players`]).
     players: players::Players,
+    /// The graceful shutdown in progress, if any ([`shutdown`]).
+    shutdown: Option<shutdown::Shutdown>,
 }
 
 /// Reads `multiplayer_fabric/zone/<name>` into `slot` when the project sets it.
@@ -295,6 +300,7 @@ impl INode for FabricZone {
             last_catch_up_warning: None,
             monitors: Vec::new(),
             players: Default::default(),
+            shutdown: None,
         };
         let ps = ProjectSettings::singleton();
         project_setting(&ps, "zone_index", &mut z.zone_id);
@@ -323,6 +329,8 @@ impl INode for FabricZone {
 
     fn ready(&mut self) {
         if self.use_command_line {
+            // A zone process: SIGINT/SIGTERM start a graceful shutdown.
+            shutdown::install_signal_handlers();
             let args: Vec<String> = Os::singleton()
                 .get_cmdline_user_args()
                 .as_slice()
@@ -355,6 +363,7 @@ impl INode for FabricZone {
         if self.runtime.is_some() {
             self.run_frame(elapsed);
         }
+        self.shutdown_step();
         if self.server.is_some() || self.registration.is_some() {
             self.pump();
         }
@@ -424,7 +433,8 @@ impl FabricZone {
     /// `serve_clients`, the client listener (and registration, with `backend_url`). Returns
     /// `ERR_ALREADY_IN_USE` when running, `ERR_INVALID_PARAMETER` for unusable settings,
     /// `ERR_CANT_CREATE` when a port cannot be bound or the zone index is taken in this fabric,
-    /// `ERR_UNCONFIGURED` when `backend_url` is set without an API key.
+    /// `ERR_UNCONFIGURED` when `backend_url` is set without an API key, `ERR_FILE_CORRUPT` when
+    /// `data_dir` holds a snapshot that cannot be reloaded (see `load_snapshot`).
     #[func]
     pub fn start(&mut self) -> Error {
         if self.runtime.is_some() || self.server.is_some() {
@@ -447,6 +457,11 @@ impl FabricZone {
         if err != Error::OK {
             self.stop();
             return err;
+        }
+        if let Err(e) = self.restore_at_start() {
+            godot_error!("FabricZone {}: {e}; not started", self.zone_id);
+            self.stop();
+            return Error::ERR_FILE_CORRUPT;
         }
         let owned = self.runtime.as_ref().map_or(0, |r| r.counts().owned);
         godot_print!(

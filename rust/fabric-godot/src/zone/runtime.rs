@@ -315,6 +315,17 @@ impl ZoneRuntime {
         r
     }
 
+    /// Spawns `e` with its own global id (an entity reloaded from a snapshot); later
+    /// [`Self::spawn`]s of this zone skip past an id of its own API range.
+    pub fn restore(&mut self, e: Entity) -> Result<u32, SpawnError> {
+        let zone_bits = (u32::from(self.zone.id()) & 0x1f) << 26;
+        if e.global_id & 0xfc00_0000 == API_ID_BASE | zone_bits {
+            let next = (e.global_id & 0x03ff_ffff).wrapping_add(1);
+            self.next_api_id = self.next_api_id.max(next);
+        }
+        self.spawn_entity(e)
+    }
+
     /// The slot of owned entity `id` (a scan of the slots).
     pub fn owned_slot(&self, id: u32) -> Option<usize> {
         self.zone.find_owned(id)

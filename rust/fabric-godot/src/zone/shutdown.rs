@@ -1,0 +1,285 @@
+//! Graceful shutdown of a fabric: every zone drains toward zone 0 through ordinary STAGING
+//! migration (the core's `Zone::start_drain`, 50 entities per tick), then zone 0 writes the
+//! `FabricSnapshot`. Started by `FabricZone.begin_shutdown` or, in a zone process, by SIGINT
+//! or SIGTERM.
+//!
+//! The zones drain as a chain, highest first, because a draining zone refuses arrivals: zone
+//! `k` waits for zone `k + 1`'s drain-done notice (the last zone starts at once), then drains
+//! into zone `k - 1`; zone 0 waits for zone 1's notice, then saves everything it holds. A zone
+//! that has drained keeps running a little while (its notice is repeated every second, and may
+//! be lost like any packet) and then finishes. When the deadline passes first (a zone
+//! unreachable), a zone saves what it still holds itself (zone `k` to `PATH.zone-k.res`) and
+//! says how many entities it could not move; each of those files is reloaded like the main one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use fabric_core::zones::ZoneId;
+use godot::prelude::*;
+
+use super::FabricZone;
+use crate::snapshot::file;
+
+/// How long a drained zone keeps running so its drain-done notice is repeated.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// File name of the snapshot in the zone's `data_dir` when no path is given.
+pub const SNAPSHOT_FILE: &str = "fabric-snapshot.res";
+
+/// Set by the SIGINT/SIGTERM handler, read by every zone's frame.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// Makes SIGINT and SIGTERM start a graceful shutdown instead of ending the process (zone
+/// processes only: a zone started from the command line). Installed once per process.
+pub fn install_signal_handlers() {
+    #[cfg(unix)]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                // SAFETY: the action only stores to an atomic, which is async-signal-safe.
+                let r = unsafe {
+                    signal_hook_registry::register(sig, || SIGNALLED.store(true, Ordering::SeqCst))
+                };
+                if let Err(e) = r {
+                    tracing::warn!("cannot handle signal {sig}: {e}");
+                }
+            }
+        });
+    }
+}
+
+/// Where a zone's shutdown is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the next zone's drain-done notice.
+    Waiting,
+    /// Sending every entity to the previous zone.
+    Draining,
+    /// Drained; repeating the notice until the time is up.
+    Lingering(Instant),
+    /// Finished: drained, or (zone 0) snapshot written.
+    Done,
+    /// The deadline passed: what the zone still held was saved by itself.
+    TimedOut,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Waiting => "waiting",
+            Phase::Draining => "draining",
+            Phase::Lingering(_) => "lingering",
+            Phase::Done => "done",
+            Phase::TimedOut => "timed_out",
+        }
+    }
+}
+
+/// One zone's shutdown in progress.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    path: String,
+    deadline: Instant,
+    quit: bool,
+    phase: Phase,
+    report: String,
+}
+
+impl FabricZone {
+    /// Starts the graceful shutdown (see the module docs); `path` empty = `data_dir`'s
+    /// [`SNAPSHOT_FILE`]. Returns false when the zone is not running or no path is known.
+    fn start_shutdown(&mut self, path: &str, timeout: Duration, quit: bool) -> bool {
+        if self.runtime.is_none() {
+            return false;
+        }
+        let path = if path.is_empty() {
+            if self.data_dir.is_empty() {
+                return false;
+            }
+            format!("{}/{SNAPSHOT_FILE}", self.data_dir)
+        } else {
+            path.to_owned()
+        };
+        tracing::info!(zone = self.zone_id, path, "graceful shutdown started");
+        self.shutdown = Some(Shutdown {
+            path,
+            deadline: Instant::now() + timeout,
+            quit,
+            phase: Phase::Waiting,
+            report: String::new(),
+        });
+        true
+    }
+
+    /// One step of the shutdown, run every frame after the ticks.
+    pub(crate) fn shutdown_step(&mut self) {
+        if self.shutdown.is_none() && SIGNALLED.load(Ordering::SeqCst) {
+            let ok = self.start_shutdown("", Duration::from_secs(60), true);
+            if !ok {
+                godot_print!(
+                    "FABRIC_ZONE_SHUTDOWN zone_id={} not running or no data_dir: nothing saved",
+                    self.zone_id
+                );
+                self.stop();
+                self.base().get_tree().quit();
+                return;
+            }
+        }
+        let (Some(sd), Some(rt)) = (self.shutdown.as_mut(), self.runtime.as_mut()) else {
+            return;
+        };
+        let now = Instant::now();
+        let me = rt.zone().id();
+        let count = rt.zone().config().layout.count() as ZoneId;
+        let timed_out = now >= sd.deadline;
+        let next = match sd.phase {
+            Phase::Waiting => {
+                let next_done = me + 1 >= count || rt.zone().drain_done_from().contains(me + 1);
+                if next_done || timed_out {
+                    if me == 0 {
+                        Some(if next_done {
+                            Phase::Done
+                        } else {
+                            Phase::TimedOut
+                        })
+                    } else if next_done {
+                        rt.zone_mut().start_drain(me - 1);
+                        Some(Phase::Draining)
+                    } else {
+                        Some(Phase::TimedOut)
+                    }
+                } else {
+                    None
+                }
+            }
+            Phase::Draining if rt.zone().drain_done() => Some(Phase::Lingering(now + LINGER)),
+            Phase::Draining if timed_out => Some(Phase::TimedOut),
+            Phase::Lingering(until) if now >= until => Some(Phase::Done),
+            _ => None,
+        };
+        let Some(phase) = next else { return };
+        sd.phase = phase;
+        if !matches!(phase, Phase::Done | Phase::TimedOut) {
+            return;
+        }
+        self.finish_shutdown(phase);
+    }
+
+    /// Saves what must be saved when the shutdown ends, reports it, and quits if asked.
+    fn finish_shutdown(&mut self, phase: Phase) {
+        let Some(sd) = self.shutdown.as_ref() else {
+            return;
+        };
+        let zone = self.zone_id;
+        let quit = sd.quit;
+        let snap = self.snapshot_now().unwrap_or_else(|| {
+            fabric_core::snapshot::Snapshot::new(&self.fabric_name.to_string(), 1, 0, 0)
+        });
+        let target = if zone == 0 {
+            Some(sd.path.clone())
+        } else if phase == Phase::TimedOut || !snap.is_empty() {
+            Some(format!("{}.zone-{zone}.res", sd.path))
+        } else {
+            None
+        };
+        let mut report = match (&target, phase) {
+            (Some(path), Phase::Done) => format!("saved {} entities to {path}", snap.len()),
+            (Some(path), _) if zone == 0 => format!(
+                "zone 1 did not report its drain in time: saved the {} entities held here to {path}",
+                snap.len()
+            ),
+            (Some(path), _) => format!(
+                "the drain did not finish in time: saved the {} entities it could not move to {path}",
+                snap.len()
+            ),
+            (None, _) => "drained every entity".to_owned(),
+        };
+        let mut exit_code = 0;
+        if let Some(path) = &target
+            && let Err(e) = file::save(&snap, path)
+        {
+            report = format!("could not save: {e}");
+            godot_error!("FabricZone {zone}: {report}");
+            exit_code = 1;
+        }
+        if phase == Phase::TimedOut {
+            godot_warn!("FabricZone {zone}: shutdown: {report}");
+        }
+        godot_print!("FABRIC_ZONE_SHUTDOWN zone_id={zone} {report}");
+        if let Some(sd) = self.shutdown.as_mut() {
+            sd.report = report;
+        }
+        if quit {
+            self.stop();
+            self.base().get_tree().quit_ex().exit_code(exit_code).done();
+        }
+    }
+}
+
+impl FabricZone {
+    /// At start, with a `data_dir`: reloads this zone's range from [`SNAPSHOT_FILE`] there and
+    /// from every leftover `SNAPSHOT_FILE.zone-N.res` of a drain that timed out. No file: nothing
+    /// to do. A bad file is an error (the zone then does not start: never silently partial).
+    pub(crate) fn restore_at_start(&mut self) -> Result<usize, super::snapshot::RestoreError> {
+        if self.data_dir.is_empty() {
+            return Ok(0);
+        }
+        let dir = std::path::PathBuf::from(self.data_dir.to_string());
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n == SNAPSHOT_FILE
+                    || (n.starts_with(&format!("{SNAPSHOT_FILE}.zone-")) && n.ends_with(".res"))
+            })
+            .collect();
+        files.sort();
+        let mut total = 0;
+        for name in files {
+            let path = dir.join(&name).to_string_lossy().into_owned();
+            let n = self.restore_from(&path)?;
+            godot_print!(
+                "FABRIC_ZONE_RESTORED zone_id={} file={path} entities={n}",
+                self.zone_id
+            );
+            total += n;
+        }
+        Ok(total)
+    }
+}
+
+#[godot_api(secondary)]
+impl FabricZone {
+    /// Starts a graceful shutdown of this zone (call it on every zone of the fabric): zones
+    /// drain toward zone 0 one after the other, highest first, then zone 0 saves every entity
+    /// to `path` as a `FabricSnapshot` (empty `path`: `fabric-snapshot.res` in `data_dir`).
+    /// After `timeout_sec` a zone that has not finished saves what it still holds to
+    /// `PATH.zone-N.res`. With `quit`, the engine quits when this zone is done (exit code 0, or 1
+    /// when its file could not be written).
+    /// SIGINT and SIGTERM call it in a zone process (`data_dir`, 60 s, quit). Returns false when
+    /// the zone is not running or no path is known. Follow it with `get_shutdown_state()`.
+    #[func]
+    pub fn begin_shutdown(&mut self, path: GString, timeout_sec: f64, quit: bool) -> bool {
+        let timeout = Duration::from_secs_f64(timeout_sec.clamp(0.0, 86_400.0));
+        self.start_shutdown(&path.to_string(), timeout, quit)
+    }
+
+    /// `""` (no shutdown), `"waiting"`, `"draining"`, `"lingering"`, `"done"` or `"timed_out"`.
+    #[func]
+    pub fn get_shutdown_state(&self) -> GString {
+        self.shutdown
+            .as_ref()
+            .map_or(GString::new(), |s| GString::from(s.phase.name()))
+    }
+
+    /// What the finished shutdown did, in words (what was saved where, what could not move).
+    #[func]
+    pub fn get_shutdown_report(&self) -> GString {
+        self.shutdown
+            .as_ref()
+            .map_or(GString::new(), |s| GString::from(&s.report))
+    }
+}
