@@ -173,8 +173,13 @@ impl FabricZone {
         let Some(words) = payload_from(&payload) else {
             return false;
         };
-        self.with_owned(id, |z, s| z.set_payload(s, words))
-            .unwrap_or(false)
+        let done = self
+            .with_owned(id, |z, s| z.set_payload(s, words))
+            .unwrap_or(false);
+        if let (true, Some(rt), Some(g)) = (done, self.runtime.as_mut(), gid(id)) {
+            rt.journal_payload(g, words);
+        }
+        done
     }
 
     /// Position (metres) of owned entity `id`; `Vector3.ZERO` when not owned here.
@@ -182,6 +187,17 @@ impl FabricZone {
     pub fn get_entity_position(&mut self, id: i64) -> Vector3 {
         self.with_owned(id, |z, s| from_vec3(&z.slots().position(s), 1e-6))
             .unwrap_or(Vector3::ZERO)
+    }
+
+    /// The latest tick whose spawns, despawns and payload updates are committed to the zone's
+    /// journal (a change made in tick `t` survives a crash once this is `>= t`); -1 without a
+    /// data directory or while nothing committed.
+    #[func]
+    pub fn get_durable_tick(&self) -> i64 {
+        self.runtime
+            .as_ref()
+            .and_then(|rt| rt.durable_tick())
+            .map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX))
     }
 
     /// Whether this zone owns entity `id` now.

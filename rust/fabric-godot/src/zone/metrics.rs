@@ -96,6 +96,9 @@ struct Handles {
     client_bytes_per_s: Gauge<f64, AtomicU64>,
     client_max_bytes_per_s: Gauge<f64, AtomicU64>,
     client_entities_per_packet: Gauge<f64, AtomicU64>,
+    journal_durable: Gauge,
+    journal_full: Counter,
+    journal_mutations: Counter,
 }
 
 /// Registers the replication metrics (`client_*`).
@@ -278,6 +281,22 @@ impl Published {
             "Hand-off latency, intent sent to acceptance seen, p99",
             h.handoff_p99.clone(),
         );
+        registry.register(
+            "journal_durable_tick",
+            "Latest tick whose journal mutations are committed (-1: none yet or no journal)",
+            h.journal_durable.clone(),
+        );
+        h.journal_durable.set(-1);
+        registry.register(
+            "journal_full",
+            "Journal submits refused because the queue was full (kept for the next tick)",
+            h.journal_full.clone(),
+        );
+        registry.register(
+            "journal_mutations",
+            "Mutations handed to the journal writer",
+            h.journal_mutations.clone(),
+        );
         Arc::new(Self {
             zone,
             registry,
@@ -354,6 +373,18 @@ impl Published {
         h.client_max_bytes_per_s.set(r.max_client_bytes_per_s);
         h.client_entities_per_packet.set(r.entities_per_packet);
         *last = *t;
+    }
+
+    /// Publishes the journal's figures (every tick: atomics only): the durable tick and the
+    /// running totals of full-queue refusals and mutations submitted.
+    pub fn publish_journal(&self, durable_tick: Option<u64>, full: u64, mutations: u64) {
+        let h = &self.h;
+        h.journal_durable
+            .set(durable_tick.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)));
+        h.journal_full
+            .inc_by(full.saturating_sub(h.journal_full.get()));
+        h.journal_mutations
+            .inc_by(mutations.saturating_sub(h.journal_mutations.get()));
     }
 
     /// The last published figures.

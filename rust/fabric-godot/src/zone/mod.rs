@@ -29,6 +29,7 @@ use godot::prelude::*;
 
 pub mod api;
 pub mod config;
+pub mod journal;
 pub mod link_network;
 pub mod metrics;
 pub mod monitors;
@@ -223,6 +224,8 @@ pub struct FabricZone {
     players: players::Players,
     /// The graceful shutdown in progress, if any ([`shutdown`]).
     shutdown: Option<shutdown::Shutdown>,
+    /// A snapshot reloaded at start, marked as reloaded once the journal holds its entities.
+    restore_marker: Option<shutdown::RestoreMarker>,
 }
 
 /// Reads `multiplayer_fabric/zone/<name>` into `slot` when the project sets it.
@@ -301,6 +304,7 @@ impl INode for FabricZone {
             monitors: Vec::new(),
             players: Default::default(),
             shutdown: None,
+            restore_marker: None,
         };
         let ps = ProjectSettings::singleton();
         project_setting(&ps, "zone_index", &mut z.zone_id);
@@ -352,6 +356,11 @@ impl INode for FabricZone {
                     "FabricZone {}: could not start; see the error above",
                     self.zone_id
                 );
+                if self.use_command_line && err == Error::ERR_CANT_OPEN {
+                    // A zone server whose journal is unusable must not run (nor look alive).
+                    godot_print!("FABRIC_ZONE_FAILED zone_id={} reason=journal", self.zone_id);
+                    self.base().get_tree().quit_ex().exit_code(1).done();
+                }
             }
         }
     }
@@ -434,7 +443,9 @@ impl FabricZone {
     /// `ERR_ALREADY_IN_USE` when running, `ERR_INVALID_PARAMETER` for unusable settings,
     /// `ERR_CANT_CREATE` when a port cannot be bound or the zone index is taken in this fabric,
     /// `ERR_UNCONFIGURED` when `backend_url` is set without an API key, `ERR_FILE_CORRUPT` when
-    /// `data_dir` holds a snapshot that cannot be reloaded (see `load_snapshot`).
+    /// `data_dir` holds a snapshot that cannot be reloaded (see `load_snapshot`), `ERR_CANT_OPEN`
+    /// when the journal in `data_dir` is unusable (the error names the file) or its entities do
+    /// not fit.
     #[func]
     pub fn start(&mut self) -> Error {
         if self.runtime.is_some() || self.server.is_some() {
@@ -490,6 +501,9 @@ impl FabricZone {
         }
         if let Some(r) = self.registration.take() {
             r.stop();
+        }
+        if let Some(Err(e)) = self.runtime.as_mut().and_then(ZoneRuntime::close_journal) {
+            godot_error!("FabricZone {}: {e}", self.zone_id);
         }
         self.runtime = None;
         self.published = None;
@@ -715,7 +729,59 @@ impl FabricZone {
             let (tick, phase_ns) = link_network::epoch_position(cfg.tick_hz);
             rt.start_at_tick(tick, phase_ns);
         }
-        rt.spawn_population(s.population);
+        let mut population = s.population;
+        if let Some(dir) = &s.data_dir {
+            if shutdown::snapshot_pending(dir, s.zone_index) {
+                // A graceful shutdown's snapshot not reloaded yet: it supersedes the journal.
+                match journal::set_aside(dir, s.zone_index) {
+                    Ok(Some(to)) => godot_print!(
+                        "FabricZone {}: a snapshot in {} is newer than the journal; the journal was moved to {}",
+                        s.zone_index,
+                        dir.display(),
+                        to.display()
+                    ),
+                    Ok(None) => {}
+                    Err(e) => {
+                        godot_error!(
+                            "FabricZone {}: moving the journal aside in {}: {e}",
+                            s.zone_index,
+                            dir.display()
+                        );
+                        return Error::ERR_CANT_OPEN;
+                    }
+                }
+            }
+            match journal::ZoneJournal::open(dir, s.zone_index) {
+                Ok((j, holds)) => {
+                    let path = j.path().display().to_string();
+                    if holds.last_seq > 0 {
+                        // The journal's entity set wins over the start population.
+                        population = Population::None;
+                    }
+                    if let Err(e) = rt.attach_journal(j, &holds) {
+                        godot_error!(
+                            "FabricZone {}: journal {path}: {} entities do not fit: {e}",
+                            s.zone_index,
+                            holds.state.len()
+                        );
+                        return Error::ERR_CANT_OPEN;
+                    }
+                    godot_print!(
+                        "FABRIC_ZONE_JOURNAL zone_id={} file={path} entities={} last_tick={} last_seq={} replayed={}",
+                        s.zone_index,
+                        holds.state.len(),
+                        holds.last_tick,
+                        holds.last_seq,
+                        holds.replayed
+                    );
+                }
+                Err(e) => {
+                    godot_error!("FabricZone {}: {e}", s.zone_index);
+                    return Error::ERR_CANT_OPEN;
+                }
+            }
+        }
+        rt.spawn_population(population);
         rt.publish();
         self.reset_players(&cfg, repl);
         self.runtime = Some(rt);
@@ -831,6 +897,7 @@ impl FabricZone {
             self.replicate();
         }
         self.flush_events();
+        self.mark_restored_when_durable();
         let running = self.started_at.elapsed().as_secs_f64();
         if self.stats_every_sec > 0.0 && running >= self.next_stats_at {
             self.next_stats_at = running + self.stats_every_sec;

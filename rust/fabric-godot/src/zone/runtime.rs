@@ -41,6 +41,7 @@ use fabric_core::zone::{SpawnError, Zone};
 use fabric_core::zones::ZoneId;
 
 use super::config::Population;
+use super::journal::ZoneJournal;
 use super::metrics::{Figures, Motion, Published};
 use super::network::{LinkInfo, NetEvent, ZoneNetwork};
 
@@ -160,6 +161,10 @@ pub struct ZoneRuntime {
     second: (u64, u64, u64),
     rates: (f64, f64),
     published: Arc<Published>,
+    /// The crash-recovery journal ([`super::journal`]), with a data directory.
+    journal: Option<ZoneJournal>,
+    /// Events already recorded in the journal (a prefix of `events`).
+    journaled: usize,
 }
 
 impl std::fmt::Debug for ZoneRuntime {
@@ -207,6 +212,8 @@ impl ZoneRuntime {
             second: (0, 0, 0),
             rates: (0.0, 0.0),
             published,
+            journal: None,
+            journaled: 0,
         })
     }
 
@@ -258,6 +265,8 @@ impl ZoneRuntime {
 
     /// The events since the last call.
     pub fn drain_events(&mut self) -> std::vec::Drain<'_, ZoneEvent> {
+        self.journal_events();
+        self.journaled = 0;
         self.events.drain(..)
     }
 
@@ -404,6 +413,7 @@ impl ZoneRuntime {
             // Hand-offs begun by this tick count from when their intents left.
             self.observe(sent, true);
             self.ghosts.expire(tick);
+            self.journal_submit(tick);
         }
         let took = started.elapsed().as_nanos() as u64;
         self.tick_times.record(took);
@@ -447,6 +457,88 @@ impl ZoneRuntime {
             at += INTENT_LEN;
         }
         self.deferred.truncate(kept);
+    }
+
+    /// Starts journaling into `journal` after restoring what it `holds` (when it holds any
+    /// mutation, instead of the start population: see [`super::journal`]). Tick numbering
+    /// continues after its last tick. Call before any tick; fails when the entities do not fit.
+    pub fn attach_journal(
+        &mut self,
+        journal: ZoneJournal,
+        holds: &fabric_journal::Loaded,
+    ) -> Result<usize, SpawnError> {
+        let zone_bits = (u32::from(self.zone.id()) & 0x1f) << 26;
+        for e in holds.state.entities() {
+            self.spawn_entity(*e)?;
+            if e.global_id & 0xfc00_0000 == API_ID_BASE | zone_bits {
+                let next = (e.global_id & 0x03ff_ffff).wrapping_add(1);
+                self.next_api_id = self.next_api_id.max(next);
+            }
+        }
+        // Restored, not new: not journaled again.
+        self.journaled = self.events.len();
+        if self.zone.current_tick() == 0 {
+            self.origin = self.origin.max(holds.last_tick);
+            self.second.0 = self.origin;
+        }
+        self.journal = Some(journal);
+        self.published.publish_journal(None, 0, 0);
+        Ok(holds.state.len())
+    }
+
+    /// The number of the last tick run (or skipped on the shared clock): the next tick is this
+    /// plus one.
+    pub fn last_tick_number(&self) -> u64 {
+        self.zone.current_tick().max(self.origin)
+    }
+
+    /// The latest tick whose mutations (and every earlier tick's) are committed to the
+    /// journal. A state-changing command applied while the zone's current tick is `t` goes
+    /// with tick `t + 1`: it is durable once this is `>= t + 1`. `None` without a journal or
+    /// while nothing committed.
+    pub fn durable_tick(&self) -> Option<u64> {
+        self.journal.as_ref().and_then(ZoneJournal::durable_tick)
+    }
+
+    /// The journal, when the zone has one.
+    pub fn journal(&self) -> Option<&ZoneJournal> {
+        self.journal.as_ref()
+    }
+
+    /// Journals a payload update of `id` (made through [`Self::zone_mut`]).
+    pub fn journal_payload(&mut self, id: u32, payload: [u32; PAYLOAD_WORDS]) {
+        self.journal_events();
+        if let Some(j) = self.journal.as_mut() {
+            j.payload_updated(id, payload);
+        }
+    }
+
+    /// Puts the events not yet journaled into the journal's batch.
+    fn journal_events(&mut self) {
+        if let Some(j) = self.journal.as_mut() {
+            j.record_events(&self.events[self.journaled..], &self.zone);
+        }
+        self.journaled = self.events.len();
+    }
+
+    /// Submits the journal's batch as tick `tick`'s (at the end of every tick, so the durable
+    /// tick advances; mutations made between ticks go with the next one) and publishes its
+    /// figures.
+    fn journal_submit(&mut self, tick: u64) {
+        self.journal_events();
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        j.submit(tick);
+        self.published
+            .publish_journal(j.durable_tick(), j.full_count(), j.mutations());
+    }
+
+    /// Closes the journal (a graceful stop): what is pending is submitted and written.
+    pub fn close_journal(&mut self) -> Option<Result<(), fabric_journal::JournalError>> {
+        self.journal_events();
+        let tick = self.zone.current_tick().max(self.origin);
+        self.journal.take().map(|j| j.close(tick))
     }
 
     /// Hands the core's outbox to the network, then clears it.
@@ -639,7 +731,7 @@ impl ZoneRuntime {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::zone::config::ZoneSettings;
     use crate::zone::network::MemoryNetwork;
@@ -648,30 +740,34 @@ mod tests {
     fn fabric(name: &str, entities: u32) -> Vec<ZoneRuntime> {
         (0..3)
             .map(|z| {
-                let s = ZoneSettings {
-                    zone_index: z,
-                    zone_count: 3,
-                    hysteresis_ticks: 5,
-                    ..ZoneSettings::default()
-                };
-                let cfg = s.core_config().unwrap();
-                let net = MemoryNetwork::join(
-                    name,
-                    cfg.zone_id,
-                    fabric_core::aoi::neighbours(&cfg.layout, cfg.zone_id),
-                )
-                .unwrap();
-                let limits = Limits {
-                    max_catch_up: 5,
-                    event_budget: 4096,
-                    ghost_rows: 3600,
-                };
-                let mut rt =
-                    ZoneRuntime::new(cfg, Box::new(net), limits, Published::new(name, z)).unwrap();
+                let mut rt = zone_of_three(name, z);
                 rt.spawn_population(Population::Wanderers { entities, seed: 4 });
                 rt
             })
             .collect()
+    }
+
+    /// Zone `z` of a fabric of three in memory, without entities.
+    pub(crate) fn zone_of_three(name: &str, z: u32) -> ZoneRuntime {
+        let s = ZoneSettings {
+            zone_index: z,
+            zone_count: 3,
+            hysteresis_ticks: 5,
+            ..ZoneSettings::default()
+        };
+        let cfg = s.core_config().unwrap();
+        let net = MemoryNetwork::join(
+            name,
+            cfg.zone_id,
+            fabric_core::aoi::neighbours(&cfg.layout, cfg.zone_id),
+        )
+        .unwrap();
+        let limits = Limits {
+            max_catch_up: 5,
+            event_budget: 4096,
+            ghost_rows: 3600,
+        };
+        ZoneRuntime::new(cfg, Box::new(net), limits, Published::new(name, z)).unwrap()
     }
 
     /// Every id held exactly once, or only reserved while its commit is in flight.
@@ -916,6 +1012,11 @@ mod tests {
 
     #[global_allocator]
     static COUNTING: Counting = Counting;
+
+    /// Heap allocations made by this thread so far.
+    pub(crate) fn allocations() -> u64 {
+        ALLOCATIONS.with(|c| c.get())
+    }
 
     #[test]
     fn a_steady_state_tick_does_not_allocate() {

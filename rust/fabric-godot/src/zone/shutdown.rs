@@ -219,26 +219,21 @@ impl FabricZone {
 
 impl FabricZone {
     /// At start, with a `data_dir`: reloads this zone's range from [`SNAPSHOT_FILE`] there and
-    /// from every leftover `SNAPSHOT_FILE.zone-N.res` of a drain that timed out. No file: nothing
-    /// to do. A bad file is an error (the zone then does not start: never silently partial).
+    /// from every leftover `SNAPSHOT_FILE.zone-N.res` of a drain that timed out, unless this
+    /// zone already reloaded exactly these files (its journal holds their entities since).
+    /// No file: nothing to do. The files are marked as reloaded by this zone
+    /// (`zone-<index>.restored`) once its journal has made the reloaded entities durable.
     pub(crate) fn restore_at_start(&mut self) -> Result<usize, super::snapshot::RestoreError> {
         if self.data_dir.is_empty() {
             return Ok(0);
         }
         let dir = std::path::PathBuf::from(self.data_dir.to_string());
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| {
-                n == SNAPSHOT_FILE
-                    || (n.starts_with(&format!("{SNAPSHOT_FILE}.zone-")) && n.ends_with(".res"))
-            })
-            .collect();
-        files.sort();
+        let zone = self.zone_id.max(0) as u32;
+        let Some(fingerprint) = pending_fingerprint(&dir, zone) else {
+            return Ok(0);
+        };
         let mut total = 0;
-        for name in files {
+        for name in snapshot_files(&dir) {
             let path = dir.join(&name).to_string_lossy().into_owned();
             let n = self.restore_from(&path)?;
             godot_print!(
@@ -247,8 +242,100 @@ impl FabricZone {
             );
             total += n;
         }
+        if let Some(rt) = self.runtime.as_ref() {
+            let tick = rt.last_tick_number();
+            self.restore_marker = Some(RestoreMarker {
+                path: marker_path(&dir, zone),
+                fingerprint,
+                after_tick: tick,
+            });
+        }
         Ok(total)
     }
+
+    /// Writes the reloaded-snapshot marker once the journal's durable tick is past the reload
+    /// (called every frame; does nothing without a pending marker).
+    pub(crate) fn mark_restored_when_durable(&mut self) {
+        let Some(m) = self.restore_marker.as_ref() else {
+            return;
+        };
+        let durable = self.runtime.as_ref().and_then(|r| r.durable_tick());
+        if durable.is_none_or(|t| t <= m.after_tick) {
+            return;
+        }
+        let tmp = m.path.with_extension("restored.partial");
+        let r = std::fs::write(&tmp, &m.fingerprint).and_then(|()| std::fs::rename(&tmp, &m.path));
+        match r {
+            Ok(()) => {
+                self.restore_marker = None;
+            }
+            Err(e) => {
+                godot_error!(
+                    "FabricZone {}: writing {}: {e} (the snapshot will be reloaded again at the next start)",
+                    self.zone_id,
+                    m.path.display()
+                );
+                self.restore_marker = None;
+            }
+        }
+    }
+}
+
+/// A reloaded snapshot waiting for the journal to hold its entities.
+#[derive(Debug)]
+pub struct RestoreMarker {
+    path: std::path::PathBuf,
+    fingerprint: String,
+    /// The reloaded entities are durable once the journal's durable tick is past this one.
+    after_tick: u64,
+}
+
+/// The snapshot files in `dir` that a zone reloads at start, sorted.
+fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n == SNAPSHOT_FILE
+                || (n.starts_with(&format!("{SNAPSHOT_FILE}.zone-")) && n.ends_with(".res"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn marker_path(dir: &std::path::Path, zone: u32) -> std::path::PathBuf {
+    dir.join(format!("zone-{zone}.restored"))
+}
+
+/// The snapshot files' names, sizes and modification times, one line each, when there are
+/// files and zone `zone` has not reloaded exactly these yet.
+fn pending_fingerprint(dir: &std::path::Path, zone: u32) -> Option<String> {
+    use std::fmt::Write as _;
+    let files = snapshot_files(dir);
+    if files.is_empty() {
+        return None;
+    }
+    let mut fp = String::new();
+    for name in &files {
+        let meta = std::fs::metadata(dir.join(name)).ok();
+        let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+        let modified = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let _ = writeln!(fp, "{name} {len} {modified}");
+    }
+    let done = std::fs::read_to_string(marker_path(dir, zone)).unwrap_or_default();
+    (done != fp).then_some(fp)
+}
+
+/// Whether `dir` holds snapshot files zone `zone` has not reloaded yet: they supersede its
+/// journal (a graceful shutdown drained the fabric into them).
+pub fn snapshot_pending(dir: &std::path::Path, zone: u32) -> bool {
+    pending_fingerprint(dir, zone).is_some()
 }
 
 #[godot_api(secondary)]
