@@ -4,6 +4,7 @@
 //! loopback, each on a free port.
 
 pub mod mp;
+pub mod repl_client;
 pub mod zone_probe;
 
 use std::time::Duration;

@@ -17,6 +17,7 @@
 //! | `--capacity N`, `--headroom N` | slots, slots kept for arrivals |
 //! | `--hysteresis-ticks N` | ticks outside the range before a migration starts |
 //! | `--interest-radius M` | [`ZoneSettings::interest_radius_m`] |
+//! | `--client-budget B` | [`ZoneSettings::client_budget_bytes_per_s`] |
 //! | `--port P`, `--bind ADDR`, `--link-port P` | client port, bind address, zone link port |
 //! | `--link memory` / `--link network` / `--link none` | [`ZoneSettings::link`] |
 //! | `--fabric-key-file PATH`, `--members "k/n@host:port#hash ..."`, `--members-file PATH` | static link membership ([`ZoneSettings::link_net`]) |
@@ -33,6 +34,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use fabric_core::client_view::ReplicationConfig;
 use fabric_core::config::{V_MAX_METRES_PER_SECOND, ZoneConfig};
 use fabric_core::coords::{MICROS_PER_METRE, WorldBounds};
 use fabric_core::zones::ZoneLayout;
@@ -110,6 +112,8 @@ pub struct ZoneSettings {
     pub hysteresis_ticks: u32,
     /// Radius of a client's interest, metres.
     pub interest_radius_m: f64,
+    /// Replication bytes per second to each client (the token bucket of its view).
+    pub client_budget_bytes_per_s: u32,
     /// Client port (0 = any free port).
     pub port: u16,
     /// Address to bind (`*` = all interfaces).
@@ -170,6 +174,7 @@ impl Default for ZoneSettings {
             headroom: 400,
             hysteresis_ticks: 0,
             interest_radius_m: 5.0,
+            client_budget_bytes_per_s: 65_536,
             port: 7443,
             bind: "*".into(),
             link_port: 0,
@@ -226,6 +231,18 @@ impl ZoneSettings {
         cfg.validate()
             .map_err(|e| ConfigError::Zone(e.to_string()))?;
         Ok(cfg)
+    }
+
+    /// The configuration of every client's view ([`fabric_core::client_view`]): the interest
+    /// radius (10 % hysteresis), the byte budget and the tick rate.
+    pub fn replication_config(&self) -> Result<ReplicationConfig, ConfigError> {
+        let radius_mm = (self.interest_radius_m * 1000.0).round() as i64;
+        let mut c = ReplicationConfig::with_radius(radius_mm);
+        c.bytes_per_second = self.client_budget_bytes_per_s;
+        c.tick_hz = self.tick_hz.max(1);
+        c.validate()
+            .map_err(|e| ConfigError::Zone(format!("client replication: {e}")))?;
+        Ok(c)
     }
 }
 
@@ -293,6 +310,7 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--headroom",
             "--hysteresis-ticks",
             "--interest-radius",
+            "--client-budget",
             "--port",
             "--bind",
             "--link-port",
@@ -336,6 +354,7 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--headroom" => s.headroom = parse(key, v, "a slot count")?,
             "--hysteresis-ticks" => s.hysteresis_ticks = parse(key, v, "a tick count")?,
             "--interest-radius" => s.interest_radius_m = parse(key, v, "metres")?,
+            "--client-budget" => s.client_budget_bytes_per_s = parse(key, v, "bytes per second")?,
             "--port" => s.port = parse(key, v, "a port number")?,
             "--bind" => s.bind = v.into(),
             "--link-port" => s.link_port = parse(key, v, "a port number")?,
@@ -446,6 +465,7 @@ mod tests {
             &args(
                 "--zone-index 2 --zone-count=3 --fabric f1 --world-bounds 100 --capacity 900 \
                  --headroom 100 --hysteresis-ticks 7 --interest-radius 12.5 --port 0 \
+                 --client-budget 32000 \
                  --bind 127.0.0.1 --link-port 9000 --link memory --data-dir /tmp/z --tick-hz 30 \
                  --max-catch-up 3 --event-budget 64 --population wanderers --entities 3000 \
                  --seed 42 --metrics-addr 127.0.0.1:9100 --stats-every 1 --quit-after 5 \
@@ -460,6 +480,12 @@ mod tests {
         assert_eq!((s.world_min_m, s.world_max_m), ([-100.0; 3], [100.0; 3]));
         assert_eq!((s.capacity, s.headroom, s.hysteresis_ticks), (900, 100, 7));
         assert_eq!(s.interest_radius_m, 12.5);
+        let repl = s.replication_config().unwrap();
+        assert_eq!(
+            (repl.radius_mm, repl.hysteresis_mm, repl.bytes_per_second),
+            (12_500, 1_250, 32_000)
+        );
+        assert_eq!(repl.tick_hz, 30, "views run at the zone's tick rate");
         assert_eq!(
             (s.port, s.bind.as_str(), s.link_port),
             (0, "127.0.0.1", 9000)
@@ -528,6 +554,14 @@ mod tests {
             err("--metrics-addr localhost"),
             ConfigError::Invalid { .. }
         ));
+        let no_radius = ZoneSettings {
+            interest_radius_m: 0.0,
+            ..ZoneSettings::default()
+        };
+        assert!(
+            matches!(no_radius.replication_config(), Err(ConfigError::Zone(_))),
+            "a zero interest radius is refused"
+        );
         let bad_zone = ZoneSettings {
             zone_index: 3,
             zone_count: 3,

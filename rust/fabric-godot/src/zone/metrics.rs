@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fabric_core::command_gate::{REFUSAL_COUNT, Refusal};
+
+use super::replication::{ReplRates, ReplTotals};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -87,9 +89,55 @@ struct Handles {
     /// One handle per [`Refusal`], taken from the family once (no lookup per update).
     commands_refused: [Counter; REFUSAL_COUNT],
     players: Gauge,
+    client_bytes: Counter,
+    client_packets: Counter,
+    client_entities: Counter,
+    client_views: Gauge,
+    client_bytes_per_s: Gauge<f64, AtomicU64>,
+    client_max_bytes_per_s: Gauge<f64, AtomicU64>,
+    client_entities_per_packet: Gauge<f64, AtomicU64>,
     journal_durable: Gauge,
     journal_full: Counter,
     journal_mutations: Counter,
+}
+
+/// Registers the replication metrics (`client_*`).
+fn register_replication(registry: &mut Registry, h: &Handles) {
+    registry.register(
+        "client_bytes",
+        "Replication bytes sent to players",
+        h.client_bytes.clone(),
+    );
+    registry.register(
+        "client_packets",
+        "Replication packets sent to players",
+        h.client_packets.clone(),
+    );
+    registry.register(
+        "client_entities",
+        "Entity records (updates and enters) sent to players",
+        h.client_entities.clone(),
+    );
+    registry.register(
+        "client_views",
+        "Players with a replication view here",
+        h.client_views.clone(),
+    );
+    registry.register(
+        "client_bytes_per_second",
+        "Replication bytes per second to all players, last second",
+        h.client_bytes_per_s.clone(),
+    );
+    registry.register(
+        "client_max_bytes_per_second",
+        "Replication bytes per second to the busiest player, last second",
+        h.client_max_bytes_per_s.clone(),
+    );
+    registry.register(
+        "client_entities_per_packet",
+        "Entity records per replication packet, last second",
+        h.client_entities_per_packet.clone(),
+    );
 }
 
 /// The label set of `commands_refused`: the reason's name.
@@ -133,6 +181,7 @@ pub struct Published {
     last: Mutex<Figures>,
     dump: Mutex<Dump>,
     commands: Mutex<CommandFigures>,
+    replication: Mutex<ReplTotals>,
     stop: AtomicBool,
 }
 
@@ -163,6 +212,7 @@ impl Published {
             h.commands_accepted.clone(),
         );
         registry.register("players", "Sessions with an avatar here", h.players.clone());
+        register_replication(&mut registry, &h);
         registry.register("ticks", "Ticks run", h.ticks.clone());
         registry.register("overruns", "Ticks longer than one step", h.overruns.clone());
         registry.register(
@@ -254,6 +304,7 @@ impl Published {
             last: Mutex::new(Figures::default()),
             dump: Mutex::new(Dump::default()),
             commands: Mutex::new(CommandFigures::default()),
+            replication: Mutex::new(ReplTotals::default()),
             stop: AtomicBool::new(false),
         })
     }
@@ -305,6 +356,23 @@ impl Published {
             accepted,
             refused: *refused,
         };
+    }
+
+    /// Publishes the replication to players: totals (counters advance by the difference) and
+    /// the last second's rates (no allocation).
+    pub(crate) fn publish_replication(&self, t: &ReplTotals, r: &ReplRates, views: u64) {
+        let mut last = self.replication.lock().unwrap_or_else(|p| p.into_inner());
+        let h = &self.h;
+        h.client_bytes.inc_by(t.bytes.saturating_sub(last.bytes));
+        h.client_packets
+            .inc_by(t.packets.saturating_sub(last.packets));
+        h.client_entities
+            .inc_by(t.entities.saturating_sub(last.entities));
+        h.client_views.set(views as i64);
+        h.client_bytes_per_s.set(r.bytes_per_s);
+        h.client_max_bytes_per_s.set(r.max_client_bytes_per_s);
+        h.client_entities_per_packet.set(r.entities_per_packet);
+        *last = *t;
     }
 
     /// Publishes the journal's figures (every tick: atomics only): the durable tick and the

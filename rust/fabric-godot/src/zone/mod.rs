@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod monitors;
 pub mod network;
 mod players;
+mod replication;
 pub mod runtime;
 mod sessions;
 pub mod shutdown;
@@ -52,12 +53,15 @@ use runtime::{ZoneEvent, ZoneRuntime};
 /// it. With `stats_every_sec`, prints `FABRIC_ZONE_STATS zone=.. tick=.. owned=.. staging=..
 /// incoming=.. tick_p50_ms=.. tick_p99_ms=.. tick_max_ms=.. overruns=.. dropped_ticks=..
 /// migrations_in_per_s=.. migrations_out_per_s=.. handoff_p50_ms=.. handoff_p99_ms=.. links=..
-/// ghosts=.. players=.. commands_accepted=.. refused_<reason>=..` lines; with
+/// ghosts=.. players=.. commands_accepted=.. refused_<reason>=.. client_views=..
+/// client_bytes_per_s=.. client_packets_per_s=.. client_entities_per_packet=..` lines; with
 /// `metrics_address`, serves Prometheus metrics on `/metrics` and the held global ids on `/state`.
 ///
 /// Admitted clients become players by sending `spawn`: the zone makes their avatar and checks
 /// every command they send (rate, validity, authority, bounds, speed) before applying it
 /// (`player_joined`, `player_left`, `command_refused`, `get_avatar()`; `docs/zone.md`, "Players").
+/// Each player is sent the entities within `interest_radius` of its avatar, within
+/// `client_budget` bytes per second (`docs/session-protocol.md`, "Replication frame").
 ///
 /// Settings come from project settings `multiplayer_fabric/zone/<property>`, then the node's
 /// properties, then the user arguments after `--` (see `docs/zone.md`).
@@ -97,6 +101,9 @@ pub struct FabricZone {
     /// Radius of a client's interest, metres.
     #[export]
     pub(crate) interest_radius: f64,
+    /// Replication bytes per second to each player.
+    #[export]
+    pub(crate) client_budget: i32,
     /// How neighbours are reached: `"none"`, or `"memory"` (zones of this fabric in this process).
     #[export]
     pub(crate) link_mode: GString,
@@ -246,6 +253,7 @@ impl INode for FabricZone {
             headroom: d.headroom as i32,
             hysteresis_ticks: d.hysteresis_ticks as i32,
             interest_radius: d.interest_radius_m,
+            client_budget: d.client_budget_bytes_per_s as i32,
             link_mode: "none".into(),
             link_port: i32::from(d.link_port),
             data_dir: GString::new(),
@@ -307,6 +315,7 @@ impl INode for FabricZone {
         project_setting(&ps, "headroom", &mut z.headroom);
         project_setting(&ps, "hysteresis_ticks", &mut z.hysteresis_ticks);
         project_setting(&ps, "interest_radius", &mut z.interest_radius);
+        project_setting(&ps, "client_budget", &mut z.client_budget);
         project_setting(&ps, "link_mode", &mut z.link_mode);
         project_setting(&ps, "link_port", &mut z.link_port);
         project_setting(&ps, "data_dir", &mut z.data_dir);
@@ -542,6 +551,7 @@ impl FabricZone {
             headroom: u(self.headroom),
             hysteresis_ticks: u(self.hysteresis_ticks),
             interest_radius_m: self.interest_radius,
+            client_budget_bytes_per_s: u(self.client_budget),
             port: u16::try_from(self.port).unwrap_or(0),
             bind: self.bind_address.to_string(),
             link_port: u16::try_from(self.link_port).unwrap_or(0),
@@ -599,6 +609,7 @@ impl FabricZone {
         self.headroom = s.headroom as i32;
         self.hysteresis_ticks = s.hysteresis_ticks as i32;
         self.interest_radius = s.interest_radius_m;
+        self.client_budget = s.client_budget_bytes_per_s as i32;
         self.port = i32::from(s.port);
         self.bind_address = GString::from(&s.bind);
         self.link_port = i32::from(s.link_port);
@@ -644,6 +655,17 @@ impl FabricZone {
     fn start_runtime(&mut self, s: &ZoneSettings) -> Error {
         let cfg = match s.core_config() {
             Ok(c) => c,
+            Err(e) => {
+                godot_error!("FabricZone: {e}");
+                return Error::ERR_INVALID_PARAMETER;
+            }
+        };
+        let repl = match s.replication_config().map(replication::Replication::new) {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                godot_error!("FabricZone: client replication: {e}");
+                return Error::ERR_INVALID_PARAMETER;
+            }
             Err(e) => {
                 godot_error!("FabricZone: {e}");
                 return Error::ERR_INVALID_PARAMETER;
@@ -761,7 +783,7 @@ impl FabricZone {
         }
         rt.spawn_population(population);
         rt.publish();
-        self.reset_players(&cfg);
+        self.reset_players(&cfg, repl);
         self.runtime = Some(rt);
         self.monitors = monitors::add(&published, s.zone_index);
         self.published = Some(published);
@@ -869,6 +891,10 @@ impl FabricZone {
                     rt.pacer().dropped_total()
                 );
             }
+        }
+        if steps.run > 0 {
+            // After the ticks: each player's packet (`replication`).
+            self.replicate();
         }
         self.flush_events();
         self.mark_restored_when_durable();

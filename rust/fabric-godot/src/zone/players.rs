@@ -19,6 +19,9 @@
 //! - when the session closes its avatar is despawned (if still owned here) and `player_left`
 //!   is emitted.
 //!
+//! - after the ticks of a frame each player is sent its replication packet, and its acks are
+//!   applied ([`super::replication`]).
+//!
 //! Nothing here runs inside the tick, so the tick stays allocation-free.
 
 use fabric_core::admission::Action;
@@ -33,6 +36,7 @@ use fabric_core::slots::SlotState;
 use godot::prelude::*;
 
 use super::FabricZone;
+use super::replication::Replication;
 use super::runtime::ZoneRuntime;
 
 /// Radius of a velocity spike, metres.
@@ -43,6 +47,8 @@ const SPIKE_RADIUS_M: i64 = 5;
 pub(crate) struct Players {
     avatars: Avatars,
     gate: CommandGate,
+    /// What each player sees.
+    pub(crate) replication: Replication,
 }
 
 impl Default for Players {
@@ -62,6 +68,7 @@ impl Players {
         Self {
             avatars: Avatars::new(),
             gate: CommandGate::new(GateConfig::new(cfg)),
+            replication: Replication::default(),
         }
     }
 
@@ -78,6 +85,7 @@ impl Players {
             // Writing into a String cannot fail.
             let _ = write!(out, " refused_{}={}", r.name(), refused[r.index()]);
         }
+        out.push_str(&self.replication.stats_fields());
         out
     }
 }
@@ -156,9 +164,48 @@ impl FabricZone {
 }
 
 impl FabricZone {
-    /// Starts fresh for a zone configured as `cfg` (called when the runtime starts).
-    pub(super) fn reset_players(&mut self, cfg: &ZoneConfig) {
+    /// Starts fresh for a zone configured as `cfg`, its players' views as `repl` (called when
+    /// the runtime starts).
+    pub(super) fn reset_players(&mut self, cfg: &ZoneConfig, repl: Replication) {
         self.players = Players::new(cfg);
+        self.players.replication = repl;
+    }
+
+    /// After the frame's ticks: each player's replication packet goes out as a datagram, and
+    /// the figures to the metrics.
+    pub(super) fn replicate(&mut self) {
+        let Some(rt) = self.runtime.as_ref() else {
+            return;
+        };
+        let players = &mut self.players;
+        match self.server.as_ref() {
+            Some(server) => {
+                let tx = server.sender();
+                players.replication.run(
+                    rt,
+                    &players.avatars,
+                    |s| tx.max_datagram_size(s).unwrap_or(0),
+                    |s, bytes| {
+                        let _ = tx.send_datagram(s, bytes);
+                    },
+                );
+            }
+            None => players
+                .replication
+                .run(rt, &players.avatars, |_| 0, |_, _| {}),
+        }
+        if let Some(p) = &self.published {
+            p.publish_replication(
+                &players.replication.totals(),
+                &players.replication.rates(),
+                players.replication.views() as u64,
+            );
+        }
+    }
+
+    /// A client ack datagram from `session`.
+    pub(super) fn on_replication_ack(&mut self, session: u64, frame: &[u8]) {
+        self.players.replication.on_ack(session, frame);
     }
 
     /// A session opened at `now_ms`.
@@ -169,6 +216,7 @@ impl FabricZone {
     /// A session closed: its avatar, if still owned here, is despawned.
     pub(super) fn player_session_closed(&mut self, session: u64) {
         self.players.gate.close(session);
+        self.players.replication.drop_session(session);
         let Some(id) = self.players.avatars.remove(session) else {
             return;
         };
@@ -283,7 +331,7 @@ impl FabricZone {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::zone::config::ZoneSettings;
     use crate::zone::metrics::Published;
@@ -297,7 +345,8 @@ mod tests {
         Micros::from_num(v * 1e6)
     }
 
-    fn runtime() -> ZoneRuntime {
+    /// A zone runtime with the default settings and no neighbours.
+    pub(crate) fn runtime() -> ZoneRuntime {
         let cfg = ZoneSettings::default().core_config().unwrap();
         let limits = Limits {
             max_catch_up: 5,

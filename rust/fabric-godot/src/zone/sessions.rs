@@ -85,6 +85,10 @@ impl FabricZone {
         now: u64,
         actions: &mut Vec<Action>,
     ) {
+        if super::replication::Replication::is_ack(data) {
+            self.on_replication_ack(session, data);
+            return;
+        }
         if !ControlMessage::is_control(data) {
             self.on_command(session, data, now);
             return;
