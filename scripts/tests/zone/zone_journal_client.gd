@@ -6,9 +6,10 @@ extends Node
 
 const CAP := 600
 
-@onready var zone: FabricZone = $Zone
 var last_tick := -1
 var spawned := 0
+
+@onready var zone: FabricZone = $Zone
 
 
 func _process(_delta: float) -> void:
