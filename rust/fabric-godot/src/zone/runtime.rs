@@ -353,6 +353,9 @@ impl ZoneRuntime {
         if self.origin != 0 && steps.dropped > 0 {
             // On a shared clock, dropped ticks are skipped numbers: the zone stays in step.
             self.origin = self.zone.current_tick().max(self.origin) + steps.dropped;
+            // Its own entities stand still in them, but reservations copy entities their
+            // senders still move: carried forward, or they would arrive that many steps behind.
+            self.zone.skip_ticks(steps.dropped);
         }
         for _ in 0..steps.run {
             self.run_tick();
@@ -807,6 +810,141 @@ mod tests {
         }
     }
 
+    /// Position and velocity, 64.64 bits per axis.
+    type Bits = ([i128; 3], [i128; 3]);
+
+    /// One tick of the motion law (no acceleration): move by the velocity, clamp and reverse
+    /// at the bounds `lo`/`hi` (64.64 bits).
+    fn law_step(m: &mut Bits, lo: [i128; 3], hi: [i128; 3]) {
+        let (p, v) = m;
+        for k in 0..3 {
+            let q = p[k] + v[k];
+            (p[k], v[k]) = if q < lo[k] {
+                (lo[k], -v[k])
+            } else if q > hi[k] {
+                (hi[k], -v[k])
+            } else {
+                (q, v[k])
+            };
+        }
+    }
+
+    /// Issue 10, "one step behind" under load: on the shared clock a receiver starved of CPU
+    /// right after it reserved a slot for an intent (the pump after its frame) drops ticks in
+    /// its next frame. Its own entities stand still in them, but the reservation copies an
+    /// entity its sender still holds and moves every tick: it must come out of that frame
+    /// where the sender's copy is (carried by the tick numbers), and the entity, once handed
+    /// over, must be where its motion puts it. Before the fix it was as many steps behind as
+    /// ticks were dropped.
+    #[test]
+    fn a_reservation_held_through_dropped_ticks_keeps_up_with_its_sender() {
+        let mut zones = fabric("runtime-test-drop", 900);
+        for z in zones.iter_mut() {
+            z.start_at_tick(1_000, 0);
+        }
+        let step = zones[0].pacer().step_ns();
+        let cfg = *zones[0].zone().config();
+        let lo = [0, 1, 2].map(|k| cfg.bounds.min_micros(k).to_bits());
+        let hi = [0, 1, 2].map(|k| cfg.bounds.max_micros(k).to_bits());
+        let motion = |z: &ZoneRuntime, slot: usize| {
+            let e = z.zone().slots().entity(slot);
+            (
+                e.position.map(|c| c.to_bits()),
+                e.velocity.map(|c| c.to_bits()),
+            )
+        };
+        // Lock-step frames, each followed by its pump (as the node does): zone 1 reserves for
+        // zone 0's intent of this round and acks, and zone 0 has not read the ack yet.
+        let mut pending: Vec<(u32, Bits)> = Vec::new();
+        for _ in 0..400 {
+            for z in zones.iter_mut() {
+                z.frame(step);
+                z.pump();
+            }
+            pending = zones[1]
+                .zone()
+                .holdings()
+                .filter(|h| h.state == SlotState::Incoming)
+                .filter_map(|h| {
+                    let s = zones[0]
+                        .zone()
+                        .holdings()
+                        .find(|s| s.global_id == h.global_id && s.state == SlotState::Staging)?;
+                    Some((h.global_id, motion(&zones[0], s.slot)))
+                })
+                .collect();
+            if !pending.is_empty() {
+                break;
+            }
+        }
+        assert!(
+            !pending.is_empty(),
+            "zone 1 reserved for a hand-off from zone 0"
+        );
+        let sent_at = zones[0].zone().current_tick();
+        assert_eq!(zones[1].zone().current_tick(), sent_at, "in step");
+        // Zone 1 starved for 8 periods: 5 ticks run, 3 dropped (their numbers skipped).
+        let steps = zones[1].frame(8 * step);
+        assert_eq!((steps.run, steps.dropped), (5, 3));
+        let now = zones[1].zone().current_tick();
+        assert_eq!(now, sent_at + 8, "the shared clock's tick number");
+        for (id, sender) in &pending {
+            let h = zones[1]
+                .zone()
+                .holdings()
+                .find(|h| h.global_id == *id)
+                .expect("still reserved");
+            assert_eq!(h.state, SlotState::Incoming, "entity {id}: no commit yet");
+            let mut want = *sender;
+            for _ in sent_at..now {
+                law_step(&mut want, lo, hi);
+            }
+            assert_eq!(
+                motion(&zones[1], h.slot),
+                want,
+                "entity {id}: zone 1's copy at tick {now} vs zone 0's at tick {sent_at}"
+            );
+        }
+        // The others run the same 8 periods without dropping, then all go on in step: the
+        // hand-offs complete and every copy of those entities is where their motion puts it.
+        for z in [0, 2] {
+            for _ in 0..8 {
+                zones[z].frame(step);
+                zones[z].pump();
+            }
+        }
+        for _ in 0..4 {
+            for z in zones.iter_mut() {
+                z.frame(step);
+                z.pump();
+            }
+        }
+        let end = zones[1].zone().current_tick();
+        assert!(zones.iter().all(|z| z.zone().current_tick() == end));
+        for (id, sender) in &pending {
+            let mut want = *sender;
+            for _ in sent_at..end {
+                law_step(&mut want, lo, hi);
+            }
+            let held: Vec<_> = zones
+                .iter()
+                .flat_map(|z| {
+                    z.zone()
+                        .holdings()
+                        .filter(|h| h.global_id == *id && h.state != SlotState::Incoming)
+                        .map(move |h| (z.zone().id(), h.state, motion(z, h.slot)))
+                })
+                .collect();
+            assert!(
+                held.iter().any(|(z, _, _)| *z == 1),
+                "entity {id} handed to zone 1: {held:?}"
+            );
+            for (z, st, m) in held {
+                assert_eq!(m, want, "entity {id} ({st:?}) on zone {z} at tick {end}");
+            }
+        }
+    }
+
     /// Zones out of phase: each zone pumps, then ticks, in turn, so its neighbours' intents of
     /// tick T often arrive before it ran T itself. Every entity, wherever it is held, must
     /// still be exactly where its own motion puts it (move by the velocity each tick, clamp
@@ -833,17 +971,8 @@ mod tests {
                 z.pump();
                 z.run_tick();
             }
-            for (p, v) in law.iter_mut() {
-                for k in 0..3 {
-                    let q = p[k] + v[k];
-                    (p[k], v[k]) = if q < lo[k] {
-                        (lo[k], -v[k])
-                    } else if q > hi[k] {
-                        (hi[k], -v[k])
-                    } else {
-                        (q, v[k])
-                    };
-                }
+            for m in law.iter_mut() {
+                law_step(m, lo, hi);
             }
             for z in &zones {
                 for h in z.zone().holdings() {
