@@ -168,12 +168,13 @@ impl Zone {
         }
     }
 
-    /// Tick numbers this zone skipped (dropped by its pacer, see [`crate::pacer`]): its own
-    /// entities (owned, staging, arriving) do not move in them, but a tentative reservation
-    /// ([`SlotState::Incoming`]) is a copy of an entity its sender still holds and moves every
-    /// tick: it is carried forward by `ticks` (at most
-    /// [`crate::migration::MAX_CATCH_UP_TICKS`]) so that, once committed, it is where the
-    /// sender's copy is and the hand-off stays exact. Returns how many slots were carried.
+    /// Tick numbers this zone skipped (dropped by its pacer, see [`crate::pacer`]): the
+    /// entities it alone holds (owned, arriving) do not move in them, but those in flight are
+    /// carried forward by `ticks` (at most [`crate::migration::MAX_CATCH_UP_TICKS`]) by the
+    /// tick's own law: a reservation ([`SlotState::Incoming`]) copies an entity its sender
+    /// still holds and moves every tick, and a [`SlotState::Staging`] entity's other copy is a
+    /// neighbour's reservation, brought to that neighbour's tick numbers. So whichever copy
+    /// survives the hand-off, it is where the other would be. Returns how many slots moved.
     pub fn skip_ticks(&mut self, ticks: u64) -> usize {
         let steps = ticks.min(crate::migration::MAX_CATCH_UP_TICKS);
         let vmax = crate::coords::micros(self.cfg.v_max_um).to_bits();
@@ -182,7 +183,7 @@ impl Zone {
         let s = &mut self.slots;
         let mut carried = 0;
         for i in 0..s.state.len() {
-            if s.state[i] != SlotState::Incoming {
+            if !matches!(s.state[i], SlotState::Incoming | SlotState::Staging) {
                 continue;
             }
             for k in 0..3 {
