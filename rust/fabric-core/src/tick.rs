@@ -168,6 +168,36 @@ impl Zone {
         }
     }
 
+    /// Tick numbers this zone skipped (dropped by its pacer, see [`crate::pacer`]): the
+    /// entities it alone holds (owned, arriving) do not move in them, but those in flight are
+    /// carried forward by `ticks` (at most [`crate::migration::MAX_CATCH_UP_TICKS`]) by the
+    /// tick's own law: a reservation ([`SlotState::Incoming`]) copies an entity its sender
+    /// still holds and moves every tick, and a [`SlotState::Staging`] entity's other copy is a
+    /// neighbour's reservation, brought to that neighbour's tick numbers. So whichever copy
+    /// survives the hand-off, it is where the other would be. Returns how many slots moved.
+    pub fn skip_ticks(&mut self, ticks: u64) -> usize {
+        let steps = ticks.min(crate::migration::MAX_CATCH_UP_TICKS);
+        let vmax = crate::coords::micros(self.cfg.v_max_um).to_bits();
+        let lo = [0, 1, 2].map(|k| self.cfg.bounds.min_micros(k).to_bits());
+        let hi = [0, 1, 2].map(|k| self.cfg.bounds.max_micros(k).to_bits());
+        let s = &mut self.slots;
+        let mut carried = 0;
+        for i in 0..s.state.len() {
+            if !matches!(s.state[i], SlotState::Incoming | SlotState::Staging) {
+                continue;
+            }
+            for k in 0..3 {
+                let (mut p, mut v) = (s.pos[k][i], s.vel[k][i]);
+                for _ in 0..steps {
+                    (p, v) = step_bits(p, v, s.acc[k][i], lo[k], hi[k], vmax);
+                }
+                (s.pos[k][i], s.vel[k][i]) = (p, v);
+            }
+            carried += 1;
+        }
+        carried
+    }
+
     /// Brings a freshly received entity forward by `steps` ticks (same integration as the tick).
     pub(crate) fn catch_up(&self, e: &mut Entity, steps: u64) {
         let vmax = crate::coords::micros(self.cfg.v_max_um);

@@ -9,6 +9,7 @@ use fabric_core::latency::FabricLatency;
 use fabric_core::sim::harness::Scenario;
 use fabric_core::sim::link::LinkConfig;
 use fabric_core::slots::SlotState;
+use fabric_core::tick::step_axis;
 use fabric_core::zone::SpawnError;
 use std::collections::BTreeSet;
 
@@ -319,4 +320,62 @@ fn draining_moves_everything_to_zone_zero() {
         fabric_core::zones::ZoneMask(0b110),
         "zone 0 heard drain-done from zones 1 and 2"
     );
+}
+
+#[test]
+fn skipped_ticks_move_only_the_entities_in_flight() {
+    // A zone that drops ticks: what it alone holds stands still, both copies of a hand-off in
+    // flight (the sender's staging, the receiver's reservation) move as the tick would.
+    let cfgs = configs(2, 8, 0, 1);
+    let layout = cfgs[0].layout;
+    let mut s = Scenario::new(&cfgs, LinkConfig::perfect(2), 7).unwrap();
+    let v = [micros(1_234), micros(-567), micros(89)];
+    let a = [micros(-3), micros(2), micros(1)];
+    let crossing = Entity::at(1, positions_in_zone(&layout, 1, 1)[0])
+        .with_velocity(v)
+        .with_acceleration(a);
+    let staying = Entity::at(2, positions_in_zone(&layout, 0, 1)[0]).with_velocity(v);
+    s.zone_mut(0).spawn(crossing).unwrap();
+    s.zone_mut(0).spawn(staying).unwrap();
+    let ids = BTreeSet::from([1]);
+    while count_in(&s, 0, SlotState::Staging, &ids) + count_in(&s, 1, SlotState::Incoming, &ids) < 2
+    {
+        s.step();
+        assert!(s.tick() < 40, "no hand-off under way");
+    }
+    let copy = |s: &Scenario, z: usize, id: u32| {
+        let zone = &s.zones()[z];
+        let h = zone.holdings().find(|h| h.global_id == id).unwrap();
+        zone.slots().entity(h.slot)
+    };
+    let (staging, incoming, owned) = (copy(&s, 0, 1), copy(&s, 1, 1), copy(&s, 0, 2));
+    let bounds = cfgs[0].bounds;
+    let vmax = micros(cfgs[0].v_max_um);
+    let carried = |mut e: Entity| {
+        for _ in 0..3 {
+            for k in 0..3 {
+                (e.position[k], e.velocity[k]) = step_axis(
+                    e.position[k],
+                    e.velocity[k],
+                    e.acceleration[k],
+                    bounds.min_micros(k),
+                    bounds.max_micros(k),
+                    vmax,
+                );
+            }
+        }
+        e
+    };
+    assert_eq!(s.zone_mut(0).skip_ticks(3), 1, "zone 0: the staging slot");
+    assert_eq!(s.zone_mut(1).skip_ticks(3), 1, "zone 1: the reservation");
+    for (z, before, moved) in [(0, staging, true), (1, incoming, true), (0, owned, false)] {
+        let now = copy(&s, z, before.global_id);
+        let want = if moved { carried(before) } else { before };
+        assert_eq!(
+            (now.position, now.velocity),
+            (want.position, want.velocity),
+            "entity {} on zone {z}",
+            before.global_id
+        );
+    }
 }

@@ -362,6 +362,9 @@ impl ZoneRuntime {
         if self.origin != 0 && steps.dropped > 0 {
             // On a shared clock, dropped ticks are skipped numbers: the zone stays in step.
             self.origin = self.zone.current_tick().max(self.origin) + steps.dropped;
+            // Its own entities stand still in them; those in flight (staging, reservations)
+            // are carried forward, or a hand-off would be that many steps behind or ahead.
+            self.zone.skip_ticks(steps.dropped);
         }
         for _ in 0..steps.run {
             self.run_tick();
@@ -903,6 +906,219 @@ pub(crate) mod tests {
         }
     }
 
+    /// Position and velocity, 64.64 bits per axis.
+    type Bits = ([i128; 3], [i128; 3]);
+
+    /// One tick of the motion law (no acceleration): move by the velocity, clamp and reverse
+    /// at the bounds `lo`/`hi` (64.64 bits).
+    fn law_step(m: &mut Bits, lo: [i128; 3], hi: [i128; 3]) {
+        let (p, v) = m;
+        for k in 0..3 {
+            let q = p[k] + v[k];
+            (p[k], v[k]) = if q < lo[k] {
+                (lo[k], -v[k])
+            } else if q > hi[k] {
+                (hi[k], -v[k])
+            } else {
+                (q, v[k])
+            };
+        }
+    }
+
+    /// A shared-clock fabric (tick numbers from 1 000) and its tick period.
+    fn fabric_on_shared_clock(name: &str) -> (Vec<ZoneRuntime>, u64) {
+        let mut zones = fabric(name, 900);
+        for z in zones.iter_mut() {
+            z.start_at_tick(1_000, 0);
+        }
+        let step = zones[0].pacer().step_ns();
+        (zones, step)
+    }
+
+    /// One frame of zone `z`, then its pump (as the node does).
+    fn frame_and_pump(zones: &mut [ZoneRuntime], z: usize, elapsed_ns: u64) -> Steps {
+        let steps = zones[z].frame(elapsed_ns);
+        zones[z].pump();
+        steps
+    }
+
+    /// The exact motion of the entity in `slot` of `z`.
+    fn bits_of(z: &ZoneRuntime, slot: usize) -> Bits {
+        let e = z.zone().slots().entity(slot);
+        (
+            e.position.map(|c| c.to_bits()),
+            e.velocity.map(|c| c.to_bits()),
+        )
+    }
+
+    /// `m`, the motion after tick `from`, carried by the law to the motion after tick `to`.
+    fn carried(zones: &[ZoneRuntime], mut m: Bits, from: u64, to: u64) -> Bits {
+        let b = zones[0].zone().config().bounds;
+        let lo = [0, 1, 2].map(|k| b.min_micros(k).to_bits());
+        let hi = [0, 1, 2].map(|k| b.max_micros(k).to_bits());
+        for _ in from..to {
+            law_step(&mut m, lo, hi);
+        }
+        m
+    }
+
+    /// Zone `z`'s copy of `id` in `state`, after its tick `now`, is `want`.
+    fn assert_copy(zones: &[ZoneRuntime], z: usize, id: u32, state: SlotState, want: Bits) {
+        let h = zones[z]
+            .zone()
+            .holdings()
+            .find(|h| h.global_id == id)
+            .unwrap_or_else(|| panic!("entity {id} on zone {z}"));
+        assert_eq!(h.state, state, "entity {id} on zone {z}");
+        let now = zones[z].zone().current_tick();
+        assert_eq!(
+            bits_of(&zones[z], h.slot),
+            want,
+            "entity {id} ({state:?}) on zone {z} after tick {now}"
+        );
+    }
+
+    /// Brings every zone to tick `end` one period at a time, then runs `more` periods in step;
+    /// then every copy of each `(id, motion after tick from)` that a zone holds (not only
+    /// reserves) is where the law puts it, and one is on zone `to`.
+    fn finish_in_step(
+        zones: &mut [ZoneRuntime],
+        step: u64,
+        end: u64,
+        more: usize,
+        moved: &[(u32, Bits)],
+        from: u64,
+        to: u8,
+    ) {
+        for z in 0..zones.len() {
+            while zones[z].zone().current_tick() < end {
+                frame_and_pump(zones, z, step);
+            }
+        }
+        for _ in 0..more {
+            for z in 0..zones.len() {
+                frame_and_pump(zones, z, step);
+            }
+        }
+        let end = zones[0].zone().current_tick();
+        assert!(zones.iter().all(|z| z.zone().current_tick() == end));
+        for (id, m) in moved {
+            let want = carried(zones, *m, from, end);
+            let held: Vec<_> = zones
+                .iter()
+                .flat_map(|z| {
+                    z.zone()
+                        .holdings()
+                        .filter(|h| h.global_id == *id && h.state != SlotState::Incoming)
+                        .map(move |h| (z.zone().id(), h.state, bits_of(z, h.slot)))
+                })
+                .collect();
+            assert!(
+                held.iter().any(|(z, _, _)| *z == to),
+                "entity {id} handed to zone {to}: {held:?}"
+            );
+            for (z, st, m) in held {
+                assert_eq!(m, want, "entity {id} ({st:?}) on zone {z} after tick {end}");
+            }
+        }
+    }
+
+    /// Issue 10, "one step behind" under load: on the shared clock a receiver starved of CPU
+    /// right after it reserved a slot for an intent (the pump after its frame) drops ticks in
+    /// its next frame. Its own entities stand still in them, but the reservation copies an
+    /// entity its sender still holds and moves every tick: it must come out of that frame
+    /// where the sender's copy is (carried by the tick numbers), and the entity, once handed
+    /// over, must be where its motion puts it. Before the fix it was as many steps behind as
+    /// ticks were dropped.
+    #[test]
+    fn a_reservation_held_through_dropped_ticks_keeps_up_with_its_sender() {
+        let (mut zones, step) = fabric_on_shared_clock("runtime-test-drop-in");
+        // Lock-step: zone 1 reserves for zone 0's intent of this round and acks; zone 0 has
+        // not read the ack yet.
+        let mut pending: Vec<(u32, Bits)> = Vec::new();
+        for _ in 0..400 {
+            for z in 0..3 {
+                frame_and_pump(&mut zones, z, step);
+            }
+            pending = zones[1]
+                .zone()
+                .holdings()
+                .filter(|h| h.state == SlotState::Incoming)
+                .filter_map(|h| {
+                    let s = zones[0]
+                        .zone()
+                        .holdings()
+                        .find(|s| s.global_id == h.global_id && s.state == SlotState::Staging)?;
+                    Some((h.global_id, bits_of(&zones[0], s.slot)))
+                })
+                .collect();
+            if !pending.is_empty() {
+                break;
+            }
+        }
+        assert!(
+            !pending.is_empty(),
+            "zone 1 reserved for a hand-off from zone 0"
+        );
+        let sent_at = zones[0].zone().current_tick();
+        assert_eq!(zones[1].zone().current_tick(), sent_at, "in step");
+        // Zone 1 starved for 8 periods: 5 ticks run, 3 dropped (their numbers skipped).
+        let steps = zones[1].frame(8 * step);
+        assert_eq!((steps.run, steps.dropped), (5, 3));
+        let now = zones[1].zone().current_tick();
+        assert_eq!(now, sent_at + 8, "the shared clock's tick number");
+        for (id, m) in &pending {
+            let want = carried(&zones, *m, sent_at, now);
+            assert_copy(&zones, 1, *id, SlotState::Incoming, want);
+        }
+        finish_in_step(&mut zones, step, now, 4, &pending, sent_at, 1);
+    }
+
+    /// The mirror case ("one step ahead"): a sender starved of CPU right after its tick began
+    /// hand-offs drops ticks before the ack comes. The receiver brings the intent's state to
+    /// its own tick numbers, so the staging copy, which becomes the receiver's on commit or
+    /// stays on rollback, must keep up with them too.
+    #[test]
+    fn a_staging_entity_held_through_dropped_ticks_keeps_up_with_its_reservation() {
+        let (mut zones, step) = fabric_on_shared_clock("runtime-test-drop-out");
+        let mut staging: Vec<(u32, u8, Bits)> = Vec::new();
+        for _ in 0..400 {
+            zones[0].frame(step);
+            // Acks drain before the tick: what stages now was begun by this tick, unseen.
+            staging = zones[0]
+                .zone()
+                .holdings()
+                .filter(|h| h.state == SlotState::Staging)
+                .map(|h| (h.global_id, h.peer, bits_of(&zones[0], h.slot)))
+                .collect();
+            if !staging.is_empty() {
+                break;
+            }
+            zones[0].pump();
+            for z in 1..3 {
+                frame_and_pump(&mut zones, z, step);
+            }
+        }
+        assert!(!staging.is_empty(), "zone 0 began hand-offs");
+        let sent_at = zones[0].zone().current_tick();
+        let steps = zones[0].frame(8 * step);
+        assert_eq!((steps.run, steps.dropped), (5, 3));
+        let now = zones[0].zone().current_tick();
+        assert_eq!(now, sent_at + 8);
+        for (id, _, m) in &staging {
+            let want = carried(&zones, *m, sent_at, now);
+            assert_copy(&zones, 0, *id, SlotState::Staging, want);
+        }
+        // Hand-offs to one receiver are checked to the end (the other may differ in timing).
+        let to = staging[0].1;
+        let moved: Vec<(u32, Bits)> = staging
+            .iter()
+            .filter(|(_, p, _)| *p == to)
+            .map(|(id, _, m)| (*id, *m))
+            .collect();
+        finish_in_step(&mut zones, step, now, 4, &moved, sent_at, to);
+    }
+
     /// Zones out of phase: each zone pumps, then ticks, in turn, so its neighbours' intents of
     /// tick T often arrive before it ran T itself. Every entity, wherever it is held, must
     /// still be exactly where its own motion puts it (move by the velocity each tick, clamp
@@ -929,17 +1145,8 @@ pub(crate) mod tests {
                 z.pump();
                 z.run_tick();
             }
-            for (p, v) in law.iter_mut() {
-                for k in 0..3 {
-                    let q = p[k] + v[k];
-                    (p[k], v[k]) = if q < lo[k] {
-                        (lo[k], -v[k])
-                    } else if q > hi[k] {
-                        (hi[k], -v[k])
-                    } else {
-                        (q, v[k])
-                    };
-                }
+            for m in law.iter_mut() {
+                law_step(m, lo, hi);
             }
             for z in &zones {
                 for h in z.zone().holdings() {
