@@ -6,8 +6,8 @@
 
 use std::sync::OnceLock;
 
-use fabric_core::client_view::wire::{Ack, Packet};
 use fabric_core::client_view::ClientMirror;
+use fabric_core::client_view::wire::{Ack, Packet};
 use fabric_core::sim::replication::line_scenario;
 use libfuzzer_sys::fuzz_target;
 
@@ -41,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
     let before: Vec<_> = mirror.iter().collect();
     let ack = mirror.ack();
     if mirror.apply(bytes).is_err() {
-        assert_eq!(mirror.iter().collect::<Vec<_>>(), before, "a refused packet changes nothing");
+        assert_eq!(
+            mirror.iter().collect::<Vec<_>>(),
+            before,
+            "a refused packet changes nothing"
+        );
         assert_eq!(mirror.ack(), ack, "and is not acked");
     } else {
         assert!(mirror.len() <= CAPACITY, "never more entities than handles");

@@ -4,7 +4,11 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use fabric_core::session_control::{ControlMessage, MAX_CONTROL_LEN, MAX_ID_LEN, MAX_TOKEN_LEN};
+use std::collections::BTreeMap;
+
+use fabric_core::session_control::{
+    ControlMessage, MAX_CONTROL_LEN, MAX_ID_LEN, MAX_SPAWN_METRES, MAX_TOKEN_LEN,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// A control message as `arbitrary` builds it (mirrors [`ControlMessage`]).
@@ -18,6 +22,10 @@ enum Msg {
     Welcome(u32, u64, u64),
     Reply(String, Result<String, String>),
     Error(String, String),
+    Spawn(Option<[i64; 3]>),
+    Avatar(u32, u32),
+    AvatarElsewhere(u32, Option<String>),
+    CommandsRefused(BTreeMap<String, u64>),
 }
 
 impl Msg {
@@ -35,6 +43,18 @@ impl Msg {
             },
             Msg::Reply(id, result) => ControlMessage::Reply { id, result },
             Msg::Error(code, message) => ControlMessage::Error { code, message },
+            Msg::Spawn(at) => ControlMessage::Spawn { at },
+            Msg::Avatar(id, zone) => ControlMessage::Avatar { id, zone },
+            Msg::AvatarElsewhere(zone, address) => {
+                ControlMessage::AvatarElsewhere { zone, address }
+            }
+            // Reason names are short words; the decoder cuts longer ones to 32 characters.
+            Msg::CommandsRefused(counts) => ControlMessage::CommandsRefused {
+                counts: counts
+                    .into_iter()
+                    .map(|(k, n)| (k.chars().take(32).collect(), n))
+                    .collect(),
+            },
         }
     }
 }
@@ -49,7 +69,17 @@ fn in_range(m: &ControlMessage) -> bool {
         }
         ControlMessage::Join { peer_id } | ControlMessage::Joined { peer_id } => peer(*peer_id),
         ControlMessage::Error { code, .. } => code.len() <= MAX_ID_LEN,
-        ControlMessage::WelcomeAck { .. } | ControlMessage::Welcome { .. } => true,
+        ControlMessage::WelcomeAck { .. }
+        | ControlMessage::Welcome { .. }
+        | ControlMessage::Avatar { .. }
+        | ControlMessage::Spawn { at: None } => true,
+        ControlMessage::Spawn { at: Some(at) } => at
+            .iter()
+            .all(|&um| (um as f64 / 1e6).abs() <= MAX_SPAWN_METRES),
+        ControlMessage::AvatarElsewhere { address, .. } => {
+            address.as_ref().is_none_or(|a| a.len() <= MAX_ID_LEN)
+        }
+        ControlMessage::CommandsRefused { counts } => counts.len() <= 16,
     }
 }
 

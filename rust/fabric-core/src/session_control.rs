@@ -385,8 +385,10 @@ fn u32_field(obj: &Map<String, Value>, field: &'static str) -> Result<u32, Contr
     })
 }
 
-/// Largest spawn coordinate accepted, metres (`2^53` micrometres, the wire's own limit).
-const MAX_AT_METRES: f64 = (crate::coords::MAX_ABS_COORD_MICROS / 1_000_000) as f64;
+/// Largest spawn coordinate accepted, metres: `2^50` micrometres (about 1.1 million km). Up
+/// to there, micrometres -> metres (f64) -> micrometres is exact, so a decoded `spawn`
+/// re-encodes to the same message (at `2^53` micrometres the round trip was off by up to 2).
+pub const MAX_SPAWN_METRES: f64 = (1u64 << 50) as f64 / 1e6;
 
 fn at_field(obj: &Map<String, Value>) -> Result<Option<[i64; 3]>, ControlError> {
     let bad = |reason| ControlError::Field {
@@ -401,7 +403,7 @@ fn at_field(obj: &Map<String, Value>) -> Result<Option<[i64; 3]>, ControlError> 
     let mut at = [0i64; 3];
     for (o, v) in at.iter_mut().zip(list) {
         let m = v.as_f64().ok_or(bad("not an array of 3 numbers"))?;
-        if !m.is_finite() || m.abs() > MAX_AT_METRES {
+        if !m.is_finite() || m.abs() > MAX_SPAWN_METRES {
             return Err(bad("coordinate out of range"));
         }
         *o = (m * 1e6).round() as i64;
