@@ -733,6 +733,49 @@ fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entit
         "every entity back, each once: {}",
         after.ids.len()
     );
+
+    // Once the reloaded entities are durable in each zone's journal, the zone marks the
+    // snapshot as reloaded: a crash now restarts from the journals, not the snapshot again.
+    let until = Instant::now() + Duration::from_secs(20);
+    for k in 0..3 {
+        let marker = data.join(format!("zone-{k}.restored"));
+        while !marker.exists() {
+            assert!(Instant::now() < until, "zone {k} marked the snapshot reloaded");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for k in 0..3 {
+        f.kill(k);
+    }
+    for k in 0..3 {
+        f.zones[k] = Some(f.start_zone(&engine, k, false));
+    }
+    f.write_members();
+    for (k, z) in f.running() {
+        let text = z.proc.output();
+        assert!(
+            !text.contains("FABRIC_ZONE_RESTORED"),
+            "zone {k} did not reload the snapshot a second time:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("FABRIC_ZONE_JOURNAL zone_id={k} ")),
+            "zone {k} replayed its journal:\n{text}"
+        );
+    }
+    let again = f.snapshot().check();
+    assert!(
+        again.doubles.is_empty(),
+        "no entity twice after the crash: {:?}",
+        again.doubles
+    );
+    // Only entities in the middle of a hand-off at the kill may be missing (the journal's
+    // known gap, docs/persistence.md); everything else comes back from the journals.
+    assert!(
+        again.ids.is_subset(&all) && again.ids.len() * 100 >= all.len() * 95,
+        "the journals hold the fabric: {} of {}",
+        again.ids.len(),
+        all.len()
+    );
     f.stop();
 }
 
