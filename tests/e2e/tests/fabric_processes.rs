@@ -740,7 +740,10 @@ fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entit
     for k in 0..3 {
         let marker = data.join(format!("zone-{k}.restored"));
         while !marker.exists() {
-            assert!(Instant::now() < until, "zone {k} marked the snapshot reloaded");
+            assert!(
+                Instant::now() < until,
+                "zone {k} marked the snapshot reloaded"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
