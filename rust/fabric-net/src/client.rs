@@ -314,7 +314,7 @@ async fn run_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Li
     debug!("connected");
 
     let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget, Arc::default());
-    let reader = tokio::spawn({
+    let mut reader = tokio::spawn({
         let events = events.clone();
         lanes::accept_lanes(conn.clone(), limits.clone(), move |m, c| {
             let _ = events.send((ClientEvent::Message(m), Some(c)));
@@ -340,18 +340,49 @@ async fn run_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Li
     let err = conn.closed().await;
     // Let the readers hand over what already arrived before reporting the close.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    reader.abort();
     datagrams.abort();
+    // QUIC says only "closed locally" when this side's HTTP/3 layer ended the session (the
+    // peer closed its CONNECT stream, or broke HTTP/3): the stream acceptor has the reason.
+    let session_end = if matches!(err, ConnectionError::LocallyClosed) {
+        tokio::time::timeout(Duration::from_millis(200), &mut reader)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    } else {
+        None
+    };
+    reader.abort();
     link.lock().expect("client link lock").take();
-    let code = match &err {
+    let (reason, code) = close_report(&err, session_end, limits.local_close.get());
+    emit(&events, ClientEvent::Closed { reason, code });
+}
+
+/// The reason and code of a session's end: the QUIC connection's close, unless this side
+/// closed it, where the reader that closed it (`local`) or the HTTP/3 layer (`session_end`)
+/// knows why.
+pub(crate) fn close_report(
+    quic: &ConnectionError,
+    session_end: Option<ConnectionError>,
+    local: Option<&String>,
+) -> (String, Option<u32>) {
+    let code_of = |e: &ConnectionError| match e {
         ConnectionError::ApplicationClosed(c) => u32::try_from(c.code().into_inner()).ok(),
         _ => None,
     };
-    let closed = ClientEvent::Closed {
-        reason: describe_close(&err),
-        code,
-    };
-    emit(&events, closed);
+    if !matches!(quic, ConnectionError::LocallyClosed) {
+        return (describe_close(quic), code_of(quic));
+    }
+    if let Some(why) = local {
+        return (format!("closed locally: {why}"), None);
+    }
+    match session_end {
+        Some(e @ ConnectionError::ApplicationClosed(_)) => (describe_close(&e), code_of(&e)),
+        Some(ConnectionError::LocalH3Error(h3)) => (
+            format!("closed locally: the peer broke the HTTP/3 session ({h3})"),
+            None,
+        ),
+        _ => (describe_close(quic), None),
+    }
 }
 
 async fn run_ws_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Link>>>) {

@@ -187,6 +187,8 @@ pub(crate) struct ReadLimits {
     pub events: Arc<Budget>,
     /// Datagrams dropped because `events` was full (shared by the sessions of one endpoint).
     pub dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// Why this side closed the session, when a reader closed it (a protocol violation).
+    pub local_close: Arc<std::sync::OnceLock<String>>,
 }
 
 impl ReadLimits {
@@ -199,21 +201,42 @@ impl ReadLimits {
             partial: Budget::new(partial),
             events: Budget::new(events),
             dropped,
+            local_close: Arc::default(),
         }
     }
 }
 
 /// Accepts the peer's channel streams until the connection ends; every complete message is
-/// handed to `deliver` (in order per channel) with its charge on the event budget.
-pub(crate) async fn accept_lanes<F>(conn: Connection, limits: ReadLimits, deliver: F)
+/// handed to `deliver` (in order per channel) with its charge on the event budget. Returns
+/// the session's end as the WebTransport layer saw it: unlike the QUIC connection's own
+/// reason, it keeps the code of a session closed on its CONNECT stream (and names an
+/// HTTP/3 error that made this side close).
+pub(crate) async fn accept_lanes<F>(
+    conn: Connection,
+    limits: ReadLimits,
+    deliver: F,
+) -> wtransport::error::ConnectionError
 where
     F: Fn(Vec<u8>, Charge) + Clone + Send + Sync + 'static,
 {
-    while let Ok(recv) = conn.accept_uni().await {
-        tokio::spawn(
-            read_lane(conn.clone(), recv, limits.clone(), deliver.clone()).in_current_span(),
-        );
+    loop {
+        match conn.accept_uni().await {
+            Ok(recv) => {
+                tokio::spawn(
+                    read_lane(conn.clone(), recv, limits.clone(), deliver.clone())
+                        .in_current_span(),
+                );
+            }
+            Err(e) => return e,
+        }
     }
+}
+
+/// Closes the session for a protocol violation, remembering why for this side's report.
+fn close_for(conn: &Connection, limits: &ReadLimits, reason: String) {
+    warn!("{reason}: closing the session");
+    let _ = limits.local_close.set(reason.clone());
+    conn.close(VarInt::from_u32(close_code::PROTOCOL), reason.as_bytes());
 }
 
 async fn read_lane<F>(
@@ -227,10 +250,10 @@ async fn read_lane<F>(
     let mut header = [0u8; 5];
     let read = tokio::time::timeout(HEADER_TIMEOUT, recv.read_exact(&mut header)).await;
     if !matches!(read, Ok(Ok(_))) || header[..4] != LANE_MAGIC {
-        warn!("bad reliable stream header {header:?}: closing the session");
-        conn.close(
-            VarInt::from_u32(close_code::PROTOCOL),
-            b"bad reliable stream header (expected FBC1 and a channel byte)",
+        close_for(
+            &conn,
+            &limits,
+            format!("bad reliable stream header {header:?} (expected FBC1 and a channel byte)"),
         );
         return;
     }
@@ -245,20 +268,17 @@ async fn read_lane<F>(
             }
             Ok(None) => return,
             Err(StreamError::TooLong(n)) => {
-                warn!(n, channel, "oversize reliable message: closing the session");
-                conn.close(
-                    VarInt::from_u32(close_code::PROTOCOL),
-                    format!("reliable message of {n} bytes on channel {channel} exceeds the limit of {MAX_MESSAGE_LEN}")
-                        .as_bytes(),
+                close_for(
+                    &conn,
+                    &limits,
+                    format!(
+                        "reliable message of {n} bytes on channel {channel} exceeds the limit of {MAX_MESSAGE_LEN}"
+                    ),
                 );
                 return;
             }
             Err(e @ StreamError::PartialBudget(_)) => {
-                warn!(channel, "{e}: closing the session");
-                conn.close(
-                    VarInt::from_u32(close_code::PROTOCOL),
-                    e.to_string().as_bytes(),
-                );
+                close_for(&conn, &limits, format!("channel {channel}: {e}"));
                 return;
             }
             Err(StreamError::Io(_)) => return,

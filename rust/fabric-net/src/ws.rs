@@ -226,6 +226,15 @@ where
     );
     let mut writer_done = false;
     let violation = |why: String| {
+        // After this side sent its close, a peer that drops the socket without answering
+        // is not a violation worth reporting: the link ended for this side's reason.
+        if let Some(reason) = local_close.lock().expect("close flag lock").clone() {
+            debug!("after the local close: {why}");
+            return Ended {
+                reason: closed_locally(reason),
+                code: None,
+            };
+        }
         warn!("protocol violation on the WebSocket link: {why}");
         tx.close(close_code::PROTOCOL, &format!("protocol violation: {why}"));
         Ended {

@@ -191,7 +191,14 @@ async fn server_close_reason_reaches_the_client_over(path: Path) {
         other => panic!("expected Closed, got {other:?}"),
     }
     match next_server(&mut server).await {
-        ServerEvent::Closed { session: s, .. } => assert_eq!(s, session),
+        ServerEvent::Closed { session: s, reason } => {
+            assert_eq!(s, session);
+            // The server's own report names why it closed, not just "closed locally".
+            assert!(
+                reason.contains("closed locally") && reason.contains("zone unavailable"),
+                "{path:?}: server's close report: {reason}"
+            );
+        }
         other => panic!("expected the server to report the close, got {other:?}"),
     }
 }

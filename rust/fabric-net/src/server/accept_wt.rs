@@ -88,7 +88,8 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
         }
         .in_current_span()
     });
-    let streams = tokio::spawn({
+    let local_close = limits.local_close.clone();
+    let mut streams = tokio::spawn({
         let shared = shared.clone();
         lanes::accept_lanes(conn.clone(), limits, move |data, charge| {
             shared.emit_charged(ServerEvent::Message { session: id, data }, charge)
@@ -98,13 +99,23 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
 
     let err = conn.closed().await;
     datagrams.abort();
+    // "Closed locally" from QUIC may be this side's HTTP/3 layer ending the session: the
+    // stream acceptor knows why (see `client::close_report`).
+    let session_end = if matches!(err, wtransport::error::ConnectionError::LocallyClosed) {
+        tokio::time::timeout(std::time::Duration::from_millis(200), &mut streams)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    } else {
+        None
+    };
     streams.abort();
     shared
         .sessions
         .lock()
         .expect("session map lock")
         .remove(&id);
-    let reason = crate::client::describe_close(&err);
+    let (reason, _code) = crate::client::close_report(&err, session_end, local_close.get());
     debug!(%reason, "session closed");
     shared.emit(ServerEvent::Closed {
         session: id,

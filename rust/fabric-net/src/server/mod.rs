@@ -304,7 +304,10 @@ impl ServerSender {
             .get(&session)
         {
             match &e.link {
-                Link::Wt { conn, .. } => conn.close(VarInt::from_u32(code), reason.as_bytes()),
+                Link::Wt { conn, .. } => {
+                    let _ = e.limits.local_close.set(format!("{reason} (code {code})"));
+                    conn.close(VarInt::from_u32(code), reason.as_bytes());
+                }
                 Link::Ws { tx } => tx.close(code, reason),
             }
         }
