@@ -10,6 +10,11 @@
 //!   `hello` carrying a valid join token for this zone; a `hello` without one, or with a refused
 //!   one, closes the session with [`close_code::FORBIDDEN`] and the reason; a session that shows
 //!   no valid token within [`AdmissionConfig::token_deadline_ms`] is closed the same way.
+//! - One live session per join token: a token checked with a token id
+//!   ([`TokenVerdict::AdmitOnce`]) admits its session and closes an older session that the same
+//!   token admitted ([`close_code::FORBIDDEN`], "replaced by a newer session"), so a copied
+//!   token cannot add a second player, and a client that reconnects before the zone noticed its
+//!   old session died is not locked out.
 //! - The welcome is robust against datagram loss: sent on admission, answered again on every
 //!   `hello`, and resent every [`AdmissionConfig::resend_ms`] until the client's `welcome_ack`.
 
@@ -50,6 +55,13 @@ impl AdmissionConfig {
 pub enum TokenVerdict {
     /// Valid for this zone; the subject (account) it was issued to.
     Admit(String),
+    /// Valid for this zone, and the token's id (`jti`): at most one live session per id.
+    AdmitOnce {
+        /// The account the token was issued to.
+        subject: String,
+        /// The token's unique id.
+        token_id: String,
+    },
     /// Not valid: why, in words (with the stable code first).
     Refuse(String),
     /// The zone cannot check yet (not registered): the client's resent `hello` will be checked later.
@@ -96,6 +108,7 @@ struct Session {
     opened_ms: u64,
     admitted: bool,
     subject: Option<String>,
+    token_id: Option<String>,
     pending_join: Option<u32>,
     welcome_sends: u32,
     last_send_ms: u64,
@@ -107,6 +120,8 @@ struct Session {
 pub struct Admission {
     cfg: AdmissionConfig,
     sessions: BTreeMap<u64, Session>,
+    /// The session each token id admitted, while it is open.
+    token_sessions: BTreeMap<String, u64>,
 }
 
 impl Admission {
@@ -115,6 +130,7 @@ impl Admission {
         Self {
             cfg,
             sessions: BTreeMap::new(),
+            token_sessions: BTreeMap::new(),
         }
     }
 
@@ -178,6 +194,7 @@ impl Admission {
                 opened_ms: now_ms,
                 admitted: false,
                 subject: None,
+                token_id: None,
                 pending_join: None,
                 welcome_sends: 0,
                 last_send_ms: now_ms,
@@ -191,7 +208,35 @@ impl Admission {
 
     /// A session closed.
     pub fn close(&mut self, session: u64) {
-        self.sessions.remove(&session);
+        if let Some(id) = self.sessions.remove(&session).and_then(|s| s.token_id)
+            && self.token_sessions.get(&id) == Some(&session)
+        {
+            self.token_sessions.remove(&id);
+        }
+    }
+
+    /// Binds `token_id` to `session`, closing the older session the same token admitted.
+    fn bind_token(&mut self, session: u64, token_id: String, out: &mut Vec<Action>) {
+        if let Some(older) = self.token_sessions.insert(token_id.clone(), session)
+            && older != session
+            && let Some(st) = self.sessions.get_mut(&older)
+            && st.admitted
+        {
+            // Like a revocation: no longer counted, closed once.
+            st.token_id = None;
+            st.admitted = false;
+            st.opened_ms = u64::MAX / 2;
+            out.push(Action::Close {
+                session: older,
+                code: close_code::FORBIDDEN,
+                reason: format!(
+                    "replaced by a newer session (session {session}) with the same join token"
+                ),
+            });
+        }
+        if let Some(st) = self.sessions.get_mut(&session) {
+            st.token_id = Some(token_id);
+        }
     }
 
     /// A control message arrived on `session`; `check` verifies join tokens.
@@ -226,6 +271,10 @@ impl Admission {
             }),
             ControlMessage::Hello { token: Some(t), .. } => match check(t) {
                 TokenVerdict::Admit(subject) => self.admit(session, Some(subject), now_ms, tick, out),
+                TokenVerdict::AdmitOnce { subject, token_id } => {
+                    self.bind_token(session, token_id, out);
+                    self.admit(session, Some(subject), now_ms, tick, out);
+                }
                 TokenVerdict::Refuse(why) => out.push(Action::Close {
                     session,
                     code: close_code::FORBIDDEN,
@@ -542,5 +591,86 @@ mod tests {
             !out.iter().any(|x| matches!(x, Action::Close { .. })),
             "revoked sessions are not closed twice: {out:?}"
         );
+    }
+
+    fn hello(token: &str) -> ControlMessage {
+        ControlMessage::Hello {
+            id: "x".into(),
+            token: Some(token.into()),
+        }
+    }
+
+    #[test]
+    fn a_token_keeps_one_live_session_the_newest() {
+        let mut cfg = AdmissionConfig::new(1);
+        cfg.require_token = true;
+        let mut a = Admission::new(cfg);
+        let mut out = Vec::new();
+        // The token text names its id here; a real zone reads `jti` from the verified claims.
+        let mut check = |t: &str| TokenVerdict::AdmitOnce {
+            subject: "ann".into(),
+            token_id: t.to_owned(),
+        };
+        a.open(1, 0, 0, &mut out);
+        a.control(1, &hello("jti-1"), false, 1, 0, &mut check, &mut out);
+        a.open(2, 0, 0, &mut out);
+        a.control(2, &hello("jti-2"), false, 1, 0, &mut check, &mut out);
+        assert_eq!(a.admitted_count(), 2, "two tokens, two sessions");
+        out.clear();
+        // Session 3 shows the token of session 1: session 1 is closed, 3 admitted.
+        a.open(3, 0, 0, &mut out);
+        a.control(3, &hello("jti-1"), false, 2, 0, &mut check, &mut out);
+        let closed: Vec<(u64, &str)> = out
+            .iter()
+            .filter_map(|x| match x {
+                Action::Close {
+                    session,
+                    code: close_code::FORBIDDEN,
+                    reason,
+                } => Some((*session, reason.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed.len(), 1, "{out:?}");
+        assert_eq!(closed[0].0, 1);
+        assert!(
+            closed[0].1.contains("replaced by a newer session"),
+            "{}",
+            closed[0].1
+        );
+        assert!(a.is_admitted(3) && !a.is_admitted(1) && a.is_admitted(2));
+        assert_eq!(a.admitted_count(), 2);
+        // The hello resent on session 3 does not close anything.
+        out.clear();
+        a.control(3, &hello("jti-1"), false, 3, 0, &mut check, &mut out);
+        assert!(
+            !out.iter().any(|x| matches!(x, Action::Close { .. })),
+            "{out:?}"
+        );
+        // Once 1 is gone, closing it does not free the token that 3 holds.
+        a.close(1);
+        a.open(4, 0, 0, &mut out);
+        out.clear();
+        a.control(4, &hello("jti-1"), false, 4, 0, &mut check, &mut out);
+        let closed: Vec<u64> = out
+            .iter()
+            .filter_map(|x| match x {
+                Action::Close { session, .. } => Some(*session),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, vec![3], "the live holder is replaced: {out:?}");
+        // A closed holder frees its token: the next session is admitted without a close.
+        a.close(3);
+        a.close(4);
+        a.open(5, 0, 0, &mut out);
+        out.clear();
+        a.control(5, &hello("jti-1"), false, 5, 0, &mut check, &mut out);
+        assert!(
+            !out.iter().any(|x| matches!(x, Action::Close { .. })),
+            "{out:?}"
+        );
+        assert!(a.is_admitted(5));
+        assert_eq!(a.token_sessions.len(), 2, "jti-1 -> 5 and jti-2 -> 2 only");
     }
 }

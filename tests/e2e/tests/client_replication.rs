@@ -444,7 +444,7 @@ fn a_player_joining_with_a_registry_token_is_sent_the_entities_near_it() {
     let token = body["token"].as_str().expect("token").to_owned();
     let port = zone.port;
     let hash = zone.cert_hash.clone();
-    let mut client = match ReplClient::join(port, &hash, Some(token), [0.0; 3]).unwrap() {
+    let mut client = match ReplClient::join(port, &hash, Some(token.clone()), [0.0; 3]).unwrap() {
         Joined::Player(c) => c,
         Joined::Elsewhere(z) => panic!("one zone, yet {z}"),
     };
@@ -468,6 +468,27 @@ fn a_player_joining_with_a_registry_token_is_sent_the_entities_near_it() {
         client.mirror.position(client.avatar).is_some(),
         "the player sees its avatar"
     );
+    // One live session per token: the same token on a second session replaces the first.
+    let second = match ReplClient::join(port, &hash, Some(token), [1.0, 0.0, 1.0]).unwrap() {
+        Joined::Player(c) => c,
+        Joined::Elsewhere(z) => panic!("one zone, yet {z}"),
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        assert!(
+            Instant::now() < until,
+            "the first session is closed within 10 s"
+        );
+        match client.poll() {
+            Ok(_) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(
+        ended.contains("replaced by a newer session") && ended.contains("same join token"),
+        "the first session hears why: {ended}"
+    );
+    assert_ne!(second.session, client.session);
     zone.proc.stop();
     drop(backend);
 }

@@ -121,7 +121,10 @@ impl FabricZone {
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 match v.verify(token, &shard, now_s) {
-                    Ok(claims) => TokenVerdict::Admit(claims.sub),
+                    Ok(claims) => TokenVerdict::AdmitOnce {
+                        subject: claims.sub,
+                        token_id: claims.jti,
+                    },
                     Err(e) => TokenVerdict::Refuse(format!("{}: {e}", e.code())),
                 }
             }
