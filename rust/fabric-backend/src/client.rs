@@ -149,7 +149,16 @@ impl Client {
             }
         };
         let status = resp.status();
+        // A server that answers before reading the whole request body (an upload refused
+        // early) closes the connection after the response: do not reuse it.
+        let closing = resp
+            .headers()
+            .get(axum::http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         let body = resp.into_body().collect().await?.to_bytes();
+        if closing {
+            *guard = None;
+        }
         Ok(RawResponse { status, body })
     }
 

@@ -54,6 +54,17 @@ pub struct Config {
     /// otherwise 408 `request_timeout`.
     #[arg(long, default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// Directory of the asset chunk store (uploads are baked into it and served from
+    /// `/assets/`). Without it, uploads are refused with 503 `assets_disabled`.
+    #[arg(long)]
+    pub assets_dir: Option<PathBuf>,
+    /// Largest accepted asset upload, bytes (the body streams to disk; it is never held whole
+    /// in memory). An upload must also finish within `--upload-timeout-ms`.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub max_upload_bytes: u64,
+    /// An asset upload (body and bake) must finish within this long, milliseconds.
+    #[arg(long, default_value_t = 600_000)]
+    pub upload_timeout_ms: u64,
 }
 
 impl Config {

@@ -36,17 +36,31 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Deadline for handling one request, body included.
     pub request_timeout: Duration,
+    /// Deadline for an asset upload (`PUT /maps/{map}/assets/{name}`), body and bake included.
+    pub upload_timeout: Duration,
+}
+
+/// Whether `req` is an asset upload, which gets [`Limits::upload_timeout`].
+fn is_upload(req: &Request<Incoming>) -> bool {
+    req.method() == axum::http::Method::PUT
+        && req.uri().path().starts_with("/maps/")
+        && req.uri().path().contains("/assets/")
 }
 
 async fn handle(
     app: Router,
     peer: SocketAddr,
-    request_timeout: Duration,
+    limits: Limits,
     req: Request<Incoming>,
 ) -> Result<Response, Infallible> {
+    let deadline = if is_upload(&req) {
+        limits.upload_timeout
+    } else {
+        limits.request_timeout
+    };
     let mut req = req.map(Body::new);
     req.extensions_mut().insert(ConnectInfo(peer));
-    match tokio::time::timeout(request_timeout, app.oneshot(req)).await {
+    match tokio::time::timeout(deadline, app.oneshot(req)).await {
         Ok(resp) => resp,
         Err(_) => Ok(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
@@ -89,13 +103,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let mut closing = closing_rx.clone();
-        let request_timeout = limits.request_timeout;
         let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |req| {
-                handle(app.clone(), peer, request_timeout, req)
-            });
+            let service =
+                hyper::service::service_fn(move |req| handle(app.clone(), peer, limits, req));
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)

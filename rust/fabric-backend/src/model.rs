@@ -397,3 +397,45 @@ pub fn check_account_name(name: &str) -> Result<(), ApiError> {
         ))
     }
 }
+
+/// An uploaded asset of a map, baked into content-defined chunks (`SharedFile` of the design):
+/// its index is served at `baked_url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedFile {
+    /// The map it belongs to (`map:<map>` in ReBAC).
+    pub map: String,
+    /// The asset's name within the map (`[A-Za-z0-9._-]`, at most 128 bytes).
+    pub name: String,
+    /// The file's BLAKE3, hex: also the index's name in the chunk store.
+    pub hash: String,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// Chunks in its index.
+    pub chunks: u64,
+    /// The account that uploaded this version.
+    pub uploader: String,
+    /// When this version was baked (Unix milliseconds).
+    pub baked_at_ms: u64,
+    /// Path of the index on this backend (`/assets/index/<hash>`).
+    pub baked_url: String,
+}
+
+/// `GET /maps/{map}/assets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedFileList {
+    /// The map's assets, by name.
+    pub assets: Vec<SharedFile>,
+}
+
+/// The answer to an upload: the record, and what the bake stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetBaked {
+    /// The record now current for `(map, name)`.
+    pub asset: SharedFile,
+    /// Chunks the store did not have before.
+    pub new_chunks: u64,
+    /// Chunks it already had (shared with an earlier version or repeated in the file).
+    pub reused_chunks: u64,
+    /// Zones of the map told about it (`asset_baked` pushes).
+    pub notified: usize,
+}

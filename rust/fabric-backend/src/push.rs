@@ -4,12 +4,13 @@
 //! {"type":"zone_updated","topic":"zone:<id>","zone":{…ShardView…}}
 //! {"type":"relationship_changed","topic":"zone:<id>","object":"group:builders"}
 //! {"type":"zone_removed","topic":"zone:<id>","reason":"deleted"|"stale"}
+//! {"type":"asset_baked","topic":"zone:<id>","asset":{…SharedFile…}}
 //! ```
 
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::model::{ShardRecord, ShardView};
+use crate::model::{ShardRecord, ShardView, SharedFile};
 use crate::state::AppState;
 
 /// The topic of a zone.
@@ -34,6 +35,13 @@ pub enum Push<'a> {
         topic: &'a str,
         /// The object whose tuples changed.
         object: &'a str,
+    },
+    /// An asset of the zone's map was uploaded and baked: fetch its index at `baked_url`.
+    AssetBaked {
+        /// Topic.
+        topic: &'a str,
+        /// The asset's new current version.
+        asset: &'a SharedFile,
     },
     /// The zone was deleted or evicted by the janitor.
     ZoneRemoved {
@@ -78,4 +86,35 @@ pub fn zone_removed(state: &AppState, id: Uuid, reason: &str) -> usize {
 /// Publishes `relationship_changed` on `topic`.
 pub fn relationship_changed(state: &AppState, topic: &str, object: &str) -> usize {
     publish(state, topic, &Push::RelationshipChanged { topic, object })
+}
+
+/// Publishes `asset_baked` to every subscribed zone whose map is `asset.map`; returns how many
+/// zones were told. Only topics with subscribers are looked at, so the cost follows the
+/// listeners, not the registry's size.
+pub fn asset_baked(
+    state: &AppState,
+    asset: &SharedFile,
+) -> Result<usize, crate::error::StoreError> {
+    let mut told = 0;
+    for topic in state.hub.topics() {
+        let Some(id) = topic
+            .strip_prefix("zone:")
+            .and_then(|id| Uuid::parse_str(id).ok())
+        else {
+            continue;
+        };
+        if state.store.shard(id)?.is_some_and(|s| s.map == asset.map)
+            && publish(
+                state,
+                &topic,
+                &Push::AssetBaked {
+                    topic: &topic,
+                    asset,
+                },
+            ) > 0
+        {
+            told += 1;
+        }
+    }
+    Ok(told)
 }

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::StoreError;
 use crate::hub::Hub;
 use crate::listen::{self, Limits};
-use crate::state::{AppState, Settings, Shared};
+use crate::state::{AppState, AssetSettings, Settings, Shared};
 use crate::store::Store;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -175,6 +175,15 @@ impl Bound {
                 janitor_interval_ms: config.janitor_interval_ms,
             },
             shutdown: shutdown_rx,
+            assets: match &config.assets_dir {
+                Some(dir) => Some(AssetSettings {
+                    store: Arc::new(fabric_assets::DiskStore::open(dir).map_err(|e| {
+                        std::io::Error::other(format!("cannot open the asset store {dir:?}: {e}"))
+                    })?),
+                    max_upload_bytes: config.max_upload_bytes,
+                }),
+                None => None,
+            },
         });
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Self {
@@ -186,6 +195,7 @@ impl Bound {
                 max_connections: config.max_connections,
                 header_timeout: Duration::from_millis(config.header_timeout_ms.max(1)),
                 request_timeout: Duration::from_millis(config.request_timeout_ms.max(1)),
+                upload_timeout: Duration::from_millis(config.upload_timeout_ms.max(1)),
             },
         })
     }

@@ -20,6 +20,14 @@ pub struct Settings {
     pub janitor_interval_ms: u64,
 }
 
+/// Where uploaded assets go.
+pub struct AssetSettings {
+    /// The chunk store (its root holds an `uploads/` folder for bodies in transit).
+    pub store: Arc<fabric_assets::DiskStore>,
+    /// Largest upload, bytes.
+    pub max_upload_bytes: u64,
+}
+
 /// Everything a request may need.
 pub struct AppState {
     /// Persistent registry.
@@ -38,6 +46,8 @@ pub struct AppState {
     pub schema: Schema,
     /// Windows and limits.
     pub settings: Settings,
+    /// The asset store, when `--assets-dir` is set.
+    pub assets: Option<AssetSettings>,
     /// Flips to true when the server shuts down (WebSocket sessions close).
     pub shutdown: watch::Receiver<bool>,
 }

@@ -106,6 +106,15 @@ impl Store for GatedStore {
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.inner.set_meta(key, value)
     }
+    fn put_shared_file(&self, f: &fabric_backend::model::SharedFile) -> Result<(), StoreError> {
+        self.inner.put_shared_file(f)
+    }
+    fn shared_files(
+        &self,
+        map: &str,
+    ) -> Result<Vec<fabric_backend::model::SharedFile>, StoreError> {
+        self.inner.shared_files(map)
+    }
 }
 
 #[tokio::test]

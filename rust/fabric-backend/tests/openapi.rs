@@ -99,11 +99,24 @@ impl Checker {
         body: Option<Value>,
         expect: u16,
     ) -> Value {
-        let (tmpl, method, operation) = self.find(op);
         let (ct, bytes) = match body {
             Some(b) => (Some("application/json"), b.to_string().into_bytes()),
             None => (None, vec![]),
         };
+        self.call_bytes(op, path, bearer, ct, bytes, expect).await
+    }
+
+    /// [`Checker::call`] with a body of any content type.
+    async fn call_bytes(
+        &mut self,
+        op: &str,
+        path: &str,
+        bearer: Option<&str>,
+        ct: Option<&str>,
+        bytes: Vec<u8>,
+        expect: u16,
+    ) -> Value {
+        let (tmpl, method, operation) = self.find(op);
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = self.client.raw(m, path, bearer, ct, bytes).await.unwrap();
         let status = r.status.as_u16();
@@ -155,7 +168,9 @@ impl Checker {
 
 #[tokio::test]
 async fn served_document_matches_the_real_routes() {
-    let be = Backend::spawn(&[]);
+    let assets =
+        std::env::temp_dir().join(format!("fabric-openapi-assets-{}", uuid::Uuid::new_v4()));
+    let be = Backend::spawn(&["--assets-dir", assets.to_str().unwrap()]);
     let client = be.client();
     let served = client
         .raw(Method::GET, "/openapi.json", None, None, vec![])
@@ -282,6 +297,43 @@ async fn served_document_matches_the_real_routes() {
     assert_eq!(members["members"][0]["link_address"], "127.0.0.1:7500");
     ck.call("deleteShard", &shard_path, Some(&secret), None, 204)
         .await;
+    // Assets: claim the map, upload, list, then read the index and a chunk it names.
+    let claim = json!({"object": "map:m", "relation": "owner", "subject": format!("user:{}", acct["account_id"].as_str().unwrap())});
+    ck.call("addTuple", "/relationships", Some(&key), Some(claim), 200)
+        .await;
+    let baked = ck
+        .call_bytes(
+            "uploadAsset",
+            "/maps/m/assets/tree.glb",
+            Some(&key),
+            Some("application/octet-stream"),
+            vec![7u8; 100_000],
+            201,
+        )
+        .await;
+    ck.call("listAssets", "/maps/m/assets", Some(&key), None, 200)
+        .await;
+    let index_url = baked["asset"]["baked_url"].as_str().unwrap().to_owned();
+    ck.call("assetIndex", &index_url, None, None, 200).await;
+    let first_chunk = {
+        let bytes = ck
+            .client
+            .raw(Method::GET, &index_url, None, None, vec![])
+            .await
+            .unwrap()
+            .body;
+        fabric_assets::Index::decode(&bytes).unwrap().chunks[0]
+            .id
+            .to_hex()
+    };
+    ck.call(
+        "assetChunk",
+        &format!("/assets/chunks/{first_chunk}"),
+        None,
+        None,
+        200,
+    )
+    .await;
     assert_eq!(
         ck.seen,
         ck.all_operations(),
@@ -303,7 +355,12 @@ async fn served_document_matches_the_real_routes() {
         ("addTuple", "/relationships", 415),
         ("removeTuple", "/relationships", 415),
         ("check", "/check", 415),
+        ("uploadAsset", "/maps/m/assets/x", 401),
+        ("listAssets", "/maps/m/assets", 401),
     ] {
         ck.call(op, path, None, None, expect).await;
     }
+    drop(ck);
+    drop(be);
+    let _ = std::fs::remove_dir_all(&assets);
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use fabric_auth::Tuple;
 use fabric_backend::StoreError;
-use fabric_backend::model::ShardRecord;
+use fabric_backend::model::{ShardRecord, SharedFile};
 use fabric_backend::store::postgres::{MIGRATIONS, PgStore};
 use fabric_backend::store::sqlite::SqliteStore;
 use fabric_backend::store::{HeartbeatUpdate, MemberRecord, Store};
@@ -214,6 +214,38 @@ fn contract(s: &dyn Store) {
         "already deleted"
     );
     assert!(s.list_shards(0, Some("bob")).unwrap().is_empty());
+
+    // Shared files: one current version per (map, name), listed by name, maps apart.
+    let file = |map: &str, name: &str, hash: &str, size: u64| SharedFile {
+        map: map.into(),
+        name: name.into(),
+        hash: hash.into(),
+        size,
+        chunks: size / 10,
+        uploader: "ann".into(),
+        baked_at_ms: 5_000_000_000_000,
+        baked_url: format!("/assets/index/{hash}"),
+    };
+    assert!(s.shared_files("plaza").unwrap().is_empty());
+    s.put_shared_file(&file("plaza", "tree", "h1", 100))
+        .unwrap();
+    s.put_shared_file(&file("plaza", "rock", "h2", 3 << 40))
+        .unwrap();
+    s.put_shared_file(&file("dock", "tree", "h3", 7)).unwrap();
+    s.put_shared_file(&file("plaza", "tree", "h4", 120))
+        .unwrap();
+    assert_eq!(
+        s.shared_files("plaza").unwrap(),
+        vec![
+            file("plaza", "rock", "h2", 3 << 40),
+            file("plaza", "tree", "h4", 120)
+        ],
+        "the newer tree replaced the older; sizes beyond 32 bits survive"
+    );
+    assert_eq!(
+        s.shared_files("dock").unwrap(),
+        vec![file("dock", "tree", "h3", 7)]
+    );
 }
 
 #[test]

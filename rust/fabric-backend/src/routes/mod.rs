@@ -4,6 +4,7 @@
 //! `openapi` integration test checks it against these routes over HTTP.
 
 mod accounts;
+mod assets;
 mod fabrics;
 mod relationships;
 mod shards;
@@ -15,7 +16,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 pub use fabrics::LINK_CREDENTIAL_TTL_S;
 
@@ -45,11 +46,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/relationships"),
     ("post", "/check"),
     ("get", "/ws"),
+    ("put", "/maps/{map}/assets/{name}"),
+    ("get", "/maps/{map}/assets"),
+    ("get", "/assets/index/{name}"),
+    ("get", "/assets/chunks/{hex}"),
 ];
 
 /// Builds the application router.
 pub fn router(state: Shared, max_body_bytes: usize) -> Router {
-    Router::new()
+    let router = match assets::chunk_store(&state) {
+        Some(store) => Router::new().nest_service("/assets", fabric_assets::router(store)),
+        None => Router::new(),
+    };
+    router
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/accounts", post(accounts::create))
@@ -72,6 +81,8 @@ pub fn router(state: Shared, max_body_bytes: usize) -> Router {
         )
         .route("/check", post(relationships::check))
         .route("/ws", get(ws::upgrade))
+        .route("/maps/{map}/assets/{name}", put(assets::upload))
+        .route("/maps/{map}/assets", get(assets::list))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -13,7 +13,7 @@ use fabric_auth::{ObjectRef, RebacError, Subject, Tuple, TupleSource};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::model::ShardRecord;
+use crate::model::{ShardRecord, SharedFile};
 
 /// What a heartbeat changes.
 #[derive(Debug, Clone)]
@@ -109,6 +109,10 @@ pub trait Store: Send + Sync + 'static {
     fn meta_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
     /// Sets a metadata value.
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Records `f` as the current version of `(f.map, f.name)`, replacing an earlier one.
+    fn put_shared_file(&self, f: &SharedFile) -> Result<(), StoreError>;
+    /// The assets of `map`, by name.
+    fn shared_files(&self, map: &str) -> Result<Vec<SharedFile>, StoreError>;
 }
 
 /// Adapts a [`Store`] to [`TupleSource`] for [`fabric_auth::rebac::check`].

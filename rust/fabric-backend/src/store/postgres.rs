@@ -21,12 +21,13 @@ use uuid::Uuid;
 
 use super::{HeartbeatUpdate, MemberRecord, Store};
 use crate::error::StoreError;
-use crate::model::ShardRecord;
+use crate::model::{ShardRecord, SharedFile};
 
 /// Versioned migrations, applied in order, each once, each in its own transaction.
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      CREATE TABLE IF NOT EXISTS accounts (
          id TEXT PRIMARY KEY,
          key_hash TEXT NOT NULL UNIQUE,
@@ -64,7 +65,21 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
          link_cert_hash TEXT NOT NULL,
          link_next_cert_hash TEXT,
          UNIQUE (fabric, zone));",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE IF NOT EXISTS shared_files (
+         map TEXT NOT NULL,
+         name TEXT NOT NULL,
+         hash TEXT NOT NULL,
+         size BIGINT NOT NULL,
+         chunks BIGINT NOT NULL,
+         uploader TEXT NOT NULL,
+         baked_at_ms BIGINT NOT NULL,
+         baked_url TEXT NOT NULL,
+         PRIMARY KEY (map, name));",
+    ),
+];
 
 /// Attempts per unit of work when the server reports a serialization failure.
 const MAX_ATTEMPTS: u32 = 50;
@@ -700,5 +715,55 @@ impl Store for PgStore {
             )
             .await?;
         })
+    }
+
+    fn put_shared_file(&self, f: &SharedFile) -> Result<(), StoreError> {
+        let (size, chunks, at) = (f.size as i64, f.chunks as i64, f.baked_at_ms as i64);
+        retrying!(self, |c| {
+            c.execute(
+                "INSERT INTO shared_files \
+                 (map, name, hash, size, chunks, uploader, baked_at_ms, baked_url) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (map, name) DO UPDATE SET hash = excluded.hash, \
+                 size = excluded.size, chunks = excluded.chunks, uploader = excluded.uploader, \
+                 baked_at_ms = excluded.baked_at_ms, baked_url = excluded.baked_url",
+                &[
+                    &f.map,
+                    &f.name,
+                    &f.hash,
+                    &size,
+                    &chunks,
+                    &f.uploader,
+                    &at,
+                    &f.baked_url,
+                ],
+            )
+            .await?;
+        })
+    }
+
+    fn shared_files(&self, map: &str) -> Result<Vec<SharedFile>, StoreError> {
+        let rows = retrying!(self, |c| {
+            c.query(
+                "SELECT map, name, hash, size, chunks, uploader, baked_at_ms, baked_url \
+                 FROM shared_files WHERE map = $1 ORDER BY name",
+                &[&map],
+            )
+            .await?
+        })?;
+        rows.iter()
+            .map(|r| {
+                Ok(SharedFile {
+                    map: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    hash: r.try_get(2)?,
+                    size: r.try_get::<_, i64>(3)? as u64,
+                    chunks: r.try_get::<_, i64>(4)? as u64,
+                    uploader: r.try_get(5)?,
+                    baked_at_ms: r.try_get::<_, i64>(6)? as u64,
+                    baked_url: r.try_get(7)?,
+                })
+            })
+            .collect()
     }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{HeartbeatUpdate, MemberRecord, Store};
 use crate::error::StoreError;
-use crate::model::ShardRecord;
+use crate::model::{ShardRecord, SharedFile};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,6 +58,17 @@ CREATE TABLE IF NOT EXISTS fabric_members (
     link_next_cert_hash TEXT,
     UNIQUE (fabric, zone)
 );
+CREATE TABLE IF NOT EXISTS shared_files (
+    map TEXT NOT NULL,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    uploader TEXT NOT NULL,
+    baked_at_ms INTEGER NOT NULL,
+    baked_url TEXT NOT NULL,
+    PRIMARY KEY (map, name)
+);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ";
 
@@ -74,7 +85,7 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch("ALTER TABLE shards ADD COLUMN next_cert_hash TEXT")?;
     }
     conn.execute(
-        "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+        "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
         [],
     )?;
     Ok(())
@@ -536,6 +547,49 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+
+    fn put_shared_file(&self, f: &SharedFile) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO shared_files \
+                 (map, name, hash, size, chunks, uploader, baked_at_ms, baked_url) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                f.map,
+                f.name,
+                f.hash,
+                f.size as i64,
+                f.chunks as i64,
+                f.uploader,
+                f.baked_at_ms as i64,
+                f.baked_url
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn shared_files(&self, map: &str) -> Result<Vec<SharedFile>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT map, name, hash, size, chunks, uploader, baked_at_ms, baked_url \
+                 FROM shared_files WHERE map = ?1 ORDER BY name",
+            )?;
+            let rows = stmt.query_map(params![map], |r| {
+                Ok(SharedFile {
+                    map: r.get(0)?,
+                    name: r.get(1)?,
+                    hash: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                    chunks: r.get::<_, i64>(4)? as u64,
+                    uploader: r.get(5)?,
+                    baked_at_ms: r.get::<_, i64>(6)? as u64,
+                    baked_url: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -668,7 +722,7 @@ mod tests {
                 )?)
             })
             .unwrap();
-        assert_eq!(version, "3");
+        assert_eq!(version, "4");
         let m = MemberRecord {
             shard_id: Uuid::from_u128(7),
             fabric: "f".into(),
