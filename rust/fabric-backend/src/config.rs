@@ -65,6 +65,15 @@ pub struct Config {
     /// An asset upload (body and bake) must finish within this long, milliseconds.
     #[arg(long, default_value_t = 600_000)]
     pub upload_timeout_ms: u64,
+    /// Most shards one account may have registered at a time (429 `too_many_shards` beyond).
+    #[arg(long, default_value_t = 100)]
+    pub max_shards_per_account: u64,
+    /// Let a public shard declare an address other than the registering caller's IP (behind a
+    /// proxy or NAT that rewrites the source). Without it such a registration is refused with
+    /// 422 `address_not_caller`, so nobody can list a public shard pointing at someone else's
+    /// host.
+    #[arg(long)]
+    pub allow_any_address: bool,
 }
 
 impl Config {

@@ -173,6 +173,8 @@ impl Bound {
                 stale_after_ms: config.stale_after_ms,
                 evict_after_ms: config.evict_after_ms,
                 janitor_interval_ms: config.janitor_interval_ms,
+                max_shards_per_account: config.max_shards_per_account,
+                allow_any_address: config.allow_any_address,
             },
             shutdown: shutdown_rx,
             assets: match &config.assets_dir {

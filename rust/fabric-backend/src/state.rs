@@ -18,6 +18,10 @@ pub struct Settings {
     pub evict_after_ms: u64,
     /// Janitor period; 0 disables it.
     pub janitor_interval_ms: u64,
+    /// Most shards per account.
+    pub max_shards_per_account: u64,
+    /// Public shards may declare any address.
+    pub allow_any_address: bool,
 }
 
 /// Where uploaded assets go.

@@ -106,6 +106,9 @@ impl Store for GatedStore {
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.inner.set_meta(key, value)
     }
+    fn count_owned_shards(&self, owner: &str) -> Result<u64, StoreError> {
+        self.inner.count_owned_shards(owner)
+    }
     fn put_shared_file(&self, f: &fabric_backend::model::SharedFile) -> Result<(), StoreError> {
         self.inner.put_shared_file(f)
     }

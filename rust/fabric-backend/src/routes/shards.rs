@@ -31,6 +31,23 @@ fn check_optional_hash(field: &str, hash: &Option<String>) -> Result<(), ApiErro
     Ok(())
 }
 
+/// A public shard lists where players connect: only the caller's own IP, so nobody can point
+/// players at a host that is not theirs (`--allow-any-address` lifts it, e.g. behind NAT).
+fn check_address_is_caller(address: &str, caller: std::net::IpAddr) -> Result<(), ApiError> {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.to_canonical() == caller => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "address_not_caller",
+            format!(
+                "a public shard must be registered from its own address: declared {address:?}, \
+                 request from {caller} (register from that host, leave address out, make the \
+                 shard private, or start the backend with --allow-any-address)"
+            ),
+        )),
+    }
+}
+
 fn check_url(url: &Option<String>) -> Result<(), ApiError> {
     if let Some(u) = url {
         check_text("asset_index_url", u, MAX_URL_LEN)?;
@@ -50,10 +67,13 @@ pub(super) async fn register(
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| ApiError::invalid_field("port", "must be 1-65535"))?;
-        let address = body
-            .address
-            .unwrap_or_else(|| peer.ip().to_canonical().to_string());
+        let caller = peer.ip().to_canonical();
+        let public = body.public.unwrap_or(true);
+        let address = body.address.unwrap_or_else(|| caller.to_string());
         check_text("address", &address, MAX_TEXT_LEN)?;
+        if public && !st.settings.allow_any_address {
+            check_address_is_caller(&address, caller)?;
+        }
         check_text("map", &body.map, MAX_TEXT_LEN)?;
         check_text("name", &body.name, MAX_TEXT_LEN)?;
         check_text("cert_hash", &body.cert_hash, MAX_TEXT_LEN)?;
@@ -63,9 +83,19 @@ pub(super) async fn register(
         if max_users == 0 || max_users > MAX_MAX_USERS {
             return Err(ApiError::invalid_field("max_users", "must be 1-100000"));
         }
-        let public = body.public.unwrap_or(true);
         if let Some(f) = &body.fabric {
             super::fabrics::check_join(&st, &owner, f)?;
+        }
+        let cap = st.settings.max_shards_per_account;
+        if st.store.count_owned_shards(&owner)? >= cap {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_shards",
+                format!(
+                    "{owner} already has {cap} shards registered (--max-shards-per-account): \
+                     delete one or wait for stale ones to be evicted"
+                ),
+            ));
         }
         let now = st.clock.now_ms();
         let secret = new_shard_secret();

@@ -75,6 +75,8 @@ pub trait Store: Send + Sync + 'static {
         fresh_since_ms: u64,
         viewer: Option<&str>,
     ) -> Result<Vec<ShardRecord>, StoreError>;
+    /// How many shards `owner` has registered (fresh or not).
+    fn count_owned_shards(&self, owner: &str) -> Result<u64, StoreError>;
     /// Records `m` as zone `m.zone` of `m.fabric`, replacing an earlier entry for that zone.
     fn put_member(&self, m: &MemberRecord) -> Result<(), StoreError>;
     /// Members of `fabric` whose shard was heard from at or after `fresh_since_ms`, by zone,

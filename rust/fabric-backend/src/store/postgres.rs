@@ -516,6 +516,15 @@ impl Store for PgStore {
         rows.iter().map(shard_from_row).collect()
     }
 
+    fn count_owned_shards(&self, owner: &str) -> Result<u64, StoreError> {
+        let n = retrying!(self, |c| {
+            c.query_one("SELECT count(*) FROM shards WHERE owner = $1", &[&owner])
+                .await?
+                .get::<_, i64>(0)
+        })?;
+        Ok(n as u64)
+    }
+
     fn put_member(&self, m: &MemberRecord) -> Result<(), StoreError> {
         retrying!(
             self,

@@ -372,6 +372,15 @@ impl Store for SqliteStore {
         })
     }
 
+    fn count_owned_shards(&self, owner: &str) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n: i64 = c
+                .prepare_cached("SELECT count(*) FROM shards WHERE owner = ?1")?
+                .query_row(params![owner], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
+
     fn put_member(&self, m: &MemberRecord) -> Result<(), StoreError> {
         self.with(|c| {
             c.prepare_cached(
