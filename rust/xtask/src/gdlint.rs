@@ -1,9 +1,8 @@
 //! GDScript checks of `cargo xtask test`: gdtoolkit's `gdlint` and `gdformat --check` over the
 //! addon, the project's scripts and the examples.
 //!
-//! gdtoolkit is installed with the machine's `python3` and pip into a private virtual
-//! environment under the cache folder, once per pinned version (`gdtoolkit-requirements.txt`
-//! beside this crate's `Cargo.toml`).
+//! gdtoolkit is installed into a private virtual environment (`crate::venv`), pinned by
+//! `gdtoolkit-requirements.txt` beside this crate's `Cargo.toml`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,37 +13,9 @@ use fabric_harness::paths;
 /// The folders checked, those of them that exist.
 const FOLDERS: [&str; 3] = ["addons", "scripts", "examples"];
 
-fn requirements() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("gdtoolkit-requirements.txt")
-}
-
-/// The virtual environment's `bin/`, installed on first use (and again when the pinned
-/// requirements change).
+/// gdtoolkit's `bin/`, installed on first use (and again when the pinned requirements change).
 pub fn tools() -> anyhow::Result<PathBuf> {
-    let wanted = std::fs::read_to_string(requirements()).context("reading the requirements")?;
-    let venv = paths::cache_dir().join("gdtoolkit-venv");
-    let stamp = venv.join("fabric-requirements.txt");
-    let bin = venv.join("bin");
-    if bin.join("gdlint").is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
-        return Ok(bin);
-    }
-    println!("installing gdtoolkit into {}", venv.display());
-    let _ = std::fs::remove_dir_all(&venv);
-    std::fs::create_dir_all(paths::cache_dir())?;
-    run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    run(Command::new(bin.join("pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(requirements()))?;
-    std::fs::write(&stamp, wanted)?;
-    Ok(bin)
-}
-
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
-    if !status.success() {
-        bail!("{cmd:?} failed ({status})");
-    }
-    Ok(())
+    crate::venv::tools("gdtoolkit-venv", "gdtoolkit-requirements.txt", "gdlint")
 }
 
 /// The two check commands (`gdlint`, `gdformat --check`), run in the repository root.

@@ -12,16 +12,19 @@
 //!   `multiplayer_fabric-<version>.zip` (Linux x86_64; double precision too with ../shared/godot).
 //! - `cargo xtask gdlint`: only the GDScript checks (`gdformat FILES` in the cache's
 //!   `gdtoolkit-venv/bin/` fixes the formatting).
+//! - `cargo xtask docs`: the documentation site (MkDocs, strict) into `target/docs-site/`.
 //! - `cargo xtask fuzz [--seconds N] [TARGET]`: build the fuzz targets and run each N seconds.
 //! - `cargo xtask fabric --zones 3 --entities 3000`: the registry backend and a fabric of zone
 //!   processes linked through it, one status line per zone each second, until Ctrl-C.
 
 mod demo;
+mod docs;
 mod fabric;
 mod fuzz;
 mod gdlint;
 mod package;
 mod test;
+mod venv;
 
 use clap::{Parser, Subcommand};
 
@@ -71,6 +74,9 @@ enum Cmd {
     },
     /// Check the GDScript (gdlint, gdformat --check) as `test` does; installs gdtoolkit.
     Gdlint,
+    /// Build the documentation site into target/docs-site (MkDocs, strict; the class
+    /// reference generated from the doc comments); installs MkDocs.
+    Docs,
     /// Build the fuzz targets of fuzz/ (installing cargo-fuzz when missing) and run each.
     Fuzz {
         /// Seconds per target.
@@ -116,6 +122,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)
             .map(|p| println!("installed {}", p.display())),
         Cmd::Gdlint => gdlint::check(),
+        Cmd::Docs => docs::build().map(drop),
         Cmd::Package { out } => package::run(out),
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()).map(drop),
         Cmd::Fabric {

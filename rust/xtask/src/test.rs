@@ -191,6 +191,12 @@ pub fn run(lint: bool) -> anyhow::Result<()> {
 
     fuzz_step(&mut tally);
 
+    // The documentation site: MkDocs --strict (broken links and anchors fail) and the class
+    // reference generated from the doc comments (an undocumented member fails).
+    let mut c = Command::new(std::env::current_exe().context("the xtask binary")?);
+    c.arg("docs");
+    run_step("cargo xtask docs (site, strict)", c, &mut tally)?;
+
     in_engine("in-engine tests (single precision)", &single, &mut tally)?;
     match paths::shared_godot() {
         Some(_) => {
