@@ -327,7 +327,11 @@ impl CommandGate {
         if q2 > 32767 * 32767 {
             return Err(Refusal::Speed);
         }
-        if p.command == PlayerCommand::PositionUpsert {
+        // The distance check follows the avatar; an entity the player holds is checked by
+        // the zone against that entity's own position.
+        if p.command == PlayerCommand::PositionUpsert
+            && authority.avatar_of(session) == Some(p.global_id)
+        {
             if let Some((from, at)) = s.last {
                 let ticks = tick
                     .saturating_sub(at)

@@ -30,6 +30,7 @@ fn run(seed: u64, steps: usize) -> Vec<String> {
     let mut o = Ownership::new(OwnershipConfig {
         max_held: 3,
         fair_ticks: 4,
+        ..OwnershipConfig::default()
     });
     for e in 0..ENTITIES {
         o.set_persist(e, PersistMode::ALL[(e % 3) as usize]);

@@ -152,14 +152,17 @@ pub struct OwnershipConfig {
     pub max_held: usize,
     /// Ticks a player that let go of a contested entity waits before taking it again.
     pub fair_ticks: u64,
+    /// The persist mode of entities not given one ([`Ownership::set_persist`]).
+    pub default_persist: PersistMode,
 }
 
 impl Default for OwnershipConfig {
-    /// 8 entities a player; 10 ticks (half a second at 20 Hz).
+    /// 8 entities a player; 10 ticks (half a second at 20 Hz); `placed_room`.
     fn default() -> Self {
         Self {
             max_held: 8,
             fair_ticks: 10,
+            default_persist: PersistMode::PlacedRoom,
         }
     }
 }
@@ -206,17 +209,25 @@ impl Ownership {
         self.entries.get(&entity).and_then(|e| e.holder)
     }
 
-    /// The persist mode of `entity` (`placed_room` unless set).
+    /// The persist mode of `entity` (the default mode unless set).
     pub fn persist_of(&self, entity: u32) -> PersistMode {
         self.entries
             .get(&entity)
-            .map(|e| e.persist)
-            .unwrap_or_default()
+            .map_or(self.cfg.default_persist, |e| e.persist)
+    }
+
+    /// The entry of `entity`, made with the default persist mode when it has none.
+    fn entry(&mut self, entity: u32) -> &mut Entry {
+        let persist = self.cfg.default_persist;
+        self.entries.entry(entity).or_insert(Entry {
+            persist,
+            ..Entry::default()
+        })
     }
 
     /// Sets the persist mode of `entity` (an entity of this zone).
     pub fn set_persist(&mut self, entity: u32, mode: PersistMode) {
-        self.entries.entry(entity).or_default().persist = mode;
+        self.entry(entity).persist = mode;
     }
 
     /// How many entities `holder` holds.
@@ -289,7 +300,7 @@ impl Ownership {
                 });
             }
             Some(_) => {
-                self.entries.entry(entity).or_default().contested = true;
+                self.entry(entity).contested = true;
                 return self.deny(Denial::Held);
             }
             None => {}
@@ -304,7 +315,7 @@ impl Ownership {
         if self.held_by(requester) >= self.cfg.max_held {
             return self.deny(Denial::TooMany);
         }
-        let slot = self.entries.entry(entity).or_default();
+        let slot = self.entry(entity);
         slot.holder = Some(requester);
         slot.contested = false;
         *self.held.entry(requester).or_insert(0) += 1;
@@ -414,7 +425,7 @@ impl Ownership {
         if self.held_by(h) >= self.cfg.max_held {
             return false;
         }
-        self.entries.entry(r.entity).or_default().holder = Some(h);
+        self.entry(r.entity).holder = Some(h);
         *self.held.entry(h).or_insert(0) += 1;
         true
     }
@@ -478,7 +489,7 @@ mod tests {
     fn a_player_holds_at_most_max_held() {
         let mut o = Ownership::new(OwnershipConfig {
             max_held: 2,
-            fair_ticks: 10,
+            ..OwnershipConfig::default()
         });
         req(&mut o, 1, A, 0).unwrap();
         req(&mut o, 2, A, 0).unwrap();
@@ -552,6 +563,27 @@ mod tests {
         let mut none = Vec::new();
         o.holder_left(100, 11, |d| none.push(d));
         assert!(none.is_empty(), "a second departure finds nothing");
+    }
+
+    #[test]
+    fn the_default_mode_applies_to_entities_not_given_one() {
+        let mut o = Ownership::new(OwnershipConfig {
+            default_persist: PersistMode::TransientHeld,
+            ..OwnershipConfig::default()
+        });
+        o.set_persist(2, PersistMode::PlacedRoom);
+        assert_eq!(o.persist_of(1), PersistMode::TransientHeld);
+        req(&mut o, 1, A, 0).unwrap();
+        req(&mut o, 2, A, 0).unwrap();
+        let mut out = Vec::new();
+        o.holder_left(100, 1, |d| out.push(d));
+        assert_eq!(
+            out,
+            [
+                Departure::Despawn(1),
+                Departure::Kept(2, PersistMode::PlacedRoom)
+            ]
+        );
     }
 
     #[test]
