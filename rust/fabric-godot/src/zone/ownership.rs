@@ -92,8 +92,9 @@ impl Authority for HeldAuthority<'_> {
 
 /// Whether an accepted command may be applied as far as held entities go: a position upsert
 /// of an entity other than the sender's avatar lies within `reach_ticks` ticks of motion of
-/// that entity's current position. Other commands, and entities not owned here, pass (the
-/// zone answers those with `not_here`).
+/// that entity's current position, or of the sender's avatar (a held thing may be carried to
+/// the hand). Other commands, and entities not owned here, pass (the zone answers those with
+/// `not_here`).
 pub(crate) fn held_move_in_reach(
     rt: &ZoneRuntime,
     avatars: &Avatars,
@@ -109,10 +110,17 @@ pub(crate) fn held_move_in_reach(
         return true;
     };
     let reach = rt.zone().config().v_max_um as f64 * reach_ticks as f64;
-    let d2: f64 = (0..3)
-        .map(|k| (p.position[k] - e.position[k]).to_num::<f64>().powi(2))
-        .sum();
-    d2 <= reach * reach
+    let near = |at: &fabric_core::coords::Vec3| {
+        let d2: f64 = (0..3)
+            .map(|k| (p.position[k] - at[k]).to_num::<f64>().powi(2))
+            .sum();
+        d2 <= reach * reach
+    };
+    let hand = avatars
+        .avatar_of(session)
+        .and_then(|a| rt.owned_slot(a))
+        .and_then(|s| rt.zone().entity(s));
+    near(&e.position) || hand.is_some_and(|h| near(&h.position))
 }
 
 /// The persist mode named by `--persist-mode` in `args`: `Ok(None)` when absent, an error
@@ -427,6 +435,14 @@ mod tests {
             &upsert(crate_, 4.0),
             5
         ));
+        assert!(
+            held_move_in_reach(&rt, &avatars, 1, &upsert(crate_, -7.0), 5),
+            "to the holder's hand"
+        );
+        assert!(
+            !held_move_in_reach(&rt, &avatars, 2, &upsert(crate_, -7.0), 5),
+            "a session without avatar has no hand"
+        );
         assert!(
             held_move_in_reach(&rt, &avatars, 1, &upsert(avatar, 9.0), 5),
             "the avatar's own reach is the gate's business"
