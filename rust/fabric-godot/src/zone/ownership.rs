@@ -90,6 +90,13 @@ impl Authority for HeldAuthority<'_> {
     }
 }
 
+/// Whether entity `id` is held by a player other than `session`'s.
+pub(crate) fn held_by_other(table: &Ownership, avatars: &Avatars, session: u64, id: u32) -> bool {
+    table
+        .holder_of(id)
+        .is_some_and(|h| avatars.avatar_of(session) != Some(h))
+}
+
 /// Whether an accepted command may be applied as far as held entities go: a position upsert
 /// of an entity other than the sender's avatar lies within `reach_ticks` ticks of motion of
 /// that entity's current position, or of the sender's avatar (a held thing may be carried to
@@ -394,6 +401,15 @@ mod tests {
             table: &table,
         };
         assert!(auth.may_act(1, 7), "the holder");
+        assert!(
+            held_by_other(&table, &avatars, 2, 7),
+            "a spike by B spares it"
+        );
+        assert!(!held_by_other(&table, &avatars, 1, 7), "not by its holder");
+        assert!(
+            !held_by_other(&table, &avatars, 2, 8),
+            "an entity nobody holds"
+        );
         assert!(!auth.may_act(2, 7), "another player");
         assert!(!auth.may_act(3, 7), "a session without avatar");
         assert!(

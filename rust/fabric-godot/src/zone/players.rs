@@ -36,9 +36,10 @@ use fabric_core::slots::SlotState;
 use godot::prelude::*;
 
 use super::FabricZone;
-use super::ownership::{HeldAuthority, ZoneOwnership, held_move_in_reach};
+use super::ownership::{HeldAuthority, ZoneOwnership, held_by_other, held_move_in_reach};
 use super::replication::Replication;
 use super::runtime::ZoneRuntime;
+use fabric_core::ownership::Ownership;
 
 /// Radius of a velocity spike, metres.
 const SPIKE_RADIUS_M: i64 = 5;
@@ -95,9 +96,16 @@ impl Players {
     }
 }
 
-/// Applies an accepted command of `session` to the runtime's slots. Returns false when the
-/// entity it names is not owned here (it migrated).
-fn apply(rt: &mut ZoneRuntime, avatars: &Avatars, session: u64, p: &PlayerPacket) -> bool {
+/// Applies an accepted command of `session` to the runtime's slots (a spike spares entities
+/// held by other players, as `held`). Returns false when the entity it names is not owned
+/// here (it migrated).
+fn apply(
+    rt: &mut ZoneRuntime,
+    avatars: &Avatars,
+    held: &Ownership,
+    session: u64,
+    p: &PlayerPacket,
+) -> bool {
     let vmax = rt.zone().config().v_max_um;
     let velocity: Vec3 = p.velocity.map(|q| dequantize_velocity(q, vmax));
     match p.command {
@@ -127,7 +135,9 @@ fn apply(rt: &mut ZoneRuntime, avatars: &Avatars, session: u64, p: &PlayerPacket
                     continue;
                 }
                 let gid = slots.global_id(slot);
-                if avatars.session_of(gid).is_some_and(|s| s != session) {
+                if avatars.session_of(gid).is_some_and(|s| s != session)
+                    || held_by_other(held, avatars, session, gid)
+                {
                     continue;
                 }
                 let at = slots.position(slot);
@@ -312,7 +322,7 @@ impl FabricZone {
         let reach = players.gate.config().max_gap_ticks;
         if !held_move_in_reach(rt, &players.avatars, session, &p, reach) {
             players.gate.refuse(session, Refusal::Speed);
-        } else if !apply(rt, &players.avatars, session, &p) {
+        } else if !apply(rt, &players.avatars, &players.ownership.table, session, &p) {
             players.gate.refuse(session, Refusal::NotHere);
         }
     }
@@ -401,6 +411,7 @@ pub(crate) mod tests {
         assert!(apply(
             &mut rt,
             &avatars,
+            &Ownership::default(),
             1,
             &packet(a, to, [1000, 0, 0], PlayerCommand::PositionUpsert)
         ));
@@ -411,6 +422,7 @@ pub(crate) mod tests {
         assert!(apply(
             &mut rt,
             &avatars,
+            &Ownership::default(),
             1,
             &packet(a, [m(0.0); 3], [0, 0, 16000], PlayerCommand::VelocitySpike)
         ));
@@ -431,6 +443,7 @@ pub(crate) mod tests {
             !apply(
                 &mut rt,
                 &avatars,
+                &Ownership::default(),
                 1,
                 &packet(a, to, [0; 3], PlayerCommand::PositionUpsert)
             ),
