@@ -503,6 +503,22 @@ mod tests {
     }
 
     #[test]
+    fn the_distance_check_follows_the_avatar_not_other_entities() {
+        let mut g = gate();
+        // Entity 11 (granted, or held) is far away: the zone checks it against its own
+        // position, so the gate neither refuses it nor moves the avatar's reference.
+        let other = upsert(11, 12, [0; 3]);
+        assert!(g.check(1, &other, 50, 1, &Table).is_ok());
+        let jump = upsert(10, 12, [0; 3]);
+        assert_eq!(
+            g.check(1, &jump, 100, 2, &Table),
+            Err(Refusal::Speed),
+            "the avatar is still measured from where it was"
+        );
+        assert!(g.check(1, &upsert(10, 1, [0; 3]), 150, 3, &Table).is_ok());
+    }
+
+    #[test]
     fn a_flood_is_rate_limited_and_reported_once_a_second() {
         let mut g = gate();
         let f = upsert(10, 0, [0; 3]);
