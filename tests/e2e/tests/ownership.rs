@@ -306,3 +306,129 @@ fn transient_held_entity_is_despawned_when_its_holder_leaves() {
     let stats = stats_line(&mut zone, |l| l.contains(" ownership_refused_not_here=1 "));
     assert_eq!(field(&stats, "holders"), Some("0"), "{stats}");
 }
+
+/// Answers `p` heard for `entity`: its denials and the grants to its own avatar.
+fn answers(p: &ReplClient, entity: u32) -> (usize, usize) {
+    let mine = |m: &&ControlMessage| match m {
+        ControlMessage::Ownership {
+            entity: e,
+            state: OwnershipState::Granted,
+            holder,
+            ..
+        } => *e == entity && *holder == Some(p.avatar),
+        _ => false,
+    };
+    let denied = |m: &&ControlMessage| matches!(m, ControlMessage::Ownership { entity: e, state: OwnershipState::Denied, .. } if *e == entity);
+    (
+        p.ownership.iter().filter(mine).count(),
+        p.ownership.iter().filter(denied).count(),
+    )
+}
+
+#[test]
+fn twenty_players_at_once_get_one_grant_and_a_release_regrab_loop_stays_fair() {
+    const N: usize = 20;
+    const ROUNDS: usize = 8;
+    let mut zone = start_zone("placed_room");
+    let mut players: Vec<ReplClient> = (0..N)
+        .map(|i| join(&zone, [-9.5 + i as f64, -3.0, 0.0]))
+        .collect();
+    let entity = 1;
+    let mut winners: Vec<usize> = Vec::new();
+    for round in 0..ROUNDS {
+        let before: Vec<(usize, usize)> = players.iter().map(|p| answers(p, entity)).collect();
+        if let Some(&w) = winners.last() {
+            players[w]
+                .send_control(&ControlMessage::ReleaseOwnership { entity })
+                .expect("release sent");
+        }
+        for p in &players {
+            request(p, entity);
+        }
+        let mut refs: Vec<&mut ReplClient> = players.iter_mut().collect();
+        until("every request answered", &mut refs, |ps| {
+            ps.iter().zip(&before).all(|(p, b)| {
+                let (g, d) = answers(p, entity);
+                g + d == b.0 + b.1 + 1
+            })
+        });
+        let won: Vec<usize> = (0..N)
+            .filter(|&i| answers(&players[i], entity).0 > before[i].0)
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: exactly one grant: {won:?}");
+        let denied = (0..N)
+            .filter(|&i| answers(&players[i], entity).1 > before[i].1)
+            .count();
+        assert_eq!(denied, N - 1, "round {round}: {} denials", N - 1);
+        if let Some(&prev) = winners.last() {
+            assert_ne!(
+                won[0], prev,
+                "round {round}: the releaser of a contested entity lets the others go first"
+            );
+        }
+        winners.push(won[0]);
+    }
+    // Every player heard the same history, one holder at a time: granted, released, granted...
+    let mut refs: Vec<&mut ReplClient> = players.iter_mut().collect();
+    until("the last grant everywhere", &mut refs, |ps| {
+        ps.iter().all(|p| {
+            p.ownership
+                .iter()
+                .filter(|m| {
+                    matches!(
+                        m,
+                        ControlMessage::Ownership {
+                            state: OwnershipState::Granted | OwnershipState::Released,
+                            ..
+                        }
+                    )
+                })
+                .count()
+                >= 2 * ROUNDS - 1
+        })
+    });
+    let avatars: Vec<u32> = players.iter().map(|p| p.avatar).collect();
+    let expected: Vec<(OwnershipState, Option<u32>)> = winners
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &w)| {
+            let grant = (OwnershipState::Granted, Some(avatars[w]));
+            if k == 0 {
+                vec![grant]
+            } else {
+                vec![(OwnershipState::Released, None), grant]
+            }
+        })
+        .collect();
+    for p in &players {
+        let history: Vec<(OwnershipState, Option<u32>)> = p
+            .ownership
+            .iter()
+            .filter_map(|m| match m {
+                ControlMessage::Ownership {
+                    state: s @ (OwnershipState::Granted | OwnershipState::Released),
+                    holder,
+                    ..
+                } => Some((*s, *holder)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            history, expected,
+            "player {} heard one holder at a time",
+            p.avatar
+        );
+    }
+    let stats = stats_line(&mut zone, |l| {
+        l.contains(&format!(" ownership_granted={ROUNDS} "))
+    });
+    let num = |k: &str| -> u64 { field(&stats, k).and_then(|v| v.parse().ok()).unwrap() };
+    assert_eq!(num("holders"), 1, "{stats}");
+    assert_eq!(num("ownership_released"), ROUNDS as u64 - 1, "{stats}");
+    assert_eq!(
+        num("ownership_refused_held") + num("ownership_refused_cooldown"),
+        (ROUNDS * (N - 1)) as u64,
+        "{stats}"
+    );
+    assert_eq!(num("overruns"), 0, "every tick on time: {stats}");
+}
