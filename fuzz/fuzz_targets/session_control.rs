@@ -7,7 +7,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use std::collections::BTreeMap;
 
 use fabric_core::session_control::{
-    ControlMessage, MAX_CONTROL_LEN, MAX_ID_LEN, MAX_SPAWN_METRES, MAX_TOKEN_LEN,
+    ControlMessage, MAX_CONTROL_LEN, MAX_ID_LEN, MAX_SPAWN_METRES, MAX_TOKEN_LEN, OwnershipState,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -26,6 +26,9 @@ enum Msg {
     Avatar(u32, u32),
     AvatarElsewhere(u32, Option<String>),
     CommandsRefused(BTreeMap<String, u64>),
+    RequestOwnership(u32),
+    ReleaseOwnership(u32),
+    Ownership(u32, u8, Option<u32>, Option<String>),
 }
 
 impl Msg {
@@ -55,6 +58,14 @@ impl Msg {
                     .map(|(k, n)| (k.chars().take(32).collect(), n))
                     .collect(),
             },
+            Msg::RequestOwnership(entity) => ControlMessage::RequestOwnership { entity },
+            Msg::ReleaseOwnership(entity) => ControlMessage::ReleaseOwnership { entity },
+            Msg::Ownership(entity, state, holder, reason) => ControlMessage::Ownership {
+                entity,
+                state: OwnershipState::ALL[usize::from(state) % OwnershipState::ALL.len()],
+                holder,
+                reason,
+            },
         }
     }
 }
@@ -80,6 +91,10 @@ fn in_range(m: &ControlMessage) -> bool {
             address.as_ref().is_none_or(|a| a.len() <= MAX_ID_LEN)
         }
         ControlMessage::CommandsRefused { counts } => counts.len() <= 16,
+        ControlMessage::RequestOwnership { .. } | ControlMessage::ReleaseOwnership { .. } => true,
+        ControlMessage::Ownership { reason, .. } => {
+            reason.as_ref().is_none_or(|r| r.len() <= MAX_ID_LEN)
+        }
     }
 }
 

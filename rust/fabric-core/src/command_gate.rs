@@ -327,7 +327,11 @@ impl CommandGate {
         if q2 > 32767 * 32767 {
             return Err(Refusal::Speed);
         }
-        if p.command == PlayerCommand::PositionUpsert {
+        // The distance check follows the avatar; an entity the player holds is checked by
+        // the zone against that entity's own position.
+        if p.command == PlayerCommand::PositionUpsert
+            && authority.avatar_of(session) == Some(p.global_id)
+        {
             if let Some((from, at)) = s.last {
                 let ticks = tick
                     .saturating_sub(at)
@@ -496,6 +500,22 @@ mod tests {
             micros(500_000),
             "the zone's v_max is the default"
         );
+    }
+
+    #[test]
+    fn the_distance_check_follows_the_avatar_not_other_entities() {
+        let mut g = gate();
+        // Entity 11 (granted, or held) is far away: the zone checks it against its own
+        // position, so the gate neither refuses it nor moves the avatar's reference.
+        let other = upsert(11, 12, [0; 3]);
+        assert!(g.check(1, &other, 50, 1, &Table).is_ok());
+        let jump = upsert(10, 12, [0; 3]);
+        assert_eq!(
+            g.check(1, &jump, 100, 2, &Table),
+            Err(Refusal::Speed),
+            "the avatar is still measured from where it was"
+        );
+        assert!(g.check(1, &upsert(10, 1, [0; 3]), 150, 3, &Table).is_ok());
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod latency;
 pub mod migration;
 pub mod migration_intent;
 pub mod outbox;
+pub mod ownership;
 pub mod pacer;
 pub mod player_command;
 pub mod replay;

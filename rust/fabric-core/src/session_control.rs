@@ -143,6 +143,28 @@ pub enum ControlMessage {
         /// Refused commands per reason (only reasons with a count).
         counts: BTreeMap<String, u64>,
     },
+    /// Client -> zone: asks to hold entity `entity` (answered with an `ownership` event).
+    RequestOwnership {
+        /// The entity's global id.
+        entity: u32,
+    },
+    /// Client -> zone: gives entity `entity` back to the zone (answered with `ownership`
+    /// `released`, or `denied` with reason `not_holder`).
+    ReleaseOwnership {
+        /// The entity's global id.
+        entity: u32,
+    },
+    /// Zone -> client: an ownership change or answer ([`crate::ownership`]).
+    Ownership {
+        /// The entity's global id.
+        entity: u32,
+        /// What happened.
+        state: OwnershipState,
+        /// The holder's avatar id after the change (`null` on the wire when the zone holds it).
+        holder: Option<u32>,
+        /// Why (a denial's reason, or the cause of a release or take-back), at most 64 bytes.
+        reason: Option<String>,
+    },
     /// Something went wrong on the far side that ends the session (e.g. zone unavailable).
     Error {
         /// Stable machine-readable code, e.g. `zone_unavailable`.
@@ -150,6 +172,64 @@ pub enum ControlMessage {
         /// Human-readable explanation.
         message: String,
     },
+}
+
+/// What an `ownership` event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnershipState {
+    /// The entity is now held by `holder`.
+    Granted,
+    /// The request (or release) was refused; `reason` says why.
+    Denied,
+    /// The holder let go (or left); the zone holds the entity.
+    Released,
+    /// The server took the entity back from its holder.
+    Revoked,
+}
+
+impl OwnershipState {
+    /// Every state.
+    pub const ALL: [OwnershipState; 4] = [
+        OwnershipState::Granted,
+        OwnershipState::Denied,
+        OwnershipState::Released,
+        OwnershipState::Revoked,
+    ];
+
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            OwnershipState::Granted => "granted",
+            OwnershipState::Denied => "denied",
+            OwnershipState::Released => "released",
+            OwnershipState::Revoked => "revoked",
+        }
+    }
+}
+
+fn ownership_event(obj: &Map<String, Value>) -> Result<ControlMessage, ControlError> {
+    let name = str_field(obj, "state")?;
+    let state = OwnershipState::ALL
+        .into_iter()
+        .find(|s| s.name() == name)
+        .ok_or(ControlError::Field {
+            field: "state",
+            reason: "not granted, denied, released or revoked",
+        })?;
+    let holder = match obj.get("holder") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(u32_field(obj, "holder")?),
+    };
+    let reason = match obj.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(str_field(obj, "reason")?),
+    };
+    Ok(ControlMessage::Ownership {
+        entity: u32_field(obj, "entity")?,
+        state,
+        holder,
+        reason,
+    })
 }
 
 fn str_field(obj: &Map<String, Value>, field: &'static str) -> Result<String, ControlError> {
@@ -235,6 +315,12 @@ impl ControlMessage {
                 "spawn" => Ok(Self::Spawn {
                     at: at_field(&obj)?,
                 }),
+                "request_ownership" => Ok(Self::RequestOwnership {
+                    entity: u32_field(&obj, "entity")?,
+                }),
+                "release_ownership" => Ok(Self::ReleaseOwnership {
+                    entity: u32_field(&obj, "entity")?,
+                }),
                 other => Err(ControlError::UnknownKind(truncate(other))),
             };
         }
@@ -274,6 +360,7 @@ impl ControlMessage {
                 "commands_refused" => Ok(Self::CommandsRefused {
                     counts: counts_field(&obj)?,
                 }),
+                "ownership" => ownership_event(&obj),
                 "error" => Ok(Self::Error {
                     code: str_field(&obj, "code")?,
                     message: text_field(&obj, "message")?,
@@ -336,6 +423,28 @@ impl ControlMessage {
             }
             Self::CommandsRefused { counts } => {
                 json!({"event": "commands_refused", "counts": counts, "v": v})
+            }
+            Self::RequestOwnership { entity } => {
+                json!({"action": "request_ownership", "entity": entity, "v": v})
+            }
+            Self::ReleaseOwnership { entity } => {
+                json!({"action": "release_ownership", "entity": entity, "v": v})
+            }
+            Self::Ownership {
+                entity,
+                state,
+                holder,
+                reason: None,
+            } => {
+                json!({"event": "ownership", "entity": entity, "state": state.name(), "holder": holder, "v": v})
+            }
+            Self::Ownership {
+                entity,
+                state,
+                holder,
+                reason: Some(r),
+            } => {
+                json!({"event": "ownership", "entity": entity, "state": state.name(), "holder": holder, "reason": r, "v": v})
             }
         };
         serde_json::to_vec(&value).expect("a JSON value always serializes")
@@ -617,6 +726,76 @@ mod tests {
             ControlMessage::decode(b"{not json"),
             Err(ControlError::Json(_))
         ));
+    }
+
+    #[test]
+    fn ownership_messages_are_pinned() {
+        let pinned: [(&[u8], ControlMessage); 5] = [
+            (
+                br#"{"action":"request_ownership","entity":42,"v":1}"#,
+                ControlMessage::RequestOwnership { entity: 42 },
+            ),
+            (
+                br#"{"action":"release_ownership","entity":42,"v":1}"#,
+                ControlMessage::ReleaseOwnership { entity: 42 },
+            ),
+            (
+                br#"{"entity":42,"event":"ownership","holder":7,"state":"granted","v":1}"#,
+                ControlMessage::Ownership {
+                    entity: 42,
+                    state: OwnershipState::Granted,
+                    holder: Some(7),
+                    reason: None,
+                },
+            ),
+            (
+                br#"{"entity":42,"event":"ownership","holder":7,"reason":"held","state":"denied","v":1}"#,
+                ControlMessage::Ownership {
+                    entity: 42,
+                    state: OwnershipState::Denied,
+                    holder: Some(7),
+                    reason: Some("held".into()),
+                },
+            ),
+            (
+                br#"{"entity":42,"event":"ownership","holder":null,"reason":"holder_left","state":"released","v":1}"#,
+                ControlMessage::Ownership {
+                    entity: 42,
+                    state: OwnershipState::Released,
+                    holder: None,
+                    reason: Some("holder_left".into()),
+                },
+            ),
+        ];
+        for (raw, msg) in pinned {
+            assert_eq!(ControlMessage::decode(raw).as_ref(), Ok(&msg), "decodes");
+            assert_eq!(
+                String::from_utf8(msg.encode()).unwrap(),
+                std::str::from_utf8(raw).unwrap(),
+                "encodes byte for byte"
+            );
+        }
+        let revoked = ControlMessage::Ownership {
+            entity: 1,
+            state: OwnershipState::Revoked,
+            holder: None,
+            reason: Some("server".into()),
+        };
+        assert_eq!(ControlMessage::decode(&revoked.encode()), Ok(revoked));
+        for bad in [
+            &br#"{"action":"request_ownership","v":1}"#[..],
+            br#"{"action":"request_ownership","entity":-1,"v":1}"#,
+            br#"{"action":"release_ownership","entity":4294967296,"v":1}"#,
+            br#"{"entity":1,"event":"ownership","state":"stolen","v":1}"#,
+            br#"{"entity":1,"event":"ownership","holder":"me","state":"granted","v":1}"#,
+            br#"{"entity":1,"event":"ownership","reason":5,"state":"denied","v":1}"#,
+        ] {
+            assert!(
+                matches!(ControlMessage::decode(bad), Err(ControlError::Field { .. })),
+                "{} is refused with a field error",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     proptest! {

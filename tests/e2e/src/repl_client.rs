@@ -51,6 +51,8 @@ pub struct ReplClient {
     pub reports: usize,
     /// Other control messages received (debug form), for the test's messages.
     pub other: Vec<String>,
+    /// `ownership` events received, oldest first.
+    pub ownership: Vec<ControlMessage>,
 }
 
 /// The answer to a join: a player, or the zone that owns the spawn point.
@@ -86,6 +88,7 @@ impl ReplClient {
             refused: Vec::new(),
             reports: 0,
             other: Vec::new(),
+            ownership: Vec::new(),
         };
         let spawn = ControlMessage::Spawn {
             at: Some(at.map(|m| (m * 1e6).round() as i64)),
@@ -139,8 +142,20 @@ impl ReplClient {
 
     /// Moves the avatar to `at` (metres), at rest, with a position upsert.
     pub fn walk_to(&self, at: [f64; 3]) -> anyhow::Result<()> {
+        self.move_entity(self.avatar, at)
+    }
+
+    /// Sends a control message on the reliable channel.
+    pub fn send_control(&self, msg: &ControlMessage) -> anyhow::Result<()> {
+        self.client.send_message(msg.encode())?;
+        Ok(())
+    }
+
+    /// Moves entity `global_id` (the avatar or an entity this player holds) to `at` (metres),
+    /// at rest, with a position upsert.
+    pub fn move_entity(&self, global_id: u32, at: [f64; 3]) -> anyhow::Result<()> {
         let p = PlayerPacket {
-            global_id: self.avatar,
+            global_id,
             position: at.map(|m| Micros::from_num(m * 1e6)),
             velocity: [0; 3],
             acceleration: [0; 3],
@@ -168,6 +183,7 @@ impl ReplClient {
             }
             match ControlMessage::decode(&bytes) {
                 Ok(ControlMessage::CommandsRefused { .. }) => self.reports += 1,
+                Ok(m @ ControlMessage::Ownership { .. }) => self.ownership.push(m),
                 Ok(m) => self.other.push(format!("{m:?}")),
                 Err(e) => self.other.push(format!("undecodable: {e}")),
             }

@@ -34,6 +34,7 @@ pub mod link_network;
 pub mod metrics;
 pub mod monitors;
 pub mod network;
+mod ownership;
 mod players;
 mod replication;
 pub mod runtime;

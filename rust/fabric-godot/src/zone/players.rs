@@ -36,8 +36,10 @@ use fabric_core::slots::SlotState;
 use godot::prelude::*;
 
 use super::FabricZone;
+use super::ownership::{HeldAuthority, ZoneOwnership, held_by_other, held_move_in_reach};
 use super::replication::Replication;
 use super::runtime::ZoneRuntime;
+use fabric_core::ownership::Ownership;
 
 /// Radius of a velocity spike, metres.
 const SPIKE_RADIUS_M: i64 = 5;
@@ -45,10 +47,12 @@ const SPIKE_RADIUS_M: i64 = 5;
 /// Avatars and the command gate of one zone.
 #[derive(Debug)]
 pub(crate) struct Players {
-    avatars: Avatars,
+    pub(crate) avatars: Avatars,
     gate: CommandGate,
     /// What each player sees.
     pub(crate) replication: Replication,
+    /// Who holds which entity ([`super::ownership`]).
+    pub(crate) ownership: ZoneOwnership,
 }
 
 impl Default for Players {
@@ -69,6 +73,7 @@ impl Players {
             avatars: Avatars::new(),
             gate: CommandGate::new(GateConfig::new(cfg)),
             replication: Replication::default(),
+            ownership: ZoneOwnership::default(),
         }
     }
 
@@ -86,13 +91,21 @@ impl Players {
             let _ = write!(out, " refused_{}={}", r.name(), refused[r.index()]);
         }
         out.push_str(&self.replication.stats_fields());
+        out.push_str(&self.ownership.stats_fields());
         out
     }
 }
 
-/// Applies an accepted command of `session` to the runtime's slots. Returns false when the
-/// entity it names is not owned here (it migrated).
-fn apply(rt: &mut ZoneRuntime, avatars: &Avatars, session: u64, p: &PlayerPacket) -> bool {
+/// Applies an accepted command of `session` to the runtime's slots (a spike spares entities
+/// held by other players, as `held`). Returns false when the entity it names is not owned
+/// here (it migrated).
+fn apply(
+    rt: &mut ZoneRuntime,
+    avatars: &Avatars,
+    held: &Ownership,
+    session: u64,
+    p: &PlayerPacket,
+) -> bool {
     let vmax = rt.zone().config().v_max_um;
     let velocity: Vec3 = p.velocity.map(|q| dequantize_velocity(q, vmax));
     match p.command {
@@ -122,7 +135,9 @@ fn apply(rt: &mut ZoneRuntime, avatars: &Avatars, session: u64, p: &PlayerPacket
                     continue;
                 }
                 let gid = slots.global_id(slot);
-                if avatars.session_of(gid).is_some_and(|s| s != session) {
+                if avatars.session_of(gid).is_some_and(|s| s != session)
+                    || held_by_other(held, avatars, session, gid)
+                {
                     continue;
                 }
                 let at = slots.position(slot);
@@ -169,6 +184,7 @@ impl FabricZone {
     pub(super) fn reset_players(&mut self, cfg: &ZoneConfig, repl: Replication) {
         self.players = Players::new(cfg);
         self.players.replication = repl;
+        self.reset_ownership();
     }
 
     /// After the frame's ticks: each player's replication packet goes out as a datagram, and
@@ -220,6 +236,7 @@ impl FabricZone {
         let Some(id) = self.players.avatars.remove(session) else {
             return;
         };
+        self.ownership_holder_left(id);
         if let Some(rt) = self.runtime.as_mut() {
             rt.despawn(id);
         }
@@ -295,17 +312,24 @@ impl FabricZone {
         };
         let tick = rt.zone().current_tick();
         let players = &mut self.players;
-        if let Ok(p) = players
-            .gate
-            .check(session, frame, now_ms, tick, &players.avatars)
-            && !apply(rt, &players.avatars, session, &p)
-        {
+        let authority = HeldAuthority {
+            avatars: &players.avatars,
+            table: &players.ownership.table,
+        };
+        let Ok(p) = players.gate.check(session, frame, now_ms, tick, &authority) else {
+            return;
+        };
+        let reach = players.gate.config().max_gap_ticks;
+        if !held_move_in_reach(rt, &players.avatars, session, &p, reach) {
+            players.gate.refuse(session, Refusal::Speed);
+        } else if !apply(rt, &players.avatars, &players.ownership.table, session, &p) {
             players.gate.refuse(session, Refusal::NotHere);
         }
     }
 
     /// Once a frame: error reports due go out (and as signals), totals go to the metrics.
     pub(super) fn poll_players(&mut self, now_ms: u64, actions: &mut Vec<Action>) {
+        self.poll_ownership();
         let mut refused: Vec<(u64, Refusal)> = Vec::new();
         self.players.gate.poll_reports(now_ms, |r| {
             actions.push(Action::Send {
@@ -387,6 +411,7 @@ pub(crate) mod tests {
         assert!(apply(
             &mut rt,
             &avatars,
+            &Ownership::default(),
             1,
             &packet(a, to, [1000, 0, 0], PlayerCommand::PositionUpsert)
         ));
@@ -397,6 +422,7 @@ pub(crate) mod tests {
         assert!(apply(
             &mut rt,
             &avatars,
+            &Ownership::default(),
             1,
             &packet(a, [m(0.0); 3], [0, 0, 16000], PlayerCommand::VelocitySpike)
         ));
@@ -417,6 +443,7 @@ pub(crate) mod tests {
             !apply(
                 &mut rt,
                 &avatars,
+                &Ownership::default(),
                 1,
                 &packet(a, to, [0; 3], PlayerCommand::PositionUpsert)
             ),

@@ -112,6 +112,9 @@ impl FabricZone {
             self.on_spawn(session, at, reliable, actions);
             return;
         }
+        if self.on_ownership(session, &msg, actions) {
+            return;
+        }
         let shard = self.shard_id.to_string();
         let verifier = self.verifier.as_ref();
         let mut check = |token: &str| match verifier {
