@@ -237,7 +237,10 @@ mod tests {
             let kind = CommandKind::from_name(name).unwrap();
             let p = decode(&build_command(kind, &args, Some(1), m).unwrap());
             assert_eq!(p.command, want, "{name}");
-            assert_eq!(p.global_id, 9, "{name}: the entity given wins over the avatar");
+            assert_eq!(
+                p.global_id, 9,
+                "{name}: the entity given wins over the avatar"
+            );
         }
     }
 

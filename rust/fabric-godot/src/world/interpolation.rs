@@ -165,7 +165,10 @@ mod tests {
         assert_eq!(tr.at(9.0)[0], 0.0, "before the older state: held");
         assert!((tr.at(11.0)[0] - 0.5).abs() < 1e-12, "half-way");
         assert!((tr.at(11.5)[0] - 0.75).abs() < 1e-12);
-        assert!((tr.at(13.0)[0] - 1.5).abs() < 1e-12, "one tick on at 0.5 m/tick");
+        assert!(
+            (tr.at(13.0)[0] - 1.5).abs() < 1e-12,
+            "one tick on at 0.5 m/tick"
+        );
         assert!(
             (tr.at(20.0)[0] - 2.0).abs() < 1e-12,
             "at most {MAX_EXTRAPOLATION_TICKS} ticks on"

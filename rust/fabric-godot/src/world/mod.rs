@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use fabric_net::{CertHash, Client, ClientConfig, ClientEvent};
-use godot::classes::{Engine, INode3D, Mesh, MeshInstance3D, Node, Node3D, PackedScene, SphereMesh};
+use godot::classes::{
+    Engine, INode3D, Mesh, MeshInstance3D, Node, Node3D, PackedScene, SphereMesh,
+};
 use godot::global::Error;
 use godot::prelude::*;
 
@@ -149,8 +151,7 @@ impl INode3D for FabricWorld {
     }
 
     fn ready(&mut self) {
-        if self.auto_connect && !Engine::singleton().is_editor_hint() && !self.zone_url.is_empty()
-        {
+        if self.auto_connect && !Engine::singleton().is_editor_hint() && !self.zone_url.is_empty() {
             let _ = self.connect_to_fabric();
         }
     }

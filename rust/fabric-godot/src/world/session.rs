@@ -193,7 +193,9 @@ impl WorldSession {
             return; // not for us (or garbled): dropped, as the zone does
         };
         match msg {
-            ControlMessage::Welcome { session, zone_id, .. } => {
+            ControlMessage::Welcome {
+                session, zone_id, ..
+            } => {
                 link.datagram(&ControlMessage::WelcomeAck { session }.encode());
                 if self.phase == Phase::Hello {
                     self.session = session;
@@ -204,13 +206,12 @@ impl WorldSession {
                     self.send_request(now_ms, link);
                 }
             }
-            ControlMessage::Avatar { id, zone } => {
-                if self.avatar != Some(id) {
-                    self.avatar = Some(id);
-                    self.zone = zone;
-                    self.phase = Phase::Playing;
-                    self.events.push_back(WorldEvent::AvatarSpawned { id, zone });
-                }
+            ControlMessage::Avatar { id, zone } if self.avatar != Some(id) => {
+                self.avatar = Some(id);
+                self.zone = zone;
+                self.phase = Phase::Playing;
+                self.events
+                    .push_back(WorldEvent::AvatarSpawned { id, zone });
             }
             ControlMessage::AvatarElsewhere { zone, address } => {
                 let at = address.map(|a| format!(" at {a}")).unwrap_or_default();

@@ -168,7 +168,11 @@ fn replication_packets_become_entered_updated_and_exited_events_and_are_acked() 
     let mut link = Sent::default();
     let mut s = joined(&mut link);
     let mut view = ClientView::new(ReplicationConfig::with_radius(50_000)).unwrap();
-    let cands = [candidate(500, 0.0, 3), candidate(7, 3.0, 3), candidate(8, -4.0, 4)];
+    let cands = [
+        candidate(500, 0.0, 3),
+        candidate(7, 3.0, 3),
+        candidate(8, -4.0, 4),
+    ];
     assert!(step(&mut view, &mut s, &mut link, 1, &cands));
     let mut ev = events(&mut s);
     ev.sort_by_key(|e| format!("{e:?}"));
@@ -184,11 +188,19 @@ fn replication_packets_become_entered_updated_and_exited_events_and_are_acked() 
     assert_eq!(link.0[0][0], ACK_KIND);
     assert_eq!(s.visible_count(), 3);
     let v = s.visible(8).unwrap();
-    assert_eq!((v.class, v.zone), (7, 4), "class from the top byte, owning zone");
+    assert_eq!(
+        (v.class, v.zone),
+        (7, 4),
+        "class from the top byte, owning zone"
+    );
     assert_eq!(v.track.last().position, [-4.0, 0.0, 0.0]);
 
     // Entity 7 moves on; 8 goes beyond the radius.
-    let moved = [candidate(500, 0.0, 3), candidate(7, 3.5, 3), candidate(8, -80.0, 4)];
+    let moved = [
+        candidate(500, 0.0, 3),
+        candidate(7, 3.5, 3),
+        candidate(8, -80.0, 4),
+    ];
     let mut seen_update = false;
     let mut seen_exit = false;
     let mut sent = 1;
@@ -205,7 +217,11 @@ fn replication_packets_become_entered_updated_and_exited_events_and_are_acked() 
     let p = s.visible(7).unwrap().track.last().position;
     assert!((p[0] - 3.5).abs() < 0.001, "within the wire's 1 mm: {p:?}");
     assert!(s.visible(8).is_none());
-    assert_eq!(s.rates().packets_total, sent, "every packet sent was applied");
+    assert_eq!(
+        s.rates().packets_total,
+        sent,
+        "every packet sent was applied"
+    );
     assert!(s.last_tick().unwrap() >= 2);
 }
 
@@ -217,7 +233,11 @@ fn a_garbled_packet_is_counted_and_changes_nothing() {
     step(&mut view, &mut s, &mut link, 1, &[candidate(7, 1.0, 0)]);
     events(&mut s);
     link.0.clear();
-    for junk in [&[0x43u8][..], &[0x43, 1, 0, 0], &[0x43, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9]] {
+    for junk in [
+        &[0x43u8][..],
+        &[0x43, 1, 0, 0],
+        &[0x43, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    ] {
         s.on_bytes(100, junk, &mut link);
     }
     assert_eq!(s.refused_packets().0, 3, "each counted");

@@ -81,6 +81,9 @@ mod tests {
         assert_eq!(r.bytes_per_second(), 2000.0);
         assert_eq!(r.packets_per_second(), 20.0);
         assert_eq!(r.records_per_second(), 60.0);
-        assert_eq!((r.bytes_total, r.packets_total, r.records_total), (2100, 20, 60));
+        assert_eq!(
+            (r.bytes_total, r.packets_total, r.records_total),
+            (2100, 20, 60)
+        );
     }
 }

@@ -82,7 +82,10 @@ mod tests {
         // 1 m at 4 m/s in 0.05 s steps: 0.2 m each, 5 steps.
         assert_eq!(steps.len(), 5, "steps: {steps:?}");
         assert!((steps[0].position[0] - 0.2).abs() < 1e-9);
-        assert!((steps[0].velocity[0] - 4.0).abs() < 1e-9, "moving at the walk speed");
+        assert!(
+            (steps[0].velocity[0] - 4.0).abs() < 1e-9,
+            "moving at the walk speed"
+        );
         let last = steps.last().unwrap();
         assert_eq!(last.position, [1.0, 0.0, 0.0], "on the target");
         assert_eq!(last.velocity, [0.0; 3], "at rest");
