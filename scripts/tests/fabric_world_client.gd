@@ -11,6 +11,8 @@ extends Node
 ## - `FW_WALK x=.. y=.. z=..` when the walk starts, `FW_EXITED id=I tick=T` per exit,
 ##   `FW_REFUSED reason=count ...` per refusal report, `FW_ARRIVED tick=T`,
 ##   `FW_STATS visible=.. bytes_per_second=.. updates_per_second=.. avatar_zone=..`,
+##   `FW_SMOOTH frames=.. max_speed=.. backwards=..` (the avatar node's frame-to-frame motion
+##   during the walk),
 ##   `FW_DISCONNECTED reason=..` (after `leave()`), then `FW_DONE` and exit 0.
 ##   `FW_FAIL why=..` and exit 1 on a timeout or a lost session.
 ##
@@ -29,6 +31,18 @@ var _arrived_msec := -1
 var _last_tick := -1
 var _entered := {}
 var _leaving := false
+## The avatar node's motion during the walk: frames seen, frames it moved in without a new
+## packet (only interpolation moves it then), fastest speed (m/s), frames it moved backwards
+## (the walk goes towards +x), the ticks the walk took.
+var _walk_frames := 0
+var _walk_moves := 0
+var _walk_first_tick := -1
+var _walk_ticks := 0
+var _walk_max_speed := 0.0
+var _walk_backwards := 0
+var _walk_prev := Vector3.INF
+var _walk_prev_usec := 0
+var _walk_last := Vector3.INF
 
 @onready var world: FabricWorld = $World
 
@@ -85,7 +99,8 @@ func _process(_delta: float) -> void:
 		_fail("timeout")
 		return
 	var tick := world.get_last_tick()
-	if tick != _last_tick and tick >= 0:
+	var new_packet := tick != _last_tick
+	if new_packet and tick >= 0:
 		_last_tick = tick
 		_report(tick)
 	if _avatar_msec < 0 or _leaving:
@@ -96,6 +111,7 @@ func _process(_delta: float) -> void:
 		world.move_avatar_to(walk_to)
 	var own := world.get_own_avatar_id()
 	if _walk_msec >= 0 and _arrived_msec < 0:
+		_watch_walk(world.get_entity_node(own) as Node3D, new_packet)
 		if world.get_entity_position(own).distance_to(walk_to) < 0.01:
 			_arrived_msec = now
 			print("FW_ARRIVED tick=%d" % tick)
@@ -107,8 +123,41 @@ func _process(_delta: float) -> void:
 				% [s.visible, s.bytes_per_second, s.updates_per_second, s.avatar_zone]
 			)
 		)
+		print(
+			(
+				"FW_SMOOTH frames=%d moves=%d ticks=%d max_speed=%.3f backwards=%d"
+				% [_walk_frames, _walk_moves, _walk_ticks, _walk_max_speed, _walk_backwards]
+			)
+		)
 		_leaving = true
 		world.leave()
+
+
+## How the avatar's node moves from frame to frame while it walks (interpolated between ticks).
+## Speeds are measured over at least 20 ms of real time (a frame's own delta is too short and
+## too coarse for that).
+func _watch_walk(node: Node3D, new_packet: bool) -> void:
+	if node == null:
+		return
+	var p := node.position
+	var now := Time.get_ticks_usec()
+	if _walk_first_tick < 0:
+		_walk_first_tick = world.get_last_tick()
+	_walk_ticks = world.get_last_tick() - _walk_first_tick
+	if _walk_prev != Vector3.INF:
+		_walk_frames += 1
+		if p != _walk_last and not new_packet:
+			_walk_moves += 1
+		if p.x < _walk_prev.x - 1e-4:
+			_walk_backwards += 1
+		var secs := float(now - _walk_prev_usec) / 1e6
+		if secs >= 0.02:
+			_walk_max_speed = maxf(_walk_max_speed, p.distance_to(_walk_prev) / secs)
+	_walk_last = p
+	if _walk_prev != Vector3.INF and float(now - _walk_prev_usec) < 2e4:
+		return
+	_walk_prev = p
+	_walk_prev_usec = now
 
 
 func _report(tick: int) -> void:

@@ -1,9 +1,10 @@
 //! Smooth motion between ticks. The zone sends states at its ticks (20 Hz, fewer for far or
 //! idle entities); frames come at any rate. [`TickClock`] estimates the zone's tick now from
-//! when packets arrive, and each entity's [`Track`] keeps its last two received states, so an
-//! entity is drawn at `now - interpolation_delay` ticks: between two states it is interpolated
-//! linearly; past the newest one it moves on with the newest velocity for at most
-//! [`MAX_EXTRAPOLATION_TICKS`], then holds still until the next state.
+//! when packets arrive, and each entity's [`Track`] keeps its last [`TRACK_LEN`] received
+//! states, so an entity is drawn at `now - interpolation_delay` ticks: between the two states
+//! around that tick it is interpolated linearly; past the newest one it moves on with the
+//! newest velocity for at most [`MAX_EXTRAPOLATION_TICKS`], then holds still until the next
+//! state.
 
 /// Most ticks an entity is moved past its newest state (a late or lost packet).
 pub const MAX_EXTRAPOLATION_TICKS: f64 = 2.0;
@@ -101,47 +102,68 @@ pub struct Sample {
     pub velocity: [f64; 3],
 }
 
-/// The last two states of an entity.
+/// States kept per entity: enough to draw `interpolation_delay` ticks back (up to 3 ticks
+/// with every tick received; further back with the slower rates of far entities).
+pub const TRACK_LEN: usize = 4;
+
+/// The last [`TRACK_LEN`] states of an entity (a fixed ring: no allocation).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Track {
-    prev: Sample,
-    last: Sample,
+    ring: [Sample; TRACK_LEN],
+    len: usize,
+    newest: usize,
 }
 
 impl Track {
     /// A track that starts at `s`.
     pub fn new(s: Sample) -> Self {
-        Self { prev: s, last: s }
+        let mut ring = [Sample::default(); TRACK_LEN];
+        ring[0] = s;
+        Self {
+            ring,
+            len: 1,
+            newest: 0,
+        }
     }
 
     /// Adds a newer state (an older or equal tick is ignored); whether it was newer.
     pub fn push(&mut self, s: Sample) -> bool {
-        if s.tick <= self.last.tick {
+        if s.tick <= self.last().tick {
             return false;
         }
-        self.prev = self.last;
-        self.last = s;
+        self.newest = (self.newest + 1) % TRACK_LEN;
+        self.ring[self.newest] = s;
+        self.len = (self.len + 1).min(TRACK_LEN);
         true
     }
 
     /// The newest state.
     pub fn last(&self) -> &Sample {
-        &self.last
+        &self.ring[self.newest]
     }
 
-    /// Where to draw the entity at (fractional, continuous) tick `t`.
+    /// The `k`-th newest state (0 = newest); `k < len`.
+    fn nth(&self, k: usize) -> &Sample {
+        &self.ring[(self.newest + TRACK_LEN - k) % TRACK_LEN]
+    }
+
+    /// Where to draw the entity at (fractional, continuous) tick `t`: between the two states
+    /// around `t`; before the oldest, the oldest; past the newest, the newest moved on with its
+    /// velocity for at most [`MAX_EXTRAPOLATION_TICKS`].
     pub fn at(&self, t: f64) -> [f64; 3] {
-        let (p, l) = (&self.prev, &self.last);
-        let (t0, t1) = (p.tick as f64, l.tick as f64);
-        if t >= t1 || l.tick == p.tick {
-            let ahead = (t - t1).clamp(0.0, MAX_EXTRAPOLATION_TICKS);
+        let l = self.last();
+        if t >= l.tick as f64 {
+            let ahead = (t - l.tick as f64).clamp(0.0, MAX_EXTRAPOLATION_TICKS);
             return [0, 1, 2].map(|k| l.position[k] + l.velocity[k] * ahead);
         }
-        if t <= t0 {
-            return p.position;
+        for k in 1..self.len {
+            let (a, b) = (self.nth(k), self.nth(k - 1));
+            if t >= a.tick as f64 {
+                let f = (t - a.tick as f64) / (b.tick - a.tick) as f64;
+                return [0, 1, 2].map(|i| a.position[i] + (b.position[i] - a.position[i]) * f);
+            }
         }
-        let f = (t - t0) / (t1 - t0);
-        [0, 1, 2].map(|k| p.position[k] + (l.position[k] - p.position[k]) * f)
+        self.nth(self.len - 1).position
     }
 }
 
@@ -173,6 +195,19 @@ mod tests {
             (tr.at(20.0)[0] - 2.0).abs() < 1e-12,
             "at most {MAX_EXTRAPOLATION_TICKS} ticks on"
         );
+    }
+
+    #[test]
+    fn a_delay_of_two_ticks_interpolates_between_older_states_and_the_ring_keeps_four() {
+        let mut tr = Track::new(s(1, 0.0, 0.0));
+        for t in 2..=6 {
+            tr.push(s(t, f64::from(t as i32 - 1), 1.0));
+        }
+        // Newest 6 (x 5): drawn at 4.25 (2 ticks back) lies between 4 (x 3) and 5 (x 4).
+        assert!((tr.at(4.25)[0] - 3.25).abs() < 1e-12);
+        assert!((tr.at(3.5)[0] - 2.5).abs() < 1e-12, "between 3 and 4");
+        // States 1 and 2 fell out of the ring: before 3, the oldest kept.
+        assert_eq!(tr.at(1.5)[0], 2.0);
     }
 
     #[test]

@@ -297,7 +297,8 @@ impl FabricWorld {
     }
 
     /// Walks the own avatar to `target` (metres) at `walk_speed`: one position upsert per
-    /// zone tick, the last one at rest on the target. A new call changes the target.
+    /// zone tick, the last one on the target (the avatar is at rest between upserts, so it
+    /// never runs ahead and back). A new call changes the target.
     #[func]
     pub fn move_avatar_to(&mut self, target: Vector3) {
         if let Some(from) = self.own_position() {
@@ -480,24 +481,23 @@ impl FabricWorld {
         }
     }
 
-    /// One position upsert per zone tick while walking.
+    /// One position upsert per zone tick while walking, each `walk_speed / tick_hz` on.
     fn walk(&mut self, delta: f64) {
         if !self.walker.walking() {
             self.walk_due = 0.0;
             return;
         }
-        self.walk_due += delta;
         let interval = 1.0 / self.tick_hz.max(1.0);
+        self.walk_due += delta;
         if self.walk_due < interval {
             return;
         }
-        // A long frame: the step covers it, up to the zone's allowed gap (a quarter second).
-        let dt = self.walk_due.min(0.25);
-        self.walk_due = 0.0;
-        if let Some(step) = self.walker.step(dt, self.walk_speed.min(self.max_speed)) {
+        // One step a frame; a backlog beyond one more step (a long frame) is dropped.
+        self.walk_due = (self.walk_due - interval).min(interval);
+        let reach = self.walk_speed.clamp(0.0, self.max_speed) * interval;
+        if let Some(position) = self.walker.step(reach) {
             let args = CommandArgs {
-                position: step.position,
-                velocity: step.velocity,
+                position,
                 ..Default::default()
             };
             self.send(CommandKind::PositionUpsert, &args);

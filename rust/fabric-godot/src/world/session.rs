@@ -66,7 +66,7 @@ pub struct Visible {
     pub class: u8,
     /// Owning zone.
     pub zone: u8,
-    /// Its last two states.
+    /// Its last received states.
     pub track: Track,
     seen: u64,
 }

@@ -1,22 +1,18 @@
 //! [`Walker`]: `move_avatar_to` as a walk. The zone refuses a position upsert that moves the
 //! avatar farther than its top speed allows since the last accepted one, so a far target is
-//! reached by a walk at `walk_speed`: one position upsert per zone tick, each carrying the
-//! walk's velocity (other clients see the avatar glide), the last one at rest on the target.
+//! reached by a walk at `walk_speed`: one position upsert per zone tick, each `speed / tick_hz`
+//! further on, the last one on the target.
+//!
+//! The upserts carry zero velocity: the zone integrates an entity's velocity every tick, so an
+//! avatar sent with its walking velocity would move on by itself between upserts, and an
+//! upsert arriving a tick late would pull it back. At rest between upserts it only ever moves
+//! forwards; clients draw it smoothly by interpolating between ticks.
 
 /// A walk of the own avatar towards a target.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Walker {
     at: Option<[f64; 3]>,
     target: Option<[f64; 3]>,
-}
-
-/// One step of a walk: where the avatar is now and its velocity (m/s; zero on arrival).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Step {
-    /// Position, metres.
-    pub position: [f64; 3],
-    /// Velocity, metres per second.
-    pub velocity: [f64; 3],
 }
 
 impl Walker {
@@ -40,29 +36,21 @@ impl Walker {
         self.at = None;
     }
 
-    /// Advances `dt` seconds at `speed` m/s; `None` when not walking. The step that reaches
-    /// the target ends the walk and has zero velocity.
-    pub fn step(&mut self, dt: f64, speed: f64) -> Option<Step> {
+    /// Moves `reach` metres on towards the target and returns where the avatar is then;
+    /// `None` when not walking. The step that reaches the target ends the walk.
+    pub fn step(&mut self, reach: f64) -> Option<[f64; 3]> {
         let target = self.target?;
         let at = self.at?;
         let d = [0, 1, 2].map(|k| target[k] - at[k]);
         let dist = d.iter().map(|c| c * c).sum::<f64>().sqrt();
-        let reach = speed.max(0.0) * dt.max(0.0);
+        let reach = reach.max(0.0);
         if dist <= reach || dist < 1e-6 {
-            self.at = None;
-            self.target = None;
-            return Some(Step {
-                position: target,
-                velocity: [0.0; 3],
-            });
+            self.stop();
+            return Some(target);
         }
-        let dir = d.map(|c| c / dist);
-        let position = [0, 1, 2].map(|k| at[k] + dir[k] * reach);
+        let position = [0, 1, 2].map(|k| at[k] + d[k] / dist * reach);
         self.at = Some(position);
-        Some(Step {
-            position,
-            velocity: dir.map(|c| c * speed),
-        })
+        Some(position)
     }
 }
 
@@ -71,24 +59,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_walk_advances_at_its_speed_and_ends_at_rest_on_the_target() {
+    fn a_walk_advances_by_its_reach_and_ends_on_the_target() {
         let mut w = Walker::default();
-        assert_eq!(w.step(0.05, 4.0), None, "no walk, no step");
+        assert_eq!(w.step(0.2), None, "no walk, no step");
         w.walk_to([0.0, 0.0, 0.0], [1.0, 0.0, 0.0]);
-        let mut steps = Vec::new();
-        while let Some(s) = w.step(0.05, 4.0) {
-            steps.push(s);
-        }
-        // 1 m at 4 m/s in 0.05 s steps: 0.2 m each, 5 steps.
+        let steps: Vec<[f64; 3]> = std::iter::from_fn(|| w.step(0.2)).collect();
+        // 1 m at 4 m/s and 20 Hz: 0.2 m a tick, 5 steps.
         assert_eq!(steps.len(), 5, "steps: {steps:?}");
-        assert!((steps[0].position[0] - 0.2).abs() < 1e-9);
+        assert!((steps[0][0] - 0.2).abs() < 1e-9);
         assert!(
-            (steps[0].velocity[0] - 4.0).abs() < 1e-9,
-            "moving at the walk speed"
+            steps.windows(2).all(|p| p[1][0] > p[0][0]),
+            "always onwards"
         );
-        let last = steps.last().unwrap();
-        assert_eq!(last.position, [1.0, 0.0, 0.0], "on the target");
-        assert_eq!(last.velocity, [0.0; 3], "at rest");
+        assert_eq!(*steps.last().unwrap(), [1.0, 0.0, 0.0], "on the target");
         assert!(!w.walking());
     }
 
@@ -96,10 +79,10 @@ mod tests {
     fn a_new_target_during_a_walk_continues_from_where_the_walk_is() {
         let mut w = Walker::default();
         w.walk_to([0.0; 3], [10.0, 0.0, 0.0]);
-        w.step(0.5, 2.0);
+        w.step(1.0);
         // The received position lags; the walk goes on from its own.
         w.walk_to([0.3, 0.0, 0.0], [1.0, 1.0, 0.0]);
-        let s = w.step(0.0, 2.0).unwrap();
-        assert!((s.position[0] - 1.0).abs() < 1e-9, "{s:?}");
+        let p = w.step(0.0).unwrap();
+        assert!((p[0] - 1.0).abs() < 1e-9, "{p:?}");
     }
 }
