@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use fabric_e2e::zone_probe::field;
 use fabric_e2e::zone_state::{ObservedZone, ZoneState, dist, start_observed_zone};
+use fabric_e2e::{create_account, start_backend, start_registered_zone_with};
 use fabric_harness::engine::{self, Engine};
 use fabric_harness::process::Proc;
 
@@ -303,21 +304,31 @@ fn a_godot_fabric_world_client_sees_what_the_zone_holds_near_its_avatar() {
     );
 }
 
-/// The example scene a developer copies (`examples/fabric_world/`) joins a zone straight (no
-/// registry), shows entities and quits cleanly after 5 s.
+/// The example scene a developer copies (`examples/fabric_world/`), run as its README says:
+/// against a registry (a real `fabric-backend`) and a zone registered with it, so the zone
+/// admits only players with a join token. The example makes an account, lists the zones,
+/// fetches a token, joins, shows entities, and quits cleanly after 5 s.
 #[test]
-fn the_example_scene_joins_a_zone_and_shows_the_entities_near_its_avatar() {
+fn the_example_scene_joins_through_the_registry_with_a_token_and_shows_entities() {
     let engine = engine::prepare(false).expect("engine and extension ready");
-    let zone = wanderers_zone(&engine, 8.0);
-    let url = format!("https://127.0.0.1:{}/wt", zone.port);
-    let args = [
-        "--url",
-        &url,
-        "--cert-hash",
-        &zone.cert_hash,
-        "--quit-after",
-        "5",
+    let backend = start_backend("127.0.0.1:0", ":memory:").expect("backend starts");
+    let operator = create_account(&backend.url, "operator").expect("operator account");
+    let zone_args = [
+        "--zone-count",
+        "1",
+        "--world-bounds",
+        "15",
+        "--population",
+        "wanderers",
+        "--entities",
+        "400",
+        "--interest-radius",
+        "8",
     ];
+    let (_zone, _shard) =
+        start_registered_zone_with(&engine, 0, 0, &backend.url, &operator, &zone_args)
+            .expect("zone registers");
+    let args = ["--backend", &backend.url, "--quit-after", "5"];
     let cmd = engine.scene_command("res://examples/fabric_world/fabric_world.tscn", &args);
     let mut example = Proc::spawn("example", cmd, true).expect("example starts");
     let out = example.wait(Duration::from_secs(60));
