@@ -165,8 +165,10 @@ impl INode3D for FabricWorld {
     }
 
     fn exit_tree(&mut self) {
-        if let Some(c) = self.client.take() {
-            c.close("left the tree");
+        // Leaving the tree leaves the fabric (signals included), so no session outlives the node
+        // in the scene and no stale entity node is left for the next connection.
+        if self.client.is_some() {
+            self.leave();
         }
     }
 }
@@ -233,12 +235,16 @@ impl FabricWorld {
             tick_hz: self.tick_hz,
         }));
         self.walker.stop();
+        // Nodes of an earlier session that ended without exits (none are expected): freed.
+        for (_, mut n) in self.nodes.drain() {
+            n.node.queue_free();
+        }
         self.client = Some(Client::connect(cfg));
         Error::OK
     }
 
     /// Leaves: closes the session; every entity exits and `disconnected("left")` follows at
-    /// once. The node may connect again.
+    /// once. The node may connect again. Leaving the scene tree leaves too.
     #[func]
     pub fn leave(&mut self) {
         if let Some(c) = self.client.take() {
