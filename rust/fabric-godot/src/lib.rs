@@ -3,6 +3,7 @@
 //! - [`transport_peer::FabricMMOGTransportPeer`]: a `MultiplayerPeer` over WebTransport.
 //! - [`zone::FabricZone`]: the zone server node.
 //! - [`snapshot::FabricSnapshot`]: the saved world, a `Resource` (compressed binary `.res`).
+//! - [`world::FabricWorld`]: a player's client node (joins, mirrors what is near, commands).
 //! - `test_runner::FabricTestRunner` (only with the cargo feature `itest`, which the project's
 //!   test harness turns on and the addon users ship leaves off): runs the Rust tests that need a
 //!   live engine (used by the runner scene `res://scenes/tests/test_runner.tscn`).
@@ -23,6 +24,7 @@ pub mod snapshot;
 #[cfg(feature = "itest")]
 pub mod test_runner;
 pub mod transport_peer;
+pub mod world;
 pub mod zone;
 
 struct MultiplayerFabric;

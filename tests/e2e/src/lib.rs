@@ -6,6 +6,7 @@
 pub mod mp;
 pub mod repl_client;
 pub mod zone_probe;
+pub mod zone_state;
 
 use std::time::Duration;
 

@@ -28,6 +28,7 @@ const NAV: &[(&str, &[(&str, &str)])] = &[
         &[
             ("Dedicated server", "dedicated-server.md"),
             ("Running a zone fabric", "zone.md"),
+            ("The client node (FabricWorld)", "client.md"),
             ("Operating the registry", "backend.md"),
             ("Persistence", "persistence.md"),
             ("Assets", "assets.md"),

@@ -1,0 +1,377 @@
+//! [`WorldSession`]: the client side of a player's session with a zone, without sockets or a
+//! clock (time comes in as milliseconds, bytes go out through a [`Link`]), so unit tests drive
+//! it against a real `fabric_core` `ClientView`.
+//!
+//! The join (`docs/session-protocol.md`): on connect it says `hello` (with the join token) until
+//! the zone's `welcome`, acknowledges it with `welcome_ack`, then asks to `spawn` at the chosen
+//! point every [`SPAWN_RETRY_MS`] until the zone answers `avatar` (or `avatar_elsewhere`).
+//! Then every replication packet (frame `0x43`) is applied to a [`ClientMirror`] and acked
+//! (frame `0x41`); the visible set is compared with the previous one and each change becomes
+//! a [`WorldEvent`] (entered, updated, exited), and each entity's last two states are kept
+//! for interpolation ([`Track`]). `commands_refused` reports become events too.
+//!
+//! After its first packets nothing here allocates per packet: the mirror, the entity table
+//! and the event queue are sized at creation or reuse their capacity.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use fabric_core::client_view::wire::PACKET_KIND;
+use fabric_core::client_view::{Applied, ClientMirror, MirrorEntity, ReplicationConfig};
+use fabric_core::session_control::ControlMessage;
+
+use super::interpolation::{Sample, TickClock, TickUnwrap, Track};
+use super::stats::Rates;
+
+/// Milliseconds between `spawn` requests until the zone answers (and between `hello`s until
+/// it welcomes).
+pub const SPAWN_RETRY_MS: u64 = 500;
+
+/// Where the session's bytes go (the glue's `fabric_net::Client`; a recorder in tests).
+pub trait Link {
+    /// Sends an unreliable datagram.
+    fn datagram(&mut self, bytes: &[u8]);
+}
+
+/// What happened, for the node's signals.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorldEvent {
+    /// The zone admitted the session.
+    Connected {
+        /// The zone's id.
+        zone: u32,
+    },
+    /// The avatar exists.
+    AvatarSpawned {
+        /// Its global id.
+        id: u32,
+        /// The zone that made it.
+        zone: u32,
+    },
+    /// An entity came into view.
+    Entered(u32),
+    /// A visible entity's state changed (a newer tick).
+    Updated(u32),
+    /// An entity left the view.
+    Exited(u32),
+    /// The zone refused commands: reason -> count since its last report.
+    CommandsRefused(BTreeMap<String, u64>),
+    /// The session ended, with the reason in words.
+    Disconnected(String),
+}
+
+/// One visible entity.
+#[derive(Debug, Clone, Copy)]
+pub struct Visible {
+    /// Class: the top byte of `payload[0]`.
+    pub class: u8,
+    /// Owning zone.
+    pub zone: u8,
+    /// Its last received states.
+    pub track: Track,
+    seen: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Hello,
+    Spawning,
+    Playing,
+    Ended,
+}
+
+/// Settings of a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// The join token (`fj1...`), if the zone needs one.
+    pub token: Option<String>,
+    /// Where to spawn, micrometres (`None`: the zone's own spawn point).
+    pub spawn_at: Option<[i64; 3]>,
+    /// Zone ticks per second.
+    pub tick_hz: f64,
+}
+
+/// The client side of one session with a zone.
+pub struct WorldSession {
+    cfg: SessionConfig,
+    phase: Phase,
+    session: u64,
+    zone: u32,
+    avatar: Option<u32>,
+    last_request_ms: Option<u64>,
+    mirror: ClientMirror,
+    visible: HashMap<u32, Visible>,
+    generation: u64,
+    unwrap: TickUnwrap,
+    clock: TickClock,
+    last_tick: Option<i64>,
+    events: VecDeque<WorldEvent>,
+    rates: Rates,
+    refused_packets: u64,
+    last_refusal: Option<String>,
+}
+
+impl WorldSession {
+    /// A session not yet connected.
+    pub fn new(cfg: SessionConfig) -> Self {
+        let repl = ReplicationConfig::default();
+        let clock = TickClock::new(cfg.tick_hz);
+        Self {
+            cfg,
+            phase: Phase::Connecting,
+            session: 0,
+            zone: 0,
+            avatar: None,
+            last_request_ms: None,
+            mirror: ClientMirror::new(repl.max_entities, repl.mtu),
+            visible: HashMap::with_capacity(repl.max_entities),
+            generation: 0,
+            unwrap: TickUnwrap::default(),
+            clock,
+            last_tick: None,
+            events: VecDeque::with_capacity(repl.max_entities),
+            rates: Rates::default(),
+            refused_packets: 0,
+            last_refusal: None,
+        }
+    }
+
+    /// The transport session opened: say `hello`.
+    pub fn on_connected(&mut self, now_ms: u64, link: &mut dyn Link) {
+        if self.phase == Phase::Connecting {
+            self.phase = Phase::Hello;
+            self.send_request(now_ms, link);
+        }
+    }
+
+    /// Resends `hello` or `spawn` when unanswered for [`SPAWN_RETRY_MS`].
+    pub fn poll(&mut self, now_ms: u64, link: &mut dyn Link) {
+        if matches!(self.phase, Phase::Hello | Phase::Spawning)
+            && self
+                .last_request_ms
+                .is_none_or(|t| now_ms.saturating_sub(t) >= SPAWN_RETRY_MS)
+        {
+            self.send_request(now_ms, link);
+        }
+    }
+
+    fn send_request(&mut self, now_ms: u64, link: &mut dyn Link) {
+        let msg = match self.phase {
+            Phase::Hello => ControlMessage::Hello {
+                id: "fabric-world".into(),
+                token: self.cfg.token.clone(),
+            },
+            Phase::Spawning => ControlMessage::Spawn {
+                at: self.cfg.spawn_at,
+            },
+            _ => return,
+        };
+        link.datagram(&msg.encode());
+        self.last_request_ms = Some(now_ms);
+    }
+
+    /// The transport session ended (or never opened).
+    pub fn on_closed(&mut self, reason: String) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.phase = Phase::Ended;
+        self.clear_view();
+        self.events.push_back(WorldEvent::Disconnected(reason));
+    }
+
+    /// Bytes from the zone (a datagram or a reliable message).
+    pub fn on_bytes(&mut self, now_ms: u64, bytes: &[u8], link: &mut dyn Link) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        if bytes.first() == Some(&PACKET_KIND) {
+            self.on_packet(now_ms, bytes, link);
+            return;
+        }
+        let Ok(msg) = ControlMessage::decode(bytes) else {
+            return; // not for us (or garbled): dropped, as the zone does
+        };
+        match msg {
+            ControlMessage::Welcome {
+                session, zone_id, ..
+            } => {
+                link.datagram(&ControlMessage::WelcomeAck { session }.encode());
+                if self.phase == Phase::Hello {
+                    self.session = session;
+                    self.zone = zone_id;
+                    self.phase = Phase::Spawning;
+                    self.events
+                        .push_back(WorldEvent::Connected { zone: zone_id });
+                    self.send_request(now_ms, link);
+                }
+            }
+            ControlMessage::Avatar { id, zone } if self.avatar != Some(id) => {
+                self.avatar = Some(id);
+                self.zone = zone;
+                self.phase = Phase::Playing;
+                self.events
+                    .push_back(WorldEvent::AvatarSpawned { id, zone });
+            }
+            ControlMessage::AvatarElsewhere { zone, address } => {
+                let at = address.map(|a| format!(" at {a}")).unwrap_or_default();
+                self.on_closed(format!(
+                    "avatar_elsewhere: the spawn point belongs to zone {zone}{at}"
+                ));
+            }
+            ControlMessage::CommandsRefused { counts } => {
+                self.events.push_back(WorldEvent::CommandsRefused(counts));
+            }
+            ControlMessage::Error { code, message } => {
+                self.on_closed(format!("{code}: {message}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_packet(&mut self, now_ms: u64, bytes: &[u8], link: &mut dyn Link) {
+        self.rates.on_bytes(now_ms, bytes.len());
+        match self.mirror.apply(bytes) {
+            Ok(Applied::Applied {
+                entered, updated, ..
+            }) => self.rates.on_packet(now_ms, entered + updated),
+            Ok(Applied::Stale) => return,
+            Err(e) => {
+                self.refused_packets += 1;
+                self.last_refusal = Some(e.to_string());
+                return;
+            }
+        }
+        if let Some(ack) = self.mirror.ack() {
+            link.datagram(&ack.encode());
+        }
+        // A packet the mirror applied is at least the fixed header long.
+        let wire_tick = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
+        let tick = self.unwrap.unwrap(wire_tick);
+        self.last_tick = Some(tick);
+        self.clock.on_packet(tick, now_ms);
+        self.diff_view(wire_tick);
+    }
+
+    /// Compares what the mirror holds with the visible table: enters, updates, exits.
+    fn diff_view(&mut self, wire_tick: u32) {
+        self.generation += 1;
+        let generation = self.generation;
+        for e in self.mirror.iter() {
+            let sample = sample_of(&e, self.unwrap.peek(e.tick));
+            match self.visible.get_mut(&e.global_id) {
+                Some(v) => {
+                    v.seen = generation;
+                    v.zone = e.zone;
+                    if e.tick == wire_tick && v.track.push(sample) {
+                        self.events.push_back(WorldEvent::Updated(e.global_id));
+                    }
+                }
+                None => {
+                    self.visible.insert(
+                        e.global_id,
+                        Visible {
+                            class: (e.class_word >> 24) as u8,
+                            zone: e.zone,
+                            track: Track::new(sample),
+                            seen: generation,
+                        },
+                    );
+                    self.events.push_back(WorldEvent::Entered(e.global_id));
+                }
+            }
+        }
+        let events = &mut self.events;
+        self.visible.retain(|&id, v| {
+            let keep = v.seen == generation;
+            if !keep {
+                events.push_back(WorldEvent::Exited(id));
+            }
+            keep
+        });
+    }
+
+    fn clear_view(&mut self) {
+        for &id in self.visible.keys() {
+            self.events.push_back(WorldEvent::Exited(id));
+        }
+        self.visible.clear();
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<WorldEvent> {
+        self.events.pop_front()
+    }
+
+    /// The own avatar's id, once spawned.
+    pub fn avatar(&self) -> Option<u32> {
+        self.avatar
+    }
+
+    /// The zone the session is with (the avatar's zone once spawned).
+    pub fn zone(&self) -> u32 {
+        self.zone
+    }
+
+    /// Whether the zone admitted the session and it has not ended.
+    pub fn is_admitted(&self) -> bool {
+        matches!(self.phase, Phase::Spawning | Phase::Playing)
+    }
+
+    /// Whether the session ended.
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    /// A visible entity.
+    pub fn visible(&self, id: u32) -> Option<&Visible> {
+        self.visible.get(&id)
+    }
+
+    /// Every visible entity.
+    pub fn iter_visible(&self) -> impl Iterator<Item = (u32, &Visible)> + '_ {
+        self.visible.iter().map(|(&id, v)| (id, v))
+    }
+
+    /// Visible entities.
+    pub fn visible_count(&self) -> usize {
+        self.visible.len()
+    }
+
+    /// The wire tick of the newest packet applied (continuous).
+    pub fn last_tick(&self) -> Option<i64> {
+        self.last_tick
+    }
+
+    /// The tick to draw at `now_ms`, `delay` ticks behind the zone's estimated tick.
+    pub fn render_tick(&mut self, now_ms: u64, delay: f64) -> Option<f64> {
+        self.clock.render_tick(now_ms, delay)
+    }
+
+    /// Traffic figures.
+    pub fn rates(&self) -> &Rates {
+        &self.rates
+    }
+
+    /// Packets the mirror refused (and the last reason).
+    pub fn refused_packets(&self) -> (u64, Option<&str>) {
+        (self.refused_packets, self.last_refusal.as_deref())
+    }
+
+    /// The session number the zone gave.
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+}
+
+fn sample_of(e: &MirrorEntity, tick: i64) -> Sample {
+    Sample {
+        tick,
+        position: e.position.map(|c| c.to_num::<f64>() / 1e6),
+        velocity: e.velocity.map(|c| c.to_num::<f64>() / 1e6),
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

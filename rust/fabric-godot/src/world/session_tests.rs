@@ -1,0 +1,277 @@
+//! Unit tests of [`WorldSession`]: the join exchange byte by byte, and replication from a real
+//! `fabric_core::client_view::ClientView` (the zone's own encoder) through the session.
+
+use super::*;
+use fabric_core::client_view::wire::ACK_KIND;
+use fabric_core::client_view::{Ack, Candidate, ClientView};
+use fabric_core::coords::{Micros, ZERO3};
+
+#[derive(Default)]
+struct Sent(Vec<Vec<u8>>);
+
+impl Link for Sent {
+    fn datagram(&mut self, bytes: &[u8]) {
+        self.0.push(bytes.to_vec());
+    }
+}
+
+impl Sent {
+    fn control(&mut self) -> Vec<ControlMessage> {
+        let out = self
+            .0
+            .iter()
+            .filter(|b| b.first() != Some(&ACK_KIND))
+            .map(|b| ControlMessage::decode(b).expect("a control message"))
+            .collect();
+        self.0.clear();
+        out
+    }
+}
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        token: Some("fj1.token".into()),
+        spawn_at: Some([1_000_000, 0, -2_000_000]),
+        tick_hz: 20.0,
+    }
+}
+
+fn events(s: &mut WorldSession) -> Vec<WorldEvent> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+/// A session that joined as avatar 500 of zone 3.
+fn joined(link: &mut Sent) -> WorldSession {
+    let mut s = WorldSession::new(config());
+    s.on_connected(0, link);
+    let welcome = ControlMessage::Welcome {
+        zone_id: 3,
+        tick: 10,
+        session: 42,
+    };
+    s.on_bytes(10, &welcome.encode(), link);
+    let avatar = ControlMessage::Avatar { id: 500, zone: 3 };
+    s.on_bytes(20, &avatar.encode(), link);
+    link.0.clear();
+    events(&mut s);
+    s
+}
+
+#[test]
+fn the_join_says_hello_with_the_token_acks_the_welcome_and_asks_to_spawn_until_answered() {
+    let mut link = Sent::default();
+    let mut s = WorldSession::new(config());
+    s.poll(0, &mut link);
+    assert!(link.0.is_empty(), "nothing before the transport connects");
+    s.on_connected(0, &mut link);
+    assert_eq!(
+        link.control(),
+        [ControlMessage::Hello {
+            id: "fabric-world".into(),
+            token: Some("fj1.token".into())
+        }]
+    );
+    s.poll(499, &mut link);
+    assert!(link.0.is_empty(), "not resent before {SPAWN_RETRY_MS} ms");
+    s.poll(500, &mut link);
+    assert_eq!(link.control().len(), 1, "hello resent");
+    let welcome = ControlMessage::Welcome {
+        zone_id: 3,
+        tick: 10,
+        session: 42,
+    };
+    s.on_bytes(510, &welcome.encode(), &mut link);
+    let spawn = ControlMessage::Spawn {
+        at: Some([1_000_000, 0, -2_000_000]),
+    };
+    assert_eq!(
+        link.control(),
+        [ControlMessage::WelcomeAck { session: 42 }, spawn.clone()]
+    );
+    assert_eq!(events(&mut s), [WorldEvent::Connected { zone: 3 }]);
+    assert!(s.is_admitted());
+    s.on_bytes(520, &welcome.encode(), &mut link);
+    assert_eq!(
+        link.control(),
+        [ControlMessage::WelcomeAck { session: 42 }],
+        "a resent welcome is acked again, and nothing else"
+    );
+    s.poll(1010, &mut link);
+    assert_eq!(link.control(), [spawn], "spawn resent");
+    let avatar = ControlMessage::Avatar { id: 500, zone: 3 };
+    s.on_bytes(1020, &avatar.encode(), &mut link);
+    s.on_bytes(1030, &avatar.encode(), &mut link);
+    assert_eq!(
+        events(&mut s),
+        [WorldEvent::AvatarSpawned { id: 500, zone: 3 }],
+        "once, however often the zone answers"
+    );
+    assert_eq!(s.avatar(), Some(500));
+    s.poll(5000, &mut link);
+    assert!(link.0.is_empty(), "nothing resent once playing");
+}
+
+#[test]
+fn a_spawn_point_in_another_zone_or_a_closed_session_ends_it_with_the_reason() {
+    let mut link = Sent::default();
+    let mut s = WorldSession::new(config());
+    s.on_connected(0, &mut link);
+    let elsewhere = ControlMessage::AvatarElsewhere {
+        zone: 2,
+        address: Some("127.0.0.1:7444".into()),
+    };
+    s.on_bytes(5, &elsewhere.encode(), &mut link);
+    assert_eq!(
+        events(&mut s),
+        [WorldEvent::Disconnected(
+            "avatar_elsewhere: the spawn point belongs to zone 2 at 127.0.0.1:7444".into()
+        )]
+    );
+    assert!(s.is_ended());
+    s.on_closed("again".into());
+    assert!(events(&mut s).is_empty(), "one disconnected event");
+}
+
+fn candidate(id: u32, x_m: f64, zone: u8) -> Candidate {
+    Candidate {
+        global_id: id,
+        position: [Micros::from_num(x_m * 1e6), ZERO3[1], ZERO3[2]],
+        velocity: ZERO3,
+        zone,
+        class_word: 7 << 24,
+    }
+}
+
+/// Runs the zone side for `tick` and hands its packet (if any) to the session; acks go back.
+fn step(
+    view: &mut ClientView,
+    s: &mut WorldSession,
+    link: &mut Sent,
+    tick: u64,
+    cands: &[Candidate],
+) -> bool {
+    for b in link.0.drain(..) {
+        if b[0] == ACK_KIND {
+            view.on_ack(&Ack::decode(&b).expect("a valid ack"));
+        }
+    }
+    let mut buf = vec![0u8; 1200];
+    let Some(len) = view.write_tick(tick, &ZERO3, cands, &mut buf) else {
+        return false;
+    };
+    s.on_bytes(tick * 50, &buf[..len], link);
+    true
+}
+
+#[test]
+fn replication_packets_become_entered_updated_and_exited_events_and_are_acked() {
+    let mut link = Sent::default();
+    let mut s = joined(&mut link);
+    let mut view = ClientView::new(ReplicationConfig::with_radius(50_000)).unwrap();
+    let cands = [
+        candidate(500, 0.0, 3),
+        candidate(7, 3.0, 3),
+        candidate(8, -4.0, 4),
+    ];
+    assert!(step(&mut view, &mut s, &mut link, 1, &cands));
+    let mut ev = events(&mut s);
+    ev.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(
+        ev,
+        [
+            WorldEvent::Entered(500),
+            WorldEvent::Entered(7),
+            WorldEvent::Entered(8)
+        ]
+    );
+    assert_eq!(link.0.len(), 1, "one ack");
+    assert_eq!(link.0[0][0], ACK_KIND);
+    assert_eq!(s.visible_count(), 3);
+    let v = s.visible(8).unwrap();
+    assert_eq!(
+        (v.class, v.zone),
+        (7, 4),
+        "class from the top byte, owning zone"
+    );
+    assert_eq!(v.track.last().position, [-4.0, 0.0, 0.0]);
+
+    // Entity 7 moves on; 8 goes beyond the radius.
+    let moved = [
+        candidate(500, 0.0, 3),
+        candidate(7, 3.5, 3),
+        candidate(8, -80.0, 4),
+    ];
+    let mut seen_update = false;
+    let mut seen_exit = false;
+    let mut sent = 1;
+    for tick in 2..10 {
+        sent += u64::from(step(&mut view, &mut s, &mut link, tick, &moved));
+        for e in events(&mut s) {
+            seen_update |= e == WorldEvent::Updated(7);
+            seen_exit |= e == WorldEvent::Exited(8);
+            assert_ne!(e, WorldEvent::Exited(7), "7 stays in view");
+        }
+    }
+    assert!(seen_update, "7's move is an update");
+    assert!(seen_exit, "8 left the view");
+    let p = s.visible(7).unwrap().track.last().position;
+    assert!((p[0] - 3.5).abs() < 0.001, "within the wire's 1 mm: {p:?}");
+    assert!(s.visible(8).is_none());
+    assert_eq!(
+        s.rates().packets_total,
+        sent,
+        "every packet sent was applied"
+    );
+    assert!(s.last_tick().unwrap() >= 2);
+}
+
+#[test]
+fn a_garbled_packet_is_counted_and_changes_nothing() {
+    let mut link = Sent::default();
+    let mut s = joined(&mut link);
+    let mut view = ClientView::new(ReplicationConfig::with_radius(50_000)).unwrap();
+    step(&mut view, &mut s, &mut link, 1, &[candidate(7, 1.0, 0)]);
+    events(&mut s);
+    link.0.clear();
+    for junk in [
+        &[0x43u8][..],
+        &[0x43, 1, 0, 0],
+        &[0x43, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    ] {
+        s.on_bytes(100, junk, &mut link);
+    }
+    assert_eq!(s.refused_packets().0, 3, "each counted");
+    assert!(link.0.is_empty(), "not acked");
+    assert!(events(&mut s).is_empty());
+    assert_eq!(s.visible_count(), 1);
+}
+
+#[test]
+fn when_the_session_closes_every_visible_entity_exits_then_it_is_disconnected() {
+    let mut link = Sent::default();
+    let mut s = joined(&mut link);
+    let mut view = ClientView::new(ReplicationConfig::with_radius(50_000)).unwrap();
+    step(&mut view, &mut s, &mut link, 1, &[candidate(7, 1.0, 0)]);
+    events(&mut s);
+    s.on_closed("zone went away".into());
+    assert_eq!(
+        events(&mut s),
+        [
+            WorldEvent::Exited(7),
+            WorldEvent::Disconnected("zone went away".into())
+        ]
+    );
+    assert_eq!(s.visible_count(), 0);
+}
+
+#[test]
+fn refusal_reports_become_events() {
+    let mut link = Sent::default();
+    let mut s = joined(&mut link);
+    let counts = BTreeMap::from([("speed".to_owned(), 3u64)]);
+    let msg = ControlMessage::CommandsRefused {
+        counts: counts.clone(),
+    };
+    s.on_bytes(100, &msg.encode(), &mut link);
+    assert_eq!(events(&mut s), [WorldEvent::CommandsRefused(counts)]);
+}
