@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use fabric_core::session_control::OwnershipState;
 use fabric_net::{CertHash, Client, ClientConfig, ClientEvent};
 use godot::classes::{
     Engine, INode3D, Mesh, MeshInstance3D, Node, Node3D, PackedScene, SphereMesh,
@@ -24,6 +25,7 @@ use godot::prelude::*;
 
 pub mod command;
 pub mod interpolation;
+pub mod ownership;
 pub mod session;
 pub mod stats;
 pub mod walker;
@@ -39,6 +41,11 @@ impl Link for NetLink<'_> {
     fn datagram(&mut self, bytes: &[u8]) {
         if let Err(e) = self.0.send_datagram(bytes) {
             tracing::debug!("FabricWorld: a datagram was not sent: {e}");
+        }
+    }
+    fn message(&mut self, bytes: &[u8]) {
+        if let Err(e) = self.0.send_message(bytes.to_vec()) {
+            tracing::debug!("FabricWorld: a message was not sent: {e}");
         }
     }
 }
@@ -198,6 +205,21 @@ impl FabricWorld {
     /// -> count.
     #[signal]
     fn command_refused(counts: VarDictionary);
+    /// The zone gave entity `id` to `holder` (an avatar id; yours when it is
+    /// `get_own_avatar_id()`): sent to every player of the zone.
+    #[signal]
+    fn ownership_granted(id: i64, holder: i64);
+    /// Your request for entity `id` was refused: `reason` (`held`, `cooldown`, `not_here`,
+    /// `avatar`, `too_many`, ...) and the current `holder` (-1: the zone).
+    #[signal]
+    fn ownership_denied(id: i64, reason: GString, holder: i64);
+    /// Entity `id` went back to the zone (its holder released it, left, or it left the zone):
+    /// `reason` says which.
+    #[signal]
+    fn ownership_released(id: i64, reason: GString);
+    /// The server took entity `id` back from its holder: `reason` says why.
+    #[signal]
+    fn ownership_revoked(id: i64, reason: GString);
 
     /// Connects to `zone_url`, pinning `cert_hash`, and joins with `join_token`. `OK`, or
     /// `ERR_ALREADY_IN_USE` (call `leave()` first), or `ERR_INVALID_PARAMETER` (a bad URL or
@@ -305,6 +327,38 @@ impl FabricWorld {
     /// Walks the own avatar to `target` (metres) at `walk_speed`: one position upsert per
     /// zone tick, the last one on the target (the avatar is at rest between upserts, so it
     /// never runs ahead and back). A new call changes the target.
+    /// Asks the zone to give you entity `id` (one holder at a time, first come first served;
+    /// see `docs/zone.md`, "Ownership"). The answer arrives as `ownership_granted` or
+    /// `ownership_denied`. `ERR_UNCONFIGURED` before your avatar exists, `ERR_INVALID_PARAMETER`
+    /// for an id out of range.
+    #[func]
+    pub fn request_ownership(&mut self, id: i64) -> Error {
+        self.ownership_request(id, true)
+    }
+
+    /// Gives entity `id` back to the zone; answered with `ownership_released`. Same errors as
+    /// `request_ownership`.
+    #[func]
+    pub fn release_ownership(&mut self, id: i64) -> Error {
+        self.ownership_request(id, false)
+    }
+
+    /// The avatar id holding entity `id` as last heard from the zone, -1 when the zone holds it.
+    #[func]
+    pub fn get_holder(&self, id: i64) -> i64 {
+        let (Ok(id), Some(s)) = (u32::try_from(id), self.session.as_ref()) else {
+            return -1;
+        };
+        s.holder(id).map_or(-1, i64::from)
+    }
+
+    /// Whether your avatar holds entity `id` (so the zone accepts your commands on it).
+    #[func]
+    pub fn is_held_by_me(&self, id: i64) -> bool {
+        let me = self.get_own_avatar_id();
+        me >= 0 && self.get_holder(id) == me
+    }
+
     #[func]
     pub fn move_avatar_to(&mut self, target: Vector3) {
         if let Some(from) = self.own_position() {
@@ -510,6 +564,40 @@ impl FabricWorld {
         }
     }
 
+    fn ownership_request(&mut self, id: i64, request: bool) -> Error {
+        let Ok(entity) = u32::try_from(id) else {
+            return Error::ERR_INVALID_PARAMETER;
+        };
+        let (Some(client), Some(session)) = (self.client.as_ref(), self.session.as_mut()) else {
+            return Error::ERR_UNCONFIGURED;
+        };
+        let mut link = NetLink(client);
+        let sent = if request {
+            session.request_ownership(entity, &mut link)
+        } else {
+            session.release_ownership(entity, &mut link)
+        };
+        if sent {
+            Error::OK
+        } else {
+            Error::ERR_UNCONFIGURED
+        }
+    }
+
+    fn emit_ownership(&mut self, ev: &ownership::OwnershipEvent) {
+        let id = i64::from(ev.entity);
+        let holder = ev.holder.map_or(-1, i64::from);
+        let reason = GString::from(ev.reason.as_str());
+        match ev.state {
+            OwnershipState::Granted => self.signals().ownership_granted().emit(id, holder),
+            OwnershipState::Denied => {
+                self.signals().ownership_denied().emit(id, &reason, holder);
+            }
+            OwnershipState::Released => self.signals().ownership_released().emit(id, &reason),
+            OwnershipState::Revoked => self.signals().ownership_revoked().emit(id, &reason),
+        }
+    }
+
     /// Turns the session's events into nodes and signals.
     fn flush_events(&mut self) {
         let mut buf = std::mem::take(&mut self.events);
@@ -547,6 +635,7 @@ impl FabricWorld {
                     }
                     self.signals().command_refused().emit(&d);
                 }
+                WorldEvent::Ownership(ev) => self.emit_ownership(&ev),
                 WorldEvent::Disconnected(reason) => {
                     self.walker.stop();
                     self.signals()

@@ -30,6 +30,8 @@ pub const SPAWN_RETRY_MS: u64 = 500;
 pub trait Link {
     /// Sends an unreliable datagram.
     fn datagram(&mut self, bytes: &[u8]);
+    /// Sends a reliable message (requests that must not be lost).
+    fn message(&mut self, bytes: &[u8]);
 }
 
 /// What happened, for the node's signals.
@@ -55,6 +57,8 @@ pub enum WorldEvent {
     Exited(u32),
     /// The zone refused commands: reason -> count since its last report.
     CommandsRefused(BTreeMap<String, u64>),
+    /// An ownership answer or change from the zone.
+    Ownership(super::ownership::OwnershipEvent),
     /// The session ended, with the reason in words.
     Disconnected(String),
 }
@@ -109,6 +113,7 @@ pub struct WorldSession {
     rates: Rates,
     refused_packets: u64,
     last_refusal: Option<String>,
+    holders: super::ownership::Holders,
 }
 
 impl WorldSession {
@@ -133,7 +138,32 @@ impl WorldSession {
             rates: Rates::default(),
             refused_packets: 0,
             last_refusal: None,
+            holders: super::ownership::Holders::default(),
         }
+    }
+
+    /// Asks the zone for `entity` (answered with an `ownership` event: granted or denied).
+    /// False before the avatar exists (the zone only answers players).
+    pub fn request_ownership(&mut self, entity: u32, link: &mut dyn Link) -> bool {
+        self.send_playing(&ControlMessage::RequestOwnership { entity }, link)
+    }
+
+    /// Gives `entity` back to the zone (answered with `released`, or `denied` `not_holder`).
+    pub fn release_ownership(&mut self, entity: u32, link: &mut dyn Link) -> bool {
+        self.send_playing(&ControlMessage::ReleaseOwnership { entity }, link)
+    }
+
+    fn send_playing(&mut self, msg: &ControlMessage, link: &mut dyn Link) -> bool {
+        if self.phase != Phase::Playing {
+            return false;
+        }
+        link.message(&msg.encode());
+        true
+    }
+
+    /// The holder (avatar id) of `entity` as last heard from the zone; `None`: the zone.
+    pub fn holder(&self, entity: u32) -> Option<u32> {
+        self.holders.holder(entity)
     }
 
     /// The transport session opened: say `hello`.
@@ -221,6 +251,21 @@ impl WorldSession {
             }
             ControlMessage::CommandsRefused { counts } => {
                 self.events.push_back(WorldEvent::CommandsRefused(counts));
+            }
+            ControlMessage::Ownership {
+                entity,
+                state,
+                holder,
+                reason,
+            } => {
+                let ev = super::ownership::OwnershipEvent {
+                    entity,
+                    state,
+                    holder,
+                    reason: reason.unwrap_or_default(),
+                };
+                self.holders.apply(&ev);
+                self.events.push_back(WorldEvent::Ownership(ev));
             }
             ControlMessage::Error { code, message } => {
                 self.on_closed(format!("{code}: {message}"));

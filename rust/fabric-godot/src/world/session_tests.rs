@@ -5,12 +5,16 @@ use super::*;
 use fabric_core::client_view::wire::ACK_KIND;
 use fabric_core::client_view::{Ack, Candidate, ClientView};
 use fabric_core::coords::{Micros, ZERO3};
+use fabric_core::session_control::OwnershipState;
 
 #[derive(Default)]
 struct Sent(Vec<Vec<u8>>);
 
 impl Link for Sent {
     fn datagram(&mut self, bytes: &[u8]) {
+        self.0.push(bytes.to_vec());
+    }
+    fn message(&mut self, bytes: &[u8]) {
         self.0.push(bytes.to_vec());
     }
 }
@@ -274,4 +278,63 @@ fn refusal_reports_become_events() {
     };
     s.on_bytes(100, &msg.encode(), &mut link);
     assert_eq!(events(&mut s), [WorldEvent::CommandsRefused(counts)]);
+}
+
+#[test]
+fn ownership_requests_go_reliably_once_playing_and_answers_set_the_holder() {
+    let mut link = Sent::default();
+    let mut early = WorldSession::new(config());
+    early.on_connected(0, &mut link);
+    link.0.clear();
+    assert!(!early.request_ownership(7, &mut link), "no avatar yet");
+    assert!(link.0.is_empty());
+
+    let mut s = joined(&mut link);
+    assert!(s.request_ownership(7, &mut link));
+    assert!(s.release_ownership(8, &mut link));
+    assert_eq!(
+        link.control(),
+        [
+            ControlMessage::RequestOwnership { entity: 7 },
+            ControlMessage::ReleaseOwnership { entity: 8 }
+        ]
+    );
+    let granted = ControlMessage::Ownership {
+        entity: 7,
+        state: OwnershipState::Granted,
+        holder: Some(500),
+        reason: None,
+    };
+    s.on_bytes(30, &granted.encode(), &mut link);
+    assert_eq!(s.holder(7), Some(500));
+    let denied = ControlMessage::Ownership {
+        entity: 9,
+        state: OwnershipState::Denied,
+        holder: Some(501),
+        reason: Some("held".into()),
+    };
+    s.on_bytes(31, &denied.encode(), &mut link);
+    let released = ControlMessage::Ownership {
+        entity: 7,
+        state: OwnershipState::Released,
+        holder: None,
+        reason: Some("released".into()),
+    };
+    s.on_bytes(32, &released.encode(), &mut link);
+    assert_eq!((s.holder(7), s.holder(9)), (None, Some(501)));
+    let seen: Vec<_> = events(&mut s)
+        .into_iter()
+        .filter_map(|e| match e {
+            WorldEvent::Ownership(o) => Some((o.entity, o.state, o.holder, o.reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (7, OwnershipState::Granted, Some(500), String::new()),
+            (9, OwnershipState::Denied, Some(501), "held".to_owned()),
+            (7, OwnershipState::Released, None, "released".to_owned()),
+        ]
+    );
 }
