@@ -171,7 +171,9 @@ impl FollowTicket {
             return Err(FollowTicketError::Malformed("too short"));
         }
         if &b[0..2] != b"FT" || b[2] != 1 {
-            return Err(FollowTicketError::Malformed("not a version 1 follow ticket"));
+            return Err(FollowTicketError::Malformed(
+                "not a version 1 follow ticket",
+            ));
         }
         let n = usize::from(b[5]);
         if n > MAX_ACCOUNT_LEN || b.len() != FIXED_LEN + n + 64 {
@@ -193,6 +195,40 @@ impl FollowTicket {
             account,
         };
         Ok((t, b))
+    }
+}
+
+/// Signs tickets of one fabric (every zone of a static fabric holds the fabric key).
+pub struct FollowTicketSigner {
+    fabric: String,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for FollowTicketSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowTicketSigner")
+            .field("fabric", &self.fabric)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FollowTicketSigner {
+    /// Signs tickets of `fabric` with `key`.
+    pub fn new(fabric: &str, key: SigningKey) -> Self {
+        Self {
+            fabric: fabric.to_owned(),
+            key,
+        }
+    }
+
+    /// The ticket's text.
+    pub fn sign(&self, t: &FollowTicket) -> Result<String, FollowTicketError> {
+        t.sign(&self.fabric, &self.key)
+    }
+
+    /// A verifier for zone `zone` trusting this signer's tickets.
+    pub fn verifier(&self, zone: u8) -> FollowTicketVerifier {
+        FollowTicketVerifier::new(&self.fabric, zone, [self.key.verifying_key()])
     }
 }
 
@@ -228,7 +264,11 @@ impl FollowTicketVerifier {
         let split = b.len() - 64;
         let sig = Signature::from_bytes(b[split..].try_into().expect("64 bytes"));
         let msg = signed_bytes(&self.fabric, &b[..split]);
-        if !self.keys.iter().any(|k| k.verify_strict(&msg, &sig).is_ok()) {
+        if !self
+            .keys
+            .iter()
+            .any(|k| k.verify_strict(&msg, &sig).is_ok())
+        {
             return Err(FollowTicketError::BadSignature);
         }
         if t.to != self.zone {
@@ -336,6 +376,16 @@ mod tests {
         assert_eq!(&b[28..33], b"alice");
         let v = FollowTicketVerifier::new("f", 1, [key(1).verifying_key()]);
         assert_eq!(v.verify(&text, 0x0100_0007, "alice", 999), Ok(ticket()));
+        let signer = FollowTicketSigner::new("f", key(1));
+        assert_eq!(
+            signer.sign(&ticket()).unwrap(),
+            text,
+            "Ed25519 is deterministic"
+        );
+        assert_eq!(
+            signer.verifier(1).verify(&text, 0x0100_0007, "alice", 1),
+            Ok(ticket())
+        );
     }
 
     #[test]
@@ -344,7 +394,10 @@ mod tests {
         let v = FollowTicketVerifier::new("f", 1, [key(1).verifying_key()]);
         let code = |r: Result<FollowTicket, FollowTicketError>| r.unwrap_err().code();
         let other_key = ticket().sign("f", &key(2)).unwrap();
-        assert_eq!(code(v.verify(&other_key, 0x0100_0007, "alice", 1)), "ticket_bad_signature");
+        assert_eq!(
+            code(v.verify(&other_key, 0x0100_0007, "alice", 1)),
+            "ticket_bad_signature"
+        );
         let other_fabric = FollowTicketVerifier::new("g", 1, [key(1).verifying_key()]);
         assert_eq!(
             code(other_fabric.verify(&text, 0x0100_0007, "alice", 1)),
@@ -352,17 +405,33 @@ mod tests {
             "the fabric name is signed"
         );
         let zone2 = FollowTicketVerifier::new("f", 2, [key(1).verifying_key()]);
-        assert_eq!(code(zone2.verify(&text, 0x0100_0007, "alice", 1)), "ticket_wrong_zone");
+        assert_eq!(
+            code(zone2.verify(&text, 0x0100_0007, "alice", 1)),
+            "ticket_wrong_zone"
+        );
         assert_eq!(code(v.verify(&text, 8, "alice", 1)), "ticket_wrong_avatar");
-        assert_eq!(code(v.verify(&text, 0x0100_0007, "alice", 1_000)), "ticket_expired");
-        assert_eq!(code(v.verify(&text, 0x0100_0007, "bob", 1)), "ticket_wrong_account");
+        assert_eq!(
+            code(v.verify(&text, 0x0100_0007, "alice", 1_000)),
+            "ticket_expired"
+        );
+        assert_eq!(
+            code(v.verify(&text, 0x0100_0007, "bob", 1)),
+            "ticket_wrong_account"
+        );
         // One bit flipped anywhere in the signed part.
         let mut b = URL_SAFE_NO_PAD.decode(&text).unwrap();
         b[9] ^= 1;
         let flipped = URL_SAFE_NO_PAD.encode(&b);
-        assert_eq!(code(v.verify(&flipped, 0x0100_0007, "alice", 1)), "ticket_bad_signature");
+        assert_eq!(
+            code(v.verify(&flipped, 0x0100_0007, "alice", 1)),
+            "ticket_bad_signature"
+        );
         for bad in ["", "!!", "RlQ", &text[..text.len() - 4]] {
-            assert_eq!(code(v.verify(bad, 0x0100_0007, "alice", 1)), "ticket_malformed", "{bad:?}");
+            assert_eq!(
+                code(v.verify(bad, 0x0100_0007, "alice", 1)),
+                "ticket_malformed",
+                "{bad:?}"
+            );
         }
         let long = "A".repeat(MAX_TICKET_TEXT_LEN + 1);
         assert_eq!(code(v.verify(&long, 1, "", 1)), "ticket_malformed");
@@ -383,7 +452,11 @@ mod tests {
         assert_eq!(g.take(&u, 10), Ok(()));
         let mut w = ticket();
         w.nonce = 44;
-        assert_eq!(g.take(&w, 10), Err(FollowTicketError::Busy), "full of live tickets");
+        assert_eq!(
+            g.take(&w, 10),
+            Err(FollowTicketError::Busy),
+            "full of live tickets"
+        );
         assert_eq!(g.take(&w, 20), Ok(()), "an expired one made room");
         assert_eq!(g.len(), 2);
     }

@@ -749,13 +749,22 @@ mod tests {
         );
         assert!(matches!(
             ControlMessage::decode(long.as_bytes()),
-            Err(ControlError::Field { field: "ticket", .. })
+            Err(ControlError::Field {
+                field: "ticket",
+                ..
+            })
         ));
         for (raw, field) in [
             (&br#"{"action":"claim","ticket":"t","v":1}"#[..], "id"),
             (br#"{"action":"claim","id":1,"v":1}"#, "ticket"),
-            (br#"{"action":"claim","id":4294967296,"ticket":"t","v":1}"#, "id"),
-            (br#"{"event":"avatar_moved","id":1,"zone":1,"v":1}"#, "ticket"),
+            (
+                br#"{"action":"claim","id":4294967296,"ticket":"t","v":1}"#,
+                "id",
+            ),
+            (
+                br#"{"event":"avatar_moved","id":1,"zone":1,"v":1}"#,
+                "ticket",
+            ),
             (
                 br#"{"event":"avatar_moved","id":1,"zone":1,"address":5,"ticket":"t","v":1}"#,
                 "address",

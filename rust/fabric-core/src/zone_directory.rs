@@ -60,7 +60,9 @@ impl ZoneAddress {
         let hashes_ok = !hashes.is_empty()
             && hashes.len() <= MAX_HASHES_LEN
             && hashes.split(',').all(|h| {
-                !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=:".contains(&b))
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+/=:".contains(&b))
             });
         if !port_ok || address.len() > MAX_ADDRESS_LEN || address.contains('/') || !hashes_ok {
             return Err(syntax());
@@ -83,7 +85,9 @@ impl ZoneDirectory {
     /// Parses the entries of `text` (whitespace or `;` between them).
     pub fn parse(text: &str) -> Result<Self, DirectoryError> {
         let mut d = Self::default();
-        let entries = text.split([' ', '\t', '\n', '\r', ';']).filter(|e| !e.is_empty());
+        let entries = text
+            .split([' ', '\t', '\n', '\r', ';'])
+            .filter(|e| !e.is_empty());
         for (n, entry) in entries.enumerate() {
             if n == MAX_ENTRIES {
                 return Err(DirectoryError::TooMany);

@@ -112,6 +112,10 @@ impl FabricZone {
             self.on_spawn(session, at, reliable, actions);
             return;
         }
+        if let ControlMessage::Claim { id, ticket } = &msg {
+            self.on_claim(session, *id, ticket, reliable, actions);
+            return;
+        }
         let shard = self.shard_id.to_string();
         let verifier = self.verifier.as_ref();
         let mut check = |token: &str| match verifier {
