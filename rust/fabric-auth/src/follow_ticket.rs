@@ -330,6 +330,11 @@ impl ReplayGuard {
         Ok(())
     }
 
+    /// True when `t` was taken before (and has not expired since).
+    pub fn is_used(&self, t: &FollowTicket) -> bool {
+        self.used.contains_key(&t.nonce)
+    }
+
     /// Tickets remembered now.
     pub fn len(&self) -> usize {
         self.used.len()
@@ -444,7 +449,9 @@ mod tests {
     fn a_ticket_is_taken_once_and_the_guard_is_bounded() {
         let mut g = ReplayGuard::new(2);
         let t = ticket();
+        assert!(!g.is_used(&t));
         assert_eq!(g.take(&t, 10), Ok(()));
+        assert!(g.is_used(&t));
         assert_eq!(g.take(&t, 10), Err(FollowTicketError::Replayed));
         let mut u = ticket();
         u.nonce = 43;

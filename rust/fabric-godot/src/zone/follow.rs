@@ -229,6 +229,10 @@ impl FabricZone {
         let t = verifier
             .verify(ticket, id, account, now)
             .map_err(|e| format!("{}: {e}", e.code()))?;
+        if self.follow.guard.is_used(&t) {
+            let e = fabric_auth::follow_ticket::FollowTicketError::Replayed;
+            return Err(format!("{}: {e}", e.code()));
+        }
         let Some(slot) = rt.owned_slot(id) else {
             return Err(format!(
                 "avatar_not_here: zone {zone} does not hold avatar {id} (yet)"

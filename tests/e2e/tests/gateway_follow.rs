@@ -1,0 +1,248 @@
+//! One session across zones (issue 11, part 4), with real processes on loopback: two linked
+//! zone processes with wanderers, the gateway in front of zone 0, and a Rust player
+//! ([`fabric_e2e::repl_client`]) walking its avatar across the border and back.
+//!
+//! Through the gateway: the player keeps its one gateway session (a closed session fails
+//! `poll`), hears `zone_changed` after each crossing, and right then the zones' own `/state`
+//! shows its avatar owned by the zone it crossed into and no longer by the other one. The
+//! updates of its own avatar (the ticks at which a replication packet carried it) show no gap
+//! longer than [`MAX_GAP_TICKS`]; the worst gap is printed.
+//!
+//! Directly: a player connected to zone 0 with `follow` on hears `avatar_moved`, opens a
+//! session to zone 1 by itself and claims its avatar there; the same checks hold. Its ticket
+//! is then refused when shown again (`ticket_replayed`), as is a forged one
+//! (`ticket_malformed`) and one for another avatar (`ticket_wrong_avatar`).
+
+use std::time::{Duration, Instant};
+
+use fabric_core::coords::{Micros, WorldBounds};
+use fabric_core::hilbert::encode_position;
+use fabric_core::session_control::ControlMessage;
+use fabric_core::zones::ZoneLayout;
+use fabric_e2e::linked_zones::Fabric;
+use fabric_e2e::repl_client::{Joined, ReplClient, claim};
+
+/// World half extent, metres.
+const HALF_M: f64 = 15.0;
+/// Longest run of ticks without an update of the player's own avatar.
+const MAX_GAP_TICKS: u32 = 3;
+
+/// Which zone of the 2-zone layout holds point `p` (metres).
+fn zone_of(p: [f64; 3]) -> u8 {
+    let h = (HALF_M * 1e6) as i64;
+    let bounds = WorldBounds::new([-h; 3], [h; 3]).expect("bounds");
+    let layout = ZoneLayout::new(2).expect("layout");
+    layout.zone_of(encode_position(
+        &bounds,
+        &p.map(|m| Micros::from_num(m * 1e6)),
+    ))
+}
+
+/// Two points 4 m apart along x, the first in zone 0 and the second in zone 1, with a single
+/// border crossing 1 to 2 m from the first (checked every 5 cm).
+fn crossing() -> ([f64; 3], [f64; 3]) {
+    for x in -10..=10 {
+        for y in -6..=6 {
+            for z in -6..=6 {
+                let a = [f64::from(x), f64::from(y) + 0.5, f64::from(z) + 0.5];
+                let b = [a[0] + 4.0, a[1], a[2]];
+                let zones: Vec<u8> = (0..=80)
+                    .map(|i| zone_of([a[0] + f64::from(i) * 0.05, a[1], a[2]]))
+                    .collect();
+                let switch = zones.iter().position(|&z| z == 1);
+                if let Some(s) = switch
+                    && (20..=40).contains(&s)
+                    && zones[..s].iter().all(|&z| z == 0)
+                    && zones[s..].iter().all(|&z| z == 1)
+                {
+                    return (a, b);
+                }
+            }
+        }
+    }
+    panic!("no border crossing between zones 0 and 1")
+}
+
+/// Walks `client` back and forth between `a` and `b` (1 m/s, upserts at 20 Hz) until it has
+/// changed zones `crossings` times; after each change, checks that `/state` of the zone it
+/// entered owns the avatar and the other zone's does not. Returns the worst gap between
+/// updates of the own avatar over the walk: (ticks, the tick ending it).
+fn walk(
+    fabric: &Fabric,
+    client: &mut ReplClient,
+    a: [f64; 3],
+    b: [f64; 3],
+    crossings: u32,
+) -> (u32, u32) {
+    let started = Instant::now();
+    let mut at = a;
+    let mut target = b;
+    let mut next_step = Instant::now();
+    let mut seen_changes = client.zone_changes;
+    let first = client.zone_changes;
+    let first_tick = *client
+        .own_ticks
+        .back()
+        .expect("own avatar updates before the walk");
+    let mut done_at: Option<Instant> = None;
+    // After the last crossing, walk 1 s more to see the updates that follow it.
+    while done_at.is_none_or(|t| t.elapsed() < Duration::from_secs(1)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} of {crossings} zone changes within 60 s (zone {}, other messages {:?})",
+            client.zone_changes - first,
+            client.zone,
+            client.other
+        );
+        if Instant::now() >= next_step {
+            let d: f64 = (0..3)
+                .map(|k| (target[k] - at[k]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            if d <= 0.05 {
+                at = target;
+                target = if target == b { a } else { b };
+            } else {
+                at = [0, 1, 2].map(|k| at[k] + (target[k] - at[k]) * 0.05 / d);
+            }
+            client.walk_to(at).expect("command sent");
+            next_step += Duration::from_millis(50);
+        }
+        client.poll().expect("the session stays open");
+        if client.zone_changes != seen_changes {
+            seen_changes = client.zone_changes;
+            let (now, other) = (
+                usize::try_from(client.zone).unwrap(),
+                1 - client.zone as usize,
+            );
+            let owned = fabric.zones[now].state().expect("/state").1;
+            let elsewhere = fabric.zones[other].state().expect("/state").1;
+            assert!(
+                owned.contains_key(&client.avatar),
+                "after crossing {}: zone {now} owns the avatar {}",
+                seen_changes - first,
+                client.avatar
+            );
+            assert!(
+                !elsewhere.contains_key(&client.avatar),
+                "after crossing {}: zone {other} no longer owns it",
+                seen_changes - first
+            );
+            println!(
+                "FOLLOW_E2E crossing {} into zone {now} at {:.1} s",
+                seen_changes - first,
+                started.elapsed().as_secs_f64()
+            );
+            if seen_changes - first == crossings {
+                done_at = Some(Instant::now());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    client
+        .worst_own_gap(first_tick)
+        .expect("own avatar updates during the walk")
+}
+
+/// Joins `port` at `at` and waits for the first updates of the own avatar.
+fn join(port: u16, hash: &str, at: [f64; 3]) -> ReplClient {
+    let mut c = match ReplClient::join(port, hash, None, at).expect("joined") {
+        Joined::Player(c) => *c,
+        Joined::Elsewhere(z) => panic!("{at:?} is zone {z}'s"),
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while c.own_ticks.len() < 5 {
+        assert!(
+            Instant::now() < until,
+            "no updates of the own avatar in 10 s"
+        );
+        c.poll().expect("session open");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    c
+}
+
+#[test]
+fn the_gateway_follows_the_avatar_across_zones_and_a_direct_client_follows_by_itself() {
+    let args = [
+        "--world-bounds",
+        "15",
+        "--population",
+        "wanderers",
+        "--entities",
+        "200",
+        "--seed",
+        "7",
+        "--interest-radius",
+        "6",
+        "--hysteresis-ticks",
+        "4",
+    ];
+    let mut fabric = Fabric::start("gfollow", 2, &args).expect("zones start");
+    fabric.link(1.0).expect("zones link");
+    let zones_file = fabric.directory_file().display().to_string();
+    let z0 = &fabric.zones[0];
+    let mut gateway = fabric_e2e::start_gateway_with(
+        z0.port,
+        &[
+            "--zone-cert-hash",
+            &z0.hash,
+            "--zone-directory-file",
+            &zones_file,
+        ],
+    )
+    .expect("gateway in front of zone 0");
+    let (a, b) = crossing();
+
+    // Through the gateway: across the border and back.
+    let mut player = join(gateway.port, &gateway.cert_hash, a);
+    let (gap, at_tick) = walk(&fabric, &mut player, a, b, 2);
+    println!(
+        "FOLLOW_E2E gateway: zone changes {} worst own-avatar gap {gap} ticks (ending at tick {at_tick}), \
+         packets {} refused {:?}",
+        player.zone_changes, player.packets, player.refused
+    );
+    assert_eq!(player.zone, 0, "back in zone 0");
+    assert!(
+        gap <= MAX_GAP_TICKS,
+        "own avatar updates {gap} ticks apart through the gateway (limit {MAX_GAP_TICKS})"
+    );
+    drop(player);
+
+    // Directly: the client follows by itself.
+    let z0 = &fabric.zones[0];
+    let mut direct = join(z0.port, &z0.hash, a);
+    direct.follow = true;
+    let (gap, at_tick) = walk(&fabric, &mut direct, a, b, 1);
+    println!(
+        "FOLLOW_E2E direct: zone changes {} worst own-avatar gap {gap} ticks (ending at tick {at_tick}), \
+         packets {} refused {:?}",
+        direct.zone_changes, direct.packets, direct.refused
+    );
+    assert_eq!(direct.zone, 1, "the direct client is in zone 1");
+    assert!(
+        gap <= MAX_GAP_TICKS,
+        "own avatar updates {gap} ticks apart for the direct client (limit {MAX_GAP_TICKS})"
+    );
+
+    // Its ticket is good once; forged or misdirected ones are refused with their code.
+    let (zone, ticket) = direct
+        .last_ticket
+        .clone()
+        .expect("avatar_moved had a ticket");
+    let z1 = &fabric.zones[usize::try_from(zone).unwrap()];
+    let refused = |id: u32, ticket: &str| match claim(z1.port, &z1.hash, id, ticket) {
+        Ok(ControlMessage::Reply { result: Err(e), .. }) => e,
+        other => panic!("claim of {id} answered with {other:?}"),
+    };
+    let e = refused(direct.avatar, &ticket);
+    assert!(e.starts_with("ticket_replayed"), "{e}");
+    let e = refused(direct.avatar, "RlQBAAEAAAA");
+    assert!(e.starts_with("ticket_malformed"), "{e}");
+    let e = refused(direct.avatar ^ 1, &ticket);
+    assert!(e.starts_with("ticket_wrong_avatar"), "{e}");
+    drop(direct);
+
+    gateway.proc.stop();
+    fabric.stop();
+}
