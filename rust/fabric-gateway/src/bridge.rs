@@ -6,7 +6,8 @@ use std::time::Duration;
 use fabric_core::session_control::ControlMessage;
 use fabric_net::budget::Charge;
 use fabric_net::server::{ServerSender, close_code};
-use fabric_net::{Client, ClientConfig, ClientEvent};
+use fabric_net::{CertHash, Client, ClientConfig, ClientEvent};
+use std::net::SocketAddr;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -67,20 +68,31 @@ pub async fn run(
         // The client's join token (from its `hello`), for the sessions that follow its avatar.
         let mut token: Option<String> = None;
         let mut follow: Option<Follow> = None;
+        // Standby sessions to the other zones, opened once the client said hello.
+        let mut standby: Vec<Follow> = Vec::new();
+        let mut standby_opened = false;
+        let mut said_hello = false;
+        let mut zone_id: Option<u32> = None;
+        let mut standby_tick = tokio::time::interval(STANDBY_POLL);
+        standby_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let follow_timer = follow.as_ref().map(Follow::next_send);
+            if !standby_opened && cfg.follow && cfg.standby && said_hello {
+                standby_opened = true;
+                standby = open_standby(&cfg, zone_addr, token.as_ref());
+            }
             tokio::select! {
                 item = inbound.recv() => {
                     let Some(item) = item else {
                         debug!("client left: closing the zone session");
                         up.close("client left");
-                        if let Some(f) = &follow {
+                        for f in follow.iter().chain(&standby) {
                             f.up.close("client left");
                         }
                         return;
                     };
                     if let Inbound::Datagram(d) = &item.0 {
-                        note_token(d, &mut token);
+                        said_hello |= note_hello(d, &mut token);
                     }
                     if connected {
                         forward_up(&up, item.0, &client, session);
@@ -97,6 +109,11 @@ pub async fn run(
                         }
                     }
                     Some(ClientEvent::Datagram(d)) => {
+                        if zone_id.is_none() && ControlMessage::is_control(&d)
+                            && let Ok(ControlMessage::Welcome { zone_id: z, .. }) = ControlMessage::decode(&d)
+                        {
+                            zone_id = Some(z);
+                        }
                         if let Err(e) = client.send_datagram(session, &d) {
                             debug!("zone datagram not delivered to the client: {e}");
                         }
@@ -106,6 +123,19 @@ pub async fn run(
                         match moved {
                             Some(moved) if follow.is_none() => {
                                 info!(avatar = moved.id, to = moved.zone, "following the avatar");
+                                let ready = standby
+                                    .iter()
+                                    .position(|f| f.zone == Some(moved.zone));
+                                if let Some(i) = ready {
+                                    let mut f = standby.swap_remove(i);
+                                    let step = f.begin(moved);
+                                    follow = Some(f);
+                                    match finish(step, &mut follow, &mut up, &mut zone_addr, &client, session) {
+                                        Ok(sw) => switched(sw, &mut standby, &mut zone_id, &cfg, &token),
+                                        Err(why) => return fail("follow_failed", why),
+                                    }
+                                    continue;
+                                }
                                 match Follow::start(
                                     moved,
                                     &cfg.zones.current(),
@@ -135,14 +165,19 @@ pub async fn run(
                 },
                 ev = next_follow_event(&mut follow) => {
                     let step = follow.as_mut().map_or(Step::Wait, |f| f.on_event(ev));
-                    if let Some(why) = finish(step, &mut follow, &mut up, &mut zone_addr, &client, session) {
-                        return fail("follow_failed", why);
+                    match finish(step, &mut follow, &mut up, &mut zone_addr, &client, session) {
+                        Ok(sw) => switched(sw, &mut standby, &mut zone_id, &cfg, &token),
+                        Err(why) => return fail("follow_failed", why),
                     }
+                }
+                _ = standby_tick.tick(), if !standby.is_empty() => {
+                    poll_standby(&mut standby);
                 }
                 () = sleep_until(follow_timer) => {
                     let step = follow.as_mut().map_or(Step::Wait, Follow::on_timer);
-                    if let Some(why) = finish(step, &mut follow, &mut up, &mut zone_addr, &client, session) {
-                        return fail("follow_failed", why);
+                    match finish(step, &mut follow, &mut up, &mut zone_addr, &client, session) {
+                        Ok(sw) => switched(sw, &mut standby, &mut zone_id, &cfg, &token),
+                        Err(why) => return fail("follow_failed", why),
                     }
                 }
             }
@@ -150,6 +185,69 @@ pub async fn run(
     }
     .instrument(span)
     .await
+}
+
+/// How often standby sessions are looked at.
+const STANDBY_POLL: Duration = Duration::from_millis(20);
+
+/// Opens a standby session to every zone of the list but the one at `current`.
+fn open_standby(cfg: &GatewayConfig, current: SocketAddr, token: Option<&String>) -> Vec<Follow> {
+    let zones = cfg.zones.current();
+    (0..fabric_core::zones::MAX_ZONES as u32)
+        .filter_map(|k| zones.get(k))
+        .filter_map(|e| {
+            let addr: SocketAddr = e.address.parse().ok()?;
+            let pins = CertHash::parse_list(&e.cert_hashes).ok()?;
+            (addr != current).then(|| {
+                Follow::standby(
+                    e.zone,
+                    addr,
+                    &pins,
+                    token.cloned(),
+                    cfg.zone_connect_timeout,
+                )
+                .ok()
+            })?
+        })
+        .collect()
+}
+
+/// Handles what the standby sessions received and resends their `hello`s; drops the ones
+/// that ended.
+fn poll_standby(standby: &mut Vec<Follow>) {
+    let now = tokio::time::Instant::now();
+    standby.retain_mut(|f| {
+        while let Some(ev) = f.up.try_next_event() {
+            if let Step::Failed(why) = f.on_event(Some(ev)) {
+                debug!(zone = ?f.zone, "standby session dropped: {why}");
+                return false;
+            }
+        }
+        if f.next_send() <= now && matches!(f.on_timer(), Step::Failed(_)) {
+            return false;
+        }
+        true
+    });
+}
+
+/// After a switch: the replaced session becomes the standby for its zone (the
+/// way back), or is closed without standby sessions.
+fn switched(
+    sw: Switch,
+    standby: &mut Vec<Follow>,
+    zone_id: &mut Option<u32>,
+    cfg: &GatewayConfig,
+    token: &Option<String>,
+) {
+    let Switch::Done(old, addr, now) = sw else {
+        return;
+    };
+    let from = zone_id.replace(now);
+    if cfg.standby {
+        standby.push(Follow::idle(old, addr, from, token.clone(), true));
+    } else {
+        old.close("followed the avatar to another zone");
+    }
 }
 
 /// The next event of the follow in progress (never, without one).
@@ -168,53 +266,74 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// What became of a follow after a step.
+enum Switch {
+    /// Still under way (or none).
+    No,
+    /// The avatar's zone now serves the session: the session it replaced, its address, and
+    /// the zone that serves now.
+    Done(Client, SocketAddr, u32),
+}
+
 /// Acts on a follow's step: on [`Step::Done`] the new session replaces `up` (the client hears
-/// `zone_changed`, then the held datagrams), the old one is closed. Returns why following
-/// failed, if it did.
+/// `zone_changed`, then the held datagrams). Returns why following failed, if it did.
 fn finish(
     step: Step,
     follow: &mut Option<Follow>,
     up: &mut Client,
-    zone_addr: &mut std::net::SocketAddr,
+    zone_addr: &mut SocketAddr,
     client: &ServerSender,
     session: u64,
-) -> Option<String> {
+) -> Result<Switch, String> {
     match step {
-        Step::Wait => None,
+        Step::Wait => Ok(Switch::No),
         Step::Failed(why) => {
-            let f = follow.take()?;
+            let Some(f) = follow.take() else {
+                return Ok(Switch::No);
+            };
             f.up.close("giving up");
-            Some(format!(
-                "could not follow avatar {} to zone {} at {}: {why}",
-                f.moved.id, f.moved.zone, f.addr
+            let (id, zone) = f.moved.map_or((0, 0), |m| (m.id, m.zone));
+            Err(format!(
+                "could not follow avatar {id} to zone {zone} at {}: {why}",
+                f.addr
             ))
         }
         Step::Done => {
-            let f = follow.take()?;
+            let Some(f) = follow.take() else {
+                return Ok(Switch::No);
+            };
+            let Some(moved) = f.moved else {
+                return Ok(Switch::No);
+            };
             let old = std::mem::replace(up, f.up);
-            old.close(&format!("followed the avatar to zone {}", f.moved.zone));
-            *zone_addr = f.addr;
-            info!(avatar = f.moved.id, zone = f.moved.zone, addr = %f.addr, "now bridged to the avatar's zone");
+            let old_addr = std::mem::replace(zone_addr, f.addr);
+            info!(avatar = moved.id, zone = moved.zone, addr = %f.addr, "now bridged to the avatar's zone");
             let changed = ControlMessage::ZoneChanged {
-                id: f.moved.id,
-                zone: f.moved.zone,
+                id: moved.id,
+                zone: moved.zone,
             };
             let _ = client.send_message(session, changed.encode());
             for d in f.held {
                 let _ = client.send_datagram(session, &d);
             }
-            None
+            Ok(Switch::Done(old, old_addr, moved.zone))
         }
     }
 }
 
-/// Remembers the join token of a client's `hello`.
-fn note_token(d: &[u8], token: &mut Option<String>) {
+/// Remembers the join token of a client's `hello`; true when `d` is a `hello`.
+fn note_hello(d: &[u8], token: &mut Option<String>) -> bool {
     if !ControlMessage::is_control(d) {
-        return;
+        return false;
     }
-    if let Ok(ControlMessage::Hello { token: Some(t), .. }) = ControlMessage::decode(d) {
-        *token = Some(t);
+    match ControlMessage::decode(d) {
+        Ok(ControlMessage::Hello { token: t, .. }) => {
+            if t.is_some() {
+                *token = t;
+            }
+            true
+        }
+        _ => false,
     }
 }
 

@@ -4,11 +4,15 @@
 //! avatar"), the bridge starts a [`Follow`]: a second upstream session to the new zone, found
 //! in the gateway's zone list or else at the address the message names. On it the gateway says
 //! `hello` (with the client's join token, resent every 250 ms until the `welcome`), acknowledges
-//! the welcome and sends `claim` with the ticket (again every 100 ms while the zone answers
+//! the welcome and sends `claim` with the ticket (again every 20 ms while the zone answers
 //! `avatar_not_here`). The zone's `avatar` answer completes it: the bridge then switches the
-//! client's traffic to the new session and closes the old one. Datagrams the new zone sends
-//! before that (its first replication packets) are held, at most [`MAX_HELD`], and delivered
-//! right after the switch.
+//! client's traffic to the new session. Datagrams the new zone sends before that (its first
+//! replication packets) are held, at most [`MAX_HELD`], and delivered right after the switch.
+//!
+//! So that a crossing costs only the claim's round trip, the bridge keeps a **standby**
+//! session to each other zone of its list ([`Follow::standby`]: connected, `hello` said,
+//! welcome acknowledged, nothing claimed), opened once the client said `hello`; the session a
+//! switch leaves becomes the standby for that zone (the way back).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,9 +25,9 @@ use tokio::time::Instant;
 /// Datagrams of the new zone held until the switch.
 pub const MAX_HELD: usize = 16;
 /// Claims sent while the new zone does not hold the avatar yet.
-const MAX_CLAIMS: u32 = 50;
+const MAX_CLAIMS: u32 = 100;
 const HELLO_EVERY: Duration = Duration::from_millis(250);
-const CLAIM_EVERY: Duration = Duration::from_millis(100);
+const CLAIM_EVERY: Duration = Duration::from_millis(20);
 
 /// Where the avatar went, from `avatar_moved`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,14 +102,16 @@ pub enum Step {
     Failed(String),
 }
 
-/// The new upstream session while it is being set up.
+/// A session to another zone: a standby, or the one the avatar is being followed to.
 pub struct Follow {
-    /// The session to the new zone.
+    /// The session to the zone.
     pub up: Client,
     /// Its address.
     pub addr: SocketAddr,
-    /// Where the avatar went.
-    pub moved: Moved,
+    /// The zone, when known.
+    pub zone: Option<u32>,
+    /// Where the avatar went (`None`: a standby).
+    pub moved: Option<Moved>,
     token: Option<String>,
     welcomed: bool,
     claims: u32,
@@ -123,19 +129,68 @@ impl Follow {
         timeout: Duration,
     ) -> Result<Self, String> {
         let (addr, pins) = moved.target(zones)?;
-        let mut cfg = ClientConfig::pinning(format!("https://{addr}/wt"), &pins)
-            .ok_or_else(|| format!("zone {} has no certificate hash", moved.zone))?;
+        let mut f = Self::standby(moved.zone, addr, &pins, token, timeout)?;
+        f.moved = Some(moved);
+        Ok(f)
+    }
+
+    /// Opens a standby session to zone `zone` at `addr`: `hello` (with `token`) and the
+    /// welcome's acknowledgement, no claim until [`Follow::begin`].
+    pub fn standby(
+        zone: u32,
+        addr: SocketAddr,
+        pins: &[CertHash],
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let mut cfg = ClientConfig::pinning(format!("https://{addr}/wt"), pins)
+            .ok_or_else(|| format!("zone {zone} has no certificate hash"))?;
         cfg.connect_timeout = timeout;
-        Ok(Self {
-            up: Client::connect(cfg),
+        Ok(Self::idle(
+            Client::connect(cfg),
             addr,
-            moved,
+            Some(zone),
             token,
-            welcomed: false,
+            false,
+        ))
+    }
+
+    /// An open session kept as a standby (`welcomed`: its welcome was acknowledged).
+    pub fn idle(
+        up: Client,
+        addr: SocketAddr,
+        zone: Option<u32>,
+        token: Option<String>,
+        welcomed: bool,
+    ) -> Self {
+        Self {
+            up,
+            addr,
+            zone,
+            moved: None,
+            token,
+            welcomed,
             claims: 0,
-            next_send: Instant::now() + Duration::from_secs(3600),
+            next_send: far_future(),
             held: Vec::new(),
-        })
+        }
+    }
+
+    /// Follows the avatar on this session: claims it now when welcomed, else once welcomed.
+    pub fn begin(&mut self, moved: Moved) -> Step {
+        self.moved = Some(moved);
+        if !self.welcomed {
+            return Step::Wait;
+        }
+        match self.claim() {
+            Ok(()) => Step::Wait,
+            Err(e) => Step::Failed(e),
+        }
+    }
+
+    /// True once the zone's welcome was acknowledged.
+    pub fn is_welcomed(&self) -> bool {
+        self.welcomed
     }
 
     /// When [`Follow::on_timer`] is due.
@@ -156,21 +211,26 @@ impl Follow {
     }
 
     fn claim(&mut self) -> Result<(), String> {
+        let Some(moved) = &self.moved else {
+            self.next_send = far_future();
+            return Ok(());
+        };
         if self.claims == MAX_CLAIMS {
             return Err(format!(
                 "zone {} did not take avatar {} after {MAX_CLAIMS} claims",
-                self.moved.zone, self.moved.id
+                moved.zone, moved.id
             ));
         }
         self.claims += 1;
         let claim = ControlMessage::Claim {
-            id: self.moved.id,
-            ticket: self.moved.ticket.clone(),
+            id: moved.id,
+            ticket: moved.ticket.clone(),
         };
         self.up
             .send_message(claim.encode())
             .map_err(|e| e.to_string())?;
-        self.next_send = Instant::now() + CLAIM_EVERY;
+        // Reliable: sent again only when the zone answers `avatar_not_here`.
+        self.next_send = far_future();
         Ok(())
     }
 
@@ -198,7 +258,7 @@ impl Follow {
             }
             Some(ClientEvent::Datagram(d)) => {
                 if !ControlMessage::is_control(&d) {
-                    if self.held.len() < MAX_HELD {
+                    if self.moved.is_some() && self.held.len() < MAX_HELD {
                         self.held.push(d);
                     }
                     return Step::Wait;
@@ -213,8 +273,11 @@ impl Follow {
             None => return Step::Failed("the session ended".into()),
         };
         match ControlMessage::decode(&bytes) {
-            Ok(ControlMessage::Welcome { session, .. }) if !self.welcomed => {
+            Ok(ControlMessage::Welcome {
+                session, zone_id, ..
+            }) if !self.welcomed => {
                 self.welcomed = true;
+                self.zone.get_or_insert(zone_id);
                 let ack = ControlMessage::WelcomeAck { session }.encode();
                 if let Err(e) = self.up.send_datagram(&ack) {
                     return Step::Failed(e.to_string());
@@ -224,9 +287,14 @@ impl Follow {
                     Err(e) => Step::Failed(e),
                 }
             }
-            Ok(ControlMessage::Avatar { id, .. }) if id == self.moved.id => Step::Done,
+            Ok(ControlMessage::Avatar { id, .. })
+                if self.moved.as_ref().is_some_and(|m| m.id == id) =>
+            {
+                Step::Done
+            }
             Ok(ControlMessage::Reply { id, result: Err(e) }) if id == "claim" => {
                 if e.starts_with("avatar_not_here") {
+                    self.next_send = Instant::now() + CLAIM_EVERY;
                     Step::Wait // the timer claims again
                 } else {
                     Step::Failed(format!("claim refused: {e}"))
@@ -238,6 +306,10 @@ impl Follow {
             _ => Step::Wait,
         }
     }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
 }
 
 #[cfg(test)]

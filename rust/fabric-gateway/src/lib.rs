@@ -94,6 +94,9 @@ pub struct GatewayConfig {
     pub follow: bool,
     /// Where the fabric's zones are, for following avatars.
     pub zones: Zones,
+    /// Keep a standby session to each other zone of [`GatewayConfig::zones`] per client
+    /// session (opened after the client's `hello`), so following costs one round trip.
+    pub standby: bool,
 }
 
 /// Where the gateway finds the fabric's zones (`zone@host:port#hash` entries,

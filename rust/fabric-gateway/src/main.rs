@@ -66,6 +66,10 @@ struct Args {
     /// Do not follow avatars: pass `avatar_moved` on to the client.
     #[arg(long)]
     no_follow: bool,
+    /// Open the session to an avatar's new zone only when it moves (no standby session to
+    /// each other zone per client session).
+    #[arg(long)]
+    no_standby: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -130,6 +134,7 @@ fn run() -> anyhow::Result<()> {
             session_budget: fabric_gateway::DEFAULT_SESSION_BUDGET,
             follow: !args.no_follow,
             zones,
+            standby: !args.no_standby,
         };
         let gateway = match Gateway::bind(cfg.clone(), identity.clone()) {
             Ok(g) => g,

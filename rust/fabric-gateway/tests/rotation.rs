@@ -34,6 +34,7 @@ async fn gateway_rotates_its_certificate_and_rewrites_its_hash_file() {
         session_budget: fabric_gateway::DEFAULT_SESSION_BUDGET,
         follow: true,
         zones: Default::default(),
+        standby: false,
     };
     let gateway = Gateway::bind(cfg, ServerIdentity::self_signed_local().unwrap()).unwrap();
     let first = gateway.cert_hash();

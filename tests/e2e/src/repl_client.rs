@@ -16,7 +16,9 @@ use anyhow::{Context, bail};
 use fabric_core::client_view::wire::PACKET_KIND;
 use fabric_core::client_view::{Applied, ClientMirror, MirrorEntity, ReplicationConfig};
 use fabric_core::command_gate::command_frame;
+use fabric_core::config::V_MAX_METRES_PER_SECOND;
 use fabric_core::coords::{Micros, Vec3};
+use fabric_core::entity_row::quantize_velocity;
 use fabric_core::player_command::{PlayerCommand, PlayerPacket};
 use fabric_core::session_control::ControlMessage;
 use fabric_net::{CertHash, Client, ClientConfig, ClientEvent};
@@ -195,10 +197,18 @@ impl ReplClient {
 
     /// Moves the avatar to `at` (metres), at rest, with a position upsert.
     pub fn walk_to(&self, at: [f64; 3]) -> anyhow::Result<()> {
+        self.walk(at, [0.0; 3])
+    }
+
+    /// Moves the avatar to `at` (metres) with velocity `mps` (metres per second, for a zone of
+    /// the default 20 Hz and 10 m/s `v_max`), with a position upsert. A moving avatar is
+    /// replicated at the full rate; one at rest at a quarter of it.
+    pub fn walk(&self, at: [f64; 3], mps: [f64; 3]) -> anyhow::Result<()> {
+        let v_max_um = V_MAX_METRES_PER_SECOND * 1_000_000 / 20;
         let p = PlayerPacket {
             global_id: self.avatar,
             position: at.map(|m| Micros::from_num(m * 1e6)),
-            velocity: [0; 3],
+            velocity: mps.map(|v| quantize_velocity(Micros::from_num(v * 1e6 / 20.0), v_max_um)),
             acceleration: [0; 3],
             hlc: 0,
             command: PlayerCommand::PositionUpsert,

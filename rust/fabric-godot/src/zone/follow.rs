@@ -11,6 +11,10 @@
 //! - A `claim` with that ticket on a session of zone K binds the session to the avatar, without
 //!   spawning one, once the ticket checks out (signature, zone, avatar, expiry, the session's
 //!   account, not used before) and K holds the avatar; the answer is `avatar`, as for `spawn`.
+//!   When the claim comes while the avatar is still arriving (the hand-off committed, the
+//!   arrival tick not reached), it is held and bound right after the tick that makes the avatar
+//!   this zone's, before that tick's replication ([`FabricZone::bind_pending_claims`]), so the
+//!   player's first packet from here is of that very tick.
 //!   A refusal is an error reply with id `claim` whose text starts with a stable code
 //!   (`ticket_*`, `avatar_not_here`, `avatar_taken`, `claim_conflict`, `ticket_unsupported`).
 //!
@@ -25,6 +29,7 @@ use fabric_auth::follow_ticket::{
 };
 use fabric_core::admission::Action;
 use fabric_core::session_control::ControlMessage;
+use fabric_core::slots::SlotState;
 use fabric_core::zone_directory::ZoneDirectory;
 use godot::prelude::*;
 
@@ -42,6 +47,19 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// How long a claim waits for its avatar to arrive.
+const PENDING_FOR: Duration = Duration::from_secs(2);
+
+/// A checked claim of an avatar still arriving.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    session: u64,
+    id: u32,
+    from: u8,
+    reliable: bool,
+    since: Instant,
+}
+
 /// A zone's side of following avatars.
 #[derive(Debug)]
 pub(crate) struct Follow {
@@ -52,6 +70,7 @@ pub(crate) struct Follow {
     directory: ZoneDirectory,
     seen: Option<(SystemTime, u64)>,
     next_check: Instant,
+    pending: Vec<Pending>,
     /// `avatar_moved` sent.
     pub(crate) moved: u64,
     /// Claims that bound a session.
@@ -70,6 +89,7 @@ impl Default for Follow {
             directory: ZoneDirectory::default(),
             seen: None,
             next_check: Instant::now(),
+            pending: Vec::new(),
             moved: 0,
             claimed: 0,
             refused: 0,
@@ -174,8 +194,9 @@ impl FabricZone {
         reliable: bool,
         actions: &mut Vec<Action>,
     ) {
-        match self.claim(session, id, ticket) {
-            Ok(zone) => {
+        match self.claim(session, id, ticket, reliable) {
+            Ok(None) => {} // answered once the avatar arrived
+            Ok(Some(zone)) => {
                 actions.push(Action::Send {
                     session,
                     bytes: ControlMessage::Avatar { id, zone }.encode(),
@@ -201,8 +222,15 @@ impl FabricZone {
         }
     }
 
-    /// Checks and binds a claim; the zone's id, or why not.
-    fn claim(&mut self, session: u64, id: u32, ticket: &str) -> Result<u32, String> {
+    /// Checks and binds a claim: the zone's id, `None` when it waits for the avatar to
+    /// arrive, or why not.
+    fn claim(
+        &mut self,
+        session: u64,
+        id: u32,
+        ticket: &str,
+        reliable: bool,
+    ) -> Result<Option<u32>, String> {
         if !self.admission.is_admitted(session) {
             return Err("claim before admission: send hello (with a join token) first".into());
         }
@@ -211,13 +239,21 @@ impl FabricZone {
         };
         let zone = u32::from(rt.zone().config().zone_id);
         match self.players.avatar_of(session) {
-            Some(a) if a == id => return Ok(zone), // a repeated claim
+            Some(a) if a == id => return Ok(Some(zone)), // a repeated claim
             Some(a) => {
                 return Err(format!(
                     "claim_conflict: this session already plays avatar {a}"
                 ));
             }
             None => {}
+        }
+        if self
+            .follow
+            .pending
+            .iter()
+            .any(|p| p.session == session && p.id == id)
+        {
+            return Ok(None); // a repeated claim, still waiting for the avatar
         }
         let Some(verifier) = &self.follow.verifier else {
             return Err(
@@ -233,32 +269,110 @@ impl FabricZone {
             let e = fabric_auth::follow_ticket::FollowTicketError::Replayed;
             return Err(format!("{}: {e}", e.code()));
         }
-        let Some(slot) = rt.owned_slot(id) else {
-            return Err(format!(
-                "avatar_not_here: zone {zone} does not hold avatar {id} (yet)"
-            ));
-        };
         if let Some(other) = self.players.session_of(id) {
             return Err(format!(
                 "avatar_taken: avatar {id} is played by session {other}"
+            ));
+        }
+        let owned = rt.owned_slot(id).is_some();
+        if !owned && !arriving(rt, id) {
+            return Err(format!(
+                "avatar_not_here: zone {zone} does not hold avatar {id} (yet)"
+            ));
+        }
+        if self.follow.pending.iter().any(|p| p.id == id) {
+            return Err(format!(
+                "avatar_taken: avatar {id} is claimed by another session"
             ));
         }
         self.follow
             .guard
             .take(&t, now)
             .map_err(|e| format!("{}: {e}", e.code()))?;
+        if !owned {
+            self.follow.pending.push(Pending {
+                session,
+                id,
+                from: t.from,
+                reliable,
+                since: Instant::now(),
+            });
+            return Ok(None);
+        }
+        self.bind_claimed(session, id, t.from);
+        Ok(Some(zone))
+    }
+
+    /// Binds `session` to the owned avatar `id` it claimed.
+    fn bind_claimed(&mut self, session: u64, id: u32, from: u8) -> bool {
+        let Some(rt) = self.runtime.as_ref() else {
+            return false;
+        };
+        let Some(slot) = rt.owned_slot(id) else {
+            return false;
+        };
         let at = rt.zone().slots().position(slot);
         let tick = rt.zone().current_tick();
         self.players.bind(session, id, at, tick);
         self.follow.claimed += 1;
         godot_print!(
-            "FabricZone {}: session {session} took avatar {id} back (from zone {})",
-            self.zone_id,
-            t.from
+            "FabricZone {}: session {session} took avatar {id} back (from zone {from})",
+            self.zone_id
         );
         self.signals()
             .player_joined()
             .emit(session as i64, i64::from(id));
-        Ok(zone)
+        true
     }
+
+    /// After the ticks of a frame, before replication: claims whose avatar became this zone's
+    /// are bound and answered; those whose avatar did not arrive within 2 s are refused.
+    pub(super) fn bind_pending_claims(&mut self) {
+        if self.follow.pending.is_empty() {
+            return;
+        }
+        let Some(zone) = self.runtime.as_ref().map(|rt| rt.zone().config().zone_id) else {
+            return;
+        };
+        for p in std::mem::take(&mut self.follow.pending) {
+            let answer = if !self.admission.is_admitted(p.session) {
+                continue; // the session left
+            } else if self.bind_claimed(p.session, p.id, p.from) {
+                ControlMessage::Avatar {
+                    id: p.id,
+                    zone: u32::from(zone),
+                }
+            } else if p.since.elapsed() < PENDING_FOR {
+                self.follow.pending.push(p);
+                continue;
+            } else {
+                self.follow.refused += 1;
+                ControlMessage::Reply {
+                    id: "claim".into(),
+                    result: Err(format!(
+                        "avatar_not_here: avatar {} did not arrive in zone {zone}",
+                        p.id
+                    )),
+                }
+            };
+            if let Some(server) = &self.server {
+                let tx = server.sender();
+                let bytes = answer.encode();
+                let _ = if p.reliable {
+                    tx.send_message(p.session, bytes)
+                } else {
+                    tx.send_datagram(p.session, &bytes)
+                };
+            }
+        }
+    }
+}
+
+/// True when `id` is reserved or arriving here (committed, before its arrival tick).
+fn arriving(rt: &super::runtime::ZoneRuntime, id: u32) -> bool {
+    let slots = rt.zone().slots();
+    (0..slots.capacity()).any(|i| {
+        matches!(slots.state(i), SlotState::Incoming | SlotState::Arriving)
+            && slots.global_id(i) == id
+    })
 }

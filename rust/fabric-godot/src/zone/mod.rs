@@ -904,7 +904,9 @@ impl FabricZone {
             }
         }
         if steps.run > 0 {
-            // After the ticks: each player's packet (`replication`).
+            // After the ticks: claims of avatars that just arrived (`follow`), then each
+            // player's packet (`replication`).
+            self.bind_pending_claims();
             self.replicate();
         }
         self.flush_events();
