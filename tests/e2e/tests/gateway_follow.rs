@@ -184,6 +184,27 @@ fn walk(
         .expect("own avatar updates during the walk")
 }
 
+/// Prints how the walk of `client` went and checks it: it ends in zone `zone`, its mirror
+/// refused no packet (it starts again with each zone's fresh view), and the worst gap between
+/// updates of its own avatar, `(ticks, ending tick)`, is at most `limit`.
+fn check(label: &str, client: &ReplClient, (gap, at_tick): (u32, u32), zone: u32, limit: u32) {
+    println!(
+        "FOLLOW_E2E {label}: zone changes {} worst own-avatar gap {gap} ticks (ending at tick \
+         {at_tick}), packets {} refused {:?}",
+        client.zone_changes, client.packets, client.refused
+    );
+    assert_eq!(client.zone, zone, "{label}: the walk ends in zone {zone}");
+    assert!(
+        client.refused.is_empty(),
+        "{label}: packets refused by the mirror: {:?}",
+        client.refused
+    );
+    assert!(
+        gap <= limit,
+        "{label}: own avatar updates {gap} ticks apart (limit {limit})"
+    );
+}
+
 /// Joins `port` at `at` and waits for the first updates of the own avatar.
 fn join(port: u16, hash: &str, at: [f64; 3]) -> ReplClient {
     let mut c = match ReplClient::join(port, hash, None, at).expect("joined") {
@@ -236,34 +257,16 @@ fn the_gateway_follows_the_avatar_across_zones_and_a_direct_client_follows_by_it
 
     // Through the gateway: across the border and back.
     let mut player = join(gateway.port, &gateway.cert_hash, a);
-    let (gap, at_tick) = walk(&fabric, &mut player, a, b, 2);
-    println!(
-        "FOLLOW_E2E gateway: zone changes {} worst own-avatar gap {gap} ticks (ending at tick {at_tick}), \
-         packets {} refused {:?}",
-        player.zone_changes, player.packets, player.refused
-    );
-    assert_eq!(player.zone, 0, "back in zone 0");
-    assert!(
-        gap <= MAX_GAP_TICKS,
-        "own avatar updates {gap} ticks apart through the gateway (limit {MAX_GAP_TICKS})"
-    );
+    let gap = walk(&fabric, &mut player, a, b, 2);
+    check("gateway", &player, gap, 0, MAX_GAP_TICKS);
     drop(player);
 
     // Directly: the client follows by itself.
     let z0 = &fabric.zones[0];
     let mut direct = join(z0.port, &z0.hash, a);
     direct.follow = true;
-    let (gap, at_tick) = walk(&fabric, &mut direct, a, b, 1);
-    println!(
-        "FOLLOW_E2E direct: zone changes {} worst own-avatar gap {gap} ticks (ending at tick {at_tick}), \
-         packets {} refused {:?}",
-        direct.zone_changes, direct.packets, direct.refused
-    );
-    assert_eq!(direct.zone, 1, "the direct client is in zone 1");
-    assert!(
-        gap <= MAX_GAP_TICKS_DIRECT,
-        "own avatar updates {gap} ticks apart for the direct client (limit {MAX_GAP_TICKS_DIRECT})"
-    );
+    let gap = walk(&fabric, &mut direct, a, b, 1);
+    check("direct", &direct, gap, 1, MAX_GAP_TICKS_DIRECT);
 
     // Its ticket is good once; forged or misdirected ones are refused with their code.
     let (zone, ticket) = direct

@@ -114,6 +114,14 @@ impl Follow {
         Ok(f)
     }
 
+    /// ` follow_moved=N follow_claimed=N follow_refused=N` for the stats line.
+    pub(crate) fn stats_fields(&self) -> String {
+        format!(
+            " follow_moved={} follow_claimed={} follow_refused={}",
+            self.moved, self.claimed, self.refused
+        )
+    }
+
     /// Reads the directory file again when it changed (at most four times a second).
     fn refresh_directory(&mut self) {
         let Some(path) = &self.directory_file else {
