@@ -312,6 +312,9 @@ fn finish(
                 id: moved.id,
                 zone: moved.zone,
             };
+            // As a datagram, so that it comes before the new zone's packets (datagrams of a
+            // session arrive in order unless lost), and reliably, in case it is lost.
+            let _ = client.send_datagram(session, &changed.encode());
             let _ = client.send_message(session, changed.encode());
             for d in f.held {
                 let _ = client.send_datagram(session, &d);

@@ -121,16 +121,19 @@ async fn the_client_keeps_its_session_while_the_gateway_follows_its_avatar() {
     let packet = loop {
         match next(&mut client).await {
             ClientEvent::Datagram(d) if d.first() == Some(&b'{') => {
-                if let Ok(ControlMessage::Welcome {
-                    zone_id, session, ..
-                }) = ControlMessage::decode(&d)
-                {
-                    assert_eq!(zone_id, 0, "the client's first zone is A");
-                    if !acked {
-                        acked = true;
-                        let ack = ControlMessage::WelcomeAck { session }.encode();
-                        client.send_datagram(&ack).unwrap();
+                match ControlMessage::decode(&d).unwrap() {
+                    ControlMessage::Welcome {
+                        zone_id, session, ..
+                    } => {
+                        assert_eq!(zone_id, 0, "the client's first zone is A");
+                        if !acked {
+                            acked = true;
+                            let ack = ControlMessage::WelcomeAck { session }.encode();
+                            client.send_datagram(&ack).unwrap();
+                        }
                     }
+                    ControlMessage::ZoneChanged { id: 5, zone: 1 } => changed = true,
+                    other => panic!("unexpected datagram {other:?}"),
                 }
             }
             ClientEvent::Datagram(d) => break d,

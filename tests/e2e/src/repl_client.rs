@@ -234,7 +234,10 @@ impl ReplClient {
             }
             match ControlMessage::decode(&bytes) {
                 Ok(ControlMessage::CommandsRefused { .. }) => self.reports += 1,
-                Ok(ControlMessage::ZoneChanged { id, zone }) if id == self.avatar => {
+                // Sent twice (datagram and reliable): the first copy switches.
+                Ok(ControlMessage::ZoneChanged { id, zone })
+                    if id == self.avatar && zone != self.zone =>
+                {
                     self.zone = zone;
                     self.zone_changes += 1;
                     self.restart_mirror();
