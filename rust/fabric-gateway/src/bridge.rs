@@ -73,8 +73,7 @@ pub async fn run(
         let mut standby_opened = false;
         let mut said_hello = false;
         let mut zone_id: Option<u32> = None;
-        let mut standby_tick = tokio::time::interval(STANDBY_POLL);
-        standby_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut standby_poll = tokio::time::Instant::now();
         loop {
             let follow_timer = follow.as_ref().map(Follow::next_send);
             if !standby_opened && cfg.follow && cfg.standby && said_hello {
@@ -170,8 +169,15 @@ pub async fn run(
                         Err(why) => return fail("follow_failed", why),
                     }
                 }
-                _ = standby_tick.tick(), if !standby.is_empty() => {
+                () = tokio::time::sleep_until(standby_poll), if !standby.is_empty() => {
                     poll_standby(&mut standby);
+                    // Often while one still opens, rarely once all are idle.
+                    let every = if standby.iter().all(Follow::is_welcomed) {
+                        STANDBY_IDLE_POLL
+                    } else {
+                        STANDBY_POLL
+                    };
+                    standby_poll = tokio::time::Instant::now() + every;
                 }
                 () = sleep_until(follow_timer) => {
                     let step = follow.as_mut().map_or(Step::Wait, Follow::on_timer);
@@ -187,8 +193,11 @@ pub async fn run(
     .await
 }
 
-/// How often standby sessions are looked at.
+/// How often standby sessions are looked at while one of them still opens.
 const STANDBY_POLL: Duration = Duration::from_millis(20);
+/// How often idle standby sessions are looked at (what they received is drained; one that
+/// ended is dropped).
+const STANDBY_IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Opens a standby session to every zone of the list but the one at `current`.
 fn open_standby(cfg: &GatewayConfig, current: SocketAddr, token: Option<&String>) -> Vec<Follow> {
