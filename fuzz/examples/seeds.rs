@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
+use fabric_auth::follow_ticket::{FollowTicket, FollowTicketSigner};
 use fabric_auth::token::JoinTokenIssuer;
 use fabric_core::coords::micros;
 use fabric_core::entity::Entity;
@@ -308,6 +309,22 @@ fn main() {
         .issue("bob", "zone-2", "j-2", 1_700_000_000)
         .expect("issue");
     write(root, "join_token", "wrong-zone-expired", other.as_bytes());
+
+    let signer = FollowTicketSigner::new("fuzz", SigningKey::from_bytes(&[9; 32]));
+    let ticket = FollowTicket {
+        from: 0,
+        to: 1,
+        avatar: 7,
+        account: String::new(),
+        exp: 1_800_000_030,
+        nonce: 1,
+    };
+    write(
+        root,
+        "follow_ticket",
+        "valid",
+        signer.sign(&ticket).expect("sign").as_bytes(),
+    );
 
     let http: [(&str, &[u8]); 4] = [
         ("plain", b"HTTP/1.1 201 Created\r\nContent-Length: 9\r\n\r\n{\"a\":1}  "),

@@ -7,7 +7,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use std::collections::BTreeMap;
 
 use fabric_core::session_control::{
-    ControlMessage, MAX_CONTROL_LEN, MAX_ID_LEN, MAX_SPAWN_METRES, MAX_TOKEN_LEN, OwnershipState,
+    ControlMessage, MAX_CONTROL_LEN, MAX_HASHES_FIELD_LEN, MAX_ID_LEN, MAX_SPAWN_METRES,
+    MAX_TICKET_FIELD_LEN, MAX_TOKEN_LEN, OwnershipState,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -29,6 +30,9 @@ enum Msg {
     RequestOwnership(u32),
     ReleaseOwnership(u32),
     Ownership(u32, u8, Option<u32>, Option<String>),
+    AvatarMoved(u32, u32, Option<String>, Option<String>, String),
+    Claim(u32, String),
+    ZoneChanged(u32, u32),
 }
 
 impl Msg {
@@ -51,6 +55,15 @@ impl Msg {
             Msg::AvatarElsewhere(zone, address) => {
                 ControlMessage::AvatarElsewhere { zone, address }
             }
+            Msg::AvatarMoved(id, zone, address, cert_hash, ticket) => ControlMessage::AvatarMoved {
+                id,
+                zone,
+                address,
+                cert_hash,
+                ticket,
+            },
+            Msg::Claim(id, ticket) => ControlMessage::Claim { id, ticket },
+            Msg::ZoneChanged(id, zone) => ControlMessage::ZoneChanged { id, zone },
             // Reason names are short words; the decoder cuts longer ones to 32 characters.
             Msg::CommandsRefused(counts) => ControlMessage::CommandsRefused {
                 counts: counts
@@ -95,6 +108,20 @@ fn in_range(m: &ControlMessage) -> bool {
         ControlMessage::Ownership { reason, .. } => {
             reason.as_ref().is_none_or(|r| r.len() <= MAX_ID_LEN)
         }
+        ControlMessage::AvatarMoved {
+            address,
+            cert_hash,
+            ticket,
+            ..
+        } => {
+            address.as_ref().is_none_or(|a| a.len() <= MAX_ID_LEN)
+                && cert_hash
+                    .as_ref()
+                    .is_none_or(|h| h.len() <= MAX_HASHES_FIELD_LEN)
+                && ticket.len() <= MAX_TICKET_FIELD_LEN
+        }
+        ControlMessage::Claim { ticket, .. } => ticket.len() <= MAX_TICKET_FIELD_LEN,
+        ControlMessage::ZoneChanged { .. } => true,
     }
 }
 

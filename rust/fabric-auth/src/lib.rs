@@ -10,11 +10,14 @@
 //!   ([`token::JoinTokenVerifier`]).
 //! - [`link_credential`]: link credentials and proofs: a zone proves it is zone k of fabric F
 //!   to a neighbour (zone links).
+//! - [`follow_ticket`]: follow tickets: a player takes its avatar back in the zone it was
+//!   handed to.
 //! - [`rebac`]: relationship tuples, the schema of relations, and the permission check.
 //! - [`cache`]: a per-session decision cache a zone can drop on `relationship_changed`.
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod follow_ticket;
 pub mod keys;
 pub mod link_credential;
 pub mod rebac;

@@ -382,6 +382,14 @@ impl Admission {
         self.sessions.values().filter(|s| s.admitted).count()
     }
 
+    /// The account `session` was admitted as (its join token's subject), if any.
+    pub fn subject(&self, session: u64) -> Option<&str> {
+        self.sessions
+            .get(&session)
+            .filter(|s| s.admitted)
+            .and_then(|s| s.subject.as_deref())
+    }
+
     /// True while `session` is admitted (it may ask for an avatar and send commands).
     pub fn is_admitted(&self, session: u64) -> bool {
         self.sessions.get(&session).is_some_and(|s| s.admitted)

@@ -38,5 +38,6 @@ pub mod wanderers;
 pub mod wire;
 pub mod zone;
 pub mod zone_control;
+pub mod zone_directory;
 pub mod zone_entities;
 pub mod zones;

@@ -165,6 +165,36 @@ pub enum ControlMessage {
         /// Why (a denial's reason, or the cause of a release or take-back), at most 64 bytes.
         reason: Option<String>,
     },
+    /// Zone -> client: this session's avatar was handed over to zone `zone` (reliable); the
+    /// session may take it back there with [`ControlMessage::Claim`] and `ticket`.
+    AvatarMoved {
+        /// The avatar's global id.
+        id: u32,
+        /// The zone that holds it now.
+        zone: u32,
+        /// That zone's client address (`host:port`), when this zone knows it.
+        address: Option<String>,
+        /// Its certificate hashes (comma-separated), when known.
+        cert_hash: Option<String>,
+        /// The follow ticket (`fabric_auth::follow_ticket`).
+        ticket: String,
+    },
+    /// Client -> zone: bind this session to the avatar `id` that moved here, instead of
+    /// spawning one (answered with `avatar`, or an error reply with id `claim`).
+    Claim {
+        /// The avatar's global id.
+        id: u32,
+        /// The ticket from `avatar_moved`.
+        ticket: String,
+    },
+    /// Gateway -> client: the gateway followed the avatar to zone `zone` (informational; the
+    /// replication packets that follow come from that zone's fresh view).
+    ZoneChanged {
+        /// The avatar's global id.
+        id: u32,
+        /// The zone now serving the session.
+        zone: u32,
+    },
     /// Something went wrong on the far side that ends the session (e.g. zone unavailable).
     Error {
         /// Stable machine-readable code, e.g. `zone_unavailable`.
@@ -321,6 +351,10 @@ impl ControlMessage {
                 "release_ownership" => Ok(Self::ReleaseOwnership {
                     entity: u32_field(&obj, "entity")?,
                 }),
+                "claim" => Ok(Self::Claim {
+                    id: u32_field(&obj, "id")?,
+                    ticket: long_field(&obj, "ticket", MAX_TICKET_FIELD_LEN)?,
+                }),
                 other => Err(ControlError::UnknownKind(truncate(other))),
             };
         }
@@ -356,6 +390,17 @@ impl ControlMessage {
                         None | Some(Value::Null) => None,
                         Some(_) => Some(str_field(&obj, "address")?),
                     },
+                }),
+                "avatar_moved" => Ok(Self::AvatarMoved {
+                    id: u32_field(&obj, "id")?,
+                    zone: u32_field(&obj, "zone")?,
+                    address: optional(&obj, "address", MAX_ID_LEN)?,
+                    cert_hash: optional(&obj, "cert_hash", MAX_HASHES_FIELD_LEN)?,
+                    ticket: long_field(&obj, "ticket", MAX_TICKET_FIELD_LEN)?,
+                }),
+                "zone_changed" => Ok(Self::ZoneChanged {
+                    id: u32_field(&obj, "id")?,
+                    zone: u32_field(&obj, "zone")?,
                 }),
                 "commands_refused" => Ok(Self::CommandsRefused {
                     counts: counts_field(&obj)?,
@@ -446,6 +491,20 @@ impl ControlMessage {
             } => {
                 json!({"event": "ownership", "entity": entity, "state": state.name(), "holder": holder, "reason": r, "v": v})
             }
+            Self::AvatarMoved {
+                id,
+                zone,
+                address,
+                cert_hash,
+                ticket,
+            } => json!({"event": "avatar_moved", "id": id, "zone": zone, "address": address,
+                        "cert_hash": cert_hash, "ticket": ticket, "v": v}),
+            Self::Claim { id, ticket } => {
+                json!({"action": "claim", "id": id, "ticket": ticket, "v": v})
+            }
+            Self::ZoneChanged { id, zone } => {
+                json!({"event": "zone_changed", "id": id, "zone": zone, "v": v})
+            }
         };
         serde_json::to_vec(&value).expect("a JSON value always serializes")
     }
@@ -456,6 +515,39 @@ impl ControlMessage {
             id: id.to_owned(),
             result: Ok("pong".to_owned()),
         }
+    }
+}
+
+/// Longest follow ticket accepted in `avatar_moved` and `claim`, in bytes.
+pub const MAX_TICKET_FIELD_LEN: usize = 256;
+/// Longest `cert_hash` list accepted in `avatar_moved`, in bytes.
+pub const MAX_HASHES_FIELD_LEN: usize = 200;
+
+/// A string field of at most `max` bytes.
+fn long_field(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    max: usize,
+) -> Result<String, ControlError> {
+    let s = text_field(obj, field)?;
+    if s.len() > max {
+        return Err(ControlError::Field {
+            field,
+            reason: "too long",
+        });
+    }
+    Ok(s)
+}
+
+/// A string field of at most `max` bytes, or null / absent.
+fn optional(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    max: usize,
+) -> Result<Option<String>, ControlError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => long_field(obj, field, max).map(Some),
     }
 }
 
@@ -626,6 +718,25 @@ mod tests {
             ControlMessage::CommandsRefused {
                 counts: [("speed".to_owned(), 3), ("rate".to_owned(), 9000)].into(),
             },
+            ControlMessage::AvatarMoved {
+                id: 7,
+                zone: 2,
+                address: Some("127.0.0.1:7444".into()),
+                cert_hash: Some("a,b".into()),
+                ticket: "RlQB".into(),
+            },
+            ControlMessage::AvatarMoved {
+                id: 7,
+                zone: 2,
+                address: None,
+                cert_hash: None,
+                ticket: "RlQB".into(),
+            },
+            ControlMessage::Claim {
+                id: 7,
+                ticket: "RlQB".into(),
+            },
+            ControlMessage::ZoneChanged { id: 7, zone: 2 },
         ];
         for m in all {
             let bytes = m.encode();
@@ -794,6 +905,55 @@ mod tests {
                 matches!(ControlMessage::decode(bad), Err(ControlError::Field { .. })),
                 "{} is refused with a field error",
                 String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn follow_messages_are_pinned_and_validated() {
+        let moved = ControlMessage::AvatarMoved {
+            id: 9,
+            zone: 1,
+            address: Some("127.0.0.1:7444".into()),
+            cert_hash: None,
+            ticket: "RlQB".into(),
+        };
+        assert_eq!(
+            std::str::from_utf8(&moved.encode()).unwrap(),
+            r#"{"address":"127.0.0.1:7444","cert_hash":null,"event":"avatar_moved","id":9,"ticket":"RlQB","v":1,"zone":1}"#
+        );
+        let long = format!(
+            r#"{{"action":"claim","id":1,"ticket":"{}","v":1}}"#,
+            "x".repeat(MAX_TICKET_FIELD_LEN + 1)
+        );
+        assert!(matches!(
+            ControlMessage::decode(long.as_bytes()),
+            Err(ControlError::Field {
+                field: "ticket",
+                ..
+            })
+        ));
+        for (raw, field) in [
+            (&br#"{"action":"claim","ticket":"t","v":1}"#[..], "id"),
+            (br#"{"action":"claim","id":1,"v":1}"#, "ticket"),
+            (
+                br#"{"action":"claim","id":4294967296,"ticket":"t","v":1}"#,
+                "id",
+            ),
+            (
+                br#"{"event":"avatar_moved","id":1,"zone":1,"v":1}"#,
+                "ticket",
+            ),
+            (
+                br#"{"event":"avatar_moved","id":1,"zone":1,"address":5,"ticket":"t","v":1}"#,
+                "address",
+            ),
+            (br#"{"event":"zone_changed","id":1,"v":1}"#, "zone"),
+        ] {
+            assert!(
+                matches!(ControlMessage::decode(raw), Err(ControlError::Field { field: f, .. }) if f == field),
+                "{} is refused on `{field}`",
+                String::from_utf8_lossy(raw)
             );
         }
     }

@@ -11,9 +11,15 @@
 //! that does not fit is dropped (datagrams may be lost), a reliable message that does not fit
 //! closes the client session with [`fabric_net::server::close_code::UPSTREAM`] and a reason
 //! saying so; a reliable message is never dropped silently.
+//!
+//! When the zone hands the client's avatar to another zone and says `avatar_moved`, the bridge
+//! follows it ([`follow`]): it opens a session to the new zone, claims the avatar there with the
+//! ticket, tells the client `zone_changed` and carries on with the new zone, closing the old
+//! session; the client keeps its one gateway session.
 #![warn(missing_docs)]
 
 mod bridge;
+pub mod follow;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fabric_core::session_control::ControlMessage;
+use fabric_core::zone_directory::ZoneDirectory;
 use fabric_net::budget::{Budget, Charge};
 use fabric_net::server::close_code;
 use fabric_net::{
@@ -82,6 +89,48 @@ pub struct GatewayConfig {
     /// Bytes one client session may have waiting for its zone session (before it opens and
     /// while it is slower than the client); default [`DEFAULT_SESSION_BUDGET`].
     pub session_budget: usize,
+    /// Follow a client's avatar when its zone says `avatar_moved` (off: the message is passed
+    /// to the client, which may reconnect by itself).
+    pub follow: bool,
+    /// Where the fabric's zones are, for following avatars.
+    pub zones: Zones,
+    /// Keep a standby session to each other zone of [`GatewayConfig::zones`] per client
+    /// session (opened after the client's `hello`), so following costs one round trip.
+    pub standby: bool,
+}
+
+/// Where the gateway finds the fabric's zones (`zone@host:port#hash` entries,
+/// [`fabric_core::zone_directory`]).
+#[derive(Debug, Clone, Default)]
+pub enum Zones {
+    /// None listed: the address `avatar_moved` names is used.
+    #[default]
+    None,
+    /// A fixed list.
+    Listed(ZoneDirectory),
+    /// A file, read again each time an avatar is followed.
+    File(PathBuf),
+}
+
+impl Zones {
+    /// The zones known now (none when the file cannot be read or parsed; logged).
+    pub fn current(&self) -> ZoneDirectory {
+        match self {
+            Self::None => ZoneDirectory::default(),
+            Self::Listed(d) => d.clone(),
+            Self::File(p) => match std::fs::read_to_string(p).map(|t| ZoneDirectory::parse(&t)) {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
+                    warn!("zone list {}: {e}", p.display());
+                    ZoneDirectory::default()
+                }
+                Err(e) => {
+                    warn!("zone list {}: {e}", p.display());
+                    ZoneDirectory::default()
+                }
+            },
+        }
+    }
 }
 
 /// Default [`GatewayConfig::session_budget`]: 1 MiB.

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use fabric_gateway::{Gateway, GatewayConfig, ZonePin};
+use fabric_core::zone_directory::ZoneDirectory;
+use fabric_gateway::{Gateway, GatewayConfig, ZonePin, Zones};
 use fabric_net::{CertHash, CertRotation, NetError, ServerIdentity};
 use tracing::{info, warn};
 
@@ -55,6 +56,20 @@ struct Args {
     /// Do not accept the WebSocket fallback (wss://HOST:PORT/ws on TCP, same port number).
     #[arg(long)]
     no_websocket: bool,
+    /// The fabric's zones, for following avatars across zones: `zone@host:port#hash[,hash]`
+    /// entries separated by spaces or `;`.
+    #[arg(long, conflicts_with = "zone_directory_file")]
+    zones: Option<String>,
+    /// A file of the fabric's zones (as --zones), read again each time an avatar is followed.
+    #[arg(long)]
+    zone_directory_file: Option<PathBuf>,
+    /// Do not follow avatars: pass `avatar_moved` on to the client.
+    #[arg(long)]
+    no_follow: bool,
+    /// Open the session to an avatar's new zone only when it moves (no standby session to
+    /// each other zone per client session).
+    #[arg(long)]
+    no_standby: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -84,6 +99,11 @@ fn run() -> anyhow::Result<()> {
             "the zone's certificate hash is required: pass --zone-cert-hash HASH or --zone-cert-hash-file PATH"
         ),
     };
+    let zones = match (&args.zones, &args.zone_directory_file) {
+        (Some(list), _) => Zones::Listed(ZoneDirectory::parse(list).context("--zones")?),
+        (None, Some(p)) => Zones::File(p.clone()),
+        (None, None) => Zones::None,
+    };
     let names = ServerIdentity::LOCAL_NAMES;
     let (identity, rotation) = match (&args.cert, &args.key) {
         (Some(c), Some(k)) => (ServerIdentity::load_pem(c, k)?, None),
@@ -112,6 +132,9 @@ fn run() -> anyhow::Result<()> {
             rotation,
             cert_hash_file: args.cert_hash_file.clone(),
             session_budget: fabric_gateway::DEFAULT_SESSION_BUDGET,
+            follow: !args.no_follow,
+            zones,
+            standby: !args.no_standby,
         };
         let gateway = match Gateway::bind(cfg.clone(), identity.clone()) {
             Ok(g) => g,

@@ -26,6 +26,9 @@ async fn a_reliable_message_over_the_pending_budget_closes_the_session_with_a_re
         rotation: None,
         cert_hash_file: None,
         session_budget: BUDGET,
+        follow: true,
+        zones: Default::default(),
+        standby: false,
     };
     let gateway = Gateway::bind(cfg, ServerIdentity::self_signed_local().unwrap()).unwrap();
     let url = format!("https://127.0.0.1:{}/wt", gateway.local_addr().port());

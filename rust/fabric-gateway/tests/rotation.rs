@@ -32,6 +32,9 @@ async fn gateway_rotates_its_certificate_and_rewrites_its_hash_file() {
         }),
         cert_hash_file: Some(file.clone()),
         session_budget: fabric_gateway::DEFAULT_SESSION_BUDGET,
+        follow: true,
+        zones: Default::default(),
+        standby: false,
     };
     let gateway = Gateway::bind(cfg, ServerIdentity::self_signed_local().unwrap()).unwrap();
     let first = gateway.cert_hash();

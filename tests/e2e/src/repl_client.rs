@@ -3,6 +3,11 @@
 //! with position upserts, decodes every replication packet with [`ClientMirror`] and acks it
 //! (`docs/session-protocol.md`, "Replication frame"). It keeps what it held after each packet,
 //! by tick, so a test can compare it with the zones' own `/state` at the same tick.
+//!
+//! Across zones: through the gateway, `zone_changed` says the gateway followed the avatar and
+//! the packets now come from the new zone's fresh view, so the mirror starts again. Connected
+//! to a zone directly with [`ReplClient::follow`] on, `avatar_moved` makes the client open a
+//! session to the zone it names, `claim` the avatar there with the ticket, and carry on.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -11,7 +16,9 @@ use anyhow::{Context, bail};
 use fabric_core::client_view::wire::PACKET_KIND;
 use fabric_core::client_view::{Applied, ClientMirror, MirrorEntity, ReplicationConfig};
 use fabric_core::command_gate::command_frame;
+use fabric_core::config::V_MAX_METRES_PER_SECOND;
 use fabric_core::coords::{Micros, Vec3};
+use fabric_core::entity_row::quantize_velocity;
 use fabric_core::player_command::{PlayerCommand, PlayerPacket};
 use fabric_core::session_control::ControlMessage;
 use fabric_net::{CertHash, Client, ClientConfig, ClientEvent};
@@ -53,6 +60,17 @@ pub struct ReplClient {
     pub other: Vec<String>,
     /// `ownership` events received, oldest first.
     pub ownership: Vec<ControlMessage>,
+    /// Reconnect by itself when told `avatar_moved` (a client connected to a zone directly).
+    pub follow: bool,
+    /// The zone serving the avatar, as last told (`avatar`, `zone_changed`, a claim).
+    pub zone: u32,
+    /// Zone changes seen (`zone_changed` through the gateway, or claims made by itself).
+    pub zone_changes: u32,
+    /// Ticks at which the own avatar was updated, oldest first (the last 4,096).
+    pub own_ticks: VecDeque<u32>,
+    /// The zone and ticket of the last `avatar_moved` received.
+    pub last_ticket: Option<(u32, String)>,
+    token: Option<String>,
 }
 
 /// The answer to a join: a player, or the zone that owns the spawn point.
@@ -89,60 +107,100 @@ impl ReplClient {
             reports: 0,
             other: Vec::new(),
             ownership: Vec::new(),
+            follow: false,
+            zone: 0,
+            zone_changes: 0,
+            own_ticks: VecDeque::new(),
+            last_ticket: None,
+            token: token.clone(),
         };
         let spawn = ControlMessage::Spawn {
             at: Some(at.map(|m| (m * 1e6).round() as i64)),
         }
         .encode();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut welcomed = false;
-        let mut last_spawn: Option<Instant> = None;
-        while Instant::now() < deadline {
-            let Some(ev) = me.client.try_next_event() else {
-                if welcomed && last_spawn.is_none_or(|t| t.elapsed() > Duration::from_millis(500)) {
-                    me.client.send_message(spawn.clone())?;
-                    last_spawn = Some(Instant::now());
+        match request(&mut me.client, token, &spawn, Duration::from_secs(20))? {
+            (session, ControlMessage::Avatar { id, zone }) => {
+                me.session = session;
+                me.avatar = id;
+                me.zone = zone;
+                Ok(Joined::Player(Box::new(me)))
+            }
+            (_, ControlMessage::AvatarElsewhere { zone, .. }) => Ok(Joined::Elsewhere(zone)),
+            (_, other) => bail!("spawn answered with {other:?}"),
+        }
+    }
+
+    /// Takes the avatar back in the zone `avatar_moved` named: a new session there, `claim`
+    /// with the ticket, then the old session is closed and the mirror starts again.
+    fn reconnect(
+        &mut self,
+        zone: u32,
+        address: Option<String>,
+        cert_hash: Option<String>,
+        ticket: String,
+    ) -> anyhow::Result<()> {
+        let (Some(address), Some(hashes)) = (address, cert_hash) else {
+            bail!("avatar_moved to zone {zone} names no address: cannot follow");
+        };
+        let pins = CertHash::parse_list(&hashes).context("avatar_moved certificate hashes")?;
+        let cfg = ClientConfig::pinning(format!("https://{address}/wt"), &pins)
+            .context("avatar_moved names no hash")?;
+        let mut client = Client::connect(cfg);
+        let claim = ControlMessage::Claim {
+            id: self.avatar,
+            ticket,
+        }
+        .encode();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match request(
+                &mut client,
+                self.token.clone(),
+                &claim,
+                Duration::from_secs(10),
+            )? {
+                (session, ControlMessage::Avatar { id, zone }) if id == self.avatar => {
+                    let old = std::mem::replace(&mut self.client, client);
+                    old.close("followed the avatar");
+                    self.session = session;
+                    self.zone = zone;
+                    self.zone_changes += 1;
+                    self.restart_mirror();
+                    return Ok(());
                 }
-                std::thread::sleep(Duration::from_millis(2));
-                continue;
-            };
-            let bytes = match ev {
-                ClientEvent::Connected { .. } => {
-                    let hello = ControlMessage::Hello {
-                        id: "repl".into(),
-                        token: token.clone(),
-                    };
-                    me.client.send_datagram(&hello.encode())?;
-                    continue;
+                (_, ControlMessage::Reply { result: Err(e), .. })
+                    if e.starts_with("avatar_not_here") && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
                 }
-                ClientEvent::Datagram(b) => b.to_vec(),
-                ClientEvent::Message(b) => b,
-                other => bail!("session ended while joining: {other:?}"),
-            };
-            match ControlMessage::decode(&bytes) {
-                Ok(ControlMessage::Welcome { session, .. }) if !welcomed => {
-                    let ack = ControlMessage::WelcomeAck { session }.encode();
-                    me.client.send_datagram(&ack)?;
-                    me.session = session;
-                    welcomed = true;
-                }
-                Ok(ControlMessage::Avatar { id, .. }) => {
-                    me.avatar = id;
-                    return Ok(Joined::Player(Box::new(me)));
-                }
-                Ok(ControlMessage::AvatarElsewhere { zone, .. }) => {
-                    return Ok(Joined::Elsewhere(zone));
-                }
-                Ok(ControlMessage::Reply { result: Err(e), .. }) => bail!("spawn refused: {e}"),
-                _ => {}
+                (_, other) => bail!("claim in zone {zone} answered with {other:?}"),
             }
         }
-        bail!("no answer to spawn within 20 s")
+    }
+
+    fn restart_mirror(&mut self) {
+        let cfg = ReplicationConfig::default();
+        self.mirror = ClientMirror::new(cfg.max_entities, cfg.mtu);
+    }
+
+    /// The longest run of ticks without an update of the own avatar among the updates
+    /// recorded since tick `from`: (gap in ticks, the tick that ended it).
+    pub fn worst_own_gap(&self, from: u32) -> Option<(u32, u32)> {
+        let ticks: Vec<u32> = self
+            .own_ticks
+            .iter()
+            .copied()
+            .filter(|&t| t >= from)
+            .collect();
+        ticks
+            .windows(2)
+            .map(|w| (w[1] - w[0], w[1]))
+            .max_by_key(|&(gap, _)| gap)
     }
 
     /// Moves the avatar to `at` (metres), at rest, with a position upsert.
     pub fn walk_to(&self, at: [f64; 3]) -> anyhow::Result<()> {
-        self.move_entity(self.avatar, at)
+        self.walk(at, [0.0; 3])
     }
 
     /// Sends a control message on the reliable channel.
@@ -154,10 +212,22 @@ impl ReplClient {
     /// Moves entity `global_id` (the avatar or an entity this player holds) to `at` (metres),
     /// at rest, with a position upsert.
     pub fn move_entity(&self, global_id: u32, at: [f64; 3]) -> anyhow::Result<()> {
+        self.upsert(global_id, at, [0.0; 3])
+    }
+
+    /// Moves the avatar to `at` (metres) with velocity `mps` (metres per second, for a zone of
+    /// the default 20 Hz and 10 m/s `v_max`), with a position upsert. A moving avatar is
+    /// replicated at the full rate; one at rest at a quarter of it.
+    pub fn walk(&self, at: [f64; 3], mps: [f64; 3]) -> anyhow::Result<()> {
+        self.upsert(self.avatar, at, mps)
+    }
+
+    fn upsert(&self, global_id: u32, at: [f64; 3], mps: [f64; 3]) -> anyhow::Result<()> {
+        let v_max_um = V_MAX_METRES_PER_SECOND * 1_000_000 / 20;
         let p = PlayerPacket {
             global_id,
             position: at.map(|m| Micros::from_num(m * 1e6)),
-            velocity: [0; 3],
+            velocity: mps.map(|v| quantize_velocity(Micros::from_num(v * 1e6 / 20.0), v_max_um)),
             acceleration: [0; 3],
             hlc: 0,
             command: PlayerCommand::PositionUpsert,
@@ -184,6 +254,28 @@ impl ReplClient {
             match ControlMessage::decode(&bytes) {
                 Ok(ControlMessage::CommandsRefused { .. }) => self.reports += 1,
                 Ok(m @ ControlMessage::Ownership { .. }) => self.ownership.push(m),
+                // Sent twice (datagram and reliable): the first copy switches.
+                Ok(ControlMessage::ZoneChanged { id, zone })
+                    if id == self.avatar && zone != self.zone =>
+                {
+                    self.zone = zone;
+                    self.zone_changes += 1;
+                    self.restart_mirror();
+                }
+                Ok(ControlMessage::AvatarMoved {
+                    id,
+                    zone,
+                    address,
+                    cert_hash,
+                    ticket,
+                }) if id == self.avatar => {
+                    self.last_ticket = Some((zone, ticket.clone()));
+                    if self.follow {
+                        self.reconnect(zone, address, cert_hash, ticket)?;
+                    } else {
+                        self.other.push(format!("avatar_moved to zone {zone}"));
+                    }
+                }
                 Ok(m) => self.other.push(format!("{m:?}")),
                 Err(e) => self.other.push(format!("undecodable: {e}")),
             }
@@ -208,6 +300,12 @@ impl ReplClient {
         }
         self.packets += 1;
         let tick = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
+        if self.mirror.get(self.avatar).is_some_and(|e| e.tick == tick) {
+            if self.own_ticks.len() == 4096 {
+                self.own_ticks.pop_front();
+            }
+            self.own_ticks.push_back(tick);
+        }
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
@@ -222,6 +320,73 @@ impl ReplClient {
     pub fn held_at(&self, tick: u64) -> Option<&Held> {
         self.history.iter().find(|h| h.tick == tick as u32)
     }
+}
+
+/// Opens a session to the zone on loopback `port` (pinned by `cert_hash`) and claims avatar
+/// `id` with `ticket`; the zone's answer (`avatar`, or an error reply).
+pub fn claim(port: u16, cert_hash: &str, id: u32, ticket: &str) -> anyhow::Result<ControlMessage> {
+    let pin = CertHash::parse(cert_hash).context("certificate hash")?;
+    let mut client = Client::connect(ClientConfig::new(
+        format!("https://127.0.0.1:{port}/wt"),
+        pin,
+    ));
+    let req = ControlMessage::Claim {
+        id,
+        ticket: ticket.to_owned(),
+    };
+    let (_, answer) = request(&mut client, None, &req.encode(), Duration::from_secs(10))?;
+    client.close("done");
+    Ok(answer)
+}
+
+/// Sends `req` on `client`'s session once it is welcomed (saying `hello` with `token` first),
+/// again every 500 ms, until an answer to it comes: `avatar`, `avatar_elsewhere` or an error
+/// reply. Returns the session number the welcome gave and the answer.
+fn request(
+    client: &mut Client,
+    token: Option<String>,
+    req: &[u8],
+    within: Duration,
+) -> anyhow::Result<(u64, ControlMessage)> {
+    let deadline = Instant::now() + within;
+    let mut session = None;
+    let mut last: Option<Instant> = None;
+    while Instant::now() < deadline {
+        let Some(ev) = client.try_next_event() else {
+            if session.is_some() && last.is_none_or(|t| t.elapsed() > Duration::from_millis(500)) {
+                client.send_message(req.to_vec())?;
+                last = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        };
+        let bytes = match ev {
+            ClientEvent::Connected { .. } => {
+                let hello = ControlMessage::Hello {
+                    id: "repl".into(),
+                    token: token.clone(),
+                };
+                client.send_datagram(&hello.encode())?;
+                continue;
+            }
+            ClientEvent::Datagram(b) => b.to_vec(),
+            ClientEvent::Message(b) => b,
+            other => bail!("session ended while joining: {other:?}"),
+        };
+        match ControlMessage::decode(&bytes) {
+            Ok(ControlMessage::Welcome { session: s, .. }) if session.is_none() => {
+                client.send_datagram(&ControlMessage::WelcomeAck { session: s }.encode())?;
+                session = Some(s);
+            }
+            Ok(
+                m @ (ControlMessage::Avatar { .. }
+                | ControlMessage::AvatarElsewhere { .. }
+                | ControlMessage::Reply { result: Err(_), .. }),
+            ) => return Ok((session.unwrap_or(0), m)),
+            _ => {}
+        }
+    }
+    bail!("no answer within {} s", within.as_secs())
 }
 
 /// Distance in metres between two positions.

@@ -21,6 +21,7 @@
 //! | `--port P`, `--bind ADDR`, `--link-port P` | client port, bind address, zone link port |
 //! | `--link memory` / `--link network` / `--link none` | [`ZoneSettings::link`] |
 //! | `--fabric-key-file PATH`, `--members "k/n@host:port#hash ..."`, `--members-file PATH` | static link membership ([`ZoneSettings::link_net`]) |
+//! | `--zone-directory-file PATH` | where clients reach each zone (`zone@host:port#hash`), for `avatar_moved` ([`super::follow`]) |
 //! | `--data-dir PATH` | [`ZoneSettings::data_dir`] |
 //! | `--tick-hz HZ`, `--max-catch-up N`, `--event-budget N` | pacing |
 //! | `--population wanderers --entities N --seed S` | [`ZoneSettings::population`] |
@@ -336,6 +337,7 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--fabric-key-file",
             "--members",
             "--members-file",
+            "--zone-directory-file",
         ];
         if !known.contains(&key) {
             continue;
@@ -407,6 +409,7 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
                     .map(String::from),
             ),
             "--members-file" => s.link_net.members_file = Some(PathBuf::from(v)),
+            "--zone-directory-file" => s.link_net.zone_directory_file = Some(PathBuf::from(v)),
             _ => unreachable!("every known key is matched above"),
         }
     }

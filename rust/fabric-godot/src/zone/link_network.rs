@@ -46,6 +46,9 @@ pub struct LinkSettings {
     pub members: Vec<String>,
     /// A file of members, re-read when it changes.
     pub members_file: Option<PathBuf>,
+    /// Where clients reach each zone (`zone@host:port#hash ...`, re-read when it changes):
+    /// `avatar_moved` names the new zone's address from it ([`super::follow`]).
+    pub zone_directory_file: Option<PathBuf>,
 }
 
 /// Why network links could not start.

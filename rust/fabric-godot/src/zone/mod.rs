@@ -29,6 +29,7 @@ use godot::prelude::*;
 
 pub mod api;
 pub mod config;
+mod follow;
 pub mod journal;
 pub mod link_network;
 pub mod metrics;
@@ -227,6 +228,8 @@ pub struct FabricZone {
     shutdown: Option<shutdown::Shutdown>,
     /// A snapshot reloaded at start, marked as reloaded once the journal holds its entities.
     restore_marker: Option<shutdown::RestoreMarker>,
+    /// Players following their avatars to other zones ([`follow`]).
+    follow: follow::Follow,
 }
 
 /// Reads `multiplayer_fabric/zone/<name>` into `slot` when the project sets it.
@@ -306,6 +309,7 @@ impl INode for FabricZone {
             players: Default::default(),
             shutdown: None,
             restore_marker: None,
+            follow: Default::default(),
         };
         let ps = ProjectSettings::singleton();
         project_setting(&ps, "zone_index", &mut z.zone_id);
@@ -785,6 +789,13 @@ impl FabricZone {
         rt.spawn_population(population);
         rt.publish();
         self.reset_players(&cfg, repl);
+        self.follow = match follow::Follow::new(s) {
+            Ok(f) => f,
+            Err(e) => {
+                godot_error!("FabricZone {}: follow tickets: {e}", s.zone_index);
+                return Error::ERR_CANT_OPEN;
+            }
+        };
         self.runtime = Some(rt);
         self.monitors = monitors::add(&published, s.zone_index);
         self.published = Some(published);
@@ -894,7 +905,9 @@ impl FabricZone {
             }
         }
         if steps.run > 0 {
-            // After the ticks: each player's packet (`replication`).
+            // After the ticks: claims of avatars that just arrived (`follow`), then each
+            // player's packet (`replication`).
+            self.bind_pending_claims();
             self.replicate();
         }
         self.flush_events();
@@ -919,6 +932,9 @@ impl FabricZone {
             buf.extend(rt.drain_events());
         }
         for ev in buf.drain(..) {
+            if let ZoneEvent::MigratedOut { id, to } = ev {
+                self.on_avatar_moved_out(id, u32::from(to));
+            }
             let mut s = self.signals();
             match ev {
                 ZoneEvent::Spawned(id) => s.spawned().emit(i64::from(id)),

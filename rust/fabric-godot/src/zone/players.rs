@@ -77,6 +77,31 @@ impl Players {
         }
     }
 
+    /// The avatar `session` plays here, if any.
+    pub(super) fn avatar_of(&self, session: u64) -> Option<u32> {
+        self.avatars.avatar_of(session)
+    }
+
+    /// The session playing `id` here, if any.
+    pub(super) fn session_of(&self, id: u32) -> Option<u64> {
+        self.avatars.session_of(id)
+    }
+
+    /// Avatar `id` moved to another zone: its session no longer plays it here (nor sees from
+    /// here). Returns that session.
+    pub(super) fn release_moved(&mut self, id: u32) -> Option<u64> {
+        let session = self.avatars.session_of(id)?;
+        self.avatars.remove(session);
+        self.replication.drop_session(session);
+        Some(session)
+    }
+
+    /// `session` plays `id`, which it claimed here at `at` on `tick` ([`super::follow`]).
+    pub(super) fn bind(&mut self, session: u64, id: u32, at: fabric_core::coords::Vec3, tick: u64) {
+        self.avatars.insert(session, id);
+        self.gate.place(session, at, tick);
+    }
+
     /// ` commands_accepted=N refused_<reason>=N ...` for the stats line.
     pub(crate) fn stats_fields(&self) -> String {
         use std::fmt::Write as _;

@@ -115,6 +115,10 @@ impl FabricZone {
         if self.on_ownership(session, &msg, actions) {
             return;
         }
+        if let ControlMessage::Claim { id, ticket } = &msg {
+            self.on_claim(session, *id, ticket, reliable, actions);
+            return;
+        }
         let shard = self.shard_id.to_string();
         let verifier = self.verifier.as_ref();
         let mut check = |token: &str| match verifier {

@@ -1,0 +1,488 @@
+//! Follow tickets: "the session that played avatar `avatar` in zone `from` may take it back in
+//! zone `to` until `exp`", Ed25519-signed by a key every zone of the fabric trusts (the fabric
+//! key of a static fabric), checked offline by the zone the avatar moved to.
+//!
+//! When a player's avatar is handed to a neighbour, the old zone sends the player's session an
+//! `avatar_moved` control message with a ticket; the player (or the gateway on its behalf) opens
+//! a session to the new zone and sends `claim` with it. The new zone checks the ticket
+//! ([`FollowTicketVerifier::verify`]): signature, destination zone, expiry, the account it names
+//! against the claiming session's account, and that its nonce was not used before
+//! ([`ReplayGuard`]), so a ticket binds one session once.
+//!
+//! # Layout (version 1, little-endian), sent as base64url without padding
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 2 | magic `"FT"` |
+//! | 2 | 1 | version = 1 |
+//! | 3 | 1 | from: the zone that handed the avatar over |
+//! | 4 | 1 | to: the zone that holds it now (and takes the claim) |
+//! | 5 | 1 | account length n (0..=64; 0 = a session without a join token) |
+//! | 6 | 2 | reserved, zero |
+//! | 8 | 4 | avatar global id |
+//! | 12 | 8 | exp, Unix seconds (exclusive) |
+//! | 20 | 8 | nonce (random; a ticket is taken once) |
+//! | 28 | n | account (the join token's subject), UTF-8 |
+//! | 28 + n | 64 | Ed25519 signature over `"fabric-follow-ticket/1"`, the fabric name's length (1 byte) and bytes, then bytes `0..28+n` |
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+
+/// Longest account name a ticket carries.
+pub const MAX_ACCOUNT_LEN: usize = 64;
+/// Length of the fixed part.
+const FIXED_LEN: usize = 28;
+/// Longest binary ticket.
+pub const MAX_TICKET_LEN: usize = FIXED_LEN + MAX_ACCOUNT_LEN + 64;
+/// Longest ticket text (base64url of [`MAX_TICKET_LEN`] bytes).
+pub const MAX_TICKET_TEXT_LEN: usize = MAX_TICKET_LEN.div_ceil(3) * 4;
+/// How long a ticket is good for by default, seconds.
+pub const DEFAULT_TTL_S: u64 = 30;
+const DOMAIN: &[u8] = b"fabric-follow-ticket/1";
+
+/// What a follow ticket states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowTicket {
+    /// The zone that handed the avatar over.
+    pub from: u8,
+    /// The zone that holds it now.
+    pub to: u8,
+    /// The avatar's global id.
+    pub avatar: u32,
+    /// The account (join token subject) that played it; empty without tokens.
+    pub account: String,
+    /// Expiry, Unix seconds (exclusive).
+    pub exp: u64,
+    /// Random, unique per ticket.
+    pub nonce: u64,
+}
+
+/// Why a ticket is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FollowTicketError {
+    /// Not base64url, too short or long, wrong magic or version, bad account text.
+    #[error("follow ticket malformed: {0}")]
+    Malformed(&'static str),
+    /// No trusted key made the signature (forged or altered ticket, or another fabric's).
+    #[error("follow ticket has a bad signature")]
+    BadSignature,
+    /// The ticket is for another zone than the one it was shown to.
+    #[error("follow ticket is for zone {to}, this is zone {here}")]
+    WrongZone {
+        /// The ticket's zone.
+        to: u8,
+        /// This zone.
+        here: u8,
+    },
+    /// The ticket names another avatar than the one claimed.
+    #[error("follow ticket is for avatar {ticket}, not {claimed}")]
+    WrongAvatar {
+        /// The ticket's avatar.
+        ticket: u32,
+        /// The claimed one.
+        claimed: u32,
+    },
+    /// The ticket ran out.
+    #[error("follow ticket expired at {exp} (now {now})")]
+    Expired {
+        /// Expiry.
+        exp: u64,
+        /// The verifier's clock.
+        now: u64,
+    },
+    /// The claiming session plays for another account than the ticket names.
+    #[error("follow ticket is for account {ticket:?}, the session is {session:?}")]
+    WrongAccount {
+        /// The ticket's account.
+        ticket: String,
+        /// The session's.
+        session: String,
+    },
+    /// The ticket was taken before.
+    #[error("follow ticket was already used")]
+    Replayed,
+    /// Too many tickets in use at once to remember another one.
+    #[error("too many follow tickets in use; try again shortly")]
+    Busy,
+}
+
+impl FollowTicketError {
+    /// Stable machine-readable code (the claim's error text starts with it).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "ticket_malformed",
+            Self::BadSignature => "ticket_bad_signature",
+            Self::WrongZone { .. } => "ticket_wrong_zone",
+            Self::WrongAvatar { .. } => "ticket_wrong_avatar",
+            Self::Expired { .. } => "ticket_expired",
+            Self::WrongAccount { .. } => "ticket_wrong_account",
+            Self::Replayed => "ticket_replayed",
+            Self::Busy => "ticket_busy",
+        }
+    }
+}
+
+fn signed_bytes(fabric: &str, body: &[u8]) -> Vec<u8> {
+    let name = &fabric.as_bytes()[..fabric.len().min(255)];
+    let mut m = Vec::with_capacity(DOMAIN.len() + 1 + name.len() + body.len());
+    m.extend_from_slice(DOMAIN);
+    m.push(name.len() as u8);
+    m.extend_from_slice(name);
+    m.extend_from_slice(body);
+    m
+}
+
+impl FollowTicket {
+    /// Signs the ticket for `fabric` with `key`; the text to put in `avatar_moved`. An account
+    /// longer than [`MAX_ACCOUNT_LEN`] bytes is refused.
+    pub fn sign(&self, fabric: &str, key: &SigningKey) -> Result<String, FollowTicketError> {
+        if self.account.len() > MAX_ACCOUNT_LEN {
+            return Err(FollowTicketError::Malformed("account longer than 64 bytes"));
+        }
+        let mut b = Vec::with_capacity(MAX_TICKET_LEN);
+        b.extend_from_slice(b"FT");
+        b.push(1);
+        b.push(self.from);
+        b.push(self.to);
+        b.push(self.account.len() as u8);
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&self.avatar.to_le_bytes());
+        b.extend_from_slice(&self.exp.to_le_bytes());
+        b.extend_from_slice(&self.nonce.to_le_bytes());
+        b.extend_from_slice(self.account.as_bytes());
+        let sig = key.sign(&signed_bytes(fabric, &b));
+        b.extend_from_slice(&sig.to_bytes());
+        Ok(URL_SAFE_NO_PAD.encode(b))
+    }
+
+    /// Reads a ticket without checking its signature (see [`FollowTicketVerifier::verify`]).
+    /// Returns the ticket and its bytes (the signature last).
+    fn parse(text: &str) -> Result<(Self, Vec<u8>), FollowTicketError> {
+        if text.len() > MAX_TICKET_TEXT_LEN {
+            return Err(FollowTicketError::Malformed("too long"));
+        }
+        let b = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| FollowTicketError::Malformed("not base64url"))?;
+        if b.len() < FIXED_LEN + 64 {
+            return Err(FollowTicketError::Malformed("too short"));
+        }
+        if &b[0..2] != b"FT" || b[2] != 1 {
+            return Err(FollowTicketError::Malformed(
+                "not a version 1 follow ticket",
+            ));
+        }
+        let n = usize::from(b[5]);
+        if n > MAX_ACCOUNT_LEN || b.len() != FIXED_LEN + n + 64 {
+            return Err(FollowTicketError::Malformed("length does not match"));
+        }
+        if b[6..8] != [0, 0] {
+            return Err(FollowTicketError::Malformed("reserved bytes not zero"));
+        }
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+        let account = std::str::from_utf8(&b[FIXED_LEN..FIXED_LEN + n])
+            .map_err(|_| FollowTicketError::Malformed("account is not UTF-8"))?
+            .to_owned();
+        let t = Self {
+            from: b[3],
+            to: b[4],
+            avatar: u32::from_le_bytes(b[8..12].try_into().expect("4 bytes")),
+            exp: u64_at(12),
+            nonce: u64_at(20),
+            account,
+        };
+        Ok((t, b))
+    }
+}
+
+/// Signs tickets of one fabric (every zone of a static fabric holds the fabric key).
+pub struct FollowTicketSigner {
+    fabric: String,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for FollowTicketSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FollowTicketSigner")
+            .field("fabric", &self.fabric)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FollowTicketSigner {
+    /// Signs tickets of `fabric` with `key`.
+    pub fn new(fabric: &str, key: SigningKey) -> Self {
+        Self {
+            fabric: fabric.to_owned(),
+            key,
+        }
+    }
+
+    /// The ticket's text.
+    pub fn sign(&self, t: &FollowTicket) -> Result<String, FollowTicketError> {
+        t.sign(&self.fabric, &self.key)
+    }
+
+    /// A verifier for zone `zone` trusting this signer's tickets.
+    pub fn verifier(&self, zone: u8) -> FollowTicketVerifier {
+        FollowTicketVerifier::new(&self.fabric, zone, [self.key.verifying_key()])
+    }
+}
+
+/// Checks tickets for one zone of one fabric.
+#[derive(Debug, Clone)]
+pub struct FollowTicketVerifier {
+    fabric: String,
+    zone: u8,
+    keys: Vec<VerifyingKey>,
+}
+
+impl FollowTicketVerifier {
+    /// A verifier for zone `zone` of `fabric` trusting tickets signed by any of `keys`.
+    pub fn new(fabric: &str, zone: u8, keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
+        Self {
+            fabric: fabric.to_owned(),
+            zone,
+            keys: keys.into_iter().collect(),
+        }
+    }
+
+    /// Checks `text` as a claim of `avatar` by a session of `account` (empty without join
+    /// tokens) at `now_unix_s`. Does not record the nonce: pass the ticket to
+    /// [`ReplayGuard::take`] once the claim is otherwise good.
+    pub fn verify(
+        &self,
+        text: &str,
+        avatar: u32,
+        account: &str,
+        now_unix_s: u64,
+    ) -> Result<FollowTicket, FollowTicketError> {
+        let (t, b) = FollowTicket::parse(text)?;
+        let split = b.len() - 64;
+        let sig = Signature::from_bytes(b[split..].try_into().expect("64 bytes"));
+        let msg = signed_bytes(&self.fabric, &b[..split]);
+        if !self
+            .keys
+            .iter()
+            .any(|k| k.verify_strict(&msg, &sig).is_ok())
+        {
+            return Err(FollowTicketError::BadSignature);
+        }
+        if t.to != self.zone {
+            return Err(FollowTicketError::WrongZone {
+                to: t.to,
+                here: self.zone,
+            });
+        }
+        if t.avatar != avatar {
+            return Err(FollowTicketError::WrongAvatar {
+                ticket: t.avatar,
+                claimed: avatar,
+            });
+        }
+        if now_unix_s >= t.exp {
+            return Err(FollowTicketError::Expired {
+                exp: t.exp,
+                now: now_unix_s,
+            });
+        }
+        if t.account != account {
+            return Err(FollowTicketError::WrongAccount {
+                ticket: t.account,
+                session: account.to_owned(),
+            });
+        }
+        Ok(t)
+    }
+}
+
+/// The nonces of tickets already taken, each kept until its ticket expires (bounded).
+#[derive(Debug, Clone)]
+pub struct ReplayGuard {
+    used: HashMap<u64, u64>,
+    capacity: usize,
+}
+
+impl ReplayGuard {
+    /// Remembers at most `capacity` unexpired tickets.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            used: HashMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Records `t` as taken at `now_unix_s`; refuses a ticket taken before.
+    pub fn take(&mut self, t: &FollowTicket, now_unix_s: u64) -> Result<(), FollowTicketError> {
+        if self.used.contains_key(&t.nonce) {
+            return Err(FollowTicketError::Replayed);
+        }
+        if self.used.len() >= self.capacity {
+            self.used.retain(|_, exp| *exp > now_unix_s);
+            if self.used.len() >= self.capacity {
+                return Err(FollowTicketError::Busy);
+            }
+        }
+        self.used.insert(t.nonce, t.exp);
+        Ok(())
+    }
+
+    /// True when `t` was taken before (and has not expired since).
+    pub fn is_used(&self, t: &FollowTicket) -> bool {
+        self.used.contains_key(&t.nonce)
+    }
+
+    /// Tickets remembered now.
+    pub fn len(&self) -> usize {
+        self.used.len()
+    }
+
+    /// True when none is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.used.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn ticket() -> FollowTicket {
+        FollowTicket {
+            from: 0,
+            to: 1,
+            avatar: 0x0100_0007,
+            account: "alice".into(),
+            exp: 1_000,
+            nonce: 42,
+        }
+    }
+
+    #[test]
+    fn a_signed_ticket_verifies_and_its_layout_is_pinned() {
+        let text = ticket().sign("f", &key(1)).unwrap();
+        let b = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        assert_eq!(b.len(), 28 + 5 + 64);
+        assert_eq!(
+            &b[..28],
+            &[
+                b'F', b'T', 1, 0, 1, 5, 0, 0, 7, 0, 0, 1, 0xe8, 3, 0, 0, 0, 0, 0, 0, 42, 0, 0, 0,
+                0, 0, 0, 0
+            ],
+            "fixed part"
+        );
+        assert_eq!(&b[28..33], b"alice");
+        let v = FollowTicketVerifier::new("f", 1, [key(1).verifying_key()]);
+        assert_eq!(v.verify(&text, 0x0100_0007, "alice", 999), Ok(ticket()));
+        let signer = FollowTicketSigner::new("f", key(1));
+        assert_eq!(
+            signer.sign(&ticket()).unwrap(),
+            text,
+            "Ed25519 is deterministic"
+        );
+        assert_eq!(
+            signer.verifier(1).verify(&text, 0x0100_0007, "alice", 1),
+            Ok(ticket())
+        );
+    }
+
+    #[test]
+    fn every_wrong_ticket_gets_its_own_error() {
+        let text = ticket().sign("f", &key(1)).unwrap();
+        let v = FollowTicketVerifier::new("f", 1, [key(1).verifying_key()]);
+        let code = |r: Result<FollowTicket, FollowTicketError>| r.unwrap_err().code();
+        let other_key = ticket().sign("f", &key(2)).unwrap();
+        assert_eq!(
+            code(v.verify(&other_key, 0x0100_0007, "alice", 1)),
+            "ticket_bad_signature"
+        );
+        let other_fabric = FollowTicketVerifier::new("g", 1, [key(1).verifying_key()]);
+        assert_eq!(
+            code(other_fabric.verify(&text, 0x0100_0007, "alice", 1)),
+            "ticket_bad_signature",
+            "the fabric name is signed"
+        );
+        let zone2 = FollowTicketVerifier::new("f", 2, [key(1).verifying_key()]);
+        assert_eq!(
+            code(zone2.verify(&text, 0x0100_0007, "alice", 1)),
+            "ticket_wrong_zone"
+        );
+        assert_eq!(code(v.verify(&text, 8, "alice", 1)), "ticket_wrong_avatar");
+        assert_eq!(
+            code(v.verify(&text, 0x0100_0007, "alice", 1_000)),
+            "ticket_expired"
+        );
+        assert_eq!(
+            code(v.verify(&text, 0x0100_0007, "bob", 1)),
+            "ticket_wrong_account"
+        );
+        // One bit flipped anywhere in the signed part.
+        let mut b = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        b[9] ^= 1;
+        let flipped = URL_SAFE_NO_PAD.encode(&b);
+        assert_eq!(
+            code(v.verify(&flipped, 0x0100_0007, "alice", 1)),
+            "ticket_bad_signature"
+        );
+        for bad in ["", "!!", "RlQ", &text[..text.len() - 4]] {
+            assert_eq!(
+                code(v.verify(bad, 0x0100_0007, "alice", 1)),
+                "ticket_malformed",
+                "{bad:?}"
+            );
+        }
+        let long = "A".repeat(MAX_TICKET_TEXT_LEN + 1);
+        assert_eq!(code(v.verify(&long, 1, "", 1)), "ticket_malformed");
+        let mut t = ticket();
+        t.account = "x".repeat(65);
+        assert_eq!(t.sign("f", &key(1)).unwrap_err().code(), "ticket_malformed");
+    }
+
+    #[test]
+    fn a_ticket_is_taken_once_and_the_guard_is_bounded() {
+        let mut g = ReplayGuard::new(2);
+        let t = ticket();
+        assert!(!g.is_used(&t));
+        assert_eq!(g.take(&t, 10), Ok(()));
+        assert!(g.is_used(&t));
+        assert_eq!(g.take(&t, 10), Err(FollowTicketError::Replayed));
+        let mut u = ticket();
+        u.nonce = 43;
+        u.exp = 20;
+        assert_eq!(g.take(&u, 10), Ok(()));
+        let mut w = ticket();
+        w.nonce = 44;
+        assert_eq!(
+            g.take(&w, 10),
+            Err(FollowTicketError::Busy),
+            "full of live tickets"
+        );
+        assert_eq!(g.take(&w, 20), Ok(()), "an expired one made room");
+        assert_eq!(g.len(), 2);
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let v = FollowTicketVerifier::new("f", 1, [key(1).verifying_key()]);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..200 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let text = URL_SAFE_NO_PAD.encode(&bytes);
+            assert!(v.verify(&text, 1, "", 1).is_err());
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! A fabric of zone processes linked over the network on loopback, for the tests that move
+//! players between zones: each zone is headless Godot running `res://scenes/zone.tscn` with
+//! `--link network`, a test-only fabric key and a members file, on free ports. Once all are
+//! up, [`Fabric::link`] writes the members file (and the zone directory: where clients reach
+//! each zone) and waits until every zone has linked its neighbours.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use fabric_core::coords::{Micros, Vec3};
+use fabric_harness::engine;
+use fabric_harness::process::Proc;
+
+use crate::zone_probe::{field, http_get, metrics};
+
+/// Test-only fabric key (base64url Ed25519 seed) the zones sign link credentials and follow
+/// tickets with.
+pub const TEST_FABRIC_KEY: &str = "dGVzdC1vbmx5IGZhYnJpYyBrZXkgZm9yIGUyZSEhISE";
+
+/// One zone process.
+pub struct LinkedZone {
+    /// The process.
+    pub proc: Proc,
+    /// Client (WebTransport) port on 127.0.0.1.
+    pub port: u16,
+    /// Certificate hash clients pin.
+    pub hash: String,
+    /// `/metrics` and `/state`.
+    pub metrics: SocketAddr,
+    /// Its link member entry.
+    pub member: String,
+}
+
+impl LinkedZone {
+    /// Its zone directory entry (`k@127.0.0.1:port#hash`).
+    pub fn directory_entry(&self, k: usize) -> String {
+        format!("{k}@127.0.0.1:{}#{}", self.port, self.hash)
+    }
+
+    /// The zone's `/state`: its tick and the exact positions of the entities it owns.
+    pub fn state(&self) -> anyhow::Result<(u64, BTreeMap<u32, Vec3>)> {
+        let text = http_get(self.metrics, "/state")?;
+        let head = text.lines().next().unwrap_or_default();
+        let tick = field(head, "tick")
+            .and_then(|t| t.parse().ok())
+            .context("/state without a tick")?;
+        let mut held = BTreeMap::new();
+        for l in text.lines().filter_map(|l| l.strip_prefix("E ")) {
+            let n: Vec<i128> = l.split(' ').filter_map(|x| x.parse().ok()).collect();
+            if n.len() < 4 {
+                bail!("/state line `E {l}`");
+            }
+            held.insert(n[0] as u32, [1, 2, 3].map(|i| Micros::from_bits(n[i])));
+        }
+        Ok((tick, held))
+    }
+}
+
+/// Zones of one fabric, each its own process, sharing a folder for the key and the files.
+pub struct Fabric {
+    /// The zones, by index.
+    pub zones: Vec<LinkedZone>,
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+impl Fabric {
+    /// Starts zones `0..count` of fabric `name` with the same `args` each (world, population,
+    /// radius ...), plus the link, key, members and directory arguments.
+    pub fn start(name: &str, count: usize, args: &[&str]) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("fabric.key"), format!("{TEST_FABRIC_KEY}\n"))?;
+        let mut zones = Vec::new();
+        for k in 0..count {
+            zones.push(start_one(&dir, name, k, count, args)?);
+        }
+        Ok(Self { zones, dir })
+    }
+
+    /// The zone directory file (`zone@host:port#hash` entries), written by [`Fabric::link`].
+    pub fn directory_file(&self) -> PathBuf {
+        self.dir.join("zones")
+    }
+
+    /// Writes the members and the directory files, then waits until each zone has `links`
+    /// links up.
+    pub fn link(&self, links: f64) -> anyhow::Result<()> {
+        let members: Vec<&str> = self.zones.iter().map(|z| z.member.as_str()).collect();
+        write_atomically(&self.dir.join("members"), &members.join("\n"))?;
+        let entries: Vec<String> = self
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(k, z)| z.directory_entry(k))
+            .collect();
+        write_atomically(&self.directory_file(), &entries.join("\n"))?;
+        let until = Instant::now() + Duration::from_secs(30);
+        for z in &self.zones {
+            while metrics(z.metrics)?.get("fabric_zone_links") != Some(&links) {
+                if Instant::now() > until {
+                    bail!("zones not linked within 30 s");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every zone and removes the folder.
+    pub fn stop(&mut self) {
+        for z in &mut self.zones {
+            z.proc.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn start_one(
+    dir: &Path,
+    name: &str,
+    k: usize,
+    count: usize,
+    args: &[&str],
+) -> anyhow::Result<LinkedZone> {
+    let engine = engine::prepare(false)?;
+    let key = dir.join("fabric.key").display().to_string();
+    let members = dir.join("members").display().to_string();
+    let directory = dir.join("zones").display().to_string();
+    let (zone, zones) = (k.to_string(), count.to_string());
+    let mut all = vec![
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--fabric",
+        name,
+        "--zone-id",
+        &zone,
+        "--zone-count",
+        &zones,
+        "--link",
+        "network",
+        "--fabric-key-file",
+        &key,
+        "--members-file",
+        &members,
+        "--zone-directory-file",
+        &directory,
+    ];
+    all.extend_from_slice(args);
+    let cmd = engine.scene_command("res://scenes/zone.tscn", &all);
+    let role = format!("zone{k}");
+    let mut proc = Proc::spawn(&role, cmd, true)?;
+    let mut wait = |prefix: &str| {
+        proc.wait_for_line(|l| l.starts_with(prefix), Duration::from_secs(60))
+            .with_context(|| format!("{role}: {prefix}"))
+    };
+    let member = field(&wait("FABRIC_ZONE_LINK_READY")?, "member")
+        .context("member")?
+        .to_owned();
+    let metrics = field(&wait("FABRIC_ZONE_METRICS")?, "addr")
+        .and_then(|a| a.parse().ok())
+        .context("metrics address")?;
+    let ready = wait("FABRIC_ZONE_READY")?;
+    let port = field(&ready, "addr")
+        .and_then(|a| a.rsplit(':').next()?.parse().ok())
+        .context("addr")?;
+    let hash = field(&ready, "cert_hash").context("cert_hash")?.to_owned();
+    Ok(LinkedZone {
+        proc,
+        port,
+        hash,
+        metrics,
+        member,
+    })
+}
