@@ -3,6 +3,7 @@
 //! cycle-1 client (headless Godot running `res://scenes/cycle1.tscn`) as separate processes on
 //! loopback, each on a free port.
 
+pub mod fabric;
 pub mod mp;
 pub mod repl_client;
 pub mod zone_probe;
