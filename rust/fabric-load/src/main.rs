@@ -52,7 +52,7 @@ struct Args {
     #[arg(long, default_value_t = 15.0)]
     half_m: f64,
     /// Position commands per second per player.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 20.0)]
     command_hz: f64,
     /// The zones' tick rate.
     #[arg(long, default_value_t = 20.0)]

@@ -61,6 +61,17 @@ impl Walk {
         self.at
     }
 
+    /// The velocity now, metres per second: towards the next waypoint at the walk's speed.
+    pub fn velocity(&self) -> [f64; 3] {
+        let to = self.waypoints[self.next];
+        let d = [to[0] - self.at[0], to[1] - self.at[1], to[2] - self.at[2]];
+        let dist = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
+        if dist < 1e-9 {
+            return [0.0; 3];
+        }
+        d.map(|c| c / dist * self.speed_m_s)
+    }
+
     /// Walks for `dt_s` seconds and returns the new position: straight towards the next
     /// waypoint, turning to the one after it on arrival, never further than `speed x dt`.
     pub fn advance(&mut self, dt_s: f64) -> [f64; 3] {
@@ -101,6 +112,9 @@ mod tests {
             let p = w.advance(0.05);
             assert!(dist(p, last) <= 1.5 * 0.05 + 1e-9, "{p:?} from {last:?}");
             assert!(p.iter().all(|c| c.abs() <= 14.0), "{p:?} inside the margin");
+            let v = w.velocity();
+            let speed = v.iter().map(|c| c * c).sum::<f64>().sqrt();
+            assert!(speed <= 1.5 + 1e-9, "speed {speed}");
             last = p;
         }
     }

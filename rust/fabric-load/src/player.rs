@@ -15,7 +15,9 @@ use std::time::Duration;
 use fabric_core::client_view::wire::PACKET_KIND;
 use fabric_core::client_view::{Applied, ClientMirror, ReplicationConfig};
 use fabric_core::command_gate::command_frame;
+use fabric_core::config::V_MAX_METRES_PER_SECOND;
 use fabric_core::coords::{Micros, Vec3};
+use fabric_core::entity_row::quantize_velocity;
 use fabric_core::player_command::{PlayerCommand, PlayerPacket};
 use fabric_core::session_control::ControlMessage;
 use fabric_net::{Client, ClientConfig, ClientEvent};
@@ -270,6 +272,7 @@ impl<'a> Session<'a> {
                     let at = walk.advance((now - last_step).as_secs_f64());
                     last_step = now;
                     frame.position = at.map(|m| Micros::from_num(m * 1e6));
+                    frame.velocity = walk.velocity().map(|v| self.quantized(v));
                     send(client.send_datagram(&command_frame(&frame)))?;
                     self.stats.commands_sent += 1;
                     continue;
@@ -310,6 +313,15 @@ impl<'a> Session<'a> {
                 _ => {}
             }
         }
+    }
+
+    /// A velocity component (metres per second) as the packet carries it: micrometres per
+    /// tick, quantised against the zones' `v_max`. The zone moves the avatar by it each tick
+    /// between commands, as a real client's dead reckoning would.
+    fn quantized(&self, v_m_s: f64) -> i16 {
+        let per_tick = 1e6 / self.how.tick_hz;
+        let v_max_um = (V_MAX_METRES_PER_SECOND as f64 * per_tick) as i64;
+        quantize_velocity(Micros::from_num(v_m_s * per_tick), v_max_um)
     }
 
     /// Applies one replication packet, acks it and measures it.

@@ -15,11 +15,14 @@
 //! - `cargo xtask fuzz [--seconds N] [TARGET]`: build the fuzz targets and run each N seconds.
 //! - `cargo xtask fabric --zones 3 --entities 3000`: the registry backend and a fabric of zone
 //!   processes linked through it, one status line per zone each second, until Ctrl-C.
+//! - `cargo xtask load --players N --zones Z --seconds S [--out DIR]`: a load scenario (backend,
+//!   linked zones, the `fabric-load` generator) and its Markdown report with PNG plots.
 
 mod demo;
 mod fabric;
 mod fuzz;
 mod gdlint;
+mod load;
 mod package;
 mod test;
 
@@ -98,6 +101,31 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         hysteresis_ticks: u32,
     },
+    /// Run a load scenario: the backend, linked zones and the `fabric-load` generator; write
+    /// a Markdown report with PNG plots.
+    Load {
+        /// Simulated players.
+        #[arg(long, default_value_t = 100)]
+        players: u32,
+        /// Zone processes.
+        #[arg(long, default_value_t = 2)]
+        zones: u32,
+        /// Seconds the players run.
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+        /// Wanderers in the whole fabric.
+        #[arg(long, default_value_t = 200)]
+        entities: u32,
+        /// `wt` (WebTransport) or `ws` (WebSocket fallback).
+        #[arg(long, default_value = "wt")]
+        transport: String,
+        /// Seconds over which the players start.
+        #[arg(long, default_value_t = 5.0)]
+        ramp: f64,
+        /// Report folder (default target/load/<players>p-<zones>z-<seconds>s).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -130,6 +158,23 @@ fn main() -> std::process::ExitCode {
             seconds,
             backend_port,
             hysteresis_ticks,
+        }),
+        Cmd::Load {
+            players,
+            zones,
+            seconds,
+            entities,
+            transport,
+            ramp,
+            out,
+        } => load::run(load::Options {
+            players,
+            zones,
+            seconds,
+            entities,
+            transport,
+            ramp,
+            out,
         }),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());

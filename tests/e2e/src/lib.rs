@@ -4,7 +4,9 @@
 //! loopback, each on a free port.
 
 pub mod fabric;
+pub mod load;
 pub mod mp;
+pub mod proc_usage;
 pub mod repl_client;
 pub mod zone_probe;
 
