@@ -27,6 +27,8 @@ pub struct Options {
     pub ramp: f64,
     /// Report folder (default `target/load/<players>p-<zones>z-<seconds>s`).
     pub out: Option<PathBuf>,
+    /// Optimised zones and load generator.
+    pub release: bool,
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
@@ -45,8 +47,14 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             ))
     });
     let command = format!(
-        "cargo xtask load --players {} --zones {} --seconds {} --entities {} --transport {} --ramp {}",
-        opts.players, opts.zones, opts.seconds, opts.entities, opts.transport, opts.ramp
+        "cargo xtask load --players {} --zones {} --seconds {} --entities {} --transport {} --ramp {}{}",
+        opts.players,
+        opts.zones,
+        opts.seconds,
+        opts.entities,
+        opts.transport,
+        opts.ramp,
+        if opts.release { " --release" } else { "" }
     );
     let lo = LoadOptions {
         players: opts.players,
@@ -60,6 +68,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         hysteresis_ticks: 80,
         out,
         command,
+        release: opts.release,
     };
     let r = run_load(&lo, &stop, |l| println!("[load] {l}"))?;
     println!("{}", r.data.summary.text());

@@ -125,6 +125,9 @@ enum Cmd {
         /// Report folder (default target/load/<players>p-<zones>z-<seconds>s).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// Optimised builds of the zones' extension and the load generator.
+        #[arg(long)]
+        release: bool,
     },
 }
 
@@ -167,6 +170,7 @@ fn main() -> std::process::ExitCode {
             transport,
             ramp,
             out,
+            release,
         } => load::run(load::Options {
             players,
             zones,
@@ -175,6 +179,7 @@ fn main() -> std::process::ExitCode {
             transport,
             ramp,
             out,
+            release,
         }),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());

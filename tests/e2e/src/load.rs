@@ -42,6 +42,9 @@ pub struct LoadOptions {
     pub out: PathBuf,
     /// The command line to print in the report.
     pub command: String,
+    /// Optimised builds: the zones' extension and the load generator are built with
+    /// `--release` (the extension is installed over the debug one until the next `prepare`).
+    pub release: bool,
 }
 
 /// What a scenario produced.
@@ -63,7 +66,24 @@ pub fn run_load(
 ) -> anyhow::Result<LoadResult> {
     log("preparing Godot, the extension, the project and the binaries");
     let eng = engine::prepare(false)?;
-    let load_bin = engine::binary("fabric-load")?;
+    let load_bin = if opts.release {
+        engine::build_extension(false, true)?;
+        let status = engine::cargo()
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "fabric-load",
+                "--bin",
+                "fabric-load",
+            ])
+            .status()
+            .context("running cargo build --release")?;
+        anyhow::ensure!(status.success(), "building fabric-load failed ({status})");
+        fabric_harness::paths::target_dir().join("release/fabric-load")
+    } else {
+        engine::binary("fabric-load")?
+    };
     let fabric_opts = FabricOptions {
         zones: opts.zones,
         entities: opts.entities,

@@ -25,6 +25,7 @@ fn fifty_players_on_two_zones_get_their_updates_and_the_report_is_written() {
         hysteresis_ticks: 80,
         out: out.clone(),
         command: "e2e load test".into(),
+        release: false,
     };
     let stop = AtomicBool::new(false);
     let r = run_load(&opts, &stop, |l| eprintln!("[load-test] {l}")).expect("the scenario runs");
