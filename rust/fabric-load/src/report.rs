@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::run::Summary;
+use crate::stats::PlayerStats;
 
 /// Where a font is looked for, after `FABRIC_REPORT_FONT`.
 pub const FONT_PATHS: &[&str] = &[
@@ -363,85 +364,83 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-/// Lines over time: `(name, points)`; a dashed-free horizontal `limit` when given.
-fn lines(
-    path: &Path,
-    title: &str,
-    y_label: &str,
-    series: &[(String, Vec<(f64, f64)>)],
-    limit: Option<f64>,
-) -> Result<(), String> {
-    let root = BitMapBackend::new(path, (900, 450)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let x_max = max_of(series.iter().flat_map(|s| s.1.iter().map(|p| p.0))).max(1.0);
-    let y_max = max_of(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)))
-        .max(limit.unwrap_or(0.0))
-        .max(1e-9)
-        * 1.1;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds")
-        .y_desc(y_label)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (k, (name, pts)) in series.iter().enumerate() {
-        let c = COLOURS[k % COLOURS.len()];
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
+impl Chart {
+    /// Title, x and y descriptions, and the axes' upper ends.
+    fn frame(&self) -> (&'static str, &'static str, &'static str, f64, f64) {
+        match self {
+            Chart::Lines {
+                title,
+                y,
+                series,
+                limit,
+            } => {
+                let x_max = max_of(series.iter().flat_map(|s| s.1.iter().map(|p| p.0))).max(1.0);
+                let y_max = max_of(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)))
+                    .max(limit.unwrap_or(0.0))
+                    .max(1e-9);
+                (title, "seconds", y, x_max, y_max * 1.1)
+            }
+            Chart::Bars { title, x, bars } => {
+                let x_max = bars.iter().map(|p| p.0 + 1.0).fold(1.0, f64::max);
+                let y_max = bars.iter().map(|p| p.1).fold(1.0, f64::max);
+                (title, x, "count", x_max, y_max * 1.1)
+            }
+        }
     }
-    if let Some(l) = limit {
-        chart
-            .draw_series(LineSeries::new([(0.0, l), (x_max, l)], RED.stroke_width(1)))
-            .map_err(|e| e.to_string())?
-            .label("limit")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
-    }
-    if series.len() <= 12 {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
-    }
-    root.present().map_err(|e| e.to_string())
 }
 
-/// Bars `(lower edge, count)` of width `w`.
-fn bars(path: &Path, title: &str, x_label: &str, b: &[(f64, f64)], w: f64) -> Result<(), String> {
+/// Draws `chart` as a 900 x 450 PNG at `path`.
+fn draw(path: &Path, chart: &Chart) -> Result<(), String> {
+    let (title, x_desc, y_desc, x_max, y_max) = chart.frame();
     let root = BitMapBackend::new(path, (900, 450)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let x_max = b.iter().map(|p| p.0 + w).fold(w, f64::max);
-    let y_max = b.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
-    let mut chart = ChartBuilder::on(&root)
+    let mut c = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc("count")
+    c.configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
         .draw()
         .map_err(|e| e.to_string())?;
-    chart
-        .draw_series(
-            b.iter()
-                .map(|&(x, n)| Rectangle::new([(x, 0.0), (x + w * 0.9, n)], COLOURS[0].filled())),
-        )
-        .map_err(|e| e.to_string())?;
+    match chart {
+        Chart::Lines { series, limit, .. } => {
+            for (k, (name, pts)) in series.iter().enumerate() {
+                let colour = COLOURS[k % COLOURS.len()];
+                c.draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
+                    .map_err(|e| e.to_string())?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
+            }
+            if let Some(l) = limit {
+                c.draw_series(LineSeries::new(
+                    [(0.0, *l), (x_max, *l)],
+                    RED.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?
+                .label("limit")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+            }
+            if series.len() <= 12 {
+                c.configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Chart::Bars { bars, .. } => {
+            let fill = COLOURS[0].filled();
+            c.draw_series(
+                bars.iter()
+                    .map(|&(x, n)| Rectangle::new([(x, 0.0), (x + 0.9, n)], fill)),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+    }
     root.present().map_err(|e| e.to_string())
 }
 
@@ -462,76 +461,56 @@ fn bucket(values: impl Iterator<Item = f64>, w: f64) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn draw_all(dir: &Path, data: &ReportData) -> Result<Vec<PathBuf>, ReportError> {
-    font()?;
+/// One plot to draw.
+enum Chart {
+    /// Lines over time, with an optional limit line.
+    Lines {
+        title: &'static str,
+        y: &'static str,
+        series: Vec<(String, Vec<(f64, f64)>)>,
+        limit: Option<f64>,
+    },
+    /// A histogram of 1-unit buckets.
+    Bars {
+        title: &'static str,
+        x: &'static str,
+        bars: Vec<(f64, f64)>,
+    },
+}
+
+fn charts(data: &ReportData) -> Vec<(&'static str, Chart)> {
     let s = &data.summary;
-    let mut out = Vec::new();
-    let mut plot = |file: &str, r: Result<(), String>| -> Result<(), ReportError> {
-        r.map_err(|reason| ReportError::Plot {
-            file: file.into(),
-            reason,
-        })?;
-        out.push(dir.join(file));
-        Ok(())
-    };
-    let per_zone = |f: fn(&ZoneSample) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+    let per_zone = |suffix: &str, f: fn(&ZoneSample) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
         data.zones
             .iter()
             .enumerate()
-            .map(|(k, z)| (format!("zone {k}"), z.iter().map(|p| (p.t, f(p))).collect()))
+            .map(|(k, z)| {
+                let pts = z.iter().map(|p| (p.t, f(p))).collect();
+                (format!("zone {k}{suffix}"), pts)
+            })
             .collect()
     };
-    let f = "tick_p99.png";
-    plot(
-        f,
-        lines(
-            &dir.join(f),
-            "Tick time p99 per zone",
-            "ms",
-            &per_zone(|p| p.tick_p99_ms),
-            Some(TICK_BUDGET_MS),
-        ),
-    )?;
-    let f = "tick_p50.png";
-    plot(
-        f,
-        lines(
-            &dir.join(f),
-            "Tick time p50 per zone",
-            "ms",
-            &per_zone(|p| p.tick_p50_ms),
-            None,
-        ),
-    )?;
-    let f = "players_entities.png";
-    let mut pe = per_zone(|p| p.players);
-    for (name, _) in &mut pe {
-        name.push_str(" players");
-    }
-    pe.push((
-        "players, all".into(),
+    let per_process = |f: fn(&ProcSample) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+        data.processes
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.samples.iter().map(|x| (x.t, f(x))).collect(),
+                )
+            })
+            .collect()
+    };
+    let joined = || s.per_player.iter().filter(|p| p.joins > 0);
+    let mut players = per_zone("", |p| p.players);
+    players.push((
+        "all (load generator)".into(),
         s.series
             .iter()
             .map(|p| (p.t, f64::from(p.connected)))
             .collect(),
     ));
-    plot(
-        f,
-        lines(&dir.join(f), "Players per zone", "players", &pe, None),
-    )?;
-    let f = "entities.png";
-    plot(
-        f,
-        lines(
-            &dir.join(f),
-            "Entities per zone",
-            "entities",
-            &per_zone(|p| p.entities),
-            None,
-        ),
-    )?;
-    let f = "bytes_per_player.png";
-    let bpp = vec![(
+    let bytes = vec![(
         "mean per player".to_owned(),
         s.series
             .iter()
@@ -539,92 +518,114 @@ fn draw_all(dir: &Path, data: &ReportData) -> Result<Vec<PathBuf>, ReportError> 
             .map(|p| (p.t, p.bytes_per_s / f64::from(p.connected) / 1024.0))
             .collect(),
     )];
-    plot(
-        f,
-        lines(
-            &dir.join(f),
-            "Bytes received per player",
-            "KB/s",
-            &bpp,
-            Some(BYTES_GOAL / 1024.0),
+    let lines = |title, y, series, limit| Chart::Lines {
+        title,
+        y,
+        series,
+        limit,
+    };
+    vec![
+        (
+            "tick_p99.png",
+            lines(
+                "Tick time p99 per zone",
+                "ms",
+                per_zone("", |p| p.tick_p99_ms),
+                Some(TICK_BUDGET_MS),
+            ),
         ),
-    )?;
-    let f = "update_rate_hist.png";
-    let joined = s.per_player.iter().filter(|p| p.joins > 0);
-    plot(
-        f,
-        bars(
-            &dir.join(f),
-            "Own avatar update rate per player",
-            "Hz",
-            &bucket(joined.map(|p| p.own_hz()), 1.0),
-            1.0,
+        (
+            "tick_p50.png",
+            lines(
+                "Tick time p50 per zone",
+                "ms",
+                per_zone("", |p| p.tick_p50_ms),
+                None,
+            ),
         ),
-    )?;
-    let f = "nearest_rate_hist.png";
-    let joined = s.per_player.iter().filter(|p| p.joins > 0);
-    plot(
-        f,
-        bars(
-            &dir.join(f),
-            "Nearest entities' update rate per player",
-            "Hz",
-            &bucket(joined.map(|p| p.nearest_hz()), 1.0),
-            1.0,
+        (
+            "players.png",
+            lines("Players per zone", "players", players, None),
         ),
-    )?;
-    let f = "gap_hist.png";
-    let gaps: Vec<(f64, f64)> = s
-        .gaps
-        .buckets()
-        .filter(|b| b.1 > 0)
-        .map(|(x, n)| (x, n as f64))
-        .collect();
-    plot(
-        f,
-        bars(
-            &dir.join(f),
-            "Gaps between own updates, all players",
-            "ticks",
-            &gaps,
-            1.0,
+        (
+            "entities.png",
+            lines(
+                "Entities per zone",
+                "entities",
+                per_zone("", |p| p.entities),
+                None,
+            ),
         ),
-    )?;
-    let f = "cpu.png";
-    let cpu: Vec<(String, Vec<(f64, f64)>)> = data
-        .processes
-        .iter()
-        .map(|p| {
-            (
-                p.name.clone(),
-                p.samples.iter().map(|s| (s.t, s.cpu_percent)).collect(),
-            )
-        })
-        .collect();
-    plot(
-        f,
-        lines(&dir.join(f), "CPU per process", "% of one core", &cpu, None),
-    )?;
-    let f = "memory.png";
-    let mem: Vec<(String, Vec<(f64, f64)>)> = data
-        .processes
-        .iter()
-        .map(|p| {
-            (
-                p.name.clone(),
-                p.samples.iter().map(|s| (s.t, s.rss_mib)).collect(),
-            )
-        })
-        .collect();
-    plot(
-        f,
-        lines(
-            &dir.join(f),
-            "Resident memory per process",
-            "MiB",
-            &mem,
-            None,
+        (
+            "bytes_per_player.png",
+            lines(
+                "Bytes received per player",
+                "KB/s",
+                bytes,
+                Some(BYTES_GOAL / 1024.0),
+            ),
         ),
-    )?;
+        (
+            "update_rate_hist.png",
+            Chart::Bars {
+                title: "Own avatar update rate per player",
+                x: "Hz",
+                bars: bucket(joined().map(PlayerStats::own_hz), 1.0),
+            },
+        ),
+        (
+            "nearest_rate_hist.png",
+            Chart::Bars {
+                title: "Nearest entities' update rate per player",
+                x: "Hz",
+                bars: bucket(joined().map(PlayerStats::nearest_hz), 1.0),
+            },
+        ),
+        (
+            "gap_hist.png",
+            Chart::Bars {
+                title: "Gaps between own updates, all players",
+                x: "ticks",
+                bars: s
+                    .gaps
+                    .buckets()
+                    .filter(|b| b.1 > 0)
+                    .map(|(x, n)| (x, n as f64))
+                    .collect(),
+            },
+        ),
+        (
+            "cpu.png",
+            lines(
+                "CPU per process",
+                "% of one core",
+                per_process(|p| p.cpu_percent),
+                None,
+            ),
+        ),
+        (
+            "memory.png",
+            lines(
+                "Resident memory per process",
+                "MiB",
+                per_process(|p| p.rss_mib),
+                None,
+            ),
+        ),
+    ]
+}
+
+fn draw_all(dir: &Path, data: &ReportData) -> Result<Vec<PathBuf>, ReportError> {
+    font()?;
+    let mut out = Vec::new();
+    for (file, chart) in charts(data) {
+        let path = dir.join(file);
+        let r = draw(&path, &chart);
+        r.map_err(|reason| ReportError::Plot {
+            file: file.into(),
+            reason,
+        })?;
+        out.push(path);
+    }
     Ok(out)
 }

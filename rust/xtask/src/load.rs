@@ -11,23 +11,31 @@ use anyhow::Context;
 use fabric_e2e::load::{LoadOptions, run_load};
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
     /// Simulated players.
+    #[arg(long, default_value_t = 100)]
     pub players: u32,
     /// Zone processes.
+    #[arg(long, default_value_t = 2)]
     pub zones: u32,
     /// Seconds the players run.
+    #[arg(long, default_value_t = 30)]
     pub seconds: u32,
     /// Wanderers in the whole fabric.
+    #[arg(long, default_value_t = 200)]
     pub entities: u32,
-    /// `wt` or `ws`.
+    /// `wt` (WebTransport) or `ws` (WebSocket fallback).
+    #[arg(long, default_value = "wt")]
     pub transport: String,
     /// Seconds over which the players start.
+    #[arg(long, default_value_t = 5.0)]
     pub ramp: f64,
-    /// Report folder (default `target/load/<players>p-<zones>z-<seconds>s`).
+    /// Report folder (default target/load/<players>p-<zones>z-<seconds>s).
+    #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Optimised zones and load generator.
+    /// Optimised builds of the zones' extension and the load generator.
+    #[arg(long)]
     pub release: bool,
 }
 

@@ -103,32 +103,7 @@ enum Cmd {
     },
     /// Run a load scenario: the backend, linked zones and the `fabric-load` generator; write
     /// a Markdown report with PNG plots.
-    Load {
-        /// Simulated players.
-        #[arg(long, default_value_t = 100)]
-        players: u32,
-        /// Zone processes.
-        #[arg(long, default_value_t = 2)]
-        zones: u32,
-        /// Seconds the players run.
-        #[arg(long, default_value_t = 30)]
-        seconds: u32,
-        /// Wanderers in the whole fabric.
-        #[arg(long, default_value_t = 200)]
-        entities: u32,
-        /// `wt` (WebTransport) or `ws` (WebSocket fallback).
-        #[arg(long, default_value = "wt")]
-        transport: String,
-        /// Seconds over which the players start.
-        #[arg(long, default_value_t = 5.0)]
-        ramp: f64,
-        /// Report folder (default target/load/<players>p-<zones>z-<seconds>s).
-        #[arg(long)]
-        out: Option<std::path::PathBuf>,
-        /// Optimised builds of the zones' extension and the load generator.
-        #[arg(long)]
-        release: bool,
-    },
+    Load(load::Options),
 }
 
 fn main() -> std::process::ExitCode {
@@ -162,25 +137,7 @@ fn main() -> std::process::ExitCode {
             backend_port,
             hysteresis_ticks,
         }),
-        Cmd::Load {
-            players,
-            zones,
-            seconds,
-            entities,
-            transport,
-            ramp,
-            out,
-            release,
-        } => load::run(load::Options {
-            players,
-            zones,
-            seconds,
-            entities,
-            transport,
-            ramp,
-            out,
-            release,
-        }),
+        Cmd::Load(opts) => load::run(opts),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());
             println!("extension built and project imported");
