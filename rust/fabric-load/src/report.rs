@@ -73,6 +73,8 @@ pub struct ZoneSample {
     pub overruns: f64,
     /// Ticks skipped since the zone started.
     pub dropped_ticks: f64,
+    /// Ticks run in the last second (20 when the zone keeps up with real time).
+    pub ticks_per_s: f64,
     /// Players (avatars with a session) on the zone.
     pub players: f64,
     /// Entities the zone owns.
@@ -257,7 +259,7 @@ fn markdown(data: &ReportData, after_s: f64, plots: &[PathBuf], no_plots: Option
     let _ = writeln!(m, "## Zones\n");
     let _ = writeln!(
         m,
-        "| zone | tick p50 (mean) | tick p99 (max) | overruns | dropped ticks | players (max) | entities (max) | CPU (mean) | RSS (max) |\n|---|---|---|---|---|---|---|---|---|"
+        "| zone | tick p50 (mean) | tick p99 (max) | ticks/s (mean) | overruns | dropped ticks | players (max) | entities (max) | CPU (mean) | RSS (max) |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for (k, z) in data.zones.iter().enumerate() {
         let proc = data
@@ -272,9 +274,10 @@ fn markdown(data: &ReportData, after_s: f64, plots: &[PathBuf], no_plots: Option
         };
         let _ = writeln!(
             m,
-            "| {k} | {:.2} ms | {:.2} ms | {:.0} | {:.0} | {:.0} | {:.0} | {cpu:.0} % | {rss:.0} MiB |",
+            "| {k} | {:.2} ms | {:.2} ms | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {cpu:.0} % | {rss:.0} MiB |",
             mean_of(z.iter().map(|s| s.tick_p50_ms)),
             max_of(z.iter().filter(|s| s.t >= after_s).map(|s| s.tick_p99_ms)),
+            mean_of(z.iter().skip(1).map(|s| s.ticks_per_s)),
             d(|s| s.overruns),
             d(|s| s.dropped_ticks),
             max_of(z.iter().map(|s| s.players)),

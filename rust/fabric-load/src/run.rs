@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use crate::player::{self, Behaviour};
-use crate::stats::{DELAY_BUCKETS, GAP_BUCKETS, Histogram, Live, PlayerStats, Second};
+use crate::stats::{
+    DELAY_BUCKET_MS, DELAY_BUCKETS, GAP_BUCKETS, Histogram, Live, PlayerStats, Second,
+};
 use crate::target::{Target, Transport};
 
 /// A run: how many players, for how long, doing what.
@@ -68,7 +70,7 @@ pub struct Summary {
     pub error_examples: Vec<String>,
     /// Gaps between own updates, all players (1-tick buckets).
     pub gaps: Histogram,
-    /// Delays, all players (1 ms buckets).
+    /// Delays, all players (2 ms buckets).
     pub delays: Histogram,
     /// Each second's progress line.
     pub series: Vec<Second>,
@@ -104,7 +106,7 @@ impl Summary {
         let near = sorted(&joined, PlayerStats::nearest_hz);
         let bps = sorted(&joined, PlayerStats::bytes_per_s);
         let mut gaps = Histogram::new(1.0, GAP_BUCKETS);
-        let mut delays = Histogram::new(1.0, DELAY_BUCKETS);
+        let mut delays = Histogram::new(DELAY_BUCKET_MS, DELAY_BUCKETS);
         for p in &per_player {
             gaps.merge(&p.gaps);
             delays.merge(&p.delays);

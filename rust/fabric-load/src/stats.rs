@@ -24,8 +24,12 @@ pub const NEAREST: usize = 8;
 /// Gap histogram buckets (1 tick each; the last one holds everything longer).
 pub const GAP_BUCKETS: usize = 64;
 
-/// Delay histogram buckets (1 ms each; the last one holds everything longer).
-pub const DELAY_BUCKETS: usize = 1000;
+/// Delay histogram buckets ([`DELAY_BUCKET_MS`] each, 5 s in all; the last one holds
+/// everything longer).
+pub const DELAY_BUCKETS: usize = 2500;
+
+/// Width of a delay bucket, milliseconds.
+pub const DELAY_BUCKET_MS: f64 = 2.0;
 
 /// Most error texts a player keeps (the count goes on).
 pub const ERRORS_KEPT: usize = 4;
@@ -143,7 +147,7 @@ impl PlayerStats {
             nearest_updates: 0.0,
             max_gap_ticks: 0,
             gaps: Histogram::new(1.0, GAP_BUCKETS),
-            delays: Histogram::new(1.0, DELAY_BUCKETS),
+            delays: Histogram::new(DELAY_BUCKET_MS, DELAY_BUCKETS),
             commands_sent: 0,
             commands_refused: 0,
             error_count: 0,

@@ -34,6 +34,7 @@ fn data(tick_p99_ms: f64) -> ReportData {
                 t: f64::from(t),
                 tick_p50_ms: 2.0 + k,
                 tick_p99_ms: if t == 9 { tick_p99_ms } else { 5.0 },
+                ticks_per_s: 20.0,
                 players: 5.0,
                 entities: 100.0,
                 ..ZoneSample::default()

@@ -151,6 +151,7 @@ fn drive(
         .collect();
     let mut zones: Vec<Vec<ZoneSample>> = vec![Vec::new(); fabric.zones.len()];
     let mut last_bytes = vec![None::<f64>; fabric.zones.len()];
+    let mut last_ticks = vec![None::<f64>; fabric.zones.len()];
     let limit = Duration::from_secs(u64::from(opts.seconds) + 90);
     let mut next = t0;
     while is_running(load.pid())
@@ -169,12 +170,16 @@ fn drive(
             let bytes = get("fabric_zone_client_bytes_total");
             let rate = last_bytes[k].map_or(0.0, |b| bytes - b);
             last_bytes[k] = Some(bytes);
+            let ticks = get("fabric_zone_ticks_total");
+            let ticks_per_s = last_ticks[k].map_or(0.0, |b| ticks - b);
+            last_ticks[k] = Some(ticks);
             zones[k].push(ZoneSample {
                 t,
                 tick_p50_ms: get("fabric_zone_tick_p50_seconds") * 1e3,
                 tick_p99_ms: get("fabric_zone_tick_p99_seconds") * 1e3,
                 overruns: get("fabric_zone_overruns_total"),
                 dropped_ticks: get("fabric_zone_dropped_ticks_total"),
+                ticks_per_s,
                 players: get("fabric_zone_players"),
                 entities: get("fabric_zone_owned"),
                 client_bytes_per_s: rate,
