@@ -34,11 +34,54 @@ pub const DELAY_BUCKET_MS: f64 = 2.0;
 /// Most error texts a player keeps (the count goes on).
 pub const ERRORS_KEPT: usize = 4;
 
-/// Counts in buckets of equal `width` from 0; the last bucket holds the overflow.
+/// Counts in buckets of equal `width` from 0; the last bucket holds the overflow. Written as
+/// JSON sparsely (the non-empty buckets only), so thousands of players' histograms stay small.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "SparseHistogram", try_from = "SparseHistogram")]
 pub struct Histogram {
     width: f64,
     counts: Vec<u64>,
+}
+
+/// [`Histogram`] as written: width, bucket count, and `[bucket, count]` of the non-empty ones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SparseHistogram {
+    width: f64,
+    buckets: usize,
+    counts: Vec<(usize, u64)>,
+}
+
+impl From<Histogram> for SparseHistogram {
+    fn from(h: Histogram) -> Self {
+        Self {
+            width: h.width,
+            buckets: h.counts.len(),
+            counts: h
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|c| *c.1 > 0)
+                .map(|(k, c)| (k, *c))
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<SparseHistogram> for Histogram {
+    type Error = String;
+
+    fn try_from(s: SparseHistogram) -> Result<Self, String> {
+        if s.buckets == 0 || s.buckets > 1 << 20 || s.width.is_nan() || s.width <= 0.0 {
+            return Err(format!("histogram of {} buckets of {}", s.buckets, s.width));
+        }
+        let mut h = Histogram::new(s.width, s.buckets);
+        for (k, c) in s.counts {
+            *h.counts
+                .get_mut(k)
+                .ok_or(format!("bucket {k} of {}", s.buckets))? = c;
+        }
+        Ok(h)
+    }
 }
 
 impl Histogram {
@@ -284,6 +327,29 @@ mod tests {
         m.merge(&h);
         assert_eq!(m.count(), 10);
         assert_eq!(m.quantile(0.6), 2.0);
+    }
+
+    #[test]
+    fn a_histogram_is_written_sparsely_and_read_back_and_a_bad_one_is_refused() {
+        let mut h = Histogram::new(2.0, 2500);
+        h.record(3.0);
+        h.record(9000.0);
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(
+            json,
+            r#"{"width":2.0,"buckets":2500,"counts":[[1,1],[2499,1]]}"#
+        );
+        assert_eq!(serde_json::from_str::<Histogram>(&json).unwrap(), h);
+        let bad = r#"{"width":2.0,"buckets":4,"counts":[[4,1]]}"#;
+        assert!(
+            serde_json::from_str::<Histogram>(bad).is_err(),
+            "bucket out of range"
+        );
+        let bad = r#"{"width":0.0,"buckets":4,"counts":[]}"#;
+        assert!(
+            serde_json::from_str::<Histogram>(bad).is_err(),
+            "zero width"
+        );
     }
 
     #[test]
