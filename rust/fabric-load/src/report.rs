@@ -504,7 +504,11 @@ fn charts(data: &ReportData) -> Vec<(&'static str, Chart)> {
             })
             .collect()
     };
-    let joined = || s.per_player.iter().filter(|p| p.joins > 0);
+    let joined = || {
+        s.per_player
+            .iter()
+            .filter(|p| p.seconds >= crate::run::MIN_RATE_SECONDS)
+    };
     let mut players = per_zone("", |p| p.players);
     players.push((
         "all (load generator)".into(),

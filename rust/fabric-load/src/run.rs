@@ -78,6 +78,9 @@ pub struct Summary {
     pub per_player: Vec<PlayerStats>,
 }
 
+/// Seconds with an avatar a player needs before its rates count in the summary.
+pub const MIN_RATE_SECONDS: f64 = 1.0;
+
 /// The value at share `q` of sorted `v` (nearest rank); 0 when empty.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -94,17 +97,24 @@ fn sorted(players: &[PlayerStats], f: impl Fn(&PlayerStats) -> f64) -> Vec<f64> 
 }
 
 impl Summary {
-    /// Sums up `players` (only those that got an avatar count in the rates).
+    /// Sums up `players`: the rates count only players that held an avatar for at least
+    /// [`MIN_RATE_SECONDS`] (a player that joined just before the end would divide its first
+    /// packet's bytes by a few milliseconds).
     pub fn new(
         target: &Target,
         seconds: f64,
         series: Vec<Second>,
         per_player: Vec<PlayerStats>,
     ) -> Self {
-        let joined: Vec<PlayerStats> = per_player.iter().filter(|p| p.joins > 0).cloned().collect();
-        let own = sorted(&joined, PlayerStats::own_hz);
-        let near = sorted(&joined, PlayerStats::nearest_hz);
-        let bps = sorted(&joined, PlayerStats::bytes_per_s);
+        let joined = per_player.iter().filter(|p| p.joins > 0).count();
+        let timed: Vec<PlayerStats> = per_player
+            .iter()
+            .filter(|p| p.seconds >= MIN_RATE_SECONDS)
+            .cloned()
+            .collect();
+        let own = sorted(&timed, PlayerStats::own_hz);
+        let near = sorted(&timed, PlayerStats::nearest_hz);
+        let bps = sorted(&timed, PlayerStats::bytes_per_s);
         let mut gaps = Histogram::new(1.0, GAP_BUCKETS);
         let mut delays = Histogram::new(DELAY_BUCKET_MS, DELAY_BUCKETS);
         for p in &per_player {
@@ -120,7 +130,7 @@ impl Summary {
             }
             .into(),
             seconds,
-            joined: joined.len() as u32,
+            joined: joined as u32,
             own_hz_median: percentile(&own, 0.5),
             own_hz_p5: percentile(&own, 0.05),
             nearest_hz_median: percentile(&near, 0.5),
@@ -257,5 +267,23 @@ mod tests {
         assert_eq!(percentile(&v, 0.05), 1.0);
         assert_eq!(percentile(&v, 1.0), 10.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn a_player_with_a_moment_of_avatar_counts_as_joined_but_not_in_the_rates() {
+        let zones = vec![
+            crate::target::ZoneAddr::parse(
+                "127.0.0.1:7000,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            )
+            .unwrap(),
+        ];
+        let target = Target::new(zones, 15.0, None, Transport::WebTransport).unwrap();
+        let mut steady = PlayerStats::new(0);
+        (steady.joins, steady.seconds, steady.bytes) = (1, 10.0, 10_000);
+        let mut late = PlayerStats::new(1);
+        (late.joins, late.seconds, late.bytes) = (1, 0.002, 1_000);
+        let s = Summary::new(&target, 10.0, Vec::new(), vec![steady, late]);
+        assert_eq!(s.joined, 2);
+        assert_eq!(s.bytes_per_s_max, 1000.0, "not 500,000 B/s from 2 ms");
     }
 }
