@@ -286,6 +286,8 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
                     "fabric-gateway",
                     "-p",
                     "fabric-backend",
+                    "-p",
+                    "fabric-load",
                     "--bins",
                 ])
                 .status()

@@ -6,16 +6,14 @@
 //! Ctrl-C (or `--seconds`) stops every process it started.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use fabric_e2e::zone_probe::{field, metrics};
-use fabric_e2e::{create_account, start_backend};
+use anyhow::Context;
+use fabric_e2e::fabric::{FabricOptions, start_fabric};
+use fabric_e2e::zone_probe::metrics;
 use fabric_harness::engine;
-use fabric_harness::process::Proc;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -30,12 +28,6 @@ pub struct Options {
     pub backend_port: u16,
     /// Ticks outside a zone before a wanderer migrates.
     pub hysteresis_ticks: u32,
-}
-
-struct ZoneProc {
-    proc: Proc,
-    metrics: SocketAddr,
-    last_migrations: f64,
 }
 
 /// One zone's status line from its metrics `m`.
@@ -53,9 +45,6 @@ pub fn status_line(zone: u32, m: &BTreeMap<String, f64>, migrations_per_s: f64) 
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
-    if !(1..=32).contains(&opts.zones) {
-        bail!("--zones must be 1..=32");
-    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -64,71 +53,16 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     }
     println!("[fabric] preparing Godot, the extension and the project");
     let eng = engine::prepare(false)?;
-    let mut backend = start_backend(&format!("127.0.0.1:{}", opts.backend_port), ":memory:")
-        .context("the registry backend did not start")?;
-    let api_key = create_account(&backend.url, "operator")?;
-    println!("[fabric] registry backend on {}", backend.url);
-    let fabric = format!("xtask-{}", std::process::id());
-    let mut zones: Vec<ZoneProc> = Vec::new();
-    let started = (|| -> anyhow::Result<()> {
-        for k in 0..opts.zones {
-            let args = [
-                "--port".to_owned(),
-                "0".into(),
-                "--bind".into(),
-                "127.0.0.1".into(),
-                "--metrics-addr".into(),
-                "127.0.0.1:0".into(),
-                "--fabric".into(),
-                fabric.clone(),
-                "--zone-id".into(),
-                k.to_string(),
-                "--zone-count".into(),
-                opts.zones.to_string(),
-                "--link".into(),
-                "network".into(),
-                "--backend".into(),
-                backend.url.clone(),
-                "--heartbeat-sec".into(),
-                "2".into(),
-                "--population".into(),
-                "wanderers".into(),
-                "--entities".into(),
-                opts.entities.to_string(),
-                "--hysteresis-ticks".into(),
-                opts.hysteresis_ticks.to_string(),
-                // Room for twice a zone's share (wanderers gather unevenly), 400 for arrivals.
-                "--capacity".into(),
-                (opts.entities / opts.zones * 2 + 400).max(1800).to_string(),
-            ];
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let mut cmd = eng.scene_command("res://scenes/zone.tscn", &args);
-            // The API key in the environment, not on the process list.
-            cmd.env("FABRIC_BACKEND_API_KEY", &api_key);
-            let mut proc = Proc::spawn(&format!("zone{k}"), cmd, true)?;
-            let line = proc.wait_for_line(
-                |l| l.starts_with("FABRIC_ZONE_METRICS"),
-                Duration::from_secs(60),
-            )?;
-            let metrics = field(&line, "addr")
-                .and_then(|a| a.parse().ok())
-                .with_context(|| format!("bad metrics line: {line}"))?;
-            proc.wait_for_line(
-                |l| l.starts_with("FABRIC_ZONE_READY"),
-                Duration::from_secs(60),
-            )?;
-            println!("[fabric] zone {k} running, metrics on http://{metrics}/metrics");
-            zones.push(ZoneProc {
-                proc,
-                metrics,
-                last_migrations: 0.0,
-            });
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-        }
-        Ok(())
-    })();
+    let fabric_opts = FabricOptions {
+        zones: opts.zones,
+        entities: opts.entities,
+        backend_port: opts.backend_port,
+        hysteresis_ticks: opts.hysteresis_ticks,
+        extra: Vec::new(),
+    };
+    let (mut fabric, started) =
+        start_fabric(&eng, &fabric_opts, &stop, |l| println!("[fabric] {l}"))?;
+    let mut last_migrations = vec![0.0; fabric.zones.len()];
     let t0 = Instant::now();
     let mut next = t0 + Duration::from_secs(1);
     while started.is_ok() && !stop.load(Ordering::SeqCst) {
@@ -138,7 +72,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         next += Duration::from_secs(1);
         println!("[fabric +{:>4.0} s]", t0.elapsed().as_secs_f64());
-        for (k, z) in zones.iter_mut().enumerate() {
+        for (k, z) in fabric.zones.iter_mut().enumerate() {
             if !z.proc.group_alive() {
                 println!("zone {k}: exited");
                 continue;
@@ -146,18 +80,18 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             match metrics(z.metrics) {
                 Ok(m) => {
                     let total = m.get("fabric_zone_migrations_in_total").copied();
-                    let rate = total.map_or(0.0, |t| t - z.last_migrations);
-                    z.last_migrations = total.unwrap_or(z.last_migrations);
+                    let rate = total.map_or(0.0, |t| t - last_migrations[k]);
+                    last_migrations[k] = total.unwrap_or(last_migrations[k]);
                     println!("{}", status_line(k as u32, &m, rate));
                 }
                 Err(e) => println!("zone {k}: metrics unreadable: {e:#}"),
             }
         }
     }
-    println!("[fabric] stopping {} zones and the backend", zones.len());
-    for z in &mut zones {
-        z.proc.stop();
-    }
-    backend.proc.stop();
+    println!(
+        "[fabric] stopping {} zones and the backend",
+        fabric.zones.len()
+    );
+    fabric.stop();
     started
 }

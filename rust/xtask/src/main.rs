@@ -16,12 +16,15 @@
 //! - `cargo xtask fuzz [--seconds N] [TARGET]`: build the fuzz targets and run each N seconds.
 //! - `cargo xtask fabric --zones 3 --entities 3000`: the registry backend and a fabric of zone
 //!   processes linked through it, one status line per zone each second, until Ctrl-C.
+//! - `cargo xtask load --players N --zones Z --seconds S [--out DIR]`: a load scenario (backend,
+//!   linked zones, the `fabric-load` generator) and its Markdown report with PNG plots.
 
 mod demo;
 mod docs;
 mod fabric;
 mod fuzz;
 mod gdlint;
+mod load;
 mod package;
 mod test;
 mod venv;
@@ -104,6 +107,9 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         hysteresis_ticks: u32,
     },
+    /// Run a load scenario: the backend, linked zones and the `fabric-load` generator; write
+    /// a Markdown report with PNG plots.
+    Load(load::Options),
 }
 
 fn main() -> std::process::ExitCode {
@@ -138,6 +144,7 @@ fn main() -> std::process::ExitCode {
             backend_port,
             hysteresis_ticks,
         }),
+        Cmd::Load(opts) => load::run(opts),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());
             println!("extension built and project imported");

@@ -39,6 +39,7 @@ const NAV: &[(&str, &[(&str, &str)])] = &[
         &[
             ("Session protocol", "session-protocol.md"),
             ("Wire formats", "protocol.md"),
+            ("Load tests", "load.md"),
             ("Benchmarks", "benchmarks.md"),
             ("Fuzzing", "fuzzing.md"),
         ],

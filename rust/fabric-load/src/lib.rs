@@ -1,0 +1,18 @@
+//! The load generator of Multiplayer Fabric: thousands of simulated players from one process on
+//! one tokio runtime, speaking the real client protocol (WebTransport or the WebSocket fallback)
+//! to zones on loopback, each measuring what a player experiences; and the scenario report.
+//!
+//! - [`path`]: where a player walks (sans-IO).
+//! - [`target`]: the zones under load, the Hilbert layout, join tokens.
+//! - [`player`]: one player as a task.
+//! - [`stats`]: what players measure, histograms, the live counters.
+//! - [`run`]: many players, the progress line each second, the [`run::Summary`].
+//! - [`report`]: the Markdown report with PNG plots of a scenario.
+#![warn(missing_docs)]
+
+pub mod path;
+pub mod player;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod target;

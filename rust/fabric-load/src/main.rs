@@ -1,0 +1,178 @@
+//! `fabric-load`: simulated players against zones on loopback.
+//!
+//! ```sh
+//! fabric-load --zone 127.0.0.1:7443,HASH,SHARD_ID --zone ... --backend http://127.0.0.1:8080 \
+//!     --players 1000 --seconds 60 --transport wt --summary out/summary.json
+//! ```
+//!
+//! `--zone` once per zone, in zone-index order. With `--backend`, each join asks the registry
+//! for a token with the key in `FABRIC_LOAD_API_KEY` (or a fresh account made for the run).
+//! A progress line each second, the summary at the end, and the summary as JSON with
+//! `--summary`. Exits 1 when a player never got an avatar or any error was counted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use fabric_load::player::Behaviour;
+use fabric_load::run::{Plan, run};
+use fabric_load::target::{Target, Tokens, Transport, ZoneAddr};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TransportArg {
+    /// WebTransport.
+    Wt,
+    /// The WebSocket fallback.
+    Ws,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Simulated players against Multiplayer Fabric zones on loopback")]
+struct Args {
+    /// A zone: ADDR,CERT_HASH[,SHARD_ID], once per zone in index order.
+    #[arg(long = "zone", required = true)]
+    zones: Vec<String>,
+    /// Registry backend for join tokens (loopback).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Players.
+    #[arg(long, default_value_t = 100)]
+    players: u32,
+    /// Seconds of the run (at most an hour).
+    #[arg(long, default_value_t = 30.0)]
+    seconds: f64,
+    /// Seconds over which the players' starts are spread.
+    #[arg(long, default_value_t = 5.0)]
+    ramp: f64,
+    /// `wt` (WebTransport) or `ws` (WebSocket fallback).
+    #[arg(long, value_enum, default_value_t = TransportArg::Wt)]
+    transport: TransportArg,
+    /// The zones' world half-width, metres.
+    #[arg(long, default_value_t = 15.0)]
+    half_m: f64,
+    /// Position commands per second per player.
+    #[arg(long, default_value_t = 20.0)]
+    command_hz: f64,
+    /// The zones' tick rate.
+    #[arg(long, default_value_t = 20.0)]
+    tick_hz: f64,
+    /// Walking speed, metres per second.
+    #[arg(long, default_value_t = 1.4)]
+    speed: f64,
+    /// Share of players walking in crowds.
+    #[arg(long, default_value_t = 0.3)]
+    crowd: f64,
+    /// Seed of the walks.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runtime worker threads (one runtime for every player).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Write the summary as JSON here.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+}
+
+/// Most players one process runs.
+const MAX_PLAYERS: u32 = 20_000;
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    anyhow::ensure!(
+        (1..=MAX_PLAYERS).contains(&args.players),
+        "--players must be 1..={MAX_PLAYERS}"
+    );
+    anyhow::ensure!(
+        args.seconds > 0.0 && args.seconds <= 3600.0,
+        "--seconds must be in (0, 3600]"
+    );
+    let zones = args
+        .zones
+        .iter()
+        .map(|z| ZoneAddr::parse(z))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let tokens = match &args.backend {
+        None => None,
+        Some(url) => Some(Tokens {
+            backend: url.clone(),
+            api_key: match std::env::var("FABRIC_LOAD_API_KEY") {
+                Ok(k) if !k.is_empty() => k,
+                _ => rt.block_on(make_account(url))?,
+            },
+        }),
+    };
+    let transport = match args.transport {
+        TransportArg::Wt => Transport::WebTransport,
+        TransportArg::Ws => Transport::WebSocket,
+    };
+    let target = Target::new(zones, args.half_m, tokens, transport)?;
+    let plan = Plan {
+        players: args.players,
+        seconds: args.seconds,
+        ramp_s: args.ramp,
+        behaviour: Behaviour {
+            command_hz: args.command_hz,
+            tick_hz: args.tick_hz,
+            speed_m_s: args.speed,
+            crowd: args.crowd,
+            seed: args.seed,
+            join_timeout: Duration::from_secs(20),
+        },
+    };
+    println!(
+        "[load] {} players over {} zones ({:?}) for {} s",
+        plan.players,
+        target.zones.len(),
+        args.transport,
+        plan.seconds
+    );
+    let summary = rt.block_on(run(target, plan, |l| println!("{l}")));
+    println!("[load] summary\n{}", summary.text());
+    if let Some(path) = &args.summary {
+        let json = serde_json::to_vec_pretty(&summary)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let ok = summary.joined == summary.players && summary.errors == 0;
+    Ok(if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+/// Makes an account for this run's players; returns its API key.
+async fn make_account(backend: &str) -> anyhow::Result<String> {
+    let body = serde_json::json!({ "name": format!("load-{}", std::process::id()) });
+    let r = fabric_net::http::request(
+        backend,
+        "POST",
+        "/accounts",
+        None,
+        Some(&body),
+        Duration::from_secs(10),
+    )
+    .await?;
+    anyhow::ensure!(
+        r.status == 201,
+        "creating the players' account: HTTP {} {}",
+        r.status,
+        r.body
+    );
+    r.body["api_key"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no api_key in the answer")
+}

@@ -1,0 +1,399 @@
+//! One simulated player as a tokio task: joins the zone that owns its position (hello with a
+//! join token, welcome ack, spawn), walks its [`Walk`] sending position upserts at its command
+//! rate, applies and acknowledges every replication packet with a [`ClientMirror`], and
+//! measures what it sees ([`PlayerStats`]). When its avatar migrates (the zone answers a
+//! command with the refusal `not_here`) it joins the zone that owns its position again: the
+//! hand-off of a client connected to zones directly.
+//!
+//! Thousands of these share one runtime; a player costs one task, its client's tasks and one
+//! mirror. Nothing on the packet path allocates except the event bytes the client hands over.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use fabric_core::client_view::wire::PACKET_KIND;
+use fabric_core::client_view::{Applied, ClientMirror, ReplicationConfig};
+use fabric_core::command_gate::command_frame;
+use fabric_core::config::V_MAX_METRES_PER_SECOND;
+use fabric_core::coords::{Micros, Vec3};
+use fabric_core::entity_row::quantize_velocity;
+use fabric_core::player_command::{PlayerCommand, PlayerPacket};
+use fabric_core::session_control::ControlMessage;
+use fabric_net::{Client, ClientConfig, ClientEvent};
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
+
+use crate::path::Walk;
+use crate::stats::{Live, NEAREST, PlayerStats};
+use crate::target::Target;
+
+/// How one player behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Behaviour {
+    /// Position commands per second.
+    pub command_hz: f64,
+    /// The zones' tick rate (for the delay estimate).
+    pub tick_hz: f64,
+    /// Walking speed, metres per second.
+    pub speed_m_s: f64,
+    /// Share of players that walk in crowds (0..=1).
+    pub crowd: f64,
+    /// Seed of the walks.
+    pub seed: u64,
+    /// How long a join may take before it counts as failed.
+    pub join_timeout: Duration,
+}
+
+/// How a session ended.
+enum End {
+    /// The run is over.
+    Deadline,
+    /// The avatar left this zone: join again where it is.
+    Moved,
+    /// The spawn point belongs to another zone.
+    Elsewhere(u8),
+}
+
+/// Runs player `index` against `target` until `deadline`; returns what it measured.
+pub async fn run(
+    index: u32,
+    target: Arc<Target>,
+    how: Behaviour,
+    live: Arc<Live>,
+    deadline: Instant,
+) -> PlayerStats {
+    let mut stats = PlayerStats::new(index);
+    let mut walk = Walk::plan(how.seed, index, target.half_m, how.crowd, how.speed_m_s);
+    let mut zone = target.zone_of(walk.position());
+    let mut failures = 0;
+    while Instant::now() < deadline {
+        let mut s = Session::new(index, &target, how, &live, &mut stats);
+        match s.run(zone, &mut walk, deadline).await {
+            Ok(End::Deadline) => break,
+            Ok(End::Moved) => {
+                stats.handoffs += 1;
+                zone = target.zone_of(walk.position());
+            }
+            Ok(End::Elsewhere(z)) if usize::from(z) < target.zones.len() => zone = z,
+            Ok(End::Elsewhere(z)) => {
+                stats.error(format!("sent to zone {z}, which the fabric does not have"));
+                live.errors.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            Err(e) => {
+                stats.error(e);
+                live.errors.fetch_add(1, Ordering::Relaxed);
+                failures += 1;
+                if failures >= 3 {
+                    break;
+                }
+                // Not a storm of retries: one a second.
+                sleep_until((Instant::now() + Duration::from_secs(1)).min(deadline)).await;
+                zone = target.zone_of(walk.position());
+            }
+        }
+    }
+    stats
+}
+
+/// One session with one zone.
+struct Session<'a> {
+    index: u32,
+    target: &'a Target,
+    how: Behaviour,
+    live: &'a Live,
+    stats: &'a mut PlayerStats,
+    avatar: u32,
+    mirror: ClientMirror,
+    last_own_tick: Option<u32>,
+    min_offset: f64,
+    epoch: Instant,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        index: u32,
+        target: &'a Target,
+        how: Behaviour,
+        live: &'a Live,
+        stats: &'a mut PlayerStats,
+    ) -> Self {
+        let cfg = ReplicationConfig::default();
+        Self {
+            index,
+            target,
+            how,
+            live,
+            stats,
+            avatar: 0,
+            mirror: ClientMirror::new(cfg.max_entities, cfg.mtu),
+            last_own_tick: None,
+            min_offset: f64::INFINITY,
+            epoch: Instant::now(),
+        }
+    }
+
+    async fn run(&mut self, zone: u8, walk: &mut Walk, deadline: Instant) -> Result<End, String> {
+        let token = self.target.token(zone).await.map_err(|e| e.to_string())?;
+        let url = self.target.url(zone);
+        let pin = self.target.zones[usize::from(zone)].cert_hash;
+        let mut client = Client::connect(ClientConfig::new(url, pin));
+        let joined = self
+            .join(&mut client, token, walk.position(), deadline)
+            .await;
+        let end = match joined {
+            Ok(None) => self.play(&mut client, walk, deadline).await,
+            Ok(Some(end)) => Ok(end),
+            Err(e) => Err(e),
+        };
+        client.close("load generator: session over");
+        end
+    }
+
+    /// Hello, welcome ack, spawn; `None` when the avatar exists.
+    async fn join(
+        &mut self,
+        client: &mut Client,
+        token: Option<String>,
+        at: [f64; 3],
+        deadline: Instant,
+    ) -> Result<Option<End>, String> {
+        let hello = ControlMessage::Hello {
+            id: format!("load-{}", self.index),
+            token,
+        }
+        .encode();
+        let spawn = ControlMessage::Spawn {
+            at: Some(at.map(|m| (m * 1e6).round() as i64)),
+        }
+        .encode();
+        let give_up = (Instant::now() + self.how.join_timeout).min(deadline);
+        let mut connected = false;
+        let mut welcomed = false;
+        let mut resend = interval(Duration::from_millis(250));
+        resend.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let ev = tokio::select! {
+                ev = client.next_event() => ev,
+                _ = resend.tick() => {
+                    if welcomed {
+                        send(client.send_message(spawn.clone()))?;
+                    } else if connected {
+                        send(client.send_datagram(&hello))?;
+                    }
+                    continue;
+                }
+                _ = sleep_until(give_up) => {
+                    return if give_up >= deadline {
+                        Ok(Some(End::Deadline))
+                    } else {
+                        Err(format!("no avatar within {:?}", self.how.join_timeout))
+                    };
+                }
+            };
+            let bytes = match ev {
+                Some(ClientEvent::Connected { .. }) => {
+                    connected = true;
+                    send(client.send_datagram(&hello))?;
+                    continue;
+                }
+                Some(ClientEvent::Datagram(b)) => b.to_vec(),
+                Some(ClientEvent::Message(b)) => b,
+                Some(other) => return Err(format!("session ended while joining: {other:?}")),
+                None => return Err("session ended while joining".into()),
+            };
+            self.stats.bytes += bytes.len() as u64;
+            match ControlMessage::decode(&bytes) {
+                Ok(ControlMessage::Welcome { session, .. }) if !welcomed => {
+                    send(client.send_datagram(&ControlMessage::WelcomeAck { session }.encode()))?;
+                    send(client.send_message(spawn.clone()))?;
+                    welcomed = true;
+                }
+                Ok(ControlMessage::Avatar { id, .. }) => {
+                    self.avatar = id;
+                    return Ok(None);
+                }
+                Ok(ControlMessage::AvatarElsewhere { zone, .. }) => {
+                    return Ok(Some(End::Elsewhere(u8::try_from(zone).unwrap_or(u8::MAX))));
+                }
+                Ok(ControlMessage::Reply { result: Err(e), .. }) => {
+                    return Err(format!("spawn refused: {e}"));
+                }
+                Ok(ControlMessage::Error { code, message }) => {
+                    return Err(format!("zone error {code}: {message}"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Walks and receives until the deadline or the avatar leaves.
+    async fn play(
+        &mut self,
+        client: &mut Client,
+        walk: &mut Walk,
+        deadline: Instant,
+    ) -> Result<End, String> {
+        self.stats.joins += 1;
+        self.live
+            .joined
+            .fetch_add(u32::from(self.stats.joins == 1), Ordering::Relaxed);
+        self.live.connected.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let end = self.play_inner(client, walk, deadline).await;
+        self.live.connected.fetch_sub(1, Ordering::Relaxed);
+        self.stats.seconds += started.elapsed().as_secs_f64();
+        end
+    }
+
+    async fn play_inner(
+        &mut self,
+        client: &mut Client,
+        walk: &mut Walk,
+        deadline: Instant,
+    ) -> Result<End, String> {
+        let period = Duration::from_secs_f64(1.0 / self.how.command_hz.max(0.1));
+        let mut commands = interval(period);
+        commands.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_step = Instant::now();
+        let mut frame = PlayerPacket {
+            global_id: self.avatar,
+            position: [Micros::ZERO; 3],
+            velocity: [0; 3],
+            acceleration: [0; 3],
+            hlc: 0,
+            command: PlayerCommand::PositionUpsert,
+        };
+        loop {
+            let ev = tokio::select! {
+                ev = client.next_event() => ev,
+                _ = commands.tick() => {
+                    let now = Instant::now();
+                    let at = walk.advance((now - last_step).as_secs_f64());
+                    last_step = now;
+                    frame.position = at.map(|m| Micros::from_num(m * 1e6));
+                    frame.velocity = walk.velocity().map(|v| self.quantized(v));
+                    send(client.send_datagram(&command_frame(&frame)))?;
+                    self.stats.commands_sent += 1;
+                    continue;
+                }
+                _ = sleep_until(deadline) => return Ok(End::Deadline),
+            };
+            let bytes = match ev {
+                Some(ClientEvent::Datagram(b)) => b,
+                Some(ClientEvent::Message(b)) => b.into(),
+                Some(other) => return Err(format!("session ended: {other:?}")),
+                None => return Err("session ended".into()),
+            };
+            self.stats.bytes += bytes.len() as u64;
+            self.live
+                .bytes
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            if bytes.first() == Some(&PACKET_KIND) {
+                self.replication(client, &bytes)?;
+                continue;
+            }
+            match ControlMessage::decode(&bytes) {
+                Ok(ControlMessage::CommandsRefused { counts }) => {
+                    let mut moved = false;
+                    for (reason, n) in &counts {
+                        if reason == "not_here" {
+                            moved = true;
+                        } else {
+                            self.stats.commands_refused += n;
+                        }
+                    }
+                    if moved {
+                        return Ok(End::Moved);
+                    }
+                }
+                Ok(ControlMessage::Error { code, message }) => {
+                    return Err(format!("zone error {code}: {message}"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A velocity component (metres per second) as the packet carries it: micrometres per
+    /// tick, quantised against the zones' `v_max`. The zone moves the avatar by it each tick
+    /// between commands, as a real client's dead reckoning would.
+    fn quantized(&self, v_m_s: f64) -> i16 {
+        let per_tick = 1e6 / self.how.tick_hz;
+        let v_max_um = (V_MAX_METRES_PER_SECOND as f64 * per_tick) as i64;
+        quantize_velocity(Micros::from_num(v_m_s * per_tick), v_max_um)
+    }
+
+    /// Applies one replication packet, acks it and measures it.
+    fn replication(&mut self, client: &Client, bytes: &[u8]) -> Result<(), String> {
+        let arrived = self.epoch.elapsed().as_secs_f64();
+        match self.mirror.apply(bytes) {
+            Ok(Applied::Applied { .. }) => {}
+            Ok(Applied::Stale) => return Ok(()),
+            Err(e) => {
+                self.stats
+                    .error(format!("packet refused by the mirror: {e}"));
+                self.live.errors.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        if let Some(ack) = self.mirror.ack() {
+            send(client.send_datagram(&ack.encode()))?;
+        }
+        self.stats.packets += 1;
+        self.live.packets.fetch_add(1, Ordering::Relaxed);
+        // The mirror validated the header: bytes 2..6 are the tick.
+        let tick = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
+        let offset = arrived - f64::from(tick) / self.how.tick_hz;
+        self.min_offset = self.min_offset.min(offset);
+        self.stats.delays.record((offset - self.min_offset) * 1e3);
+        let Some(own) = self.mirror.get(self.avatar) else {
+            return Ok(());
+        };
+        if own.tick == tick {
+            self.stats.own_updates += 1;
+            self.live.own_updates.fetch_add(1, Ordering::Relaxed);
+            if let Some(last) = self.last_own_tick {
+                let gap = tick.wrapping_sub(last);
+                self.stats.gaps.record(f64::from(gap));
+                self.stats.max_gap_ticks = self.stats.max_gap_ticks.max(gap);
+                self.live.gap(gap);
+            }
+            self.last_own_tick = Some(tick);
+        }
+        self.stats.nearest_updates +=
+            nearest_updated_share(&self.mirror, &own.position, self.avatar, tick);
+        Ok(())
+    }
+}
+
+/// Of the [`NEAREST`] entities nearest to `me` (the avatar `own` excluded), the share whose
+/// state is of `tick`; 0 when none is held. No allocation: a fixed array of the best so far.
+fn nearest_updated_share(mirror: &ClientMirror, me: &Vec3, own: u32, tick: u32) -> f64 {
+    let mut best = [(f64::INFINITY, false); NEAREST];
+    for e in mirror.iter() {
+        if e.global_id == own {
+            continue;
+        }
+        let d: f64 = (0..3)
+            .map(|k| (e.position[k] - me[k]).to_num::<f64>().powi(2))
+            .sum();
+        if d < best[NEAREST - 1].0 {
+            let mut k = NEAREST - 1;
+            while k > 0 && best[k - 1].0 > d {
+                best[k] = best[k - 1];
+                k -= 1;
+            }
+            best[k] = (d, e.tick == tick);
+        }
+    }
+    let held = best.iter().filter(|b| b.0.is_finite()).count();
+    if held == 0 {
+        return 0.0;
+    }
+    best.iter().filter(|b| b.1).count() as f64 / held as f64
+}
+
+fn send(r: Result<(), fabric_net::NetError>) -> Result<(), String> {
+    r.map_err(|e| format!("send failed: {e}"))
+}

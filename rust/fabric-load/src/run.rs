@@ -1,0 +1,289 @@
+//! Many players on one runtime: starts them (spread over a ramp so the joins are not one
+//! burst), prints a progress line each second, and sums up what they measured in a
+//! [`Summary`] (written as JSON for the scenario report).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::{Instant, MissedTickBehavior, interval};
+
+use crate::player::{self, Behaviour};
+use crate::stats::{
+    DELAY_BUCKET_MS, DELAY_BUCKETS, GAP_BUCKETS, Histogram, Live, PlayerStats, Second,
+};
+use crate::target::{Target, Transport};
+
+/// A run: how many players, for how long, doing what.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Players.
+    pub players: u32,
+    /// Seconds from the first player's start to the end.
+    pub seconds: f64,
+    /// Seconds over which the players' starts are spread.
+    pub ramp_s: f64,
+    /// What each player does.
+    pub behaviour: Behaviour,
+}
+
+/// What the run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    /// Players started.
+    pub players: u32,
+    /// Zones.
+    pub zones: u32,
+    /// `wt` or `ws`.
+    pub transport: String,
+    /// Seconds the run lasted.
+    pub seconds: f64,
+    /// Players that got an avatar at least once.
+    pub joined: u32,
+    /// Median over players of own updates per second.
+    pub own_hz_median: f64,
+    /// 5th percentile over players of own updates per second (the unlucky ones).
+    pub own_hz_p5: f64,
+    /// Median over players of the nearest entities' update rate.
+    pub nearest_hz_median: f64,
+    /// 5th percentile of the same.
+    pub nearest_hz_p5: f64,
+    /// 99th percentile of all gaps between own updates, ticks.
+    pub gap_p99_ticks: f64,
+    /// Longest gap any player saw, ticks.
+    pub gap_max_ticks: u32,
+    /// Median over players of bytes received per second.
+    pub bytes_per_s_median: f64,
+    /// Most bytes per second one player received.
+    pub bytes_per_s_max: f64,
+    /// Delay (see [`crate::stats`]) p50 over all packets, milliseconds.
+    pub delay_p50_ms: f64,
+    /// Delay p99, milliseconds.
+    pub delay_p99_ms: f64,
+    /// Hand-offs (rejoins after the avatar migrated), all players.
+    pub handoffs: u64,
+    /// Commands refused by the zones (reason `not_here` excluded), all players.
+    pub commands_refused: u64,
+    /// Errors, all players.
+    pub errors: u64,
+    /// A few error texts.
+    pub error_examples: Vec<String>,
+    /// Gaps between own updates, all players (1-tick buckets).
+    pub gaps: Histogram,
+    /// Delays, all players (2 ms buckets).
+    pub delays: Histogram,
+    /// Each second's progress line.
+    pub series: Vec<Second>,
+    /// Every player's figures.
+    pub per_player: Vec<PlayerStats>,
+}
+
+/// Seconds with an avatar a player needs before its rates count in the summary.
+pub const MIN_RATE_SECONDS: f64 = 1.0;
+
+/// The value at share `q` of sorted `v` (nearest rank); 0 when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn sorted(players: &[PlayerStats], f: impl Fn(&PlayerStats) -> f64) -> Vec<f64> {
+    let mut v: Vec<f64> = players.iter().map(f).collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+impl Summary {
+    /// Sums up `players`: the rates count only players that held an avatar for at least
+    /// [`MIN_RATE_SECONDS`] (a player that joined just before the end would divide its first
+    /// packet's bytes by a few milliseconds).
+    pub fn new(
+        target: &Target,
+        seconds: f64,
+        series: Vec<Second>,
+        per_player: Vec<PlayerStats>,
+    ) -> Self {
+        let joined = per_player.iter().filter(|p| p.joins > 0).count();
+        let timed: Vec<PlayerStats> = per_player
+            .iter()
+            .filter(|p| p.seconds >= MIN_RATE_SECONDS)
+            .cloned()
+            .collect();
+        let own = sorted(&timed, PlayerStats::own_hz);
+        let near = sorted(&timed, PlayerStats::nearest_hz);
+        let bps = sorted(&timed, PlayerStats::bytes_per_s);
+        let mut gaps = Histogram::new(1.0, GAP_BUCKETS);
+        let mut delays = Histogram::new(DELAY_BUCKET_MS, DELAY_BUCKETS);
+        for p in &per_player {
+            gaps.merge(&p.gaps);
+            delays.merge(&p.delays);
+        }
+        Self {
+            players: per_player.len() as u32,
+            zones: target.zones.len() as u32,
+            transport: match target.transport {
+                Transport::WebTransport => "wt",
+                Transport::WebSocket => "ws",
+            }
+            .into(),
+            seconds,
+            joined: joined as u32,
+            own_hz_median: percentile(&own, 0.5),
+            own_hz_p5: percentile(&own, 0.05),
+            nearest_hz_median: percentile(&near, 0.5),
+            nearest_hz_p5: percentile(&near, 0.05),
+            // Bucket k holds gaps of k ticks: its lower edge is the gap.
+            gap_p99_ticks: (gaps.quantile(0.99) - 1.0).max(0.0),
+            gap_max_ticks: per_player
+                .iter()
+                .map(|p| p.max_gap_ticks)
+                .max()
+                .unwrap_or(0),
+            bytes_per_s_median: percentile(&bps, 0.5),
+            bytes_per_s_max: bps.last().copied().unwrap_or(0.0),
+            delay_p50_ms: delays.quantile(0.5),
+            delay_p99_ms: delays.quantile(0.99),
+            handoffs: per_player.iter().map(|p| u64::from(p.handoffs)).sum(),
+            commands_refused: per_player.iter().map(|p| p.commands_refused).sum(),
+            errors: per_player.iter().map(|p| u64::from(p.error_count)).sum(),
+            error_examples: per_player
+                .iter()
+                .flat_map(|p| {
+                    p.errors
+                        .iter()
+                        .map(move |e| format!("player {}: {e}", p.index))
+                })
+                .take(8)
+                .collect(),
+            gaps,
+            delays,
+            series,
+            per_player,
+        }
+    }
+
+    /// The final summary in a few lines.
+    pub fn text(&self) -> String {
+        format!(
+            "players {} joined {} over {} zones ({}), {:.0} s\n\
+             own avatar updates: median {:.1} Hz, p5 {:.1} Hz; gaps p99 {:.0} ticks, max {}\n\
+             nearest {} entities: median {:.1} Hz, p5 {:.1} Hz\n\
+             bytes/s per player: median {:.0}, max {:.0}\n\
+             delay above the fastest packet: p50 {:.0} ms, p99 {:.0} ms\n\
+             hand-offs {}, commands refused {}, errors {}",
+            self.players,
+            self.joined,
+            self.zones,
+            self.transport,
+            self.seconds,
+            self.own_hz_median,
+            self.own_hz_p5,
+            self.gap_p99_ticks,
+            self.gap_max_ticks,
+            crate::stats::NEAREST,
+            self.nearest_hz_median,
+            self.nearest_hz_p5,
+            self.bytes_per_s_median,
+            self.bytes_per_s_max,
+            self.delay_p50_ms,
+            self.delay_p99_ms,
+            self.handoffs,
+            self.commands_refused,
+            self.errors,
+        )
+    }
+}
+
+/// One progress line.
+pub fn progress_line(s: &Second) -> String {
+    format!(
+        "[load +{:>5.1} s] players {:>5}  updates/s {:>8.0}  packets/s {:>8.0}  bytes/s {:>10.0}  p99 gap {:>3.0} ticks  errors {}",
+        s.t,
+        s.connected,
+        s.updates_per_s,
+        s.packets_per_s,
+        s.bytes_per_s,
+        s.p99_gap_ticks,
+        s.errors
+    )
+}
+
+/// Runs `plan` against `target` on the current runtime, printing a progress line each second
+/// (through `print`); returns the summary.
+pub async fn run(target: Target, plan: Plan, print: impl Fn(&str)) -> Summary {
+    let target = Arc::new(target);
+    let live = Arc::new(Live::default());
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs_f64(plan.seconds.max(0.0));
+    let mut tasks = Vec::with_capacity(plan.players as usize);
+    let gap = plan.ramp_s.max(0.0) / f64::from(plan.players.max(1));
+    for index in 0..plan.players {
+        let start = t0 + Duration::from_secs_f64(gap * f64::from(index));
+        let (target, live) = (target.clone(), live.clone());
+        let how = plan.behaviour;
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(start).await;
+            player::run(index, target, how, live, deadline).await
+        }));
+    }
+    let mut series = Vec::new();
+    let mut tick = interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut last = Instant::now();
+    while Instant::now() < deadline {
+        tick.tick().await;
+        let now = Instant::now();
+        let s = live.take_second((now - t0).as_secs_f64(), (now - last).as_secs_f64());
+        last = now;
+        print(&progress_line(&s));
+        series.push(s);
+    }
+    let mut per_player = Vec::with_capacity(tasks.len());
+    for (index, t) in tasks.into_iter().enumerate() {
+        match t.await {
+            Ok(p) => per_player.push(p),
+            Err(e) => {
+                let mut p = PlayerStats::new(index as u32);
+                p.error(format!("player task failed: {e}"));
+                per_player.push(p);
+            }
+        }
+    }
+    Summary::new(&target, t0.elapsed().as_secs_f64(), series, per_player)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        assert_eq!(percentile(&v, 0.5), 5.0);
+        assert_eq!(percentile(&v, 0.05), 1.0);
+        assert_eq!(percentile(&v, 1.0), 10.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn a_player_with_a_moment_of_avatar_counts_as_joined_but_not_in_the_rates() {
+        let zones = vec![
+            crate::target::ZoneAddr::parse(
+                "127.0.0.1:7000,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            )
+            .unwrap(),
+        ];
+        let target = Target::new(zones, 15.0, None, Transport::WebTransport).unwrap();
+        let mut steady = PlayerStats::new(0);
+        (steady.joins, steady.seconds, steady.bytes) = (1, 10.0, 10_000);
+        let mut late = PlayerStats::new(1);
+        (late.joins, late.seconds, late.bytes) = (1, 0.002, 1_000);
+        let s = Summary::new(&target, 10.0, Vec::new(), vec![steady, late]);
+        assert_eq!(s.joined, 2);
+        assert_eq!(s.bytes_per_s_max, 1000.0, "not 500,000 B/s from 2 ms");
+    }
+}

@@ -1,0 +1,224 @@
+//! The fabric the players load: its zones' client addresses and certificate hashes, the Hilbert
+//! layout that says which zone owns a point, and where join tokens come from.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use fabric_core::coords::{Micros, WorldBounds};
+use fabric_core::hilbert::encode_position;
+use fabric_core::zones::ZoneLayout;
+use fabric_net::CertHash;
+use thiserror::Error;
+
+/// Why a zone cannot be used or a token not obtained.
+#[derive(Debug, Error)]
+pub enum TargetError {
+    /// A `--zone` argument is not `ADDR,CERT_HASH[,SHARD_ID]`.
+    #[error("zone `{0}`: expected ADDR,CERT_HASH[,SHARD_ID]")]
+    ZoneSyntax(String),
+    /// The address is not on loopback: the load generator loads only this machine.
+    #[error("zone address {0} is not a loopback address")]
+    NotLoopback(SocketAddr),
+    /// The zone count makes no Hilbert layout.
+    #[error("{0} zones make no layout (1..=32)")]
+    Layout(usize),
+    /// The world's half-width makes no bounds.
+    #[error("world half-width {0} m makes no bounds")]
+    Bounds(f64),
+    /// A zone has no shard id, so no token can be asked for it.
+    #[error("zone {0} has no shard id to ask a join token for")]
+    NoShard(u8),
+    /// The backend refused or did not answer.
+    #[error("join token for zone {zone}: {reason}")]
+    Token {
+        /// The zone.
+        zone: u8,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One zone's client endpoint.
+#[derive(Debug, Clone)]
+pub struct ZoneAddr {
+    /// Client address (UDP for WebTransport, TCP for the WebSocket fallback: the same number).
+    pub addr: SocketAddr,
+    /// The zone's certificate hash, pinned.
+    pub cert_hash: CertHash,
+    /// The zone's shard id in the registry (needed for join tokens).
+    pub shard: Option<String>,
+}
+
+impl ZoneAddr {
+    /// Parses `ADDR,CERT_HASH[,SHARD_ID]`; the address must be on loopback.
+    pub fn parse(text: &str) -> Result<Self, TargetError> {
+        let bad = || TargetError::ZoneSyntax(text.to_owned());
+        let mut parts = text.split(',');
+        let addr: SocketAddr = parts.next().and_then(|a| a.parse().ok()).ok_or_else(bad)?;
+        let cert_hash = parts
+            .next()
+            .and_then(|h| CertHash::parse(h).ok())
+            .ok_or_else(bad)?;
+        let shard = parts.next().map(str::to_owned);
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        if !addr.ip().is_loopback() {
+            return Err(TargetError::NotLoopback(addr));
+        }
+        Ok(Self {
+            addr,
+            cert_hash,
+            shard,
+        })
+    }
+}
+
+/// Which client transport the players use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// WebTransport (QUIC datagrams).
+    WebTransport,
+    /// The WebSocket fallback (`wss://`, same port over TCP).
+    WebSocket,
+}
+
+/// Where join tokens come from: the registry backend and the players' account key.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// `http://127.0.0.1:PORT`.
+    pub backend: String,
+    /// The players' API key.
+    pub api_key: String,
+}
+
+/// The fabric under load.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Zones, by zone index.
+    pub zones: Vec<ZoneAddr>,
+    /// The world's half-width, metres (the zones' `--world-bounds`).
+    pub half_m: f64,
+    /// Where tokens come from; `None` for zones that admit without one.
+    pub tokens: Option<Tokens>,
+    /// The transport.
+    pub transport: Transport,
+    layout: ZoneLayout,
+    bounds: WorldBounds,
+}
+
+impl Target {
+    /// A target of `zones` (by index) in a world of half-width `half_m` metres.
+    pub fn new(
+        zones: Vec<ZoneAddr>,
+        half_m: f64,
+        tokens: Option<Tokens>,
+        transport: Transport,
+    ) -> Result<Self, TargetError> {
+        let layout = ZoneLayout::new(zones.len()).map_err(|_| TargetError::Layout(zones.len()))?;
+        let h = (half_m * 1e6) as i64;
+        let bounds = WorldBounds::new([-h; 3], [h; 3]).map_err(|_| TargetError::Bounds(half_m))?;
+        Ok(Self {
+            zones,
+            half_m,
+            tokens,
+            transport,
+            layout,
+            bounds,
+        })
+    }
+
+    /// The zone that owns the point `p` (metres).
+    pub fn zone_of(&self, p: [f64; 3]) -> u8 {
+        let v = p.map(|m| Micros::from_num(m * 1e6));
+        self.layout.zone_of(encode_position(&self.bounds, &v))
+    }
+
+    /// The URL a player of zone `zone` connects to.
+    pub fn url(&self, zone: u8) -> String {
+        let addr = self.zones[usize::from(zone)].addr;
+        match self.transport {
+            Transport::WebTransport => format!("https://{addr}/wt"),
+            Transport::WebSocket => format!("wss://{addr}/ws"),
+        }
+    }
+
+    /// A join token for zone `zone`, or `None` when the target has no backend.
+    pub async fn token(&self, zone: u8) -> Result<Option<String>, TargetError> {
+        let Some(t) = &self.tokens else {
+            return Ok(None);
+        };
+        let shard = self.zones[usize::from(zone)]
+            .shard
+            .as_deref()
+            .ok_or(TargetError::NoShard(zone))?;
+        let err = |reason: String| TargetError::Token { zone, reason };
+        let body = serde_json::json!({ "zone_id": shard });
+        let r = fabric_net::http::request(
+            &t.backend,
+            "POST",
+            "/tokens/join",
+            Some(&t.api_key),
+            Some(&body),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| err(e.to_string()))?;
+        if r.status != 200 {
+            return Err(err(format!("HTTP {} {}", r.status, r.body)));
+        }
+        r.body["token"]
+            .as_str()
+            .map(|s| Some(s.to_owned()))
+            .ok_or_else(|| err("no token in the answer".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    #[test]
+    fn zone_arguments_parse_and_only_loopback_is_accepted() {
+        let z = ZoneAddr::parse(&format!("127.0.0.1:7443,{HASH},abc")).unwrap();
+        assert_eq!(z.addr.port(), 7443);
+        assert_eq!(z.shard.as_deref(), Some("abc"));
+        assert!(
+            ZoneAddr::parse(&format!("127.0.0.1:7443,{HASH}"))
+                .unwrap()
+                .shard
+                .is_none()
+        );
+        assert!(matches!(
+            ZoneAddr::parse(&format!("10.0.0.1:7443,{HASH}")),
+            Err(TargetError::NotLoopback(_))
+        ));
+        assert!(matches!(
+            ZoneAddr::parse("127.0.0.1:7443"),
+            Err(TargetError::ZoneSyntax(_))
+        ));
+    }
+
+    #[test]
+    fn every_zone_owns_part_of_the_world_and_urls_follow_the_transport() {
+        let zones: Vec<ZoneAddr> = (0..4)
+            .map(|k| ZoneAddr::parse(&format!("127.0.0.1:{},{HASH}", 7000 + k)).unwrap())
+            .collect();
+        let t = Target::new(zones.clone(), 15.0, None, Transport::WebSocket).unwrap();
+        let mut seen = [false; 4];
+        for x in (-14..=14).step_by(4) {
+            for y in (-14..=14).step_by(4) {
+                for z in (-14..=14).step_by(4) {
+                    let p = [x, y, z].map(f64::from);
+                    seen[usize::from(t.zone_of(p))] = true;
+                }
+            }
+        }
+        assert_eq!(seen, [true; 4], "every zone owns part of the walkable cube");
+        assert_eq!(t.url(2), "wss://127.0.0.1:7002/ws");
+        let t = Target::new(zones, 15.0, None, Transport::WebTransport).unwrap();
+        assert_eq!(t.url(0), "https://127.0.0.1:7000/wt");
+    }
+}

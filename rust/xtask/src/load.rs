@@ -1,0 +1,88 @@
+//! `cargo xtask load --players N --zones Z --seconds S [--out DIR]`: a load scenario through
+//! real processes (the registry backend, Z linked zones, the `fabric-load` generator) and its
+//! Markdown report with PNG plots in `--out` (`fabric_e2e::load`). Ctrl-C stops it early; the
+//! processes it started are stopped either way.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use fabric_e2e::load::{LoadOptions, run_load};
+
+/// What to run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Simulated players.
+    #[arg(long, default_value_t = 100)]
+    pub players: u32,
+    /// Zone processes.
+    #[arg(long, default_value_t = 2)]
+    pub zones: u32,
+    /// Seconds the players run.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u32,
+    /// Wanderers in the whole fabric.
+    #[arg(long, default_value_t = 200)]
+    pub entities: u32,
+    /// `wt` (WebTransport) or `ws` (WebSocket fallback).
+    #[arg(long, default_value = "wt")]
+    pub transport: String,
+    /// Seconds over which the players start.
+    #[arg(long, default_value_t = 5.0)]
+    pub ramp: f64,
+    /// Report folder (default target/load/<players>p-<zones>z-<seconds>s).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Optimised builds of the zones' extension and the load generator.
+    #[arg(long)]
+    pub release: bool,
+}
+
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let out = opts.out.clone().unwrap_or_else(|| {
+        fabric_harness::paths::target_dir()
+            .join("load")
+            .join(format!(
+                "{}p-{}z-{}s",
+                opts.players, opts.zones, opts.seconds
+            ))
+    });
+    let command = format!(
+        "cargo xtask load --players {} --zones {} --seconds {} --entities {} --transport {} --ramp {}{}",
+        opts.players,
+        opts.zones,
+        opts.seconds,
+        opts.entities,
+        opts.transport,
+        opts.ramp,
+        if opts.release { " --release" } else { "" }
+    );
+    let lo = LoadOptions {
+        players: opts.players,
+        zones: opts.zones,
+        seconds: opts.seconds,
+        entities: opts.entities,
+        transport: opts.transport,
+        ramp_s: opts.ramp,
+        command_hz: 20.0,
+        // 4 s at 20 Hz: an avatar crossing a corner of another zone stays where it is.
+        hysteresis_ticks: 80,
+        out,
+        command,
+        release: opts.release,
+    };
+    let r = run_load(&lo, &stop, |l| println!("[load] {l}"))?;
+    println!("{}", r.data.summary.text());
+    println!("report: {}", r.written.markdown.display());
+    if let Some(why) = &r.written.no_plots {
+        println!("no plots: {why}");
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! A load scenario through real processes, as `cargo xtask load` runs it: the registry backend
+//! and a linked zone fabric ([`crate::fabric`]), then the `fabric-load` binary with its
+//! simulated players; each second every zone's `/metrics` and every process group's CPU and
+//! memory are sampled; at the end the players' summary and the samples become the Markdown
+//! report with plots ([`fabric_load::report`]).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use fabric_harness::engine;
+use fabric_harness::process::{Outcome, Proc};
+use fabric_load::report::{self, ProcSample, ProcSeries, ReportData, Written, ZoneSample};
+use fabric_load::run::Summary;
+
+use crate::create_account;
+use crate::fabric::{Fabric, FabricOptions, start_fabric};
+use crate::proc_usage::{CpuMeter, is_running};
+use crate::zone_probe::metrics;
+
+/// A scenario.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Simulated players.
+    pub players: u32,
+    /// Zone processes.
+    pub zones: u32,
+    /// Seconds the players run.
+    pub seconds: u32,
+    /// Wanderers in the whole fabric.
+    pub entities: u32,
+    /// `wt` or `ws`.
+    pub transport: String,
+    /// Seconds over which the players start.
+    pub ramp_s: f64,
+    /// Position commands per second per player.
+    pub command_hz: f64,
+    /// Ticks outside a zone before an entity (an avatar too) migrates.
+    pub hysteresis_ticks: u32,
+    /// Where the report goes.
+    pub out: PathBuf,
+    /// The command line to print in the report.
+    pub command: String,
+    /// Optimised builds: the zones' extension and the load generator are built with
+    /// `--release` (the extension is installed over the debug one until the next `prepare`).
+    pub release: bool,
+}
+
+/// What a scenario produced.
+#[derive(Debug)]
+pub struct LoadResult {
+    /// How the load generator ended.
+    pub load_exit: Outcome,
+    /// Everything measured.
+    pub data: ReportData,
+    /// The report's files.
+    pub written: Written,
+}
+
+/// Runs the scenario, logging through `log`; the fabric is stopped whatever happens.
+pub fn run_load(
+    opts: &LoadOptions,
+    stop: &AtomicBool,
+    log: impl Fn(&str),
+) -> anyhow::Result<LoadResult> {
+    log("preparing Godot, the extension, the project and the binaries");
+    let eng = engine::prepare(false)?;
+    let load_bin = if opts.release {
+        engine::build_extension(false, true)?;
+        let status = engine::cargo()
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "fabric-load",
+                "--bin",
+                "fabric-load",
+            ])
+            .status()
+            .context("running cargo build --release")?;
+        anyhow::ensure!(status.success(), "building fabric-load failed ({status})");
+        fabric_harness::paths::target_dir().join("release/fabric-load")
+    } else {
+        engine::binary("fabric-load")?
+    };
+    let fabric_opts = FabricOptions {
+        zones: opts.zones,
+        entities: opts.entities,
+        backend_port: 0,
+        hysteresis_ticks: opts.hysteresis_ticks,
+        extra: Vec::new(),
+    };
+    let (mut fabric, started) = start_fabric(&eng, &fabric_opts, stop, &log)?;
+    let result = started.and_then(|()| drive(opts, &fabric, load_bin, stop, &log));
+    log(&format!(
+        "stopping {} zones and the backend",
+        fabric.zones.len()
+    ));
+    fabric.stop();
+    result
+}
+
+fn drive(
+    opts: &LoadOptions,
+    fabric: &Fabric,
+    load_bin: PathBuf,
+    stop: &AtomicBool,
+    log: &impl Fn(&str),
+) -> anyhow::Result<LoadResult> {
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+    let players_key = create_account(&fabric.backend.url, "players")?;
+    let summary_path = opts.out.join("summary.json");
+    let _ = std::fs::remove_file(&summary_path);
+    let mut cmd = std::process::Command::new(load_bin);
+    cmd.args(["--backend", &fabric.backend.url])
+        .args(["--players", &opts.players.to_string()])
+        .args(["--seconds", &opts.seconds.to_string()])
+        .args(["--ramp", &opts.ramp_s.to_string()])
+        .args(["--transport", &opts.transport])
+        .args(["--command-hz", &opts.command_hz.to_string()])
+        .arg("--summary")
+        .arg(&summary_path)
+        .env("FABRIC_LOAD_API_KEY", &players_key);
+    for z in &fabric.zones {
+        cmd.arg("--zone")
+            .arg(format!("{},{},{}", z.client, z.cert_hash, z.shard));
+    }
+    let mut load = Proc::spawn("load", cmd, false)?;
+    let t0 = Instant::now();
+    let mut zone_cpu: Vec<CpuMeter> = fabric
+        .zones
+        .iter()
+        .map(|z| CpuMeter::new(z.proc.pid()))
+        .collect();
+    let mut others = [
+        ("load generator", CpuMeter::new(load.pid())),
+        ("backend", CpuMeter::new(fabric.backend.proc.pid())),
+    ];
+    let mut processes: Vec<ProcSeries> = fabric
+        .zones
+        .iter()
+        .enumerate()
+        .map(|(k, _)| format!("zone {k}"))
+        .chain(others.iter().map(|o| o.0.to_owned()))
+        .map(|name| ProcSeries {
+            name,
+            samples: Vec::new(),
+        })
+        .collect();
+    let mut zones: Vec<Vec<ZoneSample>> = vec![Vec::new(); fabric.zones.len()];
+    let mut last_bytes = vec![None::<f64>; fabric.zones.len()];
+    let mut last_ticks = vec![None::<f64>; fabric.zones.len()];
+    let limit = Duration::from_secs(u64::from(opts.seconds) + 90);
+    let mut next = t0;
+    while is_running(load.pid())
+        && t0.elapsed() < limit
+        && !stop.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        next += Duration::from_secs(1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        let t = t0.elapsed().as_secs_f64();
+        for (k, z) in fabric.zones.iter().enumerate() {
+            let Ok(m) = metrics(z.metrics) else {
+                log(&format!("zone {k}: metrics unreadable"));
+                continue;
+            };
+            let get = |name: &str| m.get(name).copied().unwrap_or(0.0);
+            let bytes = get("fabric_zone_client_bytes_total");
+            let rate = last_bytes[k].map_or(0.0, |b| bytes - b);
+            last_bytes[k] = Some(bytes);
+            let ticks = get("fabric_zone_ticks_total");
+            let ticks_per_s = last_ticks[k].map_or(0.0, |b| ticks - b);
+            last_ticks[k] = Some(ticks);
+            zones[k].push(ZoneSample {
+                t,
+                tick_p50_ms: get("fabric_zone_tick_p50_seconds") * 1e3,
+                tick_p99_ms: get("fabric_zone_tick_p99_seconds") * 1e3,
+                overruns: get("fabric_zone_overruns_total"),
+                dropped_ticks: get("fabric_zone_dropped_ticks_total"),
+                ticks_per_s,
+                players: get("fabric_zone_players"),
+                entities: get("fabric_zone_owned"),
+                client_bytes_per_s: rate,
+            });
+        }
+        let meters = zone_cpu
+            .iter_mut()
+            .chain(others.iter_mut().map(|o| &mut o.1));
+        for (series, meter) in processes.iter_mut().zip(meters) {
+            let (cpu_percent, rss_mib) = meter.sample();
+            series.samples.push(ProcSample {
+                t,
+                cpu_percent,
+                rss_mib,
+            });
+        }
+        let worst = zones
+            .iter()
+            .filter_map(|z| z.last())
+            .map(|s| s.tick_p99_ms)
+            .fold(0.0, f64::max);
+        let cpu: f64 = processes
+            .iter()
+            .filter_map(|p| p.samples.last())
+            .map(|s| s.cpu_percent)
+            .sum();
+        log(&format!(
+            "+{t:>5.1} s  worst zone tick p99 {worst:>6.2} ms  CPU all {cpu:>4.0} %"
+        ));
+    }
+    let load_exit = load.wait(Duration::from_secs(30));
+    // The first sample of each meter has no interval: drop it.
+    for p in &mut processes {
+        if !p.samples.is_empty() {
+            p.samples.remove(0);
+        }
+    }
+    let text = std::fs::read(&summary_path).with_context(|| {
+        format!(
+            "the load generator wrote no summary ({load_exit:?})\n{}",
+            load.output()
+        )
+    })?;
+    let summary: Summary = serde_json::from_slice(&text).context("reading the summary")?;
+    let data = ReportData {
+        command: opts.command.clone(),
+        summary,
+        zones,
+        processes,
+    };
+    let written = report::write(&opts.out, &data, opts.ramp_s + 2.0)?;
+    log(&format!("report: {}", written.markdown.display()));
+    Ok(LoadResult {
+        load_exit,
+        data,
+        written,
+    })
+}
