@@ -48,7 +48,9 @@ pub enum ReportError {
         source: std::io::Error,
     },
     /// No TrueType font was found for the plots' text.
-    #[error("no TrueType font found (set FABRIC_REPORT_FONT or install DejaVu Sans)")]
+    #[error(
+        "no TrueType font found (set FABRIC_REPORT_FONT, install DejaVu Sans, or run scripts/setup-godot.sh, whose private root carries it)"
+    )]
     NoFont,
     /// Drawing a plot failed.
     #[error("drawing {file}: {reason}")]
@@ -337,11 +339,15 @@ fn cores() -> usize {
 fn font() -> Result<(), ReportError> {
     static FONT: OnceLock<bool> = OnceLock::new();
     let ok = *FONT.get_or_init(|| {
-        let env = std::env::var("FABRIC_REPORT_FONT").ok();
+        let env = std::env::var("FABRIC_REPORT_FONT").ok().map(PathBuf::from);
+        // The project's private Debian root (scripts/setup-godot.sh) carries DejaVu (a
+        // dependency of the engine package), so a machine without system fonts still has one.
+        let private = fabric_harness::paths::cache_dir()
+            .join("sid-root/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
         let candidates = env
-            .iter()
-            .map(String::as_str)
-            .chain(FONT_PATHS.iter().copied());
+            .into_iter()
+            .chain(FONT_PATHS.iter().map(PathBuf::from))
+            .chain(std::iter::once(private));
         for path in candidates {
             if let Ok(bytes) = std::fs::read(path) {
                 // Registered once per process for the plots' lifetime.

@@ -324,9 +324,6 @@ impl FabricWorld {
         self.send(kind, &a)
     }
 
-    /// Walks the own avatar to `target` (metres) at `walk_speed`: one position upsert per
-    /// zone tick, the last one on the target (the avatar is at rest between upserts, so it
-    /// never runs ahead and back). A new call changes the target.
     /// Asks the zone to give you entity `id` (one holder at a time, first come first served;
     /// see `docs/zone.md`, "Ownership"). The answer arrives as `ownership_granted` or
     /// `ownership_denied`. `ERR_UNCONFIGURED` before your avatar exists, `ERR_INVALID_PARAMETER`
@@ -359,6 +356,9 @@ impl FabricWorld {
         me >= 0 && self.get_holder(id) == me
     }
 
+    /// Walks the own avatar to `target` (metres) at `walk_speed`: one position upsert per
+    /// zone tick, the last one on the target (the avatar is at rest between upserts, so it
+    /// never runs ahead and back). A new call changes the target.
     #[func]
     pub fn move_avatar_to(&mut self, target: Vector3) {
         if let Some(from) = self.own_position() {

@@ -61,7 +61,7 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// The MkDocs configuration for the staged pages and the generated class pages.
-fn config(classes: &[reference::Class]) -> anyhow::Result<String> {
+fn config(classes: &[reference::Class], reports: &[String]) -> anyhow::Result<String> {
     let mut s = String::new();
     writeln!(s, "site_name: Multiplayer Fabric")?;
     writeln!(s, "docs_dir: docs-src")?;
@@ -85,6 +85,10 @@ fn config(classes: &[reference::Class]) -> anyhow::Result<String> {
             writeln!(s, "{indent}- {title:?}: {file}")?;
         }
         if *section == "Reference" {
+            writeln!(s, "{indent}- Load reports:")?;
+            for r in reports {
+                writeln!(s, "{indent}    - {r:?}: load/{r}/report.md")?;
+            }
             writeln!(s, "{indent}- Classes:")?;
             writeln!(s, "{indent}    - Overview: reference/index.md")?;
             for c in classes {
@@ -153,8 +157,18 @@ pub fn build() -> anyhow::Result<PathBuf> {
         std::fs::write(refdir.join(format!("{}.md", c.name)), reference::page(c)?)?;
     }
     std::fs::write(refdir.join("index.md"), reference_index(&classes))?;
+    // Scenario reports of `cargo xtask load` kept in docs/load/<run>/report.md.
+    let mut reports: Vec<String> = std::fs::read_dir(root.join("docs/load"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("report.md").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    reports.sort_by_key(|r| r.split('p').next().and_then(|n| n.parse::<u32>().ok()));
     let cfg = target.join("mkdocs.yml");
-    std::fs::write(&cfg, config(&classes)?)?;
+    std::fs::write(&cfg, config(&classes, &reports)?)?;
     let bin = crate::venv::tools("mkdocs-venv", "mkdocs-requirements.txt", "mkdocs")?;
     crate::venv::run(
         Command::new(bin.join("mkdocs"))
