@@ -41,8 +41,7 @@ impl FabricZone {
                     );
                     self.admission.open(session, now, tick, &mut actions);
                     self.player_session_opened(session, now);
-                    self.base_mut()
-                        .emit_signal("session_opened", &[(session as i64).to_variant()]);
+                    self.signals().session_opened().emit(session as i64);
                 }
                 ServerEvent::Datagram { session, data } => {
                     self.on_bytes(session, &data, false, now, &mut actions)
@@ -58,13 +57,9 @@ impl FabricZone {
                         "FabricZone {}: session {session} closed: {reason}",
                         self.zone_id
                     );
-                    self.base_mut().emit_signal(
-                        "session_closed",
-                        &[
-                            (session as i64).to_variant(),
-                            GString::from(&reason).to_variant(),
-                        ],
-                    );
+                    self.signals()
+                        .session_closed()
+                        .emit(session as i64, &GString::from(&reason));
                 }
             }
         }
@@ -182,17 +177,12 @@ impl FabricZone {
                             format!(" as {subject}")
                         }
                     );
-                    self.base_mut().emit_signal(
-                        "session_admitted",
-                        &[
-                            (session as i64).to_variant(),
-                            GString::from(&subject).to_variant(),
-                        ],
-                    );
+                    self.signals()
+                        .session_admitted()
+                        .emit(session as i64, &GString::from(&subject));
                 }
                 Action::Acknowledged { session } => {
-                    self.base_mut()
-                        .emit_signal("welcome_acknowledged", &[(session as i64).to_variant()]);
+                    self.signals().welcome_acknowledged().emit(session as i64);
                 }
             }
         }
@@ -227,8 +217,7 @@ impl FabricZone {
             );
         }
         godot_print!("FABRIC_ZONE_CERT_ROTATED cert_hash={now} next_cert_hash={following}");
-        self.base_mut()
-            .emit_signal("cert_rotated", &[now.to_variant(), following.to_variant()]);
+        self.signals().cert_rotated().emit(&now, &following);
     }
 
     fn pump_registry(&mut self) {
@@ -257,8 +246,7 @@ impl FabricZone {
                     self.verifier = Some(JoinTokenVerifier::new(keys));
                     self.shard_id = GString::from(&shard_id);
                     godot_print!("FABRIC_ZONE_REGISTERED shard_id={shard_id}");
-                    self.base_mut()
-                        .emit_signal("registered", &[GString::from(&shard_id).to_variant()]);
+                    self.signals().registered().emit(&GString::from(&shard_id));
                 }
                 RegistryEvent::HeartbeatOk => {}
                 RegistryEvent::CertHashPublished {
@@ -289,8 +277,7 @@ impl FabricZone {
                 }
                 RegistryEvent::Problem(p) => {
                     godot_warn!("FabricZone {}: registry: {p}", self.zone_id);
-                    self.base_mut()
-                        .emit_signal("registry_problem", &[GString::from(&p).to_variant()]);
+                    self.signals().registry_problem().emit(&GString::from(&p));
                 }
             }
         }
