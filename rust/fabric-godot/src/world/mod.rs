@@ -205,6 +205,10 @@ impl FabricWorld {
     /// -> count.
     #[signal]
     fn command_refused(counts: VarDictionary);
+    /// Through the gateway, your avatar crossed into zone `zone` and the gateway followed it:
+    /// the session goes on (entities both zones show stay; `get_stats()["session_zone"]`).
+    #[signal]
+    fn avatar_zone_changed(zone: i64);
     /// The zone gave entity `id` to `holder` (an avatar id; yours when it is
     /// `get_own_avatar_id()`): sent to every player of the zone.
     #[signal]
@@ -636,6 +640,9 @@ impl FabricWorld {
                     self.signals().command_refused().emit(&d);
                 }
                 WorldEvent::Ownership(ev) => self.emit_ownership(&ev),
+                WorldEvent::ZoneChanged { zone } => {
+                    self.signals().avatar_zone_changed().emit(i64::from(zone));
+                }
                 WorldEvent::Disconnected(reason) => {
                     self.walker.stop();
                     self.signals()

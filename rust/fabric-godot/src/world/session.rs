@@ -59,6 +59,12 @@ pub enum WorldEvent {
     CommandsRefused(BTreeMap<String, u64>),
     /// An ownership answer or change from the zone.
     Ownership(super::ownership::OwnershipEvent),
+    /// The gateway followed the avatar to another zone (`zone_changed`): the session goes on
+    /// with that zone's replication.
+    ZoneChanged {
+        /// The zone now serving the session.
+        zone: u32,
+    },
     /// The session ended, with the reason in words.
     Disconnected(String),
 }
@@ -251,6 +257,18 @@ impl WorldSession {
             }
             ControlMessage::CommandsRefused { counts } => {
                 self.events.push_back(WorldEvent::CommandsRefused(counts));
+            }
+            // Sent twice by the gateway (datagram, then reliable): the first copy switches. The
+            // new zone's packets come from its fresh view of this player, so the mirror starts
+            // again; the visible table stays, and the diff after the first packet keeps the
+            // entities both zones show (no exit and re-enter).
+            ControlMessage::ZoneChanged { id, zone }
+                if self.avatar == Some(id) && zone != self.zone =>
+            {
+                let repl = ReplicationConfig::default();
+                self.mirror = ClientMirror::new(repl.max_entities, repl.mtu);
+                self.zone = zone;
+                self.events.push_back(WorldEvent::ZoneChanged { zone });
             }
             ControlMessage::Ownership {
                 entity,

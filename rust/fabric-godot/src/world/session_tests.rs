@@ -338,3 +338,63 @@ fn ownership_requests_go_reliably_once_playing_and_answers_set_the_holder() {
         ]
     );
 }
+
+#[test]
+fn zone_changed_restarts_the_mirror_and_keeps_the_entities_both_zones_show() {
+    let mut link = Sent::default();
+    let mut s = joined(&mut link);
+    let cands = [
+        candidate(500, 0.0, 3),
+        candidate(7, 3.0, 3),
+        candidate(8, -4.0, 4),
+    ];
+    let mut old = ClientView::new(ReplicationConfig::with_radius(50_000)).unwrap();
+    for tick in 1..4 {
+        step(&mut old, &mut s, &mut link, tick, &cands);
+    }
+    events(&mut s);
+    assert_eq!(s.visible_count(), 3);
+    // The gateway followed the avatar to zone 4: the datagram copy, then the reliable one.
+    let changed = ControlMessage::ZoneChanged { id: 500, zone: 4 };
+    s.on_bytes(200, &changed.encode(), &mut link);
+    s.on_bytes(201, &changed.encode(), &mut link);
+    assert_eq!(
+        events(&mut s),
+        [WorldEvent::ZoneChanged { zone: 4 }],
+        "once"
+    );
+    assert_eq!(s.zone(), 4);
+    // Zone 4's fresh view: the same entities (now owned by 4), one more, 8 gone.
+    let after = [
+        candidate(500, 0.5, 4),
+        candidate(7, 3.0, 4),
+        candidate(9, 5.0, 4),
+    ];
+    let mut new = ClientView::new(ReplicationConfig::with_radius(50_000)).unwrap();
+    let refused_before = s.refused_packets().0;
+    for tick in 5..9 {
+        step(&mut new, &mut s, &mut link, tick, &after);
+    }
+    assert_eq!(
+        s.refused_packets().0,
+        refused_before,
+        "the new zone's packets apply"
+    );
+    let ev = events(&mut s);
+    assert!(
+        ev.contains(&WorldEvent::Entered(9)) && ev.contains(&WorldEvent::Exited(8)),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.contains(&WorldEvent::Exited(500)) && !ev.contains(&WorldEvent::Exited(7)),
+        "entities both zones show stay: {ev:?}"
+    );
+    assert_eq!(s.visible(7).unwrap().zone, 4);
+    // A zone_changed for someone else's avatar changes nothing.
+    s.on_bytes(
+        300,
+        &ControlMessage::ZoneChanged { id: 1, zone: 9 }.encode(),
+        &mut link,
+    );
+    assert_eq!(s.zone(), 4);
+}
