@@ -18,6 +18,7 @@ use fabric_core::player_command::{PlayerCommand, PlayerPacket};
 use fabric_core::session_control::ControlMessage;
 use fabric_core::zones::ZoneLayout;
 use fabric_e2e::zone_probe::{self, field};
+use fabric_e2e::zone_state::start_observed_zone;
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
 use fabric_net::{CertHash, Client, ClientConfig, ClientEvent};
@@ -32,8 +33,8 @@ struct Zone {
 
 fn start_zone(zone_count: &str) -> Zone {
     let engine = engine::prepare(false).expect("engine and extension ready");
-    let cmd = engine.scene_command(
-        "res://scenes/zone.tscn",
+    let z = start_observed_zone(
+        &engine,
         &[
             "--zone-id",
             "0",
@@ -41,38 +42,16 @@ fn start_zone(zone_count: &str) -> Zone {
             zone_count,
             "--world-bounds",
             "15",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--metrics-addr",
-            "127.0.0.1:0",
             "--stats-every",
             "1",
         ],
-    );
-    let mut proc = Proc::spawn("zone", cmd, true).expect("zone process starts");
-    let line = proc
-        .wait_for_line(
-            |l| l.starts_with("FABRIC_ZONE_METRICS"),
-            Duration::from_secs(30),
-        )
-        .expect("metrics endpoint announced");
-    let metrics = field(&line, "addr").and_then(|a| a.parse().ok()).unwrap();
-    let ready = proc
-        .wait_for_line(
-            |l| l.starts_with("FABRIC_ZONE_READY"),
-            Duration::from_secs(30),
-        )
-        .expect("zone ready");
-    let addr = field(&ready, "addr").expect("addr in the ready line");
-    let port = addr.rsplit(':').next().unwrap().parse().unwrap();
-    let hash = field(&ready, "cert_hash").unwrap().to_owned();
+    )
+    .expect("zone process starts");
     Zone {
-        proc,
-        port,
-        hash,
-        metrics,
+        proc: z.proc,
+        port: z.port,
+        hash: z.cert_hash,
+        metrics: z.metrics,
     }
 }
 
