@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use fabric_core::session_control::{ControlMessage, OwnershipState};
 use fabric_e2e::repl_client::{Joined, ReplClient};
 use fabric_e2e::zone_probe::{self, field};
+use fabric_e2e::zone_state::start_observed_zone;
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
 
@@ -27,8 +28,8 @@ struct Zone {
 
 fn start_zone(persist_mode: &str) -> Zone {
     let engine = engine::prepare(false).expect("engine and extension ready");
-    let cmd = engine.scene_command(
-        "res://scenes/zone.tscn",
+    let z = start_observed_zone(
+        &engine,
         &[
             "--zone-id",
             "0",
@@ -44,32 +45,16 @@ fn start_zone(persist_mode: &str) -> Zone {
             "7",
             "--persist-mode",
             persist_mode,
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--metrics-addr",
-            "127.0.0.1:0",
             "--stats-every",
             "1",
         ],
-    );
-    let mut proc = Proc::spawn("zone", cmd, true).expect("zone process starts");
-    let mut line_with = |prefix: &str| {
-        proc.wait_for_line(|l| l.starts_with(prefix), Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("{prefix}: {e}"))
-    };
-    let metrics = line_with("FABRIC_ZONE_METRICS");
-    let ready = line_with("FABRIC_ZONE_READY");
-    let metrics = field(&metrics, "addr")
-        .and_then(|a| a.parse().ok())
-        .unwrap();
-    let addr = field(&ready, "addr").expect("addr in the ready line");
+    )
+    .expect("zone process starts");
     Zone {
-        port: addr.rsplit(':').next().unwrap().parse().unwrap(),
-        hash: field(&ready, "cert_hash").unwrap().to_owned(),
-        metrics,
-        proc,
+        proc: z.proc,
+        port: z.port,
+        hash: z.cert_hash,
+        metrics: z.metrics,
     }
 }
 
@@ -338,9 +323,21 @@ fn twenty_players_at_once_get_one_grant_and_a_release_regrab_loop_stays_fair() {
     for round in 0..ROUNDS {
         let before: Vec<(usize, usize)> = players.iter().map(|p| answers(p, entity)).collect();
         if let Some(&w) = winners.last() {
+            // The release and the others' requests travel on different sessions: wait until the
+            // zone confirmed the release, or requests that overtook it are all denied `held`.
+            let released = |p: &ReplClient| {
+                p.ownership
+                    .iter()
+                    .filter(|m| matches!(m, ControlMessage::Ownership { entity: e, state: OwnershipState::Released, .. } if *e == entity))
+                    .count()
+            };
+            let before_release = released(&players[w]);
             players[w]
                 .send_control(&ControlMessage::ReleaseOwnership { entity })
                 .expect("release sent");
+            until("the release confirmed", &mut [&mut players[w]], |ps| {
+                released(ps[0]) > before_release
+            });
         }
         for p in &players {
             request(p, entity);
