@@ -252,7 +252,9 @@ impl Fabric {
                 .map(|(k, z)| (k, Dump::parse(&http_get(z.metrics, "/state"))))
                 .collect();
             let ticks: BTreeSet<u64> = dumps.iter().map(|(_, d)| d.tick).collect();
-            if ticks.len() == 1 {
+            // A zone that just started serves an empty dump at tick 0 until its first refresh
+            // (once a second): three fresh zones would agree on that empty tick 0.
+            if ticks.len() == 1 && !ticks.contains(&0) {
                 return Snapshot {
                     tick: dumps[0].1.tick,
                     dumps,
