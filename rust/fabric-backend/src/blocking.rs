@@ -25,3 +25,43 @@ pub async fn off_worker<T: Send + 'static>(
         }
     }
 }
+
+/// Runs `work` on the blocking pool every `period_ms` until `shutdown` flips to true, handing
+/// it `carried` (state kept between runs). A run that fails is logged as `what` and the next
+/// one comes at its time; a run that panicked starts over from `S::default()`.
+pub async fn every<S, E>(
+    what: &'static str,
+    period_ms: u64,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut carried: S,
+    work: impl Fn(&mut S) -> Result<(), E> + Send + Sync + Clone + 'static,
+) where
+    S: Default + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(period_ms));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let work = work.clone();
+                let mut s = std::mem::take(&mut carried);
+                match tokio::task::spawn_blocking(move || {
+                    let out = work(&mut s);
+                    (s, out)
+                })
+                .await
+                {
+                    Ok((s, out)) => {
+                        carried = s;
+                        if let Err(e) = out {
+                            tracing::error!(error = %e, "{what} failed");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "{what} task failed"),
+                }
+            }
+            () = async { let _ = shutdown.wait_for(|v| *v).await; } => break,
+        }
+    }
+}

@@ -65,6 +65,11 @@ pub struct Config {
     /// An asset upload (body and bake) must finish within this long, milliseconds.
     #[arg(long, default_value_t = 600_000)]
     pub upload_timeout_ms: u64,
+    /// Period of the push relay between replicas sharing the database, milliseconds: pushes
+    /// caused on another replica reach this one's subscribers within about this long. Default:
+    /// 200 with `--db postgres://…` (replicas are possible), 0 (off) with SQLite.
+    #[arg(long)]
+    pub push_relay_ms: Option<u64>,
     /// Most shards one account may have registered at a time (429 `too_many_shards` beyond).
     #[arg(long, default_value_t = 100)]
     pub max_shards_per_account: u64,

@@ -2,8 +2,6 @@
 //! than the eviction window, and pushes `zone_removed` with reason `stale` to their
 //! subscribers. It only looks at `last_put_at_ms`: WebSocket activity is never a liveness signal.
 
-use std::time::Duration;
-
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -17,6 +15,10 @@ pub fn sweep(state: &AppState) -> Result<Vec<Uuid>, StoreError> {
         .now_ms()
         .saturating_sub(state.settings.evict_after_ms);
     let evicted = state.store.evict_stale(cutoff)?;
+    if state.settings.push_relay_ms > 0 {
+        let before = state.clock.now_ms().saturating_sub(crate::relay::KEEP_MS);
+        state.store.prune_pushes(before)?;
+    }
     for id in &evicted {
         push::zone_removed(state, *id, "stale");
         tracing::info!(shard = %id, "janitor evicted stale shard");
@@ -31,22 +33,11 @@ pub async fn run(state: Shared) {
         tracing::info!("janitor disabled");
         return;
     }
-    let mut shutdown = state.shutdown.clone();
-    let mut ticker = tokio::time::interval(Duration::from_millis(period));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                let st = state.clone();
-                match tokio::task::spawn_blocking(move || sweep(&st)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "janitor sweep failed"),
-                    Err(e) => tracing::error!(error = %e, "janitor sweep task failed"),
-                }
-            }
-            () = async { let _ = shutdown.wait_for(|v| *v).await; } => break,
-        }
-    }
+    let shutdown = state.shutdown.clone();
+    crate::blocking::every("janitor sweep", period, shutdown, (), move |()| {
+        sweep(&state).map(drop)
+    })
+    .await;
 }
 
 #[cfg(test)]

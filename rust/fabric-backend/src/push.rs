@@ -54,7 +54,23 @@ pub enum Push<'a> {
 
 fn publish(state: &AppState, topic: &str, push: &Push<'_>) -> usize {
     let text = serde_json::to_string(push).expect("push messages serialise");
+    record_for_replicas(state, topic, &text);
     state.hub.publish(topic, text.into())
+}
+
+/// Appends a push to the shared log for the other replicas ([`crate::relay`]) when relaying is
+/// on. A failure is logged, never returned: the change that caused the push has committed, and
+/// this replica's own subscribers still get it.
+fn record_for_replicas(state: &AppState, topic: &str, message: &str) {
+    if state.settings.push_relay_ms == 0 {
+        return;
+    }
+    if let Err(e) = state
+        .store
+        .append_push(&state.replica_id, topic, message, state.clock.now_ms())
+    {
+        tracing::warn!(topic, error = %e, "push not recorded for the other replicas");
+    }
 }
 
 /// Publishes `zone_updated` for a shard.
@@ -88,10 +104,21 @@ pub fn relationship_changed(state: &AppState, topic: &str, object: &str) -> usiz
     publish(state, topic, &Push::RelationshipChanged { topic, object })
 }
 
-/// Publishes `asset_baked` to every subscribed zone whose map is `asset.map`; returns how many
-/// zones were told. Only topics with subscribers are looked at, so the cost follows the
-/// listeners, not the registry's size.
+/// Publishes `asset_baked` to every subscribed zone whose map is `asset.map` (on this replica,
+/// and through the push log on the others); returns how many zones of this replica were told.
 pub fn asset_baked(
+    state: &AppState,
+    asset: &SharedFile,
+) -> Result<usize, crate::error::StoreError> {
+    let payload = serde_json::to_string(asset).expect("assets serialise");
+    record_for_replicas(state, &format!("map:{}", asset.map), &payload);
+    asset_baked_local(state, asset)
+}
+
+/// Publishes `asset_baked` to this replica's subscribed zones whose map is `asset.map`. Only
+/// topics with subscribers are looked at, so the cost follows the listeners, not the
+/// registry's size.
+pub fn asset_baked_local(
     state: &AppState,
     asset: &SharedFile,
 ) -> Result<usize, crate::error::StoreError> {
@@ -103,16 +130,15 @@ pub fn asset_baked(
         else {
             continue;
         };
-        if state.store.shard(id)?.is_some_and(|s| s.map == asset.map)
-            && publish(
-                state,
-                &topic,
-                &Push::AssetBaked {
-                    topic: &topic,
-                    asset,
-                },
-            ) > 0
-        {
+        if state.store.shard(id)?.is_none_or(|s| s.map != asset.map) {
+            continue;
+        }
+        let text = serde_json::to_string(&Push::AssetBaked {
+            topic: &topic,
+            asset,
+        })
+        .expect("push messages serialise");
+        if state.hub.publish(&topic, text.into()) > 0 {
             told += 1;
         }
     }

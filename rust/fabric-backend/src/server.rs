@@ -161,8 +161,12 @@ impl Bound {
         let verifier = JoinTokenVerifier::new([issuer.verifying_key()])
             .with_max_lifetime_s(config.token_ttl_s.max(1));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let push_relay_ms = config
+            .push_relay_ms
+            .unwrap_or(if PgStore::is_url(&config.db) { 200 } else { 0 });
         let state = Arc::new(AppState {
             store,
+            replica_id: uuid::Uuid::new_v4().to_string(),
             hub: Hub::default(),
             clock,
             issuer,
@@ -175,6 +179,7 @@ impl Bound {
                 janitor_interval_ms: config.janitor_interval_ms,
                 max_shards_per_account: config.max_shards_per_account,
                 allow_any_address: config.allow_any_address,
+                push_relay_ms,
             },
             shutdown: shutdown_rx,
             assets: match &config.assets_dir {
@@ -222,6 +227,7 @@ impl Bound {
     ) -> Result<(), ServeError> {
         let app = routes::router(self.state.clone(), self.max_body_bytes);
         let janitor = tokio::spawn(janitor::run(self.state.clone()));
+        let relay = tokio::spawn(crate::relay::run(self.state.clone()));
         let tx = self.shutdown_tx;
         let signal = async move {
             shutdown.await;
@@ -234,6 +240,7 @@ impl Bound {
         // send their Close frames.
         let _ = tokio::time::timeout(Duration::from_secs(5), state.hub.all_disconnected()).await;
         let _ = janitor.await;
+        let _ = relay.await;
         Ok(())
     }
 }

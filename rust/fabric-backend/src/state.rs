@@ -22,6 +22,8 @@ pub struct Settings {
     pub max_shards_per_account: u64,
     /// Public shards may declare any address.
     pub allow_any_address: bool,
+    /// Period of the push relay between replicas, milliseconds; 0 = off (one replica).
+    pub push_relay_ms: u64,
 }
 
 /// Where uploaded assets go.
@@ -36,6 +38,8 @@ pub struct AssetSettings {
 pub struct AppState {
     /// Persistent registry.
     pub store: Arc<dyn Store>,
+    /// This replica's random id (names its pushes in the shared push log).
+    pub replica_id: String,
     /// WebSocket topic fan-out.
     pub hub: Hub,
     /// Wall clock.

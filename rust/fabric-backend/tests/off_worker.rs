@@ -118,6 +118,27 @@ impl Store for GatedStore {
     ) -> Result<Vec<fabric_backend::model::SharedFile>, StoreError> {
         self.inner.shared_files(map)
     }
+    fn append_push(
+        &self,
+        origin: &str,
+        topic: &str,
+        message: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.append_push(origin, topic, message, now_ms)
+    }
+    fn pushes_since(
+        &self,
+        since_ms: u64,
+        not_from: &str,
+        topics: &[String],
+        limit: u32,
+    ) -> Result<Vec<fabric_backend::store::PushRecord>, StoreError> {
+        self.inner.pushes_since(since_ms, not_from, topics, limit)
+    }
+    fn prune_pushes(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.inner.prune_pushes(before_ms)
+    }
 }
 
 #[tokio::test]

@@ -246,6 +246,40 @@ fn contract(s: &dyn Store) {
         s.shared_files("dock").unwrap(),
         vec![file("dock", "tree", "h3", 7)]
     );
+
+    // The push log other replicas read.
+    s.append_push("a", "zone:1", "m1", 1_000).unwrap();
+    s.append_push("b", "zone:1", "m2", 2_000).unwrap();
+    s.append_push("b", "zone:2", "m3", 2_000).unwrap();
+    s.append_push("b", "map:plaza", "m4", 3_000).unwrap();
+    s.append_push("b", "zone:1", "m5", 500).unwrap();
+    let seen = |since, topics: &[&str]| -> Vec<(String, String, u64)> {
+        let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        s.pushes_since(since, "a", &topics, 100)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.topic, p.message, p.at_ms))
+            .collect()
+    };
+    assert_eq!(
+        seen(1_000, &["zone:1"]),
+        vec![
+            ("zone:1".into(), "m2".into(), 2_000),
+            ("map:plaza".into(), "m4".into(), 3_000)
+        ],
+        "others' pushes on asked topics and map topics, from the time asked, by id"
+    );
+    assert_eq!(seen(2_500, &[]).len(), 1, "map topics come without asking");
+    let ids: Vec<i64> = s
+        .pushes_since(0, "nobody", &["zone:1".to_owned()], 2)
+        .unwrap()
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids.len(), 2, "limit applies");
+    assert!(ids[0] < ids[1], "ordered by id");
+    assert_eq!(s.prune_pushes(2_000).unwrap(), 2, "m1 and m5 are older");
+    assert_eq!(seen(0, &["zone:1", "zone:2"]).len(), 3);
 }
 
 #[test]

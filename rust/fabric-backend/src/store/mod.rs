@@ -47,6 +47,21 @@ pub struct MemberRecord {
     pub link_next_cert_hash: Option<String>,
 }
 
+/// A push recorded by one replica for the others (see [`crate::relay`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRecord {
+    /// Store-assigned id, unique (not necessarily in commit order).
+    pub id: i64,
+    /// The replica that caused it.
+    pub origin: String,
+    /// `zone:<id>`, or `map:<name>` for pushes addressed to a map's zones.
+    pub topic: String,
+    /// The serialised message (for `map:` topics, the payload the receiver expands).
+    pub message: String,
+    /// When it was recorded, by the origin's clock.
+    pub at_ms: u64,
+}
+
 /// Persistent state of the registry.
 pub trait Store: Send + Sync + 'static {
     /// Creates an account; [`StoreError::Conflict`] if the id is taken.
@@ -115,6 +130,26 @@ pub trait Store: Send + Sync + 'static {
     fn put_shared_file(&self, f: &SharedFile) -> Result<(), StoreError>;
     /// The assets of `map`, by name.
     fn shared_files(&self, map: &str) -> Result<Vec<SharedFile>, StoreError>;
+
+    /// Records a push for the other replicas sharing this database.
+    fn append_push(
+        &self,
+        origin: &str,
+        topic: &str,
+        message: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+    /// Pushes recorded at or after `since_ms` by replicas other than `not_from` whose topic is
+    /// one of `topics` or a `map:` topic, by id, at most `limit`.
+    fn pushes_since(
+        &self,
+        since_ms: u64,
+        not_from: &str,
+        topics: &[String],
+        limit: u32,
+    ) -> Result<Vec<PushRecord>, StoreError>;
+    /// Deletes pushes recorded before `before_ms`; returns how many.
+    fn prune_pushes(&self, before_ms: u64) -> Result<u64, StoreError>;
 }
 
 /// Adapts a [`Store`] to [`TupleSource`] for [`fabric_auth::rebac::check`].

@@ -11,7 +11,7 @@ use fabric_auth::{ObjectRef, Subject, Tuple};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use super::{HeartbeatUpdate, MemberRecord, Store};
+use super::{HeartbeatUpdate, MemberRecord, PushRecord, Store};
 use crate::error::StoreError;
 use crate::model::{ShardRecord, SharedFile};
 
@@ -69,6 +69,14 @@ CREATE TABLE IF NOT EXISTS shared_files (
     baked_url TEXT NOT NULL,
     PRIMARY KEY (map, name)
 );
+CREATE TABLE IF NOT EXISTS push_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    message TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS push_log_at ON push_log (at_ms);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ";
 
@@ -597,6 +605,62 @@ impl Store for SqliteStore {
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn append_push(
+        &self,
+        origin: &str,
+        topic: &str,
+        message: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT INTO push_log (origin, topic, message, at_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![origin, topic, message, now_ms as i64])?;
+            Ok(())
+        })
+    }
+
+    fn pushes_since(
+        &self,
+        since_ms: u64,
+        not_from: &str,
+        topics: &[String],
+        limit: u32,
+    ) -> Result<Vec<PushRecord>, StoreError> {
+        let topics = serde_json::to_string(topics).expect("strings serialise");
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, origin, topic, message, at_ms FROM push_log \
+                 WHERE at_ms >= ?1 AND origin <> ?2 \
+                 AND (topic IN (SELECT value FROM json_each(?3)) OR topic LIKE 'map:%') \
+                 ORDER BY id LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![since_ms as i64, not_from, topics, i64::from(limit)],
+                |r| {
+                    Ok(PushRecord {
+                        id: r.get(0)?,
+                        origin: r.get(1)?,
+                        topic: r.get(2)?,
+                        message: r.get(3)?,
+                        at_ms: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn prune_pushes(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n = c
+                .prepare_cached("DELETE FROM push_log WHERE at_ms < ?1")?
+                .execute(params![before_ms as i64])?;
+            Ok(n as u64)
         })
     }
 }
