@@ -3,9 +3,12 @@
 
 mod common;
 
-use common::{Backend, account, register, shard_body, subscribe, ws_connect, ws_next, ws_send};
+use common::{
+    Backend, account, register, shard_body, subscribe, subscribe_as, ws_connect, ws_next, ws_send,
+};
 use fabric_backend::model::{Heartbeat, TupleBody};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 #[tokio::test]
 async fn heartbeat_pushes_zone_updated_to_subscribers_only() {
@@ -122,7 +125,7 @@ async fn tuple_changes_push_relationship_changed_to_dependent_zones() {
     let other = register(&c, &ann, &shard_body("unrelated")).await;
     let topic = format!("zone:{}", z.id);
     let mut ws = ws_connect(&be.addr).await;
-    subscribe(&mut ws, &topic).await;
+    subscribe_as(&mut ws, &topic, &z.shard_secret).await;
     let mut ws_other = ws_connect(&be.addr).await;
     subscribe(&mut ws_other, &format!("zone:{}", other.id)).await;
 
@@ -181,4 +184,86 @@ async fn tuple_changes_push_relationship_changed_to_dependent_zones() {
         "pong",
         "unrelated zone not notified"
     );
+}
+
+/// A private zone's topic: nobody without a credential, nor an account that may not join it;
+/// its owner, a joiner and the zone itself (shard secret, in the frame or as
+/// `Authorization: Bearer` on the upgrade) may subscribe, and then get its pushes.
+#[tokio::test]
+async fn private_zone_topics_need_a_credential_that_may_join() {
+    let be = Backend::spawn(&[]);
+    let c = be.client();
+    let ann = account(&c, "ann").await;
+    let bob = account(&c, "bob").await;
+    let cid = account(&c, "cid").await;
+    let mut body = shard_body("private");
+    body.public = Some(false);
+    let zone = register(&c, &ann, &body).await;
+    let topic = format!("zone:{}", zone.id);
+    c.add_tuple(
+        &ann,
+        &TupleBody {
+            object: format!("zone:{}", zone.id),
+            relation: "joiner".into(),
+            subject: "user:cid".into(),
+        },
+    )
+    .await
+    .expect("ann lets cid join");
+
+    let attempt = |credential: Option<&str>| {
+        let mut frame = json!({"op": "subscribe", "topic": topic});
+        if let Some(c) = credential {
+            frame["credential"] = json!(c);
+        }
+        let addr = be.addr.clone();
+        async move {
+            let mut ws = ws_connect(&addr).await;
+            ws_send(&mut ws, frame).await;
+            let reply = ws_next(&mut ws).await;
+            (ws, reply)
+        }
+    };
+    for (who, cred, code) in [
+        ("nobody", None, "forbidden"),
+        ("bob, who may not join", Some(bob.as_str()), "forbidden"),
+        (
+            "an unknown key",
+            Some("fak_not-a-key"),
+            "invalid_credentials",
+        ),
+        (
+            "another zone's secret",
+            Some("fss_not-this-one"),
+            "forbidden",
+        ),
+    ] {
+        let (_, reply) = attempt(cred).await;
+        assert_eq!(reply["type"], "error", "{who}: {reply}");
+        assert_eq!(reply["code"], code, "{who}: {reply}");
+    }
+    for (who, cred) in [
+        ("ann, the owner", ann.as_str()),
+        ("cid, a joiner", cid.as_str()),
+        ("the zone's own secret", zone.shard_secret.as_str()),
+    ] {
+        let (_, reply) = attempt(Some(cred)).await;
+        assert_eq!(reply["type"], "subscribed", "{who}: {reply}");
+    }
+
+    // The bearer header of the upgrade request counts for the whole connection.
+    let mut request = format!("ws://{}/ws", be.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", zone.shard_secret).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    subscribe(&mut ws, &topic).await;
+    c.heartbeat(zone.id, &zone.shard_secret, &Heartbeat::default())
+        .await
+        .unwrap();
+    let push = ws_next(&mut ws).await;
+    assert_eq!(push["type"], "zone_updated", "{push}");
 }

@@ -349,8 +349,13 @@ async fn run(
                 });
                 // Aborted with this task (its guard drops) or when the registry forgets us.
                 let watcher = AbortOnDrop(tokio::spawn(
-                    crate::registry_watch::watch(cfg.backend.clone(), id.clone(), tx.clone())
-                        .in_current_span(),
+                    crate::registry_watch::watch(
+                        cfg.backend.clone(),
+                        id.clone(),
+                        secret.clone(),
+                        tx.clone(),
+                    )
+                    .in_current_span(),
                 ));
                 // Heartbeat until the backend forgets us.
                 loop {

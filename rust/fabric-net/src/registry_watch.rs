@@ -13,11 +13,18 @@ use tracing::{debug, warn};
 
 use crate::registry::RegistryEvent;
 
-/// Watches `zone:<shard>` at `backend` (`http://host:port`) until the task is aborted.
-pub async fn watch(backend: String, shard: String, tx: UnboundedSender<RegistryEvent>) {
+/// Watches `zone:<shard>` at `backend` (`http://host:port`) until the task is aborted,
+/// presenting the shard's `secret` (a private zone's topic is only open to the zone itself and
+/// to accounts that may join it).
+pub async fn watch(
+    backend: String,
+    shard: String,
+    secret: String,
+    tx: UnboundedSender<RegistryEvent>,
+) {
     let mut backoff = Duration::from_millis(250);
     loop {
-        match watch_once(&backend, &shard, &tx).await {
+        match watch_once(&backend, &shard, &secret, &tx).await {
             Ok(()) => backoff = Duration::from_millis(250),
             Err(e) => warn!("registry subscription: {e}"),
         }
@@ -29,6 +36,7 @@ pub async fn watch(backend: String, shard: String, tx: UnboundedSender<RegistryE
 async fn watch_once(
     backend: &str,
     shard: &str,
+    secret: &str,
     tx: &UnboundedSender<RegistryEvent>,
 ) -> Result<(), String> {
     let host = backend
@@ -43,7 +51,7 @@ async fn watch_once(
         .map_err(|e| format!("WebSocket handshake with {host}: {e}"))?;
     let topic = format!("zone:{shard}");
     ws.send(Message::text(
-        json!({"op": "subscribe", "topic": topic}).to_string(),
+        json!({"op": "subscribe", "topic": topic, "credential": secret}).to_string(),
     ))
     .await
     .map_err(|e| e.to_string())?;

@@ -2,6 +2,7 @@
 //!
 //! ```json
 //! {"op":"subscribe","topic":"zone:<id>"}    -> {"type":"subscribed","topic":…,"zone":{…}}
+//! {"op":"subscribe","topic":"zone:<id>","credential":"fss_…"|"fak_…"}
 //! {"op":"unsubscribe","topic":"zone:<id>"}  -> {"type":"unsubscribed","topic":…}
 //! {"op":"ping"}                             -> {"type":"pong"}
 //! anything else                             -> {"type":"error","code":…,"message":…}
@@ -9,6 +10,12 @@
 //!
 //! Pushes (see [`crate::push`]) arrive on the same socket. The connection is not a liveness
 //! signal for zones: only `PUT /shards/{id}` is.
+//!
+//! **Who may subscribe.** Anyone to a public zone's topic (what it pushes is what `GET /shards`
+//! lists). A private zone's topic needs a credential, in the frame's `credential` or as
+//! `Authorization: Bearer` on the upgrade request: the zone's own shard secret, or the API key
+//! of an account with `join` permission on the zone (its owner, its joiners). Otherwise the
+//! reply is `forbidden` (or `invalid_credentials` for an unknown key), and nothing is pushed.
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -23,14 +30,20 @@ use uuid::Uuid;
 
 use crate::blocking::off_worker;
 use crate::error::ApiError;
-use crate::model::ShardView;
+use crate::extract::{Bearer, account_for};
+use crate::model::{ShardRecord, ShardView};
+use crate::secrets::{SHARD_SECRET_PREFIX, hash_secret};
 use crate::state::Shared;
+use crate::store::StoreTuples;
+use fabric_auth::ObjectRef;
+use fabric_auth::rebac::check;
 
 /// Largest client frame accepted.
 const MAX_FRAME: usize = 4096;
 
 pub(super) async fn upgrade(
     State(st): State<Shared>,
+    bearer: Bearer,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
@@ -46,14 +59,20 @@ pub(super) async fn upgrade(
     };
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| session(st, socket))
+        .on_upgrade(move |socket| session(st, socket, bearer.0))
 }
 
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 enum ClientFrame {
-    Subscribe { topic: String },
-    Unsubscribe { topic: String },
+    Subscribe {
+        topic: String,
+        #[serde(default)]
+        credential: Option<String>,
+    },
+    Unsubscribe {
+        topic: String,
+    },
     Ping,
 }
 
@@ -67,7 +86,51 @@ fn zone_of(topic: &str) -> Option<Uuid> {
         .and_then(|id| Uuid::parse_str(id).ok())
 }
 
-fn handle(st: &Shared, conn: u64, tx: &mpsc::Sender<crate::hub::Message>, text: &str) -> String {
+/// Whether `credential` may read the pushes of `shard` (see the module documentation).
+fn may_subscribe(
+    st: &Shared,
+    shard: &ShardRecord,
+    credential: Option<&str>,
+) -> Result<(), ApiError> {
+    if shard.public {
+        return Ok(());
+    }
+    let forbidden = || {
+        ApiError::forbidden(
+            "a private zone's topic needs its shard secret or the API key of an account that may join it",
+        )
+    };
+    let credential = credential.ok_or_else(forbidden)?;
+    if credential.starts_with(SHARD_SECRET_PREFIX) {
+        return if hash_secret(credential) == shard.secret_hash {
+            Ok(())
+        } else {
+            Err(forbidden())
+        };
+    }
+    let account = account_for(st, credential)?;
+    let zone = ObjectRef::new("zone", shard.id.to_string());
+    if check(
+        &st.schema,
+        &StoreTuples(&*st.store),
+        &account,
+        "join",
+        &zone,
+    )? {
+        Ok(())
+    } else {
+        tracing::info!(%account, zone = %shard.id, "subscription refused");
+        Err(forbidden())
+    }
+}
+
+fn handle(
+    st: &Shared,
+    conn: u64,
+    tx: &mpsc::Sender<crate::hub::Message>,
+    bearer: Option<&str>,
+    text: &str,
+) -> String {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(f) => f,
         Err(e) if e.is_syntax() || e.is_eof() => return error("malformed_json", &e.to_string()),
@@ -75,12 +138,15 @@ fn handle(st: &Shared, conn: u64, tx: &mpsc::Sender<crate::hub::Message>, text: 
     };
     match frame {
         ClientFrame::Ping => json!({"type": "pong"}).to_string(),
-        ClientFrame::Subscribe { topic } => {
+        ClientFrame::Subscribe { topic, credential } => {
             let Some(id) = zone_of(&topic) else {
                 return error("bad_topic", "topics are zone:<uuid>");
             };
             match st.store.shard(id) {
                 Ok(Some(shard)) => {
+                    if let Err(e) = may_subscribe(st, &shard, credential.as_deref().or(bearer)) {
+                        return error(e.code, &e.message);
+                    }
                     st.hub.subscribe(conn, &topic, tx);
                     json!({"type": "subscribed", "topic": topic, "zone": ShardView::from(&shard)})
                         .to_string()
@@ -102,7 +168,7 @@ fn handle(st: &Shared, conn: u64, tx: &mpsc::Sender<crate::hub::Message>, text: 
     }
 }
 
-async fn session(st: Shared, socket: WebSocket) {
+async fn session(st: Shared, socket: WebSocket, bearer: Option<String>) {
     let (mut sink, mut stream) = socket.split();
     let (conn, tx, mut rx) = st.hub.connect();
     let mut shutdown = st.shutdown.clone();
@@ -112,8 +178,8 @@ async fn session(st: Shared, socket: WebSocket) {
             frame = stream.next() => match frame {
                 Some(Ok(WsMessage::Text(text))) => {
                     // Subscribing reads the store: off the async workers.
-                    let (st, tx) = (st.clone(), tx.clone());
-                    off_worker(move || Ok(handle(&st, conn, &tx, text.as_str())))
+                    let (st, tx, bearer) = (st.clone(), tx.clone(), bearer.clone());
+                    off_worker(move || Ok(handle(&st, conn, &tx, bearer.as_deref(), text.as_str())))
                         .await
                         .unwrap_or_else(|e| error(e.code, &e.message))
                 }

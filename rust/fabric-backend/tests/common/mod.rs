@@ -167,7 +167,19 @@ pub async fn ws_next(ws: &mut Ws) -> Value {
 
 /// Subscribes and returns the `subscribed` reply.
 pub async fn subscribe(ws: &mut Ws, topic: &str) -> Value {
-    ws_send(ws, serde_json::json!({"op": "subscribe", "topic": topic})).await;
+    subscribe_frame(ws, serde_json::json!({"op": "subscribe", "topic": topic})).await
+}
+
+/// Subscribes presenting `credential` (a private zone's topic needs one) and returns the
+/// `subscribed` reply.
+#[allow(dead_code)] // not every test binary subscribes to a private zone
+pub async fn subscribe_as(ws: &mut Ws, topic: &str, credential: &str) -> Value {
+    let frame = serde_json::json!({"op": "subscribe", "topic": topic, "credential": credential});
+    subscribe_frame(ws, frame).await
+}
+
+async fn subscribe_frame(ws: &mut Ws, frame: Value) -> Value {
+    ws_send(ws, frame).await;
     let reply = ws_next(ws).await;
     assert_eq!(reply["type"], "subscribed", "subscribe reply: {reply}");
     reply
