@@ -56,11 +56,13 @@ impl ClientError {
     }
 }
 
-/// A raw response: status and body bytes.
+/// A raw response: status, headers and body bytes.
 #[derive(Debug, Clone)]
 pub struct RawResponse {
     /// Status.
     pub status: StatusCode,
+    /// Headers (e.g. `Retry-After` of a 429).
+    pub headers: axum::http::HeaderMap,
     /// Body.
     pub body: Bytes,
 }
@@ -155,11 +157,16 @@ impl Client {
             .headers()
             .get(axum::http::header::CONNECTION)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let headers = resp.headers().clone();
         let body = resp.into_body().collect().await?.to_bytes();
         if closing {
             *guard = None;
         }
-        Ok(RawResponse { status, body })
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
     }
 
     async fn call<T: DeserializeOwned>(

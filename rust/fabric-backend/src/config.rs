@@ -14,7 +14,9 @@ pub const DEFAULT_DB: &str = "fabric-backend.sqlite3";
 #[command(
     name = "fabric-backend",
     version,
-    about = "Multiplayer Fabric zone registry backend"
+    about = "Multiplayer Fabric zone registry backend",
+    // A later occurrence of an option replaces an earlier one (scripts add overrides).
+    args_override_self = true
 )]
 pub struct Config {
     /// Address to listen on (HTTP and WebSocket). Port 0 picks a free port.
@@ -70,6 +72,16 @@ pub struct Config {
     /// 200 with `--db postgres://…` (replicas are possible), 0 (off) with SQLite.
     #[arg(long)]
     pub push_relay_ms: Option<u64>,
+    /// Requests per second one IP address may make (bursts of twice that), 429 `rate_limited`
+    /// beyond; 0 = no limit. Many zones behind one address (NAT, one machine) count together.
+    #[arg(long, default_value_t = 200)]
+    pub requests_per_ip_per_s: u32,
+    /// Accounts one IP address may create per minute; 0 = no limit.
+    #[arg(long, default_value_t = 10)]
+    pub signups_per_ip_per_min: u32,
+    /// Join tokens one account may be issued per minute; 0 = no limit.
+    #[arg(long, default_value_t = 600)]
+    pub tokens_per_account_per_min: u32,
     /// Most shards one account may have registered at a time (429 `too_many_shards` beyond).
     #[arg(long, default_value_t = 100)]
     pub max_shards_per_account: u64,
@@ -88,5 +100,15 @@ impl Config {
         c.listen = listen;
         c.db = db.into();
         c
+    }
+
+    /// The same with every rate limit off (for benchmarks and tests that drive many zones,
+    /// accounts or players from one address).
+    #[must_use]
+    pub fn without_rate_limits(mut self) -> Self {
+        self.requests_per_ip_per_s = 0;
+        self.signups_per_ip_per_min = 0;
+        self.tokens_per_account_per_min = 0;
+        self
     }
 }

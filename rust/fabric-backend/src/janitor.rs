@@ -14,6 +14,7 @@ pub fn sweep(state: &AppState) -> Result<Vec<Uuid>, StoreError> {
         .clock
         .now_ms()
         .saturating_sub(state.settings.evict_after_ms);
+    state.rate.forget_idle();
     let evicted = state.store.evict_stale(cutoff)?;
     if state.settings.push_relay_ms > 0 {
         let before = state.clock.now_ms().saturating_sub(crate::relay::KEEP_MS);

@@ -8,7 +8,7 @@
 //!
 //! Layout: [`config`] (CLI), [`server`] (start/stop), [`routes`] (HTTP surface, one file per
 //! resource), [`extract`] (precise rejections), [`store`] (the storage trait and SQLite),
-//! [`hub`] and [`push`] (WebSocket fan-out), [`relay`] (pushes between replicas), [`janitor`], [`clock`], [`secrets`], [`model`]
+//! [`hub`] and [`push`] (WebSocket fan-out), [`relay`] (pushes between replicas), [`rate`] (rate limits), [`janitor`], [`clock`], [`secrets`], [`model`]
 //! (wire shapes), [`client`] (a small HTTP client for zones, tools and the bench).
 #![warn(missing_docs)]
 
@@ -23,6 +23,7 @@ pub mod janitor;
 pub mod listen;
 pub mod model;
 pub mod push;
+pub mod rate;
 pub mod relay;
 pub mod routes;
 pub mod secrets;

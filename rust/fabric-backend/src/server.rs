@@ -182,6 +182,11 @@ impl Bound {
                 push_relay_ms,
             },
             shutdown: shutdown_rx,
+            rate: crate::rate::RateLimits::new(crate::rate::RateSettings {
+                requests_per_ip_per_s: config.requests_per_ip_per_s,
+                signups_per_ip_per_min: config.signups_per_ip_per_min,
+                tokens_per_account_per_min: config.tokens_per_account_per_min,
+            }),
             assets: match &config.assets_dir {
                 Some(dir) => Some(AssetSettings {
                     store: Arc::new(fabric_assets::DiskStore::open(dir).map_err(|e| {

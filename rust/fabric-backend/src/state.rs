@@ -56,6 +56,8 @@ pub struct AppState {
     pub settings: Settings,
     /// The asset store, when `--assets-dir` is set.
     pub assets: Option<AssetSettings>,
+    /// Rate limits per address and per account.
+    pub rate: crate::rate::RateLimits,
     /// Flips to true when the server shuts down (WebSocket sessions close).
     pub shutdown: watch::Receiver<bool>,
 }

@@ -22,7 +22,7 @@ async fn a_write_past_the_dependents_limit_still_notifies_the_zone() {
     let store = Arc::new(SqliteStore::open(":memory:").unwrap());
     let server = InProcess::start(
         store.clone(),
-        Config::new("127.0.0.1:0".parse().unwrap(), ":memory:"),
+        Config::new("127.0.0.1:0".parse().unwrap(), ":memory:").without_rate_limits(),
     );
     let c = fabric_backend::client::Client::new(server.addr.clone());
     let ann = account(&c, "ann").await;

@@ -152,7 +152,7 @@ async fn a_request_stuck_in_the_store_does_not_stall_the_others() {
     });
     let server = InProcess::start(
         store,
-        Config::new("127.0.0.1:0".parse().unwrap(), ":memory:"),
+        Config::new("127.0.0.1:0".parse().unwrap(), ":memory:").without_rate_limits(),
     );
     let addr = server.addr.clone();
     let stuck = tokio::spawn(async move { Client::new(addr).list(None).await });

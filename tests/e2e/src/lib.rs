@@ -136,13 +136,20 @@ pub struct Backend {
 }
 
 /// Starts `fabric-backend` on `listen` (e.g. `127.0.0.1:0`) with the SQLite database `db`
-/// (`:memory:` for none) and short staleness windows fit for tests.
+/// (`:memory:` for none), short staleness windows fit for tests and no rate limits (tests and
+/// the load harness make many accounts and tokens from one address).
 pub fn start_backend(listen: &str, db: &str) -> anyhow::Result<Backend> {
     let mut cmd = std::process::Command::new(engine::binary("fabric-backend")?);
     cmd.args(["--listen", listen, "--db", db]).args([
         "--stale-after-ms",
         "5000",
         "--janitor-interval-ms",
+        "0",
+        "--requests-per-ip-per-s",
+        "0",
+        "--signups-per-ip-per-min",
+        "0",
+        "--tokens-per-account-per-min",
         "0",
     ]);
     let mut proc = Proc::spawn("backend", cmd, false)?;

@@ -139,7 +139,8 @@ async fn main() -> anyhow::Result<()> {
         args.clients > 0 && args.shards > 0,
         "clients and shards must be > 0"
     );
-    let config = Config::new("127.0.0.1:0".parse()?, args.db.clone());
+    // Throughput from one address is what is measured: no rate limits.
+    let config = Config::new("127.0.0.1:0".parse()?, args.db.clone()).without_rate_limits();
     let bound = Bound::bind(&config).await.context("start backend")?;
     let addr = bound.local_addr().to_string();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

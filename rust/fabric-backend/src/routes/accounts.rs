@@ -1,8 +1,11 @@
 //! `POST /accounts`: open sign-up. Returns the API key once; only its hash is stored.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 
 use crate::blocking::off_worker;
 use crate::error::{ApiError, StoreError};
@@ -13,8 +16,12 @@ use crate::state::Shared;
 
 pub(super) async fn create(
     State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<CreateAccount>,
-) -> Result<(StatusCode, Json<AccountCreated>), ApiError> {
+) -> Result<(StatusCode, Json<AccountCreated>), Response> {
+    st.rate
+        .signup(peer.ip())
+        .map_err(IntoResponse::into_response)?;
     off_worker(move || {
         check_account_name(&body.name)?;
         let api_key = new_api_key();
@@ -42,4 +49,5 @@ pub(super) async fn create(
         ))
     })
     .await
+    .map_err(IntoResponse::into_response)
 }

@@ -86,6 +86,10 @@ pub fn router(state: Shared, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate::per_address,
+        ))
         .with_state(state)
 }
 

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
 use fabric_auth::ObjectRef;
 use fabric_auth::keys::public_key_to_b64;
 use fabric_auth::rebac::check;
@@ -33,9 +34,12 @@ pub(super) async fn issue(
     State(st): State<Shared>,
     bearer: Bearer,
     ApiJson(body): ApiJson<JoinTokenRequest>,
-) -> Result<Json<JoinTokenIssued>, ApiError> {
-    off_worker(move || {
+) -> Result<Json<JoinTokenIssued>, Response> {
+    let issued = off_worker(move || {
         let account = require_account(&st, &bearer)?;
+        if let Err(limited) = st.rate.token(&account) {
+            return Ok(Err(limited));
+        }
         if st.store.shard(body.zone_id)?.is_none() {
             return Err(ApiError::unknown_shard(body.zone_id));
         }
@@ -62,14 +66,19 @@ pub(super) async fn issue(
             st.clock.now_ms() / 1000,
         )?;
         tracing::info!(%account, zone = %body.zone_id, jti, "join token issued");
-        Ok(Json(JoinTokenIssued {
+        Ok(Ok(Json(JoinTokenIssued {
             token,
             expires_at: claims.exp,
             kid: claims.kid,
             zone_id: body.zone_id,
-        }))
+        })))
     })
-    .await
+    .await;
+    match issued {
+        Ok(Ok(json)) => Ok(json),
+        Ok(Err(limited)) => Err(limited.into_response()),
+        Err(e) => Err(e.into_response()),
+    }
 }
 
 pub(super) async fn verify(

@@ -39,12 +39,24 @@ pub struct Backend {
     pub stdout: BufReader<std::process::ChildStdout>,
 }
 
+/// Arguments that turn every rate limit off.
+pub const NO_RATE_LIMITS: [&str; 6] = [
+    "--requests-per-ip-per-s",
+    "0",
+    "--signups-per-ip-per-min",
+    "0",
+    "--tokens-per-account-per-min",
+    "0",
+];
+
 impl Backend {
-    /// Starts the binary with `--listen 127.0.0.1:0 --db <the suite's store>` and `extra`
-    /// arguments (later arguments override earlier ones).
+    /// Starts the binary with `--listen 127.0.0.1:0 --db <the suite's store>`, rate limits off
+    /// (the suite makes many accounts from one address; `tests/rate_limits.rs` turns them on)
+    /// and `extra` arguments (later arguments override earlier ones).
     pub fn spawn(extra: &[&str]) -> Backend {
         let db = test_db();
         let mut args = vec!["--listen", "127.0.0.1:0", "--db", &db];
+        args.extend_from_slice(&NO_RATE_LIMITS);
         args.extend_from_slice(extra);
         Self::spawn_raw(&args)
     }
