@@ -219,6 +219,7 @@ impl Default for Schema {
     /// | `zone` | `owner`, `joiner` | `join` = joiner ∪ owner; `admin` = owner |
     /// | `map` | `owner`, `uploader` | `upload` = uploader ∪ owner; `admin` = owner |
     /// | `group` | `owner`, `member` | `member` = member; `admin` = owner |
+    /// | `room` | `owner`, `editor`, `viewer` | `save` = editor ∪ owner; `load` = viewer ∪ editor ∪ owner; `admin` = owner |
     fn default() -> Self {
         Self {
             rules: vec![
@@ -227,11 +228,15 @@ impl Default for Schema {
                 ("map", "upload", &["uploader", "owner"]),
                 ("map", "admin", &["owner"]),
                 ("group", "admin", &["owner"]),
+                ("room", "save", &["editor", "owner"]),
+                ("room", "load", &["viewer", "editor", "owner"]),
+                ("room", "admin", &["owner"]),
             ],
             relations: vec![
                 ("zone", &["owner", "joiner"]),
                 ("map", &["owner", "uploader"]),
                 ("group", &["owner", "member"]),
+                ("room", &["owner", "editor", "viewer"]),
             ],
         }
     }

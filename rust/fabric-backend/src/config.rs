@@ -67,6 +67,9 @@ pub struct Config {
     /// An asset upload (body and bake) must finish within this long, milliseconds.
     #[arg(long, default_value_t = 600_000)]
     pub upload_timeout_ms: u64,
+    /// Largest room save document (`POST /rooms/{id}/save`), bytes; 413 beyond.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_room_bytes: usize,
     /// Period of the push relay between replicas sharing the database, milliseconds: pushes
     /// caused on another replica reach this one's subscribers within about this long. Default:
     /// 200 with `--db postgres://…` (replicas are possible), 0 (off) with SQLite.

@@ -420,6 +420,35 @@ pub struct SharedFile {
     pub baked_url: String,
 }
 
+/// A room's saved state (`POST /rooms/{id}/save`, `GET /rooms/{id}/state`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomState {
+    /// The room (`room:<id>` in ReBAC).
+    pub room: String,
+    /// 1 for the first save, one more for each later save.
+    pub version: u64,
+    /// The account that saved this version.
+    pub saved_by: String,
+    /// When (Unix milliseconds).
+    pub saved_at_ms: u64,
+    /// The zone's save document: a JSON object with `format` (1) and `entities` (an array);
+    /// the rest is the zone's (see docs/backend.md, "Room saves").
+    pub state: serde_json::Value,
+}
+
+/// The answer to a save.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSaved {
+    /// The room.
+    pub room: String,
+    /// The version just stored.
+    pub version: u64,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Entities in the document.
+    pub entities: u64,
+}
+
 /// `GET /maps/{map}/assets`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedFileList {

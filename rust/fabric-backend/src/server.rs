@@ -180,6 +180,7 @@ impl Bound {
                 max_shards_per_account: config.max_shards_per_account,
                 allow_any_address: config.allow_any_address,
                 push_relay_ms,
+                max_room_bytes: config.max_room_bytes,
             },
             shutdown: shutdown_rx,
             rate: crate::rate::RateLimits::new(crate::rate::RateSettings {

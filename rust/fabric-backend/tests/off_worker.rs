@@ -139,6 +139,21 @@ impl Store for GatedStore {
     fn prune_pushes(&self, before_ms: u64) -> Result<u64, StoreError> {
         self.inner.prune_pushes(before_ms)
     }
+    fn put_room_state(
+        &self,
+        room: &str,
+        state: &str,
+        saved_by: &str,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        self.inner.put_room_state(room, state, saved_by, now_ms)
+    }
+    fn room_state(
+        &self,
+        room: &str,
+    ) -> Result<Option<fabric_backend::model::RoomState>, StoreError> {
+        self.inner.room_state(room)
+    }
 }
 
 #[tokio::test]

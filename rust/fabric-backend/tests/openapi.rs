@@ -334,6 +334,11 @@ async fn served_document_matches_the_real_routes() {
         200,
     )
     .await;
+    let room = serde_json::json!({"format": 1, "entities": [{"id": 1}]});
+    ck.call("saveRoom", "/rooms/hall/save", Some(&key), Some(room), 200)
+        .await;
+    ck.call("roomState", "/rooms/hall/state", Some(&key), None, 200)
+        .await;
     assert_eq!(
         ck.seen,
         ck.all_operations(),
@@ -357,6 +362,8 @@ async fn served_document_matches_the_real_routes() {
         ("check", "/check", 415),
         ("uploadAsset", "/maps/m/assets/x", 401),
         ("listAssets", "/maps/m/assets", 401),
+        ("saveRoom", "/rooms/r/save", 415),
+        ("roomState", "/rooms/r/state", 401),
     ] {
         ck.call(op, path, None, None, expect).await;
     }

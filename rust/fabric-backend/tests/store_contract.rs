@@ -247,6 +247,30 @@ fn contract(s: &dyn Store) {
         vec![file("dock", "tree", "h3", 7)]
     );
 
+    // Room saves: versions count up per room, the latest comes back parsed.
+    assert_eq!(s.room_state("hall").unwrap(), None);
+    assert_eq!(
+        s.put_room_state("hall", r#"{"format":1,"entities":[]}"#, "ann", 10)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.put_room_state("hall", r#"{"format":1,"entities":[{"id":1}]}"#, "bob", 20)
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.put_room_state("yard", r#"{"format":1,"entities":[]}"#, "ann", 30)
+            .unwrap(),
+        1
+    );
+    let hall = s.room_state("hall").unwrap().expect("saved");
+    assert_eq!(
+        (hall.version, hall.saved_by.as_str(), hall.saved_at_ms),
+        (2, "bob", 20)
+    );
+    assert_eq!(hall.state["entities"][0]["id"], 1);
+
     // The push log other replicas read.
     s.append_push("a", "zone:1", "m1", 1_000).unwrap();
     s.append_push("b", "zone:1", "m2", 2_000).unwrap();

@@ -31,7 +31,7 @@ use crate::store::StoreTuples;
 const MAX_NAME: usize = 128;
 
 /// Names are `[A-Za-z0-9._-]{1,128}` and not `.` or `..`: safe in paths, URLs and topics.
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME
         && s != "."

@@ -7,6 +7,7 @@ mod accounts;
 mod assets;
 mod fabrics;
 mod relationships;
+mod rooms;
 mod shards;
 mod tokens;
 mod ws;
@@ -50,10 +51,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/maps/{map}/assets"),
     ("get", "/assets/index/{name}"),
     ("get", "/assets/chunks/{hex}"),
+    ("post", "/rooms/{id}/save"),
+    ("get", "/rooms/{id}/state"),
 ];
 
 /// Builds the application router.
 pub fn router(state: Shared, max_body_bytes: usize) -> Router {
+    let max_room_bytes = state.settings.max_room_bytes;
     let router = match assets::chunk_store(&state) {
         Some(store) => Router::new().nest_service("/assets", fabric_assets::router(store)),
         None => Router::new(),
@@ -83,6 +87,11 @@ pub fn router(state: Shared, max_body_bytes: usize) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/maps/{map}/assets/{name}", put(assets::upload))
         .route("/maps/{map}/assets", get(assets::list))
+        .route(
+            "/rooms/{id}/save",
+            post(rooms::save).layer(DefaultBodyLimit::max(max_room_bytes)),
+        )
+        .route("/rooms/{id}/state", get(rooms::state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -13,7 +13,7 @@ use fabric_auth::{ObjectRef, RebacError, Subject, Tuple, TupleSource};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::model::{ShardRecord, SharedFile};
+use crate::model::{RoomState, ShardRecord, SharedFile};
 
 /// What a heartbeat changes.
 #[derive(Debug, Clone)]
@@ -131,6 +131,17 @@ pub trait Store: Send + Sync + 'static {
     /// The assets of `map`, by name.
     fn shared_files(&self, map: &str) -> Result<Vec<SharedFile>, StoreError>;
 
+    /// Stores `state` (a JSON document) as the next version of `room`; returns that version.
+    fn put_room_state(
+        &self,
+        room: &str,
+        state: &str,
+        saved_by: &str,
+        now_ms: u64,
+    ) -> Result<u64, StoreError>;
+    /// The latest saved state of `room` (its `state` parsed back into JSON).
+    fn room_state(&self, room: &str) -> Result<Option<RoomState>, StoreError>;
+
     /// Records a push for the other replicas sharing this database.
     fn append_push(
         &self,
@@ -150,6 +161,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<PushRecord>, StoreError>;
     /// Deletes pushes recorded before `before_ms`; returns how many.
     fn prune_pushes(&self, before_ms: u64) -> Result<u64, StoreError>;
+}
+
+/// A stored room row back into a [`RoomState`] (shared by both stores).
+fn room_from_row(
+    room: &str,
+    version: i64,
+    state: &str,
+    saved_by: String,
+    saved_at_ms: i64,
+) -> Result<RoomState, StoreError> {
+    Ok(RoomState {
+        room: room.to_owned(),
+        version: version as u64,
+        saved_by,
+        saved_at_ms: saved_at_ms as u64,
+        state: serde_json::from_str(state)
+            .map_err(|e| StoreError::Corrupt(format!("room {room}: stored state: {e}")))?,
+    })
 }
 
 /// Adapts a [`Store`] to [`TupleSource`] for [`fabric_auth::rebac::check`].

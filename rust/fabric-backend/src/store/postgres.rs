@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{HeartbeatUpdate, MemberRecord, PushRecord, Store};
 use crate::error::StoreError;
-use crate::model::{ShardRecord, SharedFile};
+use crate::model::{RoomState, ShardRecord, SharedFile};
 
 /// Versioned migrations, applied in order, each once, each in its own transaction.
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -88,6 +88,15 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
          message TEXT NOT NULL,
          at_ms BIGINT NOT NULL);
      CREATE INDEX IF NOT EXISTS push_log_at ON push_log (at_ms);",
+    ),
+    (
+        4,
+        "CREATE TABLE IF NOT EXISTS room_states (
+         room TEXT PRIMARY KEY,
+         version BIGINT NOT NULL,
+         state TEXT NOT NULL,
+         saved_by TEXT NOT NULL,
+         saved_at_ms BIGINT NOT NULL);",
     ),
 ];
 
@@ -839,5 +848,48 @@ impl Store for PgStore {
             c.execute("DELETE FROM push_log WHERE at_ms < $1", &[&before])
                 .await?
         })
+    }
+
+    fn put_room_state(
+        &self,
+        room: &str,
+        state: &str,
+        saved_by: &str,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let at = now_ms as i64;
+        let row = retrying!(self, |c| {
+            c.query_one(
+                "INSERT INTO room_states (room, version, state, saved_by, saved_at_ms) \
+                 VALUES ($1, 1, $2, $3, $4) \
+                 ON CONFLICT (room) DO UPDATE SET version = room_states.version + 1, \
+                 state = excluded.state, saved_by = excluded.saved_by, \
+                 saved_at_ms = excluded.saved_at_ms \
+                 RETURNING version",
+                &[&room, &state, &saved_by, &at],
+            )
+            .await?
+        })?;
+        Ok(row.try_get::<_, i64>(0)? as u64)
+    }
+
+    fn room_state(&self, room: &str) -> Result<Option<RoomState>, StoreError> {
+        let row = retrying!(self, |c| {
+            c.query_opt(
+                "SELECT version, state, saved_by, saved_at_ms FROM room_states WHERE room = $1",
+                &[&room],
+            )
+            .await?
+        })?;
+        row.map(|r| {
+            super::room_from_row(
+                room,
+                r.try_get(0)?,
+                &r.try_get::<_, String>(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+            )
+        })
+        .transpose()
     }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{HeartbeatUpdate, MemberRecord, PushRecord, Store};
 use crate::error::StoreError;
-use crate::model::{ShardRecord, SharedFile};
+use crate::model::{RoomState, ShardRecord, SharedFile};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,6 +68,13 @@ CREATE TABLE IF NOT EXISTS shared_files (
     baked_at_ms INTEGER NOT NULL,
     baked_url TEXT NOT NULL,
     PRIMARY KEY (map, name)
+);
+CREATE TABLE IF NOT EXISTS room_states (
+    room TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    saved_by TEXT NOT NULL,
+    saved_at_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS push_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -662,6 +669,49 @@ impl Store for SqliteStore {
                 .execute(params![before_ms as i64])?;
             Ok(n as u64)
         })
+    }
+
+    fn put_room_state(
+        &self,
+        room: &str,
+        state: &str,
+        saved_by: &str,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let version: i64 = c
+                .prepare_cached(
+                    "INSERT INTO room_states (room, version, state, saved_by, saved_at_ms) \
+                     VALUES (?1, 1, ?2, ?3, ?4) \
+                     ON CONFLICT (room) DO UPDATE SET version = version + 1, \
+                     state = excluded.state, saved_by = excluded.saved_by, \
+                     saved_at_ms = excluded.saved_at_ms \
+                     RETURNING version",
+                )?
+                .query_row(params![room, state, saved_by, now_ms as i64], |r| r.get(0))?;
+            Ok(version as u64)
+        })
+    }
+
+    fn room_state(&self, room: &str) -> Result<Option<RoomState>, StoreError> {
+        let row = self.with(|c| {
+            Ok(c.prepare_cached(
+                "SELECT version, state, saved_by, saved_at_ms FROM room_states WHERE room = ?1",
+            )?
+            .query_row(params![room], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .optional()?)
+        })?;
+        row.map(|(version, state, saved_by, at)| {
+            super::room_from_row(room, version, &state, saved_by, at)
+        })
+        .transpose()
     }
 }
 
