@@ -78,6 +78,8 @@ fn sixteen_players_behind_a_lossy_link_see_what_the_zones_hold() {
     );
     let link = s.relay.expect("the links were conditioned");
     assert!(link.flows >= 16, "a flow per player: {link:?}");
-    // 100 ms each way: the delay above the fastest packet stays modest, but the links do delay.
-    assert!(s.own_hz_median >= 15.0, "{}", s.text());
+    assert!(
+        link.dropped > 0 && link.dropped < link.received / 10,
+        "about 2 % lost: {link:?}"
+    );
 }
