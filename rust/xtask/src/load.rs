@@ -43,6 +43,12 @@ pub struct Options {
     /// goes to docs/load/<scenario>/ unless --out says otherwise.
     #[arg(long)]
     pub scenario: Option<String>,
+    /// Players of the scenario instead of the ladder's (e.g. the largest storm that recovers).
+    #[arg(long)]
+    pub scenario_players: Option<u32>,
+    /// Zones of the scenario instead of the ladder's.
+    #[arg(long)]
+    pub scenario_zones: Option<u32>,
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {

@@ -143,8 +143,16 @@ impl Scenario {
             hysteresis_ticks: 80,
             out,
             command: format!(
-                "cargo xtask load --scenario {}{}",
+                "cargo xtask load --scenario {}{}{}",
                 self.name(),
+                if size == self.size() {
+                    String::new()
+                } else {
+                    format!(
+                        " --scenario-players {} --scenario-zones {}",
+                        size.players, size.zones
+                    )
+                },
                 if release { " --release" } else { "" }
             ),
             release,
