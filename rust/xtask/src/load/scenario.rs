@@ -16,7 +16,10 @@ pub fn run(name: &str, opts: &Options, stop: &AtomicBool) -> anyhow::Result<()> 
             .join("docs/load")
             .join(scenario.name()),
     };
-    let (r, criteria) = run_scenario(scenario, scenario.size(), opts.release, out, stop, |l| {
+    let mut size = scenario.size();
+    size.players = opts.scenario_players.unwrap_or(size.players);
+    size.zones = opts.scenario_zones.unwrap_or(size.zones);
+    let (r, criteria) = run_scenario(scenario, size, opts.release, out, stop, |l| {
         println!("[load] {l}")
     })?;
     println!("{}", r.data.summary.text());
