@@ -8,10 +8,14 @@
 //! - [`stats`]: what players measure, histograms, the live counters.
 //! - [`run`]: many players, the progress line each second, the [`run::Summary`].
 //! - [`report`]: the Markdown report with PNG plots of a scenario.
+//! - [`relay`]: a conditioned link (delay, loss) between the players and a zone.
+//! - [`desync`]: the players' views compared with the zones' `/state`.
 #![warn(missing_docs)]
 
+pub mod desync;
 pub mod path;
 pub mod player;
+pub mod relay;
 pub mod report;
 pub mod run;
 pub mod stats;

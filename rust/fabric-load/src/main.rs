@@ -11,11 +11,15 @@
 //! `--summary`. Exits 1 when a player never got an avatar or any error was counted.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use fabric_linksim::LinkConfig;
+use fabric_load::desync::{self, Truths};
 use fabric_load::player::Behaviour;
+use fabric_load::relay::{self, RelayCounters};
 use fabric_load::run::{Plan, run};
 use fabric_load::target::{Target, Tokens, Transport, ZoneAddr};
 
@@ -72,6 +76,24 @@ struct Args {
     /// Write the summary as JSON here.
     #[arg(long)]
     summary: Option<PathBuf>,
+    /// The reconnect storm: seconds from the start at which every player drops its session and
+    /// joins again at once.
+    #[arg(long)]
+    storm_at: Option<f64>,
+    /// A conditioned link for every player (WebTransport only): one-way delay, milliseconds,
+    /// each way, through a UDP relay per zone on loopback.
+    #[arg(long)]
+    link_delay_ms: Option<u64>,
+    /// Extra uniform delay per packet on the conditioned link, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    link_jitter_ms: u64,
+    /// Share of packets the conditioned link drops, each way (0..=1).
+    #[arg(long, default_value_t = 0.0)]
+    link_loss: f64,
+    /// A zone's metrics address (`/state`), once per zone in index order: players compare what
+    /// they see with what the zones hold.
+    #[arg(long = "state")]
+    states: Vec<std::net::SocketAddr>,
 }
 
 /// Most players one process runs.
@@ -93,7 +115,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         args.seconds > 0.0 && args.seconds <= 3600.0,
         "--seconds must be in (0, 3600]"
     );
-    let zones = args
+    let mut zones = args
         .zones
         .iter()
         .map(|z| ZoneAddr::parse(z))
@@ -103,6 +125,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let relays = conditioned_links(&rt, &args, &mut zones)?;
     let tokens = match &args.backend {
         None => None,
         Some(url) => Some(Tokens {
@@ -117,7 +140,21 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         TransportArg::Wt => Transport::WebTransport,
         TransportArg::Ws => Transport::WebSocket,
     };
-    let target = Target::new(zones, args.half_m, tokens, transport)?;
+    let mut target = Target::new(zones, args.half_m, tokens, transport)?;
+    if !args.states.is_empty() {
+        anyhow::ensure!(
+            args.states.len() == target.zones.len()
+                && args.states.iter().all(|a| a.ip().is_loopback()),
+            "--state once per zone, on loopback"
+        );
+        let truths = Arc::new(Truths::new(target.zones.len()));
+        rt.spawn(desync::sample(
+            args.states.clone(),
+            truths.clone(),
+            Duration::from_millis(100),
+        ));
+        target.truths = Some(truths);
+    }
     let plan = Plan {
         players: args.players,
         seconds: args.seconds,
@@ -130,6 +167,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             seed: args.seed,
             join_timeout: Duration::from_secs(20),
         },
+        storm_at_s: args.storm_at,
     };
     println!(
         "[load] {} players over {} zones ({:?}) for {} s",
@@ -138,7 +176,8 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         args.transport,
         plan.seconds
     );
-    let summary = rt.block_on(run(target, plan, |l| println!("{l}")));
+    let mut summary = rt.block_on(run(target, plan, |l| println!("{l}")));
+    summary.relay = relays.map(|c| c.figures());
     println!("[load] summary\n{}", summary.text());
     if let Some(path) = &args.summary {
         let json = serde_json::to_vec_pretty(&summary)?;
@@ -151,6 +190,42 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     } else {
         std::process::ExitCode::FAILURE
     })
+}
+
+/// With `--link-delay-ms`, starts a conditioned relay per zone and points the players at it.
+fn conditioned_links(
+    rt: &tokio::runtime::Runtime,
+    args: &Args,
+    zones: &mut [ZoneAddr],
+) -> anyhow::Result<Option<Arc<RelayCounters>>> {
+    let Some(delay) = args.link_delay_ms else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        matches!(args.transport, TransportArg::Wt),
+        "the conditioned link relays UDP: use --transport wt"
+    );
+    let cfg = LinkConfig {
+        delay: Duration::from_millis(delay),
+        jitter: Duration::from_millis(args.link_jitter_ms),
+        loss: args.link_loss,
+        ..LinkConfig::default()
+    };
+    let counters = Arc::new(RelayCounters::default());
+    for (k, z) in zones.iter_mut().enumerate() {
+        let via = rt.block_on(relay::start(
+            z.addr,
+            cfg.clone(),
+            args.seed.wrapping_add(k as u64),
+            counters.clone(),
+        ))?;
+        println!(
+            "[load] zone {k}: players reach {} through {via} ({delay} ms, loss {})",
+            z.addr, args.link_loss
+        );
+        z.addr = via;
+    }
+    Ok(Some(counters))
 }
 
 /// Makes an account for this run's players; returns its API key.

@@ -23,6 +23,7 @@ use fabric_core::session_control::ControlMessage;
 use fabric_net::{Client, ClientConfig, ClientEvent};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
+use crate::desync::compare;
 use crate::path::Walk;
 use crate::stats::{Live, NEAREST, PlayerStats};
 use crate::target::Target;
@@ -48,28 +49,38 @@ pub struct Behaviour {
 enum End {
     /// The run is over.
     Deadline,
+    /// The reconnect storm: drop the session and join again at once.
+    Storm,
     /// The avatar left this zone: join again where it is.
     Moved,
     /// The spawn point belongs to another zone.
     Elsewhere(u8),
 }
 
-/// Runs player `index` against `target` until `deadline`; returns what it measured.
+/// Runs player `index` against `target` until `deadline`; returns what it measured. At
+/// `storm` (the reconnect storm), a player that holds an avatar drops its session and joins
+/// again at once ([`PlayerStats::storm_recovery_s`] measures how long it took).
 pub async fn run(
     index: u32,
     target: Arc<Target>,
     how: Behaviour,
     live: Arc<Live>,
     deadline: Instant,
+    storm: Option<Instant>,
 ) -> PlayerStats {
     let mut stats = PlayerStats::new(index);
     let mut walk = Walk::plan(how.seed, index, target.half_m, how.crowd, how.speed_m_s);
     let mut zone = target.zone_of(walk.position());
     let mut failures = 0;
     while Instant::now() < deadline {
+        let storm = storm.filter(|_| stats.storm_dropped_at.is_none());
         let mut s = Session::new(index, &target, how, &live, &mut stats);
-        match s.run(zone, &mut walk, deadline).await {
+        match s.run(zone, &mut walk, deadline, storm).await {
             Ok(End::Deadline) => break,
+            Ok(End::Storm) => {
+                stats.storm_dropped_at = Some(Instant::now());
+                zone = target.zone_of(walk.position());
+            }
             Ok(End::Moved) => {
                 stats.handoffs += 1;
                 zone = target.zone_of(walk.position());
@@ -108,6 +119,9 @@ struct Session<'a> {
     last_own_tick: Option<u32>,
     min_offset: f64,
     epoch: Instant,
+    zone: u8,
+    /// The number of the zone reading last compared ([`crate::desync`]).
+    compared_reading: u64,
 }
 
 impl<'a> Session<'a> {
@@ -130,10 +144,19 @@ impl<'a> Session<'a> {
             last_own_tick: None,
             min_offset: f64::INFINITY,
             epoch: Instant::now(),
+            zone: 0,
+            compared_reading: 0,
         }
     }
 
-    async fn run(&mut self, zone: u8, walk: &mut Walk, deadline: Instant) -> Result<End, String> {
+    async fn run(
+        &mut self,
+        zone: u8,
+        walk: &mut Walk,
+        deadline: Instant,
+        storm: Option<Instant>,
+    ) -> Result<End, String> {
+        self.zone = zone;
         let token = self.target.token(zone).await.map_err(|e| e.to_string())?;
         let url = self.target.url(zone);
         let pin = self.target.zones[usize::from(zone)].cert_hash;
@@ -142,7 +165,7 @@ impl<'a> Session<'a> {
             .join(&mut client, token, walk.position(), deadline)
             .await;
         let end = match joined {
-            Ok(None) => self.play(&mut client, walk, deadline).await,
+            Ok(None) => self.play(&mut client, walk, deadline, storm).await,
             Ok(Some(end)) => Ok(end),
             Err(e) => Err(e),
         };
@@ -233,6 +256,7 @@ impl<'a> Session<'a> {
         client: &mut Client,
         walk: &mut Walk,
         deadline: Instant,
+        storm: Option<Instant>,
     ) -> Result<End, String> {
         self.stats.joins += 1;
         self.live
@@ -240,7 +264,7 @@ impl<'a> Session<'a> {
             .fetch_add(u32::from(self.stats.joins == 1), Ordering::Relaxed);
         self.live.connected.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let end = self.play_inner(client, walk, deadline).await;
+        let end = self.play_inner(client, walk, deadline, storm).await;
         self.live.connected.fetch_sub(1, Ordering::Relaxed);
         self.stats.seconds += started.elapsed().as_secs_f64();
         end
@@ -251,6 +275,7 @@ impl<'a> Session<'a> {
         client: &mut Client,
         walk: &mut Walk,
         deadline: Instant,
+        storm: Option<Instant>,
     ) -> Result<End, String> {
         let period = Duration::from_secs_f64(1.0 / self.how.command_hz.max(0.1));
         let mut commands = interval(period);
@@ -278,6 +303,9 @@ impl<'a> Session<'a> {
                     continue;
                 }
                 _ = sleep_until(deadline) => return Ok(End::Deadline),
+                _ = sleep_until(storm.unwrap_or(deadline)), if storm.is_some() => {
+                    return Ok(End::Storm);
+                }
             };
             let bytes = match ev {
                 Some(ClientEvent::Datagram(b)) => b,
@@ -351,6 +379,11 @@ impl<'a> Session<'a> {
             return Ok(());
         };
         if own.tick == tick {
+            if let Some(dropped) = self.stats.storm_dropped_at
+                && self.stats.storm_recovery_s.is_none()
+            {
+                self.stats.storm_recovery_s = Some(dropped.elapsed().as_secs_f64());
+            }
             self.stats.own_updates += 1;
             self.live.own_updates.fetch_add(1, Ordering::Relaxed);
             if let Some(last) = self.last_own_tick {
@@ -363,7 +396,24 @@ impl<'a> Session<'a> {
         }
         self.stats.nearest_updates +=
             nearest_updated_share(&self.mirror, &own.position, self.avatar, tick);
+        self.compare_with_zone(tick);
         Ok(())
+    }
+
+    /// When the zone's newest `/state` reading is of `tick` and not compared yet, compares the
+    /// entities this packet updated with it ([`crate::desync`]).
+    fn compare_with_zone(&mut self, tick: u32) {
+        let Some(truths) = &self.target.truths else {
+            return;
+        };
+        let Some((reading, truth)) = truths.get(self.zone) else {
+            return;
+        };
+        if reading == self.compared_reading || truth.tick != tick {
+            return;
+        }
+        self.compared_reading = reading;
+        self.stats.compared.add(compare(&self.mirror, &truth));
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
+use crate::desync::Compared;
 use crate::player::{self, Behaviour};
+use crate::relay::RelayFigures;
 use crate::stats::{
     DELAY_BUCKET_MS, DELAY_BUCKETS, GAP_BUCKETS, Histogram, Live, PlayerStats, Second,
 };
@@ -25,6 +27,9 @@ pub struct Plan {
     pub ramp_s: f64,
     /// What each player does.
     pub behaviour: Behaviour,
+    /// Seconds from the start to the reconnect storm (every player drops its session and joins
+    /// again at once), if any.
+    pub storm_at_s: Option<f64>,
 }
 
 /// What the run measured.
@@ -76,6 +81,52 @@ pub struct Summary {
     pub series: Vec<Second>,
     /// Every player's figures.
     pub per_player: Vec<PlayerStats>,
+    /// The reconnect storm's figures, when there was one.
+    #[serde(default)]
+    pub storm: Option<StormFigures>,
+    /// The players' views compared with the zones' `/state`, all players.
+    #[serde(default)]
+    pub compared: Compared,
+    /// What the conditioned links did, when the players' links went through relays.
+    #[serde(default)]
+    pub relay: Option<RelayFigures>,
+}
+
+/// The reconnect storm: how fast the players got back.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StormFigures {
+    /// Seconds from the start to the storm.
+    pub at_s: f64,
+    /// Players whose session the storm dropped.
+    pub dropped: u32,
+    /// Of those, the ones that received their own avatar again.
+    pub recovered: u32,
+    /// Median seconds from the drop to the first own update after it.
+    pub recovery_p50_s: f64,
+    /// 99th percentile of the same.
+    pub recovery_p99_s: f64,
+    /// The slowest player's, i.e. the time until all were back (when all recovered).
+    pub recovery_max_s: f64,
+}
+
+impl StormFigures {
+    /// The storm at `at_s` as `players` lived it.
+    pub fn new(at_s: f64, players: &[PlayerStats]) -> Self {
+        let dropped = players
+            .iter()
+            .filter(|p| p.storm_dropped_at.is_some())
+            .count();
+        let times = sorted(players, |p| p.storm_recovery_s.unwrap_or(f64::NAN));
+        let times: Vec<f64> = times.into_iter().filter(|t| !t.is_nan()).collect();
+        Self {
+            at_s,
+            dropped: dropped as u32,
+            recovered: times.len() as u32,
+            recovery_p50_s: percentile(&times, 0.5),
+            recovery_p99_s: percentile(&times, 0.99),
+            recovery_max_s: times.last().copied().unwrap_or(0.0),
+        }
+    }
 }
 
 /// Seconds with an avatar a player needs before its rates count in the summary.
@@ -158,10 +209,16 @@ impl Summary {
                 })
                 .take(8)
                 .collect(),
+            compared: per_player.iter().fold(Compared::default(), |mut c, p| {
+                c.add(p.compared);
+                c
+            }),
             gaps,
             delays,
             series,
             per_player,
+            storm: None,
+            relay: None,
         }
     }
 
@@ -193,7 +250,36 @@ impl Summary {
             self.handoffs,
             self.commands_refused,
             self.errors,
-        )
+        ) + &self.fault_text()
+    }
+
+    /// The fault lines of the summary (storm, desync check, conditioned link), when present.
+    fn fault_text(&self) -> String {
+        let mut out = String::new();
+        if let Some(s) = &self.storm {
+            out += &format!(
+                "\nstorm at {:.0} s: {} dropped, {} back; back within p50 {:.2} s, p99 {:.2} s, all {:.2} s",
+                s.at_s,
+                s.dropped,
+                s.recovered,
+                s.recovery_p50_s,
+                s.recovery_p99_s,
+                s.recovery_max_s
+            );
+        }
+        if self.compared.entities > 0 {
+            out += &format!(
+                "\nview vs zones: {} entities compared, {} desynced (worst {:.3} m beyond one tick)",
+                self.compared.entities, self.compared.desynced, self.compared.worst_excess_m
+            );
+        }
+        if let Some(r) = &self.relay {
+            out += &format!(
+                "\nconditioned links: {} flows, {} datagrams in, {} dropped, {} delivered",
+                r.flows, r.received, r.dropped, r.sent
+            );
+        }
+        out
     }
 }
 
@@ -224,9 +310,12 @@ pub async fn run(target: Target, plan: Plan, print: impl Fn(&str)) -> Summary {
         let start = t0 + Duration::from_secs_f64(gap * f64::from(index));
         let (target, live) = (target.clone(), live.clone());
         let how = plan.behaviour;
+        let storm = plan
+            .storm_at_s
+            .map(|s| t0 + Duration::from_secs_f64(s.max(0.0)));
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(start).await;
-            player::run(index, target, how, live, deadline).await
+            player::run(index, target, how, live, deadline, storm).await
         }));
     }
     let mut series = Vec::new();
@@ -253,7 +342,11 @@ pub async fn run(target: Target, plan: Plan, print: impl Fn(&str)) -> Summary {
             }
         }
     }
-    Summary::new(&target, t0.elapsed().as_secs_f64(), series, per_player)
+    let mut summary = Summary::new(&target, t0.elapsed().as_secs_f64(), series, per_player);
+    summary.storm = plan
+        .storm_at_s
+        .map(|at| StormFigures::new(at, &summary.per_player));
+    summary
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::desync::Compared;
+
 /// Entities counted as "nearest" for the nearest update rate.
 pub const NEAREST: usize = 8;
 
@@ -174,6 +176,16 @@ pub struct PlayerStats {
     pub error_count: u32,
     /// The first [`ERRORS_KEPT`] error texts.
     pub errors: Vec<String>,
+    /// Seconds from dropping its session in the reconnect storm to the first own update after
+    /// it; `None` without a storm, or when it never got back.
+    #[serde(default)]
+    pub storm_recovery_s: Option<f64>,
+    /// When the storm dropped this player's session (not written).
+    #[serde(skip)]
+    pub storm_dropped_at: Option<tokio::time::Instant>,
+    /// Its view compared with the zones' `/state` ([`crate::desync`]).
+    #[serde(default)]
+    pub compared: Compared,
 }
 
 impl PlayerStats {
@@ -195,6 +207,9 @@ impl PlayerStats {
             commands_refused: 0,
             error_count: 0,
             errors: Vec::new(),
+            storm_recovery_s: None,
+            storm_dropped_at: None,
+            compared: Compared::default(),
         }
     }
 

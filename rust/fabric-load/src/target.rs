@@ -103,6 +103,9 @@ pub struct Target {
     pub tokens: Option<Tokens>,
     /// The transport.
     pub transport: Transport,
+    /// The zones' newest `/state` readings, when players compare their view with them
+    /// ([`crate::desync`]).
+    pub truths: Option<std::sync::Arc<crate::desync::Truths>>,
     layout: ZoneLayout,
     bounds: WorldBounds,
 }
@@ -123,6 +126,7 @@ impl Target {
             half_m,
             tokens,
             transport,
+            truths: None,
             layout,
             bounds,
         })

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use fabric_e2e::load::{LoadOptions, run_load};
 
+mod scenario;
+
 /// What to run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
@@ -37,6 +39,16 @@ pub struct Options {
     /// Optimised builds of the zones' extension and the load generator.
     #[arg(long)]
     pub release: bool,
+    /// A scenario of the fault ladder (steady16, lossy, storm) at its own size; its report
+    /// goes to docs/load/<scenario>/ unless --out says otherwise.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Players of the scenario instead of the ladder's (e.g. the largest storm that recovers).
+    #[arg(long)]
+    pub scenario_players: Option<u32>,
+    /// Zones of the scenario instead of the ladder's.
+    #[arg(long)]
+    pub scenario_zones: Option<u32>,
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
@@ -45,6 +57,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .context("installing the Ctrl-C handler")?;
+    }
+    if let Some(name) = &opts.scenario {
+        return scenario::run(name, &opts, &stop);
     }
     let out = opts.out.clone().unwrap_or_else(|| {
         fabric_harness::paths::target_dir()
@@ -77,6 +92,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         out,
         command,
         release: opts.release,
+        faults: Default::default(),
     };
     let r = run_load(&lo, &stop, |l| println!("[load] {l}"))?;
     println!("{}", r.data.summary.text());

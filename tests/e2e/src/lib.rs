@@ -6,6 +6,9 @@
 pub mod fabric;
 pub mod linked_zones;
 pub mod load;
+pub mod load_checks;
+pub mod load_faults;
+pub mod load_scenario;
 pub mod mp;
 pub mod proc_usage;
 pub mod repl_client;

@@ -16,6 +16,8 @@ use fabric_load::run::Summary;
 
 use crate::create_account;
 use crate::fabric::{Fabric, FabricOptions, start_fabric};
+use crate::load_checks::{HeldCheck, HeldFigures};
+use crate::load_faults::Faults;
 use crate::proc_usage::{CpuMeter, is_running};
 use crate::zone_probe::metrics;
 
@@ -45,6 +47,8 @@ pub struct LoadOptions {
     /// Optimised builds: the zones' extension and the load generator are built with
     /// `--release` (the extension is installed over the debug one until the next `prepare`).
     pub release: bool,
+    /// Faults applied during the run ([`crate::load_faults`]).
+    pub faults: Faults,
 }
 
 /// What a scenario produced.
@@ -56,6 +60,8 @@ pub struct LoadResult {
     pub data: ReportData,
     /// The report's files.
     pub written: Written,
+    /// The zones' `/state` dumps checked for ids held twice ([`crate::load_checks`]).
+    pub held: HeldFigures,
 }
 
 /// Runs the scenario, logging through `log`; the fabric is stopped whatever happens.
@@ -122,6 +128,7 @@ fn drive(
         .args(["--command-hz", &opts.command_hz.to_string()])
         .arg("--summary")
         .arg(&summary_path)
+        .args(opts.faults.args(fabric))
         .env("FABRIC_LOAD_API_KEY", &players_key);
     for z in &fabric.zones {
         cmd.arg("--zone")
@@ -153,6 +160,8 @@ fn drive(
     let mut last_bytes = vec![None::<f64>; fabric.zones.len()];
     let mut last_ticks = vec![None::<f64>; fabric.zones.len()];
     let limit = Duration::from_secs(u64::from(opts.seconds) + 90);
+    let state_addrs: Vec<_> = fabric.zones.iter().map(|z| z.metrics).collect();
+    let mut held = HeldCheck::default();
     let mut next = t0;
     while is_running(load.pid())
         && t0.elapsed() < limit
@@ -185,6 +194,7 @@ fn drive(
                 client_bytes_per_s: rate,
             });
         }
+        held.sample(&state_addrs);
         let meters = zone_cpu
             .iter_mut()
             .chain(others.iter_mut().map(|o| &mut o.1));
@@ -236,5 +246,6 @@ fn drive(
         load_exit,
         data,
         written,
+        held: held.figures(),
     })
 }

@@ -26,6 +26,7 @@ fn fifty_players_on_two_zones_get_their_updates_and_the_report_is_written() {
         out: out.clone(),
         command: "e2e load test".into(),
         release: false,
+        faults: Default::default(),
     };
     let stop = AtomicBool::new(false);
     let r = run_load(&opts, &stop, |l| eprintln!("[load-test] {l}")).expect("the scenario runs");

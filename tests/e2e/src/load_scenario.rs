@@ -1,0 +1,366 @@
+//! The fault ladder of the load harness as named scenarios (`cargo xtask load --scenario NAME`):
+//! each is a load run ([`crate::load`]) of a fixed size with its faults, and its pass/fail
+//! criteria, judged from the run's own figures and written into the report as a section of its
+//! own.
+//!
+//! - `steady16`: 16 players for 60 s: no gap between own updates over 3 ticks, no entity held
+//!   by two zones, memory flat.
+//! - `lossy`: every player's link at 100 ms each way and 2 % loss each way: no desync (each
+//!   player's view of an entity matches its zone's `/state` within one tick of motion).
+//! - `storm`: 500 players drop their sessions at once and join again: all back receiving their
+//!   own avatar within 5 s.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+
+use crate::load::{LoadOptions, LoadResult, run_load};
+use crate::load_faults::Faults;
+
+/// Seconds after which every process's memory is compared with its end.
+const MEMORY_WINDOW_S: f64 = 10.0;
+/// Growth of a process's resident memory still called flat, percent.
+const MEMORY_FLAT_PERCENT: f64 = 10.0;
+/// Growth still called flat whatever the percentage, MiB (allocator noise of small processes).
+const MEMORY_FLAT_MIB: f64 = 8.0;
+
+/// A scenario of the ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// 16 players for 60 s on a healthy fabric.
+    Steady16,
+    /// Every player's link at 100 ms and 2 % loss.
+    Lossy,
+    /// A reconnect storm of 500 players.
+    Storm,
+}
+
+/// The size of a scenario's run (the ladder's own unless a test makes it smaller).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Size {
+    /// Players.
+    pub players: u32,
+    /// Zones.
+    pub zones: u32,
+    /// Seconds the players run.
+    pub seconds: u32,
+    /// Seconds over which they start.
+    pub ramp_s: f64,
+}
+
+/// One pass/fail line of a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Criterion {
+    /// What is required.
+    pub what: String,
+    /// What the run measured.
+    pub measured: String,
+    /// Whether it was met.
+    pub pass: bool,
+}
+
+impl Scenario {
+    /// Every scenario.
+    pub const ALL: [Scenario; 3] = [Scenario::Steady16, Scenario::Lossy, Scenario::Storm];
+
+    /// Its name on the command line and in `docs/load/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Steady16 => "steady16",
+            Self::Lossy => "lossy",
+            Self::Storm => "storm",
+        }
+    }
+
+    /// The scenario called `name`.
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .with_context(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|s| s.name()).collect();
+                format!("no scenario `{name}` (there are {})", names.join(", "))
+            })
+    }
+
+    /// The ladder's size of this scenario.
+    pub fn size(self) -> Size {
+        match self {
+            Self::Steady16 => Size {
+                players: 16,
+                zones: 2,
+                seconds: 60,
+                ramp_s: 2.0,
+            },
+            Self::Lossy => Size {
+                players: 100,
+                zones: 4,
+                seconds: 40,
+                ramp_s: 5.0,
+            },
+            Self::Storm => Size {
+                players: 500,
+                zones: 8,
+                seconds: 40,
+                ramp_s: 10.0,
+            },
+        }
+    }
+
+    /// Seconds from the players' start to the storm (the ramp and 10 s of steady play).
+    fn storm_at_s(size: &Size) -> f64 {
+        size.ramp_s + 10.0
+    }
+
+    /// The faults of this scenario at `size`.
+    pub fn faults(self, size: &Size) -> Faults {
+        match self {
+            Self::Steady16 => Faults::default(),
+            Self::Lossy => Faults {
+                link_delay_ms: Some(100),
+                link_loss: 0.02,
+                compare_state: true,
+                ..Faults::default()
+            },
+            Self::Storm => Faults {
+                storm_at_s: Some(Self::storm_at_s(size)),
+                ..Faults::default()
+            },
+        }
+    }
+
+    /// The load run of this scenario at `size`, its report in `out`.
+    pub fn options(self, size: Size, release: bool, out: PathBuf) -> LoadOptions {
+        LoadOptions {
+            players: size.players,
+            zones: size.zones,
+            seconds: size.seconds,
+            entities: 200,
+            transport: "wt".into(),
+            ramp_s: size.ramp_s,
+            command_hz: 20.0,
+            hysteresis_ticks: 80,
+            out,
+            command: format!(
+                "cargo xtask load --scenario {}{}{}",
+                self.name(),
+                if size == self.size() {
+                    String::new()
+                } else {
+                    format!(
+                        " --scenario-players {} --scenario-zones {}",
+                        size.players, size.zones
+                    )
+                },
+                if release { " --release" } else { "" }
+            ),
+            release,
+            faults: self.faults(&size),
+        }
+    }
+
+    /// Judges a run of this scenario.
+    pub fn criteria(self, r: &LoadResult, opts: &LoadOptions) -> Vec<Criterion> {
+        let s = &r.data.summary;
+        let mut c = vec![Criterion {
+            what: format!("every player joined ({})", opts.players),
+            measured: s.joined.to_string(),
+            pass: s.joined == opts.players,
+        }];
+        match self {
+            Self::Steady16 => {
+                c.push(Criterion {
+                    what: "no gap between own updates > 3 ticks".into(),
+                    measured: format!("longest {} ticks", s.gap_max_ticks),
+                    pass: s.gap_max_ticks <= 3 && s.own_hz_median > 0.0,
+                });
+                let h = &r.held;
+                c.push(Criterion {
+                    what: "no entity held by two zones (zones' /state, each second)".into(),
+                    measured: format!(
+                        "{} snapshots, {} duplicated, {} seen twice in one snapshot only",
+                        h.snapshots, h.duplicated, h.transient
+                    ),
+                    pass: h.duplicated == 0 && h.snapshots >= opts.seconds / 2,
+                });
+                c.push(memory_flat(r, opts.ramp_s + 2.0));
+                c.push(no_errors(r));
+            }
+            Self::Lossy => {
+                let k = &s.compared;
+                c.push(Criterion {
+                    what: "no desync: each player's view within one tick of motion of the zones' /state".into(),
+                    measured: format!(
+                        "{} entity states compared, {} off (worst {:.3} m beyond)",
+                        k.entities, k.desynced, k.worst_excess_m
+                    ),
+                    pass: k.entities > 0 && k.desynced == 0,
+                });
+                let (loss, measured) = match &s.relay {
+                    Some(l) if l.received > 0 => {
+                        let share = l.dropped as f64 / l.received as f64;
+                        (
+                            share,
+                            format!(
+                                "{:.2} % of {} datagrams dropped, {} flows",
+                                share * 100.0,
+                                l.received,
+                                l.flows
+                            ),
+                        )
+                    }
+                    _ => (0.0, "no conditioned link".into()),
+                };
+                c.push(Criterion {
+                    what: "the links lost about 2 % each way (1..3 %)".into(),
+                    measured,
+                    pass: (0.01..=0.03).contains(&loss),
+                });
+            }
+            Self::Storm => {
+                let (measured, pass) = match &s.storm {
+                    Some(st) => (
+                        format!(
+                            "{} dropped at {:.0} s, {} back; p50 {:.2} s, p99 {:.2} s, all {:.2} s",
+                            st.dropped,
+                            st.at_s,
+                            st.recovered,
+                            st.recovery_p50_s,
+                            st.recovery_p99_s,
+                            st.recovery_max_s
+                        ),
+                        st.dropped == s.joined
+                            && st.dropped > 0
+                            && st.recovered == st.dropped
+                            && st.recovery_max_s < 5.0,
+                    ),
+                    None => ("no storm".into(), false),
+                };
+                c.push(Criterion {
+                    what: "every player dropped and was back receiving its avatar in < 5 s".into(),
+                    measured,
+                    pass,
+                });
+                c.push(no_errors(r));
+            }
+        }
+        c
+    }
+}
+
+/// No errors counted by the players.
+fn no_errors(r: &LoadResult) -> Criterion {
+    let s = &r.data.summary;
+    Criterion {
+        what: "no errors".into(),
+        measured: match s.error_examples.first() {
+            Some(e) => format!(
+                "{} (the first: {})",
+                s.errors,
+                e.chars().take(160).collect::<String>()
+            ),
+            None => s.errors.to_string(),
+        },
+        pass: s.errors == 0,
+    }
+}
+
+/// Every process's resident memory at the end (mean of the last [`MEMORY_WINDOW_S`]) against
+/// its start (mean of the first [`MEMORY_WINDOW_S`] after `after_s`).
+fn memory_flat(r: &LoadResult, after_s: f64) -> Criterion {
+    let mut worst = (String::new(), 0.0_f64, 0.0_f64);
+    let mut pass = true;
+    let mut measured_any = false;
+    for p in &r.data.processes {
+        let s: Vec<(f64, f64)> = p
+            .samples
+            .iter()
+            .filter(|x| x.t >= after_s)
+            .map(|x| (x.t, x.rss_mib))
+            .collect();
+        let (Some(first), Some(last)) = (s.first(), s.last()) else {
+            continue;
+        };
+        if last.0 - first.0 < 2.0 * MEMORY_WINDOW_S {
+            continue;
+        }
+        let mean = |from: f64, to: f64| {
+            let v: Vec<f64> = s
+                .iter()
+                .filter(|x| x.0 >= from && x.0 < to)
+                .map(|x| x.1)
+                .collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let start = mean(first.0, first.0 + MEMORY_WINDOW_S);
+        let end = mean(last.0 - MEMORY_WINDOW_S, last.0 + 1.0);
+        let growth = end - start;
+        let percent = if start > 0.0 {
+            growth / start * 100.0
+        } else {
+            0.0
+        };
+        measured_any = true;
+        if growth > MEMORY_FLAT_MIB && percent > MEMORY_FLAT_PERCENT {
+            pass = false;
+        }
+        if growth > worst.1 {
+            worst = (p.name.clone(), growth, percent);
+        }
+    }
+    Criterion {
+        what: format!(
+            "memory flat: no process grows more than {MEMORY_FLAT_PERCENT:.0} % (and {MEMORY_FLAT_MIB:.0} MiB) from its first to its last {MEMORY_WINDOW_S:.0} s"
+        ),
+        measured: if worst.0.is_empty() {
+            "no process grew".into()
+        } else {
+            format!(
+                "most growth: {} +{:.1} MiB ({:+.1} %)",
+                worst.0, worst.1, worst.2
+            )
+        },
+        pass: pass && measured_any,
+    }
+}
+
+/// Puts the scenario's section (its name, the verdict and the criteria) into the report at
+/// `md`, after its title and command.
+pub fn write_section(md: &Path, scenario: Scenario, criteria: &[Criterion]) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(md).with_context(|| format!("reading {}", md.display()))?;
+    let all = criteria.iter().all(|c| c.pass);
+    let mut section = format!(
+        "## Scenario `{}`: {}\n\n| criterion | measured | pass |\n|---|---|---|\n",
+        scenario.name(),
+        if all { "PASS" } else { "**FAIL**" }
+    );
+    for c in criteria {
+        section += &format!(
+            "| {} | {} | {} |\n",
+            c.what,
+            c.measured.replace('|', "/"),
+            if c.pass { "pass" } else { "**FAIL**" }
+        );
+    }
+    section.push('\n');
+    let at = text.find("\n## ").map_or(text.len(), |i| i + 1);
+    let out = format!("{}{}{}", &text[..at], section, &text[at..]);
+    std::fs::write(md, out).with_context(|| format!("writing {}", md.display()))
+}
+
+/// Runs `scenario` at `size`, judges it and writes its report into `out`.
+pub fn run_scenario(
+    scenario: Scenario,
+    size: Size,
+    release: bool,
+    out: PathBuf,
+    stop: &AtomicBool,
+    log: impl Fn(&str),
+) -> anyhow::Result<(LoadResult, Vec<Criterion>)> {
+    let opts = scenario.options(size, release, out);
+    let r = run_load(&opts, stop, log)?;
+    let criteria = scenario.criteria(&r, &opts);
+    write_section(&r.written.markdown, scenario, &criteria)?;
+    Ok((r, criteria))
+}
