@@ -8,8 +8,9 @@ extends Node3D
 ##         --url https://127.0.0.1:4433/wt --cert-hash HASH --spawn X,Y,Z --world-half 15
 ##
 ## For tests: `--screenshot PATH` saves what the window shows (the viewport's image, PNG) once
-## entities of `--shot-zones N` zones (3 by default) have been drawn for 30 frames, prints
-## `FABRIC_VISUAL_SHOT path=.. entities=.. zones=0:n,1:n,.. legend=x,y,w,h` and quits;
+## entities of `--shot-zones N` zones (3 by default) have been drawn for 30 frames and
+## `--shot-after SECONDS` (4 by default: the view fills) have passed since the avatar spawned,
+## prints `FABRIC_VISUAL_SHOT path=.. entities=.. zones=0:n,1:n,.. legend=x,y,w,h` and quits;
 ## `--quit-after SECONDS` quits anyway. Run it windowed (under Xvfb with
 ## `--rendering-method gl_compatibility --rendering-driver opengl3` without a GPU).
 ## Once a second it prints `FABRIC_VISUAL visible=.. zones=..`.
@@ -31,6 +32,8 @@ var _avatar_material: StandardMaterial3D
 var _drawn_zone := {}
 var _screenshot := ""
 var _shot_zones := 3
+var _shot_after := 4.0
+var _spawned_at := -1.0
 var _frames_with_zones := 0
 var _quit_after := 0.0
 var _elapsed := 0.0
@@ -43,9 +46,13 @@ var _next_print := 1.0
 
 
 func _ready() -> void:
+	# After the FabricWorld's own _process (which makes and moves the entities' nodes), so a
+	# screenshot never shows a node not coloured yet.
+	process_priority = 10
 	var args := _parse_args(OS.get_cmdline_user_args())
 	_screenshot = args.get("screenshot", "")
 	_shot_zones = int(args.get("shot-zones", "3"))
+	_shot_after = float(args.get("shot-after", "4"))
 	_quit_after = float(args.get("quit-after", "0"))
 	var half := float(args.get("world-half", "15"))
 	camera.projection = Camera3D.PROJECTION_ORTHOGONAL
@@ -62,6 +69,8 @@ func _ready() -> void:
 	world.zone_url = args.get("url", "https://127.0.0.1:4433/wt")
 	world.cert_hash = args.get("cert-hash", "")
 	world.join_token = args.get("token", "")
+	world.avatar_spawned.connect(func(_id: int, _zone: int) -> void: _spawned_at = _elapsed)
+	world.entity_entered.connect(func(id: int, _node: Node) -> void: _colour(id))
 	world.entity_exited.connect(func(id: int) -> void: _drawn_zone.erase(id))
 	world.disconnected.connect(
 		func(reason: String) -> void: print("FABRIC_VISUAL disconnected: %s" % reason)
@@ -104,23 +113,29 @@ func _build_legend(zones: int) -> void:
 ## Gives every drawn entity the material of the zone that owns it now (entities change zones).
 func _recolour() -> Dictionary:
 	var per_zone := {}
-	var own := world.get_own_avatar_id()
 	for id in world.get_visible_entity_ids():
-		var zone := world.get_entity_zone(id)
+		var zone := _colour(id)
 		per_zone[zone] = per_zone.get(zone, 0) + 1
-		var key := -2 if id == own else zone
-		if _drawn_zone.get(id, -3) == key:
-			continue
-		var node := world.get_entity_node(id) as MeshInstance3D
-		if node == null:
-			continue
-		if id == own:
-			node.material_override = _avatar_material
-			node.scale = Vector3(1.6, 1.6, 1.6)
-		else:
-			node.material_override = _materials[zone % _materials.size()]
-		_drawn_zone[id] = key
 	return per_zone
+
+
+## Colours entity `id`'s node for its zone (white for the own avatar); returns the zone.
+func _colour(id: int) -> int:
+	var zone := world.get_entity_zone(id)
+	var own := id == world.get_own_avatar_id()
+	var key := -2 if own else zone
+	if _drawn_zone.get(id, -3) == key:
+		return zone
+	var node := world.get_entity_node(id) as MeshInstance3D
+	if node == null:
+		return zone
+	if own:
+		node.material_override = _avatar_material
+		node.scale = Vector3(1.6, 1.6, 1.6)
+	else:
+		node.material_override = _materials[zone % _materials.size()]
+	_drawn_zone[id] = key
+	return zone
 
 
 func _process(delta: float) -> void:
@@ -132,14 +147,20 @@ func _process(delta: float) -> void:
 	var text := ",".join(zones.map(func(z: int) -> String: return "%d:%d" % [z, per_zone[z]]))
 	hud.text = (
 		"visible %d (zone:count %s)   %.1f KB/s   %.0f updates/s"
-		% [s.get("visible", 0), text, s.get("bytes_per_second", 0.0) / 1024.0, s.get("updates_per_second", 0.0)]
+		% [
+			s.get("visible", 0),
+			text,
+			s.get("bytes_per_second", 0.0) / 1024.0,
+			s.get("updates_per_second", 0.0)
+		]
 	)
 	if _elapsed >= _next_print:
 		_next_print += 1.0
 		print("FABRIC_VISUAL visible=%d zones=%s" % [s.get("visible", 0), text])
 	if _screenshot != "":
 		_frames_with_zones = _frames_with_zones + 1 if zones.size() >= _shot_zones else 0
-		if _frames_with_zones >= SHOT_AFTER_FRAMES:
+		var settled := _spawned_at >= 0.0 and _elapsed - _spawned_at >= _shot_after
+		if _frames_with_zones >= SHOT_AFTER_FRAMES and settled:
 			_shoot(s.get("visible", 0), text)
 			return
 	if _quit_after > 0.0 and _elapsed >= _quit_after:

@@ -30,6 +30,8 @@ pub struct Options {
     pub zones: usize,
     /// Open the visual client in a window (needs a display).
     pub visual: bool,
+    /// Pass the processes' own output through (prefixed with their role).
+    pub verbose: bool,
 }
 
 fn step(t0: Instant, text: &str) {
@@ -88,6 +90,10 @@ fn last_status(bot: &Proc) -> Option<BotStatus> {
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    if !opts.verbose {
+        // SAFETY: no other thread runs yet (nothing is started before this point).
+        unsafe { std::env::set_var("FABRIC_QUIET", "1") };
+    }
     step(
         t0,
         "preparing Godot, the extension and the project (the first run installs Godot: about a minute)",
@@ -100,9 +106,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     step(
         t0,
         &format!(
-            "starting {} zones ({} wanderers each, a {} m world, interest radius {} m) and the gateway",
+            "starting {} zones ({} wanderers in all, a {} m world, interest radius {} m) and the gateway",
             shape.zones,
-            shape.entities_per_zone,
+            shape.entities,
             shape.half_m * 2.0,
             shape.radius_m
         ),

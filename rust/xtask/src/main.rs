@@ -58,6 +58,9 @@ enum Cmd {
         /// Also open the visual client in a window (entities coloured by owning zone).
         #[arg(long)]
         visual: bool,
+        /// Show the output of every process it starts (zones, gateway, bots).
+        #[arg(long)]
+        verbose: bool,
         /// Run the first cycle's demo instead (one zone, gateway, cycle-1 clients).
         #[arg(long)]
         cycle1: bool,
@@ -150,12 +153,14 @@ fn main() -> std::process::ExitCode {
             bots,
             zones,
             visual,
+            verbose,
             ..
         } => demo::run(demo::Options {
             seconds,
             bots,
             zones,
             visual,
+            verbose,
         }),
         Cmd::Test { no_lint } => test::run(!no_lint),
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)

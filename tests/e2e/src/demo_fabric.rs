@@ -22,8 +22,8 @@ use crate::linked_zones::Fabric;
 pub struct DemoOptions {
     /// Zone processes (2..=8).
     pub zones: usize,
-    /// Wanderers each zone starts with.
-    pub entities_per_zone: u32,
+    /// Wanderers in the whole fabric (each zone spawns those in its range).
+    pub entities: u32,
     /// Half the world's extent on every axis, metres.
     pub half_m: f64,
     /// Interest radius of every client, metres.
@@ -34,7 +34,7 @@ impl Default for DemoOptions {
     fn default() -> Self {
         Self {
             zones: 3,
-            entities_per_zone: 60,
+            entities: 450,
             half_m: 15.0,
             radius_m: 12.0,
         }
@@ -129,7 +129,8 @@ impl ZoneMap {
                     for dy in -r..=r {
                         for dz in -r..=r {
                             let q = [p[0] + dx, p[1] + dy, p[2] + dz];
-                            if dx * dx + dy * dy + dz * dz <= r * r && q.iter().all(|&c| inside(c)) {
+                            if dx * dx + dy * dy + dz * dz <= r * r && q.iter().all(|&c| inside(c))
+                            {
                                 seen[usize::from(self.at(q)) % zones] = true;
                             }
                         }
@@ -160,7 +161,7 @@ impl DemoFabric {
         let map = ZoneMap::new(opts.zones, opts.half_m)?;
         let (half, entities, radius) = (
             opts.half_m.to_string(),
-            opts.entities_per_zone.to_string(),
+            opts.entities.to_string(),
             opts.radius_m.to_string(),
         );
         let args = [

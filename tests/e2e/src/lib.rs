@@ -11,9 +11,9 @@ pub mod mp;
 pub mod proc_usage;
 pub mod repl_client;
 pub mod screenshot;
+pub mod xvfb;
 pub mod zone_probe;
 pub mod zone_state;
-pub mod xvfb;
 
 use std::time::Duration;
 

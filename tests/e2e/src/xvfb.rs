@@ -55,10 +55,8 @@ impl Xvfb {
         cmd.args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
             .arg(format!("{width}x{height}x24"));
         let mut proc = Proc::spawn("xvfb", cmd, false)?;
-        let line = proc.wait_for_line(
-            |l| l.trim().parse::<u32>().is_ok(),
-            Duration::from_secs(20),
-        )?;
+        let line =
+            proc.wait_for_line(|l| l.trim().parse::<u32>().is_ok(), Duration::from_secs(20))?;
         let display = line.trim().parse()?;
         Ok(Self { proc, display, env })
     }

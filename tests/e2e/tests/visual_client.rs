@@ -4,7 +4,8 @@
 //! on the first run). The client saves what its window shows once entities of all three zones
 //! have been drawn for 30 frames; the test decodes the PNG and counts, outside the legend, the
 //! pixels of each zone's colour: each zone must show at least [`MIN_PIXELS`] of them, and the
-//! client's own count of visible entities per zone must name all three.
+//! client's own count of visible entities per zone must name all three; no entity may be drawn
+//! without its zone's colour (a black box).
 //!
 //! `FABRIC_UPDATE_SCREENSHOT=1` also copies the picture to `docs/img/fabric.png` (the README's).
 
@@ -75,6 +76,12 @@ fn the_visual_client_draws_entities_of_three_zones_in_their_colours() {
             "zone {k}: {n} pixels of its colour (at least {MIN_PIXELS})"
         );
     }
+    // A drawn entity without its zone's material is a black box (unlit): none may show.
+    let uncoloured = picture.count([0, 0, 0], 16, legend);
+    assert!(
+        uncoloured < 100,
+        "{uncoloured} black pixels: entities drawn without their zone's colour"
+    );
     if std::env::var_os("FABRIC_UPDATE_SCREENSHOT").is_some() {
         let dst = paths::repo_root().join("docs/img/fabric.png");
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
