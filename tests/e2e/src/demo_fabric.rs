@@ -299,3 +299,39 @@ impl DemoFabric {
 fn vec3(p: [f64; 3]) -> String {
     format!("{},{},{}", p[0], p[1], p[2])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_interior_point_lies_deep_inside_its_own_zone() {
+        let map = ZoneMap::new(3, 15.0).unwrap();
+        let points = map.interiors(3);
+        assert_eq!(points.len(), 3);
+        for (k, p) in points.iter().enumerate() {
+            let g = p.map(|c| c as i32);
+            assert_eq!(usize::from(map.at(g)), k, "interior of zone {k}: {p:?}");
+            assert!(map.clearance(g, 4) >= 2, "zone {k}: {p:?} is near a border");
+        }
+    }
+
+    #[test]
+    fn the_visual_place_sees_every_zone_within_the_radius() {
+        let map = ZoneMap::new(3, 15.0).unwrap();
+        let p = map.sees_all(3, 10.0).expect("a place");
+        let mut seen = [false; 3];
+        for q in map.points() {
+            let d2: f64 = (0..3).map(|k| (f64::from(q[k]) - p[k]).powi(2)).sum();
+            if d2 <= 100.0 {
+                seen[usize::from(map.at(q))] = true;
+            }
+        }
+        assert_eq!(seen, [true; 3], "from {p:?}");
+        // A radius of 0 sees one point, so one zone: no place.
+        assert_eq!(map.sees_all(3, 0.0), None);
+        // In a 2 m world, a radius as large as the world reaches every zone from the centre.
+        let small = ZoneMap::new(3, 1.0).unwrap();
+        assert_eq!(small.sees_all(3, 4.0), Some([0.0, 0.0, 0.0]));
+    }
+}
