@@ -1,155 +1,230 @@
-//! The main job: the registry backend, a zone that registers with it, the gateway in front of
-//! the zone, and cycle-1 clients, all as separate processes on loopback.
+//! `cargo xtask demo`: the main job. A zone fabric on loopback, each part its own process: 3
+//! zones linked to each other with wanderers, the gateway in front of zone 0 that follows
+//! avatars across zones, and headless Godot bots (`FabricWorld` with its walker) that join
+//! through the gateway and walk through every zone. Once a second it prints one status line
+//! per zone (from the zone's metrics) and per client (from the bot's own line: visible
+//! entities, zones seen, bytes/s, update rate, its avatar's zone). After `--seconds` it stops
+//! everything and prints a summary; it succeeds only when every bot saw entities of more than
+//! one zone and its avatar crossed a border. `--visual` also opens the visual client
+//! (`examples/fabric_world/visual.tscn`) in a window.
+//!
+//! The zones use static membership (a members file) rather than the registry: only then do
+//! they sign the follow tickets the gateway claims avatars with (`docs/client.md`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use fabric_e2e::{create_account, run_cycle1_discovery, start_backend, zone_datagram_msec};
+use fabric_e2e::demo_fabric::{DemoFabric, DemoOptions};
+use fabric_e2e::zone_probe::{field, metrics};
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Seconds the bots walk.
+    pub seconds: u64,
+    /// Headless Godot bots.
+    pub bots: usize,
+    /// Zone processes.
+    pub zones: usize,
+    /// Open the visual client in a window (needs a display).
+    pub visual: bool,
+    /// Pass the processes' own output through (prefixed with their role).
+    pub verbose: bool,
+}
 
 fn step(t0: Instant, text: &str) {
     println!("[demo +{:>6.2} s] {text}", t0.elapsed().as_secs_f64());
 }
 
-/// Ports of the demo's servers.
-pub struct Ports {
-    pub zone: u16,
-    pub gateway: u16,
-    pub backend: u16,
+/// A bot's last status line, as its numbers.
+#[derive(Debug, Default, Clone)]
+struct BotStatus {
+    visible: u64,
+    zones_seen: String,
+    bytes_per_second: f64,
+    updates_per_second: f64,
+    avatar_zone: i64,
+    crossings: u64,
 }
 
-pub fn run(ports: Ports) -> anyhow::Result<()> {
+impl BotStatus {
+    fn parse(line: &str) -> Option<Self> {
+        let num = |k: &str| field(line, k).and_then(|v| v.parse::<f64>().ok());
+        Some(Self {
+            visible: num("visible")? as u64,
+            zones_seen: field(line, "zones_seen")?.to_owned(),
+            bytes_per_second: num("bytes_per_second")?,
+            updates_per_second: num("updates_per_second")?,
+            avatar_zone: num("avatar_zone")? as i64,
+            crossings: num("crossings")? as u64,
+        })
+    }
+
+    fn zones_seen(&self) -> usize {
+        self.zones_seen.split(',').filter(|z| !z.is_empty()).count()
+    }
+
+    fn line(&self, name: &str) -> String {
+        format!(
+            "client {name}: visible {:>4}  zones seen {:<7} {:>7.1} KB/s  {:>5.1} updates/s  avatar in zone {}  crossings {}",
+            self.visible,
+            self.zones_seen,
+            self.bytes_per_second / 1024.0,
+            self.updates_per_second,
+            self.avatar_zone,
+            self.crossings
+        )
+    }
+}
+
+/// The newest `FABRIC_BOT` status line `bot` printed.
+fn last_status(bot: &Proc) -> Option<BotStatus> {
+    bot.output()
+        .lines()
+        .rev()
+        .filter(|l| l.contains("FABRIC_BOT ") && l.contains(" crossings="))
+        .find_map(|l| BotStatus::parse(&l[l.find("FABRIC_BOT ")?..]))
+}
+
+pub fn run(opts: Options) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    if !opts.verbose {
+        // SAFETY: no other thread runs yet (nothing is started before this point).
+        unsafe { std::env::set_var("FABRIC_QUIET", "1") };
+    }
     step(
         t0,
         "preparing Godot, the extension and the project (the first run installs Godot: about a minute)",
     );
     let eng = engine::prepare(false)?;
-    step(t0, &format!("engine: {}", eng.bin.display()));
-    let gateway_bin = engine::binary("fabric-gateway")?;
-
+    let shape = DemoOptions {
+        zones: opts.zones,
+        ..DemoOptions::default()
+    };
     step(
         t0,
         &format!(
-            "starting the registry backend on http://127.0.0.1:{}",
-            ports.backend
+            "starting {} zones ({} wanderers in all, a {} m world, interest radius {} m) and the gateway",
+            shape.zones,
+            shape.entities,
+            shape.half_m * 2.0,
+            shape.radius_m
         ),
     );
-    let mut backend = start_backend(&format!("127.0.0.1:{}", ports.backend), ":memory:")
-        .context("the backend did not start (is the port free? try --backend-port)")?;
-    let operator = create_account(&backend.url, "operator")?;
-    let player = create_account(&backend.url, "player1")?;
-    step(
-        t0,
-        "accounts created: `operator` (registers zones) and `player1` (joins them)",
-    );
-
-    step(
-        t0,
-        &format!(
-            "starting zone 0 (headless Godot, FabricZone) on UDP 127.0.0.1:{}",
-            ports.zone
-        ),
-    );
-    let (mut zone, shard) = start_zone_on(&eng, ports.zone, &backend.url, &operator)
-        .context("the zone did not start or register (is the port free? try --zone-port)")?;
-    step(
-        t0,
-        &format!(
-            "zone registered as shard {shard}, cert hash {}",
-            zone.cert_hash
-        ),
-    );
-
-    step(
-        t0,
-        &format!("starting the gateway on UDP 127.0.0.1:{}", ports.gateway),
-    );
-    let mut cmd = std::process::Command::new(gateway_bin);
-    cmd.args(["--listen", &format!("127.0.0.1:{}", ports.gateway)])
-        .args(["--zone", &format!("127.0.0.1:{}", zone.port)])
-        .args(["--zone-cert-hash", &zone.cert_hash]);
-    let mut gateway = Proc::spawn("gateway", cmd, false)?;
-    let ready = gateway
-        .wait_for_line(
-            |l| l.starts_with("FABRIC_GATEWAY_READY"),
-            fabric_e2e::READY_TIMEOUT,
-        )
-        .context("the gateway did not start (is the port free? try --gateway-port)")?;
-    let gateway_hash = field(&ready, "cert_hash")?;
-    step(t0, &format!("gateway ready: {ready}"));
-
-    let url = format!("https://127.0.0.1:{}/wt", ports.gateway);
-    step(
-        t0,
-        &format!(
-            "cycle 1 through the gateway: client discovers the zone, gets a join token, connects to {url}"
-        ),
-    );
-    let (outcome, out, _c) = run_cycle1_discovery(
-        &eng,
-        &backend.url,
-        &player,
-        &["--url", &url, "--cert-hash", &gateway_hash],
-    )?;
-    if !outcome.success() {
-        bail!("the cycle-1 client failed: {outcome:?}");
+    let mut fabric = DemoFabric::start("demo", shape)?;
+    for (k, z) in fabric.fabric.zones.iter().enumerate() {
+        step(
+            t0,
+            &format!(
+                "zone {k} on UDP 127.0.0.1:{}, metrics on http://{}/metrics",
+                z.port, z.metrics
+            ),
+        );
     }
-    let via_gateway = zone_datagram_msec(&out).context("no timing line in the client's log")?;
-
-    step(
-        t0,
-        "cycle 1 direct: client discovers the zone and connects to it with its registered hash",
-    );
-    let (outcome, out, _c) = run_cycle1_discovery(&eng, &backend.url, &player, &[])?;
-    if !outcome.success() {
-        bail!("the direct cycle-1 client failed: {outcome:?}");
-    }
-    let direct = zone_datagram_msec(&out).context("no timing line in the client's log")?;
-
-    for (flag, what) in [
-        ("--no-token", "without a token"),
-        ("--forge-token", "with a forged token"),
-    ] {
-        step(t0, &format!("a client {what} (must be refused)"));
-        let (outcome, out, _c) = run_cycle1_discovery(&eng, &backend.url, &player, &[flag])?;
-        let reason = out
-            .lines()
-            .find_map(|l| l.strip_prefix("CYCLE1 FAIL: "))
-            .unwrap_or("(no reason printed)");
-        if outcome.code != Some(1) {
-            bail!("a client {what} was not refused: {outcome:?}");
-        }
-        step(t0, &format!("refused as expected: {reason}"));
-    }
-
-    step(t0, "stopping the gateway, the zone and the backend");
-    gateway.stop();
-    zone.proc.stop();
-    backend.proc.stop();
     step(
         t0,
         &format!(
-            "done: client start to zone datagram {via_gateway:.1} ms through the gateway, {direct:.1} ms direct \
-             (discovery and token included; the original system: ~880 ms over the internet)"
+            "gateway on {} (in front of zone 0, following avatars)",
+            fabric.gateway_url()
         ),
     );
+    let result = play(&opts, &eng, &fabric, t0);
+    step(t0, "stopping the clients, the gateway and the zones");
+    fabric.stop();
+    let names = result?;
+    step(t0, &format!("done: {names}"));
     Ok(())
 }
 
-fn start_zone_on(
+/// Starts the clients, prints the status lines until the time is up, and checks the bots.
+fn play(
+    opts: &Options,
     eng: &engine::Engine,
-    port: u16,
-    backend: &str,
-    api_key: &str,
-) -> anyhow::Result<(fabric_e2e::Running, String)> {
-    fabric_e2e::start_registered_zone_on(eng, 0, port, backend, api_key)
-}
-
-fn field(line: &str, key: &str) -> anyhow::Result<String> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-        .map(str::to_owned)
-        .with_context(|| format!("no {key} in `{line}`"))
+    fabric: &DemoFabric,
+    t0: Instant,
+) -> anyhow::Result<String> {
+    let mut bots = Vec::new();
+    for i in 0..opts.bots {
+        let name = format!("bot{i}");
+        let (spawn, tour) = fabric.bot_tour(i);
+        step(
+            t0,
+            &format!(
+                "client {name}: headless Godot FabricWorld through the gateway, spawns at {spawn:?}, walks {tour:?}"
+            ),
+        );
+        let cmd = fabric.bot_command(eng, &name, i, 0.0);
+        bots.push((name.clone(), Proc::spawn(&name, cmd, true)?));
+    }
+    let mut visual = None;
+    if opts.visual {
+        std::env::var_os("DISPLAY").context("--visual needs a display (DISPLAY is not set)")?;
+        step(t0, "the visual client: entities coloured by owning zone");
+        let cmd = fabric.visual_command(eng, &[])?;
+        visual = Some(Proc::spawn("visual", cmd, true)?);
+    }
+    let started = Instant::now();
+    let mut next = started + Duration::from_secs(1);
+    let mut last_migrations = vec![0.0; fabric.fabric.zones.len()];
+    while started.elapsed() < Duration::from_secs(opts.seconds) {
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        next += Duration::from_secs(1);
+        step(t0, "status");
+        for (k, z) in fabric.fabric.zones.iter().enumerate() {
+            match metrics(z.metrics) {
+                Ok(m) => {
+                    let total = m.get("fabric_zone_migrations_in_total").copied();
+                    let rate = total.map_or(0.0, |t| t - last_migrations[k]);
+                    last_migrations[k] = total.unwrap_or(last_migrations[k]);
+                    println!("  {}", crate::fabric::status_line(k as u32, &m, rate));
+                }
+                Err(e) => println!("  zone {k}: metrics unreadable: {e:#}"),
+            }
+        }
+        for (name, bot) in &bots {
+            match last_status(bot) {
+                Some(s) => println!("  {}", s.line(name)),
+                None if bot.group_alive() => println!("  client {name}: joining"),
+                None => println!("  client {name}: exited"),
+            }
+        }
+    }
+    if let Some(mut v) = visual {
+        v.stop();
+    }
+    let mut failed = Vec::new();
+    println!("summary:");
+    for (name, mut bot) in bots {
+        let status = last_status(&bot);
+        bot.stop();
+        match status {
+            Some(s) => {
+                let ok = s.zones_seen() > 1 && s.crossings > 0;
+                println!(
+                    "  {} {}",
+                    if ok { "ok    " } else { "FAILED" },
+                    s.line(&name)
+                );
+                if !ok {
+                    failed.push(name);
+                }
+            }
+            None => {
+                println!("  FAILED client {name}: no status line\n{}", bot.output());
+                failed.push(name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} did not both see entities of more than one zone and cross a border",
+            failed.join(", ")
+        );
+    }
+    Ok(format!(
+        "{} bots each saw entities of more than one zone and crossed a border",
+        opts.bots
+    ))
 }

@@ -1,9 +1,12 @@
 //! `cargo xtask`: the project's commands. Everything a fresh machine needs (Godot, the
 //! extension, the project import) is installed or built on the way.
 //!
-//! - `cargo xtask demo`: the main job: registry backend, a zone that registers with it, the
-//!   gateway, and cycle-1 clients (through the gateway, direct, and two that must be refused)
-//!   on loopback, each step printed, with the time from client start to the zone's datagram.
+//! - `cargo xtask demo [--seconds S] [--bots N] [--visual]`: the main job: 3 linked zones, the
+//!   gateway and headless Godot bots walking across borders, one status line per zone and per
+//!   client each second, a summary at the end (`--visual` opens the visual client).
+//!   `cargo xtask demo --cycle1`: the first cycle's demo: registry backend, a registered zone,
+//!   the gateway, and cycle-1 clients (through the gateway, direct, and two that must be
+//!   refused), each step printed, with the time from client start to the zone's datagram.
 //! - `cargo xtask test`: formatting, lints (GDScript too: gdlint, gdformat), every Rust test
 //!   (unit, integration, end-to-end), short fuzz runs and the in-engine tests (single, and double precision
 //!   when ../shared/godot is present); the last line is `total: N passed, N failed`.
@@ -20,6 +23,7 @@
 //!   linked zones, the `fabric-load` generator) and its Markdown report with PNG plots.
 
 mod demo;
+mod demo_cycle1;
 mod docs;
 mod fabric;
 mod fuzz;
@@ -40,15 +44,33 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the main job: zone, gateway and the cycle-1 client on loopback.
+    /// Run the main job: 3 zones, the gateway and bots walking across borders on loopback.
     Demo {
-        /// Zone UDP port.
+        /// Seconds the bots walk.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Headless Godot bot clients.
+        #[arg(long, default_value_t = 2)]
+        bots: usize,
+        /// Zone processes.
+        #[arg(long, default_value_t = 3)]
+        zones: usize,
+        /// Also open the visual client in a window (entities coloured by owning zone).
+        #[arg(long)]
+        visual: bool,
+        /// Show the output of every process it starts (zones, gateway, bots).
+        #[arg(long)]
+        verbose: bool,
+        /// Run the first cycle's demo instead (one zone, gateway, cycle-1 clients).
+        #[arg(long)]
+        cycle1: bool,
+        /// Zone UDP port (--cycle1).
         #[arg(long, default_value_t = 7443)]
         zone_port: u16,
-        /// Gateway UDP port.
+        /// Gateway UDP port (--cycle1).
         #[arg(long, default_value_t = 4433)]
         gateway_port: u16,
-        /// Registry backend TCP port.
+        /// Registry backend TCP port (--cycle1).
         #[arg(long, default_value_t = 8080)]
         backend_port: u16,
     },
@@ -116,13 +138,29 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Demo {
+            cycle1: true,
             zone_port,
             gateway_port,
             backend_port,
-        } => demo::run(demo::Ports {
+            ..
+        } => demo_cycle1::run(demo_cycle1::Ports {
             zone: zone_port,
             gateway: gateway_port,
             backend: backend_port,
+        }),
+        Cmd::Demo {
+            seconds,
+            bots,
+            zones,
+            visual,
+            verbose,
+            ..
+        } => demo::run(demo::Options {
+            seconds,
+            bots,
+            zones,
+            visual,
+            verbose,
         }),
         Cmd::Test { no_lint } => test::run(!no_lint),
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)

@@ -3,6 +3,7 @@
 //! cycle-1 client (headless Godot running `res://scenes/cycle1.tscn`) as separate processes on
 //! loopback, each on a free port.
 
+pub mod demo_fabric;
 pub mod fabric;
 pub mod linked_zones;
 pub mod load;
@@ -12,6 +13,8 @@ pub mod load_scenario;
 pub mod mp;
 pub mod proc_usage;
 pub mod repl_client;
+pub mod screenshot;
+pub mod xvfb;
 pub mod zone_probe;
 pub mod zone_state;
 
