@@ -1,10 +1,14 @@
-//! `fabric-backend-bench`: load generator for the zone backend. Starts the backend in-process
-//! on 127.0.0.1 (free port, `:memory:` SQLite unless `--db` says otherwise), registers shards,
-//! then drives `GET /shards` and `PUT /shards/{id}` heartbeats from concurrent keep-alive
-//! connections for a fixed time each and prints throughput and latency percentiles.
+//! `fabric-backend-bench`: load generator for the zone backend. For each `--db` (given once or
+//! more; `:memory:` SQLite by default) and each `--replicas` count, starts that many backends
+//! in-process on 127.0.0.1 sharing the database, registers shards, then drives `GET /shards`
+//! and `PUT /shards/{id}` heartbeats from concurrent keep-alive connections spread over the
+//! replicas for a fixed time each, and prints one Markdown table of throughput and latency
+//! percentiles for every configuration. The shards are deleted again after each configuration,
+//! so a database can be reused.
 //!
 //! ```text
-//! cargo run --release -p fabric-backend --bin fabric-backend-bench -- --clients 32 --seconds 5
+//! cargo run --release -p fabric-backend --bin fabric-backend-bench -- --clients 32 --seconds 5 \
+//!     --db /tmp/bench.sqlite3 --db postgres://postgres@127.0.0.1:55432/bench --replicas 1 --replicas 2
 //! ```
 
 use std::sync::Arc;
@@ -30,9 +34,24 @@ struct Args {
     /// Shards registered (all listed by GET /shards).
     #[arg(long, default_value_t = 100)]
     shards: usize,
-    /// Database for the embedded backend.
-    #[arg(long, default_value = ":memory:")]
-    db: String,
+    /// Databases to measure, one after the other (repeat the option).
+    #[arg(long, default_values_t = vec![":memory:".to_owned()])]
+    db: Vec<String>,
+    /// Backend replicas sharing the database (repeat the option to measure several counts;
+    /// more than 1 needs a database several processes can share: PostgreSQL or a file).
+    #[arg(long, default_values_t = vec![1usize])]
+    replicas: Vec<usize>,
+}
+
+/// A label for a database URL or path (no credentials).
+fn db_label(db: &str) -> String {
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        "PostgreSQL".to_owned()
+    } else if db == ":memory:" {
+        "SQLite `:memory:`".to_owned()
+    } else {
+        "SQLite file (WAL)".to_owned()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -58,7 +77,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 async fn run(
-    addr: &str,
+    addrs: &[String],
     scenario: Scenario,
     clients: usize,
     seconds: u64,
@@ -68,7 +87,7 @@ async fn run(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..clients {
-        let client = Client::new(addr.to_owned());
+        let client = Client::new(addrs[w % addrs.len()].clone());
         let shards = shards.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(64 * 1024);
@@ -132,24 +151,28 @@ async fn run(
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    anyhow::ensure!(
-        args.clients > 0 && args.shards > 0,
-        "clients and shards must be > 0"
-    );
-    // Throughput from one address is what is measured: no rate limits.
-    let config = Config::new("127.0.0.1:0".parse()?, args.db.clone()).without_rate_limits();
-    let bound = Bound::bind(&config).await.context("start backend")?;
-    let addr = bound.local_addr().to_string();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(bound.serve(async {
-        let _ = stop_rx.await;
-    }));
+/// Starts `replicas` backends on `db`, registers `shards`, measures both scenarios, deletes the
+/// shards and stops the backends; returns the table rows.
+async fn measure(args: &Args, db: &str, replicas: usize) -> anyhow::Result<Vec<String>> {
+    let mut config = Config::new("127.0.0.1:0".parse()?, db.to_owned()).without_rate_limits();
+    // Scale is what is measured: one account registers every shard.
+    config.max_shards_per_account = u64::MAX;
+    let mut addrs = Vec::new();
+    let mut stops = Vec::new();
+    let mut servers = Vec::new();
+    for _ in 0..replicas {
+        let bound = Bound::bind(&config).await.context("start backend")?;
+        addrs.push(bound.local_addr().to_string());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop_tx);
+        servers.push(tokio::spawn(bound.serve(async {
+            let _ = stop_rx.await;
+        })));
+    }
 
-    let setup = Client::new(addr.clone());
-    let key = setup.create_account("bench").await?.api_key;
+    let setup = Client::new(addrs[0].clone());
+    let name = format!("bench-{}", Uuid::new_v4().simple());
+    let key = setup.create_account(&name).await?.api_key;
     let mut shards = Vec::with_capacity(args.shards);
     for i in 0..args.shards {
         let reg = setup
@@ -170,34 +193,80 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         shards.push((reg.id, reg.shard_secret));
+        if (i + 1) % 1000 == 0 {
+            eprintln!(
+                "  {}: registered {} of {} shards",
+                db_label(db),
+                i + 1,
+                args.shards
+            );
+        }
     }
     let shards = Arc::new(shards);
+    let mut rows = Vec::new();
+    for scenario in [Scenario::List, Scenario::Heartbeat] {
+        let o = run(&addrs, scenario, args.clients, args.seconds, shards.clone()).await;
+        rows.push(format!(
+            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+            o.name,
+            db_label(db),
+            replicas,
+            args.clients,
+            args.shards,
+            o.requests as f64 / o.elapsed.as_secs_f64(),
+            percentile(&o.lat_us, 0.50),
+            percentile(&o.lat_us, 0.99),
+            percentile(&o.lat_us, 1.0),
+            o.errors,
+        ));
+    }
+    for (id, _) in shards.iter() {
+        setup.delete(*id, &key).await?;
+    }
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    for server in servers {
+        server.await??;
+    }
+    Ok(rows)
+}
 
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        args.clients > 0 && args.shards > 0,
+        "clients and shards must be > 0"
+    );
     println!(
-        "fabric-backend-bench: backend on {addr} (db {}), {} clients, {} s per scenario, {} shards, {} CPUs",
-        args.db,
+        "fabric-backend-bench: {} clients, {} s per scenario, {} shards, {} CPUs",
         args.clients,
         args.seconds,
         args.shards,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!();
-    println!("| scenario | requests | errors | req/s | p50 ms | p99 ms | max ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for scenario in [Scenario::List, Scenario::Heartbeat] {
-        let o = run(&addr, scenario, args.clients, args.seconds, shards.clone()).await;
-        println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            o.name,
-            o.requests,
-            o.errors,
-            o.requests as f64 / o.elapsed.as_secs_f64(),
-            percentile(&o.lat_us, 0.50),
-            percentile(&o.lat_us, 0.99),
-            percentile(&o.lat_us, 1.0),
-        );
+    let mut rows = Vec::new();
+    for db in &args.db {
+        for &replicas in &args.replicas {
+            if replicas == 0 || (replicas > 1 && db == ":memory:") {
+                eprintln!(
+                    "skipping {replicas} replicas on {}: cannot be shared",
+                    db_label(db)
+                );
+                continue;
+            }
+            eprintln!("measuring {} with {replicas} replica(s)...", db_label(db));
+            rows.extend(measure(&args, db, replicas).await?);
+        }
     }
-    let _ = stop_tx.send(());
-    server.await??;
+    println!();
+    println!(
+        "| scenario | db | replicas | clients | shards | req/s | p50 ms | p99 ms | max ms | errors |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        println!("{row}");
+    }
     Ok(())
 }
