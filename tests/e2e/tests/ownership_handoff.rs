@@ -13,46 +13,12 @@
 
 use std::time::{Duration, Instant};
 
-use fabric_core::coords::{Micros, WorldBounds};
-use fabric_core::hilbert::encode_position;
 use fabric_core::session_control::{ControlMessage, OwnershipState};
-use fabric_core::zones::ZoneLayout;
-use fabric_e2e::linked_zones::{Fabric, LinkedZone};
+use fabric_e2e::linked_zones::{Fabric, LinkedZone, border_crossing};
 use fabric_e2e::repl_client::{Joined, ReplClient};
 use fabric_e2e::zone_probe::http_get;
 
 const HALF_M: f64 = 15.0;
-
-fn zone_of(p: [f64; 3]) -> u8 {
-    let h = (HALF_M * 1e6) as i64;
-    let bounds = WorldBounds::new([-h; 3], [h; 3]).expect("bounds");
-    ZoneLayout::new(2).expect("layout").zone_of(encode_position(
-        &bounds,
-        &p.map(|m| Micros::from_num(m * 1e6)),
-    ))
-}
-
-/// Two points 4 m apart along x, the first in zone 0, the second in zone 1, one border
-/// crossing between them (checked every 5 cm).
-fn crossing() -> ([f64; 3], [f64; 3]) {
-    for x in -10..=10 {
-        for y in -6..=6 {
-            for z in -6..=6 {
-                let a = [f64::from(x), f64::from(y) + 0.5, f64::from(z) + 0.5];
-                let zones: Vec<u8> = (0..=80)
-                    .map(|i| zone_of([a[0] + f64::from(i) * 0.05, a[1], a[2]]))
-                    .collect();
-                if let Some(s) = zones.iter().position(|&z| z == 1)
-                    && (20..=40).contains(&s)
-                    && zones[s..].iter().all(|&z| z == 1)
-                {
-                    return (a, [a[0] + 4.0, a[1], a[2]]);
-                }
-            }
-        }
-    }
-    panic!("no border crossing between zones 0 and 1")
-}
 
 fn join(zone: &LinkedZone, at: [f64; 3]) -> ReplClient {
     match ReplClient::join(zone.port, &zone.hash, None, at).expect("joined") {
@@ -143,7 +109,7 @@ fn a_held_entity_keeps_its_holder_across_the_border() {
     ];
     let mut fabric = Fabric::start("own-handoff", 2, &args).expect("zones start");
     fabric.link(1.0).expect("zones link");
-    let (a, b) = crossing();
+    let (a, b) = border_crossing(HALF_M);
     let (z0, z1) = (&fabric.zones[0], &fabric.zones[1]);
     let mut pa = join(z0, a);
     let mut pb = join(z1, [b[0] + 1.0, b[1], b[2]]);
