@@ -232,6 +232,7 @@ fn main() {
         sender_hlc: fabric_core::hlc::Hlc { l: 100, c: 1 },
         arrival_hlc: fabric_core::hlc::Hlc { l: 102, c: 0 },
         entity: e,
+        ownership: None,
     };
     let ib = intent.to_bytes();
     let t_id = measure(20_000 * scale, |_| {

@@ -25,7 +25,7 @@
 
 use crate::entity::Entity;
 use crate::hlc::Hlc;
-use crate::migration_intent::{INTENT_KIND, INTENT_LEN, MigrationIntent};
+use crate::migration_intent::{INTENT_LEN, MigrationIntent, is_intent};
 use crate::replay::Seen;
 use crate::slots::SlotState;
 use crate::wire::WireError;
@@ -61,7 +61,7 @@ impl Zone {
     /// [`crate::zone::ZoneStats::bad_packets`] and dropped; the error says why.
     pub fn handle(&mut self, now: u64, bytes: &[u8]) -> Result<(), WireError> {
         self.now = self.now.max(now);
-        let r = if bytes.len() == INTENT_LEN && bytes.first() == Some(&INTENT_KIND) {
+        let r = if is_intent(bytes) {
             MigrationIntent::decode(bytes).map(|i| self.on_intent(&i))
         } else if bytes.len() == CONTROL_LEN {
             ZoneControl::decode(bytes).map(|c| self.on_control(&c))
@@ -139,6 +139,7 @@ impl Zone {
         self.slots.mig_id[slot] = it.migration_id;
         self.slots.arrival[slot] = it.arrival_hlc.to_u64();
         self.slots.peer_slot[slot] = it.sender_slot;
+        self.carry.reserved(from, it.migration_id, it.ownership);
         self.stats.intents_accepted += 1;
         self.send_control(
             from,
@@ -200,6 +201,7 @@ impl Zone {
                     let gid = self.slots.gid[i];
                     let sent = self.slots.mig_tick[i];
                     self.slots.release(i);
+                    self.carry.committed_out(gid);
                     self.staging -= 1;
                     self.stats.commits += 1;
                     self.resolutions.push(Resolution {
@@ -233,6 +235,7 @@ impl Zone {
             }
             ControlKind::Commit => {
                 if let Some(i) = self.reservation(c.field2, from, c.field) {
+                    self.carry.committed_in(from, c.field);
                     let now = self.clock.now().to_u64();
                     if self.slots.arrival[i] <= now {
                         self.slots.state[i] = SlotState::Owned;
@@ -245,6 +248,7 @@ impl Zone {
             }
             ControlKind::Abort => {
                 if let Some(i) = self.reservation(c.field2, from, c.field) {
+                    self.carry.aborted_in(from, c.field);
                     self.slots.release(i);
                     self.stats.reservations_aborted += 1;
                 } else {
@@ -357,6 +361,7 @@ impl Zone {
                 sent_tick: tick,
                 sender_hlc,
                 arrival_hlc,
+                ownership: self.carry.outgoing(entity.global_id),
                 entity,
             };
             self.outbox.push(target, &intent.to_bytes());

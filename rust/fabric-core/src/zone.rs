@@ -136,6 +136,8 @@ pub struct Zone {
     pub(crate) tick: u64,
     /// The tick input is being handled for (the last `tick` or a later `handle`).
     pub(crate) now: u64,
+    /// Ownership records carried through hand-offs.
+    pub(crate) carry: crate::ownership::OwnershipCarry,
 }
 
 impl Zone {
@@ -165,6 +167,7 @@ impl Zone {
             stats: ZoneStats::default(),
             tick: 0,
             now: 0,
+            carry: crate::ownership::OwnershipCarry::with_capacity(cap),
             cfg,
         })
     }

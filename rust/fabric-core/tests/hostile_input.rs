@@ -113,6 +113,7 @@ proptest! {
                 sender_hlc: Hlc { l: sender_l, c: 0 },
                 arrival_hlc: Hlc { l: sender_l + extra, c: 0 },
                 entity: Entity::at(gid, [micros(gid as i64); 3]).with_velocity([micros(i64::from(gid as i32)); 3]),
+                ownership: None,
             };
             if from == 1 {
                 prop_assert!(z.handle(2, &it.to_bytes()).is_err(), "from == to is refused by the decoder");

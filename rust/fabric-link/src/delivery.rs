@@ -1,13 +1,13 @@
 //! Which channel a zone packet takes, and which zone it claims to come from.
 //!
 //! Dispatch mirrors `fabric_core::zone::Zone::handle`: a 20-byte packet is a control packet, a
-//! 244-byte packet starting with `0x4D` a migration intent, a packet starting with `0x52` a row
+//! 256-byte (or version 1's 244-byte) packet starting with `0x4D` a migration intent, a packet starting with `0x52` a row
 //! batch. Rows are refreshed every tick, so they go as datagrams (a lost one is replaced by the
 //! next); intents and controls go on the reliable channel (the core also resends, but a lost
 //! intent costs a rollback and an RTO, so we do not lose them on purpose).
 
 use fabric_core::entity_row::{ROW_BATCH_KIND, RowBatchHeader};
-use fabric_core::migration_intent::{INTENT_KIND, INTENT_LEN, MigrationIntent};
+use fabric_core::migration_intent::{INTENT_LEN, MigrationIntent, is_intent};
 use fabric_core::wire::WireError;
 use fabric_core::zone_control::{CONTROL_LEN, ZoneControl};
 use fabric_core::zones::ZoneId;
@@ -24,9 +24,7 @@ pub enum Delivery {
 impl Delivery {
     /// Classifies a packet of a `fabric-core` zone outbox.
     pub fn of(bytes: &[u8]) -> Delivery {
-        if bytes.len() != CONTROL_LEN
-            && !(bytes.len() == INTENT_LEN && bytes[0] == INTENT_KIND)
-            && bytes.first() == Some(&ROW_BATCH_KIND)
+        if bytes.len() != CONTROL_LEN && !is_intent(bytes) && bytes.first() == Some(&ROW_BATCH_KIND)
         {
             Delivery::Datagram
         } else {
@@ -40,7 +38,7 @@ impl Delivery {
 /// A packet that does not decode is an error (the link counts and drops it; it never reaches
 /// the zone), so a link can compare every packet's sender with the zone it proved to be.
 pub fn from_zone(bytes: &[u8]) -> Result<ZoneId, WireError> {
-    if bytes.len() == INTENT_LEN && bytes[0] == INTENT_KIND {
+    if is_intent(bytes) {
         MigrationIntent::decode(bytes).map(|i| i.from_zone)
     } else if bytes.len() == CONTROL_LEN {
         ZoneControl::decode(bytes).map(|c| c.from_zone)

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use fabric_core::migration_intent::{INTENT_KIND, INTENT_LEN, MigrationIntent};
+use fabric_core::migration_intent::{MigrationIntent, is_intent};
 use fabric_core::zone_control::{CONTROL_LEN, ControlKind, ZoneControl};
 use fabric_core::zones::ZoneId;
 
@@ -53,8 +53,7 @@ fn record(ring: &mut Vec<Duration>, next: &mut usize, d: Duration) {
 impl HandoffLatency {
     /// Notes a packet the zone sends to `to` (only intents matter).
     pub fn on_sent(&mut self, to: ZoneId, bytes: &[u8], now: Instant) {
-        if bytes.len() == INTENT_LEN
-            && bytes[0] == INTENT_KIND
+        if is_intent(bytes)
             && let Ok(i) = MigrationIntent::decode(bytes)
         {
             self.sent[slot(to, i.migration_id)] = Some((to, i.migration_id, now));
@@ -131,6 +130,7 @@ mod tests {
             sender_hlc: Hlc::at_tick(10),
             arrival_hlc: Hlc::at_tick(11),
             entity: Entity::at(7, vec3_micros([0, 0, 0])),
+            ownership: None,
         };
         let mut h = HandoffLatency::default();
         let t0 = Instant::now();

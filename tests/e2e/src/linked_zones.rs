@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use fabric_core::coords::{Micros, Vec3};
+use fabric_core::coords::{Micros, Vec3, WorldBounds};
+use fabric_core::hilbert::encode_position;
+use fabric_core::zones::ZoneLayout;
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
 
@@ -186,4 +188,42 @@ fn start_one(
         metrics,
         member,
     })
+}
+
+/// Which zone of the 2-zone layout of a world of half extent `half_m` metres holds point `p`
+/// (metres).
+pub fn zone_of(half_m: f64, p: [f64; 3]) -> u8 {
+    let h = (half_m * 1e6) as i64;
+    let bounds = WorldBounds::new([-h; 3], [h; 3]).expect("bounds");
+    let layout = ZoneLayout::new(2).expect("layout");
+    layout.zone_of(encode_position(
+        &bounds,
+        &p.map(|m| Micros::from_num(m * 1e6)),
+    ))
+}
+
+/// Two points 4 m apart along x in a 2-zone world of half extent `half_m`, the first in zone 0
+/// and the second in zone 1, with a single border crossing 1 to 2 m from the first (checked
+/// every 5 cm).
+pub fn border_crossing(half_m: f64) -> ([f64; 3], [f64; 3]) {
+    for x in -10..=10 {
+        for y in -6..=6 {
+            for z in -6..=6 {
+                let a = [f64::from(x), f64::from(y) + 0.5, f64::from(z) + 0.5];
+                let b = [a[0] + 4.0, a[1], a[2]];
+                let zones: Vec<u8> = (0..=80)
+                    .map(|i| zone_of(half_m, [a[0] + f64::from(i) * 0.05, a[1], a[2]]))
+                    .collect();
+                let switch = zones.iter().position(|&z| z == 1);
+                if let Some(s) = switch
+                    && (20..=40).contains(&s)
+                    && zones[..s].iter().all(|&z| z == 0)
+                    && zones[s..].iter().all(|&z| z == 1)
+                {
+                    return (a, b);
+                }
+            }
+        }
+    }
+    panic!("no border crossing between zones 0 and 1")
 }

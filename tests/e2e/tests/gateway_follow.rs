@@ -17,11 +17,8 @@
 
 use std::time::{Duration, Instant};
 
-use fabric_core::coords::{Micros, WorldBounds};
-use fabric_core::hilbert::encode_position;
 use fabric_core::session_control::ControlMessage;
-use fabric_core::zones::ZoneLayout;
-use fabric_e2e::linked_zones::Fabric;
+use fabric_e2e::linked_zones::{Fabric, border_crossing};
 use fabric_e2e::repl_client::{Joined, ReplClient, claim};
 
 /// World half extent, metres.
@@ -39,42 +36,6 @@ const MAX_GAP_TICKS: u32 = 4;
 /// The same for a client connected to a zone directly: it has no standby session, so a fresh
 /// QUIC and HTTP/3 handshake, `hello` and `claim` come on top (about one tick on loopback).
 const MAX_GAP_TICKS_DIRECT: u32 = 6;
-
-/// Which zone of the 2-zone layout holds point `p` (metres).
-fn zone_of(p: [f64; 3]) -> u8 {
-    let h = (HALF_M * 1e6) as i64;
-    let bounds = WorldBounds::new([-h; 3], [h; 3]).expect("bounds");
-    let layout = ZoneLayout::new(2).expect("layout");
-    layout.zone_of(encode_position(
-        &bounds,
-        &p.map(|m| Micros::from_num(m * 1e6)),
-    ))
-}
-
-/// Two points 4 m apart along x, the first in zone 0 and the second in zone 1, with a single
-/// border crossing 1 to 2 m from the first (checked every 5 cm).
-fn crossing() -> ([f64; 3], [f64; 3]) {
-    for x in -10..=10 {
-        for y in -6..=6 {
-            for z in -6..=6 {
-                let a = [f64::from(x), f64::from(y) + 0.5, f64::from(z) + 0.5];
-                let b = [a[0] + 4.0, a[1], a[2]];
-                let zones: Vec<u8> = (0..=80)
-                    .map(|i| zone_of([a[0] + f64::from(i) * 0.05, a[1], a[2]]))
-                    .collect();
-                let switch = zones.iter().position(|&z| z == 1);
-                if let Some(s) = switch
-                    && (20..=40).contains(&s)
-                    && zones[..s].iter().all(|&z| z == 0)
-                    && zones[s..].iter().all(|&z| z == 1)
-                {
-                    return (a, b);
-                }
-            }
-        }
-    }
-    panic!("no border crossing between zones 0 and 1")
-}
 
 /// Walks `client` back and forth between `a` and `b` (1 m/s, upserts at 20 Hz) until it has
 /// changed zones `crossings` times; after each change, checks that `/state` of the zone it
@@ -253,7 +214,7 @@ fn the_gateway_follows_the_avatar_across_zones_and_a_direct_client_follows_by_it
         ],
     )
     .expect("gateway in front of zone 0");
-    let (a, b) = crossing();
+    let (a, b) = border_crossing(HALF_M);
 
     // Through the gateway: across the border and back.
     let mut player = join(gateway.port, &gateway.cert_hash, a);

@@ -122,6 +122,8 @@ pub struct ClientView {
     picks: Vec<(f32, u16)>,
     chosen: Vec<Chosen>,
     stats: ViewStats,
+    /// The tick at which the late-join baseline was complete ([`ClientView::baseline_done`]).
+    baseline_done: Option<u64>,
 }
 
 /// Squared distance in square micrometres (whole micrometres: exact, no rounding to the mm).
@@ -153,6 +155,7 @@ impl ClientView {
             picks: Vec::with_capacity(n),
             chosen: Vec::with_capacity(n),
             stats: ViewStats::default(),
+            baseline_done: None,
         })
     }
 
@@ -169,6 +172,16 @@ impl ClientView {
     /// Entities in view (entering or active).
     pub fn visible(&self) -> usize {
         self.ids.len()
+    }
+
+    /// The late-join baseline: `Some(tick)` once, at the first tick (`write_tick`) at which
+    /// every entity in view had its enter record acked by the client, i.e. the client holds a
+    /// state of everything in its interest (the enters went in as many packets, each within
+    /// the MTU, over as many ticks as the byte budget takes, and lost ones were resent until
+    /// acked). Stays set: entities entering later are live traffic. The zone tells the client
+    /// with a `baseline_done` message (`docs/protocol.md`, "Late join").
+    pub fn baseline_done(&self) -> Option<u64> {
+        self.baseline_done
     }
 
     /// Whether `global_id` is in view.
@@ -242,6 +255,13 @@ impl ClientView {
         self.last_tick = Some(tick);
         let anchor = quantize_position(viewer);
         self.update_interest(viewer, candidates);
+        if self.baseline_done.is_none()
+            && self.slots[..self.used_end]
+                .iter()
+                .all(|s| s.state != SlotState::Entering)
+        {
+            self.baseline_done = Some(tick);
+        }
         self.accumulate(viewer);
         if self.last_packet.is_some_and(|t| tick < t + interval) {
             self.stats.rate_skips += 1;

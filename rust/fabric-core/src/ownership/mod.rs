@@ -7,6 +7,7 @@
 //! - [`table`]: the state machine ([`Ownership`]): request / granted / denied / released /
 //!   revoked, one holder at a time, the fairness rule, counts per reason.
 //! - [`record`]: the 12-byte ownership record that travels with an entity in a hand-off.
+//! - [`handoff`]: how the zone core carries records through hand-offs ([`OwnershipCarry`]).
 //!
 //! A *holder* is named by its avatar's global id, not by a session number: avatar ids are
 //! global and travel with the avatar across zones, so a record moved to another zone still
@@ -14,6 +15,7 @@
 //! ([`crate::avatars::Avatars`]). The wire messages (`request_ownership`, `release_ownership`,
 //! `ownership`) are in [`crate::session_control`] and `docs/session-protocol.md`.
 
+pub mod handoff;
 pub mod persist;
 pub mod record;
 pub mod table;
@@ -21,6 +23,7 @@ pub mod table;
 #[cfg(test)]
 mod contention_tests;
 
+pub use handoff::OwnershipCarry;
 pub use persist::PersistMode;
 pub use record::{OwnershipRecord, RECORD_LEN, RecordError};
 pub use table::{DENIAL_COUNT, Denial, Departure, Grant, Ownership, OwnershipConfig, ReleaseCause};

@@ -14,6 +14,12 @@
 //!   kept with its holder cleared, by its persist mode ([`Departure`]).
 //! - [`Ownership::forget`]: the entity is gone from this zone (despawned, or handed off with
 //!   its [`super::OwnershipRecord`]).
+//! - [`Ownership::import`]: an entity handed over by a neighbour arrives with its record: its
+//!   holder holds it here too.
+//! - [`Ownership::expire_absent`]: a holder that plays no avatar in this zone (its entity was
+//!   handed over without it, or its avatar left) keeps its entities for
+//!   [`OwnershipConfig::absent_grace_ticks`]; then each follows its persist mode, as if the
+//!   holder had disconnected. A holder that comes (or comes back) in time keeps them.
 //!
 //! **Fairness rule.** The first request to reach the zone wins; the others are denied at once
 //! (every request is answered, nobody waits on a queue a client may have given up on). So that
@@ -154,15 +160,19 @@ pub struct OwnershipConfig {
     pub fair_ticks: u64,
     /// The persist mode of entities not given one ([`Ownership::set_persist`]).
     pub default_persist: PersistMode,
+    /// Ticks a holder absent from this zone keeps its entities ([`Ownership::expire_absent`]).
+    pub absent_grace_ticks: u64,
 }
 
 impl Default for OwnershipConfig {
-    /// 8 entities a player; 10 ticks (half a second at 20 Hz); `placed_room`.
+    /// 8 entities a player; 10 ticks (half a second at 20 Hz); `placed_room`; an absent
+    /// holder keeps its entities 200 ticks (10 s at 20 Hz).
     fn default() -> Self {
         Self {
             max_held: 8,
             fair_ticks: 10,
             default_persist: PersistMode::PlacedRoom,
+            absent_grace_ticks: 200,
         }
     }
 }
@@ -175,6 +185,8 @@ struct Entry {
     contested: bool,
     /// Who held it last, and the tick it was let go.
     last: Option<(u32, u64)>,
+    /// The tick its holder was first seen absent from this zone (reset when present).
+    absent_since: Option<u64>,
 }
 
 /// Ownership of one zone's entities.
@@ -332,6 +344,7 @@ impl Ownership {
         let e = self.entries.get_mut(&entity)?;
         let h = e.holder.take()?;
         e.last = Some((h, tick));
+        e.absent_since = None;
         if let Some(n) = self.held.get_mut(&h) {
             *n -= 1;
             if *n == 0 {
@@ -368,7 +381,7 @@ impl Ownership {
     /// `holder` disconnected at `tick`: calls `out` once per entity it held, in entity order,
     /// with what to do with it. `transient_held` entities are forgotten (the zone despawns
     /// them); the others stay, owned by the zone, without holder.
-    pub fn holder_left(&mut self, holder: u32, tick: u64, mut out: impl FnMut(Departure)) {
+    pub fn holder_left(&mut self, holder: u32, tick: u64, out: impl FnMut(Departure)) {
         if self.held_by(holder) == 0 {
             return;
         }
@@ -377,7 +390,12 @@ impl Ownership {
             .filter(|&(_, h)| h == holder)
             .map(|(id, _)| id)
             .collect();
-        for id in mine {
+        self.depart(mine, tick, out);
+    }
+
+    /// Clears the holder of each of `ids` at `tick` and applies its persist mode.
+    fn depart(&mut self, ids: Vec<u32>, tick: u64, mut out: impl FnMut(Departure)) {
+        for id in ids {
             self.clear(id, tick);
             let persist = self.persist_of(id);
             if let Some(e) = self.entries.get_mut(&id) {
@@ -411,6 +429,45 @@ impl Ownership {
             holder: e.holder,
             persist: e.persist,
         })
+    }
+
+    /// The record of every entity with an entry (held, or given a persist mode), in entity
+    /// order: what the zone carries with them if they are handed off.
+    pub fn records(&self) -> impl Iterator<Item = OwnershipRecord> + '_ {
+        self.entries.iter().map(|(&entity, e)| OwnershipRecord {
+            entity,
+            holder: e.holder,
+            persist: e.persist,
+        })
+    }
+
+    /// Once a frame at `tick`: holders for which `present` is false (no avatar of theirs is
+    /// played in this zone) are noted; those absent for [`OwnershipConfig::absent_grace_ticks`]
+    /// lose each entity they hold here, which follows its persist mode ([`Departure`], as in
+    /// [`Ownership::holder_left`]); `out` hears each, in entity order. Allocates only when
+    /// something expires.
+    pub fn expire_absent(
+        &mut self,
+        tick: u64,
+        present: impl Fn(u32) -> bool,
+        out: impl FnMut(Departure),
+    ) {
+        let grace = self.cfg.absent_grace_ticks;
+        let mut expired = Vec::new();
+        for (&id, e) in self.entries.iter_mut() {
+            let Some(h) = e.holder else { continue };
+            if present(h) {
+                e.absent_since = None;
+                continue;
+            }
+            let since = *e.absent_since.get_or_insert(tick);
+            if tick >= since.saturating_add(grace) {
+                expired.push(id);
+            }
+        }
+        if !expired.is_empty() {
+            self.depart(expired, tick, out);
+        }
     }
 
     /// Takes in the record of an entity handed off to this zone: its holder and mode are
@@ -605,5 +662,69 @@ mod tests {
             None,
             "no entry, nothing to carry"
         );
+    }
+
+    #[test]
+    fn an_absent_holder_keeps_its_entities_for_the_grace_then_they_follow_their_mode() {
+        let cfg = OwnershipConfig {
+            absent_grace_ticks: 20,
+            ..OwnershipConfig::default()
+        };
+        let mut t = Ownership::new(cfg);
+        for (id, mode) in [
+            (1, PersistMode::TransientHeld),
+            (2, PersistMode::PlacedRoom),
+        ] {
+            t.import(&OwnershipRecord {
+                entity: id,
+                holder: A,
+                persist: mode,
+            });
+        }
+        t.import(&OwnershipRecord {
+            entity: 3,
+            holder: B,
+            persist: PersistMode::PlacedSaved,
+        });
+        let here = |h: u32| Some(h) == B;
+        let mut out = Vec::new();
+        t.expire_absent(100, here, |d| out.push(d));
+        t.expire_absent(119, here, |d| out.push(d));
+        assert!(out.is_empty(), "within the grace: {out:?}");
+        assert_eq!(t.holder_of(1), A, "still held by the absent player");
+        t.expire_absent(120, here, |d| out.push(d));
+        assert_eq!(
+            out,
+            [
+                Departure::Despawn(1),
+                Departure::Kept(2, PersistMode::PlacedRoom)
+            ],
+            "after the grace, by persist mode"
+        );
+        assert_eq!((t.holder_of(2), t.held_by(100)), (None, 0));
+        assert_eq!(t.holder_of(3), B, "a present holder keeps its entity");
+        assert_eq!(
+            t.records().map(|r| r.entity).collect::<Vec<_>>(),
+            [2, 3],
+            "the despawned entity has no record left"
+        );
+    }
+
+    #[test]
+    fn a_holder_that_comes_back_in_time_starts_a_new_grace() {
+        let cfg = OwnershipConfig {
+            absent_grace_ticks: 10,
+            ..OwnershipConfig::default()
+        };
+        let mut t = Ownership::new(cfg);
+        t.request(5, A, 0, true, false).unwrap();
+        let mut out = Vec::new();
+        t.expire_absent(0, |_| false, |d| out.push(d));
+        t.expire_absent(9, |_| true, |d| out.push(d));
+        t.expire_absent(15, |_| false, |d| out.push(d));
+        t.expire_absent(24, |_| false, |d| out.push(d));
+        assert!(out.is_empty(), "absent again only since 15: {out:?}");
+        t.expire_absent(25, |_| false, |d| out.push(d));
+        assert_eq!(out, [Departure::Kept(5, PersistMode::PlacedRoom)]);
     }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use fabric_core::command_gate::{REFUSAL_COUNT, Refusal};
 
+use super::ownership_metrics::{OwnershipFigures, OwnershipMetrics};
 use super::replication::{ReplRates, ReplTotals};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -182,6 +183,8 @@ pub struct Published {
     dump: Mutex<Dump>,
     commands: Mutex<CommandFigures>,
     replication: Mutex<ReplTotals>,
+    ownership: OwnershipMetrics,
+    ownership_last: Mutex<OwnershipFigures>,
     stop: AtomicBool,
 }
 
@@ -297,8 +300,11 @@ impl Published {
             "Mutations handed to the journal writer",
             h.journal_mutations.clone(),
         );
+        let ownership = OwnershipMetrics::register(&mut registry);
         Arc::new(Self {
             zone,
+            ownership,
+            ownership_last: Mutex::new(OwnershipFigures::default()),
             registry,
             h,
             last: Mutex::new(Figures::default()),
@@ -373,6 +379,16 @@ impl Published {
         h.client_max_bytes_per_s.set(r.max_client_bytes_per_s);
         h.client_entities_per_packet.set(r.entities_per_packet);
         *last = *t;
+    }
+
+    /// Publishes the ownership totals ([`super::ownership_metrics`]; no allocation).
+    pub fn publish_ownership(&self, f: &OwnershipFigures) {
+        let mut last = self
+            .ownership_last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.ownership.publish(f, &last);
+        *last = *f;
     }
 
     /// Publishes the journal's figures (every tick: atomics only): the durable tick and the

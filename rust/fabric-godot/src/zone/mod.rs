@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod monitors;
 pub mod network;
 mod ownership;
+pub mod ownership_metrics;
 mod players;
 mod replication;
 pub mod runtime;
@@ -880,6 +881,7 @@ impl FabricZone {
 
     /// Runs the ticks due after `elapsed`, then emits signals and prints stats.
     fn run_frame(&mut self, elapsed: Duration) {
+        self.carry_ownership();
         let Some(rt) = self.runtime.as_mut() else {
             return;
         };

@@ -16,24 +16,37 @@
 //! - when a session closes, the entities its avatar held follow their persist mode
 //!   (`transient_held` ones are despawned, the others stay with no holder), and each change
 //!   is announced;
-//! - once a frame, held entities that left the zone (handed off or despawned) lose their
-//!   holder (`released`, reason `gone`). The ownership record of a handed-off entity is
-//!   defined ([`fabric_core::ownership::OwnershipRecord`]) but not yet sent with the hand-off:
-//!   ownership is zone-local for now.
+//! - **hand-offs**: before the frame's ticks the table's records go to the zone core, which
+//!   sends each inside the entity's migration intent ([`fabric_core::ownership::handoff`]).
+//!   Once a frame: entities handed off with a holder are forgotten here and announced
+//!   `released` with reason `moved` (the hold goes on in the zone they entered); records that
+//!   arrived are installed and, when held, announced `granted` with reason `arrived` (the same
+//!   holder: its commands on the entity are accepted here through any session playing its
+//!   avatar in this zone, e.g. one that followed it with a `claim`); held entities gone
+//!   otherwise (despawned) lose their holder (`released`, reason `gone`). A rolled-back
+//!   hand-off changes nothing: a staging entity keeps its entry;
+//! - **absent holders**: a holder that plays no avatar in this zone (the entity crossed without
+//!   it, or its avatar moved on) keeps its entities for the grace (`--holder-grace-s`, default
+//!   10 s); then each follows its persist mode as if the holder had disconnected
+//!   (`transient_held` despawned, reason `despawned`; the others kept, reason `holder_absent`).
+//!   A non-holder stays refused meanwhile (`held`; commands `authority`).
 //!
 //! The persist mode of entities the zone has not given one is `placed_room`, or the user
 //! argument `--persist-mode MODE` (read here, ignored by the zone's own parser); scripts set
-//! it per entity with `set_persist_mode`. Nothing here runs inside the tick.
+//! it per entity with `set_persist_mode`. Totals go to `/metrics`
+//! ([`super::ownership_metrics`]). Nothing here runs inside the tick.
 
 use fabric_core::avatars::Avatars;
 use fabric_core::command_gate::Authority;
 use fabric_core::ownership::{Denial, Departure, Ownership, OwnershipConfig, PersistMode};
 use fabric_core::player_command::{PlayerCommand, PlayerPacket};
 use fabric_core::session_control::{ControlMessage, OwnershipState};
+use fabric_core::slots::SlotState;
 use godot::classes::Os;
 use godot::prelude::*;
 
 use super::FabricZone;
+use super::ownership_metrics::OwnershipFigures;
 use super::runtime::ZoneRuntime;
 
 /// The ownership table of one zone and the persist mode of entities without one.
@@ -41,9 +54,30 @@ use super::runtime::ZoneRuntime;
 pub(crate) struct ZoneOwnership {
     /// The state machine.
     pub(crate) table: Ownership,
+    /// Held entities arrived with their holder.
+    handed_in: u64,
+    /// Held entities handed off with their holder.
+    handed_out: u64,
+    /// Holds ended by the absent-holder grace.
+    absent_expired: u64,
 }
 
 impl ZoneOwnership {
+    /// The running totals for `/metrics`.
+    pub(crate) fn figures(&self) -> OwnershipFigures {
+        let (grants, releases, takebacks) = self.table.totals();
+        OwnershipFigures {
+            grants,
+            releases,
+            takebacks,
+            denials: self.table.refused(),
+            handed_in: self.handed_in,
+            handed_out: self.handed_out,
+            absent_expired: self.absent_expired,
+            held: self.table.holders().count() as u64,
+        }
+    }
+
     /// ` ownership_granted=N ownership_released=N ownership_revoked=N holders=N
     /// ownership_refused_<reason>=N ...` for the stats line.
     pub(crate) fn stats_fields(&self) -> String {
@@ -128,6 +162,38 @@ pub(crate) fn held_move_in_reach(
         .and_then(|a| rt.owned_slot(a))
         .and_then(|s| rt.zone().entity(s));
     near(&e.position) || hand.is_some_and(|h| near(&h.position))
+}
+
+/// Whether entity `id` is still this zone's: owned, staging (a hand-off may roll back) or
+/// arriving (committed here, its arrival tick not reached).
+fn still_here(rt: &ZoneRuntime, id: u32) -> bool {
+    rt.zone().holdings().any(|h| {
+        h.global_id == id
+            && matches!(
+                h.state,
+                SlotState::Owned | SlotState::Staging | SlotState::Arriving
+            )
+    })
+}
+
+/// The grace named by `--holder-grace-s SECONDS` in `args`: `Ok(None)` when absent.
+pub(crate) fn holder_grace_arg(args: &[String]) -> Result<Option<f64>, String> {
+    let mut found = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let v = match a.split_once('=') {
+            Some(("--holder-grace-s", v)) => v.to_owned(),
+            None if a == "--holder-grace-s" => it.next().cloned().unwrap_or_default(),
+            _ => continue,
+        };
+        found = Some(
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| format!("--holder-grace-s: `{v}` is not a number of seconds"))?,
+        );
+    }
+    Ok(found)
 }
 
 /// The persist mode named by `--persist-mode` in `args`: `Ok(None)` when absent, an error
@@ -251,10 +317,28 @@ impl FabricZone {
                 Ok(m) => cfg.default_persist = m.unwrap_or(cfg.default_persist),
                 Err(e) => godot_error!("FabricZone: {e}; placed_room is used"),
             }
+            let hz = self
+                .runtime
+                .as_ref()
+                .map_or(20, |rt| rt.zone().config().tick_hz);
+            match holder_grace_arg(&args) {
+                Ok(Some(s)) => cfg.absent_grace_ticks = (s * f64::from(hz)).round() as u64,
+                Ok(None) => cfg.absent_grace_ticks = 10 * u64::from(hz),
+                Err(e) => godot_error!("FabricZone: {e}; 10 s is used"),
+            }
         }
         self.players.ownership = ZoneOwnership {
             table: Ownership::new(cfg),
+            ..ZoneOwnership::default()
         };
+    }
+
+    /// Before the frame's ticks: the records the zone carries with entities it hands off.
+    pub(super) fn carry_ownership(&mut self) {
+        if let Some(rt) = self.runtime.as_mut() {
+            rt.zone_mut()
+                .set_carried_ownership(self.players.ownership.table.records());
+        }
     }
 
     /// A `request_ownership`, `release_ownership` or (forged) `ownership` message from
@@ -346,22 +430,66 @@ impl FabricZone {
         }
     }
 
-    /// Once a frame: held entities no longer owned here lose their holder.
+    /// Once a frame: hand-offs out and in, held entities gone, absent holders (see the module
+    /// doc); then the totals go to `/metrics`.
     pub(super) fn poll_ownership(&mut self) {
-        let Some(rt) = self.runtime.as_ref() else {
+        let Some(rt) = self.runtime.as_mut() else {
             return;
         };
-        let gone: Vec<u32> = self
-            .players
-            .ownership
+        let tick = rt.zone().current_tick();
+        let own = &mut self.players.ownership;
+        let mut news = Vec::new();
+        for id in rt.zone_mut().take_handed_off_ownership() {
+            if own.table.forget(id).is_some() {
+                own.handed_out += 1;
+                news.push(event(id, OwnershipState::Released, None, "moved"));
+            }
+        }
+        for r in rt.zone_mut().take_arrived_ownership() {
+            if own.table.import(&r) && r.holder.is_some() {
+                own.handed_in += 1;
+                news.push(event(
+                    r.entity,
+                    OwnershipState::Granted,
+                    r.holder,
+                    "arrived",
+                ));
+            }
+        }
+        let gone: Vec<u32> = own
             .table
             .holders()
-            .filter(|&(id, _)| rt.owned_slot(id).is_none())
+            .filter(|&(id, _)| !still_here(rt, id))
             .map(|(id, _)| id)
             .collect();
         for id in gone {
-            self.players.ownership.table.forget(id);
-            self.broadcast(&event(id, OwnershipState::Released, None, "gone"));
+            own.table.forget(id);
+            news.push(event(id, OwnershipState::Released, None, "gone"));
+        }
+        let avatars = &self.players.avatars;
+        let mut departed = Vec::new();
+        own.table.expire_absent(
+            tick,
+            |h| avatars.session_of(h).is_some(),
+            |d| departed.push(d),
+        );
+        for d in departed {
+            own.absent_expired += 1;
+            news.push(match d {
+                Departure::Despawn(id) => {
+                    rt.despawn(id);
+                    event(id, OwnershipState::Released, None, "despawned")
+                }
+                Departure::Kept(id, _) => {
+                    event(id, OwnershipState::Released, None, "holder_absent")
+                }
+            });
+        }
+        if let Some(p) = &self.published {
+            p.publish_ownership(&own.figures());
+        }
+        for bytes in news {
+            self.broadcast(&bytes);
         }
     }
 }
@@ -387,6 +515,23 @@ mod tests {
         );
         let e = persist_mode_arg(&args(&["--persist-mode", "forever"])).unwrap_err();
         assert!(e.contains("`forever`"), "{e}");
+    }
+
+    #[test]
+    fn holder_grace_argument() {
+        assert_eq!(holder_grace_arg(&args(&["--port", "0"])), Ok(None));
+        assert_eq!(
+            holder_grace_arg(&args(&["--holder-grace-s", "2.5"])),
+            Ok(Some(2.5))
+        );
+        assert_eq!(
+            holder_grace_arg(&args(&["--holder-grace-s=0"])),
+            Ok(Some(0.0))
+        );
+        for bad in ["-1", "soon", "NaN"] {
+            let e = holder_grace_arg(&args(&["--holder-grace-s", bad])).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ use fabric_core::coords::Vec3;
 use fabric_core::entity::Entity;
 use fabric_core::entity_row::{PAYLOAD_WORDS, ROW_BATCH_KIND};
 use fabric_core::ghost::GhostTable;
-use fabric_core::migration_intent::{INTENT_KIND, INTENT_LEN, MigrationIntent};
+use fabric_core::migration_intent::{INTENT_LEN, MigrationIntent};
 use fabric_core::pacer::{Pacer, Steps};
 use fabric_core::slots::SlotState;
 use fabric_core::timing::{Summary, Timings};
@@ -87,9 +87,11 @@ pub struct Limits {
 /// they are handed to the zone at once, as if from the tick before).
 pub const DEFERRED_INTENTS: usize = 256;
 
-/// The tick whose state intent `bytes` carries, when it is a well-formed intent.
+/// The tick whose state intent `bytes` carries, when it is a well-formed intent of the
+/// current version (the deferred buffer holds intents of that one length; a version 1 intent
+/// goes to the zone at once).
 fn intent_tick(bytes: &[u8]) -> Option<u64> {
-    if bytes.len() != INTENT_LEN || bytes.first() != Some(&INTENT_KIND) {
+    if bytes.len() != INTENT_LEN {
         return None;
     }
     MigrationIntent::decode(bytes).ok().map(|i| i.sent_tick)
