@@ -268,15 +268,20 @@ fn markdown(data: &ReportData, after_s: f64, plots: &[PathBuf], no_plots: Option
             .processes
             .iter()
             .find(|p| p.name == format!("zone {k}"));
-        let cpu = proc.map_or(0.0, |p| mean_of(p.samples.iter().map(|s| s.cpu_percent)));
-        let rss = proc.map_or(0.0, |p| max_of(p.samples.iter().map(|s| s.rss_mib)));
+        // A zone sharing its process with others (`--zones-per-process`): see the process rows.
+        let (cpu, rss) = proc.map_or(("shared".into(), "shared".into()), |p| {
+            (
+                format!("{:.0} %", mean_of(p.samples.iter().map(|s| s.cpu_percent))),
+                format!("{:.0} MiB", max_of(p.samples.iter().map(|s| s.rss_mib))),
+            )
+        });
         let d = |f: fn(&ZoneSample) -> f64| match (z.first(), z.last()) {
             (Some(a), Some(b)) => f(b) - f(a),
             _ => 0.0,
         };
         let _ = writeln!(
             m,
-            "| {k} | {:.2} ms | {:.2} ms | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {cpu:.0} % | {rss:.0} MiB |",
+            "| {k} | {:.2} ms | {:.2} ms | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {cpu} | {rss} |",
             mean_of(z.iter().map(|s| s.tick_p50_ms)),
             max_of(z.iter().filter(|s| s.t >= after_s).map(|s| s.tick_p99_ms)),
             mean_of(z.iter().skip(1).map(|s| s.ticks_per_s)),

@@ -55,6 +55,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let eng = engine::prepare(false)?;
     let fabric_opts = FabricOptions {
         zones: opts.zones,
+        zones_per_process: 1,
         entities: opts.entities,
         backend_port: opts.backend_port,
         hysteresis_ticks: opts.hysteresis_ticks,
@@ -73,7 +74,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         next += Duration::from_secs(1);
         println!("[fabric +{:>4.0} s]", t0.elapsed().as_secs_f64());
         for (k, z) in fabric.zones.iter_mut().enumerate() {
-            if !z.proc.group_alive() {
+            if !fabric.processes[z.process].0.group_alive() {
                 println!("zone {k}: exited");
                 continue;
             }

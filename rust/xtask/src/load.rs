@@ -18,9 +18,12 @@ pub struct Options {
     /// Simulated players.
     #[arg(long, default_value_t = 100)]
     pub players: u32,
-    /// Zone processes.
+    /// Zones.
     #[arg(long, default_value_t = 2)]
     pub zones: u32,
+    /// Zones each headless Godot process runs (1 = a process per zone).
+    #[arg(long, default_value_t = 1)]
+    pub zones_per_process: u32,
     /// Seconds the players run.
     #[arg(long, default_value_t = 30)]
     pub seconds: u32,
@@ -65,14 +68,24 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         fabric_harness::paths::target_dir()
             .join("load")
             .join(format!(
-                "{}p-{}z-{}s",
-                opts.players, opts.zones, opts.seconds
+                "{}p-{}z{}-{}s",
+                opts.players,
+                opts.zones,
+                match opts.zones_per_process {
+                    1 => String::new(),
+                    k => format!("-{k}pp"),
+                },
+                opts.seconds
             ))
     });
     let command = format!(
-        "cargo xtask load --players {} --zones {} --seconds {} --entities {} --transport {} --ramp {}{}",
+        "cargo xtask load --players {} --zones {}{} --seconds {} --entities {} --transport {} --ramp {}{}",
         opts.players,
         opts.zones,
+        match opts.zones_per_process {
+            1 => String::new(),
+            k => format!(" --zones-per-process {k}"),
+        },
         opts.seconds,
         opts.entities,
         opts.transport,
@@ -82,6 +95,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let lo = LoadOptions {
         players: opts.players,
         zones: opts.zones,
+        zones_per_process: opts.zones_per_process,
         seconds: opts.seconds,
         entities: opts.entities,
         transport: opts.transport,

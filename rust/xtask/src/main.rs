@@ -21,6 +21,8 @@
 //!   processes linked through it, one status line per zone each second, until Ctrl-C.
 //! - `cargo xtask load --players N --zones Z --seconds S [--out DIR]`: a load scenario (backend,
 //!   linked zones, the `fabric-load` generator) and its Markdown report with PNG plots.
+//! - `cargo xtask idle --zones 8 --per-process 1,4,8`: CPU, memory and threads of idle zones
+//!   per layout (zones per process) and engine frame rate.
 
 mod demo;
 mod demo_cycle1;
@@ -28,6 +30,7 @@ mod docs;
 mod fabric;
 mod fuzz;
 mod gdlint;
+mod idle;
 mod load;
 mod package;
 mod test;
@@ -132,6 +135,8 @@ enum Cmd {
     /// Run a load scenario: the backend, linked zones and the `fabric-load` generator; write
     /// a Markdown report with PNG plots.
     Load(load::Options),
+    /// Measure what idle zones cost (CPU, memory, threads) per zones-per-process layout.
+    Idle(idle::Options),
 }
 
 fn main() -> std::process::ExitCode {
@@ -183,6 +188,7 @@ fn main() -> std::process::ExitCode {
             hysteresis_ticks,
         }),
         Cmd::Load(opts) => load::run(opts),
+        Cmd::Idle(opts) => idle::run(opts),
         Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
             println!("Godot: {}", e.bin.display());
             println!("extension built and project imported");

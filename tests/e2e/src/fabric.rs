@@ -2,6 +2,8 @@
 //! registry backend, then one headless Godot `FabricZone` process per zone with registry
 //! membership (`--link network --backend URL`: each zone registers its link listener, gets its
 //! link credential from the registry and finds its neighbours there), with wanderers.
+//! With `zones_per_process` K > 1, each process runs K zones (`--zones-in-process A..B`):
+//! the same zones, ports and links, fewer engines.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +22,10 @@ pub const ZONE_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct FabricOptions {
-    /// Zone processes (1..=32).
+    /// Zones (1..=32).
     pub zones: u32,
+    /// Zones each process runs (1 = a process per zone).
+    pub zones_per_process: u32,
     /// Wanderers in the whole fabric.
     pub entities: u32,
     /// Registry backend TCP port (0 = any free port).
@@ -32,11 +36,11 @@ pub struct FabricOptions {
     pub extra: Vec<String>,
 }
 
-/// One zone process of the fabric.
+/// One zone of the fabric.
 #[derive(Debug)]
 pub struct FabricZone {
-    /// The process.
-    pub proc: Proc,
+    /// The process that runs it: an index into [`Fabric::processes`].
+    pub process: usize,
     /// Its metrics endpoint (`/metrics`, `/state`).
     pub metrics: SocketAddr,
     /// Its client address (UDP for WebTransport, TCP for the WebSocket fallback).
@@ -56,13 +60,15 @@ pub struct Fabric {
     pub api_key: String,
     /// The zones that started, by index.
     pub zones: Vec<FabricZone>,
+    /// The zone processes, each with the zones it runs (`zones a..b`).
+    pub processes: Vec<(Proc, std::ops::Range<u32>)>,
 }
 
 impl Fabric {
-    /// Stops every zone, then the backend.
+    /// Stops every zone process, then the backend.
     pub fn stop(&mut self) {
-        for z in &mut self.zones {
-            z.proc.stop();
+        for (p, _) in &mut self.processes {
+            p.stop();
         }
         self.backend.proc.stop();
     }
@@ -78,6 +84,10 @@ pub fn start_fabric(
     log: impl Fn(&str),
 ) -> anyhow::Result<(Fabric, anyhow::Result<()>)> {
     anyhow::ensure!((1..=32).contains(&opts.zones), "--zones must be 1..=32");
+    anyhow::ensure!(
+        (1..=opts.zones).contains(&opts.zones_per_process),
+        "--zones-per-process must be 1..=zones"
+    );
     let backend = start_backend(&format!("127.0.0.1:{}", opts.backend_port), ":memory:")
         .context("the registry backend did not start")?;
     let api_key = create_account(&backend.url, "operator")?;
@@ -86,32 +96,40 @@ pub fn start_fabric(
         backend,
         api_key,
         zones: Vec::new(),
+        processes: Vec::new(),
     };
     let name = format!("fabric-{}", std::process::id());
     let started = (|| -> anyhow::Result<()> {
-        for k in 0..opts.zones {
+        for first in (0..opts.zones).step_by(opts.zones_per_process as usize) {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let z = start_zone(eng, opts, &name, k, &fabric)?;
-            log(&format!(
-                "zone {k} running on {}, metrics on http://{}/metrics",
-                z.client, z.metrics
-            ));
-            fabric.zones.push(z);
+            let range = first..(first + opts.zones_per_process).min(opts.zones);
+            let (proc, zones) = start_zones(eng, opts, &name, range.clone(), &fabric)?;
+            for (k, z) in range.clone().zip(&zones) {
+                log(&format!(
+                    "zone {k} running on {}, metrics on http://{}/metrics",
+                    z.client, z.metrics
+                ));
+            }
+            fabric.processes.push((proc, range));
+            fabric.zones.extend(zones);
         }
         Ok(())
     })();
     Ok((fabric, started))
 }
 
-fn start_zone(
+/// Starts one process running zones `range`; returns it and its zones once each has printed
+/// its metrics, ready and registered lines.
+fn start_zones(
     eng: &Engine,
     opts: &FabricOptions,
     name: &str,
-    k: u32,
+    range: std::ops::Range<u32>,
     fabric: &Fabric,
-) -> anyhow::Result<FabricZone> {
+) -> anyhow::Result<(Proc, Vec<FabricZone>)> {
+    let k = range.start;
     let mut args = vec![
         "--port".to_owned(),
         "0".into(),
@@ -143,35 +161,59 @@ fn start_zone(
         "--capacity".into(),
         (opts.entities / opts.zones * 2 + 400).max(1800).to_string(),
     ];
+    if range.len() > 1 {
+        args.extend([
+            "--zones-in-process".into(),
+            format!("{}..{}", range.start, range.end),
+        ]);
+    }
     args.extend(opts.extra.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = eng.scene_command("res://scenes/zone.tscn", &args);
     // The API key in the environment, not on the process list.
     cmd.env("FABRIC_BACKEND_API_KEY", &fabric.api_key);
-    let mut proc = Proc::spawn(&format!("zone{k}"), cmd, true)?;
-    let line = proc.wait_for_line(|l| l.starts_with("FABRIC_ZONE_METRICS"), ZONE_START_TIMEOUT)?;
-    let metrics = field(&line, "addr")
-        .and_then(|a| a.parse().ok())
-        .with_context(|| format!("bad metrics line: {line}"))?;
-    let ready = proc.wait_for_line(|l| l.starts_with("FABRIC_ZONE_READY"), ZONE_START_TIMEOUT)?;
-    let client = field(&ready, "addr")
-        .and_then(|a| a.parse().ok())
-        .with_context(|| format!("bad ready line: {ready}"))?;
-    let cert_hash = field(&ready, "cert_hash")
-        .with_context(|| format!("no cert_hash: {ready}"))?
-        .to_owned();
-    let reg = proc.wait_for_line(
-        |l| l.starts_with("FABRIC_ZONE_REGISTERED"),
+    let role = if range.len() > 1 {
+        format!("zones{}-{}", range.start, range.end - 1)
+    } else {
+        format!("zone{k}")
+    };
+    let mut proc = Proc::spawn(&role, cmd, true)?;
+    let lines = crate::zone_probe::wait_for_zone_lines(
+        &mut proc,
+        range.clone(),
+        &[
+            "FABRIC_ZONE_METRICS",
+            "FABRIC_ZONE_READY",
+            "FABRIC_ZONE_REGISTERED",
+        ],
         ZONE_START_TIMEOUT,
     )?;
-    let shard = field(&reg, "shard_id")
-        .with_context(|| format!("no shard_id: {reg}"))?
-        .to_owned();
-    Ok(FabricZone {
-        proc,
-        metrics,
-        client,
-        cert_hash,
-        shard,
-    })
+    let zones = lines
+        .iter()
+        .map(|l| {
+            let [line, ready, reg] = &l[..] else {
+                unreachable!("three lines asked for")
+            };
+            let metrics = field(line, "addr")
+                .and_then(|a| a.parse().ok())
+                .with_context(|| format!("bad metrics line: {line}"))?;
+            let client = field(ready, "addr")
+                .and_then(|a| a.parse().ok())
+                .with_context(|| format!("bad ready line: {ready}"))?;
+            let cert_hash = field(ready, "cert_hash")
+                .with_context(|| format!("no cert_hash: {ready}"))?
+                .to_owned();
+            let shard = field(reg, "shard_id")
+                .with_context(|| format!("no shard_id: {reg}"))?
+                .to_owned();
+            Ok(FabricZone {
+                process: fabric.processes.len(),
+                metrics,
+                client,
+                cert_hash,
+                shard,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((proc, zones))
 }

@@ -3,6 +3,7 @@
 //! `--link network`, a test-only fabric key and a members file, on free ports. Once all are
 //! up, [`Fabric::link`] writes the members file (and the zone directory: where clients reach
 //! each zone) and waits until every zone has linked its neighbours.
+//! [`Fabric::start_hosted`] runs several zones per process (`--zones-in-process`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,16 +17,16 @@ use fabric_core::zones::ZoneLayout;
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
 
-use crate::zone_probe::{field, http_get, metrics};
+use crate::zone_probe::{field, http_get, metrics, wait_for_zone_lines};
 
 /// Test-only fabric key (base64url Ed25519 seed) the zones sign link credentials and follow
 /// tickets with.
 pub const TEST_FABRIC_KEY: &str = "dGVzdC1vbmx5IGZhYnJpYyBrZXkgZm9yIGUyZSEhISE";
 
-/// One zone process.
+/// One zone.
 pub struct LinkedZone {
-    /// The process.
-    pub proc: Proc,
+    /// The process that runs it (an index into [`Fabric::processes`]).
+    pub process: usize,
     /// Client (WebTransport) port on 127.0.0.1.
     pub port: u16,
     /// Certificate hash clients pin.
@@ -65,6 +66,8 @@ impl LinkedZone {
 pub struct Fabric {
     /// The zones, by index.
     pub zones: Vec<LinkedZone>,
+    /// The zone processes.
+    pub processes: Vec<Proc>,
     /// The folder.
     pub dir: PathBuf,
 }
@@ -73,14 +76,40 @@ impl Fabric {
     /// Starts zones `0..count` of fabric `name` with the same `args` each (world, population,
     /// radius ...), plus the link, key, members and directory arguments.
     pub fn start(name: &str, count: usize, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_hosted(name, count, 1, args)
+    }
+
+    /// [`Fabric::start`] with `per_process` zones in each process (the last may run fewer).
+    pub fn start_hosted(
+        name: &str,
+        count: usize,
+        per_process: usize,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(per_process >= 1, "at least one zone per process");
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("fabric.key"), format!("{TEST_FABRIC_KEY}\n"))?;
-        let mut zones = Vec::new();
-        for k in 0..count {
-            zones.push(start_one(&dir, name, k, count, args)?);
+        let mut f = Self {
+            zones: Vec::new(),
+            processes: Vec::new(),
+            dir,
+        };
+        for first in (0..count).step_by(per_process) {
+            let range = first as u32..(first + per_process).min(count) as u32;
+            let started = start_group(&f.dir, name, range, count, args, f.processes.len());
+            match started {
+                Ok((proc, zones)) => {
+                    f.processes.push(proc);
+                    f.zones.extend(zones);
+                }
+                Err(e) => {
+                    f.stop();
+                    return Err(e);
+                }
+            }
         }
-        Ok(Self { zones, dir })
+        Ok(f)
     }
 
     /// The zone directory file (`zone@host:port#hash` entries), written by [`Fabric::link`].
@@ -91,6 +120,26 @@ impl Fabric {
     /// Writes the members and the directory files, then waits until each zone has `links`
     /// links up.
     pub fn link(&self, links: f64) -> anyhow::Result<()> {
+        self.write_files()?;
+        self.wait_links(&vec![links; self.zones.len()])
+    }
+
+    /// Waits until zone k has `want[k]` links up.
+    fn wait_links(&self, want: &[f64]) -> anyhow::Result<()> {
+        let until = Instant::now() + Duration::from_secs(30);
+        for (z, links) in self.zones.iter().zip(want) {
+            while metrics(z.metrics)?.get("fabric_zone_links") != Some(links) {
+                if Instant::now() > until {
+                    bail!("zones not linked within 30 s (want {want:?} links)");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the members and the directory files.
+    fn write_files(&self) -> anyhow::Result<()> {
         let members: Vec<&str> = self.zones.iter().map(|z| z.member.as_str()).collect();
         write_atomically(&self.dir.join("members"), &members.join("\n"))?;
         let entries: Vec<String> = self
@@ -99,23 +148,24 @@ impl Fabric {
             .enumerate()
             .map(|(k, z)| z.directory_entry(k))
             .collect();
-        write_atomically(&self.directory_file(), &entries.join("\n"))?;
-        let until = Instant::now() + Duration::from_secs(30);
-        for z in &self.zones {
-            while metrics(z.metrics)?.get("fabric_zone_links") != Some(&links) {
-                if Instant::now() > until {
-                    bail!("zones not linked within 30 s");
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        Ok(())
+        write_atomically(&self.directory_file(), &entries.join("\n"))
     }
 
-    /// Stops every zone and removes the folder.
+    /// [`Fabric::link`] for a fabric whose zones have different numbers of neighbours: waits
+    /// until each zone has linked every neighbour its layout gives it.
+    pub fn link_neighbours(&self) -> anyhow::Result<()> {
+        let layout = fabric_core::zones::ZoneLayout::new(self.zones.len())?;
+        let expected: Vec<f64> = (0..self.zones.len() as u8)
+            .map(|k| fabric_core::aoi::neighbours(&layout, k).0.count_ones() as f64)
+            .collect();
+        self.write_files()?;
+        self.wait_links(&expected)
+    }
+
+    /// Stops every zone process and removes the folder.
     pub fn stop(&mut self) {
-        for z in &mut self.zones {
-            z.proc.stop();
+        for p in &mut self.processes {
+            p.stop();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -128,18 +178,20 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_one(
+fn start_group(
     dir: &Path,
     name: &str,
-    k: usize,
+    range: std::ops::Range<u32>,
     count: usize,
     args: &[&str],
-) -> anyhow::Result<LinkedZone> {
+    process: usize,
+) -> anyhow::Result<(Proc, Vec<LinkedZone>)> {
     let engine = engine::prepare(false)?;
     let key = dir.join("fabric.key").display().to_string();
     let members = dir.join("members").display().to_string();
     let directory = dir.join("zones").display().to_string();
-    let (zone, zones) = (k.to_string(), count.to_string());
+    let (zone, zones) = (range.start.to_string(), count.to_string());
+    let hosted = format!("{}..{}", range.start, range.end);
     let mut all = vec![
         "--port",
         "0",
@@ -162,32 +214,52 @@ fn start_one(
         "--zone-directory-file",
         &directory,
     ];
+    if range.len() > 1 {
+        all.extend(["--zones-in-process", hosted.as_str()]);
+    }
     all.extend_from_slice(args);
     let cmd = engine.scene_command("res://scenes/zone.tscn", &all);
-    let role = format!("zone{k}");
-    let mut proc = Proc::spawn(&role, cmd, true)?;
-    let mut wait = |prefix: &str| {
-        proc.wait_for_line(|l| l.starts_with(prefix), Duration::from_secs(60))
-            .with_context(|| format!("{role}: {prefix}"))
+    let role = if range.len() > 1 {
+        format!("zones{}-{}", range.start, range.end - 1)
+    } else {
+        format!("zone{}", range.start)
     };
-    let member = field(&wait("FABRIC_ZONE_LINK_READY")?, "member")
-        .context("member")?
-        .to_owned();
-    let metrics = field(&wait("FABRIC_ZONE_METRICS")?, "addr")
-        .and_then(|a| a.parse().ok())
-        .context("metrics address")?;
-    let ready = wait("FABRIC_ZONE_READY")?;
-    let port = field(&ready, "addr")
-        .and_then(|a| a.rsplit(':').next()?.parse().ok())
-        .context("addr")?;
-    let hash = field(&ready, "cert_hash").context("cert_hash")?.to_owned();
-    Ok(LinkedZone {
-        proc,
-        port,
-        hash,
-        metrics,
-        member,
-    })
+    let mut proc = Proc::spawn(&role, cmd, true)?;
+    let lines = wait_for_zone_lines(
+        &mut proc,
+        range,
+        &[
+            "FABRIC_ZONE_LINK_READY",
+            "FABRIC_ZONE_METRICS",
+            "FABRIC_ZONE_READY",
+        ],
+        Duration::from_secs(60),
+    )
+    .with_context(|| role.clone())?;
+    let zones = lines
+        .iter()
+        .map(|l| {
+            let [link, m, ready] = &l[..] else {
+                unreachable!("three lines asked for")
+            };
+            let member = field(link, "member").context("member")?.to_owned();
+            let metrics = field(m, "addr")
+                .and_then(|a| a.parse().ok())
+                .context("metrics address")?;
+            let port = field(ready, "addr")
+                .and_then(|a| a.rsplit(':').next()?.parse().ok())
+                .context("addr")?;
+            let hash = field(ready, "cert_hash").context("cert_hash")?.to_owned();
+            Ok(LinkedZone {
+                process,
+                port,
+                hash,
+                metrics,
+                member,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((proc, zones))
 }
 
 /// Which zone of the 2-zone layout of a world of half extent `half_m` metres holds point `p`

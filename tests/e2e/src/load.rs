@@ -26,8 +26,10 @@ use crate::zone_probe::metrics;
 pub struct LoadOptions {
     /// Simulated players.
     pub players: u32,
-    /// Zone processes.
+    /// Zones.
     pub zones: u32,
+    /// Zones each process runs (1 = a process per zone).
+    pub zones_per_process: u32,
     /// Seconds the players run.
     pub seconds: u32,
     /// Wanderers in the whole fabric.
@@ -92,6 +94,7 @@ pub fn run_load(
     };
     let fabric_opts = FabricOptions {
         zones: opts.zones,
+        zones_per_process: opts.zones_per_process,
         entities: opts.entities,
         backend_port: 0,
         hysteresis_ticks: opts.hysteresis_ticks,
@@ -137,19 +140,21 @@ fn drive(
     let mut load = Proc::spawn("load", cmd, false)?;
     let t0 = Instant::now();
     let mut zone_cpu: Vec<CpuMeter> = fabric
-        .zones
+        .processes
         .iter()
-        .map(|z| CpuMeter::new(z.proc.pid()))
+        .map(|(p, _)| CpuMeter::new(p.pid()))
         .collect();
     let mut others = [
         ("load generator", CpuMeter::new(load.pid())),
         ("backend", CpuMeter::new(fabric.backend.proc.pid())),
     ];
     let mut processes: Vec<ProcSeries> = fabric
-        .zones
+        .processes
         .iter()
-        .enumerate()
-        .map(|(k, _)| format!("zone {k}"))
+        .map(|(_, r)| match r.len() {
+            1 => format!("zone {}", r.start),
+            _ => format!("zones {}-{}", r.start, r.end - 1),
+        })
         .chain(others.iter().map(|o| o.0.to_owned()))
         .map(|name| ProcSeries {
             name,

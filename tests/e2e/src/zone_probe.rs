@@ -49,6 +49,39 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// Waits until every zone of `zones` (one process may run several) has printed a line
+/// starting with each of `prefixes` (told apart by their `zone_id=` field, in any order);
+/// returns them per zone, in the order of `prefixes`. Lines of one zone interleave with its
+/// neighbours' in a process that runs several, so none is skipped while waiting.
+pub fn wait_for_zone_lines(
+    proc: &mut fabric_harness::process::Proc,
+    zones: std::ops::Range<u32>,
+    prefixes: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut got: Vec<Vec<Option<String>>> = vec![vec![None; prefixes.len()]; zones.len()];
+    while got.iter().flatten().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = proc
+            .wait_for_line(|l| prefixes.iter().any(|p| l.starts_with(p)), left)
+            .with_context(|| format!("zones {zones:?}: waiting for {prefixes:?}"))?;
+        let zone: Option<u32> = field(&line, "zone_id").and_then(|z| z.parse().ok());
+        let (Some(zone), Some(p)) = (zone, prefixes.iter().position(|p| line.starts_with(p)))
+        else {
+            bail!("a line without a zone: {line}");
+        };
+        if !zones.contains(&zone) {
+            bail!("zone {zone} is not one of {zones:?}: {line}");
+        }
+        got[(zone - zones.start) as usize][p] = Some(line);
+    }
+    Ok(got
+        .into_iter()
+        .map(|z| z.into_iter().flatten().collect())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ fn fifty_players_on_two_zones_get_their_updates_and_the_report_is_written() {
     let opts = LoadOptions {
         players: 50,
         zones: 2,
+        zones_per_process: 1,
         seconds: 10,
         entities: 200,
         transport: "wt".into(),

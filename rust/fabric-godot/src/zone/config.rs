@@ -27,6 +27,8 @@
 //! | `--population wanderers --entities N --seed S` | [`ZoneSettings::population`] |
 //! | `--metrics-addr IP:PORT` | Prometheus endpoint (`/metrics`, `/state`) |
 //! | `--stats-every S`, `--quit-after S` | status lines on stdout, exit after S seconds |
+//! | `--zones-in-process A..B` (or `A..=B`, or `A`) | this process runs zones A to B-1, one `FabricZone` each ([`ZoneSettings::hosted`], [`super::hosting`]) |
+//! | `--max-fps N` | frames per second of the whole process (0 = the project's `run/max_fps`) |
 //! | `--cert-hash-file PATH`, `--backend URL`, `--backend-api-key KEY`, `--public-address HOST`, `--map NAME`, `--name NAME`, `--heartbeat-sec S`, `--require-token`, `--no-websocket`, `--cert-rotation-sec S` | client admission and registry (see `docs/session-protocol.md`) |
 //!
 //! The API key is better given in the environment variable `FABRIC_BACKEND_API_KEY`, which
@@ -161,6 +163,13 @@ pub struct ZoneSettings {
     pub cert_hash_file: Option<PathBuf>,
     /// Fabric key and static members for `--link network`.
     pub link_net: super::link_network::LinkSettings,
+    /// Zones this process runs (`--zones-in-process`), one node each, derived from these
+    /// settings by [`super::hosting::settings_for`]; `None` = this zone only.
+    pub hosted: Option<std::ops::Range<u32>>,
+    /// Engine frames per second (0 = leave the project's `run/max_fps`). The zone ticks at
+    /// `tick_hz` whatever this is; fewer frames cost less CPU when idle, at a coarser tick
+    /// start and link pumping every `1/max_fps` s.
+    pub max_fps: u32,
 }
 
 impl Default for ZoneSettings {
@@ -199,6 +208,8 @@ impl Default for ZoneSettings {
             cert_rotation_sec: 7 * 24 * 3600,
             cert_hash_file: None,
             link_net: Default::default(),
+            hosted: None,
+            max_fps: 0,
         }
     }
 }
@@ -257,6 +268,29 @@ fn parse<T: std::str::FromStr>(
         value: value.into(),
         expected,
     })
+}
+
+/// `A..B` (zones A to B-1), `A..=B` (A to B) or `A` (A alone), non-empty, B at most 256.
+fn zone_range(key: &str, value: &str) -> Result<std::ops::Range<u32>, ConfigError> {
+    let bad = || ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        expected: "a non-empty zone range `A..B`, `A..=B` or `A`",
+    };
+    let num = |t: &str| t.trim().parse::<u32>().map_err(|_| bad());
+    let v = value.trim();
+    let range = if let Some((a, b)) = v.split_once("..=") {
+        num(a)?..num(b)?.checked_add(1).ok_or_else(bad)?
+    } else if let Some((a, b)) = v.split_once("..") {
+        num(a)?..num(b)?
+    } else {
+        let a = num(v)?;
+        a..a + 1
+    };
+    if range.is_empty() || range.end > 256 {
+        return Err(bad());
+    }
+    Ok(range)
 }
 
 fn bounds(key: &str, value: &str) -> Result<([f64; 3], [f64; 3]), ConfigError> {
@@ -338,6 +372,8 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--members",
             "--members-file",
             "--zone-directory-file",
+            "--zones-in-process",
+            "--max-fps",
         ];
         if !known.contains(&key) {
             continue;
@@ -410,6 +446,8 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             ),
             "--members-file" => s.link_net.members_file = Some(PathBuf::from(v)),
             "--zone-directory-file" => s.link_net.zone_directory_file = Some(PathBuf::from(v)),
+            "--zones-in-process" => s.hosted = Some(zone_range(key, v)?),
+            "--max-fps" => s.max_fps = parse(key, v, "frames per second")?,
             _ => unreachable!("every known key is matched above"),
         }
     }
@@ -579,6 +617,30 @@ mod tests {
             ..ZoneSettings::default()
         };
         assert!(matches!(bad_cap.core_config(), Err(ConfigError::Zone(_))));
+    }
+
+    #[test]
+    fn zones_in_process_and_frame_rate() {
+        let one = |line: &str| parse_args(ZoneSettings::default(), &args(line));
+        assert_eq!(one("--zones-in-process 4..8").unwrap().hosted, Some(4..8));
+        assert_eq!(one("--zones-in-process=0..=3").unwrap().hosted, Some(0..4));
+        assert_eq!(one("--zones-in-process 5").unwrap().hosted, Some(5..6));
+        assert_eq!(one("").unwrap().hosted, None, "one zone unless asked");
+        for bad in ["3..3", "4..2", "a..b", "0..300", "", "1..=x"] {
+            assert!(
+                matches!(
+                    one(&format!("--zones-in-process={bad}")),
+                    Err(ConfigError::Invalid { key, .. }) if key == "--zones-in-process"
+                ),
+                "`{bad}` is refused"
+            );
+        }
+        assert_eq!(one("--max-fps 60").unwrap().max_fps, 60);
+        assert_eq!(one("").unwrap().max_fps, 0, "the project's rate by default");
+        assert!(matches!(
+            one("--max-fps -1"),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 
     #[test]

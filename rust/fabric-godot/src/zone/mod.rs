@@ -30,6 +30,7 @@ use godot::prelude::*;
 pub mod api;
 pub mod config;
 mod follow;
+pub mod hosting;
 pub mod journal;
 pub mod link_network;
 pub mod metrics;
@@ -231,6 +232,10 @@ pub struct FabricZone {
     restore_marker: Option<shutdown::RestoreMarker>,
     /// Players following their avatars to other zones ([`follow`]).
     follow: follow::Follow,
+    /// A zone of a zone process (from the command line, or hosted beside it by
+    /// [`hosting`]): an unusable journal quits the process, and a graceful shutdown quits it
+    /// once every such zone is done.
+    process_zone: bool,
 }
 
 /// Reads `multiplayer_fabric/zone/<name>` into `slot` when the project sets it.
@@ -311,6 +316,7 @@ impl INode for FabricZone {
             shutdown: None,
             restore_marker: None,
             follow: Default::default(),
+            process_zone: false,
         };
         let ps = ProjectSettings::singleton();
         project_setting(&ps, "zone_index", &mut z.zone_id);
@@ -351,7 +357,14 @@ impl INode for FabricZone {
                 .settings_from_properties()
                 .and_then(|base| config::parse_args(base, &args));
             match parsed {
-                Ok(s) => self.set_properties(&s),
+                Ok(s) => {
+                    if s.max_fps > 0 {
+                        godot::classes::Engine::singleton().set_max_fps(s.max_fps as i32);
+                    }
+                    if let Err(e) = self.host_zones(&s) {
+                        godot_error!("FabricZone: {e}; the command line is ignored");
+                    }
+                }
                 Err(e) => godot_error!("FabricZone: {e}; the command line is ignored"),
             }
         }
@@ -362,7 +375,7 @@ impl INode for FabricZone {
                     "FabricZone {}: could not start; see the error above",
                     self.zone_id
                 );
-                if self.use_command_line && err == Error::ERR_CANT_OPEN {
+                if self.process_zone && err == Error::ERR_CANT_OPEN {
                     // A zone server whose journal is unusable must not run (nor look alive).
                     godot_print!("FABRIC_ZONE_FAILED zone_id={} reason=journal", self.zone_id);
                     self.base().get_tree().quit_ex().exit_code(1).done();
@@ -581,6 +594,8 @@ impl FabricZone {
             cert_rotation_sec: self.cert_rotation_sec,
             cert_hash_file: self.hash_file.clone(),
             link_net: self.link_net.clone(),
+            hosted: None,
+            max_fps: 0,
         };
         // The string-typed properties are checked by the same parser as the command line.
         let mut strings = vec![

@@ -245,7 +245,10 @@ impl FabricZone {
                     }
                     self.verifier = Some(JoinTokenVerifier::new(keys));
                     self.shard_id = GString::from(&shard_id);
-                    godot_print!("FABRIC_ZONE_REGISTERED shard_id={shard_id}");
+                    godot_print!(
+                        "FABRIC_ZONE_REGISTERED shard_id={shard_id} zone_id={}",
+                        self.zone_id
+                    );
                     self.signals().registered().emit(&GString::from(&shard_id));
                 }
                 RegistryEvent::HeartbeatOk => {}

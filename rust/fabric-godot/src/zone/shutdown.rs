@@ -212,7 +212,10 @@ impl FabricZone {
         }
         if quit {
             self.stop();
-            self.base().get_tree().quit_ex().exit_code(exit_code).done();
+            // Zones hosted in one process: the last one done quits it.
+            if let Some(code) = super::hosting::zone_done(exit_code) {
+                self.base().get_tree().quit_ex().exit_code(code).done();
+            }
         }
     }
 }
