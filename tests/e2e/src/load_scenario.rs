@@ -135,6 +135,8 @@ impl Scenario {
         LoadOptions {
             players: size.players,
             zones: size.zones,
+            // The fault ladder's reports were made with one process per zone.
+            zones_per_process: 1,
             seconds: size.seconds,
             entities: 200,
             transport: "wt".into(),
