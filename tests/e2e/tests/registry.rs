@@ -165,7 +165,7 @@ fn zone_registers_again_when_the_registry_forgets_it() {
             Duration::from_secs(20),
         )
         .expect("registered again");
-    let new_id = again.rsplit('=').next().unwrap();
+    let new_id = fabric_e2e::zone_probe::field(&again, "shard_id").expect("shard_id");
     let (status, view) = backend_request(
         &backend.url,
         "GET",
