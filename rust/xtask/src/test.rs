@@ -170,7 +170,9 @@ pub fn run(lint: bool) -> anyhow::Result<()> {
     println!("<== engine {}", single.bin.display());
 
     let mut c = cargo();
-    c.args(["test", "--workspace"]).env("FABRIC_QUIET", "1");
+    // Every test binary runs even after one fails, so a CI log names every failure at once.
+    c.args(["test", "--workspace", "--no-fail-fast"])
+        .env("FABRIC_QUIET", "1");
     run_step(
         "cargo test --workspace (unit, integration, end-to-end)",
         c,
