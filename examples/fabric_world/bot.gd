@@ -13,6 +13,8 @@ extends Node
 ## `zones_seen` lists every zone that owned an entity this bot saw (since it joined);
 ## `crossings` counts the changes of its avatar's zone.
 
+const ExampleArgs := preload("example_args.gd")
+
 var _name := "bot"
 var _waypoints: Array[Vector3] = []
 var _next_waypoint := 0
@@ -27,13 +29,13 @@ var _last_zone := -1
 
 
 func _ready() -> void:
-	var args := _parse_args(OS.get_cmdline_user_args())
+	var args := ExampleArgs.parse(OS.get_cmdline_user_args())
 	_name = args.get("name", "bot")
 	_quit_after = float(args.get("quit-after", "0"))
 	if args.has("spawn"):
-		world.spawn_at = _vec(args["spawn"])
+		world.spawn_at = ExampleArgs.vec3(args["spawn"])
 	for w in String(args.get("waypoints", "")).split(";", false):
-		_waypoints.append(_vec(w))
+		_waypoints.append(ExampleArgs.vec3(w))
 	world.zone_url = args.get("url", "https://127.0.0.1:4433/wt")
 	world.cert_hash = args.get("cert-hash", "")
 	world.join_token = args.get("token", "")
@@ -100,22 +102,3 @@ func _process(delta: float) -> void:
 	if _quit_after > 0.0 and _elapsed >= _quit_after:
 		world.leave()
 		get_tree().quit(0)
-
-
-func _vec(text: String) -> Vector3:
-	var c := text.split(",")
-	return Vector3(float(c[0]), float(c[1]), float(c[2]))
-
-
-func _parse_args(args: PackedStringArray) -> Dictionary:
-	var out := {}
-	var i := 0
-	while i < args.size():
-		var key := args[i].trim_prefix("--")
-		if i + 1 < args.size() and not args[i + 1].begins_with("--"):
-			out[key] = args[i + 1]
-			i += 2
-		else:
-			out[key] = ""
-			i += 1
-	return out

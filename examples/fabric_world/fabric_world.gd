@@ -15,6 +15,8 @@ extends Node3D
 ## Once a second it prints `FABRIC_WORLD_EXAMPLE visible=.. bytes_per_second=..
 ## updates_per_second=.. avatar=.. avatar_zone=..`.
 
+const ExampleArgs := preload("example_args.gd")
+
 var _registry: FabricRegistry
 var _zones: Array = []
 var _next_zone := 0
@@ -28,7 +30,7 @@ var _next_print := 1.0
 
 
 func _ready() -> void:
-	var args := _parse_args(OS.get_cmdline_user_args())
+	var args := ExampleArgs.parse(OS.get_cmdline_user_args())
 	_quit_after = float(args.get("quit-after", "0"))
 	if args.has("spawn"):
 		var c: PackedStringArray = String(args["spawn"]).split(",")
@@ -124,17 +126,3 @@ func _unhandled_input(event: InputEvent) -> void:
 		return
 	var at := from + dir * (-from.y / dir.y)
 	world.move_avatar_to(at)
-
-
-func _parse_args(args: PackedStringArray) -> Dictionary:
-	var out := {}
-	var i := 0
-	while i < args.size():
-		var key := args[i].trim_prefix("--")
-		if i + 1 < args.size() and not args[i + 1].begins_with("--"):
-			out[key] = args[i + 1]
-			i += 2
-		else:
-			out[key] = ""
-			i += 1
-	return out

@@ -15,6 +15,8 @@ extends Node3D
 ## `--rendering-method gl_compatibility --rendering-driver opengl3` without a GPU).
 ## Once a second it prints `FABRIC_VISUAL visible=.. zones=..`.
 
+const ExampleArgs := preload("example_args.gd")
+
 ## Colours of zones 0, 1, 2, ... (more zones reuse them).
 const ZONE_COLOURS: Array[Color] = [
 	Color8(235, 64, 52),
@@ -49,7 +51,7 @@ func _ready() -> void:
 	# After the FabricWorld's own _process (which makes and moves the entities' nodes), so a
 	# screenshot never shows a node not coloured yet.
 	process_priority = 10
-	var args := _parse_args(OS.get_cmdline_user_args())
+	var args := ExampleArgs.parse(OS.get_cmdline_user_args())
 	_screenshot = args.get("screenshot", "")
 	_shot_zones = int(args.get("shot-zones", "3"))
 	_shot_after = float(args.get("shot-after", "4"))
@@ -65,7 +67,7 @@ func _ready() -> void:
 	_avatar_material = _flat(AVATAR_COLOUR)
 	_build_legend(int(args.get("zones", "3")))
 	if args.has("spawn"):
-		world.spawn_at = _vec(args["spawn"])
+		world.spawn_at = ExampleArgs.vec3(args["spawn"])
 	world.zone_url = args.get("url", "https://127.0.0.1:4433/wt")
 	world.cert_hash = args.get("cert-hash", "")
 	world.join_token = args.get("token", "")
@@ -192,22 +194,3 @@ func _shoot(visible: int, zones: String) -> void:
 	_screenshot = ""
 	world.leave()
 	get_tree().quit(0 if err == OK else 1)
-
-
-func _vec(text: String) -> Vector3:
-	var c := text.split(",")
-	return Vector3(float(c[0]), float(c[1]), float(c[2]))
-
-
-func _parse_args(args: PackedStringArray) -> Dictionary:
-	var out := {}
-	var i := 0
-	while i < args.size():
-		var key := args[i].trim_prefix("--")
-		if i + 1 < args.size() and not args[i + 1].begins_with("--"):
-			out[key] = args[i + 1]
-			i += 2
-		else:
-			out[key] = ""
-			i += 1
-	return out
