@@ -16,7 +16,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use fabric_assets::ChunkParams;
 use fabric_auth::ObjectRef;
-use fabric_auth::rebac::check;
 use futures_util::StreamExt as _;
 
 use crate::blocking::off_worker;
@@ -25,7 +24,6 @@ use crate::extract::{Bearer, require_account};
 use crate::model::{AssetBaked, SharedFile, SharedFileList};
 use crate::push;
 use crate::state::{AssetSettings, Shared};
-use crate::store::StoreTuples;
 
 /// Longest asset or map name.
 const MAX_NAME: usize = 128;
@@ -137,13 +135,7 @@ async fn receive_and_bake(
         off_worker(move || {
             let account = require_account(&st, &bearer)?;
             let object = ObjectRef::new("map", &map);
-            if !check(
-                &st.schema,
-                &StoreTuples(&*st.store),
-                &account,
-                "upload",
-                &object,
-            )? {
+            if !super::permits(&st, &account, "upload", &object)? {
                 return Err(ApiError::forbidden(format!(
                     "{account} may not upload to {object} (needs uploader or owner)"
                 )));

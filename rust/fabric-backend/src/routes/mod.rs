@@ -55,6 +55,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/rooms/{id}/state"),
 ];
 
+/// Whether `account` holds `permission` on `object` under the backend's ReBAC schema.
+fn permits(
+    st: &crate::state::AppState,
+    account: &str,
+    permission: &str,
+    object: &fabric_auth::ObjectRef,
+) -> Result<bool, ApiError> {
+    Ok(fabric_auth::rebac::check(
+        &st.schema,
+        &crate::store::StoreTuples(&*st.store),
+        account,
+        permission,
+        object,
+    )?)
+}
+
 /// Builds the application router.
 pub fn router(state: Shared, max_body_bytes: usize) -> Router {
     let max_room_bytes = state.settings.max_room_bytes;

@@ -11,15 +11,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use fabric_auth::rebac::check;
 use fabric_auth::{ObjectRef, Subject, Tuple};
 
 use crate::blocking::off_worker;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Bearer, require_account};
 use crate::model::{RoomSaved, RoomState};
-use crate::state::{AppState, Shared};
-use crate::store::StoreTuples;
+use crate::state::Shared;
 
 /// The save document format this backend accepts.
 pub const ROOM_FORMAT: u64 = 1;
@@ -70,21 +68,6 @@ fn check_document(doc: &serde_json::Value) -> Result<usize, ApiError> {
     Ok(entities.len())
 }
 
-fn allowed(
-    st: &AppState,
-    account: &str,
-    permission: &str,
-    room: &ObjectRef,
-) -> Result<bool, ApiError> {
-    Ok(check(
-        &st.schema,
-        &StoreTuples(&*st.store),
-        account,
-        permission,
-        room,
-    )?)
-}
-
 pub(super) async fn save(
     State(st): State<Shared>,
     Path(id): Path<String>,
@@ -95,7 +78,7 @@ pub(super) async fn save(
         let room = check_room_id(&id)?;
         let account = require_account(&st, &bearer)?;
         let entities = check_document(&doc)?;
-        if !allowed(&st, &account, "save", &room)? {
+        if !super::permits(&st, &account, "save", &room)? {
             // Nobody owns it yet: the first saver claims it (one of racing claims wins).
             let claim = Tuple {
                 object: room.clone(),
@@ -132,7 +115,7 @@ pub(super) async fn state(
     off_worker(move || {
         let room = check_room_id(&id)?;
         let account = require_account(&st, &bearer)?;
-        if !allowed(&st, &account, "load", &room)? {
+        if !super::permits(&st, &account, "load", &room)? {
             return Err(ApiError::forbidden(format!(
                 "{account} may not load {room} (needs viewer, editor or owner)"
             )));

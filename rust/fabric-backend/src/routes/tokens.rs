@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use fabric_auth::ObjectRef;
 use fabric_auth::keys::public_key_to_b64;
-use fabric_auth::rebac::check;
 
 use crate::blocking::off_worker;
 use crate::error::ApiError;
@@ -17,7 +16,6 @@ use crate::model::{
     JoinKeys, JoinTokenIssued, JoinTokenRequest, PublicKeyView, VerifiedToken, VerifyTokenRequest,
 };
 use crate::state::Shared;
-use crate::store::StoreTuples;
 
 pub(super) async fn keys(State(st): State<Shared>) -> Json<JoinKeys> {
     Json(JoinKeys {
@@ -44,13 +42,7 @@ pub(super) async fn issue(
             return Err(ApiError::unknown_shard(body.zone_id));
         }
         let zone = ObjectRef::new("zone", body.zone_id.to_string());
-        if !check(
-            &st.schema,
-            &StoreTuples(&*st.store),
-            &account,
-            "join",
-            &zone,
-        )? {
+        if !super::permits(&st, &account, "join", &zone)? {
             tracing::info!(%account, zone = %body.zone_id, "join denied");
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

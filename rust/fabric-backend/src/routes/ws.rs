@@ -34,9 +34,7 @@ use crate::extract::{Bearer, account_for};
 use crate::model::{ShardRecord, ShardView};
 use crate::secrets::{SHARD_SECRET_PREFIX, hash_secret};
 use crate::state::Shared;
-use crate::store::StoreTuples;
 use fabric_auth::ObjectRef;
-use fabric_auth::rebac::check;
 
 /// Largest client frame accepted.
 const MAX_FRAME: usize = 4096;
@@ -110,13 +108,7 @@ fn may_subscribe(
     }
     let account = account_for(st, credential)?;
     let zone = ObjectRef::new("zone", shard.id.to_string());
-    if check(
-        &st.schema,
-        &StoreTuples(&*st.store),
-        &account,
-        "join",
-        &zone,
-    )? {
+    if super::permits(st, &account, "join", &zone)? {
         Ok(())
     } else {
         tracing::info!(%account, zone = %shard.id, "subscription refused");
