@@ -61,6 +61,7 @@ fn intent(from: u8, to: u8, id: u32) -> MigrationIntent {
             hlc: 2,
             payload,
         },
+        ownership: None,
     }
 }
 
@@ -199,6 +200,7 @@ fn main() {
             "asset",
             PlayerCommand::InstanceAsset {
                 asset_id: 0x1122_3344_5566_7788,
+                request: 7,
             },
         ),
     ] {

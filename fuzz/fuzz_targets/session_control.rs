@@ -33,6 +33,9 @@ enum Msg {
     AvatarMoved(u32, u32, Option<String>, Option<String>, String),
     Claim(u32, String),
     ZoneChanged(u32, u32),
+    Placed(u32, u32, u64),
+    PlaceRefused(u32, String),
+    BaselineDone(u64),
 }
 
 impl Msg {
@@ -64,6 +67,13 @@ impl Msg {
             },
             Msg::Claim(id, ticket) => ControlMessage::Claim { id, ticket },
             Msg::ZoneChanged(id, zone) => ControlMessage::ZoneChanged { id, zone },
+            Msg::Placed(request, entity, asset) => ControlMessage::Placed {
+                request,
+                entity,
+                asset,
+            },
+            Msg::PlaceRefused(request, reason) => ControlMessage::PlaceRefused { request, reason },
+            Msg::BaselineDone(tick) => ControlMessage::BaselineDone { tick },
             // Reason names are short words; the decoder cuts longer ones to 32 characters.
             Msg::CommandsRefused(counts) => ControlMessage::CommandsRefused {
                 counts: counts
@@ -121,7 +131,10 @@ fn in_range(m: &ControlMessage) -> bool {
                 && ticket.len() <= MAX_TICKET_FIELD_LEN
         }
         ControlMessage::Claim { ticket, .. } => ticket.len() <= MAX_TICKET_FIELD_LEN,
-        ControlMessage::ZoneChanged { .. } => true,
+        ControlMessage::ZoneChanged { .. }
+        | ControlMessage::Placed { .. }
+        | ControlMessage::BaselineDone { .. } => true,
+        ControlMessage::PlaceRefused { reason, .. } => reason.len() <= MAX_ID_LEN,
     }
 }
 

@@ -19,6 +19,7 @@ extends Node
 ## User arguments (after `--`): --url URL --cert-hash HASH [--token TOKEN] [--spawn X,Y,Z]
 ## [--walk-to X,Y,Z] [--play-sec S] [--timeout-sec S]
 
+const ExampleArgs := preload("res://examples/fabric_world/example_args.gd")
 const MAX_POS_LINES := 8
 
 var play_sec := 3.0
@@ -203,32 +204,24 @@ func _fail(why: String) -> void:
 	get_tree().quit(1)
 
 
-func _vec(text: String) -> Vector3:
-	var c := text.split(",")
-	return Vector3(float(c[0]), float(c[1]), float(c[2]))
-
-
 func _parse_args() -> void:
-	var args := OS.get_cmdline_user_args()
-	var i := 0
-	while i + 1 < args.size():
-		var key: String = args[i]
-		var value: String = args[i + 1]
-		i += 2
+	var args := ExampleArgs.parse(OS.get_cmdline_user_args())
+	for key in args:
+		var value: String = args[key]
 		match key:
-			"--url":
+			"url":
 				world.zone_url = value
-			"--cert-hash":
+			"cert-hash":
 				world.cert_hash = value
-			"--token":
+			"token":
 				world.join_token = value
-			"--spawn":
-				world.spawn_at = _vec(value)
-			"--walk-to":
-				walk_to = _vec(value)
-			"--play-sec":
+			"spawn":
+				world.spawn_at = ExampleArgs.vec3(value)
+			"walk-to":
+				walk_to = ExampleArgs.vec3(value)
+			"play-sec":
 				play_sec = float(value)
-			"--timeout-sec":
+			"timeout-sec":
 				timeout_sec = float(value)
 			_:
-				push_warning("unknown argument %s" % key)
+				push_warning("unknown argument --%s" % key)

@@ -2,8 +2,10 @@
 //! small change between them, served on loopback, fetched four ways; prints bytes transferred and
 //! time to a ready (written and hash-checked) file as a Markdown table.
 //!
-//! `cargo run --release -p fabric-assets --example delivery_bench [-- FILE]`: with FILE, its
-//! bytes are version 1 instead of the generated 48 MiB export.
+//! `cargo run --release -p fabric-assets --example delivery_bench [-- FILE [--v2 FILE2]]`: with
+//! FILE, its bytes are version 1 instead of the generated 48 MiB export; with `--v2`, FILE2 is
+//! version 2 (two real exports of a project with a small change between them) instead of
+//! FILE with a generated small change.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -114,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
     let mut conditioned = false;
     let mut mib = 48usize;
     let mut file = None;
+    let mut file2 = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -124,6 +127,9 @@ async fn main() -> anyhow::Result<()> {
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| anyhow::anyhow!("--mib N"))?
             }
+            "--v2" => {
+                file2 = Some(args.next().ok_or_else(|| anyhow::anyhow!("--v2 FILE"))?);
+            }
             _ => file = Some(a),
         }
     }
@@ -131,7 +137,10 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => std::fs::read(&path)?,
         None => export_like(mib << 20, 2026),
     };
-    let v2 = small_change(&v1);
+    let v2 = match file2 {
+        Some(path) => std::fs::read(&path)?,
+        None => small_change(&v1),
+    };
     let v2_hash = ChunkId::of(&v2);
     let dir = tempfile::tempdir()?;
     let store = Arc::new(DiskStore::open(dir.path().join("store"))?);

@@ -100,14 +100,21 @@ pub enum StoreError {
     /// The index bytes do not decode.
     #[error("index does not decode: {0}")]
     Index(#[from] IndexError),
+    /// An S3-compatible object store refused or failed a request, or is misconfigured.
+    #[error("object store: {0}")]
+    S3(String),
 }
 
 /// Errors of [`crate::fetch`].
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// The URL is not `http://host[:port]/path` (TLS is left to a reverse proxy in front).
-    #[error("unsupported URL {0:?}: expected http://host[:port]/path")]
+    /// The URL is not `http://host[:port]/path` or `https://host[:port]/path`.
+    #[error("unsupported URL {0:?}: expected http://host[:port]/path or https://host[:port]/path")]
     BadUrl(String),
+    /// The origin cannot be used as given: `https://` without a pinned certificate hash, or a
+    /// pin for a plain `http://` origin.
+    #[error("{0}")]
+    Endpoint(String),
     /// Connecting, sending or receiving failed after every retry.
     #[error("{url}: {reason} (after {attempts} attempts)")]
     Http {

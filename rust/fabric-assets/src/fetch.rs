@@ -39,6 +39,10 @@ pub struct FetchOptions {
     /// Where chunks are (`<base><hex>` is a chunk). Default: the index URL with its
     /// `index/<name>` tail replaced by `chunks/`, the layout [`crate::router`] serves.
     pub chunk_base: Option<String>,
+    /// For `https://` URLs: the SHA-256 hashes of the server certificates accepted (the
+    /// backend's `--tls-*` start-up line prints its hash). Required for `https://`, refused
+    /// for `http://`.
+    pub cert_pins: Vec<fabric_net::cert::CertHash>,
 }
 
 impl Default for FetchOptions {
@@ -48,6 +52,7 @@ impl Default for FetchOptions {
             attempts: 4,
             backoff: Duration::from_millis(50),
             chunk_base: None,
+            cert_pins: Vec::new(),
         }
     }
 }
@@ -96,10 +101,10 @@ pub async fn fetch(
     let progress: ProgressFn = Arc::new(progress);
     let url = Url::parse(index_url)?;
     let downloaded = Arc::new(AtomicU64::new(0));
-    let mut client = HttpClient::for_authority(&url.authority);
+    let mut client = HttpClient::for_url(&url, &options.cert_pins)?;
     let body = get_with_retries(&mut client, &url.path, MAX_INDEX_BYTES, options)
         .await
-        .map_err(|e| to_fetch_error(index_url, MAX_INDEX_BYTES, e, options.attempts))?;
+        .map_err(|(e, attempts)| to_fetch_error(index_url, MAX_INDEX_BYTES, e, attempts))?;
     downloaded.fetch_add(body.len() as u64, Ordering::Relaxed);
     let index = Index::decode(&body).map_err(|source| FetchError::Index {
         url: index_url.to_owned(),
@@ -153,7 +158,7 @@ pub async fn fetch(
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..options.concurrency.max(1) {
         let w = Worker {
-            client: HttpClient::for_authority(&base_url.authority),
+            client: HttpClient::for_url(&base_url, &options.cert_pins)?,
             base: base_url.path.clone(),
             queue: queue.clone(),
             abort: abort.clone(),
@@ -221,13 +226,13 @@ async fn get_with_retries(
     path: &str,
     limit: u64,
     options: &FetchOptions,
-) -> Result<Vec<u8>, GetError> {
+) -> Result<Vec<u8>, (GetError, u32)> {
     let mut wait = options.backoff;
     let mut attempt = 1;
     loop {
         match client.get_inner(path, limit).await {
             Ok(r) => return Ok(r.body),
-            Err(e) if !e.retry || attempt >= options.attempts => return Err(e),
+            Err(e) if !e.retry || attempt >= options.attempts => return Err((e, attempt)),
             Err(e) => tracing::debug!(path, attempt, "retrying: {}", e.reason),
         }
         tokio::time::sleep(wait).await;
@@ -294,7 +299,7 @@ impl Worker {
             };
             let (retry, reason, bad_content) = failure;
             if !retry || attempt >= self.options.attempts || self.abort.load(Ordering::Relaxed) {
-                let url = format!("http://{}{path}", self.client_authority());
+                let url = format!("{}{path}", self.client_origin());
                 return Err(if bad_content {
                     FetchError::BadChunk {
                         id,
@@ -316,8 +321,8 @@ impl Worker {
         }
     }
 
-    fn client_authority(&self) -> String {
-        self.client.authority().to_owned()
+    fn client_origin(&self) -> String {
+        self.client.origin()
     }
 }
 

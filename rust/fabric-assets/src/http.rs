@@ -1,8 +1,11 @@
 //! A small HTTP/1.1 client on hyper: one keep-alive connection to one origin, bodies read into
 //! memory up to a caller-given limit (checked against `Content-Length` before reading).
 //!
-//! Plain `http://` only: the fetcher talks to the backend or a CDN through a TLS-terminating
-//! proxy, or to loopback in tests and benchmarks.
+//! `http://`, or `https://` with the server's certificate pinned by its SHA-256 hash (the
+//! backend's `--tls-*` start-up line prints it): the TLS connection is
+//! `fabric_net::http::Endpoint`'s, the same pinning zones use for the backend; no certificate
+//! authorities, so a CDN with a public certificate is reached through plain `http://` or a
+//! pin of its certificate.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -10,11 +13,16 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use fabric_net::cert::CertHash;
+use fabric_net::http::{Endpoint, HttpError, Stream};
+
 use crate::FetchError;
 
-/// A parsed `http://host:port/path` URL.
+/// A parsed `http://host:port/path` or `https://host:port/path` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Url {
+    /// `https://`.
+    pub tls: bool,
     /// `host:port`, what the TCP connection dials and the `Host` header carries.
     pub authority: String,
     /// The path and query, starting with `/`.
@@ -24,7 +32,11 @@ pub(crate) struct Url {
 impl Url {
     pub(crate) fn parse(url: &str) -> Result<Url, FetchError> {
         let bad = || FetchError::BadUrl(url.to_owned());
-        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+        let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(bad()),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -38,9 +50,10 @@ impl Url {
         {
             authority.to_owned()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if tls { 443 } else { 80 })
         };
         Ok(Url {
+            tls,
             authority,
             path: path.to_owned(),
         })
@@ -49,13 +62,19 @@ impl Url {
     /// The same origin with another path.
     pub(crate) fn with_path(&self, path: String) -> Url {
         Url {
+            tls: self.tls,
             authority: self.authority.clone(),
             path,
         }
     }
 
+    /// `http` or `https`.
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+
     pub(crate) fn to_url_string(&self) -> String {
-        format!("http://{}{}", self.authority, self.path)
+        format!("{}://{}{}", self.scheme(), self.authority, self.path)
     }
 }
 
@@ -90,23 +109,36 @@ impl GetError {
 #[derive(Debug)]
 pub struct HttpClient {
     authority: String,
+    /// The TLS side of an `https://` origin (pinned certificates).
+    tls: Option<Endpoint>,
     sender: Option<SendRequest<Empty<Bytes>>>,
 }
 
 impl HttpClient {
-    /// A client for the origin of `url` (connects on first use).
+    /// A client for the origin of `url`, `http://` (connects on first use).
     pub fn new(url: &str) -> Result<HttpClient, FetchError> {
+        HttpClient::pinned(url, &[])
+    }
+
+    /// A client for the origin of `url`: `http://` with no `pins`, or `https://` accepting only
+    /// a certificate whose SHA-256 is one of `pins`.
+    pub fn pinned(url: &str, pins: &[CertHash]) -> Result<HttpClient, FetchError> {
+        HttpClient::for_url(&Url::parse(url)?, pins)
+    }
+
+    pub(crate) fn for_url(url: &Url, pins: &[CertHash]) -> Result<HttpClient, FetchError> {
+        let base = format!("{}://{}", url.scheme(), url.authority);
+        let endpoint =
+            Endpoint::new(&base, pins).map_err(|e| FetchError::Endpoint(e.to_string()))?;
         Ok(HttpClient {
-            authority: Url::parse(url)?.authority,
+            authority: url.authority.clone(),
+            tls: url.tls.then_some(endpoint),
             sender: None,
         })
     }
 
-    pub(crate) fn for_authority(authority: &str) -> HttpClient {
-        HttpClient {
-            authority: authority.to_owned(),
-            sender: None,
-        }
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The `host:port` this client talks to.
@@ -114,13 +146,29 @@ impl HttpClient {
         &self.authority
     }
 
+    /// `http://host:port` or `https://host:port`.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme(), self.authority)
+    }
+
     async fn sender(&mut self) -> Result<&mut SendRequest<Empty<Bytes>>, GetError> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-            let tcp = TcpStream::connect(&self.authority)
-                .await
-                .map_err(|e| GetError::retry(format!("connect: {e}")))?;
-            let _ = tcp.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            let stream: Box<dyn Stream> = match &self.tls {
+                None => {
+                    let tcp = TcpStream::connect(&self.authority)
+                        .await
+                        .map_err(|e| GetError::retry(format!("connect: {e}")))?;
+                    let _ = tcp.set_nodelay(true);
+                    Box::new(tcp)
+                }
+                // A certificate that is not the pinned one is not a transient failure.
+                Some(endpoint) => endpoint.connect().await.map_err(|e| GetError {
+                    retry: !matches!(e, HttpError::CertMismatch(_)),
+                    reason: e.to_string(),
+                    too_large: false,
+                })?,
+            };
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|e| GetError::retry(format!("handshake: {e}")))?;
             tokio::spawn(async move {
@@ -135,7 +183,7 @@ impl HttpClient {
 
     /// `GET path` on this origin; a body over `limit` bytes is refused.
     pub async fn get(&mut self, path: &str, limit: u64) -> Result<Response, FetchError> {
-        let url = format!("http://{}{path}", self.authority);
+        let url = format!("{}://{}{path}", self.scheme(), self.authority);
         self.get_inner(path, limit).await.map_err(|e| {
             if e.too_large {
                 FetchError::TooLarge { url, limit }
@@ -157,7 +205,7 @@ impl HttpClient {
         end: u64,
         limit: u64,
     ) -> Result<Response, FetchError> {
-        let url = format!("http://{}{path}", self.authority);
+        let url = format!("{}://{}{path}", self.scheme(), self.authority);
         self.try_get(path, Some((start, end)), limit)
             .await
             .map_err(|e| {
@@ -252,7 +300,10 @@ mod tests {
             Url::parse("http://example/x").expect("valid").authority,
             "example:80"
         );
-        assert!(Url::parse("https://h/x").is_err(), "tls is left to a proxy");
+        let s = Url::parse("https://example/x").expect("valid");
+        assert_eq!((s.tls, s.authority.as_str()), (true, "example:443"));
+        assert_eq!(s.to_url_string(), "https://example:443/x");
+        assert!(Url::parse("ftp://h/x").is_err(), "http or https only");
         assert!(Url::parse("http:///x").is_err(), "no host");
     }
 }

@@ -5,8 +5,42 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use fabric_assets::{ChunkParams, DiskStore, FetchOptions, bake, fetch, router};
+use clap::{Args, Parser, Subcommand};
+use fabric_assets::{
+    ChunkParams, ChunkStore, DiskStore, FetchOptions, S3Config, S3Store, bake, fetch, router,
+};
+
+/// Where the chunks are: a directory, or an S3-compatible bucket (credentials from
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, region `AWS_REGION`).
+#[derive(Args)]
+#[group(required = true, multiple = true)]
+struct StoreArgs {
+    /// The store directory.
+    #[arg(long, conflicts_with = "s3")]
+    store: Option<PathBuf>,
+    /// An S3-compatible endpoint (`https://host` or `http://host:port`, path-style), with
+    /// --bucket.
+    #[arg(long, requires = "bucket")]
+    s3: Option<String>,
+    /// The bucket of --s3 (it must exist).
+    #[arg(long, requires = "s3")]
+    bucket: Option<String>,
+}
+
+impl StoreArgs {
+    /// Opens the store and names it for messages.
+    fn open(&self) -> anyhow::Result<(Arc<dyn ChunkStore>, String)> {
+        match (&self.store, &self.s3, &self.bucket) {
+            (Some(dir), _, _) => Ok((Arc::new(DiskStore::open(dir)?), dir.display().to_string())),
+            (None, Some(endpoint), Some(bucket)) => {
+                let s3 = S3Store::open(&S3Config::from_env(endpoint, bucket)?)?;
+                let label = s3.label().to_owned();
+                Ok((Arc::new(s3), label))
+            }
+            _ => anyhow::bail!("give --store DIR or --s3 URL --bucket BUCKET"),
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -24,9 +58,8 @@ enum Command {
     Bake {
         /// The file to bake.
         input: PathBuf,
-        /// The store directory.
-        #[arg(long)]
-        store: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Minimum chunk size in KiB.
         #[arg(long, default_value_t = 16)]
         min_kib: u32,
@@ -39,17 +72,21 @@ enum Command {
     },
     /// Serve a store: GET /index/{name} and GET /chunks/{hex}.
     Serve {
-        /// The store directory.
-        #[arg(long)]
-        store: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8787")]
         listen: String,
     },
     /// Fetch a file by its index URL, reusing chunks from a local cache.
     Fetch {
-        /// The index URL, e.g. http://127.0.0.1:8787/index/<name>.
+        /// The index URL, e.g. http://127.0.0.1:8787/index/<name>, or https://… with
+        /// --cert-hash.
         url: String,
+        /// SHA-256 of the server's certificate (base64 or hex, comma-separated) for an
+        /// https:// URL: the backend prints it at start-up.
+        #[arg(long, default_value = "")]
+        cert_hash: String,
         /// Where to write the file.
         #[arg(long, short)]
         output: PathBuf,
@@ -76,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
             avg_kib,
             max_kib,
         } => {
-            let store = DiskStore::open(store)?;
+            let (store, _) = store.open()?;
             let file = std::fs::File::open(&input)
                 .with_context(|| format!("opening {}", input.display()))?;
             let params = ChunkParams {
@@ -84,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
                 avg: avg_kib << 10,
                 max: max_kib << 10,
             };
-            let r = bake(std::io::BufReader::new(file), params, &store)?;
+            let r = bake(std::io::BufReader::new(file), params, &*store)?;
             eprintln!(
                 "{} bytes, {} chunks ({} new, {} already stored), {} bytes compressed",
                 r.index.file_size,
@@ -96,13 +133,9 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", r.name);
         }
         Command::Serve { store, listen } => {
-            let store = Arc::new(DiskStore::open(store)?);
+            let (store, label) = store.open()?;
             let listener = tokio::net::TcpListener::bind(&listen).await?;
-            eprintln!(
-                "serving {} on http://{}",
-                store.root().display(),
-                listener.local_addr()?
-            );
+            eprintln!("serving {label} on http://{}", listener.local_addr()?);
             axum::serve(listener, router(store)).await?;
         }
         Command::Fetch {
@@ -110,7 +143,13 @@ async fn main() -> anyhow::Result<()> {
             output,
             cache,
             concurrency,
+            cert_hash,
         } => {
+            let cert_pins = if cert_hash.is_empty() {
+                Vec::new()
+            } else {
+                fabric_net::cert::CertHash::parse_list(&cert_hash)?
+            };
             let cache = Arc::new(DiskStore::open(cache)?);
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(indicatif::ProgressStyle::with_template(
@@ -119,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
             let b = bar.clone();
             let options = FetchOptions {
                 concurrency,
+                cert_pins,
                 ..FetchOptions::default()
             };
             let r = fetch(&url, cache, &output, &options, move |p| {

@@ -3,8 +3,8 @@
 //! Layout of a [`DiskStore`] root: `chunks/<first 2 hex>/<64 hex>.zst` (one zstd frame per chunk),
 //! `index/<name>` (encoded [`crate::Index`]), `tmp/` (partial writes, renamed into place).
 //! Every write is verified first and lands atomically (write to `tmp/`, fsync, rename), so a
-//! reader never sees a partial or unverified chunk. An S3-compatible store is a later
-//! implementation of the same trait.
+//! reader never sees a partial or unverified chunk. [`crate::S3Store`] is the same trait on
+//! S3-compatible object storage.
 
 use std::fs;
 use std::io::{ErrorKind, Write};

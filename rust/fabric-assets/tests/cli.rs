@@ -1,5 +1,6 @@
 //! The `fabric-assets` command, as real processes: bake a file, serve the store on a free
-//! loopback port, fetch it into another directory.
+//! loopback port, fetch it into another directory; with the store in a directory and in a
+//! bucket of a real S3-compatible server (`fabric_harness::s3`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -15,18 +16,37 @@ impl Drop for Killed {
 
 #[test]
 fn bake_serve_fetch() {
-    let exe = env!("CARGO_BIN_EXE_fabric-assets");
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = dir.path().join("game.pck");
+    let store = dir.path().join("store").display().to_string();
+    bake_serve_fetch_on(dir.path(), &["--store", &store], &[]);
+}
+
+#[test]
+fn bake_serve_fetch_on_s3() {
+    let server = fabric_harness::s3::S3Server::start().expect("an S3-compatible server");
+    server.create_bucket("fabric-cli").expect("bucket");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "fabric-test"),
+        ("AWS_SECRET_ACCESS_KEY", "fabric-test-secret"),
+    ];
+    let args = ["--s3", &server.endpoint, "--bucket", "fabric-cli"];
+    bake_serve_fetch_on(dir.path(), &args, &env);
+    let keys = server.keys("fabric-cli", "index/").expect("list");
+    assert_eq!(keys.len(), 1, "the index is in the bucket: {keys:?}");
+}
+
+fn bake_serve_fetch_on(dir: &std::path::Path, store: &[&str], env: &[(&str, &str)]) {
+    let exe = env!("CARGO_BIN_EXE_fabric-assets");
+    let input = dir.join("game.pck");
     let data = fabric_assets::sample::export_like(600_000, 42);
     std::fs::write(&input, &data).expect("write input");
-    let store = dir.path().join("store");
 
     let baked = Command::new(exe)
         .arg("bake")
         .arg(&input)
-        .arg("--store")
-        .arg(&store)
+        .args(store)
+        .envs(env.iter().copied())
         .output()
         .expect("bake");
     assert!(
@@ -46,8 +66,9 @@ fn bake_serve_fetch() {
 
     let mut server = Killed(
         Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-            .arg(&store)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(store)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("serve"),
@@ -62,14 +83,14 @@ fn bake_serve_fetch() {
         "banner names the address: {line}"
     );
 
-    let out = dir.path().join("fetched.pck");
+    let out = dir.join("fetched.pck");
     let fetched = Command::new(exe)
         .arg("fetch")
         .arg(format!("{base}/index/{name}"))
         .arg("-o")
         .arg(&out)
         .arg("--cache")
-        .arg(dir.path().join("cache"))
+        .arg(dir.join("cache"))
         .output()
         .expect("fetch");
     let stderr = String::from_utf8_lossy(&fetched.stderr);

@@ -1,6 +1,19 @@
 //! Follow tickets: "the session that played avatar `avatar` in zone `from` may take it back in
-//! zone `to` until `exp`", Ed25519-signed by a key every zone of the fabric trusts (the fabric
-//! key of a static fabric), checked offline by the zone the avatar moved to.
+//! zone `to` until `exp`", Ed25519-signed, checked offline by the zone the avatar moved to.
+//!
+//! Two versions, one per way a fabric's zones come to trust each other:
+//!
+//! - **version 1**, static membership: signed by the fabric key every zone holds by file
+//!   ([`FollowTicketSigner::new`], [`FollowTicketVerifier::new`]);
+//! - **version 2**, registry membership (no zone holds a shared secret): signed by the issuing
+//!   zone's own link key, and carrying that zone's link credential
+//!   ([`crate::link_credential`]: the registry's signature binding the link key to zone `from`
+//!   of the fabric). The zone the avatar moved to checks the credential with the registry key
+//!   it already trusts for zone links, that it names zone `from` of this fabric and is valid
+//!   now, then the ticket's signature with the link key it names
+//!   ([`FollowTicketSigner::linked`], [`FollowTicketVerifier::linked`]). A forged ticket, one
+//!   signed by another zone's key, one of another fabric or under an expired credential is
+//!   refused.
 //!
 //! When a player's avatar is handed to a neighbour, the old zone sends the player's session an
 //! `avatar_moved` control message with a ticket; the player (or the gateway on its behalf) opens
@@ -24,6 +37,15 @@
 //! | 20 | 8 | nonce (random; a ticket is taken once) |
 //! | 28 | n | account (the join token's subject), UTF-8 |
 //! | 28 + n | 64 | Ed25519 signature over `"fabric-follow-ticket/1"`, the fabric name's length (1 byte) and bytes, then bytes `0..28+n` |
+//!
+//! # Layout version 2: as version 1, except
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 2 | 1 | version = 2 |
+//! | 6 | 2 | credential length m (1..=[`MAX_CREDENTIAL_LEN`], little-endian) |
+//! | 28 + n | m | the issuing zone's link credential (binary) |
+//! | 28 + n + m | 64 | Ed25519 signature by the credential's link key over `"fabric-follow-ticket/2"`, the fabric name's length (1 byte) and bytes, then bytes `0..28+n+m` |
 
 use std::collections::HashMap;
 
@@ -31,17 +53,20 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
+use crate::link_credential::{LinkCredentialError, LinkCredentialVerifier, MAX_CREDENTIAL_LEN};
+
 /// Longest account name a ticket carries.
 pub const MAX_ACCOUNT_LEN: usize = 64;
 /// Length of the fixed part.
 const FIXED_LEN: usize = 28;
-/// Longest binary ticket.
-pub const MAX_TICKET_LEN: usize = FIXED_LEN + MAX_ACCOUNT_LEN + 64;
+/// Longest binary ticket (version 2 with the longest credential).
+pub const MAX_TICKET_LEN: usize = FIXED_LEN + MAX_ACCOUNT_LEN + MAX_CREDENTIAL_LEN + 64;
 /// Longest ticket text (base64url of [`MAX_TICKET_LEN`] bytes).
 pub const MAX_TICKET_TEXT_LEN: usize = MAX_TICKET_LEN.div_ceil(3) * 4;
 /// How long a ticket is good for by default, seconds.
 pub const DEFAULT_TTL_S: u64 = 30;
 const DOMAIN: &[u8] = b"fabric-follow-ticket/1";
+const DOMAIN_V2: &[u8] = b"fabric-follow-ticket/2";
 
 /// What a follow ticket states.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +132,21 @@ pub enum FollowTicketError {
     /// Too many tickets in use at once to remember another one.
     #[error("too many follow tickets in use; try again shortly")]
     Busy,
+    /// A version 2 ticket's link credential was refused (another fabric's, not signed by the
+    /// registry, expired), or this zone checks no version 2 tickets.
+    #[error("follow ticket's link credential refused: {0}")]
+    BadCredential(LinkCredentialError),
+    /// A version 2 ticket's credential is of another zone than the one the ticket says handed
+    /// the avatar over.
+    #[error(
+        "follow ticket says zone {ticket} handed the avatar over, its credential is zone {credential}'s"
+    )]
+    WrongIssuer {
+        /// The ticket's `from`.
+        ticket: u8,
+        /// The credential's zone.
+        credential: u8,
+    },
 }
 
 impl FollowTicketError {
@@ -121,14 +161,24 @@ impl FollowTicketError {
             Self::WrongAccount { .. } => "ticket_wrong_account",
             Self::Replayed => "ticket_replayed",
             Self::Busy => "ticket_busy",
+            Self::BadCredential(_) => "ticket_bad_credential",
+            Self::WrongIssuer { .. } => "ticket_wrong_issuer",
         }
     }
 }
 
+/// A parsed ticket, its bytes, and where a version 2 ticket's credential lies in them.
+type Parsed = (FollowTicket, Vec<u8>, Option<std::ops::Range<usize>>);
+
 fn signed_bytes(fabric: &str, body: &[u8]) -> Vec<u8> {
+    let domain = if body.get(2) == Some(&2) {
+        DOMAIN_V2
+    } else {
+        DOMAIN
+    };
     let name = &fabric.as_bytes()[..fabric.len().min(255)];
-    let mut m = Vec::with_capacity(DOMAIN.len() + 1 + name.len() + body.len());
-    m.extend_from_slice(DOMAIN);
+    let mut m = Vec::with_capacity(domain.len() + 1 + name.len() + body.len());
+    m.extend_from_slice(domain);
     m.push(name.len() as u8);
     m.extend_from_slice(name);
     m.extend_from_slice(body);
@@ -139,28 +189,57 @@ impl FollowTicket {
     /// Signs the ticket for `fabric` with `key`; the text to put in `avatar_moved`. An account
     /// longer than [`MAX_ACCOUNT_LEN`] bytes is refused.
     pub fn sign(&self, fabric: &str, key: &SigningKey) -> Result<String, FollowTicketError> {
+        self.sign_version(fabric, key, None)
+    }
+
+    /// Signs a version 2 ticket with the issuing zone's link `key`, carrying its link
+    /// `credential` (binary). A credential longer than [`MAX_CREDENTIAL_LEN`] or empty is
+    /// refused.
+    pub fn sign_linked(
+        &self,
+        fabric: &str,
+        key: &SigningKey,
+        credential: &[u8],
+    ) -> Result<String, FollowTicketError> {
+        if credential.is_empty() || credential.len() > MAX_CREDENTIAL_LEN {
+            return Err(FollowTicketError::Malformed(
+                "credential length out of range",
+            ));
+        }
+        self.sign_version(fabric, key, Some(credential))
+    }
+
+    fn sign_version(
+        &self,
+        fabric: &str,
+        key: &SigningKey,
+        credential: Option<&[u8]>,
+    ) -> Result<String, FollowTicketError> {
         if self.account.len() > MAX_ACCOUNT_LEN {
             return Err(FollowTicketError::Malformed("account longer than 64 bytes"));
         }
         let mut b = Vec::with_capacity(MAX_TICKET_LEN);
         b.extend_from_slice(b"FT");
-        b.push(1);
+        b.push(if credential.is_some() { 2 } else { 1 });
         b.push(self.from);
         b.push(self.to);
         b.push(self.account.len() as u8);
-        b.extend_from_slice(&[0, 0]);
+        let m = credential.map_or(0, <[u8]>::len) as u16;
+        b.extend_from_slice(&m.to_le_bytes());
         b.extend_from_slice(&self.avatar.to_le_bytes());
         b.extend_from_slice(&self.exp.to_le_bytes());
         b.extend_from_slice(&self.nonce.to_le_bytes());
         b.extend_from_slice(self.account.as_bytes());
+        b.extend_from_slice(credential.unwrap_or_default());
         let sig = key.sign(&signed_bytes(fabric, &b));
         b.extend_from_slice(&sig.to_bytes());
         Ok(URL_SAFE_NO_PAD.encode(b))
     }
 
     /// Reads a ticket without checking its signature (see [`FollowTicketVerifier::verify`]).
-    /// Returns the ticket and its bytes (the signature last).
-    fn parse(text: &str) -> Result<(Self, Vec<u8>), FollowTicketError> {
+    /// Returns the ticket, its bytes (the signature last) and, for version 2, where its
+    /// credential lies in them.
+    fn parse(text: &str) -> Result<Parsed, FollowTicketError> {
         if text.len() > MAX_TICKET_TEXT_LEN {
             return Err(FollowTicketError::Malformed("too long"));
         }
@@ -170,18 +249,25 @@ impl FollowTicket {
         if b.len() < FIXED_LEN + 64 {
             return Err(FollowTicketError::Malformed("too short"));
         }
-        if &b[0..2] != b"FT" || b[2] != 1 {
+        if &b[0..2] != b"FT" || !matches!(b[2], 1 | 2) {
             return Err(FollowTicketError::Malformed(
-                "not a version 1 follow ticket",
+                "not a version 1 or 2 follow ticket",
             ));
         }
         let n = usize::from(b[5]);
-        if n > MAX_ACCOUNT_LEN || b.len() != FIXED_LEN + n + 64 {
-            return Err(FollowTicketError::Malformed("length does not match"));
-        }
-        if b[6..8] != [0, 0] {
+        let m = usize::from(u16::from_le_bytes([b[6], b[7]]));
+        if b[2] == 1 && m != 0 {
             return Err(FollowTicketError::Malformed("reserved bytes not zero"));
         }
+        if b[2] == 2 && (m == 0 || m > MAX_CREDENTIAL_LEN) {
+            return Err(FollowTicketError::Malformed(
+                "credential length out of range",
+            ));
+        }
+        if n > MAX_ACCOUNT_LEN || b.len() != FIXED_LEN + n + m + 64 {
+            return Err(FollowTicketError::Malformed("length does not match"));
+        }
+        let credential = (b[2] == 2).then(|| FIXED_LEN + n..FIXED_LEN + n + m);
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
         let account = std::str::from_utf8(&b[FIXED_LEN..FIXED_LEN + n])
             .map_err(|_| FollowTicketError::Malformed("account is not UTF-8"))?
@@ -194,14 +280,16 @@ impl FollowTicket {
             nonce: u64_at(20),
             account,
         };
-        Ok((t, b))
+        Ok((t, b, credential))
     }
 }
 
-/// Signs tickets of one fabric (every zone of a static fabric holds the fabric key).
+/// Signs tickets of one fabric: with the fabric key every zone of a static fabric holds
+/// (version 1), or with this zone's link key and credential (version 2).
 pub struct FollowTicketSigner {
     fabric: String,
     key: SigningKey,
+    credential: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for FollowTicketSigner {
@@ -218,12 +306,26 @@ impl FollowTicketSigner {
         Self {
             fabric: fabric.to_owned(),
             key,
+            credential: None,
+        }
+    }
+
+    /// Signs version 2 tickets of `fabric` with this zone's `link_key`, carrying its link
+    /// `credential` (binary, as the registry granted it).
+    pub fn linked(fabric: &str, link_key: SigningKey, credential: Vec<u8>) -> Self {
+        Self {
+            fabric: fabric.to_owned(),
+            key: link_key,
+            credential: Some(credential),
         }
     }
 
     /// The ticket's text.
     pub fn sign(&self, t: &FollowTicket) -> Result<String, FollowTicketError> {
-        t.sign(&self.fabric, &self.key)
+        match &self.credential {
+            Some(c) => t.sign_linked(&self.fabric, &self.key, c),
+            None => t.sign(&self.fabric, &self.key),
+        }
     }
 
     /// A verifier for zone `zone` trusting this signer's tickets.
@@ -238,6 +340,7 @@ pub struct FollowTicketVerifier {
     fabric: String,
     zone: u8,
     keys: Vec<VerifyingKey>,
+    credentials: Option<LinkCredentialVerifier>,
 }
 
 impl FollowTicketVerifier {
@@ -247,6 +350,19 @@ impl FollowTicketVerifier {
             fabric: fabric.to_owned(),
             zone,
             keys: keys.into_iter().collect(),
+            credentials: None,
+        }
+    }
+
+    /// A verifier for zone `zone` of `fabric` taking version 2 tickets whose link credential
+    /// `credentials` accepts (the registry's key, this fabric, valid now). It takes no
+    /// version 1 tickets.
+    pub fn linked(fabric: &str, zone: u8, credentials: LinkCredentialVerifier) -> Self {
+        Self {
+            fabric: fabric.to_owned(),
+            zone,
+            keys: Vec::new(),
+            credentials: Some(credentials),
         }
     }
 
@@ -260,15 +376,57 @@ impl FollowTicketVerifier {
         account: &str,
         now_unix_s: u64,
     ) -> Result<FollowTicket, FollowTicketError> {
-        let (t, b) = FollowTicket::parse(text)?;
+        self.check(text, avatar, Some(account), now_unix_s)
+    }
+
+    /// Checks `text` as a claim of `avatar` by a session not admitted otherwise (no join token
+    /// of this zone): everything [`FollowTicketVerifier::verify`] checks but the account, which
+    /// the ticket then gives the session. The ticket is a bearer credential for its short life,
+    /// taken once ([`ReplayGuard`]).
+    pub fn verify_bearer(
+        &self,
+        text: &str,
+        avatar: u32,
+        now_unix_s: u64,
+    ) -> Result<FollowTicket, FollowTicketError> {
+        self.check(text, avatar, None, now_unix_s)
+    }
+
+    fn check(
+        &self,
+        text: &str,
+        avatar: u32,
+        account: Option<&str>,
+        now_unix_s: u64,
+    ) -> Result<FollowTicket, FollowTicketError> {
+        let (t, b, credential) = FollowTicket::parse(text)?;
         let split = b.len() - 64;
         let sig = Signature::from_bytes(b[split..].try_into().expect("64 bytes"));
         let msg = signed_bytes(&self.fabric, &b[..split]);
-        if !self
-            .keys
-            .iter()
-            .any(|k| k.verify_strict(&msg, &sig).is_ok())
-        {
+        let signed = match credential {
+            None => self
+                .keys
+                .iter()
+                .any(|k| k.verify_strict(&msg, &sig).is_ok()),
+            Some(range) => {
+                let claims = self
+                    .credentials
+                    .as_ref()
+                    .ok_or(FollowTicketError::BadCredential(
+                        LinkCredentialError::UnknownKey,
+                    ))?
+                    .verify(&b[range], now_unix_s)
+                    .map_err(FollowTicketError::BadCredential)?;
+                if claims.zone != t.from {
+                    return Err(FollowTicketError::WrongIssuer {
+                        ticket: t.from,
+                        credential: claims.zone,
+                    });
+                }
+                claims.link_key.verify_strict(&msg, &sig).is_ok()
+            }
+        };
+        if !signed {
             return Err(FollowTicketError::BadSignature);
         }
         if t.to != self.zone {
@@ -289,7 +447,9 @@ impl FollowTicketVerifier {
                 now: now_unix_s,
             });
         }
-        if t.account != account {
+        if let Some(account) = account
+            && t.account != account
+        {
             return Err(FollowTicketError::WrongAccount {
                 ticket: t.account,
                 session: account.to_owned(),
@@ -423,6 +583,22 @@ mod tests {
             code(v.verify(&text, 0x0100_0007, "bob", 1)),
             "ticket_wrong_account"
         );
+        // As a bearer ticket (a session admitted by it): the account is the ticket's, the rest
+        // is checked all the same.
+        assert_eq!(v.verify_bearer(&text, 0x0100_0007, 1), Ok(ticket()));
+        assert_eq!(code(v.verify_bearer(&text, 8, 1)), "ticket_wrong_avatar");
+        assert_eq!(
+            code(v.verify_bearer(&text, 0x0100_0007, 1_000)),
+            "ticket_expired"
+        );
+        assert_eq!(
+            code(zone2.verify_bearer(&text, 0x0100_0007, 1)),
+            "ticket_wrong_zone"
+        );
+        assert_eq!(
+            code(v.verify_bearer(&other_key, 0x0100_0007, 1)),
+            "ticket_bad_signature"
+        );
         // One bit flipped anywhere in the signed part.
         let mut b = URL_SAFE_NO_PAD.decode(&text).unwrap();
         b[9] ^= 1;
@@ -443,6 +619,137 @@ mod tests {
         let mut t = ticket();
         t.account = "x".repeat(65);
         assert_eq!(t.sign("f", &key(1)).unwrap_err().code(), "ticket_malformed");
+    }
+
+    /// Zone `zone` of 2 in fabric `fabric`: its link key (seed `10 + zone`) and credential,
+    /// signed by registry key `registry` at t = 100 for `ttl` seconds.
+    fn credential(fabric: &str, zone: u8, registry: u8, ttl: u64) -> (SigningKey, Vec<u8>) {
+        let link = key(10 + zone);
+        let issuer = crate::link_credential::LinkCredentialIssuer::new(key(registry), ttl);
+        let c = issuer
+            .issue_bytes(fabric, zone, 2, &link.verifying_key(), 100)
+            .unwrap();
+        (link, c)
+    }
+
+    fn linked_verifier(fabric: &str, zone: u8) -> FollowTicketVerifier {
+        let creds = LinkCredentialVerifier::new(fabric, 2, [key(7).verifying_key()]);
+        FollowTicketVerifier::linked(fabric, zone, creds)
+    }
+
+    #[test]
+    fn a_version_2_ticket_carries_the_zone_credential_and_verifies_against_the_registry_key() {
+        let (link, cred) = credential("f", 0, 7, 3_600);
+        let text = FollowTicketSigner::linked("f", link.clone(), cred.clone())
+            .sign(&ticket())
+            .unwrap();
+        assert!(text.len() <= MAX_TICKET_TEXT_LEN);
+        let b = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        let m = cred.len();
+        assert_eq!(b.len(), 28 + 5 + m + 64);
+        assert_eq!(&b[..3], b"FT\x02", "version 2");
+        assert_eq!(&b[6..8], &(m as u16).to_le_bytes(), "credential length");
+        assert_eq!(&b[28..33], b"alice");
+        assert_eq!(&b[33..33 + m], &cred[..], "the credential, as granted");
+        let v = linked_verifier("f", 1);
+        assert_eq!(v.verify(&text, 0x0100_0007, "alice", 500), Ok(ticket()));
+        // Same text from the ticket's own method.
+        assert_eq!(ticket().sign_linked("f", &link, &cred).unwrap(), text);
+    }
+
+    #[test]
+    fn forged_misissued_other_fabric_and_expired_version_2_tickets_are_refused() {
+        let code = |r: Result<FollowTicket, FollowTicketError>| r.unwrap_err().code();
+        let v = linked_verifier("f", 1);
+        let (_, cred0) = credential("f", 0, 7, 3_600);
+        // Forged: zone 0's credential, signed by a key that is not its link key.
+        let forged = ticket().sign_linked("f", &key(99), &cred0).unwrap();
+        assert_eq!(
+            code(v.verify(&forged, 0x0100_0007, "alice", 500)),
+            "ticket_bad_signature"
+        );
+        // Zone 1's own credential on a ticket that says zone 0 handed the avatar over.
+        let (link1, cred1) = credential("f", 1, 7, 3_600);
+        let misissued = ticket().sign_linked("f", &link1, &cred1).unwrap();
+        assert_eq!(
+            code(v.verify(&misissued, 0x0100_0007, "alice", 500)),
+            "ticket_wrong_issuer"
+        );
+        // A credential the registry did not sign.
+        let (link, rogue) = credential("f", 0, 8, 3_600);
+        let t = ticket().sign_linked("f", &link, &rogue).unwrap();
+        assert_eq!(
+            code(v.verify(&t, 0x0100_0007, "alice", 500)),
+            "ticket_bad_credential"
+        );
+        // Another fabric's zone, with a credential the same registry key signed for it.
+        let (link, other) = credential("g", 0, 7, 3_600);
+        let t = ticket().sign_linked("g", &link, &other).unwrap();
+        assert_eq!(
+            code(v.verify(&t, 0x0100_0007, "alice", 500)),
+            "ticket_bad_credential"
+        );
+        // This fabric's credential, the ticket signed for another fabric's name.
+        let (link, cred) = credential("f", 0, 7, 3_600);
+        let t = ticket().sign_linked("g", &link, &cred).unwrap();
+        assert_eq!(
+            code(v.verify(&t, 0x0100_0007, "alice", 500)),
+            "ticket_bad_signature"
+        );
+        // Expired: the ticket itself, or the credential under it (10 s from t = 100, 60 s
+        // leeway).
+        let good = ticket().sign_linked("f", &link, &cred).unwrap();
+        assert_eq!(
+            code(v.verify(&good, 0x0100_0007, "alice", 1_000)),
+            "ticket_expired"
+        );
+        let (short_link, short) = credential("f", 0, 7, 10);
+        let t = ticket().sign_linked("f", &short_link, &short).unwrap();
+        assert_eq!(
+            v.verify(&t, 0x0100_0007, "alice", 169).map(|t| t.nonce),
+            Ok(42)
+        );
+        assert_eq!(
+            code(v.verify(&t, 0x0100_0007, "alice", 170)),
+            "ticket_bad_credential"
+        );
+        // Each kind of verifier refuses the other kind of ticket.
+        let static_v = FollowTicketVerifier::new("f", 1, [key(1).verifying_key()]);
+        assert_eq!(
+            code(static_v.verify(&good, 0x0100_0007, "alice", 500)),
+            "ticket_bad_credential"
+        );
+        let v1 = ticket().sign("f", &key(1)).unwrap();
+        assert_eq!(
+            code(v.verify(&v1, 0x0100_0007, "alice", 500)),
+            "ticket_bad_signature"
+        );
+        // Malformed version 2: no credential, a credential length past the end, too long.
+        let mut b = URL_SAFE_NO_PAD.decode(&good).unwrap();
+        b[6] = 0;
+        b[7] = 0;
+        let empty = URL_SAFE_NO_PAD.encode(&b);
+        assert_eq!(
+            code(v.verify(&empty, 0x0100_0007, "alice", 500)),
+            "ticket_malformed"
+        );
+        b[6] = 0xff;
+        let past = URL_SAFE_NO_PAD.encode(&b);
+        assert_eq!(
+            code(v.verify(&past, 0x0100_0007, "alice", 500)),
+            "ticket_malformed"
+        );
+        assert_eq!(
+            ticket().sign_linked("f", &link, &[]).unwrap_err().code(),
+            "ticket_malformed"
+        );
+        assert_eq!(
+            ticket()
+                .sign_linked("f", &link, &[0; MAX_CREDENTIAL_LEN + 1])
+                .unwrap_err()
+                .code(),
+            "ticket_malformed"
+        );
     }
 
     #[test]
@@ -483,6 +790,12 @@ mod tests {
                 .collect();
             let text = URL_SAFE_NO_PAD.encode(&bytes);
             assert!(v.verify(&text, 1, "", 1).is_err());
+            let mut v2 = bytes.clone();
+            if v2.len() > 8 {
+                v2[..3].copy_from_slice(b"FT\x02");
+            }
+            let text = URL_SAFE_NO_PAD.encode(&v2);
+            assert!(linked_verifier("f", 1).verify(&text, 1, "", 1).is_err());
         }
     }
 }

@@ -62,7 +62,10 @@ pub enum TokenError {
     #[error("unsupported token version")]
     UnsupportedVersion,
     /// The key id in the claims is not one of the verifier's keys.
-    #[error("unknown signing key {0:?}")]
+    #[error(
+        "token signed by unknown key id {0:?}: not a key this verifier trusts (retired after \
+         a key rotation, or issued by another registry)"
+    )]
     UnknownKey(String),
     /// The signature does not verify under the named key.
     #[error("bad signature")]

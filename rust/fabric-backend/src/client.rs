@@ -1,6 +1,8 @@
-//! A small HTTP/1.1 client for the backend API (plain `http://`, one kept-alive connection per
-//! [`Client`], reconnecting when the server closes it). Zone tooling, tests and the bench use
-//! it; it is deliberately minimal (no TLS, no redirects, no proxy).
+//! A small HTTP/1.1 client for the backend API (one kept-alive connection per [`Client`],
+//! reconnecting when the server closes it). Zone tooling, tests and the bench use it; it is
+//! deliberately minimal (no redirects, no proxy). `http://`, or `https://` with the backend's
+//! certificate pinned by hash ([`Client::with_url`]) over the same pinned TLS as zones use
+//! (`fabric_net::http::Endpoint`).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -16,7 +18,8 @@ use uuid::Uuid;
 
 use crate::model::{
     AccountCreated, CheckRequest, CheckResult, CreateAccount, Heartbeat, JoinKeys, JoinTokenIssued,
-    JoinTokenRequest, RegisterShard, Registered, ShardList, ShardView, TupleBody, TupleChanged,
+    JoinTokenRequest, RegisterShard, Registered, ShardList, ShardQuery, ShardView, TupleBody,
+    TupleChanged,
 };
 
 /// Client failures.
@@ -44,6 +47,16 @@ pub enum ClientError {
     /// The request could not be built (bad header value).
     #[error("request: {0}")]
     Request(#[from] hyper::http::Error),
+    /// A query string could not be encoded.
+    #[error("query: {0}")]
+    Encode(String),
+    /// The URL or pins are refused (an `https://` URL without a pin, a pin on `http://`, a
+    /// malformed hash), or the backend showed a certificate that is not a pinned one.
+    #[error("{0}")]
+    Endpoint(#[from] fabric_net::http::HttpError),
+    /// A pinned certificate hash is not base64 SHA-256.
+    #[error("certificate hash: {0}")]
+    Pin(String),
 }
 
 impl ClientError {
@@ -82,6 +95,8 @@ impl RawResponse {
 /// A connection to one backend.
 pub struct Client {
     authority: String,
+    /// `https://` (or `http://` with a path prefix) from [`Client::with_url`].
+    endpoint: Option<fabric_net::http::Endpoint>,
     conn: Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
@@ -98,13 +113,42 @@ impl Client {
     pub fn new(authority: impl Into<String>) -> Self {
         Self {
             authority: authority.into(),
+            endpoint: None,
             conn: Mutex::new(None),
         }
     }
 
+    /// A client for `http://host:port`, or `https://host:port` with the backend's certificate
+    /// pinned: `cert_hashes` are base64 SHA-256 hashes (what the backend prints at start-up as
+    /// `cert_hash=`; several while a certificate is replaced). An `https://` URL without a
+    /// hash, or a hash on `http://`, is refused here; a backend showing another certificate is
+    /// refused at the first request ("does not match the pinned hash").
+    pub fn with_url(url: &str, cert_hashes: &[&str]) -> Result<Self, ClientError> {
+        let pins = cert_hashes
+            .iter()
+            .map(|h| fabric_net::CertHash::parse(h).map_err(|e| ClientError::Pin(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let endpoint = fabric_net::http::Endpoint::new(url, &pins)?;
+        Ok(Self {
+            authority: endpoint.host().to_owned(),
+            endpoint: Some(endpoint),
+            conn: Mutex::new(None),
+        })
+    }
+
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+        if let Some(endpoint) = &self.endpoint {
+            let stream = endpoint.connect().await?;
+            return Self::handshake(stream).await;
+        }
         let stream = TcpStream::connect(&self.authority).await?;
         stream.set_nodelay(true)?;
+        Self::handshake(stream).await
+    }
+
+    async fn handshake(
+        stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    ) -> Result<SendRequest<Full<Bytes>>, ClientError> {
         let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -132,9 +176,10 @@ impl Client {
             *guard = Some(self.connect().await?);
         }
         let sender = guard.as_mut().expect("connection set above");
+        let prefix = self.endpoint.as_ref().map_or("", |e| e.prefix());
         let mut req = Request::builder()
             .method(method)
-            .uri(path)
+            .uri(format!("{prefix}{path}"))
             .header(HOST, &self.authority);
         if let Some(b) = bearer {
             req = req.header(AUTHORIZATION, format!("Bearer {b}"));
@@ -245,10 +290,49 @@ impl Client {
         .await
     }
 
-    /// `GET /shards`, optionally as an account (to include its private shards).
+    /// `GET /shards` (the first page, default size), optionally as an account (to include its
+    /// private shards).
     pub async fn list(&self, api_key: Option<&str>) -> Result<ShardList, ClientError> {
-        self.call(Method::GET, "/shards", api_key, None::<&()>)
-            .await
+        self.list_page(api_key, &ShardQuery::default()).await
+    }
+
+    /// One page of `GET /shards`: pass the previous page's `next` as `query.after`.
+    pub async fn list_page(
+        &self,
+        api_key: Option<&str>,
+        query: &ShardQuery,
+    ) -> Result<ShardList, ClientError> {
+        let qs =
+            serde_urlencoded::to_string(query).map_err(|e| ClientError::Encode(e.to_string()))?;
+        let path = if qs.is_empty() {
+            "/shards".to_owned()
+        } else {
+            format!("/shards?{qs}")
+        };
+        self.call(Method::GET, &path, api_key, None::<&()>).await
+    }
+
+    /// Every page of `GET /shards` (pages of `page_size`), concatenated.
+    pub async fn list_all(
+        &self,
+        api_key: Option<&str>,
+        map: Option<&str>,
+        page_size: u32,
+    ) -> Result<Vec<ShardView>, ClientError> {
+        let mut query = ShardQuery {
+            limit: Some(page_size),
+            after: None,
+            map: map.map(str::to_owned),
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self.list_page(api_key, &query).await?;
+            out.extend(page.shards);
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// `GET /shards/{id}`.
@@ -270,6 +354,23 @@ impl Client {
         Ok(())
     }
 
+    /// `POST /shards/{id}/link` with the shard secret: a fresh link credential signed by the
+    /// current key.
+    pub async fn renew_link(
+        &self,
+        id: Uuid,
+        shard_secret: &str,
+        renewal: &crate::model::LinkRenewal,
+    ) -> Result<crate::model::LinkGrant, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/shards/{id}/link"),
+            Some(shard_secret),
+            Some(renewal),
+        )
+        .await
+    }
+
     /// `GET /keys/join`.
     pub async fn join_keys(&self) -> Result<JoinKeys, ClientError> {
         self.call(Method::GET, "/keys/join", None, None::<&()>)
@@ -284,6 +385,21 @@ impl Client {
     ) -> Result<JoinTokenIssued, ClientError> {
         let body = JoinTokenRequest { zone_id };
         self.call(Method::POST, "/tokens/join", Some(api_key), Some(&body))
+            .await
+    }
+
+    /// `POST /tokens/join/verify`: the claims of a token valid for `zone_id` now, or the
+    /// `token_*` refusal as [`ClientError::Api`].
+    pub async fn verify_join_token(
+        &self,
+        token: &str,
+        zone_id: Uuid,
+    ) -> Result<crate::model::VerifiedToken, ClientError> {
+        let body = crate::model::VerifyTokenRequest {
+            token: token.into(),
+            zone_id,
+        };
+        self.call(Method::POST, "/tokens/join/verify", None, Some(&body))
             .await
     }
 

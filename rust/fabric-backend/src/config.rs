@@ -26,6 +26,11 @@ pub struct Config {
     /// `postgres://user@host:port/db` URL for PostgreSQL or CockroachDB.
     #[arg(long, default_value = DEFAULT_DB)]
     pub db: String,
+    /// PEM certificate of the authority that signed the PostgreSQL server's certificate: with
+    /// it the database connection is TLS (rustls) or nothing, and the server must prove its
+    /// name. Needed for `?sslmode=require`.
+    #[arg(long)]
+    pub db_root_cert: Option<PathBuf>,
     /// A shard not heard from for this long is hidden from `GET /shards`.
     #[arg(long, default_value_t = 30_000)]
     pub stale_after_ms: u64,
@@ -38,10 +43,25 @@ pub struct Config {
     /// Lifetime of issued join tokens, seconds.
     #[arg(long, default_value_t = 300)]
     pub token_ttl_s: u64,
-    /// File holding the join-token signing key (base64url Ed25519 seed); created if missing.
-    /// Without it the key lives in the database.
+    /// File holding the signing keys (the current base64url Ed25519 seed, then previous ones
+    /// with `retires_at=<unix s>`); created if missing. Without it the keys live in the
+    /// database.
     #[arg(long)]
     pub join_key_file: Option<PathBuf>,
+    /// Rotate the signing key and exit: a new key signs join tokens and link credentials from
+    /// the next refresh of every replica on; the old one still verifies for
+    /// `--join-key-overlap-s`. Acts on the key file, or on the database.
+    #[arg(long)]
+    pub rotate_join_key: bool,
+    /// With `--rotate-join-key`: seconds the replaced key keeps verifying. Give at least the
+    /// token lifetime plus the zones' heartbeat period (they renew their link credentials on
+    /// the heartbeat after they see the new key) plus `--join-key-refresh-ms`.
+    #[arg(long, default_value_t = crate::keyring::DEFAULT_OVERLAP_S)]
+    pub join_key_overlap_s: u64,
+    /// How often each replica re-reads the stored signing keys (to pick up a rotation),
+    /// milliseconds; 0 = never.
+    #[arg(long, default_value_t = 5_000)]
+    pub join_key_refresh_ms: u64,
     /// Largest accepted request body, bytes.
     #[arg(long, default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
@@ -57,9 +77,24 @@ pub struct Config {
     #[arg(long, default_value_t = 30_000)]
     pub request_timeout_ms: u64,
     /// Directory of the asset chunk store (uploads are baked into it and served from
-    /// `/assets/`). Without it, uploads are refused with 503 `assets_disabled`.
-    #[arg(long)]
+    /// `/assets/`). Without it or `--assets-s3`, uploads are refused with 503
+    /// `assets_disabled`.
+    #[arg(long, conflicts_with = "assets_s3")]
     pub assets_dir: Option<PathBuf>,
+    /// Keep the asset chunk store in an S3-compatible bucket instead of a directory: the
+    /// service endpoint (`https://host` or `http://host:port`, path-style addressing), with
+    /// `--assets-bucket`. Credentials come from `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` (region `AWS_REGION`, default `us-east-1`). The backend still
+    /// serves the chunks under `/assets/`.
+    #[arg(long, requires = "assets_bucket")]
+    pub assets_s3: Option<String>,
+    /// The bucket of `--assets-s3` (it must exist; the start fails clearly otherwise).
+    #[arg(long, requires = "assets_s3")]
+    pub assets_bucket: Option<String>,
+    /// Where upload bodies wait for their bake. Default: `<--assets-dir>/uploads`, or a
+    /// `fabric-backend-uploads` folder in the system's temporary directory with `--assets-s3`.
+    #[arg(long)]
+    pub assets_spool: Option<PathBuf>,
     /// Largest accepted asset upload, bytes (the body streams to disk; it is never held whole
     /// in memory). An upload must also finish within `--upload-timeout-ms`.
     #[arg(long, default_value_t = 256 << 20)]
@@ -94,6 +129,17 @@ pub struct Config {
     /// host.
     #[arg(long)]
     pub allow_any_address: bool,
+    /// PEM certificate chain: serve HTTPS and WSS instead of plain HTTP (with `--tls-key`).
+    /// The start-up line prints the leaf's SHA-256, which zones pin (`--backend-cert-hash`).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert` (must not be readable by others).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS and WSS with a self-signed certificate kept in this directory: made on the
+    /// first start (key mode 0600) and reused after, so the hash zones pinned stays valid.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_self_signed: Option<PathBuf>,
 }
 
 impl Config {

@@ -8,7 +8,7 @@
 //!
 //! Layout: [`config`] (CLI), [`server`] (start/stop), [`routes`] (HTTP surface, one file per
 //! resource), [`extract`] (precise rejections), [`store`] (the storage trait and SQLite),
-//! [`hub`] and [`push`] (WebSocket fan-out), [`relay`] (pushes between replicas), [`rate`] (rate limits), [`janitor`], [`clock`], [`secrets`], [`model`]
+//! [`hub`] and [`push`] (WebSocket fan-out), [`relay`] (pushes between replicas), [`rate`] (rate limits), [`keyring`] (signing keys and rotation), [`janitor`], [`clock`], [`secrets`], [`model`]
 //! (wire shapes), [`client`] (a small HTTP client for zones, tools and the bench).
 #![warn(missing_docs)]
 
@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod hub;
 pub mod janitor;
+pub mod keyring;
 pub mod listen;
 pub mod model;
 pub mod push;
@@ -30,6 +31,7 @@ pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 pub use error::{ApiError, StoreError};

@@ -4,7 +4,8 @@
 //! keep-alive connections (`--header-timeout-ms`, against slow-header and idle-socket
 //! exhaustion), and a deadline for handling a request, body included (`--request-timeout-ms`,
 //! answered with 408 `request_timeout`). WebSocket upgrades leave both deadlines behind once
-//! upgraded. On shutdown it stops accepting, asks every connection to finish its in-flight
+//! upgraded, but keep their connection slot ([`ConnectionSlot`]) until the session ends. With a TLS configuration every connection is TLS (the handshake has the header
+//! deadline). On shutdown it stops accepting, asks every connection to finish its in-flight
 //! request and close, and waits for them.
 
 use std::convert::Infallible;
@@ -22,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt as _;
 
 use crate::error::ApiError;
@@ -47,10 +48,18 @@ fn is_upload(req: &Request<Incoming>) -> bool {
         && req.uri().path().contains("/assets/")
 }
 
+/// The connection slot (`--max-connections`) a request came in on. A WebSocket session keeps
+/// a clone for as long as it lives, so upgraded connections count toward the cap too.
+#[derive(Clone)]
+pub struct ConnectionSlot {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
 async fn handle(
     app: Router,
     peer: SocketAddr,
     limits: Limits,
+    slot: ConnectionSlot,
     req: Request<Incoming>,
 ) -> Result<Response, Infallible> {
     let deadline = if is_upload(&req) {
@@ -60,6 +69,7 @@ async fn handle(
     };
     let mut req = req.map(Body::new);
     req.extensions_mut().insert(ConnectInfo(peer));
+    req.extensions_mut().insert(slot);
     match tokio::time::timeout(deadline, app.oneshot(req)).await {
         Ok(resp) => resp,
         Err(_) => Ok(ApiError::new(
@@ -71,14 +81,17 @@ async fn handle(
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains the open connections.
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then
+/// drains the open connections.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     // Connections hold a receiver; `closing` tells them to finish, and the sender's
     // `closed()` resolves once all of them have ended.
     let (closing_tx, closing_rx) = watch::channel(false);
@@ -102,36 +115,27 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let mut closing = closing_rx.clone();
-        let header_timeout = limits.header_timeout;
+        let closing = closing_rx.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let service =
-                hyper::service::service_fn(move |req| handle(app.clone(), peer, limits, req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            let mut conn = pin!(conn);
-            let mut asked = false;
-            loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let slot = ConnectionSlot {
+                _permit: Arc::new(permit),
+            };
+            match acceptor {
+                None => serve_connection(stream, app, peer, limits, slot, closing).await,
+                // The handshake gets the header deadline: a peer that stalls it holds a slot
+                // no longer than one that stalls its headers.
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => {
+                            serve_connection(tls, app, peer, limits, slot, closing).await
                         }
-                        break;
-                    }
-                    changed = closing.wait_for(|v| *v), if !asked => {
-                        asked = true;
-                        if changed.is_ok() {
-                            conn.as_mut().graceful_shutdown();
-                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 }
             }
-            drop(closing);
         });
     }
     drop(listener);
@@ -139,4 +143,44 @@ pub async fn serve(
     drop(closing_rx);
     closing_tx.closed().await;
     Ok(())
+}
+
+/// Serves HTTP/1.1 (with upgrades) on one connection until it ends or `closing` asks it to
+/// finish its in-flight request.
+async fn serve_connection<S>(
+    stream: S,
+    app: Router,
+    peer: SocketAddr,
+    limits: Limits,
+    slot: ConnectionSlot,
+    mut closing: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |req| handle(app.clone(), peer, limits, slot.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut conn = pin!(conn);
+    let mut asked = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            changed = closing.wait_for(|v| *v), if !asked => {
+                asked = true;
+                if changed.is_ok() {
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+    drop(closing);
 }

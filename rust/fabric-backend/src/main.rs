@@ -21,6 +21,34 @@ async fn shutdown_signal() {
     }
 }
 
+/// `--rotate-join-key`: rotate the stored signing keys, say what changed, exit.
+async fn rotate(config: &Config) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.db != ":memory:" || config.join_key_file.is_some(),
+        "--rotate-join-key needs the running backends' --db (or --join-key-file): \
+         an in-memory database holds nothing to rotate"
+    );
+    let config = config.clone();
+    let rotated = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let store = fabric_backend::server::open_store(&config.db, config.db_root_cert.as_deref())?;
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        Ok(fabric_backend::keyring::rotate(
+            &config,
+            &*store,
+            now_s,
+            config.join_key_overlap_s,
+        )?)
+    })
+    .await??;
+    println!(
+        "rotated the join signing key: current kid {}, previous kid {} accepted until {} (unix s)",
+        rotated.current_kid, rotated.previous_kid, rotated.previous_retires_at
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -30,11 +58,19 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = Config::parse();
+    if config.rotate_join_key {
+        return rotate(&config).await;
+    }
     let bound = Bound::bind(&config).await?;
     let addr = bound.local_addr();
     // The first stdout line is the startup contract (tests and scripts parse it).
+    let pin = bound
+        .cert_hash()
+        .map(|h| format!(" cert_hash={h}"))
+        .unwrap_or_default();
     println!(
-        "fabric-backend listening on http://{addr} (db: {})",
+        "fabric-backend listening on {}://{addr} (db: {}){pin}",
+        bound.scheme(),
         config.db
     );
     tracing::info!(%addr, db = %config.db, stale_after_ms = config.stale_after_ms,

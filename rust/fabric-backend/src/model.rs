@@ -109,6 +109,19 @@ pub struct FabricJoin {
     pub link_public_key: String,
 }
 
+/// `POST /shards/{id}/link` body: a member asks for a credential signed by the current key
+/// (after a key rotation), for the same fabric membership and link key it registered with.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRenewal {
+    /// Fabric name, as registered.
+    pub fabric: String,
+    /// Zone index, as registered.
+    pub zone: u8,
+    /// The zone's link public key (Ed25519, base64url).
+    pub link_public_key: String,
+}
+
 /// The link credential granted at registration (with `fabric`).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct LinkGrant {
@@ -237,8 +250,26 @@ impl From<&ShardRecord> for ShardView {
 /// `GET /shards` response.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ShardList {
-    /// Fresh shards visible to the caller, oldest registration first.
+    /// Fresh shards visible to the caller, oldest registration first: one page.
     pub shards: Vec<ShardView>,
+    /// The cursor of the next page (`GET /shards?after=<next>`), `null` on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// `GET /shards` query string: one page of the listing.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardQuery {
+    /// Shards per page, 1-1000 (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The previous page's `next`: list what follows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Only shards of this map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map: Option<String>,
 }
 
 /// `POST /accounts` body.
@@ -307,12 +338,18 @@ pub struct PublicKeyView {
     pub alg: String,
     /// 32-byte public key, base64url without padding.
     pub public_key: String,
+    /// The key that signs now (listed first); the others only verify, until `retires_at`.
+    #[serde(default)]
+    pub current: bool,
+    /// Unix seconds from which a replaced key no longer verifies; `null` for the current key.
+    #[serde(default)]
+    pub retires_at: Option<u64>,
 }
 
 /// `GET /keys/join` response.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct JoinKeys {
-    /// Trusted keys (one today; a list so keys can rotate).
+    /// Keys that verify now: the current one first, then replaced keys inside their overlap.
     pub keys: Vec<PublicKeyView>,
     /// Lifetime of issued tokens in seconds.
     pub token_ttl_s: u64,
@@ -408,6 +445,9 @@ pub struct SharedFile {
     pub name: String,
     /// The file's BLAKE3, hex: also the index's name in the chunk store.
     pub hash: String,
+    /// The asset id a game places it by (`FabricWorld.place_asset`): the first 8 bytes of
+    /// `hash`, big-endian (`fabric_assets::asset_id_of_hex`; 0 when `hash` is not a BLAKE3).
+    pub asset_id: u64,
     /// The file's size in bytes.
     pub size: u64,
     /// Chunks in its index.

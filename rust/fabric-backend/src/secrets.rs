@@ -6,6 +6,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
+use std::path::Path;
+
+use crate::server::ServeError;
 
 /// Prefix of account API keys.
 pub const API_KEY_PREFIX: &str = "fak_";
@@ -32,6 +35,44 @@ pub fn new_shard_secret() -> String {
 pub fn hash_secret(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A signing seed others can read is a leaked seed: refuse to start (as ssh does with keys).
+#[cfg(unix)]
+pub(crate) fn refuse_shared_key_file(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(ServeError::Key(format!(
+            "{path:?} is readable by others (mode {:o}): chmod 600 it",
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn refuse_shared_key_file(_path: &Path) -> Result<(), ServeError> {
+    Ok(())
+}
+
+#[cfg(unix)]
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), ServeError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), ServeError> {
+    std::fs::write(path, text)?;
+    Ok(())
 }
 
 #[cfg(test)]

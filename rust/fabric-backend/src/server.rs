@@ -3,13 +3,10 @@
 //! WebSocket sessions and drain in-flight requests (graceful shutdown).
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
-use fabric_auth::keys::{signing_key_from_b64, signing_key_to_b64};
-use fabric_auth::{JoinTokenIssuer, JoinTokenVerifier, Schema};
+use fabric_auth::Schema;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -18,14 +15,11 @@ use crate::config::Config;
 use crate::error::StoreError;
 use crate::hub::Hub;
 use crate::listen::{self, Limits};
-use crate::state::{AppState, AssetSettings, Settings, Shared};
+use crate::state::{AppState, Settings, Shared};
 use crate::store::Store;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::{janitor, routes};
-
-/// Meta key of the signing key when it lives in the database.
-const KEY_META: &str = "join_signing_key";
 
 /// Failures starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -39,73 +33,22 @@ pub enum ServeError {
     /// The signing key file or stored key is unreadable.
     #[error("join signing key: {0}")]
     Key(String),
+    /// The TLS certificate or key is missing, unreadable or does not match.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
-fn generate_key() -> SigningKey {
-    SigningKey::generate(&mut rand::rngs::OsRng)
-}
-
-fn load_key(config: &Config, store: &dyn Store) -> Result<SigningKey, ServeError> {
-    if let Some(path) = &config.join_key_file {
-        return load_key_file(path);
+/// Opens (and migrates) the store `db` names: a `postgres://` URL (over TLS with
+/// `db_root_cert`) or a SQLite path. Blocking.
+pub fn open_store(
+    db: &str,
+    db_root_cert: Option<&std::path::Path>,
+) -> Result<Arc<dyn Store>, StoreError> {
+    if PgStore::is_url(db) {
+        Ok(Arc::new(PgStore::connect_tls(db, db_root_cert)?))
+    } else {
+        Ok(Arc::new(SqliteStore::open(db)?))
     }
-    // Replicas sharing a database may start together: whichever key is stored first is the
-    // one every replica signs with.
-    let text = store.meta_or_insert(KEY_META, &signing_key_to_b64(&generate_key()))?;
-    signing_key_from_b64(&text).map_err(|e| ServeError::Key(e.to_string()))
-}
-
-fn load_key_file(path: &Path) -> Result<SigningKey, ServeError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            refuse_shared_key_file(path)?;
-            signing_key_from_b64(&text).map_err(|e| ServeError::Key(format!("{path:?}: {e}")))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = generate_key();
-            write_private(path, &signing_key_to_b64(&key))?;
-            Ok(key)
-        }
-        Err(e) => Err(ServeError::Key(format!("{path:?}: {e}"))),
-    }
-}
-
-/// A signing seed others can read is a leaked seed: refuse to start (as ssh does with keys).
-#[cfg(unix)]
-fn refuse_shared_key_file(path: &Path) -> Result<(), ServeError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(ServeError::Key(format!(
-            "{path:?} is readable by others (mode {:o}): chmod 600 it",
-            mode & 0o777
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn refuse_shared_key_file(_path: &Path) -> Result<(), ServeError> {
-    Ok(())
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> Result<(), ServeError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> Result<(), ServeError> {
-    std::fs::write(path, text)?;
-    Ok(())
 }
 
 /// A backend bound to its address, ready to serve.
@@ -115,6 +58,8 @@ pub struct Bound {
     shutdown_tx: watch::Sender<bool>,
     max_body_bytes: usize,
     limits: Limits,
+    tls: Option<crate::tls::Tls>,
+    config: Config,
 }
 
 impl std::fmt::Debug for Bound {
@@ -128,16 +73,10 @@ impl std::fmt::Debug for Bound {
 impl Bound {
     /// Opens the store named by `config.db` and binds `config.listen`.
     pub async fn bind(config: &Config) -> Result<Self, ServeError> {
-        let db = config.db.clone();
-        let store = tokio::task::spawn_blocking(move || -> Result<Arc<dyn Store>, StoreError> {
-            if PgStore::is_url(&db) {
-                Ok(Arc::new(PgStore::connect(&db)?))
-            } else {
-                Ok(Arc::new(SqliteStore::open(&db)?))
-            }
-        })
-        .await
-        .map_err(|e| ServeError::Key(format!("opening the store failed: {e}")))??;
+        let (db, root) = (config.db.clone(), config.db_root_cert.clone());
+        let store = tokio::task::spawn_blocking(move || open_store(&db, root.as_deref()))
+            .await
+            .map_err(|e| ServeError::Key(format!("opening the store failed: {e}")))??;
         Self::bind_with(config, store, Arc::new(SystemClock)).await
     }
 
@@ -147,19 +86,13 @@ impl Bound {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServeError> {
-        let key = {
+        let ring = {
             let (config, store) = (config.clone(), store.clone());
-            tokio::task::spawn_blocking(move || load_key(&config, &*store))
+            tokio::task::spawn_blocking(move || crate::keyring::load(&config, &*store))
                 .await
                 .map_err(|e| ServeError::Key(format!("loading the key failed: {e}")))??
         };
-        let link_issuer = fabric_auth::LinkCredentialIssuer::new(
-            key.clone(),
-            crate::routes::LINK_CREDENTIAL_TTL_S,
-        );
-        let issuer = JoinTokenIssuer::new(key, config.token_ttl_s);
-        let verifier = JoinTokenVerifier::new([issuer.verifying_key()])
-            .with_max_lifetime_s(config.token_ttl_s.max(1));
+        let keys = crate::keyring::SigningKeys::new(ring, config.token_ttl_s);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let push_relay_ms = config
             .push_relay_ms
@@ -169,9 +102,7 @@ impl Bound {
             replica_id: uuid::Uuid::new_v4().to_string(),
             hub: Hub::default(),
             clock,
-            issuer,
-            link_issuer,
-            verifier,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
             schema: Schema::default(),
             settings: Settings {
                 stale_after_ms: config.stale_after_ms,
@@ -188,21 +119,16 @@ impl Bound {
                 signups_per_ip_per_min: config.signups_per_ip_per_min,
                 tokens_per_account_per_min: config.tokens_per_account_per_min,
             }),
-            assets: match &config.assets_dir {
-                Some(dir) => Some(AssetSettings {
-                    store: Arc::new(fabric_assets::DiskStore::open(dir).map_err(|e| {
-                        std::io::Error::other(format!("cannot open the asset store {dir:?}: {e}"))
-                    })?),
-                    max_upload_bytes: config.max_upload_bytes,
-                }),
-                None => None,
-            },
+            assets: crate::routes::open_asset_store(config).await?,
         });
+        let tls = crate::tls::load(config)?;
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Self {
             listener,
             state,
             shutdown_tx,
+            tls,
+            config: config.clone(),
             max_body_bytes: config.max_body_bytes,
             limits: Limits {
                 max_connections: config.max_connections,
@@ -220,6 +146,17 @@ impl Bound {
             .expect("a bound TCP listener has an address")
     }
 
+    /// The SHA-256 (base64) of the certificate served with `--tls-*`, which zones pin; `None`
+    /// for plain HTTP.
+    pub fn cert_hash(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.cert_hash.as_str())
+    }
+
+    /// `https` with a certificate, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// The shared state (for in-process embedding and tests).
     pub fn state(&self) -> Shared {
         self.state.clone()
@@ -234,6 +171,13 @@ impl Bound {
         let app = routes::router(self.state.clone(), self.max_body_bytes);
         let janitor = tokio::spawn(janitor::run(self.state.clone()));
         let relay = tokio::spawn(crate::relay::run(self.state.clone()));
+        let keys = (self.config.join_key_refresh_ms > 0).then(|| {
+            tokio::spawn(crate::keyring::refresh_loop(
+                self.state.clone(),
+                self.config.clone(),
+                Duration::from_millis(self.config.join_key_refresh_ms),
+            ))
+        });
         let tx = self.shutdown_tx;
         let signal = async move {
             shutdown.await;
@@ -241,12 +185,16 @@ impl Bound {
             let _ = tx.send(true);
         };
         let state = self.state.clone();
-        listen::serve(self.listener, app, self.limits, signal).await?;
+        let tls = self.tls.map(|t| t.config);
+        listen::serve(self.listener, app, self.limits, tls, signal).await?;
         // Upgraded WebSocket sessions outlive their HTTP connection: give them a moment to
         // send their Close frames.
         let _ = tokio::time::timeout(Duration::from_secs(5), state.hub.all_disconnected()).await;
         let _ = janitor.await;
         let _ = relay.await;
+        if let Some(keys) = keys {
+            let _ = keys.await;
+        }
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use fabric_auth::{JoinTokenIssuer, JoinTokenVerifier, Schema};
+use fabric_auth::Schema;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
@@ -30,8 +30,10 @@ pub struct Settings {
 
 /// Where uploaded assets go.
 pub struct AssetSettings {
-    /// The chunk store (its root holds an `uploads/` folder for bodies in transit).
-    pub store: Arc<fabric_assets::DiskStore>,
+    /// The chunk store (a directory or an S3-compatible bucket).
+    pub store: Arc<dyn fabric_assets::ChunkStore>,
+    /// Where upload bodies wait for their bake.
+    pub spool: std::path::PathBuf,
     /// Largest upload, bytes.
     pub max_upload_bytes: u64,
 }
@@ -46,22 +48,30 @@ pub struct AppState {
     pub hub: Hub,
     /// Wall clock.
     pub clock: Arc<dyn Clock>,
-    /// Join-token signer.
-    pub issuer: JoinTokenIssuer,
-    /// Link-credential signer (same key as join tokens, another signed format).
-    pub link_issuer: fabric_auth::LinkCredentialIssuer,
-    /// Verifier for the signer's own key (for `/tokens/join/verify`).
-    pub verifier: JoinTokenVerifier,
+    /// The signing keys (current and retiring); replaced whole when the stored ring changes.
+    pub keys: std::sync::RwLock<Arc<crate::keyring::SigningKeys>>,
     /// ReBAC schema.
     pub schema: Schema,
     /// Windows and limits.
     pub settings: Settings,
-    /// The asset store, when `--assets-dir` is set.
+    /// The asset store, when `--assets-dir` or `--assets-s3` is set.
     pub assets: Option<AssetSettings>,
     /// Rate limits per address and per account.
     pub rate: crate::rate::RateLimits,
     /// Flips to true when the server shuts down (WebSocket sessions close).
     pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// The signing keys now (cheap: one `Arc` clone under a read lock).
+    pub fn signing(&self) -> Arc<crate::keyring::SigningKeys> {
+        self.keys.read().expect("keys lock").clone()
+    }
+
+    /// Installs a new ring (after a rotation).
+    pub fn set_signing(&self, keys: crate::keyring::SigningKeys) {
+        *self.keys.write().expect("keys lock") = Arc::new(keys);
+    }
 }
 
 impl std::fmt::Debug for AppState {

@@ -16,7 +16,7 @@ use fabric_backend::StoreError;
 use fabric_backend::client::Client;
 use fabric_backend::model::ShardRecord;
 use fabric_backend::store::sqlite::SqliteStore;
-use fabric_backend::store::{HeartbeatUpdate, MemberRecord, Store};
+use fabric_backend::store::{HeartbeatUpdate, MemberRecord, ShardPage, Store};
 use uuid::Uuid;
 
 use common::EVENT_DEADLINE;
@@ -60,11 +60,12 @@ impl Store for GatedStore {
         &self,
         since: u64,
         viewer: Option<&str>,
+        page: &ShardPage,
     ) -> Result<Vec<ShardRecord>, StoreError> {
         let _ = self.entered.lock().unwrap().send(());
         // Bounded so a broken build fails instead of hanging.
         let _ = self.gate.lock().unwrap().recv_timeout(EVENT_DEADLINE * 3);
-        self.inner.list_shards(since, viewer)
+        self.inner.list_shards(since, viewer, page)
     }
     fn put_member(&self, m: &MemberRecord) -> Result<(), StoreError> {
         self.inner.put_member(m)

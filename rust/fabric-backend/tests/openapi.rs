@@ -295,6 +295,21 @@ async fn served_document_matches_the_real_routes() {
         .call("fabricMembers", "/fabrics/f/members", Some(&key), None, 200)
         .await;
     assert_eq!(members["members"][0]["link_address"], "127.0.0.1:7500");
+    let renewal = json!({"fabric": "f", "zone": 0, "link_public_key": fabric_auth::keys::public_key_to_b64(
+        &ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key())});
+    let renewed = ck
+        .call(
+            "renewLinkCredential",
+            &format!("/shards/{}/link", reg0["id"].as_str().unwrap()),
+            reg0["shard_secret"].as_str(),
+            Some(renewal),
+            200,
+        )
+        .await;
+    assert_eq!(
+        renewed["issuer_key"], reg0["link"]["issuer_key"],
+        "no rotation: the same key signs"
+    );
     ck.call("deleteShard", &shard_path, Some(&secret), None, 204)
         .await;
     // Assets: claim the map, upload, list, then read the index and a chunk it names.

@@ -138,6 +138,12 @@ async fn rooms_are_saved_versioned_loaded_and_guarded() {
         (json!(3), doc(1))
     );
 
+    // Owned by nobody (never saved): 404 unknown_room for anyone.
+    assert_eq!(
+        code(&load(&c, &bob, "new-room").await),
+        (404, "unknown_room".into())
+    );
+
     // Owned but never saved: 404 unknown_room for the owner.
     c.add_tuple(
         &ann,

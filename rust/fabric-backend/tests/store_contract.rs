@@ -12,7 +12,7 @@ use fabric_backend::StoreError;
 use fabric_backend::model::{ShardRecord, SharedFile};
 use fabric_backend::store::postgres::{MIGRATIONS, PgStore};
 use fabric_backend::store::sqlite::SqliteStore;
-use fabric_backend::store::{HeartbeatUpdate, MemberRecord, Store};
+use fabric_backend::store::{HeartbeatUpdate, MemberRecord, ShardCursor, ShardPage, Store};
 use uuid::Uuid;
 
 fn shard(id: u128, owner: &str, public: bool, t: u64) -> ShardRecord {
@@ -76,16 +76,52 @@ fn contract(s: &dyn Store) {
         "a duplicate id is refused"
     );
     let ids = |v: Vec<ShardRecord>| v.iter().map(|r| r.id.as_u128()).collect::<Vec<_>>();
-    assert_eq!(ids(s.list_shards(900, None).unwrap()), vec![1], "anonymous");
     assert_eq!(
-        ids(s.list_shards(900, Some("ann")).unwrap()),
+        ids(s.list_shards(900, None, &ShardPage::all()).unwrap()),
+        vec![1],
+        "anonymous"
+    );
+    assert_eq!(
+        ids(s.list_shards(900, Some("ann"), &ShardPage::all()).unwrap()),
         vec![1, 2],
         "owner"
     );
     assert_eq!(
-        ids(s.list_shards(0, Some("bob")).unwrap()),
+        ids(s.list_shards(0, Some("bob"), &ShardPage::all()).unwrap()),
         vec![3, 1],
         "oldest first"
+    );
+    // Pages: keyset by (registration time, id), a map filter, a limit.
+    let page = |after: Option<(u64, u128)>, map: Option<&str>, limit| ShardPage {
+        after: after.map(|(t, id)| ShardCursor {
+            created_at_ms: t,
+            id: Uuid::from_u128(id),
+        }),
+        map: map.map(str::to_owned),
+        limit,
+    };
+    let listed = |p: ShardPage| ids(s.list_shards(0, Some("ann"), &p).unwrap());
+    assert_eq!(listed(page(None, None, 2)), vec![3, 1], "first page");
+    assert_eq!(
+        listed(page(Some((1000, 1)), None, 2)),
+        vec![2],
+        "same time, later id"
+    );
+    assert_eq!(listed(page(Some((500, 3)), None, 1)), vec![1], "later time");
+    assert_eq!(
+        listed(page(Some((1000, 2)), None, 5)),
+        Vec::<u128>::new(),
+        "past the end"
+    );
+    assert_eq!(
+        listed(page(None, Some("plaza"), 5)),
+        vec![3, 1, 2],
+        "this map"
+    );
+    assert_eq!(
+        listed(page(None, Some("elsewhere"), 5)),
+        Vec::<u128>::new(),
+        "other map"
     );
     assert_eq!(
         s.shard(Uuid::from_u128(2)).unwrap(),
@@ -213,13 +249,18 @@ fn contract(s: &dyn Store) {
         !s.delete_shard(Uuid::from_u128(3)).unwrap(),
         "already deleted"
     );
-    assert!(s.list_shards(0, Some("bob")).unwrap().is_empty());
+    assert!(
+        s.list_shards(0, Some("bob"), &ShardPage::all())
+            .unwrap()
+            .is_empty()
+    );
 
     // Shared files: one current version per (map, name), listed by name, maps apart.
     let file = |map: &str, name: &str, hash: &str, size: u64| SharedFile {
         map: map.into(),
         name: name.into(),
         hash: hash.into(),
+        asset_id: fabric_assets::asset_id_of_hex(hash).unwrap_or(0),
         size,
         chunks: size / 10,
         uploader: "ann".into(),

@@ -144,23 +144,15 @@ async fn public_zones_admit_any_account_and_upload_checks_follow_tuples() {
 }
 
 async fn verify_code(c: &fabric_backend::client::Client, token: &str, zone: &str) -> (u16, String) {
-    let body = json!({"token": token, "zone_id": zone})
-        .to_string()
-        .into_bytes();
-    let r = c
-        .raw(
-            Method::POST,
-            "/tokens/join/verify",
-            None,
-            Some("application/json"),
-            body,
-        )
-        .await
-        .expect("verify request");
-    (
-        r.status.as_u16(),
-        r.error_code().unwrap_or_else(|| "ok".into()),
-    )
+    match c.verify_join_token(token, zone.parse().unwrap()).await {
+        Ok(_) => (200, "ok".into()),
+        Err(e) => match e {
+            fabric_backend::client::ClientError::Api { status, code, .. } => {
+                (status.as_u16(), code)
+            }
+            other => panic!("verify request: {other}"),
+        },
+    }
 }
 
 #[tokio::test]

@@ -198,6 +198,37 @@ fn main() {
     ));
     rows.push(("Hilbert decode".into(), t_hd, String::new()));
 
+    // The tick's per-slot bucketing: code bands only (before zones touching in space were
+    // neighbours) against bands plus neighbour boxes padded by the interest radius (shipped).
+    let layout = ZoneLayout::new(4).unwrap();
+    let pad = fabric_core::adjacency::radius_in_cells(
+        &WorldBounds::demo(),
+        fabric_core::aoi::INTEREST_RADIUS_MICROS,
+    );
+    let table = fabric_core::aoi::BandTable::with_padding(&layout, 0, pad);
+    let codes: Vec<u32> = cells.iter().map(|&c| hilbert::encode(c)).collect();
+    let t_band = measure(20_000 * scale, |i| {
+        let j = (i & 4095) as usize;
+        black_box(table.interested(black_box(codes[j])));
+    });
+    let t_box = measure(20_000 * scale, |i| {
+        let j = (i & 4095) as usize;
+        black_box(table.interested_at(black_box(codes[j]), black_box(cells[j])));
+    });
+    rows.push((
+        format!(
+            "bucketing one slot, zone 0 of 4: code bands only ({} neighbours)",
+            table.len()
+        ),
+        t_band,
+        String::new(),
+    ));
+    rows.push((
+        "bucketing one slot: bands + padded neighbour boxes (shipped)".into(),
+        t_box,
+        format!("boxes/bands = {:.2}", t_box.med / t_band.med),
+    ));
+
     let e = full.slots().entity(5);
     let row = EntityRow {
         global_id: e.global_id,

@@ -399,6 +399,25 @@ impl Admission {
     pub fn is_acknowledged(&self, session: u64) -> bool {
         self.sessions.get(&session).is_some_and(|s| s.acked)
     }
+
+    /// Admits `session` as `subject` on the strength of a follow ticket the zone checked
+    /// (a player taking its avatar back here holds no join token of this zone): welcomed as
+    /// after a token. False when the session is unknown or already admitted.
+    pub fn admit_by_ticket(
+        &mut self,
+        session: u64,
+        subject: String,
+        now_ms: u64,
+        tick: u64,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        if self.sessions.get(&session).is_none_or(|s| s.admitted) {
+            return false;
+        }
+        let subject = (!subject.is_empty()).then_some(subject);
+        self.admit(session, subject, now_ms, tick, out);
+        true
+    }
 }
 
 #[cfg(test)]
@@ -447,6 +466,41 @@ mod tests {
         };
         a.control(1, &hello, false, 10_001, 99, &mut never, &mut out);
         assert_eq!(welcomes(&out, 1), 1);
+    }
+
+    #[test]
+    fn a_checked_follow_ticket_admits_a_session_of_a_token_zone_once() {
+        let mut cfg = AdmissionConfig::new(2);
+        cfg.require_token = true;
+        let mut a = Admission::new(cfg);
+        let mut out = Vec::new();
+        a.open(7, 0, 0, &mut out);
+        assert!(!a.is_admitted(7));
+        assert!(a.admit_by_ticket(7, "ann".into(), 5, 3, &mut out));
+        assert!(a.is_admitted(7));
+        assert_eq!(a.subject(7), Some("ann"));
+        assert!(out.contains(&Action::Admitted {
+            session: 7,
+            subject: Some("ann".into())
+        }));
+        assert_eq!(welcomes(&out, 7), 1, "welcomed as after a token");
+        out.clear();
+        assert!(
+            !a.admit_by_ticket(7, "bob".into(), 6, 3, &mut out),
+            "already admitted"
+        );
+        assert!(
+            !a.admit_by_ticket(8, "ann".into(), 6, 3, &mut out),
+            "no such session"
+        );
+        assert!(out.is_empty());
+        assert_eq!(a.subject(7), Some("ann"));
+        a.poll(60_000, 9, &mut out);
+        assert!(
+            !out.iter()
+                .any(|x| matches!(x, Action::Close { session: 7, .. })),
+            "no token deadline once admitted: {out:?}"
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@
 //!    cannot save up distance for a teleport.
 //!
 //! [`Refusal::NotHere`] is counted by the zone when a valid command names an avatar that has
-//! migrated to another zone.
+//! migrated to another zone. A CMD_INSTANCE_ASSET that passed the gate can still be refused by
+//! the zone's placement rules ([`crate::asset_placement`]): [`Refusal::UnknownAsset`],
+//! [`Refusal::TooFar`], [`Refusal::NotInZone`], [`Refusal::NoCapacity`] (no free slot) and
+//! [`Refusal::AckBacklog`] (the table of acknowledgements waiting for the journal is full).
 //!
 //! Every refusal is counted per reason, in totals ([`CommandGate::refused`]) and per session
 //! since that session's last report. [`CommandGate::poll_reports`] hands out at most one
@@ -66,10 +69,25 @@ pub enum Refusal {
     /// The avatar is no longer owned by this zone (it migrated).
     #[error("the entity is not owned by this zone")]
     NotHere,
+    /// CMD_INSTANCE_ASSET: the zone does not know the asset.
+    #[error("unknown asset")]
+    UnknownAsset,
+    /// CMD_INSTANCE_ASSET: the position is beyond the placement radius of the avatar.
+    #[error("beyond the placement radius")]
+    TooFar,
+    /// CMD_INSTANCE_ASSET: the position lies in another zone's range.
+    #[error("position in another zone's range")]
+    NotInZone,
+    /// CMD_INSTANCE_ASSET: no free slot in the zone.
+    #[error("no free slot")]
+    NoCapacity,
+    /// CMD_INSTANCE_ASSET: too many placements wait for the journal to commit.
+    #[error("too many placements wait for the journal")]
+    AckBacklog,
 }
 
 /// Number of refusal reasons.
-pub const REFUSAL_COUNT: usize = 7;
+pub const REFUSAL_COUNT: usize = 12;
 
 impl Refusal {
     /// Every reason, in index order.
@@ -81,6 +99,11 @@ impl Refusal {
         Refusal::Bounds,
         Refusal::Speed,
         Refusal::NotHere,
+        Refusal::UnknownAsset,
+        Refusal::TooFar,
+        Refusal::NotInZone,
+        Refusal::NoCapacity,
+        Refusal::AckBacklog,
     ];
 
     /// Index in [`Refusal::ALL`] and in count arrays.
@@ -98,6 +121,11 @@ impl Refusal {
             Refusal::Bounds => "bounds",
             Refusal::Speed => "speed",
             Refusal::NotHere => "not_here",
+            Refusal::UnknownAsset => "unknown_asset",
+            Refusal::TooFar => "too_far",
+            Refusal::NotInZone => "not_in_zone",
+            Refusal::NoCapacity => "no_capacity",
+            Refusal::AckBacklog => "ack_backlog",
         }
     }
 }

@@ -34,9 +34,18 @@ pub struct GhostStats {
 }
 
 /// Fixed-size table of neighbours' rows.
+///
+/// Structure of arrays: probing and expiry read only the packed keys and the refresh ticks
+/// (12 bytes a slot, so a table for thousands of rows stays in cache), and a row is touched
+/// only when it is stored or read. With rows inline (about 130 bytes a slot) every probe and
+/// every expiry scan walked megabytes.
 #[derive(Debug, Clone)]
 pub struct GhostTable {
-    slots: Vec<Option<Ghost>>,
+    /// `EMPTY`, or `OCCUPIED | global_id`.
+    keys: Vec<u64>,
+    seen: Vec<u64>,
+    from: Vec<ZoneId>,
+    rows: Vec<EntityRow>,
     mask: usize,
     len: usize,
     max_len: usize,
@@ -44,9 +53,16 @@ pub struct GhostTable {
     stats: GhostStats,
 }
 
+/// A free slot's key.
+const EMPTY: u64 = 0;
+/// Set in the key of a held slot (global id 0 is a valid key).
+const OCCUPIED: u64 = 1 << 32;
+
 fn hash(gid: u32) -> usize {
-    // Fibonacci hashing spreads consecutive ids.
-    (gid.wrapping_mul(0x9E37_79B9) as usize).rotate_left(7)
+    // Fibonacci hashing spreads consecutive ids: the middle bits of the 64-bit product (the
+    // table masks the low bits of this). Rotating a 32-bit product left by 7 in a `usize`, as
+    // before, left the low 7 bits zero: one home slot in 128, long probe runs.
+    (u64::from(gid).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 29) as usize
 }
 
 impl GhostTable {
@@ -55,8 +71,19 @@ impl GhostTable {
     pub fn new(max_rows: usize, ttl_ticks: u64) -> Self {
         // Load factor at most 1/2 keeps probe runs short.
         let size = (max_rows.max(1) * 2).next_power_of_two();
+        let blank = EntityRow {
+            global_id: 0,
+            position: [crate::coords::micros(0); 3],
+            velocity: [0; 3],
+            acceleration: [0; 3],
+            hlc: 0,
+            payload: [0; crate::entity_row::PAYLOAD_WORDS],
+        };
         Self {
-            slots: vec![None; size],
+            keys: vec![EMPTY; size],
+            seen: vec![0; size],
+            from: vec![0; size],
+            rows: vec![blank; size],
             mask: size - 1,
             len: 0,
             max_len: max_rows.max(1),
@@ -86,35 +113,43 @@ impl GhostTable {
     }
 
     fn find(&self, gid: u32) -> Result<usize, usize> {
+        let key = OCCUPIED | u64::from(gid);
         let mut i = hash(gid) & self.mask;
         loop {
-            match &self.slots[i] {
-                None => return Err(i),
-                Some(g) if g.row.global_id == gid => return Ok(i),
-                Some(_) => i = (i + 1) & self.mask,
+            match self.keys[i] {
+                EMPTY => return Err(i),
+                k if k == key => return Ok(i),
+                _ => i = (i + 1) & self.mask,
             }
+        }
+    }
+
+    fn ghost_at(&self, i: usize) -> Ghost {
+        Ghost {
+            row: self.rows[i],
+            from: self.from[i],
+            seen_tick: self.seen[i],
         }
     }
 
     /// Stores or refreshes `row` from `from` at `tick`. Returns false when the table is full and
     /// the entity is new (counted in [`GhostStats::refused_full`]).
     pub fn upsert(&mut self, from: ZoneId, row: EntityRow, tick: u64) -> bool {
-        let ghost = Some(Ghost {
-            row,
-            from,
-            seen_tick: tick,
-        });
-        match self.find(row.global_id) {
-            Ok(i) => self.slots[i] = ghost,
+        let i = match self.find(row.global_id) {
+            Ok(i) => i,
             Err(_) if self.len >= self.max_len => {
                 self.stats.refused_full += 1;
                 return false;
             }
             Err(i) => {
-                self.slots[i] = ghost;
+                self.keys[i] = OCCUPIED | u64::from(row.global_id);
                 self.len += 1;
+                i
             }
-        }
+        };
+        self.rows[i] = row;
+        self.from[i] = from;
+        self.seen[i] = tick;
         self.stats.rows += 1;
         true
     }
@@ -137,10 +172,8 @@ impl GhostTable {
     }
 
     /// The row of `global_id`, if held.
-    pub fn get(&self, global_id: u32) -> Option<&Ghost> {
-        self.find(global_id)
-            .ok()
-            .and_then(|i| self.slots[i].as_ref())
+    pub fn get(&self, global_id: u32) -> Option<Ghost> {
+        self.find(global_id).ok().map(|i| self.ghost_at(i))
     }
 
     /// Forgets `global_id` (for example when it migrated here). Returns whether it was held.
@@ -154,24 +187,34 @@ impl GhostTable {
         }
     }
 
+    fn move_slot(&mut self, to: usize, from: usize) {
+        self.keys[to] = self.keys[from];
+        self.seen[to] = self.seen[from];
+        self.from[to] = self.from[from];
+        self.rows[to] = self.rows[from];
+        self.keys[from] = EMPTY;
+    }
+
     /// Backward-shift deletion: moves later members of the probe run into the hole.
     fn delete_at(&mut self, mut hole: usize) {
-        self.slots[hole] = None;
+        self.keys[hole] = EMPTY;
         self.len -= 1;
         let mut j = hole;
         loop {
             j = (j + 1) & self.mask;
-            let Some(g) = self.slots[j] else { return };
-            let home = hash(g.row.global_id) & self.mask;
-            // Move `g` back when its home is not in the cyclic interval (hole, j].
+            let k = self.keys[j];
+            if k == EMPTY {
+                return;
+            }
+            let home = hash(k as u32) & self.mask;
+            // Move the row at `j` back when its home is not in the cyclic interval (hole, j].
             let in_between = if hole <= j {
                 hole < home && home <= j
             } else {
                 hole < home || home <= j
             };
             if !in_between {
-                self.slots[hole] = Some(g);
-                self.slots[j] = None;
+                self.move_slot(hole, j);
                 hole = j;
             }
         }
@@ -181,14 +224,13 @@ impl GhostTable {
     pub fn expire(&mut self, now: u64) -> usize {
         let mut dropped = 0;
         let mut i = 0;
-        while i < self.slots.len() {
-            match self.slots[i] {
-                Some(g) if now.saturating_sub(g.seen_tick) >= self.ttl => {
-                    // The shift may move an unvisited row into `i`: look at `i` again.
-                    self.delete_at(i);
-                    dropped += 1;
-                }
-                _ => i += 1,
+        while i < self.keys.len() {
+            if self.keys[i] != EMPTY && now.saturating_sub(self.seen[i]) >= self.ttl {
+                // The shift may move an unvisited row into `i`: look at `i` again.
+                self.delete_at(i);
+                dropped += 1;
+            } else {
+                i += 1;
             }
         }
         self.stats.expired += dropped as u64;
@@ -196,14 +238,28 @@ impl GhostTable {
     }
 
     /// Every held row, in table order.
-    pub fn iter(&self) -> impl Iterator<Item = &Ghost> {
-        self.slots.iter().flatten()
+    pub fn iter(&self) -> impl Iterator<Item = Ghost> + '_ {
+        (0..self.keys.len())
+            .filter(|&i| self.keys[i] != EMPTY)
+            .map(|i| self.ghost_at(i))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consecutive_ids_spread_over_the_home_slots() {
+        let t = GhostTable::new(2048, 20);
+        let mut homes: Vec<usize> = (1..=2048u32).map(|g| hash(g) & t.mask).collect();
+        homes.sort_unstable();
+        homes.dedup();
+        // 2,048 ids into 4,096 slots: a uniform hash leaves about 1,600 distinct homes.
+        assert!(homes.len() > 1400, "{} distinct home slots", homes.len());
+        let odd = homes.iter().filter(|h| *h % 2 == 1).count();
+        assert!(odd > 500, "low bits vary: {odd} odd home slots");
+    }
     use crate::coords::metres;
     use crate::entity_row::{MAX_ROWS_PER_BATCH, ROW_BATCH_HEADER_LEN};
 

@@ -48,6 +48,28 @@ impl Hlc {
         (((self.l & 0xff_ffff) as u32) << 8) | c
     }
 
+    /// The timestamp a 32-bit row form ([`Self::to_row_u32`]) stands for: the row keeps only
+    /// the low 24 bits of `l`, so it is read as the latest `l` with those bits that is at most
+    /// `limit` (a tick known to be at or after it). `None` for 0 (never stamped) and for an `l`
+    /// that would be negative. The counter is the row's (at most 255).
+    pub const fn from_row_u32_before(row: u32, limit: u64) -> Option<Self> {
+        if row == 0 {
+            return None;
+        }
+        let low = (row >> 8) as u64;
+        let mut l = (limit & !0xff_ffff) | low;
+        if l > limit {
+            if l < 1 << 24 {
+                return None;
+            }
+            l -= 1 << 24;
+        }
+        Some(Self {
+            l,
+            c: (row & 0xff) as u16,
+        })
+    }
+
     /// This timestamp plus `ticks` of physical time (counter reset).
     pub const fn plus_ticks(self, ticks: u64) -> Self {
         Self {
@@ -72,6 +94,14 @@ impl HybridClock {
     /// The current timestamp, without advancing.
     pub fn now(&self) -> Hlc {
         self.now
+    }
+
+    /// Restarts the clock no earlier than `at_least` (what a zone journaled or saved before a
+    /// restart): it never goes backwards across one.
+    pub fn restore(&mut self, at_least: Hlc) {
+        if at_least > self.now {
+            self.now = at_least;
+        }
     }
 
     /// Physical time advanced to tick `tick` (a local event with no message).
@@ -211,6 +241,59 @@ mod tests {
                 prop_assert!(now.l >= tick);
                 last = now;
             }
+        }
+    }
+
+    #[cfg(test)]
+    mod restore_tests {
+        use super::*;
+
+        #[test]
+        fn a_row_hlc_is_read_back_relative_to_a_later_tick() {
+            let h = Hlc {
+                l: 0x0012_3456_789a,
+                c: 7,
+            };
+            let row = h.to_row_u32();
+            assert_eq!(
+                Hlc::from_row_u32_before(row, h.l),
+                Some(h),
+                "at its own tick"
+            );
+            assert_eq!(Hlc::from_row_u32_before(row, h.l + 1000), Some(h), "later");
+            assert_eq!(
+                Hlc::from_row_u32_before(row, h.l - 1),
+                Some(Hlc {
+                    l: h.l - (1 << 24),
+                    c: 7
+                }),
+                "a limit before it reads the previous wrap"
+            );
+            assert_eq!(Hlc::from_row_u32_before(0, 99), None, "never stamped");
+            assert_eq!(
+                Hlc::from_row_u32_before(Hlc { l: 50, c: 0 }.to_row_u32(), 10),
+                None
+            );
+        }
+
+        #[test]
+        fn a_restored_clock_never_goes_back() {
+            let mut c = HybridClock::new();
+            c.restore(Hlc { l: 500, c: 3 });
+            assert_eq!(
+                c.tick(400),
+                Hlc { l: 500, c: 3 },
+                "a tick before it does not move it"
+            );
+            assert!(
+                c.send(401) > Hlc { l: 500, c: 3 },
+                "messages stamp after it"
+            );
+            c.restore(Hlc { l: 10, c: 0 });
+            assert!(
+                c.now() > Hlc { l: 500, c: 3 },
+                "restoring an older value does nothing"
+            );
         }
     }
 }

@@ -5,16 +5,20 @@
 //! (`fabric-net`), the Godot extension (`fabric-godot`) and the binaries drive it.
 #![warn(missing_docs)]
 
+pub mod adjacency;
 pub mod admission;
 pub mod packet_frame;
 pub mod session_control;
 
 pub mod aoi;
+pub mod asset_placement;
 pub mod avatars;
 pub mod client_view;
 pub mod command_gate;
 pub mod config;
 pub mod coords;
+pub mod durable_acks;
+pub mod durable_handoff;
 pub mod entity;
 pub mod entity_row;
 pub mod ghost;
@@ -28,6 +32,7 @@ pub mod ownership;
 pub mod pacer;
 pub mod player_command;
 pub mod replay;
+pub mod room_save;
 pub mod rto;
 pub mod sim;
 pub mod slots;

@@ -43,7 +43,7 @@ pub const MAX_CATCH_UP_TICKS: u64 = 256;
 pub const MAX_HLC_AHEAD_TICKS: u64 = 256;
 
 impl Zone {
-    fn send_control(
+    pub(crate) fn send_control(
         &mut self,
         to: ZoneId,
         kind: ControlKind,
@@ -82,7 +82,7 @@ impl Zone {
         r
     }
 
-    fn valid_peer(&self, z: ZoneId) -> bool {
+    pub(crate) fn valid_peer(&self, z: ZoneId) -> bool {
         (z as usize) < self.cfg.layout.count() && z != self.cfg.zone_id
     }
 
@@ -104,6 +104,8 @@ impl Zone {
         self.clock.recv(self.now, it.sender_hlc);
         let reason = if self.drain_to.is_some() {
             Some(REFUSE_DRAINING)
+        } else if self.durable_handoffs() && self.held_conflict(from, it.entity.global_id) {
+            Some(Self::HELD)
         } else if !self.slots.can_accept() {
             Some(REFUSE_FULL)
         } else {
@@ -161,7 +163,7 @@ impl Zone {
     }
 
     /// The reservation for migration `id` from `peer`, by slot hint or by scanning.
-    fn reservation(&self, hint: u32, peer: ZoneId, id: u32) -> Option<usize> {
+    pub(crate) fn reservation(&self, hint: u32, peer: ZoneId, id: u32) -> Option<usize> {
         let is = |i: usize| {
             matches!(self.slots.state[i], SlotState::Incoming)
                 && self.slots.peer[i] == peer
@@ -172,6 +174,19 @@ impl Zone {
             return is(h).then_some(h);
         }
         (0..self.slots.capacity()).find(|&i| is(i))
+    }
+
+    /// Reservation `i` (migration `id` from `from`) is committed: owned now, or arriving until
+    /// its arrival HLC.
+    pub(crate) fn commit_reservation(&mut self, i: usize, from: ZoneId, id: u32) {
+        self.carry.committed_in(from, id);
+        let now = self.clock.now().to_u64();
+        if self.slots.arrival[i] <= now {
+            self.slots.state[i] = SlotState::Owned;
+            self.stats.arrivals += 1;
+        } else {
+            self.slots.state[i] = SlotState::Arriving;
+        }
     }
 
     fn rollback(&mut self, i: usize) {
@@ -195,7 +210,11 @@ impl Zone {
                 }
             }
             ControlKind::Ack => {
-                if let Some(i) = self.staging_slot(c.field3, from, c.field) {
+                if self.durable_handoffs()
+                    && let Some(i) = self.staging_slot(c.field3, from, c.field)
+                {
+                    self.seal(i, from, c.field, c.field2);
+                } else if let Some(i) = self.staging_slot(c.field3, from, c.field) {
                     let rtt = self.now.saturating_sub(self.slots.mig_tick[i]);
                     self.rtt[from as usize].sample(rtt);
                     let gid = self.slots.gid[i];
@@ -228,21 +247,19 @@ impl Zone {
                 }
             }
             ControlKind::Refuse => {
-                if let Some(i) = self.staging_slot(c.field3, from, c.field) {
+                if let Some(i) = self
+                    .staging_slot(c.field3, from, c.field)
+                    .filter(|&i| self.slots.mark[i] == 0)
+                {
                     self.rollback(i);
                     self.stats.rollbacks_refused += 1;
                 }
             }
+            ControlKind::Commit if self.durable_handoffs() => self.on_commit_durable(c),
+            ControlKind::CommitAck if self.durable_handoffs() => self.on_commit_ack_durable(c),
             ControlKind::Commit => {
                 if let Some(i) = self.reservation(c.field2, from, c.field) {
-                    self.carry.committed_in(from, c.field);
-                    let now = self.clock.now().to_u64();
-                    if self.slots.arrival[i] <= now {
-                        self.slots.state[i] = SlotState::Owned;
-                        self.stats.arrivals += 1;
-                    } else {
-                        self.slots.state[i] = SlotState::Arriving;
-                    }
+                    self.commit_reservation(i, from, c.field);
                 }
                 self.send_control(from, ControlKind::CommitAck, c.field, c.field2, 0);
             }
@@ -269,8 +286,14 @@ impl Zone {
                     .position(|r| r.peer == from && r.migration_id == c.field && r.decision == want)
                 {
                     self.resolutions.swap_remove(pos);
+                } else if c.kind == ControlKind::CommitAck {
+                    // A durable receiver asking about a commit decided here long ago: without
+                    // a journal nothing is pending, so it may forget it.
+                    self.send_control(from, ControlKind::Forget, c.field, 0, c.field3);
                 }
             }
+            ControlKind::CommitNack => self.on_commit_nack(c),
+            ControlKind::Forget => self.on_forget(c),
             ControlKind::Drain => self.start_drain(c.field as ZoneId),
             ControlKind::DrainDone => {
                 self.stats.drains_done += 1;
@@ -312,7 +335,13 @@ impl Zone {
                     Decision::Commit => ControlKind::Commit,
                     Decision::Abort => ControlKind::Abort,
                 };
-                self.send_control(r.peer, kind, r.migration_id, r.peer_slot, 0);
+                // A durable commit names its entity (the receiver may have restarted).
+                let gid = if self.durable_handoffs() {
+                    r.global_id
+                } else {
+                    0
+                };
+                self.send_control(r.peer, kind, r.migration_id, r.peer_slot, gid);
                 self.resolutions[n].last_sent = tick;
                 self.resolutions[n].sends += 1;
                 self.stats.resends += 1;

@@ -17,11 +17,14 @@
 //! | 46 | 2 | reserved, zero |
 //! | 48 | 4 | arg0: nudge target gid / stroke id / asset id high 32 bits; otherwise zero |
 //! | 52 | 4 | arg1: stroke RGBA / asset id low 32 bits; otherwise zero |
-//! | 56 | 44 | reserved, zero |
+//! | 56 | 12 | reserved, zero (the C++ parser's f32 position; refused) |
+//! | 68 | 4 | request u32: CMD_INSTANCE_ASSET's request number (0 = no acknowledgement asked); otherwise zero |
+//! | 72 | 28 | reserved, zero |
 //!
 //! CMD_INSTANCE_ASSET keeps the C++ parser's asset id at 48/52, but the position is the f64
 //! row position at 4/12/20 (the C++ parser's f32 position at 56/60/64 is gone), and the asset id
-//! must not be zero.
+//! must not be zero. Its request number, chosen by the client, comes back in the zone's
+//! `placed` / `place_refused` answer (`docs/session-protocol.md`).
 
 use crate::coords::Vec3;
 use crate::entity_row::{EntityRow, PAYLOAD_WORDS, ROW_LEN};
@@ -41,6 +44,8 @@ pub const CMD_NUDGE: u8 = 2;
 pub const CMD_STROKE_KNOT: u8 = 3;
 /// Opcode: instance an asset (the authority zone fetches the manifest and allocates a slot).
 pub const CMD_INSTANCE_ASSET: u8 = 0x04;
+/// Offset of CMD_INSTANCE_ASSET's request number (u32 LE).
+pub const REQUEST_OFFSET: usize = 68;
 
 /// What the player asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,6 +70,8 @@ pub enum PlayerCommand {
     InstanceAsset {
         /// Asset id (non-zero).
         asset_id: u64,
+        /// The client's request number, echoed in the zone's answer (0: no answer asked).
+        request: u32,
     },
 }
 
@@ -85,7 +92,7 @@ impl PlayerCommand {
             Self::PositionUpsert | Self::VelocitySpike => (0, 0),
             Self::Nudge { target } => (target, 0),
             Self::StrokeKnot { stroke_id, rgba } => (stroke_id, rgba),
-            Self::InstanceAsset { asset_id } => ((asset_id >> 32) as u32, asset_id as u32),
+            Self::InstanceAsset { asset_id, .. } => ((asset_id >> 32) as u32, asset_id as u32),
         }
     }
 }
@@ -127,6 +134,9 @@ impl PlayerPacket {
         let (a0, a1) = self.command.args();
         put(out, 48, a0.to_le_bytes());
         put(out, 52, a1.to_le_bytes());
+        if let PlayerCommand::InstanceAsset { request, .. } = self.command {
+            put(out, REQUEST_OFFSET, request.to_le_bytes());
+        }
     }
 
     /// The packet as a new array.
@@ -151,7 +161,12 @@ impl PlayerPacket {
             return Err(WireError::Opcode(opcode));
         }
         crate::wire::zeroed(b, 46..48)?;
-        crate::wire::zeroed(b, 56..100)?;
+        crate::wire::zeroed(b, 56..REQUEST_OFFSET)?;
+        crate::wire::zeroed(b, REQUEST_OFFSET + 4..100)?;
+        let request = u32_at(b, REQUEST_OFFSET);
+        if opcode != CMD_INSTANCE_ASSET {
+            crate::wire::zeroed(b, REQUEST_OFFSET..REQUEST_OFFSET + 4)?;
+        }
         let a0 = u32_at(b, 48);
         let a1 = u32_at(b, 52);
         let command = match opcode {
@@ -179,7 +194,7 @@ impl PlayerPacket {
                         value: 0,
                     });
                 }
-                PlayerCommand::InstanceAsset { asset_id }
+                PlayerCommand::InstanceAsset { asset_id, request }
             }
         };
         // Validate the row-shaped head with the row decoder (payload bytes 44.. are ours and
@@ -219,6 +234,7 @@ mod tests {
     fn instance_asset_offsets_are_pinned() {
         let p = packet(PlayerCommand::InstanceAsset {
             asset_id: 0x1122_3344_5566_7788,
+            request: 0xA1B2_C3D4,
         });
         let b = p.to_bytes();
         assert_eq!(&b[0..4], &[7, 0, 0, 0], "gid @0");
@@ -236,7 +252,9 @@ mod tests {
         assert_eq!(&b[46..48], &[0, 0], "reserved @46");
         assert_eq!(&b[48..52], &[0x44, 0x33, 0x22, 0x11], "asset id high @48");
         assert_eq!(&b[52..56], &[0x88, 0x77, 0x66, 0x55], "asset id low @52");
-        assert!(b[56..].iter().all(|&x| x == 0), "56..100 reserved zero");
+        assert!(b[56..68].iter().all(|&x| x == 0), "56..68 reserved zero");
+        assert_eq!(&b[68..72], &[0xD4, 0xC3, 0xB2, 0xA1], "request @68");
+        assert!(b[72..].iter().all(|&x| x == 0), "72..100 reserved zero");
         assert_eq!(PlayerPacket::decode(&b), Ok(p), "round trip");
     }
 
@@ -286,7 +304,11 @@ mod tests {
         let mut op = good;
         op[44] = 5;
         assert_eq!(PlayerPacket::decode(&op), Err(WireError::Opcode(5)));
-        let mut f32_layout = packet(PlayerCommand::InstanceAsset { asset_id: 1 }).to_bytes();
+        let mut f32_layout = packet(PlayerCommand::InstanceAsset {
+            asset_id: 1,
+            request: 0,
+        })
+        .to_bytes();
         f32_layout[56..60].copy_from_slice(&1.5f32.to_le_bytes());
         assert!(
             matches!(
@@ -302,7 +324,18 @@ mod tests {
             Err(WireError::Reserved { offset: 52 }),
             "nudge has no arg1"
         );
-        let zero_asset = packet(PlayerCommand::InstanceAsset { asset_id: 0 }).to_bytes();
+        let mut request_on_nudge = good;
+        request_on_nudge[68] = 1;
+        assert_eq!(
+            PlayerPacket::decode(&request_on_nudge),
+            Err(WireError::Reserved { offset: 68 }),
+            "only CMD_INSTANCE_ASSET carries a request number"
+        );
+        let zero_asset = packet(PlayerCommand::InstanceAsset {
+            asset_id: 0,
+            request: 1,
+        })
+        .to_bytes();
         assert!(matches!(
             PlayerPacket::decode(&zero_asset),
             Err(WireError::Range {
@@ -327,8 +360,8 @@ mod tests {
         }
 
         #[test]
-        fn mutated_packets_never_panic_and_valid_ones_round_trip(pos in 0usize..100, val in any::<u8>(), asset in 1u64..) {
-            let mut b = packet(PlayerCommand::InstanceAsset { asset_id: asset }).to_bytes();
+        fn mutated_packets_never_panic_and_valid_ones_round_trip(pos in 0usize..100, val in any::<u8>(), asset in 1u64.., request in any::<u32>()) {
+            let mut b = packet(PlayerCommand::InstanceAsset { asset_id: asset, request }).to_bytes();
             b[pos] = val;
             if let Ok(p) = PlayerPacket::decode(&b) {
                 prop_assert_eq!(PlayerPacket::decode(&p.to_bytes()).unwrap(), p);

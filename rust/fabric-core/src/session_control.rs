@@ -202,6 +202,33 @@ pub enum ControlMessage {
         /// Human-readable explanation.
         message: String,
     },
+    /// Zone -> client (reliable): the CMD_INSTANCE_ASSET numbered `request` made entity
+    /// `entity`, and it is durable (its journal transaction committed; at once on a zone
+    /// without a journal).
+    Placed {
+        /// The command's request number.
+        request: u32,
+        /// The instance's global id.
+        entity: u32,
+        /// The asset it instances.
+        asset: u64,
+    },
+    /// Zone -> client (reliable): the CMD_INSTANCE_ASSET numbered `request` was refused.
+    PlaceRefused {
+        /// The command's request number.
+        request: u32,
+        /// Why: a refusal name (`unknown_asset`, `too_far`, `not_in_zone`, `no_capacity`,
+        /// `not_here`), at most 64 bytes.
+        reason: String,
+    },
+    /// Zone -> client (reliable): the late-join baseline of this session's view is complete
+    /// at zone tick `tick`: every entity in its interest was sent and acked
+    /// (`ClientView::baseline_done`). Sent once per view: on joining a zone and on each
+    /// entering of another zone (`docs/protocol.md`, "Late join").
+    BaselineDone {
+        /// The zone tick at which the baseline was complete.
+        tick: u64,
+    },
 }
 
 /// What an `ownership` event reports.
@@ -406,6 +433,18 @@ impl ControlMessage {
                     counts: counts_field(&obj)?,
                 }),
                 "ownership" => ownership_event(&obj),
+                "placed" => Ok(Self::Placed {
+                    request: u32_field(&obj, "request")?,
+                    entity: u32_field(&obj, "entity")?,
+                    asset: u64_field(&obj, "asset")?,
+                }),
+                "place_refused" => Ok(Self::PlaceRefused {
+                    request: u32_field(&obj, "request")?,
+                    reason: str_field(&obj, "reason")?,
+                }),
+                "baseline_done" => Ok(Self::BaselineDone {
+                    tick: u64_field(&obj, "tick")?,
+                }),
                 "error" => Ok(Self::Error {
                     code: str_field(&obj, "code")?,
                     message: text_field(&obj, "message")?,
@@ -505,6 +544,19 @@ impl ControlMessage {
             Self::ZoneChanged { id, zone } => {
                 json!({"event": "zone_changed", "id": id, "zone": zone, "v": v})
             }
+            Self::Placed {
+                request,
+                entity,
+                asset,
+            } => {
+                json!({"event": "placed", "request": request, "entity": entity, "asset": asset, "v": v})
+            }
+            Self::PlaceRefused { request, reason } => {
+                json!({"event": "place_refused", "request": request, "reason": reason, "v": v})
+            }
+            Self::BaselineDone { tick } => {
+                json!({"event": "baseline_done", "tick": tick, "v": v})
+            }
         };
         serde_json::to_vec(&value).expect("a JSON value always serializes")
     }
@@ -518,8 +570,9 @@ impl ControlMessage {
     }
 }
 
-/// Longest follow ticket accepted in `avatar_moved` and `claim`, in bytes.
-pub const MAX_TICKET_FIELD_LEN: usize = 256;
+/// Longest follow ticket accepted in `avatar_moved` and `claim`, in bytes (a version 2 ticket
+/// carries a link credential: `fabric_auth::follow_ticket::MAX_TICKET_TEXT_LEN` is 476).
+pub const MAX_TICKET_FIELD_LEN: usize = 512;
 /// Longest `cert_hash` list accepted in `avatar_moved`, in bytes.
 pub const MAX_HASHES_FIELD_LEN: usize = 200;
 
@@ -737,6 +790,15 @@ mod tests {
                 ticket: "RlQB".into(),
             },
             ControlMessage::ZoneChanged { id: 7, zone: 2 },
+            ControlMessage::Placed {
+                request: 4_000_000_000,
+                entity: 0x4000_0001,
+                asset: u64::MAX,
+            },
+            ControlMessage::PlaceRefused {
+                request: 3,
+                reason: "too_far".into(),
+            },
         ];
         for m in all {
             let bytes = m.encode();
@@ -744,6 +806,42 @@ mod tests {
             assert!(bytes.len() <= MAX_CONTROL_LEN);
             assert_eq!(ControlMessage::decode(&bytes), Ok(m.clone()), "{m:?}");
         }
+    }
+
+    #[test]
+    fn placed_is_pinned_and_validated() {
+        let placed = ControlMessage::Placed {
+            request: 7,
+            entity: 9,
+            asset: 0x1_0000_0002,
+        };
+        assert_eq!(
+            std::str::from_utf8(&placed.encode()).unwrap(),
+            r#"{"asset":4294967298,"entity":9,"event":"placed","request":7,"v":1}"#
+        );
+        assert_eq!(
+            ControlMessage::decode(
+                br#"{"event":"placed","request":4294967296,"entity":9,"asset":1,"v":1}"#
+            ),
+            Err(ControlError::Field {
+                field: "request",
+                reason: "does not fit 32 bits"
+            })
+        );
+        assert_eq!(
+            ControlMessage::decode(br#"{"event":"placed","request":1,"entity":9,"v":1}"#),
+            Err(ControlError::Field {
+                field: "asset",
+                reason: "missing or not an unsigned integer"
+            })
+        );
+        assert!(matches!(
+            ControlMessage::decode(br#"{"event":"place_refused","request":1,"reason":5,"v":1}"#),
+            Err(ControlError::Field {
+                field: "reason",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -837,6 +935,25 @@ mod tests {
             ControlMessage::decode(b"{not json"),
             Err(ControlError::Json(_))
         ));
+    }
+
+    #[test]
+    fn baseline_done_is_pinned() {
+        let m = ControlMessage::BaselineDone { tick: 1234 };
+        let wire = br#"{"event":"baseline_done","tick":1234,"v":1}"#;
+        assert_eq!(m.encode(), wire.to_vec());
+        assert_eq!(ControlMessage::decode(wire), Ok(m));
+        for bad in [
+            &br#"{"event":"baseline_done","v":1}"#[..],
+            br#"{"event":"baseline_done","tick":-1,"v":1}"#,
+            br#"{"event":"baseline_done","tick":"5","v":1}"#,
+        ] {
+            assert!(
+                ControlMessage::decode(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub struct Slots {
     pub(crate) arrival: Vec<u64>,
     /// The other side's slot (sender slot when incoming).
     pub(crate) peer_slot: Vec<u16>,
+    /// Durable hand-off mark ([`crate::durable_handoff::MarkKind`] as `u8`, 0 = none): a
+    /// staging entity promised to its receiver, or an arrival its sender has not released yet.
+    pub(crate) mark: Vec<u8>,
     free: Vec<u16>,
     headroom: usize,
 }
@@ -95,6 +98,7 @@ impl Slots {
             mig_tick: vec![0; capacity],
             arrival: vec![0; capacity],
             peer_slot: vec![0; capacity],
+            mark: vec![0; capacity],
             // Popped from the end: slot 0 is handed out first.
             free: (0..capacity as u16).rev().collect(),
             headroom: headroom.min(capacity),
@@ -146,6 +150,11 @@ impl Slots {
         [0, 1, 2].map(|k| Micros::from_bits(self.pos[k].get(i).copied().unwrap_or(0)))
     }
 
+    /// Durable hand-off mark of slot `i` (0 = none, else a [`crate::durable_handoff::MarkKind`]).
+    pub fn mark(&self, i: usize) -> u8 {
+        self.mark.get(i).copied().unwrap_or(0)
+    }
+
     /// Interest mask of slot `i` after the last tick.
     pub fn interest(&self, i: usize) -> u32 {
         self.interest.get(i).copied().unwrap_or(0)
@@ -158,6 +167,7 @@ impl Slots {
         self.state[i] = state;
         self.outside[i] = 0;
         self.interest[i] = 0;
+        self.mark[i] = 0;
         Some(i)
     }
 
@@ -170,6 +180,7 @@ impl Slots {
         self.write(i, &Entity::at(0, ZERO3));
         self.outside[i] = 0;
         self.interest[i] = 0;
+        self.mark[i] = 0;
         // Never more entries than slots: each slot is pushed once per release of a used slot.
         self.free.push(i as u16);
     }

@@ -158,6 +158,33 @@ pub fn micros_from_words(high: i64, low: i64) -> Micros {
     Micros::from_bits(((high as i128) << 64) | (low as u64 as i128))
 }
 
+/// An order-independent digest of entities' exact state (id, 64.64 position, velocity,
+/// acceleration, payload; not the HLC): the wrapping sum of each entity's FNV-1a 64 hash. The
+/// digests of disjoint sets add up to the digest of their union, so the parts a snapshot is
+/// split into at reload (one per zone) can be checked against the whole, bit for bit.
+pub fn entity_digest<'a>(entities: impl IntoIterator<Item = &'a Entity>) -> u64 {
+    entities.into_iter().fold(0u64, |sum, e| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        eat(&e.global_id.to_le_bytes());
+        for v in [&e.position, &e.velocity, &e.acceleration] {
+            for axis in v {
+                for w in micros_to_words(*axis) {
+                    eat(&w.to_le_bytes());
+                }
+            }
+        }
+        for w in &e.payload {
+            eat(&w.to_le_bytes());
+        }
+        sum.wrapping_add(h)
+    })
+}
+
 fn push_vec3(out: &mut Vec<i64>, v: &Vec3) {
     for axis in v {
         out.extend_from_slice(&micros_to_words(*axis));
@@ -394,6 +421,23 @@ impl Snapshot {
 mod tests {
     use super::*;
     use crate::coords::{metres, micros};
+
+    #[test]
+    fn the_digest_of_parts_adds_up_to_the_whole_and_sees_every_bit() {
+        let all = sample(50);
+        let whole = entity_digest(&all);
+        let (a, b) = all.split_at(17);
+        assert_eq!(entity_digest(a).wrapping_add(entity_digest(b)), whole);
+        let mut reversed = all.clone();
+        reversed.reverse();
+        assert_eq!(entity_digest(&reversed), whole, "order does not matter");
+        let mut moved = all.clone();
+        moved[3].position[1] = Micros::from_bits(moved[3].position[1].to_bits() ^ 1);
+        assert_ne!(entity_digest(&moved), whole, "one bit of one coordinate");
+        let mut lost = all.clone();
+        lost.pop();
+        assert_ne!(entity_digest(&lost), whole);
+    }
 
     fn sample(n: u32) -> Vec<Entity> {
         (0..n)

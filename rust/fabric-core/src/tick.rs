@@ -8,7 +8,8 @@
 //! 1. integrate every slot, axis by axis: `v = clamp(v + a, +-v_max)`, `p = p + v`, reflecting
 //!    off the world bounds (position clamped, that velocity component negated);
 //! 2. for every slot: Hilbert code of the new position, owner zone, hysteresis counter (ticks an
-//!    owned entity has spent outside this zone's range), interest mask of neighbour bands,
+//!    owned entity has spent outside this zone's range), interest mask of neighbour bands and
+//!    of neighbour boxes padded by the interest radius ([`crate::aoi::BandTable`]),
 //!    staging timeouts and arrivals whose HLC has come;
 //! 3. migration housekeeping and up to `max_migrations_per_tick` new migrations
 //!    ([`crate::migration`]).
@@ -93,6 +94,7 @@ impl Zone {
         self.classify(tick, now, &rto);
         self.expire_staging(tick);
         self.resend_resolutions(tick, &rto);
+        self.durable_tick_work(tick, &rto);
         self.begin_migrations(tick);
         self.check_drain_done();
     }
@@ -126,7 +128,7 @@ impl Zone {
         } else {
             self.cfg.hysteresis_ticks.max(1)
         };
-        let bands = self.bands;
+        let bands = &self.bands;
         self.candidates.clear();
         self.timeouts.clear();
         let s = &mut self.slots;
@@ -140,7 +142,8 @@ impl Zone {
             let code = hilbert::encode(cell);
             s.code[i] = code;
             let st = s.state[i];
-            let owned = st == SlotState::Owned;
+            // A pinned arrival stays until its sender's departure is durable.
+            let owned = st == SlotState::Owned && s.mark[i] == 0;
             let away = drain_all || layout.zone_of(code) != me;
             let out = if owned && away {
                 s.outside[i].saturating_add(1)
@@ -151,9 +154,10 @@ impl Zone {
             if out >= hyst {
                 self.candidates.push(i as u16);
             }
-            s.interest[i] = bands.interested(code) & (visible(st) as u32).wrapping_neg();
+            s.interest[i] = bands.interested_at(code, cell) & (visible(st) as u32).wrapping_neg();
             match st {
-                SlotState::Staging => {
+                // A sealed hand-off is decided: no RTO rollback (see `durable_handoff`).
+                SlotState::Staging if s.mark[i] == 0 => {
                     let peer = s.peer[i] as usize % MAX_ZONES;
                     if tick.saturating_sub(s.mig_tick[i]) >= rto[peer] {
                         self.timeouts.push(i as u16);
@@ -242,13 +246,12 @@ impl Zone {
     }
 
     /// Queues row batches of visible (owned, staging or arriving) entities for every neighbour
-    /// whose AOI band holds them.
+    /// whose AOI band holds them or whose space is within the interest radius of them.
     /// Returns the number of rows queued.
     pub fn emit_interest_rows(&mut self) -> usize {
         let mut total = 0;
-        let me = self.cfg.zone_id;
         let mut buf = [0u8; ROW_BATCH_HEADER_LEN + MAX_ROWS_PER_BATCH * ROW_LEN];
-        for peer in crate::aoi::neighbours(&self.cfg.layout, me).iter() {
+        for peer in self.bands.zones().iter() {
             let bit = 1u32 << peer;
             let mut n = 0usize;
             for i in 0..self.slots.capacity() {

@@ -94,6 +94,10 @@ pub struct ZoneStats {
     pub row_batches: u64,
     /// Drain-done notices received (copies included; see [`Zone::drain_done_from`]).
     pub drains_done: u64,
+    /// Sealed hand-offs the receiver refused (CMNK): owned here again.
+    pub commit_nacks: u64,
+    /// Commits refused here (CMNK sent): no reservation and no arrival for them.
+    pub commit_nacks_sent: u64,
 }
 
 /// How an entity is held by a zone (for invariant checks).
@@ -138,6 +142,8 @@ pub struct Zone {
     pub(crate) now: u64,
     /// Ownership records carried through hand-offs.
     pub(crate) carry: crate::ownership::OwnershipCarry,
+    /// Durable hand-offs ([`crate::durable_handoff`]), on when the zone has a journal.
+    pub(crate) durable: crate::durable_handoff::Durable,
 }
 
 impl Zone {
@@ -155,7 +161,11 @@ impl Zone {
             staging: 0,
             candidates: Vec::with_capacity(cap),
             timeouts: Vec::with_capacity(cap),
-            bands: BandTable::for_zone(&cfg.layout, cfg.zone_id),
+            bands: BandTable::with_padding(
+                &cfg.layout,
+                cfg.zone_id,
+                crate::adjacency::radius_in_cells(&cfg.bounds, crate::aoi::INTEREST_RADIUS_MICROS),
+            ),
             // Room for a full tick of traffic: every slot's intent, ack and row, plus slack.
             outbox: Outbox::with_capacity(64 * 1024 + cap * 512, 1024 + cap * 4),
             drain_to: None,
@@ -168,6 +178,7 @@ impl Zone {
             tick: 0,
             now: 0,
             carry: crate::ownership::OwnershipCarry::with_capacity(cap),
+            durable: crate::durable_handoff::Durable::with_capacity(cap),
             cfg,
         })
     }
@@ -200,6 +211,11 @@ impl Zone {
     /// The clock.
     pub fn clock(&self) -> &HybridClock {
         &self.clock
+    }
+
+    /// Restarts the zone's clock no earlier than `at_least` (see [`HybridClock::restore`]).
+    pub fn restore_clock(&mut self, at_least: crate::hlc::Hlc) {
+        self.clock.restore(at_least);
     }
 
     /// Round-trip estimator towards `peer`.
@@ -274,6 +290,15 @@ impl Zone {
     pub fn find_owned(&self, global_id: u32) -> Option<usize> {
         (0..self.slots.capacity())
             .find(|&i| self.slots.state[i] == SlotState::Owned && self.slots.gid[i] == global_id)
+    }
+
+    /// The slot of `global_id` while this zone holds it as its own: owned, or staging (handed
+    /// to a neighbour that has not answered yet; it stays here if the hand-off rolls back).
+    pub fn find_held(&self, global_id: u32) -> Option<usize> {
+        (0..self.slots.capacity()).find(|&i| {
+            matches!(self.slots.state[i], SlotState::Owned | SlotState::Staging)
+                && self.slots.gid[i] == global_id
+        })
     }
 
     /// Packets waiting to be sent.

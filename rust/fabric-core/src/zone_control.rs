@@ -26,6 +26,12 @@
 //! | `0x4142414B` ABAK | abort acknowledged | migration id | 0 | 0 |
 //! | `0x4452414E` DRAN | drain toward a zone | target zone | 0 | 0 |
 //! | `0x44524E44` DRND | drain done | entities drained | 0 | 0 |
+//! | `0x434D4E4B` CMNK | commit refused: never taken, never will be | migration id | 0 | global id |
+//! | `0x46524754` FRGT | sender's departure is durable: forget it | migration id | 0 | global id |
+//!
+//! With durable hand-offs ([`crate::durable_handoff`]) a CMIT carries the entity's global id
+//! in `field3` and a CMAK is sent only once the arrival is durable; REFU may give reason 3
+//! (the receiver already holds that entity).
 
 use crate::wire::{WireError, exact, put, u32_at, zeroed};
 use crate::zones::{MAX_ZONES, ZoneId};
@@ -58,6 +64,11 @@ pub enum ControlKind {
     Drain,
     /// `DRND`: drain finished.
     DrainDone,
+    /// `CMNK`: the receiver has no reservation and no arrival for this commit, and will never
+    /// take it: the sender keeps the entity ([`crate::durable_handoff`]).
+    CommitNack,
+    /// `FRGT`: the sender's departure is durable; the receiver stops answering for it.
+    Forget,
 }
 
 impl ControlKind {
@@ -74,6 +85,8 @@ impl ControlKind {
             Self::AbortAck => 0x4142_414B,
             Self::Drain => 0x4452_414E,
             Self::DrainDone => 0x4452_4E44,
+            Self::CommitNack => 0x434D_4E4B,
+            Self::Forget => 0x4652_4754,
         }
     }
 
@@ -83,7 +96,7 @@ impl ControlKind {
     }
 
     /// Every kind, in wire-documentation order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::Ping,
         Self::Pong,
         Self::Ack,
@@ -94,6 +107,8 @@ impl ControlKind {
         Self::AbortAck,
         Self::Drain,
         Self::DrainDone,
+        Self::CommitNack,
+        Self::Forget,
     ];
 }
 
@@ -101,6 +116,8 @@ impl ControlKind {
 pub const REFUSE_FULL: u32 = 1;
 /// Refusal reason: the receiver is draining.
 pub const REFUSE_DRAINING: u32 = 2;
+/// Refusal reason: the receiver already holds that entity (durable hand-offs).
+pub const REFUSE_HELD: u32 = 3;
 /// "Receiver slot unknown" in an abort.
 pub const NO_SLOT: u32 = u32::MAX;
 
@@ -179,7 +196,9 @@ impl ZoneControl {
                 field: "drain target",
                 value: field as u64,
             }),
-            ControlKind::Refuse if field2 != REFUSE_FULL && field2 != REFUSE_DRAINING => {
+            ControlKind::Refuse
+                if !matches!(field2, REFUSE_FULL | REFUSE_DRAINING | REFUSE_HELD) =>
+            {
                 Err(WireError::Range {
                     field: "refuse reason",
                     value: field2 as u64,
@@ -232,6 +251,8 @@ mod tests {
         assert_eq!(ControlKind::Ack.magic(), 0x41434B4B, "ACKK");
         assert_eq!(ControlKind::Drain.magic(), 0x4452414E, "DRAN");
         assert_eq!(ControlKind::DrainDone.magic(), 0x44524E44, "DRND");
+        assert_eq!(&ControlKind::CommitNack.magic().to_be_bytes(), b"CMNK");
+        assert_eq!(&ControlKind::Forget.magic().to_be_bytes(), b"FRGT");
         for k in ControlKind::ALL {
             assert_eq!(
                 ControlKind::from_magic(k.magic()),
@@ -302,11 +323,8 @@ mod tests {
         }
 
         #[test]
-        fn valid_packets_round_trip(kind in 0usize..10, from in 0u8..32, f in any::<u32>(), f2 in any::<u32>(), f3 in any::<u32>()) {
-            let kinds = [ControlKind::Ping, ControlKind::Pong, ControlKind::Ack, ControlKind::Refuse,
-                ControlKind::Commit, ControlKind::CommitAck, ControlKind::Abort, ControlKind::AbortAck,
-                ControlKind::Drain, ControlKind::DrainDone];
-            let c = ZoneControl::new(kinds[kind], from, f, f2, f3);
+        fn valid_packets_round_trip(kind in 0usize..ControlKind::ALL.len(), from in 0u8..32, f in any::<u32>(), f2 in any::<u32>(), f3 in any::<u32>()) {
+            let c = ZoneControl::new(ControlKind::ALL[kind], from, f, f2, f3);
             let b = c.to_bytes();
             match ZoneControl::decode(&b) {
                 Ok(d) => prop_assert_eq!(d, c),

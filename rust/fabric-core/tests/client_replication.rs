@@ -357,6 +357,35 @@ fn nearest_reach_20_hz_when_the_budget_allows_and_idle_far_ones_downshift() {
 }
 
 #[test]
+fn an_entity_moved_by_position_upserts_at_rest_is_as_fast_as_a_moving_one() {
+    // A player's avatar walked by position upserts carries zero velocity between them; it is
+    // still moving, so it is sent every tick like entity 1 above, not at the idle rate (also
+    // on a tick without an upsert).
+    let cfg = ReplicationConfig::with_radius(50_000);
+    let mut link = ReplicationLink::new(cfg, 0, 3, 3).expect("config");
+    let mut world = vec![
+        cand(1, [metres(1), ZERO3[1], ZERO3[2]], ZERO3),
+        cand(2, [metres(2), ZERO3[1], ZERO3[2]], ZERO3),
+    ];
+    let mut count = [0u32; 2];
+    for tick in 1..=200u64 {
+        // Upserts come at the client's frame rate: now and then a tick passes without one.
+        if tick % 7 != 0 {
+            world[0].position[0] += micros(50_000);
+        }
+        link.tick(tick, &ZERO3, &world).expect("valid");
+        for (i, c) in count.iter_mut().enumerate() {
+            if link.mirror.get(i as u32 + 1).map(|m| u64::from(m.tick)) == Some(tick) {
+                *c += 1;
+            }
+        }
+    }
+    let (walked, still) = (f64::from(count[0]) / 10.0, f64::from(count[1]) / 10.0);
+    assert!(walked >= 19.5, "walked entity at {walked} Hz");
+    assert!(still <= 6.0, "the one at rest beside it at {still} Hz");
+}
+
+#[test]
 fn never_more_than_20_packets_a_second_on_a_60_hz_zone() {
     let mut cfg = ReplicationConfig::with_radius(50_000);
     cfg.tick_hz = 60;

@@ -1,4 +1,5 @@
-//! Interest culling: rows go only to neighbours whose AOI band holds the entity, and a
+//! Interest culling: rows go only to neighbours whose AOI band holds the entity or whose space
+//! is within the interest radius of it, and a
 //! subscriber gets only what is within its radius, the zone's own entities included.
 
 mod common;
@@ -13,7 +14,7 @@ use fabric_core::zone::Zone;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[test]
-fn rows_go_only_to_neighbours_whose_band_holds_the_entity() {
+fn rows_go_only_to_neighbours_whose_band_or_space_is_near_the_entity() {
     let cfgs = configs(16, 64, 16, 80);
     let layout = cfgs[8].layout;
     let mut z = Zone::new(cfgs[8]).unwrap();
@@ -38,12 +39,54 @@ fn rows_go_only_to_neighbours_whose_band_holds_the_entity() {
     }
     // Bands of zones 6, 7, 9, 10 are 5 cells wide: 6 = [4w, 9w), 7 = [5w, 10w), 9 = [7w, 12w),
     // 10 = [8w, 13w). Every code in zone 8 ([8w, 9w)) is in all four, and in no other band.
-    let expect: BTreeMap<u8, BTreeSet<u32>> = [6u8, 7, 9, 10]
+    let mut expect: BTreeMap<u8, BTreeSet<u32>> = [6u8, 7, 9, 10]
         .into_iter()
         .map(|n| (n, BTreeSet::from([0, 1, 2])))
         .collect();
+    // The zones that touch zone 8 in space but are far on the curve get the entities within the
+    // interest radius (5 m, per axis) of their space, measured here in micrometres.
+    let bounds = cfgs[8].bounds;
+    let spatial_only = fabric_core::adjacency::spatial_neighbours(&layout, 8).0
+        & !fabric_core::aoi::band_neighbours(&layout, 8).0;
+    assert_ne!(
+        spatial_only, 0,
+        "zone 8 of 16 touches zones outside its band"
+    );
+    for n in fabric_core::zones::ZoneMask(spatial_only).iter() {
+        let b = fabric_core::adjacency::zone_box(&layout, n).unwrap();
+        let lo = bounds.cell_origin(b.lo);
+        let hi = bounds.cell_origin(b.hi);
+        for (i, c) in codes.iter().enumerate() {
+            let p = position_of_code(*c);
+            let gap = (0..3)
+                .map(|k| {
+                    let x = fabric_core::coords::floor_micros(p[k]);
+                    let top = hi[k] + bounds.cell_size(k) as i64;
+                    (lo[k] - x).max(x - top).max(0)
+                })
+                .max()
+                .unwrap();
+            let cell = bounds.cell_size(0) as i64;
+            assert!(
+                (gap - INTEREST_RADIUS_MICROS).abs() > cell,
+                "entity {i} is clearly inside or outside the radius of zone {n} ({gap} um)"
+            );
+            if gap <= INTEREST_RADIUS_MICROS {
+                expect.entry(n).or_default().insert(i as u32);
+            }
+        }
+    }
+    assert_eq!(
+        expect.get(&0).map(|s| s.len()),
+        Some(1),
+        "zone 0 touches zone 8's first cell: the entity there is sent to it"
+    );
     assert_eq!(got, expect, "rows per neighbour");
-    assert_eq!(queued, 12, "3 entities x 4 neighbours");
+    let rows: usize = expect.values().map(|s| s.len()).sum();
+    assert_eq!(
+        queued, rows,
+        "3 entities x 4 band neighbours + those near other faces"
+    );
     // Sanity of the positions used: they are in zone 8.
     for (i, c) in codes.iter().enumerate() {
         let p = position_of_code(*c);

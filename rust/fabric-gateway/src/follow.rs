@@ -234,9 +234,9 @@ impl Follow {
         Ok(())
     }
 
-    /// The resend timer fired: `hello` again before the welcome, `claim` again after.
+    /// The resend timer fired: a standby's `hello` again before the welcome, else `claim` again.
     pub fn on_timer(&mut self) -> Step {
-        let sent = if self.welcomed {
+        let sent = if self.welcomed || self.moved.is_some() {
             self.claim()
         } else {
             self.hello()
@@ -251,7 +251,15 @@ impl Follow {
     pub fn on_event(&mut self, ev: Option<ClientEvent>) -> Step {
         let bytes = match ev {
             Some(ClientEvent::Connected { .. }) => {
-                return match self.hello() {
+                // Following: `claim` at once, no `hello`. The client's join token names the
+                // zone it joined, and a zone that requires tokens (a registry fabric) would
+                // refuse it; the follow ticket admits the session instead.
+                let sent = if self.moved.is_some() {
+                    self.claim()
+                } else {
+                    self.hello()
+                };
+                return match sent {
                     Ok(()) => Step::Wait,
                     Err(e) => Step::Failed(e),
                 };
@@ -281,6 +289,9 @@ impl Follow {
                 let ack = ControlMessage::WelcomeAck { session }.encode();
                 if let Err(e) = self.up.send_datagram(&ack) {
                     return Step::Failed(e.to_string());
+                }
+                if self.claims > 0 {
+                    return Step::Wait; // claimed on connecting
                 }
                 match self.claim() {
                     Ok(()) => Step::Wait,

@@ -3,8 +3,8 @@
 //! protocol (`welcome`, `avatar_moved`, `claim`): stand-ins for zone processes, which need
 //! Godot (the real ones: `tests/e2e/tests/gateway_follow.rs`).
 //!
-//! Checked: the client keeps its one gateway session; zone B hears `hello` with the client's
-//! join token (on the gateway's standby session) and the claim with the ticket zone A gave;
+//! Checked: the client keeps its one gateway session; zone B hears the claim with the ticket
+//! zone A gave (and `hello` with the client's join token only on a standby session);
 //! the client hears `zone_changed`, then B's datagrams; what it sends next reaches B, not A.
 
 mod common;
@@ -173,11 +173,14 @@ async fn the_client_keeps_its_session_while_the_gateway_follows_its_avatar() {
         .iter()
         .filter_map(|d| ControlMessage::decode(d).ok())
         .collect();
+    // A `hello` comes only from a standby session that was open before the avatar moved (with
+    // the client's token); the session that follows claims at once, without `hello`.
     assert!(
-        decoded
-            .iter()
-            .any(|m| matches!(m, ControlMessage::Hello { token: Some(t), .. } if t == "fj1.tok")),
-        "B heard hello with the client's token: {decoded:?}"
+        decoded.iter().all(|m| match m {
+            ControlMessage::Hello { token, .. } => token.as_deref() == Some("fj1.tok"),
+            _ => true,
+        }),
+        "any hello B heard carries the client's token: {decoded:?}"
     );
     assert!(
         decoded

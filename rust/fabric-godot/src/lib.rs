@@ -4,6 +4,9 @@
 //! - [`zone::FabricZone`]: the zone server node.
 //! - [`snapshot::FabricSnapshot`]: the saved world, a `Resource` (compressed binary `.res`).
 //! - [`world::FabricWorld`]: a player's client node (joins, mirrors what is near, commands).
+//! - [`assets::FabricAssetFetcher`]: fetches an uploaded asset, verified, off the main thread.
+//! - [`registry_request::FabricRegistryRequest`]: one pinned-HTTPS request to the registry
+//!   backend (the addon's `FabricRegistry` uses it for `https://`).
 //! - `test_runner::FabricTestRunner` (only with the cargo feature `itest`, which the project's
 //!   test harness turns on and the addon users ship leaves off): runs the Rust tests that need a
 //!   live engine (used by the runner scene `res://scenes/tests/test_runner.tscn`).
@@ -17,9 +20,11 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use godot::prelude::*;
 
+pub mod assets;
 #[cfg(feature = "itest")]
 pub mod itests;
 pub mod log_bridge;
+pub mod registry_request;
 pub mod snapshot;
 #[cfg(feature = "itest")]
 pub mod test_runner;

@@ -6,6 +6,8 @@
 //! - [`process`]: run Godot and server processes with role-prefixed output, fatal-pattern
 //!   detection (`SCRIPT ERROR`, `Can't open dynamic library`, ...), timeouts, and process-group
 //!   teardown so nothing is left behind.
+//! - [`s3`]: a real S3-compatible server (moto, installed by `scripts/setup-s3.sh`) for the
+//!   asset-store tests.
 //! - [`package`]: the release zip of the addon (`cargo xtask package`), and one with the debug
 //!   library for the install tests.
 //! - [`user_project`]: a fresh project folder with the packaged addon unzipped in, as a game
@@ -16,4 +18,5 @@ pub mod engine;
 pub mod package;
 pub mod paths;
 pub mod process;
+pub mod s3;
 pub mod user_project;

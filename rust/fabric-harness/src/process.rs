@@ -222,6 +222,16 @@ impl Proc {
         self.status = self.child.wait().ok();
     }
 
+    /// Kills the whole process group at once (SIGKILL: no goodbye on any link, nothing
+    /// flushed) and reaps it: a crash, for the tests that need one.
+    pub fn kill(&mut self) {
+        if self.status.is_some() {
+            return;
+        }
+        self.kill_group(libc::SIGKILL);
+        self.status = self.child.wait().ok();
+    }
+
     fn kill_group(&self, signal: i32) {
         // SAFETY: kill(2) with a negative pid signals the process group we created for the child.
         unsafe {

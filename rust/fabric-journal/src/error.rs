@@ -53,6 +53,14 @@ pub enum Corruption {
         /// Body bytes found.
         found: usize,
     },
+    /// A hand-off mark in the snapshot is invalid or names no entity of it.
+    #[error("snapshot {id}: invalid hand-off mark of entity {global_id}")]
+    SnapshotMark {
+        /// Row id of the snapshot.
+        id: i64,
+        /// The entity the mark names.
+        global_id: u32,
+    },
     /// A number column is out of its range (negative sequence, tick or count).
     #[error("{what} out of range: {value}")]
     Range {

@@ -16,10 +16,18 @@
 //! | [`OP_SPAWN`] | position, velocity, acceleration (9 x `i128`, 144 bytes), hlc `u32`, payload 14 x `u32` ([`SPAWN_BODY_LEN`] = 204 bytes) |
 //! | [`OP_DESPAWN`] | empty |
 //! | [`OP_PAYLOAD_UPDATE`] | payload 14 x `u32` ([`PAYLOAD_BODY_LEN`] = 56 bytes) |
+//! | [`OP_MARK`] | hand-off mark: kind `u8` (1 sealed, 2 pinned), peer zone `u8`, migration id `u32` ([`MARK_BODY_LEN`] = 6 bytes) |
+//! | [`OP_UNMARK`] | empty |
+//!
+//! Marks are the durable hand-off protocol's state ([`fabric_core::durable_handoff`]): a
+//! sealed entity was promised to a neighbour, a pinned one arrived and its sender's departure
+//! may not be durable yet. A build older than the marks refuses a journal that has them
+//! (unknown op), rather than restore an entity twice.
 //!
 //! The global id is a column of its own, so it is not in the body.
 
 use fabric_core::coords::{Micros, Vec3};
+use fabric_core::durable_handoff::{HandoffMark, MarkKind};
 use fabric_core::entity::Entity;
 use fabric_core::entity_row::PAYLOAD_WORDS;
 use thiserror::Error;
@@ -30,6 +38,12 @@ pub const OP_SPAWN: u8 = 1;
 pub const OP_DESPAWN: u8 = 2;
 /// Op code of a payload-update row.
 pub const OP_PAYLOAD_UPDATE: u8 = 3;
+/// Op code of a hand-off mark row.
+pub const OP_MARK: u8 = 4;
+/// Op code of a row clearing a hand-off mark.
+pub const OP_UNMARK: u8 = 5;
+/// Bytes of a mark body.
+pub const MARK_BODY_LEN: usize = 6;
 
 /// Bytes of a payload (14 words).
 pub const PAYLOAD_BODY_LEN: usize = PAYLOAD_WORDS * 4;
@@ -55,12 +69,24 @@ pub enum Mutation {
         /// The new payload.
         payload: [u32; PAYLOAD_WORDS],
     },
+    /// The entity is in a durable hand-off (ignored when no entity has that id).
+    Mark {
+        /// Global id.
+        global_id: u32,
+        /// The mark.
+        mark: HandoffMark,
+    },
+    /// The entity's hand-off mark is cleared.
+    Unmark {
+        /// Global id.
+        global_id: u32,
+    },
 }
 
 /// Why a stored mutation row does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MutationDecodeError {
-    /// The op code is none of [`OP_SPAWN`], [`OP_DESPAWN`], [`OP_PAYLOAD_UPDATE`].
+    /// The op code is none of [`OP_SPAWN`] ..= [`OP_UNMARK`].
     #[error("unknown op code {0}")]
     UnknownOp(i64),
     /// The global id column is outside `0..=u32::MAX`.
@@ -76,6 +102,14 @@ pub enum MutationDecodeError {
         /// Bytes found.
         found: usize,
     },
+    /// A mark body names an unknown kind or a zone outside `0..32`.
+    #[error("hand-off mark with kind {kind} and peer zone {peer}")]
+    BadMark {
+        /// Kind byte.
+        kind: u8,
+        /// Peer zone byte.
+        peer: u8,
+    },
 }
 
 impl Mutation {
@@ -85,6 +119,8 @@ impl Mutation {
             Mutation::Spawn(_) => OP_SPAWN,
             Mutation::Despawn { .. } => OP_DESPAWN,
             Mutation::PayloadUpdate { .. } => OP_PAYLOAD_UPDATE,
+            Mutation::Mark { .. } => OP_MARK,
+            Mutation::Unmark { .. } => OP_UNMARK,
         }
     }
 
@@ -92,9 +128,10 @@ impl Mutation {
     pub fn global_id(&self) -> u32 {
         match self {
             Mutation::Spawn(e) => e.global_id,
-            Mutation::Despawn { global_id } | Mutation::PayloadUpdate { global_id, .. } => {
-                *global_id
-            }
+            Mutation::Despawn { global_id }
+            | Mutation::PayloadUpdate { global_id, .. }
+            | Mutation::Mark { global_id, .. }
+            | Mutation::Unmark { global_id } => *global_id,
         }
     }
 
@@ -105,10 +142,14 @@ impl Mutation {
                 encode_entity_body(e, out);
                 SPAWN_BODY_LEN
             }
-            Mutation::Despawn { .. } => 0,
+            Mutation::Despawn { .. } | Mutation::Unmark { .. } => 0,
             Mutation::PayloadUpdate { payload, .. } => {
                 encode_payload(payload, &mut out[..PAYLOAD_BODY_LEN]);
                 PAYLOAD_BODY_LEN
+            }
+            Mutation::Mark { mark, .. } => {
+                encode_mark(mark, &mut out[..MARK_BODY_LEN]);
+                MARK_BODY_LEN
             }
         }
     }
@@ -119,11 +160,12 @@ impl Mutation {
             u32::try_from(global_id).map_err(|_| MutationDecodeError::GlobalIdRange(global_id))?;
         let op = u8::try_from(op)
             .ok()
-            .filter(|op| (OP_SPAWN..=OP_PAYLOAD_UPDATE).contains(op))
+            .filter(|op| (OP_SPAWN..=OP_UNMARK).contains(op))
             .ok_or(MutationDecodeError::UnknownOp(op))?;
         let expected = match op {
             OP_SPAWN => SPAWN_BODY_LEN,
-            OP_DESPAWN => 0,
+            OP_DESPAWN | OP_UNMARK => 0,
+            OP_MARK => MARK_BODY_LEN,
             _ => PAYLOAD_BODY_LEN,
         };
         if body.len() != expected {
@@ -136,6 +178,11 @@ impl Mutation {
         Ok(match op {
             OP_SPAWN => Mutation::Spawn(decode_entity_body(global_id, body)),
             OP_DESPAWN => Mutation::Despawn { global_id },
+            OP_UNMARK => Mutation::Unmark { global_id },
+            OP_MARK => Mutation::Mark {
+                global_id,
+                mark: decode_mark(body)?,
+            },
             _ => Mutation::PayloadUpdate {
                 global_id,
                 payload: decode_payload(body),
@@ -170,6 +217,28 @@ pub fn decode_entity_body(global_id: u32, body: &[u8]) -> Entity {
         hlc: u32::from_le_bytes([body[144], body[145], body[146], body[147]]),
         payload: decode_payload(&body[148..SPAWN_BODY_LEN]),
     }
+}
+
+/// Writes a hand-off mark as a [`MARK_BODY_LEN`]-byte body.
+pub fn encode_mark(mark: &HandoffMark, out: &mut [u8]) {
+    out[0] = mark.kind as u8;
+    out[1] = mark.peer;
+    out[2..6].copy_from_slice(&mark.migration_id.to_le_bytes());
+}
+
+/// Reads and validates a [`MARK_BODY_LEN`]-byte mark body.
+pub fn decode_mark(body: &[u8]) -> Result<HandoffMark, MutationDecodeError> {
+    let (kind, peer) = (body[0], body[1]);
+    let bad = MutationDecodeError::BadMark { kind, peer };
+    let k = MarkKind::from_u8(kind).ok_or(bad.clone())?;
+    if peer as usize >= fabric_core::zones::MAX_ZONES {
+        return Err(bad);
+    }
+    Ok(HandoffMark {
+        kind: k,
+        peer,
+        migration_id: u32::from_le_bytes([body[2], body[3], body[4], body[5]]),
+    })
 }
 
 fn encode_payload(payload: &[u32; PAYLOAD_WORDS], out: &mut [u8]) {

@@ -14,7 +14,8 @@
 //! `seq` numbers mutations from 1 without gaps; each row's `crc` is the CRC-32 of its
 //! sequence, tick, op, global id and body, so a flipped bit in a blob is found at load instead
 //! of becoming a wrong entity. A snapshot row holds `entity_count` entities of 208 bytes each
-//! (global id `u32` then the spawn body of [`crate::mutation`]) and covers every mutation up to
+//! (global id `u32` then the spawn body of [`crate::mutation`]), then the hand-off marks of
+//! those entities, 10 bytes each (global id `u32` then the mark body), and covers every mutation up to
 //! `last_seq`; compaction writes it, deletes older snapshots and the folded mutations in one
 //! transaction. Load = the latest snapshot + the mutations after it, which must follow it
 //! without a gap. Details and durability: `docs/persistence.md`.
@@ -30,7 +31,8 @@ use crate::error::{Corruption, JournalError};
 use crate::file_check::check_file;
 use crate::journal::{Commit, Compaction, Journal, Loaded};
 use crate::mutation::{
-    MAX_BODY_LEN, Mutation, SPAWN_BODY_LEN, decode_entity_body, encode_entity_body,
+    MARK_BODY_LEN, MAX_BODY_LEN, Mutation, SPAWN_BODY_LEN, decode_entity_body, decode_mark,
+    encode_entity_body, encode_mark,
 };
 use crate::state::JournalState;
 
@@ -40,6 +42,8 @@ pub const APPLICATION_ID: i32 = 0x4641_4A4E;
 pub const SCHEMA_VERSION: i32 = 1;
 /// Bytes per entity in a snapshot body.
 pub const SNAPSHOT_ENTITY_LEN: usize = 4 + SPAWN_BODY_LEN;
+/// Bytes per hand-off mark after the entities of a snapshot body.
+pub const SNAPSHOT_MARK_LEN: usize = 4 + MARK_BODY_LEN;
 
 const SCHEMA: &str = "
 CREATE TABLE mutations (seq INTEGER PRIMARY KEY, tick INTEGER NOT NULL, op INTEGER NOT NULL,
@@ -330,16 +334,28 @@ fn read_state(conn: &Connection, path: &Path) -> Result<Loaded, JournalError> {
             if snapshot_crc(seq, tick, count, &body) != crc {
                 return Err(corrupt(Corruption::SnapshotChecksum { id }));
             }
-            if (body.len() as u64) != n.saturating_mul(SNAPSHOT_ENTITY_LEN as u64) {
+            let entities_len = n.saturating_mul(SNAPSHOT_ENTITY_LEN as u64);
+            let tail = (body.len() as u64).checked_sub(entities_len);
+            if tail.is_none_or(|t| t % SNAPSHOT_MARK_LEN as u64 != 0) {
                 return Err(corrupt(Corruption::SnapshotLength {
                     id,
                     count,
                     found: body.len(),
                 }));
             }
-            for chunk in body.chunks_exact(SNAPSHOT_ENTITY_LEN) {
+            let (entities, marks) = body.split_at(entities_len as usize);
+            for chunk in entities.chunks_exact(SNAPSHOT_ENTITY_LEN) {
                 let id = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
                 state.insert(decode_entity_body(id, &chunk[4..]));
+            }
+            for chunk in marks.chunks_exact(SNAPSHOT_MARK_LEN) {
+                let global_id = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                let bad = Corruption::SnapshotMark { id, global_id };
+                let mark = decode_mark(&chunk[4..]).map_err(|_| corrupt(bad.clone()))?;
+                if state.get(global_id).is_none() {
+                    return Err(corrupt(bad));
+                }
+                state.insert_mark(global_id, mark);
             }
             (seq, tick, Some(seq as u64))
         }
@@ -449,13 +465,22 @@ impl Journal for SqliteJournal {
         if loaded.replayed == 0 {
             return Ok(None);
         }
-        let mut body = vec![0u8; loaded.state.len() * SNAPSHOT_ENTITY_LEN];
-        for (chunk, e) in body
+        let entities_len = loaded.state.len() * SNAPSHOT_ENTITY_LEN;
+        let mut body = vec![0u8; entities_len + loaded.state.marks().len() * SNAPSHOT_MARK_LEN];
+        let (entities, marks) = body.split_at_mut(entities_len);
+        for (chunk, e) in entities
             .chunks_exact_mut(SNAPSHOT_ENTITY_LEN)
             .zip(loaded.state.entities())
         {
             chunk[..4].copy_from_slice(&e.global_id.to_le_bytes());
             encode_entity_body(e, &mut chunk[4..]);
+        }
+        for (chunk, (global_id, mark)) in marks
+            .chunks_exact_mut(SNAPSHOT_MARK_LEN)
+            .zip(loaded.state.marks())
+        {
+            chunk[..4].copy_from_slice(&global_id.to_le_bytes());
+            encode_mark(&mark, &mut chunk[4..]);
         }
         let (seq, tick, count) = (
             loaded.last_seq as i64,

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use fabric_core::durable_handoff::HandoffMark;
 use fabric_core::entity::Entity;
 
 use crate::mutation::Mutation;
@@ -15,6 +16,8 @@ use crate::mutation::Mutation;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JournalState {
     entities: BTreeMap<u32, Entity>,
+    /// Hand-off marks of entities in `entities`.
+    marks: BTreeMap<u32, HandoffMark>,
 }
 
 impl JournalState {
@@ -28,7 +31,9 @@ impl JournalState {
     /// - a spawn inserts the entity, replacing one with the same id (a respawn);
     /// - a despawn removes the entity, and does nothing when none has that id;
     /// - a payload update replaces the payload words, and does nothing when no entity has that
-    ///   id (it was despawned earlier in the same batch: the despawn wins).
+    ///   id (it was despawned earlier in the same batch: the despawn wins);
+    /// - a mark is set on an entity present (ignored otherwise); an unmark or a despawn clears
+    ///   it; a spawn keeps it (an arrival's spawn and its mark come in either order).
     pub fn apply(&mut self, mutation: &Mutation) {
         match mutation {
             Mutation::Spawn(e) => {
@@ -36,6 +41,15 @@ impl JournalState {
             }
             Mutation::Despawn { global_id } => {
                 self.entities.remove(global_id);
+                self.marks.remove(global_id);
+            }
+            Mutation::Mark { global_id, mark } => {
+                if self.entities.contains_key(global_id) {
+                    self.marks.insert(*global_id, *mark);
+                }
+            }
+            Mutation::Unmark { global_id } => {
+                self.marks.remove(global_id);
             }
             Mutation::PayloadUpdate { global_id, payload } => {
                 if let Some(e) = self.entities.get_mut(global_id) {
@@ -48,6 +62,23 @@ impl JournalState {
     /// Inserts an entity as loaded from a snapshot.
     pub fn insert(&mut self, entity: Entity) {
         self.entities.insert(entity.global_id, entity);
+    }
+
+    /// Sets a mark as loaded from a snapshot (ignored when no entity has that id).
+    pub fn insert_mark(&mut self, global_id: u32, mark: HandoffMark) {
+        if self.entities.contains_key(&global_id) {
+            self.marks.insert(global_id, mark);
+        }
+    }
+
+    /// The hand-off mark of `global_id`, if any.
+    pub fn mark(&self, global_id: u32) -> Option<HandoffMark> {
+        self.marks.get(&global_id).copied()
+    }
+
+    /// The marked entities' ids and marks, in id order.
+    pub fn marks(&self) -> impl ExactSizeIterator<Item = (u32, HandoffMark)> + '_ {
+        self.marks.iter().map(|(id, m)| (*id, *m))
     }
 
     /// The entity with `global_id`, if any.
@@ -99,5 +130,28 @@ mod tests {
             s.is_empty(),
             "an update after the despawn must not bring it back"
         );
+    }
+
+    #[test]
+    fn marks_follow_their_entity() {
+        use fabric_core::durable_handoff::MarkKind;
+        let mut s = JournalState::new();
+        let mark = HandoffMark {
+            kind: MarkKind::Sealed,
+            peer: 2,
+            migration_id: 9,
+        };
+        s.apply(&Mutation::Mark { global_id: 7, mark });
+        assert_eq!(s.mark(7), None, "no entity, no mark");
+        s.apply(&Mutation::Spawn(Entity::at(7, vec3_micros([1, 2, 3]))));
+        s.apply(&Mutation::Mark { global_id: 7, mark });
+        s.apply(&Mutation::Spawn(Entity::at(7, vec3_micros([4, 5, 6]))));
+        assert_eq!(s.mark(7), Some(mark), "a spawn keeps the mark");
+        s.apply(&Mutation::Unmark { global_id: 7 });
+        assert_eq!(s.mark(7), None, "unmarked");
+        s.apply(&Mutation::Mark { global_id: 7, mark });
+        s.apply(&Mutation::Despawn { global_id: 7 });
+        s.apply(&Mutation::Spawn(Entity::at(7, vec3_micros([4, 5, 6]))));
+        assert_eq!(s.mark(7), None, "a despawn clears it");
     }
 }

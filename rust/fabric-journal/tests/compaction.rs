@@ -1,7 +1,9 @@
 //! Property: for any sequence of batches and any compaction points, load (latest snapshot +
 //! later mutations) equals replaying every mutation from the start, on a real SQLite file.
+//! Hand-off marks included: they survive compaction with their entity.
 
 use fabric_core::coords::Micros;
+use fabric_core::durable_handoff::{HandoffMark, MarkKind};
 use fabric_core::entity::Entity;
 use fabric_core::entity_row::PAYLOAD_WORDS;
 use fabric_journal::{
@@ -31,8 +33,23 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             }),
         id.clone()
             .prop_map(|global_id| Mutation::Despawn { global_id }),
-        (id, any::<[u32; PAYLOAD_WORDS]>())
+        (id.clone(), any::<[u32; PAYLOAD_WORDS]>())
             .prop_map(|(global_id, payload)| Mutation::PayloadUpdate { global_id, payload }),
+        (id.clone(), any::<bool>(), 0u8..32, any::<u32>()).prop_map(
+            |(global_id, sealed, peer, migration_id)| Mutation::Mark {
+                global_id,
+                mark: HandoffMark {
+                    kind: if sealed {
+                        MarkKind::Sealed
+                    } else {
+                        MarkKind::Pinned
+                    },
+                    peer,
+                    migration_id,
+                },
+            }
+        ),
+        id.prop_map(|global_id| Mutation::Unmark { global_id }),
     ]
 }
 

@@ -52,10 +52,11 @@ pub struct LinkConfig {
     pub verifier: LinkCredentialVerifier,
     /// The fabric's members at start ([`ZoneLinks::set_members`] replaces them).
     pub members: Vec<Member>,
-    /// Most bytes queued toward one neighbour; sends beyond are refused (default 4 MiB).
+    /// Most bytes queued toward one neighbour; datagram sends beyond are refused (default
+    /// 4 MiB); reliable sends (hand-offs, control) are refused only beyond twice this.
     pub out_queue_bytes: usize,
-    /// Most received bytes waiting for [`ZoneLinks::drain`]; packets beyond are dropped
-    /// (default 8 MiB).
+    /// Most received bytes waiting for [`ZoneLinks::drain`]; datagrams beyond are dropped
+    /// (default 8 MiB); reliable packets only beyond twice this.
     pub in_queue_bytes: usize,
     /// Reconnect delays of dialers.
     pub backoff: Backoff,
@@ -243,6 +244,40 @@ enum Incoming {
     Unlinked(ZoneId),
 }
 
+/// The inbound queues: link events and reliable packets (`urgent`), handed out before the
+/// datagrams (interest row batches), and the packet bytes both hold.
+#[derive(Default)]
+struct InQueue {
+    urgent: VecDeque<Incoming>,
+    rows: VecDeque<Incoming>,
+    bytes: usize,
+}
+
+impl InQueue {
+    fn is_empty(&self) -> bool {
+        self.urgent.is_empty() && self.rows.is_empty()
+    }
+
+    fn pop(&mut self) -> Option<Incoming> {
+        let ev = self.urgent.pop_front().or_else(|| self.rows.pop_front())?;
+        if let Incoming::Packet(_, b) = &ev {
+            self.bytes -= b.len();
+        }
+        Some(ev)
+    }
+}
+
+/// The byte bound a packet of `delivery` may fill a queue to: datagrams (interest rows, which
+/// the next tick replaces) up to `bound`; reliable packets (hand-offs and control: few and
+/// small, and one lost costs a resend timeout) a second bound's worth above it, so a backlog
+/// of rows never costs a hand-off.
+fn bound_for(delivery: Delivery, bound: usize) -> usize {
+    match delivery {
+        Delivery::Datagram => bound,
+        Delivery::Reliable => bound.saturating_mul(2),
+    }
+}
+
 struct Out {
     delivery: Delivery,
     bytes: Vec<u8>,
@@ -250,7 +285,10 @@ struct Out {
 
 struct Peer {
     generation: u64,
+    /// Reliable packets; the session task forwards them before any waiting row.
     out: UnboundedSender<Out>,
+    /// Datagrams (interest rows).
+    out_rows: UnboundedSender<Out>,
     queued: Arc<AtomicUsize>,
     kill: Arc<Notify>,
     rtt_us: Arc<AtomicU64>,
@@ -260,6 +298,7 @@ struct Peer {
 struct Installed {
     generation: u64,
     rx: UnboundedReceiver<Out>,
+    rx_rows: UnboundedReceiver<Out>,
     queued: Arc<AtomicUsize>,
     kill: Arc<Notify>,
     rtt_us: Arc<AtomicU64>,
@@ -270,7 +309,7 @@ struct Shared {
     linked: ZoneMask,
     out_bound: usize,
     in_bound: usize,
-    inbound: Mutex<(VecDeque<Incoming>, usize)>,
+    inbound: Mutex<InQueue>,
     wake: Condvar,
     peers: Mutex<Vec<Option<Peer>>>,
     cells: Vec<LinkCells>,
@@ -284,20 +323,23 @@ struct Shared {
 
 impl Shared {
     fn push(&self, ev: Incoming) {
-        let len = match &ev {
-            Incoming::Packet(_, b) => b.len(),
-            _ => 0,
+        let (len, delivery) = match &ev {
+            Incoming::Packet(_, b) => (b.len(), Delivery::of(b)),
+            _ => (0, Delivery::Reliable),
         };
         let mut q = self.inbound.lock().expect("inbound lock");
-        if len > 0 && q.1 + len > self.in_bound {
+        if len > 0 && q.bytes + len > bound_for(delivery, self.in_bound) {
             if let Incoming::Packet(z, _) = ev {
                 LinkCells::add(&self.cells[z as usize].dropped, 1);
             }
             LinkCells::add(&self.endpoint.inbound_full, 1);
             return;
         }
-        q.1 += len;
-        q.0.push_back(ev);
+        q.bytes += len;
+        match delivery {
+            Delivery::Datagram => q.rows.push_back(ev),
+            Delivery::Reliable => q.urgent.push_back(ev),
+        }
         self.wake.notify_all();
     }
 
@@ -342,10 +384,12 @@ impl Shared {
     /// Makes the session just authenticated with `zone` its link, replacing an older one.
     fn install(&self, zone: ZoneId) -> Installed {
         let (out, rx) = unbounded_channel();
+        let (out_rows, rx_rows) = unbounded_channel();
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let peer = Peer {
             generation,
             out,
+            out_rows,
             queued: Arc::new(AtomicUsize::new(0)),
             kill: Arc::new(Notify::new()),
             rtt_us: Arc::new(AtomicU64::new(0)),
@@ -353,6 +397,7 @@ impl Shared {
         let installed = Installed {
             generation,
             rx,
+            rx_rows,
             queued: peer.queued.clone(),
             kill: peer.kill.clone(),
             rtt_us: peer.rtt_us.clone(),
@@ -384,11 +429,11 @@ impl Shared {
 
     fn wait(&self, timeout: Duration) -> bool {
         let q = self.inbound.lock().expect("inbound lock");
-        if !q.0.is_empty() {
+        if !q.is_empty() {
             return true;
         }
         let (q, _) = self.wake.wait_timeout(q, timeout).expect("inbound lock");
-        !q.0.is_empty()
+        !q.is_empty()
     }
 
     fn refuse(&self, counter: &AtomicU64) {
@@ -420,7 +465,7 @@ pub struct ZoneLinks {
     members: Arc<watch::Sender<Vec<Member>>>,
     fabric: String,
     link_public_key: ed25519_dalek::VerifyingKey,
-    tasks: Vec<JoinHandle<()>>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
     cert_hash: CertHash,
     zones: u8,
@@ -460,7 +505,7 @@ impl ZoneLinks {
             linked: linked(&cfg.layout, me),
             out_bound: cfg.out_queue_bytes,
             in_bound: cfg.in_queue_bytes,
-            inbound: Mutex::new((VecDeque::new(), 0)),
+            inbound: Mutex::new(InQueue::default()),
             wake: Condvar::new(),
             peers: Mutex::new((0..MAX_ZONES).map(|_| None).collect()),
             cells: (0..MAX_ZONES).map(|_| LinkCells::default()).collect(),
@@ -522,12 +567,13 @@ impl ZoneLinks {
             return Ok(());
         }
         let queued = p.queued.load(Ordering::Relaxed);
-        if queued + bytes.len() > self.shared.out_bound {
+        let limit = bound_for(delivery, self.shared.out_bound);
+        if queued + bytes.len() > limit {
             LinkCells::add(&cells.refused, 1);
             return Err(LinkSendError::Full {
                 zone: to,
                 queued,
-                limit: self.shared.out_bound,
+                limit,
             });
         }
         p.queued.fetch_add(bytes.len(), Ordering::Relaxed);
@@ -535,7 +581,11 @@ impl ZoneLinks {
             delivery,
             bytes: bytes.to_vec(),
         };
-        if p.out.send(out).is_err() {
+        let channel = match delivery {
+            Delivery::Reliable => &p.out,
+            Delivery::Datagram => &p.out_rows,
+        };
+        if channel.send(out).is_err() {
             LinkCells::add(&cells.refused, 1);
             return Err(LinkSendError::NotLinked(to));
         }
@@ -544,16 +594,16 @@ impl ZoneLinks {
         Ok(())
     }
 
-    /// Hands at most `max_events` waiting events to `f`, oldest first; returns how many.
+    /// Hands at most `max_events` waiting events to `f`: link events and reliable packets
+    /// first, then datagrams, each oldest first; returns how many. (Rows and hand-offs travel
+    /// on different QUIC channels, so their order was never kept; a hand-off no longer waits
+    /// behind a backlog of rows.)
     pub fn drain(&mut self, max_events: usize, mut f: impl FnMut(LinkEvent<'_>)) -> usize {
         let mut n = 0;
         while n < max_events {
             let ev = {
                 let mut q = self.shared.inbound.lock().expect("inbound lock");
-                let Some(ev) = q.0.pop_front() else { break };
-                if let Incoming::Packet(_, b) = &ev {
-                    q.1 -= b.len();
-                }
+                let Some(ev) = q.pop() else { break };
                 ev
             };
             match &ev {
@@ -614,8 +664,18 @@ impl ZoneLinks {
     /// Installs the credential granted by the registry and the registry's key that signs
     /// neighbours' credentials ([`LinkConfig::awaiting_credential`]); dialers try at once.
     pub fn set_credential(&self, credential: Vec<u8>, verifier: LinkCredentialVerifier) {
-        *self.shared.auth.write().expect("auth lock") = (credential, verifier);
-        self.members.send_modify(|_| {});
+        self.auth_handle()(credential, verifier);
+    }
+
+    /// [`Self::set_credential`] as a handle a task can keep.
+    pub(crate) fn auth_handle(
+        &self,
+    ) -> impl Fn(Vec<u8>, LinkCredentialVerifier) + Send + Sync + 'static {
+        let (shared, members) = (self.shared.clone(), self.members.clone());
+        move |credential, verifier| {
+            *shared.auth.write().expect("auth lock") = (credential, verifier);
+            members.send_modify(|_| {});
+        }
     }
 
     /// What this zone registers about its links ([`fabric_net::registry::Registration::start_in_fabric`]).
@@ -635,9 +695,14 @@ impl ZoneLinks {
     /// Follows the registry's member list of this fabric (`GET /fabrics/{fabric}/members`
     /// with `api_key`) every `every`, relinking when it changes. Problems are logged and
     /// retried; the last good list stays in force.
-    pub fn follow_registry(&mut self, backend: &str, api_key: &str, every: Duration) {
+    pub fn follow_registry(
+        &mut self,
+        backend: &fabric_net::http::Endpoint,
+        api_key: &str,
+        every: Duration,
+    ) {
         let task = crate::registry::follow(
-            backend.to_owned(),
+            backend.clone(),
             api_key.to_owned(),
             self.fabric.clone(),
             self.zones,
@@ -750,6 +815,15 @@ impl Conn<'_> {
         }
     }
 
+    /// Sends a row batch, after every reliable packet already waiting (so a hand-off never
+    /// waits behind rows, whichever branch the session task's `select!` took).
+    fn send_row(&self, o: Out, inst: &mut Installed) {
+        while let Ok(r) = inst.rx.try_recv() {
+            self.send(r, &inst.queued);
+        }
+        self.send(o, &inst.queued);
+    }
+
     fn rtt_us(&self) -> u64 {
         let rtt = match self {
             Conn::Accepted(s, id) => s.rtt(*id),
@@ -765,10 +839,13 @@ async fn serve_accepted(sender: ServerSender, session: SessionId, mut inst: Inst
     let mut every = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
+            // Reliable packets (hand-offs) first: a backlog of rows never holds them back.
+            biased;
             o = inst.rx.recv() => match o {
                 Some(o) => conn.send(o, &inst.queued),
                 None => break,
             },
+            Some(o) = inst.rx_rows.recv() => conn.send_row(o, &mut inst),
             () = inst.kill.notified() => {
                 sender.close_session(session, fabric_net::server::close_code::NORMAL, "link replaced or dropped");
                 break;
@@ -993,6 +1070,7 @@ async fn dial_once(
                 Some(o) => Conn::Dialed(&client).send(o, &inst.queued),
                 None => break Ended::Closed,
             },
+            Some(o) = inst.rx_rows.recv() => Conn::Dialed(&client).send_row(o, &mut inst),
             () = inst.kill.notified() => break Ended::Closed,
             _ = every.tick() => inst.rtt_us.store(Conn::Dialed(&client).rtt_us(), Ordering::Relaxed),
             r = members.changed() => match r {

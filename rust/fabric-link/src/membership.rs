@@ -5,8 +5,10 @@
 //! list (tests, the command line: [`Member::parse`]) or from the registry backend
 //! ([`Member::from_registry_json`], the `members` of `GET /fabrics/{fabric}/members`).
 //!
-//! Two zones link when the range of one overlaps the AOI band of the other
-//! ([`fabric_core::aoi::neighbours`], taken both ways so that both ends agree), and the **lower
+//! Two zones link when the range of one overlaps the AOI band of the other, or when their spaces
+//! touch (a shared face, edge or corner: [`fabric_core::adjacency`]), so an entity stepping out
+//! of a zone always steps into a linked one ([`fabric_core::aoi::neighbours`], taken both ways so
+//! that both ends agree), and the **lower
 //! index dials** the higher one: exactly one session per pair without a tie-break, and the zone
 //! that dials is the one that keeps the reconnect backoff. A listener refuses a session from a
 //! zone that should not dial it.
@@ -128,8 +130,8 @@ impl Member {
     }
 }
 
-/// The zones `zone` links with: those whose range overlaps its band, or whose band overlaps its
-/// range.
+/// The zones `zone` links with: those whose range overlaps its band, whose band overlaps its
+/// range, or whose space touches its space.
 pub fn linked(layout: &ZoneLayout, zone: ZoneId) -> ZoneMask {
     let mut mask = neighbours(layout, zone).0;
     for other in 0..layout.count() as ZoneId {
@@ -169,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn links_are_symmetric_and_only_between_band_neighbours() {
+    fn links_are_symmetric_and_only_between_neighbours() {
         for n in 1..=32usize {
             let layout = ZoneLayout::new(n).unwrap();
             for a in 0..n as ZoneId {
@@ -183,9 +185,26 @@ mod tests {
                 assert!(!linked(&layout, a).contains(a), "no self link");
             }
         }
+        let four = ZoneLayout::new(4).unwrap();
+        assert!(
+            linked(&four, 0).contains(3),
+            "4 zones: the curve's first and last quarters touch in space, so they link"
+        );
         let eight = ZoneLayout::new(8).unwrap();
-        assert!(linked(&eight, 0).contains(1), "adjacent zones link");
-        assert!(!linked(&eight, 0).contains(7), "far zones do not");
+        assert_eq!(
+            linked(&eight, 0).len(),
+            7,
+            "8 zones: the octants all meet at the centre"
+        );
+        let many = ZoneLayout::new(32).unwrap();
+        for a in 0..32 {
+            let l = linked(&many, a);
+            assert!(l.contains(a ^ 1), "32 zones: {a} links its sibling cell");
+            assert!(
+                l.len() < 31,
+                "32 zones: {a} does not link every zone ({l:?})"
+            );
+        }
         assert_eq!(
             linked(&ZoneLayout::new(3).unwrap(), 0).len(),
             2,

@@ -1,26 +1,33 @@
 //! Registry-driven membership: the fabric's members from the registry backend
 //! (`GET /fabrics/{fabric}/members`, see `docs/backend.md`), polled by
-//! [`crate::ZoneLinks::follow_registry`].
+//! [`crate::ZoneLinks::follow_registry`]; and the registry's link grants (the zone's
+//! credential and the keys that verify its neighbours'), installed by
+//! [`crate::ZoneLinks::install_grant`] and, across key rotations,
+//! [`crate::ZoneLinks::follow_grants`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fabric_net::http;
+use fabric_auth::LinkCredentialVerifier;
+use fabric_auth::keys::public_key_from_b64;
+use fabric_auth::link_credential::credential_from_text;
+use fabric_net::http::{self, Endpoint};
+use fabric_net::registry::LinkGrant;
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{Instrument as _, info_span, warn};
 
-use crate::links::only_fabric;
+use crate::links::{ZoneLinks, only_fabric};
 use crate::membership::Member;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The live members of `fabric` the account of `api_key` registered.
 pub async fn fetch_members(
-    backend: &str,
+    backend: &Endpoint,
     api_key: &str,
     fabric: &str,
 ) -> Result<Vec<Member>, String> {
-    let r = http::request(
+    let r = http::request_to(
         backend,
         "GET",
         &format!("/fabrics/{fabric}/members"),
@@ -42,7 +49,7 @@ pub async fn fetch_members(
 }
 
 pub(crate) async fn follow(
-    backend: String,
+    backend: Endpoint,
     api_key: String,
     fabric: String,
     zones: u8,
@@ -64,5 +71,60 @@ pub(crate) async fn follow(
             Err(e) => warn!("{e}"),
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Decodes a grant for zone links of `fabric` (`zones` zones): the credential (binary) and a
+/// verifier of neighbours' credentials trusting every key of the grant.
+pub fn decode_grant(
+    fabric: &str,
+    zones: u8,
+    grant: &LinkGrant,
+) -> Result<(Vec<u8>, LinkCredentialVerifier), String> {
+    let credential = credential_from_text(&grant.credential).map_err(|e| e.to_string())?;
+    let keys = grant
+        .trusted_keys
+        .iter()
+        .chain(std::iter::once(&grant.issuer_key))
+        .map(|k| public_key_from_b64(k).map_err(|e| format!("registry key {k:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((credential, LinkCredentialVerifier::new(fabric, zones, keys)))
+}
+
+impl ZoneLinks {
+    /// Installs a grant of the registry ([`fabric_net::registry::Registration::link_grant`]):
+    /// this zone's credential and the keys its neighbours' credentials may be signed by.
+    /// Links already up stay up; the next ones are made and checked with these.
+    pub fn install_grant(&self, grant: &LinkGrant) -> Result<(), String> {
+        let m = self.fabric_membership();
+        let (credential, verifier) = decode_grant(&m.name, m.zones, grant)?;
+        self.set_credential(credential, verifier);
+        Ok(())
+    }
+
+    /// Installs every grant `grants` yields, the current one first: after the registry rotates
+    /// its signing key the zone trusts the new key and presents a credential signed by it
+    /// (renewed by the registration), without dropping a link.
+    pub fn follow_grants(&mut self, mut grants: watch::Receiver<Option<LinkGrant>>) {
+        let m = self.fabric_membership();
+        let auth = self.auth_handle();
+        let task = async move {
+            loop {
+                let grant = grants.borrow_and_update().clone();
+                if let Some(grant) = grant {
+                    match decode_grant(&m.name, m.zones, &grant) {
+                        Ok((credential, verifier)) => auth(credential, verifier),
+                        Err(e) => warn!("registry link grant: {e}"),
+                    }
+                }
+                if grants.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        self.tasks.push(
+            fabric_net::current_or_shared()
+                .spawn(task.instrument(info_span!("grants", zone = m.zone))),
+        );
     }
 }

@@ -90,6 +90,10 @@ struct Args {
     /// Share of packets the conditioned link drops, each way (0..=1).
     #[arg(long, default_value_t = 0.0)]
     link_loss: f64,
+    /// Failed sessions in a row after which a player gives up (it retries once a second,
+    /// asking the registry for its zone's address again first).
+    #[arg(long, default_value_t = 3)]
+    max_failures: u32,
     /// A zone's metrics address (`/state`), once per zone in index order: players compare what
     /// they see with what the zones hold.
     #[arg(long = "state")]
@@ -166,6 +170,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             crowd: args.crowd,
             seed: args.seed,
             join_timeout: Duration::from_secs(20),
+            max_failures: args.max_failures.max(1),
         },
         storm_at_s: args.storm_at,
     };

@@ -43,6 +43,16 @@ pub struct Behaviour {
     pub seed: u64,
     /// How long a join may take before it counts as failed.
     pub join_timeout: Duration,
+    /// Failed sessions in a row after which the player gives up (one retry a second, the
+    /// zone's address asked of the registry again before each).
+    pub max_failures: u32,
+}
+
+/// An avatar to claim in the zone it moved to (`avatar_moved`).
+struct Follow {
+    zone: u8,
+    id: u32,
+    ticket: String,
 }
 
 /// How a session ended.
@@ -53,6 +63,8 @@ enum End {
     Storm,
     /// The avatar left this zone: join again where it is.
     Moved,
+    /// The zone said where the avatar went (`avatar_moved`): claim it there with the ticket.
+    Followed(Follow),
     /// The spawn point belongs to another zone.
     Elsewhere(u8),
 }
@@ -72,10 +84,12 @@ pub async fn run(
     let mut walk = Walk::plan(how.seed, index, target.half_m, how.crowd, how.speed_m_s);
     let mut zone = target.zone_of(walk.position());
     let mut failures = 0;
+    let mut follow: Option<Follow> = None;
     while Instant::now() < deadline {
         let storm = storm.filter(|_| stats.storm_dropped_at.is_none());
+        let joins_before = stats.joins;
         let mut s = Session::new(index, &target, how, &live, &mut stats);
-        match s.run(zone, &mut walk, deadline, storm).await {
+        match s.run(zone, &mut walk, deadline, storm, follow.take()).await {
             Ok(End::Deadline) => break,
             Ok(End::Storm) => {
                 stats.storm_dropped_at = Some(Instant::now());
@@ -85,6 +99,19 @@ pub async fn run(
                 stats.handoffs += 1;
                 zone = target.zone_of(walk.position());
             }
+            Ok(End::Followed(f)) if usize::from(f.zone) < target.zones.len() => {
+                stats.handoffs += 1;
+                zone = f.zone;
+                follow = Some(f);
+            }
+            Ok(End::Followed(f)) => {
+                stats.error(format!(
+                    "followed to zone {}, which the fabric does not have",
+                    f.zone
+                ));
+                live.errors.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
             Ok(End::Elsewhere(z)) if usize::from(z) < target.zones.len() => zone = z,
             Ok(End::Elsewhere(z)) => {
                 stats.error(format!("sent to zone {z}, which the fabric does not have"));
@@ -92,17 +119,31 @@ pub async fn run(
                 break;
             }
             Err(e) => {
+                if stats.joins > 0 && stats.lost_at.is_none() {
+                    stats.lost_at = Some(Instant::now());
+                }
                 stats.error(e);
                 live.errors.fetch_add(1, Ordering::Relaxed);
                 failures += 1;
-                if failures >= 3 {
+                if failures >= how.max_failures {
                     break;
                 }
                 // Not a storm of retries: one a second.
                 sleep_until((Instant::now() + Duration::from_secs(1)).min(deadline)).await;
                 zone = target.zone_of(walk.position());
+                // A zone that restarted registered anew (new certificate and shard id).
+                if let Err(e) = target.refresh(zone).await {
+                    stats.error(e.to_string());
+                    live.errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
+        if stats.joins > joins_before {
+            failures = 0;
+        }
+    }
+    if stats.lost_at.take().is_some() {
+        stats.outages_unrecovered += 1;
     }
     stats
 }
@@ -155,15 +196,28 @@ impl<'a> Session<'a> {
         walk: &mut Walk,
         deadline: Instant,
         storm: Option<Instant>,
+        follow: Option<Follow>,
     ) -> Result<End, String> {
         self.zone = zone;
-        let token = self.target.token(zone).await.map_err(|e| e.to_string())?;
         let url = self.target.url(zone);
-        let pin = self.target.zones[usize::from(zone)].cert_hash;
-        let mut client = Client::connect(ClientConfig::new(url, pin));
-        let joined = self
-            .join(&mut client, token, walk.position(), deadline)
-            .await;
+        let pin = self.target.zone(zone).cert_hash;
+        let joined = match follow {
+            // The avatar moved here: claim it with the ticket (no token, no new avatar).
+            Some(f) => {
+                let mut client = Client::connect(ClientConfig::new(url, pin));
+                let claimed = self.claim(&mut client, f, deadline).await;
+                (client, claimed)
+            }
+            None => {
+                let token = self.target.token(zone).await.map_err(|e| e.to_string())?;
+                let mut client = Client::connect(ClientConfig::new(url, pin));
+                let joined = self
+                    .join(&mut client, token, walk.position(), deadline)
+                    .await;
+                (client, joined)
+            }
+        };
+        let (mut client, joined) = joined;
         let end = match joined {
             Ok(None) => self.play(&mut client, walk, deadline, storm).await,
             Ok(Some(end)) => Ok(end),
@@ -171,6 +225,52 @@ impl<'a> Session<'a> {
         };
         client.close("load generator: session over");
         end
+    }
+
+    /// Claims the avatar `f.id` that moved to this zone (`claim` with the ticket, sent again
+    /// every 250 ms until the zone answers `avatar`); `None` once it is this session's.
+    async fn claim(
+        &mut self,
+        client: &mut Client,
+        f: Follow,
+        deadline: Instant,
+    ) -> Result<Option<End>, String> {
+        let claim = ControlMessage::Claim {
+            id: f.id,
+            ticket: f.ticket,
+        }
+        .encode();
+        let mut opening = Opening::new(self.how.join_timeout, deadline);
+        loop {
+            let bytes = match opening.next(client, "claiming").await? {
+                Step::Resend | Step::Connected => {
+                    send(client.send_message(claim.clone()))?;
+                    continue;
+                }
+                Step::GaveUp { deadline: true } => return Ok(Some(End::Deadline)),
+                Step::GaveUp { deadline: false } => {
+                    return Err(format!(
+                        "avatar {} not claimed within {:?}",
+                        f.id, self.how.join_timeout
+                    ));
+                }
+                Step::Bytes(b) => b,
+            };
+            self.stats.bytes += bytes.len() as u64;
+            match ControlMessage::decode(&bytes) {
+                Ok(ControlMessage::Avatar { id, .. }) if id == f.id => {
+                    self.avatar = id;
+                    return Ok(None);
+                }
+                Ok(ControlMessage::Reply { id, result: Err(e) }) if id == "claim" => {
+                    return Err(format!("claim of avatar {} refused: {e}", f.id));
+                }
+                Ok(ControlMessage::Error { code, message }) => {
+                    return Err(format!("zone error {code}: {message}"));
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Hello, welcome ack, spawn; `None` when the avatar exists.
@@ -190,40 +290,23 @@ impl<'a> Session<'a> {
             at: Some(at.map(|m| (m * 1e6).round() as i64)),
         }
         .encode();
-        let give_up = (Instant::now() + self.how.join_timeout).min(deadline);
-        let mut connected = false;
+        let mut opening = Opening::new(self.how.join_timeout, deadline);
         let mut welcomed = false;
-        let mut resend = interval(Duration::from_millis(250));
-        resend.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let ev = tokio::select! {
-                ev = client.next_event() => ev,
-                _ = resend.tick() => {
-                    if welcomed {
-                        send(client.send_message(spawn.clone()))?;
-                    } else if connected {
-                        send(client.send_datagram(&hello))?;
-                    }
+            let bytes = match opening.next(client, "joining").await? {
+                Step::Resend if welcomed => {
+                    send(client.send_message(spawn.clone()))?;
                     continue;
                 }
-                _ = sleep_until(give_up) => {
-                    return if give_up >= deadline {
-                        Ok(Some(End::Deadline))
-                    } else {
-                        Err(format!("no avatar within {:?}", self.how.join_timeout))
-                    };
-                }
-            };
-            let bytes = match ev {
-                Some(ClientEvent::Connected { .. }) => {
-                    connected = true;
+                Step::Resend | Step::Connected => {
                     send(client.send_datagram(&hello))?;
                     continue;
                 }
-                Some(ClientEvent::Datagram(b)) => b.to_vec(),
-                Some(ClientEvent::Message(b)) => b,
-                Some(other) => return Err(format!("session ended while joining: {other:?}")),
-                None => return Err("session ended while joining".into()),
+                Step::GaveUp { deadline: true } => return Ok(Some(End::Deadline)),
+                Step::GaveUp { deadline: false } => {
+                    return Err(format!("no avatar within {:?}", self.how.join_timeout));
+                }
+                Step::Bytes(b) => b,
             };
             self.stats.bytes += bytes.len() as u64;
             match ControlMessage::decode(&bytes) {
@@ -338,6 +421,18 @@ impl<'a> Session<'a> {
                 Ok(ControlMessage::Error { code, message }) => {
                     return Err(format!("zone error {code}: {message}"));
                 }
+                // The zone handed the avatar on and says where: follow it there. (Commands
+                // the old zone gets meanwhile are refused as `not_joined`: it no longer
+                // plays this session.)
+                Ok(ControlMessage::AvatarMoved {
+                    id, zone, ticket, ..
+                }) if id == self.avatar => {
+                    return Ok(End::Followed(Follow {
+                        zone: u8::try_from(zone).unwrap_or(u8::MAX),
+                        id,
+                        ticket,
+                    }));
+                }
                 _ => {}
             }
         }
@@ -384,6 +479,9 @@ impl<'a> Session<'a> {
             {
                 self.stats.storm_recovery_s = Some(dropped.elapsed().as_secs_f64());
             }
+            if let Some(lost) = self.stats.lost_at.take() {
+                self.stats.outages.push(lost.elapsed().as_secs_f64());
+            }
             self.stats.own_updates += 1;
             self.live.own_updates.fetch_add(1, Ordering::Relaxed);
             if let Some(last) = self.last_own_tick {
@@ -414,6 +512,70 @@ impl<'a> Session<'a> {
         }
         self.compared_reading = reading;
         self.stats.compared.add(compare(&self.mirror, &truth));
+    }
+}
+
+/// What happened next while a session opens ([`Opening::next`]).
+enum Step {
+    /// The session is open: send the first request.
+    Connected,
+    /// 250 ms without an answer (once open): send the request again.
+    Resend,
+    /// A datagram or message from the zone.
+    Bytes(Vec<u8>),
+    /// The time for opening ran out; `deadline` when it was the end of the run.
+    GaveUp {
+        /// Whether the run's end was the limit.
+        deadline: bool,
+    },
+}
+
+/// The clock of a session being opened (join or claim): its resend timer and when to give up.
+struct Opening {
+    connected: bool,
+    resend: tokio::time::Interval,
+    give_up: Instant,
+    deadline: Instant,
+}
+
+impl Opening {
+    fn new(timeout: Duration, deadline: Instant) -> Self {
+        let mut resend = interval(Duration::from_millis(250));
+        resend.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Self {
+            connected: false,
+            resend,
+            give_up: (Instant::now() + timeout).min(deadline),
+            deadline,
+        }
+    }
+
+    /// The next step; an error when the session ended (`while` names what it was doing).
+    async fn next(&mut self, client: &mut Client, while_: &str) -> Result<Step, String> {
+        loop {
+            let ev = tokio::select! {
+                ev = client.next_event() => ev,
+                _ = self.resend.tick() => {
+                    if self.connected {
+                        return Ok(Step::Resend);
+                    }
+                    continue;
+                }
+                _ = sleep_until(self.give_up) => {
+                    return Ok(Step::GaveUp { deadline: self.give_up >= self.deadline });
+                }
+            };
+            return match ev {
+                Some(ClientEvent::Connected { .. }) => {
+                    self.connected = true;
+                    Ok(Step::Connected)
+                }
+                Some(ClientEvent::Datagram(b)) => Ok(Step::Bytes(b.to_vec())),
+                Some(ClientEvent::Message(b)) => Ok(Step::Bytes(b)),
+                Some(other) => Err(format!("session ended while {while_}: {other:?}")),
+                None => Err(format!("session ended while {while_}")),
+            };
+        }
     }
 }
 

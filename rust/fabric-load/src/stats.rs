@@ -183,6 +183,16 @@ pub struct PlayerStats {
     /// When the storm dropped this player's session (not written).
     #[serde(skip)]
     pub storm_dropped_at: Option<tokio::time::Instant>,
+    /// Seconds from each lost session (one that had an avatar and ended in an error, such as
+    /// its zone's process dying) to the first own update after it.
+    #[serde(default)]
+    pub outages: Vec<f64>,
+    /// Lost sessions after which the player was not back by the end of the run.
+    #[serde(default)]
+    pub outages_unrecovered: u32,
+    /// When the session in play was lost, until the player is back (not written).
+    #[serde(skip)]
+    pub lost_at: Option<tokio::time::Instant>,
     /// Its view compared with the zones' `/state` ([`crate::desync`]).
     #[serde(default)]
     pub compared: Compared,
@@ -209,6 +219,9 @@ impl PlayerStats {
             errors: Vec::new(),
             storm_recovery_s: None,
             storm_dropped_at: None,
+            outages: Vec::new(),
+            outages_unrecovered: 0,
+            lost_at: None,
             compared: Compared::default(),
         }
     }

@@ -28,6 +28,14 @@ pub enum TargetError {
     /// A zone has no shard id, so no token can be asked for it.
     #[error("zone {0} has no shard id to ask a join token for")]
     NoShard(u8),
+    /// The registry's shard list could not be read.
+    #[error("zone {zone}: the registry's shard list: {reason}")]
+    Registry {
+        /// The zone.
+        zone: u8,
+        /// Why.
+        reason: String,
+    },
     /// The backend refused or did not answer.
     #[error("join token for zone {zone}: {reason}")]
     Token {
@@ -93,10 +101,13 @@ pub struct Tokens {
 }
 
 /// The fabric under load.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Target {
-    /// Zones, by zone index.
+    /// Zones, by zone index, as they were given; [`Target::zone`] has them as they are now.
     pub zones: Vec<ZoneAddr>,
+    /// Zones as they are now: a restarted zone has a new certificate and shard id, learned
+    /// from the registry ([`Target::refresh`]).
+    current: Vec<std::sync::RwLock<ZoneAddr>>,
     /// The world's half-width, metres (the zones' `--world-bounds`).
     pub half_m: f64,
     /// Where tokens come from; `None` for zones that admit without one.
@@ -122,6 +133,7 @@ impl Target {
         let h = (half_m * 1e6) as i64;
         let bounds = WorldBounds::new([-h; 3], [h; 3]).map_err(|_| TargetError::Bounds(half_m))?;
         Ok(Self {
+            current: zones.iter().cloned().map(std::sync::RwLock::new).collect(),
             zones,
             half_m,
             tokens,
@@ -138,6 +150,82 @@ impl Target {
         self.layout.zone_of(encode_position(&self.bounds, &v))
     }
 
+    /// Zone `zone` as it is now (see [`Target::refresh`]).
+    pub fn zone(&self, zone: u8) -> ZoneAddr {
+        self.current[usize::from(zone)]
+            .read()
+            .expect("zone lock")
+            .clone()
+    }
+
+    /// Asks the registry for zone `zone` again: the newest registration at its address gives
+    /// its certificate hash and shard id (a zone restarted on the same port registers anew,
+    /// with a new certificate). `Ok(true)` when something changed; `Ok(false)` without a
+    /// backend or when the registry lists nothing new at that address.
+    pub async fn refresh(&self, zone: u8) -> Result<bool, TargetError> {
+        let Some(t) = &self.tokens else {
+            return Ok(false);
+        };
+        let addr = self.zones[usize::from(zone)].addr;
+        let err = |reason: String| TargetError::Registry { zone, reason };
+        let mut newest: Option<(u64, ZoneAddr)> = None;
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                None => "/shards?limit=1000".to_owned(),
+                Some(a) => format!("/shards?limit=1000&after={a}"),
+            };
+            let r = fabric_net::http::request(
+                &t.backend,
+                "GET",
+                &path,
+                Some(&t.api_key),
+                None,
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| err(e.to_string()))?;
+            if r.status != 200 {
+                return Err(err(format!("HTTP {} {}", r.status, r.body)));
+            }
+            for s in r.body["shards"].as_array().into_iter().flatten() {
+                let at = s["address"]
+                    .as_str()
+                    .zip(s["port"].as_u64())
+                    .and_then(|(a, p)| format!("{a}:{p}").parse::<SocketAddr>().ok());
+                let hash = s["cert_hash"]
+                    .as_str()
+                    .and_then(|h| CertHash::parse(h).ok());
+                let created = s["created_at_ms"].as_u64().unwrap_or(0);
+                if let (Some(at), Some(cert_hash)) = (at, hash)
+                    && at == addr
+                    && newest.as_ref().is_none_or(|(c, _)| created >= *c)
+                {
+                    let shard = s["id"].as_str().map(str::to_owned);
+                    newest = Some((
+                        created,
+                        ZoneAddr {
+                            addr,
+                            cert_hash,
+                            shard,
+                        },
+                    ));
+                }
+            }
+            match r.body["next"].as_str() {
+                Some(n) => after = Some(n.to_owned()),
+                None => break,
+            }
+        }
+        let Some((_, fresh)) = newest else {
+            return Ok(false);
+        };
+        let mut cur = self.current[usize::from(zone)].write().expect("zone lock");
+        let changed = cur.cert_hash != fresh.cert_hash || cur.shard != fresh.shard;
+        *cur = fresh;
+        Ok(changed)
+    }
+
     /// The URL a player of zone `zone` connects to.
     pub fn url(&self, zone: u8) -> String {
         let addr = self.zones[usize::from(zone)].addr;
@@ -152,10 +240,7 @@ impl Target {
         let Some(t) = &self.tokens else {
             return Ok(None);
         };
-        let shard = self.zones[usize::from(zone)]
-            .shard
-            .as_deref()
-            .ok_or(TargetError::NoShard(zone))?;
+        let shard = self.zone(zone).shard.ok_or(TargetError::NoShard(zone))?;
         let err = |reason: String| TargetError::Token { zone, reason };
         let body = serde_json::json!({ "zone_id": shard });
         let r = fabric_net::http::request(

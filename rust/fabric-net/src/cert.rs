@@ -64,10 +64,6 @@ impl CertHash {
     pub fn to_hex(&self) -> String {
         Sha256Digest::new(self.0).to_string()
     }
-
-    pub(crate) fn digest(&self) -> Sha256Digest {
-        Sha256Digest::new(self.0)
-    }
 }
 
 impl fmt::Display for CertHash {

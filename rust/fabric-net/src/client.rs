@@ -34,6 +34,10 @@ use crate::{NetError, describe_connect_error};
 /// How long [`ClientConfig::new`] lets a session take to open before it gives up.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long [`ClientConfig::new`] lets a WebTransport handshake run alone before it starts
+/// another one beside it (see [`ClientConfig::handshake_stagger`]).
+pub const DEFAULT_HANDSHAKE_STAGGER: Duration = Duration::from_millis(2500);
+
 /// Where and how a client connects.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -48,6 +52,13 @@ pub struct ClientConfig {
     /// handshakes; WebSocket: TCP connect, TLS and the upgrade), with
     /// [`NetError::ConnectTimeout`].
     pub connect_timeout: Duration,
+    /// A WebTransport handshake that has not finished after this long gets another one beside
+    /// it (default [`DEFAULT_HANDSHAKE_STAGGER`], 2.5 s), up to three in all; the first to
+    /// finish is the session, the others are dropped. A handshake can stall for good: wtransport
+    /// 0.7.2 may lose the first bytes of a SETTINGS frame split across packets (see
+    /// [`is_h3_handshake_race`]) and then waits for bytes that never come, which under CPU load
+    /// showed as a 5 s connect timeout on loopback.
+    pub handshake_stagger: Duration,
     /// Close the session after this long without traffic.
     pub idle_timeout: Duration,
     /// Allow an unencrypted `ws://` session to a non-loopback host (default `false`).
@@ -75,6 +86,7 @@ impl ClientConfig {
             pin,
             also_pin: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            handshake_stagger: DEFAULT_HANDSHAKE_STAGGER,
             idle_timeout: Duration::from_secs(10),
             allow_insecure_websocket: false,
             congestion: crate::CongestionControl::default(),
@@ -516,26 +528,17 @@ async fn open_wss(
     let tcp = tcp_connect(cfg, t).await?;
     let name = rustls::pki_types::ServerName::try_from(t.host.clone())
         .map_err(|_| NetError::BadUrl(cfg.url.clone()))?;
-    let tls = tokio_rustls::TlsConnector::from(crate::tls::client_config(cfg.pins().collect())?)
+    let (tls_cfg, verdict) = crate::tls::client_config(cfg.pins().collect())?;
+    let tls = tokio_rustls::TlsConnector::from(tls_cfg)
         .connect(name, tcp)
         .await
         .map_err(|e| {
-            let text = e.to_string();
-            if text.contains(crate::tls::PIN_MISMATCH) {
-                NetError::CertMismatch {
-                    url: cfg.url.clone(),
-                    pinned: cfg.pins_text(),
-                }
-            } else if text.contains(crate::tls::PIN_OUT_OF_DATE) {
-                NetError::CertExpired {
-                    url: cfg.url.clone(),
-                }
-            } else {
-                NetError::Connect {
+            verdict
+                .error(&cfg.url, &cfg.pins_text())
+                .unwrap_or_else(|| NetError::Connect {
                     url: cfg.url.clone(),
                     reason: format!("TLS handshake failed: {e}"),
-                }
-            }
+                })
         })?;
     let (stream, _) =
         tokio_tungstenite::client_async_with_config(cfg.url.trim(), tls, Some(ws::config()))
@@ -568,9 +571,10 @@ async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
         url: cfg.url.clone(),
         reason: format!("bad idle timeout: {e}"),
     };
+    let (tls, verdict) = crate::tls::webtransport_client_config(cfg.pins().collect())?;
     let mut wt_cfg = wtransport::ClientConfig::builder()
         .with_bind_default()
-        .with_server_certificate_hashes(cfg.pins().map(|p| p.digest()))
+        .with_custom_tls(tls)
         .build();
     // One stream per reliable channel: room for all 256 of them.
     let mut transport = wtransport::quinn::TransportConfig::default();
@@ -589,21 +593,64 @@ async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
         addr: "0.0.0.0:0".into(),
         reason: e.to_string(),
     })?;
-    let mut attempt = 1;
+    staggered_handshakes(cfg, &endpoint, &verdict).await
+}
+
+/// Runs WebTransport handshakes on `endpoint` until one opens the session: a second starts
+/// when the first has run [`ClientConfig::handshake_stagger`] without finishing, or at once
+/// when it ended in an HTTP/3 handshake race ([`is_h3_handshake_race`]); at most
+/// [`HANDSHAKE_ATTEMPTS`] in all. Any other failure (a refusal, a certificate that does not
+/// match) is the answer: another handshake would end the same way.
+async fn staggered_handshakes(
+    cfg: &ClientConfig,
+    endpoint: &Endpoint<wtransport::endpoint::endpoint_side::Client>,
+    verdict: &crate::tls::PinVerdict,
+) -> Result<Connection, NetError> {
+    use futures_util::StreamExt;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let attempt = |n: u32| async move { (n, endpoint.connect(cfg.url.as_str()).await) };
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    running.push(attempt(1));
+    let mut started = 1;
+    let stagger = tokio::time::sleep(cfg.handshake_stagger);
+    tokio::pin!(stagger);
     loop {
-        match endpoint.connect(cfg.url.as_str()).await {
-            Ok(c) => return Ok(c),
-            Err(e) if attempt < HANDSHAKE_ATTEMPTS && is_h3_handshake_race(&e) => {
-                debug!(
-                    attempt,
-                    "HTTP/3 handshake race ({e}): opening the session again"
-                );
-                HANDSHAKE_RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                attempt += 1;
+        tokio::select! {
+            Some((n, result)) = running.next() => match result {
+                Ok(c) => return Ok(c),
+                Err(e) if is_h3_handshake_race(&e) && (started < HANDSHAKE_ATTEMPTS || !running.is_empty()) => {
+                    debug!(attempt = n, "HTTP/3 handshake race ({e}): another handshake");
+                    if started < HANDSHAKE_ATTEMPTS {
+                        HANDSHAKE_RETRIES.fetch_add(1, Relaxed);
+                        started += 1;
+                        running.push(attempt(started));
+                        stagger.as_mut().reset(tokio::time::Instant::now() + cfg.handshake_stagger);
+                    }
+                }
+                Err(e) => {
+                    return Err(verdict
+                        .error(&cfg.url, &cfg.pins_text())
+                        .unwrap_or_else(|| describe_connect_error(&cfg.url, &e)));
+                }
+            },
+            () = &mut stagger, if started < HANDSHAKE_ATTEMPTS => {
+                debug!(attempt = started, "handshake not done after {:?}: another beside it", cfg.handshake_stagger);
+                HANDSHAKES_STAGGERED.fetch_add(1, Relaxed);
+                started += 1;
+                running.push(attempt(started));
+                stagger.as_mut().reset(tokio::time::Instant::now() + cfg.handshake_stagger);
             }
-            Err(e) => return Err(describe_connect_error(&cfg.url, &cfg.pins_text(), &e)),
         }
     }
+}
+
+static HANDSHAKES_STAGGERED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// WebTransport handshakes of this process started beside one that had not finished after
+/// [`ClientConfig::handshake_stagger`], for tests and statistics.
+pub fn handshakes_staggered() -> u64 {
+    HANDSHAKES_STAGGERED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 static HANDSHAKE_RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -614,8 +661,8 @@ pub fn handshake_retries() -> u64 {
     HANDSHAKE_RETRIES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// How many times [`open`] tries a WebTransport handshake that ends in an HTTP/3 protocol
-/// error (see [`is_h3_handshake_race`]); all attempts share the connect timeout.
+/// How many WebTransport handshakes [`open`] runs at most for one session (see
+/// [`staggered_handshakes`]); all share the connect timeout.
 const HANDSHAKE_ATTEMPTS: u32 = 3;
 
 /// Whether a failed WebTransport handshake ended in an HTTP/3 protocol error on either side

@@ -30,22 +30,30 @@ pub enum NetError {
         /// The timeout in milliseconds.
         millis: u64,
     },
-    /// The server's certificate is not the pinned one.
+    /// The server's certificate is not the pinned one (or not one WebTransport can pin).
     #[error(
-        "TLS handshake with {url} failed: the server certificate does not match the pinned hash {pinned} \
-         (or is not a self-signed ECDSA P-256 certificate valid at most 14 days)"
+        "TLS handshake with {url} failed: the server presented the certificate {presented}, which \
+         does not match the pinned hash {pinned} (or is not a self-signed certificate valid at \
+         most 14 days)"
     )]
     CertMismatch {
         /// The URL tried.
         url: String,
         /// The pinned hash or hashes (base64, comma-separated).
         pinned: String,
+        /// The SHA-256 hash (base64) of the certificate the server presented.
+        presented: String,
     },
     /// The server's certificate has expired or is not valid yet.
-    #[error("TLS handshake with {url} failed: the server certificate is expired or not yet valid")]
+    #[error(
+        "TLS handshake with {url} failed: the server certificate {presented} is expired or not \
+         yet valid"
+    )]
     CertExpired {
         /// The URL tried.
         url: String,
+        /// The SHA-256 hash (base64) of the certificate the server presented.
+        presented: String,
     },
     /// Any other handshake failure.
     #[error("cannot open a session to {url}: {reason}")]
@@ -96,27 +104,14 @@ pub enum NetError {
 }
 
 /// Turns a `wtransport` connect error into a [`NetError`] that names the cause in plain words.
-pub fn describe_connect_error(
-    url: &str,
-    pinned: &str,
-    err: &wtransport::error::ConnectingError,
-) -> NetError {
-    let text = err.to_string();
-    if text.contains("UnknownIssuer") || text.contains("invalid peer certificate: Other") {
-        NetError::CertMismatch {
+/// A refused certificate is not among them: the client's own pin check reports it, typed, with
+/// the presented certificate's hash.
+pub fn describe_connect_error(url: &str, err: &wtransport::error::ConnectingError) -> NetError {
+    match err {
+        wtransport::error::ConnectingError::InvalidUrl(_) => NetError::BadUrl(url.to_owned()),
+        other => NetError::Connect {
             url: url.to_owned(),
-            pinned: pinned.to_owned(),
-        }
-    } else if text.contains("Expired") || text.contains("NotValidYet") {
-        NetError::CertExpired {
-            url: url.to_owned(),
-        }
-    } else if text.contains("invalid URL") {
-        NetError::BadUrl(url.to_owned())
-    } else {
-        NetError::Connect {
-            url: url.to_owned(),
-            reason: text,
-        }
+            reason: other.to_string(),
+        },
     }
 }

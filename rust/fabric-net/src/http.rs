@@ -1,13 +1,16 @@
 //! A minimal HTTP/1.1 JSON client for talking to the zone registry backend from a zone.
 //!
-//! Plain `http://host:port` only (the backend runs beside the zones or behind a TLS proxy), one
-//! request per connection, bodies capped at [`MAX_RESPONSE`]. Chosen over a full client crate to
+//! `http://host:port`, or `https://host:port` with the backend's certificate pinned by its
+//! SHA-256 hash ([`Endpoint`]); one request per connection, bodies capped at [`MAX_RESPONSE`]. Chosen over a full client crate to
 //! keep hyper and its tree out of the Godot extension; it speaks exactly what the backend does.
 
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cert::CertHash;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Largest response accepted, in bytes.
@@ -16,9 +19,24 @@ pub const MAX_RESPONSE: usize = 1 << 20;
 /// Why a request failed before a status line arrived (or the response was unreadable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
-    /// The base URL is not `http://host:port[/prefix]`.
-    #[error("invalid backend URL `{0}`: expected http://host:port")]
+    /// The base URL is not `http://host:port[/prefix]` or `https://host:port[/prefix]`.
+    #[error("invalid backend URL `{0}`: expected http://host:port or https://host:port")]
     BadUrl(String),
+    /// An `https://` URL without a pinned certificate hash.
+    #[error(
+        "backend URL `{0}` is https:// but no certificate hash is pinned: pass the hash the \
+         backend printed at start-up (--backend-cert-hash)"
+    )]
+    Unpinned(String),
+    /// A pinned certificate hash for a plain `http://` URL (it would protect nothing).
+    #[error("backend URL `{0}` is plain http:// but a certificate hash is pinned: use https://")]
+    PinWithoutTls(String),
+    /// The backend presented a certificate that is not a pinned one.
+    #[error(
+        "backend at {0} presented a certificate that does not match the pinned hash (another \
+         server, or the backend's certificate changed: pin its new hash)"
+    )]
+    CertMismatch(String),
     /// Connecting, writing or reading failed.
     #[error("backend at {url} unreachable: {reason}")]
     Io {
@@ -53,10 +71,13 @@ impl Response {
     }
 }
 
-fn split_url(base: &str) -> Result<(String, String), HttpError> {
-    let rest = base
-        .strip_prefix("http://")
-        .ok_or_else(|| HttpError::BadUrl(base.to_owned()))?;
+/// Splits `http://host:port[/prefix]` or `https://…` into (TLS?, `host:port`, prefix).
+fn split_url(base: &str) -> Result<(bool, String, String), HttpError> {
+    let (tls, rest) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(HttpError::BadUrl(base.to_owned())),
+    };
     let (host, prefix) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
@@ -64,10 +85,114 @@ fn split_url(base: &str) -> Result<(String, String), HttpError> {
     if host.is_empty() || !host.contains(':') {
         return Err(HttpError::BadUrl(base.to_owned()));
     }
-    Ok((host.to_owned(), prefix.to_owned()))
+    Ok((tls, host.to_owned(), prefix.to_owned()))
 }
 
-/// Sends one request to `base` + `path` with an optional bearer credential and JSON body.
+/// Where the backend is: its base URL and, for `https://`, the TLS set-up that accepts only
+/// the pinned certificates (SHA-256 of the DER, as everywhere in the fabric; no certificate
+/// authorities, no host-name check: the pin is the trust).
+#[derive(Clone)]
+pub struct Endpoint {
+    base: String,
+    host: String,
+    prefix: String,
+    /// The pinned hashes of an `https://` endpoint (each connection checks them afresh, so
+    /// its refusal is its own).
+    tls: Option<std::sync::Arc<Vec<CertHash>>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.base)
+    }
+}
+
+impl Endpoint {
+    /// `http://host:port[/prefix]` with no pins, or `https://host:port[/prefix]` with at least
+    /// one pinned certificate hash (the backend's `--tls-*` start-up line prints it).
+    pub fn new(base: &str, pins: &[CertHash]) -> Result<Self, HttpError> {
+        let (tls, host, prefix) = split_url(base)?;
+        let tls = match (tls, pins.is_empty()) {
+            (false, true) => None,
+            (false, false) => return Err(HttpError::PinWithoutTls(base.to_owned())),
+            (true, true) => return Err(HttpError::Unpinned(base.to_owned())),
+            (true, false) => {
+                // Checked once here, so a bad set-up fails at start, not at the first request.
+                crate::tls::https_client_config(pins.to_vec()).map_err(|e| HttpError::Io {
+                    url: base.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                Some(std::sync::Arc::new(pins.to_vec()))
+            }
+        };
+        Ok(Self {
+            base: base.to_owned(),
+            host,
+            prefix,
+            tls,
+        })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `host:port`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The path prefix of the base URL (`""` or `/prefix`), put before every request's path.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Opens a TCP connection, wrapped in TLS for `https://` (accepting only a pinned
+    /// certificate: [`HttpError::CertMismatch`] otherwise). Other HTTP clients (the backend's
+    /// `Client`) speak over it, so there is one TLS set-up for the backend in the fabric.
+    pub async fn connect(&self) -> Result<Box<dyn Stream>, HttpError> {
+        let tcp = TcpStream::connect(&self.host)
+            .await
+            .map_err(|e| HttpError::Io {
+                url: self.base.clone(),
+                reason: e.to_string(),
+            })?;
+        match &self.tls {
+            None => Ok(Box::new(tcp)),
+            Some(pins) => {
+                let (cfg, verdict) =
+                    crate::tls::https_client_config(pins.to_vec()).map_err(|e| HttpError::Io {
+                        url: self.base.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let tls = tokio_rustls::TlsConnector::from(cfg)
+                    .connect(self.server_name()?, tcp)
+                    .await
+                    .map_err(|e| tls_error(&self.base, &verdict, e))?;
+                Ok(Box::new(tls))
+            }
+        }
+    }
+
+    /// The host part for TLS (an IP address or a DNS name, without port or brackets).
+    fn server_name(&self) -> Result<rustls::pki_types::ServerName<'static>, HttpError> {
+        let host = self
+            .host
+            .rsplit_once(':')
+            .map_or(self.host.as_str(), |h| h.0);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| HttpError::BadUrl(self.base.clone()))
+    }
+}
+
+/// A byte stream to the backend, plain or TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Sends one request to `base` + `path` (plain `http://`) with an optional bearer credential
+/// and JSON body.
 pub async fn request(
     base: &str,
     method: &str,
@@ -76,42 +201,56 @@ pub async fn request(
     body: Option<&Value>,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
-    let (host, prefix) = split_url(base)?;
-    let url = format!("{base}{path}");
-    let io = |e: std::io::Error| HttpError::Io {
-        url: url.clone(),
-        reason: e.to_string(),
-    };
+    request_to(
+        &Endpoint::new(base, &[])?,
+        method,
+        path,
+        bearer,
+        body,
+        timeout,
+    )
+    .await
+}
+
+/// Sends one request to the endpoint (`http://`, or `https://` with a pinned certificate).
+pub async fn request_to(
+    endpoint: &Endpoint,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> Result<Response, HttpError> {
+    request_to_capped(endpoint, method, path, bearer, body, timeout, MAX_RESPONSE).await
+}
+
+/// As [`request_to`], accepting a response of up to `max_response` bytes (a room's saved
+/// state may be up to the backend's `--max-room-bytes`).
+pub async fn request_to_capped(
+    endpoint: &Endpoint,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+    timeout: Duration,
+    max_response: usize,
+) -> Result<Response, HttpError> {
+    let url = format!("{}{path}", endpoint.base);
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut head = format!(
+        "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n",
+        endpoint.prefix, endpoint.host
+    );
+    if let Some(t) = bearer {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if body.is_some() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
     let fut = async {
-        let mut stream = TcpStream::connect(&host).await.map_err(io)?;
-        let payload = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut head = format!(
-            "{method} {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n"
-        );
-        if let Some(t) = bearer {
-            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-        }
-        if body.is_some() {
-            head.push_str("Content-Type: application/json\r\n");
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
-        stream.write_all(head.as_bytes()).await.map_err(io)?;
-        stream.write_all(payload.as_bytes()).await.map_err(io)?;
-        let mut raw = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = stream.read(&mut chunk).await.map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            raw.extend_from_slice(&chunk[..n]);
-            if raw.len() > MAX_RESPONSE {
-                return Err(HttpError::BadResponse {
-                    url: url.clone(),
-                    reason: "response too large".into(),
-                });
-            }
-        }
+        let stream = endpoint.connect().await?;
+        let raw = exchange(stream, &head, &payload, &url, max_response).await?;
         parse_response(&raw).map_err(|e| HttpError::BadResponse {
             url: url.clone(),
             reason: e.to_string(),
@@ -124,6 +263,60 @@ pub async fn request(
             reason: format!("no response within {} ms", timeout.as_millis()),
         }),
     }
+}
+
+/// A failed TLS handshake: a certificate that is not the pinned one is named as such (the
+/// check's own verdict, not the alert's words).
+fn tls_error(url: &str, verdict: &crate::tls::PinVerdict, e: std::io::Error) -> HttpError {
+    match verdict.refusal() {
+        Some(crate::tls::PinRefusal::Mismatch { .. }) => HttpError::CertMismatch(url.to_owned()),
+        Some(crate::tls::PinRefusal::OutOfDate { .. }) => HttpError::Io {
+            url: url.to_owned(),
+            reason: "the pinned certificate is expired or not yet valid".into(),
+        },
+        None => HttpError::Io {
+            url: url.to_owned(),
+            reason: format!("TLS handshake failed: {e}"),
+        },
+    }
+}
+
+/// Writes the request and reads the whole response (until the server closes), at most
+/// `max_response` bytes.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    head: &str,
+    payload: &str,
+    url: &str,
+    max_response: usize,
+) -> Result<Vec<u8>, HttpError> {
+    let io = |e: std::io::Error| HttpError::Io {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    };
+    stream.write_all(head.as_bytes()).await.map_err(io)?;
+    stream.write_all(payload.as_bytes()).await.map_err(io)?;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            // A TLS peer that closes without close_notify after a complete response.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => 0,
+            Err(e) => return Err(io(e)),
+        };
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+        if raw.len() > max_response {
+            return Err(HttpError::BadResponse {
+                url: url.to_owned(),
+                reason: "response too large".into(),
+            });
+        }
+    }
+    Ok(raw)
 }
 
 /// Why bytes are not an HTTP/1.1 response this client understands.
@@ -244,6 +437,41 @@ mod tests {
         assert!(parse_response(b"garbage").is_err());
     }
 
+    /// A real listener on loopback answering a 3,000-byte body: refused as too large under a
+    /// 2,000-byte cap, read whole under the default one.
+    #[test]
+    fn the_response_cap_is_the_callers() {
+        let rt = crate::runtime_handle();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        rt.spawn(async move {
+            let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(2990));
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut req = [0u8; 1024];
+                let _ = s.read(&mut req).await;
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+            }
+        });
+        let t = Duration::from_secs(5);
+        let endpoint = Endpoint::new(&base, &[]).unwrap();
+        let small = rt.block_on(request_to_capped(
+            &endpoint, "GET", "/", None, None, t, 2000,
+        ));
+        assert!(
+            matches!(&small, Err(HttpError::BadResponse { reason, .. }) if reason.contains("too large")),
+            "{small:?}"
+        );
+        let whole = rt
+            .block_on(request(&base, "GET", "/", None, None, t))
+            .unwrap();
+        assert_eq!(whole.body["pad"].as_str().map(str::len), Some(2990));
+    }
+
     #[test]
     fn hostile_chunk_sizes_are_errors_not_overflows() {
         // Found by `cargo fuzz run http_response`: `size + 2` overflowed (a panic in debug
@@ -299,9 +527,18 @@ mod tests {
     fn urls_are_checked() {
         assert_eq!(
             split_url("http://127.0.0.1:8080/api/").unwrap(),
-            ("127.0.0.1:8080".into(), "/api".into())
+            (false, "127.0.0.1:8080".into(), "/api".into())
         );
-        assert!(split_url("https://x:1").is_err());
+        assert_eq!(
+            split_url("https://x:1").unwrap(),
+            (true, "x:1".into(), String::new())
+        );
+        assert!(split_url("ftp://x:1").is_err());
         assert!(split_url("http://nohostport").is_err());
+        let ipv6 = Endpoint::new("https://[::1]:8443", &[CertHash([1; 32])]).unwrap();
+        assert_eq!(
+            ipv6.server_name().unwrap(),
+            rustls::pki_types::ServerName::try_from("::1").unwrap()
+        );
     }
 }

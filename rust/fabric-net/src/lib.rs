@@ -24,6 +24,7 @@ pub mod http;
 pub mod lanes;
 mod nosigpipe;
 pub mod registry;
+pub mod registry_keys;
 pub mod registry_watch;
 pub mod reliable;
 pub mod rotation;

@@ -8,19 +8,21 @@
 //! A zone of a fabric registers with [`Registration::start_in_fabric`]: its registration also
 //! names its fabric, zone index, zone count, link listener and link key, and the registry
 //! answers with a link credential ([`Registration::link_grant`], updated at every
-//! registration, available when [`RegistryEvent::Registered`] is reported).
+//! registration, available when [`RegistryEvent::Registered`] is reported, and renewed after
+//! the registry rotates its signing key: see [`crate::registry_keys`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::http::{self, Response};
+use crate::http::{self, Endpoint, Response};
+use crate::registry_keys;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -28,11 +30,12 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 pub const RECHECK_ATTEMPTS: u32 = 3;
 
 /// The registry's answer to "may this subject still join?", retrying transient failures.
-async fn may_join(backend: &str, key: &str, body: &Value) -> Result<bool, String> {
+async fn may_join(backend: &Endpoint, key: &str, body: &Value) -> Result<bool, String> {
     let mut attempt = 1;
     loop {
         let problem =
-            match http::request(backend, "POST", "/check", Some(key), Some(body), TIMEOUT).await {
+            match http::request_to(backend, "POST", "/check", Some(key), Some(body), TIMEOUT).await
+            {
                 Ok(r) if r.status == 200 => match r.body["allowed"].as_bool() {
                     Some(allowed) => return Ok(allowed),
                     None => return Err(describe("re-check", &r)),
@@ -53,8 +56,12 @@ async fn may_join(backend: &str, key: &str, body: &Value) -> Result<bool, String
 /// What the zone tells the registry about itself.
 #[derive(Debug, Clone)]
 pub struct RegistrationConfig {
-    /// `http://host:port` of the backend.
-    pub backend: String,
+    /// The backend: `http://host:port`, or `https://host:port` with its certificate pinned.
+    pub backend: Endpoint,
+    /// Join-token public keys (base64url) pinned from configuration: when not empty, the zone
+    /// trusts only these, whatever `GET /keys/join` answers (a key the backend stopped
+    /// publishing is reported as a problem, and still trusted until the configuration changes).
+    pub pinned_join_keys: Vec<String>,
     /// The operator account's API key (registers the shard).
     pub api_key: String,
     /// Address clients should connect to; `None` lets the backend use the zone's own IP.
@@ -107,6 +114,10 @@ pub struct LinkGrant {
     pub issuer_key: String,
     /// When it expires, Unix seconds.
     pub expires_at: u64,
+    /// The keys (base64url) that verify neighbours' credentials: the zone's join keys (pinned,
+    /// or what the registry lists: the current key and replaced ones until they retire) and
+    /// `issuer_key`. Changes when the registry rotates its key.
+    pub trusted_keys: Vec<String>,
 }
 
 /// Something that happened between the zone and the registry.
@@ -121,6 +132,12 @@ pub enum RegistryEvent {
     },
     /// A heartbeat was accepted.
     HeartbeatOk,
+    /// The registry's key list changed (a rotation, or a replaced key retired): trust these
+    /// join-token keys from now on (never reported when the keys are pinned).
+    JoinKeysChanged {
+        /// Ed25519 public keys that verify join tokens now, the current one first.
+        join_keys: Vec<String>,
+    },
     /// The registry now lists these certificate hashes for the zone (after a rotation).
     CertHashPublished {
         /// The hash (base64).
@@ -139,6 +156,14 @@ pub enum RegistryEvent {
         /// The account.
         subject: String,
     },
+    /// The registry pushed `asset_baked` for this zone: an asset of `map` was uploaded and
+    /// baked, and is placeable by `asset_id` (its file hash's first 8 bytes).
+    AssetBaked {
+        /// The map the asset belongs to.
+        map: String,
+        /// Its id (`fabric_assets::asset_id_of_hex` of its hash).
+        asset_id: u64,
+    },
     /// Something failed; the loop retries by itself.
     Problem(String),
 }
@@ -150,15 +175,15 @@ pub struct Registration {
     hash: Arc<HashState>,
     task: JoinHandle<()>,
     shard: Arc<std::sync::Mutex<Option<(String, String)>>>,
-    backend: String,
+    backend: Endpoint,
     api_key: String,
     tx: UnboundedSender<RegistryEvent>,
-    grant: Arc<std::sync::Mutex<Option<LinkGrant>>>,
+    grant: Arc<watch::Sender<Option<LinkGrant>>>,
 }
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Registration({})", self.backend)
+        write!(f, "Registration({})", self.backend.base())
     }
 }
 
@@ -173,9 +198,16 @@ impl Registration {
         Self::start_with(cfg, Some(fabric))
     }
 
-    /// The link credential of the last registration (with [`Self::start_in_fabric`]).
+    /// The link credential of the last registration or renewal (with
+    /// [`Self::start_in_fabric`]).
     pub fn link_grant(&self) -> Option<LinkGrant> {
-        self.grant.lock().expect("grant lock").clone()
+        self.grant.borrow().clone()
+    }
+
+    /// Every link grant from now on: the current one, then each renewal or change of trusted
+    /// keys (`fabric_link::ZoneLinks::follow_grants` installs them).
+    pub fn link_grants(&self) -> watch::Receiver<Option<LinkGrant>> {
+        self.grant.subscribe()
     }
 
     fn start_with(cfg: RegistrationConfig, fabric: Option<FabricMembership>) -> Self {
@@ -189,8 +221,8 @@ impl Registration {
         let shard = Arc::new(std::sync::Mutex::new(None));
         let backend = cfg.backend.clone();
         let api_key = cfg.api_key.clone();
-        let span = info_span!("registry", backend = %cfg.backend);
-        let grant = Arc::new(std::sync::Mutex::new(None));
+        let span = info_span!("registry", backend = %cfg.backend.base());
+        let grant = Arc::new(watch::Sender::new(None));
         let member = Member {
             fabric,
             grant: grant.clone(),
@@ -286,7 +318,7 @@ impl Registration {
             let _ = crate::runtime_handle().block_on(async move {
                 tokio::time::timeout(
                     Duration::from_secs(2),
-                    http::request(
+                    http::request_to(
                         &backend,
                         "DELETE",
                         &format!("/shards/{id}"),
@@ -318,7 +350,56 @@ impl HashState {
 /// The fabric part of a registration and where its grant goes.
 struct Member {
     fabric: Option<FabricMembership>,
-    grant: Arc<std::sync::Mutex<Option<LinkGrant>>>,
+    grant: Arc<watch::Sender<Option<LinkGrant>>>,
+}
+
+impl Member {
+    /// After an accepted heartbeat: follow the registry's key list (trust changes, and a
+    /// credential signed by a key that is no longer current is renewed).
+    async fn follow_keys(
+        &self,
+        cfg: &RegistrationConfig,
+        shard: (&str, &str),
+        join_keys: &mut Vec<String>,
+        tx: &UnboundedSender<RegistryEvent>,
+    ) -> Result<(), String> {
+        if !cfg.pinned_join_keys.is_empty() && self.fabric.is_none() {
+            return Ok(()); // pinned keys: the list cannot change what this zone trusts
+        }
+        let published = registry_keys::fetch(&cfg.backend).await?;
+        if cfg.pinned_join_keys.is_empty() && published.keys != *join_keys {
+            info!(
+                keys = published.keys.len(),
+                "the registry's join keys changed"
+            );
+            join_keys.clone_from(&published.keys);
+            let _ = tx.send(RegistryEvent::JoinKeysChanged {
+                join_keys: join_keys.clone(),
+            });
+            self.grant.send_if_modified(|g| match g {
+                Some(g) => {
+                    g.trusted_keys = registry_keys::trusted(join_keys, &g.issuer_key);
+                    true
+                }
+                None => false,
+            });
+        }
+        let Some(fabric) = &self.fabric else {
+            return Ok(());
+        };
+        let stale = self
+            .grant
+            .borrow()
+            .as_ref()
+            .is_some_and(|g| g.issuer_key != published.current());
+        if stale {
+            let renewed =
+                registry_keys::renew(&cfg.backend, shard.0, shard.1, fabric, join_keys).await?;
+            info!(issuer = %renewed.issuer_key, "link credential renewed under the current key");
+            self.grant.send_replace(Some(renewed));
+        }
+        Ok(())
+    }
 }
 
 async fn run(
@@ -339,13 +420,13 @@ async fn run(
         hash.unpublished.store(false, Ordering::SeqCst);
         (cfg.cert_hash, cfg.next_cert_hash) = hash.current();
         match register(&cfg, &member).await {
-            Ok((id, secret, join_keys)) => {
+            Ok((id, secret, mut join_keys)) => {
                 backoff = Duration::from_millis(250);
                 info!(shard = %id, "registered");
                 *shard.lock().expect("shard lock") = Some((id.clone(), secret.clone()));
                 let _ = tx.send(RegistryEvent::Registered {
                     shard_id: id.clone(),
-                    join_keys,
+                    join_keys: join_keys.clone(),
                 });
                 // Aborted with this task (its guard drops) or when the registry forgets us.
                 let watcher = AbortOnDrop(tokio::spawn(
@@ -371,7 +452,7 @@ async fn run(
                         body["cert_hash"] = json!(cert_hash);
                         body["next_cert_hash"] = json!(next_cert_hash);
                     }
-                    match http::request(
+                    match http::request_to(
                         &cfg.backend,
                         "PUT",
                         &format!("/shards/{id}"),
@@ -389,6 +470,12 @@ async fn run(
                                     cert_hash,
                                     next_cert_hash,
                                 });
+                            }
+                            if let Err(e) = member
+                                .follow_keys(&cfg, (&id, &secret), &mut join_keys, &tx)
+                                .await
+                            {
+                                problem(&tx, e);
                             }
                         }
                         Ok(r) if r.status == 404 || r.status == 401 || r.status == 403 => {
@@ -430,7 +517,8 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn describe(what: &str, r: &Response) -> String {
+/// `<what> refused: HTTP <status> <the backend's message>`.
+pub(crate) fn describe(what: &str, r: &Response) -> String {
     format!(
         "{what} refused: HTTP {} {}",
         r.status,
@@ -446,23 +534,12 @@ async fn register(
     cfg: &RegistrationConfig,
     member: &Member,
 ) -> Result<(String, String, Vec<String>), String> {
-    let keys = http::request(&cfg.backend, "GET", "/keys/join", None, None, TIMEOUT)
-        .await
-        .map_err(|e| format!("cannot fetch the join keys: {e}"))?;
-    if keys.status != 200 {
-        return Err(describe("fetching the join keys", &keys));
-    }
-    let join_keys: Vec<String> = keys.body["keys"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|k| k["public_key"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if join_keys.is_empty() {
-        return Err("the registry published no join keys".into());
-    }
+    let join_keys = if cfg.pinned_join_keys.is_empty() {
+        registry_keys::fetch(&cfg.backend).await?.keys
+    } else {
+        // Pinned from configuration: the backend's answer cannot change what the zone trusts.
+        cfg.pinned_join_keys.clone()
+    };
     let mut body = json!({
         "port": cfg.port, "map": cfg.map, "name": cfg.name, "cert_hash": cfg.cert_hash,
         "next_cert_hash": cfg.next_cert_hash,
@@ -478,7 +555,7 @@ async fn register(
             "link_next_cert_hash": f.link_next_cert_hash, "link_public_key": f.link_public_key,
         });
     }
-    let r = http::request(
+    let r = http::request_to(
         &cfg.backend,
         "POST",
         "/shards",
@@ -498,19 +575,9 @@ async fn register(
         .as_str()
         .ok_or("registration reply without shard_secret")?;
     if member.fabric.is_some() {
-        let link = &r.body["link"];
-        let (Some(credential), Some(issuer_key), Some(expires_at)) = (
-            link["credential"].as_str(),
-            link["issuer_key"].as_str(),
-            link["expires_at"].as_u64(),
-        ) else {
-            return Err("registration reply without a link credential".into());
-        };
-        *member.grant.lock().expect("grant lock") = Some(LinkGrant {
-            credential: credential.to_owned(),
-            issuer_key: issuer_key.to_owned(),
-            expires_at,
-        });
+        let grant = registry_keys::grant_from(&r.body["link"], &join_keys)
+            .ok_or("registration reply without a link credential")?;
+        member.grant.send_replace(Some(grant));
     }
     Ok((id.to_owned(), secret.to_owned(), join_keys))
 }

@@ -1,30 +1,35 @@
 //! The zone's subscription to its registry topic (`zone:<id>` over the backend's WebSocket):
-//! turns `relationship_changed` pushes into [`RegistryEvent::RelationshipChanged`], reconnecting
+//! turns `relationship_changed` pushes into [`RegistryEvent::RelationshipChanged`] and
+//! `asset_baked` ones into [`RegistryEvent::AssetBaked`], reconnecting
 //! with a back-off when the backend goes away. Liveness is never inferred from this socket.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, warn};
 
+use crate::http::{Endpoint, Stream};
 use crate::registry::RegistryEvent;
 
-/// Watches `zone:<shard>` at `backend` (`http://host:port`) until the task is aborted,
-/// presenting the shard's `secret` (a private zone's topic is only open to the zone itself and
-/// to accounts that may join it).
+/// Watches `zone:<shard>` at `backend` until the task is aborted, presenting the shard's
+/// `secret` (a private zone's topic is only open to the zone itself and to accounts that may
+/// join it). `wss://` when the backend is `https://` (pinned like its HTTP).
 pub async fn watch(
-    backend: String,
+    backend: Endpoint,
     shard: String,
     secret: String,
     tx: UnboundedSender<RegistryEvent>,
 ) {
     let mut backoff = Duration::from_millis(250);
     loop {
-        match watch_once(&backend, &shard, &secret, &tx).await {
+        let outcome = match backend.connect().await {
+            Ok(stream) => watch_once(&backend, stream, &shard, &secret, &tx).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
             Ok(()) => backoff = Duration::from_millis(250),
             Err(e) => warn!("registry subscription: {e}"),
         }
@@ -34,18 +39,13 @@ pub async fn watch(
 }
 
 async fn watch_once(
-    backend: &str,
+    backend: &Endpoint,
+    stream: Box<dyn Stream>,
     shard: &str,
     secret: &str,
     tx: &UnboundedSender<RegistryEvent>,
 ) -> Result<(), String> {
-    let host = backend
-        .strip_prefix("http://")
-        .and_then(|r| r.split('/').next())
-        .ok_or_else(|| format!("invalid backend URL {backend}"))?;
-    let stream = TcpStream::connect(host)
-        .await
-        .map_err(|e| format!("cannot reach {host}: {e}"))?;
+    let host = backend.host();
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{host}/ws"), stream)
         .await
         .map_err(|e| format!("WebSocket handshake with {host}: {e}"))?;
@@ -71,10 +71,57 @@ async fn watch_once(
                     return Ok(());
                 }
             }
+            Some("asset_baked") => {
+                let Some(event) = asset_baked(&v) else {
+                    warn!("registry: an asset_baked push without a map or hash: {text}");
+                    continue;
+                };
+                if tx.send(event).is_err() {
+                    return Ok(());
+                }
+            }
             Some("subscribed") => debug!(%topic, "subscribed"),
             Some("error") => warn!("registry subscription error: {text}"),
             _ => {}
         }
     }
     Err("the registry closed the subscription".into())
+}
+
+/// The event of an `asset_baked` push (`{"asset":{"map":..,"hash":<64 hex>,..}}`); the id is
+/// the hash's first 8 bytes, big-endian, as the backend's `asset_id`.
+fn asset_baked(v: &Value) -> Option<RegistryEvent> {
+    let asset = &v["asset"];
+    let hash = asset["hash"]
+        .as_str()
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    let asset_id = u64::from_str_radix(&hash[..16], 16).ok()?;
+    let map = asset["map"].as_str()?.to_owned();
+    Some(RegistryEvent::AssetBaked { map, asset_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_asset_baked_push_names_the_map_and_the_id() {
+        let hash = "0123456789abcdeffedcba98765432100123456789abcdeffedcba9876543210";
+        let v = json!({"type": "asset_baked", "topic": "zone:x",
+                       "asset": {"map": "plaza", "name": "a.glb", "hash": hash}});
+        match asset_baked(&v) {
+            Some(RegistryEvent::AssetBaked { map, asset_id }) => {
+                assert_eq!((map.as_str(), asset_id), ("plaza", 0x0123_4567_89ab_cdef));
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            json!({"asset": {"map": "plaza", "hash": "0123"}}),
+            json!({"asset": {"map": "plaza", "hash": format!("{}g", &hash[1..])}}),
+            json!({"asset": {"hash": hash}}),
+            json!({}),
+        ] {
+            assert!(asset_baked(&bad).is_none(), "{bad}");
+        }
+    }
 }

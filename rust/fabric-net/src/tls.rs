@@ -48,29 +48,121 @@ pub(crate) fn server_config(
     Ok(Arc::new(cfg))
 }
 
-/// The client side: accepts only a pinned certificate (one of `pins`).
-pub(crate) fn client_config(pins: Vec<CertHash>) -> Result<Arc<rustls::ClientConfig>, NetError> {
-    let provider = provider();
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| NetError::Identity(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert { pins, provider }))
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+/// The client side: accepts only a pinned certificate (one of `pins`) that WebTransport would
+/// also accept (valid now, for at most 14 days).
+pub(crate) fn client_config(
+    pins: Vec<CertHash>,
+) -> Result<(Arc<rustls::ClientConfig>, PinVerdict), NetError> {
+    pinned_config(pins, true, vec![b"http/1.1".to_vec()], false)
 }
 
-/// Text of the error a pin mismatch raises (recognised when mapping errors).
-pub(crate) const PIN_MISMATCH: &str = "server certificate does not match the pinned hash";
+/// The WebTransport client: the same pinned check as [`client_config`] (ours, so a refusal
+/// is typed and names the certificate), TLS 1.3 only and ALPN `h3`, as WebTransport needs.
+pub(crate) fn webtransport_client_config(
+    pins: Vec<CertHash>,
+) -> Result<(rustls::ClientConfig, PinVerdict), NetError> {
+    let (cfg, verdict) = pinned_config(
+        pins,
+        true,
+        vec![wtransport::tls::WEBTRANSPORT_ALPN.to_vec()],
+        true,
+    )?;
+    Ok((Arc::unwrap_or_clone(cfg), verdict))
+}
 
-/// Text of the error a pinned certificate outside its validity period raises.
-pub(crate) const PIN_OUT_OF_DATE: &str = "pinned server certificate is expired or not yet valid";
+/// The client side for the registry backend's `https://`: only a pinned certificate, valid now;
+/// its validity period may be long (a backend's pinned certificate is not a WebTransport one).
+pub(crate) fn https_client_config(
+    pins: Vec<CertHash>,
+) -> Result<(Arc<rustls::ClientConfig>, PinVerdict), NetError> {
+    pinned_config(pins, false, vec![b"http/1.1".to_vec()], false)
+}
+
+fn pinned_config(
+    pins: Vec<CertHash>,
+    webtransport_rules: bool,
+    alpn: Vec<Vec<u8>>,
+    tls13_only: bool,
+) -> Result<(Arc<rustls::ClientConfig>, PinVerdict), NetError> {
+    let provider = provider();
+    let verdict = PinVerdict::default();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone());
+    let builder = if tls13_only {
+        builder.with_protocol_versions(&[&rustls::version::TLS13])
+    } else {
+        builder.with_safe_default_protocol_versions()
+    }
+    .map_err(|e| NetError::Identity(e.to_string()))?;
+    let mut cfg = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCert {
+            pins,
+            provider,
+            webtransport_rules,
+            verdict: verdict.clone(),
+        }))
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn;
+    Ok((Arc::new(cfg), verdict))
+}
+
+/// Why a pinned client refused the server's certificate, and which certificate it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PinRefusal {
+    /// Its hash is not a pinned one, or it is not a certificate WebTransport pins (valid for
+    /// more than 14 days, or unreadable).
+    Mismatch {
+        /// The hash of the certificate the server presented.
+        presented: CertHash,
+    },
+    /// It is pinned but expired or not valid yet.
+    OutOfDate {
+        /// The hash of the certificate the server presented.
+        presented: CertHash,
+    },
+}
+
+/// Where a pinned client's certificate check leaves its verdict, for the error the failed
+/// handshake turns into: typed, with the presented certificate's hash, instead of the words
+/// of a TLS alert.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PinVerdict(Arc<std::sync::Mutex<Option<PinRefusal>>>);
+
+impl PinVerdict {
+    fn set(&self, refusal: PinRefusal) {
+        *self.0.lock().expect("pin verdict lock") = Some(refusal);
+    }
+
+    /// The refusal of the last check, if it refused.
+    pub(crate) fn refusal(&self) -> Option<PinRefusal> {
+        *self.0.lock().expect("pin verdict lock")
+    }
+
+    /// The error a handshake that failed after this verdict ends in: the typed refusal for
+    /// `url` (pinning `pinned`), or `None` when the certificate was not the cause.
+    pub(crate) fn error(&self, url: &str, pinned: &str) -> Option<NetError> {
+        Some(match self.refusal()? {
+            PinRefusal::Mismatch { presented } => NetError::CertMismatch {
+                url: url.to_owned(),
+                pinned: pinned.to_owned(),
+                presented: presented.to_base64(),
+            },
+            PinRefusal::OutOfDate { presented } => NetError::CertExpired {
+                url: url.to_owned(),
+                presented: presented.to_base64(),
+            },
+        })
+    }
+}
 
 #[derive(Debug)]
 struct PinnedCert {
     pins: Vec<CertHash>,
     provider: Arc<CryptoProvider>,
+    /// Also refuse validity periods over 14 days (what WebTransport pins allow).
+    webtransport_rules: bool,
+    /// Where a refusal is left for the handshake's error.
+    verdict: PinVerdict,
 }
 
 impl ServerCertVerifier for PinnedCert {
@@ -83,17 +175,30 @@ impl ServerCertVerifier for PinnedCert {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let digest = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
-        if !self.pins.iter().any(|p| digest.as_ref() == p.0) {
-            return Err(rustls::Error::General(PIN_MISMATCH.to_owned()));
+        let mut presented = CertHash([0; 32]);
+        presented.0.copy_from_slice(digest.as_ref());
+        let refuse = |refusal: PinRefusal| {
+            self.verdict.set(refusal);
+            // The alert the peer gets; this side's error comes from the verdict.
+            Err(rustls::Error::InvalidCertificate(match refusal {
+                PinRefusal::Mismatch { .. } => rustls::CertificateError::UnknownIssuer,
+                PinRefusal::OutOfDate { .. } => rustls::CertificateError::Expired,
+            }))
+        };
+        if !self.pins.contains(&presented) {
+            return refuse(PinRefusal::Mismatch { presented });
         }
         let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now.as_secs());
         match Validity::of_der(end_entity.as_ref()).and_then(|v| v.check(now)) {
             Ok(()) => Ok(ServerCertVerified::assertion()),
             Err(ValidityProblem::Expired | ValidityProblem::NotYetValid) => {
-                Err(rustls::Error::General(PIN_OUT_OF_DATE.to_owned()))
+                refuse(PinRefusal::OutOfDate { presented })
+            }
+            Err(ValidityProblem::TooLong) if !self.webtransport_rules => {
+                Ok(ServerCertVerified::assertion())
             }
             // Too long a period or unreadable: not a certificate WebTransport would pin either.
-            Err(_) => Err(rustls::Error::General(PIN_MISMATCH.to_owned())),
+            Err(_) => refuse(PinRefusal::Mismatch { presented }),
         }
     }
 

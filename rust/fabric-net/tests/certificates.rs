@@ -107,10 +107,12 @@ async fn rotation_serves_the_new_certificate_and_keeps_open_sessions() {
         let err = connect(&server, path, old)
             .await
             .expect_err("the old hash no longer matches");
+        // Typed, and naming the certificate the server presented: the new one.
         assert!(
-            matches!(err, NetError::CertMismatch { .. }),
+            matches!(&err, NetError::CertMismatch { presented, .. } if *presented == new.to_base64()),
             "{path:?}: {err}"
         );
+        assert!(err.to_string().contains(&new.to_base64()), "{err}");
         let mut client = connect(&server, path, new)
             .await
             .unwrap_or_else(|e| panic!("{path:?} with the new hash: {e}"));

@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use fabric_backend::config::Config;
-use fabric_backend::server::Bound;
-use fabric_net::registry::{Registration, RegistrationConfig, RegistryEvent};
+use fabric_net::registry::{Registration, RegistryEvent};
 use tokio::sync::oneshot;
+
+mod registry_common;
 
 /// Waits for the next `JoinRevoked`, skipping other events; `None` if none comes in time.
 async fn next_revoked(reg: &mut Registration, within: Duration) -> Option<String> {
@@ -29,30 +30,19 @@ async fn next_revoked(reg: &mut Registration, within: Duration) -> Option<String
 fn an_unanswerable_recheck_revokes_the_player() {
     let rt = fabric_net::runtime_handle();
     let cfg = Config::new("127.0.0.1:0".parse().unwrap(), ":memory:");
-    let bound = rt.block_on(Bound::bind(&cfg)).expect("backend binds");
-    let addr = bound.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = rt.spawn(bound.serve(async {
+    let backend = registry_common::start_backend(&cfg, async {
         let _ = stopped.await;
-    }));
-    let client = fabric_backend::client::Client::new(addr.to_string());
-    let api_key = rt
-        .block_on(client.create_account("operator"))
-        .expect("account")
-        .api_key;
-    let mut reg = Registration::start(RegistrationConfig {
-        backend: format!("http://{addr}"),
-        api_key,
-        address: Some("127.0.0.1".into()),
-        port: 7443,
-        map: "m".into(),
-        name: "z".into(),
-        cert_hash: "q0ANGmCZtlwHx6kn3pd3T6g0iE3KeTTqYy9x0c0O2tY=".into(),
-        next_cert_hash: None,
-        max_users: 32,
-        public: false,
-        heartbeat: Duration::from_secs(30),
     });
+    let endpoint =
+        fabric_net::http::Endpoint::new(&format!("http://{}", backend.addr), &[]).unwrap();
+    let mut reg = Registration::start(registry_common::zone(
+        endpoint,
+        &backend.api_key,
+        Vec::new(),
+        Duration::from_secs(30),
+    ));
+    let server = backend.server;
     rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(20), async {
             loop {

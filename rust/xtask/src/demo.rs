@@ -1,20 +1,21 @@
-//! `cargo xtask demo`: the main job. A zone fabric on loopback, each part its own process: 3
-//! zones linked to each other with wanderers, the gateway in front of zone 0 that follows
-//! avatars across zones, and headless Godot bots (`FabricWorld` with its walker) that join
-//! through the gateway and walk through every zone. Once a second it prints one status line
+//! `cargo xtask demo`: the main job. A zone fabric on loopback, each part its own process: the
+//! registry backend, 3 zones with wanderers that register with it and link to each other
+//! through it, the gateway in front of zone 0 that follows avatars across zones, and headless
+//! Godot bots (`FabricWorld` with its walker) that each get a join token from the backend for
+//! their own account, join through the gateway and walk through every zone. Once a second it prints one status line
 //! per zone (from the zone's metrics) and per client (from the bot's own line: visible
 //! entities, zones seen, bytes/s, update rate, its avatar's zone). After `--seconds` it stops
 //! everything and prints a summary; it succeeds only when every bot saw entities of more than
 //! one zone and its avatar crossed a border. `--visual` also opens the visual client
 //! (`examples/fabric_world/visual.tscn`) in a window.
 //!
-//! The zones use static membership (a members file) rather than the registry: only then do
-//! they sign the follow tickets the gateway claims avatars with (`docs/client.md`).
+//! `--static-membership` runs the older fabric instead: a members file and a shared fabric key,
+//! no backend, clients without tokens ([`fabric_e2e::demo_fabric::Membership`]).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use fabric_e2e::demo_fabric::{DemoFabric, DemoOptions};
+use fabric_e2e::demo_fabric::{DemoFabric, DemoOptions, Membership};
 use fabric_e2e::zone_probe::{field, metrics};
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
@@ -32,6 +33,8 @@ pub struct Options {
     pub visual: bool,
     /// Pass the processes' own output through (prefixed with their role).
     pub verbose: bool,
+    /// Static membership instead of the registry's.
+    pub static_membership: bool,
 }
 
 fn step(t0: Instant, text: &str) {
@@ -101,6 +104,11 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let eng = engine::prepare(false)?;
     let shape = DemoOptions {
         zones: opts.zones,
+        membership: if opts.static_membership {
+            Membership::Static
+        } else {
+            Membership::Registry
+        },
         ..DemoOptions::default()
     };
     step(
@@ -114,7 +122,14 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         ),
     );
     let mut fabric = DemoFabric::start("demo", shape)?;
-    for (k, z) in fabric.fabric.zones.iter().enumerate() {
+    match fabric.backend_url() {
+        Some(url) => step(
+            t0,
+            &format!("registry backend on {url}: the zones registered and linked through it"),
+        ),
+        None => step(t0, "static membership: no registry, no join tokens"),
+    }
+    for (k, z) in fabric.zones.iter().enumerate() {
         step(
             t0,
             &format!(
@@ -152,10 +167,15 @@ fn play(
         step(
             t0,
             &format!(
-                "client {name}: headless Godot FabricWorld through the gateway, spawns at {spawn:?}, walks {tour:?}"
+                "client {name}: headless Godot FabricWorld through the gateway{}, spawns at {spawn:?}, walks {tour:?}",
+                if fabric.backend_url().is_some() {
+                    " with its join token"
+                } else {
+                    ""
+                }
             ),
         );
-        let cmd = fabric.bot_command(eng, &name, i, 0.0);
+        let cmd = fabric.bot_command(eng, &name, i, &[])?;
         bots.push((name.clone(), Proc::spawn(&name, cmd, true)?));
     }
     let mut visual = None;
@@ -167,12 +187,12 @@ fn play(
     }
     let started = Instant::now();
     let mut next = started + Duration::from_secs(1);
-    let mut last_migrations = vec![0.0; fabric.fabric.zones.len()];
+    let mut last_migrations = vec![0.0; fabric.zones.len()];
     while started.elapsed() < Duration::from_secs(opts.seconds) {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         next += Duration::from_secs(1);
         step(t0, "status");
-        for (k, z) in fabric.fabric.zones.iter().enumerate() {
+        for (k, z) in fabric.zones.iter().enumerate() {
             match metrics(z.metrics) {
                 Ok(m) => {
                     let total = m.get("fabric_zone_migrations_in_total").copied();

@@ -1,7 +1,8 @@
 //! `cargo xtask load --players N --zones Z --seconds S [--out DIR]`: a load scenario through
 //! real processes (the registry backend, Z linked zones, the `fabric-load` generator) and its
-//! Markdown report with PNG plots in `--out` (`fabric_e2e::load`). Ctrl-C stops it early; the
-//! processes it started are stopped either way.
+//! Markdown report with PNG plots in `--out` (`fabric_e2e::load`); `--godot-clients N` adds
+//! real headless Godot clients beside the simulated players (`fabric_e2e::load_godot`). Ctrl-C
+//! stops it early; the processes it started are stopped either way.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,7 +43,7 @@ pub struct Options {
     /// Optimised builds of the zones' extension and the load generator.
     #[arg(long)]
     pub release: bool,
-    /// A scenario of the fault ladder (steady16, lossy, storm) at its own size; its report
+    /// A scenario of the fault ladder (steady16, lossy, storm, zone_kill) at its own size; its report
     /// goes to docs/load/<scenario>/ unless --out says otherwise.
     #[arg(long)]
     pub scenario: Option<String>,
@@ -52,6 +53,13 @@ pub struct Options {
     /// Zones of the scenario instead of the ladder's.
     #[arg(long)]
     pub scenario_zones: Option<u32>,
+    /// Headless Godot clients (`examples/fabric_world/bot.tscn`) beside the simulated players,
+    /// each joined to a zone directly with its own join token; their figures go in the report.
+    #[arg(long, default_value_t = 0)]
+    pub godot_clients: u32,
+    /// The zones' interest radius, metres (the zone's default, 5 m, when not given).
+    #[arg(long)]
+    pub interest_radius: Option<f64>,
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
@@ -79,7 +87,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             ))
     });
     let command = format!(
-        "cargo xtask load --players {} --zones {}{} --seconds {} --entities {} --transport {} --ramp {}{}",
+        "cargo xtask load --players {} --zones {}{} --seconds {} --entities {} --transport {} --ramp {}{}{}{}",
         opts.players,
         opts.zones,
         match opts.zones_per_process {
@@ -90,6 +98,12 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         opts.entities,
         opts.transport,
         opts.ramp,
+        match opts.godot_clients {
+            0 => String::new(),
+            n => format!(" --godot-clients {n}"),
+        },
+        opts.interest_radius
+            .map_or(String::new(), |r| format!(" --interest-radius {r}")),
         if opts.release { " --release" } else { "" }
     );
     let lo = LoadOptions {
@@ -107,6 +121,8 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         command,
         release: opts.release,
         faults: Default::default(),
+        godot_clients: opts.godot_clients,
+        interest_radius_m: opts.interest_radius,
     };
     let r = run_load(&lo, &stop, |l| println!("[load] {l}"))?;
     println!("{}", r.data.summary.text());

@@ -1,9 +1,11 @@
 //! `cargo xtask`: the project's commands. Everything a fresh machine needs (Godot, the
 //! extension, the project import) is installed or built on the way.
 //!
-//! - `cargo xtask demo [--seconds S] [--bots N] [--visual]`: the main job: 3 linked zones, the
-//!   gateway and headless Godot bots walking across borders, one status line per zone and per
-//!   client each second, a summary at the end (`--visual` opens the visual client).
+//! - `cargo xtask demo [--seconds S] [--bots N] [--visual] [--static-membership]`: the main
+//!   job: the registry backend, 3 zones registered and linked through it, the gateway and
+//!   headless Godot bots (each with its own join token) walking across borders, one status line
+//!   per zone and per client each second, a summary at the end (`--visual` opens the visual
+//!   client).
 //!   `cargo xtask demo --cycle1`: the first cycle's demo: registry backend, a registered zone,
 //!   the gateway, and cycle-1 clients (through the gateway, direct, and two that must be
 //!   refused), each step printed, with the time from client start to the zone's datagram.
@@ -64,6 +66,10 @@ enum Cmd {
         /// Show the output of every process it starts (zones, gateway, bots).
         #[arg(long)]
         verbose: bool,
+        /// Static membership (a members file, no registry backend, no join tokens) instead of
+        /// the registry's.
+        #[arg(long)]
+        static_membership: bool,
         /// Run the first cycle's demo instead (one zone, gateway, cycle-1 clients).
         #[arg(long)]
         cycle1: bool,
@@ -92,7 +98,8 @@ enum Cmd {
         #[arg(long)]
         double: bool,
     },
-    /// Find or install Godot, build the extension and import the project.
+    /// Find or install Godot, build the extension and import the project; install the
+    /// S3-compatible test server.
     Setup,
     /// Build the release libraries (no test code, stripped) and write the addon's zip.
     Package {
@@ -159,6 +166,7 @@ fn main() -> std::process::ExitCode {
             zones,
             visual,
             verbose,
+            static_membership,
             ..
         } => demo::run(demo::Options {
             seconds,
@@ -166,6 +174,7 @@ fn main() -> std::process::ExitCode {
             zones,
             visual,
             verbose,
+            static_membership,
         }),
         Cmd::Test { no_lint } => test::run(!no_lint),
         Cmd::Build { release, double } => fabric_harness::engine::build_extension(double, release)
@@ -189,9 +198,14 @@ fn main() -> std::process::ExitCode {
         }),
         Cmd::Load(opts) => load::run(opts),
         Cmd::Idle(opts) => idle::run(opts),
-        Cmd::Setup => fabric_harness::engine::prepare(false).map(|e| {
+        Cmd::Setup => fabric_harness::engine::prepare(false).and_then(|e| {
             println!("Godot: {}", e.bin.display());
             println!("extension built and project imported");
+            // The S3-compatible server of the asset-store tests (they install it themselves
+            // too; doing it here keeps the first test run from waiting on pip).
+            let s3 = fabric_harness::s3::server_bin()?;
+            println!("S3 test server: {}", s3.display());
+            Ok(())
         }),
     };
     match result {

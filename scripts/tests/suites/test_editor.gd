@@ -151,7 +151,8 @@ func test_the_registry_takes_its_url_from_the_setting() -> void:
 	await runner.get_tree().process_frame
 	var zones := await registry.list_zones()
 	check(await wait_until(func(): return seen.has("done"), 5.0), "the server answered")
-	check_eq(String(seen.request).get_slice("\r\n", 0), "GET /shards HTTP/1.1", "asked the server")
+	var request_line := String(seen.request).get_slice("\r\n", 0)
+	check_eq(request_line, "GET /shards?limit=1000 HTTP/1.1", "asked the server")
 	check_eq(zones.size(), 1, "one zone from the server at the setting's URL")
 	check_eq(seen.failed, "", "no request failed")
 	if zones.size() == 1:
@@ -163,12 +164,78 @@ func test_the_registry_takes_its_url_from_the_setting() -> void:
 	registry.queue_free()
 
 
+func test_the_registry_pins_an_https_backend_by_hash() -> void:
+	var crypto := Crypto.new()
+	var key := crypto.generate_rsa(2048)
+	var cert := crypto.generate_self_signed_certificate(
+		key, "CN=127.0.0.1", "20200101000000", "20400101000000"
+	)
+	var server := TCPServer.new()
+	check_eq(server.listen(0, "127.0.0.1"), OK, "a local HTTPS server")
+	var registry := FabricRegistry.new()
+	registry.backend_url = "https://127.0.0.1:%d" % server.get_local_port()
+	runner.add_child(registry)
+	var failed := []
+	registry.request_failed.connect(
+		func(what, status, code, message): failed.append("%d %s %s" % [status, code, message])
+	)
+	await runner.get_tree().process_frame
+	await runner.get_tree().process_frame
+
+	# Without a pin an https:// backend is refused before any connection.
+	check_eq((await registry.list_zones()).size(), 0, "nothing listed without a pin")
+	check(failed.size() == 1 and "no certificate hash is pinned" in failed[0], "why: %s" % [failed])
+
+	# Pinned by the certificate's hash: the zone list arrives through TLS.
+	registry.cert_hash = _der_hash(cert)
+	var seen := {}
+	_answer_once(server, seen, TLSOptions.server(key, cert))
+	var zones := await registry.list_zones()
+	check(await wait_until(func(): return seen.has("done"), 5.0), "the server answered")
+	check_eq(
+		String(seen.get("request", "")).get_slice("\r\n", 0),
+		"GET /shards?limit=1000 HTTP/1.1",
+		"asked over TLS"
+	)
+	check_eq(zones.size(), 1, "one zone through the pinned TLS: %s" % [failed])
+
+	# Another certificate's hash: refused, and the reason names the pin.
+	var other := crypto.generate_self_signed_certificate(
+		crypto.generate_rsa(2048), "CN=other", "20200101000000", "20400101000000"
+	)
+	registry.cert_hash = _der_hash(other)
+	failed.clear()
+	seen = {}
+	_answer_once(server, seen, TLSOptions.server(key, cert))
+	check_eq((await registry.list_zones()).size(), 0, "nothing listed from an unpinned server")
+	check(
+		failed.size() == 1 and "does not match the pinned hash" in failed[0],
+		"a wrong pin is named: %s" % [failed]
+	)
+	await wait_until(func(): return seen.has("done"), 5.0)
+	server.stop()
+	registry.queue_free()
+
+
+# The base64 SHA-256 of a certificate's DER: what a zone or the backend prints as its pin.
+func _der_hash(cert: X509Certificate) -> String:
+	var b64 := ""
+	for line in cert.save_to_string().split("\n"):
+		if not line.begins_with("-----"):
+			b64 += line.strip_edges()
+	var ctx := HashingContext.new()
+	ctx.start(HashingContext.HASH_SHA256)
+	ctx.update(Marshalls.base64_to_raw(b64))
+	return Marshalls.raw_to_base64(ctx.finish())
+
+
 func test_the_missing_library_message_says_what_to_do() -> void:
 	check_eq(PLUGIN.library_problem(), "", "no problem while the library is loaded")
 
 
-# Accepts one HTTP request on `server`, stores it in seen.request and answers with one zone.
-func _answer_once(server: TCPServer, seen: Dictionary) -> void:
+# Accepts one HTTP request on `server` (over TLS with `tls`), stores it in seen.request and
+# answers with one zone.
+func _answer_once(server: TCPServer, seen: Dictionary, tls: TLSOptions = null) -> void:
 	var tree := runner.get_tree()
 	var deadline := Time.get_ticks_msec() + 5000
 	while not server.is_connection_available() and Time.get_ticks_msec() < deadline:
@@ -176,11 +243,27 @@ func _answer_once(server: TCPServer, seen: Dictionary) -> void:
 	if not server.is_connection_available():
 		seen.done = true
 		return
-	var conn := server.take_connection()
+	var conn = server.take_connection()
+	if tls != null:
+		var secure := StreamPeerTLS.new()
+		secure.accept_stream(conn, tls)
+		while (
+			secure.get_status() == StreamPeerTLS.STATUS_HANDSHAKING
+			and Time.get_ticks_msec() < deadline
+		):
+			secure.poll()
+			await tree.process_frame
+		if secure.get_status() != StreamPeerTLS.STATUS_CONNECTED:
+			seen.done = true  # the client refused the handshake
+			return
+		conn = secure
 	var request := PackedByteArray()
 	while Time.get_ticks_msec() < deadline:
 		conn.poll()
-		var available := conn.get_available_bytes()
+		if conn is StreamPeerTLS and conn.get_status() != StreamPeerTLS.STATUS_CONNECTED:
+			seen.done = true  # the client refused the certificate and hung up
+			return
+		var available: int = conn.get_available_bytes()
 		if available > 0:
 			request.append_array(conn.get_data(available)[1])
 			if request.get_string_from_utf8().contains("\r\n\r\n"):
@@ -197,5 +280,9 @@ func _answer_once(server: TCPServer, seen: Dictionary) -> void:
 		+ body
 	)
 	conn.put_data(reply.to_utf8_buffer())
-	conn.disconnect_from_host()
+	if conn is StreamPeerTLS:
+		conn.poll()
+		conn.disconnect_from_stream()
+	else:
+		conn.disconnect_from_host()
 	seen.done = true

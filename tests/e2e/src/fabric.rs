@@ -62,9 +62,24 @@ pub struct Fabric {
     pub zones: Vec<FabricZone>,
     /// The zone processes, each with the zones it runs (`zones a..b`).
     pub processes: Vec<(Proc, std::ops::Range<u32>)>,
+    /// How its zones were started (to start one again after a crash).
+    pub spawn: ZoneSpawn,
 }
 
 impl Fabric {
+    /// Writes the zone directory file `path` (`k@address#hash` per zone: where clients reach
+    /// each zone, read by zones started with `--zone-directory-file` and by the gateway).
+    pub fn write_zone_directory(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let entries: Vec<String> = self
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(k, z)| format!("{k}@{}#{}", z.client, z.cert_hash))
+            .collect();
+        std::fs::write(path, entries.join("\n"))
+            .with_context(|| format!("writing the zone directory {}", path.display()))
+    }
+
     /// Stops every zone process, then the backend.
     pub fn stop(&mut self) {
         for (p, _) in &mut self.processes {
@@ -92,20 +107,27 @@ pub fn start_fabric(
         .context("the registry backend did not start")?;
     let api_key = create_account(&backend.url, "operator")?;
     log(&format!("registry backend on {}", backend.url));
+    let spawn = ZoneSpawn {
+        engine: eng.clone(),
+        opts: opts.clone(),
+        name: format!("fabric-{}", std::process::id()),
+        backend_url: backend.url.clone(),
+        api_key: api_key.clone(),
+    };
     let mut fabric = Fabric {
+        spawn: spawn.clone(),
         backend,
         api_key,
         zones: Vec::new(),
         processes: Vec::new(),
     };
-    let name = format!("fabric-{}", std::process::id());
     let started = (|| -> anyhow::Result<()> {
         for first in (0..opts.zones).step_by(opts.zones_per_process as usize) {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
             let range = first..(first + opts.zones_per_process).min(opts.zones);
-            let (proc, zones) = start_zones(eng, opts, &name, range.clone(), &fabric)?;
+            let (proc, zones) = spawn.start(range.clone(), fabric.processes.len(), None)?;
             for (k, z) in range.clone().zip(&zones) {
                 log(&format!(
                     "zone {k} running on {}, metrics on http://{}/metrics",
@@ -120,19 +142,68 @@ pub fn start_fabric(
     Ok((fabric, started))
 }
 
-/// Starts one process running zones `range`; returns it and its zones once each has printed
-/// its metrics, ready and registered lines.
+/// What starting a zone process takes, apart from the fabric itself: a restart runs it again
+/// from another thread while the fabric keeps going.
+#[derive(Debug, Clone)]
+pub struct ZoneSpawn {
+    engine: Engine,
+    opts: FabricOptions,
+    name: String,
+    backend_url: String,
+    api_key: String,
+}
+
+impl Fabric {
+    /// SIGKILLs the process running zone `k` (alone: `zones_per_process` 1): a crash, no
+    /// goodbye on any link. Its [`FabricZone`] stays as it was until [`Fabric::restarted`].
+    pub fn kill_zone(&mut self, k: usize) -> anyhow::Result<()> {
+        let p = self.zones[k].process;
+        let (proc, range) = &mut self.processes[p];
+        anyhow::ensure!(range.len() == 1, "zone {k} shares its process: {range:?}");
+        proc.kill();
+        Ok(())
+    }
+
+    /// Puts a zone restarted by [`ZoneSpawn::restart`] in place of the killed one.
+    pub fn restarted(&mut self, k: usize, proc: Proc, mut zone: FabricZone) {
+        let p = self.zones[k].process;
+        zone.process = p;
+        self.processes[p].0 = proc;
+        self.zones[k] = zone;
+    }
+}
+
+impl ZoneSpawn {
+    /// Starts zone `k` again on its old client port `port` (what the zone's players reconnect
+    /// to), with the fabric's other arguments (its `--data-dir` among them, if any).
+    pub fn restart(&self, k: u32, port: u16) -> anyhow::Result<(Proc, FabricZone)> {
+        let (proc, mut zones) = self.start(k..k + 1, 0, Some(port))?;
+        Ok((proc, zones.remove(0)))
+    }
+
+    /// Starts one process running zones `range`; returns it and its zones once each has
+    /// printed its metrics, ready and registered lines.
+    fn start(
+        &self,
+        range: std::ops::Range<u32>,
+        process: usize,
+        port: Option<u16>,
+    ) -> anyhow::Result<(Proc, Vec<FabricZone>)> {
+        start_zones(self, range, process, port)
+    }
+}
+
 fn start_zones(
-    eng: &Engine,
-    opts: &FabricOptions,
-    name: &str,
+    spawn: &ZoneSpawn,
     range: std::ops::Range<u32>,
-    fabric: &Fabric,
+    process: usize,
+    port: Option<u16>,
 ) -> anyhow::Result<(Proc, Vec<FabricZone>)> {
+    let (eng, opts, name) = (&spawn.engine, &spawn.opts, &spawn.name);
     let k = range.start;
     let mut args = vec![
         "--port".to_owned(),
-        "0".into(),
+        port.unwrap_or(0).to_string(),
         "--bind".into(),
         "127.0.0.1".into(),
         "--public-address".into(),
@@ -148,7 +219,7 @@ fn start_zones(
         "--link".into(),
         "network".into(),
         "--backend".into(),
-        fabric.backend.url.clone(),
+        spawn.backend_url.clone(),
         "--heartbeat-sec".into(),
         "2".into(),
         "--population".into(),
@@ -171,7 +242,7 @@ fn start_zones(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = eng.scene_command("res://scenes/zone.tscn", &args);
     // The API key in the environment, not on the process list.
-    cmd.env("FABRIC_BACKEND_API_KEY", &fabric.api_key);
+    cmd.env("FABRIC_BACKEND_API_KEY", &spawn.api_key);
     let role = if range.len() > 1 {
         format!("zones{}-{}", range.start, range.end - 1)
     } else {
@@ -207,7 +278,7 @@ fn start_zones(
                 .with_context(|| format!("no shard_id: {reg}"))?
                 .to_owned();
             Ok(FabricZone {
-                process: fabric.processes.len(),
+                process,
                 metrics,
                 client,
                 cert_hash,

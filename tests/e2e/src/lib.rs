@@ -3,12 +3,14 @@
 //! cycle-1 client (headless Godot running `res://scenes/cycle1.tscn`) as separate processes on
 //! loopback, each on a free port.
 
+pub mod assets;
 pub mod demo_fabric;
 pub mod fabric;
 pub mod linked_zones;
 pub mod load;
 pub mod load_checks;
 pub mod load_faults;
+pub mod load_godot;
 pub mod load_scenario;
 pub mod mp;
 pub mod proc_usage;
@@ -52,6 +54,13 @@ fn parse_ready(line: &str) -> anyhow::Result<(u16, String)> {
         .context("ready line with a bad port")?;
     let hash = field(line, "cert_hash").context("ready line without cert_hash")?;
     Ok((port, hash.to_owned()))
+}
+
+/// Holds the other tests of this test binary off while a test that judges timing runs (a
+/// fabric of its own per test would otherwise share two cores with another's).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Starts a zone on a free loopback port and waits for its `FABRIC_ZONE_READY` line.
@@ -137,14 +146,21 @@ pub fn zone_datagram_msec(output: &str) -> Option<f64> {
 pub struct Backend {
     /// The process.
     pub proc: Proc,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with `--tls-*`).
     pub url: String,
+    /// The certificate hash it printed (with `--tls-*`), to pin.
+    pub cert_hash: Option<String>,
 }
 
 /// Starts `fabric-backend` on `listen` (e.g. `127.0.0.1:0`) with the SQLite database `db`
 /// (`:memory:` for none), short staleness windows fit for tests and no rate limits (tests and
 /// the load harness make many accounts and tokens from one address).
 pub fn start_backend(listen: &str, db: &str) -> anyhow::Result<Backend> {
+    start_backend_with(listen, db, &[])
+}
+
+/// [`start_backend`] with extra options (e.g. `--assets-dir DIR`).
+pub fn start_backend_with(listen: &str, db: &str, extra: &[&str]) -> anyhow::Result<Backend> {
     let mut cmd = std::process::Command::new(engine::binary("fabric-backend")?);
     cmd.args(["--listen", listen, "--db", db]).args([
         "--stale-after-ms",
@@ -158,14 +174,21 @@ pub fn start_backend(listen: &str, db: &str) -> anyhow::Result<Backend> {
         "--tokens-per-account-per-min",
         "0",
     ]);
+    cmd.args(extra);
     let mut proc = Proc::spawn("backend", cmd, false)?;
-    let line = proc.wait_for_line(|l| l.contains("listening on http://"), READY_TIMEOUT)?;
+    let line = proc.wait_for_line(|l| l.contains("listening on http"), READY_TIMEOUT)?;
     let url = line
         .split_whitespace()
-        .find(|w| w.starts_with("http://"))
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
         .context("no URL in the backend's ready line")?
+        .trim_end_matches('/')
         .to_owned();
-    Ok(Backend { proc, url })
+    let cert_hash = field(&line, "cert_hash").map(str::to_owned);
+    Ok(Backend {
+        proc,
+        url,
+        cert_hash,
+    })
 }
 
 /// One HTTP request to the backend (blocking), returning status and JSON body.

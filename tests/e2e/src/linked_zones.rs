@@ -45,21 +45,27 @@ impl LinkedZone {
 
     /// The zone's `/state`: its tick and the exact positions of the entities it owns.
     pub fn state(&self) -> anyhow::Result<(u64, BTreeMap<u32, Vec3>)> {
-        let text = http_get(self.metrics, "/state")?;
-        let head = text.lines().next().unwrap_or_default();
-        let tick = field(head, "tick")
-            .and_then(|t| t.parse().ok())
-            .context("/state without a tick")?;
-        let mut held = BTreeMap::new();
-        for l in text.lines().filter_map(|l| l.strip_prefix("E ")) {
-            let n: Vec<i128> = l.split(' ').filter_map(|x| x.parse().ok()).collect();
-            if n.len() < 4 {
-                bail!("/state line `E {l}`");
-            }
-            held.insert(n[0] as u32, [1, 2, 3].map(|i| Micros::from_bits(n[i])));
-        }
-        Ok((tick, held))
+        read_state(self.metrics)
     }
+}
+
+/// The `/state` of the zone whose metrics listen on `metrics`: its tick and the exact positions
+/// of the entities it owns.
+pub fn read_state(metrics: SocketAddr) -> anyhow::Result<(u64, BTreeMap<u32, Vec3>)> {
+    let text = http_get(metrics, "/state")?;
+    let head = text.lines().next().unwrap_or_default();
+    let tick = field(head, "tick")
+        .and_then(|t| t.parse().ok())
+        .context("/state without a tick")?;
+    let mut held = BTreeMap::new();
+    for l in text.lines().filter_map(|l| l.strip_prefix("E ")) {
+        let n: Vec<i128> = l.split(' ').filter_map(|x| x.parse().ok()).collect();
+        if n.len() < 4 {
+            bail!("/state line `E {l}`");
+        }
+        held.insert(n[0] as u32, [1, 2, 3].map(|i| Micros::from_bits(n[i])));
+    }
+    Ok((tick, held))
 }
 
 /// Zones of one fabric, each its own process, sharing a folder for the key and the files.
@@ -70,6 +76,8 @@ pub struct Fabric {
     pub processes: Vec<Proc>,
     /// The folder.
     pub dir: PathBuf,
+    /// The fabric's name.
+    pub name: String,
 }
 
 impl Fabric {
@@ -94,6 +102,7 @@ impl Fabric {
             zones: Vec::new(),
             processes: Vec::new(),
             dir,
+            name: name.to_owned(),
         };
         for first in (0..count).step_by(per_process) {
             let range = first as u32..(first + per_process).min(count) as u32;
@@ -160,6 +169,37 @@ impl Fabric {
             .collect();
         self.write_files()?;
         self.wait_links(&expected)
+    }
+
+    /// SIGKILLs zone `k`'s process (one running that zone alone) and waits until it is gone:
+    /// no goodbye on any link, nothing written after the signal.
+    pub fn kill(&mut self, k: usize) -> anyhow::Result<()> {
+        let p = &mut self.processes[self.zones[k].process];
+        // SAFETY: kill(2) on the process group the harness created for the zone.
+        unsafe {
+            libc::kill(-(p.pid() as i32), libc::SIGKILL);
+        }
+        let out = p.wait(Duration::from_secs(10));
+        anyhow::ensure!(out.signal == Some(libc::SIGKILL), "zone {k}: {out:?}");
+        Ok(())
+    }
+
+    /// Starts zone `k` (killed before) again with `args`, as [`Fabric::start`] did: a new
+    /// port and certificate, rewritten members and directory files. Does not wait for links.
+    pub fn restart(&mut self, k: usize, args: &[&str]) -> anyhow::Result<()> {
+        let count = self.zones.len();
+        let process = self.zones[k].process;
+        let (proc, mut zones) = start_group(
+            &self.dir,
+            &self.name,
+            k as u32..k as u32 + 1,
+            count,
+            args,
+            process,
+        )?;
+        self.processes[process] = proc;
+        self.zones[k] = zones.remove(0);
+        self.write_files()
     }
 
     /// Stops every zone process and removes the folder.

@@ -2,7 +2,8 @@
 //! and a linked zone fabric ([`crate::fabric`]), then the `fabric-load` binary with its
 //! simulated players; each second every zone's `/metrics` and every process group's CPU and
 //! memory are sampled; at the end the players' summary and the samples become the Markdown
-//! report with plots ([`fabric_load::report`]).
+//! report with plots ([`fabric_load::report`]). Real headless Godot clients can run beside the
+//! simulated players ([`crate::load_godot`]); their figures are added to the report.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -17,7 +18,8 @@ use fabric_load::run::Summary;
 use crate::create_account;
 use crate::fabric::{Fabric, FabricOptions, start_fabric};
 use crate::load_checks::{HeldCheck, HeldFigures};
-use crate::load_faults::Faults;
+use crate::load_faults::{CrashFigures, Faults, ZoneCrash};
+use crate::load_godot::{GodotClients, GodotFigures};
 use crate::proc_usage::{CpuMeter, is_running};
 use crate::zone_probe::metrics;
 
@@ -51,6 +53,10 @@ pub struct LoadOptions {
     pub release: bool,
     /// Faults applied during the run ([`crate::load_faults`]).
     pub faults: Faults,
+    /// Headless Godot clients beside the simulated players ([`crate::load_godot`]).
+    pub godot_clients: u32,
+    /// The zones' interest radius, metres (`None`: the zone's default).
+    pub interest_radius_m: Option<f64>,
 }
 
 /// What a scenario produced.
@@ -64,6 +70,10 @@ pub struct LoadResult {
     pub written: Written,
     /// The zones' `/state` dumps checked for ids held twice ([`crate::load_checks`]).
     pub held: HeldFigures,
+    /// The zone crash, when the scenario had one ([`crate::load_faults::ZoneCrash`]).
+    pub crash: Option<CrashFigures>,
+    /// Each Godot client's figures over the run after the ramp.
+    pub godot: Vec<(String, Option<GodotFigures>)>,
 }
 
 /// Runs the scenario, logging through `log`; the fabric is stopped whatever happens.
@@ -92,27 +102,77 @@ pub fn run_load(
     } else {
         engine::binary("fabric-load")?
     };
+    if opts.faults.zone_kill.is_some() {
+        let dir = zone_data_dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let fabric_opts = FabricOptions {
         zones: opts.zones,
         zones_per_process: opts.zones_per_process,
         entities: opts.entities,
         backend_port: 0,
         hysteresis_ticks: opts.hysteresis_ticks,
-        extra: Vec::new(),
+        extra: zone_args(opts),
     };
     let (mut fabric, started) = start_fabric(&eng, &fabric_opts, stop, &log)?;
-    let result = started.and_then(|()| drive(opts, &fabric, load_bin, stop, &log));
+    let result = started
+        .and_then(|()| write_directory(opts, &fabric))
+        .and_then(|()| drive(opts, &eng, &mut fabric, load_bin, stop, &log));
     log(&format!(
         "stopping {} zones and the backend",
         fabric.zones.len()
     ));
     fabric.stop();
+    if opts.faults.zone_kill.is_some() {
+        let _ = std::fs::remove_dir_all(zone_data_dir());
+    }
     result
+}
+
+/// Where the zones read the zone directory (Godot clients only: they follow their avatars
+/// by themselves, so `avatar_moved` must name the next zone's address).
+fn directory_file(opts: &LoadOptions) -> PathBuf {
+    opts.out.join("zones")
+}
+
+/// The zones' extra arguments: the interest radius and the zone directory, when asked for.
+fn zone_args(opts: &LoadOptions) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(r) = opts.interest_radius_m {
+        args.extend(["--interest-radius".into(), r.to_string()]);
+    }
+    if opts.godot_clients > 0 {
+        let file = directory_file(opts).display().to_string();
+        args.extend(["--zone-directory-file".into(), file]);
+    }
+    // A zone that is killed reloads its journal when it starts again.
+    if opts.faults.zone_kill.is_some() {
+        let dir = zone_data_dir().display().to_string();
+        args.extend(["--data-dir".into(), dir]);
+    }
+    args
+}
+
+/// The zones' journals in a run with a zone kill: a temporary folder of this process, not the
+/// report's (removed when the fabric stops).
+fn zone_data_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("fabric-load-zones-{}", std::process::id()))
+}
+
+/// Writes the zone directory (`k@address#hash` per zone) for the Godot clients.
+fn write_directory(opts: &LoadOptions, fabric: &Fabric) -> anyhow::Result<()> {
+    if opts.godot_clients == 0 {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&opts.out)?;
+    fabric.write_zone_directory(&directory_file(opts))
 }
 
 fn drive(
     opts: &LoadOptions,
-    fabric: &Fabric,
+    eng: &engine::Engine,
+    fabric: &mut Fabric,
     load_bin: PathBuf,
     stop: &AtomicBool,
     log: &impl Fn(&str),
@@ -137,8 +197,24 @@ fn drive(
         cmd.arg("--zone")
             .arg(format!("{},{},{}", z.client, z.cert_hash, z.shard));
     }
-    let mut load = Proc::spawn("load", cmd, false)?;
+    if opts.godot_clients > 0 {
+        log(&format!(
+            "starting {} headless Godot clients beside the simulated players",
+            opts.godot_clients
+        ));
+    }
+    // First, so they are up when the players' ramp ends.
+    let mut godot = GodotClients::start(eng, fabric, opts.godot_clients, 1.5)?;
+    let mut load = match Proc::spawn("load", cmd, false) {
+        Ok(p) => p,
+        Err(e) => {
+            godot.stop();
+            return Err(e);
+        }
+    };
     let t0 = Instant::now();
+    let window_at = opts.ramp_s + 2.0;
+    let mut window_started = false;
     let mut zone_cpu: Vec<CpuMeter> = fabric
         .processes
         .iter()
@@ -165,8 +241,8 @@ fn drive(
     let mut last_bytes = vec![None::<f64>; fabric.zones.len()];
     let mut last_ticks = vec![None::<f64>; fabric.zones.len()];
     let limit = Duration::from_secs(u64::from(opts.seconds) + 90);
-    let state_addrs: Vec<_> = fabric.zones.iter().map(|z| z.metrics).collect();
     let mut held = HeldCheck::default();
+    let mut crash = opts.faults.zone_kill.map(ZoneCrash::new);
     let mut next = t0;
     while is_running(load.pid())
         && t0.elapsed() < limit
@@ -175,7 +251,29 @@ fn drive(
         next += Duration::from_secs(1);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         let t = t0.elapsed().as_secs_f64();
+        if let Some(c) = &mut crash {
+            let before = fabric
+                .processes
+                .iter()
+                .map(|(p, _)| p.pid())
+                .collect::<Vec<_>>();
+            c.step(t, fabric, log)?;
+            for (meter, ((p, _), old)) in
+                zone_cpu.iter_mut().zip(fabric.processes.iter().zip(before))
+            {
+                if p.pid() != old {
+                    *meter = CpuMeter::new(p.pid());
+                }
+            }
+        }
+        if !window_started && t >= window_at {
+            godot.start_window();
+            window_started = true;
+        }
         for (k, z) in fabric.zones.iter().enumerate() {
+            if crash.as_ref().is_some_and(|c| c.is_out(k)) {
+                continue;
+            }
             let Ok(m) = metrics(z.metrics) else {
                 log(&format!("zone {k}: metrics unreadable"));
                 continue;
@@ -199,6 +297,7 @@ fn drive(
                 client_bytes_per_s: rate,
             });
         }
+        let state_addrs: Vec<_> = fabric.zones.iter().map(|z| z.metrics).collect();
         held.sample(&state_addrs);
         let meters = zone_cpu
             .iter_mut()
@@ -226,6 +325,8 @@ fn drive(
         ));
     }
     let load_exit = load.wait(Duration::from_secs(30));
+    let godot_figures = godot.figures();
+    godot.stop();
     // The first sample of each meter has no interval: drop it.
     for p in &mut processes {
         if !p.samples.is_empty() {
@@ -246,11 +347,59 @@ fn drive(
         processes,
     };
     let written = report::write(&opts.out, &data, opts.ramp_s + 2.0)?;
+    if !godot_figures.is_empty() {
+        let section = godot_section(&data, &godot_figures, opts, window_at);
+        let mut md = std::fs::read_to_string(&written.markdown)?;
+        md.push_str(&section);
+        std::fs::write(&written.markdown, md)?;
+        log(&section);
+    }
     log(&format!("report: {}", written.markdown.display()));
     Ok(LoadResult {
         load_exit,
         data,
         written,
         held: held.figures(),
+        crash: crash.map(|c| c.figures()),
+        godot: godot_figures,
     })
+}
+
+/// The report's section on the Godot clients, with the zones' CPU per client (all zone
+/// processes' CPU after `from_s`, mean, over every client: simulated and Godot).
+fn godot_section(
+    data: &ReportData,
+    figures: &[(String, Option<GodotFigures>)],
+    opts: &LoadOptions,
+    from_s: f64,
+) -> String {
+    let zone_cpu: f64 = data
+        .processes
+        .iter()
+        .filter(|p| p.name.starts_with("zone"))
+        .map(|p| {
+            let v: Vec<f64> = p
+                .samples
+                .iter()
+                .filter(|s| s.t >= from_s)
+                .map(|s| s.cpu_percent)
+                .collect();
+            if v.is_empty() {
+                0.0
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
+        })
+        .sum();
+    let clients = opts.players + opts.godot_clients;
+    format!(
+        "\n## Godot clients\n\n{} headless Godot clients (`examples/fabric_world/bot.tscn`, 30 fps, \
+         walking 1.5 m/s through every zone, each joined to a zone directly with its own join token) \
+         beside the {} simulated players; figures from {from_s:.0} s on. Zones' CPU: {zone_cpu:.0} % \
+         of a core in all, {:.2} % per client ({clients} clients).\n\n{}",
+        opts.godot_clients,
+        opts.players,
+        zone_cpu / f64::from(clients.max(1)),
+        crate::load_godot::table(figures)
+    )
 }

@@ -9,6 +9,10 @@
 //!   player's view of an entity matches its zone's `/state` within one tick of motion).
 //! - `storm`: 500 players drop their sessions at once and join again: all back receiving their
 //!   own avatar within 5 s.
+//! - `zone_kill`: 100 players on 4 zones with journals; zone 1's process is SIGKILLed and
+//!   started again 3 s later on its port: the other zones keep every tick on time, the zone
+//!   reloads what it journaled, and every player whose session it took is back (asking the
+//!   registry for the zone's new certificate).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -16,10 +20,21 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 
 use crate::load::{LoadOptions, LoadResult, run_load};
-use crate::load_faults::Faults;
+use crate::load_faults::{Faults, ZoneKill};
 
 /// Seconds after which every process's memory is compared with its end.
 const MEMORY_WINDOW_S: f64 = 10.0;
+/// Seconds a storm run goes on after the storm: the 5 s goal and a second of margin.
+const STORM_WINDOW_S: f64 = 6.0;
+/// Seconds a killed zone stays down.
+const KILL_DOWN_S: f64 = 3.0;
+/// Seconds a zone-kill run goes on after the kill: the time down, the restart, a player's
+/// session idle timeout (10 s: a dead zone sends nothing, so that is when a player notices),
+/// a rejoin, and margin.
+const KILL_WINDOW_S: f64 = 30.0;
+/// Share of its entities a killed zone must own again after its restart (its journal commits
+/// every few ticks; entities that were crossing may have gone to a neighbour meanwhile).
+const KILL_RELOADED: f64 = 0.8;
 /// Growth of a process's resident memory still called flat, percent.
 const MEMORY_FLAT_PERCENT: f64 = 10.0;
 /// Growth still called flat whatever the percentage, MiB (allocator noise of small processes).
@@ -34,6 +49,8 @@ pub enum Scenario {
     Lossy,
     /// A reconnect storm of 500 players.
     Storm,
+    /// A zone process killed and started again under load.
+    ZoneKill,
 }
 
 /// The size of a scenario's run (the ladder's own unless a test makes it smaller).
@@ -62,7 +79,12 @@ pub struct Criterion {
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 3] = [Scenario::Steady16, Scenario::Lossy, Scenario::Storm];
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Steady16,
+        Scenario::Lossy,
+        Scenario::Storm,
+        Scenario::ZoneKill,
+    ];
 
     /// Its name on the command line and in `docs/load/`.
     pub fn name(self) -> &'static str {
@@ -70,6 +92,7 @@ impl Scenario {
             Self::Steady16 => "steady16",
             Self::Lossy => "lossy",
             Self::Storm => "storm",
+            Self::ZoneKill => "zone_kill",
         }
     }
 
@@ -105,12 +128,21 @@ impl Scenario {
                 seconds: 40,
                 ramp_s: 10.0,
             },
+            Self::ZoneKill => Size {
+                players: 100,
+                zones: 4,
+                seconds: 60,
+                ramp_s: 10.0,
+            },
         }
     }
 
-    /// Seconds from the players' start to the storm (the ramp and 10 s of steady play).
+    /// Seconds from the players' start to the storm: the ramp and 10 s of steady play, or
+    /// less steady play when the run is short, so that [`STORM_WINDOW_S`] seconds are left
+    /// after the storm for every player to come back (a run that ends earlier would count a
+    /// player still reconnecting as lost).
     fn storm_at_s(size: &Size) -> f64 {
-        size.ramp_s + 10.0
+        (size.ramp_s + 10.0).min(f64::from(size.seconds) - STORM_WINDOW_S)
     }
 
     /// The faults of this scenario at `size`.
@@ -127,7 +159,40 @@ impl Scenario {
                 storm_at_s: Some(Self::storm_at_s(size)),
                 ..Faults::default()
             },
+            Self::ZoneKill => Faults {
+                zone_kill: Some(ZoneKill {
+                    zone: 1.min(size.zones - 1),
+                    at_s: Self::kill_at_s(size),
+                    down_s: KILL_DOWN_S,
+                }),
+                ..Faults::default()
+            },
         }
+    }
+
+    /// Seconds from the players' start to the zone kill: the ramp and 10 s of steady play, or
+    /// less when the run is short, so that [`KILL_WINDOW_S`] seconds are left after it.
+    fn kill_at_s(size: &Size) -> f64 {
+        (size.ramp_s + 10.0).min(f64::from(size.seconds) - KILL_WINDOW_S)
+    }
+
+    /// Why this scenario cannot run at `size`, if it cannot.
+    pub fn check_size(self, size: &Size) -> Result<(), String> {
+        if self == Self::ZoneKill && (size.zones < 2 || Self::kill_at_s(size) < size.ramp_s + 2.0) {
+            return Err(format!(
+                "a zone kill needs 2 zones or more and at least the ramp ({} s), 2 s of steady \
+                 play and {KILL_WINDOW_S} s after the kill: {} zones, {} s",
+                size.ramp_s, size.zones, size.seconds
+            ));
+        }
+        if self == Self::Storm && Self::storm_at_s(size) < size.ramp_s + 2.0 {
+            return Err(format!(
+                "a storm run needs at least the ramp ({} s), 2 s of steady play and {STORM_WINDOW_S} s \
+                 to come back: {} s is too short",
+                size.ramp_s, size.seconds
+            ));
+        }
+        Ok(())
     }
 
     /// The load run of this scenario at `size`, its report in `out`.
@@ -159,6 +224,8 @@ impl Scenario {
             ),
             release,
             faults: self.faults(&size),
+            godot_clients: 0,
+            interest_radius_m: None,
         }
     }
 
@@ -246,9 +313,110 @@ impl Scenario {
                 });
                 c.push(no_errors(r));
             }
+            Self::ZoneKill => c.extend(zone_kill_criteria(r, opts)),
         }
         c
     }
+}
+
+/// A zone kill's criteria: it came back with what it journaled, the others kept their ticks
+/// on time, every session it took came back, and nobody else saw an error.
+fn zone_kill_criteria(r: &LoadResult, opts: &LoadOptions) -> Vec<Criterion> {
+    let Some(k) = r.crash else {
+        return vec![Criterion {
+            what: "the zone was killed".into(),
+            measured: "no crash ran".into(),
+            pass: false,
+        }];
+    };
+    let mut c = Vec::new();
+    c.push(Criterion {
+        what: format!("zone {} was killed and came back on its port", k.zone),
+        measured: match k.back_at_s {
+            Some(b) => format!(
+                "killed at {:.0} s, ready again at {:.0} s ({:.0} s down)",
+                k.killed_at_s,
+                b,
+                b - k.killed_at_s
+            ),
+            None => format!("killed at {:.0} s, not back", k.killed_at_s),
+        },
+        pass: k.back_at_s.is_some(),
+    });
+    c.push(Criterion {
+        what: format!(
+            "it reloaded its journal: owns >= {:.0} % of what it owned before",
+            KILL_RELOADED * 100.0
+        ),
+        measured: format!(
+            "{} entities before the kill, {} after the restart",
+            k.owned_before, k.owned_after
+        ),
+        pass: k.owned_before > 0.0 && k.owned_after >= KILL_RELOADED * k.owned_before,
+    });
+    let after = opts.ramp_s + 2.0;
+    let mut worst = (0usize, 0.0_f64, 0.0_f64);
+    for (z, samples) in r.data.zones.iter().enumerate() {
+        if z == k.zone as usize {
+            continue;
+        }
+        let late: Vec<_> = samples.iter().filter(|s| s.t >= after).collect();
+        let p99 = late.iter().map(|s| s.tick_p99_ms).fold(0.0, f64::max);
+        let overruns = match (late.first(), late.last()) {
+            (Some(a), Some(b)) => b.overruns - a.overruns,
+            _ => 0.0,
+        };
+        if (p99, overruns) > (worst.1, worst.2) {
+            worst = (z, p99, overruns);
+        }
+    }
+    c.push(Criterion {
+        what: format!(
+            "the other zones kept every tick on time (tick p99 <= 50 ms after {after:.0} s, no overrun)"
+        ),
+        measured: format!(
+            "worst zone {}: tick p99 {:.2} ms, {} overruns",
+            worst.0, worst.1, worst.2
+        ),
+        pass: worst.1 <= 50.0 && worst.2 == 0.0,
+    });
+    let players = &r.data.summary.per_player;
+    let lost: Vec<_> = players
+        .iter()
+        .filter(|p| !p.outages.is_empty() || p.outages_unrecovered > 0)
+        .collect();
+    let unrecovered: u32 = lost.iter().map(|p| p.outages_unrecovered).sum();
+    let slowest = lost
+        .iter()
+        .flat_map(|p| p.outages.iter().copied())
+        .fold(0.0, f64::max);
+    c.push(Criterion {
+        what: "every player whose session the crash took was back".into(),
+        measured: format!(
+            "{} players lost their session, {} not back; the slowest back {slowest:.1} s after it noticed",
+            lost.len(),
+            unrecovered
+        ),
+        pass: !lost.is_empty() && unrecovered == 0,
+    });
+    let bystanders: Vec<_> = players
+        .iter()
+        .filter(|p| p.outages.is_empty() && p.outages_unrecovered == 0 && p.error_count > 0)
+        .collect();
+    c.push(Criterion {
+        what: "no errors for the players whose session it did not take".into(),
+        measured: match bystanders.first() {
+            Some(p) => format!(
+                "{} players (the first: player {}: {})",
+                bystanders.len(),
+                p.index,
+                p.errors.first().map_or("", String::as_str)
+            ),
+            None => "0".into(),
+        },
+        pass: bystanders.is_empty(),
+    });
+    c
 }
 
 /// No errors counted by the players.
@@ -360,9 +528,40 @@ pub fn run_scenario(
     stop: &AtomicBool,
     log: impl Fn(&str),
 ) -> anyhow::Result<(LoadResult, Vec<Criterion>)> {
+    scenario
+        .check_size(&size)
+        .map_err(|e| anyhow::anyhow!("scenario `{}`: {e}", scenario.name()))?;
     let opts = scenario.options(size, release, out);
     let r = run_load(&opts, stop, log)?;
     let criteria = scenario.criteria(&r, &opts);
     write_section(&r.written.markdown, scenario, &criteria)?;
     Ok((r, criteria))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(seconds: u32, ramp_s: f64) -> Size {
+        Size {
+            players: 40,
+            zones: 2,
+            seconds,
+            ramp_s,
+        }
+    }
+
+    #[test]
+    fn a_storm_leaves_time_to_come_back() {
+        // The CI size: the storm moves earlier so 6 s are left after it.
+        assert_eq!(Scenario::storm_at_s(&size(14, 2.0)), 8.0);
+        // The default size keeps its 10 s of steady play.
+        let full = Scenario::Storm.size();
+        assert_eq!(Scenario::storm_at_s(&full), full.ramp_s + 10.0);
+        assert!(f64::from(full.seconds) - Scenario::storm_at_s(&full) >= STORM_WINDOW_S);
+        assert!(Scenario::Storm.check_size(&size(14, 2.0)).is_ok());
+        let short = Scenario::Storm.check_size(&size(9, 2.0)).unwrap_err();
+        assert!(short.contains("9 s is too short"), "{short}");
+        assert!(Scenario::Lossy.check_size(&size(9, 2.0)).is_ok());
+    }
 }

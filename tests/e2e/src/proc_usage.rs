@@ -80,8 +80,9 @@ impl CpuMeter {
         let pct = match self.last {
             Some((t, c)) => {
                 let dt = (now - t).as_secs_f64();
+                // The group's time falls when a member exits (a killed zone): 0, not negative.
                 if dt > 0.0 {
-                    (cpu - c) / dt * 100.0
+                    ((cpu - c) / dt * 100.0).max(0.0)
                 } else {
                     0.0
                 }

@@ -58,8 +58,13 @@ pub struct ReplClient {
     pub reports: usize,
     /// Other control messages received (debug form), for the test's messages.
     pub other: Vec<String>,
-    /// `ownership` events received, oldest first.
+    /// `ownership` events received, oldest first (changes and answers; the holders sent with
+    /// the baseline are in [`Self::baseline_holders`]).
     pub ownership: Vec<ControlMessage>,
+    /// Holders the zone sent with the late-join baseline (entity, holder), oldest first.
+    pub baseline_holders: Vec<(u32, Option<u32>)>,
+    /// `baseline_done` markers received (the zone tick of each).
+    pub baselines: Vec<u64>,
     /// Reconnect by itself when told `avatar_moved` (a client connected to a zone directly).
     pub follow: bool,
     /// The zone serving the avatar, as last told (`avatar`, `zone_changed`, a claim).
@@ -70,6 +75,10 @@ pub struct ReplClient {
     pub own_ticks: VecDeque<u32>,
     /// The zone and ticket of the last `avatar_moved` received.
     pub last_ticket: Option<(u32, String)>,
+    /// `placed` answers received, oldest first: (request, entity, asset).
+    pub placed: Vec<(u32, u32, u64)>,
+    /// `place_refused` answers received, oldest first: (request, reason).
+    pub place_refused: Vec<(u32, String)>,
     token: Option<String>,
 }
 
@@ -107,11 +116,15 @@ impl ReplClient {
             reports: 0,
             other: Vec::new(),
             ownership: Vec::new(),
+            baseline_holders: Vec::new(),
+            baselines: Vec::new(),
             follow: false,
             zone: 0,
             zone_changes: 0,
             own_ticks: VecDeque::new(),
             last_ticket: None,
+            placed: Vec::new(),
+            place_refused: Vec::new(),
             token: token.clone(),
         };
         let spawn = ControlMessage::Spawn {
@@ -222,6 +235,25 @@ impl ReplClient {
         self.upsert(self.avatar, at, mps)
     }
 
+    /// Sends CMD_INSTANCE_ASSET for `asset` at `at` (metres, rounded to whole micrometres)
+    /// with request number `request`, on the reliable stream; the answer arrives in
+    /// [`Self::placed`] or [`Self::place_refused`].
+    pub fn place(&self, asset: u64, at: [f64; 3], request: u32) -> anyhow::Result<()> {
+        let p = PlayerPacket {
+            global_id: self.avatar,
+            position: at.map(|m| Micros::from_num((m * 1e6).round())),
+            velocity: [0; 3],
+            acceleration: [0; 3],
+            hlc: 0,
+            command: PlayerCommand::InstanceAsset {
+                asset_id: asset,
+                request,
+            },
+        };
+        self.client.send_message(command_frame(&p).to_vec())?;
+        Ok(())
+    }
+
     fn upsert(&self, global_id: u32, at: [f64; 3], mps: [f64; 3]) -> anyhow::Result<()> {
         let v_max_um = V_MAX_METRES_PER_SECOND * 1_000_000 / 20;
         let p = PlayerPacket {
@@ -253,7 +285,22 @@ impl ReplClient {
             }
             match ControlMessage::decode(&bytes) {
                 Ok(ControlMessage::CommandsRefused { .. }) => self.reports += 1,
+                Ok(ControlMessage::Ownership {
+                    entity,
+                    holder,
+                    reason: Some(r),
+                    ..
+                }) if r == "baseline" => self.baseline_holders.push((entity, holder)),
                 Ok(m @ ControlMessage::Ownership { .. }) => self.ownership.push(m),
+                Ok(ControlMessage::Placed {
+                    request,
+                    entity,
+                    asset,
+                }) => self.placed.push((request, entity, asset)),
+                Ok(ControlMessage::PlaceRefused { request, reason }) => {
+                    self.place_refused.push((request, reason))
+                }
+                Ok(ControlMessage::BaselineDone { tick }) => self.baselines.push(tick),
                 // Sent twice (datagram and reliable): the first copy switches.
                 Ok(ControlMessage::ZoneChanged { id, zone })
                     if id == self.avatar && zone != self.zone =>

@@ -644,7 +644,7 @@ fn a_sigkilled_zone_process_is_survived_and_relinked_when_restarted() {
 /// Graceful shutdown (issue 12): SIGTERM to every zone process drains the fabric into zone 0
 /// through ordinary hand-offs, zone 0 writes the `FabricSnapshot` into the shared `--data-dir`,
 /// every process exits 0; restarted without a population, each zone reloads the entities of
-/// its own Hilbert range from that file: all 3,000, each once.
+/// its own Hilbert range from that file: all 3,000, each once, their state exact to the bit.
 #[test]
 fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entity_once() {
     let _s = serial();
@@ -687,13 +687,15 @@ fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entit
         outputs.push(text);
     }
     let file = data.join("fabric-snapshot.res").display().to_string();
-    assert!(
-        outputs[0].contains(&format!(
-            "FABRIC_ZONE_SHUTDOWN zone_id=0 saved 3000 entities to {file}"
-        )),
-        "zone 0 saved everything:\n{}",
-        outputs[0]
-    );
+    let saved_line = outputs[0]
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "FABRIC_ZONE_SHUTDOWN zone_id=0 saved 3000 entities to {file} "
+            ))
+        })
+        .unwrap_or_else(|| panic!("zone 0 saved everything:\n{}", outputs[0]));
+    let saved_digest = u64::from_str_radix(field(saved_line, "digest").unwrap(), 16).unwrap();
     for (k, text) in outputs.iter().enumerate().skip(1) {
         assert!(
             text.contains(&format!(
@@ -708,6 +710,7 @@ fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entit
     }
     f.write_members();
     let mut reloaded = 0;
+    let mut restored_digest = 0u64;
     for (k, z) in f.running() {
         let text = z.proc.output();
         let line = text
@@ -719,10 +722,19 @@ fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entit
             .unwrap();
         assert!(n > 0, "zone {k} has a share: {line}");
         reloaded += n;
+        let digest = u64::from_str_radix(field(line, "digest").unwrap(), 16).unwrap();
+        restored_digest = restored_digest.wrapping_add(digest);
     }
     assert_eq!(
         reloaded, entities,
         "the three ranges make the whole snapshot"
+    );
+    // Bit for bit: ids, 64.64 positions, velocities, accelerations and payloads as the
+    // restarted zones hold them, read back from their slots before any tick, add up to what
+    // zone 0 saved (each side prints the digest; `fabric_core::snapshot::entity_digest`).
+    assert_eq!(
+        restored_digest, saved_digest,
+        "the reloaded entities are exactly the saved ones"
     );
     let after = f.snapshot().check();
     assert!(
@@ -872,12 +884,57 @@ fn full_size_three_zones_3000_wanderers_60_s() {
 }
 
 /// Benchmark: a zone with 3 linked neighbours in a 4-zone fabric of real processes, 17,400
-/// wanderers (the wanderers gather in zone 0, hence capacities of 6,400; the zones with 3
-/// neighbours hold about 1,800), release build, 30 s; prints every zone's slot counts and that
-/// zone's whole-tick p50/p99/max and hand-off p50/p99 from its metrics.
+/// wanderers (the wanderers gather in zones 0 and 3, see docs/zone.md, "Wanderers"; hence
+/// capacities of 6,400; the zones with 3 neighbours hold about 2,000), release build, 30 s;
+/// every process on every CPU (contention as it comes).
 #[test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn bench_zone_tick_and_handoff_with_1800_slots_and_3_neighbours() {
+    bench_zone_tick_and_handoff(false);
+}
+
+/// The same with zone 1 (3 neighbours) pinned to CPU 0 and its three neighbours to CPU 1
+/// (`taskset`), so the measured zone does not compete with its own fabric for a core.
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn bench_zone_tick_and_handoff_pinned() {
+    bench_zone_tick_and_handoff(true);
+}
+
+/// Pins every thread of process `pid` to `cpu`.
+fn pin(pid: u32, cpu: u32) {
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("taskset runs")
+        .success();
+    assert!(ok, "taskset pinned {pid} to CPU {cpu}");
+}
+
+/// The `phase="..."` gauges of a metrics text: phase name to seconds.
+fn phase_metrics(text: &str, name: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?.strip_prefix("{")?;
+            let (labels, value) = rest.rsplit_once(' ')?;
+            let phase = labels.split("phase=\"").nth(1)?.split('"').next()?;
+            Some((phase.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `key=value` fields of a stats line, as numbers.
+fn stats_fields(line: &str) -> BTreeMap<String, f64> {
+    line.split_whitespace()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn bench_zone_tick_and_handoff(pinned: bool) {
     let _s = serial();
     let engine = engine::prepare(false).expect("engine and extension ready");
     engine::build_extension(false, true).expect("release extension");
@@ -893,17 +950,36 @@ fn bench_zone_tick_and_handoff_with_1800_slots_and_3_neighbours() {
             "6400",
             "--headroom",
             "400",
+            "--stats-every",
+            "1",
         ],
     );
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // Links settle within seconds; the zone measured is the first with 3 links up.
-        std::thread::sleep(Duration::from_secs(30));
+        if pinned {
+            for (k, z) in f.running() {
+                pin(z.proc.pid(), u32::from(k != 1));
+            }
+        }
+        // Links settle within seconds; the zone measured is zone 1 (3 neighbours in 4 zones).
+        std::thread::sleep(Duration::from_secs(20));
+        let stats = |f: &Fabric| {
+            let out = f.zones[1].as_ref().unwrap().proc.output();
+            let line = out
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("FABRIC_ZONE_STATS zone=1 "))
+                .expect("a stats line of zone 1")
+                .to_owned();
+            (Instant::now(), stats_fields(&line))
+        };
+        let (t0, s0) = stats(&f);
+        std::thread::sleep(Duration::from_secs(10));
+        let (t1, s1) = stats(&f);
         let links = f.metric("fabric_zone_links");
-        let (k, _) = *links
-            .iter()
-            .find(|(_, l)| *l == 3.0)
-            .unwrap_or_else(|| panic!("no zone with 3 neighbours linked: {links:?}"));
-        let m = parse_metrics(&http_get(f.zones[k].as_ref().unwrap().metrics, "/metrics"));
+        let k = 1;
+        assert_eq!(links[k].1, 3.0, "zone 1 has 3 links up: {links:?}");
+        let text = http_get(f.zones[k].as_ref().unwrap().metrics, "/metrics");
+        let m = parse_metrics(&text);
         let ms = |k: &str| m.get(k).copied().unwrap_or(f64::NAN) * 1e3;
         let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
         let active =
@@ -918,13 +994,55 @@ fn bench_zone_tick_and_handoff_with_1800_slots_and_3_neighbours() {
             held("fabric_zone_arriving")
         );
         println!(
-            "zone {k} of 4 (links up: {links:?}), {active} active slots, release, 30 s: tick p50 {:.3} ms p99 {:.3} ms max {:.3} ms; hand-off p50 {:.3} ms p99 {:.3} ms; {migrations} migrations in the fabric",
+            "zone {k} of 4 ({}; links up: {links:?}), {active} active slots, release, 30 s: tick wall p50 {:.3} ms p99 {:.3} ms max {:.3} ms; tick CPU p50 {:.3} ms p99 {:.3} ms max {:.3} ms; hand-off p50 {:.3} ms p99 {:.3} ms; {migrations} migrations in the fabric",
+            if pinned {
+                "pinned to CPU 0, neighbours on CPU 1"
+            } else {
+                "not pinned"
+            },
             ms("fabric_zone_tick_p50_seconds"),
             ms("fabric_zone_tick_p99_seconds"),
             ms("fabric_zone_tick_max_seconds"),
+            ms("fabric_zone_tick_cpu_p50_seconds"),
+            ms("fabric_zone_tick_cpu_p99_seconds"),
+            ms("fabric_zone_tick_cpu_max_seconds"),
             ms("fabric_zone_handoff_p50_seconds"),
             ms("fabric_zone_handoff_p99_seconds"),
         );
+        let wall = phase_metrics(&text, "fabric_zone_phase_p99_seconds");
+        let cpu = phase_metrics(&text, "fabric_zone_phase_cpu_p99_seconds");
+        for (p, w) in &wall {
+            println!(
+                "  phase {p:<10} p99 wall {:.3} ms, CPU {:.3} ms",
+                w * 1e3,
+                cpu.get(p).copied().unwrap_or(f64::NAN) * 1e3
+            );
+        }
+        println!(
+            "  pump (between ticks) p99 wall {:.3} ms, CPU {:.3} ms",
+            ms("fabric_zone_pump_p99_seconds"),
+            ms("fabric_zone_pump_cpu_p99_seconds")
+        );
+        let secs = t1.duration_since(t0).as_secs_f64();
+        for z in 0..4 {
+            let rate = |dir: &str| {
+                let key = format!("link{z}_{dir}");
+                match (s0.get(&key), s1.get(&key)) {
+                    (Some(a), Some(b)) => (b - a) / secs,
+                    _ => f64::NAN,
+                }
+            };
+            if z != k {
+                println!(
+                    "  link to zone {z}: {:.0} kB/s out, {:.0} kB/s in, {} sends refused in all",
+                    rate("bytes_out") / 1e3,
+                    rate("bytes_in") / 1e3,
+                    s1.get(&format!("link{z}_refused"))
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                );
+            }
+        }
         active
     }));
     f.stop();

@@ -24,14 +24,13 @@ use fabric_e2e::repl_client::{Joined, ReplClient, claim};
 /// World half extent, metres.
 const HALF_M: f64 = 15.0;
 /// Longest run of ticks without an update of the player's own avatar through the gateway.
-/// The goal is 3, and it is what the hand-off itself takes when the two zone processes'
-/// clocks agree: the old zone's last update is of tick T, the avatar is staging at T+1 (neither
-/// zone replicates it) and becomes the new zone's at T+3 (the arrival time is the sender's
-/// clock plus the 2-tick latency floor at 20 Hz), when the gateway's claim, sent on its standby
-/// session to the new zone and held there, is bound before that tick's replication. When the
-/// sender's hybrid clock runs a tick ahead of its tick (it follows the clocks of the rows it
-/// receives), the arrival is at T+4: measured 3 and 4 on loopback. Closing that needs the old
-/// zone to keep replicating a staging avatar, or the core to take the arrival from the tick.
+/// The hand-off itself takes 2: the old zone sends the avatar up to its staging tick T+1 (it
+/// still simulates it until the receiver's ack) and the new zone owns it at T+3 (the arrival
+/// time is the sender's clock plus the 2-tick latency floor at 20 Hz), when the gateway's
+/// claim, sent on its standby session to the new zone and held there, is bound before that
+/// tick's replication. A commit or claim that reaches the new zone after it began T+3 (a
+/// process starved of CPU) adds a tick or two: this test has no load-dependent bound, so it
+/// allows 4 (`fabric_clients` holds the 3 on a machine that is not oversubscribed).
 const MAX_GAP_TICKS: u32 = 4;
 /// The same for a client connected to a zone directly: it has no standby session, so a fresh
 /// QUIC and HTTP/3 handshake, `hello` and `claim` come on top (about one tick on loopback).

@@ -28,6 +28,8 @@ fn fifty_players_on_two_zones_get_their_updates_and_the_report_is_written() {
         command: "e2e load test".into(),
         release: false,
         faults: Default::default(),
+        godot_clients: 0,
+        interest_radius_m: None,
     };
     let stop = AtomicBool::new(false);
     let r = run_load(&opts, &stop, |l| eprintln!("[load-test] {l}")).expect("the scenario runs");
@@ -51,6 +53,15 @@ fn fifty_players_on_two_zones_get_their_updates_and_the_report_is_written() {
             .iter()
             .all(|p| p.own_updates > 0 && p.bytes > 0),
         "every player received its own avatar"
+    );
+    // A player that missed where its avatar went stays on the old zone with every command
+    // refused (`not_joined`): the players follow `avatar_moved` and claim it there.
+    let sent: u64 = s.per_player.iter().map(|p| p.commands_sent).sum();
+    assert!(
+        s.commands_refused * 100 <= sent,
+        "at most 1 % of the commands refused: {} of {sent} ({} hand-offs)",
+        s.commands_refused,
+        s.handoffs
     );
     let most_players: f64 = r
         .data

@@ -1,6 +1,6 @@
 //! The fault scenarios of the load harness, small enough for CI on 2 cores, through the real
 //! processes (the registry backend, two linked headless Godot zones, the `fabric-load`
-//! generator): a reconnect storm and a lossy link for every player. Asserted: the scenario's
+//! generator): a reconnect storm, a lossy link for every player, and a zone process killed and started again. Asserted: the scenario's
 //! own pass/fail criteria (what the report says) and the figures behind them.
 
 use std::sync::atomic::AtomicBool;
@@ -13,7 +13,10 @@ fn out_dir(name: &str) -> std::path::PathBuf {
     out
 }
 
+/// Runs a scenario at `size` with the machine to itself (the scenarios judge tick times: three
+/// fabrics at once on two cores would judge the machine instead).
 fn run(scenario: Scenario, size: Size) -> fabric_e2e::load::LoadResult {
+    let _serial = fabric_e2e::serial();
     let out = out_dir(scenario.name());
     let stop = AtomicBool::new(false);
     let (r, criteria) = run_scenario(scenario, size, false, out.clone(), &stop, |l| {
@@ -22,6 +25,9 @@ fn run(scenario: Scenario, size: Size) -> fabric_e2e::load::LoadResult {
     .expect("the scenario runs");
     eprintln!("{}", r.data.summary.text());
     let md = std::fs::read_to_string(&r.written.markdown).expect("report.md written");
+    for c in &criteria {
+        eprintln!("[{}] {}: {}", scenario.name(), c.what, c.measured);
+    }
     for c in &criteria {
         assert!(c.pass, "{}: {}\n{md}", c.what, c.measured);
         assert!(md.contains(&c.what), "the report lists `{}`", c.what);
@@ -82,4 +88,28 @@ fn sixteen_players_behind_a_lossy_link_see_what_the_zones_hold() {
         link.dropped > 0 && link.dropped < link.received / 10,
         "about 2 % lost: {link:?}"
     );
+}
+
+#[test]
+fn a_zone_killed_under_load_comes_back_and_its_players_with_it() {
+    let r = run(
+        Scenario::ZoneKill,
+        Size {
+            players: 12,
+            zones: 2,
+            seconds: 36,
+            ramp_s: 2.0,
+        },
+    );
+    let k = r.crash.expect("crash figures");
+    assert_eq!(k.zone, 1);
+    assert!(k.back_at_s.is_some(), "{k:?}");
+    let lost = r
+        .data
+        .summary
+        .per_player
+        .iter()
+        .filter(|p| !p.outages.is_empty())
+        .count();
+    assert!(lost >= 1, "some players were on the killed zone");
 }

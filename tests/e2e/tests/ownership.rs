@@ -313,14 +313,21 @@ fn answers(p: &ReplClient, entity: u32) -> (usize, usize) {
 #[test]
 fn twenty_players_at_once_get_one_grant_and_a_release_regrab_loop_stays_fair() {
     const N: usize = 20;
-    const ROUNDS: usize = 8;
+    // At least 8 rounds; `FABRIC_CONTENTION_SECS=60` keeps the loop going for 60 s (the
+    // issue's acceptance run; the suite's default stays short).
+    let min_secs: f64 = std::env::var("FABRIC_CONTENTION_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let started = Instant::now();
     let mut zone = start_zone("placed_room");
     let mut players: Vec<ReplClient> = (0..N)
         .map(|i| join(&zone, [-9.5 + i as f64, -3.0, 0.0]))
         .collect();
     let entity = 1;
     let mut winners: Vec<usize> = Vec::new();
-    for round in 0..ROUNDS {
+    let mut round = 0;
+    while round < 8 || started.elapsed().as_secs_f64() < min_secs {
         let before: Vec<(usize, usize)> = players.iter().map(|p| answers(p, entity)).collect();
         if let Some(&w) = winners.last() {
             // The release and the others' requests travel on different sessions: wait until the
@@ -364,7 +371,9 @@ fn twenty_players_at_once_get_one_grant_and_a_release_regrab_loop_stays_fair() {
             );
         }
         winners.push(won[0]);
+        round += 1;
     }
+    let rounds = winners.len();
     // Every player heard the same history, one holder at a time: granted, released, granted...
     let mut refs: Vec<&mut ReplClient> = players.iter_mut().collect();
     until("the last grant everywhere", &mut refs, |ps| {
@@ -381,7 +390,7 @@ fn twenty_players_at_once_get_one_grant_and_a_release_regrab_loop_stays_fair() {
                     )
                 })
                 .count()
-                >= 2 * ROUNDS - 1
+                >= 2 * rounds - 1
         })
     });
     let avatars: Vec<u32> = players.iter().map(|p| p.avatar).collect();
@@ -417,15 +426,20 @@ fn twenty_players_at_once_get_one_grant_and_a_release_regrab_loop_stays_fair() {
         );
     }
     let stats = stats_line(&mut zone, |l| {
-        l.contains(&format!(" ownership_granted={ROUNDS} "))
+        l.contains(&format!(" ownership_granted={rounds} "))
     });
     let num = |k: &str| -> u64 { field(&stats, k).and_then(|v| v.parse().ok()).unwrap() };
     assert_eq!(num("holders"), 1, "{stats}");
-    assert_eq!(num("ownership_released"), ROUNDS as u64 - 1, "{stats}");
+    assert_eq!(num("ownership_released"), rounds as u64 - 1, "{stats}");
     assert_eq!(
         num("ownership_refused_held") + num("ownership_refused_cooldown"),
-        (ROUNDS * (N - 1)) as u64,
+        (rounds * (N - 1)) as u64,
         "{stats}"
     );
     assert_eq!(num("overruns"), 0, "every tick on time: {stats}");
+    println!(
+        "contention: {N} players, {rounds} rounds in {:.1} s, one grant and {} denials each",
+        started.elapsed().as_secs_f64(),
+        N - 1
+    );
 }

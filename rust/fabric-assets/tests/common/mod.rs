@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use fabric_assets::{BakeReport, ChunkParams, DiskStore, bake, router};
+use fabric_assets::{BakeReport, ChunkParams, ChunkStore, DiskStore, bake, router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use fabric_assets::sample::{export_like, small_change};
@@ -17,7 +17,7 @@ pub fn bake_bytes(data: &[u8], store: &DiskStore) -> BakeReport {
 }
 
 /// Serves `store` with the crate's router on 127.0.0.1:0; returns the address.
-pub async fn serve(store: Arc<DiskStore>) -> SocketAddr {
+pub async fn serve(store: Arc<dyn ChunkStore>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

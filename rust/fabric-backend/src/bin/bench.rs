@@ -1,7 +1,7 @@
 //! `fabric-backend-bench`: load generator for the zone backend. For each `--db` (given once or
 //! more; `:memory:` SQLite by default) and each `--replicas` count, starts that many backends
 //! in-process on 127.0.0.1 sharing the database, registers shards, then drives `GET /shards`
-//! and `PUT /shards/{id}` heartbeats from concurrent keep-alive connections spread over the
+//! (the first page, and pages anywhere in the listing) and `PUT /shards/{id}` heartbeats from concurrent keep-alive connections spread over the
 //! replicas for a fixed time each, and prints one Markdown table of throughput and latency
 //! percentiles for every configuration. The shards are deleted again after each configuration,
 //! so a database can be reused.
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use fabric_backend::client::Client;
-use fabric_backend::model::{Heartbeat, RegisterShard};
+use fabric_backend::model::{Heartbeat, RegisterShard, ShardQuery};
 use fabric_backend::{Bound, Config};
 use hyper::Method;
 use uuid::Uuid;
@@ -56,7 +56,10 @@ fn db_label(db: &str) -> String {
 
 #[derive(Clone, Copy)]
 enum Scenario {
+    /// `GET /shards`: the first page (the default 100).
     List,
+    /// `GET /shards?after=…`: a page of 100 anywhere in the listing (cursors cycled).
+    DeepPage,
     Heartbeat,
 }
 
@@ -82,6 +85,7 @@ async fn run(
     clients: usize,
     seconds: u64,
     shards: Arc<Vec<(Uuid, String)>>,
+    cursors: Arc<Vec<String>>,
 ) -> Outcome {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
@@ -89,6 +93,7 @@ async fn run(
     for w in 0..clients {
         let client = Client::new(addrs[w % addrs.len()].clone());
         let shards = shards.clone();
+        let cursors = cursors.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(64 * 1024);
             let mut errors = 0usize;
@@ -107,6 +112,20 @@ async fn run(
                         .raw(Method::GET, "/shards", None, None, vec![])
                         .await
                         .map(|r| r.status.is_success()),
+                    Scenario::DeepPage => {
+                        let after = &cursors[i % cursors.len().max(1)];
+                        i += clients;
+                        client
+                            .raw(
+                                Method::GET,
+                                &format!("/shards?limit=100&after={after}"),
+                                None,
+                                None,
+                                vec![],
+                            )
+                            .await
+                            .map(|r| r.status.is_success())
+                    }
                     Scenario::Heartbeat => {
                         let (id, secret) = &shards[i % shards.len()];
                         i += clients;
@@ -141,7 +160,11 @@ async fn run(
     lat_us.sort_unstable();
     Outcome {
         name: match scenario {
-            Scenario::List => format!("GET /shards ({} listed)", shards.len()),
+            Scenario::List => format!("GET /shards (first page of {})", shards.len().min(100)),
+            Scenario::DeepPage => format!(
+                "GET /shards?after= (any of {} pages of 100)",
+                cursors.len() + 1
+            ),
             Scenario::Heartbeat => "PUT /shards/{id} heartbeat".to_owned(),
         },
         requests: lat_us.len(),
@@ -157,6 +180,9 @@ async fn measure(args: &Args, db: &str, replicas: usize) -> anyhow::Result<Vec<S
     let mut config = Config::new("127.0.0.1:0".parse()?, db.to_owned()).without_rate_limits();
     // Scale is what is measured: one account registers every shard.
     config.max_shards_per_account = u64::MAX;
+    // Registering 10,000 shards can take longer than the default 30 s of freshness: keep every
+    // shard listed for the whole run, so each listing covers all of them.
+    config.stale_after_ms = 3_600_000;
     let mut addrs = Vec::new();
     let mut stops = Vec::new();
     let mut servers = Vec::new();
@@ -203,9 +229,41 @@ async fn measure(args: &Args, db: &str, replicas: usize) -> anyhow::Result<Vec<S
         }
     }
     let shards = Arc::new(shards);
+    // Every page's cursor, by walking the listing once (also checks it is complete).
+    let mut cursors = Vec::new();
+    let mut query = ShardQuery {
+        limit: Some(100),
+        ..ShardQuery::default()
+    };
+    let mut listed = 0;
+    loop {
+        let page = setup.list_page(None, &query).await?;
+        listed += page.shards.len();
+        match page.next {
+            Some(next) => {
+                cursors.push(next.clone());
+                query.after = Some(next);
+            }
+            None => break,
+        }
+    }
+    anyhow::ensure!(
+        listed == shards.len(),
+        "walking the pages listed {listed} of {} shards",
+        shards.len()
+    );
+    let cursors = Arc::new(cursors);
     let mut rows = Vec::new();
-    for scenario in [Scenario::List, Scenario::Heartbeat] {
-        let o = run(&addrs, scenario, args.clients, args.seconds, shards.clone()).await;
+    for scenario in [Scenario::List, Scenario::DeepPage, Scenario::Heartbeat] {
+        let o = run(
+            &addrs,
+            scenario,
+            args.clients,
+            args.seconds,
+            shards.clone(),
+            cursors.clone(),
+        )
+        .await;
         rows.push(format!(
             "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
             o.name,

@@ -19,6 +19,7 @@ use fabric_auth::ObjectRef;
 use futures_util::StreamExt as _;
 
 use crate::blocking::off_worker;
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::extract::{Bearer, require_account};
 use crate::model::{AssetBaked, SharedFile, SharedFileList};
@@ -59,7 +60,8 @@ fn assets(st: &Shared) -> Result<&AssetSettings, ApiError> {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "assets_disabled",
-            "asset uploads are disabled on this backend: start it with --assets-dir DIR",
+            "asset uploads are disabled on this backend: start it with --assets-dir DIR or \
+             --assets-s3 URL --assets-bucket BUCKET",
         )
     })
 }
@@ -146,9 +148,8 @@ async fn receive_and_bake(
     };
     let store = assets(&st)?.store.clone();
     let part = PartFile(
-        store
-            .root()
-            .join("uploads")
+        assets(&st)?
+            .spool
             .join(format!("{}.part", uuid::Uuid::new_v4())),
     );
     // The body goes to disk as it arrives; over the limit it stops at once.
@@ -190,7 +191,7 @@ async fn receive_and_bake(
         let report = fabric_assets::bake(
             std::io::BufReader::with_capacity(256 << 10, input),
             ChunkParams::DEFAULT,
-            &*store as &dyn fabric_assets::ChunkStore,
+            &*store,
         )
         .map_err(|e| storage("bake", e))?;
         drop(part);
@@ -198,6 +199,7 @@ async fn receive_and_bake(
             map,
             name,
             baked_url: format!("/assets/index/{}", report.name),
+            asset_id: report.index.file_hash.asset_id(),
             hash: report.name,
             size: report.index.file_size,
             chunks: report.index.chunks.len() as u64,
@@ -250,9 +252,48 @@ pub(super) async fn list(
 
 /// The chunk store served under `/assets/`, when uploads are enabled.
 pub(super) fn chunk_store(st: &Shared) -> Option<Arc<dyn fabric_assets::ChunkStore>> {
-    st.assets
-        .as_ref()
-        .map(|a| a.store.clone() as Arc<dyn fabric_assets::ChunkStore>)
+    st.assets.as_ref().map(|a| a.store.clone())
+}
+
+/// Opens the asset store the options name: `--assets-dir` (a [`fabric_assets::DiskStore`]),
+/// `--assets-s3` with `--assets-bucket` (a [`fabric_assets::S3Store`], checked with a request
+/// so a wrong endpoint, bucket or key fails the start), or none.
+pub async fn open_asset_store(config: &Config) -> std::io::Result<Option<AssetSettings>> {
+    let failed = |what: String, e: fabric_assets::StoreError| {
+        std::io::Error::other(format!("cannot open the asset store {what}: {e}"))
+    };
+    let (store, default_spool): (Arc<dyn fabric_assets::ChunkStore>, _) =
+        match (&config.assets_dir, &config.assets_s3, &config.assets_bucket) {
+            (Some(dir), _, _) => (
+                Arc::new(
+                    fabric_assets::DiskStore::open(dir)
+                        .map_err(|e| failed(format!("{dir:?}"), e))?,
+                ),
+                dir.join("uploads"),
+            ),
+            (None, Some(endpoint), Some(bucket)) => {
+                let s3 = fabric_assets::S3Config::from_env(endpoint, bucket)
+                    .map_err(|e| failed(format!("{endpoint} {bucket}"), e))?;
+                let store = tokio::task::spawn_blocking(move || fabric_assets::S3Store::open(&s3))
+                    .await
+                    .map_err(std::io::Error::other)?
+                    .map_err(|e| failed(format!("{endpoint} {bucket}"), e))?;
+                tracing::info!(
+                    store = store.label(),
+                    "asset store on S3-compatible storage"
+                );
+                (
+                    Arc::new(store),
+                    std::env::temp_dir().join("fabric-backend-uploads"),
+                )
+            }
+            _ => return Ok(None),
+        };
+    Ok(Some(AssetSettings {
+        store,
+        spool: config.assets_spool.clone().unwrap_or(default_spool),
+        max_upload_bytes: config.max_upload_bytes,
+    }))
 }
 
 #[cfg(test)]

@@ -16,8 +16,11 @@ use uuid::Uuid;
 
 use crate::blocking::off_worker;
 use crate::error::ApiError;
+use crate::extract::{ApiJson, ShardId};
 use crate::extract::{Bearer, require_account};
-use crate::model::{FabricJoin, LinkGrant, MAX_TEXT_LEN, MemberList, MemberView, check_text};
+use crate::model::{
+    FabricJoin, LinkGrant, LinkRenewal, MAX_TEXT_LEN, MemberList, MemberView, check_text,
+};
 use crate::state::{AppState, Shared};
 use crate::store::MemberRecord;
 
@@ -107,16 +110,68 @@ pub(super) fn join(
     })?;
     let key = public_key_from_b64(&f.link_public_key)
         .map_err(|_| ApiError::invalid_field("fabric.link_public_key", "not a key"))?;
+    grant(st, &f.name, f.zone, f.zones, &key)
+}
+
+/// A link credential for zone `zone` of `zones` in `fabric` holding `key`, signed by the
+/// current key.
+fn grant(
+    st: &AppState,
+    fabric: &str,
+    zone: u8,
+    zones: u8,
+    key: &ed25519_dalek::VerifyingKey,
+) -> Result<LinkGrant, ApiError> {
     let now_s = st.clock.now_ms() / 1000;
-    let credential = st
+    let keys = st.signing();
+    let credential = keys
         .link_issuer
-        .issue(&f.name, f.zone, f.zones, &key, now_s)
+        .issue(fabric, zone, zones, key, now_s)
         .map_err(|e| ApiError::invalid_field("fabric", &e.to_string()))?;
     Ok(LinkGrant {
         credential,
-        issuer_key: public_key_to_b64(&st.link_issuer.verifying_key()),
+        issuer_key: public_key_to_b64(&keys.link_issuer.verifying_key()),
         expires_at: now_s + LINK_CREDENTIAL_TTL_S,
     })
+}
+
+/// `POST /shards/{id}/link` (shard secret): a fresh credential, signed by the current key, for
+/// the membership the shard registered. Zones ask for it when `GET /keys/join` shows that the
+/// key which signed theirs is no longer current (a rotation), well before it retires.
+pub(super) async fn renew(
+    State(st): State<Shared>,
+    ShardId(id): ShardId,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<LinkRenewal>,
+) -> Result<Json<LinkGrant>, ApiError> {
+    off_worker(move || {
+        super::shards::authorize(&st, id, &bearer, false)?;
+        check_name(&body.fabric)?;
+        let key = public_key_from_b64(&body.link_public_key).map_err(|_| {
+            ApiError::invalid_field("link_public_key", "must be an Ed25519 key, base64url")
+        })?;
+        let since = st.clock.now_ms().saturating_sub(st.settings.stale_after_ms);
+        let member = st
+            .store
+            .fabric_members(&body.fabric, since)?
+            .into_iter()
+            .map(|(m, _, _)| m)
+            .find(|m| m.shard_id == id && m.zone == body.zone)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_a_member",
+                    format!(
+                        "shard {id} is not zone {} of fabric {:?} (register again)",
+                        body.zone, body.fabric
+                    ),
+                )
+            })?;
+        let granted = grant(&st, &member.fabric, member.zone, member.zones, &key)?;
+        tracing::info!(shard = %id, fabric = %member.fabric, zone = member.zone, "link credential renewed");
+        Ok(Json(granted))
+    })
+    .await
 }
 
 /// `GET /fabrics/{fabric}/members`: the caller's live members of `fabric`, by zone.

@@ -19,6 +19,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 
+pub use assets::open_asset_store;
 pub use fabrics::LINK_CREDENTIAL_TTL_S;
 
 use crate::error::ApiError;
@@ -38,6 +39,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/shards/{id}"),
     ("put", "/shards/{id}"),
     ("delete", "/shards/{id}"),
+    ("post", "/shards/{id}/link"),
     ("get", "/fabrics/{fabric}/members"),
     ("get", "/keys/join"),
     ("post", "/tokens/join"),
@@ -89,6 +91,7 @@ pub fn router(state: Shared, max_body_bytes: usize) -> Router {
                 .put(shards::heartbeat)
                 .delete(shards::delete),
         )
+        .route("/shards/{id}/link", post(fabrics::renew))
         .route("/fabrics/{fabric}/members", get(fabrics::members))
         .route("/keys/join", get(tokens::keys))
         .route("/tokens/join", post(tokens::issue))

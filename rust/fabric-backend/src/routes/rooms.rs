@@ -6,7 +6,10 @@
 //!
 //! - saving needs ReBAC `save` on `room:<id>` (an `editor` or the `owner`); the first account
 //!   to save a room nobody owns becomes its owner (claimed atomically, as groups and maps are);
-//! - loading needs `load` (a `viewer`, an `editor` or the `owner`).
+//! - loading needs `load` (a `viewer`, an `editor` or the `owner`); a room nobody owns has
+//!   never been saved and is `404 unknown_room` to any account (so a zone starting a new room
+//!   with its operator's key finds it empty instead of forbidden; it claims it with its first
+//!   save).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -68,6 +71,14 @@ fn check_document(doc: &serde_json::Value) -> Result<usize, ApiError> {
     Ok(entities.len())
 }
 
+fn unknown_room(room: &ObjectRef) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_room",
+        format!("{room} has no saved state"),
+    )
+}
+
 pub(super) async fn save(
     State(st): State<Shared>,
     Path(id): Path<String>,
@@ -116,17 +127,17 @@ pub(super) async fn state(
         let room = check_room_id(&id)?;
         let account = require_account(&st, &bearer)?;
         if !super::permits(&st, &account, "load", &room)? {
+            if st.store.subjects(&room, "owner")?.is_empty() {
+                return Err(unknown_room(&room));
+            }
             return Err(ApiError::forbidden(format!(
                 "{account} may not load {room} (needs viewer, editor or owner)"
             )));
         }
-        st.store.room_state(&id)?.map(Json).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_room",
-                format!("{room} has no saved state"),
-            )
-        })
+        st.store
+            .room_state(&id)?
+            .map(Json)
+            .ok_or_else(|| unknown_room(&room))
     })
     .await
 }

@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use fabric_auth::{ObjectRef, Subject, Tuple};
 use uuid::Uuid;
@@ -17,12 +18,12 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, Bearer, ShardId, account_for, optional_account, require_account};
 use crate::model::{
     DEFAULT_MAX_USERS, Heartbeat, MAX_MAX_USERS, MAX_TEXT_LEN, MAX_URL_LEN, RegisterShard,
-    Registered, ShardList, ShardRecord, ShardView, check_text,
+    Registered, ShardList, ShardQuery, ShardRecord, ShardView, check_text,
 };
 use crate::push;
 use crate::secrets::{SHARD_SECRET_PREFIX, hash_secret, new_shard_secret};
 use crate::state::{AppState, Shared};
-use crate::store::HeartbeatUpdate;
+use crate::store::{HeartbeatUpdate, ShardCursor, ShardPage};
 
 fn check_optional_hash(field: &str, hash: &Option<String>) -> Result<(), ApiError> {
     if let Some(h) = hash {
@@ -156,7 +157,7 @@ pub(super) async fn register(
 
 /// Resolves the shard and checks that `bearer` is its secret (or, with `allow_owner`, its
 /// owner's API key).
-fn authorize(
+pub(super) fn authorize(
     st: &AppState,
     id: Uuid,
     bearer: &Bearer,
@@ -242,16 +243,70 @@ pub(super) async fn delete(
     .await
 }
 
+/// Shards per page when the caller names no `limit`.
+pub const DEFAULT_PAGE: u32 = 100;
+/// The largest `limit` accepted.
+pub const MAX_PAGE: u32 = 1000;
+
+/// The text form of a cursor: `<created_at_ms>.<id>`, opaque to clients.
+fn encode_cursor(c: ShardCursor) -> String {
+    format!("{}.{}", c.created_at_ms, c.id)
+}
+
+fn decode_cursor(text: &str) -> Result<ShardCursor, ApiError> {
+    let bad = || ApiError::invalid_field("after", "not a cursor from a previous page's `next`");
+    let (ms, id) = text.split_once('.').ok_or_else(bad)?;
+    Ok(ShardCursor {
+        created_at_ms: ms.parse().map_err(|_| bad())?,
+        id: id.parse().map_err(|_| bad())?,
+    })
+}
+
+/// Checks the query and turns it into the store's page (asking one row more than the page,
+/// to learn whether a next page exists).
+fn page_of(q: ShardQuery) -> Result<(ShardPage, u32), ApiError> {
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::invalid_field("limit", "must be 1-1000"));
+    }
+    if let Some(m) = &q.map {
+        check_text("map", m, MAX_TEXT_LEN)?;
+    }
+    let after = q.after.as_deref().map(decode_cursor).transpose()?;
+    let page = ShardPage {
+        after,
+        map: q.map,
+        limit: limit + 1,
+    };
+    Ok((page, limit))
+}
+
 pub(super) async fn list(
     State(st): State<Shared>,
     bearer: Bearer,
+    query: Result<Query<ShardQuery>, QueryRejection>,
 ) -> Result<Json<ShardList>, ApiError> {
     off_worker(move || {
+        let Query(q) = query
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+        let (page, limit) = page_of(q)?;
         let viewer = optional_account(&st, &bearer)?;
         let since = st.clock.now_ms().saturating_sub(st.settings.stale_after_ms);
-        let shards = st.store.list_shards(since, viewer.as_deref())?;
+        let mut shards = st.store.list_shards(since, viewer.as_deref(), &page)?;
+        let next = if shards.len() > limit as usize {
+            shards.truncate(limit as usize);
+            shards.last().map(|r| {
+                encode_cursor(ShardCursor {
+                    created_at_ms: r.created_at_ms,
+                    id: r.id,
+                })
+            })
+        } else {
+            None
+        };
         Ok(Json(ShardList {
             shards: shards.iter().map(ShardView::from).collect(),
+            next,
         }))
     })
     .await

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse as _, Response};
 use fabric_auth::ObjectRef;
-use fabric_auth::keys::public_key_to_b64;
+use fabric_auth::keys::{key_id, public_key_to_b64};
 
 use crate::blocking::off_worker;
 use crate::error::ApiError;
@@ -18,13 +18,21 @@ use crate::model::{
 use crate::state::Shared;
 
 pub(super) async fn keys(State(st): State<Shared>) -> Json<JoinKeys> {
+    let keys = st.signing();
     Json(JoinKeys {
-        keys: vec![PublicKeyView {
-            kid: st.issuer.kid().to_owned(),
-            alg: "Ed25519".into(),
-            public_key: public_key_to_b64(&st.issuer.verifying_key()),
-        }],
-        token_ttl_s: st.issuer.ttl_s(),
+        keys: keys
+            .ring
+            .valid_at(st.clock.now_ms() / 1000)
+            .into_iter()
+            .map(|(key, retires_at)| PublicKeyView {
+                kid: key_id(&key),
+                alg: "Ed25519".into(),
+                public_key: public_key_to_b64(&key),
+                current: retires_at.is_none(),
+                retires_at,
+            })
+            .collect(),
+        token_ttl_s: keys.issuer.ttl_s(),
     })
 }
 
@@ -51,7 +59,7 @@ pub(super) async fn issue(
             ));
         }
         let jti = uuid::Uuid::new_v4().to_string();
-        let (token, claims) = st.issuer.issue(
+        let (token, claims) = st.signing().issuer.issue(
             &account,
             &body.zone_id.to_string(),
             &jti,
@@ -77,11 +85,11 @@ pub(super) async fn verify(
     State(st): State<Shared>,
     ApiJson(body): ApiJson<VerifyTokenRequest>,
 ) -> Result<Json<VerifiedToken>, ApiError> {
-    let claims = st.verifier.verify(
-        &body.token,
-        &body.zone_id.to_string(),
-        st.clock.now_ms() / 1000,
-    )?;
+    let now_s = st.clock.now_ms() / 1000;
+    let claims =
+        st.signing()
+            .verifier(now_s)
+            .verify(&body.token, &body.zone_id.to_string(), now_s)?;
     Ok(Json(VerifiedToken {
         valid: true,
         claims,

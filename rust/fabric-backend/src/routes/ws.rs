@@ -17,6 +17,7 @@
 //! of an account with `join` permission on the zone (its owner, its joiners). Otherwise the
 //! reply is `forbidden` (or `invalid_credentials` for an unknown key), and nothing is pushed.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -31,6 +32,7 @@ use uuid::Uuid;
 use crate::blocking::off_worker;
 use crate::error::ApiError;
 use crate::extract::{Bearer, account_for};
+use crate::listen::ConnectionSlot;
 use crate::model::{ShardRecord, ShardView};
 use crate::secrets::{SHARD_SECRET_PREFIX, hash_secret};
 use crate::state::Shared;
@@ -42,6 +44,7 @@ const MAX_FRAME: usize = 4096;
 pub(super) async fn upgrade(
     State(st): State<Shared>,
     bearer: Bearer,
+    slot: Option<Extension<ConnectionSlot>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
@@ -57,7 +60,12 @@ pub(super) async fn upgrade(
     };
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| session(st, socket, bearer.0))
+        .on_upgrade(move |socket| async move {
+            // The session holds its connection's slot: WebSocket sessions count toward
+            // --max-connections like any open connection.
+            let _slot = slot;
+            session(st, socket, bearer.0).await
+        })
 }
 
 #[derive(Deserialize)]

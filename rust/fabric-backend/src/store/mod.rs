@@ -6,6 +6,7 @@
 //! Every method is short and synchronous; time is always an argument (`now_ms`, `cutoff_ms`), so
 //! the store never reads a clock and staleness is decided by the caller's [`crate::clock::Clock`].
 
+pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 
@@ -14,6 +15,38 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::model::{RoomState, ShardRecord, SharedFile};
+
+/// A position in the shard listing: the last shard of a page (listing order is registration
+/// time, then id, which never changes while a shard lives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardCursor {
+    /// The shard's `created_at_ms`.
+    pub created_at_ms: u64,
+    /// The shard's id.
+    pub id: Uuid,
+}
+
+/// Which part of the shard listing [`Store::list_shards`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPage {
+    /// Only shards after this position (exclusive).
+    pub after: Option<ShardCursor>,
+    /// Only shards of this map.
+    pub map: Option<String>,
+    /// At most this many shards.
+    pub limit: u32,
+}
+
+impl ShardPage {
+    /// Every shard (no cursor, no map, no practical limit): for tests and small tools.
+    pub fn all() -> Self {
+        Self {
+            after: None,
+            map: None,
+            limit: u32::MAX,
+        }
+    }
+}
 
 /// What a heartbeat changes.
 #[derive(Debug, Clone)]
@@ -84,11 +117,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<ShardRecord>, StoreError>;
     /// Deletes a shard and the tuples on `zone:<id>`; false if it did not exist.
     fn delete_shard(&self, id: Uuid) -> Result<bool, StoreError>;
-    /// Shards with `last_put_at_ms >= fresh_since_ms` that are public or owned by `viewer`.
+    /// Shards with `last_put_at_ms >= fresh_since_ms` that are public or owned by `viewer`,
+    /// oldest registration first (then by id), restricted and bounded by `page`.
     fn list_shards(
         &self,
         fresh_since_ms: u64,
         viewer: Option<&str>,
+        page: &ShardPage,
     ) -> Result<Vec<ShardRecord>, StoreError>;
     /// How many shards `owner` has registered (fresh or not).
     fn count_owned_shards(&self, owner: &str) -> Result<u64, StoreError>;

@@ -19,7 +19,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{HeartbeatUpdate, MemberRecord, PushRecord, Store};
+use super::{HeartbeatUpdate, MemberRecord, PushRecord, ShardPage, Store};
 use crate::error::StoreError;
 use crate::model::{RoomState, ShardRecord, SharedFile};
 
@@ -97,6 +97,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
          state TEXT NOT NULL,
          saved_by TEXT NOT NULL,
          saved_at_ms BIGINT NOT NULL);",
+    ),
+    (
+        5,
+        "CREATE INDEX IF NOT EXISTS shards_listing ON shards (created_at_ms, id);",
     ),
 ];
 
@@ -196,16 +200,38 @@ impl Drop for PgStore {
     }
 }
 
+/// An error and its causes, `outer: inner: …` (a failed TLS handshake says why only in its
+/// source, e.g. the certificate's issuer is unknown).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 impl PgStore {
     /// True when `db` names a PostgreSQL database (`postgres://` or `postgresql://`).
     pub fn is_url(db: &str) -> bool {
         db.starts_with("postgres://") || db.starts_with("postgresql://")
     }
 
-    /// Connects to `url` and applies pending migrations. Blocks: call it from a thread that
-    /// is not an async worker.
+    /// Connects to `url` (no TLS) and applies pending migrations. Blocks: call it from a
+    /// thread that is not an async worker.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url
+        Self::connect_tls(url, None)
+    }
+
+    /// As [`Self::connect`], over TLS when `root_cert` (PEM) is given: the server's
+    /// certificate must chain to it (see [`super::pg_tls`]).
+    pub fn connect_tls(url: &str, root_cert: Option<&std::path::Path>) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreError::Connection(e.to_string()))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -214,13 +240,19 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Connection(format!("runtime: {e}")))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match root_cert {
+            Some(root) => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                Manager::from_config(config, super::pg_tls::connector(root)?, manager_config)
+            }
+            None if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require => {
+                return Err(super::pg_tls::require_needs_root());
+            }
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(POOL_WAIT))
@@ -244,7 +276,7 @@ impl PgStore {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Connection(e.to_string()))
+            .map_err(|e| StoreError::Connection(with_causes(&e)))
     }
 
     /// The highest applied migration.
@@ -522,15 +554,34 @@ impl Store for PgStore {
         &self,
         fresh_since_ms: u64,
         viewer: Option<&str>,
+        page: &ShardPage,
     ) -> Result<Vec<ShardRecord>, StoreError> {
+        // Before the first page the position is (-1, ''): below every real one. A row-value
+        // comparison lets the planner start the index range at the cursor.
+        let after_ms = page.after.map_or(-1, |c| ms(c.created_at_ms));
+        let after_id = page.after.map(|c| c.id.to_string()).unwrap_or_default();
+        let limit = i64::from(page.limit);
         let rows = retrying!(self, |c| {
             let st = c
                 .prepare_cached(&format!(
-                    "SELECT {SHARD_COLUMNS} FROM shards WHERE last_put_at_ms >= $1 \
-                     AND (public OR owner = $2) ORDER BY created_at_ms, id"
+                    "SELECT {SHARD_COLUMNS} FROM shards WHERE (created_at_ms, id) > ($4, $5) \
+                     AND last_put_at_ms >= $1 AND (public OR owner = $2) \
+                     AND ($3::TEXT IS NULL OR map = $3) \
+                     ORDER BY created_at_ms, id LIMIT $6"
                 ))
                 .await?;
-            c.query(&st, &[&ms(fresh_since_ms), &viewer]).await?
+            c.query(
+                &st,
+                &[
+                    &ms(fresh_since_ms),
+                    &viewer,
+                    &page.map,
+                    &after_ms,
+                    &after_id,
+                    &limit,
+                ],
+            )
+            .await?
         })?;
         rows.iter().map(shard_from_row).collect()
     }
@@ -781,10 +832,12 @@ impl Store for PgStore {
         })?;
         rows.iter()
             .map(|r| {
+                let hash: String = r.try_get(2)?;
                 Ok(SharedFile {
                     map: r.try_get(0)?,
                     name: r.try_get(1)?,
-                    hash: r.try_get(2)?,
+                    asset_id: fabric_assets::asset_id_of_hex(&hash).unwrap_or(0),
+                    hash,
                     size: r.try_get::<_, i64>(3)? as u64,
                     chunks: r.try_get::<_, i64>(4)? as u64,
                     uploader: r.try_get(5)?,

@@ -11,7 +11,7 @@ use fabric_auth::{ObjectRef, Subject, Tuple};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use super::{HeartbeatUpdate, MemberRecord, PushRecord, Store};
+use super::{HeartbeatUpdate, MemberRecord, PushRecord, ShardPage, Store};
 use crate::error::StoreError;
 use crate::model::{RoomState, ShardRecord, SharedFile};
 
@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS shards (
     next_cert_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS shards_last_put ON shards(last_put_at_ms);
+CREATE INDEX IF NOT EXISTS shards_listing ON shards(created_at_ms, id);
 CREATE TABLE IF NOT EXISTS tuples (
     object TEXT NOT NULL,
     relation TEXT NOT NULL,
@@ -376,13 +377,30 @@ impl Store for SqliteStore {
         &self,
         fresh_since_ms: u64,
         viewer: Option<&str>,
+        page: &ShardPage,
     ) -> Result<Vec<ShardRecord>, StoreError> {
+        // Before the first page the position is (-1, ''): below every real one. A row-value
+        // comparison lets SQLite start the index range at the cursor.
+        let after_ms = page.after.map_or(-1, |c| c.created_at_ms as i64);
+        let after_id = page.after.map(|c| c.id.to_string()).unwrap_or_default();
         self.with(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {SHARD_COLUMNS} FROM shards WHERE last_put_at_ms >= ?1 \
-                 AND (public = 1 OR owner = ?2) ORDER BY created_at_ms, id"
+                "SELECT {SHARD_COLUMNS} FROM shards WHERE (created_at_ms, id) > (?4, ?5) \
+                 AND last_put_at_ms >= ?1 AND (public = 1 OR owner = ?2) \
+                 AND (?3 IS NULL OR map = ?3) \
+                 ORDER BY created_at_ms, id LIMIT ?6"
             ))?;
-            let rows = stmt.query_map(params![fresh_since_ms as i64, viewer], shard_from_row)?;
+            let rows = stmt.query_map(
+                params![
+                    fresh_since_ms as i64,
+                    viewer,
+                    page.map,
+                    after_ms,
+                    after_id,
+                    i64::from(page.limit)
+                ],
+                shard_from_row,
+            )?;
             collect_shards(rows)
         })
     }
@@ -600,10 +618,12 @@ impl Store for SqliteStore {
                  FROM shared_files WHERE map = ?1 ORDER BY name",
             )?;
             let rows = stmt.query_map(params![map], |r| {
+                let hash: String = r.get(2)?;
                 Ok(SharedFile {
                     map: r.get(0)?,
                     name: r.get(1)?,
-                    hash: r.get(2)?,
+                    asset_id: fabric_assets::asset_id_of_hex(&hash).unwrap_or(0),
+                    hash,
                     size: r.get::<_, i64>(3)? as u64,
                     chunks: r.get::<_, i64>(4)? as u64,
                     uploader: r.get(5)?,
@@ -746,14 +766,18 @@ mod tests {
         s.insert_shard(&shard(2, "ann", false, 1000), &[]).unwrap();
         s.insert_shard(&shard(3, "bob", true, 500), &[]).unwrap();
         let ids = |v: Vec<ShardRecord>| v.iter().map(|r| r.id.as_u128()).collect::<Vec<_>>();
-        assert_eq!(ids(s.list_shards(900, None).unwrap()), vec![1], "anonymous");
         assert_eq!(
-            ids(s.list_shards(900, Some("ann")).unwrap()),
+            ids(s.list_shards(900, None, &ShardPage::all()).unwrap()),
+            vec![1],
+            "anonymous"
+        );
+        assert_eq!(
+            ids(s.list_shards(900, Some("ann"), &ShardPage::all()).unwrap()),
             vec![1, 2],
             "owner"
         );
         assert_eq!(
-            ids(s.list_shards(0, Some("bob")).unwrap()),
+            ids(s.list_shards(0, Some("bob"), &ShardPage::all()).unwrap()),
             vec![3, 1],
             "bob sees public shards, oldest registration first"
         );
@@ -819,7 +843,7 @@ mod tests {
             .unwrap();
         }
         let s = SqliteStore::open(path).unwrap();
-        let old = s.list_shards(0, None).unwrap();
+        let old = s.list_shards(0, None, &ShardPage::all()).unwrap();
         assert_eq!(old.len(), 1, "the shard survived the upgrade");
         assert_eq!(
             (old[0].name.as_str(), old[0].next_cert_hash.as_deref()),
@@ -867,7 +891,7 @@ mod tests {
         assert_eq!(
             SqliteStore::open(path)
                 .unwrap()
-                .list_shards(0, None)
+                .list_shards(0, None, &ShardPage::all())
                 .unwrap()
                 .len(),
             1

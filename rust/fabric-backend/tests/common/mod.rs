@@ -36,6 +36,8 @@ pub fn test_db() -> String {
 pub struct Backend {
     pub child: Child,
     pub addr: String,
+    /// With `--tls-*`: the certificate hash the start-up line prints.
+    pub cert_hash: Option<String>,
     pub stdout: BufReader<std::process::ChildStdout>,
 }
 
@@ -54,17 +56,28 @@ impl Backend {
     /// (the suite makes many accounts from one address; `tests/rate_limits.rs` turns them on)
     /// and `extra` arguments (later arguments override earlier ones).
     pub fn spawn(extra: &[&str]) -> Backend {
-        let db = test_db();
-        let mut args = vec!["--listen", "127.0.0.1:0", "--db", &db];
-        args.extend_from_slice(&NO_RATE_LIMITS);
-        args.extend_from_slice(extra);
-        Self::spawn_raw(&args)
+        Self::spawn_env(extra, &[])
     }
 
     /// Starts the binary with exactly `args`.
     pub fn spawn_raw(args: &[&str]) -> Backend {
+        Self::spawn_raw_env(args, &[])
+    }
+
+    /// As [`Backend::spawn`], with extra environment variables for the child.
+    pub fn spawn_env(extra: &[&str], env: &[(&str, &str)]) -> Backend {
+        let db = test_db();
+        let mut args = vec!["--listen", "127.0.0.1:0", "--db", &db];
+        args.extend_from_slice(&NO_RATE_LIMITS);
+        args.extend_from_slice(extra);
+        Self::spawn_raw_env(&args, env)
+    }
+
+    /// Starts the binary with exactly `args` and extra environment variables.
+    pub fn spawn_raw_env(args: &[&str], env: &[(&str, &str)]) -> Backend {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fabric-backend"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -74,15 +87,17 @@ impl Backend {
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read startup line");
         let addr = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("unexpected startup line {line:?}"))
             .to_owned();
         assert!(addr.starts_with("127.0.0.1:"), "binds loopback: {line}");
+        let cert_hash = line.split("cert_hash=").nth(1).map(|h| h.trim().to_owned());
         Backend {
             child,
             addr,
+            cert_hash,
             stdout,
         }
     }

@@ -83,6 +83,17 @@ fn free_port() -> u16 {
 impl PgServer {
     /// Initialises a fresh cluster and starts it; returns once it accepts connections.
     pub fn start() -> PgServer {
+        Self::start_with(None)
+    }
+
+    /// As [`PgServer::start`], serving TLS with the PEM certificate chain and key `tls` and
+    /// accepting TCP connections over TLS only (`hostssl` in `pg_hba.conf`), so a client that
+    /// does not speak TLS is refused.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> PgServer {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> PgServer {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let bin = pg_bin();
         let root = is_root();
@@ -117,6 +128,31 @@ impl PgServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut tls_args = Vec::new();
+        if let Some((cert, key)) = tls {
+            let private = |path: &Path, text: &str| {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::write(path, text).expect("write a server TLS file");
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+                if root {
+                    std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+                }
+            };
+            private(&dir.join("server.crt"), cert);
+            private(&dir.join("server.key"), key);
+            private(
+                &data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            );
+            for (name, file) in [
+                ("ssl_cert_file", "server.crt"),
+                ("ssl_key_file", "server.key"),
+            ] {
+                tls_args.push("-c".to_owned());
+                tls_args.push(format!("{name}={}", dir.join(file).display()));
+            }
+            tls_args.extend(["-c".to_owned(), "ssl=on".to_owned()]);
+        }
         let port = free_port();
         // The guard shell stops the server (fast shutdown) and removes its directory when its
         // stdin closes: on drop, or when this test process exits for any reason.
@@ -128,7 +164,8 @@ impl PgServer {
             .arg(&dir)
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=400"]);
+            .args(["-c", "full_page_writes=off", "-c", "max_connections=400"])
+            .args(&tls_args);
         let mut argv: Vec<String> = vec![server.get_program().to_string_lossy().into_owned()];
         argv.extend(server.get_args().map(|a| a.to_string_lossy().into_owned()));
         let mut guard = Command::new("sh")

@@ -82,10 +82,19 @@ struct Slot {
     zone: u8,
     position: Vec3,
     velocity: Vec3,
+    /// Ticks since its position last changed, at most [`MOVED_WITHIN_TICKS`]. An entity moved
+    /// by position upserts (a player's avatar walked by its client: at rest between upserts,
+    /// which come at the client's frame rate, not on every tick) counts as moving while this is
+    /// below [`MOVED_WITHIN_TICKS`], so the velocity alone does not call it idle.
+    still: u8,
     seen: bool,
     priority: f32,
     baseline: Option<Baseline>,
 }
+
+/// An entity whose position changed within this many ticks counts as moving (see
+/// [`Slot::still`]).
+const MOVED_WITHIN_TICKS: u8 = 5;
 
 const FREE_SLOT: Slot = Slot {
     state: SlotState::Free,
@@ -95,6 +104,7 @@ const FREE_SLOT: Slot = Slot {
     zone: 0,
     position: crate::coords::ZERO3,
     velocity: crate::coords::ZERO3,
+    still: MOVED_WITHIN_TICKS,
     seen: false,
     priority: 0.0,
     baseline: None,
@@ -294,6 +304,11 @@ impl ClientView {
                 Some(&h) => {
                     let s = &mut self.slots[usize::from(h)];
                     s.seen = true;
+                    s.still = if s.position == c.position {
+                        s.still.saturating_add(1).min(MOVED_WITHIN_TICKS)
+                    } else {
+                        0
+                    };
                     s.position = c.position;
                     s.velocity = c.velocity;
                     s.zone = c.zone;
@@ -314,6 +329,7 @@ impl ClientView {
                         zone: c.zone,
                         position: c.position,
                         velocity: c.velocity,
+                        still: MOVED_WITHIN_TICKS,
                         seen: true,
                         priority: 0.0,
                         baseline: None,
@@ -345,7 +361,8 @@ impl ClientView {
         for s in &mut self.slots[..self.used_end] {
             if s.state == SlotState::Active {
                 let d = (distance2_um(&s.position, viewer) as f64).sqrt() / 1000.0;
-                let moving = quantize_velocity(&s.velocity) != [0; 3];
+                let moving =
+                    s.still < MOVED_WITHIN_TICKS || quantize_velocity(&s.velocity) != [0; 3];
                 s.priority += p.weight(d, moving);
             }
         }

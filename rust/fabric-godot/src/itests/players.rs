@@ -1,6 +1,8 @@
 //! The zone's player signals and `get_avatar()`, in a live engine over a real loopback session:
 //! `spawn` emits `player_joined`, a malformed command emits `command_refused` (with the
-//! `commands_refused` report at the client), closing the session emits `player_left`.
+//! `commands_refused` report at the client), a CMD_INSTANCE_ASSET emits `asset_placed` and is
+//! answered with `placed` (at once: no journal) with the entity whose payload names the asset,
+//! closing the session emits `player_left`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -45,6 +47,12 @@ pub(super) fn join_are_refused_and_leave_with_signals() -> Result<(), String> {
     zone.signals()
         .player_left()
         .connect(move |s: i64, id: i64| h.borrow_mut().push(format!("left {s} {id}")));
+    let h = heard.clone();
+    zone.signals()
+        .asset_placed()
+        .connect(move |s: i64, id: i64, a: i64| {
+            h.borrow_mut().push(format!("placed {s} {id} {a}"))
+        });
     let h = heard.clone();
     zone.signals()
         .command_refused()
@@ -108,6 +116,52 @@ pub(super) fn join_are_refused_and_leave_with_signals() -> Result<(), String> {
         ok,
         "command_refused emitted and reported: {:?}",
         heard.borrow()
+    );
+    // An asset 1 m above the avatar.
+    let at = zone.bind_mut().get_entity_position(id) + Vector3::new(0.0, 1.0, 0.0);
+    let packet = fabric_core::player_command::PlayerPacket {
+        global_id: id as u32,
+        position: [at.x, at.y, at.z].map(|m| fabric_core::coords::Micros::from_num(m as f64 * 1e6)),
+        velocity: [0; 3],
+        acceleration: [0; 3],
+        hlc: 0,
+        command: fabric_core::player_command::PlayerCommand::InstanceAsset {
+            asset_id: 4242,
+            request: 5,
+        },
+    };
+    client
+        .send_message(fabric_core::command_gate::command_frame(&packet).to_vec())
+        .map_err(|e| e.to_string())?;
+    let mut placed = None;
+    let ok = wait_until(5.0, || {
+        zone.bind_mut().pump_for_test();
+        for m in received(&mut client) {
+            if let ControlMessage::Placed {
+                request: 5,
+                entity,
+                asset: 4242,
+            } = m
+            {
+                placed = Some(i64::from(entity));
+            }
+        }
+        placed.is_some()
+    });
+    check!(ok, "placed answered");
+    let entity = placed.unwrap_or_default();
+    check!(
+        heard
+            .borrow()
+            .contains(&format!("placed {s} {entity} 4242")),
+        "asset_placed emitted: {:?}",
+        heard.borrow()
+    );
+    let payload = zone.bind_mut().get_payload(entity);
+    check!(
+        payload.as_slice().get(2) == Some(&4242)
+            && payload.as_slice().first() == Some(&((5 << 24) | 4242)),
+        "the instance's payload names the asset: {payload:?}"
     );
     client.close("done");
     let ok = wait_until(5.0, || {

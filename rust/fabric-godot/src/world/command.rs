@@ -90,6 +90,8 @@ pub struct CommandArgs {
     pub rgba: u32,
     /// `instance_asset`: the asset.
     pub asset_id: u64,
+    /// `instance_asset`: the request number the zone's answer carries (0: none asked).
+    pub request: u32,
 }
 
 /// The zone's speed limit and tick rate, which the velocity's wire scale depends on.
@@ -161,6 +163,7 @@ pub fn build_command(
         CommandKind::InstanceAsset if args.asset_id == 0 => return Err(CommandError::ZeroAsset),
         CommandKind::InstanceAsset => PlayerCommand::InstanceAsset {
             asset_id: args.asset_id,
+            request: args.request,
         },
     };
     let packet = PlayerPacket {
@@ -213,6 +216,7 @@ mod tests {
             stroke_id: 3,
             rgba: 0xff00_00ff,
             asset_id: 0x1_0000_0002,
+            request: 44,
             ..Default::default()
         };
         let m = Motion::default();
@@ -230,6 +234,7 @@ mod tests {
                 "instance_asset",
                 PlayerCommand::InstanceAsset {
                     asset_id: 0x1_0000_0002,
+                    request: 44,
                 },
             ),
         ];

@@ -6,6 +6,8 @@
 //!   its acks, the visible set and its entered / updated / exited events;
 //! - [`interpolation`]: the zone-tick clock and per-entity tracks drawn between ticks;
 //! - [`command`]: `send_command` kinds and arguments to the zone's 100-byte player packet;
+//! - [`follow`]: [`follow::ZoneFollow`], taking the avatar back in the zone it moved to
+//!   (`avatar_moved`, on a direct connection);
 //! - [`walker`]: `move_avatar_to` as a walk the zone's speed check accepts;
 //! - [`stats`]: the replication stream's rates for `get_stats()`.
 //!
@@ -24,6 +26,7 @@ use godot::global::Error;
 use godot::prelude::*;
 
 pub mod command;
+pub mod follow;
 pub mod interpolation;
 pub mod ownership;
 pub mod session;
@@ -31,6 +34,7 @@ pub mod stats;
 pub mod walker;
 
 use command::{CommandArgs, CommandKind, Motion, build_command};
+use follow::{FollowStep, Moved, ZoneFollow};
 use session::{Link, SessionConfig, WorldEvent, WorldSession};
 use walker::Walker;
 
@@ -73,6 +77,12 @@ struct EntityNode {
 /// `walk_speed`) or any command with `send_command()`; commands the zone refuses are reported
 /// by `command_refused`. `get_stats()` tells what the stream costs. Protocol:
 /// `docs/client.md`.
+///
+/// When the avatar walks into another zone, the session follows it: through the gateway, the
+/// gateway does; connected to a zone directly, this node opens a session to the new zone (at
+/// the address and certificate hashes the old zone names), claims the avatar there with the
+/// old zone's follow ticket and closes the old session. Either way `zone_changed` follows and
+/// the visible entities both zones show stay.
 #[derive(GodotClass)]
 #[class(base = Node3D)]
 pub struct FabricWorld {
@@ -121,11 +131,15 @@ pub struct FabricWorld {
     started: Instant,
     client: Option<Client>,
     session: Option<WorldSession>,
+    /// The session to the zone the avatar moved to, until it is ours there.
+    follow: Option<(Client, ZoneFollow)>,
     nodes: HashMap<u32, EntityNode>,
     events: Vec<WorldEvent>,
     walker: Walker,
     walk_due: f64,
     sphere: Option<Gd<Mesh>>,
+    /// The last request number `place_asset` used.
+    last_request: u32,
 }
 
 #[godot_api]
@@ -149,11 +163,13 @@ impl INode3D for FabricWorld {
             started: Instant::now(),
             client: None,
             session: None,
+            follow: None,
             nodes: HashMap::new(),
             events: Vec::new(),
             walker: Walker::default(),
             walk_due: 0.0,
             sphere: None,
+            last_request: 0,
         }
     }
 
@@ -205,10 +221,12 @@ impl FabricWorld {
     /// -> count.
     #[signal]
     fn command_refused(counts: VarDictionary);
-    /// Through the gateway, your avatar crossed into zone `zone` and the gateway followed it:
-    /// the session goes on (entities both zones show stay; `get_stats()["session_zone"]`).
+    /// Your avatar crossed into zone `zone` and the session followed it (the gateway did, or
+    /// on a direct connection this node reconnected to that zone and claimed the avatar): the
+    /// session goes on with that zone (entities both zones show stay;
+    /// `get_stats()["session_zone"]`).
     #[signal]
-    fn avatar_zone_changed(zone: i64);
+    fn zone_changed(zone: i64);
     /// The zone gave entity `id` to `holder` (an avatar id; yours when it is
     /// `get_own_avatar_id()`): sent to every player of the zone.
     #[signal]
@@ -224,6 +242,22 @@ impl FabricWorld {
     /// The server took entity `id` back from its holder: `reason` says why.
     #[signal]
     fn ownership_revoked(id: i64, reason: GString);
+    /// The zone placed the asset of `place_asset`'s `request` as entity `entity`, and the
+    /// placement is durable: the zone's journal committed it, so it survives a crash of the
+    /// zone (on a zone without a data directory: applied, not durable).
+    #[signal]
+    fn asset_placed(request: i64, entity: i64);
+    /// The zone refused `place_asset`'s `request`: `reason` is `unknown_asset`, `too_far`
+    /// (beyond the placement radius of your avatar, 10 m by default), `not_in_zone`,
+    /// `no_capacity`, `ack_backlog` (too many placements wait for the journal) or `not_here`.
+    /// Refusals by the command gate (`rate`, `bounds`, ...) arrive as `command_refused` only.
+    #[signal]
+    fn asset_refused(request: i64, reason: GString);
+    /// The zone's late-join baseline is complete: every entity in your interest has arrived
+    /// (the visible entities now equal the zone's state as of zone tick `tick`; live updates
+    /// follow). Emitted once after joining and once after each change of zone.
+    #[signal]
+    fn baseline_done(tick: i64);
 
     /// Connects to `zone_url`, pinning `cert_hash`, and joins with `join_token`. `OK`, or
     /// `ERR_ALREADY_IN_USE` (call `leave()` first), or `ERR_INVALID_PARAMETER` (a bad URL or
@@ -261,6 +295,7 @@ impl FabricWorld {
             tick_hz: self.tick_hz,
         }));
         self.walker.stop();
+        self.follow = None;
         // Nodes of an earlier session that ended without exits (none are expected): freed.
         for (_, mut n) in self.nodes.drain() {
             n.node.queue_free();
@@ -274,6 +309,9 @@ impl FabricWorld {
     #[func]
     pub fn leave(&mut self) {
         if let Some(c) = self.client.take() {
+            c.close("left");
+        }
+        if let Some((c, _)) = self.follow.take() {
             c.close("left");
         }
         if let Some(s) = self.session.as_mut() {
@@ -324,8 +362,54 @@ impl FabricWorld {
             stroke_id: int("stroke_id") as u32,
             rgba: int("rgba") as u32,
             asset_id: int("asset_id") as u64,
+            request: 0,
         };
         self.send(kind, &a)
+    }
+
+    /// Places an instance of asset `asset_id` (non-zero) at `position` (metres) with
+    /// CMD_INSTANCE_ASSET, on the reliable stream. Returns the request number (>= 1) that
+    /// `asset_placed` or `asset_refused` will carry, or -1 when nothing was sent: no avatar
+    /// yet, not connected, or an invalid id or position (with an error in the Output). Other
+    /// players see the instance as an entity of class 5 (`get_entity_asset(id)`).
+    #[func]
+    pub fn place_asset(&mut self, asset_id: i64, position: Vector3) -> i64 {
+        let (Some(client), Some(s)) = (self.client.as_ref(), self.session.as_ref()) else {
+            return -1;
+        };
+        let request = self.last_request.wrapping_add(1).max(1);
+        let args = CommandArgs {
+            position: vec3_m(position),
+            asset_id: asset_id as u64,
+            request,
+            ..Default::default()
+        };
+        match build_command(CommandKind::InstanceAsset, &args, s.avatar(), self.motion()) {
+            Ok(frame) => match client.send_message(frame.to_vec()) {
+                Ok(()) => {
+                    self.last_request = request;
+                    i64::from(request)
+                }
+                Err(e) => {
+                    godot_error!("FabricWorld.place_asset: {e}");
+                    -1
+                }
+            },
+            Err(command::CommandError::NoAvatar) => -1,
+            Err(e) => {
+                godot_error!("FabricWorld.place_asset: {e}");
+                -1
+            }
+        }
+    }
+
+    /// The low 24 bits of the asset id of visible entity `id` when it is an asset instance
+    /// (class 5: the part of the id every client receives), or -1.
+    #[func]
+    pub fn get_entity_asset(&self, id: i64) -> i64 {
+        self.visible(id)
+            .and_then(|v| fabric_core::asset_placement::asset_of_class_word(v.class_word))
+            .map_or(-1, i64::from)
     }
 
     /// Asks the zone to give you entity `id` (one holder at a time, first come first served;
@@ -542,12 +626,99 @@ impl FabricWorld {
         s.poll(now, &mut NetLink(client));
         if s.is_ended() {
             self.client = None;
+            self.follow = None;
+        }
+        self.pump_follow(now);
+    }
+
+    /// The avatar moved to another zone: opens a session there and starts claiming it.
+    fn start_follow(&mut self, moved: Moved) {
+        if self.follow.is_some() || self.client.is_none() {
+            return;
+        }
+        let pins = CertHash::parse_list(&moved.cert_hash).unwrap_or_default();
+        let Some(cfg) = ClientConfig::pinning(moved.url.clone(), &pins) else {
+            self.follow_failed(format!(
+                "zone {} certificate hashes {:?} do not parse",
+                moved.zone, moved.cert_hash
+            ));
+            return;
+        };
+        tracing::info!(
+            "FabricWorld: avatar {} moved to zone {}: following to {}",
+            moved.id,
+            moved.zone,
+            moved.url
+        );
+        let f = ZoneFollow::new(moved, self.now_ms());
+        self.follow = Some((Client::connect(cfg), f));
+    }
+
+    /// Drives the follow, and switches to its session once the new zone gave the avatar back.
+    fn pump_follow(&mut self, now: u64) {
+        let Some((client, f)) = self.follow.as_mut() else {
+            return;
+        };
+        let mut step = FollowStep::Wait;
+        while let Some(ev) = client.try_next_event() {
+            let mut link = NetLink(client);
+            step = match ev {
+                ClientEvent::Connected { .. } => {
+                    f.on_connected(now, &mut link);
+                    FollowStep::Wait
+                }
+                ClientEvent::Datagram(b) => f.on_bytes(now, &b, &mut link),
+                ClientEvent::Message(b) => f.on_bytes(now, &b, &mut link),
+                ClientEvent::Failed(e) => f.on_closed(&e.to_string()),
+                ClientEvent::Closed { reason, .. } => f.on_closed(&reason),
+            };
+            if step != FollowStep::Wait {
+                break;
+            }
+        }
+        if step == FollowStep::Wait {
+            step = f.poll(now, &mut NetLink(client));
+        }
+        match step {
+            FollowStep::Wait => {}
+            FollowStep::Done { zone, session } => {
+                let Some((new, mut f)) = self.follow.take() else {
+                    return;
+                };
+                if let Some(old) = self.client.replace(new) {
+                    old.close("followed the avatar");
+                }
+                let (Some(client), Some(s)) = (self.client.as_ref(), self.session.as_mut()) else {
+                    return;
+                };
+                s.followed(zone, session);
+                let mut link = NetLink(client);
+                for b in f.take_held() {
+                    s.on_bytes(now, &b, &mut link);
+                }
+            }
+            FollowStep::Failed(why) => self.follow_failed(why),
+        }
+    }
+
+    /// Following failed: the avatar is no longer ours where we are, so the session ends.
+    fn follow_failed(&mut self, why: String) {
+        if let Some((c, _)) = self.follow.take() {
+            c.close("follow failed");
+        }
+        if let Some(c) = self.client.take() {
+            c.close("follow failed");
+        }
+        if let Some(s) = self.session.as_mut() {
+            s.on_closed(format!("could not follow the avatar: {why}"));
         }
     }
 
     /// One position upsert per zone tick while walking, each `walk_speed / tick_hz` on.
     fn walk(&mut self, delta: f64) {
-        if !self.walker.walking() {
+        // While the avatar is being taken back in its new zone, the old zone would refuse the
+        // steps (and a lost step would make the next one too long): the walk waits.
+        if !self.walker.walking() || self.follow.is_some() {
             self.walk_due = 0.0;
             return;
         }
@@ -641,7 +812,23 @@ impl FabricWorld {
                 }
                 WorldEvent::Ownership(ev) => self.emit_ownership(&ev),
                 WorldEvent::ZoneChanged { zone } => {
-                    self.signals().avatar_zone_changed().emit(i64::from(zone));
+                    self.signals().zone_changed().emit(i64::from(zone));
+                }
+                WorldEvent::AssetPlaced { request, entity } => {
+                    self.signals()
+                        .asset_placed()
+                        .emit(i64::from(request), i64::from(entity));
+                }
+                WorldEvent::AssetRefused { request, reason } => {
+                    self.signals()
+                        .asset_refused()
+                        .emit(i64::from(request), &GString::from(reason.as_str()));
+                }
+                WorldEvent::AvatarMoved(moved) => self.start_follow(moved),
+                WorldEvent::BaselineDone { tick } => {
+                    self.signals()
+                        .baseline_done()
+                        .emit(i64::try_from(tick).unwrap_or(i64::MAX));
                 }
                 WorldEvent::Disconnected(reason) => {
                     self.walker.stop();

@@ -59,14 +59,37 @@ pub enum WorldEvent {
     CommandsRefused(BTreeMap<String, u64>),
     /// An ownership answer or change from the zone.
     Ownership(super::ownership::OwnershipEvent),
-    /// The gateway followed the avatar to another zone (`zone_changed`): the session goes on
-    /// with that zone's replication.
+    /// The session goes on with zone `zone`'s replication: the gateway followed the avatar
+    /// there (`zone_changed`), or the node did ([`WorldSession::followed`]).
     ZoneChanged {
         /// The zone now serving the session.
         zone: u32,
     },
     /// The session ended, with the reason in words.
     Disconnected(String),
+    /// The zone placed the asset of request `request` as entity `entity`, durably.
+    AssetPlaced {
+        /// The request number of `place_asset`.
+        request: u32,
+        /// The instance's global id.
+        entity: u32,
+    },
+    /// The zone refused the placement of request `request`.
+    AssetRefused {
+        /// The request number of `place_asset`.
+        request: u32,
+        /// The refusal's name (`unknown_asset`, `too_far`, ...).
+        reason: String,
+    },
+    /// On a direct connection, the zone handed the avatar over (`avatar_moved`): the node
+    /// follows it ([`super::follow`]), or the session ends with why it cannot.
+    AvatarMoved(super::follow::Moved),
+    /// The zone's late-join baseline is complete (`baseline_done`): every entity in the
+    /// player's interest arrived, as of zone tick `tick`.
+    BaselineDone {
+        /// The zone tick.
+        tick: u64,
+    },
 }
 
 /// One visible entity.
@@ -74,6 +97,8 @@ pub enum WorldEvent {
 pub struct Visible {
     /// Class: the top byte of `payload[0]`.
     pub class: u8,
+    /// `payload[0]` whole (an asset instance's holds the low 24 bits of its asset id).
+    pub class_word: u32,
     /// Owning zone.
     pub zone: u8,
     /// Its last received states.
@@ -258,17 +283,23 @@ impl WorldSession {
             ControlMessage::CommandsRefused { counts } => {
                 self.events.push_back(WorldEvent::CommandsRefused(counts));
             }
-            // Sent twice by the gateway (datagram, then reliable): the first copy switches. The
-            // new zone's packets come from its fresh view of this player, so the mirror starts
-            // again; the visible table stays, and the diff after the first packet keeps the
-            // entities both zones show (no exit and re-enter).
+            // Sent twice by the gateway (datagram, then reliable): the first copy switches.
             ControlMessage::ZoneChanged { id, zone }
                 if self.avatar == Some(id) && zone != self.zone =>
             {
-                let repl = ReplicationConfig::default();
-                self.mirror = ClientMirror::new(repl.max_entities, repl.mtu);
-                self.zone = zone;
-                self.events.push_back(WorldEvent::ZoneChanged { zone });
+                self.switch_zone(zone);
+            }
+            ControlMessage::AvatarMoved {
+                id,
+                zone,
+                address,
+                cert_hash,
+                ticket,
+            } if self.avatar == Some(id) && zone != self.zone => {
+                match super::follow::Moved::new(id, zone, address, cert_hash, ticket) {
+                    Ok(m) => self.events.push_back(WorldEvent::AvatarMoved(m)),
+                    Err(e) => self.on_closed(format!("cannot follow the avatar: {e}")),
+                }
             }
             ControlMessage::Ownership {
                 entity,
@@ -288,8 +319,38 @@ impl WorldSession {
             ControlMessage::Error { code, message } => {
                 self.on_closed(format!("{code}: {message}"));
             }
+            ControlMessage::Placed {
+                request, entity, ..
+            } => self
+                .events
+                .push_back(WorldEvent::AssetPlaced { request, entity }),
+            ControlMessage::PlaceRefused { request, reason } => self
+                .events
+                .push_back(WorldEvent::AssetRefused { request, reason }),
+            ControlMessage::BaselineDone { tick } => {
+                self.events.push_back(WorldEvent::BaselineDone { tick });
+            }
             _ => {}
         }
+    }
+
+    /// The node took the avatar back in zone `zone` on a new connection (session `session`
+    /// there, [`super::follow`]): the same switch as the gateway's `zone_changed`.
+    pub fn followed(&mut self, zone: u32, session: u64) {
+        if self.phase == Phase::Playing && zone != self.zone {
+            self.session = session;
+            self.switch_zone(zone);
+        }
+    }
+
+    /// The new zone's packets come from its fresh view of this player, so the mirror starts
+    /// again; the visible table stays, and the diff after the first packet keeps the entities
+    /// both zones show (no exit and re-enter).
+    fn switch_zone(&mut self, zone: u32) {
+        let repl = ReplicationConfig::default();
+        self.mirror = ClientMirror::new(repl.max_entities, repl.mtu);
+        self.zone = zone;
+        self.events.push_back(WorldEvent::ZoneChanged { zone });
     }
 
     fn on_packet(&mut self, now_ms: u64, bytes: &[u8], link: &mut dyn Link) {
@@ -335,6 +396,7 @@ impl WorldSession {
                         e.global_id,
                         Visible {
                             class: (e.class_word >> 24) as u8,
+                            class_word: e.class_word,
                             zone: e.zone,
                             track: Track::new(sample),
                             seen: generation,

@@ -398,3 +398,79 @@ fn zone_changed_restarts_the_mirror_and_keeps_the_entities_both_zones_show() {
     );
     assert_eq!(s.zone(), 4);
 }
+
+#[test]
+fn avatar_moved_asks_the_node_to_follow_and_followed_switches_like_zone_changed() {
+    let mut link = Sent::default();
+    let mut s = joined(&mut link);
+    let cands = [candidate(500, 0.0, 3), candidate(7, 3.0, 3)];
+    let mut old = ClientView::new(ReplicationConfig::with_radius(50_000)).unwrap();
+    for tick in 1..4 {
+        step(&mut old, &mut s, &mut link, tick, &cands);
+    }
+    events(&mut s);
+    let moved = |id: u32, address: Option<&str>| ControlMessage::AvatarMoved {
+        id,
+        zone: 4,
+        address: address.map(str::to_owned),
+        cert_hash: Some("aGFzaA".into()),
+        ticket: "t".into(),
+    };
+    // Someone else's avatar: nothing.
+    s.on_bytes(200, &moved(501, Some("127.0.0.1:9")).encode(), &mut link);
+    assert_eq!(events(&mut s), []);
+    s.on_bytes(210, &moved(500, Some("127.0.0.1:9")).encode(), &mut link);
+    let want = super::super::follow::Moved::new(
+        500,
+        4,
+        Some("127.0.0.1:9".into()),
+        Some("aGFzaA".into()),
+        "t".into(),
+    )
+    .unwrap();
+    assert_eq!(events(&mut s), [WorldEvent::AvatarMoved(want)]);
+    assert_eq!(s.zone(), 3, "still zone 3's until the node took it back");
+    s.followed(4, 77);
+    assert_eq!(events(&mut s), [WorldEvent::ZoneChanged { zone: 4 }]);
+    assert_eq!((s.zone(), s.session()), (4, 77));
+    s.followed(4, 78);
+    assert_eq!(
+        events(&mut s),
+        [],
+        "a second switch to the same zone does nothing"
+    );
+    // Zone 4's fresh view applies on the restarted mirror and keeps both entities.
+    let mut new = ClientView::new(ReplicationConfig::with_radius(50_000)).unwrap();
+    let after = [candidate(500, 0.5, 4), candidate(7, 3.0, 4)];
+    for tick in 5..8 {
+        step(&mut new, &mut s, &mut link, tick, &after);
+    }
+    assert_eq!(s.refused_packets().0, 0, "the new zone's packets apply");
+    let ev = events(&mut s);
+    assert!(
+        !ev.iter().any(|e| matches!(e, WorldEvent::Exited(_))),
+        "{ev:?}"
+    );
+    assert_eq!(s.visible(500).unwrap().zone, 4);
+}
+
+#[test]
+fn an_avatar_moved_that_cannot_be_followed_ends_the_session_with_why() {
+    let mut link = Sent::default();
+    let mut s = joined(&mut link);
+    let moved = ControlMessage::AvatarMoved {
+        id: 500,
+        zone: 4,
+        address: None,
+        cert_hash: None,
+        ticket: "t".into(),
+    };
+    s.on_bytes(200, &moved.encode(), &mut link);
+    match events(&mut s).as_slice() {
+        [WorldEvent::Disconnected(why)] => {
+            assert!(why.contains("names no address"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.is_ended());
+}

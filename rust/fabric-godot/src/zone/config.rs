@@ -23,13 +23,15 @@
 //! | `--fabric-key-file PATH`, `--members "k/n@host:port#hash ..."`, `--members-file PATH` | static link membership ([`ZoneSettings::link_net`]) |
 //! | `--zone-directory-file PATH` | where clients reach each zone (`zone@host:port#hash`), for `avatar_moved` ([`super::follow`]) |
 //! | `--data-dir PATH` | [`ZoneSettings::data_dir`] |
+//! | `--journal-sync full` / `--journal-sync normal` | the journal's SQLite `synchronous` ([`ZoneSettings::journal_sync`], `docs/persistence.md`) |
+//! | `--place-radius M`, `--assets any` / `--assets ID,ID,...` / `--assets backend` | CMD_INSTANCE_ASSET placement rules ([`ZoneSettings::placement`], [`ZoneSettings::assets_from_backend`]) |
 //! | `--tick-hz HZ`, `--max-catch-up N`, `--event-budget N` | pacing |
 //! | `--population wanderers --entities N --seed S` | [`ZoneSettings::population`] |
 //! | `--metrics-addr IP:PORT` | Prometheus endpoint (`/metrics`, `/state`) |
 //! | `--stats-every S`, `--quit-after S` | status lines on stdout, exit after S seconds |
 //! | `--zones-in-process A..B` (or `A..=B`, or `A`) | this process runs zones A to B-1, one `FabricZone` each ([`ZoneSettings::hosted`], [`super::hosting`]) |
 //! | `--max-fps N` | frames per second of the whole process (0 = the project's `run/max_fps`) |
-//! | `--cert-hash-file PATH`, `--backend URL`, `--backend-api-key KEY`, `--public-address HOST`, `--map NAME`, `--name NAME`, `--heartbeat-sec S`, `--require-token`, `--no-websocket`, `--cert-rotation-sec S` | client admission and registry (see `docs/session-protocol.md`) |
+//! | `--cert-hash-file PATH`, `--backend URL`, `--backend-cert-hash H`, `--join-key K`, `--backend-api-key KEY`, `--public-address HOST`, `--map NAME`, `--name NAME`, `--heartbeat-sec S`, `--require-token`, `--no-websocket`, `--cert-rotation-sec S` | client admission and registry (see `docs/session-protocol.md`) |
 //!
 //! The API key is better given in the environment variable `FABRIC_BACKEND_API_KEY`, which
 //! other users cannot read from the process list.
@@ -42,6 +44,36 @@ use fabric_core::config::{V_MAX_METRES_PER_SECOND, ZoneConfig};
 use fabric_core::coords::{MICROS_PER_METRE, WorldBounds};
 use fabric_core::zones::ZoneLayout;
 use thiserror::Error;
+
+/// `any`, or a comma-separated list of non-zero asset ids (decimal, or hex with `0x`).
+fn asset_filter(
+    key: &str,
+    v: &str,
+) -> Result<fabric_core::asset_placement::AssetFilter, ConfigError> {
+    use fabric_core::asset_placement::AssetFilter;
+    if v == "any" {
+        return Ok(AssetFilter::Any);
+    }
+    let bad = || ConfigError::Invalid {
+        key: key.into(),
+        value: v.into(),
+        expected: "`any`, `backend` or a list of non-zero asset ids `1,0x2a,...`",
+    };
+    let ids = v
+        .split(',')
+        .map(|t| {
+            let t = t.trim();
+            match t.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => t.parse(),
+            }
+            .ok()
+            .filter(|&id| id != 0)
+            .ok_or_else(bad)
+        })
+        .collect::<Result<Vec<u64>, _>>()?;
+    Ok(AssetFilter::only(ids))
+}
 
 /// Why the arguments or settings are not usable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -127,6 +159,15 @@ pub struct ZoneSettings {
     pub link: LinkMode,
     /// Where the zone keeps its files (empty = none yet).
     pub data_dir: Option<PathBuf>,
+    /// The journal's durability (`Full` by default).
+    pub journal_sync: fabric_journal::Synchronous,
+    /// Who may place which asset where (CMD_INSTANCE_ASSET).
+    pub placement: fabric_core::asset_placement::PlacementRules,
+    /// Take the placeable asset ids from the backend's list of the zone's map
+    /// ([`super::map_assets`]): `Some(true)` with `--assets backend`, `Some(false)` with
+    /// `--assets any` or a list, `None` (the default) = from the backend when the zone
+    /// registers with a backend.
+    pub assets_from_backend: Option<bool>,
     /// Ticks per second.
     pub tick_hz: u32,
     /// Most ticks run in one frame to catch up; the rest of a backlog is dropped and counted.
@@ -141,8 +182,15 @@ pub struct ZoneSettings {
     pub stats_every_s: f64,
     /// Quit after this many seconds (0 = run until stopped), printing a last stats line.
     pub quit_after_s: f64,
-    /// Registry backend URL (empty = none).
+    /// Registry backend URL (empty = none): `http://host:port`, or `https://host:port` with
+    /// `backend_cert_hash`.
     pub backend_url: String,
+    /// SHA-256 hashes (base64 or hex, comma-separated) of the certificate an `https://`
+    /// backend presents: the only ones accepted.
+    pub backend_cert_hash: String,
+    /// Join-token public keys (base64url) pinned from configuration: when set, the zone trusts
+    /// only these, not what the backend publishes.
+    pub join_keys: Vec<String>,
     /// Operator API key for the registry.
     pub api_key: String,
     /// Address registered for clients.
@@ -190,6 +238,9 @@ impl Default for ZoneSettings {
             link_port: 0,
             link: LinkMode::None,
             data_dir: None,
+            journal_sync: fabric_journal::Synchronous::Full,
+            placement: Default::default(),
+            assets_from_backend: None,
             tick_hz: 20,
             max_catch_up: 5,
             event_budget: 4096,
@@ -198,6 +249,8 @@ impl Default for ZoneSettings {
             stats_every_s: 0.0,
             quit_after_s: 0.0,
             backend_url: String::new(),
+            backend_cert_hash: String::new(),
+            join_keys: Vec::new(),
             api_key: String::new(),
             public_address: String::new(),
             map_name: "default".into(),
@@ -245,6 +298,12 @@ impl ZoneSettings {
         Ok(cfg)
     }
 
+    /// The registry backend to talk to: `backend_url` with the pinned `backend_cert_hash`
+    /// (required for `https://`, refused for `http://`).
+    pub fn backend_endpoint(&self) -> Result<fabric_net::http::Endpoint, ConfigError> {
+        backend_endpoint(&self.backend_url, &self.backend_cert_hash)
+    }
+
     /// The configuration of every client's view ([`fabric_core::client_view`]): the interest
     /// radius (10 % hysteresis), the byte budget and the tick rate.
     pub fn replication_config(&self) -> Result<ReplicationConfig, ConfigError> {
@@ -256,6 +315,24 @@ impl ZoneSettings {
             .map_err(|e| ConfigError::Zone(format!("client replication: {e}")))?;
         Ok(c)
     }
+}
+
+/// The registry backend at `url`, accepting only the certificates `cert_hash` names (SHA-256,
+/// base64 or hex, comma-separated; required for `https://`, refused for `http://`).
+pub fn backend_endpoint(
+    url: &str,
+    cert_hash: &str,
+) -> Result<fabric_net::http::Endpoint, ConfigError> {
+    let pins = if cert_hash.trim().is_empty() {
+        Vec::new()
+    } else {
+        fabric_net::cert::CertHash::parse_list(cert_hash).map_err(|_| ConfigError::Invalid {
+            key: "--backend-cert-hash".into(),
+            value: cert_hash.chars().take(100).collect(),
+            expected: "SHA-256 hashes (base64 or hex), comma-separated",
+        })?
+    };
+    fabric_net::http::Endpoint::new(url, &pins).map_err(|e| ConfigError::Zone(e.to_string()))
 }
 
 fn parse<T: std::str::FromStr>(
@@ -310,6 +387,21 @@ fn bounds(key: &str, value: &str) -> Result<([f64; 3], [f64; 3]), ConfigError> {
     }
 }
 
+/// The value of the last `KEY VALUE` or `KEY=VALUE` in `args` (for arguments read outside
+/// [`parse_args`]); an empty string when `KEY` ends the line.
+pub(crate) fn last_arg(args: &[String], key: &str) -> Option<String> {
+    let mut found = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.split_once('=') {
+            Some((k, v)) if k == key => found = Some(v.to_owned()),
+            None if a == key => found = Some(it.next().cloned().unwrap_or_default()),
+            _ => {}
+        }
+    }
+    found
+}
+
 /// `base` with the user arguments `args` applied. Unknown arguments are ignored (other parts
 /// of a scene may read them); a malformed value is an error naming it.
 pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, ConfigError> {
@@ -351,6 +443,9 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--link-port",
             "--link",
             "--data-dir",
+            "--journal-sync",
+            "--place-radius",
+            "--assets",
             "--tick-hz",
             "--max-catch-up",
             "--event-budget",
@@ -362,6 +457,8 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--quit-after",
             "--cert-hash-file",
             "--backend",
+            "--backend-cert-hash",
+            "--join-key",
             "--backend-api-key",
             "--public-address",
             "--map",
@@ -411,6 +508,35 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
                 }
             }
             "--data-dir" => s.data_dir = Some(PathBuf::from(v)),
+            "--journal-sync" => {
+                s.journal_sync = match v {
+                    "full" => fabric_journal::Synchronous::Full,
+                    "normal" => fabric_journal::Synchronous::Normal,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            key: key.into(),
+                            value: v.into(),
+                            expected: "`full` or `normal`",
+                        });
+                    }
+                }
+            }
+            "--place-radius" => {
+                let m: f64 = parse(key, v, "metres")?;
+                if !(m.is_finite() && m >= 0.0) {
+                    return Err(ConfigError::Invalid {
+                        key: key.into(),
+                        value: v.into(),
+                        expected: "metres, at least 0",
+                    });
+                }
+                s.placement.radius_um = (m * MICROS_PER_METRE as f64).round() as i64;
+            }
+            "--assets" if v == "backend" => s.assets_from_backend = Some(true),
+            "--assets" => {
+                s.placement.assets = asset_filter(key, v)?;
+                s.assets_from_backend = Some(false);
+            }
             "--tick-hz" => s.tick_hz = parse(key, v, "ticks per second")?,
             "--max-catch-up" => s.max_catch_up = parse(key, v, "a tick count")?,
             "--event-budget" => s.event_budget = parse(key, v, "an event count")?,
@@ -432,6 +558,12 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--quit-after" => s.quit_after_s = parse(key, v, "seconds")?,
             "--cert-hash-file" => s.cert_hash_file = Some(PathBuf::from(v)),
             "--backend" => s.backend_url = v.into(),
+            "--backend-cert-hash" => s.backend_cert_hash = v.into(),
+            "--join-key" => s.join_keys.extend(
+                v.split([',', ' '])
+                    .filter(|k| !k.is_empty())
+                    .map(String::from),
+            ),
             "--backend-api-key" => s.api_key = v.into(),
             "--public-address" => s.public_address = v.into(),
             "--map" => s.map_name = v.into(),
@@ -500,6 +632,40 @@ mod tests {
     }
 
     #[test]
+    fn durability_and_placement_are_read_and_checked() {
+        use fabric_core::asset_placement::AssetFilter;
+        let d = ZoneSettings::default();
+        assert_eq!(d.journal_sync, fabric_journal::Synchronous::Full, "default");
+        assert_eq!(d.placement.assets, AssetFilter::Any);
+        let s = parse_args(
+            ZoneSettings::default(),
+            &args("--journal-sync normal --place-radius 2.5 --assets 7,0x10,7"),
+        )
+        .unwrap();
+        assert_eq!(s.journal_sync, fabric_journal::Synchronous::Normal);
+        assert_eq!(s.placement.radius_um, 2_500_000);
+        assert_eq!(s.placement.assets, AssetFilter::Only(vec![7, 16]));
+        assert_eq!(s.assets_from_backend, Some(false), "an explicit list");
+        assert_eq!(d.assets_from_backend, None, "decided by registering or not");
+        let b = parse_args(ZoneSettings::default(), &args("--assets backend")).unwrap();
+        assert_eq!(b.assets_from_backend, Some(true));
+        for bad in [
+            "--journal-sync off",
+            "--place-radius -1",
+            "--assets 0",
+            "--assets 1,x",
+        ] {
+            assert!(
+                matches!(
+                    parse_args(ZoneSettings::default(), &args(bad)),
+                    Err(ConfigError::Invalid { .. })
+                ),
+                "{bad} is refused"
+            );
+        }
+    }
+
+    #[test]
     fn every_zone_field_is_read() {
         let s = parse_args(
             ZoneSettings::default(),
@@ -549,6 +715,50 @@ mod tests {
         assert_eq!((c.zone_id, c.layout.count(), c.tick_hz), (2, 3, 30));
         assert_eq!(c.v_max_um, 10_000_000 / 30, "10 m/s at 30 Hz");
         assert_eq!(c.bounds.max(), [100_000_000; 3], "metres to micrometres");
+    }
+
+    #[test]
+    fn an_https_backend_needs_its_pinned_certificate_hash() {
+        let args = |a: &[&str]| {
+            parse_args(
+                ZoneSettings::default(),
+                &a.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
+        let hash = "q0ANGmCZtlwHx6kn3pd3T6g0iE3KeTTqYy9x0c0O2tY=";
+        let s = args(&[
+            "--backend",
+            "https://127.0.0.1:8443",
+            "--backend-cert-hash",
+            hash,
+        ]);
+        assert_eq!(
+            s.backend_endpoint().unwrap().base(),
+            "https://127.0.0.1:8443"
+        );
+        let unpinned = args(&["--backend", "https://127.0.0.1:8443"]).backend_endpoint();
+        assert!(
+            unpinned
+                .unwrap_err()
+                .to_string()
+                .contains("--backend-cert-hash"),
+            "says which option is missing"
+        );
+        let plain_pinned = args(&[
+            "--backend",
+            "http://127.0.0.1:8080",
+            "--backend-cert-hash",
+            hash,
+        ]);
+        assert!(
+            plain_pinned.backend_endpoint().is_err(),
+            "a pin on http:// is refused"
+        );
+        let garbage = args(&["--backend", "https://h:1", "--backend-cert-hash", "nope"]);
+        assert!(garbage.backend_endpoint().is_err());
+        let keys = args(&["--join-key", "AAAA,BBBB", "--join-key", "CCCC"]);
+        assert_eq!(keys.join_keys, ["AAAA", "BBBB", "CCCC"]);
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - A `claim` with that ticket on a session of zone K binds the session to the avatar, without
 //!   spawning one, once the ticket checks out (signature, zone, avatar, expiry, the session's
 //!   account, not used before) and K holds the avatar; the answer is `avatar`, as for `spawn`.
+//!   A session not admitted yet (no `hello`: the player holds no join token of zone K, whose
+//!   tokens name one shard) is admitted by the ticket itself, as the account it names, and
+//!   welcomed; so a player needs no token of the zone its avatar walked into.
 //!   When the claim comes while the avatar is still arriving (the hand-off committed, the
 //!   arrival tick not reached), it is held and bound right after the tick that makes the avatar
 //!   this zone's, before that tick's replication ([`FabricZone::bind_pending_claims`]), so the
@@ -18,10 +21,14 @@
 //!   A refusal is an error reply with id `claim` whose text starts with a stable code
 //!   (`ticket_*`, `avatar_not_here`, `avatar_taken`, `claim_conflict`, `ticket_unsupported`).
 //!
-//! Tickets need the fabric key, so this works with static membership; a registry-membership
-//! zone sends `avatar_moved` with an empty ticket and refuses claims (`ticket_unsupported`).
+//! Tickets are signed with the fabric key under static membership (version 1); under registry
+//! membership, once the registry granted the zone its link credential, with the zone's link key,
+//! carrying that credential (version 2, checked against the registry's key:
+//! [`LinkedTickets`]). Until then (or with neither) `avatar_moved` has an empty ticket and
+//! claims are refused (`ticket_unsupported`).
 
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fabric_auth::follow_ticket::{
@@ -50,6 +57,34 @@ fn unix_now() -> u64 {
 /// How long a claim waits for its avatar to arrive.
 const PENDING_FOR: Duration = Duration::from_secs(2);
 
+/// A registry-membership zone's follow-ticket keys: it signs with its link key and carries
+/// its link credential; it checks others' against the registry key that signs credentials.
+#[derive(Debug)]
+pub(crate) struct LinkedTickets {
+    signer: FollowTicketSigner,
+    verifier: FollowTicketVerifier,
+}
+
+impl LinkedTickets {
+    /// Keys of zone `zone` of `fabric`, from the registry's grant.
+    pub(crate) fn new(
+        fabric: &str,
+        zone: u8,
+        link_key: ed25519_dalek::SigningKey,
+        credential: Vec<u8>,
+        credentials: fabric_auth::LinkCredentialVerifier,
+    ) -> Self {
+        Self {
+            signer: FollowTicketSigner::linked(fabric, link_key, credential),
+            verifier: FollowTicketVerifier::linked(fabric, zone, credentials),
+        }
+    }
+}
+
+/// Where a zone's [`LinkedTickets`] appear once the registry granted its credential (replaced
+/// when the grant is renewed after a key rotation).
+pub(crate) type LinkedSlot = Arc<RwLock<Option<Arc<LinkedTickets>>>>;
+
 /// A checked claim of an avatar still arriving.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -65,6 +100,7 @@ struct Pending {
 pub(crate) struct Follow {
     signer: Option<FollowTicketSigner>,
     verifier: Option<FollowTicketVerifier>,
+    linked: Option<LinkedSlot>,
     guard: ReplayGuard,
     directory_file: Option<PathBuf>,
     directory: ZoneDirectory,
@@ -84,6 +120,7 @@ impl Default for Follow {
         Self {
             signer: None,
             verifier: None,
+            linked: None,
             guard: ReplayGuard::new(MAX_TICKETS),
             directory_file: None,
             directory: ZoneDirectory::default(),
@@ -98,10 +135,12 @@ impl Default for Follow {
 }
 
 impl Follow {
-    /// Follow settings of a zone configured as `s`: the fabric key signs and checks tickets.
-    pub(crate) fn new(s: &ZoneSettings) -> Result<Self, String> {
+    /// Follow settings of a zone configured as `s`: the fabric key signs and checks tickets,
+    /// else the keys that appear in `linked` (registry membership).
+    pub(crate) fn new(s: &ZoneSettings, linked: Option<LinkedSlot>) -> Result<Self, String> {
         let mut f = Self {
             directory_file: s.link_net.zone_directory_file.clone(),
+            linked,
             ..Self::default()
         };
         if let Some(path) = &s.link_net.fabric_key_file {
@@ -112,6 +151,31 @@ impl Follow {
         }
         f.refresh_directory();
         Ok(f)
+    }
+
+    /// The registry-granted keys in force, if any.
+    fn linked(&self) -> Option<Arc<LinkedTickets>> {
+        self.linked.as_ref()?.read().ok()?.clone()
+    }
+
+    /// The ticket signer: the fabric key's, else the registry-granted one (`linked`).
+    fn signer<'a>(
+        &'a self,
+        linked: &'a Option<Arc<LinkedTickets>>,
+    ) -> Option<&'a FollowTicketSigner> {
+        self.signer
+            .as_ref()
+            .or_else(|| Some(&linked.as_ref()?.signer))
+    }
+
+    /// The ticket verifier, as [`Follow::signer`].
+    fn verifier<'a>(
+        &'a self,
+        linked: &'a Option<Arc<LinkedTickets>>,
+    ) -> Option<&'a FollowTicketVerifier> {
+        self.verifier
+            .as_ref()
+            .or_else(|| Some(&linked.as_ref()?.verifier))
     }
 
     /// ` follow_moved=N follow_claimed=N follow_refused=N` for the stats line.
@@ -157,7 +221,8 @@ impl FabricZone {
         };
         self.follow.refresh_directory();
         let account = self.admission.subject(session).unwrap_or("").to_owned();
-        let ticket = self.follow.signer.as_ref().map(|s| {
+        let linked = self.follow.linked();
+        let ticket = self.follow.signer(&linked).map(|s| {
             s.sign(&FollowTicket {
                 from: self.zone_id as u8,
                 to: to as u8,
@@ -200,9 +265,10 @@ impl FabricZone {
         id: u32,
         ticket: &str,
         reliable: bool,
+        now_ms: u64,
         actions: &mut Vec<Action>,
     ) {
-        match self.claim(session, id, ticket, reliable) {
+        match self.claim(session, id, ticket, reliable, now_ms, actions) {
             Ok(None) => {} // answered once the avatar arrived
             Ok(Some(zone)) => {
                 actions.push(Action::Send {
@@ -238,10 +304,10 @@ impl FabricZone {
         id: u32,
         ticket: &str,
         reliable: bool,
+        now_ms: u64,
+        actions: &mut Vec<Action>,
     ) -> Result<Option<u32>, String> {
-        if !self.admission.is_admitted(session) {
-            return Err("claim before admission: send hello (with a join token) first".into());
-        }
+        let admitted = self.admission.is_admitted(session);
         let Some(rt) = self.runtime.as_ref() else {
             return Err("the zone is not running".into());
         };
@@ -263,16 +329,20 @@ impl FabricZone {
         {
             return Ok(None); // a repeated claim, still waiting for the avatar
         }
-        let Some(verifier) = &self.follow.verifier else {
+        let linked = self.follow.linked();
+        let Some(verifier) = self.follow.verifier(&linked) else {
             return Err(
-                "ticket_unsupported: this zone holds no fabric key to check follow tickets".into(),
+                "ticket_unsupported: this zone holds no fabric key or registry credential to check follow tickets".into(),
             );
         };
         let now = unix_now();
-        let account = self.admission.subject(session).unwrap_or("");
-        let t = verifier
-            .verify(ticket, id, account, now)
-            .map_err(|e| format!("{}: {e}", e.code()))?;
+        let t = if admitted {
+            let account = self.admission.subject(session).unwrap_or("");
+            verifier.verify(ticket, id, account, now)
+        } else {
+            verifier.verify_bearer(ticket, id, now)
+        }
+        .map_err(|e| format!("{}: {e}", e.code()))?;
         if self.follow.guard.is_used(&t) {
             let e = fabric_auth::follow_ticket::FollowTicketError::Replayed;
             return Err(format!("{}: {e}", e.code()));
@@ -297,6 +367,11 @@ impl FabricZone {
             .guard
             .take(&t, now)
             .map_err(|e| format!("{}: {e}", e.code()))?;
+        if !admitted {
+            let tick = rt.zone().current_tick();
+            self.admission
+                .admit_by_ticket(session, t.account.clone(), now_ms, tick, actions);
+        }
         if !owned {
             self.follow.pending.push(Pending {
                 session,

@@ -31,6 +31,7 @@
 
 use std::path::{Path, PathBuf};
 
+use fabric_core::durable_handoff::HandoffRecord;
 use fabric_core::entity::Entity;
 use fabric_core::entity_row::PAYLOAD_WORDS;
 use fabric_core::zone::Zone;
@@ -89,12 +90,21 @@ impl ZoneJournal {
     /// Opens (or creates, with `dir`) zone `index`'s journal in `dir`, loads it and starts its writer.
     /// Returns the journal and what it holds.
     pub fn open(dir: &Path, index: u32) -> Result<(Self, Loaded), JournalError> {
+        Self::open_with(dir, index, SqliteConfig::default())
+    }
+
+    /// [`Self::open`] with the SQLite settings `sqlite` (its `synchronous`).
+    pub fn open_with(
+        dir: &Path,
+        index: u32,
+        sqlite: SqliteConfig,
+    ) -> Result<(Self, Loaded), JournalError> {
         let path = journal_path(dir, index);
         std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
             path: dir.to_owned(),
             source,
         })?;
-        let mut journal = SqliteJournal::open_or_create(&path, SqliteConfig::default())?;
+        let mut journal = SqliteJournal::open_or_create(&path, sqlite)?;
         let loaded = journal.load()?;
         let writer = JournalWriter::start(
             journal,
@@ -138,17 +148,46 @@ impl ZoneJournal {
 
     /// Adds the mutations `events` stand for: spawns and arrivals with the entity's state in
     /// `zone` now, despawns and departures. An entity spawned and gone again before this call
-    /// is not in `zone` any more: its spawn is left out (its despawn is harmless).
+    /// is not in `zone` any more: its spawn is left out (its despawn is harmless). With
+    /// durable hand-offs the zone's own records journal arrivals and departures
+    /// ([`Self::record_handoffs`]), so those events are skipped here.
     pub fn record_events(&mut self, events: &[ZoneEvent], zone: &Zone) {
+        let handoffs_here = !zone.durable_handoffs();
         for ev in events {
             match *ev {
-                ZoneEvent::Spawned(id) | ZoneEvent::MigratedIn { id, .. } => {
-                    if let Some(e) = zone.find_owned(id).and_then(|slot| zone.entity(slot)) {
-                        self.spawned(&e);
-                    }
+                ZoneEvent::Spawned(id) => self.spawn_held(zone, id),
+                ZoneEvent::MigratedIn { id, .. } if handoffs_here => self.spawn_held(zone, id),
+                ZoneEvent::Despawned(id) => self.despawned(id),
+                ZoneEvent::MigratedOut { id, .. } if handoffs_here => self.despawned(id),
+                _ => {}
+            }
+        }
+    }
+
+    fn spawn_held(&mut self, zone: &Zone, id: u32) {
+        if let Some(e) = zone.find_owned(id).and_then(|slot| zone.entity(slot)) {
+            self.spawned(&e);
+        }
+    }
+
+    /// Adds the mutations of the zone's durable hand-off steps, in order: a seal or a pin is
+    /// a mark, a refused commit or a forgotten arrival clears it, a release is a despawn, an
+    /// arrival a spawn (then its mark).
+    pub fn record_handoffs(&mut self, records: &[HandoffRecord]) {
+        for r in records {
+            match *r {
+                HandoffRecord::Sealed { global_id, mark } => {
+                    self.batch.push(Mutation::Mark { global_id, mark })
                 }
-                ZoneEvent::Despawned(id) | ZoneEvent::MigratedOut { id, .. } => self.despawned(id),
-                ZoneEvent::Linked(_) | ZoneEvent::Unlinked(_) => {}
+                HandoffRecord::Unsealed { global_id } | HandoffRecord::Unpinned { global_id } => {
+                    self.batch.push(Mutation::Unmark { global_id })
+                }
+                HandoffRecord::Released { global_id } => self.despawned(global_id),
+                HandoffRecord::Arrived { entity, mark } => {
+                    self.spawned(&entity);
+                    let global_id = entity.global_id;
+                    self.batch.push(Mutation::Mark { global_id, mark });
+                }
             }
         }
     }
@@ -217,8 +256,9 @@ mod tests {
     use crate::zone::runtime::ZoneRuntime;
     use crate::zone::runtime::tests::{allocations, zone_of_three};
     use fabric_core::coords::vec3_micros;
+    use fabric_core::durable_handoff::HandoffMark;
     use fabric_core::slots::SlotState;
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::time::{Duration, Instant};
 
     fn wait_durable(j: &ZoneJournal, tick: u64) {
@@ -275,13 +315,37 @@ mod tests {
             .collect()
     }
 
-    /// The ids a zone journaled as its own: owned, or handed out and not yet accepted.
+    /// The ids a zone journaled: every entity it holds but reservations (owned, staging,
+    /// committed arrivals; with durable hand-offs an arrival is journaled at its commit).
     fn journaled_ids(rt: &ZoneRuntime) -> BTreeSet<u32> {
         rt.zone()
             .holdings()
-            .filter(|h| matches!(h.state, SlotState::Owned | SlotState::Staging))
+            .filter(|h| h.state != SlotState::Incoming)
             .map(|h| h.global_id)
             .collect()
+    }
+
+    /// Every id held (reservations aside) by exactly one zone, or by two in one hand-off: sealed
+    /// at its sender and pinned at its receiver, under the same migration.
+    fn check_exactly_once(zs: &[ZoneRuntime], ids: impl Iterator<Item = u32>) {
+        let mut holders: BTreeMap<u32, Vec<(usize, u8, u8, u32)>> = BTreeMap::new();
+        for (z, rt) in zs.iter().enumerate() {
+            for h in rt.zone().holdings() {
+                if h.state != SlotState::Incoming {
+                    let mark = rt.zone().slots().mark(h.slot);
+                    let held = (z, mark, h.peer, h.migration_id);
+                    holders.entry(h.global_id).or_default().push(held);
+                }
+            }
+        }
+        for id in ids {
+            match holders.get(&id).map(Vec::as_slice) {
+                Some([_]) => {}
+                Some([(a, 1, pa, ma), (b, 2, pb, mb)] | [(b, 2, pb, mb), (a, 1, pa, ma)])
+                    if *pa as usize == *b && *pb as usize == *a && ma == mb => {}
+                other => panic!("entity {id}: held by {other:?}"),
+            }
+        }
     }
 
     /// Three zones handing wanderers over (arrivals = spawns, departures = despawns, an API
@@ -298,6 +362,7 @@ mod tests {
         let api_id = zs[0]
             .spawn(vec3_micros([1, 2, 3]), vec3_micros([0, 0, 0]), payload)
             .unwrap();
+        let mut gone = 0;
         for tick in 1..=300u64 {
             for z in zs.iter_mut() {
                 z.run_tick();
@@ -316,7 +381,7 @@ mod tests {
                 payload[0] = 9;
                 assert!(z.zone_mut().set_payload(slot, payload));
                 z.journal_payload(id, payload);
-                let gone = z
+                gone = z
                     .zone()
                     .holdings()
                     .filter(|h| h.state == SlotState::Owned)
@@ -329,17 +394,6 @@ mod tests {
         let migrations: u64 = zs.iter().map(|z| z.totals().migrations_in).sum();
         assert!(migrations > 50, "wanderers migrated: {migrations}");
         let expect: Vec<BTreeSet<u32>> = zs.iter().map(journaled_ids).collect();
-        let in_flight: Vec<u32> = zs
-            .iter()
-            .flat_map(|z| z.held_and_incoming().1)
-            .chain(zs.iter().flat_map(|z| {
-                z.zone()
-                    .holdings()
-                    .filter(|h| h.state == SlotState::Arriving)
-                    .map(|h| h.global_id)
-                    .collect::<Vec<_>>()
-            }))
-            .collect();
         let ticks: Vec<u64> = zs.iter().map(|z| z.zone().current_tick()).collect();
         for z in zs.iter_mut() {
             z.close_journal().unwrap().unwrap();
@@ -360,25 +414,36 @@ mod tests {
                 .get(api_id)
                 .is_some_and(|e| e.payload[2] == 0xfeed)
         );
-        // Across the journals: no entity twice; every entity but the despawned one, or in
-        // hand-off (reserved by its receiver, freed by its sender) when the zones stopped.
-        let mut seen = BTreeSet::new();
+        // Across the journals: every entity but the despawned one; in two journals only when
+        // in a hand-off, sealed in its sender's and pinned in its receiver's.
+        let mut seen: BTreeMap<u32, Vec<Option<HandoffMark>>> = BTreeMap::new();
         for l in &loaded {
             for e in l.state.entities() {
-                assert!(seen.insert(e.global_id), "{} in two journals", e.global_id);
+                seen.entry(e.global_id)
+                    .or_default()
+                    .push(l.state.mark(e.global_id));
             }
         }
-        let missing: Vec<u32> = (1..=900).filter(|id| !seen.contains(id)).collect();
-        assert!(
-            missing.len() <= 1 + in_flight.len(),
-            "lost: {missing:?}; in hand-off: {in_flight:?}"
-        );
+        let missing: Vec<u32> = (1..=900).filter(|id| !seen.contains_key(id)).collect();
+        assert_eq!(missing, [gone], "only the despawned entity is missing");
+        for (id, marks) in &seen {
+            if marks.len() > 1 {
+                let kinds: BTreeSet<u8> = marks.iter().flatten().map(|m| m.kind as u8).collect();
+                assert_eq!(marks.len(), 2, "{id}: {marks:?}");
+                assert_eq!(kinds.len(), 2, "{id}: sealed and pinned, {marks:?}");
+            }
+        }
         // Restart: each zone holds its journal's entities, bit for bit, and ticks on after it.
         let mut zs = zones("journal-rt-2", &dir, false);
         for (z, rt) in zs.iter_mut().enumerate() {
             let holds = &loaded[z];
             for e in holds.state.entities() {
-                let slot = rt.owned_slot(e.global_id).expect("restored");
+                let slot = rt
+                    .zone()
+                    .holdings()
+                    .find(|h| h.global_id == e.global_id)
+                    .expect("restored")
+                    .slot;
                 assert_eq!(
                     rt.zone().entity(slot).as_ref(),
                     Some(e),
@@ -389,11 +454,56 @@ mod tests {
             rt.run_tick();
             assert_eq!(rt.zone().current_tick(), holds.last_tick + 1, "zone {z}");
         }
+        // The hand-offs in progress finish; every entity stays held once.
+        let alive = || (1..=900u32).filter(|id| *id != gone);
+        for _ in 0..200 {
+            for z in zs.iter_mut() {
+                z.run_tick();
+                z.pump();
+                z.drain_events().for_each(drop);
+            }
+            check_exactly_once(&zs, alive());
+        }
         // The API id counter continues after the journaled ids.
         let next = zs[0]
             .spawn(vec3_micros([0, 0, 0]), vec3_micros([0, 0, 0]), payload)
             .unwrap();
         assert!(next > api_id, "{next:#x} after {api_id:#x}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A zone restarted from its journal starts its clock no earlier than what it journaled:
+    /// the last tick, and an arrival's HLC stamped by a neighbour running ahead (100 ticks).
+    /// An entity never stamped (HLC 0) does not move it.
+    #[test]
+    fn a_restarted_zone_clock_never_goes_back() {
+        use fabric_core::hlc::Hlc;
+        let dir = std::env::temp_dir().join(format!("zone-journal-hlc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut j, _) = ZoneJournal::open(&dir, 0).unwrap();
+        let ahead = Hlc { l: 5_100, c: 4 };
+        let mut arrived = Entity::at(7, vec3_micros([1, 2, 3]));
+        arrived.hlc = ahead.to_row_u32();
+        j.spawned(&arrived);
+        j.spawned(&Entity::at(8, vec3_micros([4, 5, 6])));
+        j.submit(5_000);
+        wait_durable(&j, 5_000);
+        j.close(5_000).unwrap();
+        let mut rt = zone_of_three("journal-hlc", 0);
+        let (j, holds) = ZoneJournal::open(&dir, 0).unwrap();
+        rt.attach_journal(j, &holds).unwrap();
+        assert_eq!(
+            rt.zone().clock().now(),
+            ahead,
+            "restored at the arrival's HLC"
+        );
+        rt.run_tick();
+        assert_eq!(rt.zone().current_tick(), 5_001);
+        assert!(
+            rt.zone().clock().now() >= ahead,
+            "the tick does not take it back"
+        );
+        rt.close_journal().unwrap().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -10,7 +10,11 @@
 //!   fabric collects them into the file;
 //! - **registry** (`--backend URL` with an API key): the zone registers its link listener as a
 //!   member of the fabric (`Registration::start_in_fabric`), installs the link credential the
-//!   registry grants, and follows `GET /fabrics/{fabric}/members`.
+//!   registry grants, and follows `GET /fabrics/{fabric}/members`. With the grant it also
+//!   makes the zone's follow-ticket keys ([`super::follow::LinkedTickets`]): tickets signed by
+//!   its link key carrying its credential, checked with the registry's keys. After the registry
+//!   rotates its signing key the registration renews the grant (a credential signed by the new
+//!   key, the new key trusted): it is installed again, and links already up stay up.
 //!
 //! Everything here runs from the tick's `drain` and never blocks: a changed members file is
 //! noticed by its size and modification time, checked at most four times a second.
@@ -18,16 +22,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use fabric_auth::LinkCredentialVerifier;
-use fabric_auth::keys::public_key_from_b64;
-use fabric_auth::link_credential::credential_from_text;
 use fabric_core::config::ZoneConfig;
 use fabric_core::zones::ZoneId;
 use fabric_link::links::load_fabric_key;
 use fabric_link::membership::MemberError;
 use fabric_link::{Delivery, LinkConfig, LinkError, LinkEvent, Member, ZoneLinks};
 use fabric_net::ServerIdentity;
-use fabric_net::registry::{Registration, RegistrationConfig};
+use fabric_net::registry::{LinkGrant, Registration, RegistrationConfig};
 use thiserror::Error;
 
 use super::config::ZoneSettings;
@@ -71,6 +72,9 @@ pub enum LinkNetError {
     /// The certificate could not be made.
     #[error("link certificate: {0}")]
     Identity(String),
+    /// The backend URL or its pinned certificate hash is not usable.
+    #[error(transparent)]
+    Backend(#[from] super::config::ConfigError),
 }
 
 /// Where the members come from after start.
@@ -82,10 +86,15 @@ enum Membership {
         next_check: Instant,
     },
     Registry {
-        registration: Registration,
-        backend: String,
+        registration: Box<Registration>,
+        /// The registration's grants (the first, then renewals after key rotations).
+        grants: tokio::sync::watch::Receiver<Option<LinkGrant>>,
+        backend: fabric_net::http::Endpoint,
         api_key: String,
-        installed: bool,
+        /// The grant in force (renewed after a key rotation).
+        installed: Option<Box<LinkGrant>>,
+        /// Signs this zone's follow tickets once the credential is granted.
+        link_key: Box<ed25519_dalek::SigningKey>,
     },
 }
 
@@ -93,6 +102,7 @@ enum Membership {
 pub struct LinkNetwork {
     links: ZoneLinks,
     membership: Membership,
+    tickets: super::follow::LinkedSlot,
 }
 
 impl std::fmt::Debug for LinkNetwork {
@@ -150,7 +160,7 @@ impl LinkNetwork {
                     seen: None,
                     next_check: Instant::now(),
                 };
-                (c, Some(m))
+                (c, Ok(m))
             }
             None if registry => {
                 let identity = ServerIdentity::self_signed_local()
@@ -162,22 +172,24 @@ impl LinkNetwork {
                     cfg.layout,
                     bind,
                     identity,
-                    link_key,
+                    link_key.clone(),
                 );
-                (c, None)
+                (c, Err(link_key))
             }
             None => return Err(LinkNetError::NoCredentials),
         };
         let links = ZoneLinks::start(link_cfg)?;
         let membership = match membership {
-            Some(m) => m,
-            None => {
+            Ok(m) => m,
+            Err(link_key) => {
+                let backend = s.backend_endpoint()?;
                 let mut fabric = links.fabric_membership();
                 let address = advertised_host(s, &links);
                 fabric.link_address = Some(address.clone());
                 let registration = Registration::start_in_fabric(
                     RegistrationConfig {
-                        backend: s.backend_url.clone(),
+                        backend: backend.clone(),
+                        pinned_join_keys: s.join_keys.clone(),
                         api_key: s.api_key.clone(),
                         address: Some(address),
                         port: links.local_addr().port(),
@@ -192,14 +204,26 @@ impl LinkNetwork {
                     fabric,
                 );
                 Membership::Registry {
-                    registration,
-                    backend: s.backend_url.clone(),
+                    grants: registration.link_grants(),
+                    registration: Box::new(registration),
+                    backend,
                     api_key: s.api_key.clone(),
-                    installed: false,
+                    installed: None,
+                    link_key: Box::new(link_key),
                 }
             }
         };
-        Ok(Self { links, membership })
+        Ok(Self {
+            links,
+            membership,
+            tickets: Default::default(),
+        })
+    }
+
+    /// Where this zone's follow-ticket keys appear once the registry granted its credential
+    /// (never with static membership: the fabric key signs those tickets).
+    pub(crate) fn linked_tickets(&self) -> super::follow::LinkedSlot {
+        self.tickets.clone()
     }
 
     /// This zone's member entry (`zone/zones@host:port#hash`), for a static members list.
@@ -212,7 +236,7 @@ impl LinkNetwork {
     pub fn has_credential(&self) -> bool {
         match &self.membership {
             Membership::Static { .. } => true,
-            Membership::Registry { installed, .. } => *installed,
+            Membership::Registry { installed, .. } => installed.is_some(),
         }
     }
 
@@ -254,34 +278,37 @@ impl LinkNetwork {
             Membership::Static { file: None, .. } => {}
             Membership::Registry {
                 registration,
+                grants,
                 backend,
                 api_key,
                 installed,
+                link_key,
             } => {
                 while registration.try_next_event().is_some() {}
-                if *installed {
+                // Cheap on every tick: the grant is looked at only when it changed.
+                if installed.is_some() && !grants.has_changed().unwrap_or(false) {
                     return;
                 }
-                let Some(grant) = registration.link_grant() else {
+                let Some(grant) = grants.borrow_and_update().clone() else {
                     return;
                 };
-                let parsed = public_key_from_b64(&grant.issuer_key)
-                    .map_err(|e| e.to_string())
-                    .and_then(|k| {
-                        credential_from_text(&grant.credential)
-                            .map(|c| (k, c))
-                            .map_err(|e| e.to_string())
-                    });
-                match parsed {
-                    Ok((issuer, credential)) => {
-                        let zones = self.links.member().zones;
-                        let fabric = self.links.fabric_membership().name;
-                        self.links.set_credential(
-                            credential,
-                            LinkCredentialVerifier::new(&fabric, zones, [issuer]),
-                        );
-                        self.links.follow_registry(backend, api_key, MEMBERS_POLL);
-                        *installed = true;
+                let member = self.links.member();
+                let fabric = self.links.fabric_membership().name;
+                match fabric_link::registry::decode_grant(&fabric, member.zones, &grant) {
+                    Ok((credential, verifier)) => {
+                        *self.tickets.write().expect("tickets lock") =
+                            Some(std::sync::Arc::new(super::follow::LinkedTickets::new(
+                                &fabric,
+                                member.zone,
+                                (**link_key).clone(),
+                                credential.clone(),
+                                verifier.clone(),
+                            )));
+                        self.links.set_credential(credential, verifier);
+                        if installed.is_none() {
+                            self.links.follow_registry(backend, api_key, MEMBERS_POLL);
+                        }
+                        *installed = Some(Box::new(grant));
                     }
                     Err(e) => tracing::warn!("registry link grant: {e}"),
                 }

@@ -19,6 +19,7 @@ use fabric_core::command_gate::{REFUSAL_COUNT, Refusal};
 
 use super::ownership_metrics::{OwnershipFigures, OwnershipMetrics};
 use super::replication::{ReplRates, ReplTotals};
+use super::tick_profile::{ProfileMetrics, ProfileSummary};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -159,6 +160,10 @@ struct Dump {
     held: Vec<u32>,
     incoming: Vec<u32>,
     motion: Vec<Motion>,
+    /// Asset instances held: global id and asset id.
+    assets: Vec<(u32, u64)>,
+    /// Held ids sealed in a durable hand-off (promised to a neighbour, which may hold it too).
+    sealed: Vec<u32>,
 }
 
 /// A held entity's exact state in a state dump: position and velocity per axis as the core
@@ -185,6 +190,7 @@ pub struct Published {
     replication: Mutex<ReplTotals>,
     ownership: OwnershipMetrics,
     ownership_last: Mutex<OwnershipFigures>,
+    profile: ProfileMetrics,
     stop: AtomicBool,
 }
 
@@ -301,7 +307,9 @@ impl Published {
             h.journal_mutations.clone(),
         );
         let ownership = OwnershipMetrics::register(&mut registry);
+        let profile = ProfileMetrics::register(&mut registry);
         Arc::new(Self {
+            profile,
             zone,
             ownership,
             ownership_last: Mutex::new(OwnershipFigures::default()),
@@ -381,6 +389,11 @@ impl Published {
         *last = *t;
     }
 
+    /// Publishes the tick profile (wall and CPU time per tick and per phase; atomics only).
+    pub fn publish_profile(&self, s: &ProfileSummary) {
+        self.profile.publish(s);
+    }
+
     /// Publishes the ownership totals ([`super::ownership_metrics`]; no allocation).
     pub fn publish_ownership(&self, f: &OwnershipFigures) {
         let mut last = self
@@ -408,6 +421,16 @@ impl Published {
         *self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Makes room in the state dump for `slots` entities, so publishing never grows it.
+    pub fn reserve_dump(&self, slots: usize) {
+        let mut d = self.dump.lock().unwrap_or_else(|p| p.into_inner());
+        d.motion.reserve(slots);
+        d.held.reserve(slots);
+        d.incoming.reserve(slots);
+        d.assets.reserve(slots);
+        d.sealed.reserve(slots);
+    }
+
     /// Replaces the state dump (buffers are reused: no allocation once warmed up): the tick,
     /// the ticks dropped so far, held and reserved ids, and the exact motion of held entities.
     pub fn set_dump(
@@ -429,6 +452,21 @@ impl Published {
         d.incoming.extend(incoming);
     }
 
+    /// Replaces the sealed ids of the state dump (with [`Self::set_dump`], the same tick).
+    pub fn set_sealed(&self, sealed: impl Iterator<Item = u32>) {
+        let mut d = self.dump.lock().unwrap_or_else(|p| p.into_inner());
+        d.sealed.clear();
+        d.sealed.extend(sealed);
+    }
+
+    /// Replaces the asset instances of the state dump (with [`Self::set_dump`], the same
+    /// tick): global id and asset id of each held instance.
+    pub fn set_assets(&self, assets: impl Iterator<Item = (u32, u64)>) {
+        let mut d = self.dump.lock().unwrap_or_else(|p| p.into_inner());
+        d.assets.clear();
+        d.assets.extend(assets);
+    }
+
     /// The metrics in Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -437,10 +475,13 @@ impl Published {
         out
     }
 
-    /// The state dump: `FABRIC_ZONE_STATE zone=Z tick=T dropped=D held=1,2,3 incoming=4`,
-    /// then one line per held entity, `E id px py pz vx vy vz`: the core's exact 64.64
+    /// The state dump: `FABRIC_ZONE_STATE zone=Z tick=T dropped=D held=1,2,3 incoming=4`
+    /// (and ` sealed=2` when held entities are sealed in a durable hand-off: their receiver
+    /// may list them too, as it holds them once committed), then one line per held entity, `E id px py pz vx vy vz`: the core's exact 64.64
     /// fixed-point micrometres as `i128` integers (divide by 2^64 for micrometres; velocity per
     /// tick). `dropped` counts the ticks this zone skipped so far (its entities did not move then).
+    /// Then one line per held asset instance (CMD_INSTANCE_ASSET), `I id asset`: its global id
+    /// and asset id (decimal u64).
     pub fn state_line(&self) -> String {
         use std::fmt::Write as _;
         let d = self.dump.lock().unwrap_or_else(|p| p.into_inner());
@@ -453,11 +494,20 @@ impl Published {
             list(&d.held),
             list(&d.incoming)
         );
+        if !d.sealed.is_empty() {
+            out.pop();
+            // Writing into a String cannot fail.
+            let _ = writeln!(out, " sealed={}", list(&d.sealed));
+        }
         for m in &d.motion {
             let [px, py, pz] = m.position;
             let [vx, vy, vz] = m.velocity;
             // Writing into a String cannot fail.
             let _ = writeln!(out, "E {} {px} {py} {pz} {vx} {vy} {vz}", m.id);
+        }
+        for (id, asset) in &d.assets {
+            // Writing into a String cannot fail.
+            let _ = writeln!(out, "I {id} {asset}");
         }
         out
     }
@@ -621,6 +671,13 @@ mod tests {
             "exact 64.64 bits per held entity: {s}"
         );
         assert_eq!(s.matches("\nE ").count(), 3, "{s}");
+        // Held entities sealed in a durable hand-off are listed as such.
+        p.set_sealed([2].into_iter());
+        let s = get(addr, "/state");
+        assert!(
+            s.contains("held=1,2,3 incoming=9 sealed=2\n"),
+            "sealed ids at the end of the first line: {s}"
+        );
         assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
         // Dropping the server joins its thread; the port is then closed.
         drop(server);

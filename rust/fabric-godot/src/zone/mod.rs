@@ -28,11 +28,13 @@ use godot::global::Error;
 use godot::prelude::*;
 
 pub mod api;
+mod assets;
 pub mod config;
 mod follow;
 pub mod hosting;
 pub mod journal;
 pub mod link_network;
+mod map_assets;
 pub mod metrics;
 pub mod monitors;
 pub mod network;
@@ -40,11 +42,13 @@ mod ownership;
 pub mod ownership_metrics;
 mod players;
 mod replication;
+mod room;
 pub mod runtime;
 mod sessions;
 pub mod shutdown;
 pub mod snapshot;
 mod stats;
+pub mod tick_profile;
 
 use config::{LinkMode, Population, ZoneSettings};
 use runtime::{ZoneEvent, ZoneRuntime};
@@ -160,9 +164,18 @@ pub struct FabricZone {
     /// Read the user arguments after `--` in `_ready` (over the properties).
     #[export]
     pub(crate) use_command_line: bool,
-    /// Registry backend (`http://host:port`); empty = do not register, admit without tokens.
+    /// Registry backend (`http://host:port`, or `https://host:port` with
+    /// [member backend_cert_hash]); empty = do not register, admit without tokens.
     #[export]
     pub(crate) backend_url: GString,
+    /// SHA-256 of the certificate an `https://` backend presents (base64 or hex; several
+    /// comma-separated), as its start-up line prints it: the only certificate accepted.
+    #[export]
+    pub(crate) backend_cert_hash: GString,
+    /// Join-token public keys (base64url) to trust instead of those the backend publishes at
+    /// `GET /keys/join` (empty = trust what it publishes).
+    #[export]
+    pub(crate) join_keys: PackedStringArray,
     /// Address clients should use to reach this zone, as registered (empty = the backend takes
     /// the address the registration came from).
     #[export]
@@ -187,6 +200,11 @@ pub struct FabricZone {
     /// shorter than that); 0 = never rotate (the certificate then expires after 14 days).
     #[export]
     pub(crate) cert_rotation_sec: i64,
+    /// Room whose `placed_saved` objects this zone loads at start and saves (`save_room()`,
+    /// graceful shutdown) through `backend_url` with the operator API key; empty = none
+    /// (`--room ID` on the command line; see `docs/zone.md`, "Rooms").
+    #[export]
+    pub(crate) room_id: GString,
     /// The current simulation tick.
     #[var(no_set, pub)]
     tick: i64,
@@ -206,6 +224,11 @@ pub struct FabricZone {
     pub(crate) hash_file: Option<PathBuf>,
     /// Fabric key and static members for `--link network` (command line only).
     link_net: link_network::LinkSettings,
+    /// The journal's `synchronous` and the asset placement rules (command line only).
+    durability: (
+        fabric_journal::Synchronous,
+        fabric_core::asset_placement::PlacementRules,
+    ),
     /// World bounds given as six numbers on the command line (not a cube).
     bounds_override: Option<([f64; 3], [f64; 3])>,
     server: Option<Server>,
@@ -232,10 +255,27 @@ pub struct FabricZone {
     restore_marker: Option<shutdown::RestoreMarker>,
     /// Players following their avatars to other zones ([`follow`]).
     follow: follow::Follow,
+    /// `--assets` was given as a list or `any` (`Some(false)`) or as `backend` (`Some(true)`);
+    /// `None`: from the backend when registering (command line only).
+    assets_from_backend: Option<bool>,
+    /// The map's placeable assets, when they come from the backend ([`map_assets`]).
+    map_assets: Option<map_assets::MapAssets>,
+    /// The room saved and loaded through the backend ([`room`]).
+    room: room::ZoneRoom,
     /// A zone of a zone process (from the command line, or hosted beside it by
     /// [`hosting`]): an unusable journal quits the process, and a graceful shutdown quits it
     /// once every such zone is done.
     process_zone: bool,
+}
+
+/// The user arguments after `--` on the engine's command line.
+pub(crate) fn user_args() -> Vec<String> {
+    Os::singleton()
+        .get_cmdline_user_args()
+        .as_slice()
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// Reads `multiplayer_fabric/zone/<name>` into `slot` when the project sets it.
@@ -282,6 +322,8 @@ impl INode for FabricZone {
             autostart: true,
             use_command_line: true,
             backend_url: GString::new(),
+            backend_cert_hash: GString::new(),
+            join_keys: PackedStringArray::new(),
             public_address: GString::new(),
             map_name: GString::from(&d.map_name),
             zone_name: GString::new(),
@@ -289,6 +331,7 @@ impl INode for FabricZone {
             require_token: false,
             websocket_fallback: true,
             cert_rotation_sec: d.cert_rotation_sec,
+            room_id: GString::new(),
             tick: 0,
             cert_hash: GString::new(),
             next_cert_hash: GString::new(),
@@ -296,6 +339,7 @@ impl INode for FabricZone {
             api_key: std::env::var("FABRIC_BACKEND_API_KEY").unwrap_or_default(),
             hash_file: None,
             link_net: Default::default(),
+            durability: Default::default(),
             bounds_override: None,
             server: None,
             registration: None,
@@ -316,6 +360,9 @@ impl INode for FabricZone {
             shutdown: None,
             restore_marker: None,
             follow: Default::default(),
+            assets_from_backend: None,
+            map_assets: None,
+            room: Default::default(),
             process_zone: false,
         };
         let ps = ProjectSettings::singleton();
@@ -347,12 +394,7 @@ impl INode for FabricZone {
         if self.use_command_line {
             // A zone process: SIGINT/SIGTERM start a graceful shutdown.
             shutdown::install_signal_handlers();
-            let args: Vec<String> = Os::singleton()
-                .get_cmdline_user_args()
-                .as_slice()
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let args = user_args();
             let parsed = self
                 .settings_from_properties()
                 .and_then(|base| config::parse_args(base, &args));
@@ -385,7 +427,13 @@ impl INode for FabricZone {
     }
 
     fn process(&mut self, _delta: f64) {
+        self.poll_room();
         let now = Instant::now();
+        if self.room.loading() {
+            // Not ticking nor admitting until the room is in (see `room`).
+            self.last_frame = now;
+            return;
+        }
         let elapsed = now.saturating_duration_since(self.last_frame);
         self.last_frame = now;
         if self.runtime.is_some() {
@@ -452,16 +500,33 @@ impl FabricZone {
     #[signal]
     pub(crate) fn player_left(session: i64, avatar_id: i64);
     /// Commands of `session` were refused for `reason` (`rate`, `malformed`, `not_joined`,
-    /// `authority`, `bounds`, `speed`, `not_here`); emitted with each error report the client
+    /// `authority`, `bounds`, `speed`, `not_here`, and for CMD_INSTANCE_ASSET `unknown_asset`,
+    /// `not_in_zone`, `too_far`, `no_capacity`, `ack_backlog`); emitted with each error report the client
     /// gets, so at most once a second per session and reason.
     #[signal]
     pub(crate) fn command_refused(session: i64, reason: GString);
+    /// A player of `session` placed an instance of asset `asset_id` (CMD_INSTANCE_ASSET): entity
+    /// `entity`, made here. Emitted when it is made; the player hears `placed` once the
+    /// journal committed it (`docs/persistence.md`).
+    #[signal]
+    pub(crate) fn asset_placed(session: i64, entity: i64, asset_id: i64);
+
+    /// A room save finished: `ok`, the room's new `version` and the `entities` saved, or the
+    /// `error` in words (`ok` false).
+    #[signal]
+    pub(crate) fn room_saved(ok: bool, version: i64, entities: i64, error: GString);
+
+    /// The room was loaded at start: `entities` restored from `version` (0 for a room never
+    /// saved). A load that fails stops the zone; it is reported with `ok` false.
+    #[signal]
+    pub(crate) fn room_loaded(ok: bool, version: i64, entities: i64, error: GString);
 
     /// Starts the zone: the simulation (and its population), links, metrics and, with
     /// `serve_clients`, the client listener (and registration, with `backend_url`). Returns
     /// `ERR_ALREADY_IN_USE` when running, `ERR_INVALID_PARAMETER` for unusable settings,
     /// `ERR_CANT_CREATE` when a port cannot be bound or the zone index is taken in this fabric,
-    /// `ERR_UNCONFIGURED` when `backend_url` is set without an API key, `ERR_FILE_CORRUPT` when
+    /// `ERR_UNCONFIGURED` when `backend_url` (or `room_id`) is set without an API key,
+    /// `ERR_FILE_CORRUPT` when
     /// `data_dir` holds a snapshot that cannot be reloaded (see `load_snapshot`), `ERR_CANT_OPEN`
     /// when the journal in `data_dir` is unusable (the error names the file) or its entities do
     /// not fit.
@@ -493,6 +558,21 @@ impl FabricZone {
             self.stop();
             return Error::ERR_FILE_CORRUPT;
         }
+        match self.begin_room_load() {
+            // `FABRIC_ZONE_READY` once the room is in.
+            Ok(true) => return Error::OK,
+            Ok(false) => {}
+            Err(e) => {
+                self.stop();
+                return e;
+            }
+        }
+        self.announce_ready();
+        Error::OK
+    }
+
+    /// Prints `FABRIC_ZONE_READY ...` (the zone runs, its room loaded).
+    fn announce_ready(&self) {
         let owned = self.runtime.as_ref().map_or(0, |r| r.counts().owned);
         godot_print!(
             "FABRIC_ZONE_READY zone_id={} addr={} cert_hash={} next_cert_hash={} precision={} owned={owned}",
@@ -508,7 +588,6 @@ impl FabricZone {
                 "single"
             }
         );
-        Error::OK
     }
 
     /// Stops the zone: closes every session, leaves the registry and the fabric, stops serving
@@ -521,6 +600,7 @@ impl FabricZone {
         if let Some(r) = self.registration.take() {
             r.stop();
         }
+        self.map_assets = None;
         if let Some(Err(e)) = self.runtime.as_mut().and_then(ZoneRuntime::close_journal) {
             godot_error!("FabricZone {}: {e}", self.zone_id);
         }
@@ -576,6 +656,10 @@ impl FabricZone {
             link_port: u16::try_from(self.link_port).unwrap_or(0),
             link: LinkMode::None,
             data_dir: (!self.data_dir.is_empty()).then(|| PathBuf::from(self.data_dir.to_string())),
+            // Command line only (`--journal-sync`, `--place-radius`, `--assets`).
+            journal_sync: self.durability.0,
+            placement: self.durability.1.clone(),
+            assets_from_backend: self.assets_from_backend,
             tick_hz: u(self.tick_hz),
             max_catch_up: u(self.max_catch_up),
             event_budget: u(self.event_budget),
@@ -584,6 +668,13 @@ impl FabricZone {
             stats_every_s: self.stats_every_sec,
             quit_after_s: self.quit_after_sec,
             backend_url: self.backend_url.to_string(),
+            backend_cert_hash: self.backend_cert_hash.to_string(),
+            join_keys: self
+                .join_keys
+                .as_slice()
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
             api_key: self.api_key.clone(),
             public_address: self.public_address.to_string(),
             map_name: self.map_name.to_string(),
@@ -661,6 +752,8 @@ impl FabricZone {
         self.stats_every_sec = s.stats_every_s;
         self.quit_after_sec = s.quit_after_s;
         self.backend_url = GString::from(&s.backend_url);
+        self.backend_cert_hash = GString::from(&s.backend_cert_hash);
+        self.join_keys = s.join_keys.iter().map(GString::from).collect();
         self.api_key = s.api_key.clone();
         self.public_address = GString::from(&s.public_address);
         self.map_name = GString::from(&s.map_name);
@@ -671,6 +764,8 @@ impl FabricZone {
         self.cert_rotation_sec = s.cert_rotation_sec;
         self.hash_file = s.cert_hash_file.clone();
         self.link_net = s.link_net.clone();
+        self.durability = (s.journal_sync, s.placement.clone());
+        self.assets_from_backend = s.assets_from_backend;
     }
 
     fn start_runtime(&mut self, s: &ZoneSettings) -> Error {
@@ -692,6 +787,7 @@ impl FabricZone {
                 return Error::ERR_INVALID_PARAMETER;
             }
         };
+        let mut linked_tickets = None;
         let net: Box<dyn network::ZoneNetwork> = match s.link {
             LinkMode::None => Box::new(network::NoNetwork),
             LinkMode::Memory => {
@@ -706,6 +802,7 @@ impl FabricZone {
             }
             LinkMode::Network => match link_network::LinkNetwork::start(s, &cfg) {
                 Ok(n) => {
+                    linked_tickets = Some(n.linked_tickets());
                     godot_print!(
                         "FABRIC_ZONE_LINK_READY zone_id={} member={}",
                         s.zone_index,
@@ -772,7 +869,10 @@ impl FabricZone {
                     }
                 }
             }
-            match journal::ZoneJournal::open(dir, s.zone_index) {
+            let sqlite = fabric_journal::SqliteConfig {
+                synchronous: s.journal_sync,
+            };
+            match journal::ZoneJournal::open_with(dir, s.zone_index, sqlite) {
                 Ok((j, holds)) => {
                     let path = j.path().display().to_string();
                     if holds.last_seq > 0 {
@@ -805,7 +905,8 @@ impl FabricZone {
         rt.spawn_population(population);
         rt.publish();
         self.reset_players(&cfg, repl);
-        self.follow = match follow::Follow::new(s) {
+        self.players.placements.set_rules(s.placement.clone());
+        self.follow = match follow::Follow::new(s, linked_tickets) {
             Ok(f) => f,
             Err(e) => {
                 godot_error!("FabricZone {}: follow tickets: {e}", s.zone_index);
@@ -826,6 +927,10 @@ impl FabricZone {
 
     fn start_server(&mut self) -> Error {
         let registering = !self.backend_url.is_empty();
+        if self.assets_from_backend == Some(true) && !registering {
+            godot_error!("FabricZone: --assets backend needs a backend (--backend and an API key)");
+            return Error::ERR_UNCONFIGURED;
+        }
         if registering && self.api_key.is_empty() {
             godot_error!(
                 "FabricZone: backend_url is set but no operator API key: pass --backend-api-key or set FABRIC_BACKEND_API_KEY"
@@ -876,8 +981,31 @@ impl FabricZone {
                 self.zone_name.to_string()
             };
             let public = self.public_address.to_string();
+            let backend = match config::backend_endpoint(
+                &self.backend_url.to_string(),
+                &self.backend_cert_hash.to_string(),
+            ) {
+                Ok(b) => b,
+                Err(e) => {
+                    godot_error!("FabricZone: registry backend: {e}");
+                    return Error::ERR_INVALID_PARAMETER;
+                }
+            };
+            self.map_assets = self.assets_from_backend.unwrap_or(true).then(|| {
+                map_assets::MapAssets::new(
+                    backend.clone(),
+                    self.api_key.clone(),
+                    self.map_name.to_string(),
+                )
+            });
             self.registration = Some(Registration::start(RegistrationConfig {
-                backend: self.backend_url.to_string(),
+                backend,
+                pinned_join_keys: self
+                    .join_keys
+                    .as_slice()
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect(),
                 api_key: self.api_key.clone(),
                 address: (!public.is_empty()).then_some(public),
                 port: server.local_addr().port(),
@@ -925,7 +1053,15 @@ impl FabricZone {
             // After the ticks: claims of avatars that just arrived (`follow`), then each
             // player's packet (`replication`).
             self.bind_pending_claims();
+            let start = tick_profile::Lap::now();
             self.replicate();
+            if let Some(rt) = self.runtime.as_mut() {
+                rt.record_phase(
+                    tick_profile::Phase::Replicate,
+                    &start,
+                    &tick_profile::Lap::now(),
+                );
+            }
         }
         self.flush_events();
         self.mark_restored_when_durable();

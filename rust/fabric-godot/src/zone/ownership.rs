@@ -42,10 +42,10 @@ use fabric_core::ownership::{Denial, Departure, Ownership, OwnershipConfig, Pers
 use fabric_core::player_command::{PlayerCommand, PlayerPacket};
 use fabric_core::session_control::{ControlMessage, OwnershipState};
 use fabric_core::slots::SlotState;
-use godot::classes::Os;
 use godot::prelude::*;
 
 use super::FabricZone;
+use super::config::last_arg;
 use super::ownership_metrics::OwnershipFigures;
 use super::runtime::ZoneRuntime;
 
@@ -178,40 +178,26 @@ fn still_here(rt: &ZoneRuntime, id: u32) -> bool {
 
 /// The grace named by `--holder-grace-s SECONDS` in `args`: `Ok(None)` when absent.
 pub(crate) fn holder_grace_arg(args: &[String]) -> Result<Option<f64>, String> {
-    let mut found = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = match a.split_once('=') {
-            Some(("--holder-grace-s", v)) => v.to_owned(),
-            None if a == "--holder-grace-s" => it.next().cloned().unwrap_or_default(),
-            _ => continue,
-        };
-        found = Some(
+    last_arg(args, "--holder-grace-s")
+        .map(|v| {
             v.parse::<f64>()
                 .ok()
                 .filter(|s| s.is_finite() && *s >= 0.0)
-                .ok_or_else(|| format!("--holder-grace-s: `{v}` is not a number of seconds"))?,
-        );
-    }
-    Ok(found)
+                .ok_or_else(|| format!("--holder-grace-s: `{v}` is not a number of seconds"))
+        })
+        .transpose()
 }
 
 /// The persist mode named by `--persist-mode` in `args`: `Ok(None)` when absent, an error
 /// naming the value when it is not a mode.
 pub(crate) fn persist_mode_arg(args: &[String]) -> Result<Option<PersistMode>, String> {
-    let mut found = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = match a.split_once('=') {
-            Some(("--persist-mode", v)) => v.to_owned(),
-            None if a == "--persist-mode" => it.next().cloned().unwrap_or_default(),
-            _ => continue,
-        };
-        found = Some(PersistMode::parse(&v).ok_or_else(|| {
-            format!("--persist-mode: `{v}` is not transient_held, placed_room or placed_saved")
-        })?);
-    }
-    Ok(found)
+    last_arg(args, "--persist-mode")
+        .map(|v| {
+            PersistMode::parse(&v).ok_or_else(|| {
+                format!("--persist-mode: `{v}` is not transient_held, placed_room or placed_saved")
+            })
+        })
+        .transpose()
 }
 
 fn event(entity: u32, state: OwnershipState, holder: Option<u32>, reason: &str) -> Vec<u8> {
@@ -307,12 +293,7 @@ impl FabricZone {
     pub(super) fn reset_ownership(&mut self) {
         let mut cfg = OwnershipConfig::default();
         if self.use_command_line {
-            let args: Vec<String> = Os::singleton()
-                .get_cmdline_user_args()
-                .as_slice()
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let args = super::user_args();
             match persist_mode_arg(&args) {
                 Ok(m) => cfg.default_persist = m.unwrap_or(cfg.default_persist),
                 Err(e) => godot_error!("FabricZone: {e}; placed_room is used"),

@@ -11,8 +11,9 @@
 //!   ticks, exactly as the next tick's input: a position upsert sets the avatar's position,
 //!   velocity and acceleration; a velocity spike adds its velocity to the entities within 5 m
 //!   of its position (other players' avatars excepted); a nudge adds its velocity to its
-//!   target. Stroke knots and asset instances pass the gate and are counted, and are applied
-//!   when the zone has strokes and assets;
+//!   target. A CMD_INSTANCE_ASSET places an asset instance ([`super::assets`]), answered with
+//!   `placed` once durable. Stroke knots pass the gate and are counted, and are applied when
+//!   the zone has strokes;
 //! - once a frame, error reports due go back as `commands_refused` control messages
 //!   (reliable), `command_refused(session, reason)` is emitted once per reason in each report,
 //!   and the totals go to `/metrics`;
@@ -36,6 +37,7 @@ use fabric_core::slots::SlotState;
 use godot::prelude::*;
 
 use super::FabricZone;
+use super::assets::{self, Placements};
 use super::ownership::{HeldAuthority, ZoneOwnership, held_by_other, held_move_in_reach};
 use super::replication::Replication;
 use super::runtime::ZoneRuntime;
@@ -53,6 +55,8 @@ pub(crate) struct Players {
     pub(crate) replication: Replication,
     /// Who holds which entity ([`super::ownership`]).
     pub(crate) ownership: ZoneOwnership,
+    /// Asset placements and the answers owed ([`super::assets`]).
+    pub(crate) placements: Placements,
 }
 
 impl Default for Players {
@@ -74,7 +78,19 @@ impl Players {
             gate: CommandGate::new(GateConfig::new(cfg)),
             replication: Replication::default(),
             ownership: ZoneOwnership::default(),
+            placements: Placements::default(),
         }
+    }
+
+    /// Counts a refusal of `session`'s command decided outside the gate.
+    pub(super) fn refuse(&mut self, session: u64, why: Refusal) {
+        self.gate.refuse(session, why);
+    }
+
+    /// Refused commands per reason since the start.
+    #[cfg(test)]
+    pub(super) fn refused_counts(&self) -> [u64; fabric_core::command_gate::REFUSAL_COUNT] {
+        self.gate.refused()
     }
 
     /// The avatar `session` plays here, if any.
@@ -117,6 +133,7 @@ impl Players {
         }
         out.push_str(&self.replication.stats_fields());
         out.push_str(&self.ownership.stats_fields());
+        out.push_str(&self.placements.stats_fields());
         out
     }
 }
@@ -175,6 +192,7 @@ fn apply(
             }
             true
         }
+        // Placed by `super::assets` before `apply` is reached.
         PlayerCommand::StrokeKnot { .. } | PlayerCommand::InstanceAsset { .. } => {
             rt.owned_slot(p.global_id).is_some()
         }
@@ -242,6 +260,7 @@ impl FabricZone {
                 players.replication.views() as u64,
             );
         }
+        self.send_baseline_markers();
     }
 
     /// A client ack datagram from `session`.
@@ -258,6 +277,7 @@ impl FabricZone {
     pub(super) fn player_session_closed(&mut self, session: u64) {
         self.players.gate.close(session);
         self.players.replication.drop_session(session);
+        self.players.placements.drop_session(session);
         let Some(id) = self.players.avatars.remove(session) else {
             return;
         };
@@ -347,6 +367,14 @@ impl FabricZone {
         let reach = players.gate.config().max_gap_ticks;
         if !held_move_in_reach(rt, &players.avatars, session, &p, reach) {
             players.gate.refuse(session, Refusal::Speed);
+        } else if let PlayerCommand::InstanceAsset { asset_id, request } = p.command {
+            if let Some(entity) = assets::place(rt, players, session, &p, asset_id, request) {
+                self.signals().asset_placed().emit(
+                    session as i64,
+                    i64::from(entity),
+                    asset_id as i64,
+                );
+            }
         } else if !apply(rt, &players.avatars, &players.ownership.table, session, &p) {
             players.gate.refuse(session, Refusal::NotHere);
         }
@@ -355,6 +383,9 @@ impl FabricZone {
     /// Once a frame: error reports due go out (and as signals), totals go to the metrics.
     pub(super) fn poll_players(&mut self, now_ms: u64, actions: &mut Vec<Action>) {
         self.poll_ownership();
+        if let Some(rt) = self.runtime.as_ref() {
+            assets::poll(rt, &mut self.players.placements, actions);
+        }
         let mut refused: Vec<(u64, Refusal)> = Vec::new();
         self.players.gate.poll_reports(now_ms, |r| {
             actions.push(Action::Send {
@@ -396,7 +427,12 @@ pub(crate) mod tests {
 
     /// A zone runtime with the default settings and no neighbours.
     pub(crate) fn runtime() -> ZoneRuntime {
-        let cfg = ZoneSettings::default().core_config().unwrap();
+        runtime_with(&ZoneSettings::default())
+    }
+
+    /// A zone runtime with `settings` and no neighbours.
+    pub(crate) fn runtime_with(settings: &ZoneSettings) -> ZoneRuntime {
+        let cfg = settings.core_config().unwrap();
         let limits = Limits {
             max_catch_up: 5,
             event_budget: 64,

@@ -4,16 +4,23 @@
 //! The glue between the core's [`fabric_core::client_view`] (sans-IO), the zone runtime (its
 //! slots and the neighbours' ghost rows), the avatar table and the client sessions:
 //!
-//! - once per frame that ran ticks, the candidates (the zone's owned entities, then the ghost
-//!   rows it keeps, each with its owning zone) are gathered once into a preallocated vec;
-//! - for each session whose avatar is owned here, its view writes the tick's packet around the
+//! - once per frame that ran ticks, the candidates (the zone's owned entities and those staging
+//!   here, whose hand-off the receiver has not acknowledged yet, then the ghost rows it keeps,
+//!   each with its owning zone) are gathered once into a preallocated vec;
+//! - for each session whose avatar is held here (owned or staging), its view writes the tick's packet around the
 //!   avatar's position into one reused buffer (at most the session's datagram size), which is
 //!   sent as an unreliable datagram (kind `0x43`, `docs/session-protocol.md`);
 //! - acks (kind `0x41`, 8 bytes) from the client go to [`ClientView::on_ack`]; a malformed one
 //!   is counted and dropped;
-//! - when the avatar is no longer owned here (it migrated, or was despawned) the view is
+//! - when the avatar is no longer held here (it migrated, or was despawned) the view is
 //!   dropped (the client hears `not_here` on its next command, as before); a closed session's
 //!   view is dropped with it.
+//!
+//! - when a view's late-join baseline is complete ([`ClientView::baseline_done`]) the session
+//!   is sent, on the reliable stream, who holds what (an `ownership` `granted` event, reason
+//!   `baseline`, per held entity: a joiner missed the grants made before it came), then
+//!   `baseline_done {tick}`; once per view: on joining and each time its avatar enters this
+//!   zone again (a new view);
 //!
 //! Nothing is allocated per tick once a view exists (a view is made when its player first
 //! shows up in a tick).
@@ -29,7 +36,9 @@ use fabric_core::coords::Vec3;
 use fabric_core::entity_row::dequantize_velocity;
 use fabric_core::slots::SlotState;
 
+use super::FabricZone;
 use super::runtime::ZoneRuntime;
+use fabric_core::session_control::{ControlMessage, OwnershipState};
 
 /// Totals of a zone's replication to its clients (cumulative).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,6 +73,8 @@ pub(crate) struct ReplRates {
 struct Viewer {
     view: ClientView,
     window_bytes: u64,
+    /// The session was told its baseline is done.
+    baseline_told: bool,
 }
 
 /// The views of a zone's players and the buffers they share.
@@ -72,10 +83,14 @@ pub(crate) struct Replication {
     cfg: ReplicationConfig,
     views: HashMap<u64, Viewer>,
     candidates: Vec<Candidate>,
+    /// How many of `candidates` are this zone's own (the rest are ghost rows).
+    held: usize,
     buf: Vec<u8>,
     totals: ReplTotals,
     window: (u64, ReplTotals),
     rates: ReplRates,
+    /// Sessions whose baseline completed in the last run, and the tick (reused).
+    baselines: Vec<(u64, u64)>,
 }
 
 impl Default for Replication {
@@ -97,10 +112,12 @@ impl Replication {
             cfg,
             views: HashMap::new(),
             candidates: Vec::new(),
+            held: 0,
             buf: vec![0; cfg.mtu],
             totals: ReplTotals::default(),
             window: (0, ReplTotals::default()),
             rates: ReplRates::default(),
+            baselines: Vec::new(),
         })
     }
 
@@ -153,7 +170,11 @@ impl Replication {
         self.candidates.clear();
         let own = zone.id();
         for i in 0..slots.capacity() {
-            if slots.state(i) != SlotState::Owned {
+            // Staging entities are still this zone's until the receiver's ack (they stay if
+            // it refuses), and nobody else sends them before the commit: sending them keeps a
+            // crossing avatar's updates flowing, where leaving them out made every hand-off a
+            // leave and an enter.
+            if !matches!(slots.state(i), SlotState::Owned | SlotState::Staging) {
                 continue;
             }
             let e = slots.entity(i);
@@ -165,6 +186,7 @@ impl Replication {
                 class_word: e.payload[0],
             });
         }
+        self.held = self.candidates.len();
         let vmax = zone.config().v_max_um;
         for g in ghosts.iter() {
             self.candidates.push(Candidate {
@@ -177,7 +199,8 @@ impl Replication {
         }
     }
 
-    /// After the zone's ticks: one packet per player whose avatar is owned here, handed to
+    /// After the zone's ticks: one packet per player whose avatar is held here (owned, or
+    /// staging: handed to a neighbour that has not answered), handed to
     /// `send(session, bytes)`; `max_len(session)` is the largest datagram the session takes.
     /// Views of players whose avatar is no longer here are dropped.
     pub(crate) fn run(
@@ -193,9 +216,16 @@ impl Replication {
             return;
         }
         self.gather(rt);
-        let slots = rt.zone().slots();
         for (session, avatar) in avatars.iter() {
-            let viewer: Option<Vec3> = rt.owned_slot(avatar).map(|s| slots.position(s));
+            // While the avatar is staging (handed to a neighbour that has not answered) the
+            // view goes on: a hand-off that rolls back must not restart it. A new view starts
+            // its sequence numbers again, which the client's mirror, still holding the old
+            // view's entities, would take for stale packets and then for enters on handles
+            // it holds (`HandleInUse`): the load runs' "packet refused by the mirror".
+            let viewer: Option<Vec3> = self.candidates[..self.held]
+                .iter()
+                .find(|c| c.global_id == avatar)
+                .map(|c| c.position);
             let Some(viewer) = viewer else {
                 self.views.remove(&session);
                 continue;
@@ -207,15 +237,22 @@ impl Replication {
                     self.views.entry(session).or_insert(Viewer {
                         view,
                         window_bytes: 0,
+                        baseline_told: false,
                     })
                 }
             };
             let before = records(&v.view.stats());
             let limit = max_len(session).min(self.buf.len());
-            let Some(len) =
+            let written =
                 v.view
-                    .write_tick(tick, &viewer, &self.candidates, &mut self.buf[..limit])
-            else {
+                    .write_tick(tick, &viewer, &self.candidates, &mut self.buf[..limit]);
+            if !v.baseline_told
+                && let Some(done) = v.view.baseline_done()
+            {
+                v.baseline_told = true;
+                self.baselines.push((session, done));
+            }
+            let Some(len) = written else {
                 continue;
             };
             send(session, &self.buf[..len]);
@@ -230,6 +267,11 @@ impl Replication {
                 .retain(|s, _| avatars.iter().any(|(session, _)| session == *s));
         }
         self.roll_window(tick, rt.zone().config().tick_hz);
+    }
+
+    /// The sessions whose baseline completed since the last call, with its tick.
+    pub(crate) fn take_baselines(&mut self) -> std::vec::Drain<'_, (u64, u64)> {
+        self.baselines.drain(..)
     }
 
     /// Every `tick_hz` ticks: the rates over the window that ends.
@@ -282,12 +324,37 @@ impl Replication {
     }
 }
 
+impl FabricZone {
+    /// After replication: to each session whose baseline completed, the holders, then the
+    /// `baseline_done` marker (reliable, in that order).
+    pub(super) fn send_baseline_markers(&mut self) {
+        let Some(server) = self.server.as_ref() else {
+            self.players.replication.take_baselines().for_each(drop);
+            return;
+        };
+        let tx = server.sender();
+        let table = &self.players.ownership.table;
+        for (session, tick) in self.players.replication.take_baselines() {
+            for (entity, holder) in table.holders() {
+                let held = ControlMessage::Ownership {
+                    entity,
+                    state: OwnershipState::Granted,
+                    holder: Some(holder),
+                    reason: Some("baseline".into()),
+                };
+                let _ = tx.send_message(session, held.encode());
+            }
+            let _ = tx.send_message(session, ControlMessage::BaselineDone { tick }.encode());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::zone::config::ZoneSettings;
     use crate::zone::players::tests::runtime;
-    use fabric_core::client_view::ClientMirror;
+    use fabric_core::client_view::{Applied, ClientMirror};
     use fabric_core::coords::{Micros, ZERO3};
     use fabric_core::entity_row::PAYLOAD_WORDS;
 
@@ -346,6 +413,261 @@ mod tests {
         repl.run(&rt, &avatars, |_| 1200, |s, b| sent.push((s, b.to_vec())));
         assert!(sent.is_empty(), "no packet without the avatar here");
         assert_eq!(repl.views(), 0, "its view is dropped");
+    }
+
+    /// A player's avatar walks from zone 0 into zone 1 (a fabric of three in memory, pumped as
+    /// the node does: a frame's ticks and pump, then replication, then pumps between ticks).
+    /// Zone 0 begins the hand-off at tick T+1 and zone 1 owns the avatar at T+3 (the 2-tick
+    /// latency floor at 20 Hz); zone 0 keeps sending the avatar while it is staging there (it
+    /// still simulates it until the receiver's ack), so the player's own avatar is updated at
+    /// T+1 and T+3: no gap over 2 ticks. (Sending only owned avatars left T..T+3: 3 ticks.)
+    #[test]
+    fn a_staging_avatar_is_still_sent_so_the_hand_off_gap_is_two_ticks() {
+        use crate::zone::runtime::tests::zone_of_three;
+        let name = "repl-staging-gap";
+        let mut zones: Vec<ZoneRuntime> = (0..3).map(|z| zone_of_three(name, z)).collect();
+        // A point of zone 1 with 2 m of zone 1 ahead along +x; spawned by zone 0, as if it had
+        // just walked in.
+        let cfg = *zones[0].zone().config();
+        let zone_at = |p: [f64; 3]| {
+            let p = p.map(m);
+            cfg.layout
+                .zone_of(fabric_core::hilbert::encode_position(&cfg.bounds, &p))
+        };
+        let span = |k: usize| {
+            let (lo, hi) = (cfg.bounds.min_micros(k), cfg.bounds.max_micros(k));
+            (lo.to_num::<f64>() / 1e6, hi.to_num::<f64>() / 1e6)
+        };
+        let at = |k: usize, i: u32| {
+            let (lo, hi) = span(k);
+            lo + (hi - lo) * (f64::from(i) + 0.5) / 8.0
+        };
+        let start = (0..512u32)
+            .map(|n| [at(0, n % 8), at(1, n / 8 % 8), at(2, n / 64)])
+            .find(|p| (0..=40).all(|i| zone_at([p[0] + f64::from(i) * 0.05, p[1], p[2]]) == 1))
+            .expect("a point of zone 1 with room ahead");
+        let speed = [m(0.05), m(0.0), m(0.0)];
+        let me = zones[0]
+            .spawn(start.map(m), speed, [0; PAYLOAD_WORDS])
+            .unwrap();
+        let mut avatars = [Avatars::new(), Avatars::new()];
+        avatars[0].insert(1, me);
+        let rcfg = ZoneSettings::default().replication_config().unwrap();
+        let mut repl = [
+            Replication::new(rcfg).unwrap(),
+            Replication::new(rcfg).unwrap(),
+        ];
+        let mut mirrors = [
+            ClientMirror::new(rcfg.max_entities, rcfg.mtu),
+            ClientMirror::new(rcfg.max_entities, rcfg.mtu),
+        ];
+        // (tick, zone) of each packet that updated the own avatar; the tick zone 0 began.
+        let mut updates: Vec<(u64, usize)> = Vec::new();
+        let mut staged_at = None;
+        for _ in 0..30 {
+            for z in zones.iter_mut() {
+                z.run_tick();
+                z.pump();
+            }
+            let tick = zones[0].zone().current_tick();
+            let held_by_0 = zones[0].zone().holdings().find(|h| h.global_id == me);
+            if staged_at.is_none() && held_by_0.is_some_and(|h| h.state == SlotState::Staging) {
+                staged_at = Some(tick);
+            }
+            // The claim binds the avatar to the session in zone 1 once it is zone 1's.
+            if avatars[1].is_empty() && zones[1].owned_slot(me).is_some() {
+                avatars[1].insert(1, me);
+            }
+            for k in 0..2 {
+                let mut sent: Vec<Vec<u8>> = Vec::new();
+                repl[k].run(
+                    &zones[k],
+                    &avatars[k],
+                    |_| 1200,
+                    |_, b| sent.push(b.to_vec()),
+                );
+                for bytes in sent {
+                    let before = mirrors[k].get(me).map(|e| e.tick);
+                    mirrors[k].apply(&bytes).expect("the packet applies");
+                    if mirrors[k].get(me).map(|e| e.tick) != before {
+                        updates.push((tick, k));
+                    }
+                    repl[k].on_ack(1, &mirrors[k].ack().unwrap().encode());
+                }
+            }
+            // Zone 0's session no longer plays the avatar once the hand-off is done there.
+            if held_by_0.is_none() {
+                avatars[0].remove(1);
+            }
+            // Frames between ticks: intent to the receiver (ack back), ack to the sender.
+            for _ in 0..2 {
+                for z in zones.iter_mut() {
+                    z.pump();
+                }
+            }
+        }
+        let staged_at = staged_at.expect("zone 0 began the hand-off");
+        let from_1 = updates.iter().find(|u| u.1 == 1).expect("zone 1 sends it");
+        assert_eq!(
+            from_1.0,
+            staged_at + 2,
+            "zone 1 owns and sends it at the arrival tick: {updates:?}"
+        );
+        let last_0 = updates
+            .iter()
+            .rev()
+            .find(|u| u.1 == 0)
+            .expect("zone 0 sent it");
+        assert_eq!(
+            last_0.0, staged_at,
+            "zone 0 sent it at the staging tick: {updates:?}"
+        );
+        let worst = updates.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
+        assert_eq!(
+            worst, 2,
+            "own avatar updates at most 2 ticks apart: {updates:?}"
+        );
+    }
+
+    /// The baseline marker: none while enters are unacked (the client lost every packet), one
+    /// once they are acked, with the tick it completed; never again for the same view; a new
+    /// view (the avatar back in this zone) gets its own.
+    #[test]
+    fn baseline_done_is_reported_once_per_view_after_the_enters_are_acked() {
+        let mut rt = runtime();
+        let mut avatars = Avatars::new();
+        let me = rt.spawn([m(0.0); 3], ZERO3, [0; PAYLOAD_WORDS]).unwrap();
+        for i in 0..30 {
+            let x = f64::from(i % 6) * 0.5;
+            rt.spawn(
+                [m(x), m(1.0), m(f64::from(i / 6) * 0.5)],
+                ZERO3,
+                [0; PAYLOAD_WORDS],
+            )
+            .unwrap();
+        }
+        avatars.insert(1, me);
+        let cfg = ZoneSettings::default().replication_config().unwrap();
+        let mut repl = Replication::new(cfg).unwrap();
+        let mut mirror = ClientMirror::new(cfg.max_entities, cfg.mtu);
+        let mut sent: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..4 {
+            rt.run_tick();
+            repl.run(&rt, &avatars, |_| 300, |_, b| sent.push(b.to_vec()));
+            sent.clear();
+        }
+        assert_eq!(repl.take_baselines().count(), 0, "nothing acked: not done");
+        let mut done = Vec::new();
+        for _ in 0..40 {
+            rt.run_tick();
+            repl.run(&rt, &avatars, |_| 300, |_, b| sent.push(b.to_vec()));
+            for bytes in sent.drain(..) {
+                mirror.apply(&bytes).expect("the packet applies");
+                repl.on_ack(1, &mirror.ack().unwrap().encode());
+            }
+            let tick = rt.zone().current_tick();
+            done.extend(repl.take_baselines().map(|(s, t)| (s, t, tick)));
+        }
+        assert_eq!(done.len(), 1, "exactly one marker: {done:?}");
+        let (session, at, seen) = done[0];
+        assert_eq!(session, 1);
+        assert!(
+            at > 4 && at <= seen,
+            "done at tick {at}, after the lost ones"
+        );
+        assert_eq!(mirror.len(), 31, "the client holds all 31 entities by then");
+        rt.despawn(me);
+        rt.run_tick();
+        repl.run(&rt, &avatars, |_| 300, |_, _| {});
+        let back = rt.spawn([m(0.0); 3], ZERO3, [0; PAYLOAD_WORDS]).unwrap();
+        avatars.remove(1);
+        avatars.insert(1, back);
+        let mut mirror = ClientMirror::new(cfg.max_entities, cfg.mtu);
+        let mut again = 0;
+        for _ in 0..40 {
+            rt.run_tick();
+            repl.run(&rt, &avatars, |_| 300, |_, b| sent.push(b.to_vec()));
+            for bytes in sent.drain(..) {
+                mirror.apply(&bytes).expect("the packet applies");
+                repl.on_ack(1, &mirror.ack().unwrap().encode());
+            }
+            again += repl.take_baselines().count();
+        }
+        assert_eq!(again, 1, "a new view, a new marker");
+    }
+
+    /// A hand-off of the player's avatar that is never answered (a neighbour down): the avatar
+    /// stages, rolls back, stages again. The view goes on through all of it: every packet
+    /// applies to the same mirror, none is stale, and packets keep coming while the avatar is
+    /// staging. Before, the view was dropped at each staging and a new one restarted the
+    /// sequence numbers: stale packets, then enters on handles the mirror still held.
+    #[test]
+    fn a_view_goes_on_while_its_avatar_stages_and_rolls_back() {
+        use fabric_core::coords::WorldBounds;
+        use fabric_core::hilbert::encode_position;
+        let settings = ZoneSettings {
+            zone_count: 2,
+            zone_index: 0,
+            hysteresis_ticks: 1,
+            ..ZoneSettings::default()
+        };
+        let mut rt = crate::zone::players::tests::runtime_with(&settings);
+        let (layout, bounds): (_, WorldBounds) = {
+            let c = rt.zone().config();
+            (c.layout, c.bounds)
+        };
+        // A point of zone 1's range with room around it.
+        let p = (-10..=10)
+            .flat_map(|x| (-10..=10).map(move |z| [m(f64::from(x)), m(0.0), m(f64::from(z))]))
+            .find(|p| {
+                [-1.0, 0.0, 1.0].iter().all(|d| {
+                    let q = [p[0] + m(*d), p[1], p[2] + m(*d)];
+                    layout.zone_of(encode_position(&bounds, &q)) == 1
+                })
+            })
+            .expect("zone 1 has room for the avatar");
+        let mut avatars = Avatars::new();
+        let me = rt.spawn(p, ZERO3, [0; PAYLOAD_WORDS]).unwrap();
+        let near = rt
+            .spawn([p[0] + m(1.0), p[1], p[2]], ZERO3, [0; PAYLOAD_WORDS])
+            .unwrap();
+        avatars.insert(1, me);
+        let cfg = settings.replication_config().unwrap();
+        let mut repl = Replication::new(cfg).unwrap();
+        let mut mirror = ClientMirror::new(cfg.max_entities, cfg.mtu);
+        let mut sent: Vec<Vec<u8>> = Vec::new();
+        let (mut staged_ticks, mut sent_staging, mut back_owned) = (0, 0, 0);
+        let mut was_staging = false;
+        for _ in 0..600 {
+            rt.run_tick();
+            let staging = rt.owned_slot(me).is_none();
+            assert!(rt.held_slot(me).is_some(), "the avatar stays here");
+            repl.run(&rt, &avatars, |_| 1200, |_, b| sent.push(b.to_vec()));
+            if staging {
+                staged_ticks += 1;
+                sent_staging += sent.len();
+            } else if was_staging {
+                back_owned += 1;
+            }
+            was_staging = staging;
+            for bytes in sent.drain(..) {
+                let applied = mirror.apply(&bytes).expect("every packet applies");
+                assert!(
+                    matches!(applied, Applied::Applied { .. }),
+                    "no stale packet: the view did not restart"
+                );
+                repl.on_ack(1, &mirror.ack().unwrap().encode());
+                assert!(
+                    mirror.get(me).is_some(),
+                    "the client never loses its avatar"
+                );
+            }
+        }
+        assert!(staged_ticks > 0, "the avatar staged");
+        assert!(back_owned > 0, "and rolled back at least once");
+        assert!(sent_staging > 0, "packets kept coming while it staged");
+        assert!(mirror.position(near).is_some(), "the client sees the crate");
+        assert_eq!(repl.views(), 1, "one view all along");
     }
 
     /// After a second of ticks the rates and the stats fields show what was sent.

@@ -111,7 +111,7 @@ impl FabricZone {
             return;
         }
         if let ControlMessage::Claim { id, ticket } = &msg {
-            self.on_claim(session, *id, ticket, reliable, actions);
+            self.on_claim(session, *id, ticket, reliable, now, actions);
             return;
         }
         let shard = self.shard_id.to_string();
@@ -220,6 +220,21 @@ impl FabricZone {
         self.signals().cert_rotated().emit(&now, &following);
     }
 
+    /// Verifies join tokens with `join_keys` (base64url) from now on.
+    fn trust_join_keys(&mut self, join_keys: &[String]) {
+        let keys: Vec<_> = join_keys
+            .iter()
+            .filter_map(|k| fabric_auth::keys::public_key_from_b64(k).ok())
+            .collect();
+        if keys.is_empty() {
+            godot_error!(
+                "FabricZone {}: the registry's join keys are unreadable",
+                self.zone_id
+            );
+        }
+        self.verifier = Some(JoinTokenVerifier::new(keys));
+    }
+
     fn pump_registry(&mut self) {
         let mut events = Vec::new();
         if let Some(r) = self.registration.as_mut() {
@@ -233,25 +248,27 @@ impl FabricZone {
                     shard_id,
                     join_keys,
                 } => {
-                    let keys: Vec<_> = join_keys
-                        .iter()
-                        .filter_map(|k| fabric_auth::keys::public_key_from_b64(k).ok())
-                        .collect();
-                    if keys.is_empty() {
-                        godot_error!(
-                            "FabricZone {}: the registry's join keys are unreadable",
-                            self.zone_id
-                        );
-                    }
-                    self.verifier = Some(JoinTokenVerifier::new(keys));
+                    self.trust_join_keys(&join_keys);
                     self.shard_id = GString::from(&shard_id);
                     godot_print!(
                         "FABRIC_ZONE_REGISTERED shard_id={shard_id} zone_id={}",
                         self.zone_id
                     );
                     self.signals().registered().emit(&GString::from(&shard_id));
+                    // (Re-)registered: read the map's asset list (again: pushes may have been
+                    // missed while the backend was away).
+                    if let Some(m) = self.map_assets.as_mut() {
+                        m.refresh();
+                    }
+                }
+                RegistryEvent::AssetBaked { map, asset_id } => {
+                    if let Some(m) = self.map_assets.as_mut() {
+                        m.baked(&map, asset_id);
+                    }
                 }
                 RegistryEvent::HeartbeatOk => {}
+                // The registry rotated its key (or a replaced one retired).
+                RegistryEvent::JoinKeysChanged { join_keys } => self.trust_join_keys(&join_keys),
                 RegistryEvent::CertHashPublished {
                     cert_hash,
                     next_cert_hash,
@@ -283,6 +300,27 @@ impl FabricZone {
                     self.signals().registry_problem().emit(&GString::from(&p));
                 }
             }
+        }
+        self.pump_map_assets();
+    }
+
+    /// Applies the map's asset list when it changed (`FABRIC_ZONE_ASSETS known=N map=M`).
+    fn pump_map_assets(&mut self) {
+        let Some(m) = self.map_assets.as_mut() else {
+            return;
+        };
+        let problems = m.poll();
+        let changed = m.take_changed().map(|f| (f, m.len(), m.map().to_owned()));
+        for p in problems {
+            godot_warn!("FabricZone {}: {p}", self.zone_id);
+            self.signals().registry_problem().emit(&GString::from(&p));
+        }
+        if let Some((filter, known, map)) = changed {
+            self.players.placements.set_assets(filter);
+            godot_print!(
+                "FABRIC_ZONE_ASSETS zone_id={} map={map} known={known}",
+                self.zone_id
+            );
         }
     }
 }

@@ -114,6 +114,11 @@ impl FabricZone {
 
     /// One step of the shutdown, run every frame after the ticks.
     pub(crate) fn shutdown_step(&mut self) {
+        let asked = self.shutdown.is_some() || SIGNALLED.load(Ordering::SeqCst);
+        if asked && self.room_exit_save_pending() {
+            // The room is saved first (`room`); the shutdown goes on once the backend answered.
+            return;
+        }
         if self.shutdown.is_none() && SIGNALLED.load(Ordering::SeqCst) {
             let ok = self.start_shutdown("", Duration::from_secs(60), true);
             if !ok {
@@ -206,7 +211,11 @@ impl FabricZone {
         if phase == Phase::TimedOut {
             godot_warn!("FabricZone {zone}: shutdown: {report}");
         }
-        godot_print!("FABRIC_ZONE_SHUTDOWN zone_id={zone} {report}");
+        // The digest of what was saved, for checking a reload bit for bit (`entity_digest`).
+        let digest = snap
+            .entities()
+            .map_or(0, |e| fabric_core::snapshot::entity_digest(&e));
+        godot_print!("FABRIC_ZONE_SHUTDOWN zone_id={zone} {report} digest={digest:016x}");
         if let Some(sd) = self.shutdown.as_mut() {
             sd.report = report;
         }
@@ -238,9 +247,9 @@ impl FabricZone {
         let mut total = 0;
         for name in snapshot_files(&dir) {
             let path = dir.join(&name).to_string_lossy().into_owned();
-            let n = self.restore_from(&path)?;
+            let (n, digest) = self.restore_from(&path)?;
             godot_print!(
-                "FABRIC_ZONE_RESTORED zone_id={} file={path} entities={n}",
+                "FABRIC_ZONE_RESTORED zone_id={} file={path} entities={n} digest={digest:016x}",
                 self.zone_id
             );
             total += n;

@@ -89,9 +89,10 @@ impl FabricZone {
     }
 
     /// Reloads the entities of the snapshot at `path` that fall in this zone's range, keeping
-    /// their ids and exact state; returns how many. Checks the file, the room and the ids
-    /// first: on any error nothing is spawned.
-    pub fn restore_from(&mut self, path: &str) -> Result<usize, RestoreError> {
+    /// their ids and exact state; returns how many, and the digest
+    /// ([`fabric_core::snapshot::entity_digest`]) of their state as the zone now holds it.
+    /// Checks the file, the room and the ids first: on any error nothing is spawned.
+    pub fn restore_from(&mut self, path: &str) -> Result<(usize, u64), RestoreError> {
         let rt = self.runtime.as_mut().ok_or(RestoreError::NotRunning)?;
         let snap = file::load(path)?.bind().to_core();
         let cfg = *rt.zone().config();
@@ -126,9 +127,16 @@ impl FabricZone {
                 tracing::error!(path, "restoring entity {}: {err}", e.global_id);
             }
         }
+        // What the zone now holds of them, read back from its slots (before any tick).
+        let held: Vec<_> = mine
+            .iter()
+            .filter_map(|e| rt.owned_slot(e.global_id))
+            .filter_map(|slot| rt.zone().entity(slot))
+            .collect();
+        let digest = fabric_core::snapshot::entity_digest(&held);
         self.flush_events();
         tracing::info!(path, entities = mine.len(), "zone reloaded its range");
-        Ok(mine.len())
+        Ok((mine.len(), digest))
     }
 }
 
@@ -159,7 +167,7 @@ impl FabricZone {
     #[func]
     pub fn load_snapshot(&mut self, path: GString) -> i64 {
         match self.restore_from(&path.to_string()) {
-            Ok(n) => n as i64,
+            Ok((n, _)) => n as i64,
             Err(e) => {
                 godot_error!("FabricZone.load_snapshot: {e}");
                 -1

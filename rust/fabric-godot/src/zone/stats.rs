@@ -3,6 +3,7 @@
 use godot::prelude::*;
 
 use super::FabricZone;
+use super::tick_profile::Phase;
 
 #[godot_api(secondary)]
 impl FabricZone {
@@ -12,8 +13,13 @@ impl FabricZone {
     /// bounded catch-up), `migrations_in`, `migrations_out`, `migrations_in_per_sec`,
     /// `migrations_out_per_sec` (last full second), `rollbacks`, `handoff_p50_msec` /
     /// `handoff_p99_msec` (intent sent to acceptance seen), `ghosts`, `bad_packets`,
-    /// `refused_sends`, and `links`: an array of dictionaries `{zone, rtt_msec, bytes_in,
-    /// bytes_out, refused}`, one per link up. Empty when not running.
+    /// `refused_sends`, `tick_cpu_p50_msec` / `tick_cpu_p99_msec` / `tick_cpu_max_msec` (the
+    /// tick thread's CPU time per tick: far below the wall time means the tick waited for a
+    /// core), `phases`: a dictionary from phase name (`drain`, `core`, `rows`, `send`,
+    /// `observe`, `journal`, `replicate`) to `{p50_msec, p99_msec, cpu_p50_msec,
+    /// cpu_p99_msec}`, `pump_p99_msec` / `pump_cpu_p99_msec` (pumps between ticks), and
+    /// `links`: an array of dictionaries `{zone, rtt_msec, bytes_in, bytes_out, refused}`, one
+    /// per link up. Empty when not running.
     #[func]
     pub fn get_stats(&mut self) -> VarDictionary {
         let mut d = VarDictionary::new();
@@ -47,6 +53,22 @@ impl FabricZone {
         d.set("ghosts", rt.ghosts().len() as i64);
         d.set("bad_packets", i(rt.zone().stats().bad_packets));
         d.set("refused_sends", i(t.refused_sends));
+        let ps = rt.profile_summary();
+        d.set("tick_cpu_p50_msec", ms(ps.tick.cpu.p50_ns));
+        d.set("tick_cpu_p99_msec", ms(ps.tick.cpu.p99_ns));
+        d.set("tick_cpu_max_msec", ms(ps.tick.cpu.max_ns));
+        let mut phases = VarDictionary::new();
+        for (p, s) in Phase::ALL.iter().zip(ps.phases.iter()) {
+            let mut pd = VarDictionary::new();
+            pd.set("p50_msec", ms(s.wall.p50_ns));
+            pd.set("p99_msec", ms(s.wall.p99_ns));
+            pd.set("cpu_p50_msec", ms(s.cpu.p50_ns));
+            pd.set("cpu_p99_msec", ms(s.cpu.p99_ns));
+            phases.set(p.name(), &pd.to_variant());
+        }
+        d.set("phases", &phases.to_variant());
+        d.set("pump_p99_msec", ms(ps.pump.wall.p99_ns));
+        d.set("pump_cpu_p99_msec", ms(ps.pump.cpu.p99_ns));
         let mut links = VarArray::new();
         for l in rt.links() {
             let mut ld = VarDictionary::new();
@@ -70,17 +92,35 @@ impl FabricZone {
         let Some(rt) = self.runtime.as_mut() else {
             return format!("FABRIC_ZONE_STATS zone={zone} running=false");
         };
-        let ts = rt.tick_summary();
+        let ps = rt.profile_summary();
+        let ts = ps.tick.wall;
         let hs = rt.handoff_summary();
         let (c, t, (r_in, r_out)) = (rt.counts(), rt.totals(), rt.rates());
         let ms = |ns: u64| ns as f64 / 1e6;
+        let mut link_bytes = String::new();
+        for l in rt.links() {
+            link_bytes += &format!(
+                " link{}_bytes_in={} link{}_bytes_out={} link{}_refused={}",
+                l.zone, l.bytes_in, l.zone, l.bytes_out, l.zone, l.refused
+            );
+        }
         let links = rt.links().len();
+        let mut phases = String::new();
+        for (p, s) in Phase::ALL.iter().zip(ps.phases.iter()) {
+            phases += &format!(
+                " {}_p99_ms={:.3} {}_cpu_p99_ms={:.3}",
+                p.name(),
+                ms(s.wall.p99_ns),
+                p.name(),
+                ms(s.cpu.p99_ns)
+            );
+        }
         format!(
             "FABRIC_ZONE_STATS zone={zone} tick={} owned={} staging={} incoming={} arriving={} \
              tick_p50_ms={:.3} tick_p99_ms={:.3} tick_max_ms={:.3} ticks_measured={} overruns={} \
              dropped_ticks={} migrations_in={} migrations_out={} migrations_in_per_s={r_in:.1} \
              migrations_out_per_s={r_out:.1} handoff_p50_ms={:.1} handoff_p99_ms={:.1} links={links} \
-             ghosts={}{players}",
+             ghosts={} tick_cpu_p50_ms={:.3} tick_cpu_p99_ms={:.3} tick_cpu_max_ms={:.3}{phases}{link_bytes}{players}",
             rt.zone().current_tick(),
             c.owned,
             c.staging,
@@ -97,6 +137,9 @@ impl FabricZone {
             ms(hs.p50_ns),
             ms(hs.p99_ns),
             rt.ghosts().len(),
+            ms(ps.tick.cpu.p50_ns),
+            ms(ps.tick.cpu.p99_ns),
+            ms(ps.tick.cpu.max_ns),
         )
     }
 }
