@@ -35,6 +35,44 @@ fn cargo() -> Command {
     engine::cargo()
 }
 
+/// Below this much free space on the target folder's disk, `cargo xtask test` warns at the start:
+/// a full run writes about 15 GiB of build outputs (debug, itest, double precision, fuzz).
+const DISK_WARN_BYTES: u64 = 20 << 30;
+
+/// Free bytes on the file system holding `path` (`df -Pk`), or `None` where `df` cannot tell.
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let out = Command::new("df").arg("-Pk").arg(path).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Prints the free space where builds go, so a run that fails for want of disk says so.
+fn report_disk(when: &str) -> Option<u64> {
+    let dir = paths::target_dir();
+    let probe = if dir.exists() {
+        dir
+    } else {
+        paths::repo_root()
+    };
+    let free = free_bytes(&probe);
+    match free {
+        Some(b) => println!(
+            "disk {when}: {:.1} GiB free on {}",
+            b as f64 / f64::from(1u32 << 30),
+            probe.display()
+        ),
+        None => println!("disk {when}: unknown (df did not answer)"),
+    }
+    free
+}
+
 /// Runs a command, passing its output through and scanning it for test totals.
 fn run_step(name: &str, mut cmd: Command, tally: &mut Tally) -> anyhow::Result<()> {
     let t = Instant::now();
@@ -68,6 +106,7 @@ fn run_step(name: &str, mut cmd: Command, tally: &mut Tally) -> anyhow::Result<(
     );
     if !status.success() {
         tally.broken_steps.push(name.to_owned());
+        report_disk("after the failure");
     }
     Ok(())
 }
@@ -120,6 +159,12 @@ fn fuzz_step(tally: &mut Tally) {
 pub fn run(lint: bool) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut tally = Tally::default();
+    if report_disk("at start").is_some_and(|b| b < DISK_WARN_BYTES) {
+        println!(
+            "WARNING: under {} GiB free: a full run may fail with 'No space left on device'",
+            DISK_WARN_BYTES >> 30
+        );
+    }
     if lint {
         let mut c = cargo();
         c.args(["fmt", "--all", "--", "--check"]);
@@ -209,6 +254,7 @@ pub fn run(lint: bool) -> anyhow::Result<()> {
             "SKIPPED in-engine tests (double precision): ../shared/godot is not beside this repository"
         ),
     }
+    report_disk("at the end");
     println!("xtask test finished in {:.0} s", t0.elapsed().as_secs_f64());
     if !tally.broken_steps.is_empty() {
         println!("failed steps: {}", tally.broken_steps.join(", "));
