@@ -358,7 +358,8 @@ impl ZoneRuntime {
     }
 
     /// The slot of `id` while this zone holds it: owned or staging
-    /// ([`fabric_core::zone::Zone::find_held`]).
+    /// ([`fabric_core::zone::Zone::find_held`]). Only the unit tests ask.
+    #[cfg(test)]
     pub fn held_slot(&self, id: u32) -> Option<usize> {
         self.zone.find_held(id)
     }
