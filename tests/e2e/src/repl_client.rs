@@ -21,7 +21,7 @@ use fabric_core::coords::{Micros, Vec3};
 use fabric_core::entity_row::quantize_velocity;
 use fabric_core::player_command::{PlayerCommand, PlayerPacket};
 use fabric_core::session_control::ControlMessage;
-use fabric_net::{CertHash, Client, ClientConfig, ClientEvent};
+use fabric_net::{CertHash, Client, ClientConfig, ClientEvent, NetError};
 
 /// Packets of history kept (5 s at 20 Hz).
 pub const HISTORY: usize = 100;
@@ -343,7 +343,12 @@ impl ReplClient {
             }
         }
         if let Some(ack) = self.mirror.ack() {
-            self.client.send_datagram(&ack.encode())?;
+            match self.client.send_datagram(&ack.encode()) {
+                // The session closed after this packet arrived: its close event, with the
+                // zone's reason, is behind it in the queue and ends the next poll.
+                Err(NetError::NotConnected) => {}
+                other => other?,
+            }
         }
         self.packets += 1;
         let tick = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
