@@ -217,8 +217,8 @@ impl FabricHostRoom {
         if let Some(mut peer) = self.current_peer() {
             peer.close();
         }
-        if let Some(mut s) = self.standby.take() {
-            s.upcast_mut::<MultiplayerPeer>().close();
+        if let Some(s) = self.standby.take() {
+            s.upcast::<MultiplayerPeer>().close();
         }
         self.mode = Mode::Idle;
     }
@@ -492,10 +492,9 @@ impl FabricHostRoom {
 
     /// A player action: decided locally on the host, sent to the host otherwise.
     fn act(&mut self, msg: RoomMsg) -> Error {
-        let now = self.now_ms();
         match &mut self.mode {
             Mode::Host(a) => {
-                a.on_message(HOST_PEER, msg, now, &mut self.out);
+                a.on_message(HOST_PEER, msg, &mut self.out);
                 Error::OK
             }
             Mode::Follower { linked: true, .. } => {
@@ -512,7 +511,7 @@ impl FabricHostRoom {
             match ev {
                 NetEvent::PeerLeft(id) => a.peer_left(id),
                 NetEvent::Packet(id, bytes) => match wire::decode(&bytes) {
-                    Ok(msg) => a.on_message(id, msg, now, &mut self.out),
+                    Ok(msg) => a.on_message(id, msg, &mut self.out),
                     Err(wire::WireError::NotOurs) => {}
                     Err(e) => {
                         self.bad_packets += 1;

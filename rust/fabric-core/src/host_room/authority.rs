@@ -181,8 +181,8 @@ impl RoomAuthority {
         ));
     }
 
-    /// Takes in `msg` from Godot peer `peer` at `now_ms`.
-    pub fn on_message(&mut self, peer: i32, msg: RoomMsg, now_ms: u64, out: &mut Vec<Outgoing>) {
+    /// Takes in `msg` from Godot peer `peer`; answers go to `out`.
+    pub fn on_message(&mut self, peer: i32, msg: RoomMsg, out: &mut Vec<Outgoing>) {
         let player = self.peers.get(&peer).copied();
         match msg {
             RoomMsg::Hello {
@@ -205,7 +205,6 @@ impl RoomAuthority {
                 self.peers.insert(peer, id);
                 out.push(Outgoing::To(peer, RoomMsg::Welcome { player: id }));
                 self.dirty = true;
-                let _ = now_ms;
             }
             RoomMsg::Spawn { persist, pos } => {
                 let entity = self.next_entity;

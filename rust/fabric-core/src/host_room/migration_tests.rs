@@ -46,7 +46,7 @@ impl Room {
     fn send(&mut self, peer: i32, msg: RoomMsg, now: u64) {
         let m = wire::decode(&msg.encode()).expect("player packets decode");
         let mut out = Vec::new();
-        self.host.on_message(peer, m, now, &mut out);
+        self.host.on_message(peer, m, &mut out);
         self.host.poll(now, &mut out);
         self.deliver(out, now);
     }
@@ -223,9 +223,12 @@ fn players_that_do_not_come_back_are_dropped_after_the_grace() {
     assert_eq!(host.awaiting(), 0);
     assert_eq!(host.list().players.len(), 1, "only the new host is left");
     let b = host.baseline();
+    assert_eq!(b.objects.len(), 9, "the transient objects of 1, 3 and 4 went: {}", b.dump());
     assert!(
-        b.objects.iter().all(|o| o.persist != PersistMode::TransientHeld),
-        "every transient object went with its holder: {}",
+        b.objects
+            .iter()
+            .all(|o| o.persist != PersistMode::TransientHeld || o.holder == Some(2)),
+        "only the new host's transient object is left: {}",
         b.dump()
     );
     assert!(b.objects.iter().all(|o| o.holder.is_none() || o.holder == Some(2)));
