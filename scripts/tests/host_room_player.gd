@@ -41,6 +41,8 @@ var _start_msec := 0
 
 func _ready() -> void:
 	_start_msec = Time.get_ticks_msec()
+	# A game's frame rate: four of these share two cores with other work.
+	Engine.max_fps = 60
 	var args := OS.get_cmdline_user_args()
 	var i := 0
 	while i + 1 < args.size():

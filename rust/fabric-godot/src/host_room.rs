@@ -560,6 +560,7 @@ impl FabricHostRoom {
             },
             NetEvent::Failed => {
                 let electing = match &self.mode {
+                    Mode::Follower { linked: true, .. } => return false,
                     Mode::Follower { electing, .. } => *electing,
                     _ => None,
                 };
@@ -576,6 +577,11 @@ impl FabricHostRoom {
                 true
             }
             NetEvent::ServerGone => {
+                // Only the session to the current host counts: a close of a session already
+                // given up (after a silence) must not start a second election.
+                if !matches!(self.mode, Mode::Follower { linked: true, .. }) {
+                    return false;
+                }
                 self.host_lost(now);
                 true
             }
