@@ -350,10 +350,10 @@ impl FabricHostRoom {
             .iter()
             .map(|o| {
                 vdict! {
-                    "entity": i64::from(o.entity),
-                    "persist": o.persist.name(),
-                    "holder": o.holder.map_or(0, i64::from),
-                    "position": Vector3::from_array(o.pos),
+                    "entity" => i64::from(o.entity),
+                    "persist" => o.persist.name(),
+                    "holder" => o.holder.map_or(0, i64::from),
+                    "position" => Vector3::from_array(o.pos),
                 }
             })
             .collect()
