@@ -15,10 +15,12 @@ extends Node
 ## - `HR_MIGRATED name=N term=T host=ID players=A,B dump=D unix_ms=T` once this process holds
 ##   the state of a later term, every awaited player back (the new host) or its baseline
 ##   received (the others);
+## - `HR_LEFT name=N` when the host left the room because the file `--leave-file` appeared
+##   (the test creates it: a host that quits the room cleanly);
 ## - `HR_FAIL why=...` and exit 1 on a timeout or a lost room.
 ##
 ## User arguments (after `--`): --role host|player [--url URL --cert-hash H] [--name N]
-## [--index K] [--expect N] [--timeout S]
+## [--index K] [--expect N] [--timeout S] [--leave-file PATH]
 
 var _args := {
 	"role": "player",
@@ -28,6 +30,7 @@ var _args := {
 	"index": "0",
 	"expect": "12",
 	"timeout": "60",
+	"leave-file": "",
 }
 var _room: FabricHostRoom
 var _index := 0
@@ -36,6 +39,7 @@ var _moved := false
 var _requested := false
 var _settled := false
 var _migrated := false
+var _left := false
 var _start_msec := 0
 
 
@@ -77,6 +81,12 @@ func _ready() -> void:
 func _process(_delta: float) -> void:
 	if Time.get_ticks_msec() - _start_msec > int(float(_args["timeout"]) * 1000.0):
 		_fail("timed out")
+		return
+	var leave_file: String = _args["leave-file"]
+	if not _left and leave_file != "" and FileAccess.file_exists(leave_file):
+		_left = true
+		_room.leave_room()
+		print("HR_LEFT name=%s" % _args["name"])
 
 
 func _on_joined(player: int) -> void:

@@ -138,7 +138,8 @@ impl INode for FabricHostRoom {
                 break;
             }
         }
-        let silent = matches!(&self.mode, Mode::Follower { f, linked: true, .. } if f.host_silent(now));
+        let silent =
+            matches!(&self.mode, Mode::Follower { f, linked: true, .. } if f.host_silent(now));
         if silent {
             self.host_lost(now);
         }
@@ -173,7 +174,9 @@ impl FabricHostRoom {
             return Error::ERR_ALREADY_IN_USE;
         }
         let mut peer = FabricMMOGTransportPeer::new_gd();
-        let err = peer.bind_mut().create_server(port, self.bind_address.clone());
+        let err = peer
+            .bind_mut()
+            .create_server(port, self.bind_address.clone());
         if err != Error::OK {
             return err;
         }
@@ -195,7 +198,9 @@ impl FabricHostRoom {
             return Error::ERR_ALREADY_IN_USE;
         }
         let mut standby = FabricMMOGTransportPeer::new_gd();
-        let err = standby.bind_mut().create_server(0, self.bind_address.clone());
+        let err = standby
+            .bind_mut()
+            .create_server(0, self.bind_address.clone());
         if err != Error::OK {
             return err;
         }
@@ -428,7 +433,8 @@ impl FabricHostRoom {
             let bytes = args.get(1).and_then(|v| v.try_to::<PackedByteArray>().ok());
             if let (Some(id), Some(bytes)) = (id, bytes) {
                 let id = i32::try_from(id).unwrap_or(0);
-                q.borrow_mut().push_back(NetEvent::Packet(id, bytes.to_vec()));
+                q.borrow_mut()
+                    .push_back(NetEvent::Packet(id, bytes.to_vec()));
             }
         });
         mp.connect("peer_packet", &on_packet);
@@ -466,7 +472,9 @@ impl FabricHostRoom {
         let mut peer = FabricMMOGTransportPeer::new_gd();
         peer.bind_mut()
             .set_connect_timeout_msec(self.connect_timeout_msec.max(1));
-        let err = peer.bind_mut().create_client(url.clone(), cert_hash.clone());
+        let err = peer
+            .bind_mut()
+            .create_client(url.clone(), cert_hash.clone());
         if err != Error::OK {
             return err;
         }
@@ -536,7 +544,10 @@ impl FabricHostRoom {
                 *linked = true;
                 *electing = None;
                 let claim = f.me().unwrap_or(0);
-                let (port, cert_hash) = self.standby.as_ref().map_or((0, String::new()), Self::listener);
+                let (port, cert_hash) = self
+                    .standby
+                    .as_ref()
+                    .map_or((0, String::new()), Self::listener);
                 let hello = RoomMsg::Hello {
                     player: claim,
                     address: self.listen_address.to_string(),
@@ -655,7 +666,8 @@ impl FabricHostRoom {
         let Mode::Follower { f, .. } = &self.mode else {
             return;
         };
-        let (Some(me), Some(list), Some(standby)) = (f.me(), f.list().cloned(), self.standby.take())
+        let (Some(me), Some(list), Some(standby)) =
+            (f.me(), f.list().cloned(), self.standby.take())
         else {
             return self.lost("elected without an id, a list or a listener");
         };

@@ -6,12 +6,13 @@
 //! The host places three objects (one per persist mode) and gives one back to the room;
 //! three players join one after the other (so their join order is known), each places three
 //! objects and moves one; the first player takes the host's released object and the third
-//! is denied it. Once every process holds the same settled room, the host is killed with
-//! SIGKILL (no goodbye on any link). Checked:
+//! is denied it. Once every process holds the same settled room, the host goes: killed with
+//! SIGKILL (no goodbye on any link: the players notice the silence), or leaving the room
+//! cleanly (`leave_room()`: the players see the session close). Checked:
 //!
 //! - every process held the same room before the kill, with the holders the actions imply;
 //! - the oldest remaining player (the first to join) reports itself host within 2 s of the
-//!   kill (measured on the wall clock both sides share);
+//!   kill or the leave (measured on the wall clock both sides share);
 //! - every remaining player reconnects to it (its term-2 baseline arrives) and the new host
 //!   sees each one back under its old id;
 //! - the room after the change, as each of the three dumps it, equals the room before
@@ -47,7 +48,8 @@ fn after_host_left(dump: &str, host: &str) -> String {
             if parts[2] != host {
                 return Some(item.to_owned());
             }
-            (parts[1] != "transient_held").then(|| format!("{}:{}:-:{}", parts[0], parts[1], parts[3]))
+            (parts[1] != "transient_held")
+                .then(|| format!("{}:{}:-:{}", parts[0], parts[1], parts[3]))
         })
         .collect::<Vec<_>>()
         .join(";")
@@ -63,12 +65,45 @@ fn last_field(out: &str, tag: &str, key: &str) -> String {
         .to_string()
 }
 
+/// How the host goes.
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    /// SIGKILL.
+    Killed,
+    /// `leave_room()`, when the file the host watches appears.
+    Leaves,
+}
+
 #[test]
 fn the_oldest_player_takes_over_a_host_run_room_when_the_host_is_killed() {
+    host_goes(Exit::Killed);
+}
+
+#[test]
+fn the_oldest_player_takes_over_a_host_run_room_when_the_host_leaves() {
+    host_goes(Exit::Leaves);
+}
+
+fn host_goes(exit: Exit) {
     let engine = engine::prepare(false).expect("engine and extension ready");
+    let dir = std::env::temp_dir().join(format!("host_room_{}_{exit:?}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let leave_file = dir.join("leave");
+    let _ = std::fs::remove_file(&leave_file);
+    let leave_arg = leave_file.to_str().expect("utf-8 path").to_owned();
     let mut host = Proc::spawn(
         "host",
-        engine.scene_command(SCENE, &["--role", "host", "--name", "host"]),
+        engine.scene_command(
+            SCENE,
+            &[
+                "--role",
+                "host",
+                "--name",
+                "host",
+                "--leave-file",
+                &leave_arg,
+            ],
+        ),
         true,
     )
     .expect("host starts");
@@ -90,8 +125,16 @@ fn the_oldest_player_takes_over_a_host_run_room_when_the_host_is_killed() {
             engine.scene_command(
                 SCENE,
                 &[
-                    "--role", "player", "--url", &url, "--cert-hash", &hash, "--name", &name,
-                    "--index", &index,
+                    "--role",
+                    "player",
+                    "--url",
+                    &url,
+                    "--cert-hash",
+                    &hash,
+                    "--name",
+                    &name,
+                    "--index",
+                    &index,
                 ],
             ),
             true,
@@ -130,7 +173,10 @@ fn the_oldest_player_takes_over_a_host_run_room_when_the_host_is_killed() {
     let items: Vec<&str> = before.split(';').collect();
     assert_eq!(items.len(), 12, "12 objects: {before}");
     assert!(items[0].starts_with("1:transient_held:1:"), "{before}");
-    assert!(items[1].starts_with("2:placed_room:2:101,0,0"), "p1 took 2: {before}");
+    assert!(
+        items[1].starts_with("2:placed_room:2:101,0,0"),
+        "p1 took 2: {before}"
+    );
     assert!(items[2].starts_with("3:placed_saved:1:"), "{before}");
     for (i, (name, _)) in players.iter().enumerate() {
         let id = ids[name];
@@ -150,13 +196,22 @@ fn the_oldest_player_takes_over_a_host_run_room_when_the_host_is_killed() {
     let p3_out = players[2].1.output();
     let denied = tagged(&p3_out, "HR_DENIED");
     assert!(
-        denied.iter().any(|f| f.get("entity") == Some(&"2") && f.get("reason") == Some(&"held")),
+        denied
+            .iter()
+            .any(|f| f.get("entity") == Some(&"2") && f.get("reason") == Some(&"held")),
         "p3 was denied entity 2 (held): {denied:?}"
     );
 
-    // The host dies.
+    // The host goes.
     let killed_at = unix_ms();
-    host.kill();
+    match exit {
+        Exit::Killed => host.kill(),
+        Exit::Leaves => {
+            std::fs::write(&leave_file, b"").expect("leave file");
+            host.wait_for_line(|l| l.starts_with("HR_LEFT "), WAIT)
+                .expect("host leaves");
+        }
+    }
 
     let mut migrated = Vec::new();
     for (name, p) in &mut players {
@@ -173,11 +228,11 @@ fn the_oldest_player_takes_over_a_host_run_room_when_the_host_is_killed() {
         .map(|f| (num::<i64>(&f, "player"), num::<i64>(&f, "unix_ms")))
         .expect("p1 became host");
     let took_ms = new_host.1 - killed_at;
-    eprintln!("host_room: p1 became host {took_ms} ms after the kill");
+    eprintln!("host_room ({exit:?}): p1 became host {took_ms} ms after the host went");
     assert_eq!(new_host.0, ids["p1"], "the oldest remaining presence");
     assert!(
         (0..2000).contains(&took_ms),
-        "the new host took over within 2 s of the kill: {took_ms} ms"
+        "the new host took over within 2 s of the host going ({exit:?}): {took_ms} ms"
     );
     for (name, p) in &players[1..] {
         let out = p.output();
@@ -197,7 +252,10 @@ fn the_oldest_player_takes_over_a_host_run_room_when_the_host_is_killed() {
         assert_eq!(f["players"], "2,3,4", "{name}: everyone but the old host");
         assert_eq!(f["dump"], want, "{name}: the room goes on as it was");
         let at: i64 = num(&f, "unix_ms");
-        eprintln!("host_room: {name} continued {} ms after the kill", at - killed_at);
+        eprintln!(
+            "host_room ({exit:?}): {name} continued {} ms after the host went",
+            at - killed_at
+        );
     }
     for (name, p) in &players {
         let out = p.output();
@@ -207,4 +265,6 @@ fn the_oldest_player_takes_over_a_host_run_room_when_the_host_is_killed() {
             .collect();
         assert!(fails.is_empty(), "{name} logged failures: {fails:#?}");
     }
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -213,7 +213,10 @@ impl RoomAuthority {
                     return self.deny(peer, entity, Denial::NotJoined, out);
                 };
                 self.ownership.set_persist(entity, persist);
-                match self.ownership.request(entity, Some(p), self.tick, true, false) {
+                match self
+                    .ownership
+                    .request(entity, Some(p), self.tick, true, false)
+                {
                     Ok(_) => {
                         self.next_entity += 1;
                         self.positions.insert(entity, pos);
@@ -227,16 +230,21 @@ impl RoomAuthority {
             }
             RoomMsg::Request { entity } => {
                 let here = self.positions.contains_key(&entity);
-                match self.ownership.request(entity, player, self.tick, here, false) {
+                match self
+                    .ownership
+                    .request(entity, player, self.tick, here, false)
+                {
                     Ok(g) if !g.repeated => self.dirty = true,
                     Ok(_) => {}
                     Err(why) => self.deny(peer, entity, why, out),
                 }
             }
-            RoomMsg::Release { entity } => match self.ownership.release(entity, player, self.tick) {
-                Ok(()) => self.dirty = true,
-                Err(why) => self.deny(peer, entity, why, out),
-            },
+            RoomMsg::Release { entity } => {
+                match self.ownership.release(entity, player, self.tick) {
+                    Ok(()) => self.dirty = true,
+                    Err(why) => self.deny(peer, entity, why, out),
+                }
+            }
             RoomMsg::Move { entity, pos } => {
                 if player.is_none() || self.ownership.holder_of(entity) != player {
                     self.ownership.count(Denial::NotHolder);

@@ -207,7 +207,11 @@ mod tests {
             Some(Decision::Connect(p)) => assert_eq!(p.player, 3),
             other => panic!("expected 3, got {other:?}"),
         }
-        assert_eq!(f4.unreachable(3), Some(Decision::TakeOver), "then 4 is alone");
+        assert_eq!(
+            f4.unreachable(3),
+            Some(Decision::TakeOver),
+            "then 4 is alone"
+        );
     }
 
     #[test]

@@ -79,7 +79,14 @@ fn populated() -> Room {
     for (i, peer) in [1, 20, 30, 40].into_iter().enumerate() {
         for (j, persist) in PersistMode::ALL.into_iter().enumerate() {
             let x = (i * 3 + j) as f32;
-            r.send(peer, RoomMsg::Spawn { persist, pos: obj_at(x) }, 0);
+            r.send(
+                peer,
+                RoomMsg::Spawn {
+                    persist,
+                    pos: obj_at(x),
+                },
+                0,
+            );
         }
     }
     r
@@ -109,7 +116,14 @@ fn contention_moves_and_forgeries_are_decided_by_the_host() {
     let mut r = populated();
     // Entity 4 is held by player 2: 3 is denied, and its move is refused and counted.
     r.send(30, RoomMsg::Request { entity: 4 }, 0);
-    r.send(30, RoomMsg::Move { entity: 4, pos: [9.0; 3] }, 0);
+    r.send(
+        30,
+        RoomMsg::Move {
+            entity: 4,
+            pos: [9.0; 3],
+        },
+        0,
+    );
     assert_eq!(
         r.denied,
         [(30, 4, "held".to_owned()), (30, 4, "not_holder".to_owned())]
@@ -118,13 +132,30 @@ fn contention_moves_and_forgeries_are_decided_by_the_host() {
     // Released by 2, then granted to 3, who moves it.
     r.send(20, RoomMsg::Release { entity: 4 }, 0);
     r.send(30, RoomMsg::Request { entity: 4 }, 0);
-    r.send(30, RoomMsg::Move { entity: 4, pos: [9.0; 3] }, 0);
+    r.send(
+        30,
+        RoomMsg::Move {
+            entity: 4,
+            pos: [9.0; 3],
+        },
+        0,
+    );
     let o = r.host.baseline().objects[3];
     assert_eq!((o.holder, o.pos), (Some(3), [9.0; 3]));
-    assert_eq!(r.followers[&40].baseline().objects[3], o, "everyone sees it");
+    assert_eq!(
+        r.followers[&40].baseline().objects[3],
+        o,
+        "everyone sees it"
+    );
     // A player sending a baseline (a forged host message) is counted, nothing changes.
     let before = r.host.baseline();
-    r.send(40, RoomMsg::Baseline { baseline: Default::default() }, 0);
+    r.send(
+        40,
+        RoomMsg::Baseline {
+            baseline: Default::default(),
+        },
+        0,
+    );
     assert_eq!(r.host.forged(), 1);
     assert_eq!(r.host.baseline(), before);
     // A peer that never said hello is refused.
@@ -141,8 +172,15 @@ fn a_leaving_player_s_objects_follow_their_persist_modes() {
     r.host.poll(0, &mut out);
     r.deliver(out, 0);
     let b = r.followers[&20].baseline().clone();
-    assert!(b.objects.iter().all(|o| o.entity != 7), "transient 7 despawned");
-    let kept: Vec<_> = b.objects.iter().filter(|o| [8, 9].contains(&o.entity)).collect();
+    assert!(
+        b.objects.iter().all(|o| o.entity != 7),
+        "transient 7 despawned"
+    );
+    let kept: Vec<_> = b
+        .objects
+        .iter()
+        .filter(|o| [8, 9].contains(&o.entity))
+        .collect();
     assert_eq!(kept.len(), 2, "placed 8 and 9 kept");
     assert!(kept.iter().all(|o| o.holder.is_none()), "holder cleared");
     assert!(r.host.list().get(3).is_none(), "3 left the list");
@@ -198,16 +236,49 @@ fn the_oldest_player_takes_over_and_the_room_continues() {
     assert_eq!(after, want);
     for (p, f) in &r.followers {
         assert_eq!(f.baseline(), &want, "peer {p} continues with the same room");
-        assert_eq!(f.me().map(i64::from), Some(i64::from(p / 10)), "peer {p} kept its id");
+        assert_eq!(
+            f.me().map(i64::from),
+            Some(i64::from(p / 10)),
+            "peer {p} kept its id"
+        );
         assert_eq!(f.list().map(|l| (l.host, l.term)), Some((2, 2)));
     }
     // Ownership still holds under the new host: 3 may move its object, 4 may not.
-    r.send(31, RoomMsg::Move { entity: 7, pos: [5.0; 3] }, now);
-    r.send(41, RoomMsg::Move { entity: 7, pos: [6.0; 3] }, now);
-    assert_eq!(r.followers[&41].baseline().objects.iter().find(|o| o.entity == 7).map(|o| o.pos), Some([5.0; 3]));
+    r.send(
+        31,
+        RoomMsg::Move {
+            entity: 7,
+            pos: [5.0; 3],
+        },
+        now,
+    );
+    r.send(
+        41,
+        RoomMsg::Move {
+            entity: 7,
+            pos: [6.0; 3],
+        },
+        now,
+    );
+    assert_eq!(
+        r.followers[&41]
+            .baseline()
+            .objects
+            .iter()
+            .find(|o| o.entity == 7)
+            .map(|o| o.pos),
+        Some([5.0; 3])
+    );
     assert_eq!(r.denied.last(), Some(&(41, 7, "not_holder".to_owned())));
     // New objects do not reuse ids.
-    r.send(41, RoomMsg::Spawn { persist: PersistMode::PlacedRoom, pos: [0.0; 3] }, now);
+    r.send(
+        41,
+        RoomMsg::Spawn {
+            persist: PersistMode::PlacedRoom,
+            pos: [0.0; 3],
+        },
+        now,
+    );
     assert_eq!(r.host.baseline().objects.last().map(|o| o.entity), Some(13));
 }
 
@@ -215,7 +286,8 @@ fn the_oldest_player_takes_over_and_the_room_continues() {
 fn players_that_do_not_come_back_are_dropped_after_the_grace() {
     let r = populated();
     let f2 = &r.followers[&20];
-    let mut host = RoomAuthority::take_over(2, f2.list().expect("list").clone(), f2.baseline(), 0, 3000);
+    let mut host =
+        RoomAuthority::take_over(2, f2.list().expect("list").clone(), f2.baseline(), 0, 3000);
     let mut out = Vec::new();
     host.poll(2999, &mut out);
     assert_eq!(host.awaiting(), 2, "still within the grace");
@@ -223,7 +295,12 @@ fn players_that_do_not_come_back_are_dropped_after_the_grace() {
     assert_eq!(host.awaiting(), 0);
     assert_eq!(host.list().players.len(), 1, "only the new host is left");
     let b = host.baseline();
-    assert_eq!(b.objects.len(), 9, "the transient objects of 1, 3 and 4 went: {}", b.dump());
+    assert_eq!(
+        b.objects.len(),
+        9,
+        "the transient objects of 1, 3 and 4 went: {}",
+        b.dump()
+    );
     assert!(
         b.objects
             .iter()
@@ -231,5 +308,9 @@ fn players_that_do_not_come_back_are_dropped_after_the_grace() {
         "only the new host's transient object is left: {}",
         b.dump()
     );
-    assert!(b.objects.iter().all(|o| o.holder.is_none() || o.holder == Some(2)));
+    assert!(
+        b.objects
+            .iter()
+            .all(|o| o.holder.is_none() || o.holder == Some(2))
+    );
 }

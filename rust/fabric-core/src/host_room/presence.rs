@@ -128,7 +128,11 @@ mod tests {
         let l = room(4);
         assert!(l.is_consistent());
         let none = BTreeSet::new();
-        assert_eq!(l.successor(&none).map(|p| p.player), Some(2), "2 joined first");
+        assert_eq!(
+            l.successor(&none).map(|p| p.player),
+            Some(2),
+            "2 joined first"
+        );
         let gone: BTreeSet<u32> = [2].into();
         assert_eq!(l.successor(&gone).map(|p| p.player), Some(3), "then 3");
         let gone: BTreeSet<u32> = [2, 3, 4].into();

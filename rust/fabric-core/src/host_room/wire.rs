@@ -225,8 +225,14 @@ pub fn decode(bytes: &[u8]) -> Result<RoomMsg, WireError> {
             if !baseline.objects.iter().all(|o| pos_ok(&o.pos)) {
                 return Err(WireError::Range("pos"));
             }
-            let ascending = baseline.objects.windows(2).all(|w| w[0].entity < w[1].entity);
-            let below = baseline.objects.iter().all(|o| o.entity < baseline.next_entity);
+            let ascending = baseline
+                .objects
+                .windows(2)
+                .all(|w| w[0].entity < w[1].entity);
+            let below = baseline
+                .objects
+                .iter()
+                .all(|o| o.entity < baseline.next_entity);
             if !ascending || !below {
                 return Err(WireError::Range("objects"));
             }
@@ -286,20 +292,35 @@ mod tests {
 
     #[test]
     fn bad_packets_get_typed_errors() {
-        assert_eq!(decode(b"{\"t\":\"beat\",\"term\":1}"), Err(WireError::NotOurs));
-        assert!(matches!(decode(b"FHR1{\"t\":\"beat\"}"), Err(WireError::Json(_))));
+        assert_eq!(
+            decode(b"{\"t\":\"beat\",\"term\":1}"),
+            Err(WireError::NotOurs)
+        );
+        assert!(matches!(
+            decode(b"FHR1{\"t\":\"beat\"}"),
+            Err(WireError::Json(_))
+        ));
         assert!(
-            matches!(decode(b"FHR1{\"t\":\"beat\",\"term\":1,\"x\":0}"), Err(WireError::Json(_))),
+            matches!(
+                decode(b"FHR1{\"t\":\"beat\",\"term\":1,\"x\":0}"),
+                Err(WireError::Json(_))
+            ),
             "unknown fields are refused"
         );
-        assert!(matches!(decode(b"FHR1{\"t\":\"grant\"}"), Err(WireError::Json(_))));
+        assert!(matches!(
+            decode(b"FHR1{\"t\":\"grant\"}"),
+            Err(WireError::Json(_))
+        ));
         let long = RoomMsg::Hello {
             player: 0,
             address: "a".repeat(MAX_TEXT + 1),
             port: 1,
             cert_hash: String::new(),
         };
-        assert_eq!(decode(&long.encode()), Err(WireError::Range("address/cert_hash")));
+        assert_eq!(
+            decode(&long.encode()),
+            Err(WireError::Range("address/cert_hash"))
+        );
         let mut big = MAGIC.to_vec();
         big.resize(MAX_MSG_LEN + 1, b' ');
         assert_eq!(decode(&big), Err(WireError::TooLong(MAX_MSG_LEN + 1)));
@@ -323,7 +344,10 @@ mod tests {
                 ],
             },
         };
-        assert_eq!(decode(&unordered.encode()), Err(WireError::Range("objects")));
+        assert_eq!(
+            decode(&unordered.encode()),
+            Err(WireError::Range("objects"))
+        );
         let mut list = PresenceList::found("h".into(), 1, "c".into());
         list.host = 5;
         assert_eq!(
@@ -352,7 +376,10 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(b.dump(), "1:transient_held:2:1,2.5,-3;2:placed_room:-:0,0,0");
+        assert_eq!(
+            b.dump(),
+            "1:transient_held:2:1,2.5,-3;2:placed_room:-:0,0,0"
+        );
     }
 
     proptest! {

@@ -12,7 +12,9 @@
 
 /// What becomes of an entity when its holder disconnects. Serialized by its name
 /// (`"placed_room"`), as in host-run room messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PersistMode {
     /// Lives only while held: despawned when its holder disconnects.
