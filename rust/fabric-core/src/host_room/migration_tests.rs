@@ -65,6 +65,10 @@ impl Room {
     }
 }
 
+fn move_to(entity: u32, pos: [f32; 3]) -> RoomMsg {
+    RoomMsg::Move { entity, pos }
+}
+
 fn obj_at(x: f32) -> [f32; 3] {
     [x, 1.0, -x]
 }
@@ -116,14 +120,7 @@ fn contention_moves_and_forgeries_are_decided_by_the_host() {
     let mut r = populated();
     // Entity 4 is held by player 2: 3 is denied, and its move is refused and counted.
     r.send(30, RoomMsg::Request { entity: 4 }, 0);
-    r.send(
-        30,
-        RoomMsg::Move {
-            entity: 4,
-            pos: [9.0; 3],
-        },
-        0,
-    );
+    r.send(30, move_to(4, [9.0; 3]), 0);
     assert_eq!(
         r.denied,
         [(30, 4, "held".to_owned()), (30, 4, "not_holder".to_owned())]
@@ -132,14 +129,7 @@ fn contention_moves_and_forgeries_are_decided_by_the_host() {
     // Released by 2, then granted to 3, who moves it.
     r.send(20, RoomMsg::Release { entity: 4 }, 0);
     r.send(30, RoomMsg::Request { entity: 4 }, 0);
-    r.send(
-        30,
-        RoomMsg::Move {
-            entity: 4,
-            pos: [9.0; 3],
-        },
-        0,
-    );
+    r.send(30, move_to(4, [9.0; 3]), 0);
     let o = r.host.baseline().objects[3];
     assert_eq!((o.holder, o.pos), (Some(3), [9.0; 3]));
     assert_eq!(
@@ -244,22 +234,8 @@ fn the_oldest_player_takes_over_and_the_room_continues() {
         assert_eq!(f.list().map(|l| (l.host, l.term)), Some((2, 2)));
     }
     // Ownership still holds under the new host: 3 may move its object, 4 may not.
-    r.send(
-        31,
-        RoomMsg::Move {
-            entity: 7,
-            pos: [5.0; 3],
-        },
-        now,
-    );
-    r.send(
-        41,
-        RoomMsg::Move {
-            entity: 7,
-            pos: [6.0; 3],
-        },
-        now,
-    );
+    r.send(31, move_to(7, [5.0; 3]), now);
+    r.send(41, move_to(7, [6.0; 3]), now);
     assert_eq!(
         r.followers[&41]
             .baseline()
