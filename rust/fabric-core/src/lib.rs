@@ -24,6 +24,7 @@ pub mod entity_row;
 pub mod ghost;
 pub mod hilbert;
 pub mod hlc;
+pub mod host_room;
 pub mod latency;
 pub mod migration;
 pub mod migration_intent;

@@ -3,6 +3,8 @@
 //! - [`transport_peer::FabricMMOGTransportPeer`]: a `MultiplayerPeer` over WebTransport.
 //! - [`zone::FabricZone`]: the zone server node.
 //! - [`snapshot::FabricSnapshot`]: the saved world, a `Resource` (compressed binary `.res`).
+//! - [`host_room::FabricHostRoom`]: a room run by one player's process, that elects a new host
+//!   when it leaves.
 //! - [`world::FabricWorld`]: a player's client node (joins, mirrors what is near, commands).
 //! - [`assets::FabricAssetFetcher`]: fetches an uploaded asset, verified, off the main thread.
 //! - [`registry_request::FabricRegistryRequest`]: one pinned-HTTPS request to the registry
@@ -21,6 +23,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use godot::prelude::*;
 
 pub mod assets;
+pub mod host_room;
 #[cfg(feature = "itest")]
 pub mod itests;
 pub mod log_bridge;

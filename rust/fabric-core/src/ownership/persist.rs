@@ -10,8 +10,12 @@
 //! An entity without a mode set is `placed_room`: a zone's own entities stay when a player
 //! who held them leaves.
 
-/// What becomes of an entity when its holder disconnects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// What becomes of an entity when its holder disconnects. Serialized by its name
+/// (`"placed_room"`), as in host-run room messages.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum PersistMode {
     /// Lives only while held: despawned when its holder disconnects.
     TransientHeld,
