@@ -25,6 +25,7 @@ pub mod ghost;
 pub mod hilbert;
 pub mod hlc;
 pub mod latency;
+pub mod manifest;
 pub mod migration;
 pub mod migration_intent;
 pub mod outbox;

@@ -4,6 +4,8 @@
 //! - [`zone::FabricZone`]: the zone server node.
 //! - [`snapshot::FabricSnapshot`]: the saved world, a `Resource` (compressed binary `.res`).
 //! - [`world::FabricWorld`]: a player's client node (joins, mirrors what is near, commands).
+//! - [`manifest::FabricReplicationManifest`]: how entity properties reach the players, a
+//!   `Resource` given to the zone and to the client.
 //! - [`assets::FabricAssetFetcher`]: fetches an uploaded asset, verified, off the main thread.
 //! - [`registry_request::FabricRegistryRequest`]: one pinned-HTTPS request to the registry
 //!   backend (the addon's `FabricRegistry` uses it for `https://`).
@@ -24,6 +26,7 @@ pub mod assets;
 #[cfg(feature = "itest")]
 pub mod itests;
 pub mod log_bridge;
+pub mod manifest;
 pub mod registry_request;
 pub mod snapshot;
 #[cfg(feature = "itest")]
