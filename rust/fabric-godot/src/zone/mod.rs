@@ -41,6 +41,7 @@ pub mod network;
 mod ownership;
 pub mod ownership_metrics;
 mod players;
+mod properties;
 mod replication;
 mod room;
 pub mod runtime;
@@ -205,6 +206,14 @@ pub struct FabricZone {
     /// (`--room ID` on the command line; see `docs/zone.md`, "Rooms").
     #[export]
     pub(crate) room_id: GString,
+    /// How entity properties (payload words 1..13) reach the players: per class, which words
+    /// are replicated and how (`docs/manifest.md`). None: players get the class word only.
+    /// Takes effect at once, also while running.
+    #[export]
+    #[var(get, set = set_replication_manifest)]
+    pub(crate) replication_manifest: Option<Gd<crate::manifest::FabricReplicationManifest>>,
+    /// The property sends of one run, between the replication and the network (reused).
+    prop_scratch: Vec<(u64, fabric_core::manifest::PropertySend)>,
     /// The current simulation tick.
     #[var(no_set, pub)]
     tick: i64,
@@ -332,6 +341,8 @@ impl INode for FabricZone {
             websocket_fallback: true,
             cert_rotation_sec: d.cert_rotation_sec,
             room_id: GString::new(),
+            replication_manifest: None,
+            prop_scratch: Vec::new(),
             tick: 0,
             cert_hash: GString::new(),
             next_cert_hash: GString::new(),
@@ -905,6 +916,7 @@ impl FabricZone {
         rt.spawn_population(population);
         rt.publish();
         self.reset_players(&cfg, repl);
+        self.apply_manifest();
         self.players.placements.set_rules(s.placement.clone());
         self.follow = match follow::Follow::new(s, linked_tickets) {
             Ok(f) => f,

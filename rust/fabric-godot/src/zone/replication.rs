@@ -45,6 +45,7 @@ use fabric_core::manifest::{ClientProperties, Manifest, PropertySend, PropertyTr
 use fabric_core::slots::SlotState;
 
 use super::FabricZone;
+use super::properties::PropTotals;
 use super::runtime::ZoneRuntime;
 use fabric_core::session_control::{ControlMessage, OwnershipState};
 
@@ -111,6 +112,8 @@ pub(crate) struct Replication {
     prop_sends: Vec<PropertySend>,
     /// Every property send of the last run, by session, for `send_properties` (reused).
     prop_out: Vec<(u64, PropertySend)>,
+    /// Property messages sent so far.
+    prop_totals: PropTotals,
 }
 
 impl Default for Replication {
@@ -144,6 +147,7 @@ impl Replication {
             tracker: PropertyTracker::new(0, u64::from(cfg.tick_hz.div_ceil(2))),
             prop_sends: Vec::new(),
             prop_out: Vec::new(),
+            prop_totals: PropTotals::default(),
         })
     }
 
@@ -160,6 +164,16 @@ impl Replication {
     /// The tracker (values and sequence numbers of the properties held).
     pub(crate) fn tracker(&self) -> &PropertyTracker {
         &self.tracker
+    }
+
+    /// Property messages sent so far.
+    pub(crate) fn prop_totals(&self) -> PropTotals {
+        self.prop_totals
+    }
+
+    /// Updates the property totals (after `send_properties`).
+    pub(crate) fn set_prop_totals(&mut self, t: PropTotals) {
+        self.prop_totals = t;
     }
 
     /// The property sends of the last run, by session.
@@ -387,7 +401,8 @@ impl Replication {
         format!(
             " client_views={} client_bytes_per_s={:.0} client_max_bytes_per_s={:.0} \
              client_packets_per_s={:.1} client_entities_per_packet={:.1} client_acks={} \
-             client_bad_acks={}",
+             client_bad_acks={} client_prop_messages={} client_prop_datagrams={} \
+             client_prop_bytes={}",
             self.views.len(),
             r.bytes_per_s,
             r.max_client_bytes_per_s,
@@ -395,6 +410,9 @@ impl Replication {
             r.entities_per_packet,
             self.totals.acks,
             self.totals.bad_acks,
+            self.prop_totals.reliable,
+            self.prop_totals.datagrams,
+            self.prop_totals.bytes,
         )
     }
 }

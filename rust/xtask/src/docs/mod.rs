@@ -29,6 +29,7 @@ const NAV: &[(&str, &[(&str, &str)])] = &[
             ("Dedicated server", "dedicated-server.md"),
             ("Running a zone fabric", "zone.md"),
             ("The client node (FabricWorld)", "client.md"),
+            ("Replication manifest", "manifest.md"),
             ("Operating the registry", "backend.md"),
             ("Persistence", "persistence.md"),
             ("Assets", "assets.md"),
