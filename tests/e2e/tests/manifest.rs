@@ -162,10 +162,15 @@ fn reliable_properties_arrive_once_per_change_snapshot_ones_with_the_baseline() 
         ],
     )
     .expect("zone starts");
-    let crates_line = zone
-        .proc
-        .wait_for_line(|l| l.contains("MZ_CRATES "), Duration::from_secs(30))
-        .expect("the zone spawned its crates");
+    // Printed by the test script once the zone runs (maybe before its ready line).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let crates_line = loop {
+        if let Some(l) = lines(&zone.proc.output(), "MZ_CRATES ").pop() {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "no crates:\n{}", zone.proc.output());
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let crates = ["changing", "mover", "idle"].map(|k| num(&crates_line, k));
 
     // The lossy path: a relay on loopback dropping 10 % each way.

@@ -70,10 +70,12 @@ mod tests {
             (edge - 0.25).abs() < 1e-6,
             "edge of the radius: 5 Hz, got {edge}"
         );
-        assert!(
-            (p.weight(50_000.0, false) - 0.0625).abs() < 1e-6,
-            "idle at the edge"
+        assert_eq!(
+            p.weight(50_000.0, false),
+            0.1,
+            "idle at the edge (1/16): the floor, 2 Hz"
         );
+        assert_eq!(p.weight(1_000.0, false), 0.25, "idle and near: 5 Hz");
         assert_eq!(p.weight(1e12, false), 0.1, "floor: 2 Hz");
     }
 

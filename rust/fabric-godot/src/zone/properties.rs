@@ -87,3 +87,83 @@ impl FabricZone {
         self.prop_scratch = sends;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fabric_core::avatars::Avatars;
+    use fabric_core::coords::{Micros, ZERO3};
+    use fabric_core::entity_row::PAYLOAD_WORDS;
+    use fabric_core::manifest::{Delivery, Manifest, PropertyMode, PropertySend};
+
+    use crate::zone::config::ZoneSettings;
+    use crate::zone::players::tests::runtime;
+    use crate::zone::replication::Replication;
+
+    /// A zone with a player and a crate of class 7 (word 1 reliable_on_change, word 2
+    /// snapshot_only): the player's session gets the crate's snapshot in the first run (its
+    /// view takes the crate in), then one reliable send for the change of word 1 at tick 5,
+    /// and nothing for the change of word 2; the tracker holds the new values, stamped.
+    #[test]
+    fn a_view_gets_the_snapshot_on_enter_then_each_reliable_change_once() {
+        let mut rt = runtime();
+        let mut avatars = Avatars::new();
+        let me = rt.spawn([Micros::ZERO; 3], ZERO3, [0; PAYLOAD_WORDS]).unwrap();
+        let mut p = [0u32; PAYLOAD_WORDS];
+        p[0] = 7 << 24;
+        p[1] = 1;
+        p[2] = 100;
+        let at = [Micros::from_num(1_000_000), Micros::ZERO, Micros::ZERO];
+        let crate_id = rt.spawn(at, ZERO3, p).unwrap();
+        avatars.insert(1, me);
+        let cfg = ZoneSettings::default().replication_config().unwrap();
+        let mut repl = Replication::new(cfg).unwrap();
+        let mut m = Manifest::new();
+        m.declare(7, 1, PropertyMode::ReliableOnChange).unwrap();
+        m.declare(7, 2, PropertyMode::SnapshotOnly).unwrap();
+        repl.set_manifest(m);
+        let mut log: Vec<(u64, u64, PropertySend)> = Vec::new();
+        let mut changed_at = 0;
+        for k in 0..10 {
+            if k == 5 {
+                p[1] = 2;
+                p[2] = 101;
+                let slot = rt.owned_slot(crate_id).unwrap();
+                rt.zone_mut().set_payload(slot, p);
+            }
+            rt.run_tick();
+            let tick = rt.zone().current_tick();
+            if k == 5 {
+                changed_at = tick;
+            }
+            repl.run(&rt, &avatars, |_| 1200, |_, _| {});
+            log.extend(repl.take_property_sends().map(|(s, p)| (tick, s, p)));
+        }
+        let sends: Vec<(u64, PropertySend)> = log.iter().map(|l| (l.1, l.2)).collect();
+        assert_eq!(
+            sends,
+            vec![
+                (
+                    1,
+                    PropertySend {
+                        entity: crate_id,
+                        mask: 1 << 1 | 1 << 2,
+                        delivery: Delivery::Snapshot,
+                    }
+                ),
+                (
+                    1,
+                    PropertySend {
+                        entity: crate_id,
+                        mask: 1 << 1,
+                        delivery: Delivery::Reliable,
+                    }
+                ),
+            ],
+            "a snapshot, then the one reliable change: {log:?}"
+        );
+        assert_eq!(log[1].0, changed_at, "sent in the tick it changed");
+        assert_eq!(repl.tracker().get(crate_id, 1), Some((2, changed_at)));
+        assert_eq!(repl.tracker().get(crate_id, 2), Some((101, changed_at)));
+        assert!(!repl.tracker().contains(me), "class 0 replicates nothing");
+    }
+}
