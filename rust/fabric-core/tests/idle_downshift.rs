@@ -45,7 +45,11 @@ fn idle_and_far_entities_downshift_to_two_to_five_hz() {
                 Candidate {
                     global_id: id,
                     position: [mm(x), mm(0), mm(phase * 10)],
-                    velocity: if moving { [Micros::ZERO, Micros::ZERO, speed] } else { ZERO3 },
+                    velocity: if moving {
+                        [Micros::ZERO, Micros::ZERO, speed]
+                    } else {
+                        ZERO3
+                    },
                     zone: 0,
                     class_word: 7 << 24,
                 }

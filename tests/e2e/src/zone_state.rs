@@ -49,11 +49,7 @@ pub fn start_observed_zone_scene(
     let mut all = vec!["--port", "0", "--bind", "127.0.0.1"];
     all.extend_from_slice(&["--metrics-addr", "127.0.0.1:0"]);
     all.extend_from_slice(args);
-    let mut proc = Proc::spawn(
-        "zone",
-        engine.scene_command(scene, &all),
-        true,
-    )?;
+    let mut proc = Proc::spawn("zone", engine.scene_command(scene, &all), true)?;
     let timeout = Duration::from_secs(60);
     let m = proc.wait_for_line(|l| l.starts_with("FABRIC_ZONE_METRICS"), timeout)?;
     let metrics = field(&m, "addr")

@@ -89,7 +89,11 @@ fn check_player(name: &str, text: &str, crates: &[i64; 3]) -> String {
         "{name}: material_index (reliable_on_change) once per change, in order"
     );
     let label: Vec<&(usize, i64, i64)> = props.iter().filter(|p| p.1 == 2).collect();
-    assert_eq!(label.len(), 1, "{name}: label_id (snapshot_only) once: {label:?}");
+    assert_eq!(
+        label.len(),
+        1,
+        "{name}: label_id (snapshot_only) once: {label:?}"
+    );
     assert_eq!(label[0].2, 100, "{name}: the label of the join");
     assert!(
         label[0].0 < baseline_at,
@@ -100,7 +104,11 @@ fn check_player(name: &str, text: &str, crates: &[i64; 3]) -> String {
         .find(|l| l.starts_with("MC_NODE ") && num(l, "id") == changing)
         .unwrap_or_else(|| panic!("{name}: no crate node:\n{text}"));
     assert_eq!(num(node, "material"), i64::from(CHANGES), "{name}: {node}");
-    assert_eq!(num(node, "label"), 100, "{name}: the node keeps the join's label: {node}");
+    assert_eq!(
+        num(node, "label"),
+        100,
+        "{name}: the node keeps the join's label: {node}"
+    );
 
     let rates: BTreeMap<i64, (i64, i64)> = mc
         .iter()
@@ -109,7 +117,10 @@ fn check_player(name: &str, text: &str, crates: &[i64; 3]) -> String {
         .collect();
     let hz = |id: i64| {
         let (n, ticks) = rates[&id];
-        assert!(ticks >= 100, "{name}: entity {id} measured over {ticks} ticks only");
+        assert!(
+            ticks >= 100,
+            "{name}: entity {id} measured over {ticks} ticks only"
+        );
         // n updates span n - 1 intervals of the zone's 20 Hz ticks.
         (n - 1) as f64 * 20.0 / ticks as f64
     };
@@ -168,7 +179,11 @@ fn reliable_properties_arrive_once_per_change_snapshot_ones_with_the_baseline() 
         if let Some(l) = lines(&zone.proc.output(), "MZ_CRATES ").pop() {
             break l;
         }
-        assert!(Instant::now() < deadline, "no crates:\n{}", zone.proc.output());
+        assert!(
+            Instant::now() < deadline,
+            "no crates:\n{}",
+            zone.proc.output()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let crates = ["changing", "mover", "idle"].map(|k| num(&crates_line, k));
@@ -190,8 +205,14 @@ fn reliable_properties_arrive_once_per_change_snapshot_ones_with_the_baseline() 
         .expect("relay starts");
 
     let mut players = [
-        ("clean", player(&engine, "clean player", zone.port, &zone.cert_hash)),
-        ("lossy", player(&engine, "lossy player", via.port(), &zone.cert_hash)),
+        (
+            "clean",
+            player(&engine, "clean player", zone.port, &zone.cert_hash),
+        ),
+        (
+            "lossy",
+            player(&engine, "lossy player", via.port(), &zone.cert_hash),
+        ),
     ];
     let until = Instant::now() + Duration::from_secs(90);
     while !players
@@ -218,7 +239,10 @@ fn reliable_properties_arrive_once_per_change_snapshot_ones_with_the_baseline() 
     }
     let _ = std::fs::remove_file(&go);
     let ztext = zone.proc.output();
-    assert!(ztext.contains("MZ_DONE"), "the zone made every change:\n{ztext}");
+    assert!(
+        ztext.contains("MZ_DONE"),
+        "the zone made every change:\n{ztext}"
+    );
     let relayed = counters.figures();
     assert!(
         relayed.dropped > 20 && relayed.received > 500,

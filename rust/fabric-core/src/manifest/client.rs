@@ -159,7 +159,11 @@ mod tests {
         let mut t = PropertyTracker::new(8, 1000);
         let mut c = ClientProperties::new(8);
         let all = 1 << 1 | 1 << 2 | 1 << 3;
-        assert_eq!(step(&mut t, &mut c, &m, 1, [1, 1, 1], false), vec![], "not in view");
+        assert_eq!(
+            step(&mut t, &mut c, &m, 1, [1, 1, 1], false),
+            vec![],
+            "not in view"
+        );
         assert_eq!(
             step(&mut t, &mut c, &m, 2, [2, 1, 1], true),
             send(all, Delivery::Snapshot),
@@ -181,7 +185,11 @@ mod tests {
             send(1 << 3, Delivery::Unreliable),
             "an unreliable change"
         );
-        assert_eq!(step(&mut t, &mut c, &m, 7, [4, 9, 4], false), vec![], "left the view");
+        assert_eq!(
+            step(&mut t, &mut c, &m, 7, [4, 9, 4], false),
+            vec![],
+            "left the view"
+        );
         assert_eq!(c.snapshotted(), 0);
         assert_eq!(
             step(&mut t, &mut c, &m, 8, [4, 9, 4], true),

@@ -148,7 +148,12 @@ impl Manifest {
     }
 
     /// Declares word `word` of class `class` replicated with `mode`.
-    pub fn declare(&mut self, class: i64, word: i64, mode: PropertyMode) -> Result<(), ManifestError> {
+    pub fn declare(
+        &mut self,
+        class: i64,
+        word: i64,
+        mode: PropertyMode,
+    ) -> Result<(), ManifestError> {
         let c = u8::try_from(class).map_err(|_| ManifestError::Class(class))?;
         let w = u8::try_from(word)
             .ok()
@@ -201,8 +206,14 @@ mod tests {
         m.declare(7, 1, PropertyMode::ReliableOnChange).unwrap();
         m.declare(7, 13, PropertyMode::SnapshotOnly).unwrap();
         m.declare(7, 2, PropertyMode::HighRateUnreliable).unwrap();
-        assert_eq!(m.declare(256, 1, PropertyMode::SnapshotOnly), Err(ManifestError::Class(256)));
-        assert_eq!(m.declare(-1, 1, PropertyMode::SnapshotOnly), Err(ManifestError::Class(-1)));
+        assert_eq!(
+            m.declare(256, 1, PropertyMode::SnapshotOnly),
+            Err(ManifestError::Class(256))
+        );
+        assert_eq!(
+            m.declare(-1, 1, PropertyMode::SnapshotOnly),
+            Err(ManifestError::Class(-1))
+        );
         assert_eq!(
             m.declare(7, 0, PropertyMode::SnapshotOnly),
             Err(ManifestError::Word { class: 7, word: 0 }),
@@ -222,7 +233,11 @@ mod tests {
         assert_eq!(c.mask(PropertyMode::ReliableOnChange), 1 << 1);
         assert_eq!(c.mask(PropertyMode::SnapshotOnly), 1 << 13);
         assert_eq!(c.all(), 1 << 1 | 1 << 2 | 1 << 13);
-        assert_eq!(m.class(8).all(), 0, "an undeclared class replicates nothing");
+        assert_eq!(
+            m.class(8).all(),
+            0,
+            "an undeclared class replicates nothing"
+        );
         assert!(!m.is_empty());
     }
 

@@ -115,20 +115,44 @@ mod tests {
     #[test]
     fn an_older_value_never_overwrites_a_newer_one() {
         let mut s = PropertyStore::new();
-        assert_eq!(s.apply(5, &v(1, 10, 7)), StoreOutcome::Changed, "first value");
+        assert_eq!(
+            s.apply(5, &v(1, 10, 7)),
+            StoreOutcome::Changed,
+            "first value"
+        );
         assert_eq!(s.apply(5, &v(1, 12, 8)), StoreOutcome::Changed);
-        assert_eq!(s.apply(5, &v(1, 11, 9)), StoreOutcome::Stale, "reordered: older");
+        assert_eq!(
+            s.apply(5, &v(1, 11, 9)),
+            StoreOutcome::Stale,
+            "reordered: older"
+        );
         assert_eq!(s.apply(5, &v(1, 12, 8)), StoreOutcome::Stale, "duplicate");
         assert_eq!(s.get(5, 1), Some(8));
-        assert_eq!(s.apply(5, &v(1, 20, 8)), StoreOutcome::Same, "newer, same value");
-        assert_eq!(s.apply(5, &v(2, 1, 3)), StoreOutcome::Changed, "words are independent");
-        assert_eq!(s.apply(5, &v(0, 99, 3)), StoreOutcome::BadWord, "word 0 is the class");
+        assert_eq!(
+            s.apply(5, &v(1, 20, 8)),
+            StoreOutcome::Same,
+            "newer, same value"
+        );
+        assert_eq!(
+            s.apply(5, &v(2, 1, 3)),
+            StoreOutcome::Changed,
+            "words are independent"
+        );
+        assert_eq!(
+            s.apply(5, &v(0, 99, 3)),
+            StoreOutcome::BadWord,
+            "word 0 is the class"
+        );
         assert_eq!(s.apply(5, &v(14, 99, 3)), StoreOutcome::BadWord);
         assert_eq!(s.values(5).collect::<Vec<_>>(), vec![(1, 8), (2, 3)]);
         assert_eq!(s.stale_dropped(), 2);
         s.forget(5);
         assert_eq!(s.get(5, 1), None);
-        assert_eq!(s.apply(5, &v(1, 1, 1)), StoreOutcome::Changed, "forgotten: anew");
+        assert_eq!(
+            s.apply(5, &v(1, 1, 1)),
+            StoreOutcome::Changed,
+            "forgotten: anew"
+        );
     }
 
     proptest! {

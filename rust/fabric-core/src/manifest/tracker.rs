@@ -105,7 +105,11 @@ impl PropertyTracker {
         if unreliable_words != 0
             && (t.pending != 0 || tick >= t.last_unreliable + self.refresh_ticks)
         {
-            let mask = if t.pending != 0 { t.pending } else { unreliable_words };
+            let mask = if t.pending != 0 {
+                t.pending
+            } else {
+                unreliable_words
+            };
             self.unreliable.push((global_id, mask));
             t.pending = 0;
             t.last_unreliable = tick;
@@ -196,7 +200,10 @@ mod tests {
         let m = manifest();
         let mut t = PropertyTracker::new(8, 10);
         tick(&mut t, &m, 100, &payload(1, 2, 3));
-        assert!(t.changes().is_empty(), "first sight: the snapshot carries it");
+        assert!(
+            t.changes().is_empty(),
+            "first sight: the snapshot carries it"
+        );
         assert_eq!(t.get(5, 1), Some((1, 100)));
         tick(&mut t, &m, 101, &payload(1, 2, 3));
         assert!(t.changes().is_empty(), "unchanged: nothing");
@@ -206,15 +213,26 @@ mod tests {
         tick(&mut t, &m, 103, &payload(9, 2, 3));
         assert!(t.changes().is_empty(), "sent once per change");
         tick(&mut t, &m, 104, &payload(9, 8, 3));
-        assert!(t.changes().is_empty(), "a snapshot_only word is no change to send");
+        assert!(
+            t.changes().is_empty(),
+            "a snapshot_only word is no change to send"
+        );
         assert_eq!(t.get(5, 2), Some((8, 104)), "but it is stamped");
         let mut out = Vec::new();
         t.values(5, 1 << 1 | 1 << 2, &mut out);
         assert_eq!(
             out,
             vec![
-                PropertyValue { word: 1, seq: 102, value: 9 },
-                PropertyValue { word: 2, seq: 104, value: 8 },
+                PropertyValue {
+                    word: 1,
+                    seq: 102,
+                    value: 9
+                },
+                PropertyValue {
+                    word: 2,
+                    seq: 104,
+                    value: 8
+                },
             ]
         );
     }
@@ -240,7 +258,10 @@ mod tests {
         }
         let mut want: Vec<u64> = (2..=10).collect();
         want.extend([20, 30, 40]);
-        assert_eq!(due, want, "every changing tick, then a refresh every 10 ticks");
+        assert_eq!(
+            due, want,
+            "every changing tick, then a refresh every 10 ticks"
+        );
         assert_eq!(t.get(5, 3), Some((10, 10)));
     }
 

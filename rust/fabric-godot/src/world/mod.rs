@@ -852,7 +852,11 @@ impl FabricWorld {
                         .emit(i64::from(request), &GString::from(reason.as_str()));
                 }
                 WorldEvent::AvatarMoved(moved) => self.start_follow(moved),
-                WorldEvent::Property { entity, word, value } => {
+                WorldEvent::Property {
+                    entity,
+                    word,
+                    value,
+                } => {
                     let class = self.visible(i64::from(entity)).map(|v| v.class);
                     if let (Some(class), Some(n)) = (class, self.nodes.get_mut(&entity)) {
                         let m = self.replication_manifest.as_ref();

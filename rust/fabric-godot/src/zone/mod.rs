@@ -210,7 +210,7 @@ pub struct FabricZone {
     /// are replicated and how (`docs/manifest.md`). None: players get the class word only.
     /// Takes effect at once, also while running.
     #[export]
-    #[var(get, set = set_replication_manifest)]
+    #[var(get = get_replication_manifest, set = set_replication_manifest)]
     pub(crate) replication_manifest: Option<Gd<crate::manifest::FabricReplicationManifest>>,
     /// The property sends of one run, between the replication and the network (reused).
     prop_scratch: Vec<(u64, fabric_core::manifest::PropertySend)>,
@@ -463,6 +463,25 @@ impl INode for FabricZone {
 
 #[godot_api]
 impl FabricZone {
+    /// The replication manifest in use (`replication_manifest`).
+    #[func]
+    pub fn get_replication_manifest(
+        &self,
+    ) -> Option<Gd<crate::manifest::FabricReplicationManifest>> {
+        self.replication_manifest.clone()
+    }
+
+    /// Sets `replication_manifest`; it applies from the next tick on (an invalid entry is
+    /// reported in the Output and the manifest is not used).
+    #[func]
+    pub fn set_replication_manifest(
+        &mut self,
+        manifest: Option<Gd<crate::manifest::FabricReplicationManifest>>,
+    ) {
+        self.replication_manifest = manifest;
+        self.apply_manifest();
+    }
+
     /// A session opened (its zone-local number).
     #[signal]
     fn session_opened(session: i64);

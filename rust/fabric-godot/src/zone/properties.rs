@@ -11,7 +11,6 @@ use fabric_core::session_control::ControlMessage;
 use godot::prelude::*;
 
 use super::FabricZone;
-use crate::manifest::FabricReplicationManifest;
 
 /// Totals of the property messages sent (cumulative).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,21 +23,14 @@ pub(crate) struct PropTotals {
     pub bytes: u64,
 }
 
-#[godot_api(secondary)]
-impl FabricZone {
-    /// Sets `replication_manifest`; it applies from the next tick on (an invalid entry is
-    /// reported in the Output and the manifest is not used).
-    #[func]
-    pub fn set_replication_manifest(&mut self, manifest: Option<Gd<FabricReplicationManifest>>) {
-        self.replication_manifest = manifest;
-        self.apply_manifest();
-    }
-}
-
 impl FabricZone {
     /// Hands the manifest resource, as the core's manifest, to the replication.
     pub(super) fn apply_manifest(&mut self) {
-        let core = match self.replication_manifest.as_ref().map(|m| m.bind().to_core()) {
+        let core = match self
+            .replication_manifest
+            .as_ref()
+            .map(|m| m.bind().to_core())
+        {
             None => Default::default(),
             Some(Ok(m)) => m,
             Some(Err(e)) => {
@@ -107,7 +99,9 @@ mod tests {
     fn a_view_gets_the_snapshot_on_enter_then_each_reliable_change_once() {
         let mut rt = runtime();
         let mut avatars = Avatars::new();
-        let me = rt.spawn([Micros::ZERO; 3], ZERO3, [0; PAYLOAD_WORDS]).unwrap();
+        let me = rt
+            .spawn([Micros::ZERO; 3], ZERO3, [0; PAYLOAD_WORDS])
+            .unwrap();
         let mut p = [0u32; PAYLOAD_WORDS];
         p[0] = 7 << 24;
         p[1] = 1;

@@ -156,11 +156,6 @@ impl Replication {
         self.manifest = manifest;
     }
 
-    /// The manifest in use.
-    pub(crate) fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
     /// The tracker (values and sequence numbers of the properties held).
     pub(crate) fn tracker(&self) -> &PropertyTracker {
         &self.tracker
