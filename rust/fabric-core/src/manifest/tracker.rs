@@ -89,9 +89,9 @@ impl PropertyTracker {
         }
         t.seen = tick;
         let mut changed = 0u16;
-        for w in 1..PAYLOAD_WORDS {
-            if t.words[w] != payload[w] {
-                t.words[w] = payload[w];
+        for (w, &value) in payload.iter().enumerate().skip(1) {
+            if t.words[w] != value {
+                t.words[w] = value;
                 t.seqs[w] = tick;
                 changed |= 1 << w;
             }
