@@ -18,6 +18,7 @@ use fabric_core::hlc::Hlc;
 use fabric_core::migration_intent::MigrationIntent;
 use fabric_core::packet_frame::{PacketHeader, TransferMode};
 use fabric_core::player_command::{PlayerCommand, PlayerPacket};
+use fabric_core::manifest::PropertyValue;
 use fabric_core::session_control::ControlMessage;
 use fabric_core::zone_control::{ControlKind, REFUSE_FULL, ZoneControl};
 use fabric_net::CertHash;
@@ -138,6 +139,24 @@ fn main() {
             ControlMessage::Error {
                 code: "zone_unavailable".into(),
                 message: "zone refused".into(),
+            },
+        ),
+        (
+            "props",
+            ControlMessage::Properties {
+                entity: 42,
+                values: vec![
+                    PropertyValue {
+                        word: 1,
+                        seq: 812,
+                        value: 3,
+                    },
+                    PropertyValue {
+                        word: 2,
+                        seq: 790,
+                        value: 0xFF80_2040,
+                    },
+                ],
             },
         ),
     ];

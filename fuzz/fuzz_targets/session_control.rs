@@ -10,6 +10,7 @@ use fabric_core::session_control::{
     ControlMessage, MAX_CONTROL_LEN, MAX_HASHES_FIELD_LEN, MAX_ID_LEN, MAX_SPAWN_METRES,
     MAX_TICKET_FIELD_LEN, MAX_TOKEN_LEN, OwnershipState,
 };
+use fabric_core::manifest::PropertyValue;
 use libfuzzer_sys::fuzz_target;
 
 /// A control message as `arbitrary` builds it (mirrors [`ControlMessage`]).
@@ -36,6 +37,7 @@ enum Msg {
     Placed(u32, u32, u64),
     PlaceRefused(u32, String),
     BaselineDone(u64),
+    Properties(u32, Vec<(u8, u64, u32)>),
 }
 
 impl Msg {
@@ -74,6 +76,13 @@ impl Msg {
             },
             Msg::PlaceRefused(request, reason) => ControlMessage::PlaceRefused { request, reason },
             Msg::BaselineDone(tick) => ControlMessage::BaselineDone { tick },
+            Msg::Properties(entity, values) => ControlMessage::Properties {
+                entity,
+                values: values
+                    .into_iter()
+                    .map(|(word, seq, value)| PropertyValue { word, seq, value })
+                    .collect(),
+            },
             // Reason names are short words; the decoder cuts longer ones to 32 characters.
             Msg::CommandsRefused(counts) => ControlMessage::CommandsRefused {
                 counts: counts
@@ -135,6 +144,12 @@ fn in_range(m: &ControlMessage) -> bool {
         | ControlMessage::Placed { .. }
         | ControlMessage::BaselineDone { .. } => true,
         ControlMessage::PlaceRefused { reason, .. } => reason.len() <= MAX_ID_LEN,
+        // 1..=13 values, words 1..=13 strictly ascending.
+        ControlMessage::Properties { values, .. } => {
+            (1..=13).contains(&values.len())
+                && values.iter().all(|p| (1..=13).contains(&p.word))
+                && values.windows(2).all(|w| w[0].word < w[1].word)
+        }
     }
 }
 

@@ -26,6 +26,7 @@ pub mod hilbert;
 pub mod hlc;
 pub mod host_room;
 pub mod latency;
+pub mod manifest;
 pub mod migration;
 pub mod migration_intent;
 pub mod outbox;

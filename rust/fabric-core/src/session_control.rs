@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
+
+use crate::manifest::{FIRST_PROPERTY_WORD, LAST_PROPERTY_WORD, PropertyValue};
 use thiserror::Error;
 
 /// Version of the control message format carried in `"v"`.
@@ -229,6 +231,16 @@ pub enum ControlMessage {
         /// The zone tick at which the baseline was complete.
         tick: u64,
     },
+    /// Zone -> client: replicated property words of entity `entity` (the replication manifest,
+    /// [`crate::manifest`]): on the reliable stream for snapshots and `reliable_on_change`
+    /// words, as a datagram for `high_rate_unreliable` ones. 1..=13 values, words strictly
+    /// ascending.
+    Properties {
+        /// The entity's global id.
+        entity: u32,
+        /// The values.
+        values: Vec<PropertyValue>,
+    },
 }
 
 /// What an `ownership` event reports.
@@ -287,6 +299,44 @@ fn ownership_event(obj: &Map<String, Value>) -> Result<ControlMessage, ControlEr
         holder,
         reason,
     })
+}
+
+/// The `values` of a `props` event: 1..=13 `[word, seq, value]` triples, words in 1..=13
+/// strictly ascending, `value` within 32 bits.
+fn property_values(obj: &Map<String, Value>) -> Result<Vec<PropertyValue>, ControlError> {
+    let bad = |reason| ControlError::Field {
+        field: "values",
+        reason,
+    };
+    let list = obj
+        .get("values")
+        .and_then(Value::as_array)
+        .ok_or(bad("missing or not an array"))?;
+    if list.is_empty() || list.len() > usize::from(LAST_PROPERTY_WORD) {
+        return Err(bad("not 1..=13 values"));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    let mut last = 0u8;
+    for item in list {
+        let triple = match item.as_array().map(Vec::as_slice) {
+            Some([w, s, x]) => (w.as_u64(), s.as_u64(), x.as_u64()),
+            _ => return Err(bad("a value is not [word, seq, value]")),
+        };
+        let (Some(word), Some(seq), Some(value)) = triple else {
+            return Err(bad("a value is not three unsigned integers"));
+        };
+        let word = u8::try_from(word)
+            .ok()
+            .filter(|w| (FIRST_PROPERTY_WORD..=LAST_PROPERTY_WORD).contains(w))
+            .ok_or(bad("a word is not in 1..=13"))?;
+        if word <= last {
+            return Err(bad("words are not strictly ascending"));
+        }
+        last = word;
+        let value = u32::try_from(value).map_err(|_| bad("a value does not fit 32 bits"))?;
+        out.push(PropertyValue { word, seq, value });
+    }
+    Ok(out)
 }
 
 fn str_field(obj: &Map<String, Value>, field: &'static str) -> Result<String, ControlError> {
@@ -445,6 +495,10 @@ impl ControlMessage {
                 "baseline_done" => Ok(Self::BaselineDone {
                     tick: u64_field(&obj, "tick")?,
                 }),
+                "props" => Ok(Self::Properties {
+                    entity: u32_field(&obj, "entity")?,
+                    values: property_values(&obj)?,
+                }),
                 "error" => Ok(Self::Error {
                     code: str_field(&obj, "code")?,
                     message: text_field(&obj, "message")?,
@@ -556,6 +610,13 @@ impl ControlMessage {
             }
             Self::BaselineDone { tick } => {
                 json!({"event": "baseline_done", "tick": tick, "v": v})
+            }
+            Self::Properties { entity, values } => {
+                let list: Vec<Value> = values
+                    .iter()
+                    .map(|p| json!([p.word, p.seq, p.value]))
+                    .collect();
+                json!({"event": "props", "entity": entity, "values": list, "v": v})
             }
         };
         serde_json::to_vec(&value).expect("a JSON value always serializes")
@@ -947,6 +1008,48 @@ mod tests {
             &br#"{"event":"baseline_done","v":1}"#[..],
             br#"{"event":"baseline_done","tick":-1,"v":1}"#,
             br#"{"event":"baseline_done","tick":"5","v":1}"#,
+        ] {
+            assert!(
+                ControlMessage::decode(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn props_are_pinned_and_validated() {
+        let m = ControlMessage::Properties {
+            entity: 5,
+            values: vec![
+                PropertyValue {
+                    word: 1,
+                    seq: 102,
+                    value: 9,
+                },
+                PropertyValue {
+                    word: 13,
+                    seq: 1 << 40,
+                    value: u32::MAX,
+                },
+            ],
+        };
+        let wire = br#"{"entity":5,"event":"props","v":1,"values":[[1,102,9],[13,1099511627776,4294967295]]}"#;
+        assert_eq!(m.encode(), wire.to_vec());
+        assert_eq!(ControlMessage::decode(wire), Ok(m));
+        for bad in [
+            &br#"{"entity":5,"event":"props","v":1}"#[..],
+            br#"{"entity":5,"event":"props","v":1,"values":[]}"#,
+            br#"{"entity":5,"event":"props","v":1,"values":[[0,1,1]]}"#,
+            br#"{"entity":5,"event":"props","v":1,"values":[[14,1,1]]}"#,
+            br#"{"entity":5,"event":"props","v":1,"values":[[2,1,1],[2,1,1]]}"#,
+            br#"{"entity":5,"event":"props","v":1,"values":[[3,1,1],[2,1,1]]}"#,
+            br#"{"entity":5,"event":"props","v":1,"values":[[1,1,4294967296]]}"#,
+            br#"{"entity":5,"event":"props","v":1,"values":[[1,-1,1]]}"#,
+            br#"{"entity":5,"event":"props","v":1,"values":[[1,1]]}"#,
+            br#"{"entity":5,"event":"props","v":1,"values":[[1,1,1.5]]}"#,
+            br#"{"entity":-5,"event":"props","v":1,"values":[[1,1,1]]}"#,
+            br#"{"entity":5,"event":"props","v":1,"values":{"1":[1,1]}}"#,
         ] {
             assert!(
                 ControlMessage::decode(bad).is_err(),

@@ -6,6 +6,8 @@
 //! - [`host_room::FabricHostRoom`]: a room run by one player's process, that elects a new host
 //!   when it leaves.
 //! - [`world::FabricWorld`]: a player's client node (joins, mirrors what is near, commands).
+//! - [`manifest::FabricReplicationManifest`]: how entity properties reach the players, a
+//!   `Resource` given to the zone and to the client.
 //! - [`assets::FabricAssetFetcher`]: fetches an uploaded asset, verified, off the main thread.
 //! - [`registry_request::FabricRegistryRequest`]: one pinned-HTTPS request to the registry
 //!   backend (the addon's `FabricRegistry` uses it for `https://`).
@@ -27,6 +29,7 @@ pub mod host_room;
 #[cfg(feature = "itest")]
 pub mod itests;
 pub mod log_bridge;
+pub mod manifest;
 pub mod registry_request;
 pub mod snapshot;
 #[cfg(feature = "itest")]

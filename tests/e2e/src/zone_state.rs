@@ -36,14 +36,20 @@ pub struct ZoneState {
 /// Starts `res://scenes/zone.tscn` with `args` (plus a free client port and metrics address
 /// on loopback) and waits until it is ready.
 pub fn start_observed_zone(engine: &Engine, args: &[&str]) -> anyhow::Result<ObservedZone> {
+    start_observed_zone_scene(engine, "res://scenes/zone.tscn", args)
+}
+
+/// [`start_observed_zone`] with another zone scene (one with a `FabricZone` that reads the
+/// command line, e.g. under a test script).
+pub fn start_observed_zone_scene(
+    engine: &Engine,
+    scene: &str,
+    args: &[&str],
+) -> anyhow::Result<ObservedZone> {
     let mut all = vec!["--port", "0", "--bind", "127.0.0.1"];
     all.extend_from_slice(&["--metrics-addr", "127.0.0.1:0"]);
     all.extend_from_slice(args);
-    let mut proc = Proc::spawn(
-        "zone",
-        engine.scene_command("res://scenes/zone.tscn", &all),
-        true,
-    )?;
+    let mut proc = Proc::spawn("zone", engine.scene_command(scene, &all), true)?;
     let timeout = Duration::from_secs(60);
     let m = proc.wait_for_line(|l| l.starts_with("FABRIC_ZONE_METRICS"), timeout)?;
     let metrics = field(&m, "addr")

@@ -6,9 +6,10 @@
 //! the packet once its priority reaches 1; candidates go in highest priority first until the
 //! packet or the byte budget is full, and a sent entity's priority resets to 0. With the
 //! defaults (full rate within half the radius) a moving entity near the viewer is sent every
-//! tick (20 Hz), one at the edge of the radius every fourth tick (5 Hz), an idle one at the edge
-//! about once a second; when the
-//! budget is short, far and idle entities wait longer while near ones keep their rate.
+//! tick (20 Hz), one at the edge of the radius every fourth tick (5 Hz); an idle one (at rest)
+//! every fourth tick near the viewer (5 Hz) and every tenth at the edge (2 Hz): idle and far
+//! entities downshift to 2-5 Hz (`tests/idle_downshift.rs` measures it). When the budget is
+//! short, far and idle entities wait longer while near ones keep their rate.
 
 /// Weights of the accumulator.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,17 +18,17 @@ pub struct PriorityConfig {
     pub full_rate_radius_mm: i64,
     /// Factor for an entity whose velocity is zero.
     pub idle_factor: f32,
-    /// Smallest weight (`0.05`: at least one update a second at 20 Hz).
+    /// Smallest weight (`0.1`: at least two updates a second at 20 Hz).
     pub min_weight: f32,
 }
 
 impl PriorityConfig {
-    /// Defaults for an interest radius: full rate within half of it, idle factor 1/4, floor 1/20.
+    /// Defaults for an interest radius: full rate within half of it, idle factor 1/4, floor 1/10.
     pub fn for_radius(radius_mm: i64) -> Self {
         Self {
             full_rate_radius_mm: radius_mm / 2,
             idle_factor: 0.25,
-            min_weight: 0.05,
+            min_weight: 0.1,
         }
     }
 
@@ -69,11 +70,13 @@ mod tests {
             (edge - 0.25).abs() < 1e-6,
             "edge of the radius: 5 Hz, got {edge}"
         );
-        assert!(
-            (p.weight(50_000.0, false) - 0.0625).abs() < 1e-6,
-            "idle at the edge"
+        assert_eq!(
+            p.weight(50_000.0, false),
+            0.1,
+            "idle at the edge (1/16): the floor, 2 Hz"
         );
-        assert_eq!(p.weight(1e12, false), 0.05, "floor");
+        assert_eq!(p.weight(1_000.0, false), 0.25, "idle and near: 5 Hz");
+        assert_eq!(p.weight(1e12, false), 0.1, "floor: 2 Hz");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod command;
 pub mod follow;
 pub mod interpolation;
 pub mod ownership;
+pub mod properties;
 pub mod session;
 pub mod stats;
 pub mod walker;
@@ -128,6 +129,11 @@ pub struct FabricWorld {
     /// Speed of `move_avatar_to` walks, metres per second.
     #[export]
     walk_speed: f64,
+    /// The replication manifest the zone uses (the same resource): each replicated property
+    /// value that arrives sets the node property it names on the entity's node (and
+    /// `property_changed` fires). None: `property_changed` only.
+    #[export]
+    replication_manifest: Option<Gd<crate::manifest::FabricReplicationManifest>>,
     started: Instant,
     client: Option<Client>,
     session: Option<WorldSession>,
@@ -160,6 +166,7 @@ impl INode3D for FabricWorld {
             tick_hz: motion.tick_hz,
             max_speed: motion.max_speed,
             walk_speed: 4.0,
+            replication_manifest: None,
             started: Instant::now(),
             client: None,
             session: None,
@@ -258,6 +265,12 @@ impl FabricWorld {
     /// follow). Emitted once after joining and once after each change of zone.
     #[signal]
     fn baseline_done(tick: i64);
+    /// Replicated property `word` (payload word 1..13; the manifest names it) of entity `id`
+    /// has a new `value`: once per change for `reliable_on_change` words, once on entering
+    /// your view for `snapshot_only` ones (an older value never replaces a newer one). Its
+    /// node, when it exists, already has the manifest's property set.
+    #[signal]
+    fn property_changed(id: i64, word: i64, value: i64);
 
     /// Connects to `zone_url`, pinning `cert_hash`, and joins with `join_token`. `OK`, or
     /// `ERR_ALREADY_IN_USE` (call `leave()` first), or `ERR_INVALID_PARAMETER` (a bad URL or
@@ -474,6 +487,18 @@ impl FabricWorld {
             .map_or(Vector3::ZERO, |v| to_vec3(v.track.last().position))
     }
 
+    /// The replicated value of payload word `word` (1..13) of entity `id`, or -1 when none
+    /// arrived (not replicated by the manifest, or not yet).
+    #[func]
+    pub fn get_entity_property(&self, id: i64, word: i64) -> i64 {
+        let (Ok(id), Ok(word), Some(s)) =
+            (u32::try_from(id), u8::try_from(word), self.session.as_ref())
+        else {
+            return -1;
+        };
+        s.property(id, word).map_or(-1, i64::from)
+    }
+
     /// The zone tick of `get_entity_position(id)`, or -1 when not visible.
     #[func]
     pub fn get_entity_tick(&self, id: i64) -> i64 {
@@ -519,7 +544,8 @@ impl FabricWorld {
     /// (entity records a second), `bytes_total`, `packets_total`, `avatar_id` (-1 before it
     /// exists), `avatar_zone` (the zone owning the avatar, -1 unknown), `session_zone` (the
     /// zone this session is with), `last_tick`, `refused_packets` (packets that did not
-    /// decode against the mirror), `rtt_msec` (-1 unknown). Empty before `connect_to_fabric`.
+    /// decode against the mirror), `stale_properties` (replicated property values dropped as
+    /// older than the one held), `rtt_msec` (-1 unknown). Empty before `connect_to_fabric`.
     #[func]
     pub fn get_stats(&self) -> VarDictionary {
         let mut d = VarDictionary::new();
@@ -542,6 +568,7 @@ impl FabricWorld {
         d.set("session_zone", i64::from(s.zone()));
         d.set("last_tick", s.last_tick().unwrap_or(-1));
         d.set("refused_packets", s.refused_packets().0 as i64);
+        d.set("stale_properties", s.stale_properties() as i64);
         let rtt = self.client.as_ref().and_then(|c| c.rtt());
         d.set("rtt_msec", rtt.map_or(-1.0, |r| r.as_secs_f64() * 1000.0));
         d
@@ -825,6 +852,22 @@ impl FabricWorld {
                         .emit(i64::from(request), &GString::from(reason.as_str()));
                 }
                 WorldEvent::AvatarMoved(moved) => self.start_follow(moved),
+                WorldEvent::Property {
+                    entity,
+                    word,
+                    value,
+                } => {
+                    let class = self.visible(i64::from(entity)).map(|v| v.class);
+                    if let (Some(class), Some(n)) = (class, self.nodes.get_mut(&entity)) {
+                        let m = self.replication_manifest.as_ref();
+                        properties::set_on_node(m, &mut n.node, class, word, value);
+                    }
+                    self.signals().property_changed().emit(
+                        i64::from(entity),
+                        i64::from(word),
+                        i64::from(value),
+                    );
+                }
                 WorldEvent::BaselineDone { tick } => {
                     self.signals()
                         .baseline_done()
@@ -877,6 +920,12 @@ impl FabricWorld {
             }
         };
         node.set_name(&format!("Entity_{id}"));
+        if let Some(s) = self.session.as_ref() {
+            let m = self.replication_manifest.as_ref();
+            for (word, value) in s.properties(id) {
+                properties::set_on_node(m, &mut node, class, word, value);
+            }
+        }
         let mut spatial = node.clone().try_cast::<Node3D>().ok();
         if let Some(n) = spatial.as_mut() {
             n.set_position(to_vec3(at));

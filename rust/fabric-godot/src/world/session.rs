@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use fabric_core::client_view::wire::PACKET_KIND;
 use fabric_core::client_view::{Applied, ClientMirror, MirrorEntity, ReplicationConfig};
+use fabric_core::manifest::{PropertyStore, StoreOutcome};
 use fabric_core::session_control::ControlMessage;
 
 use super::interpolation::{Sample, TickClock, TickUnwrap, Track};
@@ -90,6 +91,16 @@ pub enum WorldEvent {
         /// The zone tick.
         tick: u64,
     },
+    /// A replicated property of entity `entity` (payload word `word`) has a new value (the
+    /// first one, or a newer one that differs; stale and repeated values are dropped).
+    Property {
+        /// The entity.
+        entity: u32,
+        /// The payload word, 1..=13.
+        word: u8,
+        /// Its value.
+        value: u32,
+    },
 }
 
 /// One visible entity.
@@ -145,6 +156,8 @@ pub struct WorldSession {
     refused_packets: u64,
     last_refusal: Option<String>,
     holders: super::ownership::Holders,
+    /// Replicated property values (the manifest's `props` messages), stale ones dropped.
+    props: PropertyStore,
 }
 
 impl WorldSession {
@@ -170,6 +183,7 @@ impl WorldSession {
             refused_packets: 0,
             last_refusal: None,
             holders: super::ownership::Holders::default(),
+            props: PropertyStore::new(),
         }
     }
 
@@ -190,6 +204,21 @@ impl WorldSession {
         }
         link.message(&msg.encode());
         true
+    }
+
+    /// The replicated value of payload word `word` of `entity`, if one arrived.
+    pub fn property(&self, entity: u32, word: u8) -> Option<u32> {
+        self.props.get(entity, word)
+    }
+
+    /// Every `(word, value)` replicated for `entity`, lowest word first.
+    pub fn properties(&self, entity: u32) -> impl Iterator<Item = (u8, u32)> + '_ {
+        self.props.values(entity)
+    }
+
+    /// Property values dropped as stale (older than, or the same as, the one held).
+    pub fn stale_properties(&self) -> u64 {
+        self.props.stale_dropped()
     }
 
     /// The holder (avatar id) of `entity` as last heard from the zone; `None`: the zone.
@@ -329,6 +358,17 @@ impl WorldSession {
                 .push_back(WorldEvent::AssetRefused { request, reason }),
             ControlMessage::BaselineDone { tick } => {
                 self.events.push_back(WorldEvent::BaselineDone { tick });
+            }
+            ControlMessage::Properties { entity, values } => {
+                for v in &values {
+                    if self.props.apply(entity, v) == StoreOutcome::Changed {
+                        self.events.push_back(WorldEvent::Property {
+                            entity,
+                            word: v.word,
+                            value: v.value,
+                        });
+                    }
+                }
             }
             _ => {}
         }

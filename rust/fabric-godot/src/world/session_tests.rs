@@ -474,3 +474,42 @@ fn an_avatar_moved_that_cannot_be_followed_ends_the_session_with_why() {
     }
     assert!(s.is_ended());
 }
+
+/// `props` messages: each new value is one `Property` event; a reordered older one and a
+/// repeated one change nothing and are counted as stale; a garbled one is dropped whole.
+#[test]
+fn property_values_are_events_once_and_older_ones_are_dropped() {
+    use fabric_core::manifest::PropertyValue;
+    let mut link = Sent::default();
+    let mut s = joined(&mut link);
+    let props = |values: &[(u8, u64, u32)]| {
+        ControlMessage::Properties {
+            entity: 9,
+            values: values
+                .iter()
+                .map(|&(word, seq, value)| PropertyValue { word, seq, value })
+                .collect(),
+        }
+        .encode()
+    };
+    s.on_bytes(30, &props(&[(1, 100, 4), (2, 100, 50)]), &mut link);
+    s.on_bytes(31, &props(&[(1, 120, 5)]), &mut link);
+    s.on_bytes(32, &props(&[(1, 110, 3)]), &mut link); // older: dropped
+    s.on_bytes(33, &props(&[(1, 120, 5)]), &mut link); // repeated: dropped
+    s.on_bytes(
+        34,
+        br#"{"entity":9,"event":"props","v":1,"values":[[1,999,7],[1,999,8]]}"#,
+        &mut link,
+    );
+    let prop = |word, value| WorldEvent::Property {
+        entity: 9,
+        word,
+        value,
+    };
+    assert_eq!(events(&mut s), vec![prop(1, 4), prop(2, 50), prop(1, 5)]);
+    assert_eq!(s.property(9, 1), Some(5), "the newest value");
+    assert_eq!(s.property(9, 2), Some(50));
+    assert_eq!(s.property(9, 3), None);
+    assert_eq!(s.properties(9).collect::<Vec<_>>(), vec![(1, 5), (2, 50)]);
+    assert_eq!(s.stale_properties(), 2);
+}

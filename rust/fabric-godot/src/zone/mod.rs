@@ -41,6 +41,7 @@ pub mod network;
 mod ownership;
 pub mod ownership_metrics;
 mod players;
+mod properties;
 mod replication;
 mod room;
 pub mod runtime;
@@ -205,6 +206,14 @@ pub struct FabricZone {
     /// (`--room ID` on the command line; see `docs/zone.md`, "Rooms").
     #[export]
     pub(crate) room_id: GString,
+    /// How entity properties (payload words 1..13) reach the players: per class, which words
+    /// are replicated and how (`docs/manifest.md`). None: players get the class word only.
+    /// Takes effect at once, also while running.
+    #[export]
+    #[var(get = get_replication_manifest, set = set_replication_manifest)]
+    pub(crate) replication_manifest: Option<Gd<crate::manifest::FabricReplicationManifest>>,
+    /// The property sends of one run, between the replication and the network (reused).
+    prop_scratch: Vec<(u64, fabric_core::manifest::PropertySend)>,
     /// The current simulation tick.
     #[var(no_set, pub)]
     tick: i64,
@@ -332,6 +341,8 @@ impl INode for FabricZone {
             websocket_fallback: true,
             cert_rotation_sec: d.cert_rotation_sec,
             room_id: GString::new(),
+            replication_manifest: None,
+            prop_scratch: Vec::new(),
             tick: 0,
             cert_hash: GString::new(),
             next_cert_hash: GString::new(),
@@ -452,6 +463,25 @@ impl INode for FabricZone {
 
 #[godot_api]
 impl FabricZone {
+    /// The replication manifest in use (`replication_manifest`).
+    #[func]
+    pub fn get_replication_manifest(
+        &self,
+    ) -> Option<Gd<crate::manifest::FabricReplicationManifest>> {
+        self.replication_manifest.clone()
+    }
+
+    /// Sets `replication_manifest`; it applies from the next tick on (an invalid entry is
+    /// reported in the Output and the manifest is not used).
+    #[func]
+    pub fn set_replication_manifest(
+        &mut self,
+        manifest: Option<Gd<crate::manifest::FabricReplicationManifest>>,
+    ) {
+        self.replication_manifest = manifest;
+        self.apply_manifest();
+    }
+
     /// A session opened (its zone-local number).
     #[signal]
     fn session_opened(session: i64);
@@ -905,6 +935,7 @@ impl FabricZone {
         rt.spawn_population(population);
         rt.publish();
         self.reset_players(&cfg, repl);
+        self.apply_manifest();
         self.players.placements.set_rules(s.placement.clone());
         self.follow = match follow::Follow::new(s, linked_tickets) {
             Ok(f) => f,

@@ -260,6 +260,7 @@ impl FabricZone {
                 players.replication.views() as u64,
             );
         }
+        self.send_properties();
         self.send_baseline_markers();
     }
 

@@ -22,6 +22,13 @@
 //!   `baseline_done {tick}`; once per view: on joining and each time its avatar enters this
 //!   zone again (a new view);
 //!
+//! - the replication manifest's properties ([`fabric_core::manifest`]): the zone's
+//!   [`PropertyTracker`] observes every candidate's payload each run, each view's
+//!   [`ClientProperties`] says what its client gets (snapshots of entities entering its view,
+//!   `reliable_on_change` changes, `high_rate_unreliable` words), queued for
+//!   [`FabricZone::send_properties`] (`properties.rs`), which runs before the baseline markers
+//!   so a view's snapshots precede its `baseline_done` on the reliable stream;
+//!
 //! Nothing is allocated per tick once a view exists (a view is made when its player first
 //! shows up in a tick).
 
@@ -33,10 +40,12 @@ use fabric_core::client_view::{
     Ack, Candidate, ClientView, ConfigError, ReplicationConfig, ViewStats,
 };
 use fabric_core::coords::Vec3;
-use fabric_core::entity_row::dequantize_velocity;
+use fabric_core::entity_row::{PAYLOAD_WORDS, dequantize_velocity};
+use fabric_core::manifest::{ClientProperties, Manifest, PropertySend, PropertyTracker};
 use fabric_core::slots::SlotState;
 
 use super::FabricZone;
+use super::properties::PropTotals;
 use super::runtime::ZoneRuntime;
 use fabric_core::session_control::{ControlMessage, OwnershipState};
 
@@ -75,6 +84,8 @@ struct Viewer {
     window_bytes: u64,
     /// The session was told its baseline is done.
     baseline_told: bool,
+    /// What its client was sent of the manifest's properties.
+    props: ClientProperties,
 }
 
 /// The views of a zone's players and the buffers they share.
@@ -91,6 +102,18 @@ pub(crate) struct Replication {
     rates: ReplRates,
     /// Sessions whose baseline completed in the last run, and the tick (reused).
     baselines: Vec<(u64, u64)>,
+    /// The payload of each candidate (same order as `candidates`).
+    payloads: Vec<[u32; PAYLOAD_WORDS]>,
+    /// The replication manifest (empty: no property is replicated).
+    manifest: Manifest,
+    /// The properties of every candidate, stamped.
+    tracker: PropertyTracker,
+    /// One view's property sends of this run (reused).
+    prop_sends: Vec<PropertySend>,
+    /// Every property send of the last run, by session, for `send_properties` (reused).
+    prop_out: Vec<(u64, PropertySend)>,
+    /// Property messages sent so far.
+    prop_totals: PropTotals,
 }
 
 impl Default for Replication {
@@ -118,7 +141,39 @@ impl Replication {
             window: (0, ReplTotals::default()),
             rates: ReplRates::default(),
             baselines: Vec::new(),
+            payloads: Vec::new(),
+            manifest: Manifest::new(),
+            // A refresh of unreliable words every half second.
+            tracker: PropertyTracker::new(0, u64::from(cfg.tick_hz.div_ceil(2))),
+            prop_sends: Vec::new(),
+            prop_out: Vec::new(),
+            prop_totals: PropTotals::default(),
         })
+    }
+
+    /// Replicates properties as `manifest` says, from the next run on.
+    pub(crate) fn set_manifest(&mut self, manifest: Manifest) {
+        self.manifest = manifest;
+    }
+
+    /// The tracker (values and sequence numbers of the properties held).
+    pub(crate) fn tracker(&self) -> &PropertyTracker {
+        &self.tracker
+    }
+
+    /// Property messages sent so far.
+    pub(crate) fn prop_totals(&self) -> PropTotals {
+        self.prop_totals
+    }
+
+    /// Updates the property totals (after `send_properties`).
+    pub(crate) fn set_prop_totals(&mut self, t: PropTotals) {
+        self.prop_totals = t;
+    }
+
+    /// The property sends of the last run, by session.
+    pub(crate) fn take_property_sends(&mut self) -> std::vec::Drain<'_, (u64, PropertySend)> {
+        self.prop_out.drain(..)
     }
 
     /// True when `frame` is a client ack (to be handed to [`Self::on_ack`]).
@@ -166,8 +221,10 @@ impl Replication {
         if self.candidates.capacity() < need {
             // Once, on the first tick with players: the vec is reused after.
             self.candidates.reserve(need - self.candidates.len());
+            self.payloads.reserve(need - self.payloads.len());
         }
         self.candidates.clear();
+        self.payloads.clear();
         let own = zone.id();
         for i in 0..slots.capacity() {
             // Staging entities are still this zone's until the receiver's ack (they stay if
@@ -185,6 +242,7 @@ impl Replication {
                 zone: own,
                 class_word: e.payload[0],
             });
+            self.payloads.push(e.payload);
         }
         self.held = self.candidates.len();
         let vmax = zone.config().v_max_um;
@@ -196,7 +254,20 @@ impl Replication {
                 zone: g.from,
                 class_word: g.row.payload[0],
             });
+            self.payloads.push(g.row.payload);
         }
+    }
+
+    /// The tracker observes every candidate's payload (nothing without a manifest).
+    fn observe(&mut self, tick: u64) {
+        if self.manifest.is_empty() {
+            return;
+        }
+        self.tracker.begin_tick(tick);
+        for (c, p) in self.candidates.iter().zip(&self.payloads) {
+            self.tracker.observe(&self.manifest, c.global_id, p);
+        }
+        self.tracker.end_tick();
     }
 
     /// After the zone's ticks: one packet per player whose avatar is held here (owned, or
@@ -216,6 +287,7 @@ impl Replication {
             return;
         }
         self.gather(rt);
+        self.observe(tick);
         for (session, avatar) in avatars.iter() {
             // While the avatar is staging (handed to a neighbour that has not answered) the
             // view goes on: a hand-off that rolls back must not restart it. A new view starts
@@ -238,6 +310,7 @@ impl Replication {
                         view,
                         window_bytes: 0,
                         baseline_told: false,
+                        props: ClientProperties::new(self.cfg.max_entities),
                     })
                 }
             };
@@ -246,6 +319,17 @@ impl Replication {
             let written =
                 v.view
                     .write_tick(tick, &viewer, &self.candidates, &mut self.buf[..limit]);
+            if !self.manifest.is_empty() {
+                let view = &v.view;
+                v.props.tick(
+                    &self.tracker,
+                    &self.manifest,
+                    |id| view.is_visible(id),
+                    &mut self.prop_sends,
+                );
+                self.prop_out
+                    .extend(self.prop_sends.drain(..).map(|p| (session, p)));
+            }
             if !v.baseline_told
                 && let Some(done) = v.view.baseline_done()
             {
@@ -312,7 +396,8 @@ impl Replication {
         format!(
             " client_views={} client_bytes_per_s={:.0} client_max_bytes_per_s={:.0} \
              client_packets_per_s={:.1} client_entities_per_packet={:.1} client_acks={} \
-             client_bad_acks={}",
+             client_bad_acks={} client_prop_messages={} client_prop_datagrams={} \
+             client_prop_bytes={}",
             self.views.len(),
             r.bytes_per_s,
             r.max_client_bytes_per_s,
@@ -320,6 +405,9 @@ impl Replication {
             r.entities_per_packet,
             self.totals.acks,
             self.totals.bad_acks,
+            self.prop_totals.reliable,
+            self.prop_totals.datagrams,
+            self.prop_totals.bytes,
         )
     }
 }

@@ -30,6 +30,7 @@ const NAV: &[(&str, &[(&str, &str)])] = &[
             ("Running a zone fabric", "zone.md"),
             ("The client node (FabricWorld)", "client.md"),
             ("Host-run rooms", "host-rooms.md"),
+            ("Replication manifest", "manifest.md"),
             ("Operating the registry", "backend.md"),
             ("Persistence", "persistence.md"),
             ("Assets", "assets.md"),
