@@ -19,21 +19,15 @@ use fabric_harness::engine::{self, Engine};
 
 fn start(engine: &Engine, dir: &Path, population: bool) -> ObservedZone {
     let dir = dir.display().to_string();
-    let mut args = vec![
-        "--zone-id",
-        "0",
-        "--zone-count",
-        "1",
-        "--data-dir",
-        &dir,
-        "--stats-every",
-        "0.5",
-    ];
-    if population {
-        args.extend(["--population", "wanderers", "--entities", "200", "--seed", "5"]);
+    let mut args: Vec<&str> = "--zone-id 0 --zone-count 1 --stats-every 0.5"
+        .split_whitespace()
+        .collect();
+    args.extend(["--data-dir", dir.as_str()]);
+    args.extend(if population {
+        ["--population", "wanderers", "--entities", "200"].as_slice()
     } else {
-        args.extend(["--population", "none"]);
-    }
+        ["--population", "none"].as_slice()
+    });
     start_observed_zone(engine, &args).expect("zone process starts")
 }
 
