@@ -249,11 +249,9 @@ fn run<J: Journal>(
             .ok_or(JournalError::EmptyGroup {
                 batches: group.len(),
             })?;
-        shared.durable_seq.store(commit.last_seq, Ordering::Release);
-        shared
-            .durable_tick_plus_one
-            .store(commit.tick.saturating_add(1), Ordering::Release);
         // One report per batch, in order: sequence numbers counted back from the group's last.
+        // The reports go out before the tick is published, so whoever sees `durable_tick`
+        // reach a tick finds every report up to it waiting.
         let mut last_seq = commit.last_seq - commit.mutations as u64;
         for mut batch in group.drain(..) {
             last_seq += batch.len() as u64;
@@ -265,6 +263,10 @@ fn run<J: Journal>(
             batch.clear();
             let _ = recycled.try_send(batch);
         }
+        shared.durable_seq.store(commit.last_seq, Ordering::Release);
+        shared
+            .durable_tick_plus_one
+            .store(commit.tick.saturating_add(1), Ordering::Release);
         if journal.mutations_since_snapshot() >= config.compact_every.max(1) {
             journal.compact()?;
         }
