@@ -53,9 +53,7 @@ pub const VEC_WORDS: usize = 6;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SnapshotError {
     /// The format version is neither [`SNAPSHOT_FORMAT_VERSION`] nor [`SNAPSHOT_FORMAT_V1`].
-    #[error(
-        "unsupported format version {found} (this build reads versions 1 to {supported})"
-    )]
+    #[error("unsupported format version {found} (this build reads versions 1 to {supported})")]
     UnsupportedVersion {
         /// Version found in the snapshot.
         found: i64,
@@ -694,7 +692,13 @@ mod tests {
         }
         h.update(&1u64.to_le_bytes());
         h.update(b"w");
-        for array in [&s.ids, &s.positions, &s.velocities, &s.accelerations, &s.payloads] {
+        for array in [
+            &s.ids,
+            &s.positions,
+            &s.velocities,
+            &s.accelerations,
+            &s.payloads,
+        ] {
             h.update(&(array.len() as u64).to_le_bytes());
             for v in array.iter() {
                 h.update(&v.to_le_bytes());

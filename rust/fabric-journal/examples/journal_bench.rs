@@ -177,7 +177,9 @@ fn main() {
             }
         }
     }
-    println!("| mutations/tick | queue | batches per transaction (most) | mutations/s, median | the 3 rounds | vs one per batch |");
+    println!(
+        "| mutations/tick | queue | batches per transaction (most) | mutations/s, median | the 3 rounds | vs one per batch |"
+    );
     println!("|---|---|---|---|---|---|");
     for (i, &(per_tick, _)) in sizes.iter().enumerate() {
         let base = median(rates[i * configs.len()].clone());

@@ -297,7 +297,11 @@ fn waiting_batches_commit_together_and_are_acknowledged_only_after() {
     fill_tick(u64::MAX, 3, &mut batch); // above i64::MAX: the journal refuses it
     writer.submit(&mut batch).unwrap();
     gate_tx.send(()).unwrap();
-    assert_eq!(recv(), vec![8, u64::MAX], "tick 8 and the bad batch together");
+    assert_eq!(
+        recv(),
+        vec![8, u64::MAX],
+        "tick 8 and the bad batch together"
+    );
     wait_durable(&writer, 7);
     gate_tx.send(()).unwrap();
     let err = writer.close().unwrap_err();

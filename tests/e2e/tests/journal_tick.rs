@@ -75,10 +75,8 @@ fn spot(n: u64) -> [f64; 3] {
 /// One run: start the fabric (with the journal or not), link it, load it for [`LOAD_SECS`],
 /// read every zone's metrics, stop it.
 fn run(journal: bool, index: usize) -> Vec<Row> {
-    let data = std::env::temp_dir().join(format!(
-        "e2e-journal-tick-{}-{index}",
-        std::process::id()
-    ));
+    let data =
+        std::env::temp_dir().join(format!("e2e-journal-tick-{}-{index}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let data_arg = data.display().to_string();
     let mut args: Vec<&str> = "--population wanderers --entities 900 --seed 7 \
@@ -88,8 +86,8 @@ fn run(journal: bool, index: usize) -> Vec<Row> {
     if journal {
         args.extend(["--data-dir", &data_arg, "--journal-sync", "full"]);
     }
-    let mut f = Fabric::start(&format!("e2e-journal-tick-{index}"), 3, &args)
-        .expect("three zones start");
+    let mut f =
+        Fabric::start(&format!("e2e-journal-tick-{index}"), 3, &args).expect("three zones start");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         f.link_neighbours().expect("zones link");
         let mut clients = [join(&f, [0.0; 3]), join(&f, [0.0, 0.0, 0.5])];
@@ -100,7 +98,8 @@ fn run(journal: bool, index: usize) -> Vec<Row> {
             if Instant::now() >= next_send {
                 for (_, c) in clients.iter_mut() {
                     next += 1;
-                    c.place(next, spot(next), next as u32).expect("command sent");
+                    c.place(next, spot(next), next as u32)
+                        .expect("command sent");
                 }
                 next_send += Duration::from_millis(50);
             }
@@ -110,10 +109,8 @@ fn run(journal: bool, index: usize) -> Vec<Row> {
             std::thread::sleep(Duration::from_millis(2));
         }
         let load = load_average();
-        let placed: Vec<(usize, usize)> = clients
-            .iter()
-            .map(|(k, c)| (*k, c.placed.len()))
-            .collect();
+        let placed: Vec<(usize, usize)> =
+            clients.iter().map(|(k, c)| (*k, c.placed.len())).collect();
         f.zones
             .iter()
             .enumerate()
@@ -146,7 +143,10 @@ fn run(journal: bool, index: usize) -> Vec<Row> {
 fn bench_zone_tick_with_journal_on_and_off() {
     let mut rows = Vec::new();
     for (index, journal) in [true, false, true, false].into_iter().enumerate() {
-        println!("run {index}: journal {}", if journal { "on" } else { "off" });
+        println!(
+            "run {index}: journal {}",
+            if journal { "on" } else { "off" }
+        );
         rows.extend(run(journal, index));
     }
     println!(

@@ -205,14 +205,18 @@ mod tests {
         before.zone_mut().restore_clock(ahead);
         let saved = before.zone().clock().now();
         assert_eq!(saved, ahead);
-        let snap = Snapshot::from_entities("w", 3, before.last_tick_number(), 0, &[])
-            .with_hlc(saved);
+        let snap =
+            Snapshot::from_entities("w", 3, before.last_tick_number(), 0, &[]).with_hlc(saved);
         assert_eq!(snap.verify(), Ok(0));
 
         let mut after = zone_of_three("snapshot-clock-after", 0);
         assert_eq!(after.zone().clock().now(), Hlc::default(), "a fresh zone");
         after.resume_after(snap.tick as u64, snap.clock_floor());
-        assert_eq!(after.zone().clock().now(), saved, "restored at the saved clock");
+        assert_eq!(
+            after.zone().clock().now(),
+            saved,
+            "restored at the saved clock"
+        );
         for _ in 0..20 {
             after.run_tick();
             assert!(
