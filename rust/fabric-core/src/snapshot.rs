@@ -21,6 +21,14 @@
 //! micrometres, floor) and `low` the lower half's bit pattern (the fraction), so nothing is
 //! rounded, whatever the distance from the origin. A CRC-32 of every field ([`Snapshot::checksum`])
 //! catches a file whose bytes changed after it was written.
+//!
+//! **The clock.** Version 2 adds `hlc`: the saving zone's hybrid logical clock
+//! ([`crate::hlc::Hlc::to_u64`]) when it wrote the snapshot. A zone restarted from the snapshot
+//! (its journal superseded by the shutdown, or none) starts its clock at
+//! [`Snapshot::clock_floor`], so it never issues a timestamp below one issued before the stop.
+//! Version 1 files (written before the field existed) are still read: they carry no clock, so
+//! their floor is the saved tick plus [`MAX_HLC_AHEAD_TICKS`], the most a zone's clock runs
+//! ahead of its ticks; refusing them would strand every world saved by an older build.
 
 use std::collections::HashMap;
 
@@ -30,24 +38,32 @@ use crate::coords::{Micros, Vec3, WorldBounds};
 use crate::entity::Entity;
 use crate::entity_row::PAYLOAD_WORDS;
 use crate::hilbert::encode_position;
+use crate::hlc::Hlc;
+use crate::migration::MAX_HLC_AHEAD_TICKS;
 use crate::zones::{MAX_ZONES, ZoneId, ZoneLayout};
 
-/// The snapshot format this build writes and the only one it reads.
-pub const SNAPSHOT_FORMAT_VERSION: i64 = 1;
+/// The snapshot format this build writes: version 2, with the zone's clock (`hlc`).
+pub const SNAPSHOT_FORMAT_VERSION: i64 = 2;
+/// The first format, without `hlc`: still read (see the module docs, "The clock").
+pub const SNAPSHOT_FORMAT_V1: i64 = 1;
 /// `i64` words per vector (3 axes x (high, low)).
 pub const VEC_WORDS: usize = 6;
 
 /// Why a snapshot is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SnapshotError {
-    /// The format version is not [`SNAPSHOT_FORMAT_VERSION`].
-    #[error("unsupported format version {found} (this build reads version {supported})")]
+    /// The format version is neither [`SNAPSHOT_FORMAT_VERSION`] nor [`SNAPSHOT_FORMAT_V1`].
+    #[error("unsupported format version {found} (this build reads versions 1 to {supported})")]
     UnsupportedVersion {
         /// Version found in the snapshot.
         found: i64,
-        /// The version this build reads.
+        /// The newest version this build reads.
         supported: i64,
     },
+    /// A version-1 snapshot holds a clock, which that format does not have: the file was not
+    /// written by a version-1 build (its version was changed afterwards).
+    #[error("a version-1 snapshot has no clock, yet `hlc` is {0:#x}")]
+    ClockInV1(i64),
     /// The zone count is outside `1..=MAX_ZONES`.
     #[error("zone count {0} is outside 1..={MAX_ZONES}")]
     ZoneCount(i64),
@@ -131,6 +147,9 @@ pub struct Snapshot {
     pub tick: i64,
     /// Unix time (seconds) at which it was taken.
     pub created_unix_time: i64,
+    /// The saving zone's hybrid logical clock, [`Hlc::to_u64`] as bits (version 2; 0 in a
+    /// version-1 snapshot). See [`Snapshot::clock_floor`].
+    pub hlc: i64,
     /// Global ids.
     pub ids: Vec<i64>,
     /// Positions, [`VEC_WORDS`] per entity.
@@ -228,6 +247,7 @@ impl Snapshot {
             zone_count: i64::from(zone_count),
             tick: i64::try_from(tick).unwrap_or(i64::MAX),
             created_unix_time,
+            hlc: 0,
             ids: Vec::with_capacity(n),
             positions: Vec::with_capacity(n * VEC_WORDS),
             velocities: Vec::with_capacity(n * VEC_WORDS),
@@ -244,6 +264,26 @@ impl Snapshot {
         }
         s.seal();
         s
+    }
+
+    /// The same snapshot carrying clock `hlc` (sealed again).
+    pub fn with_hlc(mut self, hlc: Hlc) -> Self {
+        self.hlc = hlc.to_u64() as i64;
+        self.seal();
+        self
+    }
+
+    /// The clock a zone restarted from this snapshot starts at (no earlier): the saved clock,
+    /// and never below the saved tick. A version-1 snapshot has no clock: its floor is the
+    /// tick plus [`MAX_HLC_AHEAD_TICKS`] (a zone's clock runs ahead of its own ticks by at
+    /// most that: arrivals stamped by a neighbour ahead of it, see `migration`), later than
+    /// needed but never earlier.
+    pub fn clock_floor(&self) -> Hlc {
+        let tick = u64::try_from(self.tick).unwrap_or(0);
+        if self.format_version == SNAPSHOT_FORMAT_V1 {
+            return Hlc::at_tick(tick.saturating_add(MAX_HLC_AHEAD_TICKS));
+        }
+        Hlc::from_u64(self.hlc as u64).max(Hlc::at_tick(tick))
     }
 
     /// Number of entities (the length of `ids`).
@@ -266,6 +306,10 @@ impl Snapshot {
             self.created_unix_time,
         ] {
             h.update(&v.to_le_bytes());
+        }
+        // Version 1 had no clock: its checksums (files already written) stay valid.
+        if self.format_version != SNAPSHOT_FORMAT_V1 {
+            h.update(&self.hlc.to_le_bytes());
         }
         h.update(&(self.fabric_name.len() as u64).to_le_bytes());
         h.update(self.fabric_name.as_bytes());
@@ -310,11 +354,16 @@ impl Snapshot {
     /// Checks the version, the metadata, the array lengths, the id and payload ranges and that
     /// ids are unique (not the checksum: see [`Snapshot::verify`]); returns the number of entities.
     pub fn validate(&self) -> Result<usize, SnapshotError> {
-        if self.format_version != SNAPSHOT_FORMAT_VERSION {
+        if self.format_version != SNAPSHOT_FORMAT_VERSION
+            && self.format_version != SNAPSHOT_FORMAT_V1
+        {
             return Err(SnapshotError::UnsupportedVersion {
                 found: self.format_version,
                 supported: SNAPSHOT_FORMAT_VERSION,
             });
+        }
+        if self.format_version == SNAPSHOT_FORMAT_V1 && self.hlc != 0 {
+            return Err(SnapshotError::ClockInV1(self.hlc));
         }
         if !(1..=MAX_ZONES as i64).contains(&self.zone_count) {
             return Err(SnapshotError::ZoneCount(self.zone_count));
@@ -490,14 +539,18 @@ mod tests {
         let good = Snapshot::from_entities("w", 2, 1, 0, &sample(3));
 
         let mut s = good.clone();
-        s.format_version = 2;
+        s.format_version = 3;
         s.seal();
         assert_eq!(
             s.validate(),
             Err(SnapshotError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
+        );
+        assert_eq!(
+            s.validate().unwrap_err().to_string(),
+            "unsupported format version 3 (this build reads versions 1 to 2)"
         );
 
         let mut s = good.clone();
@@ -597,6 +650,86 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_is_kept_and_sealed() {
+        let clock = Hlc { l: 70_123, c: 9 };
+        let s = Snapshot::from_entities("w", 3, 70_000, 0, &sample(2)).with_hlc(clock);
+        assert_eq!(s.format_version, 2);
+        assert_eq!(s.verify(), Ok(2), "sealed with the clock");
+        assert_eq!(s.hlc as u64, clock.to_u64(), "the clock's 64-bit wire form");
+        assert_eq!(s.clock_floor(), clock, "the saved clock, counter included");
+        let mut changed = s.clone();
+        changed.hlc += 1;
+        assert!(
+            matches!(
+                changed.verify(),
+                Err(SnapshotError::ChecksumMismatch { .. })
+            ),
+            "the checksum covers the clock"
+        );
+        // A clock behind the saved tick (a snapshot edited by hand): the tick wins.
+        let behind = Snapshot::from_entities("w", 3, 70_000, 0, &[]).with_hlc(Hlc::at_tick(5));
+        assert_eq!(behind.clock_floor(), Hlc::at_tick(70_000));
+    }
+
+    /// A version-1 snapshot, as an older build wrote it: no `hlc`, its checksum over the
+    /// fields of that format.
+    fn version_1(entities: &[Entity], tick: u64) -> Snapshot {
+        let mut s = Snapshot::from_entities("w", 2, tick, 0, entities);
+        s.format_version = SNAPSHOT_FORMAT_V1;
+        s.seal();
+        s
+    }
+
+    #[test]
+    fn version_1_is_read_with_a_conservative_clock() {
+        let es = sample(3);
+        let s = version_1(&es, 4_000);
+        // The checksum of a version-1 file does not cover `hlc` (the field did not exist), so
+        // files written by the older build verify unchanged: pinned here.
+        let mut h = crc32fast::Hasher::new();
+        for v in [1i64, 2, 4_000, 0] {
+            h.update(&v.to_le_bytes());
+        }
+        h.update(&1u64.to_le_bytes());
+        h.update(b"w");
+        for array in [
+            &s.ids,
+            &s.positions,
+            &s.velocities,
+            &s.accelerations,
+            &s.payloads,
+        ] {
+            h.update(&(array.len() as u64).to_le_bytes());
+            for v in array.iter() {
+                h.update(&v.to_le_bytes());
+            }
+        }
+        assert_eq!(s.checksum, i64::from(h.finalize()), "version-1 checksum");
+        assert_eq!(s.verify(), Ok(3));
+        assert_eq!(s.entities().unwrap(), es, "entities read as before");
+        assert_eq!(
+            s.clock_floor(),
+            Hlc::at_tick(4_000 + MAX_HLC_AHEAD_TICKS),
+            "no clock saved: the tick plus the most a clock runs ahead"
+        );
+        let mut forged = s.clone();
+        forged.hlc = 77;
+        forged.seal();
+        assert_eq!(forged.validate(), Err(SnapshotError::ClockInV1(77)));
+        assert_eq!(
+            forged.validate().unwrap_err().to_string(),
+            "a version-1 snapshot has no clock, yet `hlc` is 0x4d"
+        );
+        // Relabelling a version-2 file as version 1 (or back) breaks its checksum.
+        let mut relabelled = Snapshot::from_entities("w", 2, 4_000, 0, &es);
+        relabelled.format_version = SNAPSHOT_FORMAT_V1;
+        assert!(matches!(
+            relabelled.verify(),
+            Err(SnapshotError::ChecksumMismatch { .. })
+        ));
+    }
+
+    #[test]
     fn rows_past_the_end_are_none_even_for_huge_indices() {
         let s = Snapshot::from_entities("w", 1, 0, 0, &sample(2));
         for i in [2, usize::MAX / 6, usize::MAX / 6 + 1, usize::MAX] {
@@ -609,7 +742,7 @@ mod tests {
         /// Whatever a file holds, checking and reading it gives values or typed errors.
         #[test]
         fn any_arrays_validate_without_panicking(
-            version in 0i64..3,
+            version in 0i64..4,
             zones in -1i64..40,
             ids in proptest::collection::vec(-3i64..(1i64 << 33), 0..6),
             words in proptest::collection::vec(proptest::num::i64::ANY, 0..120),

@@ -3,7 +3,9 @@
 //! `cargo run --release -p fabric-journal --example journal_bench`
 //!
 //! 1. Appends, one transaction per tick, for each `synchronous` setting and two tick sizes.
-//! 2. The same through `JournalWriter` (thread hand-off included).
+//! 2. The same through `JournalWriter` (thread hand-off included), and with `synchronous =
+//!    FULL` the writer committing every waiting batch in one transaction (group commit) against
+//!    one transaction per batch, interleaved in the same run.
 //! 3. Replay of a full 1,800-slot zone from 100,000 mutations: open (header checks and
 //!    `quick_check`) and load, without a snapshot and after compaction.
 //! 4. Size on disk.
@@ -40,12 +42,26 @@ fn append_rate(dir: &Path, synchronous: Synchronous, per_tick: usize, ticks: u64
     (ticks as f64 * per_tick as f64) / secs
 }
 
-fn writer_rate(dir: &Path, synchronous: Synchronous, per_tick: usize, ticks: u64) -> f64 {
-    let path = dir.join(format!("writer-{synchronous:?}-{per_tick}.journal"));
+/// Mutations per second through a `JournalWriter` whose queue holds `queue` batches and
+/// which commits up to `group` waiting batches in one transaction; the ticks are submitted
+/// back to back (faster than the disk), so the writer is behind all the time.
+fn writer_rate(
+    dir: &Path,
+    synchronous: Synchronous,
+    per_tick: usize,
+    ticks: u64,
+    (queue, group): (usize, usize),
+) -> f64 {
+    let path = dir.join(format!(
+        "writer-{synchronous:?}-{per_tick}-{queue}-{group}.journal"
+    ));
+    let _ = std::fs::remove_file(&path);
     let j = SqliteJournal::create(&path, config(synchronous)).unwrap();
     let wc = WriterConfig {
         batch_capacity: per_tick,
         compact_every: u64::MAX,
+        queue_batches: queue,
+        group_commit: group,
         ..WriterConfig::default()
     };
     let mut w = JournalWriter::start(j, wc);
@@ -62,7 +78,16 @@ fn writer_rate(dir: &Path, synchronous: Synchronous, per_tick: usize, ticks: u64
     }
     let secs = start.elapsed().as_secs_f64();
     w.close().unwrap();
+    let _ = std::fs::remove_file(&path);
     (ticks as f64 * per_tick as f64) / secs
+}
+
+/// The 1-minute load average (`/proc/loadavg`).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -133,9 +158,43 @@ fn main() {
     println!("| synchronous | mutations/tick | ticks | mutations/s |");
     println!("|---|---|---|---|");
     for sync in [Synchronous::Normal, Synchronous::Full] {
-        let rate = writer_rate(dir.path(), sync, 1000, 200);
+        let rate = writer_rate(dir.path(), sync, 1000, 200, (8, 1));
         println!("| {sync:?} | 1000 | 200 | {rate:.0} |");
     }
+
+    println!(
+        "\n## group commit, synchronous = Full: one transaction per batch vs the waiting batches in one (JournalWriter, ticks back to back, 3 rounds interleaved, load average {})",
+        load_average()
+    );
+    let configs = [(8usize, 1usize), (8, 8), (32, 32)];
+    let sizes = [(100usize, 600u64), (1000, 200)];
+    let mut rates = vec![Vec::new(); configs.len() * sizes.len()];
+    for _ in 0..3 {
+        for (i, &(per_tick, ticks)) in sizes.iter().enumerate() {
+            for (k, &qg) in configs.iter().enumerate() {
+                let r = writer_rate(dir.path(), Synchronous::Full, per_tick, ticks, qg);
+                rates[i * configs.len() + k].push(r);
+            }
+        }
+    }
+    println!(
+        "| mutations/tick | queue | batches per transaction (most) | mutations/s, median | the 3 rounds | vs one per batch |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (i, &(per_tick, _)) in sizes.iter().enumerate() {
+        let base = median(rates[i * configs.len()].clone());
+        for (k, &(queue, group)) in configs.iter().enumerate() {
+            let v = &rates[i * configs.len() + k];
+            let m = median(v.clone());
+            let runs: Vec<String> = v.iter().map(|r| format!("{r:.0}")).collect();
+            println!(
+                "| {per_tick} | {queue} | {group} | {m:.0} | {} | {:.2}x |",
+                runs.join(" / "),
+                m / base
+            );
+        }
+    }
+    println!("(load average after: {})", load_average());
 
     println!(
         "\n## replay of a full zone ({WORKLOAD_IDS} ids) from 100,000 mutations (median of 7)"

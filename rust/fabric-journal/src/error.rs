@@ -148,6 +148,13 @@ pub enum JournalError {
         /// The error.
         source: std::io::Error,
     },
+    /// A backend's [`crate::Journal::append_group`] reported no commit for batches it was
+    /// given (a backend bug): nothing of them is acknowledged.
+    #[error("journal backend reported no commit for a group of {batches} batches")]
+    EmptyGroup {
+        /// Batches in the group.
+        batches: usize,
+    },
     /// Any other SQLite error.
     #[error("journal {path}: SQLite: {source}")]
     Sqlite {

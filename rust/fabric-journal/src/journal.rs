@@ -51,6 +51,23 @@ pub trait Journal {
     /// backend's durability setting.
     fn append(&mut self, batch: &TickBatch) -> Result<Commit, JournalError>;
 
+    /// Writes `batches` (consecutive ticks, in order) as one transaction: a group commit, for
+    /// a writer that fell behind, so one durability wait (an `fsync` with `synchronous =
+    /// FULL`) covers several ticks. All of them are durable when it returns `Ok`, none when it
+    /// fails. The report is the last batch's tick, the last sequence number and the total
+    /// mutations; `None` for no batch. The default writes one transaction per batch (a backend
+    /// without transactions spanning batches); [`crate::SqliteJournal`] writes one.
+    fn append_group(&mut self, batches: &[TickBatch]) -> Result<Option<Commit>, JournalError> {
+        let mut report = None;
+        let mut mutations = 0;
+        for b in batches {
+            let c = self.append(b)?;
+            mutations += c.mutations;
+            report = Some(Commit { mutations, ..c });
+        }
+        Ok(report)
+    }
+
     /// The latest snapshot plus every later mutation. Fails rather than return partial state.
     fn load(&mut self) -> Result<Loaded, JournalError>;
 

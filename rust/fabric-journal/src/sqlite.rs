@@ -405,18 +405,33 @@ fn read_state(conn: &Connection, path: &Path) -> Result<Loaded, JournalError> {
 
 impl Journal for SqliteJournal {
     fn append(&mut self, batch: &TickBatch) -> Result<Commit, JournalError> {
+        let commit = self.append_group(std::slice::from_ref(batch))?;
+        Ok(commit.unwrap_or(Commit {
+            tick: batch.tick,
+            last_seq: self.next_seq - 1,
+            mutations: 0,
+        }))
+    }
+
+    fn append_group(&mut self, batches: &[TickBatch]) -> Result<Option<Commit>, JournalError> {
         let path = &self.path;
         let err = |e| sql_error(path, e);
-        let tick = i64::try_from(batch.tick).map_err(|_| JournalError::TickRange {
-            path: path.clone(),
-            tick: batch.tick,
-        })?;
-        if batch.is_empty() {
-            return Ok(Commit {
-                tick: batch.tick,
+        let Some(last) = batches.last() else {
+            return Ok(None);
+        };
+        for b in batches {
+            i64::try_from(b.tick).map_err(|_| JournalError::TickRange {
+                path: path.clone(),
+                tick: b.tick,
+            })?;
+        }
+        let total: usize = batches.iter().map(TickBatch::len).sum();
+        if total == 0 {
+            return Ok(Some(Commit {
+                tick: last.tick,
                 last_seq: self.next_seq - 1,
                 mutations: 0,
-            });
+            }));
         }
         let mut seq = self.next_seq;
         let tx = self.conn.transaction().map_err(err)?;
@@ -427,25 +442,29 @@ impl Journal for SqliteJournal {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(err)?;
-            for m in batch.mutations() {
-                let len = m.encode_body(&mut self.body);
-                let body = &self.body[..len];
-                let (s, op, id) = (seq as i64, i64::from(m.op()), i64::from(m.global_id()));
-                let crc = mutation_crc(s, tick, op, id, body);
-                insert
-                    .execute(params![s, tick, op, id, body, crc])
-                    .map_err(err)?;
-                seq += 1;
+            for batch in batches {
+                // Checked above.
+                let tick = batch.tick as i64;
+                for m in batch.mutations() {
+                    let len = m.encode_body(&mut self.body);
+                    let body = &self.body[..len];
+                    let (s, op, id) = (seq as i64, i64::from(m.op()), i64::from(m.global_id()));
+                    let crc = mutation_crc(s, tick, op, id, body);
+                    insert
+                        .execute(params![s, tick, op, id, body, crc])
+                        .map_err(err)?;
+                    seq += 1;
+                }
             }
         }
         tx.commit().map_err(err)?;
         self.next_seq = seq;
-        self.since_snapshot += batch.len() as u64;
-        Ok(Commit {
-            tick: batch.tick,
+        self.since_snapshot += total as u64;
+        Ok(Some(Commit {
+            tick: last.tick,
             last_seq: seq - 1,
-            mutations: batch.len(),
-        })
+            mutations: total,
+        }))
     }
 
     fn load(&mut self) -> Result<Loaded, JournalError> {

@@ -9,6 +9,14 @@
 //! [`WriterConfig::compact_every`] mutations, after the report so compaction never delays an
 //! acknowledgement.
 //!
+//! **Group commit.** When the thread falls behind (batches waiting in the queue when it takes
+//! the next one), it writes up to [`WriterConfig::group_commit`] waiting batches as one
+//! transaction ([`Journal::append_group`]): with `synchronous = FULL` one `fsync` then covers
+//! several ticks instead of one each. Nothing changes for acknowledgements: the ticks of a group
+//! are published as durable (and reported, one report per batch, in order) only after the
+//! group's transaction committed, and a failed group publishes none of them. A writer that
+//! keeps up takes one batch at a time, exactly as without grouping.
+//!
 //! **Acknowledged means durable.** The zone acknowledges a client command that changed persistent
 //! state only once `durable_tick()` reaches the tick the command was applied in.
 //!
@@ -47,6 +55,9 @@ pub struct WriterConfig {
     /// Commit reports kept for [`JournalWriter::try_recv_commit`]; older ones are dropped when
     /// nobody reads them (`durable_tick` is always current).
     pub commit_reports: usize,
+    /// Most batches written in one transaction when several are waiting (group commit); 1
+    /// writes one transaction per batch.
+    pub group_commit: usize,
 }
 
 impl Default for WriterConfig {
@@ -56,6 +67,7 @@ impl Default for WriterConfig {
             compact_every: 100_000,
             batch_capacity: 256,
             commit_reports: 1024,
+            group_commit: 8,
         }
     }
 }
@@ -217,17 +229,44 @@ fn run<J: Journal>(
     commits: SyncSender<Commit>,
     shared: Arc<Shared>,
 ) -> Result<(), JournalError> {
-    while let Ok(mut batch) = queue.recv() {
-        let commit = journal.append(&batch).inspect_err(|e| {
-            tracing::error!(error = %e, tick = batch.tick, "journal write failed; nothing more is acknowledged");
-        })?;
+    let most = config.group_commit.max(1);
+    let mut group: Vec<TickBatch> = Vec::with_capacity(most);
+    while let Ok(first) = queue.recv() {
+        group.push(first);
+        // Batches already waiting go with it (the writer is behind); none are waited for.
+        while group.len() < most {
+            match queue.try_recv() {
+                Ok(b) => group.push(b),
+                Err(_) => break,
+            }
+        }
+        let commit = journal
+            .append_group(&group)
+            .inspect_err(|e| {
+                let tick = group.last().map(|b| b.tick);
+                tracing::error!(error = %e, ?tick, batches = group.len(), "journal write failed; nothing more is acknowledged");
+            })?
+            .ok_or(JournalError::EmptyGroup {
+                batches: group.len(),
+            })?;
+        // One report per batch, in order: sequence numbers counted back from the group's last.
+        // The reports go out before the tick is published, so whoever sees `durable_tick`
+        // reach a tick finds every report up to it waiting.
+        let mut last_seq = commit.last_seq - commit.mutations as u64;
+        for mut batch in group.drain(..) {
+            last_seq += batch.len() as u64;
+            let _ = commits.try_send(Commit {
+                tick: batch.tick,
+                last_seq,
+                mutations: batch.len(),
+            });
+            batch.clear();
+            let _ = recycled.try_send(batch);
+        }
         shared.durable_seq.store(commit.last_seq, Ordering::Release);
         shared
             .durable_tick_plus_one
             .store(commit.tick.saturating_add(1), Ordering::Release);
-        let _ = commits.try_send(commit);
-        batch.clear();
-        let _ = recycled.try_send(batch);
         if journal.mutations_since_snapshot() >= config.compact_every.max(1) {
             journal.compact()?;
         }

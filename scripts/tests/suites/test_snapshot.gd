@@ -39,14 +39,15 @@ func _build(count: int) -> FabricSnapshot:
 
 func test_defaults_and_inspector_properties() -> void:
 	var snap := FabricSnapshot.new()
-	check_eq(snap.format_version, 1, "format version of this build")
+	check_eq(snap.format_version, 2, "format version of this build")
+	check_eq(snap.hlc, 0, "no clock yet")
 	check_eq(snap.get_entity_count(), 0, "empty")
 	check_eq(snap.validate(), "", "an empty snapshot is valid")
 	var names := []
 	for p in snap.get_property_list():
 		if p["usage"] & PROPERTY_USAGE_EDITOR:
 			names.append(p["name"])
-	for wanted in ["format_version", "ids", "positions", "velocities", "payloads", "tick"]:
+	for wanted in ["format_version", "ids", "positions", "velocities", "payloads", "tick", "hlc"]:
 		check(wanted in names, "%s is shown in the inspector" % wanted)
 
 

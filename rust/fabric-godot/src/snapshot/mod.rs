@@ -38,8 +38,8 @@ const MICROS_PER_METRE: f64 = 1e6;
 #[class(base = Resource, init)]
 pub struct FabricSnapshot {
     base: Base<Resource>,
-    /// Version of the data layout (1 in this build); [`load_from`](Self::load_from) refuses any
-    /// other.
+    /// Version of the data layout: 2 in this build (with `hlc`). [`load_from`](Self::load_from)
+    /// also reads version 1 (no clock) and refuses any other.
     #[export]
     #[init(val = SNAPSHOT_FORMAT_VERSION)]
     format_version: i64,
@@ -56,6 +56,11 @@ pub struct FabricSnapshot {
     /// Unix time (seconds) at which the snapshot was taken.
     #[export]
     created_unix_time: i64,
+    /// The saving zone's hybrid logical clock (`l << 16 | c`: tick part and counter; 0 in a
+    /// version-1 snapshot). A zone restarted from the snapshot starts its clock there, so it
+    /// never issues a timestamp below one it issued before the stop.
+    #[export]
+    hlc: i64,
     /// Global entity ids (0 to 4294967295, unique); one per entity.
     #[export]
     ids: PackedInt64Array,
@@ -153,6 +158,7 @@ impl FabricSnapshot {
             me.zone_count = s.zone_count;
             me.tick = s.tick;
             me.created_unix_time = s.created_unix_time;
+            me.hlc = s.hlc;
             me.ids = PackedInt64Array::from(s.ids.as_slice());
             me.positions = PackedInt64Array::from(s.positions.as_slice());
             me.velocities = PackedInt64Array::from(s.velocities.as_slice());
@@ -171,6 +177,7 @@ impl FabricSnapshot {
             zone_count: self.zone_count,
             tick: self.tick,
             created_unix_time: self.created_unix_time,
+            hlc: self.hlc,
             ids: self.ids.to_vec(),
             positions: self.positions.to_vec(),
             velocities: self.velocities.to_vec(),

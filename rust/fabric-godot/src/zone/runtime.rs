@@ -536,16 +536,24 @@ impl ZoneRuntime {
             .entities()
             .filter_map(|e| Hlc::from_row_u32_before(e.hlc, limit))
             .fold(Hlc::at_tick(holds.last_tick), Hlc::max);
-        self.zone.restore_clock(clock);
+        self.resume_after(holds.last_tick, clock);
         // Restored, not new: not journaled again.
         self.journaled = self.events.len();
-        if self.zone.current_tick() == 0 {
-            self.origin = self.origin.max(holds.last_tick);
-            self.second.0 = self.origin;
-        }
         self.journal = Some(journal);
         self.published.publish_journal(None, 0, 0);
         Ok(holds.state.len())
+    }
+
+    /// Picks up after a stop whose last tick was `last_tick` and whose clock was at most
+    /// `clock` (from a journal or a snapshot): the clock restarts no earlier than `clock`, and,
+    /// before the first tick, tick numbers go on after `last_tick` (on the shared clock they
+    /// are past it already).
+    pub fn resume_after(&mut self, last_tick: u64, clock: Hlc) {
+        self.zone.restore_clock(clock);
+        if self.zone.current_tick() == 0 {
+            self.origin = self.origin.max(last_tick);
+            self.second.0 = self.origin;
+        }
     }
 
     /// The number of the last tick run (or skipped on the shared clock): the next tick is this

@@ -215,7 +215,10 @@ impl FabricZone {
         let digest = snap
             .entities()
             .map_or(0, |e| fabric_core::snapshot::entity_digest(&e));
-        godot_print!("FABRIC_ZONE_SHUTDOWN zone_id={zone} {report} digest={digest:016x}");
+        godot_print!(
+            "FABRIC_ZONE_SHUTDOWN zone_id={zone} {report} digest={digest:016x} hlc={}",
+            snap.hlc as u64
+        );
         if let Some(sd) = self.shutdown.as_mut() {
             sd.report = report;
         }
@@ -248,8 +251,12 @@ impl FabricZone {
         for name in snapshot_files(&dir) {
             let path = dir.join(&name).to_string_lossy().into_owned();
             let (n, digest) = self.restore_from(&path)?;
+            let clock = self
+                .runtime
+                .as_ref()
+                .map_or(0, |rt| rt.zone().clock().now().to_u64());
             godot_print!(
-                "FABRIC_ZONE_RESTORED zone_id={} file={path} entities={n} digest={digest:016x}",
+                "FABRIC_ZONE_RESTORED zone_id={} file={path} entities={n} digest={digest:016x} hlc={clock}",
                 self.zone_id
             );
             total += n;

@@ -79,17 +79,21 @@ impl FabricZone {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        Some(Snapshot::from_entities(
-            &self.fabric_name.to_string(),
-            z.config().layout.count() as u32,
-            z.current_tick(),
-            created,
-            &held,
-        ))
+        Some(
+            Snapshot::from_entities(
+                &self.fabric_name.to_string(),
+                z.config().layout.count() as u32,
+                rt.last_tick_number(),
+                created,
+                &held,
+            )
+            .with_hlc(z.clock().now()),
+        )
     }
 
     /// Reloads the entities of the snapshot at `path` that fall in this zone's range, keeping
-    /// their ids and exact state; returns how many, and the digest
+    /// their ids and exact state, and starts the zone's clock no earlier than the snapshot's
+    /// ([`Snapshot::clock_floor`]); returns how many, and the digest
     /// ([`fabric_core::snapshot::entity_digest`]) of their state as the zone now holds it.
     /// Checks the file, the room and the ids first: on any error nothing is spawned.
     pub fn restore_from(&mut self, path: &str) -> Result<(usize, u64), RestoreError> {
@@ -121,6 +125,8 @@ impl FabricZone {
                 id: e.global_id,
             });
         }
+        // The clock never goes back across the stop, and tick numbers go on after the saved one.
+        rt.resume_after(u64::try_from(snap.tick).unwrap_or(0), snap.clock_floor());
         for e in &mine {
             // Room was checked above, so a spawn cannot be refused.
             if let Err(err) = rt.restore(*e) {
@@ -173,5 +179,65 @@ impl FabricZone {
                 -1
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fabric_core::hlc::Hlc;
+    use fabric_core::migration::MAX_HLC_AHEAD_TICKS;
+    use fabric_core::snapshot::{SNAPSHOT_FORMAT_V1, Snapshot};
+
+    use crate::zone::runtime::tests::zone_of_three;
+
+    /// A zone restarted from a snapshot (no journal) starts its clock at the saved clock, even
+    /// one running ahead of the zone's ticks, numbers its ticks after the saved tick, and its
+    /// clock does not go back when it ticks. Without the clock in the snapshot, the restarted
+    /// zone's clock would start at tick 0.
+    #[test]
+    fn a_zone_restarted_from_a_snapshot_never_takes_its_clock_back() {
+        let mut before = zone_of_three("snapshot-clock-before", 0);
+        for _ in 0..40 {
+            before.run_tick();
+        }
+        // An arrival stamped by a neighbour 100 ticks ahead moved the clock past the ticks.
+        let ahead = Hlc { l: 140, c: 3 };
+        before.zone_mut().restore_clock(ahead);
+        let saved = before.zone().clock().now();
+        assert_eq!(saved, ahead);
+        let snap =
+            Snapshot::from_entities("w", 3, before.last_tick_number(), 0, &[]).with_hlc(saved);
+        assert_eq!(snap.verify(), Ok(0));
+
+        let mut after = zone_of_three("snapshot-clock-after", 0);
+        assert_eq!(after.zone().clock().now(), Hlc::default(), "a fresh zone");
+        after.resume_after(snap.tick as u64, snap.clock_floor());
+        assert_eq!(
+            after.zone().clock().now(),
+            saved,
+            "restored at the saved clock"
+        );
+        for _ in 0..20 {
+            after.run_tick();
+            assert!(
+                after.zone().clock().now() >= saved,
+                "tick {}: clock {:?} behind {saved:?}",
+                after.zone().current_tick(),
+                after.zone().clock().now()
+            );
+        }
+        assert_eq!(after.zone().current_tick(), 60, "ticks go on after tick 40");
+
+        // A version-1 snapshot has no clock: the floor is its tick plus the horizon.
+        let mut old = Snapshot::from_entities("w", 3, 40, 0, &[]);
+        old.format_version = SNAPSHOT_FORMAT_V1;
+        old.seal();
+        let mut from_old = zone_of_three("snapshot-clock-v1", 0);
+        from_old.resume_after(old.tick as u64, old.clock_floor());
+        assert_eq!(
+            from_old.zone().clock().now(),
+            Hlc::at_tick(40 + MAX_HLC_AHEAD_TICKS)
+        );
+        assert!(from_old.zone().clock().now() >= saved);
     }
 }

@@ -116,12 +116,13 @@ impl FabricZone {
             );
         }
         format!(
-            "FABRIC_ZONE_STATS zone={zone} tick={} owned={} staging={} incoming={} arriving={} \
+            "FABRIC_ZONE_STATS zone={zone} tick={} hlc={} owned={} staging={} incoming={} arriving={} \
              tick_p50_ms={:.3} tick_p99_ms={:.3} tick_max_ms={:.3} ticks_measured={} overruns={} \
              dropped_ticks={} migrations_in={} migrations_out={} migrations_in_per_s={r_in:.1} \
              migrations_out_per_s={r_out:.1} handoff_p50_ms={:.1} handoff_p99_ms={:.1} links={links} \
              ghosts={} tick_cpu_p50_ms={:.3} tick_cpu_p99_ms={:.3} tick_cpu_max_ms={:.3}{phases}{link_bytes}{players}",
             rt.zone().current_tick(),
+            rt.zone().clock().now().to_u64(),
             c.owned,
             c.staging,
             c.incoming,
