@@ -216,7 +216,8 @@ fn hostile_joins_end_only_their_own_session() {
         br#"{"action":"join","peer_id":9"#,
     ];
     for bytes in hostile {
-        let mut net = joined(&[20, 30]);
+        let mut net = Net::new(&[20, 30]);
+        net.connect(0);
         net.open_session(1);
         net.client_raw(1, bytes);
         let (code, reason) = net.clients[1].closed_with.clone().expect("closed");
@@ -247,9 +248,10 @@ fn packets_from_a_session_that_has_not_joined_are_refused() {
     assert_eq!(
         net.server_events.last(),
         Some(&PeerEvent::ControlReceived {
-            text: r#"{"action":"ping","id":"p1","v":1}"#.into(),
+            text: String::from_utf8(ControlMessage::Ping { id: "p1".into() }.encode()).unwrap(),
             from: 0
-        })
+        }),
+        "reported from peer 0"
     );
 }
 

@@ -427,7 +427,7 @@ impl PeerCore {
     /// reported and acted on (join, joined, ping); a session that sends bytes that are not
     /// valid is closed (code 1), on a server; a client drops them.
     pub fn receive(&mut self, session: SessionId, data: &[u8]) {
-        match &self.role {
+        match self.role {
             Role::Server(_) => self.server_receive(session, data),
             Role::Client(_) => self.client_receive(data),
             Role::Idle => {}
