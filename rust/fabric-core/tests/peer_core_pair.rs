@@ -6,9 +6,7 @@ mod peer_pair;
 use std::time::Duration;
 
 use fabric_core::packet_frame::{PacketHeader, TransferMode};
-use fabric_core::peer_core::{
-    DisconnectError, PeerEvent, SendError, peer_id_from_random,
-};
+use fabric_core::peer_core::{DisconnectError, PeerEvent, SendError, peer_id_from_random};
 use fabric_core::session_control::{ControlMessage, close_code};
 use peer_pair::Net;
 
@@ -60,10 +58,14 @@ fn join_handshake_connects_both_sides() {
         net.server.poll_timeout().is_none(),
         "no join deadline left once all joined"
     );
-    assert!(matches!(
-        &net.server_events[0],
-        PeerEvent::ControlReceived { text, from: 0 } if text.contains("\"join\"")
-    ), "the join is reported to the game from peer 0 before the peer connects: {:?}", net.server_events);
+    assert!(
+        matches!(
+            &net.server_events[0],
+            PeerEvent::ControlReceived { text, from: 0 } if text.contains("\"join\"")
+        ),
+        "the join is reported to the game from peer 0 before the peer connects: {:?}",
+        net.server_events
+    );
 }
 
 #[test]
@@ -83,7 +85,11 @@ fn client_cannot_send_before_the_server_confirmed_the_join() {
         Err(SendError::NotJoined),
         "joining"
     );
-    assert_eq!(net.clients[0].core.stats().send_errors, 2, "both refusals counted");
+    assert_eq!(
+        net.clients[0].core.stats().send_errors,
+        2,
+        "both refusals counted"
+    );
     // A packet of the server overtakes the `joined` (another stream): queued, not readable.
     net.server_raw(0, &frame(Reliable, 3, 1, 0, b"early"));
     assert_eq!(net.clients[0].core.available_packets(), 0, "not joined yet");
@@ -94,16 +100,24 @@ fn client_cannot_send_before_the_server_confirmed_the_join() {
     assert_eq!(session, fabric_core::peer_core::SERVER_SESSION);
     net.server.receive(net.clients[0].session, &bytes);
     net.pump();
-    assert_eq!(net.clients[0].core.available_packets(), 1, "readable once joined");
+    assert_eq!(
+        net.clients[0].core.available_packets(),
+        1,
+        "readable once joined"
+    );
     let p = net.drain(Some(0));
-    assert_eq!((p[0].from, p[0].channel, &p[0].data[..]), (1, 3, &b"early"[..]));
+    assert_eq!(
+        (p[0].from, p[0].channel, &p[0].data[..]),
+        (1, 3, &b"early"[..])
+    );
     assert_eq!(net.client_send(0, 1, Reliable, 0, b"x"), Ok(()), "joined");
 }
 
 #[test]
 fn a_session_that_never_joins_is_closed_at_the_deadline() {
     let mut net = Net::new(&[7, 8]);
-    net.server.set_join_timeout(Some(Duration::from_millis(1500)));
+    net.server
+        .set_join_timeout(Some(Duration::from_millis(1500)));
     let opened = net.now;
     net.open_session(0);
     net.connect(1);
@@ -142,7 +156,10 @@ fn a_join_after_the_deadline_passed_is_ignored() {
     net.server.handle_timeout(net.now);
     let close = net.server.poll_transmit();
     assert!(
-        matches!(close, Some(fabric_core::peer_core::Transmit::Close { code: 1, .. })),
+        matches!(
+            close,
+            Some(fabric_core::peer_core::Transmit::Close { code: 1, .. })
+        ),
         "late: {close:?}"
     );
     // The join was already in flight when the server decided to close.
@@ -179,7 +196,11 @@ fn a_duplicate_peer_id_closes_only_the_second_session() {
         )),
         "the second 42 is refused"
     );
-    assert_eq!(net.clients[1].events, vec![], "the refused client never joined");
+    assert_eq!(
+        net.clients[1].events,
+        vec![],
+        "the refused client never joined"
+    );
     assert_eq!(
         net.server_peer_events(),
         vec![PeerConnected(42), PeerConnected(43)],
@@ -200,7 +221,11 @@ fn a_second_join_of_a_joined_session_changes_nothing() {
     net.client_raw(0, &ControlMessage::Join { peer_id: 77 }.encode());
     net.client_raw(0, &ControlMessage::Join { peer_id: 42 }.encode());
     assert!(net.clients[0].open, "not closed");
-    assert_eq!(net.server_peer_events(), vec![PeerConnected(42)], "joined once");
+    assert_eq!(
+        net.server_peer_events(),
+        vec![PeerConnected(42)],
+        "joined once"
+    );
     assert_eq!(net.server.session_of(77), None, "no second peer id");
     assert_eq!(net.server.peer_of(net.clients[0].session), Some(42));
     assert_eq!(net.client_peer_events(0), vec![PeerConnected(1)]);
@@ -221,7 +246,12 @@ fn hostile_joins_end_only_their_own_session() {
         net.open_session(1);
         net.client_raw(1, bytes);
         let (code, reason) = net.clients[1].closed_with.clone().expect("closed");
-        assert_eq!(code, close_code::PROTOCOL, "{}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            code,
+            close_code::PROTOCOL,
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
         assert!(reason.starts_with("malformed packet"), "{reason}");
         assert_eq!(net.server.peer_count(), 1, "only peer 20 remains");
         assert_eq!(
@@ -259,8 +289,10 @@ fn packets_from_a_session_that_has_not_joined_are_refused() {
 fn a_ping_is_answered_with_a_pong_datagram() {
     let mut net = Net::new(&[9]);
     net.open_session(0);
-    net.server
-        .receive(net.clients[0].session, &ControlMessage::Ping { id: "x".into() }.encode());
+    net.server.receive(
+        net.clients[0].session,
+        &ControlMessage::Ping { id: "x".into() }.encode(),
+    );
     // The control event comes first, then the transmit.
     let pong = net.server.poll_transmit();
     assert_eq!(
@@ -275,8 +307,16 @@ fn a_ping_is_answered_with_a_pong_datagram() {
 #[test]
 fn per_peer_targeting_and_broadcast() {
     let mut net = joined(&[10, 20, 30]);
-    assert_eq!(net.server_send(0, Reliable, 0, b"all"), Ok(vec![0, 1, 2]), "0 = all");
-    assert_eq!(net.server_send(20, Reliable, 0, b"one"), Ok(vec![1]), "20 only");
+    assert_eq!(
+        net.server_send(0, Reliable, 0, b"all"),
+        Ok(vec![0, 1, 2]),
+        "0 = all"
+    );
+    assert_eq!(
+        net.server_send(20, Reliable, 0, b"one"),
+        Ok(vec![1]),
+        "20 only"
+    );
     assert_eq!(
         net.server_send(-20, Reliable, 0, b"not20"),
         Ok(vec![0, 2]),
@@ -288,7 +328,11 @@ fn per_peer_targeting_and_broadcast() {
         "unknown peer"
     );
     assert_eq!(net.server.stats().send_errors, 1, "the refusal is counted");
-    assert_eq!(net.server.stats().packets_sent, 3, "one count per put_packet");
+    assert_eq!(
+        net.server.stats().packets_sent,
+        3,
+        "one count per put_packet"
+    );
     let got: Vec<Vec<u8>> = net.drain(Some(1)).into_iter().map(|p| p.data).collect();
     assert_eq!(got, vec![b"all".to_vec(), b"one".to_vec()]);
     for p in net.drain(Some(0)) {
@@ -318,9 +362,18 @@ fn disconnects_are_seen_on_both_sides() {
     // The server disconnects a peer: both sides see it once the session closed.
     net.server.disconnect_peer(20, false).unwrap();
     net.pump();
-    assert_eq!(net.clients[1].closed_with, Some((0, "disconnected by the server".into())));
-    assert_eq!(net.client_peer_events(1), vec![PeerConnected(1), PeerDisconnected(1)]);
-    assert_eq!(net.client_peer_events(0), vec![PeerConnected(1), PeerDisconnected(1)]);
+    assert_eq!(
+        net.clients[1].closed_with,
+        Some((0, "disconnected by the server".into()))
+    );
+    assert_eq!(
+        net.client_peer_events(1),
+        vec![PeerConnected(1), PeerDisconnected(1)]
+    );
+    assert_eq!(
+        net.client_peer_events(0),
+        vec![PeerConnected(1), PeerDisconnected(1)]
+    );
     assert_eq!(
         net.server_peer_events(),
         vec![
@@ -335,8 +388,15 @@ fn disconnects_are_seen_on_both_sides() {
     net.server.disconnect_peer(30, true).unwrap();
     assert_eq!(net.server.session_of(30), None, "forgotten at once");
     net.pump();
-    assert_eq!(net.server_peer_events().len(), 5, "no event for a forced disconnect");
-    assert_eq!(net.client_peer_events(2), vec![PeerConnected(1), PeerDisconnected(1)]);
+    assert_eq!(
+        net.server_peer_events().len(),
+        5,
+        "no event for a forced disconnect"
+    );
+    assert_eq!(
+        net.client_peer_events(2),
+        vec![PeerConnected(1), PeerDisconnected(1)]
+    );
     assert_eq!(
         net.server.disconnect_peer(30, false),
         Err(DisconnectError::UnknownPeer(30))
@@ -357,7 +417,10 @@ fn a_refusing_server_closes_new_sessions_with_code_2() {
     net.connect(1);
     assert_eq!(
         net.clients[1].closed_with,
-        Some((close_code::REFUSED, "server is refusing new connections".into()))
+        Some((
+            close_code::REFUSED,
+            "server is refusing new connections".into()
+        ))
     );
     assert!(net.clients[0].open, "sessions already open stay");
     assert_eq!(net.server.peer_count(), 1);
@@ -426,7 +489,11 @@ fn a_joined_message_for_another_id_is_ignored() {
     net.clients[0].core.client_connected();
     let _join = net.clients[0].core.poll_transmit();
     net.server_raw(0, &ControlMessage::Joined { peer_id: 11 }.encode());
-    assert_eq!(net.clients[0].core.peer_count(), 0, "not this client's join");
+    assert_eq!(
+        net.clients[0].core.peer_count(),
+        0,
+        "not this client's join"
+    );
     net.server_raw(0, &ControlMessage::Joined { peer_id: 10 }.encode());
     net.server_raw(0, &ControlMessage::Joined { peer_id: 10 }.encode());
     assert_eq!(net.client_peer_events(0), vec![PeerConnected(1)], "once");

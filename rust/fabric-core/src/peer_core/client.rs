@@ -55,7 +55,8 @@ impl PeerCore {
         };
         self.role = Role::Idle;
         if state.is_joined() {
-            self.events.push_back(PeerEvent::PeerDisconnected(SERVER_PEER));
+            self.events
+                .push_back(PeerEvent::PeerDisconnected(SERVER_PEER));
         }
     }
 
@@ -95,8 +96,7 @@ impl PeerCore {
         }
         if let Role::Client(state @ ClientState::Joining) = &mut self.role {
             *state = ClientState::Joined;
-            self.events
-                .push_back(PeerEvent::PeerConnected(SERVER_PEER));
+            self.events.push_back(PeerEvent::PeerConnected(SERVER_PEER));
         }
     }
 

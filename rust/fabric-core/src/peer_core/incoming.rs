@@ -114,8 +114,14 @@ mod tests {
         assert!(q.accept(5, &header(o, 0, 10), b"a", &mut stats));
         assert!(!q.accept(5, &header(o, 0, 9), b"b", &mut stats), "older");
         assert!(!q.accept(5, &header(o, 0, 10), b"c", &mut stats), "same");
-        assert!(q.accept(5, &header(o, 1, 3), b"d", &mut stats), "other channel");
-        assert!(q.accept(6, &header(o, 0, 1), b"e", &mut stats), "other sender");
+        assert!(
+            q.accept(5, &header(o, 1, 3), b"d", &mut stats),
+            "other channel"
+        );
+        assert!(
+            q.accept(6, &header(o, 0, 1), b"e", &mut stats),
+            "other sender"
+        );
         assert!(q.accept(5, &header(o, 0, 11), b"f", &mut stats));
         assert_eq!(stats.stale_dropped, 2, "two stale packets counted");
         let order: Vec<u8> = std::iter::from_fn(|| q.pop()).map(|p| p.data[0]).collect();
@@ -128,7 +134,10 @@ mod tests {
         let mut stats = PeerStats::default();
         let o = TransferMode::UnreliableOrdered;
         assert!(q.accept(2, &header(o, 0, u32::MAX), b"", &mut stats));
-        assert!(q.accept(2, &header(o, 0, 1), b"", &mut stats), "1 follows u32::MAX");
+        assert!(
+            q.accept(2, &header(o, 0, 1), b"", &mut stats),
+            "1 follows u32::MAX"
+        );
         assert!(!q.accept(2, &header(o, 0, u32::MAX - 1), b"", &mut stats));
     }
 
@@ -152,7 +161,11 @@ mod tests {
         q.accept(2, &header(o, 0, 50), b"a", &mut stats);
         q.accept(3, &header(o, 0, 50), b"b", &mut stats);
         q.forget(2);
-        assert_eq!(q.front().map(|p| p.from), Some(3), "only peer 3's packet left");
+        assert_eq!(
+            q.front().map(|p| p.from),
+            Some(3),
+            "only peer 3's packet left"
+        );
         assert!(
             q.accept(2, &header(o, 0, 1), b"c", &mut stats),
             "a new session of peer 2 starts its sequence again"

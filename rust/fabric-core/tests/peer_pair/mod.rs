@@ -7,9 +7,7 @@
 use std::time::{Duration, Instant};
 
 use fabric_core::packet_frame::TransferMode;
-use fabric_core::peer_core::{
-    Packet, PeerCore, PeerEvent, Route, SendError, SessionId, Transmit,
-};
+use fabric_core::peer_core::{Packet, PeerCore, PeerEvent, Route, SendError, SessionId, Transmit};
 
 /// One client: its core, its session on the server, and whether that session is open.
 pub struct ClientEnd {
@@ -152,14 +150,12 @@ impl Net {
         self.server.set_transfer_mode(mode);
         self.server.set_transfer_channel(channel);
         let mut frame = std::mem::take(&mut self.frame);
-        let sessions: Result<Vec<SessionId>, SendError> = match self
-            .server
-            .prepare_send(payload, &mut frame)
-        {
-            Ok(Route::ToSessions(t)) => Ok(t.collect()),
-            Ok(Route::ToServer) => panic!("a server core routed to the server"),
-            Err(e) => Err(e),
-        };
+        let sessions: Result<Vec<SessionId>, SendError> =
+            match self.server.prepare_send(payload, &mut frame) {
+                Ok(Route::ToSessions(t)) => Ok(t.collect()),
+                Ok(Route::ToServer) => panic!("a server core routed to the server"),
+                Err(e) => Err(e),
+            };
         self.server
             .stats_mut()
             .sent(payload.len(), sessions.is_ok());
@@ -193,7 +189,8 @@ impl Net {
             while let Some(t) = self.server.poll_transmit() {
                 moved = true;
                 match t {
-                    Transmit::Message { session, bytes } | Transmit::Datagram { session, bytes } => {
+                    Transmit::Message { session, bytes }
+                    | Transmit::Datagram { session, bytes } => {
                         let i = self.index_of(session);
                         if self.clients[i].open {
                             self.clients[i].core.receive(0, &bytes);

@@ -462,11 +462,14 @@ impl FabricMMOGTransportPeer {
             Role::Server { .. } => GString::from("server"),
             _ => self.get_active_transport(),
         };
-        stats::to_dictionary(self.core.stats(), &[
-            ("peers", (self.peer_count() as i64).to_variant()),
-            ("transport", transport.to_variant()),
-            ("rtt_msec", self.get_rtt_msec().to_variant()),
-        ])
+        stats::to_dictionary(
+            self.core.stats(),
+            &[
+                ("peers", (self.peer_count() as i64).to_variant()),
+                ("transport", transport.to_variant()),
+                ("rtt_msec", self.get_rtt_msec().to_variant()),
+            ],
+        )
     }
 
     /// Sets every counter of `get_stats()` back to zero.
@@ -568,7 +571,9 @@ impl FabricMMOGTransportPeer {
             (Ok(_), _) => Error::ERR_UNCONFIGURED,
         };
         self.scratch = frame;
-        self.core.stats_mut().sent(payload.len(), result == Error::OK);
+        self.core
+            .stats_mut()
+            .sent(payload.len(), result == Error::OK);
         result
     }
 }
