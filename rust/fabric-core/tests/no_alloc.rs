@@ -188,7 +188,7 @@ fn peer_core_broadcast_does_not_allocate() {
     let mut send = |server: &mut PeerCore, i: u32| {
         server.set_transfer_mode(TransferMode::UnreliableOrdered);
         server.set_transfer_channel((i % 4) as u8);
-        server.set_target_peer(if i % 2 == 0 { 0 } else { -2 });
+        server.set_target_peer(if i.is_multiple_of(2) { 0 } else { -2 });
         let Ok(Route::ToSessions(targets)) = server.prepare_send(&payload, &mut frame) else {
             panic!("a server routes to sessions");
         };
