@@ -8,6 +8,7 @@
 pub mod adjacency;
 pub mod admission;
 pub mod packet_frame;
+pub mod peer_core;
 pub mod session_control;
 
 pub mod aoi;

@@ -158,3 +158,50 @@ fn client_replication_ticks_do_not_allocate() {
     );
     assert_eq!(allocs, 0, "100 replication ticks allocated {allocs} times");
 }
+
+/// `put_packet` on a server with 50 joined peers (the frame, the sequence number, the targets)
+/// allocates nothing once the frame buffer has grown.
+#[test]
+fn peer_core_broadcast_does_not_allocate() {
+    use fabric_core::packet_frame::TransferMode;
+    use fabric_core::peer_core::{PeerCore, Route};
+    use fabric_core::session_control::ControlMessage;
+
+    let now = std::time::Instant::now();
+    let mut server = PeerCore::new();
+    server.start_server();
+    for s in 0..50u64 {
+        server.session_opened(now, s);
+        server.receive(
+            s,
+            &ControlMessage::Join {
+                peer_id: 2 + s as u32,
+            }
+            .encode(),
+        );
+    }
+    while server.poll_transmit().is_some() {}
+    while server.poll_event().is_some() {}
+    assert_eq!(server.peer_count(), 50, "all joined");
+    let payload = [7u8; 200];
+    let mut frame = Vec::new();
+    let mut send = |server: &mut PeerCore, i: u32| {
+        server.set_transfer_mode(TransferMode::UnreliableOrdered);
+        server.set_transfer_channel((i % 4) as u8);
+        server.set_target_peer(if i.is_multiple_of(2) { 0 } else { -2 });
+        let Ok(Route::ToSessions(targets)) = server.prepare_send(&payload, &mut frame) else {
+            panic!("a server routes to sessions");
+        };
+        targets.count()
+    };
+    send(&mut server, 0);
+    COUNTING.with(|c| c.set(true));
+    let mut reached = 0;
+    for i in 0..100 {
+        reached += send(&mut server, i);
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocs = ALLOCS.with(Cell::get);
+    assert_eq!(reached, 50 * 50 + 49 * 50, "every target reached");
+    assert_eq!(allocs, 0, "100 broadcasts allocated {allocs} times");
+}

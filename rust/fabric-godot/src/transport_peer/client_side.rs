@@ -1,10 +1,8 @@
 //! The client side of `FabricMMOGTransportPeer`: advancing the connection attempt (WebTransport,
-//! the WebSocket fallback, or both raced) and turning the session's events into packets,
-//! states and signals on the main thread.
+//! the WebSocket fallback, or both raced) and feeding the session's events to the `PeerCore`
+//! (which sends the join and waits for `joined`), on the main thread.
 
-use fabric_core::session_control::ControlMessage;
 use fabric_net::ClientEvent;
-use godot::classes::multiplayer_peer::ConnectionStatus;
 use godot::prelude::*;
 
 use super::attempt::Step;
@@ -28,18 +26,15 @@ impl FabricMMOGTransportPeer {
             Step::FallbackStarted => self.set_state(Self::STATE_TRYING_FALLBACK),
             Step::FallbackFailed => self.set_state(Self::STATE_TRYING_PRIMARY),
             Step::Connected(client) => {
-                let join = ControlMessage::Join {
-                    peer_id: self.unique_id as u32,
-                };
-                let _ = client.send_message(join.encode());
-                self.role = Role::Client {
-                    client,
-                    server_joined: false,
-                };
+                self.role = Role::Client { client };
+                // The core sends the join.
+                self.core.client_connected();
+                self.flush_core();
                 self.set_state(Self::STATE_CONNECTED);
             }
             Step::Failed(reason) => {
                 self.role = Role::Idle;
+                self.core.client_failed();
                 self.fail(reason);
             }
         }
@@ -47,7 +42,7 @@ impl FabricMMOGTransportPeer {
 
     pub(super) fn poll_client(&mut self) {
         for _ in 0..self.events_per_poll.max(1) {
-            let Role::Client { client, .. } = &mut self.role else {
+            let Role::Client { client } = &mut self.role else {
                 return;
             };
             let Some(ev) = client.try_next_event() else {
@@ -58,45 +53,26 @@ impl FabricMMOGTransportPeer {
                 ClientEvent::Connected { .. } => {}
                 ClientEvent::Failed(e) => {
                     self.role = Role::Idle;
+                    self.core.client_failed();
                     self.fail(e.to_string());
                     return;
                 }
                 ClientEvent::Closed { reason, .. } => {
-                    let was_joined = matches!(
-                        self.role,
-                        Role::Client {
-                            server_joined: true,
-                            ..
-                        }
-                    );
                     self.role = Role::Idle;
+                    self.core.client_closed();
+                    // The failure first, then the server's `peer_disconnected` (when joined);
+                    // taken now, since a handler of the failure may `close()` the peer.
+                    let gone = self.core.poll_event();
                     self.fail(format!("session closed: {reason}"));
-                    if was_joined {
-                        self.emit_kept_alive("peer_disconnected", &[1i64.to_variant()]);
+                    if let Some(event) = gone {
+                        self.report(event);
                     }
                     return;
                 }
-                ClientEvent::Datagram(d) => self.client_bytes(&d),
-                ClientEvent::Message(m) => self.client_bytes(&m),
+                ClientEvent::Datagram(d) => self.core.receive(0, &d),
+                ClientEvent::Message(m) => self.core.receive(0, &m),
             }
-        }
-    }
-
-    pub(super) fn client_bytes(&mut self, data: &[u8]) {
-        match self.accept_bytes(1, data) {
-            Ok(Some(ControlMessage::Joined { peer_id })) if peer_id as i32 == self.unique_id => {
-                if let Role::Client { server_joined, .. } = &mut self.role
-                    && !*server_joined
-                {
-                    *server_joined = true;
-                    self.status = ConnectionStatus::CONNECTED;
-                    self.emit_kept_alive("peer_connected", &[1i64.to_variant()]);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                godot_warn!("FabricMMOGTransportPeer: dropped a bad packet from the server: {e}")
-            }
+            self.flush_core();
         }
     }
 }

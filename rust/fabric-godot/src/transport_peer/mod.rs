@@ -8,32 +8,36 @@
 //! Wire: unreliable and unreliable-ordered packets are QUIC datagrams, reliable packets ride the
 //! stream of their channel (one per channel, so channels never block each other); on the
 //! WebSocket fallback both are binary messages. Everything carries the packet frame of
-//! `fabric_core::packet_frame`. Files: [`transport`] (which transport, which URLs: pure),
-//! [`attempt`] (the WebTransport/WebSocket race), [`client_side`] and [`server_side`] (event
-//! handling per role), [`wire`] (mode conversions, the send path). JSON
+//! `fabric_core::packet_frame`.
+//!
+//! This class is glue. The session bookkeeping — which session is which peer, the join
+//! handshake and its deadline, the incoming queue, sequence numbers, targeting — is the sans-IO
+//! [`fabric_core::peer_core::PeerCore`]: `fabric-net` events go into it, and what it asks
+//! (transmits, session closes, events) goes out to `fabric-net` and to Godot's signals.
+//! Files: [`transport`] (which transport, which URLs: pure), [`attempt`] (the
+//! WebTransport/WebSocket race), [`client_side`] and [`server_side`] (feeding each role's
+//! events to the core), [`glue`] (carrying out the core's transmits and events, typed
+//! signals), [`wire`] (mode conversions, the send path), [`stats`]. JSON
 //! control messages (`join`/`joined`, `ping`, the zone's `welcome`) share the same paths and are
 //! surfaced to GDScript through [`send_control`](FabricMMOGTransportPeer::send_control) and the
 //! `control_received` signal.
 
 mod attempt;
 mod client_side;
+mod glue;
 mod server_side;
 mod stats;
 mod transport;
 mod wire;
 
-use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use attempt::{Attempt, ConnectSettings};
-use stats::Stats;
 
-use fabric_core::packet_frame::{PacketHeader, TransferMode as WireMode};
+use fabric_core::peer_core::{PeerCore, PeerStats, Route, SendError, peer_id_from_random};
 use fabric_core::session_control::ControlMessage;
-use fabric_net::server::close_code;
 use fabric_net::{
     CertHash, CertRotation, Client, CongestionControl, Server, ServerConfig, ServerIdentity,
-    SessionId,
 };
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{IMultiplayerPeerExtension, MultiplayerPeerExtension};
@@ -42,17 +46,10 @@ use godot::prelude::*;
 use godot_core::meta::RawPtr;
 
 pub use transport::TransportChoice;
-use wire::{generate_peer_id, godot_mode, send_one, to_godot, wire_mode};
+use wire::{godot_mode, random_u64, send_one, to_godot, wire_mode};
 
 /// Largest packet accepted by `put_packet` (reliable path), in bytes.
 pub const MAX_PACKET_SIZE: i32 = fabric_net::reliable::MAX_MESSAGE_LEN as i32 - 64;
-
-struct Packet {
-    from: i32,
-    channel: u8,
-    mode: WireMode,
-    data: Vec<u8>,
-}
 
 #[derive(Default)]
 enum Role {
@@ -63,15 +60,10 @@ enum Role {
         attempt: Attempt,
         settings: ConnectSettings,
     },
-    /// The transport is open; joined once the server confirmed the join.
-    Client { client: Client, server_joined: bool },
-    Server {
-        server: Server,
-        sessions: HashMap<SessionId, Option<i32>>,
-        peers: HashMap<i32, SessionId>,
-        /// Sessions that have not joined yet, and when they opened (`join_timeout_msec`).
-        unjoined: HashMap<SessionId, std::time::Instant>,
-    },
+    /// The transport is open (joined once the core says so).
+    Client { client: Client },
+    /// Listening; the core knows the sessions and peers.
+    Server { server: Server },
 }
 
 /// A `MultiplayerPeer` over WebTransport (QUIC datagrams and streams), with certificate pinning,
@@ -115,7 +107,8 @@ enum Role {
 pub struct FabricMMOGTransportPeer {
     base: Base<MultiplayerPeerExtension>,
     role: Role,
-    unique_id: i32,
+    /// The session bookkeeping (peers, join, incoming queue, sequence numbers, target).
+    core: PeerCore,
     status: ConnectionStatus,
     /// Connection state: one of the `STATE_*` constants.
     #[var(no_set, pub)]
@@ -171,16 +164,10 @@ pub struct FabricMMOGTransportPeer {
     /// This is the transport's own join; a zone's token admission has its own deadline.
     #[var(pub)]
     join_timeout_msec: i32,
-    incoming: VecDeque<Packet>,
+    /// The payload of the last `get_packet`, alive until the next call.
     current: Vec<u8>,
-    target_peer: i32,
-    transfer_mode: WireMode,
-    transfer_channel: u8,
-    refuse_new: bool,
-    out_seq: HashMap<u8, u32>,
-    in_seq: HashMap<(i32, u8), u32>,
+    /// The frame of the last `put_packet` (reused, so a send allocates nothing).
     scratch: Vec<u8>,
-    stats: Stats,
 }
 
 #[godot_api]
@@ -259,8 +246,8 @@ impl FabricMMOGTransportPeer {
             allow_insecure_websocket: self.allow_insecure_websocket,
             timeout,
         };
-        self.reset_state();
-        self.unique_id = generate_peer_id();
+        self.last_error = GString::new();
+        self.core.start_client(peer_id_from_random(random_u64()));
         let client = settings.connect(&plan.primary);
         let first_state = if client.is_websocket() {
             Self::STATE_TRYING_FALLBACK
@@ -322,14 +309,9 @@ impl FabricMMOGTransportPeer {
         });
         match Server::start(cfg) {
             Ok(server) => {
-                self.reset_state();
-                self.unique_id = 1;
-                self.role = Role::Server {
-                    server,
-                    sessions: HashMap::new(),
-                    peers: HashMap::new(),
-                    unjoined: HashMap::new(),
-                };
+                self.last_error = GString::new();
+                self.core.start_server();
+                self.role = Role::Server { server };
                 self.status = ConnectionStatus::CONNECTED;
                 self.set_state(Self::STATE_CONNECTED);
                 Error::OK
@@ -415,9 +397,9 @@ impl FabricMMOGTransportPeer {
             return Error::ERR_INVALID_PARAMETER;
         }
         let r = match &self.role {
-            Role::Client { client, .. } => client.send_datagram(&bytes),
-            Role::Server { server, peers, .. } => match peers.get(&peer_id) {
-                Some(s) => server.send_datagram(*s, &bytes),
+            Role::Client { client } => client.send_datagram(&bytes),
+            Role::Server { server } => match self.core.session_of(peer_id) {
+                Some(s) => server.send_datagram(s, &bytes),
                 None => return Error::ERR_INVALID_PARAMETER,
             },
             Role::Idle | Role::Connecting { .. } => return Error::ERR_UNCONFIGURED,
@@ -458,9 +440,10 @@ impl FabricMMOGTransportPeer {
     #[func]
     pub fn get_peer_rtt_msec(&self, peer_id: i32) -> f64 {
         match &self.role {
-            Role::Server { server, peers, .. } => peers
-                .get(&peer_id)
-                .and_then(|s| server.sender().rtt(*s))
+            Role::Server { server } => self
+                .core
+                .session_of(peer_id)
+                .and_then(|s| server.sender().rtt(s))
                 .map_or(-1.0, |d| d.as_secs_f64() * 1e3),
             _ => -1.0,
         }
@@ -479,17 +462,20 @@ impl FabricMMOGTransportPeer {
             Role::Server { .. } => GString::from("server"),
             _ => self.get_active_transport(),
         };
-        self.stats.to_dictionary(&[
-            ("peers", (self.peer_count() as i64).to_variant()),
-            ("transport", transport.to_variant()),
-            ("rtt_msec", self.get_rtt_msec().to_variant()),
-        ])
+        stats::to_dictionary(
+            self.core.stats(),
+            &[
+                ("peers", (self.peer_count() as i64).to_variant()),
+                ("transport", transport.to_variant()),
+                ("rtt_msec", self.get_rtt_msec().to_variant()),
+            ],
+        )
     }
 
     /// Sets every counter of `get_stats()` back to zero.
     #[func]
     pub fn reset_stats(&mut self) {
-        self.stats = Stats::default();
+        *self.core.stats_mut() = PeerStats::default();
     }
 
     #[cfg(feature = "itest")]
@@ -499,11 +485,7 @@ impl FabricMMOGTransportPeer {
 
     /// Number of joined peers (servers) or 1/0 (clients joined or not).
     pub(crate) fn peer_count(&self) -> usize {
-        match &self.role {
-            Role::Server { peers, .. } => peers.len(),
-            Role::Client { server_joined, .. } => usize::from(*server_joined),
-            Role::Idle | Role::Connecting { .. } => 0,
-        }
+        self.core.peer_count()
     }
 
     fn congestion_choice(&self) -> Result<CongestionControl, String> {
@@ -525,28 +507,11 @@ impl FabricMMOGTransportPeer {
         Error::ERR_INVALID_PARAMETER
     }
 
-    /// Emits `signal` with `args`, keeping this peer alive until Godot's next idle time.
-    ///
-    /// Signals are emitted from inside `poll()` (and other calls) while Rust borrows the peer. A
-    /// handler may drop the application's last reference to it, for example
-    /// `multiplayer.multiplayer_peer = null` in `peer_disconnected`; Godot would then free the
-    /// peer in the middle of the borrow, which gdext answers by aborting the process. A deferred
-    /// call holding a reference moves that last release to after the call returns. Signals are
-    /// rare (connections, state changes), so the small callable per emission costs nothing per
-    /// frame.
-    pub(super) fn emit_kept_alive(&mut self, signal: &str, args: &[Variant]) {
-        let keep = self.to_gd();
-        Callable::from_fn("fabric_peer_keep_alive", move |_| {
-            let _ = &keep;
-        })
-        .call_deferred(&[]);
-        self.base_mut().emit_signal(signal, args);
-    }
-
     fn set_state(&mut self, state: i32) {
         if self.state != state {
             self.state = state;
-            self.emit_kept_alive("connection_state_changed", &[state.to_variant()]);
+            self.keep_alive();
+            self.signals().connection_state_changed().emit(state);
         }
     }
 
@@ -555,129 +520,60 @@ impl FabricMMOGTransportPeer {
         self.last_error = GString::from(&reason);
         self.status = ConnectionStatus::DISCONNECTED;
         self.set_state(Self::STATE_FAILED);
-        self.emit_kept_alive("connection_error", &[GString::from(&reason).to_variant()]);
-    }
-
-    fn reset_state(&mut self) {
-        self.incoming.clear();
-        self.in_seq.clear();
-        self.out_seq.clear();
-        self.last_error = GString::new();
-        self.target_peer = 0;
-    }
-
-    /// Decodes one datagram or message from `from` (peer id, or 0 while not joined).
-    fn accept_bytes(&mut self, from: i32, data: &[u8]) -> Result<Option<ControlMessage>, String> {
-        if ControlMessage::is_control(data) {
-            let msg = ControlMessage::decode(data).map_err(|e| e.to_string())?;
-            let text = String::from_utf8_lossy(data).into_owned();
-            self.emit_kept_alive(
-                "control_received",
-                &[
-                    GString::from(&text).to_variant(),
-                    i64::from(from).to_variant(),
-                ],
-            );
-            return Ok(Some(msg));
-        }
-        let (h, payload) = PacketHeader::decode(data).map_err(|e| e.to_string())?;
-        // Servers know the sender; clients get the source written by the server.
-        let source = if self.unique_id == 1 { from } else { h.peer };
-        if h.mode == WireMode::UnreliableOrdered {
-            let last = self.in_seq.entry((source, h.channel)).or_insert(0);
-            // Drop anything not newer than the newest seen (wrapping comparison).
-            if *last != 0 && (h.seq.wrapping_sub(*last) as i32) <= 0 {
-                self.stats.stale_dropped += 1;
-                return Ok(None);
-            }
-            *last = h.seq;
-        }
-        self.stats.received(payload.len());
-        self.incoming.push_back(Packet {
-            from: source,
-            channel: h.channel,
-            mode: h.mode,
-            data: payload.to_vec(),
-        });
-        Ok(None)
+        self.keep_alive();
+        self.signals()
+            .connection_error()
+            .emit(&GString::from(&reason));
     }
 
     fn send_frame(&mut self, payload: &[u8]) -> Error {
-        let mode = self.transfer_mode;
-        let channel = self.transfer_channel;
-        let seq = if mode == WireMode::UnreliableOrdered {
-            let s = self.out_seq.entry(channel).or_insert(0);
-            *s = s.wrapping_add(1).max(1);
-            *s
-        } else {
-            0
-        };
+        let mode = self.core.transfer_mode();
+        let channel = self.core.transfer_channel();
         let mut frame = std::mem::take(&mut self.scratch);
-        let result = match &self.role {
-            Role::Idle | Role::Connecting { .. } => Error::ERR_UNCONFIGURED,
-            Role::Client {
-                server_joined: false,
-                ..
-            } => {
-                godot_error!(
-                    "FabricMMOGTransportPeer: not connected yet; wait for connected_to_server"
-                );
+        let result = match (self.core.prepare_send(payload, &mut frame), &self.role) {
+            (Err(SendError::NotOpen), _) => Error::ERR_UNCONFIGURED,
+            (Err(e @ SendError::NotJoined), _) => {
+                godot_error!("FabricMMOGTransportPeer: {e}");
                 Error::ERR_UNCONFIGURED
             }
-            Role::Client { client, .. } => {
-                PacketHeader {
-                    mode,
-                    channel,
-                    peer: self.target_peer,
-                    seq,
-                }
-                .encode_into(payload, &mut frame);
-                to_godot(send_one(
-                    mode,
-                    |d| client.send_datagram(d),
-                    |m| client.send_message_on(channel, m),
-                    &frame,
-                ))
+            (Err(e @ SendError::UnknownPeer(_)), _) => {
+                godot_error!("FabricMMOGTransportPeer: {e}");
+                Error::ERR_INVALID_PARAMETER
             }
-            Role::Server { server, peers, .. } => {
-                PacketHeader {
-                    mode,
-                    channel,
-                    peer: 1,
-                    seq,
-                }
-                .encode_into(payload, &mut frame);
-                let target = self.target_peer;
+            (Ok(Route::ToServer), Role::Client { client }) => to_godot(send_one(
+                mode,
+                |d| client.send_datagram(d),
+                |m| client.send_message_on(channel, m),
+                &frame,
+            )),
+            (Ok(Route::ToSessions(targets)), Role::Server { server }) => {
                 let tx = server.sender();
                 let mut result = Error::OK;
-                for (&id, &session) in peers.iter() {
-                    let wanted = target == 0 || target == id || (target < 0 && id != -target);
-                    if wanted {
-                        let r = send_one(
-                            mode,
-                            |d| tx.send_datagram(session, d),
-                            |m| tx.send_message_on(session, channel, m),
-                            &frame,
-                        );
-                        match r {
-                            // The session already ended on the network thread; its
-                            // `peer_disconnected` comes with the next poll(). Until then
-                            // SceneMultiplayer still sends to it (relay notices, sync): drop
-                            // those quietly, as ENet does, instead of an error per packet.
-                            Ok(()) | Err(fabric_net::NetError::NotConnected) => {}
-                            Err(e) => result = to_godot(Err(e)),
-                        }
+                for session in targets {
+                    let r = send_one(
+                        mode,
+                        |d| tx.send_datagram(session, d),
+                        |m| tx.send_message_on(session, channel, m),
+                        &frame,
+                    );
+                    match r {
+                        // The session already ended on the network thread; its
+                        // `peer_disconnected` comes with the next poll(). Until then
+                        // SceneMultiplayer still sends to it (relay notices, sync): drop
+                        // those quietly, as ENet does, instead of an error per packet.
+                        Ok(()) | Err(fabric_net::NetError::NotConnected) => {}
+                        Err(e) => result = to_godot(Err(e)),
                     }
-                }
-                if target > 0 && !peers.contains_key(&target) {
-                    godot_error!("FabricMMOGTransportPeer: no peer with id {target}");
-                    result = Error::ERR_INVALID_PARAMETER;
                 }
                 result
             }
+            // The core's role follows this one's; never reached.
+            (Ok(_), _) => Error::ERR_UNCONFIGURED,
         };
         self.scratch = frame;
-        self.stats.sent(payload.len(), result == Error::OK);
+        self.core
+            .stats_mut()
+            .sent(payload.len(), result == Error::OK);
         result
     }
 }
@@ -688,7 +584,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
         let mut peer = Self {
             base,
             role: Role::Idle,
-            unique_id: 0,
+            core: PeerCore::new(),
             status: ConnectionStatus::DISCONNECTED,
             state: Self::STATE_IDLE,
             last_error: GString::new(),
@@ -703,16 +599,8 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
             .unwrap_or(i32::MAX),
             events_per_poll: 4096,
             join_timeout_msec: 10_000,
-            incoming: VecDeque::new(),
             current: Vec::new(),
-            target_peer: 0,
-            transfer_mode: WireMode::Reliable,
-            transfer_channel: 0,
-            refuse_new: false,
-            out_seq: HashMap::new(),
-            in_seq: HashMap::new(),
             scratch: Vec::new(),
-            stats: Stats::default(),
         };
         apply_project_settings(&mut peer);
         peer
@@ -723,7 +611,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
         r_buffer: RawPtr<*mut RawPtr<*const u8>>,
         r_buffer_size: RawPtr<*mut i32>,
     ) -> Error {
-        let Some(p) = self.incoming.pop_front() else {
+        let Some(p) = self.core.pop_packet() else {
             return Error::ERR_UNAVAILABLE;
         };
         // Godot reads the buffer before the next call; keep it alive in `current`.
@@ -759,13 +647,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     fn get_available_packet_count(&self) -> i32 {
         // A client's packets wait until the server confirmed the join (reliable channels are
         // independent streams, so a packet may overtake the `joined` message).
-        match &self.role {
-            Role::Client {
-                server_joined: false,
-                ..
-            } => 0,
-            _ => self.incoming.len() as i32,
-        }
+        i32::try_from(self.core.available_packets()).unwrap_or(i32::MAX)
     }
 
     fn get_max_packet_size(&self) -> i32 {
@@ -773,40 +655,40 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     }
 
     fn get_packet_channel(&self) -> i32 {
-        self.incoming.front().map_or(0, |p| i32::from(p.channel))
+        self.core.front().map_or(0, |p| i32::from(p.channel))
     }
 
     fn get_packet_mode(&self) -> TransferMode {
-        self.incoming
+        self.core
             .front()
             .map_or(TransferMode::RELIABLE, |p| godot_mode(p.mode))
     }
 
     fn set_transfer_channel(&mut self, channel: i32) {
         match u8::try_from(channel) {
-            Ok(c) => self.transfer_channel = c,
+            Ok(c) => self.core.set_transfer_channel(c),
             Err(_) => godot_error!("FabricMMOGTransportPeer: channel {channel} is not in 0..=255"),
         }
     }
 
     fn get_transfer_channel(&self) -> i32 {
-        i32::from(self.transfer_channel)
+        i32::from(self.core.transfer_channel())
     }
 
     fn set_transfer_mode(&mut self, mode: TransferMode) {
-        self.transfer_mode = wire_mode(mode);
+        self.core.set_transfer_mode(wire_mode(mode));
     }
 
     fn get_transfer_mode(&self) -> TransferMode {
-        godot_mode(self.transfer_mode)
+        godot_mode(self.core.transfer_mode())
     }
 
     fn set_target_peer(&mut self, peer: i32) {
-        self.target_peer = peer;
+        self.core.set_target_peer(peer);
     }
 
     fn get_packet_peer(&self) -> i32 {
-        self.incoming.front().map_or(0, |p| p.from)
+        self.core.front().map_or(0, |p| p.from)
     }
 
     fn is_server(&self) -> bool {
@@ -828,13 +710,13 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
 
     fn close(&mut self) {
         match std::mem::take(&mut self.role) {
-            Role::Client { client, .. } => client.close("closed by the application"),
+            Role::Client { client } => client.close("closed by the application"),
             Role::Connecting { mut attempt, .. } => attempt.close("closed by the application"),
-            Role::Server { server, .. } => server.shutdown("server closed by the application"),
+            Role::Server { server } => server.shutdown("server closed by the application"),
             Role::Idle => {}
         }
-        self.reset_state();
-        self.unique_id = 0;
+        self.last_error = GString::new();
+        self.core.close();
         self.status = ConnectionStatus::DISCONNECTED;
         self.set_state(Self::STATE_IDLE);
     }
@@ -842,43 +724,23 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
     fn disconnect_peer(&mut self, peer: i32, force: bool) {
         // Servers only (a client's only peer is the server: use close()). Without `force`,
         // `peer_disconnected` follows from `poll()` once the session is closed; with `force`
-        // the peer is forgotten at once and no signal follows (ENet's behaviour, which
-        // SceneMultiplayer expects: it removes the peer itself).
-        let Role::Server {
-            server,
-            peers,
-            sessions,
-            ..
-        } = &mut self.role
-        else {
-            godot_error!("FabricMMOGTransportPeer: disconnect_peer is for servers; use close()");
-            return;
-        };
-        let Some(&s) = peers.get(&peer) else {
-            godot_error!("FabricMMOGTransportPeer: disconnect_peer: no peer with id {peer}");
-            return;
-        };
-        server
-            .sender()
-            .close_session(s, close_code::NORMAL, "disconnected by the server");
-        if force {
-            peers.remove(&peer);
-            sessions.insert(s, None);
-            self.in_seq.retain(|(p, _), _| *p != peer);
-            self.incoming.retain(|p| p.from != peer);
+        // the peer is forgotten at once and no signal follows (see `PeerCore::disconnect_peer`).
+        match self.core.disconnect_peer(peer, force) {
+            Ok(()) => self.flush_core(),
+            Err(e) => godot_error!("FabricMMOGTransportPeer: {e}"),
         }
     }
 
     fn get_unique_id(&self) -> i32 {
-        self.unique_id
+        self.core.unique_id()
     }
 
     fn set_refuse_new_connections(&mut self, enable: bool) {
-        self.refuse_new = enable;
+        self.core.set_refuse_new(enable);
     }
 
     fn is_refusing_new_connections(&self) -> bool {
-        self.refuse_new
+        self.core.refuses_new()
     }
 
     fn is_server_relay_supported(&self) -> bool {

@@ -34,13 +34,13 @@ pub(super) fn to_godot(r: Result<(), fabric_net::NetError>) -> Error {
     }
 }
 
-pub(super) fn generate_peer_id() -> i32 {
-    // 2..=2^31-1 from the OS's randomness, without a new dependency: hash a fresh RandomState.
+/// 64 random bits for a client's peer id (`peer_core::peer_id_from_random`), from the OS's
+/// randomness without a new dependency: a fresh `RandomState`'s hash.
+pub(super) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id() as u64);
-    let v = (h.finish() & 0x7fff_ffff) as i32;
-    v.max(2)
+    h.finish()
 }
 
 pub(super) fn wire_mode(m: TransferMode) -> WireMode {
