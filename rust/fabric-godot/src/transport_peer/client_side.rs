@@ -3,6 +3,7 @@
 //! (which sends the join and waits for `joined`), on the main thread.
 
 use fabric_net::ClientEvent;
+use fabric_net::server::close_code;
 use godot::prelude::*;
 
 use super::attempt::Step;
@@ -57,13 +58,16 @@ impl FabricMMOGTransportPeer {
                     self.fail(e.to_string());
                     return;
                 }
-                ClientEvent::Closed { reason, .. } => {
+                ClientEvent::Closed { reason, code } => {
                     self.role = Role::Idle;
                     self.core.client_closed();
                     // The failure first, then the server's `peer_disconnected` (when joined);
                     // taken now, since a handler of the failure may `close()` the peer.
                     let gone = self.core.poll_event();
-                    self.fail(format!("session closed: {reason}"));
+                    // A server that closed the session in order (its `close()`, a shutdown)
+                    // is not an error in the game's log; the state and signal are the same.
+                    let orderly = code == Some(close_code::NORMAL);
+                    self.end(format!("session closed: {reason}"), orderly);
                     if let Some(event) = gone {
                         self.report(event);
                     }

@@ -516,7 +516,17 @@ impl FabricMMOGTransportPeer {
     }
 
     fn fail(&mut self, reason: String) {
-        godot_error!("FabricMMOGTransportPeer: {reason}");
+        self.end(reason, false);
+    }
+
+    /// The session is over: `last_error`, `STATE_FAILED` and `connection_error` as for any
+    /// end; logged as an error unless the server closed it in order (`orderly`).
+    fn end(&mut self, reason: String, orderly: bool) {
+        if orderly {
+            godot_print!("FabricMMOGTransportPeer: {reason}");
+        } else {
+            godot_error!("FabricMMOGTransportPeer: {reason}");
+        }
         self.last_error = GString::from(&reason);
         self.status = ConnectionStatus::DISCONNECTED;
         self.set_state(Self::STATE_FAILED);
