@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
+use fabric_core::host_room::presence::rejoin_hash;
 use fabric_core::host_room::wire::{self, RoomMsg};
 use fabric_core::host_room::{
     Baseline, Decision, Follower, FollowerEvent, HOST_PEER, Outgoing, RoomAuthority,
@@ -104,6 +105,21 @@ pub struct FabricHostRoom {
     last_beat_ms: u64,
     out: Vec<Outgoing>,
     bad_packets: u64,
+    /// Rejoin secrets this player sent the hash of, newest last (at most [`KEPT_SECRETS`]):
+    /// the proof on a rejoin is the one whose hash the last presence list published.
+    secrets: VecDeque<String>,
+}
+
+/// Rejoin secrets kept ([`FabricHostRoom::secrets`]): a hello whose session failed before the
+/// host published its hash does not lose the secret the list still shows.
+const KEPT_SECRETS: usize = 4;
+
+/// A fresh rejoin secret: 32 random bytes, hex.
+fn new_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[godot_api]
@@ -125,6 +141,7 @@ impl INode for FabricHostRoom {
             last_beat_ms: 0,
             out: Vec::new(),
             bad_packets: 0,
+            secrets: VecDeque::new(),
         }
     }
 
@@ -372,7 +389,7 @@ impl FabricHostRoom {
     }
 
     /// Packets that were not valid room messages (counted and dropped), and, on the host,
-    /// host-only messages sent by players.
+    /// host-only messages sent by players and rejoin claims without the right secret.
     #[func]
     pub fn get_refused_count(&self) -> i64 {
         let forged = match &self.mode {
@@ -544,6 +561,29 @@ impl FabricHostRoom {
                 *linked = true;
                 *electing = None;
                 let claim = f.me().unwrap_or(0);
+                // The secret behind the hash the last list published for this player.
+                let published = f
+                    .list()
+                    .and_then(|l| l.get(claim))
+                    .map(|p| p.rejoin_hash.clone())
+                    .unwrap_or_default();
+                let proof = self
+                    .secrets
+                    .iter()
+                    .find(|s| claim != 0 && rejoin_hash(s) == published)
+                    .cloned()
+                    .unwrap_or_default();
+                let secret = new_secret();
+                let next_hash = rejoin_hash(&secret);
+                if self.secrets.len() == KEPT_SECRETS {
+                    // The oldest secret, but never the one the list still publishes.
+                    let spent = self
+                        .secrets
+                        .iter()
+                        .position(|s| rejoin_hash(s) != published);
+                    self.secrets.remove(spent.unwrap_or(0));
+                }
+                self.secrets.push_back(secret);
                 let (port, cert_hash) = self
                     .standby
                     .as_ref()
@@ -553,6 +593,8 @@ impl FabricHostRoom {
                     address: self.listen_address.to_string(),
                     port,
                     cert_hash,
+                    rejoin_hash: next_hash,
+                    proof,
                 };
                 self.send(HOST_PEER, &hello, true);
                 false

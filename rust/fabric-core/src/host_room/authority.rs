@@ -12,13 +12,15 @@
 //! list ([`RoomAuthority::take_over`]): the lost host leaves the list and its objects follow
 //! their persist modes (`transient_held` despawned, placed ones kept without holder, as when
 //! any holder leaves); every other player keeps what it held and is awaited for
-//! `rejoin_grace_ms`. A player that says `hello` with its old id in time gets it back; one
-//! that does not is dropped as if it had left.
+//! `rejoin_grace_ms`. A player that says `hello` with its old id in time, and the secret
+//! behind the rejoin hash the list published for it ([`super::presence::proves`]), gets it
+//! back; one that does not is dropped as if it had left. A claim with a wrong secret is
+//! counted in [`RoomAuthority::forged`] and the sender joins as a new player.
 
 use std::collections::BTreeMap;
 
 use super::HOST_PEER;
-use super::presence::PresenceList;
+use super::presence::{PresenceList, proves};
 use super::wire::{Baseline, RoomMsg, RoomObject};
 use crate::ownership::{Denial, Departure, Ownership, OwnershipConfig, OwnershipRecord};
 
@@ -131,7 +133,8 @@ impl RoomAuthority {
         &self.ownership
     }
 
-    /// Messages a player may not send (host-only kinds) received so far.
+    /// Messages a player may not send (host-only kinds) and rejoin claims without the right
+    /// secret, received so far.
     pub fn forged(&self) -> u64 {
         self.forged
     }
@@ -190,11 +193,25 @@ impl RoomAuthority {
                 address,
                 port,
                 cert_hash,
+                rejoin_hash,
+                proof,
             } => {
                 if player.is_some() {
                     return; // said hello already
                 }
-                let id = if claim != 0 && self.awaiting.remove(&claim).is_some() {
+                // An awaited id is given back only against the secret behind its published
+                // hash; a wrong proof is counted and the sender joins as a new player.
+                let proven = claim != 0
+                    && self.awaiting.contains_key(&claim)
+                    && self
+                        .list
+                        .get(claim)
+                        .is_some_and(|p| proves(&p.rejoin_hash, &proof));
+                if claim != 0 && self.awaiting.contains_key(&claim) && !proven {
+                    self.forged += 1;
+                }
+                let id = if proven {
+                    self.awaiting.remove(&claim);
                     if let Some(p) = self.list.players.iter_mut().find(|p| p.player == claim) {
                         (p.address, p.port, p.cert_hash) = (address, port, cert_hash);
                     }
@@ -202,6 +219,9 @@ impl RoomAuthority {
                 } else {
                     self.list.join(address, port, cert_hash)
                 };
+                if let Some(p) = self.list.players.iter_mut().find(|p| p.player == id) {
+                    p.rejoin_hash = rejoin_hash;
+                }
                 self.peers.insert(peer, id);
                 out.push(Outgoing::To(peer, RoomMsg::Welcome { player: id }));
                 self.dirty = true;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::host_room::election::{Decision, Follower};
+use crate::host_room::presence::rejoin_hash;
 use crate::host_room::wire::{self, RoomMsg};
 use crate::ownership::PersistMode;
 
@@ -13,6 +14,8 @@ struct Room {
     host: RoomAuthority,
     followers: BTreeMap<i32, Follower>,
     denied: Vec<(i32, u32, String)>,
+    /// Each player's current rejoin secret, by player id (what its process keeps).
+    secrets: BTreeMap<u32, String>,
 }
 
 impl Room {
@@ -21,6 +24,7 @@ impl Room {
             host: RoomAuthority::found("h".into(), 100, "c1".into()),
             followers: BTreeMap::new(),
             denied: Vec::new(),
+            secrets: BTreeMap::new(),
         }
     }
 
@@ -51,17 +55,30 @@ impl Room {
         self.deliver(out, now);
     }
 
+    /// Peer `peer` says hello as player `claim` (0: new) with the secret it holds for that
+    /// id, and a fresh secret for its next rejoin.
     fn join(&mut self, peer: i32, claim: u32, now: u64) {
+        let proof = self.secrets.get(&claim).cloned().unwrap_or_default();
+        self.join_with_proof(peer, claim, proof, now);
+    }
+
+    fn join_with_proof(&mut self, peer: i32, claim: u32, proof: String, now: u64) {
         self.followers
             .entry(peer)
             .or_insert_with(|| Follower::new(500, now));
+        let secret = format!("secret of peer {peer} at {now}");
         let hello = RoomMsg::Hello {
             player: claim,
             address: format!("a{peer}"),
             port: peer as u16,
             cert_hash: format!("c{peer}"),
+            rejoin_hash: rejoin_hash(&secret),
+            proof,
         };
         self.send(peer, hello, now);
+        if let Some(id) = self.followers[&peer].me() {
+            self.secrets.insert(id, secret);
+        }
     }
 }
 
@@ -289,4 +306,53 @@ fn players_that_do_not_come_back_are_dropped_after_the_grace() {
             .iter()
             .all(|o| o.holder.is_none() || o.holder == Some(2))
     );
+}
+
+/// The entities `player` holds in `b`.
+fn held_by(b: &wire::Baseline, player: u32) -> Vec<u32> {
+    b.objects
+        .iter()
+        .filter(|o| o.holder == Some(player))
+        .map(|o| o.entity)
+        .collect()
+}
+
+#[test]
+fn an_impostor_cannot_take_an_awaited_id_and_the_real_player_still_can() {
+    let mut r = populated();
+    let f2 = r.followers.remove(&20).expect("2");
+    let list = f2.list().expect("list").clone();
+    assert!(
+        list.players
+            .iter()
+            .filter(|p| p.player != 1)
+            .all(|p| p.rejoin_hash.len() == 64),
+        "every player published a rejoin hash: {list:?}"
+    );
+    let holds_before = held_by(f2.baseline(), 3);
+    r.host = RoomAuthority::take_over(2, list.clone(), f2.baseline(), 0, 5000);
+    let forged = r.host.forged();
+    // Peer 99 claims player 3's id: no proof, then the published hash itself as "proof".
+    let published = list.get(3).expect("3").rejoin_hash.clone();
+    for (peer, proof) in [(98, String::new()), (99, published)] {
+        r.join_with_proof(peer, 3, proof, 0);
+        let got = r.followers[&peer].me();
+        assert!(
+            got.is_some_and(|id| id != 3),
+            "peer {peer} joined as a new player, not as 3: {got:?}"
+        );
+    }
+    assert_eq!(r.host.forged(), forged + 2, "both claims counted");
+    assert_eq!(r.host.awaiting(), 2, "3 (and 4) still awaited");
+    // The real player 3 comes back with its secret and keeps what it held.
+    let mut f3 = r.followers.remove(&30).expect("3");
+    f3.connected(0);
+    r.followers.insert(31, f3);
+    r.join(31, 3, 0);
+    assert_eq!(r.followers[&31].me(), Some(3), "3 proved its id");
+    let holds_after = held_by(&r.host.baseline(), 3);
+    assert_eq!(holds_after, holds_before, "and holds what it held");
+    // Its old secret is spent: the hash in the list is the new one it just sent.
+    let now_published = &r.host.list().get(3).expect("3").rejoin_hash;
+    assert_ne!(now_published, &list.get(3).expect("3").rejoin_hash);
 }

@@ -11,10 +11,47 @@
 //! changes, with its `term` (1 for the founder, +1 per host change). A client that has to
 //! elect a successor therefore knows, from what it already holds, whom to elect and how to
 //! reach it.
+//!
+//! **Rejoin proof.** With its `hello` each player sends the hash of a fresh secret it keeps
+//! ([`rejoin_hash`]), and the list publishes that hash. A player that reconnects to a new host
+//! under its old id must send the secret behind the published hash ([`proves`]): the list
+//! tells everyone the hash, only the player knows the secret, so nobody else can take over
+//! its id (and with it what it holds). Each hello carries a new hash, so a secret shown to one
+//! host is not worth anything under the next.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Length of a [`rejoin_hash`]: hex SHA-256.
+pub const REJOIN_HASH_LEN: usize = 64;
+
+/// The hash a player publishes for its rejoin `secret`: lowercase hex SHA-256.
+pub fn rejoin_hash(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    let mut out = String::with_capacity(REJOIN_HASH_LEN);
+    for b in digest {
+        out.push(char::from_digit(u32::from(b >> 4), 16).expect("a nibble"));
+        out.push(char::from_digit(u32::from(b & 15), 16).expect("a nibble"));
+    }
+    out
+}
+
+/// Whether `proof` is the secret behind the published `hash`; never for an empty hash (a
+/// player that published none cannot rejoin under its id).
+pub fn proves(hash: &str, proof: &str) -> bool {
+    !hash.is_empty() && !proof.is_empty() && rejoin_hash(proof) == hash
+}
+
+/// Whether `hash` has the form [`rejoin_hash`] gives (empty: none published).
+pub fn is_rejoin_hash(hash: &str) -> bool {
+    hash.is_empty()
+        || (hash.len() == REJOIN_HASH_LEN
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
 
 /// One player in the room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +65,9 @@ pub struct Presence {
     pub port: u16,
     /// Certificate hash of its standby listener (base64 SHA-256), for others to pin.
     pub cert_hash: String,
+    /// The hash of its rejoin secret ([`rejoin_hash`]); empty when it sent none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rejoin_hash: String,
 }
 
 /// Everyone in the room, the current host and the term of its rule.
@@ -56,6 +96,7 @@ impl PresenceList {
                 address,
                 port,
                 cert_hash,
+                rejoin_hash: String::new(),
             }],
         }
     }
@@ -74,6 +115,7 @@ impl PresenceList {
             address,
             port,
             cert_hash,
+            rejoin_hash: String::new(),
         });
         player
     }
@@ -164,6 +206,23 @@ mod tests {
         assert_eq!(l.join("b".into(), 1, "y".into()), 5, "numbering goes on");
         let none = BTreeSet::new();
         assert_eq!(l.successor(&none).map(|p| p.player), Some(4));
+    }
+
+    #[test]
+    fn only_the_secret_behind_a_published_hash_proves_an_id() {
+        let h = rejoin_hash("the secret of player 3");
+        assert_eq!(h.len(), REJOIN_HASH_LEN);
+        assert!(is_rejoin_hash(&h) && is_rejoin_hash(""));
+        assert!(!is_rejoin_hash("ABC") && !is_rejoin_hash(&h.to_uppercase()));
+        assert!(proves(&h, "the secret of player 3"));
+        assert!(!proves(&h, "the secret of player 4"), "another secret");
+        assert!(!proves(&h, &h), "the published hash itself is no proof");
+        assert!(!proves("", ""), "nothing published: no proof possible");
+        assert_eq!(
+            rejoin_hash(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "SHA-256 of nothing, hex"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!
 //! | `t` | direction | fields |
 //! |---|---|---|
-//! | `hello` | player -> host | `player` (0 = new, else the id it had under the last host), `address`, `port`, `cert_hash` of its standby listener |
+//! | `hello` | player -> host | `player` (0 = new, else the id it had under the last host), `address`, `port`, `cert_hash` of its standby listener, `rejoin_hash` (hash of a fresh secret), `proof` (rejoin: the secret behind its published hash) |
 //! | `welcome` | host -> player | `player`: its id |
 //! | `presence` | host -> all | `list`: the [`PresenceList`] |
 //! | `baseline` | host -> all | `baseline`: `term`, `objects` (entity, persist, holder, pos) |
@@ -22,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::presence::PresenceList;
+use super::presence::{PresenceList, is_rejoin_hash};
 use crate::ownership::PersistMode;
 
 /// First bytes of every host-room packet.
@@ -116,6 +116,14 @@ pub enum RoomMsg {
         port: u16,
         /// Certificate hash of its standby listener.
         cert_hash: String,
+        /// The hash of a fresh rejoin secret ([`super::presence::rejoin_hash`]), published in
+        /// the presence list for its next rejoin.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        rejoin_hash: String,
+        /// With `player` != 0: the secret behind the hash the list published for that id
+        /// ([`super::presence::proves`]).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        proof: String,
     },
     /// Host -> player: its player id.
     Welcome {
@@ -197,10 +205,17 @@ pub fn decode(bytes: &[u8]) -> Result<RoomMsg, WireError> {
     let msg: RoomMsg = serde_json::from_slice(body).map_err(|e| WireError::Json(e.to_string()))?;
     match &msg {
         RoomMsg::Hello {
-            address, cert_hash, ..
+            address,
+            cert_hash,
+            rejoin_hash,
+            proof,
+            ..
         } => {
             if !text_ok(address) || !text_ok(cert_hash) {
                 return Err(WireError::Range("address/cert_hash"));
+            }
+            if !is_rejoin_hash(rejoin_hash) || !text_ok(proof) {
+                return Err(WireError::Range("rejoin_hash/proof"));
             }
         }
         RoomMsg::Presence { list } => {
@@ -213,6 +228,9 @@ pub fn decode(bytes: &[u8]) -> Result<RoomMsg, WireError> {
                 .any(|p| !text_ok(&p.address) || !text_ok(&p.cert_hash))
             {
                 return Err(WireError::Range("address/cert_hash"));
+            }
+            if !list.players.iter().all(|p| is_rejoin_hash(&p.rejoin_hash)) {
+                return Err(WireError::Range("rejoin_hash"));
             }
             if !list.is_consistent() {
                 return Err(WireError::Range("list"));
@@ -316,10 +334,24 @@ mod tests {
             address: "a".repeat(MAX_TEXT + 1),
             port: 1,
             cert_hash: String::new(),
+            rejoin_hash: String::new(),
+            proof: String::new(),
         };
         assert_eq!(
             decode(&long.encode()),
             Err(WireError::Range("address/cert_hash"))
+        );
+        let not_a_hash = RoomMsg::Hello {
+            player: 2,
+            address: "a".into(),
+            port: 1,
+            cert_hash: String::new(),
+            rejoin_hash: "not hex".into(),
+            proof: "s".into(),
+        };
+        assert_eq!(
+            decode(&not_a_hash.encode()),
+            Err(WireError::Range("rejoin_hash/proof"))
         );
         let mut big = MAGIC.to_vec();
         big.resize(MAX_MSG_LEN + 1, b' ');
