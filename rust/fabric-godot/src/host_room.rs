@@ -114,6 +114,18 @@ pub struct FabricHostRoom {
 /// host published its hash does not lose the secret the list still shows.
 const KEPT_SECRETS: usize = 4;
 
+/// A position as the room's wire carries it (`f32`), from Godot's `real` (`f32`, or `f64` in a
+/// double-precision build).
+fn room_pos(v: Vector3) -> [f32; 3] {
+    [v.x, v.y, v.z].map(|c| f64::from(c) as f32)
+}
+
+/// A Godot vector from a room position.
+fn godot_pos(p: [f32; 3]) -> Vector3 {
+    let [x, y, z] = p.map(|c| f64::from(c) as real);
+    Vector3::new(x, y, z)
+}
+
 /// A fresh rejoin secret: 32 random bytes, hex.
 fn new_secret() -> String {
     use rand::RngCore;
@@ -256,7 +268,7 @@ impl FabricHostRoom {
         };
         self.act(RoomMsg::Spawn {
             persist,
-            pos: position.to_array(),
+            pos: room_pos(position),
         })
     }
 
@@ -281,7 +293,7 @@ impl FabricHostRoom {
     pub fn move_object(&mut self, entity: i64, position: Vector3) -> Error {
         self.act(RoomMsg::Move {
             entity: entity_id(entity),
-            pos: position.to_array(),
+            pos: room_pos(position),
         })
     }
 
@@ -375,7 +387,7 @@ impl FabricHostRoom {
                     "entity" => i64::from(o.entity),
                     "persist" => o.persist.name(),
                     "holder" => o.holder.map_or(0, i64::from),
-                    "position" => Vector3::from_array(o.pos),
+                    "position" => godot_pos(o.pos),
                 }
             })
             .collect()
