@@ -153,6 +153,11 @@ impl JournalWriter {
             return Err(SubmitError::Stopped);
         };
         let Some(mut empty) = self.spare.pop() else {
+            // No empty batch to swap in: the writer holds them all, or it stopped with them
+            // (a failed group's batches are never given back), which must read as stopped.
+            if self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+                return Err(SubmitError::Stopped);
+            }
             self.full_count += 1;
             return Err(SubmitError::Full);
         };
