@@ -127,6 +127,19 @@ struct Pin {
     sends: u32,
 }
 
+/// What durable hand-offs are waiting for ([`Zone::handoff_backlog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HandoffBacklog {
+    /// Sealed entities whose CMIT waits for the seal to be durable.
+    pub sealing: usize,
+    /// Arrivals pinned until their sender's FRGT.
+    pub pinned: usize,
+    /// FRGTs owed once this zone's despawns are durable.
+    pub forgets_owed: usize,
+    /// The journal's durable tick as last reported (0 while none).
+    pub durable_tick: u64,
+}
+
 /// A FRGT owed once the tick `wait` is durable.
 #[derive(Debug, Clone, Copy)]
 struct ForgetOwed {
@@ -203,6 +216,26 @@ impl Zone {
     /// Arrivals still pinned here (waiting for their sender's FRGT).
     pub fn pinned_count(&self) -> usize {
         self.durable.pins.len()
+    }
+
+    /// Arrivals from `peer` still pinned here.
+    pub fn pinned_from(&self, peer: ZoneId) -> usize {
+        self.durable.pins.iter().filter(|p| p.from == peer).count()
+    }
+
+    /// FRGTs owed to receivers, waiting for this zone's journal.
+    pub fn forgets_owed(&self) -> usize {
+        self.durable.forgets.len()
+    }
+
+    /// What durable hand-offs are waiting for, for status and shutdown reports.
+    pub fn handoff_backlog(&self) -> HandoffBacklog {
+        HandoffBacklog {
+            sealing: self.durable.sealing.len(),
+            pinned: self.durable.pins.len(),
+            forgets_owed: self.durable.forgets.len(),
+            durable_tick: self.durable.durable_tick,
+        }
     }
 
     /// Restores an entity from the journal with its hand-off mark: owned (no mark), sealed

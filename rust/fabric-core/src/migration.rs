@@ -298,6 +298,16 @@ impl Zone {
             ControlKind::DrainDone => {
                 self.stats.drains_done += 1;
                 self.drain_done_from |= 1 << from;
+                // Confirmed only once nothing from `from` is pinned here: until then the
+                // drained zone must stay to answer the commit acks with forgets.
+                if self.pinned_from(from) == 0 {
+                    self.send_control(from, ControlKind::DrainDoneAck, 0, 0, 0);
+                }
+            }
+            ControlKind::DrainDoneAck => {
+                if self.drain_to == Some(from) && self.drain_done_sent {
+                    self.drain_done_acked = true;
+                }
             }
         }
     }
@@ -409,13 +419,16 @@ impl Zone {
         }
     }
 
-    /// Once drained, tells the target, and repeats every second (the notice is idempotent and
-    /// may be lost like any packet).
+    /// Once drained (no slot in use, no decision unanswered, no forget owed), tells the target,
+    /// and repeats every second until the target confirms (the notice is idempotent and may be
+    /// lost like any packet).
     pub(crate) fn check_drain_done(&mut self) {
         let Some(target) = self.drain_to else {
             return;
         };
-        if self.slots.used() != 0 || !self.resolutions.is_empty() {
+        // Forgets owed wait for this zone's journal: the target keeps those arrivals pinned
+        // (and cannot hand them on) until they are sent.
+        if self.slots.used() != 0 || !self.resolutions.is_empty() || self.forgets_owed() != 0 {
             return;
         }
         let again = self.now.saturating_sub(self.drain_done_last) >= self.cfg.tick_hz as u64;
@@ -441,5 +454,11 @@ impl Zone {
     /// Whether a drain-done notice has been sent.
     pub fn drain_done(&self) -> bool {
         self.drain_done_sent
+    }
+
+    /// Whether the drain target confirmed the drain-done notice (DRAK): it holds nothing
+    /// pinned from this zone, so nothing here is needed any more.
+    pub fn drain_done_acked(&self) -> bool {
+        self.drain_done_acked
     }
 }

@@ -135,6 +135,8 @@ pub struct Zone {
     pub(crate) drained: u32,
     pub(crate) drain_done_last: u64,
     pub(crate) drain_done_from: u32,
+    /// The drain target confirmed the drain-done notice (DRAK).
+    pub(crate) drain_done_acked: bool,
     pub(crate) ping_seq: u32,
     pub(crate) stats: ZoneStats,
     pub(crate) tick: u64,
@@ -173,6 +175,7 @@ impl Zone {
             drained: 0,
             drain_done_last: 0,
             drain_done_from: 0,
+            drain_done_acked: false,
             ping_seq: 0,
             stats: ZoneStats::default(),
             tick: 0,

@@ -28,6 +28,7 @@
 //! | `0x44524E44` DRND | drain done | entities drained | 0 | 0 |
 //! | `0x434D4E4B` CMNK | commit refused: never taken, never will be | migration id | 0 | global id |
 //! | `0x46524754` FRGT | sender's departure is durable: forget it | migration id | 0 | global id |
+//! | `0x4452414B` DRAK | drain done confirmed: nothing pinned from the sender | 0 | 0 | 0 |
 //!
 //! With durable hand-offs ([`crate::durable_handoff`]) a CMIT carries the entity's global id
 //! in `field3` and a CMAK is sent only once the arrival is durable; REFU may give reason 3
@@ -64,6 +65,9 @@ pub enum ControlKind {
     Drain,
     /// `DRND`: drain finished.
     DrainDone,
+    /// `DRAK`: drain-done notice received, and nothing from its sender is pinned here any
+    /// more: the drained zone may stop.
+    DrainDoneAck,
     /// `CMNK`: the receiver has no reservation and no arrival for this commit, and will never
     /// take it: the sender keeps the entity ([`crate::durable_handoff`]).
     CommitNack,
@@ -85,6 +89,7 @@ impl ControlKind {
             Self::AbortAck => 0x4142_414B,
             Self::Drain => 0x4452_414E,
             Self::DrainDone => 0x4452_4E44,
+            Self::DrainDoneAck => 0x4452_414B,
             Self::CommitNack => 0x434D_4E4B,
             Self::Forget => 0x4652_4754,
         }
@@ -96,7 +101,7 @@ impl ControlKind {
     }
 
     /// Every kind, in wire-documentation order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Ping,
         Self::Pong,
         Self::Ack,
@@ -109,6 +114,7 @@ impl ControlKind {
         Self::DrainDone,
         Self::CommitNack,
         Self::Forget,
+        Self::DrainDoneAck,
     ];
 }
 
@@ -253,6 +259,7 @@ mod tests {
         assert_eq!(ControlKind::DrainDone.magic(), 0x44524E44, "DRND");
         assert_eq!(&ControlKind::CommitNack.magic().to_be_bytes(), b"CMNK");
         assert_eq!(&ControlKind::Forget.magic().to_be_bytes(), b"FRGT");
+        assert_eq!(&ControlKind::DrainDoneAck.magic().to_be_bytes(), b"DRAK");
         for k in ControlKind::ALL {
             assert_eq!(
                 ControlKind::from_magic(k.magic()),

@@ -433,3 +433,53 @@ fn a_sealed_entity_restored_from_the_journal_asks_its_receiver_again() {
         "the mark is cleared in the journal"
     );
 }
+
+#[test]
+fn a_drained_zone_is_confirmed_only_after_its_forgets_reach_the_target() {
+    // Durable hand-offs with a journal that commits a few ticks late: a drained zone must not
+    // report drain-done while a FRGT still waits for its journal (the target could not hand
+    // those arrivals on), and the target confirms (DRAK) only once nothing from it is pinned.
+    let mut f = Fabric::new(3, 120, true, 11);
+    for _ in 0..40 {
+        f.step(None);
+    }
+    f.nodes[1].zone.start_drain(0);
+    f.nodes[2].zone.start_drain(0);
+    let mut notified = [false; 3];
+    let mut acked = [false; 3];
+    for _ in 0..2_000 {
+        f.set_velocities(|_| [micros(0); 3]);
+        f.step(None);
+        for k in 1..3 {
+            let z = &f.nodes[k].zone;
+            if z.drain_done() && !notified[k] {
+                notified[k] = true;
+                assert_eq!(z.forgets_owed(), 0, "zone {k} notified with forgets owed");
+                assert_eq!(
+                    z.slots().used(),
+                    0,
+                    "zone {k} notified while holding entities"
+                );
+            }
+            if z.drain_done_acked() && !acked[k] {
+                acked[k] = true;
+                assert_eq!(
+                    f.nodes[0].zone.pinned_from(k as u8),
+                    0,
+                    "zone 0 confirmed zone {k} with its arrivals still pinned"
+                );
+            }
+        }
+        if acked[1] && acked[2] {
+            break;
+        }
+    }
+    assert!(acked[1] && acked[2], "both drains confirmed: {acked:?}");
+    assert_eq!(
+        f.nodes[0].zone.drain_done_from(),
+        fabric_core::zones::ZoneMask(0b110)
+    );
+    f.check_exactly_once().unwrap();
+    let held = f.nodes[0].zone.holdings().count();
+    assert_eq!(held, 120, "zone 0 holds all 120");
+}

@@ -315,6 +315,10 @@ fn draining_moves_everything_to_zone_zero() {
         s.zones()[1].drain_done() && s.zones()[2].drain_done(),
         "both sent drain-done"
     );
+    assert!(
+        s.zones()[1].drain_done_acked() && s.zones()[2].drain_done_acked(),
+        "zone 0 confirmed both notices"
+    );
     assert_eq!(
         s.zones()[0].drain_done_from(),
         fabric_core::zones::ZoneMask(0b110),

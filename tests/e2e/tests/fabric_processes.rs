@@ -694,7 +694,12 @@ fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entit
                 "FABRIC_ZONE_SHUTDOWN zone_id=0 saved 3000 entities to {file} "
             ))
         })
-        .unwrap_or_else(|| panic!("zone 0 saved everything:\n{}", outputs[0]));
+        .unwrap_or_else(|| {
+            panic!(
+                "zone 0 saved everything:\n{}\n--- zone 1:\n{}\n--- zone 2:\n{}",
+                outputs[0], outputs[1], outputs[2]
+            )
+        });
     let saved_digest = u64::from_str_radix(field(saved_line, "digest").unwrap(), 16).unwrap();
     for (k, text) in outputs.iter().enumerate().skip(1) {
         assert!(
@@ -704,6 +709,18 @@ fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entit
             "zone {k} drained:\n{text}"
         );
     }
+    // Zone 1 keeps running while zone 2 finishes, so it confirms zone 2's drain (once nothing
+    // from zone 2 is pinned there); the progress lines show each step.
+    assert!(
+        outputs[2].contains("FabricZone 2: shutdown: zone 1 confirmed the drain"),
+        "zone 1 confirmed zone 2's drain:\n{}",
+        outputs[2]
+    );
+    assert!(
+        outputs[1].contains("FabricZone 1: shutdown: zone 2 drained; moving the "),
+        "zone 1 printed its progress:\n{}",
+        outputs[1]
+    );
 
     for k in 0..3 {
         f.zones[k] = Some(f.start_zone(&engine, k, false));

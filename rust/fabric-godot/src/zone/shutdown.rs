@@ -6,22 +6,27 @@
 //! The zones drain as a chain, highest first, because a draining zone refuses arrivals: zone
 //! `k` waits for zone `k + 1`'s drain-done notice (the last zone starts at once), then drains
 //! into zone `k - 1`; zone 0 waits for zone 1's notice, then saves everything it holds. A zone
-//! that has drained keeps running a little while (its notice is repeated every second, and may
-//! be lost like any packet) and then finishes. When the deadline passes first (a zone
-//! unreachable), a zone saves what it still holds itself (zone `k` to `PATH.zone-k.res`) and
-//! says how many entities it could not move; each of those files is reloaded like the main one.
+//! that has drained keeps running, repeating its notice every second, until zone `k - 1`
+//! confirms it (DRAK: nothing from zone `k` is still pinned there, so no commit ack is left to
+//! answer), the link to zone `k - 1` is gone (it finished first) or [`LINGER_MAX`] passed; then
+//! it finishes. When the deadline passes first (a zone unreachable), a zone saves what it still
+//! holds itself (zone `k` to `PATH.zone-k.res`), says how many entities it could not move and
+//! what its hand-offs were still waiting for; each of those files is reloaded like the main one.
+//!
+//! Each step is printed (`FabricZone k: shutdown: ...`), so a long drain shows its progress.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use fabric_core::slots::SlotState;
 use fabric_core::zones::ZoneId;
 use godot::prelude::*;
 
 use super::FabricZone;
 use crate::snapshot::file;
 
-/// How long a drained zone keeps running so its drain-done notice is repeated.
-const LINGER: Duration = Duration::from_secs(2);
+/// The longest a drained zone waits for its target to confirm the drain-done notice.
+pub const LINGER_MAX: Duration = Duration::from_secs(10);
 
 /// File name of the snapshot in the zone's `data_dir` when no path is given.
 pub const SNAPSHOT_FILE: &str = "fabric-snapshot.res";
@@ -158,17 +163,96 @@ impl FabricZone {
                     None
                 }
             }
-            Phase::Draining if rt.zone().drain_done() => Some(Phase::Lingering(now + LINGER)),
+            Phase::Draining if rt.zone().drain_done() => Some(Phase::Lingering(now + LINGER_MAX)),
             Phase::Draining if timed_out => Some(Phase::TimedOut),
-            Phase::Lingering(until) if now >= until => Some(Phase::Done),
+            Phase::Lingering(until) => {
+                let target = me.saturating_sub(1);
+                let target_gone = !rt.links().iter().any(|l| l.zone == target);
+                (rt.zone().drain_done_acked() || target_gone || now >= until).then_some(Phase::Done)
+            }
             _ => None,
         };
         let Some(phase) = next else { return };
+        let from = sd.phase;
         sd.phase = phase;
+        self.print_progress(from, phase);
         if !matches!(phase, Phase::Done | Phase::TimedOut) {
             return;
         }
         self.finish_shutdown(phase);
+    }
+
+    /// Prints one line when the shutdown moves on (a drain of thousands of entities takes
+    /// seconds, a stuck one a minute: the log shows where it is).
+    fn print_progress(&mut self, from: Phase, to: Phase) {
+        let Some(rt) = self.runtime.as_mut() else {
+            return;
+        };
+        let me = rt.zone().id();
+        let held = rt.zone().slots().used();
+        let last = usize::from(me) + 1 >= rt.zone().config().layout.count();
+        let line = match (from, to) {
+            (Phase::Waiting, Phase::Draining) => format!(
+                "{}; moving the {held} entities held here into zone {}",
+                if last {
+                    "the last zone drains first".to_owned()
+                } else {
+                    format!("zone {} drained", me + 1)
+                },
+                me.saturating_sub(1)
+            ),
+            (Phase::Draining, Phase::Lingering(_)) => format!(
+                "drained; waiting for zone {} to confirm",
+                me.saturating_sub(1)
+            ),
+            (Phase::Lingering(_), Phase::Done) => {
+                let target = me.saturating_sub(1);
+                if rt.zone().drain_done_acked() {
+                    format!("zone {target} confirmed the drain")
+                } else if !rt.links().iter().any(|l| l.zone == target) {
+                    format!("zone {target} finished before confirming the drain")
+                } else {
+                    format!(
+                        "zone {target} did not confirm the drain within {} s",
+                        LINGER_MAX.as_secs()
+                    )
+                }
+            }
+            _ => return,
+        };
+        godot_print!("FabricZone {me}: shutdown: {line}");
+    }
+
+    /// What a zone's hand-offs are still waiting for, in words (for a shutdown that timed out).
+    fn backlog(&mut self) -> String {
+        let Some(rt) = self.runtime.as_mut() else {
+            return String::new();
+        };
+        let mut linked: Vec<ZoneId> = rt.links().iter().map(|l| l.zone).collect();
+        linked.sort_unstable();
+        let durable = rt
+            .durable_tick()
+            .map_or_else(|| "none".to_owned(), |t| t.to_string());
+        let tick = rt.last_tick_number();
+        let z = rt.zone();
+        let count = |state| z.holdings().filter(|h| h.state == state).count();
+        let heard: Vec<ZoneId> = (0..32)
+            .filter(|&k| z.drain_done_from().contains(k))
+            .collect();
+        let b = z.handoff_backlog();
+        format!(
+            "slots: {} staging, {} incoming, {} arriving; decisions unanswered: {}; sealed \
+             waiting for the journal: {}; pinned arrivals: {}; forgets owed: {}; journal durable \
+             tick {durable} of {tick}; drain-done heard from zones {heard:?}; linked to zones \
+             {linked:?}",
+            count(SlotState::Staging),
+            count(SlotState::Incoming),
+            count(SlotState::Arriving),
+            z.resolutions().len(),
+            b.sealing,
+            b.pinned,
+            b.forgets_owed,
+        )
     }
 
     /// Saves what must be saved when the shutdown ends, reports it, and quits if asked.
@@ -209,7 +293,8 @@ impl FabricZone {
             exit_code = 1;
         }
         if phase == Phase::TimedOut {
-            godot_warn!("FabricZone {zone}: shutdown: {report}");
+            let backlog = self.backlog();
+            godot_warn!("FabricZone {zone}: shutdown: {report} ({backlog})");
         }
         // The digest of what was saved, for checking a reload bit for bit (`entity_digest`).
         let digest = snap
