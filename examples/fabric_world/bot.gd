@@ -63,13 +63,9 @@ func _ready() -> void:
 		world.walk_speed = float(args["walk-speed"])
 	if args.has("fps"):
 		Engine.max_fps = int(args["fps"])
-	if args.has("spawn"):
-		world.spawn_at = ExampleArgs.vec3(args["spawn"])
 	for w in String(args.get("waypoints", "")).split(";", false):
 		_waypoints.append(ExampleArgs.vec3(w))
-	world.zone_url = args.get("url", "https://127.0.0.1:4433/wt")
-	world.cert_hash = args.get("cert-hash", "")
-	world.join_token = args.get("token", "")
+	ExampleArgs.take_connection(world, args, "https://127.0.0.1:4433/wt")
 	world.avatar_spawned.connect(_on_avatar_spawned)
 	world.zone_changed.connect(_on_zone_changed)
 	world.entity_updated.connect(_on_entity_updated)

@@ -32,9 +32,7 @@ var _next_print := 1.0
 func _ready() -> void:
 	var args := ExampleArgs.parse(OS.get_cmdline_user_args())
 	_quit_after = float(args.get("quit-after", "0"))
-	if args.has("spawn"):
-		var c: PackedStringArray = String(args["spawn"]).split(",")
-		world.spawn_at = Vector3(float(c[0]), float(c[1]), float(c[2]))
+	ExampleArgs.take_connection(world, args, "https://127.0.0.1:7443/wt")
 	world.avatar_spawned.connect(
 		func(id: int, zone: int) -> void: print("avatar %d spawned in zone %d" % [id, zone])
 	)
@@ -48,9 +46,6 @@ func _ready() -> void:
 		_zones = await _registry.list_zones()
 		await _join_next_zone()
 	else:
-		world.zone_url = args.get("url", "https://127.0.0.1:7443/wt")
-		world.cert_hash = args.get("cert-hash", "")
-		world.join_token = args.get("token", "")
 		world.connect_to_fabric()
 
 

@@ -66,11 +66,7 @@ func _ready() -> void:
 		_materials.append(_flat(c))
 	_avatar_material = _flat(AVATAR_COLOUR)
 	_build_legend(int(args.get("zones", "3")))
-	if args.has("spawn"):
-		world.spawn_at = ExampleArgs.vec3(args["spawn"])
-	world.zone_url = args.get("url", "https://127.0.0.1:4433/wt")
-	world.cert_hash = args.get("cert-hash", "")
-	world.join_token = args.get("token", "")
+	ExampleArgs.take_connection(world, args, "https://127.0.0.1:4433/wt")
 	world.avatar_spawned.connect(func(_id: int, _zone: int) -> void: _spawned_at = _elapsed)
 	world.entity_entered.connect(func(id: int, _node: Node) -> void: _colour(id))
 	world.entity_exited.connect(func(id: int) -> void: _drawn_zone.erase(id))

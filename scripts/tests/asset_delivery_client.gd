@@ -87,15 +87,10 @@ func _fail(why: String) -> void:
 
 func _parse_args() -> void:
 	var args := ExampleArgs.parse(OS.get_cmdline_user_args())
+	ExampleArgs.take_connection(world, args)
 	for key in args:
 		var value: String = args[key]
 		match key:
-			"url":
-				world.zone_url = value
-			"cert-hash":
-				world.cert_hash = value
-			"spawn":
-				world.spawn_at = ExampleArgs.vec3(value)
 			"backend":
 				instancer.backend_url = value
 			"map":

@@ -206,17 +206,10 @@ func _fail(why: String) -> void:
 
 func _parse_args() -> void:
 	var args := ExampleArgs.parse(OS.get_cmdline_user_args())
+	ExampleArgs.take_connection(world, args)
 	for key in args:
 		var value: String = args[key]
 		match key:
-			"url":
-				world.zone_url = value
-			"cert-hash":
-				world.cert_hash = value
-			"token":
-				world.join_token = value
-			"spawn":
-				world.spawn_at = ExampleArgs.vec3(value)
 			"walk-to":
 				walk_to = ExampleArgs.vec3(value)
 			"play-sec":
