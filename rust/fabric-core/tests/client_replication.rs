@@ -563,3 +563,74 @@ fn updates_for_unknown_handles_and_missing_baselines_are_refused() {
         "the forger's own mirror refuses what it cannot decode"
     );
 }
+
+#[test]
+fn a_cleared_mirror_follows_a_new_session_that_numbers_packets_and_handles_afresh() {
+    use fabric_core::client_view::Applied;
+    // A player whose avatar moved to another zone opens a new session there: that zone's view
+    // starts again at sequence 0 and handle 0. The old session's mirror cannot apply it (its
+    // packets look stale, then its enters land on handles the old zone's entities hold); the
+    // same mirror cleared applies it as a new one would.
+    let cfg = ReplicationConfig::with_radius(20_000);
+    let mut buf = vec![0u8; cfg.mtu];
+    let run = |view: &mut ClientView,
+               mirror: &mut ClientMirror,
+               buf: &mut [u8],
+               ids: std::ops::Range<u32>,
+               ticks: std::ops::Range<u64>| {
+        let mut refused = 0;
+        let mut stale = 0;
+        for tick in ticks {
+            let cands: Vec<Candidate> = ids
+                .clone()
+                .map(|id| {
+                    let p = [metres(i64::from(id % 7)), metres(tick as i64 % 3), ZERO3[2]];
+                    cand(id, p, [micros(1_000), ZERO3[1], ZERO3[2]])
+                })
+                .collect();
+            if let Some(len) = view.write_tick(tick, &ZERO3, &cands, buf) {
+                match mirror.apply(&buf[..len]) {
+                    Ok(Applied::Applied { .. }) => view.on_ack(&mirror.ack().expect("ack")),
+                    Ok(Applied::Stale) => stale += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+        (refused, stale)
+    };
+    let mut old_zone = ClientView::new(cfg).expect("config");
+    let mut mirror = ClientMirror::new(cfg.max_entities, cfg.mtu);
+    assert_eq!(
+        run(&mut old_zone, &mut mirror, &mut buf, 1..9, 1..41),
+        (0, 0)
+    );
+    assert_eq!(mirror.len(), 8, "the old zone's eight entities held");
+
+    // Without clearing: the new zone's packets are stale or refused, never all applied.
+    let mut kept = mirror.clone();
+    let mut new_zone = ClientView::new(cfg).expect("config");
+    let (refused, stale) = run(&mut new_zone, &mut kept, &mut buf, 100..108, 41..81);
+    assert!(
+        refused + stale > 0,
+        "a kept mirror cannot follow a new session"
+    );
+
+    mirror.clear();
+    assert!(mirror.is_empty() && mirror.ack().is_none(), "cleared");
+    let mut new_zone = ClientView::new(cfg).expect("config");
+    assert_eq!(
+        run(&mut new_zone, &mut mirror, &mut buf, 100..108, 41..81),
+        (0, 0),
+        "a cleared mirror applies every packet of the new session"
+    );
+    let held: Vec<u32> = {
+        let mut v: Vec<u32> = mirror.iter().map(|e| e.global_id).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(
+        held,
+        (100..108).collect::<Vec<_>>(),
+        "only the new zone's entities"
+    );
+}

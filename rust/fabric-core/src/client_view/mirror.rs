@@ -140,6 +140,16 @@ impl ClientMirror {
         }
     }
 
+    /// Forgets everything, as a new mirror of the same size (keeping its memory): for a new
+    /// session, whose zone numbers its packets and handles afresh.
+    pub fn clear(&mut self) {
+        self.held.fill(Held::default());
+        self.ring.fill(RingEntry::default());
+        self.ids.clear();
+        self.newest = None;
+        self.bits = 0;
+    }
+
     /// Entities held.
     pub fn len(&self) -> usize {
         self.ids.len()
