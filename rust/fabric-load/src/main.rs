@@ -98,6 +98,10 @@ struct Args {
     /// they see with what the zones hold.
     #[arg(long = "state")]
     states: Vec<std::net::SocketAddr>,
+    /// WebTransport players sharing one QUIC endpoint (UDP socket) per zone, at most this many
+    /// on each; 0 gives every player its own endpoint, as a game client has.
+    #[arg(long, default_value_t = fabric_net::client_endpoints::DEFAULT_SESSIONS_PER_ENDPOINT)]
+    sessions_per_endpoint: usize,
 }
 
 /// Most players one process runs.
@@ -145,6 +149,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         TransportArg::Ws => Transport::WebSocket,
     };
     let mut target = Target::new(zones, args.half_m, tokens, transport)?;
+    if args.sessions_per_endpoint > 0 {
+        target.endpoints = Some(fabric_net::ClientEndpoints::new(args.sessions_per_endpoint));
+    }
     if !args.states.is_empty() {
         anyhow::ensure!(
             args.states.len() == target.zones.len()

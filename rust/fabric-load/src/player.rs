@@ -20,7 +20,7 @@ use fabric_core::coords::{Micros, Vec3};
 use fabric_core::entity_row::quantize_velocity;
 use fabric_core::player_command::{PlayerCommand, PlayerPacket};
 use fabric_core::session_control::ControlMessage;
-use fabric_net::{Client, ClientConfig, ClientEvent};
+use fabric_net::{Client, ClientEvent};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
 use crate::desync::compare;
@@ -199,18 +199,19 @@ impl<'a> Session<'a> {
         follow: Option<Follow>,
     ) -> Result<End, String> {
         self.zone = zone;
-        let url = self.target.url(zone);
-        let pin = self.target.zone(zone).cert_hash;
+        // A new session: its zone numbers packets and handles afresh, so the last session's
+        // view would refuse them (stale sequence numbers, enters on handles it still holds).
+        self.mirror.clear();
         let joined = match follow {
             // The avatar moved here: claim it with the ticket (no token, no new avatar).
             Some(f) => {
-                let mut client = Client::connect(ClientConfig::new(url, pin));
+                let mut client = Client::connect(self.target.client_config(zone));
                 let claimed = self.claim(&mut client, f, deadline).await;
                 (client, claimed)
             }
             None => {
                 let token = self.target.token(zone).await.map_err(|e| e.to_string())?;
-                let mut client = Client::connect(ClientConfig::new(url, pin));
+                let mut client = Client::connect(self.target.client_config(zone));
                 let joined = self
                     .join(&mut client, token, walk.position(), deadline)
                     .await;

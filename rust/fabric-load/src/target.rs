@@ -117,6 +117,9 @@ pub struct Target {
     /// The zones' newest `/state` readings, when players compare their view with them
     /// ([`crate::desync`]).
     pub truths: Option<std::sync::Arc<crate::desync::Truths>>,
+    /// The QUIC endpoints players share (WebTransport); `None`: one endpoint per player, as
+    /// a game client has.
+    pub endpoints: Option<fabric_net::ClientEndpoints>,
     layout: ZoneLayout,
     bounds: WorldBounds,
 }
@@ -139,6 +142,7 @@ impl Target {
             tokens,
             transport,
             truths: None,
+            endpoints: None,
             layout,
             bounds,
         })
@@ -233,6 +237,14 @@ impl Target {
             Transport::WebTransport => format!("https://{addr}/wt"),
             Transport::WebSocket => format!("wss://{addr}/ws"),
         }
+    }
+
+    /// How a player of zone `zone` connects: its URL, the zone's certificate pinned, and the
+    /// shared endpoints when the target has them.
+    pub fn client_config(&self, zone: u8) -> fabric_net::ClientConfig {
+        let mut cfg = fabric_net::ClientConfig::new(self.url(zone), self.zone(zone).cert_hash);
+        cfg.endpoints = self.endpoints.clone();
+        cfg
     }
 
     /// A join token for zone `zone`, or `None` when the target has no backend.

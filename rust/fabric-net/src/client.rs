@@ -21,6 +21,7 @@ use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::budget::Charge;
 use crate::cert::CertHash;
+use crate::client_endpoints::{ClientEndpoints, EndpointKey, SharedEndpoint};
 use crate::lanes::ReadLimits;
 use crate::lanes::{self, Lanes};
 use crate::nosigpipe::NoSigPipe;
@@ -76,6 +77,10 @@ pub struct ClientConfig {
     /// Bytes of reliable messages that may be partly received (default 32 MiB); beyond it the
     /// session is closed as a protocol violation.
     pub partial_budget: usize,
+    /// Share QUIC endpoints (UDP sockets) with the other sessions of this pool instead of
+    /// binding one for this session (default `None`: its own). For processes that hold many
+    /// sessions at once; see [`ClientEndpoints`]. Not used by the WebSocket fallback.
+    pub endpoints: Option<ClientEndpoints>,
 }
 
 impl ClientConfig {
@@ -93,6 +98,7 @@ impl ClientConfig {
             send_budget: DEFAULT_SEND_BUDGET,
             event_budget: DEFAULT_EVENT_BUDGET,
             partial_budget: DEFAULT_PARTIAL_BUDGET,
+            endpoints: None,
         }
     }
 
@@ -567,6 +573,24 @@ async fn open_ws(
 }
 
 async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
+    let endpoint = match &cfg.endpoints {
+        Some(pool) => pool.get(
+            EndpointKey {
+                url: cfg.url.clone(),
+                pins: cfg.pins().collect(),
+                idle_timeout: cfg.idle_timeout,
+                congestion: cfg.congestion,
+            },
+            || bind_endpoint(cfg),
+        )?,
+        None => bind_endpoint(cfg)?,
+    };
+    staggered_handshakes(cfg, &endpoint.0, &endpoint.1).await
+}
+
+/// A client QUIC endpoint on a new UDP socket, configured as `cfg` asks: the pinned TLS check,
+/// the idle timeout, room for every reliable channel's stream and the congestion controller.
+fn bind_endpoint(cfg: &ClientConfig) -> Result<SharedEndpoint, NetError> {
     let bad_idle = |e: String| NetError::Connect {
         url: cfg.url.clone(),
         reason: format!("bad idle timeout: {e}"),
@@ -593,7 +617,7 @@ async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
         addr: "0.0.0.0:0".into(),
         reason: e.to_string(),
     })?;
-    staggered_handshakes(cfg, &endpoint, &verdict).await
+    Ok(Arc::new((endpoint, verdict)))
 }
 
 /// Runs WebTransport handshakes on `endpoint` until one opens the session: a second starts

@@ -16,7 +16,7 @@ use wtransport::quinn::TransportConfig;
 use wtransport::quinn::congestion::{BbrConfig, CubicConfig};
 
 /// Which congestion controller a WebTransport session uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CongestionControl {
     /// BBR: paces by measured bandwidth and RTT; random loss does not shrink the window.
     #[default]

@@ -8,6 +8,7 @@
 //! - [`cert`]: server identities (self-signed ECDSA P-256, at most 14 days) and pinned hashes.
 //! - [`server`]: a WebTransport server whose sessions are reported as [`ServerEvent`]s.
 //! - [`client`]: a WebTransport client session reported as [`ClientEvent`]s.
+//! - [`client_endpoints`]: QUIC endpoints shared by many client sessions of one process.
 //! - [`reliable`]: length-prefixed message framing on a stream.
 //! - [`lanes`]: one QUIC stream per reliable channel, so channels never block each other.
 //! - [`ws`]: the WebSocket fallback link (`wss://host:port/ws`, pinned by the same hash as
@@ -18,6 +19,7 @@ mod admission;
 pub mod budget;
 pub mod cert;
 pub mod client;
+pub mod client_endpoints;
 pub mod congestion;
 pub mod error;
 pub mod http;
@@ -36,6 +38,7 @@ pub mod ws;
 
 pub use cert::{CertHash, ServerIdentity, Validity, ValidityProblem};
 pub use client::{Client, ClientConfig, ClientEvent};
+pub use client_endpoints::ClientEndpoints;
 pub use congestion::CongestionControl;
 pub use error::{NetError, describe_connect_error};
 pub use rotation::CertRotation;

@@ -60,6 +60,10 @@ pub struct Options {
     /// The zones' interest radius, metres (the zone's default, 5 m, when not given).
     #[arg(long)]
     pub interest_radius: Option<f64>,
+    /// Simulated players per shared QUIC endpoint (0: an endpoint per player, as game clients
+    /// have; the load generator's default, 64, when not given).
+    #[arg(long)]
+    pub sessions_per_endpoint: Option<usize>,
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
@@ -87,7 +91,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             ))
     });
     let command = format!(
-        "cargo xtask load --players {} --zones {}{} --seconds {} --entities {} --transport {} --ramp {}{}{}{}",
+        "cargo xtask load --players {} --zones {}{} --seconds {} --entities {} --transport {} --ramp {}{}{}{}{}",
         opts.players,
         opts.zones,
         match opts.zones_per_process {
@@ -104,6 +108,8 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         },
         opts.interest_radius
             .map_or(String::new(), |r| format!(" --interest-radius {r}")),
+        opts.sessions_per_endpoint
+            .map_or(String::new(), |n| format!(" --sessions-per-endpoint {n}")),
         if opts.release { " --release" } else { "" }
     );
     let lo = LoadOptions {
@@ -123,6 +129,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         faults: Default::default(),
         godot_clients: opts.godot_clients,
         interest_radius_m: opts.interest_radius,
+        sessions_per_endpoint: opts.sessions_per_endpoint,
     };
     let r = run_load(&lo, &stop, |l| println!("[load] {l}"))?;
     println!("{}", r.data.summary.text());

@@ -57,6 +57,9 @@ pub struct LoadOptions {
     pub godot_clients: u32,
     /// The zones' interest radius, metres (`None`: the zone's default).
     pub interest_radius_m: Option<f64>,
+    /// Simulated players per shared QUIC endpoint (`Some(0)`: an endpoint per player, as game
+    /// clients have; `None`: the load generator's default).
+    pub sessions_per_endpoint: Option<usize>,
 }
 
 /// What a scenario produced.
@@ -189,6 +192,12 @@ fn drive(
         .args(["--ramp", &opts.ramp_s.to_string()])
         .args(["--transport", &opts.transport])
         .args(["--command-hz", &opts.command_hz.to_string()])
+        .args(
+            opts.sessions_per_endpoint
+                .map(|n| ["--sessions-per-endpoint".to_owned(), n.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .arg("--summary")
         .arg(&summary_path)
         .args(opts.faults.args(fabric))

@@ -226,6 +226,7 @@ impl Scenario {
             faults: self.faults(&size),
             godot_clients: 0,
             interest_radius_m: None,
+            sessions_per_endpoint: None,
         }
     }
 
