@@ -317,6 +317,9 @@ struct Shared {
     endpoint: EndpointCells,
     blackhole: Mutex<[Option<Instant>; MAX_ZONES]>,
     next_generation: AtomicU64,
+    /// Woken when a link drops: registry member polling goes fast again (the neighbour may be
+    /// restarting at a new address).
+    members_wake: Arc<tokio::sync::Notify>,
     /// This zone's credential (empty until granted) and the verifier of neighbours'.
     auth: std::sync::RwLock<(Vec<u8>, LinkCredentialVerifier)>,
 }
@@ -423,6 +426,7 @@ impl Shared {
             peers[zone as usize] = None;
             drop(peers);
             info!(link = zone, "unlinked");
+            self.members_wake.notify_one();
             self.push(Incoming::Unlinked(zone));
         }
     }
@@ -513,6 +517,7 @@ impl ZoneLinks {
             endpoint: EndpointCells::default(),
             blackhole: Mutex::new([None; MAX_ZONES]),
             next_generation: AtomicU64::new(1),
+            members_wake: Arc::default(),
             auth: std::sync::RwLock::new((cfg.credential, cfg.verifier)),
         });
         let zones = count as u8;
@@ -693,8 +698,11 @@ impl ZoneLinks {
     }
 
     /// Follows the registry's member list of this fabric (`GET /fabrics/{fabric}/members`
-    /// with `api_key`) every `every`, relinking when it changes. Problems are logged and
-    /// retried; the last good list stays in force.
+    /// with `api_key`), relinking when it changes: every `every` while the fabric is changing
+    /// (a member missing, the list changed, a link dropped) and for
+    /// [`crate::registry::FAST_POLL_FOR`] after, [`crate::registry::STABLE_POLL_FACTOR`] times
+    /// less often once it has settled. Problems are logged and retried; the last good list
+    /// stays in force.
     pub fn follow_registry(
         &mut self,
         backend: &fabric_net::http::Endpoint,
@@ -708,6 +716,7 @@ impl ZoneLinks {
             self.zones,
             self.members.clone(),
             every,
+            self.shared.members_wake.clone(),
         );
         self.tasks.push(
             fabric_net::current_or_shared()
