@@ -60,6 +60,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         backend_port: opts.backend_port,
         hysteresis_ticks: opts.hysteresis_ticks,
         extra: Vec::new(),
+        backend_bin: None,
     };
     let (mut fabric, started) =
         start_fabric(&eng, &fabric_opts, &stop, |l| println!("[fabric] {l}"))?;

@@ -96,6 +96,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                 backend_port: 0,
                 hysteresis_ticks: 80,
                 extra,
+                backend_bin: None,
             };
             let (mut fabric, started) = start_fabric(&eng, &fo, &stop, |_| {})?;
             let measured = started.map(|()| {

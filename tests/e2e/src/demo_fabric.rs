@@ -459,6 +459,7 @@ fn start_registry(
         backend_port: 0,
         hysteresis_ticks: 4,
         extra,
+        backend_bin: None,
     };
     let (mut fabric, started) = start_fabric(&eng, &fopts, &AtomicBool::new(false), |_| {})?;
     let ready = started.and_then(|()| {

@@ -34,6 +34,9 @@ pub struct FabricOptions {
     pub hysteresis_ticks: u32,
     /// More zone arguments (e.g. `--stats-every 1`).
     pub extra: Vec<String>,
+    /// The registry backend's binary (`None`: the workspace's debug build); capacity runs
+    /// give an optimised one, or the backend's own CPU would be measured in debug.
+    pub backend_bin: Option<std::path::PathBuf>,
 }
 
 /// One zone of the fabric.
@@ -103,8 +106,12 @@ pub fn start_fabric(
         (1..=opts.zones).contains(&opts.zones_per_process),
         "--zones-per-process must be 1..=zones"
     );
-    let backend = start_backend(&format!("127.0.0.1:{}", opts.backend_port), ":memory:")
-        .context("the registry backend did not start")?;
+    let listen = format!("127.0.0.1:{}", opts.backend_port);
+    let backend = match &opts.backend_bin {
+        Some(bin) => crate::start_backend_bin(bin, &listen, ":memory:", &[]),
+        None => start_backend(&listen, ":memory:"),
+    }
+    .context("the registry backend did not start")?;
     let api_key = create_account(&backend.url, "operator")?;
     log(&format!("registry backend on {}", backend.url));
     let spawn = ZoneSpawn {

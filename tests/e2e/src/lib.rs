@@ -161,7 +161,17 @@ pub fn start_backend(listen: &str, db: &str) -> anyhow::Result<Backend> {
 
 /// [`start_backend`] with extra options (e.g. `--assets-dir DIR`).
 pub fn start_backend_with(listen: &str, db: &str, extra: &[&str]) -> anyhow::Result<Backend> {
-    let mut cmd = std::process::Command::new(engine::binary("fabric-backend")?);
+    start_backend_bin(&engine::binary("fabric-backend")?, listen, db, extra)
+}
+
+/// [`start_backend_with`] running the backend binary `bin` (e.g. a release build).
+pub fn start_backend_bin(
+    bin: &std::path::Path,
+    listen: &str,
+    db: &str,
+    extra: &[&str],
+) -> anyhow::Result<Backend> {
+    let mut cmd = std::process::Command::new(bin);
     cmd.args(["--listen", listen, "--db", db]).args([
         "--stale-after-ms",
         "5000",

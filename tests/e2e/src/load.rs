@@ -97,10 +97,17 @@ pub fn run_load(
                 "fabric-load",
                 "--bin",
                 "fabric-load",
+                "-p",
+                "fabric-backend",
+                "--bin",
+                "fabric-backend",
             ])
             .status()
             .context("running cargo build --release")?;
-        anyhow::ensure!(status.success(), "building fabric-load failed ({status})");
+        anyhow::ensure!(
+            status.success(),
+            "building fabric-load and fabric-backend failed ({status})"
+        );
         fabric_harness::paths::target_dir().join("release/fabric-load")
     } else {
         engine::binary("fabric-load")?
@@ -117,6 +124,9 @@ pub fn run_load(
         backend_port: 0,
         hysteresis_ticks: opts.hysteresis_ticks,
         extra: zone_args(opts),
+        backend_bin: opts
+            .release
+            .then(|| fabric_harness::paths::target_dir().join("release/fabric-backend")),
     };
     let (mut fabric, started) = start_fabric(&eng, &fabric_opts, stop, &log)?;
     let result = started

@@ -191,6 +191,7 @@ fn registry_fabric(
         backend_port: 0,
         hysteresis_ticks: 4,
         extra,
+        backend_bin: None,
     };
     let (fabric, started) =
         start_fabric(engine, &opts, &AtomicBool::new(false), |l| println!("{l}")).unwrap();
