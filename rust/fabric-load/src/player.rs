@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fabric_core::client_view::wire::PACKET_KIND;
+use fabric_core::client_view::wire::{ACK_LEN, PACKET_KIND};
 use fabric_core::client_view::{Applied, ClientMirror, ReplicationConfig};
-use fabric_core::command_gate::command_frame;
+use fabric_core::command_gate::{COMMAND_FRAME_LEN, command_frame};
 use fabric_core::config::V_MAX_METRES_PER_SECOND;
 use fabric_core::coords::{Micros, Vec3};
 use fabric_core::entity_row::quantize_velocity;
@@ -163,6 +163,9 @@ struct Session<'a> {
     zone: u8,
     /// The number of the zone reading last compared ([`crate::desync`]).
     compared_reading: u64,
+    /// The ack of the newest packet, not sent yet: it rides in the next command's datagram
+    /// when commands go out at least once a tick ([`Session::coalesces_acks`]).
+    pending_ack: Option<[u8; ACK_LEN]>,
 }
 
 impl<'a> Session<'a> {
@@ -187,6 +190,7 @@ impl<'a> Session<'a> {
             epoch: Instant::now(),
             zone: 0,
             compared_reading: 0,
+            pending_ack: None,
         }
     }
 
@@ -202,6 +206,7 @@ impl<'a> Session<'a> {
         // A new session: its zone numbers packets and handles afresh, so the last session's
         // view would refuse them (stale sequence numbers, enters on handles it still holds).
         self.mirror.clear();
+        self.pending_ack = None;
         let joined = match follow {
             // The avatar moved here: claim it with the ticket (no token, no new avatar).
             Some(f) => {
@@ -382,7 +387,16 @@ impl<'a> Session<'a> {
                     last_step = now;
                     frame.position = at.map(|m| Micros::from_num(m * 1e6));
                     frame.velocity = walk.velocity().map(|v| self.quantized(v));
-                    send(client.send_datagram(&command_frame(&frame)))?;
+                    match self.pending_ack.take() {
+                        // One datagram: the ack, then the command (the zone splits them).
+                        Some(ack) => {
+                            let mut both = [0u8; ACK_LEN + COMMAND_FRAME_LEN];
+                            both[..ACK_LEN].copy_from_slice(&ack);
+                            both[ACK_LEN..].copy_from_slice(&command_frame(&frame));
+                            send(client.send_datagram(&both))?;
+                        }
+                        None => send(client.send_datagram(&command_frame(&frame)))?,
+                    }
                     self.stats.commands_sent += 1;
                     continue;
                 }
@@ -448,6 +462,13 @@ impl<'a> Session<'a> {
         quantize_velocity(Micros::from_num(v_m_s * per_tick), v_max_um)
     }
 
+    /// Whether acks wait for the next command (sent at least once a tick, so an ack is at
+    /// most a tick late) instead of going out in a datagram of their own: half the datagrams
+    /// a zone receives from a walking player.
+    fn coalesces_acks(&self) -> bool {
+        self.how.command_hz >= self.how.tick_hz
+    }
+
     /// Applies one replication packet, acks it and measures it.
     fn replication(&mut self, client: &Client, bytes: &[u8]) -> Result<(), String> {
         let arrived = self.epoch.elapsed().as_secs_f64();
@@ -462,7 +483,11 @@ impl<'a> Session<'a> {
             }
         }
         if let Some(ack) = self.mirror.ack() {
-            send(client.send_datagram(&ack.encode()))?;
+            if self.coalesces_acks() {
+                self.pending_ack = Some(ack.encode());
+            } else {
+                send(client.send_datagram(&ack.encode()))?;
+            }
         }
         self.stats.packets += 1;
         self.live.packets.fetch_add(1, Ordering::Relaxed);

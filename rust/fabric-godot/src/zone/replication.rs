@@ -35,7 +35,7 @@
 use std::collections::HashMap;
 
 use fabric_core::avatars::Avatars;
-use fabric_core::client_view::wire::ACK_KIND;
+use fabric_core::client_view::wire::{ACK_KIND, ACK_LEN};
 use fabric_core::client_view::{
     Ack, Candidate, ClientView, ConfigError, ReplicationConfig, ViewStats,
 };
@@ -179,6 +179,13 @@ impl Replication {
     /// True when `frame` is a client ack (to be handed to [`Self::on_ack`]).
     pub(crate) fn is_ack(frame: &[u8]) -> bool {
         frame.first() == Some(&ACK_KIND)
+    }
+
+    /// A datagram that starts with an ack, split into the ack and what follows it: a client may
+    /// send its next frame (a command) in the same datagram, one datagram where it would send
+    /// two (`docs/protocol.md`). `None` when it does not start with an ack.
+    pub(crate) fn split_ack(frame: &[u8]) -> Option<(&[u8], &[u8])> {
+        Self::is_ack(frame).then(|| frame.split_at(frame.len().min(ACK_LEN)))
     }
 
     /// An ack datagram from `session`: applied to its view, or counted as bad.
@@ -493,6 +500,18 @@ mod tests {
         assert_eq!(mirror.get(near).unwrap().class_word, 7 << 24);
         assert!(mirror.position(me).is_some(), "the player sees its avatar");
         assert_eq!(mirror.position(far), None, "12 m is beyond 5 m + 10 %");
+        // An ack with a command after it: split where the ack ends; a short one stays short.
+        let mut both = mirror.ack().unwrap().encode().to_vec();
+        both.extend_from_slice(b"\x43command");
+        assert_eq!(
+            Replication::split_ack(&both),
+            Some((&both[..8], &b"\x43command"[..]))
+        );
+        assert_eq!(
+            Replication::split_ack(&[0x41, 9]),
+            Some((&[0x41, 9][..], &[][..]))
+        );
+        assert_eq!(Replication::split_ack(b"\x43command"), None);
         repl.on_ack(1, &[0x41, 9]);
         repl.on_ack(2, &mirror.ack().unwrap().encode());
         assert_eq!(repl.totals().bad_acks, 2, "short ack and unknown session");

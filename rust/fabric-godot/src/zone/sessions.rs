@@ -80,8 +80,15 @@ impl FabricZone {
         now: u64,
         actions: &mut Vec<Action>,
     ) {
-        if super::replication::Replication::is_ack(data) {
-            self.on_replication_ack(session, data);
+        if let Some((ack, rest)) = super::replication::Replication::split_ack(data) {
+            self.on_replication_ack(session, ack);
+            if super::replication::Replication::is_ack(rest) {
+                // At most one frame after the ack: another ack is applied (or counted as bad),
+                // never followed further.
+                self.on_replication_ack(session, rest);
+            } else if !rest.is_empty() {
+                self.on_bytes(session, rest, reliable, now, actions);
+            }
             return;
         }
         if !ControlMessage::is_control(data) {
