@@ -226,7 +226,9 @@ impl Scenario {
             faults: self.faults(&size),
             godot_clients: 0,
             interest_radius_m: None,
-            sessions_per_endpoint: None,
+            // As game clients: an endpoint (UDP flow) per player, so the conditioned link's relay
+            // sees a flow per player and a storm is a handshake per player.
+            sessions_per_endpoint: Some(0),
         }
     }
 
