@@ -305,10 +305,12 @@ impl Zone {
         Ok(i)
     }
 
-    /// The link to `peer` came up (again): it may have restarted. Restarts its replay window,
-    /// drops its reservations here, and makes every commit and commit ack toward it due now.
-    /// Only with durable hand-offs (without, a dropped reservation would lose a commit).
+    /// The link to `peer` came up (again): it may have restarted. Hand-offs toward it may start
+    /// again ([`crate::peer_departure`]). Restarts its replay window,
+    /// drops its reservations here, and makes every commit and commit ack toward it due now:
+    /// those only with durable hand-offs (without, a dropped reservation would lose a commit).
     pub fn peer_relinked(&mut self, peer: ZoneId) {
+        self.peer_returned(peer);
         if !self.durable.on || !self.valid_peer(peer) {
             return;
         }

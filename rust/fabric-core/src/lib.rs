@@ -33,6 +33,7 @@ pub mod migration_intent;
 pub mod outbox;
 pub mod ownership;
 pub mod pacer;
+pub mod peer_departure;
 pub mod player_command;
 pub mod replay;
 pub mod room_save;

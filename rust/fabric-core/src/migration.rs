@@ -298,6 +298,8 @@ impl Zone {
             ControlKind::DrainDone => {
                 self.stats.drains_done += 1;
                 self.drain_done_from |= 1 << from;
+                // It holds nothing and refuses everything from now on.
+                self.forsake_peer(from);
                 // Confirmed only once nothing from `from` is pinned here: until then the
                 // drained zone must stay to answer the commit acks with forgets.
                 if self.pinned_from(from) == 0 {
@@ -377,7 +379,7 @@ impl Zone {
                 Some(t) if t != me => t,
                 _ => self.cfg.layout.zone_of(self.slots.code[i]),
             };
-            if !self.valid_peer(target) {
+            if !self.valid_peer(target) || self.departed & (1 << target) != 0 {
                 continue;
             }
             let id = self.next_mig_id[target as usize];

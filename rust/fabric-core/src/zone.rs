@@ -84,6 +84,9 @@ pub struct ZoneStats {
     pub rollbacks_refused: u64,
     /// Rollbacks after an RTO without an answer.
     pub rollbacks_timeout: u64,
+    /// Hand-offs rolled back because the receiver departed (drained, or unlinked with durable
+    /// hand-offs; see [`crate::peer_departure`]).
+    pub rollbacks_departed: u64,
     /// Reservations freed by an abort.
     pub reservations_aborted: u64,
     /// Commit/abort retransmissions.
@@ -137,6 +140,8 @@ pub struct Zone {
     pub(crate) drain_done_from: u32,
     /// The drain target confirmed the drain-done notice (DRAK).
     pub(crate) drain_done_acked: bool,
+    /// Neighbours nothing is handed to ([`crate::peer_departure`]).
+    pub(crate) departed: u32,
     pub(crate) ping_seq: u32,
     pub(crate) stats: ZoneStats,
     pub(crate) tick: u64,
@@ -176,6 +181,7 @@ impl Zone {
             drain_done_last: 0,
             drain_done_from: 0,
             drain_done_acked: false,
+            departed: 0,
             ping_seq: 0,
             stats: ZoneStats::default(),
             tick: 0,

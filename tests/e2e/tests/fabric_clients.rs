@@ -42,8 +42,11 @@ type Published = BTreeMap<(u64, usize), (BTreeSet<u32>, f64)>;
 /// The looser bound on the own avatar's update gaps when the machine was too busy for its
 /// zones during the walk: a zone process overran its ticks (a late zone replicates several
 /// ticks' changes at once), or the load average exceeded the cores (a hand-off message waits
-/// for a frame of a starved process). Still far below a broken follow (updates stop).
-const MAX_GAP_TICKS_OVERRUN: i64 = 8;
+/// for a frame of a starved process, and the zones' pacers drop tick numbers). Gaps seen on 2
+/// cores shared by 12 processes: 5 ticks at load 9 with no overrun, 10 at load 3.1 (CI, 3
+/// December). The tick-number goal is a speed goal, met on an idle machine; on a starved one
+/// this bound only tells a slow follow (a second at most) from a broken one (updates stop).
+const MAX_GAP_TICKS_OVERRUN: i64 = 20;
 
 /// The one-minute load average and the number of cores (`/proc/loadavg`; 0 when unreadable).
 fn machine_load() -> (f64, f64) {

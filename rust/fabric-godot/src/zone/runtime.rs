@@ -664,6 +664,8 @@ impl ZoneRuntime {
             }
             NetEvent::Unlinked { zone: z } => {
                 *linked &= !(1 << z);
+                // Nothing is handed to it meanwhile (and, durable, no abort waits for it).
+                zone.peer_unlinked(z);
                 events.push(ZoneEvent::Unlinked(z));
             }
         });

@@ -241,14 +241,16 @@ impl FabricZone {
             .collect();
         let b = z.handoff_backlog();
         format!(
-            "slots: {} staging, {} incoming, {} arriving; decisions unanswered: {}; sealed \
+            "slots: {} staging, {} incoming, {} arriving; decisions unanswered: {}; departed \
+             neighbours {:?}; sealed \
              waiting for the journal: {}; pinned arrivals: {}; forgets owed: {}; journal durable \
              tick {durable} of {tick}; drain-done heard from zones {heard:?}; linked to zones \
              {linked:?}",
             count(SlotState::Staging),
             count(SlotState::Incoming),
             count(SlotState::Arriving),
-            z.resolutions().len(),
+            unanswered(z.resolutions()),
+            z.departed_peers().iter().collect::<Vec<_>>(),
             b.sealing,
             b.pinned,
             b.forgets_owed,
@@ -473,4 +475,25 @@ impl FabricZone {
             .as_ref()
             .map_or(GString::new(), |s| GString::from(&s.report))
     }
+}
+
+/// Unanswered decisions in words, by kind and peer: "5 (commits to 0: 2, aborts to 2: 3)".
+fn unanswered(rs: &[fabric_core::zone::Resolution]) -> String {
+    use fabric_core::zone::Decision;
+    let mut counts = std::collections::BTreeMap::new();
+    for r in rs {
+        let kind = match r.decision {
+            Decision::Commit => "commits",
+            Decision::Abort => "aborts",
+        };
+        *counts.entry((kind, r.peer)).or_insert(0usize) += 1;
+    }
+    if counts.is_empty() {
+        return "0".to_owned();
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|((kind, peer), n)| format!("{kind} to {peer}: {n}"))
+        .collect();
+    format!("{} ({})", rs.len(), parts.join(", "))
 }
