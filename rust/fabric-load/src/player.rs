@@ -216,6 +216,7 @@ impl<'a> Session<'a> {
             }
             None => {
                 let token = self.target.token(zone).await.map_err(|e| e.to_string())?;
+                self.stats.storm_step(|p, t| p.token_s = Some(t));
                 let mut client = Client::connect(self.target.client_config(zone));
                 let joined = self
                     .join(&mut client, token, walk.position(), deadline)
@@ -304,7 +305,12 @@ impl<'a> Session<'a> {
                     send(client.send_message(spawn.clone()))?;
                     continue;
                 }
-                Step::Resend | Step::Connected => {
+                Step::Resend => {
+                    send(client.send_datagram(&hello))?;
+                    continue;
+                }
+                Step::Connected => {
+                    self.stats.storm_step(|p, t| p.connected_s = Some(t));
                     send(client.send_datagram(&hello))?;
                     continue;
                 }
@@ -317,11 +323,13 @@ impl<'a> Session<'a> {
             self.stats.bytes += bytes.len() as u64;
             match ControlMessage::decode(&bytes) {
                 Ok(ControlMessage::Welcome { session, .. }) if !welcomed => {
+                    self.stats.storm_step(|p, t| p.welcomed_s = Some(t));
                     send(client.send_datagram(&ControlMessage::WelcomeAck { session }.encode()))?;
                     send(client.send_message(spawn.clone()))?;
                     welcomed = true;
                 }
                 Ok(ControlMessage::Avatar { id, .. }) => {
+                    self.stats.storm_step(|p, t| p.avatar_s = Some(t));
                     self.avatar = id;
                     return Ok(None);
                 }

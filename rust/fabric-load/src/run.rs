@@ -107,7 +107,14 @@ pub struct StormFigures {
     pub recovery_p99_s: f64,
     /// The slowest player's, i.e. the time until all were back (when all recovered).
     pub recovery_max_s: f64,
+    /// Where the time went: p50 and p99 over the players of the seconds from the drop to
+    /// each step back, in the order of [`STORM_STEPS`] (token, session open, welcome, avatar).
+    #[serde(default)]
+    pub steps_s: [(f64, f64); 4],
 }
+
+/// The steps of [`StormFigures::steps_s`], as the summary names them.
+pub const STORM_STEPS: [&str; 4] = ["token", "session open", "welcome", "avatar"];
 
 impl StormFigures {
     /// The storm at `at_s` as `players` lived it.
@@ -125,6 +132,16 @@ impl StormFigures {
             recovery_p50_s: percentile(&times, 0.5),
             recovery_p99_s: percentile(&times, 0.99),
             recovery_max_s: times.last().copied().unwrap_or(0.0),
+            steps_s: [0, 1, 2, 3].map(|k| {
+                let v: Vec<f64> = sorted(players, |p| {
+                    let s = p.storm_phases.unwrap_or_default();
+                    [s.token_s, s.connected_s, s.welcomed_s, s.avatar_s][k].unwrap_or(f64::NAN)
+                })
+                .into_iter()
+                .filter(|t| !t.is_nan())
+                .collect();
+                (percentile(&v, 0.5), percentile(&v, 0.99))
+            }),
         }
     }
 }
@@ -266,6 +283,15 @@ impl Summary {
                 s.recovery_p99_s,
                 s.recovery_max_s
             );
+            let steps: Vec<String> = STORM_STEPS
+                .iter()
+                .zip(s.steps_s)
+                .map(|(name, (p50, p99))| format!("{name} {p50:.2}/{p99:.2} s"))
+                .collect();
+            out += &format!(
+                "\nstorm, the way back (p50/p99 after the drop): {}",
+                steps.join(", ")
+            );
         }
         if self.compared.entities > 0 {
             out += &format!(
@@ -378,5 +404,29 @@ mod tests {
         let s = Summary::new(&target, 10.0, Vec::new(), vec![steady, late]);
         assert_eq!(s.joined, 2);
         assert_eq!(s.bytes_per_s_max, 1000.0, "not 500,000 B/s from 2 ms");
+    }
+
+    #[test]
+    fn the_storm_figures_split_the_way_back_into_steps_over_the_players_that_reached_them() {
+        let mut players: Vec<PlayerStats> = (0..4).map(PlayerStats::new).collect();
+        for (k, p) in players.iter_mut().enumerate() {
+            let k = k as f64;
+            p.storm_dropped_at = Some(tokio::time::Instant::now());
+            p.storm_phases = Some(crate::stats::StormPhases {
+                token_s: Some(0.1 * (k + 1.0)),
+                connected_s: Some(1.0 + k),
+                // The last player never got its welcome.
+                welcomed_s: (k < 3.0).then_some(2.0 + k),
+                avatar_s: (k < 3.0).then_some(3.0 + k),
+            });
+            p.storm_recovery_s = (k < 3.0).then_some(3.5 + k);
+        }
+        let s = StormFigures::new(20.0, &players);
+        assert_eq!((s.dropped, s.recovered), (4, 3));
+        assert_eq!(s.recovery_max_s, 5.5);
+        assert_eq!(s.steps_s[0], (0.2, 0.4), "token over 4 players");
+        assert_eq!(s.steps_s[1], (2.0, 4.0), "session open over 4 players");
+        assert_eq!(s.steps_s[2], (3.0, 4.0), "welcome over the 3 that got it");
+        assert_eq!(s.steps_s[3], (4.0, 5.0));
     }
 }

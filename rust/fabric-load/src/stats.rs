@@ -183,6 +183,10 @@ pub struct PlayerStats {
     /// When the storm dropped this player's session (not written).
     #[serde(skip)]
     pub storm_dropped_at: Option<tokio::time::Instant>,
+    /// Where the storm recovery's time went: seconds from the drop to each step of the last
+    /// join attempt after it; `None` without a storm.
+    #[serde(default)]
+    pub storm_phases: Option<StormPhases>,
     /// Seconds from each lost session (one that had an avatar and ended in an error, such as
     /// its zone's process dying) to the first own update after it.
     #[serde(default)]
@@ -198,7 +202,37 @@ pub struct PlayerStats {
     pub compared: Compared,
 }
 
+/// Seconds from a player's drop in the reconnect storm to each step of its way back (the
+/// first own update after it is [`PlayerStats::storm_recovery_s`]); `None`: not reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StormPhases {
+    /// The join token came from the registry.
+    pub token_s: Option<f64>,
+    /// The WebTransport session to the zone was open (QUIC and TLS handshake, CONNECT).
+    pub connected_s: Option<f64>,
+    /// The zone's `welcome` arrived (it checked the token).
+    pub welcomed_s: Option<f64>,
+    /// The zone's `avatar` arrived (the spawn was done).
+    pub avatar_s: Option<f64>,
+}
+
 impl PlayerStats {
+    /// Seconds since the storm dropped this player while it is not back yet; `None` otherwise
+    /// (no storm, or back already).
+    pub fn since_storm_drop(&self) -> Option<f64> {
+        match (self.storm_dropped_at, self.storm_recovery_s) {
+            (Some(at), None) => Some(at.elapsed().as_secs_f64()),
+            _ => None,
+        }
+    }
+
+    /// Records one step of the way back from the storm with `set`, while the player is not back.
+    pub fn storm_step(&mut self, set: impl FnOnce(&mut StormPhases, f64)) {
+        if let Some(t) = self.since_storm_drop() {
+            set(self.storm_phases.get_or_insert_default(), t);
+        }
+    }
+
     /// Nothing measured yet.
     pub fn new(index: u32) -> Self {
         Self {
@@ -219,6 +253,7 @@ impl PlayerStats {
             errors: Vec::new(),
             storm_recovery_s: None,
             storm_dropped_at: None,
+            storm_phases: None,
             outages: Vec::new(),
             outages_unrecovered: 0,
             lost_at: None,
