@@ -3,6 +3,7 @@
 //! `target/docs-src/` and built by MkDocs (a private venv, `mkdocs-requirements.txt`) with
 //! `--strict`: a broken link or anchor, or an undocumented class member, fails the build.
 
+mod icons;
 pub mod reference;
 
 use std::fmt::Write as _;
@@ -153,6 +154,12 @@ pub fn build() -> anyhow::Result<PathBuf> {
         !classes.is_empty(),
         "no Godot classes found in fabric-godot"
     );
+    let gdextension = std::fs::read_to_string(addon.join("multiplayer_fabric.gdextension"))?;
+    let named: Vec<(&str, &str)> = classes
+        .iter()
+        .map(|c| (c.name.as_str(), c.file.as_str()))
+        .collect();
+    icons::check(&root, &gdextension, &named)?;
     let refdir = stage.join("reference");
     std::fs::create_dir_all(&refdir)?;
     for c in &classes {
