@@ -48,6 +48,13 @@ pub struct Config {
     /// database.
     #[arg(long)]
     pub join_key_file: Option<PathBuf>,
+    /// Name of an environment variable holding the signing keys (the same text as
+    /// `--join-key-file`), for secret managers that hand secrets over as environment
+    /// variables. The keys are then written nowhere, neither to a file nor to the database;
+    /// rotate them by changing the variable (add the old seed with `retires_at=`) and
+    /// restarting the replicas. Not together with `--join-key-file`.
+    #[arg(long, value_name = "VAR", conflicts_with = "join_key_file")]
+    pub join_key_env: Option<String>,
     /// Rotate the signing key and exit: a new key signs join tokens and link credentials from
     /// the next refresh of every replica on; the old one still verifies for
     /// `--join-key-overlap-s`. Acts on the key file, or on the database.

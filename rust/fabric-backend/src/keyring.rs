@@ -4,7 +4,8 @@
 //!
 //! # Stored form
 //!
-//! One key per line, in the database (meta `join_signing_key`) or in `--join-key-file`:
+//! One key per line, in the database (meta `join_signing_key`), in `--join-key-file`, or in the
+//! environment variable `--join-key-env` names (then read once at start, written nowhere):
 //!
 //! ```text
 //! <seed, base64url>                       the current key
@@ -201,16 +202,35 @@ fn generate() -> SigningKey {
     SigningKey::generate(&mut rand::rngs::OsRng)
 }
 
-/// Reads the stored ring (the key file, or the database), creating a one-key ring if there
-/// is none yet.
+/// Reads the ring: from the environment variable `--join-key-env` names, or the stored ring
+/// (the key file, or the database), creating a one-key ring there if there is none yet.
 pub fn load(config: &Config, store: &dyn Store) -> Result<Keyring, ServeError> {
-    let text = match &config.join_key_file {
-        Some(path) => read_or_create_file(path)?,
+    let text = match (&config.join_key_env, &config.join_key_file) {
+        (Some(var), _) => read_env(var)?,
+        (None, Some(path)) => read_or_create_file(path)?,
         // Replicas sharing a database may start together: whichever ring is stored first is the
         // one every replica signs with.
-        None => store.meta_or_insert(KEY_META, &Keyring::new(generate()).to_text())?,
+        (None, None) => store.meta_or_insert(KEY_META, &Keyring::new(generate()).to_text())?,
     };
-    Keyring::parse(&text).map_err(ServeError::Key)
+    Keyring::parse(&text).map_err(|e| match &config.join_key_env {
+        Some(var) => ServeError::Key(format!("--join-key-env {var}: {e}")),
+        None => ServeError::Key(e),
+    })
+}
+
+/// The ring in the environment variable `var`; never generated (a replica that made up its own
+/// key would sign tokens no other replica accepts).
+fn read_env(var: &str) -> Result<String, ServeError> {
+    match std::env::var(var) {
+        Ok(text) if !text.trim().is_empty() => Ok(text),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Err(ServeError::Key(format!(
+            "--join-key-env {var}: the variable is not set or empty (it holds the signing keys: \
+             a base64url Ed25519 seed per line, as in --join-key-file)"
+        ))),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ServeError::Key(format!(
+            "--join-key-env {var}: the variable is not UTF-8"
+        ))),
+    }
 }
 
 fn read_or_create_file(path: &Path) -> Result<String, ServeError> {
@@ -248,6 +268,13 @@ pub fn rotate(
     now_s: u64,
     overlap_s: u64,
 ) -> Result<Rotated, ServeError> {
+    if let Some(var) = &config.join_key_env {
+        return Err(ServeError::Key(format!(
+            "--rotate-join-key acts on --join-key-file or the database; keys from \
+             --join-key-env {var} are rotated by changing the variable (a new seed first, the \
+             old one after it with retires_at=<unix s>) and restarting the replicas"
+        )));
+    }
     let old = load(config, store)?;
     let new = old.rotate(generate(), now_s, overlap_s);
     let text = new.to_text();
@@ -272,6 +299,10 @@ pub fn rotate(
 /// operator command, or by another replica's operator). A ring that cannot be read keeps the
 /// last good one (logged).
 pub async fn refresh_loop(st: Arc<AppState>, config: Config, every: Duration) {
+    if config.join_key_env.is_some() {
+        // A process's environment does not change: nothing to re-read.
+        return;
+    }
     let mut shutdown = st.shutdown.clone();
     loop {
         tokio::select! {

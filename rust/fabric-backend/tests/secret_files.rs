@@ -57,3 +57,105 @@ async fn the_database_and_the_key_file_are_created_private() {
     assert!(err.contains("chmod 600"), "says why: {err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--join-key-env VAR`: the signing keys come from the environment and are written nowhere
+/// (the database keeps no `join_signing_key`); a missing variable stops the start with its
+/// name, `--rotate-join-key` refuses and says how to rotate, and the option does not go with
+/// `--join-key-file`.
+#[tokio::test]
+async fn signing_keys_from_an_environment_variable_are_used_and_stored_nowhere() {
+    use ed25519_dalek::SigningKey;
+    use fabric_auth::keys::{key_id, signing_key_to_b64};
+
+    const VAR: &str = "FABRIC_TEST_JOIN_KEYS";
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let seed = signing_key_to_b64(&key);
+    let dir = std::env::temp_dir().join(format!("fabric-env-key-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("registry.sqlite3");
+    let db_arg = db.to_str().unwrap();
+
+    let be = Backend::spawn_raw_env(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db_arg,
+            "--join-key-env",
+            VAR,
+        ],
+        &[(VAR, &seed)],
+    );
+    let keys = be.client().join_keys().await.expect("GET /keys/join");
+    assert_eq!(keys.keys.len(), 1, "one key: {keys:?}");
+    assert_eq!(
+        keys.keys[0].kid,
+        key_id(&key.verifying_key()),
+        "the variable's key signs"
+    );
+    drop(be);
+    let stored: Vec<String> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT key FROM meta")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        !stored.iter().any(|k| k == "join_signing_key"),
+        "no key in the database: {stored:?}"
+    );
+
+    let refused = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fabric-backend"))
+            .args(args)
+            .env_remove(VAR)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let unset = refused(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            ":memory:",
+            "--join-key-env",
+            VAR,
+        ],
+        &[],
+    );
+    assert!(
+        unset.contains(VAR) && unset.contains("not set"),
+        "names it: {unset}"
+    );
+    let rotate = refused(
+        &["--db", db_arg, "--join-key-env", VAR, "--rotate-join-key"],
+        &[(VAR, &seed)],
+    );
+    assert!(
+        rotate.contains("changing the variable"),
+        "says how: {rotate}"
+    );
+    let both = refused(
+        &[
+            "--db",
+            ":memory:",
+            "--join-key-env",
+            VAR,
+            "--join-key-file",
+            "/nonexistent/k",
+        ],
+        &[(VAR, &seed)],
+    );
+    assert!(
+        both.contains("cannot be used with"),
+        "clap names the conflict: {both}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
