@@ -136,6 +136,15 @@ pub struct Config {
     /// host.
     #[arg(long)]
     pub allow_any_address: bool,
+    /// Close sign-up: `POST /accounts` answers 403 `signup_closed`, and the operator creates
+    /// accounts with `--create-account NAME`. Without it anyone who reaches the registry may
+    /// make an account (rate-limited per address by `--signups-per-ip-per-min`).
+    #[arg(long)]
+    pub closed_signup: bool,
+    /// Create the account NAME in `--db`, print its API key once, and exit: how accounts are
+    /// made when sign-up is closed (`--closed-signup`).
+    #[arg(long, value_name = "NAME")]
+    pub create_account: Option<String>,
     /// PEM certificate chain: serve HTTPS and WSS instead of plain HTTP (with `--tls-key`).
     /// The start-up line prints the leaf's SHA-256, which zones pin (`--backend-cert-hash`).
     #[arg(long, requires = "tls_key")]

@@ -21,6 +21,29 @@ async fn shutdown_signal() {
     }
 }
 
+/// `--create-account NAME`: create the account in `--db`, print its API key once, exit.
+async fn create_account(config: &Config, name: String) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.db != ":memory:",
+        "--create-account needs the registry's --db: an in-memory database would forget the account"
+    );
+    let config = config.clone();
+    let created = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let store = fabric_backend::server::open_store(&config.db, config.db_root_cert.as_deref())?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis();
+        fabric_backend::routes::create_account(&*store, &name, u64::try_from(now_ms)?)
+            .map_err(|e| anyhow::anyhow!("account {name} not created: {}", e.message))
+    })
+    .await??;
+    println!(
+        "account {} created; its API key (shown once): {}",
+        created.account_id, created.api_key
+    );
+    Ok(())
+}
+
 /// `--rotate-join-key`: rotate the stored signing keys, say what changed, exit.
 async fn rotate(config: &Config) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -60,6 +83,9 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     if config.rotate_join_key {
         return rotate(&config).await;
+    }
+    if let Some(name) = config.create_account.clone() {
+        return create_account(&config, name).await;
     }
     let bound = Bound::bind(&config).await?;
     let addr = bound.local_addr();

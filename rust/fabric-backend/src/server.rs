@@ -110,6 +110,7 @@ impl Bound {
                 janitor_interval_ms: config.janitor_interval_ms,
                 max_shards_per_account: config.max_shards_per_account,
                 allow_any_address: config.allow_any_address,
+                closed_signup: config.closed_signup,
                 push_relay_ms,
                 max_room_bytes: config.max_room_bytes,
             },

@@ -22,6 +22,8 @@ pub struct Settings {
     pub max_shards_per_account: u64,
     /// Public shards may declare any address.
     pub allow_any_address: bool,
+    /// `POST /accounts` is refused (`--closed-signup`).
+    pub closed_signup: bool,
     /// Largest room save document, bytes.
     pub max_room_bytes: usize,
     /// Period of the push relay between replicas, milliseconds; 0 = off (one replica).

@@ -1,6 +1,7 @@
 //! Per-account caps and the public-address rule, against a real backend process: an account
 //! may hold `--max-shards-per-account` shards, and a public shard may list only the address it
 //! registers from (unless `--allow-any-address`), so nobody can advertise someone else's host.
+//! With `--closed-signup` only the operator makes accounts.
 
 mod common;
 
@@ -99,4 +100,55 @@ async fn a_public_shard_lists_only_the_address_it_registers_from() {
         c.shard(shard.id, Some(&ann)).await.unwrap().address,
         "192.0.2.7"
     );
+}
+
+/// `--closed-signup`: `POST /accounts` is refused with 403 `signup_closed` and nothing is
+/// created; the operator's `--create-account NAME` on the same database makes the account and
+/// prints its API key, which then works against the running registry; a second
+/// `--create-account` of the same name fails and says why.
+#[tokio::test]
+async fn closed_signup_refuses_accounts_and_the_operator_creates_them() {
+    let dir = std::env::temp_dir().join(format!("fabric-closed-signup-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("registry.sqlite3");
+    let db_arg = db.to_str().unwrap();
+    let be = Backend::spawn_raw(&["--listen", "127.0.0.1:0", "--db", db_arg, "--closed-signup"]);
+    let c = be.client();
+    match c.create_account("mallory").await {
+        Err(ClientError::Api { status, code, .. }) => {
+            assert_eq!((status.as_u16(), code.as_str()), (403, "signup_closed"));
+        }
+        other => panic!("sign-up is closed, got {other:?}"),
+    }
+
+    let operator = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fabric-backend"))
+            .args(["--db", db_arg, "--create-account", name])
+            .output()
+            .unwrap()
+    };
+    let out = operator("ann");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let api_key = said
+        .rsplit("(shown once): ")
+        .next()
+        .map(str::trim)
+        .filter(|k| k.starts_with("fak_"))
+        .unwrap_or_else(|| panic!("prints the API key: {said}"))
+        .to_owned();
+    c.register(&api_key, &shard_body("ann-zone"))
+        .await
+        .expect("the operator's account works on the running registry");
+
+    let again = operator("ann");
+    assert!(!again.status.success(), "a taken name is refused");
+    let why = String::from_utf8_lossy(&again.stderr);
+    assert!(why.contains("already exists"), "{why}");
+    drop(be);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

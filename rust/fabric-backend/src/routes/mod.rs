@@ -19,6 +19,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 
+pub use accounts::create_account;
 pub use assets::open_asset_store;
 pub use fabrics::LINK_CREDENTIAL_TTL_S;
 
