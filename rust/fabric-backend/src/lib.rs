@@ -22,6 +22,7 @@ pub mod hub;
 pub mod janitor;
 pub mod keyring;
 pub mod listen;
+pub mod metrics;
 pub mod model;
 pub mod push;
 pub mod rate;

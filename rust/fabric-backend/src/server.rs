@@ -121,6 +121,7 @@ impl Bound {
                 tokens_per_account_per_min: config.tokens_per_account_per_min,
             }),
             assets: crate::routes::open_asset_store(config).await?,
+            metrics: crate::metrics::Metrics::default(),
         });
         let tls = crate::tls::load(config)?;
         let listener = TcpListener::bind(config.listen).await?;

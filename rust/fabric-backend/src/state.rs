@@ -60,6 +60,8 @@ pub struct AppState {
     pub assets: Option<AssetSettings>,
     /// Rate limits per address and per account.
     pub rate: crate::rate::RateLimits,
+    /// This replica's metrics (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
     /// Flips to true when the server shuts down (WebSocket sessions close).
     pub shutdown: watch::Receiver<bool>,
 }

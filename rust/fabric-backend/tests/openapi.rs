@@ -354,6 +354,31 @@ async fn served_document_matches_the_real_routes() {
         .await;
     ck.call("roomState", "/rooms/hall/state", Some(&key), None, 200)
         .await;
+    // The metrics count what just happened: one sign-up, one heartbeat, requests by route
+    // template (never by id).
+    ck.call("metrics", "/metrics", None, None, 200).await;
+    let metrics = ck
+        .client
+        .raw(Method::GET, "/metrics", None, None, vec![])
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&metrics.body);
+    for line in [
+        "fabric_backend_signups_total 1",
+        "fabric_backend_heartbeats_total 1",
+        "fabric_backend_requests_total{route=\"/shards/{id}\",method=\"PUT\",status=\"200\"} 1",
+        "fabric_backend_requests_total{route=\"/accounts\",method=\"POST\",status=\"201\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} in /metrics:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("fabric_backend_request_seconds_bucket{le="),
+        "handling time histogram:\n{text}"
+    );
+    assert!(!text.contains(&id), "no shard id in a label");
     assert_eq!(
         ck.seen,
         ck.all_operations(),

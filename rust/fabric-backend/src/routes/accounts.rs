@@ -36,6 +36,7 @@ pub(super) async fn create(
         .map_err(IntoResponse::into_response)?;
     off_worker(move || {
         let created = create_account(&*st.store, &body.name, st.clock.now_ms())?;
+        st.metrics.signups.inc();
         Ok((StatusCode::CREATED, Json(created)))
     })
     .await

@@ -34,6 +34,7 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
     ("get", "/healthz"),
+    ("get", "/metrics"),
     ("post", "/accounts"),
     ("get", "/shards"),
     ("post", "/shards"),
@@ -84,6 +85,7 @@ pub fn router(state: Shared, max_body_bytes: usize) -> Router {
     router
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::serve))
         .route("/accounts", post(accounts::create))
         .route("/shards", get(shards::list).post(shards::register))
         .route(
@@ -118,6 +120,10 @@ pub fn router(state: Shared, max_body_bytes: usize) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::rate::per_address,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::record,
         ))
         .with_state(state)
 }

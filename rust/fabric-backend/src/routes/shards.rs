@@ -221,6 +221,7 @@ pub(super) async fn heartbeat(
             .ok_or_else(|| ApiError::unknown_shard(id))?;
         let delivered = push::zone_updated(&st, &record);
         tracing::debug!(shard = %id, users = record.current_users, delivered, "heartbeat");
+        st.metrics.heartbeats.inc();
         Ok(Json(ShardView::from(&record)))
     })
     .await

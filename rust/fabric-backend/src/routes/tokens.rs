@@ -66,6 +66,7 @@ pub(super) async fn issue(
             st.clock.now_ms() / 1000,
         )?;
         tracing::info!(%account, zone = %body.zone_id, jti, "join token issued");
+        st.metrics.tokens_issued.inc();
         Ok(Ok(Json(JoinTokenIssued {
             token,
             expires_at: claims.exp,
