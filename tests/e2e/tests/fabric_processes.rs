@@ -796,20 +796,31 @@ fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entit
             "zone {k} replayed its journal:\n{text}"
         );
     }
-    let again = f.snapshot().check();
-    assert!(
-        again.doubles.is_empty(),
-        "no entity twice after the crash: {:?}",
-        again.doubles
-    );
-    // Only entities in the middle of a hand-off at the kill may be missing (the journal's
-    // known gap, docs/persistence.md); everything else comes back from the journals.
-    assert!(
-        again.ids.is_subset(&all) && again.ids.len() * 100 >= all.len() * 95,
-        "the journals hold the fabric: {} of {}",
-        again.ids.len(),
-        all.len()
-    );
+    // Hand-offs are durable (docs/persistence.md, "Hand-offs across a crash"): no entity is
+    // lost or doubled by the kill. One caught in the middle of a hand-off is for a moment only
+    // the sender's sealed copy until the receiver relinks and commits it, so the check waits
+    // (bounded) for the fabric to show every id, and no snapshot on the way may show a double.
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let again = f.snapshot().check();
+        assert!(
+            again.doubles.is_empty(),
+            "no entity twice after the crash: {:?}",
+            again.doubles
+        );
+        assert!(again.ids.is_subset(&all), "no unknown entity after the crash");
+        if again.ids == all {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the journals hold the whole fabric: {} of {}, missing {:?}",
+            again.ids.len(),
+            all.len(),
+            all.difference(&again.ids).take(20).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     f.stop();
 }
 
