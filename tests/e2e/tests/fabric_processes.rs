@@ -808,7 +808,10 @@ fn sigterm_drains_the_fabric_into_one_snapshot_and_a_restart_reloads_every_entit
             "no entity twice after the crash: {:?}",
             again.doubles
         );
-        assert!(again.ids.is_subset(&all), "no unknown entity after the crash");
+        assert!(
+            again.ids.is_subset(&all),
+            "no unknown entity after the crash"
+        );
         if again.ids == all {
             break;
         }
