@@ -7,6 +7,10 @@
 //! up it prints what ProjectSettings holds, disables our plugin through `EditorInterface` as the
 //! Project Settings > Plugins tab does, prints again and quits the editor. It also saves the
 //! project while the plugin is enabled: settings at their default must not clutter `project.godot`.
+//!
+//! A third probe opens the help page of `FabricZone` as F1 / Search Help does and prints what
+//! the page shows: the descriptions written as doc comments in the Rust code must be there (gdext
+//! `register-docs`), not the empty entries `--doctool` writes for extension classes.
 
 use std::time::Duration;
 
@@ -49,10 +53,56 @@ func _probe() -> void:
 	get_tree().quit()
 "#;
 
+const HELP_PROBE_GD: &str = r#"@tool
+extends EditorPlugin
+
+
+func _enter_tree() -> void:
+	_probe.call_deferred()
+
+
+func _probe() -> void:
+	await get_tree().process_frame
+	var script_editor := EditorInterface.get_script_editor()
+	script_editor.goto_help("class_name:FabricZone")
+	# The page is filled over a few frames (its text is built deferred).
+	var text := ""
+	for i in 120:
+		await get_tree().process_frame
+		text = _help_text(script_editor)
+		if text.contains("Methods") and text.contains("get_durable_tick"):
+			break
+	for line in text.split("\n"):
+		if not line.strip_edges().is_empty():
+			print("HELP ", line.strip_edges())
+	print("HELP_END chars=%d" % text.length())
+	get_tree().quit()
+
+
+## The text of the open help page: the script editor's EditorHelp tab and its rich text.
+func _help_text(root: Node) -> String:
+	for help in root.find_children("*", "EditorHelp", true, false):
+		if help is Control and help.visible:
+			for label in help.find_children("*", "RichTextLabel", true, false):
+				var text: String = label.get_parsed_text()
+				if not text.is_empty():
+					return text
+	return ""
+"#;
+
 /// A fresh project with our plugin and the probe enabled. With the library, it is registered and
 /// imported first as the install docs say (the first import would abort otherwise:
 /// godotengine/godot#111048); the import runs the editor's plugins, so the probe is added after it.
 fn project_with_plugins(name: &str, with_library: bool) -> (UserProject, engine::Engine) {
+    project_with_probe(name, with_library, PROBE_GD)
+}
+
+/// A fresh project with our plugin and a probe plugin running `probe` enabled.
+fn project_with_probe(
+    name: &str,
+    with_library: bool,
+    probe: &str,
+) -> (UserProject, engine::Engine) {
     let eng = engine::prepare(false).expect("engine ready");
     let project = UserProject::new(name).expect("fresh project");
     if with_library {
@@ -78,7 +128,7 @@ fn project_with_plugins(name: &str, with_library: bool) -> (UserProject, engine:
         .write("addons/fabric_probe/plugin.cfg", PROBE_CFG)
         .expect("probe cfg");
     project
-        .write("addons/fabric_probe/probe.gd", PROBE_GD)
+        .write("addons/fabric_probe/probe.gd", probe)
         .expect("probe script");
     (project, eng)
 }
@@ -171,5 +221,30 @@ fn without_the_library_the_plugin_says_what_to_do() {
     assert!(
         probe_line(&log, "enabled").starts_with("url=http://127.0.0.1:8080 "),
         "the settings are registered all the same\n{log}"
+    );
+}
+
+#[test]
+fn the_help_page_of_a_class_shows_its_doc_comments() {
+    let (project, eng) = project_with_probe("editor-help", true, HELP_PROBE_GD);
+    let log = run_editor(&project, &eng, true);
+    let page: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("HELP "))
+        .collect();
+    let has = |text: &str| page.iter().any(|l| l.contains(text));
+    assert!(
+        has("A zone server: runs one zone of a fabric and admits client sessions."),
+        "the class's description (its Rust doc comment) is on the page\n{log}"
+    );
+    assert!(
+        has("The latest tick whose spawns, despawns and payload updates are committed"),
+        "a method's description is on the page\n{log}"
+    );
+    assert!(
+        page.iter()
+            .any(|l| l.starts_with("Class:") && l.ends_with("FabricZone"))
+            && has("Inherits:"),
+        "the page is the class page of FabricZone\n{log}"
     );
 }
