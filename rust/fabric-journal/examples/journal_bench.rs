@@ -7,7 +7,8 @@
 //!    FULL` the writer committing every waiting batch in one transaction (group commit) against
 //!    one transaction per batch, interleaved in the same run.
 //! 3. Replay of a full 1,800-slot zone from 100,000 mutations: open (header checks and
-//!    `quick_check`) and load, without a snapshot and after compaction.
+//!    `quick_check`) and load, without a snapshot and after compaction; and `open_and_load`,
+//!    which runs the check on a second thread while the state is read.
 //! 4. Size on disk.
 //! 5. Tick-side cost: a tick loop filling 20 mutations, with and without `submit`, p50/p99.
 
@@ -107,10 +108,20 @@ fn thread_cpu_ms() -> f64 {
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
-/// Median (wall ms, CPU ms) of open and of load, entities, mutations replayed.
-fn replay(path: &Path) -> ((f64, f64), (f64, f64), usize, u64) {
-    let (mut open_wall, mut open_cpu, mut load_wall, mut load_cpu) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+/// What [`replay`] measured: medians in ms.
+struct Replay {
+    open: (f64, f64),
+    load: (f64, f64),
+    /// `open_and_load` (the check in parallel with the read), wall.
+    together: f64,
+    entities: usize,
+    replayed: u64,
+}
+
+/// Medians of 7: open and load (wall, CPU), `open_and_load` (wall); entities, mutations replayed.
+fn replay(path: &Path) -> Replay {
+    let (mut open_wall, mut open_cpu, mut load_wall, mut load_cpu, mut together) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut result = (0, 0);
     for _ in 0..7 {
         let (start, cpu) = (Instant::now(), thread_cpu_ms());
@@ -122,13 +133,23 @@ fn replay(path: &Path) -> ((f64, f64), (f64, f64), usize, u64) {
         load_wall.push(start.elapsed().as_secs_f64() * 1e3);
         load_cpu.push(thread_cpu_ms() - cpu);
         result = (loaded.state.len(), loaded.replayed);
+        drop(j);
+        let start = Instant::now();
+        let (_j, both) = SqliteJournal::open_and_load(path, config(Synchronous::Normal)).unwrap();
+        together.push(start.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(
+            (both.state.len(), both.replayed, both.last_seq),
+            (result.0, result.1, loaded.last_seq),
+            "open_and_load reads what open + load read"
+        );
     }
-    (
-        (median(open_wall), median(open_cpu)),
-        (median(load_wall), median(load_cpu)),
-        result.0,
-        result.1,
-    )
+    Replay {
+        open: (median(open_wall), median(open_cpu)),
+        load: (median(load_wall), median(load_cpu)),
+        together: median(together),
+        entities: result.0,
+        replayed: result.1,
+    }
 }
 
 fn file_size(path: &Path) -> u64 {
@@ -210,12 +231,13 @@ fn main() {
     }
     let raw_size = file_size(&path);
     println!(
-        "| journal | open ms wall | open ms CPU | load ms wall | load ms CPU | entities | mutations replayed |"
+        "| journal | open ms wall | open ms CPU | load ms wall | load ms CPU | open_and_load ms wall | entities | mutations replayed |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    let ((ow, oc), (lw, lc), n, r) = replay(&path);
+    println!("|---|---|---|---|---|---|---|---|");
+    let m = replay(&path);
     println!(
-        "| 100,000 mutations, no snapshot | {ow:.2} | {oc:.2} | {lw:.2} | {lc:.2} | {n} | {r} |"
+        "| 100,000 mutations, no snapshot | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+        m.open.0, m.open.1, m.load.0, m.load.1, m.together, m.entities, m.replayed
     );
     {
         let mut j = SqliteJournal::open(&path, config(Synchronous::Off)).unwrap();
@@ -226,9 +248,10 @@ fn main() {
             j.append(&b).unwrap();
         }
     }
-    let ((ow, oc), (lw, lc), n, r) = replay(&path);
+    let m = replay(&path);
     println!(
-        "| snapshot + 10,000 later mutations | {ow:.2} | {oc:.2} | {lw:.2} | {lc:.2} | {n} | {r} |"
+        "| snapshot + 10,000 later mutations | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+        m.open.0, m.open.1, m.load.0, m.load.1, m.together, m.entities, m.replayed
     );
     let tail_size = file_size(&path);
     {
@@ -248,7 +271,10 @@ fn main() {
     println!(
         "| after compaction + 10,000 mutations (free pages reused, not returned) | {tail_size} |"
     );
-    println!("| one snapshot of {n} entities, vacuumed | {compact_size} |");
+    println!(
+        "| one snapshot of {} entities, vacuumed | {compact_size} |",
+        m.entities
+    );
 
     println!(
         "\n## tick side: 2,000 ticks every 5 ms, each filling 20 mutations, with and without submit (ns)"

@@ -210,42 +210,75 @@ impl SqliteJournal {
     /// that fails a check.
     pub fn open(path: impl AsRef<Path>, config: SqliteConfig) -> Result<Self, JournalError> {
         let path = path.as_ref();
-        check_file(path)?;
+        let conn = open_identified(path)?;
+        integrity_check(&conn, path)?;
+        Self::finish_open(path, conn, config)
+    }
+
+    /// [`SqliteJournal::open`] and then [`Journal::load`], what a zone does at start, in about the
+    /// time of the longer of the two: SQLite's `quick_check` runs on a second connection in its
+    /// own thread while this one reads the state. The state is returned only when the check
+    /// passed (a damaged file gives the check's error, never a partial state), and nothing is
+    /// written to the file before that.
+    pub fn open_and_load(
+        path: impl AsRef<Path>,
+        config: SqliteConfig,
+    ) -> Result<(Self, Loaded), JournalError> {
+        let path = path.as_ref();
+        let conn = open_identified(path)?;
+        let check_path = path.to_owned();
+        let check = std::thread::Builder::new()
+            .name("journal-check".into())
+            .spawn(move || {
+                let conn = Connection::open_with_flags(
+                    &check_path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| sql_error(&check_path, e))?;
+                integrity_check(&conn, &check_path)
+            });
+        let read = {
+            let tx = conn
+                .unchecked_transaction()
+                .map_err(|e| sql_error(path, e))?;
+            read_state(&tx, path)
+        };
+        match check {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(JournalError::Corrupt {
+                    path: path.to_owned(),
+                    corruption: Corruption::IntegrityCheck("the check's thread panicked".into()),
+                })
+            })?,
+            // No thread to be had: check here, after the read.
+            Err(_) => integrity_check(&conn, path)?,
+        }
+        let loaded = read?;
+        Ok((Self::finish_open(path, conn, config)?, loaded))
+    }
+
+    /// [`SqliteJournal::open_and_load`], or a new, empty journal when no file is at `path`.
+    pub fn open_or_create_and_load(
+        path: impl AsRef<Path>,
+        config: SqliteConfig,
+    ) -> Result<(Self, Loaded), JournalError> {
+        match Self::open_and_load(path.as_ref(), config) {
+            Err(JournalError::Missing { .. }) => {
+                let mut journal = Self::create(path, config)?;
+                let loaded = journal.load()?;
+                Ok((journal, loaded))
+            }
+            other => other,
+        }
+    }
+
+    /// The rest of opening a file that passed every check: WAL, `synchronous`, the sequence.
+    fn finish_open(
+        path: &Path,
+        conn: Connection,
+        config: SqliteConfig,
+    ) -> Result<Self, JournalError> {
         let err = |e| sql_error(path, e);
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(err)?;
-        let app: i32 = conn
-            .pragma_query_value(None, "application_id", |r| r.get(0))
-            .map_err(err)?;
-        if app != APPLICATION_ID {
-            return Err(JournalError::Foreign {
-                path: path.to_owned(),
-                found: app,
-                expected: APPLICATION_ID,
-            });
-        }
-        let version: i32 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
-        if version != SCHEMA_VERSION {
-            return Err(JournalError::WrongVersion {
-                path: path.to_owned(),
-                found: version,
-                expected: SCHEMA_VERSION,
-            });
-        }
-        let check: String = conn
-            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-            .map_err(err)?;
-        if check != "ok" {
-            return Err(JournalError::Corrupt {
-                path: path.to_owned(),
-                corruption: Corruption::IntegrityCheck(check),
-            });
-        }
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(err)?;
@@ -299,6 +332,53 @@ impl SqliteJournal {
 }
 
 /// Reads the latest snapshot and the mutations after it (the caller holds a transaction).
+/// Opens `path` after checking the file's header, then its `application_id` and schema
+/// version: a connection to a file that is a journal of this version. Writes nothing.
+fn open_identified(path: &Path) -> Result<Connection, JournalError> {
+    check_file(path)?;
+    let err = |e| sql_error(path, e);
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    let app: i32 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(err)?;
+    if app != APPLICATION_ID {
+        return Err(JournalError::Foreign {
+            path: path.to_owned(),
+            found: app,
+            expected: APPLICATION_ID,
+        });
+    }
+    let version: i32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(err)?;
+    if version != SCHEMA_VERSION {
+        return Err(JournalError::WrongVersion {
+            path: path.to_owned(),
+            found: version,
+            expected: SCHEMA_VERSION,
+        });
+    }
+    Ok(conn)
+}
+
+/// SQLite's `PRAGMA quick_check` over the whole file, through `conn`.
+fn integrity_check(conn: &Connection, path: &Path) -> Result<(), JournalError> {
+    let check: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(|e| sql_error(path, e))?;
+    if check != "ok" {
+        return Err(JournalError::Corrupt {
+            path: path.to_owned(),
+            corruption: Corruption::IntegrityCheck(check),
+        });
+    }
+    Ok(())
+}
+
 fn read_state(conn: &Connection, path: &Path) -> Result<Loaded, JournalError> {
     let err = |e| sql_error(path, e);
     let corrupt = |corruption| JournalError::Corrupt {

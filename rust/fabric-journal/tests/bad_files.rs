@@ -28,12 +28,30 @@ fn valid_journal(dir: &Path) -> PathBuf {
 }
 
 /// Opens `path` (and loads, if it opened), expecting an error; checks the file is untouched
-/// and the message names it.
+/// and the message names it. `open_and_load` (the check on a second thread while the state is
+/// read) must refuse it the same way.
 fn refused(path: &Path) -> JournalError {
     let before = fs::read(path).expect("read before");
+    let together = SqliteJournal::open_and_load(path, SqliteConfig::default());
+    assert!(
+        fs::read(path).expect("read after") == before,
+        "open_and_load must not modify a refused file"
+    );
     let result = SqliteJournal::open(path, SqliteConfig::default()).and_then(|mut j| j.load());
     let after = fs::read(path).expect("read after");
     assert!(before == after, "a refused file must not be modified");
+    match (&together, &result) {
+        (Err(a), Err(b)) => assert_eq!(
+            std::mem::discriminant(a),
+            std::mem::discriminant(b),
+            "open_and_load refuses like open + load: {a} / {b}"
+        ),
+        (Ok((_, loaded)), Err(b)) => panic!(
+            "open_and_load took a file open + load refuses ({b}): {} entities",
+            loaded.state.len()
+        ),
+        _ => {}
+    }
     let err = match result {
         Ok(loaded) => panic!(
             "a bad file must not open; it loaded {} entities to tick {}",
@@ -59,6 +77,13 @@ fn a_valid_journal_opens_and_loads() {
         .expect("the untouched journal loads");
     assert_eq!(loaded.last_tick, 40);
     assert_eq!(loaded.last_seq, 40 * MUTATIONS_PER_TICK as u64);
+    let (_, together) = SqliteJournal::open_and_load(&path, SqliteConfig::default())
+        .expect("open_and_load takes it too");
+    assert_eq!(
+        (together.last_tick, together.last_seq, together.replayed),
+        (loaded.last_tick, loaded.last_seq, loaded.replayed)
+    );
+    assert!(together.state == loaded.state, "the same state");
 }
 
 #[test]
@@ -211,4 +236,17 @@ fn a_missing_file_is_missing_and_create_does_not_overwrite() {
         before == fs::read(&path).unwrap(),
         "create left the journal untouched"
     );
+}
+
+#[test]
+fn open_or_create_and_load_makes_a_missing_journal_and_reads_an_existing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zone-3.journal");
+    let (_, fresh) = SqliteJournal::open_or_create_and_load(&path, SqliteConfig::default())
+        .expect("a missing journal is created");
+    assert_eq!((fresh.last_seq, fresh.state.len()), (0, 0));
+    let path = valid_journal(dir.path());
+    let (_, existing) = SqliteJournal::open_or_create_and_load(&path, SqliteConfig::default())
+        .expect("an existing journal is read");
+    assert_eq!(existing.last_tick, 40);
 }

@@ -36,8 +36,8 @@ use fabric_core::entity::Entity;
 use fabric_core::entity_row::PAYLOAD_WORDS;
 use fabric_core::zone::Zone;
 use fabric_journal::{
-    Journal as _, JournalError, JournalWriter, Loaded, Mutation, SqliteConfig, SqliteJournal,
-    SubmitError, TickBatch, WriterConfig,
+    JournalError, JournalWriter, Loaded, Mutation, SqliteConfig, SqliteJournal, SubmitError,
+    TickBatch, WriterConfig,
 };
 
 use super::runtime::ZoneEvent;
@@ -104,8 +104,8 @@ impl ZoneJournal {
             path: dir.to_owned(),
             source,
         })?;
-        let mut journal = SqliteJournal::open_or_create(&path, sqlite)?;
-        let loaded = journal.load()?;
+        // The integrity check runs beside the read: a restart takes about the longer of the two.
+        let (journal, loaded) = SqliteJournal::open_or_create_and_load(&path, sqlite)?;
         let writer = JournalWriter::start(
             journal,
             WriterConfig {
