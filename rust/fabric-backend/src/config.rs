@@ -44,8 +44,10 @@ pub struct Config {
     #[arg(long, default_value_t = 300)]
     pub token_ttl_s: u64,
     /// File holding the signing keys (the current base64url Ed25519 seed, then previous ones
-    /// with `retires_at=<unix s>`); created if missing. Without it the keys live in the
-    /// database.
+    /// with `retires_at=<unix s>`); created readable by its owner only if missing, refused if
+    /// others can read it. Default: `<db>.join-keys` beside a SQLite database; in memory for
+    /// `--db :memory:`; required (or `--join-key-env`) with PostgreSQL, where every replica
+    /// must be given the same keys. The keys are never kept in the database.
     #[arg(long)]
     pub join_key_file: Option<PathBuf>,
     /// Name of an environment variable holding the signing keys (the same text as
@@ -57,7 +59,8 @@ pub struct Config {
     pub join_key_env: Option<String>,
     /// Rotate the signing key and exit: a new key signs join tokens and link credentials from
     /// the next refresh of every replica on; the old one still verifies for
-    /// `--join-key-overlap-s`. Acts on the key file, or on the database.
+    /// `--join-key-overlap-s`. Acts on the key file (`--join-key-file`, or the one beside the
+    /// SQLite `--db`).
     #[arg(long)]
     pub rotate_join_key: bool,
     /// With `--rotate-join-key`: seconds the replaced key keeps verifying. Give at least the

@@ -4,8 +4,15 @@
 //!
 //! # Stored form
 //!
-//! One key per line, in the database (meta `join_signing_key`), in `--join-key-file`, or in the
-//! environment variable `--join-key-env` names (then read once at start, written nowhere):
+//! One key per line, never in the database ([`KeySource`]): in `--join-key-file`, by default
+//! `<db>.join-keys` beside a SQLite database (both created readable by their owner only, and
+//! refused when others can read them), in the environment variable `--join-key-env` names (then
+//! read once at start, written nowhere), or, for `--db :memory:`, in memory only. PostgreSQL
+//! replicas must be given the keys (`--join-key-file` with the same file on every replica, or
+//! `--join-key-env`): a replica that made up its own would sign tokens the others refuse.
+//! Earlier versions kept the ring in the database (meta `join_signing_key`); the first start
+//! with a key file moves it there and deletes it from the database, so the keys (and every
+//! token signed with them) stay valid:
 //!
 //! ```text
 //! <seed, base64url>                       the current key
@@ -16,9 +23,9 @@
 //! ([`Keyring::rotate`]) makes a new current key and keeps the old one for an overlap; every
 //! replica re-reads the stored ring every `--join-key-refresh-ms` ([`refresh_loop`]), so
 //! rotating is an operator command (`fabric-backend --rotate-join-key`) run against the same
-//! database or key file, with no restart.
+//! key file (given, or the one beside the SQLite database), with no restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +38,24 @@ use crate::server::ServeError;
 use crate::state::AppState;
 use crate::store::Store;
 
-/// Meta key of the ring when it lives in the database.
+/// Meta key under which earlier versions stored the ring in the database (moved out at start).
 pub const KEY_META: &str = "join_signing_key";
+
+/// Suffix of the default key file beside a SQLite database: `<db>.join-keys`.
+pub const DEFAULT_KEY_FILE_SUFFIX: &str = ".join-keys";
+
+/// Where the signing keys live ([`key_source`]); never the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `--join-key-env VAR`: read once at start, written nowhere.
+    Env(String),
+    /// `--join-key-file`, or `<db>.join-keys` beside a SQLite database: readable by its owner
+    /// only, created when missing.
+    File(PathBuf),
+    /// `--db :memory:` without a key option: made at start, gone with the process (as is
+    /// everything else such a backend holds).
+    Memory,
+}
 
 /// Default `--join-key-overlap-s`: how long a replaced key keeps verifying.
 pub const DEFAULT_OVERLAP_S: u64 = 24 * 3600;
@@ -202,19 +225,55 @@ fn generate() -> SigningKey {
     SigningKey::generate(&mut rand::rngs::OsRng)
 }
 
-/// Reads the ring: from the environment variable `--join-key-env` names, or the stored ring
-/// (the key file, or the database), creating a one-key ring there if there is none yet.
+/// Where `config` keeps the signing keys. PostgreSQL without `--join-key-file` or
+/// `--join-key-env` is an error: replicas must share one ring, and it is not kept in the
+/// database.
+pub fn key_source(config: &Config) -> Result<KeySource, ServeError> {
+    Ok(match (&config.join_key_env, &config.join_key_file) {
+        (Some(var), _) => KeySource::Env(var.clone()),
+        (None, Some(path)) => KeySource::File(path.clone()),
+        (None, None) if config.db == ":memory:" => KeySource::Memory,
+        (None, None) if crate::store::postgres::PgStore::is_url(&config.db) => {
+            return Err(ServeError::Key(
+                "with a PostgreSQL --db, give the signing keys: --join-key-file FILE (the same \
+                 file on every replica; created readable by its owner only when missing, and \
+                 keys an earlier version kept in the database are moved into it) or \
+                 --join-key-env VAR"
+                    .into(),
+            ));
+        }
+        (None, None) => KeySource::File(default_key_file(&config.db)),
+    })
+}
+
+/// The key file beside the SQLite database `db`: `<db>.join-keys`.
+pub fn default_key_file(db: &str) -> PathBuf {
+    PathBuf::from(format!("{db}{DEFAULT_KEY_FILE_SUFFIX}"))
+}
+
+/// Reads the ring from its [`KeySource`], making a one-key ring when there is none yet. A ring
+/// an earlier version stored in the database is moved to the key file (or, with keys from the
+/// environment, deleted from the database).
 pub fn load(config: &Config, store: &dyn Store) -> Result<Keyring, ServeError> {
-    let text = match (&config.join_key_env, &config.join_key_file) {
-        (Some(var), _) => read_env(var)?,
-        (None, Some(path)) => read_or_create_file(path)?,
-        // Replicas sharing a database may start together: whichever ring is stored first is the
-        // one every replica signs with.
-        (None, None) => store.meta_or_insert(KEY_META, &Keyring::new(generate()).to_text())?,
+    let source = key_source(config)?;
+    let text = match &source {
+        KeySource::Env(var) => {
+            let text = read_env(var)?;
+            if store.delete_meta(KEY_META)? {
+                tracing::warn!(
+                    "deleted the signing keys an earlier version kept in the database: the keys \
+                     now come from --join-key-env {var}"
+                );
+            }
+            text
+        }
+        KeySource::File(path) => read_or_create_file(path, store)?,
+        KeySource::Memory => Keyring::new(generate()).to_text(),
     };
-    Keyring::parse(&text).map_err(|e| match &config.join_key_env {
-        Some(var) => ServeError::Key(format!("--join-key-env {var}: {e}")),
-        None => ServeError::Key(e),
+    Keyring::parse(&text).map_err(|e| match &source {
+        KeySource::Env(var) => ServeError::Key(format!("--join-key-env {var}: {e}")),
+        KeySource::File(path) => ServeError::Key(format!("{path:?}: {e}")),
+        KeySource::Memory => ServeError::Key(e),
     })
 }
 
@@ -233,19 +292,59 @@ fn read_env(var: &str) -> Result<String, ServeError> {
     }
 }
 
-fn read_or_create_file(path: &Path) -> Result<String, ServeError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            crate::secrets::refuse_shared_key_file(path)?;
-            Ok(text)
+/// The ring in the key file `path`. A missing file is created (owner-only) with the ring an
+/// earlier version kept in the database, or a new one; replicas creating it at once all end up
+/// with the first one written (made aside, then linked into place: never half a file).
+fn read_or_create_file(path: &Path, store: &dyn Store) -> Result<String, ServeError> {
+    let read = |path: &Path| -> Result<Option<String>, ServeError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                crate::secrets::refuse_shared_key_file(path)?;
+                Ok(Some(text))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ServeError::Key(format!("{path:?}: {e}"))),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let text = Keyring::new(generate()).to_text();
-            crate::secrets::write_private(path, &text)?;
-            Ok(text)
+    };
+    let legacy = store.meta(KEY_META)?;
+    let text = match read(path)? {
+        Some(text) => text,
+        None => {
+            let (text, from) = match &legacy {
+                Some(old) => (old.clone(), "the keys the database held"),
+                None => (Keyring::new(generate()).to_text(), "a new key"),
+            };
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| ServeError::Key(format!("{dir:?}: {e}")))?;
+            }
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(format!(".{}.new", std::process::id()));
+            let aside = PathBuf::from(aside);
+            let _ = std::fs::remove_file(&aside);
+            crate::secrets::write_private(&aside, &text)?;
+            let linked = std::fs::hard_link(&aside, path);
+            let _ = std::fs::remove_file(&aside);
+            match linked {
+                Ok(()) => {
+                    tracing::info!(file = %path.display(), "signing keys written ({from})");
+                    text
+                }
+                // Another replica linked its file first: use that one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    read(path)?.ok_or_else(|| ServeError::Key(format!("{path:?} vanished")))?
+                }
+                Err(e) => return Err(ServeError::Key(format!("{path:?}: {e}"))),
+            }
         }
-        Err(e) => Err(ServeError::Key(format!("{path:?}: {e}"))),
+    };
+    if legacy.is_some() && store.delete_meta(KEY_META)? {
+        tracing::warn!(
+            file = %path.display(),
+            "moved the signing keys out of the database into the key file"
+        );
     }
+    Ok(text)
 }
 
 /// The outcome of [`rotate`], for the operator.
@@ -259,7 +358,7 @@ pub struct Rotated {
     pub previous_retires_at: u64,
 }
 
-/// Rotates the stored ring (key file or database) at `now_s`: a new current key, the old one
+/// Rotates the ring in the key file ([`key_source`]) at `now_s`: a new current key, the old one
 /// accepted for `overlap_s` more seconds. Running replicas pick it up at their next refresh.
 /// Run one rotation at a time (two racing rotations keep only one of the new keys).
 pub fn rotate(
@@ -268,26 +367,32 @@ pub fn rotate(
     now_s: u64,
     overlap_s: u64,
 ) -> Result<Rotated, ServeError> {
-    if let Some(var) = &config.join_key_env {
-        return Err(ServeError::Key(format!(
-            "--rotate-join-key acts on --join-key-file or the database; keys from \
-             --join-key-env {var} are rotated by changing the variable (a new seed first, the \
-             old one after it with retires_at=<unix s>) and restarting the replicas"
-        )));
-    }
+    let path = match key_source(config)? {
+        KeySource::File(path) => path,
+        KeySource::Env(var) => {
+            return Err(ServeError::Key(format!(
+                "--rotate-join-key acts on the key file; keys from --join-key-env {var} are \
+                 rotated by changing the variable (a new seed first, the old one after it with \
+                 retires_at=<unix s>) and restarting the replicas"
+            )));
+        }
+        KeySource::Memory => {
+            return Err(ServeError::Key(
+                "--rotate-join-key needs the running backends' --db (a SQLite file, whose key \
+                 file sits beside it) or their --join-key-file: an in-memory database's keys \
+                 live only in its process"
+                    .into(),
+            ));
+        }
+    };
     let old = load(config, store)?;
     let new = old.rotate(generate(), now_s, overlap_s);
     let text = new.to_text();
-    match &config.join_key_file {
-        Some(path) => {
-            // Written beside the file and renamed over it: a replica never reads half a ring.
-            let tmp = path.with_extension("rotating");
-            let _ = std::fs::remove_file(&tmp);
-            crate::secrets::write_private(&tmp, &text)?;
-            std::fs::rename(&tmp, path)?;
-        }
-        None => store.set_meta(KEY_META, &text)?,
-    }
+    // Written beside the file and renamed over it: a replica never reads half a ring.
+    let tmp = path.with_extension("rotating");
+    let _ = std::fs::remove_file(&tmp);
+    crate::secrets::write_private(&tmp, &text)?;
+    std::fs::rename(&tmp, &path)?;
     Ok(Rotated {
         current_kid: key_id(&new.current.verifying_key()),
         previous_kid: key_id(&old.current.verifying_key()),
@@ -299,22 +404,20 @@ pub fn rotate(
 /// operator command, or by another replica's operator). A ring that cannot be read keeps the
 /// last good one (logged).
 pub async fn refresh_loop(st: Arc<AppState>, config: Config, every: Duration) {
-    if config.join_key_env.is_some() {
-        // A process's environment does not change: nothing to re-read.
+    let Ok(KeySource::File(path)) = key_source(&config) else {
+        // A process's environment does not change, and memory keys are this process's own:
+        // nothing to re-read.
         return;
-    }
+    };
     let mut shutdown = st.shutdown.clone();
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
-        let (st2, config2) = (st.clone(), config.clone());
+        let path2 = path.clone();
         let read = tokio::task::spawn_blocking(move || -> Result<Option<String>, ServeError> {
-            match &config2.join_key_file {
-                Some(path) => Ok(Some(std::fs::read_to_string(path)?)),
-                None => Ok(st2.store.meta(KEY_META)?),
-            }
+            Ok(Some(std::fs::read_to_string(&path2)?))
         })
         .await;
         let text = match read {

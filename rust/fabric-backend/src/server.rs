@@ -73,6 +73,8 @@ impl std::fmt::Debug for Bound {
 impl Bound {
     /// Opens the store named by `config.db` and binds `config.listen`.
     pub async fn bind(config: &Config) -> Result<Self, ServeError> {
+        // A configuration without a place for the signing keys fails before any connection.
+        crate::keyring::key_source(config)?;
         let (db, root) = (config.db.clone(), config.db_root_cert.clone());
         let store = tokio::task::spawn_blocking(move || open_store(&db, root.as_deref()))
             .await

@@ -97,6 +97,7 @@ async fn rotation_overlaps_then_retires_the_old_key() {
     // The operator rotates, against the same database, while the backend runs.
     let out = Command::new(env!("CARGO_BIN_EXE_fabric-backend"))
         .args(["--db", &db, "--rotate-join-key"])
+        .args(common::key_args(&["--db", &db]))
         .args(["--join-key-overlap-s", &OVERLAP_S.to_string()])
         .output()
         .expect("run the rotation");

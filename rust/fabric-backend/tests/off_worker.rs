@@ -107,6 +107,9 @@ impl Store for GatedStore {
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.inner.set_meta(key, value)
     }
+    fn delete_meta(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.delete_meta(key)
+    }
     fn count_owned_shards(&self, owner: &str) -> Result<u64, StoreError> {
         self.inner.count_owned_shards(owner)
     }

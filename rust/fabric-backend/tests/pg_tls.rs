@@ -27,6 +27,7 @@ fn refused(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_fabric-backend"))
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
+        .args(common::key_args(args))
         .env("RUST_LOG", "off")
         .output()
         .expect("run fabric-backend");

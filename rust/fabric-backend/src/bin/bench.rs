@@ -183,6 +183,15 @@ async fn measure(args: &Args, db: &str, replicas: usize) -> anyhow::Result<Vec<S
     // Registering 10,000 shards can take longer than the default 30 s of freshness: keep every
     // shard listed for the whole run, so each listing covers all of them.
     config.stale_after_ms = 3_600_000;
+    // PostgreSQL replicas are given their signing keys (they are never kept in the database):
+    // one key file for all of them, as an operator would share it.
+    let key_file = fabric_backend::store::postgres::PgStore::is_url(db).then(|| {
+        std::env::temp_dir().join(format!(
+            "fabric-backend-bench-{}.join-keys",
+            Uuid::new_v4().simple()
+        ))
+    });
+    config.join_key_file = key_file.clone();
     let mut addrs = Vec::new();
     let mut stops = Vec::new();
     let mut servers = Vec::new();
@@ -286,6 +295,9 @@ async fn measure(args: &Args, db: &str, replicas: usize) -> anyhow::Result<Vec<S
     }
     for server in servers {
         server.await??;
+    }
+    if let Some(file) = key_file {
+        let _ = std::fs::remove_file(file);
     }
     Ok(rows)
 }

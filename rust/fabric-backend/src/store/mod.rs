@@ -161,6 +161,8 @@ pub trait Store: Send + Sync + 'static {
     fn meta_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
     /// Sets a metadata value.
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Removes a metadata value; true when there was one.
+    fn delete_meta(&self, key: &str) -> Result<bool, StoreError>;
     /// Records `f` as the current version of `(f.map, f.name)`, replacing an earlier one.
     fn put_shared_file(&self, f: &SharedFile) -> Result<(), StoreError>;
     /// The assets of `map`, by name.

@@ -796,6 +796,14 @@ impl Store for PgStore {
         })
     }
 
+    fn delete_meta(&self, key: &str) -> Result<bool, StoreError> {
+        retrying!(self, |c| {
+            c.execute("DELETE FROM meta WHERE key = $1", &[&key])
+                .await?
+                > 0
+        })
+    }
+
     fn put_shared_file(&self, f: &SharedFile) -> Result<(), StoreError> {
         let (size, chunks, at) = (f.size as i64, f.chunks as i64, f.baked_at_ms as i64);
         retrying!(self, |c| {

@@ -146,9 +146,9 @@ impl SqliteStore {
             let existed = Path::new(path).exists();
             let conn = Connection::open(path)?;
             if !existed {
-                // The database holds API-key and shard-secret hashes (and, without
-                // --join-key-file, the signing seed): readable by its owner only. SQLite gives
-                // the -wal and -shm files the same mode.
+                // The database holds API-key and shard-secret hashes (the signing seed lives
+                // in its own file, `keyring`): readable by its owner only. SQLite gives the
+                // -wal and -shm files the same mode.
                 restrict_to_owner(Path::new(path))?;
             }
             conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -587,6 +587,14 @@ impl Store for SqliteStore {
             c.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
                 .execute(params![key, value])?;
             Ok(())
+        })
+    }
+
+    fn delete_meta(&self, key: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            Ok(c.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+                .execute(params![key])?
+                > 0)
         })
     }
 

@@ -32,6 +32,46 @@ pub fn test_db() -> String {
     }
 }
 
+/// The signing-key file every backend of the PostgreSQL database `db` is given (replicas share
+/// their keys, which are never kept in the database), or `None` for SQLite.
+pub fn key_file_for(db: &str) -> Option<String> {
+    if !fabric_backend::store::postgres::PgStore::is_url(db) {
+        return None;
+    }
+    // One file per database of this test process (ports and database names repeat across
+    // runs; a ring left by an earlier run must not be picked up).
+    let name: String = db
+        .trim_start_matches("postgres://")
+        .trim_start_matches("postgresql://")
+        .split('?')
+        .next()
+        .unwrap_or("db")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let file = std::env::temp_dir().join(format!(
+        "fabric-backend-tests-{}-{name}.join-keys",
+        std::process::id()
+    ));
+    Some(file.display().to_string())
+}
+
+/// `--join-key-file <key_file_for(db)>` when `args` name a PostgreSQL `--db` and no key option.
+pub fn key_args(args: &[&str]) -> Vec<String> {
+    let given = args
+        .iter()
+        .any(|a| *a == "--join-key-file" || *a == "--join-key-env");
+    // The last `--db` is the one the backend takes.
+    let db = args
+        .windows(2)
+        .rfind(|w| w[0] == "--db")
+        .map(|w| w[1].to_owned());
+    match db.as_deref().and_then(key_file_for) {
+        Some(file) if !given => vec!["--join-key-file".into(), file],
+        _ => Vec::new(),
+    }
+}
+
 /// A running backend process, killed on drop.
 pub struct Backend {
     pub child: Child,
@@ -73,10 +113,12 @@ impl Backend {
         Self::spawn_raw_env(&args, env)
     }
 
-    /// Starts the binary with exactly `args` and extra environment variables.
+    /// Starts the binary with exactly `args` and extra environment variables; a PostgreSQL
+    /// `--db` without a key option is given the database's shared key file ([`key_args`]).
     pub fn spawn_raw_env(args: &[&str], env: &[(&str, &str)]) -> Backend {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fabric-backend"))
             .args(args)
+            .args(key_args(args))
             .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
