@@ -16,7 +16,7 @@ use fabric_backend::StoreError;
 use fabric_backend::client::Client;
 use fabric_backend::model::ShardRecord;
 use fabric_backend::store::sqlite::SqliteStore;
-use fabric_backend::store::{HeartbeatUpdate, MemberRecord, ShardPage, Store};
+use fabric_backend::store::{HeartbeatUpdate, MemberRecord, Removal, ShardPage, Store};
 use uuid::Uuid;
 
 use common::EVENT_DEADLINE;
@@ -86,7 +86,7 @@ impl Store for GatedStore {
     fn claim_owner(&self, t: &Tuple) -> Result<bool, StoreError> {
         self.inner.claim_owner(t)
     }
-    fn remove_tuple(&self, t: &Tuple) -> Result<bool, StoreError> {
+    fn remove_tuple(&self, t: &Tuple) -> Result<Removal, StoreError> {
         self.inner.remove_tuple(t)
     }
     fn tuples_on(&self, o: &ObjectRef) -> Result<Vec<Tuple>, StoreError> {

@@ -314,8 +314,23 @@ async fn served_document_matches_the_real_routes() {
         .await;
     // Assets: claim the map, upload, list, then read the index and a chunk it names.
     let claim = json!({"object": "map:m", "relation": "owner", "subject": format!("user:{}", acct["account_id"].as_str().unwrap())});
-    ck.call("addTuple", "/relationships", Some(&key), Some(claim), 200)
-        .await;
+    ck.call(
+        "addTuple",
+        "/relationships",
+        Some(&key),
+        Some(claim.clone()),
+        200,
+    )
+    .await;
+    // The map's last owner cannot be removed.
+    ck.call(
+        "removeTuple",
+        "/relationships",
+        Some(&key),
+        Some(claim),
+        409,
+    )
+    .await;
     let baked = ck
         .call_bytes(
             "uploadAsset",

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use fabric_auth::Tuple;
 use fabric_backend::StoreError;
 use fabric_backend::model::{ShardRecord, SharedFile};
+use fabric_backend::store::Removal;
 use fabric_backend::store::postgres::{MIGRATIONS, PgStore};
 use fabric_backend::store::sqlite::SqliteStore;
 use fabric_backend::store::{HeartbeatUpdate, MemberRecord, ShardCursor, ShardPage, Store};
@@ -197,8 +198,17 @@ fn contract(s: &dyn Store) {
         s.subjects(&claim("ann").object, "owner").unwrap(),
         vec![claim("ann").subject]
     );
-    assert!(s.remove_tuple(&g).unwrap());
-    assert!(!s.remove_tuple(&g).unwrap(), "already gone");
+    assert_eq!(s.remove_tuple(&g).unwrap(), Removal::Removed);
+    assert_eq!(s.remove_tuple(&g).unwrap(), Removal::Absent, "already gone");
+    // The last owner stays; with a second owner either can go, then the other is the last.
+    assert_eq!(s.remove_tuple(&claim("ann")).unwrap(), Removal::LastOwner);
+    assert!(s.add_tuple(&claim("bob")).unwrap());
+    assert_eq!(s.remove_tuple(&claim("ann")).unwrap(), Removal::Removed);
+    assert_eq!(s.remove_tuple(&claim("bob")).unwrap(), Removal::LastOwner);
+    assert_eq!(
+        s.subjects(&claim("bob").object, "owner").unwrap(),
+        vec![claim("bob").subject]
+    );
 
     // Fabric membership: one entry per zone, a re-registration replaces it.
     s.put_member(&member(1, 0)).unwrap();

@@ -19,7 +19,7 @@ use crate::extract::{ApiJson, Bearer, require_account};
 use crate::model::{CheckRequest, CheckResult, TupleBody, TupleChanged, TupleList};
 use crate::push;
 use crate::state::{AppState, Shared};
-use crate::store::StoreTuples;
+use crate::store::{Removal, StoreTuples};
 
 fn parse_tuple(st: &AppState, body: &TupleBody) -> Result<Tuple, ApiError> {
     let tuple = Tuple::parse(&body.object, &body.relation, &body.subject)?;
@@ -144,7 +144,21 @@ pub(super) async fn remove(
         require_admin(&st, &account, &tuple.object)?;
         // The changed object is itself among its dependents, so a removed zone tuple always
         // notifies that zone; a removed group tuple notifies every zone reaching the group.
-        let changed = st.store.remove_tuple(&tuple)?;
+        let changed = match st.store.remove_tuple(&tuple)? {
+            Removal::Removed => true,
+            Removal::Absent => false,
+            Removal::LastOwner => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "last_owner",
+                    format!(
+                        "{} is the last owner of {}: add another owner first (an object \
+                         without an owner could not be administered any more)",
+                        tuple.subject, tuple.object
+                    ),
+                ));
+            }
+        };
         changed_reply(&st, changed, "removed", &account, &tuple)
     })
     .await

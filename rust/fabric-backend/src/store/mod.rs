@@ -95,6 +95,17 @@ pub struct PushRecord {
     pub at_ms: u64,
 }
 
+/// What [`Store::remove_tuple`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The tuple was there and is gone.
+    Removed,
+    /// There was no such tuple.
+    Absent,
+    /// The tuple is its object's last `owner`: kept.
+    LastOwner,
+}
+
 /// Persistent state of the registry.
 pub trait Store: Send + Sync + 'static {
     /// Creates an account; [`StoreError::Conflict`] if the id is taken.
@@ -145,8 +156,10 @@ pub trait Store: Send + Sync + 'static {
     /// Adds `tuple` (an `owner` tuple) only if its object has no `owner` yet, atomically:
     /// of concurrent claims on one object exactly one wins. False if the object was owned.
     fn claim_owner(&self, tuple: &Tuple) -> Result<bool, StoreError>;
-    /// Removes a tuple; false if it was absent.
-    fn remove_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError>;
+    /// Removes a tuple, unless it is its object's last `owner` tuple (an object nobody can
+    /// administer any more could never be fixed through the API), atomically: of concurrent
+    /// removals of an object's last two owners, one is refused.
+    fn remove_tuple(&self, tuple: &Tuple) -> Result<Removal, StoreError>;
     /// All tuples on an object.
     fn tuples_on(&self, object: &ObjectRef) -> Result<Vec<Tuple>, StoreError>;
     /// Subjects of `object#relation`.

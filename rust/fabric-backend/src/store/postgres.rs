@@ -19,7 +19,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
-use super::{HeartbeatUpdate, MemberRecord, PushRecord, ShardPage, Store};
+use super::{HeartbeatUpdate, MemberRecord, PushRecord, Removal, ShardPage, Store};
 use crate::error::StoreError;
 use crate::model::{RoomState, ShardRecord, SharedFile};
 
@@ -703,19 +703,46 @@ impl Store for PgStore {
         )
     }
 
-    fn remove_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError> {
-        let n = retrying!(self, |c| {
-            c.execute(
-                "DELETE FROM tuples WHERE object = $1 AND relation = $2 AND subject = $3",
-                &[
-                    &tuple.object.to_string(),
-                    &tuple.relation,
-                    &tuple.subject.to_string(),
-                ],
-            )
-            .await?
-        })?;
-        Ok(n == 1)
+    fn remove_tuple(&self, tuple: &Tuple) -> Result<Removal, StoreError> {
+        // SERIALIZABLE, as `claim_owner`: of two racing removals of an object's last two owners
+        // one commits and the other fails with 40001, is retried, and then finds the last one.
+        retrying!(
+            self,
+            tx | t | {
+                t.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                    .await?;
+                let (object, subject) = (tuple.object.to_string(), tuple.subject.to_string());
+                let present = t
+                    .query_opt(
+                        "SELECT 1 FROM tuples WHERE object = $1 AND relation = $2 AND subject = $3",
+                        &[&object, &tuple.relation, &subject],
+                    )
+                    .await?
+                    .is_some();
+                let owners: i64 = if tuple.relation == "owner" {
+                    t.query_one(
+                        "SELECT count(*) FROM tuples WHERE object = $1 AND relation = 'owner'",
+                        &[&object],
+                    )
+                    .await?
+                    .get(0)
+                } else {
+                    0
+                };
+                if !present {
+                    Removal::Absent
+                } else if tuple.relation == "owner" && owners <= 1 {
+                    Removal::LastOwner
+                } else {
+                    t.execute(
+                        "DELETE FROM tuples WHERE object = $1 AND relation = $2 AND subject = $3",
+                        &[&object, &tuple.relation, &subject],
+                    )
+                    .await?;
+                    Removal::Removed
+                }
+            }
+        )
     }
 
     fn tuples_on(&self, object: &ObjectRef) -> Result<Vec<Tuple>, StoreError> {

@@ -11,7 +11,7 @@ use fabric_auth::{ObjectRef, Subject, Tuple};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use super::{HeartbeatUpdate, MemberRecord, PushRecord, ShardPage, Store};
+use super::{HeartbeatUpdate, MemberRecord, PushRecord, Removal, ShardPage, Store};
 use crate::error::StoreError;
 use crate::model::{RoomState, ShardRecord, SharedFile};
 
@@ -510,18 +510,37 @@ impl Store for SqliteStore {
         })
     }
 
-    fn remove_tuple(&self, tuple: &Tuple) -> Result<bool, StoreError> {
+    fn remove_tuple(&self, tuple: &Tuple) -> Result<Removal, StoreError> {
         self.with(|c| {
+            // One statement, so one write at a time: the count it reads is the one it acts on.
             let n = c
                 .prepare_cached(
-                    "DELETE FROM tuples WHERE object = ?1 AND relation = ?2 AND subject = ?3",
+                    "DELETE FROM tuples WHERE object = ?1 AND relation = ?2 AND subject = ?3 \
+                     AND (?2 <> 'owner' OR (SELECT count(*) FROM tuples \
+                          WHERE object = ?1 AND relation = 'owner') > 1)",
                 )?
                 .execute(params![
                     tuple.object.to_string(),
                     tuple.relation,
                     tuple.subject.to_string()
                 ])?;
-            Ok(n == 1)
+            if n == 1 {
+                return Ok(Removal::Removed);
+            }
+            let present = c
+                .prepare_cached(
+                    "SELECT 1 FROM tuples WHERE object = ?1 AND relation = ?2 AND subject = ?3",
+                )?
+                .exists(params![
+                    tuple.object.to_string(),
+                    tuple.relation,
+                    tuple.subject.to_string()
+                ])?;
+            Ok(if present {
+                Removal::LastOwner
+            } else {
+                Removal::Absent
+            })
         })
     }
 
