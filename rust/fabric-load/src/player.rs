@@ -1,9 +1,11 @@
 //! One simulated player as a tokio task: joins the zone that owns its position (hello with a
 //! join token, welcome ack, spawn), walks its [`Walk`] sending position upserts at its command
 //! rate, applies and acknowledges every replication packet with a [`ClientMirror`], and
-//! measures what it sees ([`PlayerStats`]). When its avatar migrates (the zone answers a
-//! command with the refusal `not_here`) it joins the zone that owns its position again: the
-//! hand-off of a client connected to zones directly.
+//! measures what it sees ([`PlayerStats`]). When its avatar migrates it follows it as a game
+//! client does: while the hand-off runs the zone refuses its commands with `not_here`; once it
+//! completes the zone sends `avatar_moved` with a follow ticket, and the player claims the same
+//! avatar in the zone it moved to. Only when no `avatar_moved` comes within [`FOLLOW_WAIT`] of
+//! the first `not_here` does it join the zone that owns its position and spawn a new avatar.
 //!
 //! Thousands of these share one runtime; a player costs one task, its client's tasks and one
 //! mirror. Nothing on the packet path allocates except the event bytes the client hands over.
@@ -47,6 +49,10 @@ pub struct Behaviour {
     /// zone's address asked of the registry again before each).
     pub max_failures: u32,
 }
+
+/// How long a player whose commands come back `not_here` waits for `avatar_moved` before it
+/// joins the zone that owns its position instead (and spawns a new avatar there).
+const FOLLOW_WAIT: Duration = Duration::from_secs(3);
 
 /// An avatar to claim in the zone it moved to (`avatar_moved`).
 struct Follow {
@@ -378,6 +384,9 @@ impl<'a> Session<'a> {
         let mut commands = interval(period);
         commands.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_step = Instant::now();
+        // Since when the zone refuses commands with `not_here`: the avatar is being handed
+        // over, and `avatar_moved` (to follow it) comes once the hand-off completes.
+        let mut handing_over: Option<Instant> = None;
         let mut frame = PlayerPacket {
             global_id: self.avatar,
             position: [Micros::ZERO; 3],
@@ -409,6 +418,9 @@ impl<'a> Session<'a> {
                     continue;
                 }
                 _ = sleep_until(deadline) => return Ok(End::Deadline),
+                // No `avatar_moved` after the refusals: join where the avatar is now.
+                _ = sleep_until(handing_over.map_or(deadline, |t| t + FOLLOW_WAIT)),
+                    if handing_over.is_some() => return Ok(End::Moved),
                 _ = sleep_until(storm.unwrap_or(deadline)), if storm.is_some() => {
                     return Ok(End::Storm);
                 }
@@ -429,16 +441,14 @@ impl<'a> Session<'a> {
             }
             match ControlMessage::decode(&bytes) {
                 Ok(ControlMessage::CommandsRefused { counts }) => {
-                    let mut moved = false;
                     for (reason, n) in &counts {
                         if reason == "not_here" {
-                            moved = true;
+                            // Keep the session: the old zone tells where the avatar went
+                            // (`avatar_moved`, below). Leaving now would orphan it there.
+                            handing_over.get_or_insert_with(Instant::now);
                         } else {
                             self.stats.commands_refused += n;
                         }
-                    }
-                    if moved {
-                        return Ok(End::Moved);
                     }
                 }
                 Ok(ControlMessage::Error { code, message }) => {
