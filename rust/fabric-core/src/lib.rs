@@ -43,6 +43,7 @@ pub mod slots;
 pub mod snapshot;
 pub mod tick;
 pub mod timing;
+pub mod unclaimed;
 pub mod wanderers;
 pub mod wire;
 pub mod zone;

@@ -374,6 +374,26 @@ impl ReplClient {
     }
 }
 
+/// Joins the zone on loopback `port` (pinned by `cert_hash`) at `at` and waits (up to 10 s)
+/// until `own_updates` replication packets carried the own avatar. Panics when the point is
+/// another zone's or the updates do not come: for tests.
+pub fn joined_player(port: u16, cert_hash: &str, at: [f64; 3], own_updates: usize) -> ReplClient {
+    let mut c = match ReplClient::join(port, cert_hash, None, at).expect("joined") {
+        Joined::Player(c) => *c,
+        Joined::Elsewhere(z) => panic!("{at:?} is zone {z}'s"),
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while c.own_ticks.len() < own_updates {
+        assert!(
+            Instant::now() < until,
+            "no updates of the own avatar in 10 s"
+        );
+        c.poll().expect("session open");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    c
+}
+
 /// Opens a session to the zone on loopback `port` (pinned by `cert_hash`) and claims avatar
 /// `id` with `ticket`; the zone's answer (`avatar`, or an error reply).
 pub fn claim(port: u16, cert_hash: &str, id: u32, ticket: &str) -> anyhow::Result<ControlMessage> {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use fabric_core::session_control::ControlMessage;
 use fabric_e2e::linked_zones::{Fabric, border_crossing};
-use fabric_e2e::repl_client::{Joined, ReplClient, claim};
+use fabric_e2e::repl_client::{ReplClient, claim, joined_player};
 
 /// World half extent, metres.
 const HALF_M: f64 = 15.0;
@@ -167,20 +167,7 @@ fn check(label: &str, client: &ReplClient, (gap, at_tick): (u32, u32), zone: u32
 
 /// Joins `port` at `at` and waits for the first updates of the own avatar.
 fn join(port: u16, hash: &str, at: [f64; 3]) -> ReplClient {
-    let mut c = match ReplClient::join(port, hash, None, at).expect("joined") {
-        Joined::Player(c) => *c,
-        Joined::Elsewhere(z) => panic!("{at:?} is zone {z}'s"),
-    };
-    let until = Instant::now() + Duration::from_secs(10);
-    while c.own_ticks.len() < 5 {
-        assert!(
-            Instant::now() < until,
-            "no updates of the own avatar in 10 s"
-        );
-        c.poll().expect("session open");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    c
+    joined_player(port, hash, at, 5)
 }
 
 #[test]

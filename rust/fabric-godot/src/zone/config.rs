@@ -17,6 +17,7 @@
 //! | `--capacity N`, `--headroom N` | slots, slots kept for arrivals |
 //! | `--hysteresis-ticks N` | ticks outside the range before a migration starts |
 //! | `--interest-radius M` | [`ZoneSettings::interest_radius_m`] |
+//! | `--claim-window-sec S` | [`ZoneSettings::claim_window_s`]: how long an avatar nobody plays waits for its `claim` |
 //! | `--client-budget B` | [`ZoneSettings::client_budget_bytes_per_s`] |
 //! | `--port P`, `--bind ADDR`, `--link-port P` | client port, bind address, zone link port |
 //! | `--link memory` / `--link network` / `--link none` | [`ZoneSettings::link`] |
@@ -145,6 +146,9 @@ pub struct ZoneSettings {
     /// Ticks an entity spends outside the zone before it migrates (0 = the core's default,
     /// 4 s of ticks).
     pub hysteresis_ticks: u32,
+    /// Seconds an avatar nobody plays waits for its player's `claim` before it is despawned
+    /// (`super::unclaimed`; default 30, the follow ticket's lifetime).
+    pub claim_window_s: f64,
     /// Radius of a client's interest, metres.
     pub interest_radius_m: f64,
     /// Replication bytes per second to each client (the token bucket of its view).
@@ -231,6 +235,7 @@ impl Default for ZoneSettings {
             capacity: 1800,
             headroom: 400,
             hysteresis_ticks: 0,
+            claim_window_s: 30.0,
             interest_radius_m: 5.0,
             client_budget_bytes_per_s: 65_536,
             port: 7443,
@@ -437,6 +442,7 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--headroom",
             "--hysteresis-ticks",
             "--interest-radius",
+            "--claim-window-sec",
             "--client-budget",
             "--port",
             "--bind",
@@ -489,6 +495,7 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--headroom" => s.headroom = parse(key, v, "a slot count")?,
             "--hysteresis-ticks" => s.hysteresis_ticks = parse(key, v, "a tick count")?,
             "--interest-radius" => s.interest_radius_m = parse(key, v, "metres")?,
+            "--claim-window-sec" => s.claim_window_s = parse(key, v, "seconds")?,
             "--client-budget" => s.client_budget_bytes_per_s = parse(key, v, "bytes per second")?,
             "--port" => s.port = parse(key, v, "a port number")?,
             "--bind" => s.bind = v.into(),
@@ -671,7 +678,7 @@ mod tests {
             ZoneSettings::default(),
             &args(
                 "--zone-index 2 --zone-count=3 --fabric f1 --world-bounds 100 --capacity 900 \
-                 --headroom 100 --hysteresis-ticks 7 --interest-radius 12.5 --port 0 \
+                 --headroom 100 --hysteresis-ticks 7 --claim-window-sec 4.5 --interest-radius 12.5 --port 0 \
                  --client-budget 32000 \
                  --bind 127.0.0.1 --link-port 9000 --link memory --data-dir /tmp/z --tick-hz 30 \
                  --max-catch-up 3 --event-budget 64 --population wanderers --entities 3000 \
@@ -686,6 +693,7 @@ mod tests {
         );
         assert_eq!((s.world_min_m, s.world_max_m), ([-100.0; 3], [100.0; 3]));
         assert_eq!((s.capacity, s.headroom, s.hysteresis_ticks), (900, 100, 7));
+        assert_eq!(s.claim_window_s, 4.5);
         assert_eq!(s.interest_radius_m, 12.5);
         let repl = s.replication_config().unwrap();
         assert_eq!(

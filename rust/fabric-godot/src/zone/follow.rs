@@ -397,6 +397,7 @@ impl FabricZone {
         let at = rt.zone().slots().position(slot);
         let tick = rt.zone().current_tick();
         self.players.bind(session, id, at, tick);
+        self.unclaimed.forget(id);
         self.follow.claimed += 1;
         godot_print!(
             "FabricZone {}: session {session} took avatar {id} back (from zone {from})",

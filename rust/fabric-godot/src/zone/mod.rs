@@ -50,6 +50,7 @@ pub mod shutdown;
 pub mod snapshot;
 mod stats;
 pub mod tick_profile;
+mod unclaimed;
 
 use config::{LinkMode, Population, ZoneSettings};
 use runtime::{ZoneEvent, ZoneRuntime};
@@ -107,6 +108,10 @@ pub struct FabricZone {
     /// Ticks an entity stays outside this zone's range before it migrates (0 = 4 s of ticks).
     #[export]
     pub(crate) hysteresis_ticks: i32,
+    /// Seconds an avatar nobody plays (handed over to this zone, or brought back from the
+    /// journal or a snapshot) waits for its player's `claim` before it is despawned.
+    #[export]
+    pub(crate) claim_window_sec: f64,
     /// Radius of a client's interest, metres.
     #[export]
     pub(crate) interest_radius: f64,
@@ -264,6 +269,8 @@ pub struct FabricZone {
     restore_marker: Option<shutdown::RestoreMarker>,
     /// Players following their avatars to other zones ([`follow`]).
     follow: follow::Follow,
+    /// Avatars nobody plays, waiting for their claim ([`unclaimed`]).
+    unclaimed: unclaimed::UnclaimedAvatars,
     /// `--assets` was given as a list or `any` (`Some(false)`) or as `backend` (`Some(true)`);
     /// `None`: from the backend when registering (command line only).
     assets_from_backend: Option<bool>,
@@ -311,6 +318,7 @@ impl INode for FabricZone {
             capacity: d.capacity as i32,
             headroom: d.headroom as i32,
             hysteresis_ticks: d.hysteresis_ticks as i32,
+            claim_window_sec: d.claim_window_s,
             interest_radius: d.interest_radius_m,
             client_budget: d.client_budget_bytes_per_s as i32,
             link_mode: "none".into(),
@@ -371,6 +379,7 @@ impl INode for FabricZone {
             shutdown: None,
             restore_marker: None,
             follow: Default::default(),
+            unclaimed: Default::default(),
             assets_from_backend: None,
             map_assets: None,
             room: Default::default(),
@@ -384,6 +393,7 @@ impl INode for FabricZone {
         project_setting(&ps, "capacity", &mut z.capacity);
         project_setting(&ps, "headroom", &mut z.headroom);
         project_setting(&ps, "hysteresis_ticks", &mut z.hysteresis_ticks);
+        project_setting(&ps, "claim_window_sec", &mut z.claim_window_sec);
         project_setting(&ps, "interest_radius", &mut z.interest_radius);
         project_setting(&ps, "client_budget", &mut z.client_budget);
         project_setting(&ps, "link_mode", &mut z.link_mode);
@@ -679,6 +689,7 @@ impl FabricZone {
             capacity: u(self.capacity),
             headroom: u(self.headroom),
             hysteresis_ticks: u(self.hysteresis_ticks),
+            claim_window_s: self.claim_window_sec,
             interest_radius_m: self.interest_radius,
             client_budget_bytes_per_s: u(self.client_budget),
             port: u16::try_from(self.port).unwrap_or(0),
@@ -750,6 +761,7 @@ impl FabricZone {
         self.capacity = s.capacity as i32;
         self.headroom = s.headroom as i32;
         self.hysteresis_ticks = s.hysteresis_ticks as i32;
+        self.claim_window_sec = s.claim_window_s;
         self.interest_radius = s.interest_radius_m;
         self.client_budget = s.client_budget_bytes_per_s as i32;
         self.port = i32::from(s.port);
@@ -935,6 +947,7 @@ impl FabricZone {
         rt.spawn_population(population);
         rt.publish();
         self.reset_players(&cfg, repl);
+        self.unclaimed = unclaimed::UnclaimedAvatars::new(s.claim_window_s, cfg.capacity);
         self.apply_manifest();
         self.players.placements.set_rules(s.placement.clone());
         self.follow = match follow::Follow::new(s, linked_tickets) {
@@ -1095,6 +1108,7 @@ impl FabricZone {
             }
         }
         self.flush_events();
+        self.reap_unclaimed();
         self.mark_restored_when_durable();
         let running = self.started_at.elapsed().as_secs_f64();
         if self.stats_every_sec > 0.0 && running >= self.next_stats_at {
@@ -1116,8 +1130,14 @@ impl FabricZone {
             buf.extend(rt.drain_events());
         }
         for ev in buf.drain(..) {
-            if let ZoneEvent::MigratedOut { id, to } = ev {
-                self.on_avatar_moved_out(id, u32::from(to));
+            match ev {
+                ZoneEvent::MigratedOut { id, to } => {
+                    self.on_avatar_moved_out(id, u32::from(to));
+                    self.unclaimed.forget(id);
+                }
+                ZoneEvent::MigratedIn { id, .. } => self.unclaimed_arrived(id),
+                ZoneEvent::Despawned(id) => self.unclaimed.forget(id),
+                _ => {}
             }
             let mut s = self.signals();
             match ev {

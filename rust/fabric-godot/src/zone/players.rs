@@ -30,10 +30,11 @@ use fabric_core::avatars::{Avatars, JoinDecision};
 use fabric_core::command_gate::{Authority, CommandGate, GateConfig, Refusal};
 use fabric_core::config::ZoneConfig;
 use fabric_core::coords::{Vec3, ZERO3, metres};
-use fabric_core::entity_row::{PAYLOAD_WORDS, dequantize_acceleration, dequantize_velocity};
+use fabric_core::entity_row::{dequantize_acceleration, dequantize_velocity};
 use fabric_core::player_command::{PlayerCommand, PlayerPacket};
 use fabric_core::session_control::ControlMessage;
 use fabric_core::slots::SlotState;
+use fabric_core::unclaimed::avatar_payload;
 use godot::prelude::*;
 
 use super::FabricZone;
@@ -332,7 +333,7 @@ impl FabricZone {
                     address: None,
                 }));
             }
-            JoinDecision::Spawn { at } => match rt.spawn(at, ZERO3, [0; PAYLOAD_WORDS]) {
+            JoinDecision::Spawn { at } => match rt.spawn(at, ZERO3, avatar_payload()) {
                 Ok(id) => {
                     let tick = rt.zone().current_tick();
                     self.players.avatars.insert(session, id);
@@ -420,6 +421,7 @@ pub(crate) mod tests {
     use crate::zone::runtime::Limits;
     use fabric_core::command_gate::command_frame;
     use fabric_core::coords::Micros;
+    use fabric_core::entity_row::PAYLOAD_WORDS;
 
     /// Metres to [`Micros`].
     fn m(v: f64) -> Micros {

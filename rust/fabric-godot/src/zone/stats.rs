@@ -88,7 +88,9 @@ impl FabricZone {
     /// The `FABRIC_ZONE_STATS` line.
     pub(super) fn stats_line(&mut self) -> String {
         let zone = self.zone_id;
-        let players = self.players.stats_fields() + &self.follow.stats_fields();
+        let players = self.players.stats_fields()
+            + &self.follow.stats_fields()
+            + &self.unclaimed.stats_fields();
         let Some(rt) = self.runtime.as_mut() else {
             return format!("FABRIC_ZONE_STATS zone={zone} running=false");
         };
