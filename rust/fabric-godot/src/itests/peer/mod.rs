@@ -99,6 +99,7 @@ over_both!(
     rotation_keeps_sessions_and_pins_the_new_hash,
     stats_count_traffic_and_rtt,
     connect_timeout_ends_an_attempt_to_a_silent_server,
+    sessions_that_never_join_are_closed_at_the_deadline,
 );
 
 /// A server peer on a free loopback port, listening on both transports.
