@@ -217,7 +217,7 @@ impl Default for Schema {
     /// | kind | stored relations | permissions |
     /// |---|---|---|
     /// | `zone` | `owner`, `joiner` | `join` = joiner ∪ owner; `admin` = owner |
-    /// | `map` | `owner`, `uploader` | `upload` = uploader ∪ owner; `admin` = owner |
+    /// | `map` | `owner`, `uploader`, `placer` | `upload` = uploader ∪ owner; `place` = placer ∪ uploader ∪ owner; `admin` = owner |
     /// | `group` | `owner`, `member` | `member` = member; `admin` = owner |
     /// | `room` | `owner`, `editor`, `viewer` | `save` = editor ∪ owner; `load` = viewer ∪ editor ∪ owner; `admin` = owner |
     fn default() -> Self {
@@ -226,6 +226,7 @@ impl Default for Schema {
                 ("zone", "join", &["joiner", "owner"]),
                 ("zone", "admin", &["owner"]),
                 ("map", "upload", &["uploader", "owner"]),
+                ("map", "place", &["placer", "uploader", "owner"]),
                 ("map", "admin", &["owner"]),
                 ("group", "admin", &["owner"]),
                 ("room", "save", &["editor", "owner"]),
@@ -234,7 +235,7 @@ impl Default for Schema {
             ],
             relations: vec![
                 ("zone", &["owner", "joiner"]),
-                ("map", &["owner", "uploader"]),
+                ("map", &["owner", "uploader", "placer"]),
                 ("group", &["owner", "member"]),
                 ("room", &["owner", "editor", "viewer"]),
             ],
@@ -427,12 +428,41 @@ mod tests {
             t("zone:z1", "owner", "user:olga"),
             t("map:plaza", "uploader", "group:builders#member"),
             t("zone:pub", "joiner", "user:*"),
+            t("map:plaza", "placer", "user:pia"),
+            t("map:plaza", "owner", "user:mo"),
         ] {
             let schema = Schema::default();
             schema.validate(&tuple).expect("schema accepts test tuple");
             m.insert(tuple);
         }
         m
+    }
+
+    #[test]
+    fn place_is_granted_to_placers_uploaders_and_owners_only() {
+        let s = Schema::default();
+        let w = world();
+        let plaza = ObjectRef::new("map", "plaza");
+        for (user, may) in [("pia", true), ("alice", true), ("mo", true), ("bob", false)] {
+            assert_eq!(
+                check(&s, &w, user, "place", &plaza).unwrap(),
+                may,
+                "{user} place on map:plaza"
+            );
+        }
+        assert!(
+            !check(&s, &w, "pia", "upload", &plaza).unwrap(),
+            "a placer may not upload"
+        );
+        assert!(
+            s.validate(&t("map:plaza", "place", "user:pia")).is_err(),
+            "place is a permission, not a stored relation"
+        );
+        assert!(
+            s.validate(&t("zone:z1", "joiner", "map:plaza#place"))
+                .is_ok(),
+            "a userset may name the permission"
+        );
     }
 
     #[test]

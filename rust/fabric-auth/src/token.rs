@@ -8,8 +8,10 @@
 //! ```
 //!
 //! - `claims` is base64url (no padding) of a UTF-8 JSON object
-//!   `{"kid":"…","sub":"…","zone":"…","iat":<u64>,"exp":<u64>,"jti":"…"}`; `iat` and `exp` are
-//!   Unix seconds.
+//!   `{"kid":"…","sub":"…","zone":"…","iat":<u64>,"exp":<u64>,"jti":"…"}`, plus `"place":true`
+//!   when the subject may place assets in the zone's map (ReBAC `place` on `map:<map>` when the
+//!   token was issued; absent means false, so tokens issued before the claim existed still
+//!   decode); `iat` and `exp` are Unix seconds.
 //! - `signature` is base64url (no padding) of the 64-byte Ed25519 signature over the ASCII bytes
 //!   `fj1.<claims>` (everything before the second dot).
 //! - The whole token is at most [`MAX_TOKEN_LEN`] bytes.
@@ -50,6 +52,14 @@ pub struct JoinClaims {
     pub exp: u64,
     /// Unique token id, for logs and optional replay caches.
     pub jti: String,
+    /// The subject may place assets (CMD_INSTANCE_ASSET) in the zone: it held ReBAC `place`
+    /// on the zone's map when the token was issued. Omitted from the JSON when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub place: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Why a token was refused. [`TokenError::code`] gives the stable machine-readable code.
@@ -156,8 +166,8 @@ impl JoinTokenIssuer {
         self.ttl_s
     }
 
-    /// Issues a token for `sub` to join `zone`, valid from `now_unix_s` for the issuer's TTL.
-    /// `jti` should be unique (the backend uses a random UUID).
+    /// Issues a token for `sub` to join `zone`, valid from `now_unix_s` for the issuer's TTL,
+    /// without the `place` claim. `jti` should be unique (the backend uses a random UUID).
     ///
     /// Fails with [`TokenError::Malformed`] when a field exceeds [`MAX_FIELD_LEN`], so that the
     /// issuer never produces a token its own verifier would refuse.
@@ -168,6 +178,18 @@ impl JoinTokenIssuer {
         jti: &str,
         now_unix_s: u64,
     ) -> Result<(String, JoinClaims), TokenError> {
+        self.issue_with_place(sub, zone, jti, false, now_unix_s)
+    }
+
+    /// As [`JoinTokenIssuer::issue`], with the `place` claim set to `place`.
+    pub fn issue_with_place(
+        &self,
+        sub: &str,
+        zone: &str,
+        jti: &str,
+        place: bool,
+        now_unix_s: u64,
+    ) -> Result<(String, JoinClaims), TokenError> {
         let claims = JoinClaims {
             kid: self.kid.clone(),
             sub: sub.to_owned(),
@@ -175,6 +197,7 @@ impl JoinTokenIssuer {
             iat: now_unix_s,
             exp: now_unix_s.saturating_add(self.ttl_s),
             jti: jti.to_owned(),
+            place,
         };
         check_fields(&claims)?;
         Ok((self.sign(&claims), claims))
@@ -415,11 +438,67 @@ mod tests {
             iat: NOW,
             exp: NOW + 601,
             jti: "j".into(),
+            place: false,
         };
         assert_eq!(
             v.verify(&iss.sign(&long), ZONE, NOW),
             Err(TokenError::BadLifetime { max_s: 600 })
         );
+    }
+
+    #[test]
+    fn the_place_claim_round_trips_and_is_absent_when_false() {
+        let iss = issuer(1);
+        let v = JoinTokenVerifier::new([iss.verifying_key()]);
+        let (token, claims) = iss.issue_with_place("ann", ZONE, "j", true, NOW).unwrap();
+        assert!(claims.place, "issued with place");
+        let got = v.verify(&token, ZONE, NOW).expect("valid token");
+        assert!(got.place, "the verified claims carry place");
+        let json = URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap();
+        let json = String::from_utf8(json).unwrap();
+        assert!(json.contains(r#""place":true"#), "{json}");
+
+        let (token, _) = iss.issue("bob", ZONE, "k", NOW).unwrap();
+        let json = URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap();
+        let json = String::from_utf8(json).unwrap();
+        assert!(!json.contains("place"), "false is left out: {json}");
+        assert!(!v.verify(&token, ZONE, NOW).unwrap().place);
+    }
+
+    #[test]
+    fn a_token_signed_before_the_place_claim_existed_decodes_as_not_placing() {
+        // The claims JSON exactly as the previous version wrote it, signed by a real key.
+        let iss = issuer(1);
+        let json = format!(
+            r#"{{"kid":"{}","sub":"ann","zone":"{ZONE}","iat":{NOW},"exp":{},"jti":"old"}}"#,
+            iss.kid(),
+            NOW + 60
+        );
+        let signed = format!("{TOKEN_PREFIX}.{}", URL_SAFE_NO_PAD.encode(&json));
+        let sig = iss.key.sign(signed.as_bytes());
+        let token = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()));
+        let v = JoinTokenVerifier::new([iss.verifying_key()]);
+        let claims = v
+            .verify(&token, ZONE, NOW)
+            .expect("an old token still verifies");
+        assert_eq!(claims.sub, "ann");
+        assert!(!claims.place, "no claim: may not place");
+
+        // Unknown fields are still refused, and `place` must be a boolean.
+        for extra in [r#","admin":true"#, r#","place":"yes""#] {
+            let bad = json.replace(r#""jti":"old""#, &format!(r#""jti":"old"{extra}"#));
+            let signed = format!("{TOKEN_PREFIX}.{}", URL_SAFE_NO_PAD.encode(bad));
+            let sig = iss.key.sign(signed.as_bytes());
+            let token = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()));
+            assert!(
+                matches!(v.verify(&token, ZONE, NOW), Err(TokenError::Malformed(_))),
+                "{extra} refused"
+            );
+        }
     }
 
     #[test]

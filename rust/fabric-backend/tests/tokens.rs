@@ -190,6 +190,7 @@ async fn forged_expired_and_wrong_zone_tokens_are_refused() {
         iat,
         exp,
         jti: "test".into(),
+        place: false,
     };
     let expired = real.sign(&claims(now - 1000, now - 700, &zone));
     let future = real.sign(&claims(now + 1000, now + 1100, &zone));
@@ -295,5 +296,66 @@ async fn zone_admins_check_their_players_and_others_may_not() {
     assert_eq!(
         check_for(&c, &bob, "bob", &zone).await,
         (200, json!({"allowed": true}))
+    );
+}
+
+#[tokio::test]
+async fn join_tokens_carry_place_when_the_account_may_place_on_the_shards_map() {
+    let be = Backend::spawn(&[]);
+    let c = be.client();
+    let ann = account(&c, "ann").await;
+    let bob = account(&c, "bob").await;
+    let pia = account(&c, "pia").await;
+    let z = register(&c, &ann, &shard_body("public")).await; // on map plaza
+    let verifier = JoinTokenVerifier::new([public_key_from_b64(
+        &c.join_keys().await.unwrap().keys[0].public_key,
+    )
+    .unwrap()]);
+    let place = |token: &str| {
+        verifier
+            .verify(token, &z.id.to_string(), now_s())
+            .expect("a valid token")
+            .place
+    };
+    let token = |key| {
+        let c = &c;
+        let id = z.id;
+        async move { c.issue_join_token(key, id).await.expect("may join").token }
+    };
+    assert!(
+        !place(&token(&bob).await),
+        "nobody may place before any tuple"
+    );
+
+    c.add_tuple(&ann, &t("map:plaza", "owner", "user:ann"))
+        .await
+        .unwrap();
+    c.add_tuple(&ann, &t("map:plaza", "placer", "user:pia"))
+        .await
+        .unwrap();
+    assert!(place(&token(&ann).await), "the map's owner may place");
+    assert!(place(&token(&pia).await), "a placer may place");
+    assert!(
+        !place(&token(&bob).await),
+        "bob holds no relation on the map"
+    );
+    assert!(
+        c.check(&pia, "place", "map:plaza").await.unwrap(),
+        "POST /check knows the permission"
+    );
+    assert!(
+        !c.check(&pia, "upload", "map:plaza").await.unwrap(),
+        "placing does not grant uploading"
+    );
+    c.add_tuple(&ann, &t("map:plaza", "uploader", "user:bob"))
+        .await
+        .unwrap();
+    assert!(place(&token(&bob).await), "an uploader may place");
+    c.remove_tuple(&ann, &t("map:plaza", "placer", "user:pia"))
+        .await
+        .unwrap();
+    assert!(
+        !place(&token(&pia).await),
+        "a token issued after the tuple went says no"
     );
 }

@@ -1,6 +1,10 @@
 //! Join tokens: `GET /keys/join` publishes the verification key, `POST /tokens/join` issues a
 //! token after a ReBAC `join` check, `POST /tokens/join/verify` verifies one (for tools and
 //! gateways that prefer not to embed the verifier).
+//!
+//! An issued token also says whether its subject may place assets in the zone: the `place`
+//! claim is ReBAC `place` on `map:<the shard's map>` (`placer`, `uploader` or `owner`) at the
+//! time of issue, which the zone keeps for the session (`docs/backend.md`, "Join tokens").
 
 use axum::Json;
 use axum::extract::State;
@@ -46,9 +50,9 @@ pub(super) async fn issue(
         if let Err(limited) = st.rate.token(&account) {
             return Ok(Err(limited));
         }
-        if st.store.shard(body.zone_id)?.is_none() {
+        let Some(shard) = st.store.shard(body.zone_id)? else {
             return Err(ApiError::unknown_shard(body.zone_id));
-        }
+        };
         let zone = ObjectRef::new("zone", body.zone_id.to_string());
         if !super::permits(&st, &account, "join", &zone)? {
             tracing::info!(%account, zone = %body.zone_id, "join denied");
@@ -58,14 +62,18 @@ pub(super) async fn issue(
                 format!("{account} may not join {zone}"),
             ));
         }
+        // A shard registered without a map has no assets to place.
+        let place = !shard.map.is_empty()
+            && super::permits(&st, &account, "place", &ObjectRef::new("map", &shard.map))?;
         let jti = uuid::Uuid::new_v4().to_string();
-        let (token, claims) = st.signing().issuer.issue(
+        let (token, claims) = st.signing().issuer.issue_with_place(
             &account,
             &body.zone_id.to_string(),
             &jti,
+            place,
             st.clock.now_ms() / 1000,
         )?;
-        tracing::info!(%account, zone = %body.zone_id, jti, "join token issued");
+        tracing::info!(%account, zone = %body.zone_id, map = %shard.map, place, jti, "join token issued");
         st.metrics.tokens_issued.inc();
         Ok(Ok(Json(JoinTokenIssued {
             token,
