@@ -20,7 +20,11 @@
 //! a session to the new zone and sends `claim` with it. The new zone checks the ticket
 //! ([`FollowTicketVerifier::verify`]): signature, destination zone, expiry, the account it names
 //! against the claiming session's account, and that its nonce was not used before
-//! ([`ReplayGuard`]), so a ticket binds one session once.
+//! ([`ReplayGuard`]), so a ticket binds one session once. The ticket also carries whether the
+//! player may place assets (the `place` claim of the join token it was admitted with, decided
+//! by the backend for the fabric's map), so a placer keeps that right in the zone it walks into
+//! and a watcher does not gain it. A verifier from before that flag reads a placer's ticket as
+//! malformed (account length over 64): upgrade every zone of a fabric together.
 //!
 //! # Layout (version 1, little-endian), sent as base64url without padding
 //!
@@ -30,7 +34,7 @@
 //! | 2 | 1 | version = 1 |
 //! | 3 | 1 | from: the zone that handed the avatar over |
 //! | 4 | 1 | to: the zone that holds it now (and takes the claim) |
-//! | 5 | 1 | account length n (0..=64; 0 = a session without a join token) |
+//! | 5 | 1 | bits 0-6: account length n (0..=64; 0 = a session without a join token); bit 7: the player may place assets ([`FollowTicket::place`]) |
 //! | 6 | 2 | reserved, zero |
 //! | 8 | 4 | avatar global id |
 //! | 12 | 8 | exp, Unix seconds (exclusive) |
@@ -83,7 +87,12 @@ pub struct FollowTicket {
     pub exp: u64,
     /// Random, unique per ticket.
     pub nonce: u64,
+    /// The player may place assets (bit 7 of byte 5).
+    pub place: bool,
 }
+
+/// Bit of byte 5 saying the player may place assets.
+const PLACE_FLAG: u8 = 0x80;
 
 /// Why a ticket is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -223,7 +232,7 @@ impl FollowTicket {
         b.push(if credential.is_some() { 2 } else { 1 });
         b.push(self.from);
         b.push(self.to);
-        b.push(self.account.len() as u8);
+        b.push(self.account.len() as u8 | if self.place { PLACE_FLAG } else { 0 });
         let m = credential.map_or(0, <[u8]>::len) as u16;
         b.extend_from_slice(&m.to_le_bytes());
         b.extend_from_slice(&self.avatar.to_le_bytes());
@@ -254,7 +263,7 @@ impl FollowTicket {
                 "not a version 1 or 2 follow ticket",
             ));
         }
-        let n = usize::from(b[5]);
+        let n = usize::from(b[5] & !PLACE_FLAG);
         let m = usize::from(u16::from_le_bytes([b[6], b[7]]));
         if b[2] == 1 && m != 0 {
             return Err(FollowTicketError::Malformed("reserved bytes not zero"));
@@ -279,6 +288,7 @@ impl FollowTicket {
             exp: u64_at(12),
             nonce: u64_at(20),
             account,
+            place: b[5] & PLACE_FLAG != 0,
         };
         Ok((t, b, credential))
     }
@@ -522,7 +532,36 @@ mod tests {
             account: "alice".into(),
             exp: 1_000,
             nonce: 42,
+            place: false,
         }
+    }
+
+    #[test]
+    fn the_place_flag_is_bit_7_of_byte_5_and_signed() {
+        let placer = FollowTicket {
+            place: true,
+            ..ticket()
+        };
+        let text = placer.sign("f", &key(1)).unwrap();
+        let b = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        assert_eq!(b[5], 0x80 | 5, "flag and account length");
+        let v = FollowTicketVerifier::new("f", 1, [key(1).verifying_key()]);
+        let got = v.verify(&text, 0x0100_0007, "alice", 999).unwrap();
+        assert!(got.place, "the flag survives");
+        assert_eq!(got, placer);
+        let plain = URL_SAFE_NO_PAD
+            .decode(ticket().sign("f", &key(1)).unwrap())
+            .unwrap();
+        assert_eq!(plain[5], 5, "no flag: the layout of before");
+        // Clearing the flag of a signed ticket breaks the signature.
+        let mut forged = b.clone();
+        forged[5] = 5;
+        assert_eq!(
+            v.verify(&URL_SAFE_NO_PAD.encode(forged), 0x0100_0007, "alice", 999)
+                .unwrap_err()
+                .code(),
+            FollowTicketError::BadSignature.code()
+        );
     }
 
     #[test]

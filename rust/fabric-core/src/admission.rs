@@ -15,6 +15,11 @@
 //!   token admitted ([`close_code::FORBIDDEN`], "replaced by a newer session"), so a copied
 //!   token cannot add a second player, and a client that reconnects before the zone noticed its
 //!   old session died is not locked out.
+//! - Whether the session may place assets (CMD_INSTANCE_ASSET, [`Admission::may_place`]) is
+//!   decided on admission: a session admitted without tokens may (development and static
+//!   set-ups: any admitted player places); one admitted by a join token may when the token's
+//!   `place` claim says so ([`TokenVerdict::AdmitOnce::place`]); one admitted by a follow
+//!   ticket carries the permission the ticket states (the zone it came from decided it).
 //! - The welcome is robust against datagram loss: sent on admission, answered again on every
 //!   `hello`, and resent every [`AdmissionConfig::resend_ms`] until the client's `welcome_ack`.
 
@@ -53,7 +58,8 @@ impl AdmissionConfig {
 /// What a token check says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenVerdict {
-    /// Valid for this zone; the subject (account) it was issued to.
+    /// Valid for this zone; the subject (account) it was issued to. The session may not place
+    /// assets.
     Admit(String),
     /// Valid for this zone, and the token's id (`jti`): at most one live session per id.
     AdmitOnce {
@@ -61,6 +67,8 @@ pub enum TokenVerdict {
         subject: String,
         /// The token's unique id.
         token_id: String,
+        /// The token's `place` claim: the account may place assets here.
+        place: bool,
     },
     /// Not valid: why, in words (with the stable code first).
     Refuse(String),
@@ -109,6 +117,7 @@ struct Session {
     admitted: bool,
     subject: Option<String>,
     token_id: Option<String>,
+    may_place: bool,
     pending_join: Option<u32>,
     welcome_sends: u32,
     last_send_ms: u64,
@@ -153,10 +162,12 @@ impl Admission {
         .encode()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn admit(
         &mut self,
         session: u64,
         subject: Option<String>,
+        may_place: bool,
         now_ms: u64,
         tick: u64,
         out: &mut Vec<Action>,
@@ -165,6 +176,7 @@ impl Admission {
         let mut pending_join = None;
         if let Some(s) = self.sessions.get_mut(&session) {
             s.admitted = true;
+            s.may_place = may_place;
             s.subject.clone_from(&subject);
             s.welcome_sends = 1;
             s.last_send_ms = now_ms;
@@ -195,6 +207,7 @@ impl Admission {
                 admitted: false,
                 subject: None,
                 token_id: None,
+                may_place: false,
                 pending_join: None,
                 welcome_sends: 0,
                 last_send_ms: now_ms,
@@ -202,7 +215,8 @@ impl Admission {
             },
         );
         if !self.cfg.require_token {
-            self.admit(session, None, now_ms, tick, out);
+            // No tokens: nobody's permission is known, every player may place.
+            self.admit(session, None, true, now_ms, tick, out);
         }
     }
 
@@ -270,10 +284,16 @@ impl Admission {
                 reason: "join token required: get one from the registry (POST /tokens/join) and send it in hello".into(),
             }),
             ControlMessage::Hello { token: Some(t), .. } => match check(t) {
-                TokenVerdict::Admit(subject) => self.admit(session, Some(subject), now_ms, tick, out),
-                TokenVerdict::AdmitOnce { subject, token_id } => {
+                TokenVerdict::Admit(subject) => {
+                    self.admit(session, Some(subject), false, now_ms, tick, out)
+                }
+                TokenVerdict::AdmitOnce {
+                    subject,
+                    token_id,
+                    place,
+                } => {
                     self.bind_token(session, token_id, out);
-                    self.admit(session, Some(subject), now_ms, tick, out);
+                    self.admit(session, Some(subject), place, now_ms, tick, out);
                 }
                 TokenVerdict::Refuse(why) => out.push(Action::Close {
                     session,
@@ -395,6 +415,14 @@ impl Admission {
         self.sessions.get(&session).is_some_and(|s| s.admitted)
     }
 
+    /// True while `session` is admitted and may place assets (CMD_INSTANCE_ASSET): admitted
+    /// without tokens, by a token whose `place` claim is true, or by a follow ticket saying so.
+    pub fn may_place(&self, session: u64) -> bool {
+        self.sessions
+            .get(&session)
+            .is_some_and(|s| s.admitted && s.may_place)
+    }
+
     /// True once `session` acknowledged its welcome.
     pub fn is_acknowledged(&self, session: u64) -> bool {
         self.sessions.get(&session).is_some_and(|s| s.acked)
@@ -402,11 +430,13 @@ impl Admission {
 
     /// Admits `session` as `subject` on the strength of a follow ticket the zone checked
     /// (a player taking its avatar back here holds no join token of this zone): welcomed as
-    /// after a token. False when the session is unknown or already admitted.
+    /// after a token, allowed to place assets when `may_place` (what the ticket states).
+    /// False when the session is unknown or already admitted.
     pub fn admit_by_ticket(
         &mut self,
         session: u64,
         subject: String,
+        may_place: bool,
         now_ms: u64,
         tick: u64,
         out: &mut Vec<Action>,
@@ -415,7 +445,7 @@ impl Admission {
             return false;
         }
         let subject = (!subject.is_empty()).then_some(subject);
-        self.admit(session, subject, now_ms, tick, out);
+        self.admit(session, subject, may_place, now_ms, tick, out);
         true
     }
 }
@@ -476,8 +506,9 @@ mod tests {
         let mut out = Vec::new();
         a.open(7, 0, 0, &mut out);
         assert!(!a.is_admitted(7));
-        assert!(a.admit_by_ticket(7, "ann".into(), 5, 3, &mut out));
+        assert!(a.admit_by_ticket(7, "ann".into(), true, 5, 3, &mut out));
         assert!(a.is_admitted(7));
+        assert!(a.may_place(7), "the ticket said the player may place");
         assert_eq!(a.subject(7), Some("ann"));
         assert!(out.contains(&Action::Admitted {
             session: 7,
@@ -486,11 +517,11 @@ mod tests {
         assert_eq!(welcomes(&out, 7), 1, "welcomed as after a token");
         out.clear();
         assert!(
-            !a.admit_by_ticket(7, "bob".into(), 6, 3, &mut out),
+            !a.admit_by_ticket(7, "bob".into(), false, 6, 3, &mut out),
             "already admitted"
         );
         assert!(
-            !a.admit_by_ticket(8, "ann".into(), 6, 3, &mut out),
+            !a.admit_by_ticket(8, "ann".into(), false, 6, 3, &mut out),
             "no such session"
         );
         assert!(out.is_empty());
@@ -663,6 +694,42 @@ mod tests {
     }
 
     #[test]
+    fn placing_is_allowed_without_tokens_and_by_the_tokens_place_claim_only() {
+        let mut out = Vec::new();
+        let mut open = Admission::new(AdmissionConfig::new(0));
+        open.open(1, 0, 0, &mut out);
+        assert!(open.may_place(1), "no tokens: every admitted player places");
+        open.close(1);
+        assert!(!open.may_place(1), "a closed session places nothing");
+
+        let mut cfg = AdmissionConfig::new(1);
+        cfg.require_token = true;
+        let mut a = Admission::new(cfg);
+        let mut check = |t: &str| match t {
+            "plain" => TokenVerdict::Admit("old".into()),
+            _ => TokenVerdict::AdmitOnce {
+                subject: t.into(),
+                token_id: t.into(),
+                place: t == "placer",
+            },
+        };
+        for (s, token) in [(1, "placer"), (2, "watcher"), (3, "plain")] {
+            a.open(s, 0, 0, &mut out);
+            assert!(!a.may_place(s), "not before admission");
+            a.control(s, &hello(token), false, 1, 0, &mut check, &mut out);
+            assert!(a.is_admitted(s), "{token} admitted");
+        }
+        assert!(a.may_place(1), "the place claim");
+        assert!(!a.may_place(2), "a token without the claim");
+        assert!(!a.may_place(3), "a verdict without a claim");
+        a.revoke("placer", &mut out);
+        assert!(!a.may_place(1), "revoked: no longer admitted");
+        a.open(4, 0, 0, &mut out);
+        assert!(a.admit_by_ticket(4, "ann".into(), false, 2, 0, &mut out));
+        assert!(!a.may_place(4), "a ticket that says no");
+    }
+
+    #[test]
     fn a_token_keeps_one_live_session_the_newest() {
         let mut cfg = AdmissionConfig::new(1);
         cfg.require_token = true;
@@ -672,6 +739,7 @@ mod tests {
         let mut check = |t: &str| TokenVerdict::AdmitOnce {
             subject: "ann".into(),
             token_id: t.to_owned(),
+            place: false,
         };
         a.open(1, 0, 0, &mut out);
         a.control(1, &hello("jti-1"), false, 1, 0, &mut check, &mut out);

@@ -5,6 +5,9 @@
 //! position and the zone's configuration, and gets a decision. The checks, after the command
 //! gate ([`crate::command_gate`]) accepted the packet, in order:
 //!
+//! 0. **permission** ([`Refusal::PlaceForbidden`]): the player may place at all ([`Placer`]:
+//!    the `place` claim of its join token, or any player of a zone without tokens). Checked
+//!    first, so a player without it learns nothing about which assets the zone knows;
 //! 1. **asset** ([`Refusal::UnknownAsset`]): the asset id is one the zone knows
 //!    ([`AssetFilter`]: any non-zero id, or a fixed list, e.g. the map's assets);
 //! 2. **zone** ([`Refusal::NotInZone`]): the position's Hilbert code falls in this zone's range
@@ -60,6 +63,23 @@ impl AssetFilter {
     }
 }
 
+/// Whether the player sending a CMD_INSTANCE_ASSET may place assets at all (decided on
+/// admission: `fabric_core::admission::Admission::may_place`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placer {
+    /// May place (the token's `place` claim, or a zone without tokens).
+    Allowed,
+    /// May not: refused with [`Refusal::PlaceForbidden`].
+    Forbidden,
+}
+
+impl Placer {
+    /// `Allowed` when `may` is true.
+    pub fn from_permission(may: bool) -> Self {
+        if may { Self::Allowed } else { Self::Forbidden }
+    }
+}
+
 /// What a zone lets players place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlacementRules {
@@ -80,15 +100,19 @@ impl Default for PlacementRules {
 }
 
 impl PlacementRules {
-    /// Whether a player whose avatar is at `avatar_at` may place `asset_id` at `at` in the
-    /// zone configured as `cfg`: `Ok`, or the reason (the caller counts it).
+    /// Whether a player (`placer`) whose avatar is at `avatar_at` may place `asset_id` at `at`
+    /// in the zone configured as `cfg`: `Ok`, or the reason (the caller counts it).
     pub fn check(
         &self,
+        placer: Placer,
         asset_id: u64,
         at: &Vec3,
         avatar_at: &Vec3,
         cfg: &ZoneConfig,
     ) -> Result<(), Refusal> {
+        if placer == Placer::Forbidden {
+            return Err(Refusal::PlaceForbidden);
+        }
         if !self.assets.knows(asset_id) {
             return Err(Refusal::UnknownAsset);
         }
@@ -172,23 +196,52 @@ mod tests {
     }
 
     #[test]
-    fn placement_checks_asset_zone_and_radius_in_order() {
+    fn a_player_without_permission_is_refused_before_anything_else() {
         let one = zone(0, 1);
         let rules = PlacementRules::default();
         let me = at(0, 0, 0);
-        assert_eq!(rules.check(7, &at(3, 4, 0), &me, &one), Ok(()), "5 m away");
+        let no = Placer::from_permission(false);
+        assert_eq!(no, Placer::Forbidden);
         assert_eq!(
-            rules.check(7, &at(10, 0, 0), &me, &one),
+            rules.check(no, 7, &at(1, 0, 0), &me, &one),
+            Err(Refusal::PlaceForbidden),
+            "a placement that would pass every other check"
+        );
+        assert_eq!(
+            rules.check(no, 0, &at(16, 0, 0), &me, &one),
+            Err(Refusal::PlaceForbidden),
+            "unknown asset, outside the world: the permission is checked first"
+        );
+        assert_eq!(
+            rules.check(Placer::from_permission(true), 7, &at(1, 0, 0), &me, &one),
+            Ok(())
+        );
+        assert_eq!(Refusal::PlaceForbidden.name(), "place_forbidden");
+    }
+
+    #[test]
+    fn placement_checks_asset_zone_and_radius_in_order() {
+        let ok = Placer::Allowed;
+        let one = zone(0, 1);
+        let rules = PlacementRules::default();
+        let me = at(0, 0, 0);
+        assert_eq!(
+            rules.check(ok, 7, &at(3, 4, 0), &me, &one),
+            Ok(()),
+            "5 m away"
+        );
+        assert_eq!(
+            rules.check(ok, 7, &at(10, 0, 0), &me, &one),
             Ok(()),
             "exactly on the radius"
         );
         assert_eq!(
-            rules.check(7, &at(8, 7, 0), &me, &one),
+            rules.check(ok, 7, &at(8, 7, 0), &me, &one),
             Err(Refusal::TooFar),
             "10.6 m away"
         );
         assert_eq!(
-            rules.check(0, &me, &me, &one),
+            rules.check(ok, 0, &me, &me, &one),
             Err(Refusal::UnknownAsset),
             "0 is never an asset"
         );
@@ -197,9 +250,9 @@ mod tests {
             ..PlacementRules::default()
         };
         assert_eq!(listed.assets, AssetFilter::Only(vec![3, 9]));
-        assert_eq!(listed.check(3, &me, &me, &one), Ok(()));
+        assert_eq!(listed.check(ok, 3, &me, &me, &one), Ok(()));
         assert_eq!(
-            listed.check(4, &me, &me, &one),
+            listed.check(ok, 4, &me, &me, &one),
             Err(Refusal::UnknownAsset),
             "not on the list"
         );
@@ -211,13 +264,13 @@ mod tests {
             .find(|p| z0.layout.zone_of(crate::hilbert::encode_position(&b, p)) != 0)
             .expect("zone 1 has a point near the origin");
         assert_eq!(
-            rules.check(7, &other, &other, &z0),
+            rules.check(ok, 7, &other, &other, &z0),
             Err(Refusal::NotInZone),
             "a point in zone 1's range"
         );
         let outside = at(16, 0, 0);
         assert_eq!(
-            rules.check(7, &outside, &outside, &one),
+            rules.check(ok, 7, &outside, &outside, &one),
             Err(Refusal::NotInZone),
             "outside the world"
         );

@@ -21,7 +21,8 @@
 //!
 //! [`Refusal::NotHere`] is counted by the zone when a valid command names an avatar that has
 //! migrated to another zone. A CMD_INSTANCE_ASSET that passed the gate can still be refused by
-//! the zone's placement rules ([`crate::asset_placement`]): [`Refusal::UnknownAsset`],
+//! the zone's placement rules ([`crate::asset_placement`]): [`Refusal::PlaceForbidden`] (the
+//! player's join token does not grant placing), [`Refusal::UnknownAsset`],
 //! [`Refusal::TooFar`], [`Refusal::NotInZone`], [`Refusal::NoCapacity`] (no free slot) and
 //! [`Refusal::AckBacklog`] (the table of acknowledgements waiting for the journal is full).
 //!
@@ -84,10 +85,14 @@ pub enum Refusal {
     /// CMD_INSTANCE_ASSET: too many placements wait for the journal to commit.
     #[error("too many placements wait for the journal")]
     AckBacklog,
+    /// CMD_INSTANCE_ASSET: the player may not place assets here (its join token carries no
+    /// `place` claim: it holds no `placer`, `uploader` or `owner` relation on the zone's map).
+    #[error("the player may not place assets in this zone")]
+    PlaceForbidden,
 }
 
 /// Number of refusal reasons.
-pub const REFUSAL_COUNT: usize = 12;
+pub const REFUSAL_COUNT: usize = 13;
 
 impl Refusal {
     /// Every reason, in index order.
@@ -104,6 +109,7 @@ impl Refusal {
         Refusal::NotInZone,
         Refusal::NoCapacity,
         Refusal::AckBacklog,
+        Refusal::PlaceForbidden,
     ];
 
     /// Index in [`Refusal::ALL`] and in count arrays.
@@ -126,6 +132,7 @@ impl Refusal {
             Refusal::NotInZone => "not_in_zone",
             Refusal::NoCapacity => "no_capacity",
             Refusal::AckBacklog => "ack_backlog",
+            Refusal::PlaceForbidden => "place_forbidden",
         }
     }
 }

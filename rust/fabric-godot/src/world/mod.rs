@@ -254,7 +254,8 @@ impl FabricWorld {
     /// zone (on a zone without a data directory: applied, not durable).
     #[signal]
     fn asset_placed(request: i64, entity: i64);
-    /// The zone refused `place_asset`'s `request`: `reason` is `unknown_asset`, `too_far`
+    /// The zone refused `place_asset`'s `request`: `reason` is `place_forbidden` (the join
+    /// token grants no placing in this map), `unknown_asset`, `too_far`
     /// (beyond the placement radius of your avatar, 10 m by default), `not_in_zone`,
     /// `no_capacity`, `ack_backlog` (too many placements wait for the journal) or `not_here`.
     /// Refusals by the command gate (`rate`, `bounds`, ...) arrive as `command_refused` only.

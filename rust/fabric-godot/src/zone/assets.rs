@@ -4,7 +4,9 @@
 //! ([`fabric_core::asset_placement`]) and pending-ack table ([`fabric_core::durable_acks`]):
 //!
 //! - a CMD_INSTANCE_ASSET that passed the command gate is checked against the zone's
-//!   [`PlacementRules`] (`--assets`, `--place-radius`), relative to the sender's avatar; then
+//!   [`PlacementRules`] (`--assets`, `--place-radius`), relative to the sender's avatar, and
+//!   against the sender's permission ([`Placer`]: the `place` claim of its join token, kept by
+//!   admission; any admitted player of a zone without tokens); then
 //!   a free slot is taken at the packet's position with the instance payload
 //!   ([`asset_payload`]), a stationary entity that replicates like any other and is journaled
 //!   as a spawn (the runtime journals every spawn);
@@ -22,7 +24,7 @@
 use std::collections::VecDeque;
 
 use fabric_core::admission::Action;
-use fabric_core::asset_placement::{PlacementRules, asset_payload};
+use fabric_core::asset_placement::{PlacementRules, Placer, asset_payload};
 use fabric_core::command_gate::Refusal;
 use fabric_core::coords::{Vec3, ZERO3};
 use fabric_core::durable_acks::{PendingAck, PendingAcks};
@@ -82,13 +84,15 @@ impl Placements {
     }
 }
 
-/// CMD_INSTANCE_ASSET `asset` (request `request`) of `session`, packet `p`, already through the
-/// gate: placed (its answer pending; returns the new entity) or refused (counted, answered
-/// when asked).
+/// CMD_INSTANCE_ASSET `asset` (request `request`) of `session` (whose permission is
+/// `placer`), packet `p`, already through the gate: placed (its answer pending; returns the
+/// new entity) or refused (counted, answered when asked).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn place(
     rt: &mut ZoneRuntime,
     players: &mut Players,
     session: u64,
+    placer: Placer,
     p: &PlayerPacket,
     asset: u64,
     request: u32,
@@ -101,7 +105,7 @@ pub(crate) fn place(
     let placed = match avatar_at {
         Some(at) => players
             .placements
-            .try_place(rt, session, &at, p, asset, request),
+            .try_place(rt, session, placer, &at, p, asset, request),
         None => Err(Refusal::NotHere),
     };
     match placed {
@@ -119,17 +123,19 @@ pub(crate) fn place(
 
 impl Placements {
     /// Checks the rules (the avatar at `avatar_at`), takes a slot, owes the answer.
+    #[allow(clippy::too_many_arguments)]
     fn try_place(
         &mut self,
         rt: &mut ZoneRuntime,
         session: u64,
+        placer: Placer,
         avatar_at: &Vec3,
         p: &PlayerPacket,
         asset: u64,
         request: u32,
     ) -> Result<u32, Refusal> {
         self.rules
-            .check(asset, &p.position, avatar_at, rt.zone().config())?;
+            .check(placer, asset, &p.position, avatar_at, rt.zone().config())?;
         if request != 0 && self.pending.len() >= self.pending.capacity() {
             return Err(Refusal::AckBacklog);
         }
@@ -237,11 +243,43 @@ mod tests {
             assets: AssetFilter::only(vec![77]),
         });
         let at = [m(3.0), m(0.0), m(-1.0)];
-        place(&mut rt, &mut players, 1, &packet(me, at, 77, 5), 77, 5);
-        place(&mut rt, &mut players, 1, &packet(me, at, 78, 6), 78, 6);
+        place(
+            &mut rt,
+            &mut players,
+            1,
+            Placer::Allowed,
+            &packet(me, at, 77, 5),
+            77,
+            5,
+        );
+        place(
+            &mut rt,
+            &mut players,
+            1,
+            Placer::Allowed,
+            &packet(me, at, 78, 6),
+            78,
+            6,
+        );
         let far = [m(6.0), m(0.0), m(0.0)];
-        place(&mut rt, &mut players, 1, &packet(me, far, 77, 7), 77, 7);
-        place(&mut rt, &mut players, 1, &packet(me, far, 77, 0), 77, 0);
+        place(
+            &mut rt,
+            &mut players,
+            1,
+            Placer::Allowed,
+            &packet(me, far, 77, 7),
+            77,
+            7,
+        );
+        place(
+            &mut rt,
+            &mut players,
+            1,
+            Placer::Allowed,
+            &packet(me, far, 77, 0),
+            77,
+            0,
+        );
         let mut actions = Vec::new();
         poll(&rt, &mut players.placements, &mut actions);
         let got = answers(&actions);
@@ -299,6 +337,7 @@ mod tests {
             &mut rt,
             &mut players,
             1,
+            Placer::Allowed,
             &packet(me, at, 0xABCD, 9),
             0xABCD,
             9,
@@ -357,6 +396,7 @@ mod tests {
                 rt,
                 &mut players,
                 1,
+                Placer::Allowed,
                 &packet(me, at, asset, request),
                 asset,
                 request,
@@ -390,6 +430,33 @@ mod tests {
     }
 
     #[test]
+    fn a_player_without_the_place_permission_places_nothing() {
+        let mut rt = runtime();
+        let mut players = Players::default();
+        let me = rt.spawn([m(0.0); 3], ZERO3, [0; PAYLOAD_WORDS]).unwrap();
+        players.avatars.insert(1, me);
+        let entities = rt.zone().slots().used();
+        let at = [m(1.0), m(0.0), m(0.0)];
+        let no = Placer::Forbidden;
+        assert_eq!(
+            place(&mut rt, &mut players, 1, no, &packet(me, at, 77, 3), 77, 3),
+            None
+        );
+        assert_eq!(rt.zone().slots().used(), entities, "nothing spawned");
+        let mut actions = Vec::new();
+        poll(&rt, &mut players.placements, &mut actions);
+        assert_eq!(
+            answers(&actions),
+            [ControlMessage::PlaceRefused {
+                request: 3,
+                reason: "place_forbidden".into()
+            }]
+        );
+        assert_eq!(players.refused_counts()[Refusal::PlaceForbidden.index()], 1);
+        assert_eq!(players.placements.placed, 0);
+    }
+
+    #[test]
     fn a_player_without_an_avatar_here_places_nothing() {
         let mut rt = runtime();
         let mut players = Players::default();
@@ -398,6 +465,7 @@ mod tests {
             &mut rt,
             &mut players,
             9,
+            Placer::Allowed,
             &packet(1, [m(0.0); 3], 5, 1),
             5,
             1,

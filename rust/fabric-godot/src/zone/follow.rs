@@ -230,6 +230,7 @@ impl FabricZone {
                 account,
                 exp: unix_now() + DEFAULT_TTL_S,
                 nonce: rand::random(),
+                place: self.admission.may_place(session),
             })
         });
         let ticket = match ticket {
@@ -369,8 +370,14 @@ impl FabricZone {
             .map_err(|e| format!("{}: {e}", e.code()))?;
         if !admitted {
             let tick = rt.zone().current_tick();
-            self.admission
-                .admit_by_ticket(session, t.account.clone(), now_ms, tick, actions);
+            self.admission.admit_by_ticket(
+                session,
+                t.account.clone(),
+                t.place,
+                now_ms,
+                tick,
+                actions,
+            );
         }
         if !owned {
             self.follow.pending.push(Pending {

@@ -540,7 +540,7 @@ impl FabricZone {
     #[signal]
     pub(crate) fn player_left(session: i64, avatar_id: i64);
     /// Commands of `session` were refused for `reason` (`rate`, `malformed`, `not_joined`,
-    /// `authority`, `bounds`, `speed`, `not_here`, and for CMD_INSTANCE_ASSET `unknown_asset`,
+    /// `authority`, `bounds`, `speed`, `not_here`, and for CMD_INSTANCE_ASSET `place_forbidden`, `unknown_asset`,
     /// `not_in_zone`, `too_far`, `no_capacity`, `ack_backlog`); emitted with each error report the client
     /// gets, so at most once a second per session and reason.
     #[signal]

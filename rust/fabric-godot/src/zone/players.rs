@@ -26,6 +26,7 @@
 //! Nothing here runs inside the tick, so the tick stays allocation-free.
 
 use fabric_core::admission::Action;
+use fabric_core::asset_placement::Placer;
 use fabric_core::avatars::{Avatars, JoinDecision};
 use fabric_core::command_gate::{Authority, CommandGate, GateConfig, Refusal};
 use fabric_core::config::ZoneConfig;
@@ -370,7 +371,9 @@ impl FabricZone {
         if !held_move_in_reach(rt, &players.avatars, session, &p, reach) {
             players.gate.refuse(session, Refusal::Speed);
         } else if let PlayerCommand::InstanceAsset { asset_id, request } = p.command {
-            if let Some(entity) = assets::place(rt, players, session, &p, asset_id, request) {
+            let placer = Placer::from_permission(self.admission.may_place(session));
+            let placed = assets::place(rt, players, session, placer, &p, asset_id, request);
+            if let Some(entity) = placed {
                 self.signals().asset_placed().emit(
                     session as i64,
                     i64::from(entity),

@@ -133,6 +133,7 @@ impl FabricZone {
                     Ok(claims) => TokenVerdict::AdmitOnce {
                         subject: claims.sub,
                         token_id: claims.jti,
+                        place: claims.place,
                     },
                     Err(e) => TokenVerdict::Refuse(format!("{}: {e}", e.code())),
                 }
