@@ -329,22 +329,28 @@ fn twenty_godot_players_at_once_get_one_grant_and_a_release_regrab_loop_keeps_on
         );
     }
 
+    // Stats lines come once a second, so one may fall between a round's grant and its last
+    // denials: the first line with every refusal counted is the one checked.
+    let refusals = (rounds * (N - 1)) as u64;
+    let value = |l: &str, k: &str| -> u64 { field(l, k).and_then(|v| v.parse().ok()).unwrap() };
     let stats = zone
         .proc
         .wait_for_line(
             |l| {
                 l.starts_with("FABRIC_ZONE_STATS")
-                    && l.contains(&format!(" ownership_granted={rounds} "))
+                    && value(l, "ownership_refused_held") + value(l, "ownership_refused_cooldown")
+                        >= refusals
             },
             STEP,
         )
-        .expect("a stats line with every grant");
-    let stat = |k: &str| -> u64 { field(&stats, k).and_then(|v| v.parse().ok()).unwrap() };
+        .expect("a stats line with every refusal");
+    let stat = |k: &str| value(&stats, k);
+    assert_eq!(stat("ownership_granted"), rounds as u64, "{stats}");
     assert_eq!(stat("holders"), 1, "{stats}");
     assert_eq!(stat("ownership_released"), rounds as u64 - 1, "{stats}");
     assert_eq!(
         stat("ownership_refused_held") + stat("ownership_refused_cooldown"),
-        (rounds * (N - 1)) as u64,
+        refusals,
         "{stats}"
     );
     let m = zone_probe::metrics(zone.metrics).expect("/metrics");
