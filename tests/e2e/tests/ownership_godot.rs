@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use fabric_e2e::godot_players::{GodotPlayers, To, num};
 use fabric_e2e::zone_probe::{self, field};
-use fabric_e2e::zone_state::{ObservedZone, start_observed_zone};
+use fabric_e2e::zone_state::{ObservedZone, start_ownership_zone};
 use fabric_harness::engine;
 
 /// How long one lock step may take (20 Godot processes share two cores with whatever else runs).
@@ -37,28 +37,7 @@ const ENTITY: u32 = 1;
 
 fn start_zone() -> (engine::Engine, ObservedZone) {
     let engine = engine::prepare(false).expect("engine and extension ready");
-    let zone = start_observed_zone(
-        &engine,
-        &[
-            "--zone-id",
-            "0",
-            "--zone-count",
-            "1",
-            "--world-bounds",
-            "15",
-            "--population",
-            "wanderers",
-            "--entities",
-            "3",
-            "--seed",
-            "7",
-            "--persist-mode",
-            "placed_room",
-            "--stats-every",
-            "1",
-        ],
-    )
-    .expect("zone process starts");
+    let zone = start_ownership_zone(&engine, "placed_room").expect("zone process starts");
     (engine, zone)
 }
 
@@ -168,6 +147,31 @@ fn sample(players: &mut GodotPlayers) -> (Vec<usize>, Vec<i64>) {
             .collect(),
         lines.iter().map(|l| num(l, "holder")).collect(),
     )
+}
+
+/// Whether `p` is `t` to within 1 mm on each axis.
+fn at_target(p: Option<[f64; 3]>, t: [f64; 3]) -> bool {
+    p.is_some_and(|p| (0..3).all(|k| (p[k] - t[k]).abs() < 1e-3))
+}
+
+/// Player `holder` moves [`ENTITY`] to `target` until the zone's `/state` shows it there (a
+/// datagram may be lost: it is sent again).
+fn holder_moves_it(
+    players: &mut GodotPlayers,
+    zone: &ObservedZone,
+    holder: usize,
+    target: [f64; 3],
+) {
+    let to = format!("move {ENTITY} {},{},{}", target[0], target[1], target[2]);
+    let deadline = Instant::now() + STEP;
+    loop {
+        players.run(To::One(holder), &to, "OC_DID ", STEP).unwrap();
+        if at_target(zone_state(zone).1.get(&ENTITY).copied(), target) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{to} never showed in /state");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -401,25 +405,7 @@ fn a_godot_player_that_does_not_hold_an_entity_has_its_forged_move_and_grant_ref
 
     // The holder puts it beside its own avatar; the zone's state shows it there, at rest.
     let target = [-4.0, 1.0, 0.0];
-    let at_target = |p: Option<[f64; 3]>, t: [f64; 3]| {
-        p.is_some_and(|p| (0..3).all(|k| (p[k] - t[k]).abs() < 1e-3))
-    };
-    let deadline = Instant::now() + STEP;
-    loop {
-        players
-            .run(
-                To::One(a),
-                &format!("move {ENTITY} -4,1,0"),
-                "OC_DID ",
-                STEP,
-            )
-            .unwrap();
-        if at_target(zone_state(&zone).1.get(&ENTITY).copied(), target) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "A's move never showed in /state");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    holder_moves_it(&mut players, &zone, a, target);
 
     // B moves it: a forged update.
     let authority = "fabric_zone_commands_refused_total";
@@ -501,22 +487,7 @@ fn a_godot_player_that_does_not_hold_an_entity_has_its_forged_move_and_grant_ref
 
     // The holder keeps acting on it.
     let target = [-4.5, 2.0, 0.0];
-    let deadline = Instant::now() + STEP;
-    loop {
-        players
-            .run(
-                To::One(a),
-                &format!("move {ENTITY} -4.5,2,0"),
-                "OC_DID ",
-                STEP,
-            )
-            .unwrap();
-        if at_target(zone_state(&zone).1.get(&ENTITY).copied(), target) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "A's second move never showed");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    holder_moves_it(&mut players, &zone, a, target);
     let stats = zone
         .proc
         .wait_for_line(
