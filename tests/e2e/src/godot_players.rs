@@ -31,6 +31,8 @@ pub enum To {
 /// The players of a test and their command folder.
 pub struct GodotPlayers {
     procs: Vec<Proc>,
+    /// Players that left on purpose ([`GodotPlayers::quit_one`]): their exit is no failure.
+    left: Vec<bool>,
     /// Each player's avatar id (from its `OC_READY` line).
     pub avatars: Vec<u32>,
     dir: PathBuf,
@@ -100,6 +102,7 @@ impl GodotPlayers {
             procs.push(Proc::spawn(&format!("player{i}"), cmd, true)?);
         }
         let mut players = Self {
+            left: vec![false; procs.len()],
             procs,
             avatars: Vec::new(),
             dir,
@@ -180,7 +183,7 @@ impl GodotPlayers {
                         p.output()
                     );
                 }
-                if !proc_usage::is_running(p.pid()) {
+                if !self.left[i] && !proc_usage::is_running(p.pid()) {
                     bail!("player {i} exited while waiting for {what}\n{}", p.output());
                 }
             }
@@ -225,10 +228,26 @@ impl GodotPlayers {
             .collect())
     }
 
-    /// Tells every player to leave and waits for each to exit with 0.
+    /// Tells player `i` to leave (its `FabricWorld` leaves the zone, the process exits) and
+    /// waits for it to exit with 0; the others play on.
+    pub fn quit_one(&mut self, i: usize, timeout: Duration) -> anyhow::Result<()> {
+        self.send(To::One(i), "quit")?;
+        self.left[i] = true;
+        let p = &mut self.procs[i];
+        let out = p.wait(timeout);
+        if !out.success() {
+            bail!("player {i} did not leave cleanly ({out:?})\n{}", p.output());
+        }
+        Ok(())
+    }
+
+    /// Tells every player still here to leave and waits for each to exit with 0.
     pub fn quit(mut self, timeout: Duration) -> anyhow::Result<()> {
         self.send(To::All, "quit")?;
         for (i, p) in self.procs.iter_mut().enumerate() {
+            if self.left[i] {
+                continue;
+            }
             let out = p.wait(timeout);
             if !out.success() {
                 bail!("player {i} did not leave cleanly ({out:?})\n{}", p.output());

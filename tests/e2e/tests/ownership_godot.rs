@@ -19,8 +19,12 @@
 //!   own `command_refused` signal, `ownership_denials_total{reason="forged"}`), the entity stays
 //!   where its holder put it, the holder keeps it and can still move it.
 //!
-//! `tests/ownership.rs` runs the same protocol with Rust clients (faster, and the persist
-//! modes).
+//! - Persist modes: a Godot holder leaves (its process exits). With `placed_room` the zone
+//!   keeps the entity where it was, with no holder, and the other player is then granted it;
+//!   with `transient_held` the zone despawns it and the other player's request is denied
+//!   (`not_here`).
+//!
+//! `tests/ownership.rs` runs the same protocol with Rust clients (faster).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -503,4 +507,86 @@ fn a_godot_player_that_does_not_hold_an_entity_has_its_forged_move_and_grant_ref
         "{stats}"
     );
     players.quit(STEP).expect("both players leave");
+}
+
+#[test]
+fn a_godot_holder_that_leaves_lets_the_entity_follow_its_persist_mode() {
+    for mode in ["placed_room", "transient_held"] {
+        let engine = engine::prepare(false).expect("engine and extension ready");
+        let zone = start_ownership_zone(&engine, mode).expect("zone process starts");
+        let mut players = GodotPlayers::start(
+            &engine,
+            zone.port,
+            &zone.cert_hash,
+            &[[-5.0, 0.0, 0.0], [5.0, 0.0, 0.0]],
+            30,
+            Duration::from_secs(300),
+        )
+        .expect("2 Godot players joined");
+        let (a, b) = (0, 1);
+        let (avatar_a, avatar_b) = (players.avatars[a], players.avatars[b]);
+        players
+            .send(To::One(a), &format!("request {ENTITY}"))
+            .unwrap();
+        players
+            .wait("A's grant heard by both", STEP, |l| {
+                answers(&l[a], avatar_a).0 == 1 && count(&l[b], "granted") == 1
+            })
+            .unwrap();
+        zone_holder_becomes(&zone, Some(avatar_a));
+
+        // A closes the game.
+        players.quit_one(a, STEP).expect("A leaves");
+        if mode == "placed_room" {
+            // Kept where it was, held by nobody; B hears the release and may take it.
+            zone_holder_becomes(&zone, None);
+            assert!(
+                zone_state(&zone).1.contains_key(&ENTITY),
+                "{mode}: the zone keeps the entity"
+            );
+            players
+                .wait("B hears the entity released", STEP, |l| {
+                    count(&l[b], "released") >= 1
+                })
+                .unwrap();
+            players
+                .send(To::One(b), &format!("request {ENTITY}"))
+                .unwrap();
+            players
+                .wait("B's grant", STEP, |l| answers(&l[b], avatar_b).0 == 1)
+                .unwrap();
+            zone_holder_becomes(&zone, Some(avatar_b));
+        } else {
+            // Despawned with its holder's departure: gone from the zone, and B is told so.
+            let deadline = Instant::now() + STEP;
+            while zone_state(&zone).1.contains_key(&ENTITY) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{mode}: the entity is still in the zone's /state"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            players
+                .send(To::One(b), &format!("request {ENTITY}"))
+                .unwrap();
+            let lines = players
+                .wait("B's request answered", STEP, |l| {
+                    answers(&l[b], avatar_b).1 >= 1
+                })
+                .unwrap();
+            let denied: Vec<String> = events(&lines[b])
+                .into_iter()
+                .filter(|e| e.kind == "denied")
+                .map(|e| e.reason)
+                .collect();
+            assert_eq!(denied, vec!["not_here".to_owned()], "{mode}: B is denied");
+            assert_eq!(
+                answers(&lines[b], avatar_b).0,
+                0,
+                "{mode}: nobody is granted a despawned entity"
+            );
+        }
+        players.quit(STEP).expect("B leaves");
+        println!("persist mode {mode}: the entity followed it after its Godot holder left");
+    }
 }
