@@ -6,6 +6,7 @@
 pub mod assets;
 pub mod demo_fabric;
 pub mod fabric;
+pub mod godot_players;
 pub mod linked_zones;
 pub mod load;
 pub mod load_checks;

@@ -67,6 +67,32 @@ pub fn start_observed_zone_scene(
     })
 }
 
+/// The zone of the ownership tests: one zone (`--world-bounds 15`) of three wanderers (ids
+/// 1..=3, seed 7) with persist mode `persist_mode`, a stats line every second.
+pub fn start_ownership_zone(engine: &Engine, persist_mode: &str) -> anyhow::Result<ObservedZone> {
+    start_observed_zone(
+        engine,
+        &[
+            "--zone-id",
+            "0",
+            "--zone-count",
+            "1",
+            "--world-bounds",
+            "15",
+            "--population",
+            "wanderers",
+            "--entities",
+            "3",
+            "--seed",
+            "7",
+            "--persist-mode",
+            persist_mode,
+            "--stats-every",
+            "1",
+        ],
+    )
+}
+
 impl ObservedZone {
     /// Reads `/state` now.
     pub fn state(&self) -> anyhow::Result<ZoneState> {

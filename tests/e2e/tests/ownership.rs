@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use fabric_core::session_control::{ControlMessage, OwnershipState};
 use fabric_e2e::repl_client::{Joined, ReplClient};
 use fabric_e2e::zone_probe::{self, field};
-use fabric_e2e::zone_state::start_observed_zone;
+use fabric_e2e::zone_state::start_ownership_zone;
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
 
@@ -28,28 +28,7 @@ struct Zone {
 
 fn start_zone(persist_mode: &str) -> Zone {
     let engine = engine::prepare(false).expect("engine and extension ready");
-    let z = start_observed_zone(
-        &engine,
-        &[
-            "--zone-id",
-            "0",
-            "--zone-count",
-            "1",
-            "--world-bounds",
-            "15",
-            "--population",
-            "wanderers",
-            "--entities",
-            "3",
-            "--seed",
-            "7",
-            "--persist-mode",
-            persist_mode,
-            "--stats-every",
-            "1",
-        ],
-    )
-    .expect("zone process starts");
+    let z = start_ownership_zone(&engine, persist_mode).expect("zone process starts");
     Zone {
         proc: z.proc,
         port: z.port,

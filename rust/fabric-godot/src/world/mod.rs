@@ -9,7 +9,9 @@
 //! - [`follow`]: [`follow::ZoneFollow`], taking the avatar back in the zone it moved to
 //!   (`avatar_moved`, on a direct connection);
 //! - [`walker`]: `move_avatar_to` as a walk the zone's speed check accepts;
-//! - [`stats`]: the replication stream's rates for `get_stats()`.
+//! - [`stats`]: the replication stream's rates for `get_stats()`;
+//! - `test_hooks` (feature `itest` only): `FabricWorldTestHooks`, messages only a misbehaving
+//!   client sends, for the end-to-end tests.
 //!
 //! This file owns the `fabric_net::Client`, drains its events once a frame, turns session
 //! events into signals and child nodes, and places the nodes.
@@ -32,6 +34,8 @@ pub mod ownership;
 pub mod properties;
 pub mod session;
 pub mod stats;
+#[cfg(feature = "itest")]
+pub mod test_hooks;
 pub mod walker;
 
 use command::{CommandArgs, CommandKind, Motion, build_command};
@@ -764,6 +768,28 @@ impl FabricWorld {
                 ..Default::default()
             };
             self.send(CommandKind::PositionUpsert, &args);
+        }
+    }
+
+    /// Sends `msg` on the session's reliable stream as it is (the zone judges it): for
+    /// `test_hooks`. `ERR_UNCONFIGURED` before the avatar exists.
+    #[cfg(feature = "itest")]
+    pub(crate) fn send_control_for_test(
+        &mut self,
+        msg: &fabric_core::session_control::ControlMessage,
+    ) -> Error {
+        let (Some(client), Some(s)) = (self.client.as_ref(), self.session.as_ref()) else {
+            return Error::ERR_UNCONFIGURED;
+        };
+        if s.avatar().is_none() {
+            return Error::ERR_UNCONFIGURED;
+        }
+        match client.send_message(msg.encode()) {
+            Ok(()) => Error::OK,
+            Err(e) => {
+                godot_error!("FabricWorldTestHooks: {e}");
+                Error::ERR_CONNECTION_ERROR
+            }
         }
     }
 

@@ -164,6 +164,8 @@ struct Dump {
     assets: Vec<(u32, u64)>,
     /// Held ids sealed in a durable hand-off (promised to a neighbour, which may hold it too).
     sealed: Vec<u32>,
+    /// Entities a player holds: entity and holder (avatar id), refreshed every frame.
+    holders: Vec<(u32, u32)>,
 }
 
 /// A held entity's exact state in a state dump: position and velocity per axis as the core
@@ -429,6 +431,7 @@ impl Published {
         d.incoming.reserve(slots);
         d.assets.reserve(slots);
         d.sealed.reserve(slots);
+        d.holders.reserve(slots);
     }
 
     /// Replaces the state dump (buffers are reused: no allocation once warmed up): the tick,
@@ -467,6 +470,14 @@ impl Published {
         d.assets.extend(assets);
     }
 
+    /// Replaces the holders of the state dump (every frame, from the ownership table): entity
+    /// and holder avatar id of each entity a player holds.
+    pub fn set_holders(&self, holders: impl Iterator<Item = (u32, u32)>) {
+        let mut d = self.dump.lock().unwrap_or_else(|p| p.into_inner());
+        d.holders.clear();
+        d.holders.extend(holders);
+    }
+
     /// The metrics in Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -481,7 +492,8 @@ impl Published {
     /// fixed-point micrometres as `i128` integers (divide by 2^64 for micrometres; velocity per
     /// tick). `dropped` counts the ticks this zone skipped so far (its entities did not move then).
     /// Then one line per held asset instance (CMD_INSTANCE_ASSET), `I id asset`: its global id
-    /// and asset id (decimal u64).
+    /// and asset id (decimal u64). Then one line per entity a player holds, `O id holder`: the
+    /// entity and its holder's avatar id, as of the zone's last frame (not the dump's tick).
     pub fn state_line(&self) -> String {
         use std::fmt::Write as _;
         let d = self.dump.lock().unwrap_or_else(|p| p.into_inner());
@@ -508,6 +520,10 @@ impl Published {
         for (id, asset) in &d.assets {
             // Writing into a String cannot fail.
             let _ = writeln!(out, "I {id} {asset}");
+        }
+        for (id, holder) in &d.holders {
+            // Writing into a String cannot fail.
+            let _ = writeln!(out, "O {id} {holder}");
         }
         out
     }
@@ -678,6 +694,12 @@ mod tests {
             s.contains("held=1,2,3 incoming=9 sealed=2\n"),
             "sealed ids at the end of the first line: {s}"
         );
+        // Holders: one `O entity holder` line each, after the entities.
+        p.set_holders([(2, 40), (3, 41)].into_iter());
+        let s = get(addr, "/state");
+        assert!(s.ends_with("\nO 2 40\nO 3 41\n"), "holders listed: {s}");
+        p.set_holders(std::iter::empty());
+        assert!(!get(addr, "/state").contains("\nO "), "none held");
         assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
         // Dropping the server joins its thread; the port is then closed.
         drop(server);

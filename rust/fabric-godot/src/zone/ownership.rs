@@ -468,6 +468,7 @@ impl FabricZone {
         }
         if let Some(p) = &self.published {
             p.publish_ownership(&own.figures());
+            p.set_holders(own.table.holders());
         }
         for bytes in news {
             self.broadcast(&bytes);
