@@ -89,6 +89,27 @@ fn chunk_base(index_url: &Url) -> String {
     }
 }
 
+/// Downloads and verifies only the index at `index_url` (no chunk): retried as `options`
+/// says, at most [`MAX_INDEX_BYTES`] read, then decoded and checked by [`Index::decode`]
+/// (structure, limits, checksum) before anything sized by it is allocated. Returns the index
+/// and the bytes received. A zone uses it to check an asset's manifest before letting players
+/// place the asset.
+pub async fn fetch_index(
+    index_url: &str,
+    options: &FetchOptions,
+) -> Result<(Index, u64), FetchError> {
+    let url = Url::parse(index_url)?;
+    let mut client = HttpClient::for_url(&url, &options.cert_pins)?;
+    let body = get_with_retries(&mut client, &url.path, MAX_INDEX_BYTES, options)
+        .await
+        .map_err(|(e, attempts)| to_fetch_error(index_url, MAX_INDEX_BYTES, e, attempts))?;
+    let index = Index::decode(&body).map_err(|source| FetchError::Index {
+        url: index_url.to_owned(),
+        source,
+    })?;
+    Ok((index, body.len() as u64))
+}
+
 /// Fetches the file described by the index at `index_url` into `output`, using `cache` for
 /// chunks. `progress` is called with bytes ready out of the total as chunks become ready.
 pub async fn fetch(
@@ -100,17 +121,8 @@ pub async fn fetch(
 ) -> Result<FetchReport, FetchError> {
     let progress: ProgressFn = Arc::new(progress);
     let url = Url::parse(index_url)?;
-    let downloaded = Arc::new(AtomicU64::new(0));
-    let mut client = HttpClient::for_url(&url, &options.cert_pins)?;
-    let body = get_with_retries(&mut client, &url.path, MAX_INDEX_BYTES, options)
-        .await
-        .map_err(|(e, attempts)| to_fetch_error(index_url, MAX_INDEX_BYTES, e, attempts))?;
-    downloaded.fetch_add(body.len() as u64, Ordering::Relaxed);
-    let index = Index::decode(&body).map_err(|source| FetchError::Index {
-        url: index_url.to_owned(),
-        source,
-    })?;
-    drop(body);
+    let (index, index_bytes) = fetch_index(index_url, options).await?;
+    let downloaded = Arc::new(AtomicU64::new(index_bytes));
 
     // Distinct chunks, with how many uncompressed bytes of the file each one makes ready.
     let mut distinct: HashMap<ChunkId, (u32, u64)> = HashMap::new();

@@ -22,7 +22,7 @@ pub use bake::{BakeReport, bake};
 pub use error::{BakeError, FetchError, IndexError, StoreError};
 /// The SHA-256 of a server certificate, pinned for `https://` fetches ([`FetchOptions::cert_pins`]).
 pub use fabric_net::cert::CertHash;
-pub use fetch::{FetchOptions, FetchReport, Progress, fetch};
+pub use fetch::{FetchOptions, FetchReport, Progress, fetch, fetch_index};
 pub use http::{HttpClient, Response};
 pub use index::{
     ChunkEntry, ChunkParams, ENTRY_LEN, HEADER_LEN, Index, MAX_CHUNKS, MAX_FILE_SIZE,

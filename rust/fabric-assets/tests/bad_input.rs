@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use fabric_assets::{
-    ChunkStore, DiskStore, FetchError, FetchOptions, IndexError, StoreError, fetch,
+    ChunkStore, DiskStore, FetchError, FetchOptions, IndexError, StoreError, fetch, fetch_index,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -158,6 +158,34 @@ async fn a_truncated_index_is_refused() {
         "expected a truncated-index error, got {err}"
     );
     assert_clean(&out, &cache);
+}
+
+#[tokio::test]
+async fn fetch_index_reads_and_verifies_only_the_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, baked, _cache) = setup(dir.path(), 300_000).await;
+    let path = server.index_path(&baked.name).expect("name");
+    let bytes = std::fs::read(&path).expect("read");
+    // No chunk on the server: a fetch of the index alone must not need one.
+    std::fs::remove_dir_all(server.root().join("chunks")).expect("drop the chunks");
+    let addr = serve(server).await;
+    let url = format!("http://{addr}/index/{}", baked.name);
+    let (index, received) = fetch_index(&url, &quick()).await.expect("the index");
+    assert_eq!(index, baked.index, "the index as baked");
+    assert_eq!(received, bytes.len() as u64, "only the index was read");
+
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).expect("truncate");
+    let err = fetch_index(&url, &quick()).await.expect_err("truncated");
+    assert!(
+        matches!(err, FetchError::Index { .. }),
+        "a broken index is an index error: {err}"
+    );
+    let missing = format!("http://{addr}/index/{}", "0".repeat(64));
+    let err = fetch_index(&missing, &quick()).await.expect_err("absent");
+    assert!(
+        matches!(err, FetchError::Http { .. }),
+        "an absent index is an HTTP error: {err}"
+    );
 }
 
 #[tokio::test]
