@@ -163,6 +163,19 @@ pub enum RegistryEvent {
         map: String,
         /// Its id (`fabric_assets::asset_id_of_hex` of its hash).
         asset_id: u64,
+        /// Its name within the map.
+        name: String,
+        /// BLAKE3 of the file, 64 lowercase or uppercase hex digits (the index's name).
+        hash: String,
+        /// The file's size in bytes.
+        size: u64,
+        /// Where its index (manifest) is: a path on the backend, `/assets/index/<hash>`.
+        baked_url: String,
+    },
+    /// The zone's topic subscription is open (again): pushes from now on reach the zone.
+    Subscribed {
+        /// The topic, `zone:<shard id>`.
+        topic: String,
     },
     /// Something failed; the loop retries by itself.
     Problem(String),

@@ -80,7 +80,13 @@ async fn watch_once(
                     return Ok(());
                 }
             }
-            Some("subscribed") => debug!(%topic, "subscribed"),
+            Some("subscribed") => {
+                debug!(%topic, "subscribed");
+                let topic = topic.clone();
+                if tx.send(RegistryEvent::Subscribed { topic }).is_err() {
+                    return Ok(());
+                }
+            }
             Some("error") => warn!("registry subscription error: {text}"),
             _ => {}
         }
@@ -88,16 +94,23 @@ async fn watch_once(
     Err("the registry closed the subscription".into())
 }
 
-/// The event of an `asset_baked` push (`{"asset":{"map":..,"hash":<64 hex>,..}}`); the id is
-/// the hash's first 8 bytes, big-endian, as the backend's `asset_id`.
+/// The event of an `asset_baked` push (`{"asset":{"map":..,"name":..,"hash":<64 hex>,"size":..,
+/// "baked_url":..,..}}`, the backend's `SharedFile`); the id is the hash's first 8 bytes,
+/// big-endian, as the backend's `asset_id`. A push missing any of these is dropped.
 fn asset_baked(v: &Value) -> Option<RegistryEvent> {
     let asset = &v["asset"];
     let hash = asset["hash"]
         .as_str()
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))?;
     let asset_id = u64::from_str_radix(&hash[..16], 16).ok()?;
-    let map = asset["map"].as_str()?.to_owned();
-    Some(RegistryEvent::AssetBaked { map, asset_id })
+    Some(RegistryEvent::AssetBaked {
+        map: asset["map"].as_str()?.to_owned(),
+        asset_id,
+        name: asset["name"].as_str()?.to_owned(),
+        hash: hash.to_owned(),
+        size: asset["size"].as_u64()?,
+        baked_url: asset["baked_url"].as_str()?.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -107,18 +120,38 @@ mod tests {
     #[test]
     fn an_asset_baked_push_names_the_map_and_the_id() {
         let hash = "0123456789abcdeffedcba98765432100123456789abcdeffedcba9876543210";
+        let url = format!("/assets/index/{hash}");
         let v = json!({"type": "asset_baked", "topic": "zone:x",
-                       "asset": {"map": "plaza", "name": "a.glb", "hash": hash}});
+                       "asset": {"map": "plaza", "name": "a.glb", "hash": hash, "size": 1234,
+                                 "baked_url": url}});
         match asset_baked(&v) {
-            Some(RegistryEvent::AssetBaked { map, asset_id }) => {
+            Some(RegistryEvent::AssetBaked {
+                map,
+                asset_id,
+                name,
+                hash: h,
+                size,
+                baked_url,
+            }) => {
                 assert_eq!((map.as_str(), asset_id), ("plaza", 0x0123_4567_89ab_cdef));
+                assert_eq!((name.as_str(), h.as_str(), size), ("a.glb", hash, 1234));
+                assert_eq!(baked_url, url);
             }
             other => panic!("{other:?}"),
         }
+        let full = |hash: &str| json!({"map": "plaza", "name": "a", "hash": hash, "size": 1, "baked_url": "/x"});
+        let without = |key: &str| {
+            let mut a = full(hash);
+            a.as_object_mut().unwrap().remove(key);
+            json!({ "asset": a })
+        };
         for bad in [
-            json!({"asset": {"map": "plaza", "hash": "0123"}}),
-            json!({"asset": {"map": "plaza", "hash": format!("{}g", &hash[1..])}}),
-            json!({"asset": {"hash": hash}}),
+            json!({"asset": full("0123")}),
+            json!({"asset": full(&format!("{}g", &hash[1..]))}),
+            without("map"),
+            without("name"),
+            without("size"),
+            without("baked_url"),
             json!({}),
         ] {
             assert!(asset_baked(&bad).is_none(), "{bad}");

@@ -1035,9 +1035,13 @@ impl FabricZone {
                     return Error::ERR_INVALID_PARAMETER;
                 }
             };
+            // `backend_endpoint` accepted the hashes: they parse.
+            let pins = crate::assets::job::cert_pins(&self.backend_cert_hash.to_string())
+                .unwrap_or_default();
             self.map_assets = self.assets_from_backend.unwrap_or(true).then(|| {
                 map_assets::MapAssets::new(
                     backend.clone(),
+                    pins,
                     self.api_key.clone(),
                     self.map_name.to_string(),
                 )

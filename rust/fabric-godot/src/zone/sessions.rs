@@ -269,12 +269,32 @@ impl FabricZone {
                         m.refresh();
                     }
                 }
-                RegistryEvent::AssetBaked { map, asset_id } => {
+                RegistryEvent::AssetBaked {
+                    map,
+                    asset_id,
+                    name,
+                    hash,
+                    size,
+                    baked_url,
+                } => {
                     if let Some(m) = self.map_assets.as_mut() {
-                        m.baked(&map, asset_id);
+                        let asset = super::map_assets::Listed {
+                            id: asset_id,
+                            name,
+                            hash,
+                            size,
+                            baked_url,
+                        };
+                        m.baked(&map, asset);
                     }
                 }
                 RegistryEvent::HeartbeatOk => {}
+                RegistryEvent::Subscribed { topic } => {
+                    godot_print!(
+                        "FABRIC_ZONE_SUBSCRIBED zone_id={} topic={topic}",
+                        self.zone_id
+                    );
+                }
                 // The registry rotated its key (or a replaced one retired).
                 RegistryEvent::JoinKeysChanged { join_keys } => self.trust_join_keys(&join_keys),
                 RegistryEvent::CertHashPublished {
@@ -312,21 +332,26 @@ impl FabricZone {
         self.pump_map_assets();
     }
 
-    /// Applies the map's asset list when it changed (`FABRIC_ZONE_ASSETS known=N map=M`).
+    /// Applies the map's placeable assets when they changed (`FABRIC_ZONE_ASSETS map=M
+    /// known=N checking=C unplaceable=U`: `known` counts the assets whose manifest the zone
+    /// verified, the placeable ones).
     fn pump_map_assets(&mut self) {
         let Some(m) = self.map_assets.as_mut() else {
             return;
         };
         let problems = m.poll();
-        let changed = m.take_changed().map(|f| (f, m.len(), m.map().to_owned()));
+        let changed = m.take_changed().map(|f| {
+            let counts = (m.len(), m.checking(), m.unplaceable());
+            (f, counts, m.map().to_owned())
+        });
         for p in problems {
             godot_warn!("FabricZone {}: {p}", self.zone_id);
             self.signals().registry_problem().emit(&GString::from(&p));
         }
-        if let Some((filter, known, map)) = changed {
+        if let Some((filter, (known, checking, unplaceable), map)) = changed {
             self.players.placements.set_assets(filter);
             godot_print!(
-                "FABRIC_ZONE_ASSETS zone_id={} map={map} known={known}",
+                "FABRIC_ZONE_ASSETS zone_id={} map={map} known={known} checking={checking} unplaceable={unplaceable}",
                 self.zone_id
             );
         }
