@@ -1,9 +1,38 @@
-//! Asset helpers of the end-to-end tests: a tiny `.glb` to upload, and one raw HTTP request
-//! (an upload's body is not JSON, which [`crate::backend_request`] sends).
+//! Asset helpers of the end-to-end tests: a tiny `.glb` to upload, one raw HTTP request
+//! (an upload's body is not JSON, which [`crate::backend_request`] sends), and readers of the
+//! Godot asset clients' `KEY=value` lines.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use fabric_harness::process::Proc;
+
+use crate::zone_probe::field;
+
+/// The number `key=` of a client's line.
+pub fn num(line: &str, key: &str) -> f64 {
+    field(line, key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number {key} in {line:?}"))
+}
+
+/// The lines of `text` holding `tag`, each from the tag on (Godot may print a prefix).
+pub fn lines_with<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter_map(|l| l.find(tag).map(|i| &l[i..]))
+        .collect()
+}
+
+/// Waits until `p` printed `done` or `fail` (whichever; the caller reads which), panicking
+/// with its output past `until` or when it ended first.
+pub fn wait_done(p: &Proc, done: &str, fail: &str, until: Instant) {
+    while !p.output().contains(done) && !p.output().contains(fail) {
+        assert!(Instant::now() < until, "no {done}:\n{}", p.output());
+        assert!(p.group_alive(), "ended early:\n{}", p.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// A minimal glTF 2.0 binary: one node `node_name` with a one-triangle mesh.
 pub fn triangle_glb(node_name: &str) -> Vec<u8> {

@@ -16,33 +16,13 @@
 
 use std::time::{Duration, Instant};
 
-use fabric_e2e::assets::{http, triangle_glb};
+use fabric_e2e::assets::{http, lines_with, num, triangle_glb, wait_done};
 use fabric_e2e::zone_probe::field;
 use fabric_e2e::{backend_request, start_backend_with, start_registered_zone_with};
 use fabric_harness::engine;
 use fabric_harness::process::Proc;
 
 const AT: [f64; 3] = [2.0, 0.0, 1.0];
-
-fn num(line: &str, key: &str) -> f64 {
-    field(line, key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no number {key} in {line:?}"))
-}
-
-fn lines_with<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
-    text.lines()
-        .filter_map(|l| l.find(tag).map(|i| &l[i..]))
-        .collect()
-}
-
-fn wait_for(p: &Proc, done: &str, fail: &str, until: Instant) {
-    while !p.output().contains(done) && !p.output().contains(fail) {
-        assert!(Instant::now() < until, "no {done}:\n{}", p.output());
-        assert!(p.group_alive(), "ended early:\n{}", p.output());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn upload_announce_verify_place_and_watch_and_a_player_without_the_relation_is_refused() {
@@ -185,7 +165,7 @@ fn upload_announce_verify_place_and_watch_and_a_player_without_the_relation_is_r
     let until = Instant::now() + Duration::from_secs(150);
     // Quinn first: refused, nothing spawned.
     let mut quinn_p = place("placer-quinn", &quinn);
-    wait_for(&quinn_p, "FA_DONE", "FA_FAIL", until);
+    wait_done(&quinn_p, "FA_DONE", "FA_FAIL", until);
     let status = quinn_p.wait(Duration::from_secs(10));
     let out = quinn_p.output();
     assert!(!status.success(), "quinn placed nothing:\n{out}");
@@ -218,7 +198,7 @@ fn upload_announce_verify_place_and_watch_and_a_player_without_the_relation_is_r
 
     // Pat places it; the watcher sees it, fetches it and instantiates it.
     let mut pat_p = place("placer-pat", &pat);
-    wait_for(&pat_p, "FA_DONE", "FA_FAIL", until);
+    wait_done(&pat_p, "FA_DONE", "FA_FAIL", until);
     assert!(
         pat_p.wait(Duration::from_secs(10)).success(),
         "pat placed the asset:\n{}",
@@ -228,7 +208,7 @@ fn upload_announce_verify_place_and_watch_and_a_player_without_the_relation_is_r
     let placed = lines_with(&out, "FA_PLACED ");
     assert_eq!(placed.len(), 1, "{out}");
     let entity = num(placed[0], "entity") as u32;
-    wait_for(&watcher, "AD_DONE", "AD_FAIL", until);
+    wait_done(&watcher, "AD_DONE", "AD_FAIL", until);
     let status = watcher.wait(Duration::from_secs(10));
     let out = watcher.output();
     assert!(status.success(), "watcher failed:\n{out}");

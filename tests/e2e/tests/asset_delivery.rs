@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use fabric_e2e::assets::{http, triangle_glb, upload};
+use fabric_e2e::assets::{http, lines_with, num, triangle_glb, upload, wait_done};
 use fabric_e2e::zone_probe::field;
 use fabric_e2e::zone_state::start_observed_zone;
 use fabric_harness::engine;
@@ -19,26 +19,6 @@ use fabric_harness::process::Proc;
 
 const GOOD_AT: [f64; 3] = [2.0, 0.0, 1.0];
 const BAD_AT: [f64; 3] = [-2.0, 1.0, 1.0];
-
-fn num(line: &str, key: &str) -> f64 {
-    field(line, key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no number {key} in {line:?}"))
-}
-
-fn lines_with<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
-    text.lines()
-        .filter_map(|l| l.find(tag).map(|i| &l[i..]))
-        .collect()
-}
-
-fn wait_done(p: &Proc, done: &str, fail: &str, until: Instant) {
-    while !p.output().contains(done) && !p.output().contains(fail) {
-        assert!(Instant::now() < until, "no {done}:\n{}", p.output());
-        assert!(p.group_alive(), "ended early:\n{}", p.output());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn a_placed_glb_is_fetched_verified_and_instantiated_and_a_corrupt_one_is_not() {
