@@ -5,6 +5,8 @@
 # Debian sid root under the cache directory (installed once, reused afterwards: idempotent).
 # With `--double`, prints a launcher for the double-precision engine from ../shared/godot/
 # instead (exit 3 when that folder is not there, so callers can say plainly why they skip).
+# With `--root`, makes sure the private sid root exists (whatever engine PATH has) and prints its
+# path: scripts/setup-cross.sh installs the cross-compilers into it.
 #
 # The Debian archive address is read from this machine's apt configuration; no registry host is
 # written in this repository.
@@ -63,6 +65,12 @@ exec "$ROOT/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" --library-path "$ROOT
 SH
   chmod +x "$1"
 }
+
+if [ "${1:-}" = "--root" ]; then
+  ensure_sid_root
+  echo "$ROOT"
+  exit 0
+fi
 
 if [ "${1:-}" = "--double" ]; then
   [ -f "$SHARED_GODOT/godot.linuxbsd.editor.double.x86_64.xz" ] || { log "no double-precision engine at $SHARED_GODOT"; exit 3; }
