@@ -292,3 +292,23 @@ fn spawn_reader(
         let _ = tx.send(Line::Eof);
     })
 }
+
+/// Runs `scripts/<name>` of the repository with bash (its progress on our standard error) and
+/// returns the last line it prints: the set-up scripts print the path of what they installed.
+pub fn setup_script(name: &str) -> anyhow::Result<String> {
+    let script = crate::paths::repo_root().join("scripts").join(name);
+    let out = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed ({})", script.display(), out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .with_context(|| format!("{} printed no path", script.display()))
+}

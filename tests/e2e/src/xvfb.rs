@@ -5,8 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use fabric_harness::paths;
+use anyhow::Context;
 use fabric_harness::process::Proc;
 
 /// A running Xvfb.
@@ -21,20 +20,7 @@ pub struct Xvfb {
 
 /// Runs `scripts/setup-xvfb.sh` (installing on the first call) and returns its launcher.
 fn launcher() -> anyhow::Result<String> {
-    let script = paths::repo_root().join("scripts/setup-xvfb.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!("{} failed ({})", script.display(), out.status);
-    }
-    let text = String::from_utf8(out.stdout).context("launcher path")?;
-    text.lines()
-        .last()
-        .map(str::to_owned)
-        .context("setup-xvfb.sh printed no launcher")
+    fabric_harness::process::setup_script("setup-xvfb.sh")
 }
 
 impl Xvfb {
