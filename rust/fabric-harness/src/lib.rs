@@ -8,12 +8,15 @@
 //!   teardown so nothing is left behind.
 //! - [`s3`]: a real S3-compatible server (moto, installed by `scripts/setup-s3.sh`) for the
 //!   asset-store tests.
+//! - [`cross`]: the extension cross-compiled for Windows x86_64 and Linux arm64 (through
+//!   `scripts/setup-cross.sh`) and checked for its entry symbol.
 //! - [`package`]: the release zip of the addon (`cargo xtask package`), and one with the debug
 //!   library for the install tests.
 //! - [`user_project`]: a fresh project folder with the packaged addon unzipped in, as a game
 //!   developer has it, and the documented first-import steps.
 #![warn(missing_docs)]
 
+pub mod cross;
 pub mod engine;
 pub mod package;
 pub mod paths;

@@ -13,8 +13,9 @@
 //!   (unit, integration, end-to-end), short fuzz runs and the in-engine tests (single, and double precision
 //!   when ../shared/godot is present); the last line is `total: N passed, N failed`.
 //! - `cargo xtask build [--release] [--double]`: build the extension into the addon.
-//! - `cargo xtask package [--out DIR]`: the release zip of the addon,
-//!   `multiplayer_fabric-<version>.zip` (Linux x86_64; double precision too with ../shared/godot).
+//! - `cargo xtask package [--out DIR] [--platforms host|all]`: the release zip of the addon,
+//!   `multiplayer_fabric-<version>.zip`: Linux x86_64 (double precision too with
+//!   ../shared/godot) and, by default, Windows x86_64 and Linux arm64 cross-compiled.
 //! - `cargo xtask gdlint`: only the GDScript checks (`gdformat FILES` in the cache's
 //!   `gdtoolkit-venv/bin/` fixes the formatting).
 //! - `cargo xtask docs`: the documentation site (MkDocs, strict) into `target/docs-site/`.
@@ -106,6 +107,11 @@ enum Cmd {
         /// Folder for the zip (default: target/package).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// `all`: Linux x86_64, and Windows x86_64 and Linux arm64 cross-compiled with the
+        /// toolchain scripts/setup-cross.sh installs (root; about 10 minutes each on 2 cores);
+        /// `host`: Linux x86_64 only.
+        #[arg(long, value_enum, default_value_t = package::Platforms::All)]
+        platforms: package::Platforms,
     },
     /// Check the GDScript (gdlint, gdformat --check) as `test` does; installs gdtoolkit.
     Gdlint,
@@ -181,7 +187,7 @@ fn main() -> std::process::ExitCode {
             .map(|p| println!("installed {}", p.display())),
         Cmd::Gdlint => gdlint::check(),
         Cmd::Docs => docs::build().map(drop),
-        Cmd::Package { out } => package::run(out),
+        Cmd::Package { out, platforms } => package::run(out, platforms),
         Cmd::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()).map(drop),
         Cmd::Fabric {
             zones,

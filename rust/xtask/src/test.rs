@@ -156,6 +156,23 @@ fn fuzz_step(tally: &mut Tally) {
     println!("<== {name} in {:.0} s", t.elapsed().as_secs_f64());
 }
 
+/// The Windows x86_64 and Linux arm64 libraries cross-compiled and checked for their entry
+/// symbol (the install tests use the host library; `cargo xtask package` builds these too).
+fn cross_step(tally: &mut Tally) {
+    let name = "cross-compiled libraries (windows.x86_64, linux.arm64): build, entry symbol";
+    println!("==> {name}");
+    let t = Instant::now();
+    match crate::package::check_cross() {
+        Ok(()) => tally.passed += 1,
+        Err(e) => {
+            println!("cross: {e:#}");
+            tally.failed += 1;
+            tally.broken_steps.push(name.to_owned());
+        }
+    }
+    println!("<== {name} in {:.0} s", t.elapsed().as_secs_f64());
+}
+
 pub fn run(lint: bool) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut tally = Tally::default();
@@ -237,6 +254,7 @@ pub fn run(lint: bool) -> anyhow::Result<()> {
     )?;
 
     fuzz_step(&mut tally);
+    cross_step(&mut tally);
 
     // The documentation site: MkDocs --strict (broken links and anchors fail) and the class
     // reference generated from the doc comments (an undocumented member fails).
