@@ -339,6 +339,7 @@ fn main() {
         account: String::new(),
         exp: 1_800_000_030,
         nonce: 1,
+        place: false,
     };
     write(
         root,

@@ -39,6 +39,7 @@ struct Ticket {
     account: String,
     exp: u64,
     nonce: u64,
+    place: bool,
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -59,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
         account: a.account,
         exp: a.exp,
         nonce: a.nonce,
+        place: a.place,
     };
     let Ok(text) = signer.sign(&t) else {
         assert!(t.account.len() > MAX_ACCOUNT_LEN, "refused to sign {t:?}");

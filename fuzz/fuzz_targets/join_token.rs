@@ -35,6 +35,7 @@ struct Claims {
     exp: u64,
     jti: String,
     foreign_kid: bool,
+    place: bool,
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -66,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
         iat: c.iat,
         exp: c.exp,
         jti: c.jti,
+        place: c.place,
     };
     let token = issuer.sign(&claims);
     let fields_ok = [&claims.sub, &claims.zone, &claims.jti]
