@@ -383,11 +383,11 @@ fn twenty_godot_players_at_once_get_one_grant_and_a_release_regrab_loop_keeps_on
     );
 }
 
-#[test]
-fn a_godot_player_that_does_not_hold_an_entity_has_its_forged_move_and_grant_refused() {
-    let (engine, mut zone) = start_zone();
+/// Two Godot players (A at x = -5, B at x = 5) on `zone`; A requests [`ENTITY`] and is granted
+/// it, both hear the grant and the zone's `/state` names A. Returns the players.
+fn two_players_a_holds(engine: &engine::Engine, zone: &ObservedZone) -> GodotPlayers {
     let mut players = GodotPlayers::start(
-        &engine,
+        engine,
         zone.port,
         &zone.cert_hash,
         &[[-5.0, 0.0, 0.0], [5.0, 0.0, 0.0]],
@@ -395,17 +395,25 @@ fn a_godot_player_that_does_not_hold_an_entity_has_its_forged_move_and_grant_ref
         Duration::from_secs(300),
     )
     .expect("2 Godot players joined");
-    let (a, b) = (0, 1);
-    let (avatar_a, avatar_b) = (players.avatars[a], players.avatars[b]);
+    let avatar_a = players.avatars[0];
     players
-        .send(To::One(a), &format!("request {ENTITY}"))
+        .send(To::One(0), &format!("request {ENTITY}"))
         .unwrap();
     players
         .wait("A's grant heard by both", STEP, |l| {
-            answers(&l[a], avatar_a).0 == 1 && count(&l[b], "granted") == 1
+            answers(&l[0], avatar_a).0 == 1 && count(&l[1], "granted") == 1
         })
         .unwrap();
-    zone_holder_becomes(&zone, Some(avatar_a));
+    zone_holder_becomes(zone, Some(avatar_a));
+    players
+}
+
+#[test]
+fn a_godot_player_that_does_not_hold_an_entity_has_its_forged_move_and_grant_refused() {
+    let (engine, mut zone) = start_zone();
+    let mut players = two_players_a_holds(&engine, &zone);
+    let (a, b) = (0, 1);
+    let (avatar_a, avatar_b) = (players.avatars[a], players.avatars[b]);
 
     // The holder puts it beside its own avatar; the zone's state shows it there, at rest.
     let target = [-4.0, 1.0, 0.0];
@@ -514,26 +522,9 @@ fn a_godot_holder_that_leaves_lets_the_entity_follow_its_persist_mode() {
     for mode in ["placed_room", "transient_held"] {
         let engine = engine::prepare(false).expect("engine and extension ready");
         let zone = start_ownership_zone(&engine, mode).expect("zone process starts");
-        let mut players = GodotPlayers::start(
-            &engine,
-            zone.port,
-            &zone.cert_hash,
-            &[[-5.0, 0.0, 0.0], [5.0, 0.0, 0.0]],
-            30,
-            Duration::from_secs(300),
-        )
-        .expect("2 Godot players joined");
+        let mut players = two_players_a_holds(&engine, &zone);
         let (a, b) = (0, 1);
-        let (avatar_a, avatar_b) = (players.avatars[a], players.avatars[b]);
-        players
-            .send(To::One(a), &format!("request {ENTITY}"))
-            .unwrap();
-        players
-            .wait("A's grant heard by both", STEP, |l| {
-                answers(&l[a], avatar_a).0 == 1 && count(&l[b], "granted") == 1
-            })
-            .unwrap();
-        zone_holder_becomes(&zone, Some(avatar_a));
+        let avatar_b = players.avatars[b];
 
         // A closes the game.
         players.quit_one(a, STEP).expect("A leaves");
