@@ -52,12 +52,12 @@ fn three_zones_survive_a_link_cut_and_a_closed_session() {
     wait_linked(&refs);
     let ids = spawn_wanderers(&hosts, 0, 600, 2);
     let before = watch(&refs, &ids, Duration::from_secs(60), |c| c.commits >= 150);
-    // Cut 0 <-> 1 for 3 s (both directions), in the middle of migrations.
-    hosts[0].lock().links.blackhole(1, Duration::from_secs(3));
-    hosts[1].lock().links.blackhole(0, Duration::from_secs(3));
-    let cut = watch(&refs, &ids, Duration::from_secs(10), {
+    // Cut 0 <-> 1 for 5 s (both directions), in the middle of migrations.
+    hosts[0].lock().links.blackhole(1, Duration::from_secs(5));
+    hosts[1].lock().links.blackhole(0, Duration::from_secs(5));
+    let cut = watch(&refs, &ids, Duration::from_secs(12), {
         let start = std::time::Instant::now();
-        move |_| start.elapsed() > Duration::from_secs(4)
+        move |_| start.elapsed() > Duration::from_secs(6)
     });
     let dropped = hosts[0].lock().links.stats()[0].dropped;
     assert!(dropped > 0, "the cut dropped packets");

@@ -914,14 +914,15 @@ fn full_size_three_zones_3000_wanderers_60_s() {
     f.stop();
 }
 
-/// Benchmark: a zone with 3 linked neighbours in a 4-zone fabric of real processes, 17,400
-/// wanderers (the wanderers gather in zones 0 and 3, see docs/zone.md, "Wanderers"; hence
-/// capacities of 6,400; the zones with 3 neighbours hold about 2,000), release build, 30 s;
-/// every process on every CPU (contention as it comes).
+/// Benchmark: a zone with 3 linked neighbours in a 4-zone fabric of real processes, 7,200
+/// wanderers (`FABRIC_BENCH_WANDERERS` to change it; zones that touch in space are linked, so
+/// every zone holds about a quarter: zone 1 about 1,800 active slots, the size),
+/// capacity 2,800 with 400 headroom, release build, 15 s to settle and the 60 s after
+/// measured; every process on every CPU (contention as it comes).
 #[test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn bench_zone_tick_and_handoff_with_1800_slots_and_3_neighbours() {
-    bench_zone_tick_and_handoff(false);
+    bench_zone_tick_and_handoff(Pinning::None);
 }
 
 /// The same with zone 1 (3 neighbours) pinned to CPU 0 and its three neighbours to CPU 1
@@ -929,18 +930,62 @@ fn bench_zone_tick_and_handoff_with_1800_slots_and_3_neighbours() {
 #[test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn bench_zone_tick_and_handoff_pinned() {
-    bench_zone_tick_and_handoff(true);
+    bench_zone_tick_and_handoff(Pinning::ZonePerCpu);
 }
 
-/// Pins every thread of process `pid` to `cpu`.
-fn pin(pid: u32, cpu: u32) {
+/// The same with zone 1's tick thread (Godot's main thread) alone on CPU 0 and every other
+/// thread on CPU 1: zone 1's network threads and the three neighbour processes. This is the
+/// tick as it runs when the zone has a core for its tick, which a 2-CPU machine can give to one
+/// zone of four only.
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn bench_zone_tick_and_handoff_tick_thread_alone() {
+    bench_zone_tick_and_handoff(Pinning::TickThreadAlone);
+}
+
+/// How the benchmark places the processes on the two CPUs.
+#[derive(Clone, Copy, PartialEq)]
+enum Pinning {
+    /// Every thread on every CPU.
+    None,
+    /// Zone 1 on CPU 0, its neighbours on CPU 1.
+    ZonePerCpu,
+    /// Zone 1's main (tick) thread on CPU 0, everything else on CPU 1.
+    TickThreadAlone,
+}
+
+/// Pins every thread of process `pid` (`all`) or only the thread `pid` to `cpu`.
+fn pin(pid: u32, cpu: u32, all: bool) {
+    let cpu = cpu.to_string();
+    let pid = pid.to_string();
+    let mut args = vec!["-p", "-c", &cpu, &pid];
+    if all {
+        args.insert(0, "-a");
+    }
     let ok = Command::new("taskset")
-        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .args(&args)
         .stdout(std::process::Stdio::null())
         .status()
         .expect("taskset runs")
         .success();
     assert!(ok, "taskset pinned {pid} to CPU {cpu}");
+}
+
+/// Places the zone processes as `pinning` says (zone 1 is the measured one).
+fn place(f: &Fabric, pinning: Pinning) {
+    for (k, z) in f.running() {
+        let pid = z.proc.pid();
+        match pinning {
+            Pinning::None => {}
+            Pinning::ZonePerCpu => pin(pid, u32::from(k != 1), true),
+            Pinning::TickThreadAlone => {
+                pin(pid, 1, true);
+                if k == 1 {
+                    pin(pid, 0, false);
+                }
+            }
+        }
+    }
 }
 
 /// The `phase="..."` gauges of a metrics text: phase name to seconds.
@@ -965,20 +1010,25 @@ fn stats_fields(line: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn bench_zone_tick_and_handoff(pinned: bool) {
+fn bench_zone_tick_and_handoff(pinning: Pinning) {
     let _s = serial();
     let engine = engine::prepare(false).expect("engine and extension ready");
     engine::build_extension(false, true).expect("release extension");
+    let wanderers: u32 = std::env::var("FABRIC_BENCH_WANDERERS")
+        .ok()
+        .map(|v| v.parse().expect("FABRIC_BENCH_WANDERERS is a count"))
+        .unwrap_or(7200);
+    let capacity = (wanderers / 4 + 1000).to_string();
     let mut f = Fabric::start_n(
         &engine,
         "e2e-fabric-bench",
         4,
-        17400,
+        wanderers,
         &[
             "--hysteresis-ticks",
             "4",
             "--capacity",
-            "6400",
+            &capacity,
             "--headroom",
             "400",
             "--stats-every",
@@ -986,13 +1036,13 @@ fn bench_zone_tick_and_handoff(pinned: bool) {
         ],
     );
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if pinned {
-            for (k, z) in f.running() {
-                pin(z.proc.pid(), u32::from(k != 1));
-            }
-        }
-        // Links settle within seconds; the zone measured is zone 1 (3 neighbours in 4 zones).
-        std::thread::sleep(Duration::from_secs(20));
+        place(&f, pinning);
+        // Links settle and the wanderers spread within seconds; the zone measured is zone 1
+        // (3 neighbours in 4 zones). Threads started since are placed again, then the zone's
+        // windows (the last 1,200 ticks, 60 s) fill with steady ticks only.
+        std::thread::sleep(Duration::from_secs(15));
+        place(&f, pinning);
+        std::thread::sleep(Duration::from_secs(51));
         let stats = |f: &Fabric| {
             let out = f.zones[1].as_ref().unwrap().proc.output();
             let line = out
@@ -1025,11 +1075,12 @@ fn bench_zone_tick_and_handoff(pinned: bool) {
             held("fabric_zone_arriving")
         );
         println!(
-            "zone {k} of 4 ({}; links up: {links:?}), {active} active slots, release, 30 s: tick wall p50 {:.3} ms p99 {:.3} ms max {:.3} ms; tick CPU p50 {:.3} ms p99 {:.3} ms max {:.3} ms; hand-off p50 {:.3} ms p99 {:.3} ms; {migrations} migrations in the fabric",
-            if pinned {
-                "pinned to CPU 0, neighbours on CPU 1"
-            } else {
-                "not pinned"
+            "zone {k} of 4 ({}; links up: {links:?}), {active} active slots, release, last 60 s: tick wall p50 {:.3} ms p99 {:.3} ms max {:.3} ms; tick CPU p50 {:.3} ms p99 {:.3} ms max {:.3} ms; hand-off p50 {:.3} ms p99 {:.3} ms; {migrations} migrations in the fabric",
+            match pinning {
+                Pinning::None => "not pinned",
+                Pinning::ZonePerCpu => "pinned to CPU 0, neighbours on CPU 1",
+                Pinning::TickThreadAlone =>
+                    "its tick thread alone on CPU 0, its other threads and the neighbours on CPU 1",
             },
             ms("fabric_zone_tick_p50_seconds"),
             ms("fabric_zone_tick_p99_seconds"),

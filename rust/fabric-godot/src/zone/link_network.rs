@@ -367,6 +367,10 @@ impl ZoneNetwork for LinkNetwork {
                 }),
         );
     }
+
+    fn guard(&self) -> fabric_link::LinkCounters {
+        self.links.counters()
+    }
 }
 
 #[cfg(test)]

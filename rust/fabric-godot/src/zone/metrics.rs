@@ -17,9 +17,11 @@ use std::time::Duration;
 
 use fabric_core::command_gate::{REFUSAL_COUNT, Refusal};
 
+use super::link_guard_metrics::LinkGuardMetrics;
 use super::ownership_metrics::{OwnershipFigures, OwnershipMetrics};
 use super::replication::{ReplRates, ReplTotals};
 use super::tick_profile::{ProfileMetrics, ProfileSummary};
+use fabric_link::LinkCounters;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -192,6 +194,8 @@ pub struct Published {
     replication: Mutex<ReplTotals>,
     ownership: OwnershipMetrics,
     ownership_last: Mutex<OwnershipFigures>,
+    link_guard: LinkGuardMetrics,
+    link_guard_last: Mutex<LinkCounters>,
     profile: ProfileMetrics,
     stop: AtomicBool,
 }
@@ -310,7 +314,10 @@ impl Published {
         );
         let ownership = OwnershipMetrics::register(&mut registry);
         let profile = ProfileMetrics::register(&mut registry);
+        let link_guard = LinkGuardMetrics::register(&mut registry);
         Arc::new(Self {
+            link_guard,
+            link_guard_last: Mutex::new(LinkCounters::default()),
             profile,
             zone,
             ownership,
@@ -404,6 +411,16 @@ impl Published {
             .unwrap_or_else(|p| p.into_inner());
         self.ownership.publish(f, &last);
         *last = *f;
+    }
+
+    /// Publishes what the link listener refused and dropped ([`super::link_guard_metrics`]).
+    pub fn publish_link_guard(&self, c: &LinkCounters) {
+        let mut last = self
+            .link_guard_last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.link_guard.publish(c, &last);
+        *last = *c;
     }
 
     /// Publishes the journal's figures (every tick: atomics only): the durable tick and the

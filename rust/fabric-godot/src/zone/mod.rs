@@ -33,6 +33,7 @@ pub mod config;
 mod follow;
 pub mod hosting;
 pub mod journal;
+pub mod link_guard_metrics;
 pub mod link_network;
 mod map_assets;
 pub mod metrics;

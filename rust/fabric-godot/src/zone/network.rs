@@ -51,6 +51,11 @@ pub trait ZoneNetwork {
     fn drain(&mut self, max_events: usize, f: &mut dyn FnMut(NetEvent<'_>)) -> usize;
     /// Per-link figures, written into `out` (cleared first).
     fn links(&self, out: &mut Vec<LinkInfo>);
+    /// Link sessions refused and packets dropped by the link listener since the start (zero
+    /// where nothing listens for other processes).
+    fn guard(&self) -> fabric_link::LinkCounters {
+        fabric_link::LinkCounters::default()
+    }
 }
 
 /// A network with no neighbours: every send is refused.

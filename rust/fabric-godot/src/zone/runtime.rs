@@ -778,6 +778,7 @@ impl ZoneRuntime {
             handoff_s: [s(hs.p50_ns), s(hs.p99_ns)],
         };
         self.published.publish(&f);
+        self.published.publish_link_guard(&self.net.guard());
         let held = |h: &fabric_core::zone::Holding| {
             matches!(
                 h.state,

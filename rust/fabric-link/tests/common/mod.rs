@@ -284,3 +284,4 @@ pub fn wait_linked(hosts: &[&Host]) {
         })
     });
 }
+pub mod probe;
