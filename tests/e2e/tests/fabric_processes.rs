@@ -892,6 +892,43 @@ fn a_fabric_ten_thousand_kilometres_out_in_double_precision_keeps_positions_to_t
     );
 }
 
+/// Full size in double precision: the run below (3 zones, 3,000 wanderers, 60 s) in the 30 m
+/// cube 10,000 km out of the double-precision test above: every snapshot exact, positions of
+/// entities handed over within 1 micrometre of the sender's state, at least 1,000 migrations.
+#[test]
+#[ignore = "full-size run (60 s): run with --ignored --nocapture"]
+fn full_size_double_precision_3000_wanderers_60_s_ten_thousand_kilometres_out() {
+    let _s = serial();
+    let engine = engine::prepare(true).expect("the double-precision engine and extension");
+    let entities = 3000;
+    let mut f = Fabric::start(
+        &engine,
+        "e2e-fabric-full-double",
+        entities,
+        &[
+            "--hysteresis-ticks",
+            "4",
+            "--capacity",
+            "2800",
+            "--world-bounds",
+            "9999970,9999970,9999970,10000000,10000000,10000000",
+        ],
+    );
+    f.wait_linked(2.0, Duration::from_secs(30));
+    let all: BTreeSet<u32> = (1..=entities).collect();
+    let migrations = run_and_check(&f, 60, &all);
+    f.stop();
+    let m = f.motion.get();
+    println!(
+        "double precision, 3 zone processes, {entities} wanderers 1e7 m out, 60 s: {migrations} migrations; positions {m:?}"
+    );
+    assert!(migrations >= 1000.0, "{migrations} migrations");
+    assert!(
+        m.handed_over > 1000,
+        "positions compared across hand-offs: {m:?}"
+    );
+}
+
 /// Full size: 3,000 wanderers for 60 s, at least 1,000 migrations.
 #[test]
 #[ignore = "full-size run (60 s): run with --ignored --nocapture"]
