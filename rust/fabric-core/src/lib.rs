@@ -30,6 +30,7 @@ pub mod latency;
 pub mod manifest;
 pub mod migration;
 pub mod migration_intent;
+pub mod original_scheme;
 pub mod outbox;
 pub mod ownership;
 pub mod pacer;

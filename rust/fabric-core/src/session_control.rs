@@ -181,6 +181,11 @@ pub enum ControlMessage {
         /// The follow ticket (`fabric_auth::follow_ticket`).
         ticket: String,
     },
+    /// Client -> zone: send this session the original fabric's replication (every entity of
+    /// the zone as a 100-byte row, every tick; [`crate::original_scheme`]), the baseline ours
+    /// is measured against. Answered with a reply `original_scheme`: `ok` or refused (the zone
+    /// serves it to `--original-scheme-sessions` sessions at most, none by default).
+    OriginalScheme,
     /// Client -> zone: bind this session to the avatar `id` that moved here, instead of
     /// spawning one (answered with `avatar`, or an error reply with id `claim`).
     Claim {
@@ -428,6 +433,7 @@ impl ControlMessage {
                 "release_ownership" => Ok(Self::ReleaseOwnership {
                     entity: u32_field(&obj, "entity")?,
                 }),
+                "original_scheme" => Ok(Self::OriginalScheme),
                 "claim" => Ok(Self::Claim {
                     id: u32_field(&obj, "id")?,
                     ticket: long_field(&obj, "ticket", MAX_TICKET_FIELD_LEN)?,
@@ -550,6 +556,7 @@ impl ControlMessage {
             Self::Error { code, message } => {
                 json!({"event": "error", "code": code, "message": message, "v": v})
             }
+            Self::OriginalScheme => json!({"action": "original_scheme", "v": v}),
             Self::Spawn { at: None } => json!({"action": "spawn", "v": v}),
             Self::Spawn { at: Some(at) } => {
                 let m = at.map(|um| um as f64 / 1e6);
@@ -814,6 +821,7 @@ mod tests {
                 message: "zone 127.0.0.1:7443 refused".into(),
             },
             ControlMessage::Spawn { at: None },
+            ControlMessage::OriginalScheme,
             ControlMessage::Spawn {
                 at: Some([1_500_000, 0, -2_000_001]),
             },

@@ -287,6 +287,20 @@ impl Zone {
             .push(peer, &buf[..ROW_BATCH_HEADER_LEN + n * ROW_LEN]);
     }
 
+    /// Calls `f` with the row of every visible (owned, staging or arriving) entity, in slot
+    /// order: what the original fabric sent every client of the zone every tick
+    /// ([`crate::original_scheme`]). Returns the count.
+    pub fn for_each_visible_row(&self, mut f: impl FnMut(&EntityRow)) -> usize {
+        let mut n = 0;
+        for i in 0..self.slots.capacity() {
+            if visible(self.slots.state[i]) {
+                f(&self.row(i));
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Calls `f` with the row of every visible (owned, staging or arriving) entity within
     /// `radius_um` of `center`: what one subscriber receives (its zone's own entities are culled
     /// too). Returns the count.

@@ -10,9 +10,11 @@
 //! - [`report`]: the Markdown report with PNG plots of a scenario.
 //! - [`relay`]: a conditioned link (delay, loss) between the players and a zone.
 //! - [`desync`]: the players' views compared with the zones' `/state`.
+//! - [`original`]: observers of the original scheme, the benchmark's baseline.
 #![warn(missing_docs)]
 
 pub mod desync;
+pub mod original;
 pub mod path;
 pub mod player;
 pub mod relay;

@@ -102,6 +102,11 @@ struct Args {
     /// on each; 0 gives every player its own endpoint, as a game client has.
     #[arg(long, default_value_t = fabric_net::client_endpoints::DEFAULT_SESSIONS_PER_ENDPOINT)]
     sessions_per_endpoint: usize,
+    /// Observers of the original scheme (every entity as a 100-byte row every tick), spread
+    /// over the zones: the baseline measured in the same run. The zones must allow as many
+    /// (`--original-scheme-sessions`).
+    #[arg(long, default_value_t = 0)]
+    original_scheme_observers: u32,
 }
 
 /// Most players one process runs.
@@ -180,6 +185,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             max_failures: args.max_failures.max(1),
         },
         storm_at_s: args.storm_at,
+        original_scheme_observers: args.original_scheme_observers,
     };
     println!(
         "[load] {} players over {} zones ({:?}) for {} s",
@@ -196,7 +202,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     rt.shutdown_timeout(Duration::from_secs(1));
-    let ok = summary.joined == summary.players && summary.errors == 0;
+    let ok = summary.joined == summary.players
+        && summary.errors == 0
+        && summary.original_scheme.iter().all(|o| o.error.is_none());
     Ok(if ok {
         std::process::ExitCode::SUCCESS
     } else {

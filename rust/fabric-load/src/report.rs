@@ -258,6 +258,35 @@ fn markdown(data: &ReportData, after_s: f64, plots: &[PathBuf], no_plots: Option
         }
         m.push('\n');
     }
+    if !s.original_scheme.is_empty() {
+        let _ = writeln!(
+            m,
+            "## The original scheme, measured in the same run\n\n\
+             Observers that asked each zone for the original fabric's replication (every entity \
+             of the zone as a 100-byte row every tick) and counted what arrived after the ramp, \
+             beside the players above (bytes/s per player, median: {:.0}).\n\n\
+             | observer | zone | seconds | bytes/s | datagrams/s | rows/s | entities | updates/s per entity | x ours | bad | error |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            s.bytes_per_s_median
+        );
+        for (i, o) in s.original_scheme.iter().enumerate() {
+            let _ = writeln!(
+                m,
+                "| {i} | {} | {:.1} | {:.0} | {:.1} | {:.0} | {} | {:.1} | {:.0} | {} | {} |",
+                o.zone,
+                o.seconds,
+                o.bytes_per_s,
+                o.datagrams_per_s,
+                o.rows_per_s,
+                o.entities,
+                o.per_entity_hz(),
+                o.bytes_per_s / s.bytes_per_s_median.max(1.0),
+                o.bad,
+                o.error.as_deref().unwrap_or("")
+            );
+        }
+        m.push('\n');
+    }
     let _ = writeln!(m, "## Zones\n");
     let _ = writeln!(
         m,

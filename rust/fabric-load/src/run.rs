@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use crate::desync::Compared;
+use crate::original::{self, OriginalStats};
 use crate::player::{self, Behaviour};
 use crate::relay::RelayFigures;
 use crate::stats::{
@@ -30,6 +31,9 @@ pub struct Plan {
     /// Seconds from the start to the reconnect storm (every player drops its session and joins
     /// again at once), if any.
     pub storm_at_s: Option<f64>,
+    /// Observers of the original scheme (the baseline, [`crate::original`]), spread over the
+    /// zones; they measure from the end of the ramp.
+    pub original_scheme_observers: u32,
 }
 
 /// What the run measured.
@@ -90,6 +94,9 @@ pub struct Summary {
     /// What the conditioned links did, when the players' links went through relays.
     #[serde(default)]
     pub relay: Option<RelayFigures>,
+    /// The original scheme's observers (the baseline measured in the same run), if any.
+    #[serde(default)]
+    pub original_scheme: Vec<OriginalStats>,
 }
 
 /// The reconnect storm: how fast the players got back.
@@ -159,9 +166,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn sorted(players: &[PlayerStats], f: impl Fn(&PlayerStats) -> f64) -> Vec<f64> {
-    let mut v: Vec<f64> = players.iter().map(f).collect();
-    v.sort_by(f64::total_cmp);
-    v
+    sorted_f64(players.iter().map(f).collect())
 }
 
 impl Summary {
@@ -236,6 +241,7 @@ impl Summary {
             per_player,
             storm: None,
             relay: None,
+            original_scheme: Vec::new(),
         }
     }
 
@@ -299,6 +305,22 @@ impl Summary {
                 self.compared.entities, self.compared.desynced, self.compared.worst_excess_m
             );
         }
+        if !self.original_scheme.is_empty() {
+            let o = &self.original_scheme;
+            let bytes: Vec<f64> = o.iter().map(|s| s.bytes_per_s).collect();
+            let median = percentile(&sorted_f64(bytes), 0.5);
+            out += &format!(
+                "\noriginal scheme (baseline, same run): {} observers, bytes/s per client median {:.0} ({:.0}x ours), {}-{} entities per zone in a second, {:.1} updates/s per entity, {} bad datagrams, {} observers failed",
+                o.len(),
+                median,
+                median / self.bytes_per_s_median.max(1.0),
+                o.iter().map(|s| s.entities).min().unwrap_or(0),
+                o.iter().map(|s| s.entities).max().unwrap_or(0),
+                o.iter().map(OriginalStats::per_entity_hz).sum::<f64>() / o.len() as f64,
+                o.iter().map(|s| s.bad).sum::<u64>(),
+                o.iter().filter(|s| s.error.is_some()).count(),
+            );
+        }
         if let Some(r) = &self.relay {
             out += &format!(
                 "\nconditioned links: {} flows, {} datagrams in, {} dropped, {} delivered",
@@ -344,6 +366,20 @@ pub async fn run(target: Target, plan: Plan, print: impl Fn(&str)) -> Summary {
             player::run(index, target, how, live, deadline, storm).await
         }));
     }
+    let measure_from = t0 + Duration::from_secs_f64(plan.ramp_s.max(0.0));
+    let zones = target.zones.len().max(1) as u32;
+    let observers: Vec<_> = (0..plan.original_scheme_observers)
+        .map(|i| {
+            let zone = (i % zones) as u8;
+            tokio::spawn(original::observe(
+                i,
+                zone,
+                target.clone(),
+                measure_from,
+                deadline,
+            ))
+        })
+        .collect();
     let mut series = Vec::new();
     let mut tick = interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -372,7 +408,21 @@ pub async fn run(target: Target, plan: Plan, print: impl Fn(&str)) -> Summary {
     summary.storm = plan
         .storm_at_s
         .map(|at| StormFigures::new(at, &summary.per_player));
+    for o in observers {
+        summary
+            .original_scheme
+            .push(o.await.unwrap_or_else(|e| OriginalStats {
+                error: Some(format!("observer task failed: {e}")),
+                ..OriginalStats::default()
+            }));
+    }
     summary
+}
+
+/// `v` sorted ascending (NaN last).
+fn sorted_f64(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
 }
 
 #[cfg(test)]

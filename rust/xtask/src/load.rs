@@ -64,6 +64,14 @@ pub struct Options {
     /// have; the load generator's default, 64, when not given).
     #[arg(long)]
     pub sessions_per_endpoint: Option<usize>,
+    /// Observers of the original scheme (every entity as a 100-byte row every tick), spread
+    /// over the zones: the baseline measured in the same run, in the report.
+    #[arg(long, default_value_t = 0)]
+    pub original_scheme: u32,
+    /// Ticks outside a zone before an entity (an avatar too) migrates; 80 (4 s at 20 Hz) keeps
+    /// an avatar crossing a corner of another zone where it is.
+    #[arg(long, default_value_t = 80)]
+    pub hysteresis_ticks: u32,
 }
 
 pub fn run(opts: Options) -> anyhow::Result<()> {
@@ -91,7 +99,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             ))
     });
     let command = format!(
-        "cargo xtask load --players {} --zones {}{} --seconds {} --entities {} --transport {} --ramp {}{}{}{}{}",
+        "cargo xtask load --players {} --zones {}{} --seconds {} --entities {} --transport {} --ramp {}{}{}{}{}{}{}",
         opts.players,
         opts.zones,
         match opts.zones_per_process {
@@ -110,6 +118,14 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             .map_or(String::new(), |r| format!(" --interest-radius {r}")),
         opts.sessions_per_endpoint
             .map_or(String::new(), |n| format!(" --sessions-per-endpoint {n}")),
+        match opts.original_scheme {
+            0 => String::new(),
+            n => format!(" --original-scheme {n}"),
+        },
+        match opts.hysteresis_ticks {
+            80 => String::new(),
+            n => format!(" --hysteresis-ticks {n}"),
+        },
         if opts.release { " --release" } else { "" }
     );
     let lo = LoadOptions {
@@ -121,8 +137,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         transport: opts.transport,
         ramp_s: opts.ramp,
         command_hz: 20.0,
-        // 4 s at 20 Hz: an avatar crossing a corner of another zone stays where it is.
-        hysteresis_ticks: 80,
+        hysteresis_ticks: opts.hysteresis_ticks,
         out,
         command,
         release: opts.release,
@@ -130,6 +145,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         godot_clients: opts.godot_clients,
         interest_radius_m: opts.interest_radius,
         sessions_per_endpoint: opts.sessions_per_endpoint,
+        original_scheme_observers: opts.original_scheme,
     };
     let r = run_load(&lo, &stop, |l| println!("[load] {l}"))?;
     println!("{}", r.data.summary.text());

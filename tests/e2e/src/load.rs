@@ -60,6 +60,9 @@ pub struct LoadOptions {
     /// Simulated players per shared QUIC endpoint (`Some(0)`: an endpoint per player, as game
     /// clients have; `None`: the load generator's default).
     pub sessions_per_endpoint: Option<usize>,
+    /// Observers of the original scheme (every entity as a 100-byte row every tick), spread
+    /// over the zones: the baseline measured in the same run (`fabric_load::original`).
+    pub original_scheme_observers: u32,
 }
 
 /// What a scenario produced.
@@ -155,6 +158,11 @@ fn zone_args(opts: &LoadOptions) -> Vec<String> {
     if let Some(r) = opts.interest_radius_m {
         args.extend(["--interest-radius".into(), r.to_string()]);
     }
+    if opts.original_scheme_observers > 0 {
+        // The observers go to zones round robin.
+        let per_zone = opts.original_scheme_observers.div_ceil(opts.zones.max(1));
+        args.extend(["--original-scheme-sessions".into(), per_zone.to_string()]);
+    }
     if opts.godot_clients > 0 {
         let file = directory_file(opts).display().to_string();
         args.extend(["--zone-directory-file".into(), file]);
@@ -208,6 +216,10 @@ fn drive(
                 .into_iter()
                 .flatten(),
         )
+        .args([
+            "--original-scheme-observers".to_owned(),
+            opts.original_scheme_observers.to_string(),
+        ])
         .arg("--summary")
         .arg(&summary_path)
         .args(opts.faults.args(fabric))

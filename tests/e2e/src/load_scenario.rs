@@ -229,6 +229,7 @@ impl Scenario {
             // As game clients: an endpoint (UDP flow) per player, so the conditioned link's relay
             // sees a flow per player and a storm is a handshake per player.
             sessions_per_endpoint: Some(0),
+            original_scheme_observers: 0,
         }
     }
 

@@ -31,6 +31,7 @@ fn fifty_players_on_two_zones_get_their_updates_and_the_report_is_written() {
         godot_clients: 0,
         interest_radius_m: None,
         sessions_per_endpoint: None,
+        original_scheme_observers: 0,
     };
     let stop = AtomicBool::new(false);
     let r = run_load(&opts, &stop, |l| eprintln!("[load-test] {l}")).expect("the scenario runs");

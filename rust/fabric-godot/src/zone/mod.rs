@@ -39,6 +39,7 @@ mod map_assets;
 pub mod metrics;
 pub mod monitors;
 pub mod network;
+mod original_scheme;
 mod ownership;
 pub mod ownership_metrics;
 mod players;
@@ -240,6 +241,9 @@ pub struct FabricZone {
     /// Fabric key and static members for `--link network` (command line only).
     link_net: link_network::LinkSettings,
     /// The journal's `synchronous` and the asset placement rules (command line only).
+    /// Sessions that may ask for the original scheme (command line only:
+    /// `--original-scheme-sessions`, a benchmark's baseline).
+    original_scheme_sessions: u32,
     durability: (
         fabric_journal::Synchronous,
         fabric_core::asset_placement::PlacementRules,
@@ -360,6 +364,7 @@ impl INode for FabricZone {
             hash_file: None,
             link_net: Default::default(),
             durability: Default::default(),
+            original_scheme_sessions: 0,
             bounds_override: None,
             server: None,
             registration: None,
@@ -693,6 +698,7 @@ impl FabricZone {
             claim_window_s: self.claim_window_sec,
             interest_radius_m: self.interest_radius,
             client_budget_bytes_per_s: u(self.client_budget),
+            original_scheme_sessions: self.original_scheme_sessions,
             port: u16::try_from(self.port).unwrap_or(0),
             bind: self.bind_address.to_string(),
             link_port: u16::try_from(self.link_port).unwrap_or(0),
@@ -808,6 +814,7 @@ impl FabricZone {
         self.hash_file = s.cert_hash_file.clone();
         self.link_net = s.link_net.clone();
         self.durability = (s.journal_sync, s.placement.clone());
+        self.original_scheme_sessions = s.original_scheme_sessions;
         self.assets_from_backend = s.assets_from_backend;
     }
 
@@ -948,6 +955,8 @@ impl FabricZone {
         rt.spawn_population(population);
         rt.publish();
         self.reset_players(&cfg, repl);
+        self.players.original =
+            original_scheme::OriginalSchemeSessions::new(s.original_scheme_sessions, cfg.capacity);
         self.unclaimed = unclaimed::UnclaimedAvatars::new(s.claim_window_s, cfg.capacity);
         self.apply_manifest();
         self.players.placements.set_rules(s.placement.clone());

@@ -40,6 +40,7 @@ use godot::prelude::*;
 
 use super::FabricZone;
 use super::assets::{self, Placements};
+use super::original_scheme::OriginalSchemeSessions;
 use super::ownership::{HeldAuthority, ZoneOwnership, held_by_other, held_move_in_reach};
 use super::replication::Replication;
 use super::runtime::ZoneRuntime;
@@ -59,6 +60,9 @@ pub(crate) struct Players {
     pub(crate) ownership: ZoneOwnership,
     /// Asset placements and the answers owed ([`super::assets`]).
     pub(crate) placements: Placements,
+    /// Sessions served the original scheme, the benchmark's baseline
+    /// ([`super::original_scheme`]).
+    pub(crate) original: OriginalSchemeSessions,
 }
 
 impl Default for Players {
@@ -81,6 +85,7 @@ impl Players {
             replication: Replication::default(),
             ownership: ZoneOwnership::default(),
             placements: Placements::default(),
+            original: OriginalSchemeSessions::default(),
         }
     }
 
@@ -136,6 +141,7 @@ impl Players {
         out.push_str(&self.replication.stats_fields());
         out.push_str(&self.ownership.stats_fields());
         out.push_str(&self.placements.stats_fields());
+        out.push_str(&self.original.stats_fields());
         out
     }
 }
@@ -250,6 +256,11 @@ impl FabricZone {
                         let _ = tx.send_datagram(s, bytes);
                     },
                 );
+                players.original.run(
+                    rt.zone(),
+                    |s| tx.max_datagram_size(s).unwrap_or(0),
+                    |s, bytes| tx.send_datagram(s, bytes).is_ok(),
+                );
             }
             None => players
                 .replication
@@ -281,6 +292,7 @@ impl FabricZone {
         self.players.gate.close(session);
         self.players.replication.drop_session(session);
         self.players.placements.drop_session(session);
+        self.players.original.drop_session(session);
         let Some(id) = self.players.avatars.remove(session) else {
             return;
         };
@@ -291,6 +303,34 @@ impl FabricZone {
         self.signals()
             .player_left()
             .emit(session as i64, i64::from(id));
+    }
+
+    /// An `original_scheme` request from `session`: served (see [`super::original_scheme`])
+    /// or refused, answered with a reply `original_scheme`.
+    pub(super) fn on_original_scheme(
+        &mut self,
+        session: u64,
+        reliable: bool,
+        actions: &mut Vec<Action>,
+    ) {
+        let result = if self.admission.is_admitted(session) {
+            self.players
+                .original
+                .subscribe(session)
+                .map(|()| "serving".to_owned())
+                .map_err(str::to_owned)
+        } else {
+            Err("original_scheme before admission: send hello (with a join token) first".into())
+        };
+        actions.push(Action::Send {
+            session,
+            bytes: ControlMessage::Reply {
+                id: "original_scheme".into(),
+                result,
+            }
+            .encode(),
+            reliable,
+        });
     }
 
     /// A `spawn` request from `session` (`at` in whole micrometres).

@@ -114,6 +114,10 @@ impl FabricZone {
             self.on_spawn(session, at, reliable, actions);
             return;
         }
+        if let ControlMessage::OriginalScheme = msg {
+            self.on_original_scheme(session, reliable, actions);
+            return;
+        }
         if self.on_ownership(session, &msg, actions) {
             return;
         }
