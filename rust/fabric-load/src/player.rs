@@ -241,7 +241,8 @@ impl<'a> Session<'a> {
     }
 
     /// Claims the avatar `f.id` that moved to this zone (`claim` with the ticket, sent again
-    /// every 250 ms until the zone answers `avatar`); `None` once it is this session's.
+    /// every 250 ms until the zone answers `avatar`, `avatar_not_here` included); `None` once
+    /// it is this session's.
     async fn claim(
         &mut self,
         client: &mut Client,
@@ -275,6 +276,10 @@ impl<'a> Session<'a> {
                     self.avatar = id;
                     return Ok(None);
                 }
+                // The hand-off may not have reached this zone yet: the claim goes again at
+                // the next resend, until the join timeout (as `FabricWorld` does).
+                Ok(ControlMessage::Reply { id, result: Err(e) })
+                    if id == "claim" && e.starts_with("avatar_not_here") => {}
                 Ok(ControlMessage::Reply { id, result: Err(e) }) if id == "claim" => {
                     return Err(format!("claim of avatar {} refused: {e}", f.id));
                 }
