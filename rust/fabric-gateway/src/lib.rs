@@ -30,6 +30,7 @@ use fabric_core::session_control::ControlMessage;
 use fabric_core::zone_directory::ZoneDirectory;
 use fabric_net::budget::{Budget, Charge};
 use fabric_net::server::close_code;
+use fabric_net::{Cause, IdentityError};
 use fabric_net::{
     CertHash, CertRotation, NetError, Server, ServerConfig, ServerEvent, ServerIdentity,
     ServerLimits,
@@ -163,8 +164,10 @@ impl Gateway {
             let pins: Vec<CertHash> = std::iter::once(server.cert_hash())
                 .chain(server.next_cert_hash())
                 .collect();
-            fabric_net::cert::write_pins(p, &pins)
-                .map_err(|e| NetError::Identity(format!("cannot write {}: {e}", p.display())))?;
+            fabric_net::cert::write_pins(p, &pins).map_err(|e| IdentityError::WriteHashes {
+                path: p.display().to_string(),
+                cause: Cause::new(e),
+            })?;
         }
         Ok(Self { server, cfg })
     }

@@ -186,10 +186,11 @@ fn run() -> anyhow::Result<()> {
         };
         let gateway = match Gateway::bind(cfg.clone(), identity.clone()) {
             Ok(g) => g,
-            Err(NetError::Bind { reason, .. })
-                if args.listen.is_none() && reason.contains("ermission") =>
+            Err(NetError::Bind { cause, .. })
+                if args.listen.is_none()
+                    && cause.io_kind() == Some(std::io::ErrorKind::PermissionDenied) =>
             {
-                warn!("may not bind UDP 443 ({reason}); listening on 4433 instead");
+                warn!("may not bind UDP 443 ({cause}); listening on 4433 instead");
                 cfg.listen = "[::]:4433".parse().expect("address");
                 Gateway::bind(cfg, identity)?
             }

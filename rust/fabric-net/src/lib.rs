@@ -43,7 +43,9 @@ pub use cert::{CertHash, ServerIdentity, Validity, ValidityProblem};
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use client_endpoints::ClientEndpoints;
 pub use congestion::CongestionControl;
-pub use error::{NetError, describe_connect_error};
+pub use error::{
+    Cause, ConnectStep, IdentityError, NetError, RotationProblem, describe_connect_error,
+};
 pub use limits::ServerLimits;
 pub use rotation::CertRotation;
 pub use runtime::{current_or_shared, handle as runtime_handle, shutdown as shutdown_runtime};

@@ -368,9 +368,7 @@ pub(crate) fn send_datagram(conn: &Connection, data: Bytes) -> Result<(), NetErr
             limit: conn.max_datagram_size().unwrap_or(0),
         },
         SendDatagramError::NotConnected => NetError::NotConnected,
-        SendDatagramError::UnsupportedByPeer => {
-            NetError::Closed("peer does not accept datagrams".into())
-        }
+        SendDatagramError::UnsupportedByPeer => NetError::DatagramsUnsupported,
     })
 }
 
@@ -398,10 +396,7 @@ impl Server {
         let handle = crate::current_or_shared();
         let _guard = handle.enter();
         if !cfg.webtransport && !cfg.websocket {
-            return Err(NetError::Bind {
-                addr: cfg.bind.to_string(),
-                reason: "neither WebTransport nor WebSocket is enabled".into(),
-            });
+            return Err(NetError::NoTransport(cfg.bind.to_string()));
         }
         let tls = if cfg.websocket {
             Some(crate::tls::server_config(&cfg.identity)?)
@@ -449,10 +444,7 @@ impl Server {
             tasks.push(handle.spawn(accept_wt::accept_loop(e.clone(), shared.clone())));
         }
         if let Some(l) = listener {
-            let bind_err = |e: std::io::Error| NetError::Bind {
-                addr: format!("TCP {local_addr}"),
-                reason: e.to_string(),
-            };
+            let bind_err = |e: std::io::Error| NetError::bind(format_args!("TCP {local_addr}"), e);
             l.set_nonblocking(true).map_err(bind_err)?;
             let l = tokio::net::TcpListener::from_std(l).map_err(bind_err)?;
             tasks.push(handle.spawn(accept_ws::ws_accept_loop(l, shared.clone())));
