@@ -15,7 +15,9 @@ const REGISTRY_URL := "multiplayer_fabric/registry/url"
 ## Every setting: name, Variant type, hint, hint string, default, and whether it shows without
 ## "Advanced Settings". The `transport/` ones are the defaults of a new FabricMMOGTransportPeer's
 ## `transport` and `connect_timeout_msec`. The `zone/` ones are read by FabricZone when it is
-## created (see rust/fabric-godot/src/zone/config.rs); their defaults are the zone's own.
+## created (see rust/fabric-godot/src/zone/config.rs); their defaults are the zone's own. The
+## `limits/` ones (budgets and caps of the peer's and the zone's servers) are not listed here:
+## the extension describes them ([method all]), so their list is written once, in Rust.
 const SETTINGS: Array[Dictionary] = [
 	{
 		"name": REGISTRY_URL,
@@ -178,6 +180,14 @@ const SETTINGS: Array[Dictionary] = [
 		"basic": false,
 	},
 	{
+		"name": "multiplayer_fabric/zone/join_timeout_msec",
+		"type": TYPE_INT,
+		"hint": PROPERTY_HINT_RANGE,
+		"hint_string": "1,600000,1,or_greater,suffix:ms",
+		"default": 10000,
+		"basic": false,
+	},
+	{
 		"name": "multiplayer_fabric/zone/metrics_address",
 		"type": TYPE_STRING,
 		"hint": PROPERTY_HINT_PLACEHOLDER_TEXT,
@@ -204,9 +214,20 @@ const SETTINGS: Array[Dictionary] = [
 ]
 
 
+## Every setting: [constant SETTINGS] and the server limits `multiplayer_fabric/limits/<name>`,
+## which FabricNetLimits describes (none when the extension is not loaded).
+static func all() -> Array[Dictionary]:
+	var out: Array[Dictionary] = SETTINGS.duplicate()
+	if ClassDB.class_exists(&"FabricNetLimits"):
+		var limits: Variant = ClassDB.instantiate(&"FabricNetLimits")
+		for s: Dictionary in limits.project_settings():
+			out.append(s)
+	return out
+
+
 ## The setting's value, or its default when the project does not set it.
 static func value(setting: String) -> Variant:
-	for s in SETTINGS:
+	for s in all():
 		if s.name == setting:
 			return ProjectSettings.get_setting(setting, s.default)
 	return ProjectSettings.get_setting(setting)
@@ -215,7 +236,7 @@ static func value(setting: String) -> Variant:
 ## Adds the missing settings with their defaults and gives every setting its type, hint and
 ## default. Values the project already has are kept.
 static func register() -> void:
-	for s in SETTINGS:
+	for s in all():
 		if not ProjectSettings.has_setting(s.name):
 			ProjectSettings.set_setting(s.name, s.default)
 		ProjectSettings.add_property_info(
@@ -229,7 +250,7 @@ static func register() -> void:
 ## user, so kept).
 static func unregister() -> int:
 	var kept := 0
-	for s in SETTINGS:
+	for s in all():
 		if not ProjectSettings.has_setting(s.name):
 			continue
 		if ProjectSettings.get_setting(s.name) == s.default:

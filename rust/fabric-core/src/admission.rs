@@ -352,7 +352,7 @@ impl Admission {
                     code: close_code::FORBIDDEN,
                     reason: format!(
                         "no valid join token within {} s",
-                        cfg.token_deadline_ms / 1000
+                        cfg.token_deadline_ms as f64 / 1000.0
                     ),
                 });
                 // Report once: the session is closing.

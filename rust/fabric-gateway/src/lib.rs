@@ -30,8 +30,10 @@ use fabric_core::session_control::ControlMessage;
 use fabric_core::zone_directory::ZoneDirectory;
 use fabric_net::budget::{Budget, Charge};
 use fabric_net::server::close_code;
+use fabric_net::{Cause, IdentityError};
 use fabric_net::{
     CertHash, CertRotation, NetError, Server, ServerConfig, ServerEvent, ServerIdentity,
+    ServerLimits,
 };
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tracing::{debug, info, warn};
@@ -77,8 +79,9 @@ pub struct GatewayConfig {
     pub zone_pin: ZonePin,
     /// How long to wait for the zone when a session opens.
     pub zone_connect_timeout: Duration,
-    /// Most client sessions at once.
-    pub max_sessions: usize,
+    /// The listening server's budgets, admission caps and handshake deadline (`--max-sessions`,
+    /// `--send-budget`, ...: [`fabric_net::limits`]).
+    pub limits: ServerLimits,
     /// Also accept clients over the WebSocket fallback (`wss://host:port/ws`, TCP, same port).
     pub websocket: bool,
     /// Replace the gateway's own self-signed certificate on this schedule (`None`: never).
@@ -153,7 +156,7 @@ impl Gateway {
     /// Binds the listening socket with `identity`.
     pub fn bind(cfg: GatewayConfig, identity: ServerIdentity) -> Result<Self, NetError> {
         let mut scfg = ServerConfig::new(cfg.listen, identity);
-        scfg.max_sessions = cfg.max_sessions;
+        scfg.limits = cfg.limits;
         scfg.websocket = cfg.websocket;
         scfg.rotation = cfg.rotation.clone();
         let server = Server::start(scfg)?;
@@ -161,8 +164,10 @@ impl Gateway {
             let pins: Vec<CertHash> = std::iter::once(server.cert_hash())
                 .chain(server.next_cert_hash())
                 .collect();
-            fabric_net::cert::write_pins(p, &pins)
-                .map_err(|e| NetError::Identity(format!("cannot write {}: {e}", p.display())))?;
+            fabric_net::cert::write_pins(p, &pins).map_err(|e| IdentityError::WriteHashes {
+                path: p.display().to_string(),
+                cause: Cause::new(e),
+            })?;
         }
         Ok(Self { server, cfg })
     }

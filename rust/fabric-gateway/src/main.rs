@@ -2,20 +2,25 @@
 //!
 //! Prints one line `FABRIC_GATEWAY_READY addr=<ip:port> cert_hash=<base64>` on standard output
 //! once it listens (scripts and tests wait for it); logs go to standard error.
+//!
+//! Besides the flags of [`Args`], it takes one flag per server limit (`--max-sessions`,
+//! `--send-budget`, ...), made from the list in [`fabric_net::limits`] with its documentation
+//! and default (`fabric-gateway --help` shows them; `docs/session-protocol.md`, "Limits", lists them).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Arg, ArgMatches, CommandFactory, FromArgMatches};
 use fabric_core::zone_directory::ZoneDirectory;
 use fabric_gateway::{Gateway, GatewayConfig, ZonePin, Zones};
-use fabric_net::{CertHash, CertRotation, NetError, ServerIdentity};
+use fabric_net::limits::{SETTINGS, Unit};
+use fabric_net::{CertHash, CertRotation, NetError, ServerIdentity, ServerLimits};
 use tracing::{info, warn};
 
 /// WebTransport gateway: answers pings and proxies each client session to a zone.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version)]
 struct Args {
     /// UDP address to listen on. Without it: [::]:443, or [::]:4433 when this process may not
@@ -50,9 +55,12 @@ struct Args {
     /// Seconds to wait for the zone when a client session opens.
     #[arg(long, default_value_t = 3.0)]
     zone_timeout: f64,
-    /// Most client sessions at once.
-    #[arg(long, default_value_t = 4096)]
-    max_sessions: usize,
+    /// Bytes one client session may have waiting for its zone session (before it opens, and
+    /// while the zone reads slower than the client sends); a datagram beyond it is dropped, a
+    /// reliable message beyond it closes the client session (`KiB`/`MiB`/`GiB` suffixes
+    /// allowed).
+    #[arg(long, default_value = "1MiB", value_parser = bytes)]
+    session_budget: usize,
     /// Do not accept the WebSocket fallback (wss://HOST:PORT/ws on TCP, same port number).
     #[arg(long)]
     no_websocket: bool,
@@ -70,6 +78,46 @@ struct Args {
     /// each other zone per client session).
     #[arg(long)]
     no_standby: bool,
+}
+
+/// A size in bytes, as the limits write it (`65536`, `64KiB`, `1MiB`).
+fn bytes(text: &str) -> Result<usize, String> {
+    Unit::Bytes
+        .parse(text)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| format!("`{text}` is not {}", Unit::Bytes.expected()))
+}
+
+/// The command line: [`Args`] and a flag for each server limit of [`fabric_net::limits`].
+fn command() -> clap::Command {
+    SETTINGS.iter().fold(Args::command(), |cmd, s| {
+        let value = match s.unit {
+            Unit::Bytes => "BYTES",
+            Unit::Count => "N",
+            Unit::Millis => "MSEC",
+        };
+        cmd.arg(
+            Arg::new(s.name)
+                .long(s.flag)
+                .value_name(value)
+                .help(format!("{} [default: {}]", s.doc(), s.default_text())),
+        )
+    })
+}
+
+/// [`Args`] and the server limits from `argv` (the program name first).
+fn parse(argv: impl IntoIterator<Item = String>) -> Result<(Args, ServerLimits), clap::Error> {
+    let mut cmd = command();
+    let m: ArgMatches = cmd.try_get_matches_from_mut(argv)?;
+    let args = Args::from_arg_matches(&m)?;
+    let mut limits = ServerLimits::default();
+    for s in SETTINGS {
+        if let Some(v) = m.get_one::<String>(s.name) {
+            s.set_text(&mut limits, v)
+                .map_err(|e| cmd.error(clap::error::ErrorKind::ValueValidation, e))?;
+        }
+    }
+    Ok((args, limits))
 }
 
 fn main() -> std::process::ExitCode {
@@ -91,7 +139,7 @@ fn run() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let args = Args::parse();
+    let (args, limits) = parse(std::env::args()).unwrap_or_else(|e| e.exit());
     let zone_pin = match (&args.zone_cert_hash, &args.zone_cert_hash_file) {
         (Some(h), _) => ZonePin::Hash(CertHash::parse_list(h)?),
         (None, Some(p)) => ZonePin::File(p.clone()),
@@ -127,21 +175,22 @@ fn run() -> anyhow::Result<()> {
             zone: args.zone,
             zone_pin,
             zone_connect_timeout: Duration::from_secs_f64(args.zone_timeout.max(0.1)),
-            max_sessions: args.max_sessions,
+            limits,
             websocket: !args.no_websocket,
             rotation,
             cert_hash_file: args.cert_hash_file.clone(),
-            session_budget: fabric_gateway::DEFAULT_SESSION_BUDGET,
+            session_budget: args.session_budget,
             follow: !args.no_follow,
             zones,
             standby: !args.no_standby,
         };
         let gateway = match Gateway::bind(cfg.clone(), identity.clone()) {
             Ok(g) => g,
-            Err(NetError::Bind { reason, .. })
-                if args.listen.is_none() && reason.contains("ermission") =>
+            Err(NetError::Bind { cause, .. })
+                if args.listen.is_none()
+                    && cause.io_kind() == Some(std::io::ErrorKind::PermissionDenied) =>
             {
-                warn!("may not bind UDP 443 ({reason}); listening on 4433 instead");
+                warn!("may not bind UDP 443 ({cause}); listening on 4433 instead");
                 cfg.listen = "[::]:4433".parse().expect("address");
                 Gateway::bind(cfg, identity)?
             }
@@ -168,5 +217,69 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(text: &str) -> Result<(Args, ServerLimits), clap::Error> {
+        parse(
+            std::iter::once("fabric-gateway")
+                .chain(text.split_whitespace())
+                .map(String::from),
+        )
+    }
+
+    #[test]
+    fn every_limit_is_a_flag_with_its_default() {
+        let (args, limits) = line("--zone-cert-hash h").unwrap();
+        assert_eq!(limits, ServerLimits::default(), "no flag, the defaults");
+        assert_eq!(args.session_budget, fabric_gateway::DEFAULT_SESSION_BUDGET);
+        let help = command().render_long_help().to_string();
+        for s in SETTINGS {
+            assert!(
+                help.contains(&format!("--{}", s.flag)),
+                "{} in --help",
+                s.name
+            );
+        }
+        let (args, limits) = line(
+            "--max-sessions 7 --max-sessions-per-address=2 --max-pending-per-address 3 \
+             --send-budget 64KiB --session-event-budget 1MiB --partial-message-budget 2097152 \
+             --handshake-timeout-msec 1500 --session-budget 16KiB",
+        )
+        .unwrap();
+        assert_eq!(
+            limits,
+            ServerLimits {
+                max_sessions: 7,
+                max_sessions_per_address: 2,
+                max_pending_per_address: 3,
+                send_budget: 65_536,
+                session_event_budget: 1 << 20,
+                partial_message_budget: 2 << 20,
+                handshake_timeout_msec: 1500,
+            }
+        );
+        assert_eq!(args.session_budget, 16 * 1024);
+    }
+
+    #[test]
+    fn a_bad_limit_is_refused_naming_it() {
+        for bad in [
+            "--max-sessions 0",
+            "--send-budget lots",
+            "--handshake-timeout-msec=-5",
+            "--session-budget 1TB",
+        ] {
+            let e = line(bad).expect_err(bad);
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad}: {e}"
+            );
+        }
     }
 }

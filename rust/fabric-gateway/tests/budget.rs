@@ -21,7 +21,10 @@ async fn a_reliable_message_over_the_pending_budget_closes_the_session_with_a_re
         zone: "127.0.0.1:9".parse().unwrap(),
         zone_pin: ZonePin::Hash(vec![CertHash([0; 32])]),
         zone_connect_timeout: Duration::from_secs(8),
-        max_sessions: 16,
+        limits: fabric_net::ServerLimits {
+            max_sessions: 16,
+            ..Default::default()
+        },
         websocket: false,
         rotation: None,
         cert_hash_file: None,

@@ -87,7 +87,10 @@ async fn the_client_keeps_its_session_while_the_gateway_follows_its_avatar() {
         zone: a.local_addr(),
         zone_pin: ZonePin::Hash(vec![a.cert_hash()]),
         zone_connect_timeout: Duration::from_secs(5),
-        max_sessions: 16,
+        limits: fabric_net::ServerLimits {
+            max_sessions: 16,
+            ..Default::default()
+        },
         websocket: false,
         rotation: None,
         cert_hash_file: None,

@@ -24,7 +24,10 @@ async fn gateway_rotates_its_certificate_and_rewrites_its_hash_file() {
         zone: "127.0.0.1:9".parse().unwrap(),
         zone_pin: ZonePin::Hash(vec![CertHash([0; 32])]),
         zone_connect_timeout: Duration::from_secs(1),
-        max_sessions: 16,
+        limits: fabric_net::ServerLimits {
+            max_sessions: 16,
+            ..Default::default()
+        },
         websocket: false,
         rotation: Some(CertRotation {
             every: Duration::from_secs(1),

@@ -28,6 +28,7 @@ pub mod assets;
 pub mod host_room;
 #[cfg(feature = "itest")]
 pub mod itests;
+pub mod limits;
 pub mod log_bridge;
 pub mod manifest;
 pub mod registry_request;

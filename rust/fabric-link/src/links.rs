@@ -499,7 +499,7 @@ impl ZoneLinks {
         let mut scfg = ServerConfig::new(cfg.bind, cfg.identity.clone());
         scfg.idle_timeout = cfg.idle_timeout;
         scfg.keep_alive = cfg.idle_timeout / 3;
-        scfg.max_sessions = 4 * MAX_ZONES;
+        scfg.limits.max_sessions = 4 * MAX_ZONES;
         let server = Server::start(scfg)?;
         let local_addr = server.local_addr();
         let cert_hash = server.cert_hash();

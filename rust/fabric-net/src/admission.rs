@@ -1,7 +1,7 @@
 //! Admission of a server's sessions: a slot is reserved before the handshake starts, so
-//! handshakes in progress count against [`crate::ServerConfig::max_sessions`] and
-//! [`crate::ServerConfig::max_sessions_per_ip`] exactly, and TCP connections still in TLS or the
-//! WebSocket upgrade count against [`crate::ServerConfig::max_pending_per_ip`].
+//! handshakes in progress count against [`crate::limits::ServerLimits::max_sessions`] and
+//! [`crate::limits::ServerLimits::max_sessions_per_address`] exactly, and TCP connections still in TLS or the
+//! WebSocket upgrade count against [`crate::limits::ServerLimits::max_pending_per_address`].
 //!
 //! Every count is taken and given back under one lock, by guards ([`Slot`], [`Pending`]) whose
 //! drop gives it back, so no path (a failed handshake, a timeout, an aborted task) can leak one.

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 /// Application close code of a session closed because its peer does not read what it is sent
-/// fast enough: its send queue went over [`crate::ServerConfig::send_budget`] (or the client's
+/// fast enough: its send queue went over [`crate::limits::ServerLimits::send_budget`] (or the client's
 /// [`crate::ClientConfig::send_budget`]). Documented in `docs/session-protocol.md`.
 pub const SLOW_READER: u32 = 5;
 

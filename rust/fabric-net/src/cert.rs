@@ -19,6 +19,7 @@ use wtransport::Identity;
 use wtransport::tls::Sha256Digest;
 
 use crate::NetError;
+use crate::error::{Cause, IdentityError};
 
 /// SHA-256 hash of a server certificate (DER), as pinned by clients.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -180,7 +181,7 @@ impl ServerIdentity {
             .from_now_utc()
             .validity_days(days)
             .build()
-            .map_err(|e| NetError::Identity(e.to_string()))?;
+            .map_err(|e| IdentityError::Generate(Cause::new(e)))?;
         Ok(Self { identity })
     }
 
@@ -199,14 +200,14 @@ impl ServerIdentity {
                 Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
             };
             OffsetDateTime::from_unix_timestamp(secs)
-                .map_err(|e| NetError::Identity(format!("certificate time out of range: {e}")))
+                .map_err(|e| IdentityError::TimeOutOfRange(Cause::new(e)))
         };
         let identity = Identity::self_signed_builder()
             .subject_alt_names(names)
             .not_before(at(not_before)?)
             .not_after(at(not_after)?)
             .build()
-            .map_err(|e| NetError::Identity(e.to_string()))?;
+            .map_err(|e| IdentityError::Generate(Cause::new(e)))?;
         Ok(Self { identity })
     }
 
@@ -227,8 +228,10 @@ impl ServerIdentity {
     pub fn load_pem(cert: &Path, key: &Path) -> Result<Self, NetError> {
         let identity = crate::runtime_handle()
             .block_on(Identity::load_pemfiles(cert, key))
-            .map_err(|e| {
-                NetError::Identity(format!("{} / {}: {e}", cert.display(), key.display()))
+            .map_err(|e| IdentityError::Load {
+                cert: cert.display().to_string(),
+                key: key.display().to_string(),
+                cause: Cause::new(e),
             })?;
         Ok(Self { identity })
     }

@@ -22,6 +22,7 @@ use wtransport::{Connection, Endpoint, VarInt};
 use crate::budget::Charge;
 use crate::cert::CertHash;
 use crate::client_endpoints::{ClientEndpoints, EndpointKey, SharedEndpoint};
+use crate::error::{Cause, ConnectStep};
 use crate::lanes::ReadLimits;
 use crate::lanes::{self, Lanes};
 use crate::nosigpipe::NoSigPipe;
@@ -514,10 +515,7 @@ async fn tcp_connect(
 ) -> Result<NoSigPipe<tokio::net::TcpStream>, NetError> {
     let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
         .await
-        .map_err(|e| NetError::Connect {
-            url: cfg.url.clone(),
-            reason: format!("TCP connect failed: {e}"),
-        })?;
+        .map_err(|e| NetError::connect(&cfg.url, ConnectStep::Tcp, e))?;
     let _ = tcp.set_nodelay(true);
     Ok(NoSigPipe(tcp))
 }
@@ -541,18 +539,12 @@ async fn open_wss(
         .map_err(|e| {
             verdict
                 .error(&cfg.url, &cfg.pins_text())
-                .unwrap_or_else(|| NetError::Connect {
-                    url: cfg.url.clone(),
-                    reason: format!("TLS handshake failed: {e}"),
-                })
+                .unwrap_or_else(|| NetError::connect(&cfg.url, ConnectStep::Tls, e))
         })?;
     let (stream, _) =
         tokio_tungstenite::client_async_with_config(cfg.url.trim(), tls, Some(ws::config()))
             .await
-            .map_err(|e| NetError::Connect {
-                url: cfg.url.clone(),
-                reason: format!("WebSocket handshake failed: {e}"),
-            })?;
+            .map_err(|e| NetError::connect(&cfg.url, ConnectStep::WebSocket, e))?;
     Ok(stream)
 }
 
@@ -560,15 +552,11 @@ async fn open_ws(
     cfg: &ClientConfig,
     t: &WsTarget,
 ) -> Result<tokio_tungstenite::WebSocketStream<NoSigPipe<tokio::net::TcpStream>>, NetError> {
-    let fail = |reason: String| NetError::Connect {
-        url: cfg.url.clone(),
-        reason,
-    };
     let tcp = tcp_connect(cfg, t).await?;
     let (stream, _) =
         tokio_tungstenite::client_async_with_config(cfg.url.trim(), tcp, Some(ws::config()))
             .await
-            .map_err(|e| fail(format!("WebSocket handshake failed: {e}")))?;
+            .map_err(|e| NetError::connect(&cfg.url, ConnectStep::WebSocket, e))?;
     Ok(stream)
 }
 
@@ -591,10 +579,6 @@ async fn open(cfg: &ClientConfig) -> Result<Connection, NetError> {
 /// A client QUIC endpoint on a new UDP socket, configured as `cfg` asks: the pinned TLS check,
 /// the idle timeout, room for every reliable channel's stream and the congestion controller.
 fn bind_endpoint(cfg: &ClientConfig) -> Result<SharedEndpoint, NetError> {
-    let bad_idle = |e: String| NetError::Connect {
-        url: cfg.url.clone(),
-        reason: format!("bad idle timeout: {e}"),
-    };
     let (tls, verdict) = crate::tls::webtransport_client_config(cfg.pins().collect())?;
     let mut wt_cfg = wtransport::ClientConfig::builder()
         .with_bind_default()
@@ -606,17 +590,14 @@ fn bind_endpoint(cfg: &ClientConfig) -> Result<SharedEndpoint, NetError> {
         .keep_alive_interval(Some(Duration::from_secs(2)))
         .max_idle_timeout(Some(
             wtransport::quinn::IdleTimeout::try_from(cfg.idle_timeout)
-                .map_err(|e| bad_idle(e.to_string()))?,
+                .map_err(|e| NetError::IdleTimeout(Cause::new(e)))?,
         ))
         .max_concurrent_uni_streams(wtransport::quinn::VarInt::from_u32(lanes::MAX_UNI_STREAMS));
     cfg.congestion.apply(&mut transport);
     wt_cfg
         .quic_config_mut()
         .transport_config(Arc::new(transport));
-    let endpoint = Endpoint::client(wt_cfg).map_err(|e| NetError::Bind {
-        addr: "0.0.0.0:0".into(),
-        reason: e.to_string(),
-    })?;
+    let endpoint = Endpoint::client(wt_cfg).map_err(|e| NetError::bind("UDP 0.0.0.0:0", e))?;
     Ok(Arc::new((endpoint, verdict)))
 }
 
@@ -655,7 +636,7 @@ async fn staggered_handshakes(
                 Err(e) => {
                     return Err(verdict
                         .error(&cfg.url, &cfg.pins_text())
-                        .unwrap_or_else(|| describe_connect_error(&cfg.url, &e)));
+                        .unwrap_or_else(|| describe_connect_error(&cfg.url, e)));
                 }
             },
             () = &mut stagger, if started < HANDSHAKE_ATTEMPTS => {

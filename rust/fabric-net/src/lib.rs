@@ -9,6 +9,8 @@
 //! - [`server`]: a WebTransport server whose sessions are reported as [`ServerEvent`]s.
 //! - [`client`]: a WebTransport client session reported as [`ClientEvent`]s.
 //! - [`client_endpoints`]: QUIC endpoints shared by many client sessions of one process.
+//! - [`limits`]: the server's budgets and caps as settings (one list, exposed by the peer,
+//!   the zone and the gateway).
 //! - [`reliable`]: length-prefixed message framing on a stream.
 //! - [`lanes`]: one QUIC stream per reliable channel, so channels never block each other.
 //! - [`ws`]: the WebSocket fallback link (`wss://host:port/ws`, pinned by the same hash as
@@ -24,6 +26,7 @@ pub mod congestion;
 pub mod error;
 pub mod http;
 pub mod lanes;
+pub mod limits;
 mod nosigpipe;
 pub mod registry;
 pub mod registry_keys;
@@ -40,7 +43,10 @@ pub use cert::{CertHash, ServerIdentity, Validity, ValidityProblem};
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use client_endpoints::ClientEndpoints;
 pub use congestion::CongestionControl;
-pub use error::{NetError, describe_connect_error};
+pub use error::{
+    Cause, ConnectStep, IdentityError, NetError, RotationProblem, describe_connect_error,
+};
+pub use limits::ServerLimits;
 pub use rotation::CertRotation;
 pub use runtime::{current_or_shared, handle as runtime_handle, shutdown as shutdown_runtime};
 pub use server::{Server, ServerConfig, ServerEvent, SessionId};

@@ -17,6 +17,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::NetError;
+use crate::error::{IdentityError, RotationProblem};
 
 /// The least time between two rotations, whatever the certificate says (a certificate that is
 /// about to expire is replaced at once, but never in a tight loop).
@@ -51,24 +52,20 @@ impl CertRotation {
     /// Checks the settings: at least [`MIN_ROTATION_INTERVAL`], at most half the validity,
     /// validity 1..=14 days, at least one name.
     pub fn validate(&self) -> Result<(), NetError> {
-        let bad = |why: String| Err(NetError::Identity(format!("certificate rotation: {why}")));
+        let bad = |why: RotationProblem| Err(NetError::from(IdentityError::Rotation(why)));
         if !(1..=14).contains(&self.validity_days) {
-            return bad(format!(
-                "validity of {} days is not in 1..=14",
-                self.validity_days
-            ));
+            return bad(RotationProblem::ValidityDays(self.validity_days));
         }
         let validity = Duration::from_secs(u64::from(self.validity_days) * 24 * 3600);
         if self.every < MIN_ROTATION_INTERVAL || self.every > validity / 2 {
-            return bad(format!(
-                "interval of {} s must be at least {} s and at most half the validity of {} days",
-                self.every.as_secs(),
-                MIN_ROTATION_INTERVAL.as_secs(),
-                self.validity_days
-            ));
+            return bad(RotationProblem::Interval {
+                every_s: self.every.as_secs(),
+                min_s: MIN_ROTATION_INTERVAL.as_secs(),
+                validity_days: self.validity_days,
+            });
         }
         if self.names.is_empty() {
-            return bad("no host names for the new certificates".into());
+            return bad(RotationProblem::NoNames);
         }
         Ok(())
     }
@@ -133,47 +130,62 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_with_the_reason() {
+        use crate::error::{IdentityError, RotationProblem};
         let ok = CertRotation::weekly(&["localhost"]);
+        let interval = |every: Duration| RotationProblem::Interval {
+            every_s: every.as_secs(),
+            min_s: MIN_ROTATION_INTERVAL.as_secs(),
+            validity_days: 14,
+        };
         let cases = [
             (
                 CertRotation {
                     validity_days: 15,
                     ..ok.clone()
                 },
-                "validity of 15 days",
+                RotationProblem::ValidityDays(15),
             ),
             (
                 CertRotation {
                     validity_days: 0,
                     ..ok.clone()
                 },
-                "validity of 0 days",
+                RotationProblem::ValidityDays(0),
             ),
             (
                 CertRotation {
                     every: 7 * DAY + Duration::from_secs(1),
                     ..ok.clone()
                 },
-                "at most half the validity",
+                interval(7 * DAY + Duration::from_secs(1)),
             ),
             (
                 CertRotation {
                     every: Duration::from_millis(10),
                     ..ok.clone()
                 },
-                "at least 1 s",
+                interval(Duration::ZERO),
             ),
             (
                 CertRotation {
                     names: vec![],
                     ..ok.clone()
                 },
-                "no host names",
+                RotationProblem::NoNames,
             ),
         ];
         for (r, why) in cases {
-            let err = r.validate().expect_err(why).to_string();
-            assert!(err.contains(why), "{err} should say {why}");
+            assert_eq!(
+                r.validate(),
+                Err(NetError::Identity(IdentityError::Rotation(why.clone()))),
+                "{why}"
+            );
         }
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(
+            RotationProblem::ValidityDays(15).to_string(),
+            "validity of 15 days is not in 1..=14",
+            "the words stay as clear"
+        );
     }
 }

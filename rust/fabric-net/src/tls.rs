@@ -17,6 +17,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::NetError;
 use crate::cert::{CertHash, ServerIdentity, Validity, ValidityProblem};
+use crate::error::{Cause, IdentityError};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -37,13 +38,13 @@ pub(crate) fn server_config(
         .map(|c| CertificateDer::from(c.der().to_vec()))
         .collect();
     let key = PrivateKeyDer::try_from(identity.identity.private_key().secret_der().to_vec())
-        .map_err(|e| NetError::Identity(format!("private key for wss: {e}")))?;
+        .map_err(|e| IdentityError::Tls(Cause::new(std::io::Error::other(e))))?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| NetError::Identity(e.to_string()))?
+        .map_err(|e| IdentityError::Tls(Cause::new(e)))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| NetError::Identity(format!("certificate for wss: {e}")))?;
+        .map_err(|e| IdentityError::Tls(Cause::new(e)))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
@@ -92,7 +93,7 @@ fn pinned_config(
     } else {
         builder.with_safe_default_protocol_versions()
     }
-    .map_err(|e| NetError::Identity(e.to_string()))?;
+    .map_err(|e| IdentityError::Tls(Cause::new(e)))?;
     let mut cfg = builder
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedCert {

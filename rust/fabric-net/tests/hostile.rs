@@ -11,7 +11,7 @@ use common::{
 };
 use fabric_net::lanes::LANE_MAGIC;
 use fabric_net::reliable::MAX_MESSAGE_LEN;
-use fabric_net::{Client, ClientConfig, ClientEvent, Server, ServerEvent};
+use fabric_net::{Client, ClientConfig, ClientEvent, ConnectStep, NetError, Server, ServerEvent};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -183,7 +183,7 @@ async fn websocket_refuses_non_loopback_and_reports_refused_connections() {
     let cfg = ClientConfig::new("ws://192.0.2.1:4433/ws", fabric_net::CertHash([0; 32]));
     let mut c = Client::connect(cfg);
     match next(&mut c).await {
-        ClientEvent::Failed(e @ fabric_net::NetError::InsecureWebSocket(_)) => {
+        ClientEvent::Failed(e @ NetError::InsecureWebSocket(_)) => {
             assert!(e.to_string().contains("unencrypted"), "{e}")
         }
         other => panic!("expected the insecure ws:// refusal, got {other:?}"),
@@ -198,7 +198,15 @@ async fn websocket_refuses_non_loopback_and_reports_refused_connections() {
         fabric_net::CertHash([0; 32]),
     ));
     match next(&mut c).await {
-        ClientEvent::Failed(e) => assert!(e.to_string().contains("TCP connect failed"), "{e}"),
+        ClientEvent::Failed(NetError::Connect {
+            step: ConnectStep::Tcp,
+            cause,
+            ..
+        }) => assert_eq!(
+            cause.io_kind(),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "{cause}"
+        ),
         other => panic!("expected a refused connection, got {other:?}"),
     }
 }

@@ -138,7 +138,7 @@ async fn newest_session(tx: &ServerSender, not: &[u64]) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_as_a_slow_reader() {
     const BUDGET: usize = 256 * 1024;
-    let server = server_with(|c| c.send_budget = BUDGET);
+    let server = server_with(|c| c.limits.send_budget = BUDGET);
     let (addr, hash, tx) = (server.local_addr(), server.cert_hash(), server.sender());
     let mut by = bystander(&server).await;
     let _echo = spawn_echo(server);
@@ -202,7 +202,7 @@ async fn a_websocket_client_that_stops_reading_is_closed_as_a_slow_reader() {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     const BUDGET: usize = 256 * 1024;
-    let server = server_with(|c| c.send_budget = BUDGET);
+    let server = server_with(|c| c.limits.send_budget = BUDGET);
     let tx = server.sender();
     let mut by = bystander(&server).await;
     let mut reader = raw_ws(&server).await;
@@ -247,7 +247,7 @@ async fn a_websocket_client_that_stops_reading_is_closed_as_a_slow_reader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_datagram_flood_stays_within_the_event_budget_while_the_owner_polls_slowly() {
     const BUDGET: usize = 64 * 1024;
-    let mut server = server_with(|c| c.event_budget = BUDGET);
+    let mut server = server_with(|c| c.limits.session_event_budget = BUDGET);
     let (addr, hash, tx) = (server.local_addr(), server.cert_hash(), server.sender());
     let mut by = bystander(&server).await;
     // The owner: a slow game loop that drains its events every 30 ms and echoes messages.
@@ -294,7 +294,7 @@ async fn a_datagram_flood_stays_within_the_event_budget_while_the_owner_polls_sl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_streams_announcing_16_mib_each_end_only_that_session() {
     const PARTIAL: usize = 8 << 20;
-    let server = server_with(|c| c.partial_budget = PARTIAL);
+    let server = server_with(|c| c.limits.partial_message_budget = PARTIAL);
     let (addr, hash, tx) = (server.local_addr(), server.cert_hash(), server.sender());
     let mut by = bystander(&server).await;
     let _echo = spawn_echo(server);
@@ -348,8 +348,8 @@ async fn handshakes_from_one_address_hold_max_sessions_and_the_address_cap_exact
     const MAX: usize = 40;
     const PER_IP: usize = 25;
     let server = server_with(|c| {
-        c.max_sessions = MAX;
-        c.max_sessions_per_ip = PER_IP;
+        c.limits.max_sessions = MAX;
+        c.limits.max_sessions_per_address = PER_IP;
     });
     let (addr, hash, tx) = (server.local_addr(), server.cert_hash(), server.sender());
     // The bystander holds one of 127.0.0.1's places.
@@ -409,8 +409,8 @@ async fn handshakes_from_one_address_hold_max_sessions_and_the_address_cap_exact
 async fn tcp_connections_that_never_finish_tls_are_capped_and_timed_out() {
     const PENDING: usize = 8;
     let server = server_with(|c| {
-        c.max_pending_per_ip = PENDING;
-        c.handshake_timeout = Duration::from_secs(2);
+        c.limits.max_pending_per_address = PENDING;
+        c.limits.handshake_timeout_msec = 2_000;
     });
     let (addr, hash) = (server.local_addr(), server.cert_hash());
     let mut by = bystander(&server).await;

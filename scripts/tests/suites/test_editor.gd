@@ -11,13 +11,13 @@ const ADDON_DIR := "res://addons/multiplayer_fabric/"
 
 
 func test_settings_are_registered_with_their_hints_and_removed_at_default() -> void:
-	for s in SETTINGS.SETTINGS:
+	for s in SETTINGS.all():
 		check(not ProjectSettings.has_setting(s.name), "%s not set before the plugin" % s.name)
 	SETTINGS.register()
 	var listed := {}
 	for p in ProjectSettings.get_property_list():
 		listed[p.name] = p
-	for s in SETTINGS.SETTINGS:
+	for s in SETTINGS.all():
 		check_eq(ProjectSettings.get_setting(s.name), s.default, "%s defaults" % s.name)
 		check_eq(ProjectSettings.property_get_revert(s.name), s.default, "%s reverts" % s.name)
 		check(listed.has(s.name), "%s in the property list" % s.name)
@@ -44,7 +44,7 @@ func test_settings_are_registered_with_their_hints_and_removed_at_default() -> v
 	)
 	check_eq(SETTINGS.unregister(), 1, "one setting kept on disable")
 	check(ProjectSettings.has_setting(SETTINGS.REGISTRY_URL), "the changed URL is kept")
-	for s in SETTINGS.SETTINGS:
+	for s in SETTINGS.all():
 		if s.name != SETTINGS.REGISTRY_URL:
 			check(not ProjectSettings.has_setting(s.name), "%s removed on disable" % s.name)
 	ProjectSettings.set_setting(SETTINGS.REGISTRY_URL, null)
@@ -64,7 +64,7 @@ func test_zone_setting_defaults_are_the_zones_own() -> void:
 		check(property in zone, "FabricZone has `%s`" % property)
 		check_eq(zone.get(property), s.default, "FabricZone's default %s" % property)
 		checked += 1
-	check_eq(checked, 20, "every zone setting FabricZone reads is listed")
+	check_eq(checked, 21, "every zone setting FabricZone reads is listed")
 	zone.free()
 
 
@@ -94,6 +94,38 @@ func test_a_peer_takes_its_defaults_from_the_transport_settings() -> void:
 	check_eq(plain.transport, "auto", "a peer made before keeps its own")
 	ProjectSettings.set_setting("multiplayer_fabric/transport/mode", null)
 	ProjectSettings.set_setting("multiplayer_fabric/transport/connect_timeout_msec", null)
+
+
+func test_limits_are_settings_the_peer_and_the_zone_read() -> void:
+	var limits: Array[Dictionary] = []
+	for s in SETTINGS.all():
+		if s.name.begins_with("multiplayer_fabric/limits/"):
+			limits.append(s)
+	check_eq(limits.size(), 7, "every server limit is a project setting")
+	var plain := FabricNetLimits.new()
+	for s in limits:
+		var property: String = s.name.get_file()
+		check(property in plain, "FabricNetLimits has `%s`" % property)
+		check_eq(plain.get(property), s.default, "FabricNetLimits' default %s" % property)
+		check_eq(s.hint, PROPERTY_HINT_RANGE, "%s is a range" % property)
+	check_eq(plain.max_sessions_per_address, 128, "the documented default")
+	check_eq(plain.check(), "", "the defaults are usable")
+	SETTINGS.register()
+	ProjectSettings.set_setting("multiplayer_fabric/limits/max_sessions_per_address", 3)
+	ProjectSettings.set_setting("multiplayer_fabric/limits/send_budget", 65536)
+	var peer := FabricMMOGTransportPeer.new()
+	check_eq(peer.limits.max_sessions_per_address, 3, "a new peer takes the project's cap")
+	check_eq(peer.limits.send_budget, 65536, "and its budget")
+	check_eq(plain.max_sessions_per_address, 128, "a resource made before keeps its own")
+	var zone := FabricZone.new()
+	check_eq(zone.limits, null, "a zone without limits of its own reads the project's at start")
+	zone.free()
+	peer.limits.max_sessions = 0
+	check(peer.limits.check().contains("max_sessions"), "a zero cap is refused, named")
+	check_eq(peer.create_server(0, "127.0.0.1"), ERR_INVALID_PARAMETER, "create_server refuses it")
+	ProjectSettings.set_setting("multiplayer_fabric/limits/max_sessions_per_address", 128)
+	ProjectSettings.set_setting("multiplayer_fabric/limits/send_budget", 4194304)
+	check_eq(SETTINGS.unregister(), 0, "all back at their defaults and removed")
 
 
 func test_every_class_has_a_16px_svg_icon() -> void:

@@ -164,6 +164,13 @@ pub struct FabricMMOGTransportPeer {
     /// This is the transport's own join; a zone's token admission has its own deadline.
     #[var(pub)]
     join_timeout_msec: i32,
+    /// Servers: budgets in bytes, admission caps and the handshake deadline
+    /// (`FabricNetLimits`: send, event and partial-message budgets, sessions in all and per
+    /// address, TCP connections in TLS per address, handshake deadline). A new peer holds one
+    /// with the project's values (`multiplayer_fabric/limits/<name>`, else the defaults); null
+    /// means the same. Read when `create_server` is called, which refuses a value below 1.
+    #[var(pub)]
+    limits: Option<Gd<crate::limits::FabricNetLimits>>,
     /// The payload of the last `get_packet`, alive until the next call.
     current: Vec<u8>,
     /// The frame of the last `put_packet` (reused, so a send allocates nothing).
@@ -298,7 +305,12 @@ impl FabricMMOGTransportPeer {
             Ok(c) => c,
             Err(e) => return self.refuse(e),
         };
+        let limits = match crate::limits::server_limits(self.limits.as_ref()) {
+            Ok(l) => l,
+            Err(e) => return self.refuse(format!("limits: {e}")),
+        };
         let mut cfg = ServerConfig::new(addr, identity);
+        cfg.limits = limits;
         cfg.congestion = congestion;
         cfg.webtransport = choice.serves_webtransport();
         cfg.websocket = choice.serves_websocket();
@@ -609,6 +621,7 @@ impl IMultiplayerPeerExtension for FabricMMOGTransportPeer {
             .unwrap_or(i32::MAX),
             events_per_poll: 4096,
             join_timeout_msec: 10_000,
+            limits: Some(crate::limits::FabricNetLimits::new_gd()),
             current: Vec::new(),
             scratch: Vec::new(),
         };

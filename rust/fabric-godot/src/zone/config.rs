@@ -28,6 +28,8 @@
 //! | `--journal-sync full` / `--journal-sync normal` | the journal's SQLite `synchronous` ([`ZoneSettings::journal_sync`], `docs/persistence.md`) |
 //! | `--place-radius M`, `--assets any` / `--assets ID,ID,...` / `--assets backend` | CMD_INSTANCE_ASSET placement rules ([`ZoneSettings::placement`], [`ZoneSettings::assets_from_backend`]) |
 //! | `--tick-hz HZ`, `--max-catch-up N`, `--event-budget N` | pacing |
+//! | `--join-timeout-msec MS` | [`ZoneSettings::join_timeout_msec`]: how long a session may stay without a valid join token |
+//! | `--send-budget BYTES`, `--session-event-budget BYTES`, `--partial-message-budget BYTES`, `--max-sessions N`, `--max-sessions-per-address N`, `--max-pending-per-address N`, `--handshake-timeout-msec MS` | [`ZoneSettings::limits`]: the client server's limits, one flag per entry of [`fabric_net::limits`] (sizes take `KiB`/`MiB`/`GiB`) |
 //! | `--population wanderers --entities N --seed S` | [`ZoneSettings::population`] |
 //! | `--metrics-addr IP:PORT` | Prometheus endpoint (`/metrics`, `/state`) |
 //! | `--stats-every S`, `--quit-after S` | status lines on stdout, exit after S seconds |
@@ -184,6 +186,11 @@ pub struct ZoneSettings {
     pub max_catch_up: u32,
     /// Most network events handled per tick.
     pub event_budget: u32,
+    /// Milliseconds a client session may stay without a valid join token before it is closed,
+    /// when tokens are required (default 10000).
+    pub join_timeout_msec: u32,
+    /// The client server's budgets, admission caps and handshake deadline.
+    pub limits: fabric_net::ServerLimits,
     /// Spawned at start.
     pub population: Population,
     /// Prometheus endpoint address.
@@ -256,6 +263,8 @@ impl Default for ZoneSettings {
             tick_hz: 20,
             max_catch_up: 5,
             event_budget: 4096,
+            join_timeout_msec: 10_000,
+            limits: fabric_net::ServerLimits::DEFAULT,
             population: Population::None,
             metrics_addr: None,
             stats_every_s: 0.0,
@@ -439,6 +448,22 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             _ if !key.starts_with("--") => continue,
             _ => {}
         }
+        if let Some(limit) = fabric_net::ServerLimits::flag(key) {
+            let v = inline
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| ConfigError::Missing(key.into()))?;
+            limit
+                .set_text(&mut s.limits, &v)
+                .map_err(|e| ConfigError::Invalid {
+                    key: key.into(),
+                    value: v.clone(),
+                    expected: match e {
+                        fabric_net::limits::LimitError::OutOfRange { .. } => "at least 1",
+                        _ => limit.unit.expected(),
+                    },
+                })?;
+            continue;
+        }
         let known = [
             "--zone-id",
             "--zone-index",
@@ -463,6 +488,7 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--tick-hz",
             "--max-catch-up",
             "--event-budget",
+            "--join-timeout-msec",
             "--population",
             "--entities",
             "--seed",
@@ -558,6 +584,7 @@ pub fn parse_args(base: ZoneSettings, args: &[String]) -> Result<ZoneSettings, C
             "--tick-hz" => s.tick_hz = parse(key, v, "ticks per second")?,
             "--max-catch-up" => s.max_catch_up = parse(key, v, "a tick count")?,
             "--event-budget" => s.event_budget = parse(key, v, "an event count")?,
+            "--join-timeout-msec" => s.join_timeout_msec = parse(key, v, "milliseconds")?,
             "--population" => match v {
                 "wanderers" => wanderers = true,
                 "none" => wanderers = false,
@@ -871,6 +898,55 @@ mod tests {
             one("--max-fps -1"),
             Err(ConfigError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn server_limits_and_the_join_deadline_are_read() {
+        let d = ZoneSettings::default();
+        assert_eq!(d.limits, fabric_net::ServerLimits::default(), "defaults");
+        assert_eq!(d.join_timeout_msec, 10_000);
+        let s = parse_args(
+            ZoneSettings::default(),
+            &args(
+                "--max-sessions 50 --max-sessions-per-address=2 --max-pending-per-address 3 \
+                 --send-budget 64KiB --session-event-budget 1MiB --partial-message-budget 1048576 \
+                 --handshake-timeout-msec 750 --join-timeout-msec 300 --event-budget 9",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            s.limits,
+            fabric_net::ServerLimits {
+                max_sessions: 50,
+                max_sessions_per_address: 2,
+                max_pending_per_address: 3,
+                send_budget: 65_536,
+                session_event_budget: 1 << 20,
+                partial_message_budget: 1 << 20,
+                handshake_timeout_msec: 750,
+            }
+        );
+        assert_eq!(s.join_timeout_msec, 300);
+        assert_eq!(
+            s.event_budget, 9,
+            "the per-tick event count is its own flag"
+        );
+        let err = |line: &str| parse_args(ZoneSettings::default(), &args(line)).unwrap_err();
+        assert_eq!(
+            err("--max-sessions 0"),
+            ConfigError::Invalid {
+                key: "--max-sessions".into(),
+                value: "0".into(),
+                expected: "at least 1"
+            }
+        );
+        assert!(
+            matches!(err("--send-budget 1TB"), ConfigError::Invalid { key, .. } if key == "--send-budget")
+        );
+        assert_eq!(
+            err("--handshake-timeout-msec"),
+            ConfigError::Missing("--handshake-timeout-msec".into())
+        );
     }
 
     #[test]

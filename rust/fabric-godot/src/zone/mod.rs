@@ -145,6 +145,16 @@ pub struct FabricZone {
     /// Most network events handled per tick.
     #[export]
     pub(crate) event_budget: i32,
+    /// Milliseconds a client session may stay without a valid join token before it is closed,
+    /// when tokens are required (default 10000).
+    #[export]
+    pub(crate) join_timeout_msec: i32,
+    /// The client server's budgets in bytes, admission caps and handshake deadline
+    /// (`FabricNetLimits`); null = the project settings `multiplayer_fabric/limits/<name>`, else
+    /// the defaults. The command line sets them with one flag each (`--max-sessions N`,
+    /// `--send-budget 1MiB`, ...; `docs/session-protocol.md`, "Limits"). Read by `start()`.
+    #[export]
+    pub(crate) limits: Option<Gd<crate::limits::FabricNetLimits>>,
     /// Prometheus endpoint (`IP:PORT`; empty = none).
     #[export]
     pub(crate) metrics_address: GString,
@@ -334,6 +344,8 @@ impl INode for FabricZone {
             seed: 1,
             max_catch_up: d.max_catch_up as i32,
             event_budget: d.event_budget as i32,
+            join_timeout_msec: d.join_timeout_msec as i32,
+            limits: None,
             metrics_address: GString::new(),
             stats_every_sec: 0.0,
             quit_after_sec: 0.0,
@@ -411,6 +423,7 @@ impl INode for FabricZone {
         project_setting(&ps, "tick_hz", &mut z.tick_hz);
         project_setting(&ps, "max_catch_up", &mut z.max_catch_up);
         project_setting(&ps, "event_budget", &mut z.event_budget);
+        project_setting(&ps, "join_timeout_msec", &mut z.join_timeout_msec);
         project_setting(&ps, "metrics_address", &mut z.metrics_address);
         project_setting(&ps, "port", &mut z.port);
         project_setting(&ps, "bind_address", &mut z.bind_address);
@@ -711,6 +724,9 @@ impl FabricZone {
             tick_hz: u(self.tick_hz),
             max_catch_up: u(self.max_catch_up),
             event_budget: u(self.event_budget),
+            join_timeout_msec: u(self.join_timeout_msec),
+            limits: crate::limits::server_limits(self.limits.as_ref())
+                .map_err(|e| config::ConfigError::Zone(format!("limits: {e}")))?,
             population: Population::None,
             metrics_addr: None,
             stats_every_s: self.stats_every_sec,
@@ -787,6 +803,8 @@ impl FabricZone {
         self.tick_hz = s.tick_hz as i32;
         self.max_catch_up = s.max_catch_up as i32;
         self.event_budget = s.event_budget as i32;
+        self.join_timeout_msec = i32::try_from(s.join_timeout_msec).unwrap_or(i32::MAX);
+        self.limits = Some(crate::limits::resource(&s.limits));
         match s.population {
             Population::None => self.population = "none".into(),
             Population::Wanderers { entities, seed } => {
@@ -1006,7 +1024,15 @@ impl FabricZone {
                 return Error::ERR_CANT_CREATE;
             }
         };
+        let limits = match crate::limits::server_limits(self.limits.as_ref()) {
+            Ok(l) => l,
+            Err(e) => {
+                godot_error!("FabricZone {}: limits: {e}", self.zone_id);
+                return Error::ERR_INVALID_PARAMETER;
+            }
+        };
         let mut scfg = ServerConfig::new(addr, identity);
+        scfg.limits = limits;
         scfg.websocket = self.websocket_fallback;
         scfg.rotation = (self.cert_rotation_sec > 0).then(|| CertRotation {
             every: Duration::from_secs(self.cert_rotation_sec.unsigned_abs()),
@@ -1021,6 +1047,7 @@ impl FabricZone {
         };
         let mut cfg = AdmissionConfig::new(self.zone_id as u32);
         cfg.require_token = registering || self.require_token;
+        cfg.token_deadline_ms = u64::try_from(self.join_timeout_msec.max(1)).unwrap_or(1);
         self.admission = Admission::new(cfg);
         self.clock = Instant::now();
         let next = server.next_cert_hash();

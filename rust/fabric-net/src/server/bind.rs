@@ -11,6 +11,7 @@ use super::{ServerConfig, WtEndpoint};
 use crate::NetError;
 use crate::cert::ServerIdentity;
 use crate::congestion::CongestionControl;
+use crate::error::Cause;
 use crate::lanes;
 
 /// Binds what `cfg` asks for: the WebTransport endpoint, the TCP listener, and the port
@@ -35,10 +36,7 @@ pub(super) fn bind_sockets(
         let port = match &endpoint {
             Some(e) => e
                 .local_addr()
-                .map_err(|e| NetError::Bind {
-                    addr: cfg.bind.to_string(),
-                    reason: e.to_string(),
-                })?
+                .map_err(|e| NetError::bind(format_args!("UDP {}", cfg.bind), e))?
                 .port(),
             None => cfg.bind.port(),
         };
@@ -54,10 +52,7 @@ pub(super) fn bind_sockets(
                 break;
             }
             Err(e) if attempt == tries => {
-                return Err(NetError::Bind {
-                    addr: format!("TCP {tcp_addr}"),
-                    reason: e.to_string(),
-                });
+                return Err(NetError::bind(format_args!("TCP {tcp_addr}"), e));
             }
             Err(_) => continue,
         }
@@ -83,7 +78,7 @@ pub(super) fn wt_config(
         .with_identity(identity.identity.clone_identity())
         .keep_alive_interval(Some(keep_alive))
         .max_idle_timeout(Some(idle_timeout))
-        .map_err(|e| NetError::Identity(format!("bad idle timeout: {e}")))?
+        .map_err(|e| NetError::IdleTimeout(Cause::new(e)))?
         .build();
     // One stream per reliable channel: room for all 256 of them.
     let transport = &mut wt_cfg.quic_config_mut().transport;
@@ -95,10 +90,7 @@ pub(super) fn wt_config(
 }
 
 fn bind_webtransport(cfg: &ServerConfig) -> Result<WtEndpoint, NetError> {
-    let bind_err = |e: std::io::Error| NetError::Bind {
-        addr: cfg.bind.to_string(),
-        reason: e.to_string(),
-    };
+    let bind_err = |e: std::io::Error| NetError::bind(format_args!("UDP {}", cfg.bind), e);
     let socket = crate::udp::bind(cfg.bind, crate::udp::SERVER_RECV_BUFFER).map_err(bind_err)?;
     let wt_cfg = wt_config(
         Ok(socket),

@@ -19,10 +19,11 @@
 //!
 //! Limits (all [`ServerConfig`] settings): a session slot is reserved before the handshake
 //! ([`crate::admission`]); every queue is bounded in bytes ([`crate::budget`]): the send queue
-//! of each reliable channel and of a WebSocket link ([`ServerConfig::send_budget`], beyond it the
+//! of each reliable channel and of a WebSocket link ([`ServerLimits::send_budget`], beyond it the
 //! session is closed with [`SLOW_READER`]), the events a session waits to hand over
-//! ([`ServerConfig::event_budget`]: datagrams beyond it are dropped, reliable streams stop being
-//! read) and the bytes of reliable messages still arriving ([`ServerConfig::partial_budget`]).
+//! ([`ServerLimits::session_event_budget`]: datagrams beyond it are dropped, reliable streams
+//! stop being read) and the bytes of reliable messages still arriving
+//! ([`ServerLimits::partial_message_budget`]).
 //!
 //! By job: this file holds the configuration, the events, the session table and sending;
 //! `bind` binds the sockets, `accept_wt` and `accept_ws` accept sessions of each transport,
@@ -48,6 +49,7 @@ pub use crate::budget::SLOW_READER;
 use crate::cert::{CertHash, ServerIdentity};
 use crate::congestion::CongestionControl;
 use crate::lanes::{Lanes, ReadLimits};
+pub use crate::limits::ServerLimits;
 use crate::reliable::MAX_MESSAGE_LEN;
 use crate::rotation::CertRotation;
 use crate::ws;
@@ -77,8 +79,6 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Keep-alive interval, well under `idle_timeout`.
     pub keep_alive: Duration,
-    /// Sessions above this count are refused.
-    pub max_sessions: usize,
     /// Listen for WebTransport on UDP (default `true`).
     pub webtransport: bool,
     /// Also listen for the WebSocket fallback on TCP, same port number, path [`WS_PATH`]
@@ -95,56 +95,34 @@ pub struct ServerConfig {
     pub rotation: Option<CertRotation>,
     /// Congestion controller of WebTransport sessions (default BBR, see [`crate::congestion`]).
     pub congestion: CongestionControl,
-    /// Bytes that may wait to be sent, per reliable channel of a WebTransport session and per
-    /// WebSocket session (default [`DEFAULT_SEND_BUDGET`], 4 MiB). A send beyond it returns
-    /// [`NetError::SlowReader`] and closes the session with [`SLOW_READER`].
-    pub send_budget: usize,
-    /// Bytes of datagrams and messages a session may have waiting for the owner
-    /// ([`Server::try_next_event`]) (default [`DEFAULT_EVENT_BUDGET`], 4 MiB): its fair share
-    /// of the event queue. Datagrams beyond it are dropped; reliable streams wait.
-    pub event_budget: usize,
-    /// Bytes of reliable messages a session may have partly received, all channels together
-    /// (default [`DEFAULT_PARTIAL_BUDGET`], 32 MiB); beyond it the session is closed with
-    /// `close_code::PROTOCOL`.
-    pub partial_budget: usize,
-    /// Sessions one IP address may hold, handshakes in progress included (default 128).
-    pub max_sessions_per_ip: usize,
-    /// TCP connections one IP address may have in TLS or the WebSocket upgrade at once
-    /// (default 16); more are dropped at accept.
-    pub max_pending_per_ip: usize,
-    /// Longest a handshake may take: QUIC and HTTP/3, or TLS and the WebSocket upgrade
-    /// (default 10 s).
-    pub handshake_timeout: Duration,
+    /// Budgets in bytes, admission caps and the handshake deadline (default
+    /// [`ServerLimits::DEFAULT`]; each one is described in [`crate::limits`]).
+    pub limits: ServerLimits,
 }
 
-/// Default [`ServerConfig::send_budget`] (and the client's): 4 MiB.
-pub const DEFAULT_SEND_BUDGET: usize = 4 << 20;
-/// Default [`ServerConfig::event_budget`] (and the client's): 4 MiB.
-pub const DEFAULT_EVENT_BUDGET: usize = 4 << 20;
-/// Default [`ServerConfig::partial_budget`] (and the client's): 32 MiB, two largest messages.
-pub const DEFAULT_PARTIAL_BUDGET: usize = 32 << 20;
+/// Default [`ServerLimits::send_budget`] (and the client's): 4 MiB.
+pub const DEFAULT_SEND_BUDGET: usize = ServerLimits::DEFAULT.send_budget;
+/// Default [`ServerLimits::session_event_budget`] (and the client's event budget): 4 MiB.
+pub const DEFAULT_EVENT_BUDGET: usize = ServerLimits::DEFAULT.session_event_budget;
+/// Default [`ServerLimits::partial_message_budget`] (and the client's partial budget): 32 MiB,
+/// two largest messages.
+pub const DEFAULT_PARTIAL_BUDGET: usize = ServerLimits::DEFAULT.partial_message_budget;
 
 impl ServerConfig {
-    /// Defaults: WebTransport only, 10 s idle timeout, 2 s keep-alive, 4096 sessions (128 per
-    /// address), the budgets above.
+    /// Defaults: WebTransport only, 10 s idle timeout, 2 s keep-alive, the default limits
+    /// (4096 sessions, 128 per address, the budgets above).
     pub fn new(bind: SocketAddr, identity: ServerIdentity) -> Self {
         Self {
             bind,
             identity,
             idle_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(2),
-            max_sessions: 4096,
             webtransport: true,
             websocket: false,
             allow_insecure_websocket: false,
             rotation: None,
             congestion: CongestionControl::default(),
-            send_budget: DEFAULT_SEND_BUDGET,
-            event_budget: DEFAULT_EVENT_BUDGET,
-            partial_budget: DEFAULT_PARTIAL_BUDGET,
-            max_sessions_per_ip: 128,
-            max_pending_per_ip: 16,
-            handshake_timeout: Duration::from_secs(10),
+            limits: ServerLimits::DEFAULT,
         }
     }
 }
@@ -344,8 +322,8 @@ impl ServerSender {
         self.shared.sessions.lock().expect("session map lock").len()
     }
 
-    /// Sessions admitted now, handshakes in progress included (what [`ServerConfig::max_sessions`]
-    /// and [`ServerConfig::max_sessions_per_ip`] limit).
+    /// Sessions admitted now, handshakes in progress included (what [`ServerLimits::max_sessions`]
+    /// and [`ServerLimits::max_sessions_per_address`] limit).
     pub fn admitted_count(&self) -> usize {
         self.shared.admission.sessions()
     }
@@ -390,9 +368,7 @@ pub(crate) fn send_datagram(conn: &Connection, data: Bytes) -> Result<(), NetErr
             limit: conn.max_datagram_size().unwrap_or(0),
         },
         SendDatagramError::NotConnected => NetError::NotConnected,
-        SendDatagramError::UnsupportedByPeer => {
-            NetError::Closed("peer does not accept datagrams".into())
-        }
+        SendDatagramError::UnsupportedByPeer => NetError::DatagramsUnsupported,
     })
 }
 
@@ -420,10 +396,7 @@ impl Server {
         let handle = crate::current_or_shared();
         let _guard = handle.enter();
         if !cfg.webtransport && !cfg.websocket {
-            return Err(NetError::Bind {
-                addr: cfg.bind.to_string(),
-                reason: "neither WebTransport nor WebSocket is enabled".into(),
-            });
+            return Err(NetError::NoTransport(cfg.bind.to_string()));
         }
         let tls = if cfg.websocket {
             Some(crate::tls::server_config(&cfg.identity)?)
@@ -446,14 +419,14 @@ impl Server {
             events: tx,
             next_id: AtomicU64::new(1),
             admission: Admission::new(
-                cfg.max_sessions,
-                cfg.max_sessions_per_ip,
-                cfg.max_pending_per_ip,
+                cfg.limits.max_sessions,
+                cfg.limits.max_sessions_per_address,
+                cfg.limits.max_pending_per_address,
             ),
-            send_budget: cfg.send_budget,
-            event_budget: cfg.event_budget,
-            partial_budget: cfg.partial_budget,
-            handshake_timeout: cfg.handshake_timeout,
+            send_budget: cfg.limits.send_budget,
+            event_budget: cfg.limits.session_event_budget,
+            partial_budget: cfg.limits.partial_message_budget,
+            handshake_timeout: cfg.limits.handshake_timeout(),
             dropped_datagrams: Arc::default(),
             tls: RwLock::new(tls),
             hash: Mutex::new(hash),
@@ -471,10 +444,7 @@ impl Server {
             tasks.push(handle.spawn(accept_wt::accept_loop(e.clone(), shared.clone())));
         }
         if let Some(l) = listener {
-            let bind_err = |e: std::io::Error| NetError::Bind {
-                addr: format!("TCP {local_addr}"),
-                reason: e.to_string(),
-            };
+            let bind_err = |e: std::io::Error| NetError::bind(format_args!("TCP {local_addr}"), e);
             l.set_nonblocking(true).map_err(bind_err)?;
             let l = tokio::net::TcpListener::from_std(l).map_err(bind_err)?;
             tasks.push(handle.spawn(accept_ws::ws_accept_loop(l, shared.clone())));

@@ -9,6 +9,7 @@ use tracing::{info, warn};
 use super::{ServerEvent, Shared, WtEndpoint};
 use crate::NetError;
 use crate::cert::{CertHash, ServerIdentity};
+use crate::error::{Cause, IdentityError};
 use crate::rotation::CertRotation;
 
 /// Installs `identity` for new handshakes of both transports. Builds everything first, so a
@@ -20,7 +21,7 @@ pub(super) fn apply_identity(
 ) -> Result<CertHash, NetError> {
     let not_after = identity
         .validity()
-        .map_err(|e| NetError::Identity(e.to_string()))?
+        .map_err(IdentityError::Validity)?
         .not_after;
     let wt = match endpoint {
         // Not rebinding: the address is ignored.
@@ -41,7 +42,7 @@ pub(super) fn apply_identity(
     };
     if let (Some(e), Some(cfg)) = (endpoint, wt) {
         e.reload_config(cfg, false)
-            .map_err(|e| NetError::Identity(format!("cannot install the new certificate: {e}")))?;
+            .map_err(|e| IdentityError::Install(Cause::new(e)))?;
     }
     if tls.is_some() {
         *shared.tls.write().expect("tls lock") = tls;
@@ -78,10 +79,7 @@ pub(super) fn rotate_to_next(
 ) -> Result<(CertHash, SystemTime), NetError> {
     let Some(rotation) = &shared.rotation else {
         let id = ServerIdentity::self_signed_local()?;
-        let not_after = id
-            .validity()
-            .map_err(|e| NetError::Identity(e.to_string()))?
-            .not_after;
+        let not_after = id.validity().map_err(IdentityError::Validity)?.not_after;
         return Ok((apply_identity(endpoint, shared, &id)?, not_after));
     };
     let following = fresh_identity(rotation)?;
@@ -92,7 +90,7 @@ pub(super) fn rotate_to_next(
     };
     let not_after = install
         .validity()
-        .map_err(|e| NetError::Identity(e.to_string()))?
+        .map_err(IdentityError::Validity)?
         .not_after;
     match apply_identity(endpoint, shared, &install) {
         Ok(hash) => Ok((hash, not_after)),

@@ -6,6 +6,11 @@
 //! `#[var]` or `#[export]`; its methods, signals and constants come from `#[godot_api]` impl
 //! blocks (`#[func]`, `#[signal]`, `#[constant]`). Test-only classes (under `itests`, or
 //! behind `#[cfg(feature = "itest")]`) are left out.
+//!
+//! One class is written inside a `macro_rules!` that `fabric_net::server_limits!` calls with
+//! the list of server limits (`FabricNetLimits`): its name, base and description are read from
+//! the macro's body, its properties from that list ([`fabric_net::limits::SETTINGS`]), which
+//! is also what gdext registers for the editor.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -181,9 +186,73 @@ fn class_mut<'a>(classes: &'a mut Vec<Class>, name: &str) -> &'a mut Class {
     classes.last_mut().expect("just pushed")
 }
 
+/// The doc, `#[class]` attribute and name of a class declared first in a `macro_rules!` body.
+fn macro_class(m: &syn::ItemMacro) -> Option<(String, String, String)> {
+    if !m.mac.path.is_ident("macro_rules") {
+        return None;
+    }
+    // `(pattern) => { body }`: the body is the second group.
+    let body = m.mac.tokens.clone().into_iter().find_map(|t| match t {
+        proc_macro2::TokenTree::Group(g) if g.delimiter() == proc_macro2::Delimiter::Brace => {
+            Some(g.stream())
+        }
+        _ => None,
+    })?;
+    let head = |input: syn::parse::ParseStream| {
+        let attrs = input.call(Attribute::parse_outer)?;
+        input.parse::<syn::Token![pub]>()?;
+        input.parse::<syn::Token![struct]>()?;
+        let name: syn::Ident = input.parse()?;
+        input.parse::<proc_macro2::TokenStream>()?;
+        Ok((attrs, name))
+    };
+    let (attrs, name) = syn::parse::Parser::parse2(head, body).ok()?;
+    attr_text(&attrs, "derive")
+        .is_some_and(|d| d.contains("GodotClass"))
+        .then(|| {
+            (
+                doc(&attrs),
+                attr_text(&attrs, "class").unwrap_or_default(),
+                name.to_string(),
+            )
+        })
+}
+
 fn scan_items(items: &[Item], file: &str, classes: &mut Vec<Class>) {
+    // Classes written in a `macro_rules!`, by macro name, for the list macro that calls it.
+    let mut in_macros = std::collections::HashMap::new();
+    for item in items {
+        if let Item::Macro(m) = item
+            && let (Some(name), Some(class)) = (&m.ident, macro_class(m))
+        {
+            in_macros.insert(name.to_string(), class);
+        }
+    }
     for item in items {
         match item {
+            Item::Macro(m)
+                if m.mac
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "server_limits") =>
+            {
+                let called = m.mac.tokens.to_string();
+                let Some((class_doc, class_attr, name)) = in_macros.get(called.trim()) else {
+                    continue;
+                };
+                let c = class_mut(classes, name);
+                c.base = base_of(class_attr);
+                c.doc = class_doc.clone();
+                c.file = file.to_owned();
+                for s in fabric_net::limits::SETTINGS {
+                    c.properties.push(Member {
+                        name: s.name.to_owned(),
+                        signature: format!("{}: int", s.name),
+                        doc: format!("{} Default: {}.", s.doc(), s.default_text()),
+                    });
+                }
+            }
             Item::Struct(s)
                 if !is_test_only(&s.attrs)
                     && attr_text(&s.attrs, "derive").is_some_and(|d| d.contains("GodotClass")) =>
@@ -528,6 +597,36 @@ pub struct TestOnly {}
         .unwrap();
         let err = page(&classes[0]).unwrap_err().to_string();
         assert!(err.contains("Zone.start"), "{err}");
+    }
+
+    #[test]
+    fn the_limits_class_is_read_from_its_macro_and_the_list() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let file = "rust/fabric-godot/src/limits.rs";
+        let source = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut classes = Vec::new();
+        scan(&source, file, &mut classes).unwrap();
+        let c = classes
+            .iter()
+            .find(|c| c.name == "FabricNetLimits")
+            .expect("FabricNetLimits is found");
+        assert_eq!(c.base, "Resource");
+        assert!(c.doc.starts_with("The limits of a server"), "{}", c.doc);
+        let props: Vec<_> = c.properties.iter().map(|m| m.name.as_str()).collect();
+        let listed: Vec<_> = fabric_net::limits::SETTINGS
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(props, listed, "one property per limit, in the list's order");
+        let cap = &c.properties[4];
+        assert_eq!(cap.signature, "max_sessions_per_address: int");
+        assert!(cap.doc.ends_with("Default: 128."), "{}", cap.doc);
+        assert!(
+            c.properties[0].doc.ends_with("Default: 4 MiB."),
+            "{}",
+            c.properties[0].doc
+        );
+        page(c).expect("every member documented");
     }
 
     #[test]

@@ -279,7 +279,7 @@ fn round_trip(server: &mut Peer, good: &mut [Peer], n: u32) -> Result<f64, Strin
 /// Sessions that open and never join (issue 9): 100 raw sessions opened at once from this
 /// address stay silent after the handshake. Each that opened is closed at the join deadline
 /// (1.5 s here) with close code 1 and a reason that says so; over WebSocket only the
-/// `max_pending_per_ip` (16) TCP connections in TLS or the upgrade at once are taken and the
+/// `max_pending_per_address` (16) TCP connections in TLS or the upgrade at once are taken and the
 /// others are turned away at accept (their attempt fails: admission, not this deadline). The
 /// server keeps only its one joined peer, the joined client keeps exchanging reliable packets
 /// the whole time (its round trip is printed before and during), and the process's memory once

@@ -4,7 +4,7 @@
 //! and, for hostile input, raw `fabric_net` clients. This file holds the shared helpers;
 //! [`delivery`] (packets, metadata, targets, channels, drop-stale), [`lifecycle`] (disconnect,
 //! refuse, reconnect, hostile input, server close), [`certificates`] (rotation),
-//! [`observability`] (stats), [`transports`] (fallback, pinning, address rules) and [`timeout`]
+//! [`limits`] (the `limits` property), [`observability`] (stats), [`transports`] (fallback, pinning, address rules) and [`timeout`]
 //! (the connect timeout) hold the tests.
 
 use std::cell::RefCell;
@@ -23,6 +23,7 @@ use crate::transport_peer::FabricMMOGTransportPeer;
 mod certificates;
 mod delivery;
 mod lifecycle;
+mod limits;
 mod observability;
 mod timeout;
 mod transports;
@@ -30,6 +31,7 @@ mod transports;
 use certificates::*;
 use delivery::*;
 use lifecycle::*;
+use limits::*;
 pub use observability::*;
 use timeout::connect_timeout_ends_an_attempt_to_a_silent_server;
 pub use timeout::{
@@ -100,6 +102,7 @@ over_both!(
     stats_count_traffic_and_rtt,
     connect_timeout_ends_an_attempt_to_a_silent_server,
     sessions_that_never_join_are_closed_at_the_deadline,
+    the_sessions_per_address_cap_of_the_limits_property_holds,
 );
 
 /// A server peer on a free loopback port, listening on both transports.
