@@ -25,6 +25,7 @@ enum Msg {
     Reply(String, Result<String, String>),
     Error(String, String),
     Spawn(Option<[i64; 3]>),
+    OriginalScheme,
     Avatar(u32, u32),
     AvatarElsewhere(u32, Option<String>),
     CommandsRefused(BTreeMap<String, u64>),
@@ -56,6 +57,7 @@ impl Msg {
             Msg::Reply(id, result) => ControlMessage::Reply { id, result },
             Msg::Error(code, message) => ControlMessage::Error { code, message },
             Msg::Spawn(at) => ControlMessage::Spawn { at },
+            Msg::OriginalScheme => ControlMessage::OriginalScheme,
             Msg::Avatar(id, zone) => ControlMessage::Avatar { id, zone },
             Msg::AvatarElsewhere(zone, address) => {
                 ControlMessage::AvatarElsewhere { zone, address }
@@ -115,6 +117,7 @@ fn in_range(m: &ControlMessage) -> bool {
         ControlMessage::WelcomeAck { .. }
         | ControlMessage::Welcome { .. }
         | ControlMessage::Avatar { .. }
+        | ControlMessage::OriginalScheme
         | ControlMessage::Spawn { at: None } => true,
         ControlMessage::Spawn { at: Some(at) } => at
             .iter()
