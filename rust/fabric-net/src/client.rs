@@ -20,16 +20,19 @@ use wtransport::error::ConnectionError;
 use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::budget::Charge;
+use crate::budget::ReadLimits;
 use crate::cert::CertHash;
 use crate::client_endpoints::{ClientEndpoints, EndpointKey, SharedEndpoint};
+use crate::close::{close_code, close_report};
 use crate::error::{Cause, ConnectStep};
-use crate::lanes::ReadLimits;
 use crate::lanes::{self, Lanes};
+use crate::limits::{DEFAULT_EVENT_BUDGET, DEFAULT_PARTIAL_BUDGET, DEFAULT_SEND_BUDGET};
+use crate::link::send_datagram;
 use crate::nosigpipe::NoSigPipe;
 use crate::reliable::MAX_MESSAGE_LEN;
-use crate::server::{
-    DEFAULT_EVENT_BUDGET, DEFAULT_PARTIAL_BUDGET, DEFAULT_SEND_BUDGET, close_code, send_datagram,
-};
+
+/// Describes why a connection ended (kept here, where it always was; see [`crate::close`]).
+pub use crate::close::describe_close;
 use crate::ws;
 use crate::{NetError, describe_connect_error};
 
@@ -289,23 +292,6 @@ impl Drop for Client {
     }
 }
 
-/// Describes why a connection ended, in words (the peer's reason text when it gave one).
-pub fn describe_close(err: &ConnectionError) -> String {
-    match err {
-        ConnectionError::ApplicationClosed(c) => {
-            let text = String::from_utf8_lossy(c.reason());
-            if text.is_empty() {
-                format!("closed by peer (code {})", c.code().into_inner())
-            } else {
-                format!("closed by peer: {text}")
-            }
-        }
-        ConnectionError::LocallyClosed => "closed locally".to_owned(),
-        ConnectionError::TimedOut => "timed out: no traffic from the peer".to_owned(),
-        other => other.to_string(),
-    }
-}
-
 async fn run_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Link>>>) {
     let conn = match tokio::time::timeout(cfg.connect_timeout, open(&cfg)).await {
         Ok(Ok(c)) => c,
@@ -374,34 +360,6 @@ async fn run_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Li
     link.lock().expect("client link lock").take();
     let (reason, code) = close_report(&err, session_end, limits.local_close.get());
     emit(&events, ClientEvent::Closed { reason, code });
-}
-
-/// The reason and code of a session's end: the QUIC connection's close, unless this side
-/// closed it, where the reader that closed it (`local`) or the HTTP/3 layer (`session_end`)
-/// knows why.
-pub(crate) fn close_report(
-    quic: &ConnectionError,
-    session_end: Option<ConnectionError>,
-    local: Option<&String>,
-) -> (String, Option<u32>) {
-    let code_of = |e: &ConnectionError| match e {
-        ConnectionError::ApplicationClosed(c) => u32::try_from(c.code().into_inner()).ok(),
-        _ => None,
-    };
-    if !matches!(quic, ConnectionError::LocallyClosed) {
-        return (describe_close(quic), code_of(quic));
-    }
-    if let Some(why) = local {
-        return (format!("closed locally: {why}"), None);
-    }
-    match session_end {
-        Some(e @ ConnectionError::ApplicationClosed(_)) => (describe_close(&e), code_of(&e)),
-        Some(ConnectionError::LocalH3Error(h3)) => (
-            format!("closed locally: the peer broke the HTTP/3 session ({h3})"),
-            None,
-        ),
-        _ => (describe_close(quic), None),
-    }
 }
 
 async fn run_ws_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Link>>>) {

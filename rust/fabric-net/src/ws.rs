@@ -38,10 +38,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, warn};
 
 use crate::NetError;
-use crate::budget::{Budget, Charge, SLOW_READER};
-use crate::lanes::ReadLimits;
+use crate::budget::{Budget, Charge, ReadLimits, SLOW_READER};
+use crate::close::close_code;
 use crate::reliable::MAX_MESSAGE_LEN;
-use crate::server::close_code;
 
 /// Envelope byte of a datagram.
 pub const ENVELOPE_DATAGRAM: u8 = 0x00;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::{Entry, Link, ServerEvent, SessionId, Shared, WS_PATH};
-use crate::lanes::ReadLimits;
+use crate::budget::ReadLimits;
 use crate::nosigpipe::NoSigPipe;
 use crate::ws;
 

@@ -9,7 +9,8 @@ use wtransport::endpoint::IncomingSession;
 
 use super::{Entry, Link, ServerEvent, SessionId, Shared, WtEndpoint};
 use crate::admission::Slot;
-use crate::lanes::{self, Lanes, ReadLimits};
+use crate::budget::ReadLimits;
+use crate::lanes::{self, Lanes};
 
 pub(super) async fn accept_loop(endpoint: Arc<WtEndpoint>, shared: Arc<Shared>) {
     loop {
@@ -100,7 +101,7 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
     let err = conn.closed().await;
     datagrams.abort();
     // "Closed locally" from QUIC may be this side's HTTP/3 layer ending the session: the
-    // stream acceptor knows why (see `client::close_report`).
+    // stream acceptor knows why (see `close::close_report`).
     let session_end = if matches!(err, wtransport::error::ConnectionError::LocallyClosed) {
         tokio::time::timeout(std::time::Duration::from_millis(200), &mut streams)
             .await
@@ -115,7 +116,7 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
         .lock()
         .expect("session map lock")
         .remove(&id);
-    let (reason, _code) = crate::client::close_report(&err, session_end, local_close.get());
+    let (reason, _code) = crate::close::close_report(&err, session_end, local_close.get());
     debug!(%reason, "session closed");
     shared.emit(ServerEvent::Closed {
         session: id,

@@ -39,17 +39,18 @@ use bytes::Bytes;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info_span};
-use wtransport::error::SendDatagramError;
 use wtransport::{Connection, Endpoint, VarInt};
 
 use crate::NetError;
 use crate::admission::{Admission, Slot};
 use crate::budget::Charge;
+use crate::budget::ReadLimits;
 pub use crate::budget::SLOW_READER;
 use crate::cert::{CertHash, ServerIdentity};
 use crate::congestion::CongestionControl;
-use crate::lanes::{Lanes, ReadLimits};
+use crate::lanes::Lanes;
 pub use crate::limits::ServerLimits;
+use crate::link::send_datagram;
 use crate::reliable::MAX_MESSAGE_LEN;
 use crate::rotation::CertRotation;
 use crate::ws;
@@ -66,7 +67,7 @@ pub type SessionId = u64;
 pub const WS_PATH: &str = "/ws";
 
 /// Application close codes sent to peers (defined by the session protocol in `fabric-core`).
-pub use fabric_core::session_control::close_code;
+pub use crate::close::close_code;
 
 /// How a server listens.
 #[derive(Debug, Clone)]
@@ -100,13 +101,7 @@ pub struct ServerConfig {
     pub limits: ServerLimits,
 }
 
-/// Default [`ServerLimits::send_budget`] (and the client's): 4 MiB.
-pub const DEFAULT_SEND_BUDGET: usize = ServerLimits::DEFAULT.send_budget;
-/// Default [`ServerLimits::session_event_budget`] (and the client's event budget): 4 MiB.
-pub const DEFAULT_EVENT_BUDGET: usize = ServerLimits::DEFAULT.session_event_budget;
-/// Default [`ServerLimits::partial_message_budget`] (and the client's partial budget): 32 MiB,
-/// two largest messages.
-pub const DEFAULT_PARTIAL_BUDGET: usize = ServerLimits::DEFAULT.partial_message_budget;
+pub use crate::limits::{DEFAULT_EVENT_BUDGET, DEFAULT_PARTIAL_BUDGET, DEFAULT_SEND_BUDGET};
 
 impl ServerConfig {
     /// Defaults: WebTransport only, 10 s idle timeout, 2 s keep-alive, the default limits
@@ -358,18 +353,6 @@ pub struct Buffered {
     pub events: usize,
     /// Of reliable messages still arriving.
     pub partial: usize,
-}
-
-pub(crate) fn send_datagram(conn: &Connection, data: Bytes) -> Result<(), NetError> {
-    let size = data.len();
-    conn.send_datagram(data).map_err(|e| match e {
-        SendDatagramError::TooLarge => NetError::DatagramTooLarge {
-            size,
-            limit: conn.max_datagram_size().unwrap_or(0),
-        },
-        SendDatagramError::NotConnected => NetError::NotConnected,
-        SendDatagramError::UnsupportedByPeer => NetError::DatagramsUnsupported,
-    })
 }
 
 type WtEndpoint = Endpoint<wtransport::endpoint::endpoint_side::Server>;
