@@ -22,7 +22,7 @@ use wtransport::{Connection, Endpoint};
 use crate::budget::{Charge, ReadLimits};
 use crate::cert::CertHash;
 use crate::client_endpoints::{ClientEndpoints, EndpointKey, SharedEndpoint};
-use crate::close::close_code;
+use crate::close::{CloseReason, close_code};
 use crate::error::{Cause, ConnectStep};
 use crate::lanes;
 use crate::limits::{DEFAULT_EVENT_BUDGET, DEFAULT_PARTIAL_BUDGET, DEFAULT_SEND_BUDGET};
@@ -150,10 +150,9 @@ pub enum ClientEvent {
     Message(Vec<u8>),
     /// The open session ended; no more events follow.
     Closed {
-        /// Why, in words.
-        reason: String,
-        /// The server's application close code, when it closed the session itself.
-        code: Option<u32>,
+        /// Why: the close code ([`CloseReason::code`], the server's application close code when
+        /// it closed the session itself) and its cause; `Display` gives it in words.
+        reason: CloseReason,
     },
 }
 
@@ -306,10 +305,10 @@ async fn run_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Li
     debug!("connected");
 
     // After the close, the readers get a moment to hand over what already arrived.
-    let (reason, code) =
+    let reason =
         link::read_webtransport(&conn, &limits, Duration::from_millis(20), deliver(&events)).await;
     link.lock().expect("client link lock").take();
-    emit(&events, ClientEvent::Closed { reason, code });
+    emit(&events, ClientEvent::Closed { reason });
 }
 
 /// What arriving datagrams and messages become: events holding their charge.
@@ -369,7 +368,7 @@ async fn drive_ws<S>(
     };
     emit(&events, connected);
     debug!("connected over WebSocket");
-    let ended = ws::run_link(
+    let reason = ws::run_link(
         stream,
         tx,
         rx,
@@ -380,11 +379,7 @@ async fn drive_ws<S>(
     )
     .await;
     link.lock().expect("client link lock").take();
-    let closed = ClientEvent::Closed {
-        reason: ended.reason,
-        code: ended.code,
-    };
-    emit(&events, closed);
+    emit(&events, ClientEvent::Closed { reason });
 }
 
 /// Where a WebSocket URL points.

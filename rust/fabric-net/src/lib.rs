@@ -45,6 +45,7 @@ pub mod ws;
 pub use cert::{CertHash, ServerIdentity, Validity, ValidityProblem};
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use client_endpoints::ClientEndpoints;
+pub use close::CloseReason;
 pub use congestion::CongestionControl;
 pub use error::{
     Cause, ConnectStep, IdentityError, NetError, RotationProblem, describe_connect_error,

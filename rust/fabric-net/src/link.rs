@@ -17,7 +17,7 @@ use wtransport::{Connection, VarInt};
 
 use crate::NetError;
 use crate::budget::{Charge, ReadLimits};
-use crate::close::close_report;
+use crate::close::{CloseReason, close_report};
 use crate::lanes::{self, Lanes};
 use crate::reliable::MAX_MESSAGE_LEN;
 use crate::ws::{self, Incoming};
@@ -143,14 +143,14 @@ pub(crate) fn send_datagram(conn: &Connection, data: Bytes) -> Result<(), NetErr
 /// Reads a WebTransport session until it ends: datagrams (over the event budget of `limits`:
 /// dropped and counted, like a datagram lost on the way) and the messages of every reliable
 /// channel go to `deliver` with their charge. After the connection closes, the readers get
-/// `settle` to hand over what already arrived. Returns the end's reason and the peer's
-/// application close code ([`close_report`]).
+/// `settle` to hand over what already arrived. Returns why the session ended
+/// ([`close_report`]).
 pub(crate) async fn read_webtransport<F>(
     conn: &Connection,
     limits: &ReadLimits,
     settle: Duration,
     deliver: F,
-) -> (String, Option<u32>)
+) -> CloseReason
 where
     F: Fn(Incoming, Charge) + Clone + Send + Sync + 'static,
 {

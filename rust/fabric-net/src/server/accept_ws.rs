@@ -161,7 +161,7 @@ async fn run_ws_session<S>(
         remote,
         path: WS_PATH.to_owned(),
     });
-    let ended = ws::run_link(
+    let reason = ws::run_link(
         stream,
         tx,
         rx,
@@ -178,6 +178,6 @@ async fn run_ws_session<S>(
         .remove(&id);
     shared.emit(ServerEvent::Closed {
         session: id,
-        reason: ended.reason,
+        reason,
     });
 }

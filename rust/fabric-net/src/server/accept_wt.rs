@@ -64,7 +64,7 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
         remote,
         path,
     });
-    let (reason, _code) =
+    let reason =
         link::read_webtransport(&conn, &limits, Duration::ZERO, shared.deliver_for(id)).await;
     shared
         .sessions

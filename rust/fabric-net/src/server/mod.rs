@@ -46,6 +46,7 @@ use crate::admission::{Admission, Slot};
 pub use crate::budget::SLOW_READER;
 use crate::budget::{Charge, ReadLimits};
 use crate::cert::{CertHash, ServerIdentity};
+use crate::close::CloseReason;
 use crate::congestion::CongestionControl;
 pub use crate::limits::ServerLimits;
 use crate::link::Link;
@@ -149,8 +150,8 @@ pub enum ServerEvent {
     Closed {
         /// The session.
         session: SessionId,
-        /// Why, in words.
-        reason: String,
+        /// Why (its close code and cause; `Display` gives it in words).
+        reason: CloseReason,
     },
     /// The server now presents another certificate (rotation): new clients must pin `hash`
     /// (and `next`, to keep connecting across the following rotation).
