@@ -6,7 +6,7 @@
 //! dropped (sent, handed to the owner, or discarded), so a budget can never leak.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
@@ -129,6 +129,30 @@ impl Charge {
 impl Drop for Charge {
     fn drop(&mut self) {
         self.budget.release(self.n);
+    }
+}
+
+/// The receiving side's budgets of one session.
+#[derive(Clone)]
+pub(crate) struct ReadLimits {
+    /// Bytes of reliable messages still arriving, all channels together.
+    pub partial: Arc<Budget>,
+    /// Bytes of events handed to the owner and not taken yet (datagrams and messages).
+    pub events: Arc<Budget>,
+    /// Datagrams dropped because `events` was full (shared by the sessions of one endpoint).
+    pub dropped: Arc<AtomicU64>,
+    /// Why this side closed the session, when a reader closed it (a protocol violation).
+    pub local_close: Arc<std::sync::OnceLock<String>>,
+}
+
+impl ReadLimits {
+    pub(crate) fn new(partial: usize, events: usize, dropped: Arc<AtomicU64>) -> Self {
+        Self {
+            partial: Budget::new(partial),
+            events: Budget::new(events),
+            dropped,
+            local_close: Arc::default(),
+        }
     }
 }
 

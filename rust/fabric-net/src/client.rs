@@ -17,20 +17,22 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span};
 use wtransport::error::ConnectionError;
-use wtransport::{Connection, Endpoint, VarInt};
+use wtransport::{Connection, Endpoint};
 
-use crate::budget::Charge;
+use crate::budget::{Charge, ReadLimits};
 use crate::cert::CertHash;
 use crate::client_endpoints::{ClientEndpoints, EndpointKey, SharedEndpoint};
+use crate::close::{CloseReason, close_code};
 use crate::error::{Cause, ConnectStep};
-use crate::lanes::ReadLimits;
-use crate::lanes::{self, Lanes};
+use crate::lanes;
+use crate::limits::{DEFAULT_EVENT_BUDGET, DEFAULT_PARTIAL_BUDGET, DEFAULT_SEND_BUDGET};
+use crate::link::{self, Link};
 use crate::nosigpipe::NoSigPipe;
 use crate::reliable::MAX_MESSAGE_LEN;
-use crate::server::{
-    DEFAULT_EVENT_BUDGET, DEFAULT_PARTIAL_BUDGET, DEFAULT_SEND_BUDGET, close_code, send_datagram,
-};
-use crate::ws;
+
+/// Describes why a connection ended (kept here, where it always was; see [`crate::close`]).
+pub use crate::close::describe_close;
+use crate::ws::{self, Incoming};
 use crate::{NetError, describe_connect_error};
 
 /// How long [`ClientConfig::new`] lets a session take to open before it gives up.
@@ -148,16 +150,10 @@ pub enum ClientEvent {
     Message(Vec<u8>),
     /// The open session ended; no more events follow.
     Closed {
-        /// Why, in words.
-        reason: String,
-        /// The server's application close code, when it closed the session itself.
-        code: Option<u32>,
+        /// Why: the close code ([`CloseReason::code`], the server's application close code when
+        /// it closed the session itself) and its cause; `Display` gives it in words.
+        reason: CloseReason,
     },
-}
-
-enum Link {
-    Wt { conn: Connection, lanes: Lanes },
-    Ws { tx: ws::WsSender },
 }
 
 /// An event and the bytes it holds in the event budget (given back when it is taken).
@@ -222,10 +218,9 @@ impl Client {
     /// Sends one datagram. Too large for the path: an error, never a silent drop.
     pub fn send_datagram(&self, data: &[u8]) -> Result<(), NetError> {
         let link = self.link.lock().expect("client link lock");
-        match link.as_ref().ok_or(NetError::NotConnected)? {
-            Link::Wt { conn, .. } => send_datagram(conn, Bytes::copy_from_slice(data)),
-            Link::Ws { tx } => tx.send_datagram(data),
-        }
+        link.as_ref()
+            .ok_or(NetError::NotConnected)?
+            .send_datagram(data)
     }
 
     /// Queues one reliable message on channel 0 (see [`Self::send_message_on`]).
@@ -240,27 +235,21 @@ impl Client {
             return Err(NetError::MessageTooLarge(data.len()));
         }
         let link = self.link.lock().expect("client link lock");
-        match link.as_ref().ok_or(NetError::NotConnected)? {
-            Link::Wt { lanes, .. } => lanes.send(channel, data),
-            Link::Ws { tx } => tx.send_message(&data),
-        }
+        link.as_ref()
+            .ok_or(NetError::NotConnected)?
+            .send_message(channel, data)
     }
 
     /// Largest datagram the path takes now (0 when not connected).
     pub fn max_datagram_size(&self) -> usize {
-        match self.link.lock().expect("client link lock").as_ref() {
-            Some(Link::Wt { conn, .. }) => conn.max_datagram_size().unwrap_or(0),
-            Some(Link::Ws { .. }) => ws::WS_MAX_DATAGRAM,
-            None => 0,
-        }
+        let link = self.link.lock().expect("client link lock");
+        link.as_ref().and_then(Link::max_datagram_size).unwrap_or(0)
     }
 
     /// Smoothed round-trip time, when connected over WebTransport.
     pub fn rtt(&self) -> Option<Duration> {
-        match self.link.lock().expect("client link lock").as_ref() {
-            Some(Link::Wt { conn, .. }) => Some(conn.rtt()),
-            _ => None,
-        }
+        let link = self.link.lock().expect("client link lock");
+        link.as_ref().and_then(Link::rtt)
     }
 
     /// Whether this client's session runs over the WebSocket fallback.
@@ -271,13 +260,14 @@ impl Client {
 
     /// Closes the session (or abandons the attempt).
     pub fn close(&self, reason: &str) {
-        match self.link.lock().expect("client link lock").take() {
-            Some(Link::Wt { conn, .. }) => {
-                conn.close(VarInt::from_u32(close_code::NORMAL), reason.as_bytes());
+        let link = self.link.lock().expect("client link lock").take();
+        match link {
+            // The link's writer sends the close frame; the link task then ends by itself.
+            Some(link) if link.is_websocket() => link.close(close_code::NORMAL, reason),
+            Some(link) => {
+                link.close(close_code::NORMAL, reason);
                 self.task.abort();
             }
-            // The link's writer sends the close frame; the link task then ends by itself.
-            Some(Link::Ws { tx }) => tx.close(close_code::NORMAL, reason),
             None => self.task.abort(),
         }
     }
@@ -286,23 +276,6 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         self.close("client dropped");
-    }
-}
-
-/// Describes why a connection ended, in words (the peer's reason text when it gave one).
-pub fn describe_close(err: &ConnectionError) -> String {
-    match err {
-        ConnectionError::ApplicationClosed(c) => {
-            let text = String::from_utf8_lossy(c.reason());
-            if text.is_empty() {
-                format!("closed by peer (code {})", c.code().into_inner())
-            } else {
-                format!("closed by peer: {text}")
-            }
-        }
-        ConnectionError::LocallyClosed => "closed locally".to_owned(),
-        ConnectionError::TimedOut => "timed out: no traffic from the peer".to_owned(),
-        other => other.to_string(),
     }
 }
 
@@ -322,85 +295,31 @@ async fn run_client(cfg: ClientConfig, events: Events, link: Arc<Mutex<Option<Li
             return;
         }
     };
-    *link.lock().expect("client link lock") = Some(Link::Wt {
-        conn: conn.clone(),
-        lanes: Lanes::new(conn.clone(), cfg.send_budget),
-    });
+    let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget, Arc::default());
+    *link.lock().expect("client link lock") =
+        Some(Link::webtransport(&conn, cfg.send_budget, limits.clone()));
     let connected = ClientEvent::Connected {
         max_datagram_size: conn.max_datagram_size().unwrap_or(0),
     };
     emit(&events, connected);
     debug!("connected");
 
-    let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget, Arc::default());
-    let mut reader = tokio::spawn({
-        let events = events.clone();
-        lanes::accept_lanes(conn.clone(), limits.clone(), move |m, c| {
-            let _ = events.send((ClientEvent::Message(m), Some(c)));
-        })
-        .in_current_span()
-    });
-    let datagrams = tokio::spawn({
-        let (events, conn) = (events.clone(), conn.clone());
-        async move {
-            while let Ok(d) = conn.receive_datagram().await {
-                let data = d.payload();
-                // Over the event budget: dropped, like a datagram lost on the way.
-                let Some(c) = limits.events.try_charge(data.len()) else {
-                    continue;
-                };
-                if events.send((ClientEvent::Datagram(data), Some(c))).is_err() {
-                    break;
-                }
-            }
-        }
-        .in_current_span()
-    });
-    let err = conn.closed().await;
-    // Let the readers hand over what already arrived before reporting the close.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    datagrams.abort();
-    // QUIC says only "closed locally" when this side's HTTP/3 layer ended the session (the
-    // peer closed its CONNECT stream, or broke HTTP/3): the stream acceptor has the reason.
-    let session_end = if matches!(err, ConnectionError::LocallyClosed) {
-        tokio::time::timeout(Duration::from_millis(200), &mut reader)
-            .await
-            .ok()
-            .and_then(Result::ok)
-    } else {
-        None
-    };
-    reader.abort();
+    // After the close, the readers get a moment to hand over what already arrived.
+    let reason =
+        link::read_webtransport(&conn, &limits, Duration::from_millis(20), deliver(&events)).await;
     link.lock().expect("client link lock").take();
-    let (reason, code) = close_report(&err, session_end, limits.local_close.get());
-    emit(&events, ClientEvent::Closed { reason, code });
+    emit(&events, ClientEvent::Closed { reason });
 }
 
-/// The reason and code of a session's end: the QUIC connection's close, unless this side
-/// closed it, where the reader that closed it (`local`) or the HTTP/3 layer (`session_end`)
-/// knows why.
-pub(crate) fn close_report(
-    quic: &ConnectionError,
-    session_end: Option<ConnectionError>,
-    local: Option<&String>,
-) -> (String, Option<u32>) {
-    let code_of = |e: &ConnectionError| match e {
-        ConnectionError::ApplicationClosed(c) => u32::try_from(c.code().into_inner()).ok(),
-        _ => None,
-    };
-    if !matches!(quic, ConnectionError::LocallyClosed) {
-        return (describe_close(quic), code_of(quic));
-    }
-    if let Some(why) = local {
-        return (format!("closed locally: {why}"), None);
-    }
-    match session_end {
-        Some(e @ ConnectionError::ApplicationClosed(_)) => (describe_close(&e), code_of(&e)),
-        Some(ConnectionError::LocalH3Error(h3)) => (
-            format!("closed locally: the peer broke the HTTP/3 session ({h3})"),
-            None,
-        ),
-        _ => (describe_close(quic), None),
+/// What arriving datagrams and messages become: events holding their charge.
+fn deliver(events: &Events) -> impl Fn(Incoming, Charge) + Clone + Send + Sync + 'static {
+    let events = events.clone();
+    move |m, c| {
+        let ev = match m {
+            Incoming::Datagram(d) => ClientEvent::Datagram(d),
+            Incoming::Message(m) => ClientEvent::Message(m),
+        };
+        let _ = events.send((ev, Some(c)));
     }
 }
 
@@ -442,35 +361,25 @@ async fn drive_ws<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, rx) = ws::WsSender::new(cfg.send_budget);
-    *link.lock().expect("client link lock") = Some(Link::Ws { tx: tx.clone() });
+    let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget, Arc::default());
+    *link.lock().expect("client link lock") = Some(Link::websocket(tx.clone(), limits.clone()));
     let connected = ClientEvent::Connected {
         max_datagram_size: ws::WS_MAX_DATAGRAM,
     };
     emit(&events, connected);
-    let limits = ReadLimits::new(cfg.partial_budget, cfg.event_budget, Arc::default());
     debug!("connected over WebSocket");
-    let ended = ws::run_link(
+    let reason = ws::run_link(
         stream,
         tx,
         rx,
         Duration::from_secs(2),
         cfg.idle_timeout,
         &limits,
-        |m, c| {
-            let ev = match m {
-                ws::Incoming::Datagram(d) => ClientEvent::Datagram(d),
-                ws::Incoming::Message(m) => ClientEvent::Message(m),
-            };
-            let _ = events.send((ev, Some(c)));
-        },
+        deliver(&events),
     )
     .await;
     link.lock().expect("client link lock").take();
-    let closed = ClientEvent::Closed {
-        reason: ended.reason,
-        code: ended.code,
-    };
-    emit(&events, closed);
+    emit(&events, ClientEvent::Closed { reason });
 }
 
 /// Where a WebSocket URL points.

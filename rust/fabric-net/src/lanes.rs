@@ -8,7 +8,7 @@
 //!
 //! A receiver accepts any number of such streams. A stream with a wrong header, or a message
 //! longer than [`MAX_MESSAGE_LEN`], ends the whole session with
-//! [`close_code::PROTOCOL`](crate::server::close_code::PROTOCOL) and a reason that says which.
+//! [`close_code::PROTOCOL`](crate::close::close_code::PROTOCOL) and a reason that says which.
 //!
 //! Budgets ([`crate::budget`]): each channel's send queue holds at most `send_budget` bytes; a send beyond it closes the session with
 //! [`SLOW_READER`] and returns [`NetError::SlowReader`]. On the receiving side a message's bytes
@@ -26,9 +26,9 @@ use tracing::{Instrument, debug, warn};
 use wtransport::{Connection, VarInt};
 
 use crate::NetError;
-use crate::budget::{Budget, Charge, SLOW_READER};
+use crate::budget::{Budget, Charge, ReadLimits, SLOW_READER};
+use crate::close::close_code;
 use crate::reliable::{self, MAX_MESSAGE_LEN, StreamError};
-use crate::server::close_code;
 
 /// First bytes of every reliable channel stream (magic and version 1); the channel byte follows.
 pub const LANE_MAGIC: [u8; 4] = *b"FBC1";
@@ -176,34 +176,6 @@ async fn write_lane(
         }
     }
     let _ = stream.reset(VarInt::from_u32(SLOW_READER));
-}
-
-/// The receiving side's budgets of one session.
-#[derive(Clone)]
-pub(crate) struct ReadLimits {
-    /// Bytes of reliable messages still arriving, all channels together.
-    pub partial: Arc<Budget>,
-    /// Bytes of events handed to the owner and not taken yet (datagrams and messages).
-    pub events: Arc<Budget>,
-    /// Datagrams dropped because `events` was full (shared by the sessions of one endpoint).
-    pub dropped: Arc<std::sync::atomic::AtomicU64>,
-    /// Why this side closed the session, when a reader closed it (a protocol violation).
-    pub local_close: Arc<std::sync::OnceLock<String>>,
-}
-
-impl ReadLimits {
-    pub(crate) fn new(
-        partial: usize,
-        events: usize,
-        dropped: Arc<std::sync::atomic::AtomicU64>,
-    ) -> Self {
-        Self {
-            partial: Budget::new(partial),
-            events: Budget::new(events),
-            dropped,
-            local_close: Arc::default(),
-        }
-    }
 }
 
 /// Accepts the peer's channel streams until the connection ends; every complete message is

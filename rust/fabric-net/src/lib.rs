@@ -11,6 +11,7 @@
 //! - [`client_endpoints`]: QUIC endpoints shared by many client sessions of one process.
 //! - [`limits`]: the server's budgets and caps as settings (one list, exposed by the peer,
 //!   the zone and the gateway).
+//! - [`close`]: close codes and how a session's end is reported (used by both ends).
 //! - [`reliable`]: length-prefixed message framing on a stream.
 //! - [`lanes`]: one QUIC stream per reliable channel, so channels never block each other.
 //! - [`ws`]: the WebSocket fallback link (`wss://host:port/ws`, pinned by the same hash as
@@ -22,11 +23,13 @@ pub mod budget;
 pub mod cert;
 pub mod client;
 pub mod client_endpoints;
+pub mod close;
 pub mod congestion;
 pub mod error;
 pub mod http;
 pub mod lanes;
 pub mod limits;
+mod link;
 mod nosigpipe;
 pub mod registry;
 pub mod registry_keys;
@@ -42,6 +45,7 @@ pub mod ws;
 pub use cert::{CertHash, ServerIdentity, Validity, ValidityProblem};
 pub use client::{Client, ClientConfig, ClientEvent};
 pub use client_endpoints::ClientEndpoints;
+pub use close::CloseReason;
 pub use congestion::CongestionControl;
 pub use error::{
     Cause, ConnectStep, IdentityError, NetError, RotationProblem, describe_connect_error,

@@ -272,6 +272,14 @@ impl ServerLimits {
     }
 }
 
+/// Default [`ServerLimits::send_budget`] (and the client's): 4 MiB.
+pub const DEFAULT_SEND_BUDGET: usize = ServerLimits::DEFAULT.send_budget;
+/// Default [`ServerLimits::session_event_budget`] (and the client's event budget): 4 MiB.
+pub const DEFAULT_EVENT_BUDGET: usize = ServerLimits::DEFAULT.session_event_budget;
+/// Default [`ServerLimits::partial_message_budget`] (and the client's partial budget): 32 MiB,
+/// two largest messages.
+pub const DEFAULT_PARTIAL_BUDGET: usize = ServerLimits::DEFAULT.partial_message_budget;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,10 +38,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, warn};
 
 use crate::NetError;
-use crate::budget::{Budget, Charge, SLOW_READER};
-use crate::lanes::ReadLimits;
+use crate::budget::{Budget, Charge, ReadLimits, SLOW_READER};
+use crate::close::{CloseReason, close_code};
 use crate::reliable::MAX_MESSAGE_LEN;
-use crate::server::close_code;
 
 /// Envelope byte of a datagram.
 pub const ENVELOPE_DATAGRAM: u8 = 0x00;
@@ -148,12 +147,6 @@ impl Incoming {
     }
 }
 
-/// How a link ended.
-pub(crate) struct Ended {
-    pub reason: String,
-    pub code: Option<u32>,
-}
-
 /// The WebSocket settings of both sides: messages up to the reliable limit plus the envelope.
 pub(crate) fn config() -> WebSocketConfig {
     WebSocketConfig::default()
@@ -215,7 +208,7 @@ pub(crate) async fn run_link<S>(
     idle_timeout: Duration,
     limits: &ReadLimits,
     mut deliver: impl FnMut(Incoming, Charge),
-) -> Ended
+) -> CloseReason
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -230,24 +223,20 @@ where
         // is not a violation worth reporting: the link ended for this side's reason.
         if let Some(reason) = local_close.lock().expect("close flag lock").clone() {
             debug!("after the local close: {why}");
-            return Ended {
-                reason: closed_locally(reason),
-                code: None,
-            };
+            return CloseReason::Locally { why: Some(reason) };
         }
         warn!("protocol violation on the WebSocket link: {why}");
         tx.close(close_code::PROTOCOL, &format!("protocol violation: {why}"));
-        Ended {
-            reason: format!("protocol violation by the peer: {why}"),
-            code: Some(close_code::PROTOCOL),
-        }
+        CloseReason::PeerViolation { why }
     };
     let closed_here = |fallback: String| {
         local_close
             .lock()
             .expect("close flag lock")
             .clone()
-            .map_or(fallback, closed_locally)
+            .map_or(CloseReason::Lost { why: fallback }, |why| {
+                CloseReason::Locally { why: Some(why) }
+            })
     };
     let ended = loop {
         let wait = if writer_done {
@@ -266,16 +255,10 @@ where
         };
         let Ok(next) = next else {
             if writer_done {
-                break Ended {
-                    reason: closed_here("connection closed".to_owned()),
-                    code: None,
-                };
+                break closed_here("connection closed".to_owned());
             }
             tx.close(close_code::NORMAL, "idle timeout");
-            break Ended {
-                reason: "timed out: no traffic from the peer".to_owned(),
-                code: None,
-            };
+            break CloseReason::TimedOut;
         };
         match next {
             Some(Ok(Message::Binary(b))) => match decode(b) {
@@ -298,17 +281,16 @@ where
                 break match frame {
                     Some(f) => {
                         let raw = u16::from(f.code);
-                        let code = raw.checked_sub(WS_CLOSE_BASE).map(u32::from);
-                        let reason = if f.reason.is_empty() {
-                            format!("closed by peer (code {})", code.unwrap_or(raw.into()))
-                        } else {
-                            format!("closed by peer: {}", f.reason.as_str())
-                        };
-                        Ended { reason, code }
+                        CloseReason::ByPeer {
+                            code: raw.checked_sub(WS_CLOSE_BASE).map(u32::from),
+                            wire: Some(raw.into()),
+                            text: f.reason.as_str().to_owned(),
+                        }
                     }
-                    None => Ended {
-                        reason: "closed by peer".to_owned(),
+                    None => CloseReason::ByPeer {
                         code: None,
+                        wire: None,
+                        text: String::new(),
                     },
                 };
             }
@@ -316,16 +298,10 @@ where
             Some(Err(WsError::Capacity(e))) => break violation(e.to_string()),
             Some(Err(WsError::Protocol(e))) => break violation(e.to_string()),
             Some(Err(e)) => {
-                break Ended {
-                    reason: closed_here(format!("connection lost: {e}")),
-                    code: None,
-                };
+                break closed_here(format!("connection lost: {e}"));
             }
             None => {
-                break Ended {
-                    reason: closed_here("connection closed".to_owned()),
-                    code: None,
-                };
+                break closed_here("connection closed".to_owned());
             }
         }
     };
@@ -334,12 +310,8 @@ where
         let _ = tokio::time::timeout(Duration::from_millis(200), &mut writer).await;
     }
     writer.abort();
-    debug!(reason = %ended.reason, "WebSocket link ended");
+    debug!(reason = %ended, "WebSocket link ended");
     ended
-}
-
-fn closed_locally(reason: String) -> String {
-    format!("closed locally: {reason}")
 }
 
 async fn write_loop<S>(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fabric_core::session_control::close_code;
 use fabric_e2e::zone_state::start_observed_zone;
 use fabric_harness::engine;
-use fabric_net::{CertHash, Client, ClientConfig, ClientEvent};
+use fabric_net::{CertHash, Client, ClientConfig, ClientEvent, CloseReason};
 
 /// The next event of `c` within `within`, polling (the client has no blocking wait).
 fn next_event(c: &mut Client, within: Duration) -> ClientEvent {
@@ -70,10 +70,15 @@ fn a_zone_holds_the_session_cap_and_join_deadline_of_its_command_line() {
         let ev = next_state_event(c, Duration::from_secs(8));
         let elapsed = started.elapsed();
         match ev {
-            ClientEvent::Closed { code, .. } => assert_eq!(
-                code,
-                Some(close_code::FORBIDDEN),
-                "session {i} closed for want of a token"
+            ClientEvent::Closed { reason } => assert!(
+                matches!(
+                    reason,
+                    CloseReason::ByPeer {
+                        code: Some(close_code::FORBIDDEN),
+                        ..
+                    }
+                ),
+                "session {i} closed by the zone for want of a token: {reason:?}"
             ),
             other => panic!("session {i}: expected its close, got {other:?}"),
         }

@@ -58,7 +58,7 @@ impl FabricMMOGTransportPeer {
                     self.fail(e.to_string());
                     return;
                 }
-                ClientEvent::Closed { reason, code } => {
+                ClientEvent::Closed { reason } => {
                     self.role = Role::Idle;
                     self.core.client_closed();
                     // The failure first, then the server's `peer_disconnected` (when joined);
@@ -66,7 +66,7 @@ impl FabricMMOGTransportPeer {
                     let gone = self.core.poll_event();
                     // A server that closed the session in order (its `close()`, a shutdown)
                     // is not an error in the game's log; the state and signal are the same.
-                    let orderly = code == Some(close_code::NORMAL);
+                    let orderly = reason.code() == Some(close_code::NORMAL);
                     self.end(format!("session closed: {reason}"), orderly);
                     if let Some(event) = gone {
                         self.report(event);

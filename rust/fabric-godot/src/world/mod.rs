@@ -649,7 +649,7 @@ impl FabricWorld {
                 ClientEvent::Datagram(b) => s.on_bytes(now, &b, &mut link),
                 ClientEvent::Message(b) => s.on_bytes(now, &b, &mut link),
                 ClientEvent::Failed(e) => s.on_closed(format!("connection failed: {e}")),
-                ClientEvent::Closed { reason, code } => s.on_closed(match code {
+                ClientEvent::Closed { reason } => s.on_closed(match reason.code() {
                     Some(c) => format!("closed by the zone (code {c}): {reason}"),
                     None => format!("closed: {reason}"),
                 }),
@@ -702,7 +702,7 @@ impl FabricWorld {
                 ClientEvent::Datagram(b) => f.on_bytes(now, &b, &mut link),
                 ClientEvent::Message(b) => f.on_bytes(now, &b, &mut link),
                 ClientEvent::Failed(e) => f.on_closed(&e.to_string()),
-                ClientEvent::Closed { reason, .. } => f.on_closed(&reason),
+                ClientEvent::Closed { reason } => f.on_closed(&reason.to_string()),
             };
             if step != FollowStep::Wait {
                 break;

@@ -59,7 +59,7 @@ impl FabricZone {
                     );
                     self.signals()
                         .session_closed()
-                        .emit(session as i64, &GString::from(&reason));
+                        .emit(session as i64, &GString::from(&reason.to_string()));
                 }
             }
         }

@@ -12,7 +12,7 @@ use fabric_core::zone_control::{ControlKind, ZoneControl};
 use fabric_core::zones::ZoneId;
 use fabric_link::Member;
 use fabric_link::session::{LINK_CHANNEL, REFUSED_CLOSE_CODE, parse_accept, unix_now};
-use fabric_net::{Client, ClientConfig, ClientEvent};
+use fabric_net::{Client, ClientConfig, ClientEvent, CloseReason};
 
 /// A session to `m`'s link listener: waits for the connection, sends `first` (if any) on the
 /// link channel, and returns the client with what came back first (datagrams skipped: the
@@ -47,13 +47,16 @@ pub fn attempt(m: &Member, first: Option<Vec<u8>>) -> (Client, Option<ClientEven
 /// Asserts that `ev` is the link listener's refusal.
 pub fn assert_refused(ev: Option<ClientEvent>, what: &str) {
     match ev {
-        Some(ClientEvent::Closed { code, .. }) => {
-            assert_eq!(
-                code,
-                Some(REFUSED_CLOSE_CODE),
-                "{what}: refused with the link code"
-            )
-        }
+        Some(ClientEvent::Closed { reason }) => assert!(
+            matches!(
+                reason,
+                CloseReason::ByPeer {
+                    code: Some(REFUSED_CLOSE_CODE),
+                    ..
+                }
+            ),
+            "{what}: refused by the listener with the link code: {reason:?}"
+        ),
         other => panic!("{what}: expected a refusal, got {other:?}"),
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::{Entry, Link, ServerEvent, SessionId, Shared, WS_PATH};
-use crate::lanes::ReadLimits;
+use super::{Entry, ServerEvent, SessionId, Shared, WS_PATH};
+use crate::link::Link;
 use crate::nosigpipe::NoSigPipe;
 use crate::ws;
 
@@ -147,16 +147,11 @@ async fn run_ws_session<S>(
         return;
     };
     let (tx, rx) = ws::WsSender::new(shared.send_budget);
-    let limits = ReadLimits::new(
-        shared.partial_budget,
-        shared.event_budget,
-        shared.dropped_datagrams.clone(),
-    );
+    let limits = shared.read_limits();
     shared.sessions.lock().expect("session map lock").insert(
         id,
         Entry {
-            link: Link::Ws { tx: tx.clone() },
-            limits: limits.clone(),
+            link: Link::websocket(tx.clone(), limits.clone()),
             _slot: slot,
         },
     );
@@ -166,20 +161,14 @@ async fn run_ws_session<S>(
         remote,
         path: WS_PATH.to_owned(),
     });
-    let ended = ws::run_link(
+    let reason = ws::run_link(
         stream,
         tx,
         rx,
         shared.keep_alive,
         shared.idle_timeout,
         &limits,
-        |m, charge| {
-            let ev = match m {
-                ws::Incoming::Datagram(data) => ServerEvent::Datagram { session: id, data },
-                ws::Incoming::Message(data) => ServerEvent::Message { session: id, data },
-            };
-            shared.emit_charged(ev, charge);
-        },
+        shared.deliver_for(id),
     )
     .await;
     shared
@@ -189,6 +178,6 @@ async fn run_ws_session<S>(
         .remove(&id);
     shared.emit(ServerEvent::Closed {
         session: id,
-        reason: ended.reason,
+        reason,
     });
 }

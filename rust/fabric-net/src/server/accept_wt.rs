@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tracing::{Instrument, debug, info_span, warn};
 use wtransport::endpoint::IncomingSession;
 
-use super::{Entry, Link, ServerEvent, SessionId, Shared, WtEndpoint};
+use super::{Entry, ServerEvent, SessionId, Shared, WtEndpoint};
 use crate::admission::Slot;
-use crate::lanes::{self, Lanes, ReadLimits};
+use crate::link::{self, Link};
 
 pub(super) async fn accept_loop(endpoint: Arc<WtEndpoint>, shared: Arc<Shared>) {
     loop {
@@ -49,19 +50,11 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
             return;
         }
     };
-    let limits = ReadLimits::new(
-        shared.partial_budget,
-        shared.event_budget,
-        shared.dropped_datagrams.clone(),
-    );
+    let limits = shared.read_limits();
     shared.sessions.lock().expect("session map lock").insert(
         id,
         Entry {
-            link: Link::Wt {
-                conn: conn.clone(),
-                lanes: Lanes::new(conn.clone(), shared.send_budget),
-            },
-            limits: limits.clone(),
+            link: Link::webtransport(&conn, shared.send_budget, limits.clone()),
             _slot: slot,
         },
     );
@@ -71,51 +64,13 @@ async fn run_session(shared: Arc<Shared>, id: SessionId, incoming: IncomingSessi
         remote,
         path,
     });
-
-    let datagrams = tokio::spawn({
-        let (conn, shared) = (conn.clone(), shared.clone());
-        let (events, dropped) = (limits.events.clone(), limits.dropped.clone());
-        async move {
-            while let Ok(d) = conn.receive_datagram().await {
-                let data = d.payload();
-                match events.try_charge(data.len()) {
-                    Some(c) => shared.emit_charged(ServerEvent::Datagram { session: id, data }, c),
-                    None => {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-        .in_current_span()
-    });
-    let local_close = limits.local_close.clone();
-    let mut streams = tokio::spawn({
-        let shared = shared.clone();
-        lanes::accept_lanes(conn.clone(), limits, move |data, charge| {
-            shared.emit_charged(ServerEvent::Message { session: id, data }, charge)
-        })
-        .in_current_span()
-    });
-
-    let err = conn.closed().await;
-    datagrams.abort();
-    // "Closed locally" from QUIC may be this side's HTTP/3 layer ending the session: the
-    // stream acceptor knows why (see `client::close_report`).
-    let session_end = if matches!(err, wtransport::error::ConnectionError::LocallyClosed) {
-        tokio::time::timeout(std::time::Duration::from_millis(200), &mut streams)
-            .await
-            .ok()
-            .and_then(Result::ok)
-    } else {
-        None
-    };
-    streams.abort();
+    let reason =
+        link::read_webtransport(&conn, &limits, Duration::ZERO, shared.deliver_for(id)).await;
     shared
         .sessions
         .lock()
         .expect("session map lock")
         .remove(&id);
-    let (reason, _code) = crate::client::close_report(&err, session_end, local_close.get());
     debug!(%reason, "session closed");
     shared.emit(ServerEvent::Closed {
         session: id,

@@ -39,20 +39,19 @@ use bytes::Bytes;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info_span};
-use wtransport::error::SendDatagramError;
-use wtransport::{Connection, Endpoint, VarInt};
+use wtransport::{Endpoint, VarInt};
 
 use crate::NetError;
 use crate::admission::{Admission, Slot};
-use crate::budget::Charge;
 pub use crate::budget::SLOW_READER;
+use crate::budget::{Charge, ReadLimits};
 use crate::cert::{CertHash, ServerIdentity};
+use crate::close::CloseReason;
 use crate::congestion::CongestionControl;
-use crate::lanes::{Lanes, ReadLimits};
 pub use crate::limits::ServerLimits;
-use crate::reliable::MAX_MESSAGE_LEN;
+use crate::link::Link;
 use crate::rotation::CertRotation;
-use crate::ws;
+use crate::ws::Incoming;
 
 mod accept_ws;
 mod accept_wt;
@@ -66,7 +65,7 @@ pub type SessionId = u64;
 pub const WS_PATH: &str = "/ws";
 
 /// Application close codes sent to peers (defined by the session protocol in `fabric-core`).
-pub use fabric_core::session_control::close_code;
+pub use crate::close::close_code;
 
 /// How a server listens.
 #[derive(Debug, Clone)]
@@ -100,13 +99,7 @@ pub struct ServerConfig {
     pub limits: ServerLimits,
 }
 
-/// Default [`ServerLimits::send_budget`] (and the client's): 4 MiB.
-pub const DEFAULT_SEND_BUDGET: usize = ServerLimits::DEFAULT.send_budget;
-/// Default [`ServerLimits::session_event_budget`] (and the client's event budget): 4 MiB.
-pub const DEFAULT_EVENT_BUDGET: usize = ServerLimits::DEFAULT.session_event_budget;
-/// Default [`ServerLimits::partial_message_budget`] (and the client's partial budget): 32 MiB,
-/// two largest messages.
-pub const DEFAULT_PARTIAL_BUDGET: usize = ServerLimits::DEFAULT.partial_message_budget;
+pub use crate::limits::{DEFAULT_EVENT_BUDGET, DEFAULT_PARTIAL_BUDGET, DEFAULT_SEND_BUDGET};
 
 impl ServerConfig {
     /// Defaults: WebTransport only, 10 s idle timeout, 2 s keep-alive, the default limits
@@ -157,8 +150,8 @@ pub enum ServerEvent {
     Closed {
         /// The session.
         session: SessionId,
-        /// Why, in words.
-        reason: String,
+        /// Why (its close code and cause; `Display` gives it in words).
+        reason: CloseReason,
     },
     /// The server now presents another certificate (rotation): new clients must pin `hash`
     /// (and `next`, to keep connecting across the following rotation).
@@ -172,14 +165,8 @@ pub enum ServerEvent {
     },
 }
 
-enum Link {
-    Wt { conn: Connection, lanes: Lanes },
-    Ws { tx: ws::WsSender },
-}
-
 struct Entry {
     link: Link,
-    limits: ReadLimits,
     /// The session's admission slot, given back when the entry goes.
     _slot: Slot,
 }
@@ -222,6 +209,30 @@ impl Shared {
     fn emit_charged(&self, ev: ServerEvent, charge: Charge) {
         let _ = self.events.send((ev, Some(charge)));
     }
+
+    /// The read budgets of a new session.
+    fn read_limits(&self) -> ReadLimits {
+        ReadLimits::new(
+            self.partial_budget,
+            self.event_budget,
+            self.dropped_datagrams.clone(),
+        )
+    }
+
+    /// What session `id`'s datagrams and messages become (either transport).
+    fn deliver_for(
+        self: &Arc<Self>,
+        session: SessionId,
+    ) -> impl Fn(Incoming, Charge) + Clone + Send + Sync + 'static {
+        let shared = self.clone();
+        move |m, charge| {
+            let ev = match m {
+                Incoming::Datagram(data) => ServerEvent::Datagram { session, data },
+                Incoming::Message(data) => ServerEvent::Message { session, data },
+            };
+            shared.emit_charged(ev, charge);
+        }
+    }
 }
 
 /// A handle that sends to a server's sessions from any thread or task.
@@ -231,7 +242,7 @@ pub struct ServerSender {
 }
 
 impl ServerSender {
-    fn with_conn<T>(
+    fn with_link<T>(
         &self,
         session: SessionId,
         f: impl FnOnce(&Link) -> Result<T, NetError>,
@@ -243,10 +254,7 @@ impl ServerSender {
 
     /// Sends one datagram. Too large for the path: an error, never a silent drop.
     pub fn send_datagram(&self, session: SessionId, data: &[u8]) -> Result<(), NetError> {
-        self.with_conn(session, |e| match e {
-            Link::Wt { conn, .. } => send_datagram(conn, Bytes::copy_from_slice(data)),
-            Link::Ws { tx } => tx.send_datagram(data),
-        })
+        self.with_link(session, |l| l.send_datagram(data))
     }
 
     /// Queues one reliable message on channel 0 (see [`Self::send_message_on`]).
@@ -263,13 +271,7 @@ impl ServerSender {
         channel: u8,
         data: Vec<u8>,
     ) -> Result<(), NetError> {
-        if data.len() > MAX_MESSAGE_LEN {
-            return Err(NetError::MessageTooLarge(data.len()));
-        }
-        self.with_conn(session, |e| match e {
-            Link::Wt { lanes, .. } => lanes.send(channel, data),
-            Link::Ws { tx } => tx.send_message(&data),
-        })
+        self.with_link(session, |l| l.send_message(channel, data))
     }
 
     /// Closes one session with an application code and a reason the client will see.
@@ -281,40 +283,25 @@ impl ServerSender {
             .expect("session map lock")
             .get(&session)
         {
-            match &e.link {
-                Link::Wt { conn, .. } => {
-                    let _ = e.limits.local_close.set(format!("{reason} (code {code})"));
-                    conn.close(VarInt::from_u32(code), reason.as_bytes());
-                }
-                Link::Ws { tx } => tx.close(code, reason),
-            }
+            e.link.close(code, reason);
         }
     }
 
     /// Largest datagram the session's path takes now.
     pub fn max_datagram_size(&self, session: SessionId) -> Option<usize> {
-        self.with_conn(session, |e| match e {
-            Link::Wt { conn, .. } => Ok(conn.max_datagram_size()),
-            Link::Ws { .. } => Ok(Some(ws::WS_MAX_DATAGRAM)),
-        })
-        .ok()
-        .flatten()
+        self.with_link(session, |l| Ok(l.max_datagram_size()))
+            .ok()
+            .flatten()
     }
 
     /// Smoothed round-trip time of a session (WebTransport sessions only).
     pub fn rtt(&self, session: SessionId) -> Option<Duration> {
-        self.with_conn(session, |e| match e {
-            Link::Wt { conn, .. } => Ok(Some(conn.rtt())),
-            Link::Ws { .. } => Ok(None),
-        })
-        .ok()
-        .flatten()
+        self.with_link(session, |l| Ok(l.rtt())).ok().flatten()
     }
 
     /// Whether `session` is a WebSocket fallback session (`None`: no such session).
     pub fn is_websocket(&self, session: SessionId) -> Option<bool> {
-        self.with_conn(session, |e| Ok(matches!(e, Link::Ws { .. })))
-            .ok()
+        self.with_link(session, |l| Ok(l.is_websocket())).ok()
     }
 
     /// Number of open sessions.
@@ -331,14 +318,11 @@ impl ServerSender {
     /// The bytes one session holds in the server's queues now (`None`: no such session).
     pub fn buffered(&self, session: SessionId) -> Option<Buffered> {
         let sessions = self.shared.sessions.lock().expect("session map lock");
-        let e = sessions.get(&session)?;
+        let link = &sessions.get(&session)?.link;
         Some(Buffered {
-            send: match &e.link {
-                Link::Wt { lanes, .. } => lanes.queued_bytes(),
-                Link::Ws { tx } => tx.queued_bytes(),
-            },
-            events: e.limits.events.used(),
-            partial: e.limits.partial.used(),
+            send: link.queued_bytes(),
+            events: link.limits().events.used(),
+            partial: link.limits().partial.used(),
         })
     }
 
@@ -358,18 +342,6 @@ pub struct Buffered {
     pub events: usize,
     /// Of reliable messages still arriving.
     pub partial: usize,
-}
-
-pub(crate) fn send_datagram(conn: &Connection, data: Bytes) -> Result<(), NetError> {
-    let size = data.len();
-    conn.send_datagram(data).map_err(|e| match e {
-        SendDatagramError::TooLarge => NetError::DatagramTooLarge {
-            size,
-            limit: conn.max_datagram_size().unwrap_or(0),
-        },
-        SendDatagramError::NotConnected => NetError::NotConnected,
-        SendDatagramError::UnsupportedByPeer => NetError::DatagramsUnsupported,
-    })
 }
 
 type WtEndpoint = Endpoint<wtransport::endpoint::endpoint_side::Server>;
@@ -547,8 +519,9 @@ impl Server {
             .expect("session map lock")
             .values()
         {
-            if let Link::Ws { tx } = &e.link {
-                tx.close(close_code::NORMAL, reason);
+            // WebTransport sessions went with the endpoint.
+            if e.link.is_websocket() {
+                e.link.close(close_code::NORMAL, reason);
             }
         }
     }
