@@ -19,6 +19,10 @@ use crate::create_account;
 use crate::fabric::{Fabric, FabricOptions, start_fabric};
 use crate::load_checks::{HeldCheck, HeldFigures};
 use crate::load_faults::{CrashFigures, Faults, ZoneCrash};
+use crate::load_gateway::{
+    GatewayCrash, GatewayFigures, GatewaySpawn, PENDING_PER_ADDRESS, RunningGateway,
+    SESSIONS_PER_ADDRESS,
+};
 use crate::load_godot::{GodotClients, GodotFigures};
 use crate::proc_usage::{CpuMeter, is_running};
 use crate::zone_probe::metrics;
@@ -80,6 +84,8 @@ pub struct LoadResult {
     pub crash: Option<CrashFigures>,
     /// Each Godot client's figures over the run after the ramp.
     pub godot: Vec<(String, Option<GodotFigures>)>,
+    /// The gateway's crash, when the players joined through a gateway.
+    pub gateway: Option<GatewayFigures>,
 }
 
 /// Runs the scenario, logging through `log`; the fabric is stopped whatever happens.
@@ -104,12 +110,16 @@ pub fn run_load(
                 "fabric-backend",
                 "--bin",
                 "fabric-backend",
+                "-p",
+                "fabric-gateway",
+                "--bin",
+                "fabric-gateway",
             ])
             .status()
             .context("running cargo build --release")?;
         anyhow::ensure!(
             status.success(),
-            "building fabric-load and fabric-backend failed ({status})"
+            "building fabric-load, fabric-backend and fabric-gateway failed ({status})"
         );
         fabric_harness::paths::target_dir().join("release/fabric-load")
     } else {
@@ -166,6 +176,15 @@ fn zone_args(opts: &LoadOptions) -> Vec<String> {
     if opts.godot_clients > 0 {
         let file = directory_file(opts).display().to_string();
         args.extend(["--zone-directory-file".into(), file]);
+    }
+    // Every player's gateway session has its own upstream session, all from 127.0.0.1.
+    if opts.faults.gateway.is_some() {
+        args.extend([
+            "--max-sessions-per-address".into(),
+            SESSIONS_PER_ADDRESS.to_string(),
+            "--max-pending-per-address".into(),
+            PENDING_PER_ADDRESS.to_string(),
+        ]);
     }
     // A zone that is killed reloads its journal when it starts again.
     if opts.faults.zone_kill.is_some() {
@@ -228,21 +247,91 @@ fn drive(
         cmd.arg("--zone")
             .arg(format!("{},{},{}", z.client, z.cert_hash, z.shard));
     }
+    let mut gateway = match opts.faults.gateway {
+        Some(_) => {
+            let bin = if opts.release {
+                fabric_harness::paths::target_dir().join("release/fabric-gateway")
+            } else {
+                engine::binary("fabric-gateway")?
+            };
+            let spawn = GatewaySpawn::new(bin, fabric, &opts.out)?;
+            let gw = spawn.start("127.0.0.1:0".parse().expect("address"))?;
+            log(&format!(
+                "gateway on {} in front of zone 0, following avatars",
+                gw.addr
+            ));
+            cmd.arg("--gateway")
+                .arg(gw.addr.to_string())
+                .arg("--gateway-cert-hash-file")
+                .arg(&spawn.cert_hash_file);
+            Some((spawn, gw))
+        }
+        None => None,
+    };
     if opts.godot_clients > 0 {
         log(&format!(
             "starting {} headless Godot clients beside the simulated players",
             opts.godot_clients
         ));
     }
+    // The wanderers, before the players' avatars: no entity of these may be lost.
+    let mut held = HeldCheck::default();
+    let state_addrs: Vec<_> = fabric.zones.iter().map(|z| z.metrics).collect();
+    let baseline = held.baseline(&state_addrs, 30);
+    log(&format!(
+        "{baseline} entities held before the players joined"
+    ));
     // First, so they are up when the players' ramp ends.
     let mut godot = GodotClients::start(eng, fabric, opts.godot_clients, 1.5)?;
     let mut load = match Proc::spawn("load", cmd, false) {
         Ok(p) => p,
         Err(e) => {
             godot.stop();
+            if let Some((_, gw)) = &mut gateway {
+                gw.proc.stop();
+            }
             return Err(e);
         }
     };
+    let started = Started {
+        load: &mut load,
+        godot: &mut godot,
+        gateway: gateway.as_mut(),
+        held,
+    };
+    let result = sample(opts, fabric, started, stop, log);
+    godot.stop();
+    if let Some((_, gw)) = &mut gateway {
+        gw.proc.stop();
+    }
+    result
+}
+
+/// What runs beside the fabric once the load generator started.
+struct Started<'a> {
+    load: &'a mut Proc,
+    godot: &'a mut GodotClients,
+    gateway: Option<&'a mut (GatewaySpawn, RunningGateway)>,
+    /// The duplicate and loss check, its baseline read before the players joined.
+    held: HeldCheck,
+}
+
+/// Samples the zones and processes each second while the load generator runs, applies the
+/// harness's faults, then writes the report.
+fn sample(
+    opts: &LoadOptions,
+    fabric: &mut Fabric,
+    started: Started<'_>,
+    stop: &AtomicBool,
+    log: &impl Fn(&str),
+) -> anyhow::Result<LoadResult> {
+    let Started {
+        load,
+        godot,
+        mut gateway,
+        mut held,
+    } = started;
+    let summary_path = opts.out.join("summary.json");
     let t0 = Instant::now();
     let window_at = opts.ramp_s + 2.0;
     let mut window_started = false;
@@ -251,10 +340,14 @@ fn drive(
         .iter()
         .map(|(p, _)| CpuMeter::new(p.pid()))
         .collect();
-    let mut others = [
+    let mut others = vec![
         ("load generator", CpuMeter::new(load.pid())),
         ("backend", CpuMeter::new(fabric.backend.proc.pid())),
     ];
+    if let Some((_, gw)) = &gateway {
+        others.push(("gateway", CpuMeter::new(gw.proc.pid())));
+    }
+    let mut gateway_crash = opts.faults.gateway.map(GatewayCrash::new);
     let mut processes: Vec<ProcSeries> = fabric
         .processes
         .iter()
@@ -272,7 +365,7 @@ fn drive(
     let mut last_bytes = vec![None::<f64>; fabric.zones.len()];
     let mut last_ticks = vec![None::<f64>; fabric.zones.len()];
     let limit = Duration::from_secs(u64::from(opts.seconds) + 90);
-    let mut held = HeldCheck::default();
+
     let mut crash = opts.faults.zone_kill.map(ZoneCrash::new);
     let mut next = t0;
     while is_running(load.pid())
@@ -295,6 +388,15 @@ fn drive(
                 if p.pid() != old {
                     *meter = CpuMeter::new(p.pid());
                 }
+            }
+        }
+        if let (Some(c), Some((spawn, gw))) = (&mut gateway_crash, gateway.as_deref_mut()) {
+            let before = gw.proc.pid();
+            c.step(t, gw, spawn, log)?;
+            if gw.proc.pid() != before
+                && let Some(m) = others.iter_mut().find(|o| o.0 == "gateway")
+            {
+                m.1 = CpuMeter::new(gw.proc.pid());
             }
         }
         if !window_started && t >= window_at {
@@ -357,7 +459,6 @@ fn drive(
     }
     let load_exit = load.wait(Duration::from_secs(30));
     let godot_figures = godot.figures();
-    godot.stop();
     // The first sample of each meter has no interval: drop it.
     for p in &mut processes {
         if !p.samples.is_empty() {
@@ -393,6 +494,7 @@ fn drive(
         held: held.figures(),
         crash: crash.map(|c| c.figures()),
         godot: godot_figures,
+        gateway: gateway_crash.map(|c| c.figures()),
     })
 }
 
