@@ -14,6 +14,7 @@ pub mod load_criteria;
 pub mod load_faults;
 pub mod load_gateway;
 pub mod load_godot;
+pub mod load_links;
 pub mod load_scenario;
 pub mod mp;
 pub mod proc_usage;

@@ -24,6 +24,7 @@ use crate::load_gateway::{
     SESSIONS_PER_ADDRESS,
 };
 use crate::load_godot::{GodotClients, GodotFigures};
+use crate::load_links::{LinkFigures, LinkRelays};
 use crate::proc_usage::{CpuMeter, is_running};
 use crate::zone_probe::metrics;
 
@@ -86,6 +87,8 @@ pub struct LoadResult {
     pub godot: Vec<(String, Option<GodotFigures>)>,
     /// The gateway's crash, when the players joined through a gateway.
     pub gateway: Option<GatewayFigures>,
+    /// The conditioned zone links and their cut, when the run had them.
+    pub links: Option<LinkFigures>,
 }
 
 /// Runs the scenario, logging through `log`; the fabric is stopped whatever happens.
@@ -130,6 +133,10 @@ pub fn run_load(
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let mut links = match opts.faults.zone_links {
+        Some(plan) => Some(LinkRelays::start(plan, opts.zones, 1)?),
+        None => None,
+    };
     let fabric_opts = FabricOptions {
         zones: opts.zones,
         zones_per_process: opts.zones_per_process,
@@ -140,16 +147,30 @@ pub fn run_load(
         backend_bin: opts
             .release
             .then(|| fabric_harness::paths::target_dir().join("release/fabric-backend")),
+        link_via: links.as_ref().map(|l| l.via.clone()),
     };
     let (mut fabric, started) = start_fabric(&eng, &fabric_opts, stop, &log)?;
     let result = started
         .and_then(|()| write_directory(opts, &fabric))
-        .and_then(|()| drive(opts, &eng, &mut fabric, load_bin, stop, &log));
+        .and_then(|()| {
+            drive(
+                opts,
+                &eng,
+                &mut fabric,
+                load_bin,
+                links.as_mut(),
+                stop,
+                &log,
+            )
+        });
     log(&format!(
         "stopping {} zones and the backend",
         fabric.zones.len()
     ));
     fabric.stop();
+    if let Some(l) = links {
+        l.stop();
+    }
     if opts.faults.zone_kill.is_some() {
         let _ = std::fs::remove_dir_all(zone_data_dir());
     }
@@ -214,6 +235,7 @@ fn drive(
     eng: &engine::Engine,
     fabric: &mut Fabric,
     load_bin: PathBuf,
+    links: Option<&mut LinkRelays>,
     stop: &AtomicBool,
     log: &impl Fn(&str),
 ) -> anyhow::Result<LoadResult> {
@@ -297,6 +319,7 @@ fn drive(
         load: &mut load,
         godot: &mut godot,
         gateway: gateway.as_mut(),
+        links,
         held,
     };
     let result = sample(opts, fabric, started, stop, log);
@@ -312,6 +335,7 @@ struct Started<'a> {
     load: &'a mut Proc,
     godot: &'a mut GodotClients,
     gateway: Option<&'a mut (GatewaySpawn, RunningGateway)>,
+    links: Option<&'a mut LinkRelays>,
     /// The duplicate and loss check, its baseline read before the players joined.
     held: HeldCheck,
 }
@@ -329,6 +353,7 @@ fn sample(
         load,
         godot,
         mut gateway,
+        mut links,
         mut held,
     } = started;
     let summary_path = opts.out.join("summary.json");
@@ -399,6 +424,9 @@ fn sample(
                 m.1 = CpuMeter::new(gw.proc.pid());
             }
         }
+        if let Some(l) = links.as_deref_mut() {
+            l.step(t, log);
+        }
         if !window_started && t >= window_at {
             godot.start_window();
             window_started = true;
@@ -428,6 +456,7 @@ fn sample(
                 players: get("fabric_zone_players"),
                 entities: get("fabric_zone_owned"),
                 client_bytes_per_s: rate,
+                migrations_in: get("fabric_zone_migrations_in_total"),
             });
         }
         let state_addrs: Vec<_> = fabric.zones.iter().map(|z| z.metrics).collect();
@@ -495,6 +524,7 @@ fn sample(
         crash: crash.map(|c| c.figures()),
         godot: godot_figures,
         gateway: gateway_crash.map(|c| c.figures()),
+        links: links.map(|l| l.figures()),
     })
 }
 

@@ -339,3 +339,79 @@ pub fn gateway_restart(r: &LoadResult, opts: &LoadOptions) -> Vec<Criterion> {
     c.push(rates_kept(r, "the players"));
     c
 }
+
+/// Share of the migrations per second before the cut that must come back after it.
+pub const MIGRATIONS_BACK: f64 = 0.5;
+
+/// Entities migrated in per second over all zones in `[from, to)` (their counters).
+fn migrations_per_s(r: &LoadResult, from: f64, to: f64) -> f64 {
+    r.data
+        .zones
+        .iter()
+        .map(|samples| {
+            let w: Vec<_> = samples.iter().filter(|s| s.t >= from && s.t < to).collect();
+            match (w.first(), w.last()) {
+                (Some(a), Some(b)) if b.t > a.t => {
+                    (b.migrations_in - a.migrations_in) / (b.t - a.t)
+                }
+                _ => 0.0,
+            }
+        })
+        .sum()
+}
+
+/// The conditioned zone links' criteria: the links were conditioned and cut, no entity lost or
+/// duplicated, migrations came back after the cut, every tick on time, the players' rates
+/// after it as before, no errors.
+pub fn zone_links(r: &LoadResult, opts: &LoadOptions) -> Vec<Criterion> {
+    let (Some(plan), Some(l)) = (opts.faults.zone_links, r.links) else {
+        return not_run("the zone links were conditioned", "no conditioned links");
+    };
+    let f = l.relay;
+    let loss = f.dropped as f64 / f.received.max(1) as f64;
+    let mut c = vec![Criterion {
+        what: format!(
+            "every zone link through the conditioner ({} ms +0..{} ms each way, {:.0} % loss, {:.0} % reordered) and cut for {:.0} s",
+            plan.delay_ms,
+            plan.jitter_ms,
+            plan.loss * 100.0,
+            plan.reorder * 100.0,
+            plan.cut_s
+        ),
+        measured: format!(
+            "{} flows, {} datagrams in, {:.2} % lost, {} dropped by the cut ({:.0}-{:.0} s)",
+            f.flows,
+            f.received,
+            loss * 100.0,
+            f.cut,
+            l.cut_from_s.unwrap_or(0.0),
+            l.cut_to_s.unwrap_or(0.0)
+        ),
+        pass: f.flows > 0
+            && f.cut > 0
+            && l.cut_to_s.is_some()
+            && (0.5 * plan.loss..=2.0 * plan.loss).contains(&loss),
+    }];
+    c.push(entities_kept(r));
+    let (from, to) = (
+        l.cut_from_s.unwrap_or(0.0),
+        l.cut_to_s.unwrap_or(f64::INFINITY),
+    );
+    let before = migrations_per_s(r, opts.ramp_s + 2.0, from);
+    let during = migrations_per_s(r, from, to);
+    let after = migrations_per_s(r, to + 2.0, f64::INFINITY);
+    c.push(Criterion {
+        what: format!(
+            "migrations resume after the cut (>= {:.0} % of the rate before it)",
+            MIGRATIONS_BACK * 100.0
+        ),
+        measured: format!(
+            "{before:.1}/s before, {during:.1}/s during the cut, {after:.1}/s from 2 s after it"
+        ),
+        pass: before > 0.0 && after >= MIGRATIONS_BACK * before,
+    });
+    c.push(ticks_on_time(r, opts.ramp_s + 2.0, None, "every zone"));
+    c.push(rates_kept(r, "the players"));
+    c.push(no_errors(r));
+    c
+}

@@ -28,6 +28,8 @@ pub struct Faults {
     /// The players join through a gateway, which is SIGKILLed during the run and started
     /// again on its address ([`crate::load_gateway`]).
     pub gateway: Option<crate::load_gateway::GatewayKill>,
+    /// The links between the zones conditioned and cut ([`crate::load_links`]).
+    pub zone_links: Option<crate::load_links::ZoneLinks>,
     /// Windows before and after the fault, `[from, to, after]` seconds from the players'
     /// start: the load generator compares the players' updates in `[from, to)` with those
     /// from `after` on (`fabric_load::windows`).

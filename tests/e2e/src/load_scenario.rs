@@ -20,6 +20,10 @@
 //!   again on its address: every player back by itself within a bound, the zones untouched
 //!   (ticks on time, no entity lost or duplicated).
 //!
+//! - `zone_links`: the links between the zone processes through `fabric-linksim` (delay,
+//!   jitter, loss, reordering) and cut for 5 s: no entity lost or duplicated, migrations back
+//!   after the cut, ticks on time, the players' rates after it as before.
+//!
 //! The criteria shared by several scenarios and those of the second part of the ladder are in
 //! [`crate::load_criteria`].
 
@@ -33,6 +37,7 @@ use crate::load_criteria::ticks_on_time;
 use crate::load_criteria::{self, memory_flat, no_errors};
 use crate::load_faults::{Faults, Stall, ZoneKill};
 use crate::load_gateway::GatewayKill;
+use crate::load_links::ZoneLinks;
 
 /// Seconds a storm run goes on after the storm: the 5 s goal and a second of margin.
 const STORM_WINDOW_S: f64 = 6.0;
@@ -50,6 +55,12 @@ const GATEWAY_DOWN_S: f64 = 3.0;
 /// Seconds a gateway-restart run goes on after the kill: the bound on the players' return,
 /// then 10 s of play to compare with the play before.
 const GATEWAY_WINDOW_S: f64 = load_criteria::GATEWAY_BACK_S + 12.0;
+/// When the zone links are cut in the zone-links scenario: the ramp and this much steady play.
+const LINK_CUT_AFTER_RAMP_S: f64 = 15.0;
+/// Seconds they stay cut.
+const LINK_CUT_S: f64 = 5.0;
+/// Seconds a zone-links run goes on after the cut: its 5 s, 5 s to recover, 10 s of play.
+const LINK_WINDOW_S: f64 = LINK_CUT_S + 15.0;
 /// Share of the players that stop reading in the slow-reader scenario.
 const STALL_SHARE: f64 = 0.1;
 /// Seconds a slow-reader run goes on after the stall: two memory windows and margin.
@@ -70,6 +81,8 @@ pub enum Scenario {
     SlowReader,
     /// The players join through the gateway; it is SIGKILLed and started again.
     GatewayRestart,
+    /// The links between the zone processes conditioned, and cut for 5 s.
+    ZoneLinks,
 }
 
 /// The size of a scenario's run (the ladder's own unless a test makes it smaller).
@@ -98,13 +111,14 @@ pub struct Criterion {
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Steady16,
         Scenario::Lossy,
         Scenario::Storm,
         Scenario::ZoneKill,
         Scenario::SlowReader,
         Scenario::GatewayRestart,
+        Scenario::ZoneLinks,
     ];
 
     /// Its name on the command line and in `docs/load/`.
@@ -116,6 +130,7 @@ impl Scenario {
             Self::ZoneKill => "zone_kill",
             Self::SlowReader => "slow_reader",
             Self::GatewayRestart => "gateway_restart",
+            Self::ZoneLinks => "zone_links",
         }
     }
 
@@ -169,6 +184,12 @@ impl Scenario {
                 seconds: 60,
                 ramp_s: 10.0,
             },
+            Self::ZoneLinks => Size {
+                players: 100,
+                zones: 4,
+                seconds: 60,
+                ramp_s: 10.0,
+            },
         }
     }
 
@@ -190,6 +211,11 @@ impl Scenario {
     /// play, or less when the run is short, so that [`GATEWAY_WINDOW_S`] are left after.
     fn gateway_kill_at_s(size: &Size) -> f64 {
         (size.ramp_s + 10.0).min(f64::from(size.seconds) - GATEWAY_WINDOW_S)
+    }
+
+    /// Seconds from the players' start to the zone links' cut, leaving [`LINK_WINDOW_S`] after.
+    fn link_cut_at_s(size: &Size) -> f64 {
+        (size.ramp_s + LINK_CUT_AFTER_RAMP_S).min(f64::from(size.seconds) - LINK_WINDOW_S)
     }
 
     /// The faults of this scenario at `size`.
@@ -241,6 +267,21 @@ impl Scenario {
                     ..Faults::default()
                 }
             }
+            Self::ZoneLinks => {
+                let cut_at_s = Self::link_cut_at_s(size);
+                Faults {
+                    zone_links: Some(ZoneLinks {
+                        delay_ms: 25,
+                        jitter_ms: 10,
+                        loss: 0.01,
+                        reorder: 0.01,
+                        cut_at_s,
+                        cut_s: LINK_CUT_S,
+                    }),
+                    windows: Some([size.ramp_s + 2.0, cut_at_s, cut_at_s + LINK_CUT_S + 5.0]),
+                    ..Faults::default()
+                }
+            }
         }
     }
 
@@ -277,6 +318,15 @@ impl Scenario {
                 "a gateway-restart run needs at least the ramp ({} s), 4 s of steady play and \
                  {GATEWAY_WINDOW_S} s after the kill: {} s is too short",
                 size.ramp_s, size.seconds
+            ));
+        }
+        if self == Self::ZoneLinks
+            && (size.zones < 2 || Self::link_cut_at_s(size) < size.ramp_s + 4.0)
+        {
+            return Err(format!(
+                "a zone-links run needs 2 zones or more and at least the ramp ({} s), 4 s of \
+                 steady play and {LINK_WINDOW_S} s after the cut: {} zones, {} s",
+                size.ramp_s, size.zones, size.seconds
             ));
         }
         if self == Self::Storm && Self::storm_at_s(size) < size.ramp_s + 2.0 {
@@ -414,6 +464,7 @@ impl Scenario {
             Self::ZoneKill => c.extend(zone_kill_criteria(r, opts)),
             Self::SlowReader => c.extend(load_criteria::slow_reader(r, opts)),
             Self::GatewayRestart => c.extend(load_criteria::gateway_restart(r, opts)),
+            Self::ZoneLinks => c.extend(load_criteria::zone_links(r, opts)),
         }
         c
     }
