@@ -276,7 +276,12 @@ fn drive(
             } else {
                 engine::binary("fabric-gateway")?
             };
-            let spawn = GatewaySpawn::new(bin, fabric, &opts.out)?;
+            // Its working files (the zone directory, its certificate hash) beside the zones'
+            // journals, not in the report.
+            let dir =
+                std::env::temp_dir().join(format!("fabric-load-gateway-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let spawn = GatewaySpawn::new(bin, fabric, &dir)?;
             let gw = spawn.start("127.0.0.1:0".parse().expect("address"))?;
             log(&format!(
                 "gateway on {} in front of zone 0, following avatars",
@@ -324,8 +329,11 @@ fn drive(
     };
     let result = sample(opts, fabric, started, stop, log);
     godot.stop();
-    if let Some((_, gw)) = &mut gateway {
+    if let Some((spawn, gw)) = &mut gateway {
         gw.proc.stop();
+        if let Some(dir) = spawn.cert_hash_file.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
     result
 }

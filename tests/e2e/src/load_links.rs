@@ -111,8 +111,11 @@ impl LinkRelays {
             self.cut.store(true, Ordering::SeqCst);
             f.cut_from_s = Some(t);
             log(&format!("zone links cut at {t:.1} s"));
-        } else if let (Some(from), None) = (f.cut_from_s, f.cut_to_s)
-            && t >= from + self.plan.cut_s
+        } else if f.cut_from_s.is_some()
+            && f.cut_to_s.is_none()
+            // The planned end, not the cut's sampled start plus its length: a sample a few
+            // microseconds late would make the cut a whole sampling second longer.
+            && t >= self.plan.cut_at_s + self.plan.cut_s
         {
             self.cut.store(false, Ordering::SeqCst);
             f.cut_to_s = Some(t);

@@ -64,7 +64,7 @@ const LINK_WINDOW_S: f64 = LINK_CUT_S + 15.0;
 /// Share of the players that stop reading in the slow-reader scenario.
 const STALL_SHARE: f64 = 0.1;
 /// Seconds a slow-reader run goes on after the stall: two memory windows and margin.
-const STALL_WINDOW_S: f64 = 30.0;
+const STALL_WINDOW_S: f64 = 24.0;
 
 /// A scenario of the ladder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
