@@ -11,6 +11,8 @@
 //! - [`relay`]: a conditioned link (delay, loss) between the players and a zone.
 //! - [`desync`]: the players' views compared with the zones' `/state`.
 //! - [`original`]: observers of the original scheme, the benchmark's baseline.
+//! - [`stall`]: players that stop reading their session (the slow reader).
+//! - [`windows`]: what players saw before a fault and after it.
 #![warn(missing_docs)]
 
 pub mod desync;
@@ -20,5 +22,7 @@ pub mod player;
 pub mod relay;
 pub mod report;
 pub mod run;
+pub mod stall;
 pub mod stats;
 pub mod target;
+pub mod windows;

@@ -21,7 +21,9 @@ use fabric_load::desync::{self, Truths};
 use fabric_load::player::Behaviour;
 use fabric_load::relay::{self, RelayCounters};
 use fabric_load::run::{Plan, run};
-use fabric_load::target::{Target, Tokens, Transport, ZoneAddr};
+use fabric_load::stall::StallPlan;
+use fabric_load::target::{Gateway, Target, Tokens, Transport, ZoneAddr};
+use fabric_load::windows::WindowPlan;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum TransportArg {
@@ -107,6 +109,28 @@ struct Args {
     /// (`--original-scheme-sessions`).
     #[arg(long, default_value_t = 0)]
     original_scheme_observers: u32,
+    /// The slow reader: seconds from the start at which `--stall-share` of the players stop
+    /// reading and sending, their sessions held open until the end.
+    #[arg(long)]
+    stall_at: Option<f64>,
+    /// Share of the players that stall (0..=1).
+    #[arg(long, default_value_t = 0.1)]
+    stall_share: f64,
+    /// Windows before and after a fault, `FROM,TO,AFTER` seconds from the start: the summary
+    /// compares the players' own updates and gaps in `[FROM, TO)` with those from AFTER on
+    /// (stalled players left out).
+    #[arg(long)]
+    windows: Option<String>,
+    /// Join through this gateway (loopback) instead of the zones directly; it fronts
+    /// `--gateway-zone` and follows the avatars.
+    #[arg(long, requires = "gateway_cert_hash_file")]
+    gateway: Option<std::net::SocketAddr>,
+    /// The gateway's certificate hash file (its `--cert-hash-file`), read for every session.
+    #[arg(long)]
+    gateway_cert_hash_file: Option<PathBuf>,
+    /// The zone the gateway fronts.
+    #[arg(long, default_value_t = 0)]
+    gateway_zone: u8,
 }
 
 /// Most players one process runs.
@@ -154,6 +178,36 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         TransportArg::Ws => Transport::WebSocket,
     };
     let mut target = Target::new(zones, args.half_m, tokens, transport)?;
+    if let Some(addr) = args.gateway {
+        anyhow::ensure!(
+            addr.ip().is_loopback() && matches!(args.transport, TransportArg::Wt),
+            "--gateway: a loopback address, WebTransport"
+        );
+        anyhow::ensure!(
+            usize::from(args.gateway_zone) < target.zones.len(),
+            "--gateway-zone {} of {} zones",
+            args.gateway_zone,
+            target.zones.len()
+        );
+        target.gateway = Some(Gateway {
+            addr,
+            cert_hash_file: args
+                .gateway_cert_hash_file
+                .clone()
+                .context("--gateway-cert-hash-file")?,
+            zone: args.gateway_zone,
+        });
+    }
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.stall_share),
+        "--stall-share must be in [0, 1]"
+    );
+    let windows = args
+        .windows
+        .as_deref()
+        .map(WindowPlan::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--windows {e}"))?;
     if args.sessions_per_endpoint > 0 {
         target.endpoints = Some(fabric_net::ClientEndpoints::new(args.sessions_per_endpoint));
     }
@@ -183,9 +237,14 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             seed: args.seed,
             join_timeout: Duration::from_secs(20),
             max_failures: args.max_failures.max(1),
+            windows,
         },
         storm_at_s: args.storm_at,
         original_scheme_observers: args.original_scheme_observers,
+        stall: args.stall_at.map(|at_s| StallPlan {
+            at_s,
+            share: args.stall_share,
+        }),
     };
     println!(
         "[load] {} players over {} zones ({:?}) for {} s",

@@ -80,7 +80,8 @@ async fn observe_inner(
     stats: &mut OriginalStats,
 ) -> Result<(), String> {
     let token = target.token(zone).await.map_err(|e| e.to_string())?;
-    let mut client = Client::connect(target.client_config(zone));
+    let cfg = target.client_config(zone).map_err(|e| e.to_string())?;
+    let mut client = Client::connect(cfg);
     let hello = ControlMessage::Hello {
         id: format!("original-{index}"),
         token,

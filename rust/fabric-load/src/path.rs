@@ -26,6 +26,8 @@ pub struct Walk {
     next: usize,
     at: [f64; 3],
     speed_m_s: f64,
+    /// How far from the centre a waypoint may lie on each axis (the world less its margin).
+    reach: f64,
 }
 
 impl Walk {
@@ -53,6 +55,7 @@ impl Walk {
             waypoints,
             next: 1,
             speed_m_s,
+            reach,
         }
     }
 
@@ -70,6 +73,43 @@ impl Walk {
             return [0.0; 3];
         }
         d.map(|c| c / dist * self.speed_m_s)
+    }
+
+    /// Moves the walker to the first point of its loop where `inside` holds (the loop's
+    /// segments sampled every 1/32 of their length), or, when the loop never passes there, to
+    /// the first such point of a 1 m grid over the world; the walk goes on from there to the
+    /// loop's next waypoint (a grid point: from it to the next waypoint). Returns whether a
+    /// point was found. A player joined through the
+    /// gateway starts (and starts again) in the gateway's zone this way.
+    pub fn start_in(&mut self, inside: impl Fn([f64; 3]) -> bool) -> bool {
+        if inside(self.at) {
+            return true;
+        }
+        for k in 0..WAYPOINTS {
+            let (a, b) = (self.waypoints[k], self.waypoints[(k + 1) % WAYPOINTS]);
+            for s in 0..32 {
+                let f = f64::from(s) / 32.0;
+                let p = [0, 1, 2].map(|c| a[c] + (b[c] - a[c]) * f);
+                if inside(p) {
+                    self.at = p;
+                    self.next = (k + 1) % WAYPOINTS;
+                    return true;
+                }
+            }
+        }
+        let steps = self.reach.floor() as i32;
+        for x in -steps..=steps {
+            for y in -steps..=steps {
+                for z in -steps..=steps {
+                    let p = [x, y, z].map(f64::from);
+                    if inside(p) {
+                        self.at = p;
+                        return true;
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// Walks for `dt_s` seconds and returns the new position: straight towards the next
@@ -139,6 +179,20 @@ mod tests {
             visited > WAYPOINTS,
             "the loop closes: {visited} waypoints reached"
         );
+    }
+
+    #[test]
+    fn a_walk_starts_in_the_region_asked_for_and_walks_on_from_there() {
+        for index in 0..40 {
+            let mut w = Walk::plan(3, index, 15.0, 0.3, 1.4);
+            assert!(w.start_in(|p| p[0] > 5.0 && p[1] < 0.0), "player {index}");
+            let p = w.position();
+            assert!(p[0] > 5.0 && p[1] < 0.0, "player {index} at {p:?}");
+            let next = w.advance(0.05);
+            assert!(dist(next, p) <= 1.4 * 0.05 + 1e-9, "walks on from there");
+        }
+        let mut w = Walk::plan(3, 1, 15.0, 0.0, 1.4);
+        assert!(!w.start_in(|p| p[0] > 100.0), "outside the world: no point");
     }
 
     #[test]

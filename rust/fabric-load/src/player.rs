@@ -29,6 +29,7 @@ use crate::desync::compare;
 use crate::path::Walk;
 use crate::stats::{Live, NEAREST, PlayerStats};
 use crate::target::Target;
+use crate::windows::WindowPlan;
 
 /// How one player behaves.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +49,9 @@ pub struct Behaviour {
     /// Failed sessions in a row after which the player gives up (one retry a second, the
     /// zone's address asked of the registry again before each).
     pub max_failures: u32,
+    /// The windows before and after a fault in which the player also counts its updates
+    /// ([`crate::windows`]).
+    pub windows: Option<WindowPlan>,
 }
 
 /// How long a player whose commands come back `not_here` waits for `avatar_moved` before it
@@ -73,11 +77,28 @@ enum End {
     Followed(Follow),
     /// The spawn point belongs to another zone.
     Elsewhere(u8),
+    /// The player stalls: it stops reading and sending, its session held open ([`crate::stall`]).
+    Stalled,
+}
+
+/// The zone to join next for a player walking `walk` ([`Target::join_zone`]); `None` (an
+/// error counted) when there is none.
+fn next_zone(target: &Target, walk: &mut Walk, stats: &mut PlayerStats, live: &Live) -> Option<u8> {
+    match target.join_zone(walk) {
+        Ok(z) => Some(z),
+        Err(e) => {
+            stats.error(e.to_string());
+            live.errors.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
 }
 
 /// Runs player `index` against `target` until `deadline`; returns what it measured. At
 /// `storm` (the reconnect storm), a player that holds an avatar drops its session and joins
-/// again at once ([`PlayerStats::storm_recovery_s`] measures how long it took).
+/// again at once ([`PlayerStats::storm_recovery_s`] measures how long it took). At `stall`
+/// the player stops reading and sending and holds its session so until the end
+/// ([`crate::stall`]).
 pub async fn run(
     index: u32,
     target: Arc<Target>,
@@ -85,25 +106,37 @@ pub async fn run(
     live: Arc<Live>,
     deadline: Instant,
     storm: Option<Instant>,
+    stall: Option<Instant>,
 ) -> PlayerStats {
     let mut stats = PlayerStats::new(index);
     let mut walk = Walk::plan(how.seed, index, target.half_m, how.crowd, how.speed_m_s);
-    let mut zone = target.zone_of(walk.position());
+    let Some(mut zone) = next_zone(&target, &mut walk, &mut stats, &live) else {
+        return stats;
+    };
     let mut failures = 0;
     let mut follow: Option<Follow> = None;
     while Instant::now() < deadline {
         let storm = storm.filter(|_| stats.storm_dropped_at.is_none());
         let joins_before = stats.joins;
         let mut s = Session::new(index, &target, how, &live, &mut stats);
-        match s.run(zone, &mut walk, deadline, storm, follow.take()).await {
-            Ok(End::Deadline) => break,
+        let next = s
+            .run(zone, &mut walk, deadline, storm, stall, follow.take())
+            .await;
+        match next {
+            Ok(End::Deadline | End::Stalled) => break,
             Ok(End::Storm) => {
                 stats.storm_dropped_at = Some(Instant::now());
-                zone = target.zone_of(walk.position());
+                let Some(z) = next_zone(&target, &mut walk, &mut stats, &live) else {
+                    break;
+                };
+                zone = z;
             }
             Ok(End::Moved) => {
                 stats.handoffs += 1;
-                zone = target.zone_of(walk.position());
+                let Some(z) = next_zone(&target, &mut walk, &mut stats, &live) else {
+                    break;
+                };
+                zone = z;
             }
             Ok(End::Followed(f)) if usize::from(f.zone) < target.zones.len() => {
                 stats.handoffs += 1;
@@ -118,7 +151,11 @@ pub async fn run(
                 live.errors.fetch_add(1, Ordering::Relaxed);
                 break;
             }
-            Ok(End::Elsewhere(z)) if usize::from(z) < target.zones.len() => zone = z,
+            Ok(End::Elsewhere(z))
+                if usize::from(z) < target.zones.len() && target.gateway.is_none() =>
+            {
+                zone = z
+            }
             Ok(End::Elsewhere(z)) => {
                 stats.error(format!("sent to zone {z}, which the fabric does not have"));
                 live.errors.fetch_add(1, Ordering::Relaxed);
@@ -136,7 +173,10 @@ pub async fn run(
                 }
                 // Not a storm of retries: one a second.
                 sleep_until((Instant::now() + Duration::from_secs(1)).min(deadline)).await;
-                zone = target.zone_of(walk.position());
+                let Some(z) = next_zone(&target, &mut walk, &mut stats, &live) else {
+                    break;
+                };
+                zone = z;
                 // A zone that restarted registered anew (new certificate and shard id).
                 if let Err(e) = target.refresh(zone).await {
                     stats.error(e.to_string());
@@ -206,6 +246,7 @@ impl<'a> Session<'a> {
         walk: &mut Walk,
         deadline: Instant,
         storm: Option<Instant>,
+        stall: Option<Instant>,
         follow: Option<Follow>,
     ) -> Result<End, String> {
         self.zone = zone;
@@ -216,14 +257,16 @@ impl<'a> Session<'a> {
         let joined = match follow {
             // The avatar moved here: claim it with the ticket (no token, no new avatar).
             Some(f) => {
-                let mut client = Client::connect(self.target.client_config(zone));
+                let cfg = self.target.client_config(zone).map_err(|e| e.to_string())?;
+                let mut client = Client::connect(cfg);
                 let claimed = self.claim(&mut client, f, deadline).await;
                 (client, claimed)
             }
             None => {
                 let token = self.target.token(zone).await.map_err(|e| e.to_string())?;
                 self.stats.storm_step(|p, t| p.token_s = Some(t));
-                let mut client = Client::connect(self.target.client_config(zone));
+                let cfg = self.target.client_config(zone).map_err(|e| e.to_string())?;
+                let mut client = Client::connect(cfg);
                 let joined = self
                     .join(&mut client, token, walk.position(), deadline)
                     .await;
@@ -232,10 +275,13 @@ impl<'a> Session<'a> {
         };
         let (mut client, joined) = joined;
         let end = match joined {
-            Ok(None) => self.play(&mut client, walk, deadline, storm).await,
+            Ok(None) => self.play(&mut client, walk, deadline, storm, stall).await,
             Ok(Some(end)) => Ok(end),
             Err(e) => Err(e),
         };
+        if let Ok(End::Stalled) = end {
+            self.stats.stall = Some(crate::stall::hold(&mut client, deadline).await);
+        }
         client.close("load generator: session over");
         end
     }
@@ -365,6 +411,7 @@ impl<'a> Session<'a> {
         walk: &mut Walk,
         deadline: Instant,
         storm: Option<Instant>,
+        stall: Option<Instant>,
     ) -> Result<End, String> {
         self.stats.joins += 1;
         self.live
@@ -372,9 +419,15 @@ impl<'a> Session<'a> {
             .fetch_add(u32::from(self.stats.joins == 1), Ordering::Relaxed);
         self.live.connected.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let end = self.play_inner(client, walk, deadline, storm).await;
+        let from_t = self.live.since_start();
+        let end = self.play_inner(client, walk, deadline, storm, stall).await;
         self.live.connected.fetch_sub(1, Ordering::Relaxed);
         self.stats.seconds += started.elapsed().as_secs_f64();
+        if let Some(plan) = &self.how.windows {
+            let run_end = (deadline - self.live.started).as_secs_f64();
+            let to_t = self.live.since_start();
+            self.stats.window_time(plan, from_t, to_t, run_end);
+        }
         end
     }
 
@@ -384,6 +437,7 @@ impl<'a> Session<'a> {
         walk: &mut Walk,
         deadline: Instant,
         storm: Option<Instant>,
+        stall: Option<Instant>,
     ) -> Result<End, String> {
         let period = Duration::from_secs_f64(1.0 / self.how.command_hz.max(0.1));
         let mut commands = interval(period);
@@ -429,6 +483,9 @@ impl<'a> Session<'a> {
                 _ = sleep_until(storm.unwrap_or(deadline)), if storm.is_some() => {
                     return Ok(End::Storm);
                 }
+                _ = sleep_until(stall.unwrap_or(deadline)), if stall.is_some() => {
+                    return Ok(End::Stalled);
+                }
             };
             let bytes = match ev {
                 Some(ClientEvent::Datagram(b)) => b,
@@ -450,7 +507,10 @@ impl<'a> Session<'a> {
                         if reason == "not_here" {
                             // Keep the session: the old zone tells where the avatar went
                             // (`avatar_moved`, below). Leaving now would orphan it there.
-                            handing_over.get_or_insert_with(Instant::now);
+                            // Through a gateway, the gateway follows it (`zone_changed`).
+                            if self.target.gateway.is_none() {
+                                handing_over.get_or_insert_with(Instant::now);
+                            }
                         } else {
                             self.stats.commands_refused += n;
                         }
@@ -458,6 +518,17 @@ impl<'a> Session<'a> {
                 }
                 Ok(ControlMessage::Error { code, message }) => {
                     return Err(format!("zone error {code}: {message}"));
+                }
+                // The gateway followed the avatar to another zone: that zone's fresh view
+                // numbers its packets and handles from zero, as a new session's.
+                Ok(ControlMessage::ZoneChanged { id, zone }) if id == self.avatar => {
+                    self.mirror.clear();
+                    self.pending_ack = None;
+                    self.last_own_tick = None;
+                    self.min_offset = f64::INFINITY;
+                    self.zone = u8::try_from(zone).unwrap_or(u8::MAX);
+                    self.stats.handoffs += 1;
+                    handing_over = None;
                 }
                 // The zone handed the avatar on and says where: follow it there. (Commands
                 // the old zone gets meanwhile are refused as `not_joined`: it no longer
@@ -528,16 +599,21 @@ impl<'a> Session<'a> {
             {
                 self.stats.storm_recovery_s = Some(dropped.elapsed().as_secs_f64());
             }
+            let t = self.live.since_start();
             if let Some(lost) = self.stats.lost_at.take() {
                 self.stats.outages.push(lost.elapsed().as_secs_f64());
+                self.stats.outage_ends_s.push(t);
             }
             self.stats.own_updates += 1;
             self.live.own_updates.fetch_add(1, Ordering::Relaxed);
-            if let Some(last) = self.last_own_tick {
-                let gap = tick.wrapping_sub(last);
+            let gap = self.last_own_tick.map(|last| tick.wrapping_sub(last));
+            if let Some(gap) = gap {
                 self.stats.gaps.record(f64::from(gap));
                 self.stats.max_gap_ticks = self.stats.max_gap_ticks.max(gap);
                 self.live.gap(gap);
+            }
+            if let Some(plan) = &self.how.windows {
+                self.stats.window_update(plan, t, gap);
             }
             self.last_own_tick = Some(tick);
         }

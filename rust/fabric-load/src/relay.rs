@@ -7,13 +7,18 @@
 //! WebSocket fallback (TCP) does not (`fabric-linksim`'s TUN link conditions TCP, and needs
 //! root).
 //!
+//! The same relay conditions the links between zone processes (the load harness's
+//! `zone_links` scenario): [`start_on`] listens on an address of the caller's choice (another
+//! loopback address on the zone's link port, which the zone advertises), and its `cut` switch
+//! drops everything both ways while it is set (a cut link).
+//!
 //! This is test equipment, not the product: a packet through the relay is one heap copy (the
 //! link queues owned packets).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use fabric_linksim::{Fate, Link, LinkConfig};
@@ -51,6 +56,7 @@ pub struct RelayCounters {
     dropped: AtomicU64,
     sent: AtomicU64,
     flows: AtomicU64,
+    cut: AtomicU64,
 }
 
 /// [`RelayCounters`] read at one moment.
@@ -64,6 +70,9 @@ pub struct RelayFigures {
     pub sent: u64,
     /// Player flows opened.
     pub flows: u64,
+    /// Datagrams dropped because the link was cut (not counted in `received`).
+    #[serde(default)]
+    pub cut: u64,
 }
 
 impl RelayCounters {
@@ -74,6 +83,16 @@ impl RelayCounters {
             dropped: self.dropped.load(Ordering::Relaxed),
             sent: self.sent.load(Ordering::Relaxed),
             flows: self.flows.load(Ordering::Relaxed),
+            cut: self.cut.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Pushes `p` into `link` at `now`, or drops it when `cut` is set.
+    fn push(&self, link: &mut Link<Vec<u8>>, now: Duration, p: Vec<u8>, cut: &AtomicBool) {
+        if cut.load(Ordering::Relaxed) {
+            self.cut.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.pushed(link.push(now, p));
         }
     }
 
@@ -94,27 +113,57 @@ pub async fn start(
     seed: u64,
     counters: Arc<RelayCounters>,
 ) -> Result<SocketAddr, RelayError> {
-    if !zone.ip().is_loopback() {
-        return Err(RelayError::NotLoopback(zone));
+    let front = SocketAddr::new(zone.ip(), 0);
+    start_on(
+        front,
+        zone,
+        cfg,
+        seed,
+        counters,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+}
+
+/// [`start`] listening on `front` (loopback; port 0: any), dropping every datagram both ways
+/// while `cut` is set.
+pub async fn start_on(
+    front: SocketAddr,
+    zone: SocketAddr,
+    cfg: LinkConfig,
+    seed: u64,
+    counters: Arc<RelayCounters>,
+    cut: Arc<AtomicBool>,
+) -> Result<SocketAddr, RelayError> {
+    for a in [zone, front] {
+        if !a.ip().is_loopback() {
+            return Err(RelayError::NotLoopback(a));
+        }
     }
     cfg.validate()?;
-    let front = UdpSocket::bind((zone.ip(), 0))
-        .await
-        .map_err(RelayError::Bind)?;
+    let front = UdpSocket::bind(front).await.map_err(RelayError::Bind)?;
     let addr = front.local_addr().map_err(RelayError::Bind)?;
     let front = Arc::new(front);
-    tokio::spawn(accept(front, zone, cfg, seed, counters));
+    let link = Conditions { cfg, seed, cut };
+    tokio::spawn(accept(front, zone, link, counters));
     Ok(addr)
+}
+
+/// How a relay's flows are conditioned.
+struct Conditions {
+    cfg: LinkConfig,
+    seed: u64,
+    cut: Arc<AtomicBool>,
 }
 
 /// Reads the players' datagrams and hands each to its flow, opening flows as players appear.
 async fn accept(
     front: Arc<UdpSocket>,
     zone: SocketAddr,
-    cfg: LinkConfig,
-    seed: u64,
+    link: Conditions,
     counters: Arc<RelayCounters>,
 ) {
+    let Conditions { cfg, seed, cut } = link;
     let mut flows: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut opened: u64 = 0;
@@ -161,6 +210,7 @@ async fn accept(
             peer,
             up,
             down,
+            cut: cut.clone(),
         };
         tokio::spawn(flow.run(rx, counters.clone()));
     }
@@ -174,6 +224,7 @@ struct Flow {
     peer: SocketAddr,
     up: Link<Vec<u8>>,
     down: Link<Vec<u8>>,
+    cut: Arc<AtomicBool>,
 }
 
 impl Flow {
@@ -191,14 +242,15 @@ impl Flow {
                 p = rx.recv() => match p {
                     Some(p) => {
                         last = Instant::now();
-                        counters.pushed(self.up.push(last - origin, p));
+                        counters.push(&mut self.up, last - origin, p, &self.cut);
                     }
                     None => break,
                 },
                 r = self.back.recv(&mut buf) => {
                     if let Ok(n) = r {
                         last = Instant::now();
-                        counters.pushed(self.down.push(last - origin, buf[..n].to_vec()));
+                        let p = buf[..n].to_vec();
+                        counters.push(&mut self.down, last - origin, p, &self.cut);
                     }
                 }
                 _ = sleep_until(due) => {
@@ -224,19 +276,25 @@ impl Flow {
 mod tests {
     use super::*;
 
-    /// Real sockets on loopback: an echo "zone" behind a relay of 40 ms each way and 20 %
-    /// loss. Datagrams come back no sooner than 80 ms, and about a third are lost on the
-    /// round trip (1 - 0.8²), never all, never none.
-    #[tokio::test]
-    async fn datagrams_cross_the_relay_late_and_some_are_lost() {
+    /// A "zone" on loopback that sends every datagram back; its address.
+    async fn echo_zone() -> SocketAddr {
         let zone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let zone_addr = zone.local_addr().unwrap();
+        let addr = zone.local_addr().unwrap();
         tokio::spawn(async move {
             let mut buf = [0u8; 64];
             while let Ok((n, from)) = zone.recv_from(&mut buf).await {
                 let _ = zone.send_to(&buf[..n], from).await;
             }
         });
+        addr
+    }
+
+    /// Real sockets on loopback: an echo "zone" behind a relay of 40 ms each way and 20 %
+    /// loss. Datagrams come back no sooner than 80 ms, and about a third are lost on the
+    /// round trip (1 - 0.8²), never all, never none.
+    #[tokio::test]
+    async fn datagrams_cross_the_relay_late_and_some_are_lost() {
+        let zone_addr = echo_zone().await;
         let cfg = LinkConfig {
             delay: Duration::from_millis(40),
             loss: 0.2,
@@ -280,5 +338,42 @@ mod tests {
             .await,
             Err(RelayError::NotLoopback(_))
         ));
+    }
+
+    /// A relay on a chosen address (127.0.0.2, a port of its own) that is cut: nothing crosses
+    /// while the switch is set, everything (a perfect link) after it is cleared.
+    #[tokio::test]
+    async fn a_cut_relay_drops_everything_until_the_cut_ends() {
+        let zone_addr = echo_zone().await;
+        let counters = Arc::new(RelayCounters::default());
+        let cut = Arc::new(AtomicBool::new(true));
+        let front = "127.0.0.2:0".parse().unwrap();
+        let cfg = LinkConfig::default();
+        let relay = start_on(front, zone_addr, cfg, 3, counters.clone(), cut.clone())
+            .await
+            .unwrap();
+        assert_eq!(relay.ip().to_string(), "127.0.0.2");
+        let player = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        player.connect(relay).await.unwrap();
+        let mut buf = [0u8; 64];
+        for k in 0u8..20 {
+            player.send(&[k]).await.unwrap();
+        }
+        let quiet = tokio::time::timeout(Duration::from_millis(300), player.recv(&mut buf)).await;
+        assert!(quiet.is_err(), "nothing crosses a cut link");
+        assert_eq!(counters.figures().cut, 20);
+        cut.store(false, Ordering::Relaxed);
+        player.send(&[99]).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), player.recv(&mut buf))
+            .await
+            .expect("back after the cut")
+            .unwrap();
+        assert_eq!(&buf[..n], &[99]);
+        let f = counters.figures();
+        assert_eq!(
+            (f.cut, f.received, f.dropped, f.sent),
+            (20, 2, 0, 2),
+            "{f:?}"
+        );
     }
 }

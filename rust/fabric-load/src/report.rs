@@ -83,6 +83,9 @@ pub struct ZoneSample {
     pub entities: f64,
     /// Replication bytes per second to all its clients.
     pub client_bytes_per_s: f64,
+    /// Entities migrated in since the zone started (its counter).
+    #[serde(default)]
+    pub migrations_in: f64,
 }
 
 /// One second of one process, from `/proc`.

@@ -12,10 +12,12 @@ use crate::desync::Compared;
 use crate::original::{self, OriginalStats};
 use crate::player::{self, Behaviour};
 use crate::relay::RelayFigures;
+use crate::stall::{StallFigures, StallPlan};
 use crate::stats::{
     DELAY_BUCKET_MS, DELAY_BUCKETS, GAP_BUCKETS, Histogram, Live, PlayerStats, Second,
 };
 use crate::target::{Target, Transport};
+use crate::windows::WindowFigures;
 
 /// A run: how many players, for how long, doing what.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +36,9 @@ pub struct Plan {
     /// Observers of the original scheme (the baseline, [`crate::original`]), spread over the
     /// zones; they measure from the end of the ramp.
     pub original_scheme_observers: u32,
+    /// The slow reader: a share of the players stop reading at a given second
+    /// ([`crate::stall`]).
+    pub stall: Option<StallPlan>,
 }
 
 /// What the run measured.
@@ -97,6 +102,13 @@ pub struct Summary {
     /// The original scheme's observers (the baseline measured in the same run), if any.
     #[serde(default)]
     pub original_scheme: Vec<OriginalStats>,
+    /// The players that did not stall, before the fault and after it, when the run had
+    /// windows ([`crate::windows`]).
+    #[serde(default)]
+    pub windows: Option<WindowFigures>,
+    /// The slow reader's figures, when players stalled.
+    #[serde(default)]
+    pub stall: Option<StallFigures>,
 }
 
 /// The reconnect storm: how fast the players got back.
@@ -242,6 +254,8 @@ impl Summary {
             storm: None,
             relay: None,
             original_scheme: Vec::new(),
+            windows: None,
+            stall: None,
         }
     }
 
@@ -321,6 +335,12 @@ impl Summary {
                 o.iter().filter(|s| s.error.is_some()).count(),
             );
         }
+        if let Some(s) = &self.stall {
+            out += &format!("\n{}", s.text());
+        }
+        if let Some(w) = &self.windows {
+            out += &format!("\nwindows (players that did not stall): {}", w.text());
+        }
         if let Some(r) = &self.relay {
             out += &format!(
                 "\nconditioned links: {} flows, {} datagrams in, {} dropped, {} delivered",
@@ -349,8 +369,8 @@ pub fn progress_line(s: &Second) -> String {
 /// (through `print`); returns the summary.
 pub async fn run(target: Target, plan: Plan, print: impl Fn(&str)) -> Summary {
     let target = Arc::new(target);
-    let live = Arc::new(Live::default());
     let t0 = Instant::now();
+    let live = Arc::new(Live::starting(t0));
     let deadline = t0 + Duration::from_secs_f64(plan.seconds.max(0.0));
     let mut tasks = Vec::with_capacity(plan.players as usize);
     let gap = plan.ramp_s.max(0.0) / f64::from(plan.players.max(1));
@@ -361,9 +381,13 @@ pub async fn run(target: Target, plan: Plan, print: impl Fn(&str)) -> Summary {
         let storm = plan
             .storm_at_s
             .map(|s| t0 + Duration::from_secs_f64(s.max(0.0)));
+        let stall = plan
+            .stall
+            .filter(|p| p.stalls(index))
+            .map(|p| t0 + Duration::from_secs_f64(p.at_s.max(0.0)));
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(start).await;
-            player::run(index, target, how, live, deadline, storm).await
+            player::run(index, target, how, live, deadline, storm, stall).await
         }));
     }
     let measure_from = t0 + Duration::from_secs_f64(plan.ramp_s.max(0.0));
@@ -408,6 +432,13 @@ pub async fn run(target: Target, plan: Plan, print: impl Fn(&str)) -> Summary {
     summary.storm = plan
         .storm_at_s
         .map(|at| StormFigures::new(at, &summary.per_player));
+    summary.stall = plan
+        .stall
+        .map(|p| StallFigures::new(p.at_s, &summary.per_player));
+    summary.windows = plan.behaviour.windows.map(|w| {
+        let stalls = |p: &PlayerStats| plan.stall.is_some_and(|s| s.stalls(p.index));
+        WindowFigures::new(&w, &summary.per_player, |p| !stalls(p), plan.seconds)
+    });
     for o in observers {
         summary
             .original_scheme

@@ -197,9 +197,20 @@ pub struct PlayerStats {
     /// When the session in play was lost, until the player is back (not written).
     #[serde(skip)]
     pub lost_at: Option<tokio::time::Instant>,
+    /// Seconds since the players started at which each outage of [`PlayerStats::outages`]
+    /// ended (the first own update after it).
+    #[serde(default)]
+    pub outage_ends_s: Vec<f64>,
     /// Its view compared with the zones' `/state` ([`crate::desync`]).
     #[serde(default)]
     pub compared: Compared,
+    /// Own updates, time and gaps before and after a fault ([`crate::windows`]), when the run
+    /// has windows.
+    #[serde(default)]
+    pub windows: Option<[crate::windows::Window; 2]>,
+    /// How its session ended when it stalled ([`crate::stall`]); `None` when it did not.
+    #[serde(default)]
+    pub stall: Option<crate::stall::StallEnd>,
 }
 
 /// Seconds from a player's drop in the reconnect storm to each step of its way back (the
@@ -257,7 +268,10 @@ impl PlayerStats {
             outages: Vec::new(),
             outages_unrecovered: 0,
             lost_at: None,
+            outage_ends_s: Vec::new(),
             compared: Compared::default(),
+            windows: None,
+            stall: None,
         }
     }
 
@@ -293,6 +307,8 @@ fn per_second(v: f64, s: f64) -> f64 {
 /// progress line once a second. Atomics only: nothing allocates on a packet.
 #[derive(Debug)]
 pub struct Live {
+    /// When the players started (the run's clock: seconds "since the start" count from here).
+    pub started: tokio::time::Instant,
     /// Players holding an avatar now.
     pub connected: AtomicU32,
     /// Players that ever got an avatar.
@@ -312,6 +328,7 @@ pub struct Live {
 impl Default for Live {
     fn default() -> Self {
         Self {
+            started: tokio::time::Instant::now(),
             connected: AtomicU32::new(0),
             joined: AtomicU32::new(0),
             packets: AtomicU64::new(0),
@@ -343,6 +360,19 @@ pub struct Second {
 }
 
 impl Live {
+    /// Counters of a run whose players started at `started`.
+    pub fn starting(started: tokio::time::Instant) -> Self {
+        Self {
+            started,
+            ..Self::default()
+        }
+    }
+
+    /// Seconds since the players started.
+    pub fn since_start(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
     /// Counts one gap between own updates.
     pub fn gap(&self, ticks: u32) {
         let k = (ticks as usize).min(GAP_BUCKETS - 1);

@@ -36,6 +36,12 @@ pub enum TargetError {
         /// Why.
         reason: String,
     },
+    /// The gateway's certificate hash file could not be read or holds no hash.
+    #[error("the gateway's certificate hash file: {0}")]
+    GatewayPin(String),
+    /// The gateway's zone cannot be reached on the player's walk.
+    #[error("no point of the gateway's zone {0} to start in")]
+    GatewayZone(u8),
     /// The backend refused or did not answer.
     #[error("join token for zone {zone}: {reason}")]
     Token {
@@ -100,6 +106,19 @@ pub struct Tokens {
     pub api_key: String,
 }
 
+/// A gateway the players join through instead of joining zones directly: it fronts zone
+/// `zone` and follows each avatar to the zone it moves to (`fabric-gateway`).
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// Its address (UDP, loopback).
+    pub addr: SocketAddr,
+    /// The file in which the gateway keeps its certificate hash (its `--cert-hash-file`),
+    /// read for every new session: a gateway started again has a new certificate.
+    pub cert_hash_file: std::path::PathBuf,
+    /// The zone it fronts.
+    pub zone: u8,
+}
+
 /// The fabric under load.
 #[derive(Debug)]
 pub struct Target {
@@ -120,6 +139,8 @@ pub struct Target {
     /// The QUIC endpoints players share (WebTransport); `None`: one endpoint per player, as
     /// a game client has.
     pub endpoints: Option<fabric_net::ClientEndpoints>,
+    /// The gateway the players join through; `None`: they join zones directly.
+    pub gateway: Option<Gateway>,
     layout: ZoneLayout,
     bounds: WorldBounds,
 }
@@ -143,6 +164,7 @@ impl Target {
             transport,
             truths: None,
             endpoints: None,
+            gateway: None,
             layout,
             bounds,
         })
@@ -230,8 +252,12 @@ impl Target {
         Ok(changed)
     }
 
-    /// The URL a player of zone `zone` connects to.
+    /// The URL a player of zone `zone` connects to (the gateway's, when players join through
+    /// one).
     pub fn url(&self, zone: u8) -> String {
+        if let Some(g) = &self.gateway {
+            return format!("https://{}/wt", g.addr);
+        }
         let addr = self.zones[usize::from(zone)].addr;
         match self.transport {
             Transport::WebTransport => format!("https://{addr}/wt"),
@@ -239,12 +265,34 @@ impl Target {
         }
     }
 
-    /// How a player of zone `zone` connects: its URL, the zone's certificate pinned, and the
-    /// shared endpoints when the target has them.
-    pub fn client_config(&self, zone: u8) -> fabric_net::ClientConfig {
-        let mut cfg = fabric_net::ClientConfig::new(self.url(zone), self.zone(zone).cert_hash);
+    /// How a player of zone `zone` connects: its URL, the zone's certificate pinned (or the
+    /// gateway's, read from its file now), and the shared endpoints when the target has them.
+    pub fn client_config(&self, zone: u8) -> Result<fabric_net::ClientConfig, TargetError> {
+        let mut cfg = match &self.gateway {
+            Some(g) => {
+                let text = std::fs::read_to_string(&g.cert_hash_file).map_err(|e| {
+                    TargetError::GatewayPin(format!("{}: {e}", g.cert_hash_file.display()))
+                })?;
+                let pins = CertHash::parse_list(&text)
+                    .map_err(|e| TargetError::GatewayPin(e.to_string()))?;
+                fabric_net::ClientConfig::pinning(self.url(zone), &pins)
+                    .ok_or_else(|| TargetError::GatewayPin("no hash in it".into()))?
+            }
+            None => fabric_net::ClientConfig::new(self.url(zone), self.zone(zone).cert_hash),
+        };
         cfg.endpoints = self.endpoints.clone();
-        cfg
+        Ok(cfg)
+    }
+
+    /// The zone a player walking `walk` joins: the one that owns its position, or, through a
+    /// gateway, the gateway's zone, the walker moved to the first point of its loop in it
+    /// ([`Walk::start_in`]).
+    pub fn join_zone(&self, walk: &mut crate::path::Walk) -> Result<u8, TargetError> {
+        match &self.gateway {
+            None => Ok(self.zone_of(walk.position())),
+            Some(g) if walk.start_in(|p| self.zone_of(p) == g.zone) => Ok(g.zone),
+            Some(g) => Err(TargetError::GatewayZone(g.zone)),
+        }
     }
 
     /// A join token for zone `zone`, or `None` when the target has no backend.

@@ -61,6 +61,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         hysteresis_ticks: opts.hysteresis_ticks,
         extra: Vec::new(),
         backend_bin: None,
+        link_via: None,
     };
     let (mut fabric, started) =
         start_fabric(&eng, &fabric_opts, &stop, |l| println!("[fabric] {l}"))?;

@@ -97,6 +97,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                 hysteresis_ticks: 80,
                 extra,
                 backend_bin: None,
+                link_via: None,
             };
             let (mut fabric, started) = start_fabric(&eng, &fo, &stop, |_| {})?;
             let measured = started.map(|()| {

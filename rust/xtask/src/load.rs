@@ -43,7 +43,8 @@ pub struct Options {
     /// Optimised builds of the zones' extension and the load generator.
     #[arg(long)]
     pub release: bool,
-    /// A scenario of the fault ladder (steady16, lossy, storm, zone_kill) at its own size; its report
+    /// A scenario of the fault ladder (steady16, lossy, storm, zone_kill, slow_reader,
+    /// gateway_restart, zone_links) at its own size; its report
     /// goes to docs/load/<scenario>/ unless --out says otherwise.
     #[arg(long)]
     pub scenario: Option<String>,

@@ -460,6 +460,7 @@ fn start_registry(
         hysteresis_ticks: 4,
         extra,
         backend_bin: None,
+        link_via: None,
     };
     let (mut fabric, started) = start_fabric(&eng, &fopts, &AtomicBool::new(false), |_| {})?;
     let ready = started.and_then(|()| {

@@ -14,7 +14,7 @@ use fabric_harness::engine::Engine;
 use fabric_harness::process::Proc;
 
 use crate::zone_probe::field;
-use crate::{Backend, create_account, start_backend};
+use crate::{Backend, create_account};
 
 /// How long a zone of a fabric may take to start and register.
 pub const ZONE_START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,6 +37,19 @@ pub struct FabricOptions {
     /// The registry backend's binary (`None`: the workspace's debug build); capacity runs
     /// give an optimised one, or the backend's own CPU would be measured in debug.
     pub backend_bin: Option<std::path::PathBuf>,
+    /// The zones' links go through something in between (conditioned relays): each zone
+    /// advertises this address instead of 127.0.0.1 and listens for links on its own port;
+    /// `None`: direct links on any free port.
+    pub link_via: Option<LinkVia>,
+}
+
+/// Where zones advertise their link listeners when the links go through relays.
+#[derive(Debug, Clone)]
+pub struct LinkVia {
+    /// The address the zones advertise (their `--public-address`), where the relays listen.
+    pub public_address: String,
+    /// Each zone's link port (the zone listens on 127.0.0.1, its relay on the public address).
+    pub ports: Vec<u16>,
 }
 
 /// One zone of the fabric.
@@ -107,9 +120,15 @@ pub fn start_fabric(
         "--zones-per-process must be 1..=zones"
     );
     let listen = format!("127.0.0.1:{}", opts.backend_port);
+    // Zones that advertise another address than they register from (their links go through
+    // relays there) need the registry to accept it.
+    let backend_args: &[&str] = match opts.link_via {
+        Some(_) => &["--allow-any-address"],
+        None => &[],
+    };
     let backend = match &opts.backend_bin {
-        Some(bin) => crate::start_backend_bin(bin, &listen, ":memory:", &[]),
-        None => start_backend(&listen, ":memory:"),
+        Some(bin) => crate::start_backend_bin(bin, &listen, ":memory:", backend_args),
+        None => crate::start_backend_with(&listen, ":memory:", backend_args),
     }
     .context("the registry backend did not start")?;
     let api_key = create_account(&backend.url, "operator")?;
@@ -214,7 +233,9 @@ fn start_zones(
         "--bind".into(),
         "127.0.0.1".into(),
         "--public-address".into(),
-        "127.0.0.1".into(),
+        opts.link_via
+            .as_ref()
+            .map_or("127.0.0.1".into(), |v| v.public_address.clone()),
         "--metrics-addr".into(),
         "127.0.0.1:0".into(),
         "--fabric".into(),
@@ -239,6 +260,13 @@ fn start_zones(
         "--capacity".into(),
         (opts.entities / opts.zones * 2 + 400).max(1800).to_string(),
     ];
+    if let Some(v) = &opts.link_via {
+        let port = v
+            .ports
+            .get(k as usize)
+            .with_context(|| format!("no link port for zone {k}"))?;
+        args.extend(["--link-port".into(), port.to_string()]);
+    }
     if range.len() > 1 {
         args.extend([
             "--zones-in-process".into(),

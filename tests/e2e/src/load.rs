@@ -19,7 +19,12 @@ use crate::create_account;
 use crate::fabric::{Fabric, FabricOptions, start_fabric};
 use crate::load_checks::{HeldCheck, HeldFigures};
 use crate::load_faults::{CrashFigures, Faults, ZoneCrash};
+use crate::load_gateway::{
+    GatewayCrash, GatewayFigures, GatewaySpawn, PENDING_PER_ADDRESS, RunningGateway,
+    SESSIONS_PER_ADDRESS,
+};
 use crate::load_godot::{GodotClients, GodotFigures};
+use crate::load_links::{LinkFigures, LinkRelays};
 use crate::proc_usage::{CpuMeter, is_running};
 use crate::zone_probe::metrics;
 
@@ -80,6 +85,10 @@ pub struct LoadResult {
     pub crash: Option<CrashFigures>,
     /// Each Godot client's figures over the run after the ramp.
     pub godot: Vec<(String, Option<GodotFigures>)>,
+    /// The gateway's crash, when the players joined through a gateway.
+    pub gateway: Option<GatewayFigures>,
+    /// The conditioned zone links and their cut, when the run had them.
+    pub links: Option<LinkFigures>,
 }
 
 /// Runs the scenario, logging through `log`; the fabric is stopped whatever happens.
@@ -104,12 +113,16 @@ pub fn run_load(
                 "fabric-backend",
                 "--bin",
                 "fabric-backend",
+                "-p",
+                "fabric-gateway",
+                "--bin",
+                "fabric-gateway",
             ])
             .status()
             .context("running cargo build --release")?;
         anyhow::ensure!(
             status.success(),
-            "building fabric-load and fabric-backend failed ({status})"
+            "building fabric-load, fabric-backend and fabric-gateway failed ({status})"
         );
         fabric_harness::paths::target_dir().join("release/fabric-load")
     } else {
@@ -120,6 +133,10 @@ pub fn run_load(
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let mut links = match opts.faults.zone_links {
+        Some(plan) => Some(LinkRelays::start(plan, opts.zones, 1)?),
+        None => None,
+    };
     let fabric_opts = FabricOptions {
         zones: opts.zones,
         zones_per_process: opts.zones_per_process,
@@ -130,16 +147,30 @@ pub fn run_load(
         backend_bin: opts
             .release
             .then(|| fabric_harness::paths::target_dir().join("release/fabric-backend")),
+        link_via: links.as_ref().map(|l| l.via.clone()),
     };
     let (mut fabric, started) = start_fabric(&eng, &fabric_opts, stop, &log)?;
     let result = started
         .and_then(|()| write_directory(opts, &fabric))
-        .and_then(|()| drive(opts, &eng, &mut fabric, load_bin, stop, &log));
+        .and_then(|()| {
+            drive(
+                opts,
+                &eng,
+                &mut fabric,
+                load_bin,
+                links.as_mut(),
+                stop,
+                &log,
+            )
+        });
     log(&format!(
         "stopping {} zones and the backend",
         fabric.zones.len()
     ));
     fabric.stop();
+    if let Some(l) = links {
+        l.stop();
+    }
     if opts.faults.zone_kill.is_some() {
         let _ = std::fs::remove_dir_all(zone_data_dir());
     }
@@ -166,6 +197,15 @@ fn zone_args(opts: &LoadOptions) -> Vec<String> {
     if opts.godot_clients > 0 {
         let file = directory_file(opts).display().to_string();
         args.extend(["--zone-directory-file".into(), file]);
+    }
+    // Every player's gateway session has its own upstream session, all from 127.0.0.1.
+    if opts.faults.gateway.is_some() {
+        args.extend([
+            "--max-sessions-per-address".into(),
+            SESSIONS_PER_ADDRESS.to_string(),
+            "--max-pending-per-address".into(),
+            PENDING_PER_ADDRESS.to_string(),
+        ]);
     }
     // A zone that is killed reloads its journal when it starts again.
     if opts.faults.zone_kill.is_some() {
@@ -195,6 +235,7 @@ fn drive(
     eng: &engine::Engine,
     fabric: &mut Fabric,
     load_bin: PathBuf,
+    links: Option<&mut LinkRelays>,
     stop: &AtomicBool,
     log: &impl Fn(&str),
 ) -> anyhow::Result<LoadResult> {
@@ -228,21 +269,102 @@ fn drive(
         cmd.arg("--zone")
             .arg(format!("{},{},{}", z.client, z.cert_hash, z.shard));
     }
+    let mut gateway = match opts.faults.gateway {
+        Some(_) => {
+            let bin = if opts.release {
+                fabric_harness::paths::target_dir().join("release/fabric-gateway")
+            } else {
+                engine::binary("fabric-gateway")?
+            };
+            // Its working files (the zone directory, its certificate hash) beside the zones'
+            // journals, not in the report.
+            let dir =
+                std::env::temp_dir().join(format!("fabric-load-gateway-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let spawn = GatewaySpawn::new(bin, fabric, &dir)?;
+            let gw = spawn.start("127.0.0.1:0".parse().expect("address"))?;
+            log(&format!(
+                "gateway on {} in front of zone 0, following avatars",
+                gw.addr
+            ));
+            cmd.arg("--gateway")
+                .arg(gw.addr.to_string())
+                .arg("--gateway-cert-hash-file")
+                .arg(&spawn.cert_hash_file);
+            Some((spawn, gw))
+        }
+        None => None,
+    };
     if opts.godot_clients > 0 {
         log(&format!(
             "starting {} headless Godot clients beside the simulated players",
             opts.godot_clients
         ));
     }
+    // The wanderers, before the players' avatars: no entity of these may be lost.
+    let mut held = HeldCheck::default();
+    let state_addrs: Vec<_> = fabric.zones.iter().map(|z| z.metrics).collect();
+    let baseline = held.baseline(&state_addrs, 30);
+    log(&format!(
+        "{baseline} entities held before the players joined"
+    ));
     // First, so they are up when the players' ramp ends.
     let mut godot = GodotClients::start(eng, fabric, opts.godot_clients, 1.5)?;
     let mut load = match Proc::spawn("load", cmd, false) {
         Ok(p) => p,
         Err(e) => {
             godot.stop();
+            if let Some((_, gw)) = &mut gateway {
+                gw.proc.stop();
+            }
             return Err(e);
         }
     };
+    let started = Started {
+        load: &mut load,
+        godot: &mut godot,
+        gateway: gateway.as_mut(),
+        links,
+        held,
+    };
+    let result = sample(opts, fabric, started, stop, log);
+    godot.stop();
+    if let Some((spawn, gw)) = &mut gateway {
+        gw.proc.stop();
+        if let Some(dir) = spawn.cert_hash_file.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    result
+}
+
+/// What runs beside the fabric once the load generator started.
+struct Started<'a> {
+    load: &'a mut Proc,
+    godot: &'a mut GodotClients,
+    gateway: Option<&'a mut (GatewaySpawn, RunningGateway)>,
+    links: Option<&'a mut LinkRelays>,
+    /// The duplicate and loss check, its baseline read before the players joined.
+    held: HeldCheck,
+}
+
+/// Samples the zones and processes each second while the load generator runs, applies the
+/// harness's faults, then writes the report.
+fn sample(
+    opts: &LoadOptions,
+    fabric: &mut Fabric,
+    started: Started<'_>,
+    stop: &AtomicBool,
+    log: &impl Fn(&str),
+) -> anyhow::Result<LoadResult> {
+    let Started {
+        load,
+        godot,
+        mut gateway,
+        mut links,
+        mut held,
+    } = started;
+    let summary_path = opts.out.join("summary.json");
     let t0 = Instant::now();
     let window_at = opts.ramp_s + 2.0;
     let mut window_started = false;
@@ -251,10 +373,14 @@ fn drive(
         .iter()
         .map(|(p, _)| CpuMeter::new(p.pid()))
         .collect();
-    let mut others = [
+    let mut others = vec![
         ("load generator", CpuMeter::new(load.pid())),
         ("backend", CpuMeter::new(fabric.backend.proc.pid())),
     ];
+    if let Some((_, gw)) = &gateway {
+        others.push(("gateway", CpuMeter::new(gw.proc.pid())));
+    }
+    let mut gateway_crash = opts.faults.gateway.map(GatewayCrash::new);
     let mut processes: Vec<ProcSeries> = fabric
         .processes
         .iter()
@@ -272,7 +398,7 @@ fn drive(
     let mut last_bytes = vec![None::<f64>; fabric.zones.len()];
     let mut last_ticks = vec![None::<f64>; fabric.zones.len()];
     let limit = Duration::from_secs(u64::from(opts.seconds) + 90);
-    let mut held = HeldCheck::default();
+
     let mut crash = opts.faults.zone_kill.map(ZoneCrash::new);
     let mut next = t0;
     while is_running(load.pid())
@@ -296,6 +422,18 @@ fn drive(
                     *meter = CpuMeter::new(p.pid());
                 }
             }
+        }
+        if let (Some(c), Some((spawn, gw))) = (&mut gateway_crash, gateway.as_deref_mut()) {
+            let before = gw.proc.pid();
+            c.step(t, gw, spawn, log)?;
+            if gw.proc.pid() != before
+                && let Some(m) = others.iter_mut().find(|o| o.0 == "gateway")
+            {
+                m.1 = CpuMeter::new(gw.proc.pid());
+            }
+        }
+        if let Some(l) = links.as_deref_mut() {
+            l.step(t, log);
         }
         if !window_started && t >= window_at {
             godot.start_window();
@@ -326,6 +464,7 @@ fn drive(
                 players: get("fabric_zone_players"),
                 entities: get("fabric_zone_owned"),
                 client_bytes_per_s: rate,
+                migrations_in: get("fabric_zone_migrations_in_total"),
             });
         }
         let state_addrs: Vec<_> = fabric.zones.iter().map(|z| z.metrics).collect();
@@ -357,7 +496,6 @@ fn drive(
     }
     let load_exit = load.wait(Duration::from_secs(30));
     let godot_figures = godot.figures();
-    godot.stop();
     // The first sample of each meter has no interval: drop it.
     for p in &mut processes {
         if !p.samples.is_empty() {
@@ -393,6 +531,8 @@ fn drive(
         held: held.figures(),
         crash: crash.map(|c| c.figures()),
         godot: godot_figures,
+        gateway: gateway_crash.map(|c| c.figures()),
+        links: links.map(|l| l.figures()),
     })
 }
 

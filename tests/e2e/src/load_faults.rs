@@ -23,6 +23,26 @@ pub struct Faults {
     pub compare_state: bool,
     /// A zone process SIGKILLed during the run and started again.
     pub zone_kill: Option<ZoneKill>,
+    /// The slow reader: a share of the players stop reading their sessions.
+    pub stall: Option<Stall>,
+    /// The players join through a gateway, which is SIGKILLed during the run and started
+    /// again on its address ([`crate::load_gateway`]).
+    pub gateway: Option<crate::load_gateway::GatewayKill>,
+    /// The links between the zones conditioned and cut ([`crate::load_links`]).
+    pub zone_links: Option<crate::load_links::ZoneLinks>,
+    /// Windows before and after the fault, `[from, to, after]` seconds from the players'
+    /// start: the load generator compares the players' updates in `[from, to)` with those
+    /// from `after` on (`fabric_load::windows`).
+    pub windows: Option<[f64; 3]>,
+}
+
+/// The slow reader (`fabric-load --stall-at`, `fabric_load::stall`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stall {
+    /// Seconds from the players' start.
+    pub at_s: f64,
+    /// Share of the players that stop reading.
+    pub share: f64,
 }
 
 /// The players' failed sessions in a row before they give up, in a run with a zone kill (one
@@ -168,8 +188,15 @@ impl Faults {
             a.extend(["--link-delay-ms".to_owned(), ms.to_string()]);
             a.extend(["--link-loss".to_owned(), self.link_loss.to_string()]);
         }
-        if self.zone_kill.is_some() {
+        if self.zone_kill.is_some() || self.gateway.is_some() {
             a.extend(["--max-failures".to_owned(), KILL_MAX_FAILURES.to_string()]);
+        }
+        if let Some(st) = self.stall {
+            a.extend(["--stall-at".to_owned(), st.at_s.to_string()]);
+            a.extend(["--stall-share".to_owned(), st.share.to_string()]);
+        }
+        if let Some([from, to, after]) = self.windows {
+            a.extend(["--windows".to_owned(), format!("{from},{to},{after}")]);
         }
         if self.compare_state {
             for z in &fabric.zones {

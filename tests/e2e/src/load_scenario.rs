@@ -13,6 +13,19 @@
 //!   started again 3 s later on its port: the other zones keep every tick on time, the zone
 //!   reloads what it journaled, and every player whose session it took is back (asking the
 //!   registry for the zone's new certificate).
+//! - `slow_reader`: a tenth of the players stop reading their sessions (no reads, no acks, no
+//!   commands; the connection kept): the zone closes them as slow readers or holds them within
+//!   its budgets (zones' memory flat), every tick on time, the others' rates and gaps as before.
+//! - `gateway_restart`: the players join through the gateway, which is SIGKILLed and started
+//!   again on its address: every player back by itself within a bound, the zones untouched
+//!   (ticks on time, no entity lost or duplicated).
+//!
+//! - `zone_links`: the links between the zone processes through `fabric-linksim` (delay,
+//!   jitter, loss, reordering) and cut for 5 s: no entity lost or duplicated, migrations back
+//!   after the cut, ticks on time, the players' rates after it as before.
+//!
+//! The criteria shared by several scenarios and those of the second part of the ladder are in
+//! [`crate::load_criteria`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -20,10 +33,12 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 
 use crate::load::{LoadOptions, LoadResult, run_load};
-use crate::load_faults::{Faults, ZoneKill};
+use crate::load_criteria::ticks_on_time;
+use crate::load_criteria::{self, memory_flat, no_errors};
+use crate::load_faults::{Faults, Stall, ZoneKill};
+use crate::load_gateway::GatewayKill;
+use crate::load_links::ZoneLinks;
 
-/// Seconds after which every process's memory is compared with its end.
-const MEMORY_WINDOW_S: f64 = 10.0;
 /// Seconds a storm run goes on after the storm: the 5 s goal and a second of margin.
 const STORM_WINDOW_S: f64 = 6.0;
 /// Seconds a killed zone stays down.
@@ -35,10 +50,21 @@ const KILL_WINDOW_S: f64 = 30.0;
 /// Share of its entities a killed zone must own again after its restart (its journal commits
 /// every few ticks; entities that were crossing may have gone to a neighbour meanwhile).
 const KILL_RELOADED: f64 = 0.8;
-/// Growth of a process's resident memory still called flat, percent.
-const MEMORY_FLAT_PERCENT: f64 = 10.0;
-/// Growth still called flat whatever the percentage, MiB (allocator noise of small processes).
-const MEMORY_FLAT_MIB: f64 = 8.0;
+/// Seconds the gateway stays down in the gateway-restart scenario.
+const GATEWAY_DOWN_S: f64 = 3.0;
+/// Seconds a gateway-restart run goes on after the kill: the bound on the players' return,
+/// then 10 s of play to compare with the play before.
+const GATEWAY_WINDOW_S: f64 = load_criteria::GATEWAY_BACK_S + 12.0;
+/// When the zone links are cut in the zone-links scenario: the ramp and this much steady play.
+const LINK_CUT_AFTER_RAMP_S: f64 = 15.0;
+/// Seconds they stay cut.
+const LINK_CUT_S: f64 = 5.0;
+/// Seconds a zone-links run goes on after the cut: its 5 s, 5 s to recover, 10 s of play.
+const LINK_WINDOW_S: f64 = LINK_CUT_S + 15.0;
+/// Share of the players that stop reading in the slow-reader scenario.
+const STALL_SHARE: f64 = 0.1;
+/// Seconds a slow-reader run goes on after the stall: two memory windows and margin.
+const STALL_WINDOW_S: f64 = 24.0;
 
 /// A scenario of the ladder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +77,12 @@ pub enum Scenario {
     Storm,
     /// A zone process killed and started again under load.
     ZoneKill,
+    /// A tenth of the players stop reading their sessions while connected.
+    SlowReader,
+    /// The players join through the gateway; it is SIGKILLed and started again.
+    GatewayRestart,
+    /// The links between the zone processes conditioned, and cut for 5 s.
+    ZoneLinks,
 }
 
 /// The size of a scenario's run (the ladder's own unless a test makes it smaller).
@@ -79,11 +111,14 @@ pub struct Criterion {
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Steady16,
         Scenario::Lossy,
         Scenario::Storm,
         Scenario::ZoneKill,
+        Scenario::SlowReader,
+        Scenario::GatewayRestart,
+        Scenario::ZoneLinks,
     ];
 
     /// Its name on the command line and in `docs/load/`.
@@ -93,6 +128,9 @@ impl Scenario {
             Self::Lossy => "lossy",
             Self::Storm => "storm",
             Self::ZoneKill => "zone_kill",
+            Self::SlowReader => "slow_reader",
+            Self::GatewayRestart => "gateway_restart",
+            Self::ZoneLinks => "zone_links",
         }
     }
 
@@ -134,6 +172,24 @@ impl Scenario {
                 seconds: 60,
                 ramp_s: 10.0,
             },
+            Self::SlowReader => Size {
+                players: 100,
+                zones: 4,
+                seconds: 60,
+                ramp_s: 10.0,
+            },
+            Self::GatewayRestart => Size {
+                players: 100,
+                zones: 4,
+                seconds: 60,
+                ramp_s: 10.0,
+            },
+            Self::ZoneLinks => Size {
+                players: 100,
+                zones: 4,
+                seconds: 60,
+                ramp_s: 10.0,
+            },
         }
     }
 
@@ -143,6 +199,23 @@ impl Scenario {
     /// player still reconnecting as lost).
     fn storm_at_s(size: &Size) -> f64 {
         (size.ramp_s + 10.0).min(f64::from(size.seconds) - STORM_WINDOW_S)
+    }
+
+    /// Seconds from the players' start to the slow readers' stall: the ramp and 10 s of
+    /// steady play, or less when the run is short, so that [`STALL_WINDOW_S`] are left after.
+    fn stall_at_s(size: &Size) -> f64 {
+        (size.ramp_s + 10.0).min(f64::from(size.seconds) - STALL_WINDOW_S)
+    }
+
+    /// Seconds from the players' start to the gateway's kill: the ramp and 10 s of steady
+    /// play, or less when the run is short, so that [`GATEWAY_WINDOW_S`] are left after.
+    fn gateway_kill_at_s(size: &Size) -> f64 {
+        (size.ramp_s + 10.0).min(f64::from(size.seconds) - GATEWAY_WINDOW_S)
+    }
+
+    /// Seconds from the players' start to the zone links' cut, leaving [`LINK_WINDOW_S`] after.
+    fn link_cut_at_s(size: &Size) -> f64 {
+        (size.ramp_s + LINK_CUT_AFTER_RAMP_S).min(f64::from(size.seconds) - LINK_WINDOW_S)
     }
 
     /// The faults of this scenario at `size`.
@@ -167,6 +240,48 @@ impl Scenario {
                 }),
                 ..Faults::default()
             },
+            Self::SlowReader => {
+                let at_s = Self::stall_at_s(size);
+                Faults {
+                    stall: Some(Stall {
+                        at_s,
+                        share: STALL_SHARE,
+                    }),
+                    // Steady play before the stall against the rest of the run after it.
+                    windows: Some([size.ramp_s + 2.0, at_s, at_s + 2.0]),
+                    ..Faults::default()
+                }
+            }
+            Self::GatewayRestart => {
+                let at_s = Self::gateway_kill_at_s(size);
+                Faults {
+                    gateway: Some(GatewayKill {
+                        at_s,
+                        down_s: GATEWAY_DOWN_S,
+                    }),
+                    windows: Some([
+                        size.ramp_s + 2.0,
+                        at_s,
+                        at_s + load_criteria::GATEWAY_BACK_S + 2.0,
+                    ]),
+                    ..Faults::default()
+                }
+            }
+            Self::ZoneLinks => {
+                let cut_at_s = Self::link_cut_at_s(size);
+                Faults {
+                    zone_links: Some(ZoneLinks {
+                        delay_ms: 25,
+                        jitter_ms: 10,
+                        loss: 0.01,
+                        reorder: 0.01,
+                        cut_at_s,
+                        cut_s: LINK_CUT_S,
+                    }),
+                    windows: Some([size.ramp_s + 2.0, cut_at_s, cut_at_s + LINK_CUT_S + 5.0]),
+                    ..Faults::default()
+                }
+            }
         }
     }
 
@@ -182,6 +297,35 @@ impl Scenario {
             return Err(format!(
                 "a zone kill needs 2 zones or more and at least the ramp ({} s), 2 s of steady \
                  play and {KILL_WINDOW_S} s after the kill: {} zones, {} s",
+                size.ramp_s, size.zones, size.seconds
+            ));
+        }
+        if self == Self::SlowReader
+            && (Self::stall_at_s(size) < size.ramp_s + 4.0
+                || (f64::from(size.players) * STALL_SHARE).round() < 1.0)
+        {
+            return Err(format!(
+                "a slow-reader run needs at least the ramp ({} s), 4 s of steady play, \
+                 {STALL_WINDOW_S} s after the stall and {:.0} players: {} players, {} s",
+                size.ramp_s,
+                (0.5 / STALL_SHARE).ceil(),
+                size.players,
+                size.seconds
+            ));
+        }
+        if self == Self::GatewayRestart && Self::gateway_kill_at_s(size) < size.ramp_s + 4.0 {
+            return Err(format!(
+                "a gateway-restart run needs at least the ramp ({} s), 4 s of steady play and \
+                 {GATEWAY_WINDOW_S} s after the kill: {} s is too short",
+                size.ramp_s, size.seconds
+            ));
+        }
+        if self == Self::ZoneLinks
+            && (size.zones < 2 || Self::link_cut_at_s(size) < size.ramp_s + 4.0)
+        {
+            return Err(format!(
+                "a zone-links run needs 2 zones or more and at least the ramp ({} s), 4 s of \
+                 steady play and {LINK_WINDOW_S} s after the cut: {} zones, {} s",
                 size.ramp_s, size.zones, size.seconds
             ));
         }
@@ -257,7 +401,7 @@ impl Scenario {
                     ),
                     pass: h.duplicated == 0 && h.snapshots >= opts.seconds / 2,
                 });
-                c.push(memory_flat(r, opts.ramp_s + 2.0));
+                c.push(memory_flat(r, opts.ramp_s + 2.0, |_| true));
                 c.push(no_errors(r));
             }
             Self::Lossy => {
@@ -318,6 +462,9 @@ impl Scenario {
                 c.push(no_errors(r));
             }
             Self::ZoneKill => c.extend(zone_kill_criteria(r, opts)),
+            Self::SlowReader => c.extend(load_criteria::slow_reader(r, opts)),
+            Self::GatewayRestart => c.extend(load_criteria::gateway_restart(r, opts)),
+            Self::ZoneLinks => c.extend(load_criteria::zone_links(r, opts)),
         }
         c
     }
@@ -327,11 +474,7 @@ impl Scenario {
 /// on time, every session it took came back, and nobody else saw an error.
 fn zone_kill_criteria(r: &LoadResult, opts: &LoadOptions) -> Vec<Criterion> {
     let Some(k) = r.crash else {
-        return vec![Criterion {
-            what: "the zone was killed".into(),
-            measured: "no crash ran".into(),
-            pass: false,
-        }];
+        return load_criteria::not_run("the zone was killed", "no crash ran");
     };
     let mut c = Vec::new();
     c.push(Criterion {
@@ -358,38 +501,14 @@ fn zone_kill_criteria(r: &LoadResult, opts: &LoadOptions) -> Vec<Criterion> {
         ),
         pass: k.owned_before > 0.0 && k.owned_after >= KILL_RELOADED * k.owned_before,
     });
-    let after = opts.ramp_s + 2.0;
-    let mut worst = (0usize, 0.0_f64, 0.0_f64);
-    for (z, samples) in r.data.zones.iter().enumerate() {
-        if z == k.zone as usize {
-            continue;
-        }
-        let late: Vec<_> = samples.iter().filter(|s| s.t >= after).collect();
-        let p99 = late.iter().map(|s| s.tick_p99_ms).fold(0.0, f64::max);
-        let overruns = match (late.first(), late.last()) {
-            (Some(a), Some(b)) => b.overruns - a.overruns,
-            _ => 0.0,
-        };
-        if (p99, overruns) > (worst.1, worst.2) {
-            worst = (z, p99, overruns);
-        }
-    }
-    c.push(Criterion {
-        what: format!(
-            "the other zones kept every tick on time (tick p99 <= 50 ms after {after:.0} s, no overrun)"
-        ),
-        measured: format!(
-            "worst zone {}: tick p99 {:.2} ms, {} overruns",
-            worst.0, worst.1, worst.2
-        ),
-        pass: worst.1 <= 50.0 && worst.2 == 0.0,
-    });
+    c.push(ticks_on_time(
+        r,
+        opts.ramp_s + 2.0,
+        Some(k.zone as usize),
+        "the other zones",
+    ));
     let players = &r.data.summary.per_player;
-    let lost: Vec<_> = players
-        .iter()
-        .filter(|p| !p.outages.is_empty() || p.outages_unrecovered > 0)
-        .collect();
-    let unrecovered: u32 = lost.iter().map(|p| p.outages_unrecovered).sum();
+    let (lost, unrecovered) = load_criteria::lost_sessions(r);
     let slowest = lost
         .iter()
         .flat_map(|p| p.outages.iter().copied())
@@ -421,82 +540,6 @@ fn zone_kill_criteria(r: &LoadResult, opts: &LoadOptions) -> Vec<Criterion> {
         pass: bystanders.is_empty(),
     });
     c
-}
-
-/// No errors counted by the players.
-fn no_errors(r: &LoadResult) -> Criterion {
-    let s = &r.data.summary;
-    Criterion {
-        what: "no errors".into(),
-        measured: match s.error_examples.first() {
-            Some(e) => format!(
-                "{} (the first: {})",
-                s.errors,
-                e.chars().take(160).collect::<String>()
-            ),
-            None => s.errors.to_string(),
-        },
-        pass: s.errors == 0,
-    }
-}
-
-/// Every process's resident memory at the end (mean of the last [`MEMORY_WINDOW_S`]) against
-/// its start (mean of the first [`MEMORY_WINDOW_S`] after `after_s`).
-fn memory_flat(r: &LoadResult, after_s: f64) -> Criterion {
-    let mut worst = (String::new(), 0.0_f64, 0.0_f64);
-    let mut pass = true;
-    let mut measured_any = false;
-    for p in &r.data.processes {
-        let s: Vec<(f64, f64)> = p
-            .samples
-            .iter()
-            .filter(|x| x.t >= after_s)
-            .map(|x| (x.t, x.rss_mib))
-            .collect();
-        let (Some(first), Some(last)) = (s.first(), s.last()) else {
-            continue;
-        };
-        if last.0 - first.0 < 2.0 * MEMORY_WINDOW_S {
-            continue;
-        }
-        let mean = |from: f64, to: f64| {
-            let v: Vec<f64> = s
-                .iter()
-                .filter(|x| x.0 >= from && x.0 < to)
-                .map(|x| x.1)
-                .collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
-        };
-        let start = mean(first.0, first.0 + MEMORY_WINDOW_S);
-        let end = mean(last.0 - MEMORY_WINDOW_S, last.0 + 1.0);
-        let growth = end - start;
-        let percent = if start > 0.0 {
-            growth / start * 100.0
-        } else {
-            0.0
-        };
-        measured_any = true;
-        if growth > MEMORY_FLAT_MIB && percent > MEMORY_FLAT_PERCENT {
-            pass = false;
-        }
-        if growth > worst.1 {
-            worst = (p.name.clone(), growth, percent);
-        }
-    }
-    Criterion {
-        what: format!(
-            "memory flat: no process grows more than {MEMORY_FLAT_PERCENT:.0} % (and {MEMORY_FLAT_MIB:.0} MiB) from its first to its last {MEMORY_WINDOW_S:.0} s"
-        ),
-        measured: if worst.0.is_empty() {
-            "no process grew".into()
-        } else {
-            format!(
-                "most growth: {} +{:.1} MiB ({:+.1} %)",
-                worst.0, worst.1, worst.2
-            )
-        },
-        pass: pass && measured_any,
-    }
 }
 
 /// Puts the scenario's section (its name, the verdict and the criteria) into the report at

@@ -192,6 +192,7 @@ fn registry_fabric(
         hysteresis_ticks: 4,
         extra,
         backend_bin: None,
+        link_via: None,
     };
     let (fabric, started) =
         start_fabric(engine, &opts, &AtomicBool::new(false), |l| println!("{l}")).unwrap();

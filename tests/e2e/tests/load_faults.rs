@@ -1,7 +1,9 @@
 //! The fault scenarios of the load harness, small enough for CI on 2 cores, through the real
 //! processes (the registry backend, two linked headless Godot zones, the `fabric-load`
-//! generator): a reconnect storm, a lossy link for every player, and a zone process killed and started again. Asserted: the scenario's
-//! own pass/fail criteria (what the report says) and the figures behind them.
+//! generator): a reconnect storm, a lossy link for every player, a zone process killed and
+//! started again, players that stop reading, the gateway killed and started again, and the
+//! zone links conditioned and cut. Asserted: the scenario's own pass/fail criteria (what the
+//! report says) and the figures behind them.
 
 use std::sync::atomic::AtomicBool;
 
@@ -112,4 +114,104 @@ fn a_zone_killed_under_load_comes_back_and_its_players_with_it() {
         .filter(|p| !p.outages.is_empty())
         .count();
     assert!(lost >= 1, "some players were on the killed zone");
+}
+
+#[test]
+fn players_that_stop_reading_are_held_within_budget_and_the_others_keep_their_rate() {
+    let r = run(
+        Scenario::SlowReader,
+        Size {
+            players: 20,
+            zones: 2,
+            seconds: 36,
+            ramp_s: 2.0,
+        },
+    );
+    let s = &r.data.summary;
+    let st = s.stall.as_ref().expect("stall figures");
+    assert_eq!(st.stalled, 2, "a tenth of 20 players stalled: {st:?}");
+    assert_eq!(st.closed_slow_reader + st.open, 2, "{st:?}");
+    let stalled: Vec<_> = s.per_player.iter().filter(|p| p.stall.is_some()).collect();
+    assert_eq!(
+        stalled.iter().map(|p| p.index).collect::<Vec<_>>(),
+        vec![9, 19]
+    );
+    for p in &stalled {
+        let end = p.stall.as_ref().expect("stall end");
+        assert!(
+            end.stalled_s > 20.0 && end.datagrams > 0,
+            "held unread until the end, the zone still sending: {end:?}"
+        );
+    }
+    let w = s.windows.as_ref().expect("windows");
+    assert_eq!(w.before.players, 18, "the 18 that kept reading: {w:?}");
+    assert_eq!(w.after.players, 18, "{w:?}");
+    assert!(w.after.own_hz_median > 15.0, "{w:?}");
+}
+
+#[test]
+fn players_behind_a_gateway_killed_under_load_come_back_by_themselves() {
+    let r = run(
+        Scenario::GatewayRestart,
+        Size {
+            players: 12,
+            zones: 2,
+            seconds: 36,
+            ramp_s: 2.0,
+        },
+    );
+    let g = r.gateway.expect("gateway figures");
+    let back_at = g.back_at_s.expect("the gateway came back");
+    assert!(back_at - g.killed_at_s >= 3.0, "down 3 s: {g:?}");
+    assert!(
+        g.killed_at_s >= 8.0,
+        "killed after the ramp and steady play: {g:?}"
+    );
+    let s = &r.data.summary;
+    for p in &s.per_player {
+        assert_eq!(
+            p.outages.len(),
+            1,
+            "player {} lost its session once",
+            p.index
+        );
+        let end = p.outage_ends_s[0] - g.killed_at_s;
+        assert!(
+            (3.0..=15.0).contains(&end),
+            "player {} back {end:.1} s after the kill (the gateway was down 3 s)",
+            p.index
+        );
+        assert!(p.joins >= 2, "player {} joined again", p.index);
+    }
+    assert!(r.held.baseline > 0 && r.held.snapshots > 10, "{:?}", r.held);
+}
+
+#[test]
+fn a_fabric_whose_zone_links_are_lossy_and_cut_keeps_every_entity() {
+    let r = run(
+        Scenario::ZoneLinks,
+        Size {
+            players: 12,
+            zones: 2,
+            seconds: 30,
+            ramp_s: 2.0,
+        },
+    );
+    let l = r.links.expect("link figures");
+    // Two zones, one link; dialled again from a new port when the cut outlasted it.
+    assert!((1..=2).contains(&l.relay.flows), "{l:?}");
+    let (from, to) = (l.cut_from_s.expect("cut"), l.cut_to_s.expect("cut over"));
+    assert!((4.5..=6.5).contains(&(to - from)), "cut 5 s: {l:?}");
+    assert!(l.relay.cut > 0 && l.relay.dropped > 0, "{l:?}");
+    let h = &r.held;
+    assert_eq!((h.lost, h.duplicated, h.missing_last), (0, 0, 0), "{h:?}");
+    assert_eq!(h.baseline, 200, "every wanderer in the baseline: {h:?}");
+    let migrated: f64 = r
+        .data
+        .zones
+        .iter()
+        .filter_map(|z| Some((z.iter().find(|s| s.t >= to)?, z.last()?)))
+        .map(|(a, b)| b.migrations_in - a.migrations_in)
+        .sum();
+    assert!(migrated > 0.0, "migrations after the cut");
 }
