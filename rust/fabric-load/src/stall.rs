@@ -65,9 +65,9 @@ pub async fn hold(client: &mut Client, deadline: Instant) -> StallEnd {
                 end.messages += 1;
                 end.bytes += m.len() as u64;
             }
-            ClientEvent::Closed { reason, code } => {
-                end.closed_code = code;
-                end.closed_reason = Some(reason);
+            ClientEvent::Closed { reason } => {
+                end.closed_code = reason.code();
+                end.closed_reason = Some(reason.to_string());
             }
             ClientEvent::Failed(e) => end.closed_reason = Some(e.to_string()),
             ClientEvent::Connected { .. } => {}
