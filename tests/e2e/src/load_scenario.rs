@@ -166,25 +166,8 @@ impl Scenario {
                 seconds: 40,
                 ramp_s: 10.0,
             },
-            Self::ZoneKill => Size {
-                players: 100,
-                zones: 4,
-                seconds: 60,
-                ramp_s: 10.0,
-            },
-            Self::SlowReader => Size {
-                players: 100,
-                zones: 4,
-                seconds: 60,
-                ramp_s: 10.0,
-            },
-            Self::GatewayRestart => Size {
-                players: 100,
-                zones: 4,
-                seconds: 60,
-                ramp_s: 10.0,
-            },
-            Self::ZoneLinks => Size {
+            // The fault scenarios: 100 players on 4 zones for a minute.
+            Self::ZoneKill | Self::SlowReader | Self::GatewayRestart | Self::ZoneLinks => Size {
                 players: 100,
                 zones: 4,
                 seconds: 60,
